@@ -1,0 +1,136 @@
+package attest
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+
+	protobundle "github.com/sigstore/protobuf-specs/gen/pb-go/bundle/v1"
+	protocommon "github.com/sigstore/protobuf-specs/gen/pb-go/common/v1"
+	dssepb "github.com/sigstore/protobuf-specs/gen/pb-go/dsse"
+	"google.golang.org/protobuf/encoding/protojson"
+)
+
+// BundleMediaType is the media type of the bundles this package writes:
+// Sigstore bundle v0.3.
+const BundleMediaType = "application/vnd.dev.sigstore.bundle.v0.3+json"
+
+// MaxBundleSize bounds a bundle file: a statement plus signatures and
+// encoding overhead.
+const MaxBundleSize = 2*MaxStatementSize + 1<<20
+
+// bundleMediaTypes are the media types ParseBundle accepts: the v0.3
+// spellings and the two earlier versions, which share the DSSE layout.
+var bundleMediaTypes = map[string]bool{
+	"application/vnd.dev.sigstore.bundle+json;version=0.1": true,
+	"application/vnd.dev.sigstore.bundle+json;version=0.2": true,
+	"application/vnd.dev.sigstore.bundle+json;version=0.3": true,
+	"application/vnd.dev.sigstore.bundle.v0.3+json":        true,
+}
+
+// Bundle is a Sigstore bundle that carries a DSSE envelope signed with a
+// public key (no certificate): what `cosign attest-blob --key
+// --new-bundle-format` writes, and what [NewBundle] makes.
+type Bundle struct {
+	pb *protobundle.Bundle
+}
+
+// NewBundle wraps a signed envelope in a v0.3 bundle. keyHint names the
+// signing key (see [Signer.KeyID]); verifiers do not trust it.
+func NewBundle(env *dssepb.Envelope, keyHint string) *Bundle {
+	return &Bundle{pb: &protobundle.Bundle{
+		MediaType: BundleMediaType,
+		VerificationMaterial: &protobundle.VerificationMaterial{
+			Content: &protobundle.VerificationMaterial_PublicKey{
+				PublicKey: &protocommon.PublicKeyIdentifier{Hint: keyHint},
+			},
+		},
+		Content: &protobundle.Bundle_DsseEnvelope{DsseEnvelope: env},
+	}}
+}
+
+// Envelope returns the bundle's DSSE envelope.
+func (b *Bundle) Envelope() *dssepb.Envelope { return b.pb.GetDsseEnvelope() }
+
+// MediaType returns the bundle's media type.
+func (b *Bundle) MediaType() string { return b.pb.GetMediaType() }
+
+// KeyHint returns the unauthenticated hint naming the signing key.
+func (b *Bundle) KeyHint() string {
+	return b.pb.GetVerificationMaterial().GetPublicKey().GetHint()
+}
+
+// MarshalJSON encodes the bundle in the Sigstore bundle JSON form.
+func (b *Bundle) MarshalJSON() ([]byte, error) {
+	return marshalCompact(b.pb)
+}
+
+// ParseBundle decodes a Sigstore bundle and checks that it has the shape
+// this package verifies: a known media type, a DSSE envelope with an in-toto
+// payload and at least one signature, and public-key verification material.
+// It does not verify anything cryptographic.
+func ParseBundle(data []byte) (*Bundle, error) {
+	if len(data) > MaxBundleSize {
+		return nil, fmt.Errorf("attest: bundle: %d bytes is over the %d byte limit", len(data), MaxBundleSize)
+	}
+	if len(data) == 0 {
+		return nil, errors.New("attest: bundle: file is empty")
+	}
+	if !json.Valid(data) {
+		// protojson's errors for broken JSON name a byte offset in terms
+		// only a parser understands; say it plainly.
+		var probe any
+		err := json.Unmarshal(data, &probe)
+		var syn *json.SyntaxError
+		switch {
+		case errors.As(err, &syn) && syn.Offset >= int64(len(data)):
+			return nil, errors.New("attest: bundle: JSON ends early (truncated file?)")
+		case errors.As(err, &syn):
+			return nil, fmt.Errorf("attest: bundle: not JSON (at byte %d: %s)", syn.Offset, syn.Error())
+		default:
+			return nil, fmt.Errorf("attest: bundle: not JSON: %w", err)
+		}
+	}
+	pb := new(protobundle.Bundle)
+	if err := (protojson.UnmarshalOptions{DiscardUnknown: true}).Unmarshal(data, pb); err != nil {
+		return nil, fmt.Errorf("attest: bundle: not a Sigstore bundle: %w", err)
+	}
+	if mt := pb.GetMediaType(); !bundleMediaTypes[mt] {
+		if mt == "" {
+			return nil, errors.New("attest: bundle: missing mediaType (not a Sigstore bundle?)")
+		}
+		return nil, fmt.Errorf("attest: bundle: unknown media type %q (want %q)", mt, BundleMediaType)
+	}
+	env := pb.GetDsseEnvelope()
+	if env == nil {
+		if pb.GetMessageSignature() != nil {
+			return nil, errors.New("attest: bundle: holds a plain message signature, not an attestation (DSSE envelope)")
+		}
+		return nil, errors.New("attest: bundle: no DSSE envelope")
+	}
+	if env.GetPayloadType() != InTotoPayloadType {
+		return nil, fmt.Errorf("attest: bundle: envelope payload type %q, want %q", env.GetPayloadType(), InTotoPayloadType)
+	}
+	if len(env.GetPayload()) == 0 {
+		return nil, errors.New("attest: bundle: envelope has an empty payload")
+	}
+	if len(env.GetSignatures()) == 0 {
+		return nil, errors.New("attest: bundle: envelope has no signatures")
+	}
+	for i, s := range env.GetSignatures() {
+		if len(s.GetSig()) == 0 {
+			return nil, fmt.Errorf("attest: bundle: envelope signature %d is empty", i)
+		}
+	}
+	vm := pb.GetVerificationMaterial()
+	switch {
+	case vm == nil:
+		return nil, errors.New("attest: bundle: missing verificationMaterial")
+	case vm.GetPublicKey() != nil:
+	case vm.GetCertificate() != nil || vm.GetX509CertificateChain() != nil:
+		return nil, errors.New("attest: bundle: signed with a certificate (keyless signing); pyrsia-build verifies bundles signed with a key")
+	default:
+		return nil, errors.New("attest: bundle: verificationMaterial names no key")
+	}
+	return &Bundle{pb: pb}, nil
+}

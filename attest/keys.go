@@ -1,0 +1,134 @@
+package attest
+
+import (
+	"crypto"
+	"crypto/sha256"
+	"crypto/x509"
+	"encoding/hex"
+	"encoding/pem"
+	"errors"
+	"fmt"
+	"strings"
+
+	"github.com/sigstore/cosign/v2/pkg/cosign"
+	"github.com/sigstore/sigstore/pkg/cryptoutils"
+	"github.com/sigstore/sigstore/pkg/signature"
+)
+
+// ErrWrongPassword is returned by [LoadSigner] when the password does not
+// decrypt the private key. Use errors.Is.
+var ErrWrongPassword = errors.New("attest: wrong password for private key (or the key file is damaged)")
+
+// KeyPair is a freshly generated key pair in cosign's file formats.
+type KeyPair struct {
+	// Private is an encrypted PEM block of type "ENCRYPTED SIGSTORE PRIVATE KEY"
+	// (scrypt + secretbox), exactly as `cosign generate-key-pair` writes it.
+	Private []byte
+	// Public is a PEM "PUBLIC KEY" block (PKIX).
+	Public []byte
+}
+
+// GenerateKeyPair makes an ECDSA P-256 key pair with cosign's own key
+// functions, encrypting the private key with password.
+func GenerateKeyPair(password []byte) (*KeyPair, error) {
+	kb, err := cosign.GenerateKeyPair(func(bool) ([]byte, error) { return password, nil })
+	if err != nil {
+		return nil, fmt.Errorf("attest: generating key pair: %w", err)
+	}
+	return &KeyPair{Private: kb.PrivateBytes, Public: kb.PublicBytes}, nil
+}
+
+// Signer signs DSSE envelopes with a cosign private key.
+type Signer struct {
+	sv  signature.SignerVerifier
+	pub crypto.PublicKey
+	id  string
+}
+
+// LoadSigner decrypts a cosign private key (ENCRYPTED SIGSTORE PRIVATE KEY
+// or ENCRYPTED COSIGN PRIVATE KEY) with password.
+func LoadSigner(keyPEM, password []byte) (*Signer, error) {
+	block, _ := pem.Decode(keyPEM)
+	if block == nil {
+		return nil, errors.New("attest: private key: no PEM block found (is this a cosign.key file?)")
+	}
+	if block.Type != cosign.SigstorePrivateKeyPemType && block.Type != cosign.CosignPrivateKeyPemType {
+		return nil, fmt.Errorf("attest: private key: PEM type %q is not an encrypted cosign private key", block.Type)
+	}
+	sv, err := cosign.LoadPrivateKey(keyPEM, password, nil)
+	if err != nil {
+		// go-securesystemslib's encrypted package has no sentinel for this.
+		if strings.Contains(err.Error(), "decryption failed") {
+			return nil, ErrWrongPassword
+		}
+		return nil, fmt.Errorf("attest: private key: %w", err)
+	}
+	pub, err := sv.PublicKey()
+	if err != nil {
+		return nil, fmt.Errorf("attest: private key: deriving public key: %w", err)
+	}
+	id, err := KeyID(pub)
+	if err != nil {
+		return nil, err
+	}
+	return &Signer{sv: sv, pub: pub, id: id}, nil
+}
+
+// KeyID returns the key's identifier: hex SHA-256 of its PKIX DER encoding.
+func (s *Signer) KeyID() string { return s.id }
+
+// Public returns the signer's public key.
+func (s *Signer) Public() crypto.PublicKey { return s.pub }
+
+// PublicKey is a verification key with a human name (usually the file it
+// came from, or the build node it belongs to).
+type PublicKey struct {
+	Name string
+	ID   string
+	key  crypto.PublicKey
+	v    signature.Verifier
+}
+
+// ParsePublicKey reads a PEM "PUBLIC KEY" (as cosign writes) and names it.
+func ParsePublicKey(name string, pemBytes []byte) (*PublicKey, error) {
+	block, _ := pem.Decode(pemBytes)
+	if block == nil {
+		return nil, errors.New("attest: public key: no PEM block found (expected a cosign.pub file)")
+	}
+	if block.Type != string(cryptoutils.PublicKeyPEMType) {
+		return nil, fmt.Errorf("attest: public key: PEM type %q, want %q", block.Type, cryptoutils.PublicKeyPEMType)
+	}
+	key, err := x509.ParsePKIXPublicKey(block.Bytes)
+	if err != nil {
+		return nil, fmt.Errorf("attest: public key: %w", err)
+	}
+	return NewPublicKey(name, key)
+}
+
+// NewPublicKey wraps a crypto public key for verification.
+func NewPublicKey(name string, key crypto.PublicKey) (*PublicKey, error) {
+	// SHA-256 for every key type, as cosign does by default; ed25519 keys are
+	// verified as pure ed25519.
+	v, err := signature.LoadVerifier(key, crypto.SHA256)
+	if err != nil {
+		return nil, fmt.Errorf("attest: public key: %w", err)
+	}
+	id, err := KeyID(key)
+	if err != nil {
+		return nil, err
+	}
+	return &PublicKey{Name: name, ID: id, key: key, v: v}, nil
+}
+
+// Key returns the underlying crypto public key.
+func (p *PublicKey) Key() crypto.PublicKey { return p.key }
+
+// KeyID returns hex SHA-256 of the key's PKIX DER encoding.
+func KeyID(pub crypto.PublicKey) (string, error) {
+	der, err := x509.MarshalPKIXPublicKey(pub)
+	if err != nil {
+		return "", fmt.Errorf("attest: encoding public key: %w", err)
+	}
+	sum := sha256.Sum256(der)
+	return hex.EncodeToString(sum[:]), nil
+}

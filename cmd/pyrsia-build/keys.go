@@ -1,0 +1,72 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"github.com/pyrsia/pyrsia-build/attest"
+)
+
+// loadSigner reads and decrypts the private key at path.
+func loadSigner(path string, stderr io.Writer) (*attest.Signer, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, inputErr(fmt.Errorf("reading private key: %w", err),
+			"make a key pair with 'pyrsia-build keygen' or 'cosign generate-key-pair'")
+	}
+	pw, err := readPassword("Enter password for private key: ", false, stderr)
+	if err != nil {
+		return nil, err
+	}
+	s, err := attest.LoadSigner(data, pw)
+	if errors.Is(err, attest.ErrWrongPassword) {
+		return nil, inputErr(fmt.Errorf("%s: wrong password (or the key file is damaged)", path),
+			"set COSIGN_PASSWORD to the password the key was made with")
+	}
+	if err != nil {
+		return nil, inputErr(fmt.Errorf("%s: %w", path, trimPkg(err)),
+			"--key takes the private key (cosign.key); the .pub file is for verify")
+	}
+	return s, nil
+}
+
+// loadPublicKeys reads public key files, named by their base names.
+func loadPublicKeys(paths []string) ([]*attest.PublicKey, error) {
+	var keys []*attest.PublicKey
+	for _, p := range paths {
+		data, err := os.ReadFile(p)
+		if err != nil {
+			return nil, inputErr(fmt.Errorf("reading public key: %w", err))
+		}
+		name := strings.TrimSuffix(filepath.Base(p), filepath.Ext(p))
+		k, err := attest.ParsePublicKey(name, data)
+		if err != nil {
+			return nil, inputErr(fmt.Errorf("%s: %w", p, trimPkg(err)),
+				"--key takes a PEM public key such as cosign.pub")
+		}
+		keys = append(keys, k)
+	}
+	return keys, nil
+}
+
+// trimPkg drops a leading "attest: " from a library error: the CLI names
+// the file instead.
+type trimmed struct {
+	msg string
+	err error
+}
+
+func (t trimmed) Error() string { return t.msg }
+func (t trimmed) Unwrap() error { return t.err }
+
+func trimPkg(err error) error {
+	msg := err.Error()
+	if m, ok := strings.CutPrefix(msg, "attest: "); ok {
+		return trimmed{m, err}
+	}
+	return err
+}

@@ -1,0 +1,132 @@
+// Command pyrsia-build builds, attests, publishes and verifies open-source
+// artifacts on a network of independent build nodes.
+//
+// This package wires the other packages together; the logic lives in them.
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"runtime/debug"
+	"strings"
+	"syscall"
+
+	"github.com/urfave/cli/v2"
+)
+
+// Exit codes.
+const (
+	exitOK          = 0
+	exitNotVerified = 1 // the evidence was read and does not hold
+	exitInput       = 2 // usage error or bad input
+)
+
+// version is set with -ldflags "-X main.version=..." by release builds;
+// otherwise it comes from the module's build info.
+var version = ""
+
+func main() { os.Exit(run(os.Args, os.Stdin, os.Stdout, os.Stderr)) }
+
+// run is main without the exit, so tests can call it.
+func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	app := newApp(stdin, stdout, stderr)
+	err := app.RunContext(ctx, args)
+	if err == nil {
+		return exitOK
+	}
+	return report(stderr, err)
+}
+
+func newApp(stdin io.Reader, stdout, stderr io.Writer) *cli.App {
+	return &cli.App{
+		Name:  "pyrsia-build",
+		Usage: "trusted open-source artifacts, rebuilt and attested by independent build nodes",
+		Description: `pyrsia-build signs in-toto attestations for build artifacts with cosign keys
+and verifies them offline.
+
+Quick start:
+   pyrsia-build keygen                       # writes cosign.key and cosign.pub
+   pyrsia-build attest --key cosign.key app.tar
+   pyrsia-build verify --key cosign.pub app.tar
+
+Exit codes: 0 ok, 1 verification failed, 2 usage error or bad input.`,
+		Version:              buildVersion(),
+		Reader:               stdin,
+		Writer:               stdout,
+		ErrWriter:            stderr,
+		EnableBashCompletion: true,
+		HideHelpCommand:      true,
+		// App.Run must never exit the process by itself: run decides.
+		ExitErrHandler: func(*cli.Context, error) {},
+		OnUsageError:   usageError,
+		Commands: []*cli.Command{
+			keygenCommand(),
+			attestCommand(),
+			verifyCommand(),
+		},
+	}
+}
+
+func buildVersion() string {
+	if version != "" {
+		return version
+	}
+	bi, ok := debug.ReadBuildInfo()
+	if !ok {
+		return "unknown"
+	}
+	v := bi.Main.Version
+	for _, s := range bi.Settings {
+		if s.Key == "vcs.revision" {
+			v += " " + s.Value
+		}
+	}
+	return v + " " + bi.GoVersion
+}
+
+// cmdError is an error a person reads: a message, hints, an exit code.
+type cmdError struct {
+	code  int
+	err   error
+	hints []string
+}
+
+func (e *cmdError) Error() string { return e.err.Error() }
+func (e *cmdError) Unwrap() error { return e.err }
+
+// inputErr is bad input or usage: exit 2.
+func inputErr(err error, hints ...string) error {
+	return &cmdError{code: exitInput, err: err, hints: hints}
+}
+
+// failed is a verification that did not hold: exit 1.
+func failed(err error, hints ...string) error {
+	return &cmdError{code: exitNotVerified, err: err, hints: hints}
+}
+
+func usageError(c *cli.Context, err error, _ bool) error {
+	return inputErr(err, fmt.Sprintf("run 'pyrsia-build %s --help' for usage", strings.TrimSpace(c.Command.FullName())))
+}
+
+// report prints err the way a person should read it and returns the exit code.
+func report(stderr io.Writer, err error) int {
+	code := exitInput
+	var hints []string
+	var ce *cmdError
+	if errors.As(err, &ce) {
+		code, hints = ce.code, ce.hints
+	} else if errors.Is(err, context.Canceled) {
+		hints = []string{"interrupted"}
+	}
+	fmt.Fprintf(stderr, "pyrsia-build: error: %s\n", err)
+	for _, h := range hints {
+		fmt.Fprintf(stderr, "pyrsia-build: hint: %s\n", h)
+	}
+	return code
+}
