@@ -68,5 +68,5 @@ func Attest(s *Signer, subjects []*intoto.ResourceDescriptor, predicateType stri
 	if err != nil {
 		return nil, err
 	}
-	return NewBundle(env, s.KeyID()), nil
+	return NewBundle(env, s.KeyHint()), nil
 }

@@ -36,7 +36,7 @@ type Bundle struct {
 }
 
 // NewBundle wraps a signed envelope in a v0.3 bundle. keyHint names the
-// signing key (see [Signer.KeyID]); verifiers do not trust it.
+// signing key (see [Signer.KeyHint]); verifiers do not trust it.
 func NewBundle(env *dssepb.Envelope, keyHint string) *Bundle {
 	return &Bundle{pb: &protobundle.Bundle{
 		MediaType: BundleMediaType,

@@ -4,6 +4,7 @@ import (
 	"crypto"
 	"crypto/sha256"
 	"crypto/x509"
+	"encoding/base64"
 	"encoding/hex"
 	"encoding/pem"
 	"errors"
@@ -76,6 +77,13 @@ func LoadSigner(keyPEM, password []byte) (*Signer, error) {
 
 // KeyID returns the key's identifier: hex SHA-256 of its PKIX DER encoding.
 func (s *Signer) KeyID() string { return s.id }
+
+// KeyHint returns the key hint cosign writes into a bundle's verification
+// material: standard base64 of the SHA-256 of the key's PKIX DER encoding.
+func (s *Signer) KeyHint() string {
+	raw, _ := hex.DecodeString(s.id)
+	return base64.StdEncoding.EncodeToString(raw)
+}
 
 // Public returns the signer's public key.
 func (s *Signer) Public() crypto.PublicKey { return s.pub }
