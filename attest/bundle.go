@@ -1,6 +1,7 @@
 package attest
 
 import (
+	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -91,6 +92,9 @@ func ParseBundle(data []byte) (*Bundle, error) {
 			return nil, fmt.Errorf("attest: bundle: not JSON: %w", err)
 		}
 	}
+	if err := checkEnvelopeEncoding(data); err != nil {
+		return nil, err
+	}
 	pb := new(protobundle.Bundle)
 	if err := (protojson.UnmarshalOptions{DiscardUnknown: true}).Unmarshal(data, pb); err != nil {
 		return nil, fmt.Errorf("attest: bundle: not a Sigstore bundle: %w", err)
@@ -133,4 +137,44 @@ func ParseBundle(data []byte) (*Bundle, error) {
 		return nil, errors.New("attest: bundle: verificationMaterial names no key")
 	}
 	return &Bundle{pb: pb}, nil
+}
+
+// checkEnvelopeEncoding names the envelope field whose base64 is broken,
+// which protojson reports only as a position in the file.
+func checkEnvelopeEncoding(data []byte) error {
+	var raw struct {
+		DsseEnvelope *struct {
+			Payload    any `json:"payload"`
+			Signatures []struct {
+				Sig any `json:"sig"`
+			} `json:"signatures"`
+		} `json:"dsseEnvelope"`
+	}
+	if json.Unmarshal(data, &raw) != nil || raw.DsseEnvelope == nil {
+		return nil // protojson explains other shapes
+	}
+	if !isBase64(raw.DsseEnvelope.Payload) {
+		return errors.New("attest: bundle: envelope payload is not a base64 string")
+	}
+	for i, s := range raw.DsseEnvelope.Signatures {
+		if !isBase64(s.Sig) {
+			return fmt.Errorf("attest: bundle: envelope signature %d is not a base64 string", i)
+		}
+	}
+	return nil
+}
+
+// isBase64 accepts what protojson accepts for bytes: standard or URL
+// encoding, padded or not.
+func isBase64(v any) bool {
+	s, ok := v.(string)
+	if !ok {
+		return v == nil
+	}
+	for _, enc := range []*base64.Encoding{base64.StdEncoding, base64.URLEncoding, base64.RawStdEncoding, base64.RawURLEncoding} {
+		if _, err := enc.DecodeString(s); err == nil {
+			return true
+		}
+	}
+	return false
 }

@@ -108,7 +108,8 @@ func ParsePublicKey(name string, pemBytes []byte) (*PublicKey, error) {
 	}
 	key, err := x509.ParsePKIXPublicKey(block.Bytes)
 	if err != nil {
-		return nil, fmt.Errorf("attest: public key: %w", err)
+		// The asn1 error names a tag and offset, which helps nobody here.
+		return nil, errors.New("attest: public key: the PEM block does not hold a PKIX public key (damaged or truncated file?)")
 	}
 	return NewPublicKey(name, key)
 }

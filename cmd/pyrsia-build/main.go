@@ -44,7 +44,7 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 }
 
 func newApp(stdin io.Reader, stdout, stderr io.Writer) *cli.App {
-	return &cli.App{
+	app := &cli.App{
 		Name:  "pyrsia-build",
 		Usage: "trusted open-source artifacts, rebuilt and attested by independent build nodes",
 		Description: `pyrsia-build signs in-toto attestations for build artifacts with cosign keys
@@ -71,6 +71,11 @@ Exit codes: 0 ok, 1 verification failed, 2 usage error or bad input.`,
 			verifyCommand(),
 		},
 	}
+	for _, c := range app.Commands {
+		c.OnUsageError = usageError
+		c.HideHelpCommand = true
+	}
+	return app
 }
 
 func buildVersion() string {
