@@ -1,0 +1,42 @@
+# pyrsia-build. `make run` runs the main job, `make test` the tests.
+GO       ?= go
+BIN      := bin/pyrsia-build
+FUZZTIME ?= 30s
+
+.PHONY: all build run test fmt-check vet fuzz bench clean
+
+all: build
+
+build:
+	$(GO) build -o $(BIN) ./cmd/pyrsia-build
+
+# The main job: until the build network exists, keygen, attest and verify a
+# sample end to end (and show a tampered sample being refused).
+run: build
+	scripts/demo.sh $(BIN)
+
+# Every test, with the race detector; fuzz targets run on their seed corpora.
+# The cosign interoperability tests need cosign on PATH
+# (PATH="$$(scripts/install-cosign.sh):$$PATH"); .ci/run does that.
+test: fmt-check vet
+	$(GO) test -race -count=1 ./...
+
+fmt-check:
+	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
+
+vet:
+	$(GO) vet ./...
+
+# Explore with the fuzzers for FUZZTIME each.
+fuzz:
+	$(GO) test ./attest -run '^$$' -fuzz '^FuzzParseBundle$$' -fuzztime $(FUZZTIME)
+	$(GO) test ./attest -run '^$$' -fuzz '^FuzzParseStatement$$' -fuzztime $(FUZZTIME)
+
+# Benchmarks recorded in BENCHMARKS.md. PYRSIA_BENCH_SIZE sets the artifact
+# size in bytes (default 1 GiB).
+bench:
+	$(GO) test ./attest -run '^$$' -bench . -benchtime 5x
+	$(GO) test ./cmd/pyrsia-build -run '^$$' -bench . -benchtime 3x
+
+clean:
+	rm -rf bin
