@@ -1,0 +1,42 @@
+// Package publish holds what makes an artifact public: the entries of the
+// transparency log and the proof bundles that show an entry is in it.
+//
+// An artifact is published when an absolute majority of the build nodes
+// built the same digest from the same build spec. The log then gains an
+// [Entry]: the input digest, the spec, the agreed subjects and the
+// majority's DSSE envelopes. The entry certifies itself: a verifier checks
+// the envelopes against the network policy and trusts no log operator.
+//
+// # Log entries
+//
+// The log stores the bytes of [Entry.MarshalBinary], version [EntryVersion]
+// of kind [KindPublish]: compact JSON, fields in a fixed order with the
+// version first, bytes in padded standard base64, the spec as
+// [CanonicalJSON], subjects sorted by name then digest, envelopes sorted by
+// the SHA-256 of their encoding. For example (wrapped, payload shortened):
+//
+//	{"v":1,"kind":"publish","inputDigest":"sha256:0f1e…","ecosystem":"oci",
+//	 "coordinate":"hello:1.0","spec":{"coordinate":"hello:1.0","ecosystem":"oci"},
+//	 "subjects":[{"name":"hello","digest":"sha256:9a8b…"}],
+//	 "envelopes":[{"payloadType":"application/vnd.in-toto+json","payload":"eyJf…",
+//	   "signatures":[{"sig":"MEUC…"}]}]}
+//
+// The same entry always has the same bytes, and [ParseEntry] accepts only
+// those bytes, so an entry has one leaf hash, [LeafHash], in the RFC 6962
+// tree. ParseEntry rejects an entry of a kind it does not know with
+// [ErrUnknownKind], and a newer version with [ErrUnsupportedVersion], so
+// that readers that follow the log can tell "not for me" from "broken".
+//
+// # Proof bundles
+//
+// A [ProofBundle], media type [ProofBundleMediaType], is what verify needs
+// offline: the entry's exact bytes, its index, the inclusion proof, and the
+// checkpoint (a C2SP signed note with the build nodes' cosignatures) for the
+// tree the proof leads to. [ParseProofBundle] checks its shape only; the
+// proof and the signatures are checked by the verifier.
+//
+// # Index
+//
+// Package [github.com/pyrsia/pyrsia-build/publish/index] indexes the entries
+// of the log in memory, by artifact digest, input digest and coordinate.
+package publish

@@ -1,0 +1,611 @@
+package publish
+
+import (
+	"bytes"
+	"cmp"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"slices"
+	"strings"
+	"unicode"
+	"unicode/utf8"
+
+	dssepb "github.com/sigstore/protobuf-specs/gen/pb-go/dsse"
+	"github.com/transparency-dev/merkle/rfc6962"
+)
+
+// EntryVersion is the version of the log entry encoding this package reads
+// and writes, the "v" field of every entry.
+const EntryVersion = 1
+
+// KindPublish is the kind of an entry that publishes an artifact, the
+// "kind" field of the entry. Other kinds (a policy change, say) may be added
+// later; [ParseEntry] rejects kinds it does not know with [ErrUnknownKind].
+const KindPublish = "publish"
+
+// MaxEntrySize bounds the encoding of one log entry: 65535 bytes, the most
+// a C2SP tlog-tiles entry bundle can hold (each entry is prefixed by a
+// 16-bit length). A majority of ~15 build nodes' envelopes fits easily.
+const MaxEntrySize = 1<<16 - 1
+
+// Ecosystems an entry may name.
+const (
+	EcosystemOCI   = "oci"
+	EcosystemMaven = "maven"
+)
+
+// ErrUnknownKind is returned (wrapped) by [ParseEntry] for an entry whose
+// kind this build does not know. A reader that follows the log may skip such
+// entries; use errors.Is.
+var ErrUnknownKind = errors.New("publish: entry: unknown kind")
+
+// ErrUnsupportedVersion is returned (wrapped) by [ParseEntry] for an entry
+// whose version this build does not read; use errors.Is.
+var ErrUnsupportedVersion = errors.New("publish: entry: unsupported version")
+
+// Subject is one artifact an entry publishes: a name (an OCI image
+// reference's repository, a Maven file name) and its digest,
+// "sha256:<64 lowercase hex>".
+type Subject struct {
+	Name   string `json:"name"`
+	Digest string `json:"digest"`
+}
+
+// Entry is a log entry of kind [KindPublish], version [EntryVersion]: an
+// input digest, the build spec it is the digest of, the subjects a majority
+// of build nodes agreed on, and their DSSE envelopes. The entry certifies
+// itself: a verifier checks the envelopes' signatures against the network
+// policy and trusts no log operator.
+//
+// The log stores the bytes of [Entry.MarshalBinary]; the leaf hash is
+// [LeafHash] of those bytes.
+type Entry struct {
+	// InputDigest is "sha256:<64 lowercase hex>", the digest of the build
+	// spec's canonical JSON.
+	InputDigest string
+	// Ecosystem is [EcosystemOCI] or [EcosystemMaven].
+	Ecosystem string
+	// Coordinate names the artifact in its ecosystem: "name:tag" for OCI,
+	// "groupId:artifactId:version" for Maven.
+	Coordinate string
+	// Spec is the build spec as canonical JSON (see [CanonicalJSON]): an
+	// object, keys sorted, no insignificant whitespace.
+	Spec json.RawMessage
+	// Subjects are the agreed artifacts: at least one, no two alike.
+	// MarshalBinary writes them sorted by name, then digest.
+	Subjects []Subject
+	// Envelopes are the majority's DSSE envelopes: at least one, no two
+	// alike. MarshalBinary writes them sorted by the SHA-256 of their
+	// encoding, and the signatures inside each sorted by key id, then
+	// signature bytes.
+	Envelopes []*dssepb.Envelope
+}
+
+// wireEntry is the JSON form of an entry. The field order is the encoding's
+// field order: version first, so that a reader can tell versions apart.
+type wireEntry struct {
+	V           int             `json:"v"`
+	Kind        string          `json:"kind"`
+	InputDigest string          `json:"inputDigest"`
+	Ecosystem   string          `json:"ecosystem"`
+	Coordinate  string          `json:"coordinate"`
+	Spec        json.RawMessage `json:"spec"`
+	Subjects    []Subject       `json:"subjects"`
+	Envelopes   []wireEnvelope  `json:"envelopes"`
+}
+
+type wireEnvelope struct {
+	PayloadType string          `json:"payloadType"`
+	Payload     []byte          `json:"payload"`
+	Signatures  []wireSignature `json:"signatures"`
+}
+
+type wireSignature struct {
+	KeyID string `json:"keyid,omitempty"`
+	Sig   []byte `json:"sig"`
+}
+
+// MarshalBinary encodes the entry as the bytes the log stores: compact JSON
+// with the fields in a fixed order, "v" first, bytes in padded standard
+// base64, subjects and envelopes sorted. The same entry always gives the
+// same bytes, whatever the order of its slices. e is not modified.
+func (e *Entry) MarshalBinary() ([]byte, error) {
+	w, err := e.wire()
+	if err != nil {
+		return nil, err
+	}
+	b, err := marshalJSON(w)
+	if err != nil {
+		return nil, fmt.Errorf("publish: entry: encoding: %w", err)
+	}
+	if len(b) > MaxEntrySize {
+		return nil, fmt.Errorf("publish: entry: encoding is %d bytes, over the %d byte limit", len(b), MaxEntrySize)
+	}
+	return b, nil
+}
+
+// SpecDigest returns "sha256:<hex>" of e.Spec. For an entry made from a
+// build spec it equals InputDigest; ParseEntry does not require it, so that
+// the spec's canonical form stays the builder's to define.
+func (e *Entry) SpecDigest() string {
+	sum := sha256.Sum256(e.Spec)
+	return "sha256:" + hex.EncodeToString(sum[:])
+}
+
+// wire checks e and returns its JSON form, sorted.
+func (e *Entry) wire() (*wireEntry, error) {
+	if e == nil {
+		return nil, errors.New("publish: entry: nil entry")
+	}
+	if err := checkDigest(e.InputDigest); err != nil {
+		return nil, fmt.Errorf("publish: entry: input digest: %w", err)
+	}
+	if err := checkCoordinate(e.Ecosystem, e.Coordinate); err != nil {
+		return nil, err
+	}
+	if err := checkSpec(e.Spec); err != nil {
+		return nil, err
+	}
+	if len(e.Subjects) == 0 {
+		return nil, errors.New("publish: entry: no subjects (an entry publishes at least one artifact)")
+	}
+	subjects := slices.Clone(e.Subjects)
+	for i, s := range subjects {
+		if err := checkName(s.Name); err != nil {
+			return nil, fmt.Errorf("publish: entry: subject %d: name: %w", i, err)
+		}
+		if err := checkDigest(s.Digest); err != nil {
+			return nil, fmt.Errorf("publish: entry: subject %d (%q): digest: %w", i, s.Name, err)
+		}
+	}
+	slices.SortFunc(subjects, compareSubjects)
+	for i := 1; i < len(subjects); i++ {
+		if subjects[i] == subjects[i-1] {
+			return nil, fmt.Errorf("publish: entry: subject %q %s is listed twice", subjects[i].Name, subjects[i].Digest)
+		}
+	}
+
+	if len(e.Envelopes) == 0 {
+		return nil, errors.New("publish: entry: no envelopes (an entry carries the majority's signed attestations)")
+	}
+	type keyed struct {
+		env wireEnvelope
+		key [sha256.Size]byte
+	}
+	envs := make([]keyed, len(e.Envelopes))
+	for i, env := range e.Envelopes {
+		we, err := wireEnv(env)
+		if err != nil {
+			return nil, fmt.Errorf("publish: entry: envelope %d: %w", i, err)
+		}
+		envs[i] = keyed{we, envelopeKey(we)}
+	}
+	slices.SortFunc(envs, func(a, b keyed) int { return bytes.Compare(a.key[:], b.key[:]) })
+	w := &wireEntry{
+		V:           EntryVersion,
+		Kind:        KindPublish,
+		InputDigest: e.InputDigest,
+		Ecosystem:   e.Ecosystem,
+		Coordinate:  e.Coordinate,
+		Spec:        e.Spec,
+		Subjects:    subjects,
+		Envelopes:   make([]wireEnvelope, len(envs)),
+	}
+	for i := range envs {
+		if i > 0 && envs[i].key == envs[i-1].key {
+			return nil, errors.New("publish: entry: the same envelope is listed twice")
+		}
+		w.Envelopes[i] = envs[i].env
+	}
+	return w, nil
+}
+
+func compareSubjects(a, b Subject) int {
+	return cmp.Or(strings.Compare(a.Name, b.Name), strings.Compare(a.Digest, b.Digest))
+}
+
+func compareSignatures(a, b wireSignature) int {
+	return cmp.Or(strings.Compare(a.KeyID, b.KeyID), bytes.Compare(a.Sig, b.Sig))
+}
+
+// wireEnv checks env and returns its JSON form with the signatures sorted.
+func wireEnv(env *dssepb.Envelope) (wireEnvelope, error) {
+	if env == nil {
+		return wireEnvelope{}, errors.New("nil envelope")
+	}
+	if env.GetPayloadType() == "" {
+		return wireEnvelope{}, errors.New("empty payloadType")
+	}
+	if !utf8.ValidString(env.GetPayloadType()) {
+		return wireEnvelope{}, errors.New("payloadType is not valid UTF-8")
+	}
+	if len(env.GetPayload()) == 0 {
+		return wireEnvelope{}, errors.New("empty payload")
+	}
+	if len(env.GetSignatures()) == 0 {
+		return wireEnvelope{}, errors.New("no signatures")
+	}
+	we := wireEnvelope{
+		PayloadType: env.GetPayloadType(),
+		Payload:     env.GetPayload(),
+		Signatures:  make([]wireSignature, len(env.GetSignatures())),
+	}
+	for i, s := range env.GetSignatures() {
+		if len(s.GetSig()) == 0 {
+			return wireEnvelope{}, fmt.Errorf("signature %d is empty", i)
+		}
+		if !utf8.ValidString(s.GetKeyid()) {
+			return wireEnvelope{}, fmt.Errorf("signature %d: keyid is not valid UTF-8", i)
+		}
+		we.Signatures[i] = wireSignature{KeyID: s.GetKeyid(), Sig: s.GetSig()}
+	}
+	slices.SortFunc(we.Signatures, compareSignatures)
+	for i := 1; i < len(we.Signatures); i++ {
+		if compareSignatures(we.Signatures[i], we.Signatures[i-1]) == 0 {
+			return wireEnvelope{}, errors.New("the same signature is listed twice")
+		}
+	}
+	return we, nil
+}
+
+// envelopeKey is the sort key of an envelope: the SHA-256 of its encoding.
+func envelopeKey(we wireEnvelope) [sha256.Size]byte {
+	b, err := marshalJSON(we)
+	if err != nil {
+		// Strings and bytes always encode.
+		panic("publish: encoding an envelope: " + err.Error())
+	}
+	return sha256.Sum256(b)
+}
+
+// ParseEntry decodes a log entry and checks it strictly: version
+// [EntryVersion], kind [KindPublish] (else an error wrapping
+// [ErrUnknownKind]), no unknown fields or trailing data, well-formed
+// digests, coordinate and spec, at least one subject and one envelope, and
+// the canonical encoding: MarshalBinary of the result gives back b exactly.
+// It checks no signature.
+func ParseEntry(b []byte) (*Entry, error) {
+	if len(b) > MaxEntrySize {
+		return nil, fmt.Errorf("publish: entry: %d bytes is over the %d byte limit", len(b), MaxEntrySize)
+	}
+	if len(b) == 0 {
+		return nil, errors.New("publish: entry: empty")
+	}
+	if !utf8.Valid(b) {
+		return nil, errors.New("publish: entry: not valid UTF-8")
+	}
+	var probe struct {
+		V    *json.RawMessage `json:"v"`
+		Kind *json.RawMessage `json:"kind"`
+	}
+	if err := decodeOne(b, &probe, false); err != nil {
+		return nil, fmt.Errorf("publish: entry: %w", err)
+	}
+	if probe.V == nil {
+		return nil, errors.New(`publish: entry: missing version field "v"`)
+	}
+	if string(*probe.V) != "1" {
+		return nil, fmt.Errorf("%w %s (this build reads version %d; upgrade pyrsia-build?)", ErrUnsupportedVersion, *probe.V, EntryVersion)
+	}
+	if probe.Kind == nil {
+		return nil, errors.New(`publish: entry: missing field "kind"`)
+	}
+	var kind string
+	if err := json.Unmarshal(*probe.Kind, &kind); err != nil {
+		return nil, fmt.Errorf("publish: entry: kind is %s, not a string", *probe.Kind)
+	}
+	if kind != KindPublish {
+		return nil, fmt.Errorf("%w %q (this build knows %q; upgrade pyrsia-build?)", ErrUnknownKind, kind, KindPublish)
+	}
+
+	var compact bytes.Buffer
+	if err := json.Compact(&compact, b); err == nil && compact.Len() != len(b) {
+		return nil, errors.New("publish: entry: not in canonical form (whitespace between JSON tokens: was it reformatted?)")
+	}
+	var w wireEntry
+	if err := decodeOne(b, &w, true); err != nil {
+		return nil, fmt.Errorf("publish: entry: %w", err)
+	}
+	e := &Entry{
+		InputDigest: w.InputDigest,
+		Ecosystem:   w.Ecosystem,
+		Coordinate:  w.Coordinate,
+		Spec:        w.Spec,
+		Subjects:    w.Subjects,
+		Envelopes:   make([]*dssepb.Envelope, len(w.Envelopes)),
+	}
+	for i, we := range w.Envelopes {
+		env := &dssepb.Envelope{
+			PayloadType: we.PayloadType,
+			Payload:     we.Payload,
+			Signatures:  make([]*dssepb.Signature, len(we.Signatures)),
+		}
+		for j, s := range we.Signatures {
+			env.Signatures[j] = &dssepb.Signature{Keyid: s.KeyID, Sig: s.Sig}
+		}
+		e.Envelopes[i] = env
+	}
+	canon, err := e.MarshalBinary()
+	if err != nil {
+		return nil, err
+	}
+	if !bytes.Equal(canon, b) {
+		return nil, fmt.Errorf("publish: entry: not in canonical form (%s)", diagnoseEntry(&w))
+	}
+	return e, nil
+}
+
+// diagnoseEntry says why an entry that checks out is not in canonical form.
+func diagnoseEntry(w *wireEntry) string {
+	if !slices.IsSortedFunc(w.Subjects, compareSubjects) {
+		return "subjects are not sorted by name, then digest"
+	}
+	for i, we := range w.Envelopes {
+		if !slices.IsSortedFunc(we.Signatures, compareSignatures) {
+			return fmt.Sprintf("signatures of envelope %d are not sorted by keyid, then sig", i)
+		}
+	}
+	for i := 1; i < len(w.Envelopes); i++ {
+		a, b := envelopeKey(w.Envelopes[i-1]), envelopeKey(w.Envelopes[i])
+		if bytes.Compare(a[:], b[:]) > 0 {
+			return "envelopes are not sorted by the SHA-256 of their encoding"
+		}
+	}
+	return "whitespace, field order, escaping, base64 or a field that should be left out differ from what MarshalBinary writes"
+}
+
+// LeafHash returns the RFC 6962 leaf hash of an entry's bytes: the hash the
+// log's Merkle tree holds for it.
+func LeafHash(entryBytes []byte) []byte {
+	return rfc6962.DefaultHasher.HashLeaf(entryBytes)
+}
+
+// checkDigest checks a "sha256:<64 lowercase hex>" digest.
+func checkDigest(d string) error {
+	hexPart, ok := strings.CutPrefix(d, "sha256:")
+	switch {
+	case d == "":
+		return errors.New(`empty (want "sha256:" and 64 lowercase hex digits)`)
+	case !ok:
+		return fmt.Errorf(`%q does not start with "sha256:"`, truncate(d))
+	case len(hexPart) != 2*sha256.Size:
+		return fmt.Errorf("%q has %d hex digits, want %d", truncate(d), len(hexPart), 2*sha256.Size)
+	}
+	for _, c := range []byte(hexPart) {
+		if !('0' <= c && c <= '9' || 'a' <= c && c <= 'f') {
+			return fmt.Errorf("%q is not lowercase hex", truncate(d))
+		}
+	}
+	return nil
+}
+
+// checkName checks a coordinate or subject name: not empty, valid UTF-8, no
+// spaces or control characters.
+func checkName(s string) error {
+	if s == "" {
+		return errors.New("empty")
+	}
+	if !utf8.ValidString(s) {
+		return errors.New("not valid UTF-8")
+	}
+	for _, r := range s {
+		if unicode.IsSpace(r) || unicode.IsControl(r) || r == utf8.RuneError {
+			return fmt.Errorf("%q holds a space or control character", truncate(s))
+		}
+	}
+	return nil
+}
+
+func checkCoordinate(ecosystem, coordinate string) error {
+	if err := checkName(coordinate); err != nil {
+		return fmt.Errorf("publish: entry: coordinate: %w", err)
+	}
+	switch ecosystem {
+	case EcosystemOCI:
+		i := strings.LastIndexByte(coordinate, ':')
+		if i <= 0 || i == len(coordinate)-1 {
+			return fmt.Errorf("publish: entry: OCI coordinate %q is not name:tag", truncate(coordinate))
+		}
+	case EcosystemMaven:
+		parts := strings.Split(coordinate, ":")
+		if len(parts) != 3 || slices.Contains(parts, "") {
+			return fmt.Errorf("publish: entry: Maven coordinate %q is not groupId:artifactId:version", truncate(coordinate))
+		}
+	case "":
+		return errors.New(`publish: entry: missing ecosystem (want "oci" or "maven")`)
+	default:
+		return fmt.Errorf(`publish: entry: unknown ecosystem %q (want "oci" or "maven")`, truncate(ecosystem))
+	}
+	return nil
+}
+
+func checkSpec(spec json.RawMessage) error {
+	if len(spec) == 0 {
+		return errors.New("publish: entry: missing spec")
+	}
+	if spec[0] != '{' {
+		return errors.New("publish: entry: spec is not a JSON object")
+	}
+	canon, err := CanonicalJSON(spec)
+	if err != nil {
+		return fmt.Errorf("publish: entry: spec: %w", err)
+	}
+	if !bytes.Equal(canon, spec) {
+		return errors.New("publish: entry: spec is not canonical JSON (keys sorted, no spaces; see publish.CanonicalJSON)")
+	}
+	return nil
+}
+
+// truncate shortens s for an error message.
+func truncate(s string) string {
+	const max = 80
+	if len(s) <= max {
+		return s
+	}
+	return s[:max] + "..."
+}
+
+// decodeOne decodes the one JSON value in b into v, rejecting unknown
+// fields when strict.
+func decodeOne(b []byte, v any, strict bool) error {
+	dec := json.NewDecoder(bytes.NewReader(b))
+	if strict {
+		dec.DisallowUnknownFields()
+	}
+	if err := dec.Decode(v); err != nil {
+		return explainJSON(err, len(b))
+	}
+	if _, err := dec.Token(); err != io.EOF {
+		return errors.New("trailing data after the JSON value")
+	}
+	return nil
+}
+
+// explainJSON turns an encoding/json error into words.
+func explainJSON(err error, n int) error {
+	var syn *json.SyntaxError
+	var typ *json.UnmarshalTypeError
+	switch {
+	case errors.As(err, &syn) && syn.Offset >= int64(n):
+		return errors.New("JSON ends early (truncated?)")
+	case errors.As(err, &syn):
+		return fmt.Errorf("not JSON (at byte %d: %w)", syn.Offset, err)
+	case errors.As(err, &typ) && typ.Field == "":
+		return fmt.Errorf("not a JSON object (found %s)", typ.Value)
+	case errors.As(err, &typ):
+		return fmt.Errorf("field %s: JSON %s where %s belongs", typ.Field, typ.Value, typ.Type)
+	case errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF):
+		return errors.New("JSON ends early (truncated?)")
+	default:
+		return err
+	}
+}
+
+// marshalJSON is json.Marshal without HTML escaping: '<', '>' and '&' are
+// written as themselves.
+func marshalJSON(v any) ([]byte, error) {
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(v); err != nil {
+		return nil, err
+	}
+	return bytes.TrimSuffix(buf.Bytes(), []byte("\n")), nil
+}
+
+// maxJSONDepth bounds the nesting of a spec: build specs are shallow.
+const maxJSONDepth = 64
+
+// CanonicalJSON returns the canonical form of a JSON value, the form an
+// entry's spec must have: no insignificant whitespace, object keys sorted by
+// their UTF-8 bytes, strings escaped as encoding/json escapes them without
+// HTML escaping, and numbers kept exactly as written. It rejects invalid
+// UTF-8, duplicate object keys, trailing data and nesting deeper than 64.
+func CanonicalJSON(b []byte) ([]byte, error) {
+	if !utf8.Valid(b) {
+		return nil, errors.New("not valid UTF-8")
+	}
+	dec := json.NewDecoder(bytes.NewReader(b))
+	dec.UseNumber()
+	var out bytes.Buffer
+	out.Grow(len(b))
+	if err := canonValue(dec, &out, 0); err != nil {
+		return nil, explainJSON(err, len(b))
+	}
+	if _, err := dec.Token(); err != io.EOF {
+		return nil, errors.New("trailing data after the JSON value")
+	}
+	return out.Bytes(), nil
+}
+
+func canonValue(dec *json.Decoder, out *bytes.Buffer, depth int) error {
+	if depth > maxJSONDepth {
+		return fmt.Errorf("nested more than %d deep", maxJSONDepth)
+	}
+	tok, err := dec.Token()
+	if err != nil {
+		return err
+	}
+	switch t := tok.(type) {
+	case json.Delim:
+		switch t {
+		case '[':
+			out.WriteByte('[')
+			for first := true; dec.More(); first = false {
+				if !first {
+					out.WriteByte(',')
+				}
+				if err := canonValue(dec, out, depth+1); err != nil {
+					return err
+				}
+			}
+			out.WriteByte(']')
+		case '{':
+			type member struct {
+				key string
+				val []byte
+			}
+			var members []member
+			seen := make(map[string]bool)
+			for dec.More() {
+				kt, err := dec.Token()
+				if err != nil {
+					return err
+				}
+				key, ok := kt.(string)
+				if !ok {
+					return errors.New("object key is not a string")
+				}
+				if seen[key] {
+					return fmt.Errorf("duplicate object key %q", truncate(key))
+				}
+				seen[key] = true
+				var vb bytes.Buffer
+				if err := canonValue(dec, &vb, depth+1); err != nil {
+					return err
+				}
+				members = append(members, member{key, vb.Bytes()})
+			}
+			slices.SortFunc(members, func(a, b member) int { return strings.Compare(a.key, b.key) })
+			out.WriteByte('{')
+			for i, m := range members {
+				if i > 0 {
+					out.WriteByte(',')
+				}
+				writeJSONString(out, m.key)
+				out.WriteByte(':')
+				out.Write(m.val)
+			}
+			out.WriteByte('}')
+		default:
+			return fmt.Errorf("unexpected %q", t)
+		}
+		// The closing delimiter.
+		if _, err := dec.Token(); err != nil {
+			return err
+		}
+	case string:
+		writeJSONString(out, t)
+	case json.Number:
+		out.WriteString(t.String())
+	case bool:
+		out.WriteString(fmt.Sprint(t))
+	case nil:
+		out.WriteString("null")
+	default:
+		return fmt.Errorf("unexpected JSON token %v", t)
+	}
+	return nil
+}
+
+func writeJSONString(out *bytes.Buffer, s string) {
+	b, err := marshalJSON(s)
+	if err != nil {
+		panic("publish: encoding a string: " + err.Error())
+	}
+	out.Write(b)
+}

@@ -1,0 +1,268 @@
+package publish
+
+import (
+	"bytes"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"math/bits"
+	"strconv"
+	"strings"
+	"unicode/utf8"
+)
+
+// ProofBundleMediaType is the media type of a proof bundle, its "mediaType"
+// field.
+const ProofBundleMediaType = "application/vnd.pyrsia.proof-bundle.v1+json"
+
+// Limits of a proof bundle.
+const (
+	// MaxProofHashes bounds the inclusion proof: a tree of 2^64 leaves
+	// needs no more.
+	MaxProofHashes = 64
+	// MaxCheckpointSize bounds the checkpoint note with its signatures
+	// and cosignatures.
+	MaxCheckpointSize = 64 << 10
+	// MaxProofBundleSize bounds the encoding of a proof bundle: an entry
+	// of MaxEntrySize in base64, a full proof and a checkpoint, with room
+	// to spare.
+	MaxProofBundleSize = 2 << 20
+)
+
+// hashSize is the size of a SHA-256 Merkle tree hash.
+const hashSize = 32
+
+// ProofBundle is what a verifier needs, besides the artifact and the network
+// policy, to check offline that an entry is in the log: the entry's exact
+// bytes, its index, an RFC 6962 inclusion proof into the tree of TreeSize
+// leaves, and the checkpoint for that tree with its cosignatures. The DSSE
+// envelopes inside the entry are the attestations.
+//
+// This package checks a bundle's shape only; it verifies no proof and no
+// signature.
+type ProofBundle struct {
+	// MediaType is ProofBundleMediaType. MarshalJSON fills it in when
+	// empty.
+	MediaType string
+	// RawEntry is the entry exactly as the log stores it; see
+	// [ProofBundle.Entry].
+	RawEntry []byte
+	// Index is the entry's position in the log, from 0.
+	Index uint64
+	// TreeSize is the size of the tree the proof and checkpoint are for.
+	TreeSize uint64
+	// InclusionProof holds the 32-byte hashes of the RFC 6962 inclusion
+	// proof of LeafHash(RawEntry) at Index, lowest level first.
+	InclusionProof [][]byte
+	// Checkpoint is the signed note of the tree of TreeSize leaves (C2SP
+	// tlog-checkpoint), with the build nodes' cosignatures.
+	Checkpoint string
+}
+
+type wireBundle struct {
+	MediaType      string   `json:"mediaType"`
+	Entry          []byte   `json:"entry"`
+	Index          uint64   `json:"index"`
+	TreeSize       uint64   `json:"treeSize"`
+	InclusionProof [][]byte `json:"inclusionProof"`
+	Checkpoint     string   `json:"checkpoint"`
+}
+
+// Entry parses the bundle's entry with [ParseEntry].
+func (p *ProofBundle) Entry() (*Entry, error) {
+	return ParseEntry(p.RawEntry)
+}
+
+// MarshalJSON encodes the bundle as compact JSON with the fields in a fixed
+// order and bytes in padded standard base64. It checks the bundle's shape as
+// ParseProofBundle does and fails on a bundle that ParseProofBundle would
+// reject.
+func (p ProofBundle) MarshalJSON() ([]byte, error) {
+	if p.MediaType == "" {
+		p.MediaType = ProofBundleMediaType
+	}
+	if err := p.check(); err != nil {
+		return nil, err
+	}
+	w := wireBundle{
+		MediaType:      p.MediaType,
+		Entry:          p.RawEntry,
+		Index:          p.Index,
+		TreeSize:       p.TreeSize,
+		InclusionProof: p.InclusionProof,
+		Checkpoint:     p.Checkpoint,
+	}
+	if w.InclusionProof == nil {
+		w.InclusionProof = [][]byte{}
+	}
+	b, err := marshalJSON(w)
+	if err != nil {
+		return nil, fmt.Errorf("publish: proof bundle: encoding: %w", err)
+	}
+	if len(b) > MaxProofBundleSize {
+		return nil, fmt.Errorf("publish: proof bundle: encoding is %d bytes, over the %d byte limit", len(b), MaxProofBundleSize)
+	}
+	return b, nil
+}
+
+// ParseProofBundle decodes a proof bundle and checks its shape strictly: the
+// media type, no unknown fields or trailing data, base64 that decodes, an
+// entry within MaxEntrySize, Index < TreeSize, an inclusion proof of 32-byte
+// hashes as long as RFC 6962 requires for Index and TreeSize, a checkpoint
+// for TreeSize, and the canonical encoding: MarshalJSON of the result gives
+// back b exactly. A single trailing newline, as a file usually ends, is
+// allowed and is not part of the canonical encoding.
+//
+// ParseProofBundle does not parse the entry (see [ProofBundle.Entry]) and
+// verifies no proof and no signature.
+func ParseProofBundle(b []byte) (*ProofBundle, error) {
+	if len(b) > MaxProofBundleSize {
+		return nil, fmt.Errorf("publish: proof bundle: %d bytes is over the %d byte limit", len(b), MaxProofBundleSize)
+	}
+	b = bytes.TrimSuffix(b, []byte("\n"))
+	if len(b) == 0 {
+		return nil, errors.New("publish: proof bundle: empty")
+	}
+	if !utf8.Valid(b) {
+		return nil, errors.New("publish: proof bundle: not valid UTF-8")
+	}
+	// A first, loose pass names the field that is wrong, which the
+	// strict decoder reports only as a position.
+	var probe struct {
+		MediaType      *json.RawMessage `json:"mediaType"`
+		Entry          *json.RawMessage `json:"entry"`
+		InclusionProof *json.RawMessage `json:"inclusionProof"`
+	}
+	if err := decodeOne(b, &probe, false); err != nil {
+		return nil, fmt.Errorf("publish: proof bundle: %w", err)
+	}
+	var mt string
+	if probe.MediaType == nil {
+		return nil, errors.New("publish: proof bundle: missing mediaType (not a proof bundle?)")
+	}
+	if err := json.Unmarshal(*probe.MediaType, &mt); err != nil || mt != ProofBundleMediaType {
+		return nil, fmt.Errorf("publish: proof bundle: media type %s, want %q", truncate(string(*probe.MediaType)), ProofBundleMediaType)
+	}
+	if probe.Entry != nil {
+		if err := checkBase64(*probe.Entry); err != nil {
+			return nil, fmt.Errorf("publish: proof bundle: entry: %w", err)
+		}
+	}
+	if probe.InclusionProof != nil {
+		var hashes []json.RawMessage
+		if err := json.Unmarshal(*probe.InclusionProof, &hashes); err != nil {
+			return nil, errors.New("publish: proof bundle: inclusionProof is not a list of base64 strings")
+		}
+		if len(hashes) > MaxProofHashes {
+			return nil, fmt.Errorf("publish: proof bundle: inclusion proof has %d hashes, more than %d", len(hashes), MaxProofHashes)
+		}
+		for i, h := range hashes {
+			if err := checkBase64(h); err != nil {
+				return nil, fmt.Errorf("publish: proof bundle: inclusion proof hash %d: %w", i, err)
+			}
+		}
+	}
+
+	var w wireBundle
+	if err := decodeOne(b, &w, true); err != nil {
+		return nil, fmt.Errorf("publish: proof bundle: %w", err)
+	}
+	p := &ProofBundle{
+		MediaType:      w.MediaType,
+		RawEntry:       w.Entry,
+		Index:          w.Index,
+		TreeSize:       w.TreeSize,
+		InclusionProof: w.InclusionProof,
+		Checkpoint:     w.Checkpoint,
+	}
+	canon, err := p.MarshalJSON()
+	if err != nil {
+		return nil, err
+	}
+	if !bytes.Equal(canon, b) {
+		return nil, errors.New("publish: proof bundle: not in canonical form (reformatted? whitespace, field order, escaping or base64 differ from what MarshalJSON writes)")
+	}
+	return p, nil
+}
+
+// check checks the bundle's shape.
+func (p *ProofBundle) check() error {
+	if p.MediaType != ProofBundleMediaType {
+		return fmt.Errorf("publish: proof bundle: media type %q, want %q", truncate(p.MediaType), ProofBundleMediaType)
+	}
+	if len(p.RawEntry) == 0 {
+		return errors.New("publish: proof bundle: missing entry")
+	}
+	if len(p.RawEntry) > MaxEntrySize {
+		return fmt.Errorf("publish: proof bundle: entry is %d bytes, over the %d byte limit", len(p.RawEntry), MaxEntrySize)
+	}
+	if p.TreeSize == 0 {
+		return errors.New("publish: proof bundle: tree size is 0 (an empty tree includes no entry)")
+	}
+	if p.Index >= p.TreeSize {
+		return fmt.Errorf("publish: proof bundle: index %d is not in a tree of size %d", p.Index, p.TreeSize)
+	}
+	if len(p.InclusionProof) > MaxProofHashes {
+		return fmt.Errorf("publish: proof bundle: inclusion proof has %d hashes, more than %d", len(p.InclusionProof), MaxProofHashes)
+	}
+	for i, h := range p.InclusionProof {
+		if len(h) != hashSize {
+			return fmt.Errorf("publish: proof bundle: inclusion proof hash %d is %d bytes, want %d", i, len(h), hashSize)
+		}
+	}
+	if want := InclusionProofLen(p.Index, p.TreeSize); len(p.InclusionProof) != want {
+		return fmt.Errorf("publish: proof bundle: inclusion proof has %d hashes, want %d for index %d in a tree of size %d", len(p.InclusionProof), want, p.Index, p.TreeSize)
+	}
+	return checkCheckpointShape(p.Checkpoint, p.TreeSize)
+}
+
+// InclusionProofLen returns the number of hashes in the RFC 6962 inclusion
+// proof of leaf index in a tree of size leaves (index < size).
+func InclusionProofLen(index, size uint64) int {
+	inner := bits.Len64(index ^ (size - 1))
+	return inner + bits.OnesCount64(index>>inner)
+}
+
+// checkCheckpointShape checks that cp looks like a signed note of a C2SP
+// tlog-checkpoint for a tree of treeSize leaves: an origin line, the tree
+// size in decimal, more body lines, a blank line, and signature lines. It
+// checks no signature.
+func checkCheckpointShape(cp string, treeSize uint64) error {
+	switch {
+	case cp == "":
+		return errors.New("publish: proof bundle: missing checkpoint")
+	case len(cp) > MaxCheckpointSize:
+		return fmt.Errorf("publish: proof bundle: checkpoint is %d bytes, over the %d byte limit", len(cp), MaxCheckpointSize)
+	case !strings.HasSuffix(cp, "\n"):
+		return errors.New("publish: proof bundle: checkpoint does not end with a newline (not a signed note?)")
+	}
+	body, sigs, ok := strings.Cut(cp, "\n\n")
+	if !ok || sigs == "" {
+		return errors.New("publish: proof bundle: checkpoint has no signature lines (not a signed note?)")
+	}
+	lines := strings.Split(body, "\n")
+	if len(lines) < 3 || lines[0] == "" {
+		return errors.New("publish: proof bundle: checkpoint body is not origin, tree size and root hash lines")
+	}
+	size, err := strconv.ParseUint(lines[1], 10, 64)
+	if err != nil || strconv.FormatUint(size, 10) != lines[1] {
+		return fmt.Errorf("publish: proof bundle: checkpoint's second line %q is not a tree size", truncate(lines[1]))
+	}
+	if size != treeSize {
+		return fmt.Errorf("publish: proof bundle: checkpoint is for a tree of size %d, the proof for size %d", size, treeSize)
+	}
+	return nil
+}
+
+// checkBase64 checks that raw is a JSON string in padded standard base64.
+func checkBase64(raw json.RawMessage) error {
+	var s string
+	if err := json.Unmarshal(raw, &s); err != nil {
+		return errors.New("not a base64 string")
+	}
+	if _, err := base64.StdEncoding.Strict().DecodeString(s); err != nil {
+		return fmt.Errorf("not valid base64: %w", err)
+	}
+	return nil
+}

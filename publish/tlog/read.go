@@ -1,0 +1,218 @@
+package tlog
+
+import (
+	"container/list"
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io/fs"
+	"sync"
+
+	"github.com/transparency-dev/merkle/compact"
+	"github.com/transparency-dev/merkle/proof"
+)
+
+// ErrNotPublished is returned for entries, tiles and proofs beyond the
+// latest checkpoint. Use errors.Is.
+var ErrNotPublished = errors.New("tlog: beyond the latest checkpoint")
+
+// ErrOutOfRange is returned for a proof whose index or sizes do not fit
+// together (an index not below the size, an old size above the new one).
+// Use errors.Is.
+var ErrOutOfRange = errors.New("tlog: out of range")
+
+// ReadTile returns a tile's bytes as served under its tlog-tiles path. A
+// partial tile whose full tile exists is served from the full one.
+func (l *Log) ReadTile(ctx context.Context, id TileID) ([]byte, error) {
+	if data, ok := l.cache.get(id); ok {
+		return data, nil
+	}
+	data, err := l.tiles.read(id)
+	if errors.Is(err, fs.ErrNotExist) && id.Width > 0 {
+		full := id
+		full.Width = 0
+		if data, err = l.tiles.read(full); err == nil {
+			data, err = prefix(id, data)
+		} else if errors.Is(err, fs.ErrNotExist) {
+			// The full tile may have replaced the partial one just now.
+			data, err = l.tiles.read(id)
+		}
+	}
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, fmt.Errorf("%w: %s does not exist", ErrNotPublished, id.Path())
+	}
+	if err != nil {
+		return nil, err
+	}
+	l.cache.put(id, data)
+	return data, nil
+}
+
+// prefix cuts a full tile down to the partial tile id.
+func prefix(id TileID, full []byte) ([]byte, error) {
+	if !id.Entries {
+		if len(full) < int(id.Width)*HashSize {
+			return nil, &CorruptError{Path: id.Path(), Err: errors.New("full tile is short")}
+		}
+		return full[:int(id.Width)*HashSize], nil
+	}
+	off := 0
+	for i := 0; i < int(id.Width); i++ {
+		if off+2 > len(full) {
+			return nil, &CorruptError{Path: id.Path(), Err: errors.New("full bundle is short")}
+		}
+		off += 2 + int(binary.BigEndian.Uint16(full[off:]))
+	}
+	if off > len(full) {
+		return nil, &CorruptError{Path: id.Path(), Err: errors.New("full bundle is short")}
+	}
+	return full[:off], nil
+}
+
+// publishedSize returns the size of the latest checkpoint.
+func (l *Log) publishedSize() uint64 {
+	if cp := l.cp.Load(); cp != nil {
+		return cp.Size
+	}
+	return 0
+}
+
+// Entry returns the entry at index, which must be in the latest checkpoint.
+func (l *Log) Entry(ctx context.Context, index uint64) ([]byte, error) {
+	size := l.publishedSize()
+	if index >= size {
+		return nil, fmt.Errorf("%w: entry %d, checkpoint size %d", ErrNotPublished, index, size)
+	}
+	n := index / TileWidth
+	w := tileWidthAt(0, n, size)
+	id := TileID{Entries: true, Index: n}
+	if w < TileWidth {
+		id.Width = uint16(w)
+	}
+	data, err := l.ReadTile(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	entries, err := parseBundle(data, int(w))
+	if err != nil {
+		return nil, &CorruptError{Path: id.Path(), Err: err}
+	}
+	return entries[index%TileWidth], nil
+}
+
+// InclusionProof returns the RFC 6962 inclusion proof of entry index in
+// the tree of the given size (at most the latest checkpoint's).
+func (l *Log) InclusionProof(ctx context.Context, index, size uint64) ([][]byte, error) {
+	if size > l.publishedSize() {
+		return nil, fmt.Errorf("%w: tree size %d, checkpoint size %d", ErrNotPublished, size, l.publishedSize())
+	}
+	nodes, err := proof.Inclusion(index, size)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrOutOfRange, err)
+	}
+	return l.proofHashes(ctx, nodes, size)
+}
+
+// ConsistencyProof returns the RFC 6962 consistency proof between two tree
+// sizes (at most the latest checkpoint's).
+func (l *Log) ConsistencyProof(ctx context.Context, oldSize, newSize uint64) ([][]byte, error) {
+	if newSize > l.publishedSize() {
+		return nil, fmt.Errorf("%w: tree size %d, checkpoint size %d", ErrNotPublished, newSize, l.publishedSize())
+	}
+	nodes, err := proof.Consistency(oldSize, newSize)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrOutOfRange, err)
+	}
+	return l.proofHashes(ctx, nodes, newSize)
+}
+
+func (l *Log) proofHashes(ctx context.Context, nodes proof.Nodes, size uint64) ([][]byte, error) {
+	hashes := make([][]byte, len(nodes.IDs))
+	for i, id := range nodes.IDs {
+		h, err := l.nodeHash(ctx, id, size)
+		if err != nil {
+			return nil, err
+		}
+		hashes[i] = h
+	}
+	return nodes.Rehash(hashes, hasher.HashChildren)
+}
+
+// nodeHash returns the hash of a perfect subtree in a tree of the given
+// size: tiles store tree levels 0, 8, 16...; the levels between are
+// recomputed from the stored level below.
+func (l *Log) nodeHash(ctx context.Context, id compact.NodeID, size uint64) ([]byte, error) {
+	level := uint8(id.Level / TileHeight)
+	h := id.Level % TileHeight
+	first := id.Index << h
+	n := uint64(1) << h
+	tid := TileID{Level: level, Index: first / TileWidth}
+	w := tileWidthAt(level, tid.Index, size)
+	if w < TileWidth {
+		tid.Width = uint16(w)
+	}
+	tile, err := l.ReadTile(ctx, tid)
+	if err != nil {
+		return nil, err
+	}
+	off := first % TileWidth
+	if (off+n)*HashSize > uint64(len(tile)) {
+		return nil, &CorruptError{Path: tid.Path(), Err: fmt.Errorf("tile holds %d hashes, need %d", len(tile)/HashSize, off+n)}
+	}
+	hashes := make([][]byte, n)
+	for i := range hashes {
+		s := (off + uint64(i)) * HashSize
+		hashes[i] = tile[s : s+HashSize]
+	}
+	for len(hashes) > 1 {
+		for i := 0; i < len(hashes)/2; i++ {
+			hashes[i] = hasher.HashChildren(hashes[2*i], hashes[2*i+1])
+		}
+		hashes = hashes[:len(hashes)/2]
+	}
+	return hashes[0], nil
+}
+
+// tileCache keeps recently read tiles. Tiles never change once written (a
+// partial tile of a given width is a prefix of its full tile), so entries
+// never go stale.
+type tileCache struct {
+	mu    sync.Mutex
+	max   int
+	ll    *list.List
+	items map[TileID]*list.Element
+}
+
+type cacheItem struct {
+	id   TileID
+	data []byte
+}
+
+func newTileCache(max int) *tileCache {
+	return &tileCache{max: max, ll: list.New(), items: make(map[TileID]*list.Element)}
+}
+
+func (c *tileCache) get(id TileID) ([]byte, bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if e, ok := c.items[id]; ok {
+		c.ll.MoveToFront(e)
+		return e.Value.(*cacheItem).data, true
+	}
+	return nil, false
+}
+
+func (c *tileCache) put(id TileID, data []byte) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if _, ok := c.items[id]; ok {
+		return
+	}
+	c.items[id] = c.ll.PushFront(&cacheItem{id, data})
+	if c.ll.Len() > c.max {
+		e := c.ll.Back()
+		c.ll.Remove(e)
+		delete(c.items, e.Value.(*cacheItem).id)
+	}
+}

@@ -1,0 +1,630 @@
+// Package tlog is the transparency log of pyrsia-build: an append-only,
+// durable RFC 6962 Merkle log of entries (opaque bytes), stored and served
+// as C2SP tlog-tiles, with checkpoints as C2SP tlog-checkpoint signed notes.
+//
+// # Writing
+//
+// [Log.Append] queues an entry; one writer goroutine takes every queued
+// entry as a batch, writes the batch to the write-ahead log with a single
+// fdatasync (group commit), and only then acknowledges each entry with its
+// index. It then integrates the batch into the tree: entry bundles and hash
+// tiles are written as they fill. A bounded queue makes producers wait when
+// the writer falls behind.
+//
+// [Log.Publish] signs a checkpoint at the current size, after writing the
+// partial tiles of that size, so that everything a checkpoint commits to can
+// be fetched. Cosignatures are added with [Log.SetCheckpoint].
+//
+// # On disk
+//
+//	DIR/checkpoint                 the latest checkpoint (signed note)
+//	DIR/tile/<L>/<N>[.p/<W>]       hash tiles
+//	DIR/tile/entries/<N>[.p/<W>]   entry bundles
+//	DIR/wal/<first index>.wal      write-ahead log segments
+//
+// The tile files are a deterministic function of the entries, so replicas
+// that apply the same entries in the same order hold byte-identical tiles.
+// A static HTTP server pointed at DIR serves the log; so does [Log.Handler].
+//
+// # Recovery
+//
+// [Open] replays the whole log once: it reads every entry (entry bundles,
+// then the write-ahead log), recomputes every hash tile and compares it with
+// the one on disk, cuts off a torn write-ahead-log tail (never acknowledged),
+// rewrites tiles that were not yet synced, and checks the checkpoint's root.
+// A tile that was durable and does not match is reported, never served.
+// Memory stays constant in the number of entries: only the tree's right edge
+// is kept.
+package tlog
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"sync/atomic"
+
+	fmtlog "github.com/transparency-dev/formats/log"
+	"golang.org/x/mod/sumdb/note"
+)
+
+// ErrClosed is returned by operations on a closed log. Use errors.Is.
+var ErrClosed = errors.New("tlog: log is closed")
+
+// CorruptError reports stored data that does not read back as written.
+type CorruptError struct {
+	Path string // the file, relative to the log folder
+	Err  error
+}
+
+func (e *CorruptError) Error() string {
+	return fmt.Sprintf("tlog: %s is damaged: %v; the log will not start on damaged data: restore the file from another build node (their tiles are byte-identical) and start again", e.Path, e.Err)
+}
+func (e *CorruptError) Unwrap() error { return e.Err }
+
+// Options configure [Open].
+type Options struct {
+	// Dir is the log's folder; it is created if missing.
+	Dir string
+	// Origin is the first line of every checkpoint, naming the log.
+	Origin string
+	// Signer signs checkpoints. It may be nil for a log that is only
+	// appended to and read (checkpoints then cannot be published).
+	Signer note.Signer
+	// MaxBatch bounds the entries written with one fsync (default 4096).
+	MaxBatch int
+	// QueueSize bounds the appends waiting for the writer (default 8192).
+	QueueSize int
+	// SegmentSize is the write-ahead log size at which a new segment starts
+	// and the tiles are synced (default 64 MiB).
+	SegmentSize int64
+	// Visit, if set, is called at Open for every entry of the log in order,
+	// for example to rebuild an index.
+	Visit func(index uint64, entry []byte) error
+	// Logger receives recovery and repair messages (default slog.Default()).
+	Logger *slog.Logger
+}
+
+// Log is an open transparency log. Its methods are safe for concurrent use.
+type Log struct {
+	opts  Options
+	tiles tileStore
+	cache *tileCache
+
+	queue   chan *appendReq
+	publish chan chan publishResult
+	done    chan struct{}
+	wg      sync.WaitGroup
+	closeMu sync.RWMutex // held for reading while queueing; Close takes it to stop new appends
+	closed  bool
+
+	size atomic.Uint64 // durable entries
+	cp   atomic.Pointer[Checkpoint]
+	cpMu sync.Mutex // orders checkpoint file writes
+
+	// Owned by the writer goroutine.
+	b   *builder
+	wal *walWriter
+	err error // a write failure: the log accepts no more appends
+}
+
+// Checkpoint is a published tree head: the checkpoint body and its signed
+// note (with any cosignatures).
+type Checkpoint struct {
+	fmtlog.Checkpoint
+	Note []byte
+}
+
+type appendReq struct {
+	entry []byte
+	done  chan appendResult
+}
+
+type appendResult struct {
+	index uint64
+	err   error
+}
+
+type publishResult struct {
+	size uint64
+	root []byte
+	err  error
+}
+
+// Open opens the log in opts.Dir, creating it if needed, and recovers it
+// (see the package documentation).
+func Open(ctx context.Context, opts Options) (*Log, error) {
+	if opts.Dir == "" {
+		return nil, errors.New("tlog: no folder given")
+	}
+	if opts.Origin == "" || strings.ContainsAny(opts.Origin, "\n") {
+		return nil, fmt.Errorf("tlog: origin %q must be one non-empty line", opts.Origin)
+	}
+	if opts.MaxBatch <= 0 {
+		opts.MaxBatch = 4096
+	}
+	if opts.QueueSize <= 0 {
+		opts.QueueSize = 8192
+	}
+	if opts.SegmentSize <= 0 {
+		opts.SegmentSize = 64 << 20
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.Default()
+	}
+	walDir := filepath.Join(opts.Dir, "wal")
+	if err := os.MkdirAll(walDir, 0o755); err != nil {
+		return nil, fmt.Errorf("tlog: creating log folder: %w", err)
+	}
+	l := &Log{
+		opts:    opts,
+		tiles:   tileStore{root: opts.Dir},
+		cache:   newTileCache(4096),
+		queue:   make(chan *appendReq, opts.QueueSize),
+		publish: make(chan chan publishResult),
+		done:    make(chan struct{}),
+	}
+	if err := l.recover(ctx); err != nil {
+		return nil, err
+	}
+	l.b.full = l.tiles.write
+	l.wg.Add(1)
+	go l.writer()
+	return l, nil
+}
+
+// Close stops the writer after the queued appends are written.
+func (l *Log) Close() error {
+	l.closeMu.Lock()
+	if l.closed {
+		l.closeMu.Unlock()
+		return nil
+	}
+	l.closed = true
+	l.closeMu.Unlock()
+	close(l.done)
+	l.wg.Wait()
+	if l.wal != nil {
+		return l.wal.close()
+	}
+	return nil
+}
+
+// Size returns the number of durable (acknowledged) entries.
+func (l *Log) Size() uint64 { return l.size.Load() }
+
+// Origin returns the log's origin line.
+func (l *Log) Origin() string { return l.opts.Origin }
+
+// Checkpoint returns the latest published checkpoint, or nil if none is.
+func (l *Log) Checkpoint() *Checkpoint { return l.cp.Load() }
+
+// Append adds an entry and returns its index once the entry is durable.
+func (l *Log) Append(ctx context.Context, entry []byte) (uint64, error) {
+	if len(entry) > MaxEntrySize {
+		return 0, fmt.Errorf("tlog: entry of %d bytes is over the %d byte limit", len(entry), MaxEntrySize)
+	}
+	req := &appendReq{entry: entry, done: make(chan appendResult, 1)}
+	l.closeMu.RLock()
+	if l.closed {
+		l.closeMu.RUnlock()
+		return 0, ErrClosed
+	}
+	select {
+	case l.queue <- req:
+	case <-ctx.Done():
+		l.closeMu.RUnlock()
+		return 0, ctx.Err()
+	}
+	l.closeMu.RUnlock()
+	// Once queued, the entry will be written or failed by the writer. If
+	// ctx ends first, the caller learns only that the outcome is unknown.
+	select {
+	case r := <-req.done:
+		return r.index, r.err
+	case <-ctx.Done():
+		return 0, fmt.Errorf("tlog: append outcome unknown: %w", ctx.Err())
+	}
+}
+
+// writer is the single goroutine that writes the log.
+func (l *Log) writer() {
+	defer l.wg.Done()
+	batch := make([]*appendReq, 0, l.opts.MaxBatch)
+	entries := make([][]byte, 0, l.opts.MaxBatch)
+	for {
+		batch, entries = batch[:0], entries[:0]
+		select {
+		case <-l.done:
+			l.drain()
+			return
+		case reply := <-l.publish:
+			reply <- l.publishPartials()
+			continue
+		case req := <-l.queue:
+			batch = append(batch, req)
+		}
+	collect:
+		for len(batch) < l.opts.MaxBatch {
+			select {
+			case req := <-l.queue:
+				batch = append(batch, req)
+			default:
+				break collect
+			}
+		}
+		l.writeBatch(batch, entries)
+	}
+}
+
+// drain fails the appends still queued at Close.
+func (l *Log) drain() {
+	for {
+		select {
+		case req := <-l.queue:
+			req.done <- appendResult{err: ErrClosed}
+		default:
+			return
+		}
+	}
+}
+
+func (l *Log) writeBatch(batch []*appendReq, entries [][]byte) {
+	if l.err != nil {
+		for _, r := range batch {
+			r.done <- appendResult{err: l.err}
+		}
+		return
+	}
+	first := l.b.size()
+	for _, r := range batch {
+		entries = append(entries, r.entry)
+	}
+	if err := l.wal.write(first, entries); err != nil {
+		l.fail(err)
+		for _, r := range batch {
+			r.done <- appendResult{err: l.err}
+		}
+		return
+	}
+	l.size.Store(first + uint64(len(entries)))
+	for i, r := range batch {
+		r.done <- appendResult{index: first + uint64(i)}
+	}
+	for _, e := range entries {
+		if err := l.b.add(e); err != nil {
+			l.fail(err)
+			return
+		}
+	}
+	if l.wal.size >= l.opts.SegmentSize {
+		if err := l.rotate(); err != nil {
+			l.fail(err)
+		}
+	}
+}
+
+// fail stops appends after a write error: what is durable stays durable,
+// and a restart recovers.
+func (l *Log) fail(err error) {
+	l.err = fmt.Errorf("tlog: log stopped accepting appends after a write failure (restart to recover): %w", err)
+	l.opts.Logger.Error("tlog write failure", "dir", l.opts.Dir, "err", err)
+}
+
+// rotate starts a new write-ahead-log segment at the start of the current
+// entry bundle, makes every tile written so far durable, and deletes the
+// segments that the tiles now cover.
+func (l *Log) rotate() error {
+	walDir := filepath.Join(l.opts.Dir, "wal")
+	size := l.b.size()
+	start := size / TileWidth * TileWidth
+	pending := l.b.pendingEntries()
+	w, err := createWALSegment(walDir, start)
+	if err != nil {
+		return err
+	}
+	if len(pending) > 0 {
+		if err := w.write(start, pending); err != nil {
+			w.close()
+			return err
+		}
+	}
+	if err := syncFS(l.opts.Dir); err != nil {
+		w.close()
+		return err
+	}
+	old := l.wal
+	l.wal = w
+	old.close()
+	starts, err := listWALSegments(walDir)
+	if err != nil {
+		return err
+	}
+	for _, s := range starts {
+		if s < start {
+			if err := os.Remove(filepath.Join(walDir, walSegmentName(s))); err != nil {
+				return err
+			}
+		}
+	}
+	return syncDir(walDir)
+}
+
+// publishPartials writes the partial tiles of the current size and returns
+// the size and root. Run by the writer goroutine.
+func (l *Log) publishPartials() publishResult {
+	if l.err != nil {
+		return publishResult{err: l.err}
+	}
+	for id, data := range l.b.partials() {
+		if err := l.tiles.write(id, data); err != nil {
+			return publishResult{err: err}
+		}
+	}
+	root, err := l.b.root()
+	return publishResult{size: l.b.size(), root: root, err: err}
+}
+
+// Publish makes a checkpoint at the current size, signs it, stores it and
+// returns it. If the size has not changed since the last checkpoint, it
+// returns that one.
+func (l *Log) Publish(ctx context.Context) (*Checkpoint, error) {
+	if l.opts.Signer == nil {
+		return nil, errors.New("tlog: no checkpoint signer configured")
+	}
+	l.cpMu.Lock()
+	defer l.cpMu.Unlock()
+	reply := make(chan publishResult, 1)
+	select {
+	case l.publish <- reply:
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	case <-l.done:
+		return nil, ErrClosed
+	}
+	r := <-reply
+	if r.err != nil {
+		return nil, r.err
+	}
+	if cur := l.cp.Load(); cur != nil && cur.Size == r.size {
+		return cur, nil
+	}
+	body := fmtlog.Checkpoint{Origin: l.opts.Origin, Size: r.size, Hash: r.root}
+	signed, err := note.Sign(&note.Note{Text: string(body.Marshal())}, l.opts.Signer)
+	if err != nil {
+		return nil, fmt.Errorf("tlog: signing checkpoint: %w", err)
+	}
+	cp := &Checkpoint{Checkpoint: body, Note: signed}
+	if err := l.storeCheckpoint(cp); err != nil {
+		return nil, err
+	}
+	return cp, nil
+}
+
+// SetCheckpoint replaces the stored note of the current checkpoint with
+// signed, which must carry the same checkpoint body (it adds cosignatures).
+func (l *Log) SetCheckpoint(signed []byte) error {
+	l.cpMu.Lock()
+	defer l.cpMu.Unlock()
+	cur := l.cp.Load()
+	if cur == nil {
+		return errors.New("tlog: no checkpoint published yet")
+	}
+	text, _, err := splitNote(signed)
+	if err != nil {
+		return err
+	}
+	if text != string(cur.Marshal()) {
+		return errors.New("tlog: note is not the current checkpoint")
+	}
+	return l.storeCheckpoint(&Checkpoint{Checkpoint: cur.Checkpoint, Note: signed})
+}
+
+func (l *Log) storeCheckpoint(cp *Checkpoint) error {
+	if err := writeFileAtomic(filepath.Join(l.opts.Dir, "checkpoint"), cp.Note, true); err != nil {
+		return fmt.Errorf("tlog: storing checkpoint: %w", err)
+	}
+	l.cp.Store(cp)
+	return nil
+}
+
+// splitNote returns a note's text and its signature block.
+func splitNote(b []byte) (text string, sigs string, err error) {
+	s := string(b)
+	i := strings.Index(s, "\n\n")
+	if i < 0 {
+		return "", "", errors.New("tlog: checkpoint is not a signed note (no blank line before the signatures)")
+	}
+	return s[:i+1], s[i+2:], nil
+}
+
+// parseCheckpointBody parses the checkpoint in a stored note without
+// checking signatures (the log trusts its own folder).
+func parseCheckpointBody(b []byte) (*Checkpoint, error) {
+	text, _, err := splitNote(b)
+	if err != nil {
+		return nil, err
+	}
+	var cp fmtlog.Checkpoint
+	rest, err := cp.Unmarshal([]byte(text))
+	if err != nil {
+		return nil, err
+	}
+	if len(rest) != 0 {
+		// Extension lines are allowed by tlog-checkpoint; keep them.
+		_ = rest
+	}
+	return &Checkpoint{Checkpoint: cp, Note: b}, nil
+}
+
+// recover replays the log: see the package documentation.
+func (l *Log) recover(ctx context.Context) error {
+	dir := l.opts.Dir
+	walDir := filepath.Join(dir, "wal")
+	log := l.opts.Logger
+
+	var cp *Checkpoint
+	if data, err := os.ReadFile(filepath.Join(dir, "checkpoint")); err == nil {
+		if cp, err = parseCheckpointBody(data); err != nil {
+			return &CorruptError{Path: "checkpoint", Err: err}
+		}
+		if cp.Origin != l.opts.Origin {
+			return fmt.Errorf("tlog: %s holds the log %q, not %q", dir, cp.Origin, l.opts.Origin)
+		}
+	} else if !errors.Is(err, fs.ErrNotExist) {
+		return fmt.Errorf("tlog: reading checkpoint: %w", err)
+	}
+
+	starts, err := listWALSegments(walDir)
+	if err != nil {
+		return err
+	}
+	if len(starts) == 0 {
+		// A new log, or one whose write-ahead log is gone.
+		if _, err := os.Stat(l.tiles.path(TileID{Entries: true})); err == nil {
+			return &CorruptError{Path: "wal", Err: errors.New("the write-ahead log is missing but tiles exist")}
+		}
+		if cp != nil && cp.Size > 0 {
+			return &CorruptError{Path: "wal", Err: fmt.Errorf("the checkpoint commits to %d entries but there are none", cp.Size)}
+		}
+		starts = []uint64{0}
+		w, err := createWALSegment(walDir, 0)
+		if err != nil {
+			return err
+		}
+		w.close()
+	}
+	synced := starts[0] // every tile covering only entries below this is durable
+
+	var rootAtCP []byte
+	l.b = newBuilder(func(id TileID, data []byte) error {
+		return l.checkTile(id, data, synced)
+	})
+	add := func(index uint64, entry []byte) error {
+		if err := l.b.add(entry); err != nil {
+			return err
+		}
+		if l.opts.Visit != nil {
+			if err := l.opts.Visit(index, entry); err != nil {
+				return err
+			}
+		}
+		if cp != nil && l.b.size() == cp.Size {
+			if rootAtCP, err = l.b.root(); err != nil {
+				return err
+			}
+			for id, data := range l.b.partials() {
+				if err := l.tiles.write(id, data); err != nil {
+					return err
+				}
+			}
+		}
+		return nil
+	}
+	if cp != nil && cp.Size == 0 {
+		rootAtCP = hasher.EmptyRoot()
+	}
+
+	// Entries below the first segment come from full entry bundles.
+	if synced%TileWidth != 0 {
+		return &CorruptError{Path: "wal/" + walSegmentName(synced), Err: errors.New("segment does not start at an entry bundle boundary")}
+	}
+	for n := uint64(0); n < synced/TileWidth; n++ {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		id := TileID{Entries: true, Index: n}
+		data, err := l.tiles.read(id)
+		if err != nil {
+			return &CorruptError{Path: id.Path(), Err: err}
+		}
+		entries, err := parseBundle(data, TileWidth)
+		if err != nil {
+			return &CorruptError{Path: id.Path(), Err: err}
+		}
+		for i, e := range entries {
+			if err := add(n*TileWidth+uint64(i), e); err != nil {
+				return err
+			}
+		}
+	}
+
+	// Then the write-ahead log.
+	var last int64
+	for i, start := range starts {
+		if start > l.b.size() {
+			return &CorruptError{Path: "wal/" + walSegmentName(start), Err: fmt.Errorf("entries %d to %d are missing", l.b.size(), start-1)}
+		}
+		path := filepath.Join(walDir, walSegmentName(start))
+		good, torn, err := readWALSegment(path, start, func(index uint64, data []byte) error {
+			if index < l.b.size() {
+				return nil // also in an older segment (a rotation was cut short)
+			}
+			return add(index, data)
+		})
+		if err != nil {
+			var ce *CorruptError
+			if errors.As(err, &ce) {
+				return err
+			}
+			return fmt.Errorf("tlog: replaying %s: %w", path, err)
+		}
+		if torn {
+			if i != len(starts)-1 {
+				return &CorruptError{Path: "wal/" + walSegmentName(start), Err: errors.New("a record in the middle of the write-ahead log does not read back")}
+			}
+			log.WarnContext(ctx, "tlog: cutting off a torn write-ahead-log tail (an append that was never acknowledged)", "segment", path, "offset", good)
+			if err := os.Truncate(path, good); err != nil {
+				return fmt.Errorf("tlog: truncating %s: %w", path, err)
+			}
+		}
+		last = good
+	}
+	size := l.b.size()
+	if cp != nil {
+		if cp.Size > size {
+			return &CorruptError{Path: "checkpoint", Err: fmt.Errorf("it commits to %d entries, the log holds %d", cp.Size, size)}
+		}
+		if string(rootAtCP) != string(cp.Hash) {
+			return &CorruptError{Path: "checkpoint", Err: fmt.Errorf("its root at size %d differs from the entries' root", cp.Size)}
+		}
+		l.cp.Store(cp)
+	}
+	l.size.Store(size)
+	l.wal, err = openWALSegment(walDir, starts[len(starts)-1], last)
+	if err != nil {
+		return err
+	}
+	log.InfoContext(ctx, "tlog: opened", "dir", dir, "size", size)
+	return nil
+}
+
+// checkTile is the builder's full-tile callback during recovery: a tile
+// that covers only synced entries must be on disk and equal; a later one is
+// rewritten if it is missing or differs (it may not have reached the disk).
+func (l *Log) checkTile(id TileID, data []byte, synced uint64) error {
+	same, err := l.tiles.same(id, data)
+	if err != nil {
+		return &CorruptError{Path: id.Path(), Err: err}
+	}
+	if same {
+		return nil
+	}
+	end := (id.Index + 1) * TileWidth << (TileHeight * uint(id.Level))
+	if id.Entries {
+		end = (id.Index + 1) * TileWidth
+	}
+	if end <= synced {
+		if _, err := os.Stat(l.tiles.path(id)); err != nil {
+			return &CorruptError{Path: id.Path(), Err: errors.New("the tile is missing")}
+		}
+		return &CorruptError{Path: id.Path(), Err: errors.New("its hashes differ from those of the entries")}
+	}
+	l.opts.Logger.Info("tlog: rewriting a tile that had not been synced", "tile", id.Path())
+	return l.tiles.write(id, data)
+}

@@ -1,0 +1,262 @@
+package witness
+
+import (
+	"bytes"
+	"context"
+	"encoding/base64"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"sync"
+
+	"github.com/transparency-dev/formats/log"
+	"github.com/transparency-dev/merkle/proof"
+	"github.com/transparency-dev/merkle/rfc6962"
+	"golang.org/x/mod/sumdb/note"
+)
+
+// StateFile is the name of the file, in a [Cosigner]'s state directory, that
+// holds the last checkpoint it cosigned.
+const StateFile = "cosigned-checkpoint"
+
+// ErrFork is the error a [Cosigner] returns for a checkpoint that does not
+// extend the one it last cosigned. Use errors.Is; errors.As with a
+// [*ForkError] gives the two checkpoints.
+var ErrFork = errors.New("witness: checkpoint does not extend the last cosigned one")
+
+// ForkError is the evidence that a log presented two checkpoints that are not
+// consistent with each other, or failed to prove that they are.
+type ForkError struct {
+	// Old is the signed note of the checkpoint last cosigned, and OldCheckpoint its body.
+	Old           []byte
+	OldCheckpoint log.Checkpoint
+	// New is the signed note of the refused checkpoint, and NewCheckpoint its body.
+	New           []byte
+	NewCheckpoint log.Checkpoint
+	// Reason says what is wrong: a smaller size, another root at the same
+	// size, or the consistency proof that does not verify (Err).
+	Reason string
+	Err    error
+}
+
+func (e *ForkError) Error() string {
+	msg := fmt.Sprintf("witness: fork of log %q: %s: cosigned size %d root %s, offered size %d root %s",
+		e.NewCheckpoint.Origin, e.Reason,
+		e.OldCheckpoint.Size, base64.StdEncoding.EncodeToString(e.OldCheckpoint.Hash),
+		e.NewCheckpoint.Size, base64.StdEncoding.EncodeToString(e.NewCheckpoint.Hash))
+	if e.Err != nil {
+		msg += ": " + e.Err.Error()
+	}
+	return msg
+}
+
+// Unwrap returns [ErrFork] and the proof error, if any.
+func (e *ForkError) Unwrap() []error {
+	if e.Err != nil {
+		return []error{ErrFork, e.Err}
+	}
+	return []error{ErrFork}
+}
+
+// ProofSource gives consistency proofs of the log between two tree sizes,
+// as lists of RFC 6962 hashes. It is expected to retry transient errors and to
+// return when ctx is done. Its answers are checked: it need not be trusted.
+type ProofSource interface {
+	ConsistencyProof(ctx context.Context, oldSize, newSize uint64) ([][]byte, error)
+}
+
+// ProofSourceFunc adapts a function to a [ProofSource].
+type ProofSourceFunc func(ctx context.Context, oldSize, newSize uint64) ([][]byte, error)
+
+// ConsistencyProof calls f.
+func (f ProofSourceFunc) ConsistencyProof(ctx context.Context, oldSize, newSize uint64) ([][]byte, error) {
+	return f(ctx, oldSize, newSize)
+}
+
+// CosignerOptions configures a [Cosigner].
+type CosignerOptions struct {
+	// Signer makes the cosignatures: a tlog-cosignature/v1 signer, from
+	// [NewCosignatureSigner].
+	Signer note.Signer
+	// Origin is the origin line of the log's checkpoints.
+	Origin string
+	// LogVerifier checks the log's signature on checkpoints.
+	LogVerifier note.Verifier
+	// StateDir holds the last cosigned checkpoint, in the file [StateFile].
+	// It is created if missing.
+	StateDir string
+}
+
+// Cosigner cosigns the checkpoints of one log, each only if it extends the
+// last one it cosigned. It is safe for concurrent use; calls to Cosign run one
+// at a time.
+type Cosigner struct {
+	opts CosignerOptions
+
+	mu        sync.Mutex
+	last      []byte          // signed note of the last cosigned checkpoint, nil if none
+	lastCP    *log.Checkpoint // its body
+	statePath string
+}
+
+// NewCosigner returns a Cosigner that resumes from the state in
+// opts.StateDir. With no state file it trusts the first checkpoint it is
+// given. A state file that cannot be read or parsed is an error: remove it
+// by hand only if you know why it is broken, since that resets what this
+// node vouched for.
+func NewCosigner(opts CosignerOptions) (*Cosigner, error) {
+	switch {
+	case opts.Signer == nil:
+		return nil, errors.New("witness: cosigner: no signer given")
+	case opts.Origin == "":
+		return nil, errors.New("witness: cosigner: no log origin given")
+	case opts.LogVerifier == nil:
+		return nil, errors.New("witness: cosigner: no log verifier given")
+	case opts.StateDir == "":
+		return nil, errors.New("witness: cosigner: no state directory given")
+	}
+	if err := os.MkdirAll(opts.StateDir, 0o700); err != nil {
+		return nil, fmt.Errorf("witness: cosigner: creating state directory: %w", err)
+	}
+	c := &Cosigner{opts: opts, statePath: filepath.Join(opts.StateDir, StateFile)}
+	b, err := os.ReadFile(c.statePath)
+	if errors.Is(err, fs.ErrNotExist) {
+		return c, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("witness: cosigner: reading state: %w", err)
+	}
+	cp, _, err := ParseCheckpoint(b, opts.Origin, opts.LogVerifier)
+	if err != nil {
+		return nil, fmt.Errorf("witness: cosigner: state file %s is corrupt or for another log (it is not reset automatically): %w", c.statePath, err)
+	}
+	c.last, c.lastCP = b, cp
+	return c, nil
+}
+
+// Last returns the signed note of the last checkpoint cosigned, or nil.
+func (c *Cosigner) Last() []byte {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return bytes.Clone(c.last)
+}
+
+// Cosign checks checkpointNote and returns this node's cosignature on it.
+//
+// The note must be signed by the log and carry the configured origin. If a
+// checkpoint was cosigned before, the new one must have the same size and
+// root (cosigning it again is allowed), or a larger size and a consistency
+// proof from src that verifies; otherwise Cosign returns a [*ForkError].
+// src is only called when a proof is needed. The checkpoint is stored durably
+// before the cosignature is returned.
+func (c *Cosigner) Cosign(ctx context.Context, checkpointNote []byte, src ProofSource) (note.Signature, error) {
+	cp, n, err := ParseCheckpoint(checkpointNote, c.opts.Origin, c.opts.LogVerifier)
+	if err != nil {
+		return note.Signature{}, err
+	}
+
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if err := c.checkExtends(ctx, checkpointNote, cp, src); err != nil {
+		return note.Signature{}, err
+	}
+
+	// Keep the note with the log signature and this cosignature as the
+	// state: the record of what this node vouched for.
+	raw, err := c.opts.Signer.Sign([]byte(n.Text))
+	if err != nil {
+		return note.Signature{}, fmt.Errorf("witness: cosigning: %w", err)
+	}
+	hash := c.opts.Signer.KeyHash()
+	sig := note.Signature{
+		Name:   c.opts.Signer.Name(),
+		Hash:   hash,
+		Base64: base64.StdEncoding.EncodeToString(append(binary.BigEndian.AppendUint32(nil, hash), raw...)),
+	}
+	signed, err := note.Sign(&note.Note{Text: n.Text, Sigs: append(n.Sigs, sig)})
+	if err != nil {
+		return note.Signature{}, fmt.Errorf("witness: cosigning: %w", err)
+	}
+	if err := writeFileSync(c.statePath, signed); err != nil {
+		return note.Signature{}, fmt.Errorf("witness: cosigner: saving state: %w", err)
+	}
+	c.last, c.lastCP = signed, cp
+	return sig, nil
+}
+
+// checkExtends checks that cp extends c.lastCP. c.mu must be held.
+func (c *Cosigner) checkExtends(ctx context.Context, newNote []byte, cp *log.Checkpoint, src ProofSource) error {
+	old := c.lastCP
+	if old == nil {
+		return nil // Trust on first use.
+	}
+	fork := func(reason string, err error) error {
+		return &ForkError{
+			Old: bytes.Clone(c.last), OldCheckpoint: *old,
+			New: bytes.Clone(newNote), NewCheckpoint: *cp,
+			Reason: reason, Err: err,
+		}
+	}
+	switch {
+	case cp.Size < old.Size:
+		return fork("smaller tree size", nil)
+	case cp.Size == old.Size:
+		if !bytes.Equal(cp.Hash, old.Hash) {
+			return fork("same tree size, different root", nil)
+		}
+		return nil
+	}
+	var p [][]byte
+	if old.Size > 0 {
+		if src == nil {
+			return fmt.Errorf("witness: cosigner: need a consistency proof from size %d to %d but no proof source given", old.Size, cp.Size)
+		}
+		var err error
+		p, err = src.ConsistencyProof(ctx, old.Size, cp.Size)
+		if err != nil {
+			return fmt.Errorf("witness: cosigner: getting consistency proof from size %d to %d: %w", old.Size, cp.Size, err)
+		}
+	}
+	if err := proof.VerifyConsistency(rfc6962.DefaultHasher, old.Size, cp.Size, p, old.Hash, cp.Hash); err != nil {
+		return fork("consistency proof does not verify", err)
+	}
+	return nil
+}
+
+// writeFileSync replaces the file at path with data durably: it writes a
+// temporary file in the same directory, syncs it, renames it over path and
+// syncs the directory.
+func writeFileSync(path string, data []byte) (err error) {
+	dir := filepath.Dir(path)
+	f, err := os.CreateTemp(dir, "."+filepath.Base(path)+".tmp-*")
+	if err != nil {
+		return err
+	}
+	defer func() {
+		if err != nil {
+			f.Close()
+			os.Remove(f.Name())
+		}
+	}()
+	if _, err := f.Write(data); err != nil {
+		return err
+	}
+	if err := f.Sync(); err != nil {
+		return err
+	}
+	if err := f.Close(); err != nil {
+		return err
+	}
+	if err := os.Rename(f.Name(), path); err != nil {
+		return err
+	}
+	d, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	return d.Sync()
+}

@@ -1,0 +1,35 @@
+// Package witness signs the checkpoints of the pyrsia-build transparency log
+// and cosigns them, so that a checkpoint only counts once a majority of the
+// build nodes vouch that it extends what they have seen before.
+//
+// # Formats
+//
+// A checkpoint is a C2SP tlog-checkpoint: a signed note (golang.org/x/mod/sumdb/note)
+// whose text is the log origin, the tree size and the base64 RFC 6962 root
+// hash, each on a line of its own. The log signs it with a plain Ed25519 note
+// signature ([SignCheckpoint]). Each build node cosigns it with a C2SP
+// tlog-cosignature/v1 signature, which adds a timestamp and uses its own key
+// hash, so one Ed25519 key made by [GenerateKey] serves both roles:
+// [NewLogSigner] and [NewLogVerifier] give the plain note signer and verifier,
+// [NewCosignatureSigner] and [NewCosignatureVerifier] the cosignature/v1 ones.
+//
+// # Flow
+//
+//  1. The log appends entries and signs a checkpoint with [SignCheckpoint].
+//  2. Every build node runs a [Cosigner]. [Cosigner.Cosign] checks the log
+//     signature and origin, then checks that the new checkpoint extends the
+//     last one it cosigned: same size and same root, or a larger size and a
+//     consistency proof (fetched from a [ProofSource]) that verifies. It
+//     stores the new checkpoint durably and only then returns its cosignature.
+//     A checkpoint that does not extend the stored one is refused with a
+//     [*ForkError] that carries both signed notes: the evidence of a fork.
+//  3. The log gathers the cosignatures into the note with [AddSignatures].
+//  4. Anyone checks that a checkpoint is final with [VerifyFinal]: the log
+//     signature verifies and at least a threshold of the listed cosigners
+//     (by default [Threshold], an absolute majority) have cosigned it.
+//
+// The first checkpoint a [Cosigner] sees is trusted on first use: with no
+// stored state there is nothing it could be checked against. The state file
+// is never reset silently: a missing state directory is created, but a
+// state file that is corrupt, truncated or for another log is an error.
+package witness

@@ -1,0 +1,153 @@
+package witness
+
+import (
+	"crypto/rand"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"os"
+	"strings"
+	"unicode"
+
+	fnote "github.com/transparency-dev/formats/note"
+	"golang.org/x/mod/sumdb/note"
+)
+
+// algEd25519 is the note key algorithm byte of an Ed25519 key.
+const algEd25519 = 0x01
+
+// GenerateKey makes an Ed25519 note key pair for name. The signer key skey is
+// private; the verifier key vkey is public. Both are single lines of text.
+//
+// The same pair signs checkpoints as a log ([NewLogSigner], [NewLogVerifier])
+// and cosigns them as a build node ([NewCosignatureSigner],
+// [NewCosignatureVerifier]).
+func GenerateKey(name string) (skey, vkey string, err error) {
+	if !validName(name) {
+		return "", "", fmt.Errorf("witness: invalid key name %q: it must be non-empty, with no spaces and no '+'", name)
+	}
+	skey, vkey, err = note.GenerateKey(rand.Reader, name)
+	if err != nil {
+		return "", "", fmt.Errorf("witness: generating key: %w", err)
+	}
+	return skey, vkey, nil
+}
+
+// NewLogSigner returns the plain Ed25519 note signer for skey, used by the
+// log to sign checkpoints.
+func NewLogSigner(skey string) (note.Signer, error) {
+	if err := checkKey(skey, true); err != nil {
+		return nil, fmt.Errorf("witness: signer key: %w", err)
+	}
+	s, err := note.NewSigner(skey)
+	if err != nil {
+		return nil, fmt.Errorf("witness: signer key: %w", err)
+	}
+	return s, nil
+}
+
+// NewLogVerifier returns the plain Ed25519 note verifier for vkey, used to
+// check the log's checkpoint signature.
+func NewLogVerifier(vkey string) (note.Verifier, error) {
+	if err := checkKey(vkey, false); err != nil {
+		return nil, fmt.Errorf("witness: verifier key: %w", err)
+	}
+	v, err := note.NewVerifier(vkey)
+	if err != nil {
+		return nil, fmt.Errorf("witness: verifier key: %w", err)
+	}
+	return v, nil
+}
+
+// NewCosignatureSigner returns the tlog-cosignature/v1 signer for skey, used
+// by a [Cosigner].
+func NewCosignatureSigner(skey string) (note.Signer, error) {
+	if _, err := NewLogSigner(skey); err != nil {
+		return nil, err
+	}
+	s, err := fnote.NewSignerForCosignatureV1(skey)
+	if err != nil {
+		return nil, fmt.Errorf("witness: signer key: %w", err)
+	}
+	return s, nil
+}
+
+// NewCosignatureVerifier returns the tlog-cosignature/v1 verifier for vkey,
+// used by [VerifyFinal]. Its key hash differs from the [NewLogVerifier] one.
+func NewCosignatureVerifier(vkey string) (note.Verifier, error) {
+	if _, err := NewLogVerifier(vkey); err != nil {
+		return nil, err
+	}
+	v, err := fnote.NewVerifierForCosignatureV1(vkey)
+	if err != nil {
+		return nil, fmt.Errorf("witness: verifier key: %w", err)
+	}
+	return v, nil
+}
+
+// ReadSignerKeyFile reads a private signer key, written as one line of text,
+// from path and checks that it is an Ed25519 note signer key.
+func ReadSignerKeyFile(path string) (skey string, err error) {
+	return readKeyFile(path, true)
+}
+
+// ReadVerifierKeyFile reads a public verifier key, written as one line of
+// text, from path and checks that it is an Ed25519 note verifier key.
+func ReadVerifierKeyFile(path string) (vkey string, err error) {
+	return readKeyFile(path, false)
+}
+
+func readKeyFile(path string, private bool) (string, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return "", fmt.Errorf("witness: reading key: %w", err)
+	}
+	key := strings.TrimSpace(string(b))
+	if strings.ContainsAny(key, "\r\n") {
+		return "", fmt.Errorf("witness: %s: want one key on one line, found several lines", path)
+	}
+	if err := checkKey(key, private); err != nil {
+		return "", fmt.Errorf("witness: %s: %w", path, err)
+	}
+	if private {
+		_, err = note.NewSigner(key)
+	} else {
+		_, err = note.NewVerifier(key)
+	}
+	if err != nil {
+		return "", fmt.Errorf("witness: %s: invalid key: %w", path, err)
+	}
+	return key, nil
+}
+
+// checkKey checks the shape of a note key, to give a precise error: a
+// private key where a public one is expected, or the other way round, or
+// another algorithm than Ed25519.
+func checkKey(key string, private bool) error {
+	const privPrefix = "PRIVATE+KEY+"
+	rest, isPriv := strings.CutPrefix(key, privPrefix)
+	name, rest, _ := strings.Cut(rest, "+")
+	hash, key64, _ := strings.Cut(rest, "+")
+	raw, err := base64.StdEncoding.DecodeString(key64)
+	wellFormed := validName(name) && len(hash) == 8 && err == nil && len(raw) > 0
+	switch {
+	case key == "":
+		return errors.New("empty key")
+	case private && !isPriv && wellFormed:
+		return errors.New("this is a verifier (public) key, want a signer (private) key starting PRIVATE+KEY+")
+	case private && !wellFormed, private && !isPriv:
+		return errors.New("not a note signer key: want PRIVATE+KEY+<name>+<hash>+<base64 key>")
+	case !private && isPriv:
+		return errors.New("this is a signer (private) key, want a verifier (public) key: give the public key, never share the private one")
+	case !private && !wellFormed:
+		return errors.New("not a note verifier key: want <name>+<hash>+<base64 key>")
+	case raw[0] != algEd25519:
+		return fmt.Errorf("key %q has algorithm 0x%02x, want Ed25519 (0x01) as made by GenerateKey", name, raw[0])
+	}
+	return nil
+}
+
+// validName reports whether name is a valid note key name.
+func validName(name string) bool {
+	return name != "" && !strings.ContainsFunc(name, unicode.IsSpace) && !strings.Contains(name, "+")
+}
