@@ -73,3 +73,17 @@ func writeFileAtomic(path string, data []byte, sync bool) error {
 	}
 	return nil
 }
+
+// lockDir takes an exclusive lock on DIR/LOCK, so that two processes never
+// write one log. The lock goes with the process, however it ends.
+func lockDir(dir string) (*os.File, error) {
+	f, err := os.OpenFile(filepath.Join(dir, "LOCK"), os.O_RDWR|os.O_CREATE, 0o644)
+	if err != nil {
+		return nil, fmt.Errorf("tlog: locking log folder: %w", err)
+	}
+	if err := unix.Flock(int(f.Fd()), unix.LOCK_EX|unix.LOCK_NB); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("tlog: log folder %s is in use by another process (stop it, or read the log over HTTP)", dir)
+	}
+	return f, nil
+}

@@ -92,6 +92,7 @@ type Options struct {
 
 // Log is an open transparency log. Its methods are safe for concurrent use.
 type Log struct {
+	lock  *os.File // holds an exclusive flock on DIR/LOCK while open
 	opts  Options
 	tiles tileStore
 	cache *tileCache
@@ -161,7 +162,12 @@ func Open(ctx context.Context, opts Options) (*Log, error) {
 	if err := os.MkdirAll(walDir, 0o755); err != nil {
 		return nil, fmt.Errorf("tlog: creating log folder: %w", err)
 	}
+	lock, err := lockDir(opts.Dir)
+	if err != nil {
+		return nil, err
+	}
 	l := &Log{
+		lock:    lock,
 		opts:    opts,
 		tiles:   tileStore{root: opts.Dir},
 		cache:   newTileCache(4096),
@@ -170,6 +176,7 @@ func Open(ctx context.Context, opts Options) (*Log, error) {
 		done:    make(chan struct{}),
 	}
 	if err := l.recover(ctx); err != nil {
+		lock.Close()
 		return nil, err
 	}
 	l.b.full = l.tiles.write
@@ -189,10 +196,9 @@ func (l *Log) Close() error {
 	l.closeMu.Unlock()
 	close(l.done)
 	l.wg.Wait()
-	if l.wal != nil {
-		return l.wal.close()
-	}
-	return nil
+	err := l.wal.close()
+	l.lock.Close()
+	return err
 }
 
 // Size returns the number of durable (acknowledged) entries.
