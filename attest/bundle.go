@@ -1,6 +1,7 @@
 package attest
 
 import (
+	"bytes"
 	"encoding/base64"
 	"encoding/json"
 	"errors"
@@ -74,7 +75,7 @@ func ParseBundle(data []byte) (*Bundle, error) {
 	if len(data) > MaxBundleSize {
 		return nil, fmt.Errorf("attest: bundle: %d bytes is over the %d byte limit", len(data), MaxBundleSize)
 	}
-	if len(data) == 0 {
+	if len(bytes.TrimSpace(data)) == 0 {
 		return nil, errors.New("attest: bundle: file is empty")
 	}
 	if !json.Valid(data) {
@@ -84,7 +85,7 @@ func ParseBundle(data []byte) (*Bundle, error) {
 		err := json.Unmarshal(data, &probe)
 		var syn *json.SyntaxError
 		switch {
-		case errors.As(err, &syn) && syn.Offset >= int64(len(data)):
+		case errors.As(err, &syn) && syn.Error() == "unexpected end of JSON input":
 			return nil, errors.New("attest: bundle: JSON ends early (truncated file?)")
 		case errors.As(err, &syn):
 			return nil, fmt.Errorf("attest: bundle: not JSON (at byte %d: %s)", syn.Offset, syn.Error())
@@ -92,11 +93,11 @@ func ParseBundle(data []byte) (*Bundle, error) {
 			return nil, fmt.Errorf("attest: bundle: not JSON: %w", err)
 		}
 	}
-	if err := checkEnvelopeEncoding(data); err != nil {
-		return nil, err
-	}
 	pb := new(protobundle.Bundle)
 	if err := (protojson.UnmarshalOptions{DiscardUnknown: true}).Unmarshal(data, pb); err != nil {
+		if berr := checkEnvelopeEncoding(data); berr != nil {
+			return nil, berr
+		}
 		return nil, fmt.Errorf("attest: bundle: not a Sigstore bundle: %w", err)
 	}
 	if mt := pb.GetMediaType(); !bundleMediaTypes[mt] {
@@ -139,8 +140,9 @@ func ParseBundle(data []byte) (*Bundle, error) {
 	return &Bundle{pb: pb}, nil
 }
 
-// checkEnvelopeEncoding names the envelope field whose base64 is broken,
-// which protojson reports only as a position in the file.
+// checkEnvelopeEncoding explains a protojson failure by naming the
+// envelope field whose base64 is broken, which protojson reports only as a
+// position in the file.
 func checkEnvelopeEncoding(data []byte) error {
 	var raw struct {
 		DsseEnvelope *struct {

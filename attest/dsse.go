@@ -43,16 +43,22 @@ func (s *Signer) SignEnvelope(payloadType string, payload []byte) (*dssepb.Envel
 }
 
 // VerifyEnvelope checks every signature of env against keys and returns the
-// keys that signed it, each once, in the order of keys. A signature that no
+// distinct keys that signed it (a key listed twice counts once), in the
+// order of keys. A signature that no
 // key verifies is ignored: it is the caller's policy that decides how many
 // signers are enough.
 func VerifyEnvelope(env *dssepb.Envelope, keys []*PublicKey) []*PublicKey {
 	pae := PAE(env.GetPayloadType(), env.GetPayload())
 	var signers []*PublicKey
+	seen := make(map[string]bool)
 	for _, k := range keys {
+		if seen[k.ID] {
+			continue
+		}
 		for _, sig := range env.GetSignatures() {
 			if err := k.v.VerifySignature(bytes.NewReader(sig.GetSig()), bytes.NewReader(pae)); err == nil {
 				signers = append(signers, k)
+				seen[k.ID] = true
 				break
 			}
 		}

@@ -117,6 +117,13 @@ func NewVerifier(o VerifierOptions) (*Verifier, error) {
 	if o.Threshold < 0 || o.Threshold > len(o.Keys) {
 		return nil, fmt.Errorf("attest: threshold %d is not between 1 and the %d keys", o.Threshold, len(o.Keys))
 	}
+	ids := make(map[string]string)
+	for _, k := range o.Keys {
+		if other, dup := ids[k.ID]; dup {
+			return nil, fmt.Errorf("attest: keys %q and %q are the same key", other, k.Name)
+		}
+		ids[k.ID] = k.Name
+	}
 	return &Verifier{steps: []Step{
 		SignatureStep(o.Keys, o.Threshold),
 		StatementStep(o.PredicateType),
@@ -134,6 +141,12 @@ func (v *Verifier) With(steps ...Step) *Verifier {
 // or the first step's error: a *VerificationError (errors.Is ErrNotVerified)
 // when the evidence does not hold, or an input error.
 func (v *Verifier) Verify(ctx context.Context, a Artifact, b *Bundle) (*Evidence, error) {
+	if len(v.steps) == 0 {
+		return nil, errors.New("attest: verifier has no steps (use NewVerifier)")
+	}
+	if a.Open == nil || b == nil {
+		return nil, &InputError{errors.New("attest: nothing to verify: no artifact or no bundle")}
+	}
 	ev := &Evidence{Artifact: a, Bundle: b}
 	for _, s := range v.steps {
 		if err := ctx.Err(); err != nil {
@@ -152,6 +165,7 @@ func (v *Verifier) Verify(ctx context.Context, a Artifact, b *Bundle) (*Evidence
 
 // SignatureStep requires at least threshold of keys to have signed the envelope.
 func SignatureStep(keys []*PublicKey, threshold int) Step {
+	threshold = max(threshold, 1)
 	return StepFunc{"signature", func(_ context.Context, ev *Evidence) error {
 		ev.Signers = VerifyEnvelope(ev.Bundle.Envelope(), keys)
 		if len(ev.Signers) >= threshold {
