@@ -329,6 +329,9 @@ func (l *Log) rotate() error {
 	walDir := filepath.Join(l.opts.Dir, "wal")
 	size := l.b.size()
 	start := size / TileWidth * TileWidth
+	if start <= l.wal.start {
+		return nil // the current segment still holds the incomplete bundle's only copy
+	}
 	pending := l.b.pendingEntries()
 	w, err := createWALSegment(walDir, start)
 	if err != nil {

@@ -386,3 +386,68 @@ func TestLimits(t *testing.T) {
 		t.Fatalf("append after close: got %v, want ErrClosed", err)
 	}
 }
+
+func TestHTTP(t *testing.T) {
+	s, _ := testKeys(t)
+	dir := t.TempDir()
+	l := openLog(t, dir, s, nil)
+	defer l.Close()
+	srv := httptest.NewServer(l.Handler())
+	defer srv.Close()
+	get := func(path string) (int, string) {
+		resp, err := srv.Client().Get(srv.URL + path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		body, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(body)
+	}
+	if code, _ := get("/checkpoint"); code != 404 {
+		t.Fatalf("checkpoint before publishing: got %d, want 404", code)
+	}
+	appendN(t, l, 0, 300)
+	l.Publish(context.Background())
+	for _, tc := range []struct {
+		path string
+		code int
+		body string
+	}{
+		{"/checkpoint", 200, testOrigin + "\n300\n"},
+		{"/tile/0/000", 200, ""},
+		{"/tile/0/001.p/44", 200, ""},
+		{"/tile/entries/001.p/44", 200, "entry"},
+		{"/tile/0/002", 404, ""},
+		{"/tile/0/001", 404, ""},
+		{"/tile/0/..%2F..%2FLOCK", 400, "malformed tile path"},
+		{"/tile/entries/000.p/9", 200, ""}, // served from the full bundle
+		{"/proof/inclusion/5", 200, `"treeSize":300`},
+		{"/proof/inclusion/300", 400, "out of range"},
+		{"/proof/inclusion/5?size=301", 404, "beyond the latest checkpoint"},
+		{"/proof/inclusion/x", 400, "not a number"},
+		{"/proof/consistency/10/300", 200, `"oldSize":10`},
+		{"/proof/consistency/300/10", 400, "out of range"},
+	} {
+		code, body := get(tc.path)
+		if code != tc.code || !strings.Contains(body, tc.body) {
+			t.Errorf("GET %s: got %d %q, want %d with %q", tc.path, code, body, tc.code, tc.body)
+		}
+	}
+	// The partial bundle served from the full one is the prefix.
+	_, full := get("/tile/entries/000")
+	_, part := get("/tile/entries/000.p/9")
+	if !strings.HasPrefix(full, part) || len(part) == 0 {
+		t.Error("partial entry bundle is not a prefix of the full one")
+	}
+}
+
+func TestLocked(t *testing.T) {
+	s, _ := testKeys(t)
+	dir := t.TempDir()
+	l := openLog(t, dir, s, nil)
+	defer l.Close()
+	_, err := Open(context.Background(), Options{Dir: dir, Origin: testOrigin, Logger: quiet})
+	if err == nil || !strings.Contains(err.Error(), "in use by another process") {
+		t.Fatalf("second Open: got %v, want an in-use error", err)
+	}
+}

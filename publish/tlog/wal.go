@@ -124,7 +124,9 @@ type walWriter struct {
 }
 
 func createWALSegment(dir string, start uint64) (*walWriter, error) {
-	f, err := os.OpenFile(filepath.Join(dir, walSegmentName(start)), os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o644)
+	// O_EXCL: a segment is never truncated; it may hold the only copy of
+	// acknowledged entries.
+	f, err := os.OpenFile(filepath.Join(dir, walSegmentName(start)), os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o644)
 	if err != nil {
 		return nil, fmt.Errorf("creating write-ahead log segment: %w", err)
 	}
