@@ -8,9 +8,11 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"slices"
 	"strings"
 
 	intoto "github.com/in-toto/attestation/go/v1"
+	dssepb "github.com/sigstore/protobuf-specs/gen/pb-go/dsse"
 )
 
 // ErrNotVerified is wrapped by every [VerificationError]: the evidence was
@@ -44,15 +46,25 @@ func FileArtifact(path string) Artifact {
 
 // Evidence is what the steps of a [Verifier] read and fill in, in order.
 type Evidence struct {
-	Artifact Artifact
-	Bundle   *Bundle
+	Artifact  Artifact
+	Bundle    *Bundle            // the bundle, when verifying one
+	Envelopes []*dssepb.Envelope // the envelopes to check: the bundle's, or a log entry's
 
 	// Filled in by the steps.
-	Signers   []*PublicKey               // keys whose signature verified
-	Statement *intoto.Statement          // the decoded, signed statement
+	Signed    []Signed                   // one per key that signed, in key order
+	Signers   []*PublicKey               // the keys of Signed
 	Digest    [sha256.Size]byte          // SHA-256 of the artifact
 	Size      int64                      // bytes in the artifact
-	Subject   *intoto.ResourceDescriptor // the subject that names Digest
+	Statement *intoto.Statement          // a signed statement that names Digest
+	Subject   *intoto.ResourceDescriptor // its subject that names Digest
+}
+
+// Signed is an envelope with the key that signed it and, once the
+// statement step has run, its decoded statement.
+type Signed struct {
+	Key       *PublicKey
+	Envelope  *dssepb.Envelope
+	Statement *intoto.Statement
 }
 
 // DigestHex returns the artifact digest as "sha256:hex".
@@ -83,13 +95,16 @@ type InputError struct{ Err error }
 func (e *InputError) Error() string { return e.Err.Error() }
 func (e *InputError) Unwrap() error { return e.Err }
 
-// Verifier checks an artifact against an attestation bundle by running its
+// Verifier checks an artifact against signed DSSE envelopes (one, from a
+// bundle; or the several of a log entry, one per build node) by running its
 // steps in order. The default steps, from [NewVerifier], are:
 //
-//  1. signature: the DSSE envelope is signed by at least Threshold of Keys;
-//  2. statement: the payload is an in-toto statement (of PredicateType, if set);
+//  1. signature: at least Threshold of Keys signed an envelope;
+//  2. statement: each signed payload is an in-toto statement (of
+//     PredicateType, if set);
 //  3. digest: the artifact is read once through SHA-256;
-//  4. subject: a subject of the statement carries that digest.
+//  4. subject: the statements of at least Threshold signers carry that
+//     digest in a subject.
 //
 // Later checks (a log inclusion proof, the network policy) are further steps.
 type Verifier struct {
@@ -128,7 +143,7 @@ func NewVerifier(o VerifierOptions) (*Verifier, error) {
 		SignatureStep(o.Keys, o.Threshold),
 		StatementStep(o.PredicateType),
 		DigestStep(),
-		SubjectStep(),
+		SubjectStep(o.Threshold),
 	}}, nil
 }
 
@@ -137,17 +152,32 @@ func (v *Verifier) With(steps ...Step) *Verifier {
 	return &Verifier{steps: append(append([]Step(nil), v.steps...), steps...)}
 }
 
-// Verify runs every step on the evidence. It returns the filled-in evidence,
-// or the first step's error: a *VerificationError (errors.Is ErrNotVerified)
-// when the evidence does not hold, or an input error.
+// Verify checks an artifact against a bundle. It returns the filled-in
+// evidence, or the first step's error: a *VerificationError (errors.Is
+// ErrNotVerified) when the evidence does not hold, or an input error.
 func (v *Verifier) Verify(ctx context.Context, a Artifact, b *Bundle) (*Evidence, error) {
+	if b == nil {
+		return nil, &InputError{errors.New("attest: nothing to verify: no bundle")}
+	}
+	return v.run(ctx, &Evidence{Artifact: a, Bundle: b, Envelopes: []*dssepb.Envelope{b.Envelope()}})
+}
+
+// VerifyEnvelopes checks an artifact against several envelopes, such as
+// the build nodes' votes recorded in a log entry. Errors are as for Verify.
+func (v *Verifier) VerifyEnvelopes(ctx context.Context, a Artifact, envs []*dssepb.Envelope) (*Evidence, error) {
+	if len(envs) == 0 {
+		return nil, &InputError{errors.New("attest: nothing to verify: no envelopes")}
+	}
+	return v.run(ctx, &Evidence{Artifact: a, Envelopes: envs})
+}
+
+func (v *Verifier) run(ctx context.Context, ev *Evidence) (*Evidence, error) {
 	if len(v.steps) == 0 {
 		return nil, errors.New("attest: verifier has no steps (use NewVerifier)")
 	}
-	if a.Open == nil || b == nil {
-		return nil, &InputError{errors.New("attest: nothing to verify: no artifact or no bundle")}
+	if ev.Artifact.Open == nil {
+		return nil, &InputError{errors.New("attest: nothing to verify: no artifact")}
 	}
-	ev := &Evidence{Artifact: a, Bundle: b}
 	for _, s := range v.steps {
 		if err := ctx.Err(); err != nil {
 			return nil, err
@@ -163,33 +193,50 @@ func (v *Verifier) Verify(ctx context.Context, a Artifact, b *Bundle) (*Evidence
 	return ev, nil
 }
 
-// SignatureStep requires at least threshold of keys to have signed the envelope.
+// SignatureStep requires at least threshold of keys to have signed an
+// envelope. Each key counts once.
 func SignatureStep(keys []*PublicKey, threshold int) Step {
 	threshold = max(threshold, 1)
 	return StepFunc{"signature", func(_ context.Context, ev *Evidence) error {
-		ev.Signers = VerifyEnvelope(ev.Bundle.Envelope(), keys)
+		ev.Signed, ev.Signers = nil, nil
+		for _, env := range ev.Envelopes {
+			for _, k := range VerifyEnvelope(env, keys) {
+				if !slices.Contains(ev.Signers, k) {
+					ev.Signers = append(ev.Signers, k)
+					ev.Signed = append(ev.Signed, Signed{Key: k, Envelope: env})
+				}
+			}
+		}
 		if len(ev.Signers) >= threshold {
 			return nil
 		}
 		if len(keys) == 1 {
 			return fmt.Errorf("no signature verifies with key %q (key id %s): the statement was changed after signing, or another key signed it", keys[0].Name, short(keys[0].ID))
 		}
-		return fmt.Errorf("envelope is signed by %d of the %d keys, %d needed", len(ev.Signers), len(keys), threshold)
+		return fmt.Errorf("signed by %d of the %d keys (%s), %d needed", len(ev.Signers), len(keys), keyNames(ev.Signers), threshold)
 	}}
 }
 
-// StatementStep decodes the signed payload and, if predicateType is set,
+// StatementStep decodes each signed payload and, if predicateType is set,
 // requires it.
 func StatementStep(predicateType string) Step {
 	return StepFunc{"statement", func(_ context.Context, ev *Evidence) error {
-		st, err := ParseStatement(ev.Bundle.Envelope().GetPayload())
-		if err != nil {
-			return err
+		for i := range ev.Signed {
+			sd := &ev.Signed[i]
+			st, err := ParseStatement(sd.Envelope.GetPayload())
+			if err != nil && len(ev.Signed) > 1 {
+				return fmt.Errorf("signed by %q: %w", sd.Key.Name, err)
+			} else if err != nil {
+				return err
+			}
+			if predicateType != "" && st.GetPredicateType() != predicateType {
+				return fmt.Errorf("predicate type is %q, want %q", st.GetPredicateType(), predicateType)
+			}
+			sd.Statement = st
 		}
-		if predicateType != "" && st.GetPredicateType() != predicateType {
-			return fmt.Errorf("predicate type is %q, want %q", st.GetPredicateType(), predicateType)
+		if len(ev.Signed) > 0 {
+			ev.Statement = ev.Signed[0].Statement
 		}
-		ev.Statement = st
 		return nil
 	}}
 }
@@ -214,33 +261,66 @@ func DigestStep() Step {
 	}}
 }
 
-// SubjectStep requires a subject of the statement to carry the artifact's
-// SHA-256 digest. Names are not compared: files get renamed on download.
-func SubjectStep() Step {
+// SubjectStep requires the statements of at least threshold signers to
+// carry the artifact's SHA-256 digest in a subject. Names are not compared:
+// files get renamed on download.
+func SubjectStep(threshold int) Step {
+	threshold = max(threshold, 1)
 	return StepFunc{"subject", func(_ context.Context, ev *Evidence) error {
 		want := hex.EncodeToString(ev.Digest[:])
+		var agree []*PublicKey
+		for _, sd := range ev.Signed {
+			if s := subjectWithDigest(sd.Statement, want); s != nil {
+				if ev.Subject == nil {
+					ev.Statement, ev.Subject = sd.Statement, s
+				}
+				agree = append(agree, sd.Key)
+			}
+		}
+		if len(agree) >= threshold {
+			return nil
+		}
+		ev.Statement, ev.Subject = nil, nil
+		if len(ev.Signed) != 1 {
+			return fmt.Errorf("artifact digest %s is attested by %d of the %d signers (%s), %d needed", ev.DigestHex(), len(agree), len(ev.Signed), keyNames(agree), threshold)
+		}
+		subjects := ev.Signed[0].Statement.GetSubject()
 		withSHA256 := 0
-		for _, s := range ev.Statement.GetSubject() {
-			got, ok := s.GetDigest()["sha256"]
-			if !ok {
-				continue
-			}
-			withSHA256++
-			if strings.EqualFold(got, want) {
-				ev.Subject = s
-				return nil
+		for _, s := range subjects {
+			if _, ok := s.GetDigest()["sha256"]; ok {
+				withSHA256++
 			}
 		}
-		if withSHA256 == 0 {
+		switch {
+		case withSHA256 == 0:
 			return errors.New("no subject of the statement has a sha256 digest")
-		}
-		subjects := ev.Statement.GetSubject()
-		if len(subjects) == 1 {
+		case len(subjects) == 1:
 			return fmt.Errorf("artifact digest %s differs from the attested subject %q (sha256:%s)",
 				ev.DigestHex(), subjects[0].GetName(), short(subjects[0].GetDigest()["sha256"]))
+		default:
+			return fmt.Errorf("artifact digest %s matches none of the %d attested subjects", ev.DigestHex(), len(subjects))
 		}
-		return fmt.Errorf("artifact digest %s matches none of the %d attested subjects", ev.DigestHex(), len(subjects))
 	}}
+}
+
+func subjectWithDigest(st *intoto.Statement, sha256hex string) *intoto.ResourceDescriptor {
+	for _, s := range st.GetSubject() {
+		if got, ok := s.GetDigest()["sha256"]; ok && strings.EqualFold(got, sha256hex) {
+			return s
+		}
+	}
+	return nil
+}
+
+func keyNames(keys []*PublicKey) string {
+	if len(keys) == 0 {
+		return "none"
+	}
+	names := make([]string, len(keys))
+	for i, k := range keys {
+		names[i] = k.Name
+	}
+	return strings.Join(names, ", ")
 }
 
 // SHA256 reads r to the end through SHA-256 in constant memory, stopping

@@ -289,7 +289,7 @@ func TestVerifyThreshold(t *testing.T) {
 			artifact: memArtifact("a.txt", hello),
 			opts:     attest.VerifierOptions{Keys: both, Threshold: 2},
 			wantStep: "signature",
-			wantErr:  "envelope is signed by 1 of the 2 keys, 2 needed",
+			wantErr:  "signed by 1 of the 2 keys (key-a), 2 needed",
 		},
 		{
 			name:     "signed by a, keys b and cosign",
@@ -297,7 +297,7 @@ func TestVerifyThreshold(t *testing.T) {
 			artifact: memArtifact("a.txt", hello),
 			opts:     attest.VerifierOptions{Keys: []*attest.PublicKey{b.Pub, testdataKey(t, "cosign.pub")}},
 			wantStep: "signature",
-			wantErr:  "envelope is signed by 0 of the 2 keys, 1 needed",
+			wantErr:  "signed by 0 of the 2 keys (none), 1 needed",
 		},
 	})
 }
