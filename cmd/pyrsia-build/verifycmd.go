@@ -9,7 +9,10 @@ import (
 	"strings"
 
 	"github.com/pyrsia/pyrsia-build/attest"
+	"github.com/pyrsia/pyrsia-build/publish"
+	"github.com/pyrsia/pyrsia-build/publish/witness"
 	"github.com/urfave/cli/v2"
+	"golang.org/x/mod/sumdb/note"
 )
 
 // predicateAliases are cosign's --type shorthands that apply here.
@@ -22,15 +25,26 @@ var predicateAliases = map[string]string{
 func verifyCommand() *cli.Command {
 	return &cli.Command{
 		Name:      "verify",
-		Usage:     "verify an artifact against its attestation bundle, offline",
-		UsageText: "pyrsia-build verify --key PUB [--bundle FILE] [--type TYPE] [--json] ARTIFACT",
-		Description: `Reads ARTIFACT once through SHA-256 and checks, in order: that the bundle's DSSE
-envelope is signed by the public key, that its payload is an in-toto statement
-(of --type, if given), and that a subject of the statement has the artifact's
-digest. Prints who signed, which subject, and the predicate type.
+		Usage:     "verify an artifact against its attestation or proof bundle, offline",
+		UsageText: "pyrsia-build verify --key PUB... [--bundle FILE] [--log-key PUB --cosigner-key PUB...] [--type TYPE] [--json] ARTIFACT",
+		Description: `Reads ARTIFACT once through SHA-256 and checks it against a bundle, offline.
 
-The bundle defaults to ARTIFACT.sigstore.json. Bundles written by
-'cosign attest-blob --new-bundle-format --key' verify too.
+With a Sigstore bundle (an attestation, as 'pyrsia-build attest' or
+'cosign attest-blob --new-bundle-format --key' write it), it checks in order:
+the DSSE envelope is signed by a --key, its payload is an in-toto statement
+(of --type, if given), and a subject of the statement has the artifact's
+digest.
+
+With a proof bundle (application/vnd.pyrsia.proof-bundle.v1+json, as
+'pyrsia-build log proof' writes it), it checks in order: the checkpoint is
+signed by the log (--log-key) and, with --cosigner-key, cosigned by
+--cosign-threshold of the cosigners (default: a majority); the log entry is
+included in that checkpoint's tree; the entry's attestations are signed by
+--threshold of the build nodes' --key files (default: a majority) and name
+the artifact's digest.
+
+The bundle defaults to ARTIFACT.sigstore.json. Prints who signed, which
+subject, the predicate type, and for a proof bundle the log position.
 
 Exit codes: 0 verified, 1 not verified (the reason is printed),
 2 usage error or unreadable input.
@@ -38,11 +52,18 @@ Exit codes: 0 verified, 1 not verified (the reason is printed),
 Examples:
    pyrsia-build verify --key cosign.pub app.tar
    pyrsia-build verify --key node-a.pub --bundle app.tar.sigstore.json --type slsaprovenance1 app.tar
-   pyrsia-build verify --key cosign.pub --json app.tar | jq .subject`,
+   pyrsia-build verify --key cosign.pub --json app.tar | jq .subject
+   pyrsia-build verify --bundle hello.proof.json --key node-a.pub --key node-b.pub --key node-c.pub \
+       --log-key log.note.pub --cosigner-key node-a.note.pub --cosigner-key node-b.note.pub hello.jar`,
 		Flags: []cli.Flag{
-			&cli.StringSliceFlag{Name: "key", Required: true, Usage: "public key `FILE` that may have signed; repeat for several"},
-			&cli.StringFlag{Name: "bundle", Usage: "Sigstore bundle `FILE` (default: ARTIFACT.sigstore.json)"},
+			&cli.StringSliceFlag{Name: "key", Required: true, Usage: "cosign public key `FILE` that may have signed; repeat for several (the build nodes)"},
+			&cli.StringFlag{Name: "bundle", Usage: "Sigstore bundle or proof bundle `FILE` (default: ARTIFACT.sigstore.json)"},
+			&cli.IntFlag{Name: "threshold", Usage: "`N` of the keys must have signed (default: 1 for a Sigstore bundle, a majority for a proof bundle)"},
 			&cli.StringFlag{Name: "type", Usage: "require this predicate `TYPE`: a URI, or slsaprovenance1"},
+			&cli.StringFlag{Name: "log-key", Usage: "proof bundles: the log's checkpoint verifier key `FILE` (a note key, see 'pyrsia-build log keygen')"},
+			&cli.StringSliceFlag{Name: "cosigner-key", Usage: "proof bundles: a cosigner's verifier key `FILE`; repeat for each"},
+			&cli.IntFlag{Name: "cosign-threshold", Usage: "proof bundles: `N` cosigners must have cosigned the checkpoint (default: a majority)"},
+			&cli.StringFlag{Name: "origin", Usage: "proof bundles: require this log `ORIGIN` in the checkpoint"},
 			&cli.BoolFlag{Name: "json", Usage: "print the verdict as JSON"},
 		},
 		Action: func(c *cli.Context) error {
@@ -64,7 +85,7 @@ Examples:
 			if err != nil {
 				return err
 			}
-			b, err := readBundle(bundlePath)
+			data, err := readBundleFile(bundlePath)
 			if err != nil {
 				return err
 			}
@@ -72,43 +93,113 @@ Examples:
 			if full, ok := predicateAliases[ptype]; ok {
 				ptype = full
 			}
-			v, err := attest.NewVerifier(attest.VerifierOptions{Keys: keys, PredicateType: ptype})
+			if isProofBundle(data) {
+				return verifyProof(c, artifact, bundlePath, data, keys, ptype)
+			}
+			if c.String("log-key") != "" || len(c.StringSlice("cosigner-key")) > 0 {
+				return inputErr(fmt.Errorf("%s is not a proof bundle, so --log-key and --cosigner-key do not apply", bundlePath),
+					"make a proof bundle with 'pyrsia-build log proof'")
+			}
+			b, err := attest.ParseBundle(data)
 			if err != nil {
-				return inputErr(err)
+				return inputErr(fmt.Errorf("%s: %w", bundlePath, trimPkg(err)))
+			}
+			v, err := attest.NewVerifier(attest.VerifierOptions{Keys: keys, Threshold: c.Int("threshold"), PredicateType: ptype})
+			if err != nil {
+				return inputErr(trimPkg(err))
 			}
 			ev, err := v.Verify(c.Context, attest.FileArtifact(artifact), b)
-			if errors.Is(err, attest.ErrNotVerified) {
-				return failed(fmt.Errorf("%s: not verified: %w", artifact, err), verifyHint(err))
+			if err := verifyErr(artifact, err); err != nil {
+				return err
 			}
-			if err != nil {
-				return inputErr(err)
-			}
-			if c.Bool("json") {
-				return printVerdictJSON(c.App.Writer, artifact, bundlePath, ev)
-			}
-			printVerdict(c.App.Writer, artifact, ev)
-			return nil
+			return printVerdict(c, verdict(artifact, bundlePath, ev))
 		},
 	}
 }
 
-// readBundle reads and parses a bundle file, naming it in errors.
-func readBundle(path string) (*attest.Bundle, error) {
+func verifyProof(c *cli.Context, artifact, bundlePath string, data []byte, keys []*attest.PublicKey, ptype string) error {
+	pb, err := publish.ParseProofBundle(data)
+	if err != nil {
+		return inputErr(fmt.Errorf("%s: %w", bundlePath, err))
+	}
+	if c.String("log-key") == "" {
+		return inputErr(fmt.Errorf("%s is a proof bundle: --log-key is needed to check its checkpoint", bundlePath),
+			"pass the log's note verifier key, e.g. --log-key log.note.pub")
+	}
+	logVerifier, err := readNoteVerifier(c.String("log-key"), witness.NewLogVerifier)
+	if err != nil {
+		return err
+	}
+	var cosigners []note.Verifier
+	for _, p := range c.StringSlice("cosigner-key") {
+		v, err := readNoteVerifier(p, witness.NewCosignatureVerifier)
+		if err != nil {
+			return err
+		}
+		cosigners = append(cosigners, v)
+	}
+	ev, err := publish.VerifyProof(c.Context, attest.FileArtifact(artifact), pb, publish.ProofOptions{
+		Keys: keys, Threshold: c.Int("threshold"), PredicateType: ptype,
+		Origin: c.String("origin"), LogVerifier: logVerifier,
+		Cosigners: cosigners, CosignThreshold: c.Int("cosign-threshold"),
+	})
+	if err := verifyErr(artifact, err); err != nil {
+		return err
+	}
+	v := verdict(artifact, bundlePath, ev.Evidence)
+	v.Log = &logVerdict{
+		Origin: ev.Checkpoint.Origin, Index: ev.Index, TreeSize: ev.Checkpoint.Size,
+		Cosigners: ev.Cosigners, InputDigest: ev.Entry.InputDigest, Coordinate: ev.Entry.Coordinate,
+	}
+	return printVerdict(c, v)
+}
+
+// verifyErr turns a verifier's error into the command's.
+func verifyErr(artifact string, err error) error {
+	switch {
+	case err == nil:
+		return nil
+	case errors.Is(err, attest.ErrNotVerified):
+		return failed(fmt.Errorf("%s: not verified: %w", artifact, err), verifyHint(err))
+	default:
+		return inputErr(trimPkg(err))
+	}
+}
+
+func readNoteVerifier(path string, parse func(string) (note.Verifier, error)) (note.Verifier, error) {
+	vkey, err := witness.ReadVerifierKeyFile(path)
+	if err != nil {
+		return nil, inputErr(err)
+	}
+	v, err := parse(vkey)
+	if err != nil {
+		return nil, inputErr(fmt.Errorf("%s: %w", path, err))
+	}
+	return v, nil
+}
+
+// readBundleFile reads a bundle file of either kind, within the larger
+// size limit.
+func readBundleFile(path string) ([]byte, error) {
 	f, err := os.Open(path)
 	if err != nil {
 		return nil, inputErr(fmt.Errorf("reading bundle: %w", err),
-			"make one with 'pyrsia-build attest', or name it with --bundle")
+			"make one with 'pyrsia-build attest' or 'pyrsia-build log proof', or name it with --bundle")
 	}
 	defer f.Close()
-	data, err := io.ReadAll(io.LimitReader(f, attest.MaxBundleSize+1))
+	data, err := io.ReadAll(io.LimitReader(f, max(attest.MaxBundleSize, publish.MaxProofBundleSize)+1))
 	if err != nil {
 		return nil, inputErr(fmt.Errorf("reading bundle %s: %w", path, err))
 	}
-	b, err := attest.ParseBundle(data)
-	if err != nil {
-		return nil, inputErr(fmt.Errorf("%s: %w", path, trimPkg(err)))
+	return data, nil
+}
+
+// isProofBundle tells a proof bundle from a Sigstore bundle by its media type.
+func isProofBundle(data []byte) bool {
+	var probe struct {
+		MediaType string `json:"mediaType"`
 	}
-	return b, nil
+	return json.Unmarshal(data, &probe) == nil && probe.MediaType == publish.ProofBundleMediaType
 }
 
 func verifyHint(err error) string {
@@ -119,56 +210,76 @@ func verifyHint(err error) string {
 	switch ve.Step {
 	case "signature":
 		return "check that --key is the public key of the signer; a bundle that was edited after signing never verifies"
-	case "subject":
+	case "subject", "entry":
 		return "the file is not the one that was attested: download it again, or use the bundle that belongs to it"
 	case "statement":
 		return "the bundle is signed but does not hold the attestation expected"
+	case "checkpoint":
+		return "check --log-key, --cosigner-key and --origin: they must be the log's and its cosigners' keys"
+	case "inclusion":
+		return "the proof does not tie the entry to the checkpoint: fetch a fresh proof bundle ('pyrsia-build log proof')"
 	}
 	return ""
 }
 
-func signerNames(ev *attest.Evidence) []string {
-	var names []string
-	for _, k := range ev.Signers {
-		names = append(names, fmt.Sprintf("%s (key %s)", k.Name, k.ID[:16]))
-	}
-	return names
-}
-
-func printVerdict(w io.Writer, artifact string, ev *attest.Evidence) {
-	fmt.Fprintf(w, "verified: %s\n", artifact)
-	fmt.Fprintf(w, "  subject:   %s sha256:%s\n", ev.Subject.GetName(), ev.Subject.GetDigest()["sha256"])
-	fmt.Fprintf(w, "  signed by: %s\n", strings.Join(signerNames(ev), ", "))
-	fmt.Fprintf(w, "  predicate: %s\n", ev.Statement.GetPredicateType())
-	if id := builderID(ev); id != "" {
-		fmt.Fprintf(w, "  builder:   %s\n", id)
-	}
-}
-
 type verdictJSON struct {
-	Verified      bool     `json:"verified"`
-	Artifact      string   `json:"artifact"`
-	Bundle        string   `json:"bundle"`
-	Digest        string   `json:"digest"`
-	Size          int64    `json:"size"`
-	Subject       string   `json:"subject"`
-	Signers       []string `json:"signers"`
-	PredicateType string   `json:"predicateType"`
-	Builder       string   `json:"builder,omitempty"`
+	Verified      bool        `json:"verified"`
+	Artifact      string      `json:"artifact"`
+	Bundle        string      `json:"bundle"`
+	Digest        string      `json:"digest"`
+	Size          int64       `json:"size"`
+	Subject       string      `json:"subject"`
+	Signers       []string    `json:"signers"`
+	PredicateType string      `json:"predicateType"`
+	Builder       string      `json:"builder,omitempty"`
+	Log           *logVerdict `json:"log,omitempty"`
+
+	signerKeys []string
 }
 
-func printVerdictJSON(w io.Writer, artifact, bundle string, ev *attest.Evidence) error {
-	v := verdictJSON{
+type logVerdict struct {
+	Origin      string   `json:"origin"`
+	Index       uint64   `json:"index"`
+	TreeSize    uint64   `json:"treeSize"`
+	Cosigners   []string `json:"cosigners,omitempty"`
+	InputDigest string   `json:"inputDigest"`
+	Coordinate  string   `json:"coordinate"`
+}
+
+func verdict(artifact, bundle string, ev *attest.Evidence) *verdictJSON {
+	v := &verdictJSON{
 		Verified: true, Artifact: artifact, Bundle: bundle,
 		Digest: ev.DigestHex(), Size: ev.Size, Subject: ev.Subject.GetName(),
 		PredicateType: ev.Statement.GetPredicateType(), Builder: builderID(ev),
 	}
 	for _, k := range ev.Signers {
 		v.Signers = append(v.Signers, k.Name)
+		v.signerKeys = append(v.signerKeys, fmt.Sprintf("%s (key %s)", k.Name, k.ID[:16]))
 	}
-	enc := json.NewEncoder(w)
-	enc.SetIndent("", "  ")
-	return enc.Encode(v)
+	return v
+}
+
+func printVerdict(c *cli.Context, v *verdictJSON) error {
+	w := c.App.Writer
+	if c.Bool("json") {
+		enc := json.NewEncoder(w)
+		enc.SetIndent("", "  ")
+		return enc.Encode(v)
+	}
+	fmt.Fprintf(w, "verified: %s\n", v.Artifact)
+	fmt.Fprintf(w, "  subject:   %s %s\n", v.Subject, v.Digest)
+	fmt.Fprintf(w, "  signed by: %s\n", strings.Join(v.signerKeys, ", "))
+	fmt.Fprintf(w, "  predicate: %s\n", v.PredicateType)
+	if v.Builder != "" {
+		fmt.Fprintf(w, "  builder:   %s\n", v.Builder)
+	}
+	if l := v.Log; l != nil {
+		fmt.Fprintf(w, "  log:       %s, entry %d of %d (%s, input %s)\n", l.Origin, l.Index, l.TreeSize, l.Coordinate, l.InputDigest)
+		if len(l.Cosigners) > 0 {
+			fmt.Fprintf(w, "  cosigned:  %s\n", strings.Join(l.Cosigners, ", "))
+		}
+	}
+	return nil
 }
 
 // builderID reads runDetails.builder.id from a SLSA v1 predicate, if any.
