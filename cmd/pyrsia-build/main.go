@@ -69,6 +69,7 @@ Exit codes: 0 ok, 1 verification failed, 2 usage error or bad input.`,
 			keygenCommand(),
 			attestCommand(),
 			verifyCommand(),
+			logCommand(),
 		},
 	}
 	for _, c := range app.Commands {

@@ -1,0 +1,334 @@
+package main
+
+import (
+	"bytes"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+
+	"github.com/pyrsia/pyrsia-build/publish"
+	"github.com/pyrsia/pyrsia-build/publish/witness"
+	fmtlog "github.com/transparency-dev/formats/log"
+	"github.com/transparency-dev/merkle/proof"
+	"github.com/transparency-dev/merkle/rfc6962"
+	"github.com/urfave/cli/v2"
+)
+
+const readerSourceHelp = `The log is read from its folder (--dir DIR; stop 'pyrsia-build log serve' on it
+first: one process at a time) or from any tlog-tiles server or static mirror
+(--url URL, the folder that holds 'checkpoint' and 'tile/').`
+
+func logCheckpointCommand() *cli.Command {
+	return &cli.Command{
+		Name:      "checkpoint",
+		Usage:     "print the log's latest checkpoint and check its signatures",
+		UsageText: "pyrsia-build log checkpoint (--dir DIR | --url URL) [--origin ORIGIN] [--log-key PUB ...] [--cosigner-key PUB ... [--threshold N]]",
+		Description: `Prints the latest checkpoint, a signed note (C2SP tlog-checkpoint) with the
+cosignatures it carries, on standard output.
+
+With --log-key, checks that the log signed it; with --cosigner-key too, checks
+that it is final: cosigned (C2SP tlog-cosignature) by at least --threshold of
+the listed cosigners, by default an absolute majority, floor(n/2)+1. The verdict
+goes to standard error, so that standard output stays the note.
+
+` + readerSourceHelp + `
+
+Exit codes: 0 printed (and verified, and final, when keys are given), 1 the log
+signature does not verify or the checkpoint is not final, 2 usage error or bad
+input (an unreadable key, an unreachable log).
+
+Examples:
+   pyrsia-build log checkpoint --dir log
+   pyrsia-build log checkpoint --url http://127.0.0.1:8080 --log-key log.note.pub
+   pyrsia-build log checkpoint --url http://127.0.0.1:8080 --log-key log.note.pub \
+       --cosigner-key node-a.note.pub --cosigner-key node-b.note.pub --cosigner-key node-c.note.pub`,
+		Flags: append(logReaderFlags(),
+			&cli.StringSliceFlag{Name: "cosigner-key", Usage: "a cosigner's public key `FILE` (PREFIX.note.pub); repeat for each build node"},
+			&cli.IntFlag{Name: "threshold", Usage: "cosignatures needed for the checkpoint to be final, `N` (default: a majority of --cosigner-key)"},
+		),
+		Action: func(c *cli.Context) error {
+			if c.NArg() > 0 {
+				return inputErr(fmt.Errorf("log checkpoint takes no arguments, got %q", c.Args().First()),
+					"run 'pyrsia-build log checkpoint --help' for usage")
+			}
+			cosigners, err := readVerifiers(c.StringSlice("cosigner-key"), "cosigner-key", true)
+			if err != nil {
+				return err
+			}
+			threshold := c.Int("threshold")
+			switch {
+			case len(cosigners) > 0 && len(c.StringSlice("log-key")) == 0:
+				return inputErr(errors.New("--cosigner-key needs --log-key: a checkpoint is final only if the log signed it"))
+			case c.IsSet("threshold") && len(cosigners) == 0:
+				return inputErr(errors.New("--threshold needs --cosigner-key"))
+			case c.IsSet("threshold") && (threshold < 1 || threshold > len(cosigners)):
+				return inputErr(fmt.Errorf("--threshold %d is out of range: give 1 to %d for %d cosigner keys", threshold, len(cosigners), len(cosigners)))
+			case !c.IsSet("threshold"):
+				threshold = witness.Threshold(len(cosigners))
+			}
+			src, err := openSource(c)
+			if err != nil {
+				return err
+			}
+			defer src.Close()
+			cp, b, logKey, err := readCheckpoint(c, src)
+			if err != nil {
+				return err
+			}
+			c.App.Writer.Write(b)
+			if logKey == nil {
+				return nil
+			}
+			fmt.Fprintf(c.App.ErrWriter, "checkpoint of %q at size %d: signed by log key %q\n", cp.Origin, cp.Size, logKey.Name())
+			if len(cosigners) == 0 {
+				return nil
+			}
+			_, names, err := witness.VerifyFinal(b, cp.Origin, logKey, cosigners, threshold)
+			if errors.Is(err, witness.ErrNotFinal) {
+				return failed(fmt.Errorf("%s: %w", src, trimWitness(err)),
+					"the build nodes have not cosigned this checkpoint yet (wait and read it again), or a listed --cosigner-key is not one of theirs")
+			}
+			if err != nil {
+				return inputErr(fmt.Errorf("%s: %w", src, trimWitness(err)))
+			}
+			fmt.Fprintf(c.App.ErrWriter, "final: cosigned by %s (%d of %d cosigners, threshold %d)\n",
+				strings.Join(names, ", "), len(names), len(cosigners), threshold)
+			return nil
+		},
+	}
+}
+
+func logEntryCommand() *cli.Command {
+	return &cli.Command{
+		Name:      "entry",
+		Usage:     "print an entry of the log",
+		UsageText: "pyrsia-build log entry (--dir DIR | --url URL) [--origin ORIGIN] [--log-key PUB ...] [--raw] INDEX",
+		Description: `Prints the entry at INDEX (from 0) of the log's latest checkpoint as indented
+JSON, after checking that it is a publish entry and that its inclusion proof
+leads to the checkpoint's root. --raw writes the entry's bytes as the log
+stores them, with no newline, whatever they hold.
+
+` + readerSourceHelp + `
+
+Exit codes: 0 printed, 1 the checkpoint or the entry's inclusion proof does not
+verify, 2 usage error or bad input (an index past the end, an entry that is not
+a publish entry without --raw, an unreachable log).
+
+Examples:
+   pyrsia-build log entry --dir log 0
+   pyrsia-build log entry --url http://127.0.0.1:8080 --log-key log.note.pub 12
+   pyrsia-build log entry --url http://127.0.0.1:8080 --raw 12 > entry.json`,
+		Flags: append(logReaderFlags(),
+			&cli.BoolFlag{Name: "raw", Usage: "write the entry's bytes as they are"},
+		),
+		Action: func(c *cli.Context) error {
+			index, err := indexArg(c, "entry")
+			if err != nil {
+				return err
+			}
+			src, err := openSource(c)
+			if err != nil {
+				return err
+			}
+			defer src.Close()
+			cp, _, _, err := readCheckpoint(c, src)
+			if err != nil {
+				return err
+			}
+			entry, _, err := provenEntry(c, src, cp, index)
+			if err != nil {
+				return err
+			}
+			if c.Bool("raw") {
+				_, err := c.App.Writer.Write(entry)
+				return err
+			}
+			if _, err := publish.ParseEntry(entry); err != nil {
+				return inputErr(fmt.Errorf("%s: entry %d is not a publish entry: %w", src, index, trimPrefix(err, "publish: entry: ")),
+					"--raw writes the entry's bytes whatever they hold")
+			}
+			var out bytes.Buffer
+			if err := json.Indent(&out, entry, "", "  "); err != nil {
+				return fmt.Errorf("%s: entry %d: %w", src, index, err)
+			}
+			out.WriteByte('\n')
+			_, err = c.App.Writer.Write(out.Bytes())
+			return err
+		},
+	}
+}
+
+func logProofCommand() *cli.Command {
+	return &cli.Command{
+		Name:      "proof",
+		Usage:     "write the proof bundle of an entry: entry, inclusion proof, cosigned checkpoint",
+		UsageText: "pyrsia-build log proof (--dir DIR | --url URL) [--origin ORIGIN] [--log-key PUB ...] [-o FILE] INDEX",
+		Description: `Writes the proof bundle (media type ` + publish.ProofBundleMediaType + `)
+of the entry at INDEX (from 0): the entry's bytes, its index, the size of the
+log's latest checkpoint, the RFC 6962 inclusion proof into that tree, and the
+checkpoint note with its cosignatures. It is what a verifier needs offline.
+
+The inclusion proof is checked against the checkpoint's root before anything is
+written. The checkpoint's signatures are checked only with --log-key (see also
+'log checkpoint'); a verifier checks them again.
+
+` + readerSourceHelp + `
+
+Exit codes: 0 written, 1 the checkpoint or the inclusion proof does not verify,
+2 usage error or bad input (an index past the end, an unreachable log).
+
+Examples:
+   pyrsia-build log proof --dir log -o proof.json 0
+   pyrsia-build log proof --url http://127.0.0.1:8080 --log-key log.note.pub 12 > proof.json`,
+		Flags: append(logReaderFlags(),
+			&cli.StringFlag{Name: "output", Aliases: []string{"o"}, Usage: "write the bundle to `FILE` (default: standard output)"},
+		),
+		Action: func(c *cli.Context) error {
+			index, err := indexArg(c, "proof")
+			if err != nil {
+				return err
+			}
+			src, err := openSource(c)
+			if err != nil {
+				return err
+			}
+			defer src.Close()
+			cp, noteBytes, _, err := readCheckpoint(c, src)
+			if err != nil {
+				return err
+			}
+			entry, hashes, err := provenEntry(c, src, cp, index)
+			if err != nil {
+				return err
+			}
+			pb := publish.ProofBundle{
+				RawEntry:       entry,
+				Index:          index,
+				TreeSize:       cp.Size,
+				InclusionProof: hashes,
+				Checkpoint:     string(noteBytes),
+			}
+			b, err := pb.MarshalJSON()
+			if err != nil {
+				return inputErr(fmt.Errorf("%s: entry %d: %w", src, index, trimPrefix(err, "publish: ")))
+			}
+			b = append(b, '\n')
+			out := c.String("output")
+			if out == "" || out == "-" {
+				_, err := c.App.Writer.Write(b)
+				return err
+			}
+			if err := writeFileAtomic(out, b, 0o644); err != nil {
+				return err
+			}
+			fmt.Fprintf(c.App.ErrWriter, "Proof of entry %d in the tree of size %d written to %s\n", index, cp.Size, out)
+			return nil
+		},
+	}
+}
+
+func logConsistencyCommand() *cli.Command {
+	return &cli.Command{
+		Name:      "consistency",
+		Usage:     "print the consistency proof between two sizes of the log",
+		UsageText: "pyrsia-build log consistency (--dir DIR | --url URL) [--origin ORIGIN] [--log-key PUB ...] OLD NEW",
+		Description: `Prints the RFC 6962 consistency proof from the tree of OLD entries to the tree
+of NEW entries (NEW at most the latest checkpoint's size), one base64 hash per
+line. The proof is printed as the log gives it, not verified: checking it needs
+the roots of both trees, and this command knows only the latest checkpoint's.
+A cosigner checks it against the checkpoint it last cosigned.
+
+` + readerSourceHelp + `
+
+Exit codes: 0 printed, 1 the checkpoint does not verify with --log-key, 2 usage
+error or bad input (sizes out of range, an unreachable log).
+
+Examples:
+   pyrsia-build log consistency --dir log 3 10
+   pyrsia-build log consistency --url http://127.0.0.1:8080 1000 1234`,
+		Flags: logReaderFlags(),
+		Action: func(c *cli.Context) error {
+			if c.NArg() != 2 {
+				return inputErr(fmt.Errorf("log consistency takes two sizes, OLD and NEW, got %d arguments", c.NArg()),
+					"run 'pyrsia-build log consistency --help' for usage")
+			}
+			var sizes [2]uint64
+			for i := range sizes {
+				n, err := strconv.ParseUint(c.Args().Get(i), 10, 64)
+				if err != nil {
+					return inputErr(fmt.Errorf("tree size %q is not a number", c.Args().Get(i)))
+				}
+				sizes[i] = n
+			}
+			oldSize, newSize := sizes[0], sizes[1]
+			if oldSize > newSize {
+				return inputErr(fmt.Errorf("OLD size %d is larger than NEW size %d", oldSize, newSize))
+			}
+			src, err := openSource(c)
+			if err != nil {
+				return err
+			}
+			defer src.Close()
+			cp, _, _, err := readCheckpoint(c, src)
+			if err != nil {
+				return err
+			}
+			if newSize > cp.Size {
+				return inputErr(fmt.Errorf("NEW size %d is past the end of the log: its checkpoint has size %d", newSize, cp.Size))
+			}
+			hashes, err := src.ConsistencyProof(c.Context, oldSize, newSize)
+			if err != nil {
+				return inputErr(fmt.Errorf("%s: consistency proof from size %d to %d: %w", src, oldSize, newSize, trimTlog(err)))
+			}
+			for _, h := range hashes {
+				fmt.Fprintln(c.App.Writer, base64.StdEncoding.EncodeToString(h))
+			}
+			return nil
+		},
+	}
+}
+
+// indexArg reads the one INDEX argument.
+func indexArg(c *cli.Context, cmd string) (uint64, error) {
+	if c.NArg() != 1 {
+		return 0, inputErr(fmt.Errorf("log %s takes one INDEX, got %d arguments", cmd, c.NArg()),
+			fmt.Sprintf("run 'pyrsia-build log %s --help' for usage", cmd))
+	}
+	index, err := strconv.ParseUint(c.Args().First(), 10, 64)
+	if err != nil {
+		return 0, inputErr(fmt.Errorf("INDEX %q is not an entry index (0, 1, 2...)", c.Args().First()))
+	}
+	return index, nil
+}
+
+// provenEntry reads the entry at index and its inclusion proof in the tree
+// of cp, and checks the proof against cp's root.
+func provenEntry(c *cli.Context, src logSource, cp *fmtlog.Checkpoint, index uint64) ([]byte, [][]byte, error) {
+	if index >= cp.Size {
+		return nil, nil, inputErr(fmt.Errorf("%s: entry %d is past the end of the log: its checkpoint has size %d", src, index, cp.Size),
+			lastIndexHint(cp.Size))
+	}
+	entry, err := src.Entry(c.Context, index, cp.Size)
+	if err != nil {
+		return nil, nil, inputErr(fmt.Errorf("%s: reading entry %d: %w", src, index, trimTlog(err)))
+	}
+	hashes, err := src.InclusionProof(c.Context, index, cp.Size)
+	if err != nil {
+		return nil, nil, inputErr(fmt.Errorf("%s: inclusion proof of entry %d: %w", src, index, trimTlog(err)))
+	}
+	if err := proof.VerifyInclusion(rfc6962.DefaultHasher, index, cp.Size, publish.LeafHash(entry), hashes, cp.Hash); err != nil {
+		return nil, nil, failed(fmt.Errorf("%s: entry %d is not in the tree of its checkpoint (size %d): %w", src, index, cp.Size, err),
+			"the log's entries or tiles do not match its checkpoint: read it from another build node or mirror")
+	}
+	return entry, hashes, nil
+}
+
+func lastIndexHint(size uint64) string {
+	if size == 0 {
+		return "the log is empty"
+	}
+	return fmt.Sprintf("indexes run from 0 to %d", size-1)
+}
