@@ -199,11 +199,15 @@ func SignatureStep(keys []*PublicKey, threshold int) Step {
 	threshold = max(threshold, 1)
 	return StepFunc{"signature", func(_ context.Context, ev *Evidence) error {
 		ev.Signed, ev.Signers = nil, nil
-		for _, env := range ev.Envelopes {
-			for _, k := range VerifyEnvelope(env, keys) {
-				if !slices.Contains(ev.Signers, k) {
+		for _, k := range keys {
+			if slices.Contains(ev.Signers, k) {
+				continue
+			}
+			for _, env := range ev.Envelopes {
+				if len(VerifyEnvelope(env, []*PublicKey{k})) > 0 {
 					ev.Signers = append(ev.Signers, k)
 					ev.Signed = append(ev.Signed, Signed{Key: k, Envelope: env})
+					break
 				}
 			}
 		}

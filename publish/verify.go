@@ -23,7 +23,8 @@ type ProofOptions struct {
 	Threshold int
 	// PredicateType, if set, is required of every counted statement.
 	PredicateType string
-	// Origin, if set, is required of the checkpoint.
+	// Origin is required of the checkpoint; empty means the log key's
+	// name, which names the log by convention.
 	Origin string
 	// LogVerifier checks the checkpoint's log signature. Required.
 	LogVerifier note.Verifier
@@ -61,6 +62,9 @@ func VerifyProof(ctx context.Context, a attest.Artifact, pb *ProofBundle, o Proo
 	}
 	if len(o.Keys) == 0 {
 		return nil, errors.New("publish: no build node keys to check the attestations with")
+	}
+	if o.Origin == "" {
+		o.Origin = o.LogVerifier.Name()
 	}
 	threshold := o.Threshold
 	if threshold == 0 {

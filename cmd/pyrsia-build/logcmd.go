@@ -40,6 +40,7 @@ Examples:
    pyrsia-build log proof --url http://127.0.0.1:8080 -o proof.json 0`,
 		Subcommands: []*cli.Command{
 			logKeygenCommand(),
+			logMakeEntryCommand(),
 			logAppendCommand(),
 			logServeCommand(),
 			logCheckpointCommand(),
