@@ -70,6 +70,8 @@ Exit codes: 0 ok, 1 verification failed, 2 usage error or bad input.`,
 			attestCommand(),
 			verifyCommand(),
 			logCommand(),
+			buildCommand(),
+			diffCommand(),
 		},
 	}
 	for _, c := range app.Commands {

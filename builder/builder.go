@@ -1,0 +1,72 @@
+// Package builder turns a build spec into artifacts, reproducibly, with
+// nothing from outside but the pinned source and the pinned builder image.
+//
+// # Flow
+//
+// A [Spec] (build spec v1, YAML) names the ecosystem, the coordinate, the
+// source (git URL + commit, or archive + sha256), the recipe, and the
+// builder image by digest. Its canonical JSON's SHA-256 is the input digest.
+// A [Builder] fetches and checks the source, builds in a container with the
+// network off, and writes an output folder:
+//
+//	OUT/artifacts/...              the artifacts: an OCI image layout (oci),
+//	                               or jars and poms (maven)
+//	OUT/manifest.json              the output manifest: every file inside
+//	                               every artifact, with size and sha256
+//	OUT/build.log                  the build's log
+//
+// The caller (the CLI, or a build node) then signs an attestation over the
+// artifacts. [Diff] explains why two builds of one spec differ.
+package builder
+
+import (
+	"context"
+	"io"
+)
+
+// Artifact is one build output, named by its sha256.
+type Artifact struct {
+	// Name is the artifact's file name, or for an OCI image its
+	// coordinate ("hello:1.0").
+	Name string `json:"name"`
+	// Digest is "sha256:<hex>": for an OCI image the single-platform
+	// image manifest digest, for a file its content digest.
+	Digest string `json:"digest"`
+	// Path is where the artifact is, relative to the output folder: a file
+	// for maven, the OCI layout folder for oci.
+	Path string `json:"path"`
+	// MediaType is the artifact's media type (the image manifest's, or
+	// application/java-archive, application/xml...).
+	MediaType string `json:"mediaType,omitempty"`
+}
+
+// Result is what a build produced.
+type Result struct {
+	InputDigest string     `json:"inputDigest"`
+	Artifacts   []Artifact `json:"artifacts"`
+	// SourceDigest and BuilderImageDigest are what the build resolved
+	// and used, for the provenance's resolvedDependencies.
+	SourceDigest       string `json:"sourceDigest"`
+	BuilderImageDigest string `json:"builderImageDigest"`
+}
+
+// Builder builds a spec into an output folder.
+//
+// Build must not reach the network during the build steps, must not share
+// a cache with anyone, and must fail with the tail of the build log when
+// the recipe fails. Progress is written to the Progress of the options.
+type Builder interface {
+	Build(ctx context.Context, spec *Spec, opts BuildOptions) (*Result, error)
+}
+
+// BuildOptions are the per-build settings a Builder gets.
+type BuildOptions struct {
+	// OutDir is the output folder; it is created, and must be empty.
+	OutDir string
+	// SpecDir resolves relative paths in the spec (an archive path).
+	SpecDir string
+	// Images is the folder of builder images (OCI layouts) by name.
+	Images string
+	// Progress receives human-readable progress; nil discards it.
+	Progress io.Writer
+}

@@ -1,0 +1,337 @@
+package builder
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/containerd/containerd/v2/core/content"
+	"github.com/containerd/containerd/v2/plugins/content/local"
+	"github.com/containerd/platforms"
+	"github.com/moby/buildkit/client"
+	"github.com/moby/buildkit/client/llb"
+	"github.com/moby/buildkit/util/progress/progressui"
+	"github.com/tonistiigi/fsutil"
+	"golang.org/x/sync/errgroup"
+)
+
+// BuildKit builds specs on a buildkitd: OCI images through the Dockerfile
+// frontend, Maven projects through LLB, both with the network off, the
+// builder image from a local OCI layout, and SOURCE_DATE_EPOCH applied.
+type BuildKit struct {
+	c *client.Client
+	// ProgressMode is progressui's display mode for BuildOptions.Progress:
+	// "auto" (a compact display on a terminal, plain lines otherwise),
+	// "plain", "tty" or "quiet". Empty means auto.
+	ProgressMode string
+}
+
+// NewBuildKit connects to the buildkitd at addr (unix:///path/to/sock) and
+// checks that it has a worker.
+func NewBuildKit(ctx context.Context, addr string) (*BuildKit, error) {
+	c, err := client.New(ctx, addr)
+	if err != nil {
+		return nil, fmt.Errorf("builder: connecting to buildkitd at %s: %w", addr, err)
+	}
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	ws, err := c.ListWorkers(ctx)
+	if err != nil {
+		c.Close()
+		return nil, fmt.Errorf("builder: buildkitd at %s does not answer: %w", addr, err)
+	}
+	if len(ws) == 0 {
+		c.Close()
+		return nil, fmt.Errorf("builder: buildkitd at %s has no worker", addr)
+	}
+	return &BuildKit{c: c}, nil
+}
+
+// Close closes the connection.
+func (b *BuildKit) Close() error { return b.c.Close() }
+
+// builderImageStore is the OCI store ID the builder image is known by.
+const builderImageStore = "pyrsia-builder-image"
+
+// Build implements [Builder].
+func (b *BuildKit) Build(ctx context.Context, spec *Spec, opts BuildOptions) (*Result, error) {
+	input, err := spec.InputDigest()
+	if err != nil {
+		return nil, err
+	}
+	if err := prepareOutDir(opts.OutDir); err != nil {
+		return nil, err
+	}
+	progress := opts.Progress
+	if progress == nil {
+		progress = io.Discard
+	}
+	layout, err := ResolveImage(opts.Images, spec.BuilderImage)
+	if err != nil {
+		return nil, err
+	}
+	srcDir, err := os.MkdirTemp("", "pyrsia-src-*")
+	if err != nil {
+		return nil, err
+	}
+	defer os.RemoveAll(srcDir)
+	sourceDigest, err := fetchSource(ctx, spec, opts.SpecDir, srcDir, progress)
+	if err != nil {
+		return nil, err
+	}
+	store, err := local.NewStore(layout)
+	if err != nil {
+		return nil, fmt.Errorf("builder: builder image %s: %w", spec.BuilderImage.Name, err)
+	}
+	logFile, err := os.Create(filepath.Join(opts.OutDir, "build.log"))
+	if err != nil {
+		return nil, err
+	}
+	defer logFile.Close()
+
+	artifactsDir := filepath.Join(opts.OutDir, "artifacts")
+	var solve func(ctx context.Context, ch chan *client.SolveStatus) error
+	switch spec.Ecosystem {
+	case "oci":
+		solve = func(ctx context.Context, ch chan *client.SolveStatus) error {
+			return b.solveDockerfile(ctx, spec, srcDir, store, filepath.Join(artifactsDir, "image"), ch)
+		}
+	case "maven":
+		solve = func(ctx context.Context, ch chan *client.SolveStatus) error {
+			return b.solveMaven(ctx, spec, srcDir, store, artifactsDir, ch)
+		}
+	default:
+		return nil, fmt.Errorf("builder: ecosystem %q is not supported", spec.Ecosystem)
+	}
+	if err := b.run(ctx, solve, progress, logFile); err != nil {
+		logFile.Sync()
+		log, _ := os.ReadFile(logFile.Name())
+		return nil, &BuildError{Err: err, LogTail: tail(string(log), 25), LogPath: logFile.Name()}
+	}
+
+	res := &Result{InputDigest: input, SourceDigest: sourceDigest, BuilderImageDigest: spec.BuilderImage.Digest}
+	m := &OutputManifest{Version: 1}
+	if spec.Ecosystem == "oci" {
+		am, err := ManifestOCILayout(ctx, spec.Coordinate, filepath.Join(artifactsDir, "image"))
+		if err != nil {
+			return nil, err
+		}
+		am.Path = "artifacts/image"
+		m.Artifacts = append(m.Artifacts, am)
+		res.Artifacts = append(res.Artifacts, Artifact{Name: spec.Coordinate, Digest: am.Digest, Path: "artifacts/image", MediaType: "application/vnd.oci.image.manifest.v1+json"})
+	} else {
+		files, err := os.ReadDir(artifactsDir)
+		if err != nil {
+			return nil, err
+		}
+		if len(files) == 0 {
+			return nil, &BuildError{Err: errors.New("the build produced no jar or pom"), LogPath: logFile.Name()}
+		}
+		for _, f := range files {
+			am, err := ManifestFile(ctx, f.Name(), filepath.Join(artifactsDir, f.Name()))
+			if err != nil {
+				return nil, err
+			}
+			am.Path = path.Join("artifacts", f.Name())
+			m.Artifacts = append(m.Artifacts, am)
+			res.Artifacts = append(res.Artifacts, Artifact{Name: f.Name(), Digest: am.Digest, Path: path.Join("artifacts", f.Name()), MediaType: mavenMediaType(f.Name())})
+		}
+	}
+	if err := WriteManifest(filepath.Join(opts.OutDir, "manifest.json"), m); err != nil {
+		return nil, err
+	}
+	return res, nil
+}
+
+func mavenMediaType(name string) string {
+	switch {
+	case strings.HasSuffix(name, ".jar"):
+		return "application/java-archive"
+	case strings.HasSuffix(name, ".pom"):
+		return "application/xml"
+	}
+	return "application/octet-stream"
+}
+
+// BuildError is a failed build, with the end of its log.
+type BuildError struct {
+	Err     error
+	LogTail string
+	LogPath string
+}
+
+func (e *BuildError) Error() string {
+	msg := "build failed: " + e.Err.Error()
+	if e.LogTail != "" {
+		msg += "\n--- last lines of " + e.LogPath + " ---\n" + e.LogTail
+	}
+	return msg
+}
+func (e *BuildError) Unwrap() error { return e.Err }
+
+func prepareOutDir(dir string) error {
+	if dir == "" {
+		return errors.New("builder: no output folder")
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return err
+	}
+	des, err := os.ReadDir(dir)
+	if err != nil {
+		return err
+	}
+	if len(des) > 0 {
+		return fmt.Errorf("builder: output folder %s is not empty", dir)
+	}
+	return os.Mkdir(filepath.Join(dir, "artifacts"), 0o755)
+}
+
+// run solves, showing progress to the user and writing plain progress to
+// the build log.
+func (b *BuildKit) run(ctx context.Context, solve func(context.Context, chan *client.SolveStatus) error, progress, log io.Writer) error {
+	mode := progressui.DisplayMode(b.ProgressMode)
+	if mode == "" {
+		mode = progressui.AutoMode
+	}
+	if f, ok := progress.(*os.File); mode == progressui.AutoMode && (!ok || !isTerminal(f)) {
+		mode = progressui.PlainMode
+	}
+	user, err := progressui.NewDisplay(progress, mode)
+	if err != nil {
+		return err
+	}
+	plain, err := progressui.NewDisplay(log, progressui.PlainMode)
+	if err != nil {
+		return err
+	}
+	ch := make(chan *client.SolveStatus)
+	userCh := make(chan *client.SolveStatus)
+	logCh := make(chan *client.SolveStatus)
+	eg, ectx := errgroup.WithContext(ctx)
+	eg.Go(func() error { return solve(ectx, ch) })
+	eg.Go(func() error {
+		defer close(userCh)
+		defer close(logCh)
+		for s := range ch {
+			userCh <- s
+			logCh <- s
+		}
+		return nil
+	})
+	eg.Go(func() error { _, err := user.UpdateFrom(context.WithoutCancel(ectx), userCh); return err })
+	eg.Go(func() error { _, err := plain.UpdateFrom(context.WithoutCancel(ectx), logCh); return err })
+	return eg.Wait()
+}
+
+func isTerminal(f *os.File) bool {
+	fi, err := f.Stat()
+	return err == nil && fi.Mode()&os.ModeCharDevice != 0
+}
+
+func epochString(s *Spec) string { return strconv.FormatInt(s.SourceDateEpoch, 10) }
+
+func (b *BuildKit) solveDockerfile(ctx context.Context, spec *Spec, srcDir string, store content.Store, out string, ch chan *client.SolveStatus) error {
+	r := spec.Recipe.OCI
+	ctxDir := filepath.Join(srcDir, filepath.FromSlash(r.Context))
+	dockerfile := filepath.Join(ctxDir, filepath.FromSlash(r.Dockerfile))
+	ctxFS, err := fsutil.NewFS(ctxDir)
+	if err != nil {
+		return fmt.Errorf("build context %s: %w", r.Context, err)
+	}
+	dfFS, err := fsutil.NewFS(filepath.Dir(dockerfile))
+	if err != nil {
+		return fmt.Errorf("dockerfile %s: %w", r.Dockerfile, err)
+	}
+	attrs := map[string]string{
+		"filename":                    filepath.Base(dockerfile),
+		"platform":                    spec.Platform,
+		"force-network-mode":          "none",
+		"build-arg:SOURCE_DATE_EPOCH": epochString(spec),
+		// The Dockerfile names the builder image by its store name; the
+		// named context pins it to the local layout and digest.
+		"context:" + spec.BuilderImage.Name: "oci-layout://" + builderImageStore + "@" + spec.BuilderImage.Digest,
+	}
+	if r.Target != "" {
+		attrs["target"] = r.Target
+	}
+	keys := make([]string, 0, len(r.BuildArgs))
+	for k := range r.BuildArgs {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	for _, k := range keys {
+		attrs["build-arg:"+k] = r.BuildArgs[k]
+	}
+	_, err = b.c.Solve(ctx, nil, client.SolveOpt{
+		Frontend:      "dockerfile.v0",
+		FrontendAttrs: attrs,
+		LocalMounts:   map[string]fsutil.FS{"context": ctxFS, "dockerfile": dfFS},
+		OCIStores:     map[string]content.Store{builderImageStore: store},
+		Exports: []client.ExportEntry{{
+			Type:      client.ExporterOCI,
+			Attrs:     map[string]string{"tar": "false", "rewrite-timestamp": "true", "name": spec.Coordinate},
+			OutputDir: out,
+		}},
+	}, ch)
+	return err
+}
+
+// mavenScript runs the build offline and collects each module's jar(s),
+// with the module's pom named after its jar.
+const mavenScript = `set -eu
+mvn -o -B -Dproject.build.outputTimestamp="$PYRSIA_OUTPUT_TIMESTAMP" "$@"
+mkdir -p /out
+for jar in $(find . -path '*/target/*.jar' ! -path '*/target/*/*' | sort); do
+  cp "$jar" /out/
+  module=$(dirname "$(dirname "$jar")")
+  case "$jar" in *-sources.jar|*-javadoc.jar|*-tests.jar) continue ;; esac
+  cp "$module/pom.xml" "/out/$(basename "$jar" .jar).pom"
+done
+`
+
+func (b *BuildKit) solveMaven(ctx context.Context, spec *Spec, srcDir string, store content.Store, out string, ch chan *client.SolveStatus) error {
+	r := spec.Recipe.Maven
+	p, err := platforms.Parse(spec.Platform)
+	if err != nil {
+		return fmt.Errorf("platform %q: %w", spec.Platform, err)
+	}
+	platform := llb.Platform(p)
+	img := llb.OCILayout(builderImageStore+"@"+spec.BuilderImage.Digest, llb.OCIStore("", builderImageStore), platform)
+	src := llb.Local("source", llb.SharedKeyHint("source"))
+	args := []string{"/bin/sh", "-c", mavenScript, "mvn"}
+	if len(r.Modules) > 0 {
+		args = append(args, "-pl", strings.Join(r.Modules, ","), "-am")
+	}
+	args = append(args, r.Args...)
+	args = append(args, r.Goals...)
+	epoch := time.Unix(spec.SourceDateEpoch, 0).UTC().Format(time.RFC3339)
+	run := img.File(llb.Copy(src, "/", "/src", &llb.CopyInfo{CopyDirContentsOnly: true, CreateDestPath: true})).
+		Run(llb.Args(args), llb.Dir("/src"), llb.Network(llb.NetModeNone),
+			llb.AddEnv("PYRSIA_OUTPUT_TIMESTAMP", epoch),
+			llb.AddEnv("SOURCE_DATE_EPOCH", epochString(spec)),
+			llb.AddEnv("TZ", "UTC"), llb.AddEnv("LC_ALL", "C.UTF-8"),
+			llb.WithCustomName("mvn -o "+strings.Join(args[4:], " ")))
+	result := llb.Scratch().File(llb.Copy(run.Root(), "/out/", "/", &llb.CopyInfo{CopyDirContentsOnly: true}))
+	def, err := result.Marshal(ctx, platform)
+	if err != nil {
+		return err
+	}
+	srcFS, err := fsutil.NewFS(srcDir)
+	if err != nil {
+		return err
+	}
+	_, err = b.c.Solve(ctx, def, client.SolveOpt{
+		LocalMounts: map[string]fsutil.FS{"source": srcFS},
+		OCIStores:   map[string]content.Store{builderImageStore: store},
+		Exports:     []client.ExportEntry{{Type: client.ExporterLocal, OutputDir: out}},
+	}, ch)
+	return err
+}

@@ -1,0 +1,273 @@
+package builder
+
+import (
+	"archive/tar"
+	"archive/zip"
+	"bufio"
+	"bytes"
+	"compress/gzip"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"os/exec"
+	"path"
+	"path/filepath"
+	"strings"
+)
+
+// maxArchiveSize bounds a downloaded or unpacked source archive.
+const maxArchiveSize = 4 << 30
+
+// fetchSource puts the spec's source tree into dst (an empty folder) and
+// returns what was resolved: "sha256:<hex>" of the archive, or
+// "gitCommit:<commit>" for git.
+func fetchSource(ctx context.Context, s *Spec, specDir, dst string, progress io.Writer) (string, error) {
+	switch {
+	case s.Source.Archive != nil:
+		return fetchArchive(ctx, s.Source.Archive, specDir, dst, progress)
+	case s.Source.Git != nil:
+		return fetchGit(ctx, s.Source.Git, specDir, dst, progress)
+	}
+	return "", errors.New("builder: spec has no source")
+}
+
+func fetchArchive(ctx context.Context, a *ArchiveSource, specDir, dst string, progress io.Writer) (string, error) {
+	var name string
+	var r io.ReadCloser
+	if a.Path != "" {
+		name = a.Path
+		if !filepath.IsAbs(name) {
+			name = filepath.Join(specDir, name)
+		}
+		f, err := os.Open(name)
+		if err != nil {
+			return "", fmt.Errorf("source archive: %w", err)
+		}
+		r = f
+	} else {
+		name = a.URL
+		fmt.Fprintf(progress, "fetching %s\n", a.URL)
+		req, err := http.NewRequestWithContext(ctx, http.MethodGet, a.URL, nil)
+		if err != nil {
+			return "", fmt.Errorf("source archive: %w", err)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			return "", fmt.Errorf("source archive: %w", err)
+		}
+		if resp.StatusCode != http.StatusOK {
+			resp.Body.Close()
+			return "", fmt.Errorf("source archive %s: HTTP %s", a.URL, resp.Status)
+		}
+		r = resp.Body
+	}
+	defer r.Close()
+	// Copy to a temporary file through SHA-256, and unpack only what was
+	// checked.
+	tmp, err := os.CreateTemp("", "pyrsia-source-*")
+	if err != nil {
+		return "", err
+	}
+	defer os.Remove(tmp.Name())
+	defer tmp.Close()
+	h := sha256.New()
+	n, err := io.Copy(io.MultiWriter(tmp, h), io.LimitReader(r, maxArchiveSize+1))
+	if err != nil {
+		return "", fmt.Errorf("source archive %s: %w", name, err)
+	}
+	if n > maxArchiveSize {
+		return "", fmt.Errorf("source archive %s is over %d bytes", name, int64(maxArchiveSize))
+	}
+	got := hex.EncodeToString(h.Sum(nil))
+	if got != a.SHA256 {
+		return "", fmt.Errorf("source archive %s has sha256 %s, the spec pins %s: the archive changed, or the spec is wrong", name, got, a.SHA256)
+	}
+	if _, err := tmp.Seek(0, io.SeekStart); err != nil {
+		return "", err
+	}
+	if err := unpack(tmp, n, dst); err != nil {
+		return "", fmt.Errorf("source archive %s: %w", name, err)
+	}
+	return "sha256:" + got, nil
+}
+
+// unpack extracts a tar, tar.gz or zip archive (told apart by their first
+// bytes) into dst, refusing names that would leave dst.
+func unpack(f *os.File, size int64, dst string) error {
+	root, err := os.OpenRoot(dst)
+	if err != nil {
+		return err
+	}
+	defer root.Close()
+	br := bufio.NewReader(f)
+	magic, _ := br.Peek(4)
+	switch {
+	case bytes.HasPrefix(magic, []byte("PK\x03\x04")):
+		zr, err := zip.NewReader(f, size)
+		if err != nil {
+			return err
+		}
+		for _, zf := range zr.File {
+			if err := unpackZipFile(root, zf); err != nil {
+				return err
+			}
+		}
+		return nil
+	case bytes.HasPrefix(magic, []byte{0x1f, 0x8b}):
+		gz, err := gzip.NewReader(br)
+		if err != nil {
+			return err
+		}
+		defer gz.Close()
+		return unpackTar(root, gz)
+	default:
+		return unpackTar(root, br)
+	}
+}
+
+// cleanName returns an archive member's name relative to the root, or an
+// error for absolute names and names with "..".
+func cleanName(name string) (string, error) {
+	clean := path.Clean(strings.TrimPrefix(name, "./"))
+	if path.IsAbs(name) || clean == ".." || strings.HasPrefix(clean, "../") {
+		return "", fmt.Errorf("member %q would be written outside the source folder", name)
+	}
+	return clean, nil
+}
+
+func unpackTar(root *os.Root, r io.Reader) error {
+	tr := tar.NewReader(r)
+	var total int64
+	for {
+		hdr, err := tr.Next()
+		if errors.Is(err, io.EOF) {
+			return nil
+		}
+		if err != nil {
+			return fmt.Errorf("reading tar: %w", err)
+		}
+		name, err := cleanName(hdr.Name)
+		if err != nil {
+			return err
+		}
+		if name == "." {
+			continue
+		}
+		mode := hdr.FileInfo().Mode().Perm()
+		switch hdr.Typeflag {
+		case tar.TypeDir:
+			if err := root.MkdirAll(name, mode|0o700); err != nil {
+				return err
+			}
+		case tar.TypeReg:
+			total += hdr.Size
+			if total > maxArchiveSize {
+				return fmt.Errorf("unpacks to over %d bytes", int64(maxArchiveSize))
+			}
+			if err := writeRootFile(root, name, mode, tr); err != nil {
+				return err
+			}
+		case tar.TypeSymlink:
+			if err := root.MkdirAll(path.Dir(name), 0o755); err != nil {
+				return err
+			}
+			if err := root.Symlink(hdr.Linkname, name); err != nil {
+				return err
+			}
+		case tar.TypeLink:
+			target, err := cleanName(hdr.Linkname)
+			if err != nil {
+				return err
+			}
+			if err := root.Link(target, name); err != nil {
+				return err
+			}
+		default:
+			// Devices, fifos and the like have no place in a source tree.
+		}
+	}
+}
+
+func unpackZipFile(root *os.Root, zf *zip.File) error {
+	name, err := cleanName(zf.Name)
+	if err != nil {
+		return err
+	}
+	if zf.FileInfo().IsDir() {
+		return root.MkdirAll(name, 0o755)
+	}
+	if zf.UncompressedSize64 > maxArchiveSize {
+		return fmt.Errorf("member %q is too large", zf.Name)
+	}
+	rc, err := zf.Open()
+	if err != nil {
+		return err
+	}
+	defer rc.Close()
+	return writeRootFile(root, name, zf.Mode().Perm()|0o600, rc)
+}
+
+func writeRootFile(root *os.Root, name string, mode os.FileMode, r io.Reader) error {
+	if err := root.MkdirAll(path.Dir(name), 0o755); err != nil {
+		return err
+	}
+	f, err := root.OpenFile(name, os.O_WRONLY|os.O_CREATE|os.O_EXCL, mode)
+	if err != nil {
+		return err
+	}
+	if _, err := io.Copy(f, r); err != nil {
+		f.Close()
+		return err
+	}
+	return f.Close()
+}
+
+// fetchGit clones the repository and checks out the pinned commit. The
+// .git folder is removed: the build sees the tree only.
+func fetchGit(ctx context.Context, g *GitSource, specDir, dst string, progress io.Writer) (string, error) {
+	url := g.URL
+	if !strings.Contains(url, "://") && !strings.HasPrefix(url, "/") && !strings.Contains(url, "@") {
+		url = filepath.Join(specDir, url) // a local path, relative to the spec
+	}
+	git := func(args ...string) ([]byte, error) {
+		cmd := exec.CommandContext(ctx, "git", args...)
+		cmd.Env = append(os.Environ(), "GIT_TERMINAL_PROMPT=0", "GIT_CONFIG_NOSYSTEM=1")
+		out, err := cmd.CombinedOutput()
+		if err != nil {
+			return nil, fmt.Errorf("git %s: %w\n%s", args[0], err, tail(string(out), 10))
+		}
+		return out, nil
+	}
+	fmt.Fprintf(progress, "cloning %s at %s\n", g.URL, g.Commit)
+	if _, err := git("clone", "--quiet", "--no-checkout", url, dst); err != nil {
+		return "", fmt.Errorf("source: %w", err)
+	}
+	if _, err := git("-C", dst, "-c", "advice.detachedHead=false", "checkout", "--quiet", "--detach", g.Commit); err != nil {
+		return "", fmt.Errorf("source: commit %s: %w", g.Commit, err)
+	}
+	out, err := git("-C", dst, "rev-parse", "HEAD")
+	if err != nil {
+		return "", fmt.Errorf("source: %w", err)
+	}
+	if head := strings.TrimSpace(string(out)); head != g.Commit {
+		return "", fmt.Errorf("source: checked out %s, the spec pins %s", head, g.Commit)
+	}
+	if err := os.RemoveAll(filepath.Join(dst, ".git")); err != nil {
+		return "", err
+	}
+	return "gitCommit:" + g.Commit, nil
+}
+
+// tail returns the last n lines of s.
+func tail(s string, n int) string {
+	lines := strings.Split(strings.TrimRight(s, "\n"), "\n")
+	if len(lines) > n {
+		lines = lines[len(lines)-n:]
+	}
+	return strings.Join(lines, "\n")
+}

@@ -1,0 +1,815 @@
+package builder
+
+import (
+	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/url"
+	"os"
+	"path"
+	"reflect"
+	"regexp"
+	"slices"
+	"strings"
+	"unicode/utf8"
+
+	"go.yaml.in/yaml/v3"
+)
+
+// Build spec v1
+//
+// A build spec is a small YAML (or JSON) document:
+//
+//	version: 1
+//	ecosystem: oci                     # oci | maven
+//	coordinate: hello:1.0              # oci: name:tag; maven: groupId:artifactId:version
+//	source:
+//	  git: {url: https://github.com/example/hello, commit: <40 or 64 hex>}
+//	  # or archive: {path: hello.tar.gz, sha256: <64 hex>}   (or url: instead of path)
+//	recipe:
+//	  oci: {dockerfile: Dockerfile, target: "", context: ., buildArgs: {K: V}}
+//	  # or maven: {goals: [package], modules: [], args: [-Dx=y], artifacts: [target/*.jar]}
+//	builderImage: {name: busybox, digest: sha256:<64 hex>}
+//	sourceDateEpoch: 1700000000
+//	platform: linux/amd64              # optional
+//
+// [ParseSpec] rejects unknown fields, validates every field and applies the
+// defaults. The SHA-256 of [Spec.CanonicalJSON] is the input digest.
+
+// SpecVersion is the only build spec version this package reads.
+const SpecVersion = 1
+
+// DefaultPlatform is the platform of a spec that names none.
+const DefaultPlatform = "linux/amd64"
+
+// Spec is a build spec v1: what to build, from which source, how, and in
+// which builder image. Use [ParseSpec] or [ReadSpec] to get one; a Spec made
+// in Go is checked by [Spec.Validate].
+type Spec struct {
+	// Version is the spec format version; it must be 1.
+	Version int `json:"version"`
+	// Ecosystem is "oci" or "maven".
+	Ecosystem string `json:"ecosystem"`
+	// Coordinate is "name:tag" for oci, "groupId:artifactId:version" for
+	// maven.
+	Coordinate string `json:"coordinate"`
+	Source     Source `json:"source"`
+	Recipe     Recipe `json:"recipe"`
+	// BuilderImage is the image the build runs in, pinned by digest.
+	BuilderImage ImageRef `json:"builderImage"`
+	// SourceDateEpoch (seconds since 1970, > 0) is the time stamp of every
+	// file the build writes.
+	SourceDateEpoch int64 `json:"sourceDateEpoch"`
+	// Platform is "os/arch" or "os/arch/variant"; "linux/amd64" when empty.
+	Platform string `json:"platform,omitempty"`
+}
+
+// Source is where the source comes from: exactly one of Git and Archive.
+type Source struct {
+	Git     *GitSource     `json:"git,omitempty"`
+	Archive *ArchiveSource `json:"archive,omitempty"`
+}
+
+// GitSource is a git repository at one commit.
+type GitSource struct {
+	// URL is an https, http, ssh, git or file URL, or scp-like
+	// "user@host:path".
+	URL string `json:"url"`
+	// Commit is the full commit id: 40 lowercase hex digits (sha1), or 64
+	// (sha256 repositories).
+	Commit string `json:"commit"`
+}
+
+// ArchiveSource is a source archive (.tar, .tar.gz, .tgz or .zip) pinned by
+// its SHA-256. Exactly one of Path and URL is set.
+type ArchiveSource struct {
+	// Path is a local file; a relative path is relative to the spec's
+	// folder ([BuildOptions].SpecDir).
+	Path string `json:"path,omitempty"`
+	// URL is an http or https URL.
+	URL string `json:"url,omitempty"`
+	// SHA256 is the archive file's digest, 64 lowercase hex digits.
+	SHA256 string `json:"sha256"`
+}
+
+// Format returns the archive's format from its file name: "tar", "tar.gz"
+// (for .tar.gz and .tgz) or "zip"; "" if the name has none of these endings.
+func (a *ArchiveSource) Format() string {
+	name := a.Path
+	if name == "" {
+		if u, err := url.Parse(a.URL); err == nil {
+			name = u.Path
+		}
+	}
+	return archiveFormat(name)
+}
+
+func archiveFormat(name string) string {
+	name = strings.ToLower(name)
+	switch {
+	case strings.HasSuffix(name, ".tar.gz"), strings.HasSuffix(name, ".tgz"):
+		return "tar.gz"
+	case strings.HasSuffix(name, ".tar"):
+		return "tar"
+	case strings.HasSuffix(name, ".zip"):
+		return "zip"
+	}
+	return ""
+}
+
+// Recipe is how to build: OCI is set iff the ecosystem is oci, Maven iff it
+// is maven.
+type Recipe struct {
+	OCI   *OCIRecipe   `json:"oci,omitempty"`
+	Maven *MavenRecipe `json:"maven,omitempty"`
+}
+
+// OCIRecipe builds an image with the Dockerfile frontend.
+type OCIRecipe struct {
+	// Dockerfile is the Dockerfile's path, relative to Context;
+	// "Dockerfile" when empty.
+	Dockerfile string `json:"dockerfile,omitempty"`
+	// Target is the stage to build; the last stage when empty.
+	Target string `json:"target,omitempty"`
+	// Context is the build context: a folder of the source, relative to
+	// its root; "." when empty.
+	Context string `json:"context,omitempty"`
+	// BuildArgs are the Dockerfile's ARG values. SOURCE_DATE_EPOCH is set
+	// by the builder and may not be given here.
+	BuildArgs map[string]string `json:"buildArgs,omitempty"`
+}
+
+// MavenRecipe builds with Maven, offline (-o is always added).
+type MavenRecipe struct {
+	// Goals are the phases and goals to run; ["package"] when empty.
+	Goals []string `json:"goals,omitempty"`
+	// Modules are the -pl selection (paths, [groupId]:artifactId, a
+	// leading ! to exclude); all modules when empty.
+	Modules []string `json:"modules,omitempty"`
+	// Args are extra arguments, each a -D (property) or -P (profile).
+	Args []string `json:"args,omitempty"`
+	// Artifacts are the files to publish: path.Match globs relative to the
+	// source root ("*" does not cross "/"). When empty the builder
+	// publishes every reactor module's target/*.jar and its pom.xml; that
+	// default is left to the builder and not written into the spec.
+	Artifacts []string `json:"artifacts,omitempty"`
+}
+
+// ImageRef names a builder image in the node's image store by name and
+// pins it by digest.
+type ImageRef struct {
+	// Name is the image's folder name in the image store:
+	// [a-z0-9][a-z0-9._-]*.
+	Name string `json:"name"`
+	// Digest is "sha256:<64 hex>" of the image manifest.
+	Digest string `json:"digest"`
+}
+
+// SpecError is a problem with one field of a spec. Field is the field's
+// path ("source.archive.sha256"), empty for the document as a whole.
+type SpecError struct {
+	Field string
+	Msg   string
+	Err   error // the underlying error, if any
+}
+
+func (e *SpecError) Error() string {
+	if e.Field == "" {
+		return "spec: " + e.Msg
+	}
+	return "spec: " + e.Field + ": " + e.Msg
+}
+
+func (e *SpecError) Unwrap() error { return e.Err }
+
+func fieldErr(field, format string, args ...any) error {
+	return &SpecError{Field: field, Msg: fmt.Sprintf(format, args...)}
+}
+
+// maxSpecSize bounds what ParseSpec reads, and maxSpecNodes the YAML nodes
+// it visits (aliases are visited each time they are used, so a small file
+// can expand enormously).
+const (
+	maxSpecSize  = 1 << 20
+	maxSpecNodes = 100000
+)
+
+// ParseSpec parses a build spec from YAML or JSON, rejects unknown and
+// duplicate fields, applies the defaults and validates every field. Errors
+// are *[SpecError] and name the field.
+func ParseSpec(data []byte) (*Spec, error) {
+	if len(data) > maxSpecSize {
+		return nil, &SpecError{Msg: fmt.Sprintf("%d bytes is larger than the limit of %d", len(data), maxSpecSize)}
+	}
+	dec := yaml.NewDecoder(bytes.NewReader(data))
+	var doc yaml.Node
+	if err := dec.Decode(&doc); err != nil {
+		if errors.Is(err, io.EOF) {
+			return nil, &SpecError{Msg: "empty document"}
+		}
+		return nil, &SpecError{Msg: "not valid YAML: " + err.Error(), Err: err}
+	}
+	var extra yaml.Node
+	if err := dec.Decode(&extra); !errors.Is(err, io.EOF) {
+		return nil, &SpecError{Msg: "more than one YAML document (a second \"---\")"}
+	}
+	budget := maxSpecNodes
+	v, err := nodeToJSON(&doc, reflect.TypeFor[Spec](), "", 0, &budget)
+	if err != nil {
+		return nil, err
+	}
+	if v == nil {
+		return nil, &SpecError{Msg: "empty document"}
+	}
+	js, err := json.Marshal(v)
+	if err != nil {
+		return nil, &SpecError{Msg: "encoding as JSON: " + err.Error(), Err: err}
+	}
+	jd := json.NewDecoder(bytes.NewReader(js))
+	jd.DisallowUnknownFields()
+	s := new(Spec)
+	if err := jd.Decode(s); err != nil {
+		// nodeToJSON checked fields and types; this is a bug.
+		return nil, &SpecError{Msg: "decoding: " + err.Error(), Err: err}
+	}
+	s.applyDefaults()
+	if err := s.Validate(); err != nil {
+		return nil, err
+	}
+	return s, nil
+}
+
+// ReadSpec reads and parses the build spec in the file at path. Errors name
+// the file.
+func ReadSpec(path string) (*Spec, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, fmt.Errorf("reading spec: %w", err)
+	}
+	defer f.Close()
+	data, err := io.ReadAll(io.LimitReader(f, maxSpecSize+1))
+	if err != nil {
+		return nil, fmt.Errorf("reading spec %s: %w", path, err)
+	}
+	s, err := ParseSpec(data)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	return s, nil
+}
+
+// nodeToJSON turns a YAML node into a JSON-able value shaped by the Go type
+// t, keeping scalars' text as written (YAML's "1.10" stays "1.10" in a
+// string field) and rejecting unknown fields, duplicate keys and wrong
+// kinds. A null gives nil, which the caller leaves out.
+func nodeToJSON(n *yaml.Node, t reflect.Type, field string, depth int, budget *int) (any, error) {
+	if depth > 32 {
+		return nil, fieldErr(field, "nested too deeply")
+	}
+	if *budget--; *budget < 0 {
+		return nil, fieldErr(field, "too many YAML nodes (more than %d, counting aliases each time they are used)", maxSpecNodes)
+	}
+	for n.Kind == yaml.DocumentNode || n.Kind == yaml.AliasNode {
+		if n.Kind == yaml.AliasNode {
+			n = n.Alias
+		} else {
+			if len(n.Content) == 0 {
+				return nil, nil
+			}
+			n = n.Content[0]
+		}
+		depth++
+		if n == nil || depth > 32 {
+			return nil, fieldErr(field, "nested too deeply")
+		}
+	}
+	if n.Kind == yaml.ScalarNode && n.ShortTag() == "!!null" {
+		return nil, nil
+	}
+	if t.Kind() == reflect.Pointer {
+		t = t.Elem()
+	}
+	kindErr := func(want string) error {
+		return fieldErr(field, "line %d: want %s, got %s", n.Line, want, describeNode(n))
+	}
+	switch t.Kind() {
+	case reflect.String:
+		if n.Kind != yaml.ScalarNode || n.ShortTag() == "!!binary" {
+			return nil, kindErr("a string")
+		}
+		return n.Value, nil
+	case reflect.Int, reflect.Int64:
+		if n.Kind != yaml.ScalarNode || n.ShortTag() != "!!int" {
+			return nil, kindErr("an integer")
+		}
+		var i int64
+		if err := n.Decode(&i); err != nil {
+			return nil, fieldErr(field, "line %d: %q is not a 64-bit integer", n.Line, n.Value)
+		}
+		return i, nil
+	case reflect.Slice:
+		if n.Kind != yaml.SequenceNode {
+			return nil, kindErr("a list")
+		}
+		out := make([]any, 0, len(n.Content))
+		for i, c := range n.Content {
+			v, err := nodeToJSON(c, t.Elem(), fmt.Sprintf("%s[%d]", field, i), depth+1, budget)
+			if err != nil {
+				return nil, err
+			}
+			if v == nil {
+				return nil, fieldErr(fmt.Sprintf("%s[%d]", field, i), "line %d: null is not allowed", c.Line)
+			}
+			out = append(out, v)
+		}
+		return out, nil
+	case reflect.Map, reflect.Struct:
+		if n.Kind != yaml.MappingNode {
+			return nil, kindErr("a mapping")
+		}
+		out := make(map[string]any, len(n.Content)/2)
+		for i := 0; i+1 < len(n.Content); i += 2 {
+			k, vn := n.Content[i], n.Content[i+1]
+			if k.Kind != yaml.ScalarNode || k.ShortTag() == "!!merge" {
+				return nil, fieldErr(field, "line %d: keys must be plain strings", k.Line)
+			}
+			sub := joinField(field, k.Value)
+			if _, dup := out[k.Value]; dup {
+				return nil, fieldErr(sub, "line %d: given twice", k.Line)
+			}
+			elem := t
+			if t.Kind() == reflect.Map {
+				elem = t.Elem()
+			} else {
+				f, ok := structField(t, k.Value)
+				if !ok {
+					return nil, fieldErr(sub, "line %d: unknown field (known: %s)", k.Line, strings.Join(jsonNames(t), ", "))
+				}
+				elem = f.Type
+			}
+			v, err := nodeToJSON(vn, elem, sub, depth+1, budget)
+			if err != nil {
+				return nil, err
+			}
+			if v == nil {
+				if t.Kind() == reflect.Map {
+					return nil, fieldErr(sub, "line %d: null is not allowed", vn.Line)
+				}
+				out[k.Value] = nil // marks the key as seen; dropped below
+				continue
+			}
+			out[k.Value] = v
+		}
+		for k, v := range out {
+			if v == nil {
+				delete(out, k)
+			}
+		}
+		return out, nil
+	}
+	return nil, fieldErr(field, "unsupported Go type %s (a bug)", t)
+}
+
+func describeNode(n *yaml.Node) string {
+	switch n.Kind {
+	case yaml.MappingNode:
+		return "a mapping"
+	case yaml.SequenceNode:
+		return "a list"
+	}
+	switch n.ShortTag() {
+	case "!!int":
+		return "integer " + n.Value
+	case "!!float":
+		return "number " + n.Value
+	case "!!bool":
+		return "boolean " + n.Value
+	}
+	return fmt.Sprintf("%q", n.Value)
+}
+
+func joinField(parent, name string) string {
+	if parent == "" {
+		return name
+	}
+	return parent + "." + name
+}
+
+func jsonName(f reflect.StructField) string {
+	name, _, _ := strings.Cut(f.Tag.Get("json"), ",")
+	return name
+}
+
+func structField(t reflect.Type, name string) (reflect.StructField, bool) {
+	for f := range t.Fields() {
+		if jsonName(f) == name {
+			return f, true
+		}
+	}
+	return reflect.StructField{}, false
+}
+
+func jsonNames(t reflect.Type) []string {
+	var names []string
+	for f := range t.Fields() {
+		names = append(names, jsonName(f))
+	}
+	return names
+}
+
+func (s *Spec) applyDefaults() {
+	if s.Platform == "" {
+		s.Platform = DefaultPlatform
+	}
+	if r := s.Recipe.OCI; r != nil {
+		if r.Dockerfile == "" {
+			r.Dockerfile = "Dockerfile"
+		}
+		if r.Context == "" {
+			r.Context = "."
+		}
+	}
+	if r := s.Recipe.Maven; r != nil && len(r.Goals) == 0 {
+		r.Goals = []string{"package"}
+	}
+}
+
+var (
+	hexRE       = regexp.MustCompile(`^[0-9a-f]+$`)
+	imageNameRE = regexp.MustCompile(`^[a-z0-9][a-z0-9._-]*$`)
+	// OCI distribution repository name and tag.
+	ociNameRE   = regexp.MustCompile(`^[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*(?:/[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*)*$`)
+	ociTagRE    = regexp.MustCompile(`^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$`)
+	mavenPartRE = regexp.MustCompile(`^[A-Za-z0-9_][A-Za-z0-9_.-]*$`)
+	mavenVerRE  = regexp.MustCompile(`^[A-Za-z0-9_][A-Za-z0-9_.+-]*$`)
+	stageRE     = regexp.MustCompile(`^[A-Za-z][A-Za-z0-9_.-]*$`)
+	buildArgRE  = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
+	goalRE      = regexp.MustCompile(`^[A-Za-z0-9_][A-Za-z0-9_.:-]*$`)
+	moduleRE    = regexp.MustCompile(`^!?[A-Za-z0-9_.:][A-Za-z0-9_.:/-]*$`)
+	platformRE  = regexp.MustCompile(`^([a-z0-9]+)/([a-z0-9_]+)(?:/([a-z0-9]+))?$`)
+)
+
+var knownArchs = []string{"386", "amd64", "arm", "arm64", "loong64", "mips64le", "ppc64le", "riscv64", "s390x"}
+
+// maxEpoch is 9999-12-31T23:59:59Z: later times do not fit tar or zip
+// headers well, and it keeps the epoch exact as a float64.
+const maxEpoch = 253402300799
+
+func isHex(s string, n int) bool { return len(s) == n && hexRE.MatchString(s) }
+
+func checkDigest(field, d string) error {
+	if hexPart, ok := strings.CutPrefix(d, "sha256:"); !ok || !isHex(hexPart, 64) {
+		return fieldErr(field, "%q is not \"sha256:\" and 64 lowercase hex digits", d)
+	}
+	return nil
+}
+
+// checkRelPath checks a slash-separated relative path that must stay inside
+// its root.
+func checkRelPath(field, p string) error {
+	switch {
+	case p == "":
+		return fieldErr(field, "missing")
+	case strings.ContainsRune(p, 0) || !utf8.ValidString(p):
+		return fieldErr(field, "%q has a NUL byte or is not UTF-8", p)
+	case strings.HasPrefix(p, "/") || strings.Contains(p, `\`):
+		return fieldErr(field, "%q must be a relative path with forward slashes", p)
+	case p != path.Clean(p):
+		return fieldErr(field, "%q is not clean (want %q)", p, path.Clean(p))
+	case p == ".." || strings.HasPrefix(p, "../"):
+		return fieldErr(field, "%q leaves the source folder", p)
+	}
+	return nil
+}
+
+func checkText(field, v string) error {
+	if !utf8.ValidString(v) || strings.ContainsRune(v, 0) {
+		return fieldErr(field, "%q has a NUL byte or is not UTF-8", v)
+	}
+	return nil
+}
+
+// Validate checks every field of s as ParseSpec does. Fields that have
+// defaults may be empty.
+func (s *Spec) Validate() error {
+	if s.Version != SpecVersion {
+		if s.Version == 0 {
+			return fieldErr("version", "missing (want 1)")
+		}
+		return fieldErr("version", "%d is not supported (want 1)", s.Version)
+	}
+	switch s.Ecosystem {
+	case "oci", "maven":
+	case "":
+		return fieldErr("ecosystem", "missing (want oci or maven)")
+	default:
+		return fieldErr("ecosystem", "%q is not oci or maven", s.Ecosystem)
+	}
+	if err := s.validateCoordinate(); err != nil {
+		return err
+	}
+	if err := s.Source.validate(); err != nil {
+		return err
+	}
+	if err := s.Recipe.validate(s.Ecosystem); err != nil {
+		return err
+	}
+	if s.BuilderImage.Name == "" {
+		return fieldErr("builderImage.name", "missing")
+	}
+	if len(s.BuilderImage.Name) > 128 || !imageNameRE.MatchString(s.BuilderImage.Name) {
+		return fieldErr("builderImage.name", "%q is not a name of [a-z0-9][a-z0-9._-]* (at most 128)", s.BuilderImage.Name)
+	}
+	if s.BuilderImage.Digest == "" {
+		return fieldErr("builderImage.digest", "missing")
+	}
+	if err := checkDigest("builderImage.digest", s.BuilderImage.Digest); err != nil {
+		return err
+	}
+	switch {
+	case s.SourceDateEpoch == 0:
+		return fieldErr("sourceDateEpoch", "missing (want seconds since 1970, > 0)")
+	case s.SourceDateEpoch < 0 || s.SourceDateEpoch > maxEpoch:
+		return fieldErr("sourceDateEpoch", "%d is out of range (want 1 to %d)", s.SourceDateEpoch, maxEpoch)
+	}
+	if s.Platform != "" {
+		m := platformRE.FindStringSubmatch(s.Platform)
+		if m == nil || m[1] != "linux" || !slices.Contains(knownArchs, m[2]) {
+			return fieldErr("platform", "%q is not linux/<arch>[/<variant>] with arch one of %s", s.Platform, strings.Join(knownArchs, ", "))
+		}
+	}
+	return nil
+}
+
+func (s *Spec) validateCoordinate() error {
+	c := s.Coordinate
+	if c == "" {
+		return fieldErr("coordinate", "missing")
+	}
+	switch s.Ecosystem {
+	case "oci":
+		name, tag, ok := strings.Cut(c, ":")
+		if !ok || strings.Contains(tag, ":") || len(name) > 255 || !ociNameRE.MatchString(name) || !ociTagRE.MatchString(tag) {
+			return fieldErr("coordinate", "%q is not name:tag (name lowercase, like hello or org/hello; tag like 1.0)", c)
+		}
+	case "maven":
+		parts := strings.Split(c, ":")
+		if len(parts) != 3 || !mavenPartRE.MatchString(parts[0]) || !mavenPartRE.MatchString(parts[1]) || !mavenVerRE.MatchString(parts[2]) {
+			return fieldErr("coordinate", "%q is not groupId:artifactId:version (like org.example:hello:1.0)", c)
+		}
+	}
+	return nil
+}
+
+func (src *Source) validate() error {
+	switch {
+	case src.Git == nil && src.Archive == nil:
+		return fieldErr("source", "missing (want git or archive)")
+	case src.Git != nil && src.Archive != nil:
+		return fieldErr("source", "both git and archive are given (want exactly one)")
+	case src.Git != nil:
+		g := src.Git
+		if g.URL == "" {
+			return fieldErr("source.git.url", "missing")
+		}
+		if err := checkGitURL(g.URL); err != nil {
+			return err
+		}
+		if g.Commit == "" {
+			return fieldErr("source.git.commit", "missing")
+		}
+		if !isHex(g.Commit, 40) && !isHex(g.Commit, 64) {
+			return fieldErr("source.git.commit", "%q is not a full commit id (40 or 64 lowercase hex digits)", g.Commit)
+		}
+	default:
+		a := src.Archive
+		switch {
+		case a.Path == "" && a.URL == "":
+			return fieldErr("source.archive", "missing path or url (want exactly one)")
+		case a.Path != "" && a.URL != "":
+			return fieldErr("source.archive", "both path and url are given (want exactly one)")
+		case a.Path != "":
+			if err := checkText("source.archive.path", a.Path); err != nil {
+				return err
+			}
+			if archiveFormat(a.Path) == "" {
+				return fieldErr("source.archive.path", "%q does not end in .tar, .tar.gz, .tgz or .zip", a.Path)
+			}
+		default:
+			u, err := url.Parse(a.URL)
+			if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
+				return fieldErr("source.archive.url", "%q is not an http or https URL", a.URL)
+			}
+			if archiveFormat(u.Path) == "" {
+				return fieldErr("source.archive.url", "%q does not end in .tar, .tar.gz, .tgz or .zip", a.URL)
+			}
+		}
+		if a.SHA256 == "" {
+			return fieldErr("source.archive.sha256", "missing")
+		}
+		if !isHex(a.SHA256, 64) {
+			return fieldErr("source.archive.sha256", "%q is not 64 lowercase hex digits", a.SHA256)
+		}
+	}
+	return nil
+}
+
+var scpLikeRE = regexp.MustCompile(`^[A-Za-z0-9._-]+@[A-Za-z0-9.-]+:[^\s]+$`)
+
+func checkGitURL(s string) error {
+	if checkText("source.git.url", s) != nil || strings.ContainsAny(s, " \t\r\n") || strings.HasPrefix(s, "-") {
+		return fieldErr("source.git.url", "%q has spaces, control characters or a leading dash", s)
+	}
+	if scpLikeRE.MatchString(s) {
+		return nil
+	}
+	u, err := url.Parse(s)
+	if err == nil {
+		switch u.Scheme {
+		case "https", "http", "ssh", "git":
+			if u.Host != "" {
+				return nil
+			}
+		case "file":
+			if u.Path != "" {
+				return nil
+			}
+		}
+	}
+	return fieldErr("source.git.url", "%q is not an https, http, ssh, git or file URL, or user@host:path", s)
+}
+
+func (r *Recipe) validate(ecosystem string) error {
+	switch ecosystem {
+	case "oci":
+		if r.Maven != nil {
+			return fieldErr("recipe.maven", "given for ecosystem oci (want recipe.oci)")
+		}
+		if r.OCI == nil {
+			return fieldErr("recipe.oci", "missing (ecosystem oci needs it)")
+		}
+		return r.OCI.validate()
+	case "maven":
+		if r.OCI != nil {
+			return fieldErr("recipe.oci", "given for ecosystem maven (want recipe.maven)")
+		}
+		if r.Maven == nil {
+			return fieldErr("recipe.maven", "missing (ecosystem maven needs it)")
+		}
+		return r.Maven.validate()
+	}
+	return nil
+}
+
+func (r *OCIRecipe) validate() error {
+	if r.Dockerfile != "" {
+		if err := checkRelPath("recipe.oci.dockerfile", r.Dockerfile); err != nil {
+			return err
+		}
+	}
+	if r.Context != "" {
+		if err := checkRelPath("recipe.oci.context", r.Context); err != nil {
+			return err
+		}
+	}
+	if r.Target != "" && !stageRE.MatchString(r.Target) {
+		return fieldErr("recipe.oci.target", "%q is not a stage name", r.Target)
+	}
+	for k, v := range r.BuildArgs {
+		f := "recipe.oci.buildArgs." + k
+		if !buildArgRE.MatchString(k) {
+			return fieldErr(f, "%q is not an ARG name ([A-Za-z_][A-Za-z0-9_]*)", k)
+		}
+		if k == "SOURCE_DATE_EPOCH" {
+			return fieldErr(f, "is set by the builder from sourceDateEpoch; remove it")
+		}
+		if err := checkText(f, v); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (r *MavenRecipe) validate() error {
+	for i, g := range r.Goals {
+		if !goalRE.MatchString(g) {
+			return fieldErr(fmt.Sprintf("recipe.maven.goals[%d]", i), "%q is not a phase or goal (like package, or jar:jar)", g)
+		}
+	}
+	for i, m := range r.Modules {
+		if !moduleRE.MatchString(m) || slices.Contains(strings.Split(strings.TrimPrefix(m, "!"), "/"), "..") {
+			return fieldErr(fmt.Sprintf("recipe.maven.modules[%d]", i), "%q is not a module path or [groupId]:artifactId", m)
+		}
+	}
+	for i, a := range r.Args {
+		f := fmt.Sprintf("recipe.maven.args[%d]", i)
+		if err := checkText(f, a); err != nil {
+			return err
+		}
+		if (!strings.HasPrefix(a, "-D") && !strings.HasPrefix(a, "-P")) || len(a) < 3 {
+			return fieldErr(f, "%q is not allowed: only -Dproperty=value and -Pprofile (the build is always offline)", a)
+		}
+	}
+	for i, g := range r.Artifacts {
+		f := fmt.Sprintf("recipe.maven.artifacts[%d]", i)
+		if err := checkRelPath(f, g); err != nil {
+			return err
+		}
+		if _, err := path.Match(g, ""); err != nil {
+			return fieldErr(f, "%q is not a valid glob", g)
+		}
+	}
+	return nil
+}
+
+// clone returns a deep copy of s with the defaults applied.
+func (s *Spec) clone() *Spec {
+	c := *s
+	if g := s.Source.Git; g != nil {
+		g2 := *g
+		c.Source.Git = &g2
+	}
+	if a := s.Source.Archive; a != nil {
+		a2 := *a
+		c.Source.Archive = &a2
+	}
+	if r := s.Recipe.OCI; r != nil {
+		r2 := *r
+		if r.BuildArgs != nil {
+			r2.BuildArgs = make(map[string]string, len(r.BuildArgs))
+			for k, v := range r.BuildArgs {
+				r2.BuildArgs[k] = v
+			}
+		}
+		c.Recipe.OCI = &r2
+	}
+	if r := s.Recipe.Maven; r != nil {
+		r2 := MavenRecipe{
+			Goals:     slices.Clone(r.Goals),
+			Modules:   slices.Clone(r.Modules),
+			Args:      slices.Clone(r.Args),
+			Artifacts: slices.Clone(r.Artifacts),
+		}
+		c.Recipe.Maven = &r2
+	}
+	c.applyDefaults()
+	return &c
+}
+
+// CanonicalJSON returns the spec, defaults applied, as canonical JSON: object
+// keys sorted, no insignificant whitespace, no HTML escaping, empty optional
+// fields left out. It fails if the spec does not validate.
+func (s *Spec) CanonicalJSON() ([]byte, error) {
+	c := s.clone()
+	if err := c.Validate(); err != nil {
+		return nil, err
+	}
+	raw, err := json.Marshal(c)
+	if err != nil {
+		return nil, fmt.Errorf("spec: encoding: %w", err)
+	}
+	d := json.NewDecoder(bytes.NewReader(raw))
+	d.UseNumber()
+	var v any
+	if err := d.Decode(&v); err != nil {
+		return nil, fmt.Errorf("spec: re-decoding: %w", err)
+	}
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(v); err != nil {
+		return nil, fmt.Errorf("spec: encoding canonically: %w", err)
+	}
+	return bytes.TrimSuffix(buf.Bytes(), []byte("\n")), nil
+}
+
+// InputDigest returns "sha256:<hex>" of the spec's canonical JSON: the
+// input digest that build nodes vote on.
+func (s *Spec) InputDigest() (string, error) {
+	b, err := s.CanonicalJSON()
+	if err != nil {
+		return "", err
+	}
+	sum := sha256.Sum256(b)
+	return "sha256:" + hex.EncodeToString(sum[:]), nil
+}
+
+// Map returns the canonical JSON decoded into a map, for SLSA provenance's
+// externalParameters. Numbers are json.Number (exact; structpb accepts them).
+func (s *Spec) Map() (map[string]any, error) {
+	b, err := s.CanonicalJSON()
+	if err != nil {
+		return nil, err
+	}
+	d := json.NewDecoder(bytes.NewReader(b))
+	d.UseNumber()
+	var m map[string]any
+	if err := d.Decode(&m); err != nil {
+		return nil, fmt.Errorf("spec: decoding canonical JSON: %w", err)
+	}
+	return m, nil
+}
