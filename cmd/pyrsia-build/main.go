@@ -72,6 +72,7 @@ Exit codes: 0 ok, 1 verification failed, 2 usage error or bad input.`,
 			logCommand(),
 			buildCommand(),
 			diffCommand(),
+			imageCommand(),
 		},
 	}
 	for _, c := range app.Commands {

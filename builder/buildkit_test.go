@@ -1,0 +1,332 @@
+package builder_test
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/pyrsia/pyrsia-build/builder"
+	"github.com/pyrsia/pyrsia-build/builder/image"
+)
+
+// Integration tests against real buildkitd daemons. They need buildkitd and
+// runc on PATH and root (scripts/install-buildkit.sh). Builder images come
+// from PYRSIA_IMAGES (an image store made by 'pyrsia-build image make'), or
+// busybox is made here. In CI nothing skips.
+
+func requireInCI(t testing.TB, reason string) {
+	t.Helper()
+	if os.Getenv("CI") != "" {
+		t.Fatalf("CI: %s", reason)
+	}
+	t.Skip(reason)
+}
+
+func needBuildkit(t testing.TB) {
+	t.Helper()
+	if os.Getuid() != 0 {
+		requireInCI(t, "buildkitd needs root")
+	}
+	for _, bin := range []string{"buildkitd", "runc"} {
+		if _, err := exec.LookPath(bin); err != nil {
+			requireInCI(t, bin+" is not on PATH: PATH=\"$(scripts/install-buildkit.sh):$PATH\"")
+		}
+	}
+}
+
+var (
+	daemonsOnce sync.Once
+	daemons     [2]*builder.Daemon
+	daemonsErr  error
+	storeOnce   sync.Once
+	store       string
+	storeErr    error
+	testRoot    string
+)
+
+func TestMain(m *testing.M) {
+	var err error
+	testRoot, err = os.MkdirTemp("", "pyrsia-builder-test-*")
+	if err != nil {
+		panic(err)
+	}
+	code := m.Run()
+	for _, d := range daemons {
+		if d != nil {
+			d.Stop()
+		}
+	}
+	os.RemoveAll(testRoot)
+	os.Exit(code)
+}
+
+// twoDaemons starts two buildkitd with separate roots: no shared cache.
+func twoDaemons(t *testing.T) [2]*builder.Daemon {
+	needBuildkit(t)
+	daemonsOnce.Do(func() {
+		for i := range daemons {
+			daemons[i], daemonsErr = builder.StartDaemon(context.Background(), builder.DaemonOptions{Dir: filepath.Join(testRoot, fmt.Sprintf("buildkitd-%d", i))})
+			if daemonsErr != nil {
+				return
+			}
+		}
+	})
+	if daemonsErr != nil {
+		t.Fatal(daemonsErr)
+	}
+	return daemons
+}
+
+// imageStore returns a store with busybox (and, from PYRSIA_IMAGES, the
+// Debian build image when it was made).
+func imageStore(t *testing.T) string {
+	storeOnce.Do(func() {
+		if s := os.Getenv("PYRSIA_IMAGES"); s != "" {
+			store = s
+			return
+		}
+		store = filepath.Join(testRoot, "images")
+		_, storeErr = image.MakeBusybox(context.Background(), store, nil)
+	})
+	if storeErr != nil {
+		t.Fatal(storeErr)
+	}
+	return store
+}
+
+func imageDigest(t *testing.T, store, name string) string {
+	t.Helper()
+	d, err := storedDigest(store, name)
+	if err != nil {
+		if name == "maven" {
+			requireInCI(t, "no maven builder image in the store: set PYRSIA_IMAGES to a store made with 'pyrsia-build image make maven'")
+		}
+		t.Fatal(err)
+	}
+	return d
+}
+
+// spec writes a spec for a sample of testdata/build, pinned to an image.
+func spec(t *testing.T, sample, ecosystem, coordinate, recipe, imageName string) *builder.Spec {
+	t.Helper()
+	tarPath, err := filepath.Abs(filepath.Join("..", "testdata", "build", sample+".tar"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	sum, err := exec.Command("sha256sum", tarPath).Output()
+	if err != nil {
+		t.Fatal(err)
+	}
+	text := fmt.Sprintf(`version: 1
+ecosystem: %s
+coordinate: %s
+source:
+  archive:
+    path: %s
+    sha256: %s
+recipe:
+%s
+builderImage:
+  name: %s
+  digest: %s
+sourceDateEpoch: 1700000000
+`, ecosystem, coordinate, tarPath, strings.Fields(string(sum))[0], recipe, imageName, imageDigest(t, imageStore(t), imageName))
+	s, err := builder.ParseSpec([]byte(text))
+	if err != nil {
+		t.Fatalf("spec: %v\n%s", err, text)
+	}
+	return s
+}
+
+// buildOn builds s on daemon d into a new output folder.
+func buildOn(t *testing.T, d *builder.Daemon, s *builder.Spec) (*builder.Result, string, error) {
+	t.Helper()
+	bk, err := builder.NewBuildKit(context.Background(), d.Addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer bk.Close()
+	bk.ProgressMode = "quiet"
+	out := filepath.Join(t.TempDir(), "out")
+	res, err := bk.Build(context.Background(), s, builder.BuildOptions{OutDir: out, Images: imageStore(t)})
+	return res, out, err
+}
+
+func TestIrreproducibleBuildIsExplained(t *testing.T) {
+	ds := twoDaemons(t)
+	s := spec(t, "build-time", "oci", "build-time:1.0", "  oci: {}", "busybox")
+	resA, outA, err := buildOn(t, ds[0], s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resB, outB, err := buildOn(t, ds[1], s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if resA.Artifacts[0].Digest == resB.Artifacts[0].Digest {
+		t.Fatalf("two builds that embed the time gave one digest %s", resA.Artifacts[0].Digest)
+	}
+	d, err := builder.Diff(context.Background(), outA, outB)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d.Same || len(d.Artifacts) != 1 {
+		t.Fatalf("diff: got %+v, want one differing artifact", d)
+	}
+	changed := strings.Join(d.Artifacts[0].Changed, " ")
+	if !strings.Contains(changed, "app/build-time.txt") || strings.Contains(changed, "stable.txt") {
+		t.Fatalf("diff names %q, want app/build-time.txt and not stable.txt", changed)
+	}
+}
+
+func TestNetworkIsOff(t *testing.T) {
+	ds := twoDaemons(t)
+	dir := t.TempDir()
+	os.WriteFile(filepath.Join(dir, "Dockerfile"), []byte("FROM busybox\nRUN ls /sys/class/net > /interfaces\n"), 0o644)
+	tarPath := filepath.Join(dir, "src.tar")
+	if out, err := exec.Command("tar", "-C", dir, "-cf", tarPath, "Dockerfile").CombinedOutput(); err != nil {
+		t.Fatalf("tar: %v %s", err, out)
+	}
+	sum, _ := exec.Command("sha256sum", tarPath).Output()
+	s, err := builder.ParseSpec([]byte(fmt.Sprintf(`version: 1
+ecosystem: oci
+coordinate: net:1
+source: {archive: {path: %s, sha256: %s}}
+recipe: {oci: {}}
+builderImage: {name: busybox, digest: %s}
+sourceDateEpoch: 1700000000
+`, tarPath, strings.Fields(string(sum))[0], imageDigest(t, imageStore(t), "busybox"))))
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, out, err := buildOn(t, ds[0], s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, err := builder.ReadManifest(filepath.Join(out, "manifest.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	found := false
+	for _, f := range m.Artifacts[0].Files {
+		if f.Path == "interfaces" {
+			found = true
+			if f.Size != int64(len("lo\n")) {
+				t.Fatalf("the build saw network interfaces other than lo (%d bytes of names)", f.Size)
+			}
+		}
+	}
+	if !found {
+		t.Fatal("the build's /interfaces file is missing from the output manifest")
+	}
+}
+
+func TestSourceDigestMismatch(t *testing.T) {
+	ds := twoDaemons(t)
+	s := spec(t, "build-time", "oci", "build-time:1.0", "  oci: {}", "busybox")
+	s.Source.Archive.SHA256 = strings.Repeat("0", 64)
+	_, _, err := buildOn(t, ds[0], s)
+	if err == nil || !strings.Contains(err.Error(), "the spec pins "+strings.Repeat("0", 64)) {
+		t.Fatalf("got %v, want a source digest mismatch", err)
+	}
+}
+
+func TestFailingBuildShowsLogTail(t *testing.T) {
+	ds := twoDaemons(t)
+	dir := t.TempDir()
+	os.WriteFile(filepath.Join(dir, "Dockerfile"), []byte("FROM busybox\nRUN echo compiling && echo 'main.c:3: error: expected ; before }' && false\n"), 0o644)
+	tarPath := filepath.Join(dir, "src.tar")
+	exec.Command("tar", "-C", dir, "-cf", tarPath, "Dockerfile").Run()
+	sum, _ := exec.Command("sha256sum", tarPath).Output()
+	s, err := builder.ParseSpec([]byte(fmt.Sprintf(`version: 1
+ecosystem: oci
+coordinate: broken:1
+source: {archive: {path: %s, sha256: %s}}
+recipe: {oci: {}}
+builderImage: {name: busybox, digest: %s}
+sourceDateEpoch: 1700000000
+`, tarPath, strings.Fields(string(sum))[0], imageDigest(t, imageStore(t), "busybox"))))
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, _, err = buildOn(t, ds[0], s)
+	var be *builder.BuildError
+	if !errors.As(err, &be) {
+		t.Fatalf("got %v, want a BuildError", err)
+	}
+	if !strings.Contains(err.Error(), "main.c:3: error: expected ; before }") {
+		t.Fatalf("the error does not show the end of the build log:\n%s", err)
+	}
+}
+
+func TestReproducibleC(t *testing.T) {
+	ds := twoDaemons(t)
+	s := spec(t, "hello-c", "oci", "hello-c:1.0", "  oci: {}", "maven")
+	assertReproducible(t, ds, s)
+}
+
+func TestReproducibleMaven(t *testing.T) {
+	ds := twoDaemons(t)
+	s := spec(t, "hello-maven", "maven", "org.example.hello:hello-app:1.0.0", "  maven: {}", "maven")
+	res := assertReproducible(t, ds, s)
+	var names []string
+	for _, a := range res.Artifacts {
+		names = append(names, a.Name)
+	}
+	got := strings.Join(names, " ")
+	for _, want := range []string{"hello-lib-1.0.0.jar", "hello-lib-1.0.0.pom", "hello-app-1.0.0.jar", "hello-app-1.0.0.pom"} {
+		if !strings.Contains(got, want) {
+			t.Errorf("artifacts %q lack %s", got, want)
+		}
+	}
+}
+
+func assertReproducible(t *testing.T, ds [2]*builder.Daemon, s *builder.Spec) *builder.Result {
+	t.Helper()
+	resA, outA, err := buildOn(t, ds[0], s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resB, outB, err := buildOn(t, ds[1], s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(resA.Artifacts) != len(resB.Artifacts) || len(resA.Artifacts) == 0 {
+		t.Fatalf("artifacts: %d vs %d", len(resA.Artifacts), len(resB.Artifacts))
+	}
+	for i := range resA.Artifacts {
+		if resA.Artifacts[i].Digest != resB.Artifacts[i].Digest {
+			d, _ := builder.Diff(context.Background(), outA, outB)
+			var sb strings.Builder
+			if d != nil {
+				d.Print(&sb)
+			}
+			t.Fatalf("%s: %s on one daemon, %s on the other\n%s", resA.Artifacts[i].Name, resA.Artifacts[i].Digest, resB.Artifacts[i].Digest, sb.String())
+		}
+	}
+	return resA
+}
+
+// storedDigest reads the manifest digest an image store holds for name.
+func storedDigest(store, name string) (string, error) {
+	data, err := os.ReadFile(filepath.Join(store, name, "index.json"))
+	if err != nil {
+		return "", err
+	}
+	var idx struct {
+		Manifests []struct {
+			Digest string `json:"digest"`
+		} `json:"manifests"`
+	}
+	if err := json.Unmarshal(data, &idx); err != nil || len(idx.Manifests) != 1 {
+		return "", fmt.Errorf("%s/%s/index.json does not name one manifest", store, name)
+	}
+	return idx.Manifests[0].Digest, nil
+}
