@@ -304,7 +304,8 @@ func (b *BuildKit) solveMaven(ctx context.Context, spec *Spec, srcDir string, st
 		return fmt.Errorf("platform %q: %w", spec.Platform, err)
 	}
 	platform := llb.Platform(p)
-	img := llb.OCILayout(builderImageStore+"@"+spec.BuilderImage.Digest, llb.OCIStore("", builderImageStore), platform)
+	// The reference names the image for the solver; the store ID finds it.
+	img := llb.OCILayout("pyrsia/"+spec.BuilderImage.Name+"@"+spec.BuilderImage.Digest, llb.OCIStore("", builderImageStore), platform)
 	src := llb.Local("source", llb.SharedKeyHint("source"))
 	args := []string{"/bin/sh", "-c", mavenScript, "mvn"}
 	if len(r.Modules) > 0 {

@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"time"
 
+	clog "github.com/containerd/log"
 	"github.com/pyrsia/pyrsia-build/attest"
 	"github.com/pyrsia/pyrsia-build/builder"
 	"github.com/urfave/cli/v2"
@@ -54,6 +55,9 @@ Examples:
 			if c.NArg() != 1 {
 				return inputErr(fmt.Errorf("build takes one SPEC, got %d arguments", c.NArg()), "run 'pyrsia-build build --help' for usage")
 			}
+			// containerd's content store warns about fsverity on every
+			// open; that is noise to a person running a build.
+			clog.SetLevel("error")
 			specPath := c.Args().First()
 			spec, err := builder.ReadSpec(specPath)
 			if err != nil {
