@@ -26,7 +26,7 @@ var ErrOutOfRange = errors.New("tlog: out of range")
 // partial tile whose full tile exists is served from the full one.
 func (l *Log) ReadTile(ctx context.Context, id TileID) ([]byte, error) {
 	if data, ok := l.cache.get(id); ok {
-		return data, nil
+		return data.([]byte), nil
 	}
 	data, err := l.tiles.read(id)
 	if errors.Is(err, fs.ErrNotExist) && id.Width > 0 {
@@ -45,7 +45,7 @@ func (l *Log) ReadTile(ctx context.Context, id TileID) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	l.cache.put(id, data)
+	l.cache.put(id, data, len(data))
 	return data, nil
 }
 
@@ -140,60 +140,81 @@ func (l *Log) proofHashes(ctx context.Context, nodes proof.Nodes, size uint64) (
 }
 
 // nodeHash returns the hash of a perfect subtree in a tree of the given
-// size: tiles store tree levels 0, 8, 16...; the levels between are
-// recomputed from the stored level below.
+// size: tiles store tree levels 0, 8, 16...; the levels between are computed
+// once per tile (see levels) and cached with it.
 func (l *Log) nodeHash(ctx context.Context, id compact.NodeID, size uint64) ([]byte, error) {
 	level := uint8(id.Level / TileHeight)
 	h := id.Level % TileHeight
 	first := id.Index << h
-	n := uint64(1) << h
 	tid := TileID{Level: level, Index: first / TileWidth}
 	w := tileWidthAt(level, tid.Index, size)
 	if w < TileWidth {
 		tid.Width = uint16(w)
 	}
-	tile, err := l.ReadTile(ctx, tid)
+	rows, err := l.levels(ctx, tid)
 	if err != nil {
 		return nil, err
 	}
-	off := first % TileWidth
-	if (off+n)*HashSize > uint64(len(tile)) {
-		return nil, &CorruptError{Path: tid.Path(), Err: fmt.Errorf("tile holds %d hashes, need %d", len(tile)/HashSize, off+n)}
+	off := (first % TileWidth) >> h // the node's index among the tile's nodes of height h
+	row := rows[h]
+	if (off+1)*HashSize > uint64(len(row)) {
+		return nil, &CorruptError{Path: tid.Path(), Err: fmt.Errorf("tile holds %d nodes of height %d, need %d", len(row)/HashSize, h, off+1)}
 	}
-	hashes := make([][]byte, n)
-	for i := range hashes {
-		s := (off + uint64(i)) * HashSize
-		hashes[i] = tile[s : s+HashSize]
-	}
-	for len(hashes) > 1 {
-		for i := 0; i < len(hashes)/2; i++ {
-			hashes[i] = hasher.HashChildren(hashes[2*i], hashes[2*i+1])
-		}
-		hashes = hashes[:len(hashes)/2]
-	}
-	return hashes[0], nil
+	return row[off*HashSize : (off+1)*HashSize : (off+1)*HashSize], nil
 }
 
-// tileCache keeps recently read tiles. Tiles never change once written (a
-// partial tile of a given width is a prefix of its full tile), so entries
-// never go stale.
+// levels returns a hash tile with the levels inside it: row 0 is the tile,
+// row k the hashes of its perfect subtrees of 2^k stored hashes. A proof
+// then costs lookups, not hashing.
+func (l *Log) levels(ctx context.Context, id TileID) ([][]byte, error) {
+	if v, ok := l.levelCache.get(id); ok {
+		return v.([][]byte), nil
+	}
+	tile, err := l.ReadTile(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	if len(tile)%HashSize != 0 {
+		return nil, &CorruptError{Path: id.Path(), Err: fmt.Errorf("tile of %d bytes is not a whole number of hashes", len(tile))}
+	}
+	rows := make([][]byte, TileHeight)
+	rows[0] = tile
+	size := len(tile)
+	for k := 1; k < TileHeight; k++ {
+		prev := rows[k-1]
+		row := make([]byte, 0, len(prev)/2)
+		for i := 0; i+2*HashSize <= len(prev); i += 2 * HashSize {
+			row = append(row, hasher.HashChildren(prev[i:i+HashSize], prev[i+HashSize:i+2*HashSize])...)
+		}
+		rows[k] = row
+		size += len(row)
+	}
+	l.levelCache.put(id, rows, size)
+	return rows, nil
+}
+
+// tileCache keeps recently used tiles, bounded by their size in bytes.
+// Tiles never change once written (a partial tile of a given width is a
+// prefix of its full tile), so entries never go stale.
 type tileCache struct {
-	mu    sync.Mutex
-	max   int
-	ll    *list.List
-	items map[TileID]*list.Element
+	mu       sync.Mutex
+	maxBytes int
+	bytes    int
+	ll       *list.List
+	items    map[TileID]*list.Element
 }
 
 type cacheItem struct {
 	id   TileID
-	data []byte
+	data any
+	size int
 }
 
-func newTileCache(max int) *tileCache {
-	return &tileCache{max: max, ll: list.New(), items: make(map[TileID]*list.Element)}
+func newTileCache(maxBytes int) *tileCache {
+	return &tileCache{maxBytes: maxBytes, ll: list.New(), items: make(map[TileID]*list.Element)}
 }
 
-func (c *tileCache) get(id TileID) ([]byte, bool) {
+func (c *tileCache) get(id TileID) (any, bool) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if e, ok := c.items[id]; ok {
@@ -203,16 +224,19 @@ func (c *tileCache) get(id TileID) ([]byte, bool) {
 	return nil, false
 }
 
-func (c *tileCache) put(id TileID, data []byte) {
+func (c *tileCache) put(id TileID, data any, size int) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if _, ok := c.items[id]; ok {
+	if _, ok := c.items[id]; ok || size > c.maxBytes {
 		return
 	}
-	c.items[id] = c.ll.PushFront(&cacheItem{id, data})
-	if c.ll.Len() > c.max {
+	c.items[id] = c.ll.PushFront(&cacheItem{id, data, size})
+	c.bytes += size
+	for c.bytes > c.maxBytes {
 		e := c.ll.Back()
+		it := e.Value.(*cacheItem)
 		c.ll.Remove(e)
-		delete(c.items, e.Value.(*cacheItem).id)
+		delete(c.items, it.id)
+		c.bytes -= it.size
 	}
 }

@@ -38,6 +38,7 @@
 package tlog
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -92,10 +93,11 @@ type Options struct {
 
 // Log is an open transparency log. Its methods are safe for concurrent use.
 type Log struct {
-	lock  *os.File // holds an exclusive flock on DIR/LOCK while open
-	opts  Options
-	tiles tileStore
-	cache *tileCache
+	lock       *os.File // holds an exclusive flock on DIR/LOCK while open
+	opts       Options
+	tiles      tileStore
+	cache      *tileCache // tiles and entry bundles as read
+	levelCache *tileCache // hash tiles with their inner levels, for proofs
 
 	queue   chan *appendReq
 	publish chan chan publishResult
@@ -109,9 +111,10 @@ type Log struct {
 	cpMu sync.Mutex // orders checkpoint file writes
 
 	// Owned by the writer goroutine.
-	b   *builder
-	wal *walWriter
-	err error // a write failure: the log accepts no more appends
+	b       *builder
+	wal     *walWriter
+	err     error         // a write failure: the log accepts no more appends
+	syncing chan struct{} // closed when the last background tile sync ends
 }
 
 // Checkpoint is a published tree head: the checkpoint body and its signed
@@ -167,13 +170,14 @@ func Open(ctx context.Context, opts Options) (*Log, error) {
 		return nil, err
 	}
 	l := &Log{
-		lock:    lock,
-		opts:    opts,
-		tiles:   tileStore{root: opts.Dir},
-		cache:   newTileCache(4096),
-		queue:   make(chan *appendReq, opts.QueueSize),
-		publish: make(chan chan publishResult),
-		done:    make(chan struct{}),
+		lock:       lock,
+		opts:       opts,
+		tiles:      tileStore{root: opts.Dir},
+		cache:      newTileCache(64 << 20),
+		levelCache: newTileCache(64 << 20),
+		queue:      make(chan *appendReq, opts.QueueSize),
+		publish:    make(chan chan publishResult),
+		done:       make(chan struct{}),
 	}
 	if err := l.recover(ctx); err != nil {
 		lock.Close()
@@ -215,7 +219,10 @@ func (l *Log) Append(ctx context.Context, entry []byte) (uint64, error) {
 	if len(entry) > MaxEntrySize {
 		return 0, fmt.Errorf("tlog: entry of %d bytes is over the %d byte limit", len(entry), MaxEntrySize)
 	}
-	req := &appendReq{entry: entry, done: make(chan appendResult, 1)}
+	// The log keeps the bytes after Append returns (tiles are written
+	// after the acknowledgement): a copy, so that the caller may reuse its
+	// buffer.
+	req := &appendReq{entry: bytes.Clone(entry), done: make(chan appendResult, 1)}
 	l.closeMu.RLock()
 	if l.closed {
 		l.closeMu.RUnlock()
@@ -323,14 +330,22 @@ func (l *Log) fail(err error) {
 }
 
 // rotate starts a new write-ahead-log segment at the start of the current
-// entry bundle, makes every tile written so far durable, and deletes the
-// segments that the tiles now cover.
+// entry bundle. In the background it then makes every tile written so far
+// durable and deletes the segments that the tiles now cover, so that the
+// filesystem sync does not stall appends.
 func (l *Log) rotate() error {
 	walDir := filepath.Join(l.opts.Dir, "wal")
 	size := l.b.size()
 	start := size / TileWidth * TileWidth
 	if start <= l.wal.start {
 		return nil // the current segment still holds the incomplete bundle's only copy
+	}
+	if l.syncing != nil {
+		select {
+		case <-l.syncing:
+		default:
+			return nil // the last sync is still running: rotate at the next batch
+		}
 	}
 	pending := l.b.pendingEntries()
 	w, err := createWALSegment(walDir, start)
@@ -343,13 +358,28 @@ func (l *Log) rotate() error {
 			return err
 		}
 	}
-	if err := syncFS(l.opts.Dir); err != nil {
-		w.close()
-		return err
-	}
 	old := l.wal
 	l.wal = w
 	old.close()
+	done := make(chan struct{})
+	l.syncing = done
+	l.wg.Add(1)
+	go func() {
+		defer l.wg.Done()
+		defer close(done)
+		if err := l.retireSegments(walDir, start); err != nil {
+			// The segments stay; a later rotation or a restart retires them.
+			l.opts.Logger.Warn("tlog: retiring write-ahead-log segments", "dir", walDir, "err", err)
+		}
+	}()
+	return nil
+}
+
+// retireSegments syncs the tiles and deletes the segments before start.
+func (l *Log) retireSegments(walDir string, start uint64) error {
+	if err := syncFS(l.opts.Dir); err != nil {
+		return err
+	}
 	starts, err := listWALSegments(walDir)
 	if err != nil {
 		return err

@@ -451,3 +451,46 @@ func TestLocked(t *testing.T) {
 		t.Fatalf("second Open: got %v, want an in-use error", err)
 	}
 }
+
+// TestAppendCopies checks that a caller may reuse its buffer once Append
+// returns: the log must have kept its own copy.
+func TestAppendCopies(t *testing.T) {
+	s, _ := testKeys(t)
+	l := openLog(t, t.TempDir(), s, nil)
+	defer l.Close()
+	ctx := context.Background()
+	var mu sync.Mutex
+	want := make(map[uint64]string)
+	var wg sync.WaitGroup
+	for w := 0; w < 16; w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			buf := make([]byte, 64)
+			for i := 0; i < 200; i++ {
+				n := copy(buf, fmt.Sprintf("writer %d entry %d", w, i))
+				idx, err := l.Append(ctx, buf[:n])
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				mu.Lock()
+				want[idx] = string(buf[:n])
+				mu.Unlock()
+				for k := range buf {
+					buf[k] = 'X' // reuse the buffer at once
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	if _, err := l.Publish(ctx); err != nil {
+		t.Fatal(err)
+	}
+	for idx, w := range want {
+		got, err := l.Entry(ctx, idx)
+		if err != nil || string(got) != w {
+			t.Fatalf("entry %d: got %q (%v), want %q", idx, got, err, w)
+		}
+	}
+}
