@@ -69,4 +69,6 @@ type BuildOptions struct {
 	Images string
 	// Progress receives human-readable progress; nil discards it.
 	Progress io.Writer
+	// NoCache rebuilds every step, ignoring the daemon's cache.
+	NoCache bool
 }

@@ -102,11 +102,11 @@ func (b *BuildKit) Build(ctx context.Context, spec *Spec, opts BuildOptions) (*R
 	switch spec.Ecosystem {
 	case "oci":
 		solve = func(ctx context.Context, ch chan *client.SolveStatus) error {
-			return b.solveDockerfile(ctx, spec, srcDir, store, filepath.Join(artifactsDir, "image"), ch)
+			return b.solveDockerfile(ctx, spec, srcDir, store, filepath.Join(artifactsDir, "image"), opts.NoCache, ch)
 		}
 	case "maven":
 		solve = func(ctx context.Context, ch chan *client.SolveStatus) error {
-			return b.solveMaven(ctx, spec, srcDir, store, artifactsDir, ch)
+			return b.solveMaven(ctx, spec, srcDir, store, artifactsDir, opts.NoCache, ch)
 		}
 	default:
 		return nil, fmt.Errorf("builder: ecosystem %q is not supported", spec.Ecosystem)
@@ -238,7 +238,7 @@ func isTerminal(f *os.File) bool {
 
 func epochString(s *Spec) string { return strconv.FormatInt(s.SourceDateEpoch, 10) }
 
-func (b *BuildKit) solveDockerfile(ctx context.Context, spec *Spec, srcDir string, store content.Store, out string, ch chan *client.SolveStatus) error {
+func (b *BuildKit) solveDockerfile(ctx context.Context, spec *Spec, srcDir string, store content.Store, out string, noCache bool, ch chan *client.SolveStatus) error {
 	r := spec.Recipe.OCI
 	ctxDir := filepath.Join(srcDir, filepath.FromSlash(r.Context))
 	dockerfile := filepath.Join(ctxDir, filepath.FromSlash(r.Dockerfile))
@@ -262,6 +262,9 @@ func (b *BuildKit) solveDockerfile(ctx context.Context, spec *Spec, srcDir strin
 	if r.Target != "" {
 		attrs["target"] = r.Target
 	}
+	if noCache {
+		attrs["no-cache"] = ""
+	}
 	keys := make([]string, 0, len(r.BuildArgs))
 	for k := range r.BuildArgs {
 		keys = append(keys, k)
@@ -284,11 +287,21 @@ func (b *BuildKit) solveDockerfile(ctx context.Context, spec *Spec, srcDir strin
 	return err
 }
 
-// mavenScript runs the build offline and collects each module's jar(s),
-// with the module's pom named after its jar.
+// mavenScript runs the build offline and collects what to publish: the
+// recipe's artifact patterns, or else each module's jar(s) with the
+// module's pom named after its jar.
 const mavenScript = `set -eu
 mvn -o -B -Dproject.build.outputTimestamp="$PYRSIA_OUTPUT_TIMESTAMP" "$@"
 mkdir -p /out
+if [ -n "${PYRSIA_ARTIFACTS:-}" ]; then
+  # The recipe names the files to publish (globs from the source root).
+  for pattern in $PYRSIA_ARTIFACTS; do
+    found=0
+    for f in $pattern; do [ -f "$f" ] && cp "$f" /out/ && found=1; done
+    [ "$found" = 1 ] || { echo "no file matches the recipe's artifact pattern $pattern" >&2; exit 1; }
+  done
+  exit 0
+fi
 for jar in $(find . -path '*/target/*.jar' ! -path '*/target/*/*' | sort); do
   cp "$jar" /out/
   module=$(dirname "$(dirname "$jar")")
@@ -297,7 +310,7 @@ for jar in $(find . -path '*/target/*.jar' ! -path '*/target/*/*' | sort); do
 done
 `
 
-func (b *BuildKit) solveMaven(ctx context.Context, spec *Spec, srcDir string, store content.Store, out string, ch chan *client.SolveStatus) error {
+func (b *BuildKit) solveMaven(ctx context.Context, spec *Spec, srcDir string, store content.Store, out string, noCache bool, ch chan *client.SolveStatus) error {
 	r := spec.Recipe.Maven
 	p, err := platforms.Parse(spec.Platform)
 	if err != nil {
@@ -314,12 +327,16 @@ func (b *BuildKit) solveMaven(ctx context.Context, spec *Spec, srcDir string, st
 	args = append(args, r.Args...)
 	args = append(args, r.Goals...)
 	epoch := time.Unix(spec.SourceDateEpoch, 0).UTC().Format(time.RFC3339)
-	run := img.File(llb.Copy(src, "/", "/src", &llb.CopyInfo{CopyDirContentsOnly: true, CreateDestPath: true})).
-		Run(llb.Args(args), llb.Dir("/src"), llb.Network(llb.NetModeNone),
-			llb.AddEnv("PYRSIA_OUTPUT_TIMESTAMP", epoch),
-			llb.AddEnv("SOURCE_DATE_EPOCH", epochString(spec)),
-			llb.AddEnv("TZ", "UTC"), llb.AddEnv("LC_ALL", "C.UTF-8"),
-			llb.WithCustomName("mvn -o "+strings.Join(args[4:], " ")))
+	runOpts := []llb.RunOption{llb.Args(args), llb.Dir("/src"), llb.Network(llb.NetModeNone),
+		llb.AddEnv("PYRSIA_OUTPUT_TIMESTAMP", epoch),
+		llb.AddEnv("SOURCE_DATE_EPOCH", epochString(spec)),
+		llb.AddEnv("TZ", "UTC"), llb.AddEnv("LC_ALL", "C.UTF-8"),
+		llb.AddEnv("PYRSIA_ARTIFACTS", strings.Join(r.Artifacts, " ")),
+		llb.WithCustomName("mvn -o " + strings.Join(args[4:], " "))}
+	if noCache {
+		runOpts = append(runOpts, llb.IgnoreCache)
+	}
+	run := img.File(llb.Copy(src, "/", "/src", &llb.CopyInfo{CopyDirContentsOnly: true, CreateDestPath: true})).Run(runOpts...)
 	result := llb.Scratch().File(llb.Copy(run.Root(), "/out/", "/", &llb.CopyInfo{CopyDirContentsOnly: true}))
 	def, err := result.Marshal(ctx, platform)
 	if err != nil {

@@ -50,6 +50,7 @@ Examples:
 			&cli.StringFlag{Name: "data-dir", Value: defaultDataDir(), Usage: "`DIR` for the private buildkitd's state"},
 			&cli.StringFlag{Name: "builder-id", Usage: "`URI` of this builder in the provenance (default: urn:pyrsia-build:host:HOSTNAME)"},
 			&cli.StringFlag{Name: "progress", Value: "auto", Usage: "progress display: auto, plain, tty or quiet"},
+			&cli.BoolFlag{Name: "no-cache", Usage: "rebuild every step, ignoring the buildkitd's cache"},
 		},
 		Action: func(c *cli.Context) error {
 			if c.NArg() != 1 {
@@ -97,6 +98,7 @@ Examples:
 			started := time.Now()
 			res, err := bk.Build(c.Context, spec, builder.BuildOptions{
 				OutDir: out, SpecDir: filepath.Dir(specPath), Images: c.String("images"), Progress: c.App.ErrWriter,
+				NoCache: c.Bool("no-cache"),
 			})
 			var be *builder.BuildError
 			if errors.As(err, &be) {
