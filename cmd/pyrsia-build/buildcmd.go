@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -68,10 +69,26 @@ Examples:
 			if err != nil {
 				return inputErr(err)
 			}
-			signer, err := loadSigner(c.String("key"), c.App.ErrWriter)
+			decrypt, err := readSigner(c.String("key"), c.App.ErrWriter)
 			if err != nil {
 				return err
 			}
+			// Decrypt the key (scrypt) while the build runs; a wrong
+			// password stops the build at once.
+			ctx, cancel := context.WithCancel(c.Context)
+			defer cancel()
+			type signerResult struct {
+				s   *attest.Signer
+				err error
+			}
+			signerCh := make(chan signerResult, 1)
+			go func() {
+				s, err := decrypt()
+				if err != nil {
+					cancel()
+				}
+				signerCh <- signerResult{s, err}
+			}()
 			out := c.String("out")
 			if out == "" {
 				out = filepath.Join("out", input[len("sha256:"):len("sha256:")+12])
@@ -96,10 +113,14 @@ Examples:
 			defer bk.Close()
 			bk.ProgressMode = c.String("progress")
 			started := time.Now()
-			res, err := bk.Build(c.Context, spec, builder.BuildOptions{
+			res, err := bk.Build(ctx, spec, builder.BuildOptions{
 				OutDir: out, SpecDir: filepath.Dir(specPath), Images: c.String("images"), Progress: c.App.ErrWriter,
 				NoCache: c.Bool("no-cache"),
 			})
+			sr := <-signerCh
+			if sr.err != nil {
+				return sr.err
+			}
 			var be *builder.BuildError
 			if errors.As(err, &be) {
 				return &cmdError{code: exitNotVerified, err: err, hints: []string{"the recipe failed: fix the source or the spec; the whole log is in " + be.LogPath}}
@@ -107,6 +128,7 @@ Examples:
 			if err != nil {
 				return inputErr(err)
 			}
+			signer := sr.s
 			builderID := c.String("builder-id")
 			if builderID == "" {
 				host, _ := os.Hostname()

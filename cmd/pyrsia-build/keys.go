@@ -13,6 +13,17 @@ import (
 
 // loadSigner reads and decrypts the private key at path.
 func loadSigner(path string, stderr io.Writer) (*attest.Signer, error) {
+	decrypt, err := readSigner(path, stderr)
+	if err != nil {
+		return nil, err
+	}
+	return decrypt()
+}
+
+// readSigner reads the private key and its password (which may mean asking
+// on the terminal) and returns the decryption, which takes a while (scrypt):
+// a caller may run it alongside other work.
+func readSigner(path string, stderr io.Writer) (func() (*attest.Signer, error), error) {
 	data, err := os.ReadFile(path)
 	if err != nil {
 		return nil, inputErr(fmt.Errorf("reading private key: %w", err),
@@ -22,6 +33,10 @@ func loadSigner(path string, stderr io.Writer) (*attest.Signer, error) {
 	if err != nil {
 		return nil, err
 	}
+	return func() (*attest.Signer, error) { return decryptSigner(path, data, pw) }, nil
+}
+
+func decryptSigner(path string, data, pw []byte) (*attest.Signer, error) {
 	s, err := attest.LoadSigner(data, pw)
 	if errors.Is(err, attest.ErrWrongPassword) {
 		return nil, inputErr(fmt.Errorf("%s: wrong password (or the key file is damaged)", path),
