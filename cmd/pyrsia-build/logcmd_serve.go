@@ -9,6 +9,8 @@ import (
 	"net/http"
 	"time"
 
+	"github.com/pyrsia/pyrsia-build/publish"
+	"github.com/pyrsia/pyrsia-build/publish/index"
 	"github.com/pyrsia/pyrsia-build/publish/tlog"
 	"github.com/urfave/cli/v2"
 	"golang.org/x/sync/errgroup"
@@ -66,10 +68,20 @@ Examples:
 				return err
 			}
 			logger := slog.New(slog.NewTextHandler(c.App.ErrWriter, nil))
-			l, err := tlog.Open(c.Context, tlog.Options{Dir: dir, Origin: origin, Signer: signer, Logger: logger})
+			idx, visit, flush, err := indexer(logger)
+			if err != nil {
+				return err
+			}
+			started := time.Now()
+			l, err := tlog.Open(c.Context, tlog.Options{Dir: dir, Origin: origin, Signer: signer, Logger: logger, Visit: visit})
 			if err != nil {
 				return openLogErr(dir, err)
 			}
+			if err := flush(); err != nil {
+				l.Close()
+				return err
+			}
+			logger.InfoContext(c.Context, "log replayed and indexed", "entries", l.Size(), "indexed", idx.Len(), "took", time.Since(started).Round(time.Millisecond))
 			defer l.Close()
 			if err := checkLogKey(l, dir, verifier); err != nil {
 				return err
@@ -79,7 +91,7 @@ Examples:
 				return inputErr(fmt.Errorf("listening on %s: %w", c.String("addr"), err),
 					"choose another --addr, or stop what listens there")
 			}
-			err = serveLog(c.Context, ln, l, serveOptions{Cosigners: cosigners, Interval: interval, Logger: logger})
+			err = serveLog(c.Context, ln, l, serveOptions{Cosigners: cosigners, Interval: interval, Logger: logger, Index: idx})
 			if cerr := l.Close(); err == nil && cerr != nil {
 				err = fmt.Errorf("closing log: %w", cerr)
 			}
@@ -94,6 +106,37 @@ type serveOptions struct {
 	// Interval is how often the log's size is checked.
 	Interval time.Duration
 	Logger   *slog.Logger
+	// Index, if set, answers /lookup/ requests.
+	Index *index.Index
+}
+
+// indexer returns an index and the tlog Visit function that fills it as
+// the log is replayed at start, in batches; flush adds the last batch.
+// Entries that are not publish entries (appended with --raw) are skipped.
+func indexer(log *slog.Logger) (idx *index.Index, visit func(uint64, []byte) error, flush func() error, err error) {
+	idx, err = index.New()
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	var batch []index.Item
+	flush = func() error {
+		err := idx.AddBatch(batch)
+		batch = batch[:0]
+		return err
+	}
+	visit = func(i uint64, data []byte) error {
+		e, err := publish.ParseEntry(data)
+		if err != nil {
+			log.Debug("not indexing a log entry that is not a publish entry", "index", i, "err", err)
+			return nil
+		}
+		batch = append(batch, index.Item{LogIndex: i, Entry: e})
+		if len(batch) == 4096 {
+			return flush()
+		}
+		return nil
+	}
+	return idx, visit, flush, nil
 }
 
 // serveLog serves l on ln until ctx is done, then shuts the server down
@@ -101,8 +144,15 @@ type serveOptions struct {
 // log has grown, checked every opts.Interval. The caller closes l.
 func serveLog(ctx context.Context, ln net.Listener, l *tlog.Log, opts serveOptions) error {
 	log := opts.Logger
+	handler := l.Handler()
+	if opts.Index != nil {
+		mux := http.NewServeMux()
+		mux.Handle("/", handler)
+		mux.Handle("/lookup/", opts.Index.Handler())
+		handler = mux
+	}
 	srv := &http.Server{
-		Handler:           l.Handler(),
+		Handler:           handler,
 		ReadHeaderTimeout: 10 * time.Second,
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
 	}

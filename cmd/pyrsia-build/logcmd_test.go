@@ -265,6 +265,13 @@ func TestLogServeCommand(t *testing.T) {
 	if code, _, stderr := runCLI("log", "append", "--dir", dir, "--origin", testOrigin, "--key", logKey, "--raw", entryFile); code != 0 {
 		t.Fatalf("log append: exit %d: %s", code, stderr)
 	}
+	pubEntry, err := filepath.Abs("../../publish/testdata/entry/valid-oci.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if code, _, stderr := runCLI("log", "append", "--dir", dir, "--origin", testOrigin, "--key", logKey, pubEntry); code != 0 {
+		t.Fatalf("log append: exit %d: %s", code, stderr)
+	}
 
 	// A free port: listen, note it, close.
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
@@ -295,8 +302,8 @@ func TestLogServeCommand(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if cp.Size != 1 {
-				t.Fatalf("served checkpoint size %d, want 1", cp.Size)
+			if cp.Size != 2 {
+				t.Fatalf("served checkpoint size %d, want 2", cp.Size)
 			}
 			break
 		}
@@ -305,8 +312,17 @@ func TestLogServeCommand(t *testing.T) {
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
-	if _, err := get(ctx, "http://"+addr+"/tile/entries/000.p/1"); err != nil {
+	if _, err := get(ctx, "http://"+addr+"/tile/entries/000.p/2"); err != nil {
 		t.Error(err)
+	}
+	// The index was rebuilt from the log at start: the publish entry is
+	// found by its coordinate; the raw one is not indexed.
+	b, err := get(ctx, "http://"+addr+"/lookup/coordinate/oci/hello:1.0")
+	if err != nil || !strings.Contains(string(b), `"LogIndex":1`) {
+		t.Errorf("lookup by coordinate: got %s, %v; want log index 1", b, err)
+	}
+	if _, err := get(ctx, "http://"+addr+"/lookup/coordinate/oci/nothing:here"); err == nil {
+		t.Error("lookup of an unknown coordinate succeeded")
 	}
 
 	cancel()
