@@ -19,7 +19,7 @@ run: build
 # The cosign interoperability tests need cosign on PATH
 # (PATH="$$(scripts/install-cosign.sh):$$PATH"); .ci/run does that.
 test: fmt-check vet
-	$(GO) test -race -count=1 ./...
+	$(GO) test -race -count=1 -timeout 30m ./...
 
 fmt-check:
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
@@ -31,12 +31,21 @@ vet:
 fuzz:
 	$(GO) test ./attest -run '^$$' -fuzz '^FuzzParseBundle$$' -fuzztime $(FUZZTIME)
 	$(GO) test ./attest -run '^$$' -fuzz '^FuzzParseStatement$$' -fuzztime $(FUZZTIME)
+	$(GO) test ./publish -run '^$$' -fuzz '^FuzzParseEntry$$' -fuzztime $(FUZZTIME)
+	$(GO) test ./publish -run '^$$' -fuzz '^FuzzParseProofBundle$$' -fuzztime $(FUZZTIME)
+	$(GO) test ./publish/witness -run '^$$' -fuzz '^FuzzParseCheckpoint$$' -fuzztime $(FUZZTIME)
+	$(GO) test ./publish/tlog -run '^$$' -fuzz '^FuzzParseTilePath$$' -fuzztime $(FUZZTIME)
+	$(GO) test ./builder -run '^$$' -fuzz '^FuzzParseSpec$$' -fuzztime $(FUZZTIME)
 
 # Benchmarks recorded in BENCHMARKS.md. PYRSIA_BENCH_SIZE sets the artifact
-# size in bytes (default 1 GiB).
+# size in bytes (default 1 GiB); the builder benchmarks need root, buildkit
+# on PATH and PYRSIA_IMAGES.
 bench:
 	$(GO) test ./attest -run '^$$' -bench . -benchtime 5x
 	$(GO) test ./cmd/pyrsia-build -run '^$$' -bench . -benchtime 3x
+	$(GO) test ./publish/tlog -run '^$$' -bench '^BenchmarkAppend$$/^writers=(64|1024)$$' -benchtime 100000x
+	$(GO) test ./publish/tlog -run '^$$' -bench 'InclusionProof' -benchtime 3s
+	$(GO) test ./builder -run '^$$' -bench 'BuildOverhead|MavenSample' -benchtime 5x
 
 clean:
 	rm -rf bin
