@@ -330,3 +330,90 @@ func storedDigest(store, name string) (string, error) {
 	}
 	return idx.Manifests[0].Digest, nil
 }
+
+func TestCompileErrorShowsLogTail(t *testing.T) {
+	ds := twoDaemons(t)
+	dir := t.TempDir()
+	os.WriteFile(filepath.Join(dir, "Dockerfile"), []byte("FROM maven\nCOPY broken.c /src/\nRUN gcc -o /broken /src/broken.c\n"), 0o644)
+	os.WriteFile(filepath.Join(dir, "broken.c"), []byte("int main(void) {\n\treturn 0\n}\n"), 0o644)
+	tarPath := filepath.Join(dir, "src.tar")
+	if out, err := exec.Command("tar", "-C", dir, "-cf", tarPath, "Dockerfile", "broken.c").CombinedOutput(); err != nil {
+		t.Fatalf("tar: %v %s", err, out)
+	}
+	sum, _ := exec.Command("sha256sum", tarPath).Output()
+	s, err := builder.ParseSpec([]byte(fmt.Sprintf(`version: 1
+ecosystem: oci
+coordinate: broken:1
+source: {archive: {path: %s, sha256: %s}}
+recipe: {oci: {}}
+builderImage: {name: maven, digest: %s}
+sourceDateEpoch: 1700000000
+`, tarPath, strings.Fields(string(sum))[0], imageDigest(t, imageStore(t), "maven"))))
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, _, err = buildOn(t, ds[0], s)
+	var be *builder.BuildError
+	if !errors.As(err, &be) {
+		t.Fatalf("got %v, want a BuildError", err)
+	}
+	// gcc's own message, from the end of the build log.
+	if !strings.Contains(err.Error(), "broken.c:2") || !strings.Contains(err.Error(), "error: expected") {
+		t.Fatalf("the error does not show the compiler's message:\n%s", err)
+	}
+}
+
+// TestGitSource builds from a git repository pinned by commit.
+func TestGitSource(t *testing.T) {
+	ds := twoDaemons(t)
+	repo := t.TempDir()
+	git := func(args ...string) string {
+		cmd := exec.Command("git", append([]string{"-C", repo, "-c", "user.name=t", "-c", "user.email=t@example.com"}, args...)...)
+		out, err := cmd.CombinedOutput()
+		if err != nil {
+			t.Fatalf("git %v: %v\n%s", args, err, out)
+		}
+		return strings.TrimSpace(string(out))
+	}
+	git("init", "-q")
+	os.WriteFile(filepath.Join(repo, "Dockerfile"), []byte("FROM busybox\nCOPY msg.txt /msg.txt\n"), 0o644)
+	os.WriteFile(filepath.Join(repo, "msg.txt"), []byte("pinned\n"), 0o644)
+	git("add", ".")
+	git("commit", "-q", "-m", "one")
+	commit := git("rev-parse", "HEAD")
+	os.WriteFile(filepath.Join(repo, "msg.txt"), []byte("later\n"), 0o644)
+	git("commit", "-q", "-am", "two")
+
+	s, err := builder.ParseSpec([]byte(fmt.Sprintf(`version: 1
+ecosystem: oci
+coordinate: git-sample:1
+source: {git: {url: %s, commit: %s}}
+recipe: {oci: {}}
+builderImage: {name: busybox, digest: %s}
+sourceDateEpoch: 1700000000
+`, "file://"+repo, commit, imageDigest(t, imageStore(t), "busybox"))))
+	if err != nil {
+		t.Fatal(err)
+	}
+	res, out, err := buildOn(t, ds[0], s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.SourceDigest != "gitCommit:"+commit {
+		t.Fatalf("source digest %q, want gitCommit:%s", res.SourceDigest, commit)
+	}
+	m, err := builder.ReadManifest(filepath.Join(out, "manifest.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range m.Artifacts[0].Files {
+		if f.Path == "msg.txt" && f.Size != int64(len("pinned\n")) {
+			t.Fatalf("the build used msg.txt of %d bytes, not the pinned commit's", f.Size)
+		}
+	}
+
+	s.Source.Git.Commit = strings.Repeat("0", 40)
+	if _, _, err := buildOn(t, ds[0], s); err == nil || !strings.Contains(err.Error(), "commit "+strings.Repeat("0", 40)) {
+		t.Fatalf("unknown commit: got %v", err)
+	}
+}
