@@ -44,7 +44,8 @@ bench:
 	$(GO) test ./attest -run '^$$' -bench . -benchtime 5x
 	$(GO) test ./cmd/pyrsia-build -run '^$$' -bench . -benchtime 3x
 	$(GO) test ./publish/tlog -run '^$$' -bench '^BenchmarkAppend$$/^writers=(64|1024)$$' -benchtime 100000x
-	$(GO) test ./publish/tlog -run '^$$' -bench 'InclusionProof' -benchtime 3s
+	$(GO) test ./publish/tlog -run '^$$' -bench 'InclusionProof(HTTP)?$$' -benchtime 3s
+	$(GO) test ./publish/tlog -run '^$$' -bench 'InclusionProofWrk' -benchtime 1x
 	$(GO) test ./builder -run '^$$' -bench 'BuildOverhead|MavenSample' -benchtime 5x
 
 clean:

@@ -26,10 +26,12 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"runtime"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -494,4 +496,41 @@ func BenchmarkInclusionProof(b *testing.B) {
 		b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "proofs/s")
 		b.ReportMetric(heapInuseMiB(), "heap-MiB")
 	})
+}
+
+// BenchmarkInclusionProofWrk serves the proof log on loopback and loads it
+// with wrk (Debian's wrk: a separate, C load generator), requesting proofs
+// of random entries; it reports wrk's requests per second. Skips when wrk
+// is not on PATH.
+func BenchmarkInclusionProofWrk(b *testing.B) {
+	wrk, err := exec.LookPath("wrk")
+	if err != nil {
+		b.Skip("wrk is not on PATH (apt-get install wrk)")
+	}
+	l, cp := benchProofLog(b)
+	srv := httptest.NewServer(l.Handler())
+	defer srv.Close()
+	script := filepath.Join(b.TempDir(), "proofs.lua")
+	os.WriteFile(script, []byte(fmt.Sprintf(`math.randomseed(42)
+request = function()
+  return wrk.format("GET", "/proof/inclusion/" .. math.random(0, %d))
+end
+`, cp.Size-1)), 0o644)
+	b.ResetTimer()
+	var rps float64
+	for i := 0; i < b.N; i++ {
+		out, err := exec.Command(wrk, "-t", "1", "-c", "64", "-d", "10s", "-s", script, srv.URL).CombinedOutput()
+		if err != nil {
+			b.Fatalf("wrk: %v\n%s", err, out)
+		}
+		for _, line := range strings.Split(string(out), "\n") {
+			if f := strings.Fields(line); len(f) == 2 && f[0] == "Requests/sec:" {
+				rps, _ = strconv.ParseFloat(f[1], 64)
+			}
+			if strings.Contains(line, "Non-2xx") {
+				b.Fatalf("wrk saw errors:\n%s", out)
+			}
+		}
+	}
+	b.ReportMetric(rps, "proofs/s")
 }
