@@ -9,6 +9,7 @@ import (
 	"testing"
 
 	"github.com/pyrsia/pyrsia-build/builder"
+	"github.com/pyrsia/pyrsia-build/builder/image"
 )
 
 // BenchmarkBuildOverhead compares, on one buildkitd, a full
@@ -31,7 +32,7 @@ func BenchmarkBuildOverhead(b *testing.B) {
 	if store == "" {
 		b.Skip("PYRSIA_IMAGES is not set")
 	}
-	digest, err := storedDigest(store, "maven")
+	digest, err := image.StoredDigest(store, "maven")
 	if err != nil {
 		b.Skip(err)
 	}
@@ -96,7 +97,7 @@ func BenchmarkMavenSample(b *testing.B) {
 	ds := benchDaemon(b)
 	tarPath, _ := filepath.Abs("../testdata/build/hello-maven.tar")
 	sum, _ := exec.Command("sha256sum", tarPath).Output()
-	digest, err := storedDigest(os.Getenv("PYRSIA_IMAGES"), "maven")
+	digest, err := image.StoredDigest(os.Getenv("PYRSIA_IMAGES"), "maven")
 	if err != nil {
 		b.Skip(err)
 	}

@@ -2,7 +2,6 @@ package builder_test
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
@@ -103,7 +102,7 @@ func imageStore(t *testing.T) string {
 
 func imageDigest(t *testing.T, store, name string) string {
 	t.Helper()
-	d, err := storedDigest(store, name)
+	d, err := image.StoredDigest(store, name)
 	if err != nil {
 		if name == "maven" {
 			requireInCI(t, "no maven builder image in the store: set PYRSIA_IMAGES to a store made with 'pyrsia-build image make maven'")
@@ -312,23 +311,6 @@ func assertReproducible(t *testing.T, ds [2]*builder.Daemon, s *builder.Spec) *b
 		}
 	}
 	return resA
-}
-
-// storedDigest reads the manifest digest an image store holds for name.
-func storedDigest(store, name string) (string, error) {
-	data, err := os.ReadFile(filepath.Join(store, name, "index.json"))
-	if err != nil {
-		return "", err
-	}
-	var idx struct {
-		Manifests []struct {
-			Digest string `json:"digest"`
-		} `json:"manifests"`
-	}
-	if err := json.Unmarshal(data, &idx); err != nil || len(idx.Manifests) != 1 {
-		return "", fmt.Errorf("%s/%s/index.json does not name one manifest", store, name)
-	}
-	return idx.Manifests[0].Digest, nil
 }
 
 func TestCompileErrorShowsLogTail(t *testing.T) {

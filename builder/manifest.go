@@ -22,6 +22,7 @@ import (
 
 	"github.com/klauspost/compress/zstd"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
+	"github.com/pyrsia/pyrsia-build/attest"
 )
 
 // Output manifest v1
@@ -128,11 +129,11 @@ func ManifestFile(ctx context.Context, name, path string) (ArtifactManifest, err
 	if !fi.Mode().IsRegular() {
 		return am, fmt.Errorf("manifest: %s is not a regular file", path)
 	}
-	h := sha256.New()
-	if _, err := io.Copy(h, ctxReader{ctx, f}); err != nil {
+	digest, _, err := attest.SHA256(ctx, f)
+	if err != nil {
 		return am, fmt.Errorf("manifest: reading %s: %w", path, err)
 	}
-	sum := hex.EncodeToString(h.Sum(nil))
+	sum := hex.EncodeToString(digest[:])
 	am.Digest = "sha256:" + sum
 	if !isZipName(path) {
 		am.Type = ArtifactFile
@@ -700,17 +701,4 @@ func (m *OutputManifest) validate() error {
 		}
 	}
 	return nil
-}
-
-// ctxReader stops reading when ctx is done.
-type ctxReader struct {
-	ctx context.Context
-	r   io.Reader
-}
-
-func (c ctxReader) Read(p []byte) (int, error) {
-	if err := c.ctx.Err(); err != nil {
-		return 0, err
-	}
-	return c.r.Read(p)
 }

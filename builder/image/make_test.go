@@ -2,8 +2,6 @@ package image
 
 import (
 	"context"
-	"encoding/json"
-	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -94,7 +92,7 @@ func TestMakeMaven(t *testing.T) {
 	defer cancel()
 	var digests []string
 	if store != "" {
-		d, err := storedDigest(store, "maven")
+		d, err := StoredDigest(store, "maven")
 		if err != nil {
 			t.Fatalf("PYRSIA_IMAGES=%s: %v", store, err)
 		}
@@ -115,23 +113,6 @@ func TestMakeMaven(t *testing.T) {
 	if err := Check(ctx, filepath.Dir(made.Dir), "maven", made.Digest, testWriter{t}); err != nil {
 		t.Fatal(err)
 	}
-}
-
-// storedDigest reads the manifest digest that a store holds for name.
-func storedDigest(store, name string) (string, error) {
-	data, err := os.ReadFile(filepath.Join(store, name, "index.json"))
-	if err != nil {
-		return "", err
-	}
-	var idx struct {
-		Manifests []struct {
-			Digest string `json:"digest"`
-		} `json:"manifests"`
-	}
-	if err := json.Unmarshal(data, &idx); err != nil || len(idx.Manifests) != 1 {
-		return "", fmt.Errorf("%s/%s/index.json does not name one manifest", store, name)
-	}
-	return idx.Manifests[0].Digest, nil
 }
 
 // testWriter writes progress to the test log.

@@ -310,11 +310,10 @@ func Resolve(storeDir, name, digest string) (layoutDir string, err error) {
 	return layoutDir, err
 }
 
-func resolve(storeDir, name, digest string) (string, manifest, error) {
-	var man manifest
+func readIndex(storeDir, name, digest string) (string, descriptor, error) {
 	makeIt := fmt.Sprintf("make the image with 'pyrsia-build image make %s'", name)
-	fail := func(format string, args ...any) (string, manifest, error) {
-		return "", man, fmt.Errorf("image %s: "+format, append([]any{name}, args...)...)
+	fail := func(format string, args ...any) (string, descriptor, error) {
+		return "", descriptor{}, fmt.Errorf("image %s: "+format, append([]any{name}, args...)...)
 	}
 	if digest != "" && !digestRE.MatchString(digest) {
 		return fail("the spec pins %q, not a sha256:<64 hex> digest: fix the spec", digest)
@@ -356,6 +355,34 @@ func resolve(storeDir, name, digest string) (string, manifest, error) {
 	}
 	if digest != "" && md.Digest != digest {
 		return fail("index.json names %s, the spec pins %s: %s or fix the spec", md.Digest, digest, makeIt)
+	}
+	return dir, md, nil
+}
+
+// StoredDigest returns the manifest digest of the image name in the store,
+// after checking the layout's index (but not the blobs: see [Resolve]).
+func StoredDigest(storeDir, name string) (string, error) {
+	_, md, err := readIndex(storeDir, name, "")
+	return md.Digest, err
+}
+
+// ResolveLayout is a light [Resolve]: it checks the layout and that its
+// index names exactly the pinned digest, without hashing the blobs (BuildKit
+// checks every blob's digest as it imports it).
+func ResolveLayout(storeDir, name, digest string) (string, error) {
+	dir, _, err := readIndex(storeDir, name, digest)
+	return dir, err
+}
+
+func resolve(storeDir, name, digest string) (string, manifest, error) {
+	var man manifest
+	makeIt := fmt.Sprintf("make the image with 'pyrsia-build image make %s'", name)
+	fail := func(format string, args ...any) (string, manifest, error) {
+		return "", man, fmt.Errorf("image %s: "+format, append([]any{name}, args...)...)
+	}
+	dir, md, err := readIndex(storeDir, name, digest)
+	if err != nil {
+		return "", man, err
 	}
 	mb, err := readBlob(dir, md)
 	if err != nil {

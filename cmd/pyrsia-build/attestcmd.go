@@ -9,6 +9,7 @@ import (
 	intoto "github.com/in-toto/attestation/go/v1"
 	"github.com/pyrsia/pyrsia-build/attest"
 	"github.com/urfave/cli/v2"
+	"google.golang.org/protobuf/proto"
 	"sigs.k8s.io/yaml"
 )
 
@@ -92,15 +93,10 @@ Examples:
 			if err != nil {
 				return inputErr(err)
 			}
-			b, err := attest.Attest(signer, subjects, attest.PredicateSLSAProvenanceV1, prov)
+			data, err := signBundle(signer, subjects, prov)
 			if err != nil {
 				return err
 			}
-			data, err := json.Marshal(b)
-			if err != nil {
-				return err
-			}
-			data = append(data, '\n')
 			outs := []string{c.String("bundle")}
 			if outs[0] == "" {
 				outs = outs[:0]
@@ -138,4 +134,18 @@ func readSpec(path string) (any, error) {
 		return nil, inputErr(fmt.Errorf("%s: spec is empty", path))
 	}
 	return v, nil
+}
+
+// signBundle signs a SLSA provenance statement about subjects and returns
+// the Sigstore bundle's JSON, newline-terminated.
+func signBundle(signer *attest.Signer, subjects []*intoto.ResourceDescriptor, prov proto.Message) ([]byte, error) {
+	b, err := attest.Attest(signer, subjects, attest.PredicateSLSAProvenanceV1, prov)
+	if err != nil {
+		return nil, err
+	}
+	data, err := json.Marshal(b)
+	if err != nil {
+		return nil, err
+	}
+	return append(data, '\n'), nil
 }

@@ -138,15 +138,11 @@ Examples:
 			if err != nil {
 				return err
 			}
-			b, err := attest.Attest(signer, subjects, attest.PredicateSLSAProvenanceV1, prov)
+			data, err := signBundle(signer, subjects, prov)
 			if err != nil {
 				return err
 			}
-			data, err := json.Marshal(b)
-			if err != nil {
-				return err
-			}
-			if err := writeFileAtomic(filepath.Join(out, "attestation.sigstore.json"), append(data, '\n'), 0o644); err != nil {
+			if err := writeFileAtomic(filepath.Join(out, "attestation.sigstore.json"), data, 0o644); err != nil {
 				return err
 			}
 			resJSON, _ := json.MarshalIndent(res, "", "  ")
