@@ -98,6 +98,9 @@ func VerifyProof(ctx context.Context, a attest.Artifact, pb *ProofBundle, o Proo
 		// The log committed to bytes that are not an entry: the log is at fault.
 		return nil, fail("entry", err)
 	}
+	if got := entry.SpecDigest(); got != entry.InputDigest {
+		return nil, fail("entry", fmt.Errorf("the entry's input digest %s is not the sha256 of its spec (%s)", entry.InputDigest, got))
+	}
 	v, err := attest.NewVerifier(attest.VerifierOptions{Keys: o.Keys, Threshold: threshold, PredicateType: o.PredicateType})
 	if err != nil {
 		return nil, err

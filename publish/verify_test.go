@@ -61,7 +61,7 @@ type fixture struct {
 // published runs the publication flow for real: each of the voting nodes
 // attests the artifact, the entry is appended to a durable log, the
 // checkpoint is cosigned by three cosigners, and a proof bundle is cut.
-func published(t *testing.T, voters int, content string) fixture {
+func published(t *testing.T, voters int, content string, mods ...func(*publish.Entry)) fixture {
 	t.Helper()
 	signers, pubs := nodeKeys(t)
 	dir := t.TempDir()
@@ -93,6 +93,9 @@ func published(t *testing.T, voters int, content string) fixture {
 			t.Fatal(err)
 		}
 		entry.Envelopes = append(entry.Envelopes, b.Envelope())
+	}
+	for _, m := range mods {
+		m(entry)
 	}
 	raw, err := entry.MarshalBinary()
 	if err != nil {
@@ -175,6 +178,7 @@ func TestVerifyProof(t *testing.T) {
 
 	minority := published(t, 1, "the jar")
 	otherLog := published(t, 2, "the jar")
+	lyingInput := published(t, 2, "the jar", func(e *publish.Entry) { e.InputDigest = "sha256:" + strings.Repeat("ab", 32) })
 	for _, tc := range []struct {
 		name   string
 		fx     fixture
@@ -199,6 +203,7 @@ func TestVerifyProof(t *testing.T) {
 		{"cosigners of another log", good, func(f *fixture) { f.opts.Cosigners = otherLog.opts.Cosigners }, "checkpoint", ""},
 		{"all three cosigners required", good, func(f *fixture) { f.opts.CosignThreshold = 3 }, "checkpoint", "2 of 3"},
 		{"wrong origin", good, func(f *fixture) { f.opts.Origin = "example.com/other" }, "checkpoint", ""},
+		{"input digest not of the spec", lyingInput, nil, "entry", "is not the sha256 of its spec"},
 		{"wrong predicate type", good, func(f *fixture) { f.opts.PredicateType = "https://spdx.dev/Document" }, "statement", "predicate type"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

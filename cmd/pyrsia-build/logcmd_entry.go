@@ -6,6 +6,7 @@ import (
 	"os"
 
 	"github.com/pyrsia/pyrsia-build/attest"
+	"github.com/pyrsia/pyrsia-build/builder"
 	"github.com/pyrsia/pyrsia-build/publish"
 	dssepb "github.com/sigstore/protobuf-specs/gen/pb-go/dsse"
 	"github.com/urfave/cli/v2"
@@ -53,6 +54,17 @@ Examples:
 				Coordinate string `json:"coordinate"`
 			}
 			json.Unmarshal(specJSON, &fields)
+			// A build spec v1 is recorded in its canonical form (defaults
+			// applied), so that the entry's input digest is the one the
+			// build nodes computed.
+			var buildSpec *builder.Spec
+			if s, err := builder.ParseSpec(raw); err == nil {
+				buildSpec = s
+				if specJSON, err = s.CanonicalJSON(); err != nil {
+					return inputErr(err)
+				}
+				fields.Ecosystem, fields.Coordinate = s.Ecosystem, s.Coordinate
+			}
 			eco, coord := c.String("ecosystem"), c.String("coordinate")
 			if eco == "" {
 				eco = fields.Ecosystem
@@ -75,6 +87,11 @@ Examples:
 			e, err := publish.NewEntry(eco, coord, specJSON, envs)
 			if err != nil {
 				return inputErr(err, "--ecosystem and --coordinate name the artifact when the spec does not")
+			}
+			if buildSpec != nil {
+				if want, _ := buildSpec.InputDigest(); want != e.InputDigest {
+					return fmt.Errorf("internal error: the entry's input digest %s differs from the build spec's %s", e.InputDigest, want)
+				}
 			}
 			out, err := e.MarshalBinary()
 			if err != nil {
