@@ -200,7 +200,7 @@ func openLogErr(dir string, err error) error {
 	switch {
 	case errors.As(err, &ce):
 		return inputErr(fmt.Errorf("log folder %s: %w", dir, trimTlog(err)))
-	case strings.Contains(err.Error(), "in use by another process"):
+	case errors.Is(err, tlog.ErrLocked):
 		return inputErr(trimTlog(err),
 			"'pyrsia-build log serve' holds the folder while it runs: stop it first, or read the log with --url")
 	}

@@ -1,6 +1,7 @@
 package tlog
 
 import (
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -74,6 +75,10 @@ func writeFileAtomic(path string, data []byte, sync bool) error {
 	return nil
 }
 
+// ErrLocked is returned by [Open] when another process has the log folder
+// open. Use errors.Is.
+var ErrLocked = errors.New("tlog: log folder is in use by another process")
+
 // lockDir takes an exclusive lock on DIR/LOCK, so that two processes never
 // write one log. The lock goes with the process, however it ends.
 func lockDir(dir string) (*os.File, error) {
@@ -83,7 +88,7 @@ func lockDir(dir string) (*os.File, error) {
 	}
 	if err := unix.Flock(int(f.Fd()), unix.LOCK_EX|unix.LOCK_NB); err != nil {
 		f.Close()
-		return nil, fmt.Errorf("tlog: log folder %s is in use by another process (stop it, or read the log over HTTP)", dir)
+		return nil, fmt.Errorf("%w: %s (stop it, or read the log over HTTP)", ErrLocked, dir)
 	}
 	return f, nil
 }
