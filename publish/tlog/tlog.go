@@ -355,6 +355,7 @@ func (l *Log) rotate() error {
 	if len(pending) > 0 {
 		if err := w.write(start, pending); err != nil {
 			w.close()
+			os.Remove(filepath.Join(walDir, walSegmentName(start)))
 			return err
 		}
 	}
@@ -595,12 +596,15 @@ func (l *Log) recover(ctx context.Context) error {
 
 	// Then the write-ahead log.
 	var last int64
+	var lastNext uint64 // the index after the newest segment's last record
 	for i, start := range starts {
 		if start > l.b.size() {
 			return &CorruptError{Path: "wal/" + walSegmentName(start), Err: fmt.Errorf("entries %d to %d are missing", l.b.size(), start-1)}
 		}
 		path := filepath.Join(walDir, walSegmentName(start))
+		lastNext = start
 		good, torn, err := readWALSegment(path, start, func(index uint64, data []byte) error {
+			lastNext = index + 1
 			if index < l.b.size() {
 				return nil // also in an older segment (a rotation was cut short)
 			}
@@ -635,8 +639,31 @@ func (l *Log) recover(ctx context.Context) error {
 		l.cp.Store(cp)
 	}
 	l.size.Store(size)
-	l.wal, err = openWALSegment(walDir, starts[len(starts)-1], last)
-	if err != nil {
+	newest := starts[len(starts)-1]
+	if lastNext < size {
+		// A rotation was cut short (or failed) after creating the newest
+		// segment and before copying the incomplete bundle's entries into
+		// it: the older segment still has them. Complete the new segment
+		// before appending to it, or its indexes would skip.
+		if newest != size/TileWidth*TileWidth {
+			return &CorruptError{Path: "wal/" + walSegmentName(newest), Err: fmt.Errorf("holds entries up to %d, the log has %d", lastNext, size)}
+		}
+		log.WarnContext(ctx, "tlog: completing a write-ahead-log segment left by an interrupted rotation", "segment", walSegmentName(newest))
+		if err := os.Truncate(filepath.Join(walDir, walSegmentName(newest)), 0); err != nil {
+			return fmt.Errorf("tlog: %w", err)
+		}
+		w, err := openWALSegment(walDir, newest, 0)
+		if err != nil {
+			return err
+		}
+		if pending := l.b.pendingEntries(); len(pending) > 0 {
+			if err := w.write(newest, pending); err != nil {
+				w.close()
+				return err
+			}
+		}
+		l.wal = w
+	} else if l.wal, err = openWALSegment(walDir, newest, last); err != nil {
 		return err
 	}
 	log.InfoContext(ctx, "tlog: opened", "dir", dir, "size", size)
