@@ -1,16 +1,21 @@
 package publish
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
+	"slices"
+	"strings"
 
+	intoto "github.com/in-toto/attestation/go/v1"
 	"github.com/pyrsia/pyrsia-build/attest"
 	"github.com/pyrsia/pyrsia-build/publish/witness"
 	fmtlog "github.com/transparency-dev/formats/log"
 	"github.com/transparency-dev/merkle/proof"
 	"github.com/transparency-dev/merkle/rfc6962"
 	"golang.org/x/mod/sumdb/note"
+	"google.golang.org/protobuf/encoding/protojson"
 )
 
 // ProofOptions configure [VerifyProof]: the network policy as far as an
@@ -106,16 +111,61 @@ func VerifyProof(ctx context.Context, a attest.Artifact, pb *ProofBundle, o Proo
 		return nil, err
 	}
 	v = v.With(attest.StepFunc{StepName: "entry", Func: func(_ context.Context, ev *attest.Evidence) error {
-		for _, s := range entry.Subjects {
-			if s.Digest == ev.DigestHex() {
-				return nil
-			}
+		if !slices.ContainsFunc(entry.Subjects, func(s Subject) bool { return s.Digest == ev.DigestHex() }) {
+			return fmt.Errorf("the log entry's agreed subjects do not include %s", ev.DigestHex())
 		}
-		return fmt.Errorf("the log entry's agreed subjects do not include %s", ev.DigestHex())
+		// The entry certifies itself only if what it claims (the spec, so
+		// the coordinate and input digest, and the subjects) is what the
+		// build nodes signed: a log operator must not be able to put
+		// genuine attestations under another name.
+		var bound, unbound []string
+		for _, sd := range ev.Signed {
+			if err := bindsTo(sd.Statement, entry); err != nil {
+				unbound = append(unbound, fmt.Sprintf("%s (%v)", sd.Key.Name, err))
+				continue
+			}
+			bound = append(bound, sd.Key.Name)
+		}
+		if len(bound) < threshold {
+			return fmt.Errorf("%d of the signers attested the entry's spec and subjects, %d needed: %s", len(bound), threshold, strings.Join(unbound, "; "))
+		}
+		return nil
 	}})
 	ev, err := v.VerifyEnvelopes(ctx, a, entry.Envelopes)
 	if err != nil {
 		return nil, err
 	}
 	return &ProofEvidence{Evidence: ev, Entry: entry, Index: pb.Index, Checkpoint: cp, Cosigners: cosigners}, nil
+}
+
+// bindsTo checks that a signed statement is about the entry: its subjects
+// are the entry's subjects, and its SLSA externalParameters.spec, in
+// canonical form, is the entry's spec.
+func bindsTo(st *intoto.Statement, e *Entry) error {
+	var subjects []Subject
+	for _, s := range st.GetSubject() {
+		subjects = append(subjects, Subject{Name: s.GetName(), Digest: "sha256:" + strings.ToLower(s.GetDigest()["sha256"])})
+	}
+	slices.SortFunc(subjects, compareSubjects)
+	want := slices.SortedFunc(slices.Values(e.Subjects), compareSubjects)
+	if !slices.Equal(subjects, want) {
+		return errors.New("other subjects")
+	}
+	spec := st.GetPredicate().GetFields()["buildDefinition"].GetStructValue().
+		GetFields()["externalParameters"].GetStructValue().GetFields()["spec"]
+	if spec == nil {
+		return errors.New("no externalParameters.spec")
+	}
+	raw, err := protojson.Marshal(spec)
+	if err != nil {
+		return err
+	}
+	canon, err := CanonicalJSON(raw)
+	if err != nil {
+		return err
+	}
+	if !bytes.Equal(canon, e.Spec) {
+		return errors.New("another spec")
+	}
+	return nil
 }

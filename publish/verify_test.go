@@ -82,7 +82,7 @@ func published(t *testing.T, voters int, content string, mods ...func(*publish.E
 	}
 	for i := 0; i < voters; i++ {
 		prov, err := attest.NewProvenance(attest.ProvenanceOptions{
-			BuildType: "https://example.com/test", ExternalParameters: map[string]any{"n": "1"},
+			BuildType: "https://example.com/test", ExternalParameters: map[string]any{"spec": map[string]any{"coordinate": "org.example:hello:1.0", "ecosystem": "maven"}},
 			BuilderID: fmt.Sprintf("urn:test:%s", pubs[i].Name),
 		})
 		if err != nil {
@@ -179,6 +179,15 @@ func TestVerifyProof(t *testing.T) {
 	minority := published(t, 1, "the jar")
 	otherLog := published(t, 2, "the jar")
 	lyingInput := published(t, 2, "the jar", func(e *publish.Entry) { e.InputDigest = "sha256:" + strings.Repeat("ab", 32) })
+	// Genuine attestations of one build, put by the log under another name.
+	renamed := published(t, 2, "the jar", func(e *publish.Entry) {
+		e.Coordinate = "org.victim:core:9.9"
+		e.Spec = []byte(`{"coordinate":"org.victim:core:9.9","ecosystem":"maven"}`)
+		e.InputDigest = e.SpecDigest()
+	})
+	moreSubjects := published(t, 2, "the jar", func(e *publish.Entry) {
+		e.Subjects = append(e.Subjects, publish.Subject{Name: "extra.jar", Digest: "sha256:" + strings.Repeat("cd", 32)})
+	})
 	for _, tc := range []struct {
 		name   string
 		fx     fixture
@@ -204,6 +213,8 @@ func TestVerifyProof(t *testing.T) {
 		{"all three cosigners required", good, func(f *fixture) { f.opts.CosignThreshold = 3 }, "checkpoint", "2 of 3"},
 		{"wrong origin", good, func(f *fixture) { f.opts.Origin = "example.com/other" }, "checkpoint", ""},
 		{"input digest not of the spec", lyingInput, nil, "entry", "is not the sha256 of its spec"},
+		{"attestations under another coordinate", renamed, nil, "entry", "0 of the signers attested the entry's spec and subjects, 2 needed: node-a (another spec)"},
+		{"subjects nobody attested", moreSubjects, nil, "entry", "(other subjects)"},
 		{"wrong predicate type", good, func(f *fixture) { f.opts.PredicateType = "https://spdx.dev/Document" }, "statement", "predicate type"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
