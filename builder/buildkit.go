@@ -18,6 +18,7 @@ import (
 	"github.com/containerd/platforms"
 	"github.com/moby/buildkit/client"
 	"github.com/moby/buildkit/client/llb"
+	spb "github.com/moby/buildkit/sourcepolicy/pb"
 	"github.com/moby/buildkit/util/progress/progressui"
 	"github.com/tonistiigi/fsutil"
 	"golang.org/x/sync/errgroup"
@@ -136,6 +137,11 @@ func (b *BuildKit) Build(ctx context.Context, spec *Spec, opts BuildOptions) (*R
 			return nil, &BuildError{Err: errors.New("the build produced no jar or pom"), LogPath: logFile.Name()}
 		}
 		for _, f := range files {
+			// The build's own code decides what lands in /out: a symlink
+			// there must not make the host read (and publish) its files.
+			if !f.Type().IsRegular() {
+				return nil, &BuildError{Err: fmt.Errorf("the build's output %s is not a regular file (%s)", f.Name(), f.Type()), LogPath: logFile.Name()}
+			}
 			am, err := ManifestFile(ctx, f.Name(), filepath.Join(artifactsDir, f.Name()))
 			if err != nil {
 				return nil, err
@@ -239,9 +245,23 @@ func isTerminal(f *os.File) bool {
 func epochString(s *Spec) string { return strconv.FormatInt(s.SourceDateEpoch, 10) }
 
 func (b *BuildKit) solveDockerfile(ctx context.Context, spec *Spec, srcDir string, store content.Store, out string, noCache bool, ch chan *client.SolveStatus) error {
+	// client.Solve closes ch; an error before it is called must close ch
+	// too, or the progress displays would wait for it forever.
+	solving := false
+	defer func() {
+		if !solving {
+			close(ch)
+		}
+	}()
 	r := spec.Recipe.OCI
-	ctxDir := filepath.Join(srcDir, filepath.FromSlash(r.Context))
+	ctxDir, err := within(srcDir, filepath.Join(srcDir, filepath.FromSlash(r.Context)))
+	if err != nil {
+		return fmt.Errorf("build context %s: %w", r.Context, err)
+	}
 	dockerfile := filepath.Join(ctxDir, filepath.FromSlash(r.Dockerfile))
+	if _, err := within(srcDir, filepath.Dir(dockerfile)); err != nil {
+		return fmt.Errorf("dockerfile %s: %w", r.Dockerfile, err)
+	}
 	ctxFS, err := fsutil.NewFS(ctxDir)
 	if err != nil {
 		return fmt.Errorf("build context %s: %w", r.Context, err)
@@ -273,11 +293,13 @@ func (b *BuildKit) solveDockerfile(ctx context.Context, spec *Spec, srcDir strin
 	for _, k := range keys {
 		attrs["build-arg:"+k] = r.BuildArgs[k]
 	}
+	solving = true
 	_, err = b.c.Solve(ctx, nil, client.SolveOpt{
 		Frontend:      "dockerfile.v0",
 		FrontendAttrs: attrs,
 		LocalMounts:   map[string]fsutil.FS{"context": ctxFS, "dockerfile": dfFS},
 		OCIStores:     map[string]content.Store{builderImageStore: store},
+		SourcePolicy:  sourcePolicy(spec.BuilderImage.Digest),
 		Exports: []client.ExportEntry{{
 			Type:      client.ExporterOCI,
 			Attrs:     map[string]string{"tar": "false", "rewrite-timestamp": "true", "name": spec.Coordinate},
@@ -285,6 +307,23 @@ func (b *BuildKit) solveDockerfile(ctx context.Context, spec *Spec, srcDir strin
 		}},
 	}, ch)
 	return err
+}
+
+// sourcePolicy lets a build read nothing but its local source (and the
+// Dockerfile) and the pinned builder image: no registry image (a FROM of
+// another image, COPY --from an image, a "# syntax=" frontend), no ADD of
+// a URL or a git repository. BuildKit fetches those itself, outside the
+// build steps' network namespace, so "network off" alone does not stop them.
+func sourcePolicy(imageDigest string) *spb.Policy {
+	rule := func(action spb.PolicyAction, ident string) *spb.Rule {
+		return &spb.Rule{Action: action, Selector: &spb.Selector{Identifier: ident, MatchType: spb.MatchType_WILDCARD}}
+	}
+	// The last matching rule wins.
+	return &spb.Policy{Version: 1, Rules: []*spb.Rule{
+		rule(spb.PolicyAction_DENY, "*"),
+		rule(spb.PolicyAction_ALLOW, "local://*"),
+		rule(spb.PolicyAction_ALLOW, "oci-layout://*@"+imageDigest),
+	}}
 }
 
 // mavenScript runs the build offline and collects what to publish: the
@@ -297,7 +336,7 @@ if [ -n "${PYRSIA_ARTIFACTS:-}" ]; then
   # The recipe names the files to publish (globs from the source root).
   for pattern in $PYRSIA_ARTIFACTS; do
     found=0
-    for f in $pattern; do [ -f "$f" ] && cp "$f" /out/ && found=1; done
+    for f in $pattern; do [ -f "$f" ] && [ ! -L "$f" ] && cp "$f" /out/ && found=1; done
     [ "$found" = 1 ] || { echo "no file matches the recipe's artifact pattern $pattern" >&2; exit 1; }
   done
   exit 0
@@ -311,6 +350,14 @@ done
 `
 
 func (b *BuildKit) solveMaven(ctx context.Context, spec *Spec, srcDir string, store content.Store, out string, noCache bool, ch chan *client.SolveStatus) error {
+	// client.Solve closes ch; an error before it is called must close ch
+	// too, or the progress displays would wait for it forever.
+	solving := false
+	defer func() {
+		if !solving {
+			close(ch)
+		}
+	}()
 	r := spec.Recipe.Maven
 	p, err := platforms.Parse(spec.Platform)
 	if err != nil {
@@ -346,10 +393,30 @@ func (b *BuildKit) solveMaven(ctx context.Context, spec *Spec, srcDir string, st
 	if err != nil {
 		return err
 	}
+	solving = true
 	_, err = b.c.Solve(ctx, def, client.SolveOpt{
-		LocalMounts: map[string]fsutil.FS{"source": srcFS},
-		OCIStores:   map[string]content.Store{builderImageStore: store},
-		Exports:     []client.ExportEntry{{Type: client.ExporterLocal, OutputDir: out}},
+		LocalMounts:  map[string]fsutil.FS{"source": srcFS},
+		OCIStores:    map[string]content.Store{builderImageStore: store},
+		SourcePolicy: sourcePolicy(spec.BuilderImage.Digest),
+		Exports:      []client.ExportEntry{{Type: client.ExporterLocal, OutputDir: out}},
 	}, ch)
 	return err
+}
+
+// within resolves symlinks in dir and requires the result to stay inside
+// root: a symlink in the source tree must not make a host folder the build
+// context.
+func within(root, dir string) (string, error) {
+	realRoot, err := filepath.EvalSymlinks(root)
+	if err != nil {
+		return "", err
+	}
+	real, err := filepath.EvalSymlinks(dir)
+	if err != nil {
+		return "", err
+	}
+	if rel, err := filepath.Rel(realRoot, real); err != nil || rel == ".." || strings.HasPrefix(rel, "../") {
+		return "", fmt.Errorf("leads outside the source (to %s)", real)
+	}
+	return real, nil
 }

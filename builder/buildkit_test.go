@@ -399,3 +399,68 @@ sourceDateEpoch: 1700000000
 		t.Fatalf("unknown commit: got %v", err)
 	}
 }
+
+// TestOnlyPinnedSources checks that a build reads nothing from outside but
+// its source and the pinned builder image: BuildKit's own fetches (another
+// image, ADD of a URL) are denied by the source policy, not just unreachable.
+func TestOnlyPinnedSources(t *testing.T) {
+	ds := twoDaemons(t)
+	for _, tc := range []struct{ name, dockerfile string }{
+		{"another image", "FROM alpine:3.20\nRUN true\n"},
+		{"ADD of a URL", "FROM busybox\nADD https://example.invalid/payload /payload\n"},
+		{"COPY from an image", "FROM busybox\nCOPY --from=debian:12 /etc/os-release /x\n"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			dir := t.TempDir()
+			os.WriteFile(filepath.Join(dir, "Dockerfile"), []byte(tc.dockerfile), 0o644)
+			tarPath := filepath.Join(dir, "src.tar")
+			if out, err := exec.Command("tar", "-C", dir, "-cf", tarPath, "Dockerfile").CombinedOutput(); err != nil {
+				t.Fatalf("tar: %v %s", err, out)
+			}
+			sum, _ := exec.Command("sha256sum", tarPath).Output()
+			s, err := builder.ParseSpec([]byte(fmt.Sprintf(`version: 1
+ecosystem: oci
+coordinate: escape:1
+source: {archive: {path: %s, sha256: %s}}
+recipe: {oci: {}}
+builderImage: {name: busybox, digest: %s}
+sourceDateEpoch: 1700000000
+`, tarPath, strings.Fields(string(sum))[0], imageDigest(t, imageStore(t), "busybox"))))
+			if err != nil {
+				t.Fatal(err)
+			}
+			_, _, err = buildOn(t, ds[0], s)
+			if err == nil || !strings.Contains(err.Error(), "denied by policy") {
+				t.Fatalf("got %v, want the source policy to deny it", err)
+			}
+		})
+	}
+}
+
+// TestContextSymlinkStaysInside: a build context that is a symlink out of
+// the source tree must not make a host folder the build context.
+func TestContextSymlinkStaysInside(t *testing.T) {
+	ds := twoDaemons(t)
+	dir := t.TempDir()
+	os.Symlink("/etc", filepath.Join(dir, "ctx"))
+	tarPath := filepath.Join(t.TempDir(), "src.tar")
+	if out, err := exec.Command("tar", "-C", dir, "-cf", tarPath, "ctx").CombinedOutput(); err != nil {
+		t.Fatalf("tar: %v %s", err, out)
+	}
+	sum, _ := exec.Command("sha256sum", tarPath).Output()
+	s, err := builder.ParseSpec([]byte(fmt.Sprintf(`version: 1
+ecosystem: oci
+coordinate: escape:1
+source: {archive: {path: %s, sha256: %s}}
+recipe: {oci: {context: ctx}}
+builderImage: {name: busybox, digest: %s}
+sourceDateEpoch: 1700000000
+`, tarPath, strings.Fields(string(sum))[0], imageDigest(t, imageStore(t), "busybox"))))
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, _, err = buildOn(t, ds[0], s)
+	if err == nil || !strings.Contains(err.Error(), "leads outside the source") {
+		t.Fatalf("got %v, want the context refused", err)
+	}
+}

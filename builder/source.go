@@ -112,7 +112,11 @@ func unpack(f *os.File, size int64, dst string) error {
 		if err != nil {
 			return err
 		}
+		var total uint64
 		for _, zf := range zr.File {
+			if total += zf.UncompressedSize64; total > maxArchiveSize {
+				return fmt.Errorf("unpacks to over %d bytes", int64(maxArchiveSize))
+			}
 			if err := unpackZipFile(root, zf); err != nil {
 				return err
 			}
