@@ -39,6 +39,11 @@ type ProofOptions struct {
 	// CosignThreshold is how many Cosigners must have cosigned for the
 	// checkpoint to be final; 0 means an absolute majority.
 	CosignThreshold int
+	// AllowUnwitnessed accepts a checkpoint that only the log signed, when
+	// no Cosigners are given. Without it, VerifyProof requires Cosigners:
+	// a log's own signature does not stop it from showing different
+	// verifiers different trees.
+	AllowUnwitnessed bool
 }
 
 // ProofEvidence is what [VerifyProof] established.
@@ -67,6 +72,9 @@ func VerifyProof(ctx context.Context, a attest.Artifact, pb *ProofBundle, o Proo
 	}
 	if len(o.Keys) == 0 {
 		return nil, errors.New("publish: no build node keys to check the attestations with")
+	}
+	if len(o.Cosigners) == 0 && !o.AllowUnwitnessed {
+		return nil, errors.New("publish: no cosigner keys: a checkpoint signed only by the log is not final")
 	}
 	if o.Origin == "" {
 		o.Origin = o.LogVerifier.Name()

@@ -176,6 +176,16 @@ func TestVerifyProof(t *testing.T) {
 		t.Fatalf("evidence: %d signers, %d cosigners, subject %q", len(ev.Signers), len(ev.Cosigners), ev.Subject.GetName())
 	}
 
+	unwitnessed := good.opts
+	unwitnessed.Cosigners = nil
+	if _, err := publish.VerifyProof(ctx, attest.FileArtifact(good.artifact), good.pb, unwitnessed); err == nil || !strings.Contains(err.Error(), "not final") {
+		t.Fatalf("no cosigners: got %v, want an error", err)
+	}
+	unwitnessed.AllowUnwitnessed = true
+	if _, err := publish.VerifyProof(ctx, attest.FileArtifact(good.artifact), good.pb, unwitnessed); err != nil {
+		t.Fatalf("no cosigners, AllowUnwitnessed: %v", err)
+	}
+
 	minority := published(t, 1, "the jar")
 	otherLog := published(t, 2, "the jar")
 	lyingInput := published(t, 2, "the jar", func(e *publish.Entry) { e.InputDigest = "sha256:" + strings.Repeat("ab", 32) })

@@ -63,7 +63,8 @@ Examples:
 			&cli.StringFlag{Name: "log-key", Usage: "proof bundles: the log's checkpoint verifier key `FILE` (a note key, see 'pyrsia-build log keygen')"},
 			&cli.StringSliceFlag{Name: "cosigner-key", Usage: "proof bundles: a cosigner's verifier key `FILE`; repeat for each"},
 			&cli.IntFlag{Name: "cosign-threshold", Usage: "proof bundles: `N` cosigners must have cosigned the checkpoint (default: a majority)"},
-			&cli.StringFlag{Name: "origin", Usage: "proof bundles: require this log `ORIGIN` in the checkpoint"},
+			&cli.StringFlag{Name: "origin", Usage: "proof bundles: require this log `ORIGIN` in the checkpoint (default: the log key's name)"},
+			&cli.BoolFlag{Name: "allow-unwitnessed", Usage: "proof bundles: accept a checkpoint with no --cosigner-key, on the log's signature alone"},
 			&cli.BoolFlag{Name: "json", Usage: "print the verdict as JSON"},
 		},
 		Action: func(c *cli.Context) error {
@@ -131,17 +132,34 @@ func verifyProof(c *cli.Context, artifact, bundlePath string, data []byte, keys 
 		return err
 	}
 	var cosigners []note.Verifier
+	seen := make(map[string]string)
 	for _, p := range c.StringSlice("cosigner-key") {
-		v, err := readNoteVerifier(p, witness.NewCosignatureVerifier)
+		vkey, err := witness.ReadVerifierKeyFile(p)
 		if err != nil {
-			return err
+			return inputErr(err)
+		}
+		// A cosignature does not cover the signer's name: one key under
+		// two names must not count twice.
+		raw := vkey[strings.LastIndex(vkey, "+")+1:]
+		if other, dup := seen[raw]; dup {
+			return inputErr(fmt.Errorf("%s and %s hold the same cosigner key", other, p))
+		}
+		seen[raw] = p
+		v, err := witness.NewCosignatureVerifier(vkey)
+		if err != nil {
+			return inputErr(fmt.Errorf("%s: %w", p, err))
 		}
 		cosigners = append(cosigners, v)
+	}
+	if len(cosigners) == 0 && !c.Bool("allow-unwitnessed") {
+		return inputErr(fmt.Errorf("%s is a proof bundle: --cosigner-key is needed to check that its checkpoint is final", bundlePath),
+			"pass the build nodes' note keys (--cosigner-key node-a.note.pub ...), or --allow-unwitnessed to trust the log's signature alone")
 	}
 	ev, err := publish.VerifyProof(c.Context, attest.FileArtifact(artifact), pb, publish.ProofOptions{
 		Keys: keys, Threshold: c.Int("threshold"), PredicateType: ptype,
 		Origin: c.String("origin"), LogVerifier: logVerifier,
 		Cosigners: cosigners, CosignThreshold: c.Int("cosign-threshold"),
+		AllowUnwitnessed: c.Bool("allow-unwitnessed"),
 	})
 	if err := verifyErr(artifact, err); err != nil {
 		return err
