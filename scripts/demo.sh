@@ -23,7 +23,8 @@ nodes=(node-a node-b node-c)
 origin=demo.pyrsia.local/build-log
 step() { printf '\n== %s\n' "$*"; }
 
-step "0/7 tools: buildkitd and runc, builder images in $images"
+step "0/7 tools: runc, debootstrap, buildkitd; builder images in $images"
+scripts/install-debian-deps.sh
 PATH="$(scripts/install-buildkit.sh):$PATH"
 export PATH
 for img in busybox maven; do
