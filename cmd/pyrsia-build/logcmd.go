@@ -50,16 +50,10 @@ Examples:
 		},
 	}
 	for _, c := range cmd.Subcommands {
-		c.OnUsageError = logUsageError
+		c.OnUsageError = usageError
 		c.HideHelpCommand = true
 	}
 	return cmd
-}
-
-// logUsageError is usageError for the log subcommands, whose names alone
-// would give a wrong hint.
-func logUsageError(c *cli.Context, err error, _ bool) error {
-	return inputErr(err, fmt.Sprintf("run 'pyrsia-build log %s --help' for usage", c.Command.Name))
 }
 
 func logKeygenCommand() *cli.Command {

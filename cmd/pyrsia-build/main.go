@@ -120,7 +120,14 @@ func failed(err error, hints ...string) error {
 }
 
 func usageError(c *cli.Context, err error, _ bool) error {
-	return inputErr(err, fmt.Sprintf("run 'pyrsia-build %s --help' for usage", strings.TrimSpace(c.Command.FullName())))
+	// The command's path: its name and its parents' ("log append").
+	var names []string
+	for _, ctx := range c.Lineage() {
+		if ctx.Command != nil && ctx.Command.Name != "" && ctx.Command.Name != c.App.Name {
+			names = append([]string{ctx.Command.Name}, names...)
+		}
+	}
+	return inputErr(err, fmt.Sprintf("run '%s --help' for usage", strings.Join(append([]string{"pyrsia-build"}, names...), " ")))
 }
 
 // report prints err the way a person should read it and returns the exit code.
