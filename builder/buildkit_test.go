@@ -112,13 +112,19 @@ func imageDigest(t *testing.T, store, name string) string {
 	return d
 }
 
-// spec writes a spec for a sample of testdata/build, pinned to an image.
+// spec returns a spec for a sample of testdata/build, pinned to an image.
 func spec(t *testing.T, sample, ecosystem, coordinate, recipe, imageName string) *builder.Spec {
 	t.Helper()
 	tarPath, err := filepath.Abs(filepath.Join("..", "testdata", "build", sample+".tar"))
 	if err != nil {
 		t.Fatal(err)
 	}
+	return specFor(t, tarPath, ecosystem, coordinate, recipe, imageName)
+}
+
+// specFor returns a spec whose source is the archive at tarPath.
+func specFor(t *testing.T, tarPath, ecosystem, coordinate, recipe, imageName string) *builder.Spec {
+	t.Helper()
 	sum, err := exec.Command("sha256sum", tarPath).Output()
 	if err != nil {
 		t.Fatal(err)
@@ -142,6 +148,31 @@ sourceDateEpoch: 1700000000
 		t.Fatalf("spec: %v\n%s", err, text)
 	}
 	return s
+}
+
+// adhocSpec packs files (name → content) into a source archive and returns
+// an oci spec that builds it in imageName.
+func adhocSpec(t *testing.T, files map[string]string, imageName string) *builder.Spec {
+	t.Helper()
+	dir := t.TempDir()
+	names := make([]string, 0, len(files))
+	for name, content := range files {
+		if err := os.WriteFile(filepath.Join(dir, name), []byte(content), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		names = append(names, name)
+	}
+	return specFor(t, packTar(t, dir, names...), "oci", "adhoc:1", "  oci: {}", imageName)
+}
+
+// packTar tars names from dir into a new archive and returns its path.
+func packTar(t *testing.T, dir string, names ...string) string {
+	t.Helper()
+	tarPath := filepath.Join(t.TempDir(), "src.tar")
+	if out, err := exec.Command("tar", append([]string{"-C", dir, "-cf", tarPath}, names...)...).CombinedOutput(); err != nil {
+		t.Fatalf("tar: %v %s", err, out)
+	}
+	return tarPath
 }
 
 // buildOn builds s on daemon d into a new output folder.
@@ -187,24 +218,7 @@ func TestIrreproducibleBuildIsExplained(t *testing.T) {
 
 func TestNetworkIsOff(t *testing.T) {
 	ds := twoDaemons(t)
-	dir := t.TempDir()
-	os.WriteFile(filepath.Join(dir, "Dockerfile"), []byte("FROM busybox\nRUN ls /sys/class/net > /interfaces\n"), 0o644)
-	tarPath := filepath.Join(dir, "src.tar")
-	if out, err := exec.Command("tar", "-C", dir, "-cf", tarPath, "Dockerfile").CombinedOutput(); err != nil {
-		t.Fatalf("tar: %v %s", err, out)
-	}
-	sum, _ := exec.Command("sha256sum", tarPath).Output()
-	s, err := builder.ParseSpec([]byte(fmt.Sprintf(`version: 1
-ecosystem: oci
-coordinate: net:1
-source: {archive: {path: %s, sha256: %s}}
-recipe: {oci: {}}
-builderImage: {name: busybox, digest: %s}
-sourceDateEpoch: 1700000000
-`, tarPath, strings.Fields(string(sum))[0], imageDigest(t, imageStore(t), "busybox"))))
-	if err != nil {
-		t.Fatal(err)
-	}
+	s := adhocSpec(t, map[string]string{"Dockerfile": "FROM busybox\nRUN ls /sys/class/net > /interfaces\n"}, "busybox")
 	_, out, err := buildOn(t, ds[0], s)
 	if err != nil {
 		t.Fatal(err)
@@ -239,23 +253,8 @@ func TestSourceDigestMismatch(t *testing.T) {
 
 func TestFailingBuildShowsLogTail(t *testing.T) {
 	ds := twoDaemons(t)
-	dir := t.TempDir()
-	os.WriteFile(filepath.Join(dir, "Dockerfile"), []byte("FROM busybox\nRUN echo compiling && echo 'main.c:3: error: expected ; before }' && false\n"), 0o644)
-	tarPath := filepath.Join(dir, "src.tar")
-	exec.Command("tar", "-C", dir, "-cf", tarPath, "Dockerfile").Run()
-	sum, _ := exec.Command("sha256sum", tarPath).Output()
-	s, err := builder.ParseSpec([]byte(fmt.Sprintf(`version: 1
-ecosystem: oci
-coordinate: broken:1
-source: {archive: {path: %s, sha256: %s}}
-recipe: {oci: {}}
-builderImage: {name: busybox, digest: %s}
-sourceDateEpoch: 1700000000
-`, tarPath, strings.Fields(string(sum))[0], imageDigest(t, imageStore(t), "busybox"))))
-	if err != nil {
-		t.Fatal(err)
-	}
-	_, _, err = buildOn(t, ds[0], s)
+	s := adhocSpec(t, map[string]string{"Dockerfile": "FROM busybox\nRUN echo compiling && echo 'main.c:3: error: expected ; before }' && false\n"}, "busybox")
+	_, _, err := buildOn(t, ds[0], s)
 	var be *builder.BuildError
 	if !errors.As(err, &be) {
 		t.Fatalf("got %v, want a BuildError", err)
@@ -315,26 +314,11 @@ func assertReproducible(t *testing.T, ds [2]*builder.Daemon, s *builder.Spec) *b
 
 func TestCompileErrorShowsLogTail(t *testing.T) {
 	ds := twoDaemons(t)
-	dir := t.TempDir()
-	os.WriteFile(filepath.Join(dir, "Dockerfile"), []byte("FROM maven\nCOPY broken.c /src/\nRUN gcc -o /broken /src/broken.c\n"), 0o644)
-	os.WriteFile(filepath.Join(dir, "broken.c"), []byte("int main(void) {\n\treturn 0\n}\n"), 0o644)
-	tarPath := filepath.Join(dir, "src.tar")
-	if out, err := exec.Command("tar", "-C", dir, "-cf", tarPath, "Dockerfile", "broken.c").CombinedOutput(); err != nil {
-		t.Fatalf("tar: %v %s", err, out)
-	}
-	sum, _ := exec.Command("sha256sum", tarPath).Output()
-	s, err := builder.ParseSpec([]byte(fmt.Sprintf(`version: 1
-ecosystem: oci
-coordinate: broken:1
-source: {archive: {path: %s, sha256: %s}}
-recipe: {oci: {}}
-builderImage: {name: maven, digest: %s}
-sourceDateEpoch: 1700000000
-`, tarPath, strings.Fields(string(sum))[0], imageDigest(t, imageStore(t), "maven"))))
-	if err != nil {
-		t.Fatal(err)
-	}
-	_, _, err = buildOn(t, ds[0], s)
+	s := adhocSpec(t, map[string]string{
+		"Dockerfile": "FROM maven\nCOPY broken.c /src/\nRUN gcc -o /broken /src/broken.c\n",
+		"broken.c":   "int main(void) {\n\treturn 0\n}\n",
+	}, "maven")
+	_, _, err := buildOn(t, ds[0], s)
 	var be *builder.BuildError
 	if !errors.As(err, &be) {
 		t.Fatalf("got %v, want a BuildError", err)
@@ -411,25 +395,8 @@ func TestOnlyPinnedSources(t *testing.T) {
 		{"COPY from an image", "FROM busybox\nCOPY --from=debian:12 /etc/os-release /x\n"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			dir := t.TempDir()
-			os.WriteFile(filepath.Join(dir, "Dockerfile"), []byte(tc.dockerfile), 0o644)
-			tarPath := filepath.Join(dir, "src.tar")
-			if out, err := exec.Command("tar", "-C", dir, "-cf", tarPath, "Dockerfile").CombinedOutput(); err != nil {
-				t.Fatalf("tar: %v %s", err, out)
-			}
-			sum, _ := exec.Command("sha256sum", tarPath).Output()
-			s, err := builder.ParseSpec([]byte(fmt.Sprintf(`version: 1
-ecosystem: oci
-coordinate: escape:1
-source: {archive: {path: %s, sha256: %s}}
-recipe: {oci: {}}
-builderImage: {name: busybox, digest: %s}
-sourceDateEpoch: 1700000000
-`, tarPath, strings.Fields(string(sum))[0], imageDigest(t, imageStore(t), "busybox"))))
-			if err != nil {
-				t.Fatal(err)
-			}
-			_, _, err = buildOn(t, ds[0], s)
+			s := adhocSpec(t, map[string]string{"Dockerfile": tc.dockerfile}, "busybox")
+			_, _, err := buildOn(t, ds[0], s)
 			if err == nil || !strings.Contains(err.Error(), "denied by policy") {
 				t.Fatalf("got %v, want the source policy to deny it", err)
 			}
@@ -443,23 +410,8 @@ func TestContextSymlinkStaysInside(t *testing.T) {
 	ds := twoDaemons(t)
 	dir := t.TempDir()
 	os.Symlink("/etc", filepath.Join(dir, "ctx"))
-	tarPath := filepath.Join(t.TempDir(), "src.tar")
-	if out, err := exec.Command("tar", "-C", dir, "-cf", tarPath, "ctx").CombinedOutput(); err != nil {
-		t.Fatalf("tar: %v %s", err, out)
-	}
-	sum, _ := exec.Command("sha256sum", tarPath).Output()
-	s, err := builder.ParseSpec([]byte(fmt.Sprintf(`version: 1
-ecosystem: oci
-coordinate: escape:1
-source: {archive: {path: %s, sha256: %s}}
-recipe: {oci: {context: ctx}}
-builderImage: {name: busybox, digest: %s}
-sourceDateEpoch: 1700000000
-`, tarPath, strings.Fields(string(sum))[0], imageDigest(t, imageStore(t), "busybox"))))
-	if err != nil {
-		t.Fatal(err)
-	}
-	_, _, err = buildOn(t, ds[0], s)
+	s := specFor(t, packTar(t, dir, "ctx"), "oci", "escape:1", "  oci: {context: ctx}", "busybox")
+	_, _, err := buildOn(t, ds[0], s)
 	if err == nil || !strings.Contains(err.Error(), "leads outside the source") {
 		t.Fatalf("got %v, want the context refused", err)
 	}
