@@ -125,23 +125,12 @@ Examples:
 			&cli.BoolFlag{Name: "raw", Usage: "write the entry's bytes as they are"},
 		),
 		Action: func(c *cli.Context) error {
-			index, err := indexArg(c, "entry")
-			if err != nil {
-				return err
-			}
-			src, err := openSource(c)
+			src, index, ce, err := readProvenEntry(c, "entry")
 			if err != nil {
 				return err
 			}
 			defer src.Close()
-			cp, _, _, err := readCheckpoint(c, src)
-			if err != nil {
-				return err
-			}
-			entry, _, err := provenEntry(c, src, cp, index)
-			if err != nil {
-				return err
-			}
+			entry := ce.entry
 			if c.Bool("raw") {
 				_, err := c.App.Writer.Write(entry)
 				return err
@@ -187,23 +176,12 @@ Examples:
 			&cli.StringFlag{Name: "output", Aliases: []string{"o"}, Usage: "write the bundle to `FILE` (default: standard output)"},
 		),
 		Action: func(c *cli.Context) error {
-			index, err := indexArg(c, "proof")
-			if err != nil {
-				return err
-			}
-			src, err := openSource(c)
+			src, index, ce, err := readProvenEntry(c, "proof")
 			if err != nil {
 				return err
 			}
 			defer src.Close()
-			cp, noteBytes, _, err := readCheckpoint(c, src)
-			if err != nil {
-				return err
-			}
-			entry, hashes, err := provenEntry(c, src, cp, index)
-			if err != nil {
-				return err
-			}
+			cp, noteBytes, entry, hashes := ce.cp, ce.note, ce.entry, ce.hashes
 			pb := publish.ProofBundle{
 				RawEntry:       entry,
 				Index:          index,
@@ -292,6 +270,39 @@ Examples:
 }
 
 // indexArg reads the one INDEX argument.
+// checkedEntry is an entry with the checkpoint it was proven against.
+type checkedEntry struct {
+	cp     *fmtlog.Checkpoint
+	note   []byte
+	entry  []byte
+	hashes [][]byte // the inclusion proof
+}
+
+// readProvenEntry reads the INDEX argument, opens the log source, reads its
+// checkpoint and the entry with its inclusion proof, checked against the
+// checkpoint's root. The caller closes the source.
+func readProvenEntry(c *cli.Context, cmd string) (logSource, uint64, *checkedEntry, error) {
+	index, err := indexArg(c, cmd)
+	if err != nil {
+		return nil, 0, nil, err
+	}
+	src, err := openSource(c)
+	if err != nil {
+		return nil, 0, nil, err
+	}
+	cp, noteBytes, _, err := readCheckpoint(c, src)
+	if err != nil {
+		src.Close()
+		return nil, 0, nil, err
+	}
+	entry, hashes, err := provenEntry(c, src, cp, index)
+	if err != nil {
+		src.Close()
+		return nil, 0, nil, err
+	}
+	return src, index, &checkedEntry{cp: cp, note: noteBytes, entry: entry, hashes: hashes}, nil
+}
+
 func indexArg(c *cli.Context, cmd string) (uint64, error) {
 	if c.NArg() != 1 {
 		return 0, inputErr(fmt.Errorf("log %s takes one INDEX, got %d arguments", cmd, c.NArg()),

@@ -58,15 +58,11 @@ Examples:
 			if interval <= 0 {
 				return inputErr(fmt.Errorf("--publish-interval %s must be positive", interval))
 			}
-			signer, verifier, err := readLogSigner(c.String("key"))
+			signer, verifier, cosigners, err := writerKeys(c)
 			if err != nil {
 				return err
 			}
 			dir, origin := c.String("dir"), c.String("origin")
-			cosigners, err := openCosigners(c.StringSlice("cosigner"), origin, verifier)
-			if err != nil {
-				return err
-			}
 			logger := slog.New(slog.NewTextHandler(c.App.ErrWriter, nil))
 			idx, visit, flush, err := indexer(logger)
 			if err != nil {

@@ -27,6 +27,19 @@ func logWriterFlags() []cli.Flag {
 	}
 }
 
+// writerKeys reads the log key and opens the cosigners the writer flags name.
+func writerKeys(c *cli.Context) (note.Signer, note.Verifier, []localCosigner, error) {
+	signer, verifier, err := readLogSigner(c.String("key"))
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	cosigners, err := openCosigners(c.StringSlice("cosigner"), c.String("origin"), verifier)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	return signer, verifier, cosigners, nil
+}
+
 func logAppendCommand() *cli.Command {
 	return &cli.Command{
 		Name:      "append",
@@ -71,15 +84,11 @@ Examples:
 			if err != nil {
 				return err
 			}
-			signer, verifier, err := readLogSigner(c.String("key"))
+			signer, verifier, cosigners, err := writerKeys(c)
 			if err != nil {
 				return err
 			}
 			dir, origin := c.String("dir"), c.String("origin")
-			cosigners, err := openCosigners(c.StringSlice("cosigner"), origin, verifier)
-			if err != nil {
-				return err
-			}
 			if _, err := os.Stat(dir); errors.Is(err, fs.ErrNotExist) {
 				fmt.Fprintf(c.App.ErrWriter, "pyrsia-build: starting a new log in %s\n", dir)
 			}
