@@ -1,8 +1,6 @@
 package main
 
 import (
-	"crypto/ed25519"
-	"encoding/base64"
 	"errors"
 	"fmt"
 	"io"
@@ -128,7 +126,7 @@ func readLogSigner(path string) (note.Signer, note.Verifier, error) {
 	if err != nil {
 		return nil, nil, inputErr(fmt.Errorf("%s: %w", path, trimWitness(err)), hint)
 	}
-	vkey, err := verifierKey(skey)
+	vkey, err := witness.VerifierKey(skey)
 	if err != nil {
 		return nil, nil, inputErr(fmt.Errorf("%s: %w", path, err), hint)
 	}
@@ -139,30 +137,6 @@ func readLogSigner(path string) (note.Signer, note.Verifier, error) {
 	return s, v, nil
 }
 
-// verifierKey returns the public verifier key of an Ed25519 note signer key.
-//
-// Helper logic: it belongs in package witness (say witness.VerifierKey), next
-// to GenerateKey, where it can be tested.
-func verifierKey(skey string) (string, error) {
-	// PRIVATE+KEY+<name>+<hash>+<base64(0x01 || seed)>
-	parts := strings.SplitN(skey, "+", 5)
-	if len(parts) != 5 || parts[0] != "PRIVATE" || parts[1] != "KEY" {
-		return "", errors.New("not a note signer key")
-	}
-	raw, err := base64.StdEncoding.DecodeString(parts[4])
-	if err != nil || len(raw) != 1+ed25519.SeedSize || raw[0] != 1 {
-		return "", errors.New("not an Ed25519 note signer key")
-	}
-	pub := ed25519.NewKeyFromSeed(raw[1:]).Public().(ed25519.PublicKey)
-	vkey, err := note.NewEd25519VerifierKey(parts[2], pub)
-	if err != nil {
-		return "", err
-	}
-	if !strings.HasPrefix(vkey, parts[2]+"+"+parts[3]+"+") {
-		return "", errors.New("the key hash does not match the key")
-	}
-	return vkey, nil
-}
 
 // readVerifiers reads public note keys, for the log's signature
 // (cosignature false) or for cosignatures (cosignature true).

@@ -1,6 +1,7 @@
 package witness
 
 import (
+	"crypto/ed25519"
 	"crypto/rand"
 	"encoding/base64"
 	"errors"
@@ -150,4 +151,27 @@ func checkKey(key string, private bool) error {
 // validName reports whether name is a valid note key name.
 func validName(name string) bool {
 	return name != "" && !strings.ContainsFunc(name, unicode.IsSpace) && !strings.Contains(name, "+")
+}
+
+// VerifierKey returns the verifier key (the public half) of an Ed25519
+// note signer key, as GenerateKey would have returned it.
+func VerifierKey(skey string) (string, error) {
+	// PRIVATE+KEY+<name>+<hash>+<base64(0x01 || seed)>
+	parts := strings.SplitN(skey, "+", 5)
+	if len(parts) != 5 || parts[0] != "PRIVATE" || parts[1] != "KEY" {
+		return "", errors.New("witness: not a note signer key")
+	}
+	raw, err := base64.StdEncoding.DecodeString(parts[4])
+	if err != nil || len(raw) != 1+ed25519.SeedSize || raw[0] != 1 {
+		return "", errors.New("witness: not an Ed25519 note signer key")
+	}
+	pub := ed25519.NewKeyFromSeed(raw[1:]).Public().(ed25519.PublicKey)
+	vkey, err := note.NewEd25519VerifierKey(parts[2], pub)
+	if err != nil {
+		return "", err
+	}
+	if !strings.HasPrefix(vkey, parts[2]+"+"+parts[3]+"+") {
+		return "", errors.New("witness: the key hash does not match the key")
+	}
+	return vkey, nil
 }

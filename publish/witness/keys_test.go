@@ -139,3 +139,25 @@ func TestReadKeyFileErrors(t *testing.T) {
 		}
 	})
 }
+
+func TestVerifierKey(t *testing.T) {
+	skey, vkey, err := witness.GenerateKey("node-a")
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := witness.VerifierKey(skey)
+	if err != nil || got != vkey {
+		t.Fatalf("VerifierKey: got %q, %v; want %q", got, err, vkey)
+	}
+	for _, bad := range []string{"", "garbage", vkey, "PRIVATE+KEY+node-a+00000000+AQ=="} {
+		if _, err := witness.VerifierKey(bad); err == nil {
+			t.Errorf("witness.VerifierKey(%q) succeeded, want an error", bad)
+		}
+	}
+	// A key whose hash was edited does not pass.
+	parts := strings.SplitN(skey, "+", 5)
+	parts[3] = "00000000"
+	if _, err := witness.VerifierKey(strings.Join(parts, "+")); err == nil || !strings.Contains(err.Error(), "key hash") {
+		t.Errorf("edited key hash: got %v, want a key hash error", err)
+	}
+}
