@@ -137,7 +137,6 @@ func readLogSigner(path string) (note.Signer, note.Verifier, error) {
 	return s, v, nil
 }
 
-
 // readVerifiers reads public note keys, for the log's signature
 // (cosignature false) or for cosignatures (cosignature true).
 func readVerifiers(paths []string, flag string, cosignature bool) ([]note.Verifier, error) {
