@@ -7,10 +7,10 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"os"
 	"path"
 	"path/filepath"
-	"sort"
 	"strconv"
 	"strings"
 	"time"
@@ -339,7 +339,13 @@ func (b *BuildKit) solveDockerfile(ctx context.Context, spec *Spec, iso isolatio
 	if err != nil {
 		return fmt.Errorf("dockerfile %s: %w", r.Dockerfile, err)
 	}
-	attrs := map[string]string{
+	// The build args first: what the builder sets below wins over them
+	// (Validate refuses these names; this holds for a Spec that skipped it).
+	attrs := make(map[string]string)
+	for k, v := range r.BuildArgs {
+		attrs["build-arg:"+k] = v
+	}
+	maps.Copy(attrs, map[string]string{
 		"filename":                    filepath.Base(dockerfile),
 		"platform":                    spec.Platform,
 		"force-network-mode":          "none",
@@ -351,21 +357,9 @@ func (b *BuildKit) solveDockerfile(ctx context.Context, spec *Spec, iso isolatio
 		"build-arg:BUILDKIT_CACHE_MOUNT_NS": iso.ns,
 		"no-cache":                          "",
 		"cmdline":                           "",
-	}
+	})
 	if r.Target != "" {
 		attrs["target"] = r.Target
-	}
-	keys := make([]string, 0, len(r.BuildArgs))
-	for k := range r.BuildArgs {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	for _, k := range keys {
-		if _, set := attrs["build-arg:"+k]; set || isReservedBuildArg(k) {
-			// Validate refuses these; this guards a Spec made in Go.
-			return fmt.Errorf("build arg %s is reserved", k)
-		}
-		attrs["build-arg:"+k] = r.BuildArgs[k]
 	}
 	solving = true
 	_, err = b.c.Solve(ctx, nil, client.SolveOpt{
