@@ -60,8 +60,8 @@ func openSource(c *cli.Context) (logSource, error) {
 		"name the log's folder with --dir DIR, or its server with --url URL")
 }
 
-// dirSource reads a log folder through package tlog. Opening it takes the
-// folder's lock and recovers the log, as the writers do.
+// dirSource reads a log folder through package tlog, opened read-only: it
+// writes nothing and does not wait for a writer that has the folder open.
 type dirSource struct {
 	dir string
 	*tlog.Log
@@ -96,7 +96,7 @@ func openDirSource(ctx context.Context, dir, origin string, stderr io.Writer) (*
 		}
 		origin = cp.Origin
 	}
-	l, err := tlog.Open(ctx, tlog.Options{Dir: dir, Origin: origin, Logger: cliLogger(stderr)})
+	l, err := tlog.Open(ctx, tlog.Options{Dir: dir, Origin: origin, Logger: cliLogger(stderr), ReadOnly: true})
 	if err != nil {
 		return nil, openLogErr(dir, err)
 	}

@@ -206,9 +206,9 @@ func openCosigners(specs []string, origin string, logVerifier note.Verifier) ([]
 	return cs, nil
 }
 
-// cosignCheckpoint asks every cosigner to cosign cp, the log's current
-// checkpoint, with the log as the source of consistency proofs, and stores
-// the cosignatures it gets in the log. It returns the names of the cosigners
+// cosignCheckpoint asks every cosigner to cosign cp, the log's candidate
+// checkpoint, with the log as the source of consistency proofs, and commits
+// it with the cosignatures it gets when they are a majority. It returns the names of the cosigners
 // that signed, and the errors of those that did not, joined.
 func cosignCheckpoint(ctx context.Context, l *tlog.Log, cp *tlog.Checkpoint, cosigners []localCosigner) ([]string, error) {
 	var sigs []note.Signature
@@ -223,12 +223,17 @@ func cosignCheckpoint(ctx context.Context, l *tlog.Log, cp *tlog.Checkpoint, cos
 		sigs = append(sigs, sig)
 		names = append(names, c.name)
 	}
-	if len(sigs) > 0 {
-		signed, err := witness.AddSignatures(cp.Note, sigs...)
-		if err != nil {
-			return nil, err
+	// The log stores and serves the checkpoint only once a majority of the
+	// cosigners signed it; otherwise the next publish retries.
+	if len(sigs) > len(cosigners)/2 || len(cosigners) == 0 {
+		signed := cp.Note
+		if len(sigs) > 0 {
+			var err error
+			if signed, err = witness.AddSignatures(cp.Note, sigs...); err != nil {
+				return nil, err
+			}
 		}
-		if err := l.SetCheckpoint(signed); err != nil {
+		if err := l.Commit(signed); err != nil {
 			return nil, fmt.Errorf("storing cosigned checkpoint: %w", err)
 		}
 	}

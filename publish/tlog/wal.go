@@ -2,6 +2,7 @@ package tlog
 
 import (
 	"bufio"
+	"bytes"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -22,7 +23,9 @@ import (
 //
 // all big-endian. Only the tail of the last segment can be torn (a record
 // that was being written when the process died was never acknowledged), and
-// Open cuts it off. Anything else that does not read back is corruption.
+// Open cuts it off, but only when no valid record follows the bad one and
+// no published entry lies beyond it. Anything else that does not read back
+// is damage: Open stops and names the segment and the offset.
 
 const walHeaderSize = 16
 
@@ -68,50 +71,98 @@ func listWALSegments(dir string) ([]uint64, error) {
 	return starts, nil
 }
 
+// walDamage describes the first record of a segment that does not read
+// back: where it is, which index it should hold, and the first valid
+// record that follows it, if any.
+type walDamage struct {
+	offset    int64  // where the bad record starts
+	index     uint64 // the index it should hold
+	nextValid int64  // offset of a valid record after it, or -1
+	nextIndex uint64 // that record's index
+}
+
 // readWALSegment reads the records of one segment, calling fn for each. It
-// returns the offset just past the last good record, and whether the file
-// continues past it (a torn or damaged tail).
-func readWALSegment(path string, start uint64, fn func(index uint64, data []byte) error) (good int64, torn bool, err error) {
+// returns the offset just past the last good record and, if the file
+// continues past it, what follows (a torn tail, or damage when a valid
+// record follows). It never writes.
+func readWALSegment(path string, start uint64, fn func(index uint64, data []byte) error) (good int64, bad *walDamage, err error) {
 	f, err := os.Open(path)
 	if err != nil {
-		return 0, false, err
+		return 0, nil, err
 	}
 	defer f.Close()
 	r := bufio.NewReaderSize(f, 1<<20)
 	var h [walHeaderSize]byte
 	next := start
+	data := make([]byte, 0, 4096)
 	for {
 		if _, err := io.ReadFull(r, h[:]); err != nil {
 			if errors.Is(err, io.EOF) {
-				return good, false, nil
+				return good, nil, nil
 			}
-			if errors.Is(err, io.ErrUnexpectedEOF) {
-				return good, true, nil
+			if !errors.Is(err, io.ErrUnexpectedEOF) {
+				return good, nil, err
 			}
-			return good, false, err
+			break
 		}
 		n := binary.BigEndian.Uint32(h[0:])
 		index := binary.BigEndian.Uint64(h[8:])
 		if n > MaxEntrySize || index != next {
-			return good, true, nil
+			break
 		}
-		data := make([]byte, n)
+		if cap(data) < int(n) {
+			data = make([]byte, n)
+		}
+		data = data[:n]
 		if _, err := io.ReadFull(r, data); err != nil {
 			if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
-				return good, true, nil
+				break
 			}
-			return good, false, err
+			return good, nil, err
 		}
 		crc := crc32.Update(0, crcTable, h[8:16])
 		if crc32.Update(crc, crcTable, data) != binary.BigEndian.Uint32(h[4:]) {
-			return good, true, nil
+			break
 		}
-		if err := fn(index, data); err != nil {
-			return good, false, err
+		// fn may keep the entry: give it its own copy.
+		if err := fn(index, bytes.Clone(data)); err != nil {
+			return good, nil, err
 		}
 		good += walHeaderSize + int64(n)
 		next++
 	}
+	// The record at good does not read back. Look for a valid record after
+	// it: if there is one, this is not a torn tail.
+	rest, err := io.ReadAll(io.NewSectionReader(f, good, 1<<62))
+	if err != nil {
+		return good, nil, err
+	}
+	bad = &walDamage{offset: good, index: next, nextValid: -1}
+	if len(rest) < 2 {
+		return good, bad, nil
+	}
+	if off, idx, ok := findWALRecord(rest[1:], next); ok {
+		bad.nextValid, bad.nextIndex = good+1+int64(off), idx
+	}
+	return good, bad, nil
+}
+
+// findWALRecord returns the offset of the first complete record in b with
+// a valid checksum and an index of at least min.
+func findWALRecord(b []byte, min uint64) (int, uint64, bool) {
+	for off := 0; off+walHeaderSize <= len(b); off++ {
+		n := binary.BigEndian.Uint32(b[off:])
+		index := binary.BigEndian.Uint64(b[off+8:])
+		if n > MaxEntrySize || index < min || off+walHeaderSize+int(n) > len(b) {
+			continue
+		}
+		crc := crc32.Update(0, crcTable, b[off+8:off+16])
+		crc = crc32.Update(crc, crcTable, b[off+walHeaderSize:off+walHeaderSize+int(n)])
+		if crc == binary.BigEndian.Uint32(b[off+4:]) {
+			return off, index, true
+		}
+	}
+	return 0, 0, false
 }
 
 // walWriter appends records to the current segment.
