@@ -67,13 +67,12 @@ import (
 	"io/fs"
 	"log/slog"
 	"os"
-	"path/filepath"
+	"path"
 	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
 
-	"github.com/pyrsia/pyrsia-build/internal/fsutil"
 	fmtlog "github.com/transparency-dev/formats/log"
 	"golang.org/x/mod/sumdb/note"
 )
@@ -110,6 +109,10 @@ func (e *CorruptError) Unwrap() error { return e.Err }
 type Options struct {
 	// Dir is the log's folder; it is created if missing.
 	Dir string
+	// FS, if set, stores the log instead of the folder Dir on disk (Dir
+	// then only names the log in messages, and no lock is taken: the FS
+	// must not be shared by two writers). Tests use it to inject faults.
+	FS FS
 	// Origin is the first line of every checkpoint, naming the log.
 	Origin string
 	// Signer signs checkpoints. It may be nil for a log that is only
@@ -148,6 +151,7 @@ type Options struct {
 type Log struct {
 	lock       *os.File // holds an exclusive flock on DIR/LOCK while open; nil if read-only
 	opts       Options
+	fsys       FS
 	tiles      tileStore
 	cache      *tileCache // tiles and entry bundles as read
 	levelCache *tileCache // hash tiles with their inner levels, for proofs
@@ -221,25 +225,31 @@ func Open(ctx context.Context, opts Options) (*Log, error) {
 	if opts.Logger == nil {
 		opts.Logger = slog.Default()
 	}
-	walDir := filepath.Join(opts.Dir, "wal")
+	fsys := opts.FS
+	if fsys == nil {
+		fsys = DiskFS(opts.Dir)
+	}
 	var lock *os.File
 	if opts.ReadOnly {
-		if fi, err := os.Stat(walDir); err != nil || !fi.IsDir() {
+		if ok, err := fsys.Exists(walDir); err != nil || !ok {
 			return nil, fmt.Errorf("tlog: %s is not a log folder (it has no wal folder)", opts.Dir)
 		}
 	} else {
-		if err := os.MkdirAll(walDir, 0o755); err != nil {
+		if err := fsys.MkdirAll(walDir); err != nil {
 			return nil, fmt.Errorf("tlog: creating log folder: %w", err)
 		}
-		var err error
-		if lock, err = lockDir(opts.Dir); err != nil {
-			return nil, err
+		if opts.FS == nil {
+			var err error
+			if lock, err = lockDir(opts.Dir); err != nil {
+				return nil, err
+			}
 		}
 	}
 	l := &Log{
 		lock:       lock,
 		opts:       opts,
-		tiles:      tileStore{root: opts.Dir},
+		fsys:       fsys,
+		tiles:      tileStore{fsys: fsys},
 		cache:      newTileCache(64 << 20),
 		levelCache: newTileCache(64 << 20),
 		queue:      make(chan *appendReq, opts.QueueSize),
@@ -283,7 +293,9 @@ func (l *Log) Close() error {
 	close(l.done)
 	l.wg.Wait()
 	err := l.wal.close()
-	l.lock.Close()
+	if l.lock != nil {
+		l.lock.Close()
+	}
 	return err
 }
 
@@ -435,7 +447,6 @@ func (l *Log) fail(err error) {
 // durable and deletes the segments that the tiles now cover, so that the
 // filesystem sync does not stall appends.
 func (l *Log) rotate() error {
-	walDir := filepath.Join(l.opts.Dir, "wal")
 	size := l.b.size()
 	start := size / TileWidth * TileWidth
 	if start <= l.wal.start {
@@ -449,14 +460,14 @@ func (l *Log) rotate() error {
 		}
 	}
 	pending := l.b.pendingEntries()
-	w, err := createWALSegment(walDir, start)
+	w, err := createWALSegment(l.fsys, walDir, start)
 	if err != nil {
 		return err
 	}
 	if len(pending) > 0 {
 		if err := w.write(start, pending); err != nil {
 			w.close()
-			os.Remove(filepath.Join(walDir, walSegmentName(start)))
+			l.fsys.Remove(path.Join(walDir, walSegmentName(start)))
 			return err
 		}
 	}
@@ -469,7 +480,7 @@ func (l *Log) rotate() error {
 	go func() {
 		defer l.wg.Done()
 		defer close(done)
-		if err := l.retireSegments(walDir, start); err != nil {
+		if err := l.retireSegments(start); err != nil {
 			// The segments stay; a later rotation or a restart retires them.
 			l.opts.Logger.Warn("tlog: retiring write-ahead-log segments", "dir", walDir, "err", err)
 		}
@@ -478,23 +489,26 @@ func (l *Log) rotate() error {
 }
 
 // retireSegments syncs the tiles and deletes the segments before start.
-func (l *Log) retireSegments(walDir string, start uint64) error {
-	if err := syncFS(l.opts.Dir); err != nil {
+func (l *Log) retireSegments(start uint64) error {
+	if err := l.fsys.SyncAll(); err != nil {
 		return err
 	}
-	starts, err := listWALSegments(walDir)
+	starts, err := listWALSegments(l.fsys, walDir)
 	if err != nil {
 		return err
 	}
 	for _, s := range starts {
 		if s < start {
-			if err := os.Remove(filepath.Join(walDir, walSegmentName(s))); err != nil {
+			if err := l.fsys.Remove(path.Join(walDir, walSegmentName(s))); err != nil {
 				return err
 			}
 		}
 	}
-	return syncDir(walDir)
+	return l.fsys.SyncDir(walDir)
 }
+
+// walDir is the write-ahead log's folder in the log's FS.
+const walDir = "wal"
 
 // publishPartials writes the partial tiles of the current size and returns
 // the size, the root and the tiles written (the caller syncs them, outside
@@ -520,23 +534,23 @@ func (l *Log) publishPartials() publishResult {
 func (l *Log) syncPartials(ids []TileID) error {
 	dirs := make(map[string]bool)
 	for _, id := range ids {
-		path := l.tiles.path(id)
-		f, err := os.Open(path)
+		name := id.Path()
+		f, err := l.fsys.Append(name, false, 0)
 		if errors.Is(err, fs.ErrNotExist) {
 			continue
 		}
 		if err != nil {
 			return fmt.Errorf("tlog: syncing %s: %w", id, err)
 		}
-		err = fdatasync(f)
+		err = f.Sync()
 		f.Close()
 		if err != nil {
 			return fmt.Errorf("tlog: syncing %s: %w", id, err)
 		}
-		dirs[filepath.Dir(path)] = true
+		dirs[path.Dir(name)] = true
 	}
 	for dir := range dirs {
-		if err := syncDir(dir); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		if err := l.fsys.SyncDir(dir); err != nil && !errors.Is(err, fs.ErrNotExist) {
 			return fmt.Errorf("tlog: %w", err)
 		}
 	}
@@ -626,7 +640,7 @@ func (l *Log) Commit(signed []byte) error {
 		}
 	}
 	cp := &Checkpoint{Checkpoint: base.Checkpoint, Note: bytes.Clone(signed)}
-	if err := fsutil.WriteFileAtomic(filepath.Join(l.opts.Dir, "checkpoint"), cp.Note, 0o644); err != nil {
+	if err := l.fsys.WriteFile("checkpoint", cp.Note, true); err != nil {
 		return fmt.Errorf("tlog: storing checkpoint: %w", err)
 	}
 	l.cp.Store(cp)
@@ -668,12 +682,12 @@ func parseCheckpointBody(b []byte) (*Checkpoint, error) {
 // recover replays the log: see the package documentation.
 func (l *Log) recover(ctx context.Context) error {
 	dir := l.opts.Dir
-	walDir := filepath.Join(dir, "wal")
+	fsys := l.fsys
 	log := l.opts.Logger
 	ro := l.opts.ReadOnly
 
 	var cp *Checkpoint
-	if data, err := os.ReadFile(filepath.Join(dir, "checkpoint")); err == nil {
+	if data, err := fsys.ReadFile("checkpoint"); err == nil {
 		if cp, err = parseCheckpointBody(data); err != nil {
 			return &CorruptError{Path: "checkpoint", Err: err}
 		}
@@ -688,13 +702,13 @@ func (l *Log) recover(ctx context.Context) error {
 		cpSize = cp.Size
 	}
 
-	starts, err := listWALSegments(walDir)
+	starts, err := listWALSegments(fsys, walDir)
 	if err != nil {
 		return fmt.Errorf("tlog: %w", err)
 	}
 	if len(starts) == 0 {
 		// A new log, or one whose write-ahead log is gone.
-		if _, err := os.Stat(l.tiles.path(TileID{Entries: true})); err == nil {
+		if ok, _ := fsys.Exists(TileID{Entries: true}.Path()); ok {
 			return &CorruptError{Path: "wal", Err: errors.New("the write-ahead log is missing but tiles exist")}
 		}
 		if cp != nil && cp.Size > 0 {
@@ -708,7 +722,7 @@ func (l *Log) recover(ctx context.Context) error {
 			return nil
 		}
 		starts = []uint64{0}
-		w, err := createWALSegment(walDir, 0)
+		w, err := createWALSegment(fsys, walDir, 0)
 		if err != nil {
 			return err
 		}
@@ -774,9 +788,9 @@ func (l *Log) recover(ctx context.Context) error {
 		if start > l.b.size() {
 			return &CorruptError{Path: seg, Err: fmt.Errorf("entries %d to %d are missing", l.b.size(), start-1), Hint: walHint}
 		}
-		path := filepath.Join(walDir, walSegmentName(start))
+		path := path.Join(walDir, walSegmentName(start))
 		lastNext = start
-		good, bad, err := readWALSegment(path, start, func(index uint64, data []byte) error {
+		good, bad, err := readWALSegment(fsys, path, start, func(index uint64, data []byte) error {
 			lastNext = index + 1
 			if index < l.b.size() {
 				return nil // also in an older segment (a rotation was cut short)
@@ -832,9 +846,9 @@ func (l *Log) recover(ctx context.Context) error {
 		return nil
 	}
 	if cut != nil {
-		path := filepath.Join(walDir, walSegmentName(newest))
-		log.WarnContext(ctx, "tlog: cutting off a torn write-ahead-log tail (an append that was never acknowledged)", "segment", path, "offset", cut.offset)
-		if err := os.Truncate(path, cut.offset); err != nil {
+		path := path.Join(walDir, walSegmentName(newest))
+		log.WarnContext(ctx, "tlog: cutting off a torn write-ahead-log tail (an append that was never acknowledged)", "dir", dir, "segment", path, "offset", cut.offset)
+		if err := fsys.Truncate(path, cut.offset); err != nil {
 			return fmt.Errorf("tlog: truncating %s: %w", path, err)
 		}
 	}
@@ -847,10 +861,10 @@ func (l *Log) recover(ctx context.Context) error {
 			return &CorruptError{Path: "wal/" + walSegmentName(newest), Err: fmt.Errorf("holds entries up to %d, the log has %d", lastNext, size), Hint: walHint}
 		}
 		log.WarnContext(ctx, "tlog: completing a write-ahead-log segment left by an interrupted rotation", "segment", walSegmentName(newest))
-		if err := os.Truncate(filepath.Join(walDir, walSegmentName(newest)), 0); err != nil {
+		if err := fsys.Truncate(path.Join(walDir, walSegmentName(newest)), 0); err != nil {
 			return fmt.Errorf("tlog: %w", err)
 		}
-		w, err := openWALSegment(walDir, newest, 0)
+		w, err := openWALSegment(fsys, walDir, newest, 0)
 		if err != nil {
 			return err
 		}
@@ -861,7 +875,7 @@ func (l *Log) recover(ctx context.Context) error {
 			}
 		}
 		l.wal = w
-	} else if l.wal, err = openWALSegment(walDir, newest, last); err != nil {
+	} else if l.wal, err = openWALSegment(fsys, walDir, newest, last); err != nil {
 		return err
 	}
 	log.InfoContext(ctx, "tlog: opened", "dir", dir, "size", size)
@@ -883,7 +897,7 @@ func (l *Log) checkTile(id TileID, data []byte, synced, cpSize uint64) error {
 			end = (id.Index + 1) * TileWidth
 		}
 		if end <= synced {
-			if _, err := os.Stat(l.tiles.path(id)); err != nil {
+			if ok, _ := l.fsys.Exists(id.Path()); !ok {
 				return &CorruptError{Path: id.Path(), Err: errors.New("the tile is missing")}
 			}
 			return &CorruptError{Path: id.Path(), Err: errors.New("its hashes differ from those of the entries")}
@@ -914,8 +928,8 @@ func (l *Log) repairTile(id TileID, data []byte) error {
 func (l *Log) checkPartials(id TileID, data []byte, cpSize uint64) error {
 	base := id
 	base.Width = 0
-	pdir := l.tiles.path(base) + ".p"
-	des, err := os.ReadDir(pdir)
+	pdir := base.Path() + ".p"
+	des, err := l.fsys.ReadDir(pdir)
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil
 	}
@@ -928,9 +942,9 @@ func (l *Log) checkPartials(id TileID, data []byte, cpSize uint64) error {
 	if id.Width > 0 {
 		have = uint64(id.Width)
 	}
-	for _, de := range des {
-		w, err := strconv.ParseUint(de.Name(), 10, 16)
-		if err != nil || w < 1 || w >= TileWidth || strconv.FormatUint(w, 10) != de.Name() {
+	for _, name := range des {
+		w, err := strconv.ParseUint(name, 10, 16)
+		if err != nil || w < 1 || w >= TileWidth || strconv.FormatUint(w, 10) != name {
 			continue // a temporary file of an interrupted write; never served
 		}
 		pid := base
@@ -958,7 +972,7 @@ func (l *Log) checkPartials(id TileID, data []byte, cpSize uint64) error {
 		if want == nil {
 			// Beyond the log's size: never part of a committed checkpoint.
 			if !l.opts.ReadOnly {
-				if err := os.Remove(l.tiles.path(pid)); err != nil {
+				if err := l.fsys.Remove(pid.Path()); err != nil {
 					return fmt.Errorf("tlog: %w", err)
 				}
 			}
@@ -969,7 +983,7 @@ func (l *Log) checkPartials(id TileID, data []byte, cpSize uint64) error {
 		}
 	}
 	if id.Width == 0 && !l.opts.ReadOnly {
-		if err := os.RemoveAll(pdir); err != nil {
+		if err := l.fsys.RemoveAll(pdir); err != nil {
 			return fmt.Errorf("tlog: removing partial tiles of %s: %w", base, err)
 		}
 	}

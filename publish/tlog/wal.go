@@ -8,8 +8,7 @@ import (
 	"fmt"
 	"hash/crc32"
 	"io"
-	"os"
-	"path/filepath"
+	"path"
 	"sort"
 	"strconv"
 	"strings"
@@ -49,14 +48,13 @@ func appendWALRecord(buf []byte, index uint64, data []byte) []byte {
 func walSegmentName(start uint64) string { return fmt.Sprintf("%020d.wal", start) }
 
 // listWALSegments returns the segments in dir, ordered by first index.
-func listWALSegments(dir string) ([]uint64, error) {
-	des, err := os.ReadDir(dir)
+func listWALSegments(fsys FS, dir string) ([]uint64, error) {
+	names, err := fsys.ReadDir(dir)
 	if err != nil {
 		return nil, fmt.Errorf("reading write-ahead log folder: %w", err)
 	}
 	var starts []uint64
-	for _, de := range des {
-		name := de.Name()
+	for _, name := range names {
 		if strings.HasPrefix(name, ".") {
 			continue
 		}
@@ -85,8 +83,8 @@ type walDamage struct {
 // returns the offset just past the last good record and, if the file
 // continues past it, what follows (a torn tail, or damage when a valid
 // record follows). It never writes.
-func readWALSegment(path string, start uint64, fn func(index uint64, data []byte) error) (good int64, bad *walDamage, err error) {
-	f, err := os.Open(path)
+func readWALSegment(fsys FS, path string, start uint64, fn func(index uint64, data []byte) error) (good int64, bad *walDamage, err error) {
+	f, err := fsys.Open(path)
 	if err != nil {
 		return 0, nil, err
 	}
@@ -133,7 +131,10 @@ func readWALSegment(path string, start uint64, fn func(index uint64, data []byte
 	}
 	// The record at good does not read back. Look for a valid record after
 	// it: if there is one, this is not a torn tail.
-	rest, err := io.ReadAll(io.NewSectionReader(f, good, 1<<62))
+	if _, err := f.Seek(good, io.SeekStart); err != nil {
+		return good, nil, err
+	}
+	rest, err := io.ReadAll(f)
 	if err != nil {
 		return good, nil, err
 	}
@@ -167,37 +168,32 @@ func findWALRecord(b []byte, min uint64) (int, uint64, bool) {
 
 // walWriter appends records to the current segment.
 type walWriter struct {
+	fsys  FS
 	dir   string
 	start uint64 // first index of the current segment
-	f     *os.File
+	f     AppendFile
 	size  int64
 	buf   []byte
 }
 
-func createWALSegment(dir string, start uint64) (*walWriter, error) {
-	// O_EXCL: a segment is never truncated; it may hold the only copy of
-	// acknowledged entries.
-	f, err := os.OpenFile(filepath.Join(dir, walSegmentName(start)), os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o644)
+func createWALSegment(fsys FS, dir string, start uint64) (*walWriter, error) {
+	f, err := fsys.Append(path.Join(dir, walSegmentName(start)), true, 0)
 	if err != nil {
 		return nil, fmt.Errorf("creating write-ahead log segment: %w", err)
 	}
-	if err := syncDir(dir); err != nil {
+	if err := fsys.SyncDir(dir); err != nil {
 		f.Close()
 		return nil, err
 	}
-	return &walWriter{dir: dir, start: start, f: f}, nil
+	return &walWriter{fsys: fsys, dir: dir, start: start, f: f}, nil
 }
 
-func openWALSegment(dir string, start uint64, size int64) (*walWriter, error) {
-	f, err := os.OpenFile(filepath.Join(dir, walSegmentName(start)), os.O_WRONLY, 0)
+func openWALSegment(fsys FS, dir string, start uint64, size int64) (*walWriter, error) {
+	f, err := fsys.Append(path.Join(dir, walSegmentName(start)), false, size)
 	if err != nil {
 		return nil, fmt.Errorf("opening write-ahead log segment: %w", err)
 	}
-	if _, err := f.Seek(size, io.SeekStart); err != nil {
-		f.Close()
-		return nil, err
-	}
-	return &walWriter{dir: dir, start: start, f: f, size: size}, nil
+	return &walWriter{fsys: fsys, dir: dir, start: start, f: f, size: size}, nil
 }
 
 // write appends records and makes them durable with one fsync.
@@ -209,7 +205,7 @@ func (w *walWriter) write(first uint64, entries [][]byte) error {
 	if _, err := w.f.Write(w.buf); err != nil {
 		return fmt.Errorf("writing write-ahead log: %w", err)
 	}
-	if err := fdatasync(w.f); err != nil {
+	if err := w.f.Sync(); err != nil {
 		return fmt.Errorf("syncing write-ahead log: %w", err)
 	}
 	w.size += int64(len(w.buf))
