@@ -15,6 +15,7 @@ import (
 	"strings"
 	"syscall"
 
+	"github.com/pyrsia/pyrsia-build/internal/cliargs"
 	"github.com/urfave/cli/v2"
 )
 
@@ -36,11 +37,28 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	app := newApp(stdin, stdout, stderr)
-	err := app.RunContext(ctx, args)
+	err := runApp(ctx, app, args)
 	if err == nil {
 		return exitOK
 	}
 	return report(stderr, err)
+}
+
+// runApp runs app on args, its flags moved before its operands: every
+// command takes its flags before or after its operands.
+func runApp(ctx context.Context, app *cli.App, args []string) error {
+	if len(args) == 0 {
+		return app.RunContext(ctx, args)
+	}
+	rest, err := cliargs.Reorder(app, args[1:])
+	var me *cliargs.MissingValueError
+	if errors.As(err, &me) {
+		return inputErr(err, fmt.Sprintf("run '%s --help' for usage", strings.Join(append([]string{"pyrsia-build"}, me.Command...), " ")))
+	}
+	if err != nil {
+		return inputErr(err)
+	}
+	return app.RunContext(ctx, append([]string{args[0]}, rest...))
 }
 
 func newApp(stdin io.Reader, stdout, stderr io.Writer) *cli.App {
