@@ -16,6 +16,8 @@ import (
 
 	dssepb "github.com/sigstore/protobuf-specs/gen/pb-go/dsse"
 	"github.com/transparency-dev/merkle/rfc6962"
+
+	"github.com/pyrsia/pyrsia-build/attest"
 )
 
 // EntryVersion is the version of the log entry encoding this package reads
@@ -497,115 +499,7 @@ func marshalJSON(v any) ([]byte, error) {
 	return bytes.TrimSuffix(buf.Bytes(), []byte("\n")), nil
 }
 
-// maxJSONDepth bounds the nesting of a spec: build specs are shallow.
-const maxJSONDepth = 64
-
 // CanonicalJSON returns the canonical form of a JSON value, the form an
-// entry's spec must have: no insignificant whitespace, object keys sorted by
-// their UTF-8 bytes, strings escaped as encoding/json escapes them without
-// HTML escaping, and numbers kept exactly as written. It rejects invalid
-// UTF-8, duplicate object keys, trailing data and nesting deeper than 64.
-func CanonicalJSON(b []byte) ([]byte, error) {
-	if !utf8.Valid(b) {
-		return nil, errors.New("not valid UTF-8")
-	}
-	dec := json.NewDecoder(bytes.NewReader(b))
-	dec.UseNumber()
-	var out bytes.Buffer
-	out.Grow(len(b))
-	if err := canonValue(dec, &out, 0); err != nil {
-		return nil, explainJSON(err, len(b))
-	}
-	if _, err := dec.Token(); err != io.EOF {
-		return nil, errors.New("trailing data after the JSON value")
-	}
-	return out.Bytes(), nil
-}
-
-func canonValue(dec *json.Decoder, out *bytes.Buffer, depth int) error {
-	if depth > maxJSONDepth {
-		return fmt.Errorf("nested more than %d deep", maxJSONDepth)
-	}
-	tok, err := dec.Token()
-	if err != nil {
-		return err
-	}
-	switch t := tok.(type) {
-	case json.Delim:
-		switch t {
-		case '[':
-			out.WriteByte('[')
-			for first := true; dec.More(); first = false {
-				if !first {
-					out.WriteByte(',')
-				}
-				if err := canonValue(dec, out, depth+1); err != nil {
-					return err
-				}
-			}
-			out.WriteByte(']')
-		case '{':
-			type member struct {
-				key string
-				val []byte
-			}
-			var members []member
-			seen := make(map[string]bool)
-			for dec.More() {
-				kt, err := dec.Token()
-				if err != nil {
-					return err
-				}
-				key, ok := kt.(string)
-				if !ok {
-					return errors.New("object key is not a string")
-				}
-				if seen[key] {
-					return fmt.Errorf("duplicate object key %q", truncate(key))
-				}
-				seen[key] = true
-				var vb bytes.Buffer
-				if err := canonValue(dec, &vb, depth+1); err != nil {
-					return err
-				}
-				members = append(members, member{key, vb.Bytes()})
-			}
-			slices.SortFunc(members, func(a, b member) int { return strings.Compare(a.key, b.key) })
-			out.WriteByte('{')
-			for i, m := range members {
-				if i > 0 {
-					out.WriteByte(',')
-				}
-				writeJSONString(out, m.key)
-				out.WriteByte(':')
-				out.Write(m.val)
-			}
-			out.WriteByte('}')
-		default:
-			return fmt.Errorf("unexpected %q", t)
-		}
-		// The closing delimiter.
-		if _, err := dec.Token(); err != nil {
-			return err
-		}
-	case string:
-		writeJSONString(out, t)
-	case json.Number:
-		out.WriteString(t.String())
-	case bool:
-		out.WriteString(fmt.Sprint(t))
-	case nil:
-		out.WriteString("null")
-	default:
-		return fmt.Errorf("unexpected JSON token %v", t)
-	}
-	return nil
-}
-
-func writeJSONString(out *bytes.Buffer, s string) {
-	b, err := marshalJSON(s)
-	if err != nil {
-		panic("publish: encoding a string: " + err.Error())
-	}
-	out.Write(b)
-}
+// entry's spec must have. It is [attest.CanonicalJSON], the one encoder the
+// builder's input digest uses too.
+func CanonicalJSON(b []byte) ([]byte, error) { return attest.CanonicalJSON(b) }
