@@ -233,6 +233,9 @@ func wireEnv(env *dssepb.Envelope) (wireEnvelope, error) {
 	if len(env.GetSignatures()) == 0 {
 		return wireEnvelope{}, errors.New("no signatures")
 	}
+	if n := len(env.GetSignatures()); n > attest.MaxSignatures {
+		return wireEnvelope{}, fmt.Errorf("%d signatures, more than %d (a build node signs its envelope once)", n, attest.MaxSignatures)
+	}
 	we := wireEnvelope{
 		PayloadType: env.GetPayloadType(),
 		Payload:     env.GetPayload(),

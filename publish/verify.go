@@ -11,6 +11,7 @@ import (
 	intoto "github.com/in-toto/attestation/go/v1"
 	"github.com/pyrsia/pyrsia-build/attest"
 	"github.com/pyrsia/pyrsia-build/publish/policy"
+	dssepb "github.com/sigstore/protobuf-specs/gen/pb-go/dsse"
 	fmtlog "github.com/transparency-dev/formats/log"
 	"github.com/transparency-dev/merkle/proof"
 	"github.com/transparency-dev/merkle/rfc6962"
@@ -80,19 +81,27 @@ func VerifyEntry(ctx context.Context, e *Entry, trust *policy.Trust) (*EntryEvid
 			wrongType++
 		}
 	}
-	for _, k := range trust.BuildKeys {
+	// Check each envelope's signatures once, against every key.
+	byKey := make(map[*attest.PublicKey][]*dssepb.Envelope)
+	for _, env := range e.Envelopes {
 		if err := ctx.Err(); err != nil {
 			return nil, err
 		}
-		signed, reason := false, ""
-		for _, env := range e.Envelopes {
-			if env.GetPayloadType() != attest.InTotoPayloadType {
-				continue
-			}
-			if len(attest.VerifyEnvelope(env, []*attest.PublicKey{k})) == 0 {
-				continue
-			}
-			signed = true
+		if env.GetPayloadType() != attest.InTotoPayloadType {
+			continue
+		}
+		for _, k := range attest.VerifyEnvelope(env, trust.BuildKeys) {
+			byKey[k] = append(byKey[k], env)
+		}
+	}
+	for _, k := range trust.BuildKeys {
+		envs := byKey[k]
+		if len(envs) == 0 {
+			continue
+		}
+		signers = append(signers, k.Name)
+		reason := ""
+		for _, env := range envs {
 			st, err := attest.ParseStatement(env.GetPayload())
 			if err != nil {
 				reason = strings.TrimPrefix(err.Error(), "attest: ")
@@ -106,9 +115,6 @@ func VerifyEntry(ctx context.Context, e *Entry, trust *policy.Trust) (*EntryEvid
 			ev.Signed = append(ev.Signed, attest.Signed{Key: k, Envelope: env, Statement: st})
 			reason = ""
 			break
-		}
-		if signed {
-			signers = append(signers, k.Name)
 		}
 		if reason != "" {
 			unbound = append(unbound, fmt.Sprintf("%s (%s)", k.Name, reason))
