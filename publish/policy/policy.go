@@ -224,6 +224,16 @@ func parseYAML(data []byte, p *Policy) error {
 	if err := dec.Decode(&more); !errors.Is(err, io.EOF) {
 		return errors.New("more than one YAML document (a policy file holds one)")
 	}
+	// yaml.v3 puts 1.0 into an int: the version must be written as one.
+	var root yaml.Node
+	if err := yaml.Unmarshal(data, &root); err == nil && len(root.Content) == 1 {
+		m := root.Content[0]
+		for i := 0; i+1 < len(m.Content); i += 2 {
+			if k, v := m.Content[i], m.Content[i+1]; k.Value == "version" && v.Tag != "!!int" {
+				return fmt.Errorf("line %d: version %q is not an integer (write version: 1)", v.Line, truncate(v.Value))
+			}
+		}
+	}
 	return nil
 }
 
