@@ -3,6 +3,7 @@ package main
 import (
 	"encoding/base64"
 	"encoding/json"
+	"errors"
 	"os"
 	"os/exec"
 	"strconv"
@@ -46,6 +47,26 @@ func requireInCI(t *testing.T, reason string) {
 
 // scriptCmds are the commands the scripts use to damage files.
 var scriptCmds = map[string]func(ts *testscript.TestScript, neg bool, args []string){
+	// exits N PROG ARGS... runs PROG like exec and checks that it exits
+	// with code N; its output is kept for stdout and stderr.
+	"exits": func(ts *testscript.TestScript, neg bool, args []string) {
+		if neg || len(args) < 2 {
+			ts.Fatalf("usage: exits N PROG ARGS...")
+		}
+		want, err := strconv.Atoi(args[0])
+		ts.Check(err)
+		got := 0
+		if err := ts.Exec(args[1], args[2:]...); err != nil {
+			var ee *exec.ExitError
+			if !errors.As(err, &ee) {
+				ts.Fatalf("%s: %v", args[1], err)
+			}
+			got = ee.ExitCode()
+		}
+		if got != want {
+			ts.Fatalf("%s exited with %d, want %d", args[1], got, want)
+		}
+	},
 	// truncate FILE N keeps the first N bytes of FILE.
 	"truncate": func(ts *testscript.TestScript, neg bool, args []string) {
 		if neg || len(args) != 2 {

@@ -72,6 +72,9 @@ Examples:
 				return inputErr(fmt.Errorf("verify takes one ARTIFACT, got %d arguments", c.NArg()),
 					"run 'pyrsia-build verify --help' for usage")
 			}
+			if err := checkThresholds(c); err != nil {
+				return err
+			}
 			artifact := c.Args().First()
 			if fi, err := os.Stat(artifact); err != nil {
 				return inputErr(fmt.Errorf("artifact: %w", err))
@@ -170,6 +173,30 @@ func verifyProof(c *cli.Context, artifact, bundlePath string, data []byte, keys 
 		Cosigners: ev.Cosigners, InputDigest: ev.Entry.InputDigest, Coordinate: ev.Entry.Coordinate,
 	}
 	return printVerdict(c, v)
+}
+
+// checkThresholds refuses thresholds that no evidence could meet, or that
+// would be ignored, as usage errors, before anything is read.
+func checkThresholds(c *cli.Context) error {
+	hint := "run 'pyrsia-build verify --help' for usage"
+	keys, cosigners := len(c.StringSlice("key")), len(c.StringSlice("cosigner-key"))
+	if n := c.Int("threshold"); c.IsSet("threshold") && (n < 1 || n > keys) {
+		return inputErr(fmt.Errorf("--threshold %d is out of range: give 1 to %d for %d --key files", n, keys, keys), hint)
+	}
+	if !c.IsSet("cosign-threshold") {
+		return nil
+	}
+	n := c.Int("cosign-threshold")
+	switch {
+	case cosigners == 0 && c.Bool("allow-unwitnessed"):
+		return inputErr(fmt.Errorf("--cosign-threshold %d with --allow-unwitnessed and no --cosigner-key: the threshold would be ignored", n),
+			"pass the cosigners' keys with --cosigner-key to require cosignatures, or drop --cosign-threshold to trust the log's signature alone")
+	case cosigners == 0:
+		return inputErr(fmt.Errorf("--cosign-threshold needs --cosigner-key"), hint)
+	case n < 1 || n > cosigners:
+		return inputErr(fmt.Errorf("--cosign-threshold %d is out of range: give 1 to %d for %d --cosigner-key files", n, cosigners, cosigners), hint)
+	}
+	return nil
 }
 
 // verifyErr turns a verifier's error into the command's.
