@@ -1,10 +1,10 @@
 package main
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"os"
 	"strings"
 
@@ -85,11 +85,11 @@ Examples:
 			if bundlePath == "" {
 				bundlePath = artifact + ".sigstore.json"
 			}
-			keys, err := loadPublicKeys(c.StringSlice("key"))
+			keys, err := loadPublicKeys(c.Context, c.StringSlice("key"))
 			if err != nil {
 				return err
 			}
-			data, err := readBundleFile(bundlePath)
+			data, err := readBundleFile(c.Context, bundlePath)
 			if err != nil {
 				return err
 			}
@@ -137,7 +137,7 @@ func verifyProof(c *cli.Context, artifact, bundlePath string, data []byte, keys 
 	var cosigners []note.Verifier
 	seen := make(map[string]string)
 	for _, p := range c.StringSlice("cosigner-key") {
-		vkey, err := witness.ReadVerifierKeyFile(p)
+		vkey, err := readVerifierKeyFile(p)
 		if err != nil {
 			return inputErr(err)
 		}
@@ -212,7 +212,7 @@ func verifyErr(artifact string, err error) error {
 }
 
 func readNoteVerifier(path string, parse func(string) (note.Verifier, error)) (note.Verifier, error) {
-	vkey, err := witness.ReadVerifierKeyFile(path)
+	vkey, err := readVerifierKeyFile(path)
 	if err != nil {
 		return nil, inputErr(err)
 	}
@@ -225,18 +225,9 @@ func readNoteVerifier(path string, parse func(string) (note.Verifier, error)) (n
 
 // readBundleFile reads a bundle file of either kind, within the larger
 // size limit.
-func readBundleFile(path string) ([]byte, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return nil, inputErr(fmt.Errorf("reading bundle: %w", err),
-			"make one with 'pyrsia-build attest' or 'pyrsia-build log proof', or name it with --bundle")
-	}
-	defer f.Close()
-	data, err := io.ReadAll(io.LimitReader(f, max(attest.MaxBundleSize, publish.MaxProofBundleSize)+1))
-	if err != nil {
-		return nil, inputErr(fmt.Errorf("reading bundle %s: %w", path, err))
-	}
-	return data, nil
+func readBundleFile(ctx context.Context, path string) ([]byte, error) {
+	return readFile(ctx, path, "bundle", maxBundleFileSize,
+		"make one with 'pyrsia-build attest' or 'pyrsia-build log proof', or name it with --bundle")
 }
 
 // isProofBundle tells a proof bundle from a Sigstore bundle by its media type.
