@@ -29,7 +29,7 @@ func readSigner(ctx context.Context, path string, stderr io.Writer) (func() (*at
 	if err != nil {
 		return nil, err
 	}
-	pw, err := readPassword("Enter password for private key: ", false, stderr)
+	pw, err := readPassword(ctx, "Enter password for private key: ", false, stderr)
 	if err != nil {
 		return nil, err
 	}
