@@ -25,10 +25,7 @@ func TestSignalStops(t *testing.T) {
 	}
 	t.Parallel()
 	dir := t.TempDir()
-	bin := filepath.Join(dir, "pyrsia-build")
-	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
-		t.Fatalf("go build: %v\n%s", err, out)
-	}
+	bin := filepath.Join(builtBinary(t), "pyrsia-build")
 	runOK := func(args ...string) {
 		t.Helper()
 		cmd := exec.Command(bin, args...)
