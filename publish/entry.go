@@ -17,8 +17,6 @@ import (
 	"github.com/pyrsia/pyrsia-build/attest"
 	dssepb "github.com/sigstore/protobuf-specs/gen/pb-go/dsse"
 	"github.com/transparency-dev/merkle/rfc6962"
-
-	"github.com/pyrsia/pyrsia-build/attest"
 )
 
 // EntryVersion is the version of the log entry encoding this package reads
