@@ -128,10 +128,10 @@ func TestReadSpecOnlyRegularFiles(t *testing.T) {
 		t.Fatal(err)
 	}
 	tests := []struct{ path, msg string }{
-		{fifo, "is not a regular file (a FIFO)"},
-		{"/dev/zero", "is not a regular file (a character device)"},
-		{dir, "is not a regular file (a folder)"},
-		{big, fmt.Sprintf("big.yaml is %d bytes, larger than the limit of 1048576", len(ociSpec)+maxSpecSize+2)},
+		{fifo, "is not a regular file (a named pipe)"},
+		{"/dev/zero", "is not a regular file (a device)"},
+		{dir, "is not a regular file (a directory)"},
+		{big, fmt.Sprintf("big.yaml: file is over the size limit: %d bytes, the limit is 1048576", len(ociSpec)+maxSpecSize+2)},
 	}
 	for _, tt := range tests {
 		t.Run(filepath.Base(tt.path), func(t *testing.T) {
