@@ -202,3 +202,21 @@ func TestCanonicalJSONIsAttests(t *testing.T) {
 	}
 	check(t, s)
 }
+
+// TestBuildRemoteRefusesLocalPaths: a build of a spec from the network is
+// refused before anything is read or any daemon is asked.
+func TestBuildRemoteRefusesLocalPaths(t *testing.T) {
+	s, err := ParseSpec([]byte(edit(t, mavenSpec, "path: hello.tar.gz", "path: /etc/hello.tar.gz")))
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := filepath.Join(t.TempDir(), "out")
+	_, err = new(BuildKit).Build(t.Context(), s, BuildOptions{OutDir: out, Remote: true})
+	var se *SpecError
+	if !errors.As(err, &se) || se.Field != "source.archive.path" {
+		t.Fatalf("got %v, want the archive path refused", err)
+	}
+	if _, err := os.Stat(out); err == nil {
+		t.Error("the output folder was made")
+	}
+}
