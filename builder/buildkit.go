@@ -142,7 +142,7 @@ func (b *BuildKit) build(ctx context.Context, spec *Spec, input string, opts Bui
 		return nil, err
 	}
 	defer os.RemoveAll(srcDir)
-	sourceDigest, err := fetchSource(ctx, spec, opts.SpecDir, srcDir, progress)
+	sourceDigest, err := fetchSource(ctx, spec, opts.SpecDir, srcDir, opts.Remote, progress)
 	if err != nil {
 		return nil, err
 	}
