@@ -220,3 +220,19 @@ func TestBuildRemoteRefusesLocalPaths(t *testing.T) {
 		t.Error("the output folder was made")
 	}
 }
+
+// The flow of every tool that takes a spec file (build, attest --spec, log
+// make-entry --spec): ReadSpec, then record the canonical JSON and its
+// digest, never the file's text.
+func ExampleReadSpec() {
+	s, err := ReadSpec("testdata/specs/hello-oci.yaml")
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	canon, _ := s.CanonicalJSON() // what an entry's spec and a provenance's externalParameters.spec hold
+	digest, _ := s.InputDigest()  // "sha256:" + hex(SHA-256(canon))
+	fmt.Println(len(canon) > 0, digest)
+	// Output:
+	// true sha256:f74cd6c467c0d3e3391a097243c894e088490b581588e9414cb16c0bc94e9d9c
+}
