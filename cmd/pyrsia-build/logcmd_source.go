@@ -13,6 +13,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/pyrsia/pyrsia-build/internal/fileread"
 	"github.com/pyrsia/pyrsia-build/publish/tlog"
 	"github.com/pyrsia/pyrsia-build/publish/witness"
 	fmtlog "github.com/transparency-dev/formats/log"
@@ -81,7 +82,7 @@ func openDirSource(ctx context.Context, dir, origin string, stderr io.Writer) (*
 	// Read the checkpoint before tlog.Open, which would make a new, empty
 	// log in a folder that holds none.
 	cpPath := filepath.Join(dir, "checkpoint")
-	b, err := os.ReadFile(cpPath)
+	b, err := fileread.ReadFile(ctx, cpPath, "checkpoint", maxCheckpointFileSize)
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil, inputErr(fmt.Errorf("%s holds no checkpoint: it is not a log folder, or nothing was published in it yet", dir),
 			"check --dir; 'pyrsia-build log append' appends entries and publishes a checkpoint")

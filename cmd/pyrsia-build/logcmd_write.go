@@ -80,7 +80,7 @@ Examples:
 				return inputErr(errors.New("log append needs at least one FILE"),
 					"run 'pyrsia-build log append --help' for usage")
 			}
-			entries, err := readEntryFiles(c.Args().Slice(), c.Bool("raw"))
+			entries, err := readEntryFiles(c.Context, c.Args().Slice(), c.Bool("raw"))
 			if err != nil {
 				return err
 			}
@@ -130,12 +130,16 @@ Examples:
 
 // readEntryFiles reads and checks every entry file before anything is
 // appended.
-func readEntryFiles(paths []string, raw bool) ([][]byte, error) {
+func readEntryFiles(ctx context.Context, paths []string, raw bool) ([][]byte, error) {
 	var entries [][]byte
 	for _, p := range paths {
-		b, err := os.ReadFile(p)
+		limit := int64(maxEntryFileSize)
+		if !raw {
+			limit++ // one trailing newline, dropped
+		}
+		b, err := readFile(ctx, p, "log entry", limit)
 		if err != nil {
-			return nil, inputErr(fmt.Errorf("reading entry: %w", err))
+			return nil, err
 		}
 		if !raw {
 			b = bytes.TrimSuffix(b, []byte("\n"))
@@ -184,7 +188,7 @@ func openCosigners(specs []string, origin string, logVerifier note.Verifier) ([]
 		if !ok || keyFile == "" || stateDir == "" {
 			return nil, inputErr(fmt.Errorf("--cosigner %q is not KEYFILE:STATEDIR", s), hint)
 		}
-		skey, err := witness.ReadSignerKeyFile(keyFile)
+		skey, err := readSignerKeyFile(keyFile)
 		if err != nil {
 			return nil, inputErr(fmt.Errorf("cosigner: %w", trimWitness(err)), hint)
 		}
