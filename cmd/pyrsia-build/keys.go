@@ -53,7 +53,7 @@ func decryptSigner(path string, data, pw []byte) (*attest.Signer, error) {
 func loadPublicKeys(paths []string) ([]*attest.PublicKey, error) {
 	var keys []*attest.PublicKey
 	for _, p := range paths {
-		data, err := os.ReadFile(p)
+		data, err := attest.ReadFileLimited(p, attest.MaxPublicKeySize)
 		if err != nil {
 			return nil, inputErr(fmt.Errorf("reading public key: %w", err))
 		}
