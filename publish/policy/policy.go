@@ -387,8 +387,7 @@ func truncate(s string) string {
 	return s[:80] + "..."
 }
 
-// canonical is the canonical JSON form: fields in the order of their
-// names, so that the encoding is JSON with sorted keys.
+// canonical is what Marshal encodes, in attest.CanonicalJSON's form.
 type canonical struct {
 	Name       string          `json:"name"`
 	Nodes      []canonicalNode `json:"nodes"`
@@ -421,13 +420,16 @@ func (p *Policy) Marshal() ([]byte, error) {
 		c.Requesters = append(c.Requesters, canonicalPEM(r))
 	}
 	slices.Sort(c.Requesters)
-	var buf bytes.Buffer
-	enc := json.NewEncoder(&buf)
-	enc.SetEscapeHTML(false)
-	if err := enc.Encode(c); err != nil {
+	b, err := json.Marshal(c)
+	if err != nil {
 		return nil, fmt.Errorf("policy: encoding: %w", err)
 	}
-	return bytes.TrimSuffix(buf.Bytes(), []byte("\n")), nil
+	// The one canonical-JSON encoder of the project.
+	b, err = attest.CanonicalJSON(b)
+	if err != nil {
+		return nil, fmt.Errorf("policy: encoding: %w", err)
+	}
+	return b, nil
 }
 
 // canonicalPEM re-encodes a validated PEM key.
