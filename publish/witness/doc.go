@@ -28,7 +28,9 @@
 //     trusted, so nothing is proven), and one of the same size with another
 //     root with a [*ForkError] that carries both notes signed by the log
 //     key: the proof of a fork. [CosignerClient] is the interface a log
-//     uses to ask a cosigner, local ([*Cosigner]) or remote.
+//     uses to ask a cosigner, local ([*Cosigner]) or remote;
+//     [Cosigner.AddCheckpoint] is the request of C2SP tlog-witness (an old
+//     size, a proof, a note) that a remote cosigner's server answers.
 //  3. The log gathers the cosignatures into the note with [AddSignatures].
 //  4. Anyone checks that a checkpoint is final with [VerifyFinal]: the log
 //     signature verifies and at least a threshold of the listed cosigners

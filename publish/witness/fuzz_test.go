@@ -165,3 +165,54 @@ func FuzzCosign(f *testing.F) {
 		}
 	})
 }
+
+// FuzzAddCheckpoint is FuzzCosign for the C2SP tlog-witness request: an old
+// size, a proof and a note, all from outside.
+func FuzzAddCheckpoint(f *testing.F) {
+	a, b := forkedTrees(4, 12)
+	flat := func(p [][]byte) []byte { return bytes.Join(p, nil) }
+	p59, _ := a.ConsistencyProof(5, 9)
+	pb59, _ := b.ConsistencyProof(5, 9)
+	f.Add(signTree(f, a, 9), uint64(5), flat(p59))
+	f.Add(signTree(f, b, 9), uint64(5), flat(pb59))
+	f.Add(signTree(f, b, 5), uint64(5), []byte(nil))
+	f.Add(signTree(f, a, 3), uint64(0), []byte(nil))
+	for _, s := range seedNotes(f) {
+		f.Add(s, uint64(5), flat(p59))
+	}
+	seedDir := f.TempDir()
+	if _, err := newCosigner(f, seedDir).AddCheckpoint(context.Background(), 0, nil, signTree(f, a, 5)); err != nil {
+		f.Fatal(err)
+	}
+	state, err := os.ReadFile(filepath.Join(seedDir, witness.StateFile))
+	if err != nil {
+		f.Fatal(err)
+	}
+	lv := logVerifier(f)
+	f.Fuzz(func(t *testing.T, in []byte, oldSize uint64, proofBytes []byte) {
+		dir := t.TempDir()
+		if err := os.WriteFile(filepath.Join(dir, witness.StateFile), state, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		c := newCosigner(t, dir)
+		var proof [][]byte
+		for len(proofBytes) > 0 {
+			n := min(32, len(proofBytes))
+			proof, proofBytes = append(proof, proofBytes[:n]), proofBytes[n:]
+		}
+		_, err := c.AddCheckpoint(context.Background(), oldSize, proof, in)
+		last, _, perr := witness.ParseCheckpoint(c.Last(), testOrigin, lv)
+		if perr != nil {
+			t.Fatalf("state does not parse: %v", perr)
+		}
+		if err != nil {
+			if last.Size != 5 {
+				t.Fatalf("state changed after a refusal")
+			}
+			return
+		}
+		if oldSize != 5 || last.Size < 5 || !bytes.Equal(last.Hash, a.HashAt(last.Size)) {
+			t.Fatalf("cosigned size %d from old size %d, not an extension of A's size 5", last.Size, oldSize)
+		}
+	})
+}
