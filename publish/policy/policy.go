@@ -472,3 +472,38 @@ func (p *Policy) NodeByPeerID(id string) (Node, bool) {
 	}
 	return p.Nodes[i], true
 }
+
+// AddNode adds a build node to p and validates the result; on an error p is
+// unchanged. It is what `network add-node` does.
+func (p *Policy) AddNode(n Node) error {
+	p.Nodes = append(p.Nodes, n)
+	if err := p.Validate(); err != nil {
+		p.Nodes = p.Nodes[:len(p.Nodes)-1]
+		return err
+	}
+	return nil
+}
+
+// MayRequest reports whether the holder of key may request builds: anyone
+// in an open network, else a listed requester or a build node. It returns
+// the name the requester goes by: the node's name, "requesters[i]", or
+// "anyone".
+func (p *Policy) MayRequest(key *attest.PublicKey) (string, bool) {
+	if key == nil {
+		return "", false
+	}
+	for _, n := range p.Nodes {
+		if k, err := attest.ParsePublicKey(n.Name, []byte(n.CosignKey)); err == nil && k.ID == key.ID {
+			return n.Name, true
+		}
+	}
+	for i, r := range p.Requesters {
+		if k, err := attest.ParsePublicKey("", []byte(r)); err == nil && k.ID == key.ID {
+			return fmt.Sprintf("requesters[%d]", i), true
+		}
+	}
+	if p.Open {
+		return "anyone", true
+	}
+	return "", false
+}
