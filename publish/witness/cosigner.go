@@ -144,6 +144,10 @@ type CosignerOptions struct {
 	Origin string
 	// LogVerifier checks the log's signature on checkpoints.
 	LogVerifier note.Verifier
+	// LogVerifiers are more keys that may sign the log's checkpoints (in
+	// a network, every build node's): a checkpoint signed by any of
+	// LogVerifier and LogVerifiers is accepted. LogVerifier may then be nil.
+	LogVerifiers []note.Verifier
 	// StateDir holds the last cosigned checkpoint, in the file [StateFile].
 	// It is created if missing.
 	StateDir string
@@ -154,6 +158,7 @@ type CosignerOptions struct {
 // at a time.
 type Cosigner struct {
 	opts CosignerOptions
+	logs []note.Verifier // LogVerifier and LogVerifiers
 
 	mu        sync.Mutex
 	last      []byte          // signed note of the last cosigned checkpoint, nil if none
@@ -172,7 +177,7 @@ func NewCosigner(opts CosignerOptions) (*Cosigner, error) {
 		return nil, errors.New("witness: cosigner: no signer given")
 	case opts.Origin == "":
 		return nil, errors.New("witness: cosigner: no log origin given")
-	case opts.LogVerifier == nil:
+	case opts.LogVerifier == nil && len(opts.LogVerifiers) == 0:
 		return nil, errors.New("witness: cosigner: no log verifier given")
 	case opts.StateDir == "":
 		return nil, errors.New("witness: cosigner: no state directory given")
@@ -181,6 +186,15 @@ func NewCosigner(opts CosignerOptions) (*Cosigner, error) {
 		return nil, fmt.Errorf("witness: cosigner: creating state directory: %w", err)
 	}
 	c := &Cosigner{opts: opts, statePath: filepath.Join(opts.StateDir, StateFile)}
+	if opts.LogVerifier != nil {
+		c.logs = append(c.logs, opts.LogVerifier)
+	}
+	for _, v := range opts.LogVerifiers {
+		if v == nil {
+			return nil, errors.New("witness: cosigner: nil log verifier")
+		}
+		c.logs = append(c.logs, v)
+	}
 	b, err := attest.ReadFileLimited(c.statePath, MaxCheckpointSize)
 	if errors.Is(err, fs.ErrNotExist) {
 		return c, nil
@@ -188,7 +202,7 @@ func NewCosigner(opts CosignerOptions) (*Cosigner, error) {
 	if err != nil {
 		return nil, fmt.Errorf("witness: cosigner: reading state: %w", err)
 	}
-	cp, _, err := ParseCheckpoint(b, opts.Origin, opts.LogVerifier)
+	cp, _, err := ParseCheckpoint(b, opts.Origin, c.logs...)
 	if err != nil {
 		return nil, fmt.Errorf("witness: cosigner: state file %s is corrupt or for another log (it is not reset automatically): %w", c.statePath, err)
 	}
@@ -215,7 +229,7 @@ func (c *Cosigner) Last() []byte {
 // src is only called when a proof is needed. The checkpoint is stored durably
 // before the cosignature is returned.
 func (c *Cosigner) Cosign(ctx context.Context, checkpointNote []byte, src ProofSource) (note.Signature, error) {
-	cp, n, err := ParseCheckpoint(checkpointNote, c.opts.Origin, c.opts.LogVerifier)
+	cp, n, err := ParseCheckpoint(checkpointNote, c.opts.Origin, c.logs...)
 	if err != nil {
 		return note.Signature{}, err
 	}
@@ -241,7 +255,7 @@ func (c *Cosigner) Cosign(ctx context.Context, checkpointNote []byte, src ProofS
 // checkpoint (400); a note the log did not sign is an error of
 // [ParseCheckpoint] (403).
 func (c *Cosigner) AddCheckpoint(ctx context.Context, oldSize uint64, consistency [][]byte, checkpointNote []byte) (note.Signature, error) {
-	cp, n, err := ParseCheckpoint(checkpointNote, c.opts.Origin, c.opts.LogVerifier)
+	cp, n, err := ParseCheckpoint(checkpointNote, c.opts.Origin, c.logs...)
 	if err != nil {
 		return note.Signature{}, err
 	}
