@@ -3,7 +3,7 @@ GO       ?= go
 BIN      := bin/pyrsia-build
 FUZZTIME ?= 30s
 
-.PHONY: all build run test fmt-check vet fuzz bench clean
+.PHONY: all build run test fmt-check vet staticcheck fuzz bench clean
 
 all: build
 
@@ -15,10 +15,11 @@ build:
 run: build
 	scripts/demo.sh $(BIN)
 
-# Every test, with the race detector; fuzz targets run on their seed corpora.
+# Every test, with the race detector; fuzz targets run on their seed corpora;
+# gofmt, go vet and staticcheck first.
 # The cosign interoperability tests need cosign on PATH
 # (PATH="$$(scripts/install-cosign.sh):$$PATH"); .ci/run does that.
-test: fmt-check vet
+test: fmt-check vet staticcheck
 	$(GO) test -race -count=1 -timeout 30m ./...
 
 fmt-check:
@@ -26,6 +27,11 @@ fmt-check:
 
 vet:
 	$(GO) vet ./...
+
+# staticcheck at the version pinned in scripts/install-staticcheck.sh (built
+# from the Go module proxy once, then cached).
+staticcheck:
+	"$$(scripts/install-staticcheck.sh)/staticcheck" ./...
 
 # Explore with the fuzzers for FUZZTIME each.
 fuzz:
@@ -36,6 +42,7 @@ fuzz:
 	$(GO) test ./publish/witness -run '^$$' -fuzz '^FuzzParseCheckpoint$$' -fuzztime $(FUZZTIME)
 	$(GO) test ./publish/tlog -run '^$$' -fuzz '^FuzzParseTilePath$$' -fuzztime $(FUZZTIME)
 	$(GO) test ./builder -run '^$$' -fuzz '^FuzzParseSpec$$' -fuzztime $(FUZZTIME)
+	$(GO) test ./internal/cliargs -run '^$$' -fuzz '^FuzzReorder$$' -fuzztime $(FUZZTIME)
 
 # Benchmarks recorded in BENCHMARKS.md. PYRSIA_BENCH_SIZE sets the artifact
 # size in bytes (default 1 GiB); the builder benchmarks need root, buildkit

@@ -240,12 +240,17 @@ const (
 	dockerConfig       = "application/vnd.docker.container.image.v1+json"
 	dockerLayer        = "application/vnd.docker.image.rootfs.diff.tar"
 	dockerLayerGzip    = "application/vnd.docker.image.rootfs.diff.tar.gzip"
+	// The OCI spec deprecated non-distributable layers (image-spec#965),
+	// but layouts still hold them; their contents read like any layer's.
+	ociLayerNonDistributable     = "application/vnd.oci.image.layer.nondistributable.v1.tar"
+	ociLayerNonDistributableGzip = ociLayerNonDistributable + "+gzip"
+	ociLayerNonDistributableZstd = ociLayerNonDistributable + "+zstd"
 )
 
 // openOCILayout reads the layout's index.json and its single image
 // manifest. manifestDigest, if not empty, is the manifest to pick.
 func openOCILayout(dir, manifestDigest string) (*ociLayout, error) {
-	lb, err := os.ReadFile(filepath.Join(dir, ocispec.ImageLayoutFile))
+	lb, err := readLimited(filepath.Join(dir, ocispec.ImageLayoutFile), 4096)
 	if err != nil {
 		return nil, fmt.Errorf("%s is not an OCI image layout: %w", dir, err)
 	}
@@ -302,22 +307,6 @@ func openOCILayout(dir, manifestDigest string) (*ociLayout, error) {
 		}
 	}
 	return &ociLayout{dir: dir, desc: desc, manifest: m}, nil
-}
-
-func readLimited(name string, limit int64) ([]byte, error) {
-	f, err := os.Open(name)
-	if err != nil {
-		return nil, err
-	}
-	defer f.Close()
-	b, err := io.ReadAll(io.LimitReader(f, limit+1))
-	if err != nil {
-		return nil, err
-	}
-	if int64(len(b)) > limit {
-		return nil, fmt.Errorf("%s is larger than %d bytes", name, limit)
-	}
-	return b, nil
 }
 
 // blobPath returns the file of a sha256 blob, refusing other algorithms and
@@ -419,9 +408,9 @@ func (l *ociLayout) layerTar(i int) (io.Reader, func() error, error) {
 	var r io.Reader
 	var closeDec func()
 	switch d.MediaType {
-	case ocispec.MediaTypeImageLayer, ocispec.MediaTypeImageLayerNonDistributable, dockerLayer: //nolint:staticcheck // still found in layouts
+	case ocispec.MediaTypeImageLayer, ociLayerNonDistributable, dockerLayer:
 		r = b
-	case ocispec.MediaTypeImageLayerGzip, ocispec.MediaTypeImageLayerNonDistributableGzip, dockerLayerGzip: //nolint:staticcheck
+	case ocispec.MediaTypeImageLayerGzip, ociLayerNonDistributableGzip, dockerLayerGzip:
 		zr, err := gzip.NewReader(b)
 		if err != nil {
 			b.Close()
@@ -429,7 +418,7 @@ func (l *ociLayout) layerTar(i int) (io.Reader, func() error, error) {
 		}
 		zr.Multistream(true)
 		r = zr
-	case ocispec.MediaTypeImageLayerZstd, ocispec.MediaTypeImageLayerNonDistributableZstd: //nolint:staticcheck
+	case ocispec.MediaTypeImageLayerZstd, ociLayerNonDistributableZstd:
 		zr, err := zstd.NewReader(b, zstd.WithDecoderConcurrency(1))
 		if err != nil {
 			b.Close()
@@ -518,7 +507,7 @@ func (l *ociLayout) layerFiles(ctx context.Context, i int) (files []FileEntry, e
 		switch {
 		case strings.HasPrefix(path.Base(e.Path), ".wh."):
 			e.Type = FileWhiteout
-		case hdr.Typeflag == tar.TypeReg || hdr.Typeflag == tar.TypeRegA: //nolint:staticcheck // old tars use TypeRegA
+		case hdr.Typeflag == tar.TypeReg: // archive/tar reads the old TypeRegA as TypeReg
 			e.Type = FileRegular
 			h := sha256.New()
 			n, err := io.Copy(h, tr)
@@ -624,6 +613,10 @@ func WriteManifest(path string, m *OutputManifest) error {
 	return nil
 }
 
+// maxManifestSize bounds an output manifest file: about 300,000 file
+// entries.
+const maxManifestSize = 64 << 20
+
 // ParseManifest parses an output manifest strictly: unknown fields,
 // trailing data, another version and malformed entries are errors.
 func ParseManifest(data []byte) (*OutputManifest, error) {
@@ -646,8 +639,9 @@ func ParseManifest(data []byte) (*OutputManifest, error) {
 }
 
 // ReadManifest reads the output manifest at path (see [ParseManifest]).
+// The file must be a regular file of at most 64 MiB.
 func ReadManifest(path string) (*OutputManifest, error) {
-	data, err := os.ReadFile(path)
+	data, err := readLimited(path, maxManifestSize)
 	if err != nil {
 		return nil, fmt.Errorf("reading manifest: %w", err)
 	}

@@ -1,7 +1,6 @@
 package builder
 
 import (
-	"archive/tar"
 	"archive/zip"
 	"bufio"
 	"bytes"
@@ -17,7 +16,10 @@ import (
 	"os/exec"
 	"path"
 	"path/filepath"
+	"slices"
 	"strings"
+
+	"github.com/pyrsia/pyrsia-build/builder/internal/untar"
 )
 
 // maxArchiveSize bounds a downloaded or unpacked source archive.
@@ -26,12 +28,13 @@ const maxArchiveSize = 4 << 30
 // fetchSource puts the spec's source tree into dst (an empty folder) and
 // returns what was resolved: "sha256:<hex>" of the archive, or
 // "gitCommit:<commit>" for git.
-func fetchSource(ctx context.Context, s *Spec, specDir, dst string, progress io.Writer) (string, error) {
+// remote says the spec came over a network (see [Spec.ValidateRemote]).
+func fetchSource(ctx context.Context, s *Spec, specDir, dst string, remote bool, progress io.Writer) (string, error) {
 	switch {
 	case s.Source.Archive != nil:
 		return fetchArchive(ctx, s.Source.Archive, specDir, dst, progress)
 	case s.Source.Git != nil:
-		return fetchGit(ctx, s.Source.Git, specDir, dst, progress)
+		return fetchGit(ctx, s.Source.Git, specDir, dst, remote, progress)
 	}
 	return "", errors.New("builder: spec has no source")
 }
@@ -96,6 +99,10 @@ func fetchArchive(ctx context.Context, a *ArchiveSource, specDir, dst string, pr
 	return "sha256:" + got, nil
 }
 
+// sourceTarOptions: a source tree holds files, folders and links only, and
+// stays writable so it can be removed.
+var sourceTarOptions = untar.Options{MaxSize: maxArchiveSize, SkipUnknown: true, DirMode: 0o700}
+
 // unpack extracts a tar, tar.gz or zip archive (told apart by their first
 // bytes) into dst, refusing names that would leave dst.
 func unpack(f *os.File, size int64, dst string) error {
@@ -128,85 +135,32 @@ func unpack(f *os.File, size int64, dst string) error {
 			return err
 		}
 		defer gz.Close()
-		return unpackTar(root, gz)
+		return untar.ExtractRoot(gz, root, sourceTarOptions)
 	default:
-		return unpackTar(root, br)
-	}
-}
-
-// cleanName returns an archive member's name relative to the root, or an
-// error for absolute names and names with "..".
-func cleanName(name string) (string, error) {
-	clean := path.Clean(strings.TrimPrefix(name, "./"))
-	if path.IsAbs(name) || clean == ".." || strings.HasPrefix(clean, "../") {
-		return "", fmt.Errorf("member %q would be written outside the source folder", name)
-	}
-	return clean, nil
-}
-
-func unpackTar(root *os.Root, r io.Reader) error {
-	tr := tar.NewReader(r)
-	var total int64
-	for {
-		hdr, err := tr.Next()
-		if errors.Is(err, io.EOF) {
-			return nil
-		}
-		if err != nil {
-			return fmt.Errorf("reading tar: %w", err)
-		}
-		name, err := cleanName(hdr.Name)
-		if err != nil {
-			return err
-		}
-		if name == "." {
-			continue
-		}
-		mode := hdr.FileInfo().Mode().Perm()
-		switch hdr.Typeflag {
-		case tar.TypeDir:
-			if err := root.MkdirAll(name, mode|0o700); err != nil {
-				return err
-			}
-		case tar.TypeReg:
-			total += hdr.Size
-			if total > maxArchiveSize {
-				return fmt.Errorf("unpacks to over %d bytes", int64(maxArchiveSize))
-			}
-			if err := writeRootFile(root, name, mode, tr); err != nil {
-				return err
-			}
-		case tar.TypeSymlink:
-			if err := root.MkdirAll(path.Dir(name), 0o755); err != nil {
-				return err
-			}
-			if err := root.Symlink(hdr.Linkname, name); err != nil {
-				return err
-			}
-		case tar.TypeLink:
-			target, err := cleanName(hdr.Linkname)
-			if err != nil {
-				return err
-			}
-			if err := root.Link(target, name); err != nil {
-				return err
-			}
-		default:
-			// Devices, fifos and the like have no place in a source tree.
-		}
+		return untar.ExtractRoot(br, root, sourceTarOptions)
 	}
 }
 
 func unpackZipFile(root *os.Root, zf *zip.File) error {
-	name, err := cleanName(zf.Name)
+	if err := unpackZipMember(root, zf); err != nil {
+		return fmt.Errorf("member %q: %w", zf.Name, err)
+	}
+	return nil
+}
+
+func unpackZipMember(root *os.Root, zf *zip.File) error {
+	name, err := untar.MemberPath(zf.Name)
 	if err != nil {
 		return err
+	}
+	if name == "." {
+		return nil
 	}
 	if zf.FileInfo().IsDir() {
 		return root.MkdirAll(name, 0o755)
 	}
 	if zf.UncompressedSize64 > maxArchiveSize {
-		return fmt.Errorf("member %q is too large", zf.Name)
+		return fmt.Errorf("larger than %d bytes", int64(maxArchiveSize))
 	}
 	rc, err := zf.Open()
 	if err != nil {
@@ -233,14 +187,26 @@ func writeRootFile(root *os.Root, name string, mode os.FileMode, r io.Reader) er
 
 // fetchGit clones the repository and checks out the pinned commit. The
 // .git folder is removed: the build sees the tree only.
-func fetchGit(ctx context.Context, g *GitSource, specDir, dst string, progress io.Writer) (string, error) {
+//
+// For a remote spec git runs as a stranger would on the node: without the
+// node user's git configuration (so without its credential helpers and
+// URL rewrites) and with only the https, http and git transports, whatever
+// the URL says.
+func fetchGit(ctx context.Context, g *GitSource, specDir, dst string, remote bool, progress io.Writer) (string, error) {
 	url := g.URL
 	if !strings.Contains(url, "://") && !strings.HasPrefix(url, "/") && !strings.Contains(url, "@") {
 		url = filepath.Join(specDir, url) // a local path, relative to the spec
 	}
+	env := append(os.Environ(), "GIT_TERMINAL_PROMPT=0", "GIT_CONFIG_NOSYSTEM=1")
+	var global []string
+	if remote {
+		env = append(env, "GIT_CONFIG_GLOBAL="+os.DevNull, "GIT_ASKPASS=/bin/false", "SSH_ASKPASS=/bin/false")
+		global = []string{"-c", "credential.helper=", "-c", "protocol.allow=never",
+			"-c", "protocol.https.allow=always", "-c", "protocol.http.allow=always", "-c", "protocol.git.allow=always"}
+	}
 	git := func(args ...string) ([]byte, error) {
-		cmd := exec.CommandContext(ctx, "git", args...)
-		cmd.Env = append(os.Environ(), "GIT_TERMINAL_PROMPT=0", "GIT_CONFIG_NOSYSTEM=1")
+		cmd := exec.CommandContext(ctx, "git", append(slices.Clone(global), args...)...)
+		cmd.Env = env
 		out, err := cmd.CombinedOutput()
 		if err != nil {
 			return nil, fmt.Errorf("git %s: %w\n%s", args[0], err, tail(string(out), 10))

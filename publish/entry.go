@@ -14,6 +14,7 @@ import (
 	"unicode"
 	"unicode/utf8"
 
+	"github.com/pyrsia/pyrsia-build/attest"
 	dssepb "github.com/sigstore/protobuf-specs/gen/pb-go/dsse"
 	"github.com/transparency-dev/merkle/rfc6962"
 )
@@ -150,6 +151,9 @@ func (e *Entry) wire() (*wireEntry, error) {
 	if err := checkSpec(e.Spec); err != nil {
 		return nil, err
 	}
+	if err := CheckLabels(e); err != nil {
+		return nil, err
+	}
 	if len(e.Subjects) == 0 {
 		return nil, errors.New("publish: entry: no subjects (an entry publishes at least one artifact)")
 	}
@@ -220,14 +224,17 @@ func wireEnv(env *dssepb.Envelope) (wireEnvelope, error) {
 	if env.GetPayloadType() == "" {
 		return wireEnvelope{}, errors.New("empty payloadType")
 	}
-	if !utf8.ValidString(env.GetPayloadType()) {
-		return wireEnvelope{}, errors.New("payloadType is not valid UTF-8")
+	if env.GetPayloadType() != attest.InTotoPayloadType {
+		return wireEnvelope{}, fmt.Errorf("payloadType %q, want %q (an entry carries in-toto attestations)", truncate(env.GetPayloadType()), attest.InTotoPayloadType)
 	}
 	if len(env.GetPayload()) == 0 {
 		return wireEnvelope{}, errors.New("empty payload")
 	}
 	if len(env.GetSignatures()) == 0 {
 		return wireEnvelope{}, errors.New("no signatures")
+	}
+	if n := len(env.GetSignatures()); n > attest.MaxSignatures {
+		return wireEnvelope{}, fmt.Errorf("%d signatures, more than %d (a build node signs its envelope once)", n, attest.MaxSignatures)
 	}
 	we := wireEnvelope{
 		PayloadType: env.GetPayloadType(),
@@ -423,6 +430,37 @@ func checkCoordinate(ecosystem, coordinate string) error {
 	return nil
 }
 
+// ErrLabelMismatch is wrapped by the error for an entry whose ecosystem or
+// coordinate is not its spec's: genuine attestations put under another
+// name. Use errors.Is.
+var ErrLabelMismatch = errors.New("publish: entry: the entry's name is not its spec's")
+
+// CheckLabels checks that the ecosystem and coordinate an entry claims are
+// its spec's "ecosystem" and "coordinate" fields, so that nobody (a log
+// operator, an appender) can publish the build nodes' attestations of one
+// artifact under another artifact's name. [ParseEntry], [NewEntry],
+// [VerifyEntry] and the index check it.
+func CheckLabels(e *Entry) error {
+	var labels struct {
+		Ecosystem  *string `json:"ecosystem"`
+		Coordinate *string `json:"coordinate"`
+	}
+	if err := json.Unmarshal(e.Spec, &labels); err != nil {
+		return fmt.Errorf("publish: entry: spec: ecosystem and coordinate: %w", explainJSON(err, len(e.Spec)))
+	}
+	switch {
+	case labels.Ecosystem == nil:
+		return fmt.Errorf("%w: the spec has no \"ecosystem\" field", ErrLabelMismatch)
+	case labels.Coordinate == nil:
+		return fmt.Errorf("%w: the spec has no \"coordinate\" field", ErrLabelMismatch)
+	case *labels.Ecosystem != e.Ecosystem:
+		return fmt.Errorf("%w: the entry says ecosystem %q, its spec %q", ErrLabelMismatch, truncate(e.Ecosystem), truncate(*labels.Ecosystem))
+	case *labels.Coordinate != e.Coordinate:
+		return fmt.Errorf("%w: the entry says coordinate %q, its spec %q", ErrLabelMismatch, truncate(e.Coordinate), truncate(*labels.Coordinate))
+	}
+	return nil
+}
+
 func checkSpec(spec json.RawMessage) error {
 	if len(spec) == 0 {
 		return errors.New("publish: entry: missing spec")
@@ -497,115 +535,7 @@ func marshalJSON(v any) ([]byte, error) {
 	return bytes.TrimSuffix(buf.Bytes(), []byte("\n")), nil
 }
 
-// maxJSONDepth bounds the nesting of a spec: build specs are shallow.
-const maxJSONDepth = 64
-
 // CanonicalJSON returns the canonical form of a JSON value, the form an
-// entry's spec must have: no insignificant whitespace, object keys sorted by
-// their UTF-8 bytes, strings escaped as encoding/json escapes them without
-// HTML escaping, and numbers kept exactly as written. It rejects invalid
-// UTF-8, duplicate object keys, trailing data and nesting deeper than 64.
-func CanonicalJSON(b []byte) ([]byte, error) {
-	if !utf8.Valid(b) {
-		return nil, errors.New("not valid UTF-8")
-	}
-	dec := json.NewDecoder(bytes.NewReader(b))
-	dec.UseNumber()
-	var out bytes.Buffer
-	out.Grow(len(b))
-	if err := canonValue(dec, &out, 0); err != nil {
-		return nil, explainJSON(err, len(b))
-	}
-	if _, err := dec.Token(); err != io.EOF {
-		return nil, errors.New("trailing data after the JSON value")
-	}
-	return out.Bytes(), nil
-}
-
-func canonValue(dec *json.Decoder, out *bytes.Buffer, depth int) error {
-	if depth > maxJSONDepth {
-		return fmt.Errorf("nested more than %d deep", maxJSONDepth)
-	}
-	tok, err := dec.Token()
-	if err != nil {
-		return err
-	}
-	switch t := tok.(type) {
-	case json.Delim:
-		switch t {
-		case '[':
-			out.WriteByte('[')
-			for first := true; dec.More(); first = false {
-				if !first {
-					out.WriteByte(',')
-				}
-				if err := canonValue(dec, out, depth+1); err != nil {
-					return err
-				}
-			}
-			out.WriteByte(']')
-		case '{':
-			type member struct {
-				key string
-				val []byte
-			}
-			var members []member
-			seen := make(map[string]bool)
-			for dec.More() {
-				kt, err := dec.Token()
-				if err != nil {
-					return err
-				}
-				key, ok := kt.(string)
-				if !ok {
-					return errors.New("object key is not a string")
-				}
-				if seen[key] {
-					return fmt.Errorf("duplicate object key %q", truncate(key))
-				}
-				seen[key] = true
-				var vb bytes.Buffer
-				if err := canonValue(dec, &vb, depth+1); err != nil {
-					return err
-				}
-				members = append(members, member{key, vb.Bytes()})
-			}
-			slices.SortFunc(members, func(a, b member) int { return strings.Compare(a.key, b.key) })
-			out.WriteByte('{')
-			for i, m := range members {
-				if i > 0 {
-					out.WriteByte(',')
-				}
-				writeJSONString(out, m.key)
-				out.WriteByte(':')
-				out.Write(m.val)
-			}
-			out.WriteByte('}')
-		default:
-			return fmt.Errorf("unexpected %q", t)
-		}
-		// The closing delimiter.
-		if _, err := dec.Token(); err != nil {
-			return err
-		}
-	case string:
-		writeJSONString(out, t)
-	case json.Number:
-		out.WriteString(t.String())
-	case bool:
-		out.WriteString(fmt.Sprint(t))
-	case nil:
-		out.WriteString("null")
-	default:
-		return fmt.Errorf("unexpected JSON token %v", t)
-	}
-	return nil
-}
-
-func writeJSONString(out *bytes.Buffer, s string) {
-	b, err := marshalJSON(s)
-	if err != nil {
-		panic("publish: encoding a string: " + err.Error())
-	}
-	out.Write(b)
-}
+// entry's spec must have. It is [attest.CanonicalJSON], the one encoder the
+// builder's input digest uses too.
+func CanonicalJSON(b []byte) ([]byte, error) { return attest.CanonicalJSON(b) }

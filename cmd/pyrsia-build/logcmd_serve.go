@@ -2,13 +2,13 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
 	"net"
 	"net/http"
 	"time"
 
+	"github.com/pyrsia/pyrsia-build/internal/httpserver"
 	"github.com/pyrsia/pyrsia-build/publish"
 	"github.com/pyrsia/pyrsia-build/publish/index"
 	"github.com/pyrsia/pyrsia-build/publish/tlog"
@@ -147,11 +147,6 @@ func serveLog(ctx context.Context, ln net.Listener, l *tlog.Log, opts serveOptio
 		mux.Handle("/lookup/", opts.Index.Handler())
 		handler = mux
 	}
-	srv := &http.Server{
-		Handler:           handler,
-		ReadHeaderTimeout: 10 * time.Second,
-		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
-	}
 	publish := func(ctx context.Context) {
 		if cp := l.Checkpoint(); cp != nil && cp.Size == l.Size() {
 			return
@@ -174,10 +169,7 @@ func serveLog(ctx context.Context, ln net.Listener, l *tlog.Log, opts serveOptio
 	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() error {
 		log.InfoContext(gctx, "serving log", "addr", ln.Addr().String(), "origin", l.Origin(), "size", l.Size())
-		if err := srv.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
-			return fmt.Errorf("serving on %s: %w", ln.Addr(), err)
-		}
-		return nil
+		return httpserver.Serve(gctx, ln, handler, httpserver.Options{Logger: log})
 	})
 	g.Go(func() error {
 		publish(gctx)
@@ -186,21 +178,12 @@ func serveLog(ctx context.Context, ln net.Listener, l *tlog.Log, opts serveOptio
 		for {
 			select {
 			case <-gctx.Done():
+				log.InfoContext(gctx, "shutting down")
 				return nil
 			case <-t.C:
 				publish(gctx)
 			}
 		}
-	})
-	g.Go(func() error {
-		<-gctx.Done()
-		log.InfoContext(gctx, "shutting down")
-		sctx, cancel := context.WithTimeout(context.WithoutCancel(gctx), 10*time.Second)
-		defer cancel()
-		if err := srv.Shutdown(sctx); err != nil {
-			return fmt.Errorf("shutting down the server: %w", err)
-		}
-		return nil
 	})
 	return g.Wait()
 }

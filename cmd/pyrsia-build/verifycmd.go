@@ -1,15 +1,16 @@
 package main
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"os"
 	"strings"
 
 	"github.com/pyrsia/pyrsia-build/attest"
 	"github.com/pyrsia/pyrsia-build/publish"
+	"github.com/pyrsia/pyrsia-build/publish/policy"
 	"github.com/pyrsia/pyrsia-build/publish/witness"
 	"github.com/urfave/cli/v2"
 	"golang.org/x/mod/sumdb/note"
@@ -72,6 +73,9 @@ Examples:
 				return inputErr(fmt.Errorf("verify takes one ARTIFACT, got %d arguments", c.NArg()),
 					"run 'pyrsia-build verify --help' for usage")
 			}
+			if err := checkThresholds(c); err != nil {
+				return err
+			}
 			artifact := c.Args().First()
 			if fi, err := os.Stat(artifact); err != nil {
 				return inputErr(fmt.Errorf("artifact: %w", err))
@@ -82,11 +86,11 @@ Examples:
 			if bundlePath == "" {
 				bundlePath = artifact + ".sigstore.json"
 			}
-			keys, err := loadPublicKeys(c.StringSlice("key"))
+			keys, err := loadPublicKeys(c.Context, c.StringSlice("key"))
 			if err != nil {
 				return err
 			}
-			data, err := readBundleFile(bundlePath)
+			data, err := readBundleFile(c.Context, bundlePath)
 			if err != nil {
 				return err
 			}
@@ -132,22 +136,12 @@ func verifyProof(c *cli.Context, artifact, bundlePath string, data []byte, keys 
 		return err
 	}
 	var cosigners []note.Verifier
-	seen := make(map[string]string)
 	for _, p := range c.StringSlice("cosigner-key") {
-		vkey, err := witness.ReadVerifierKeyFile(p)
+		// One key under two names counts once: policy.NewTrust
+		// de-duplicates by public key.
+		v, err := readNoteVerifier(p, witness.NewCosignatureVerifier)
 		if err != nil {
-			return inputErr(err)
-		}
-		// A cosignature does not cover the signer's name: one key under
-		// two names must not count twice.
-		raw := vkey[strings.LastIndex(vkey, "+")+1:]
-		if other, dup := seen[raw]; dup {
-			return inputErr(fmt.Errorf("%s and %s hold the same cosigner key", other, p))
-		}
-		seen[raw] = p
-		v, err := witness.NewCosignatureVerifier(vkey)
-		if err != nil {
-			return inputErr(fmt.Errorf("%s: %w", p, err))
+			return err
 		}
 		cosigners = append(cosigners, v)
 	}
@@ -155,11 +149,16 @@ func verifyProof(c *cli.Context, artifact, bundlePath string, data []byte, keys 
 		return inputErr(fmt.Errorf("%s is a proof bundle: --cosigner-key is needed to check that its checkpoint is final", bundlePath),
 			"pass the build nodes' note keys (--cosigner-key node-a.note.pub ...), or --allow-unwitnessed to trust the log's signature alone")
 	}
-	ev, err := publish.VerifyProof(c.Context, attest.FileArtifact(artifact), pb, publish.ProofOptions{
-		Keys: keys, Threshold: c.Int("threshold"), PredicateType: ptype,
-		Origin: c.String("origin"), LogVerifier: logVerifier,
+	trust, err := policy.NewTrust(policy.TrustOptions{
+		Origin: c.String("origin"), LogVerifiers: []note.Verifier{logVerifier},
 		Cosigners: cosigners, CosignThreshold: c.Int("cosign-threshold"),
-		AllowUnwitnessed: c.Bool("allow-unwitnessed"),
+		BuildKeys: keys, BuildThreshold: c.Int("threshold"),
+	})
+	if err != nil {
+		return inputErr(trimPrefix(err, "policy: trust: "))
+	}
+	ev, err := publish.VerifyProof(c.Context, attest.FileArtifact(artifact), pb, trust, publish.ProofOptions{
+		PredicateType: ptype, AllowUnwitnessed: c.Bool("allow-unwitnessed"),
 	})
 	if err := verifyErr(artifact, err); err != nil {
 		return err
@@ -170,6 +169,30 @@ func verifyProof(c *cli.Context, artifact, bundlePath string, data []byte, keys 
 		Cosigners: ev.Cosigners, InputDigest: ev.Entry.InputDigest, Coordinate: ev.Entry.Coordinate,
 	}
 	return printVerdict(c, v)
+}
+
+// checkThresholds refuses thresholds that no evidence could meet, or that
+// would be ignored, as usage errors, before anything is read.
+func checkThresholds(c *cli.Context) error {
+	hint := "run 'pyrsia-build verify --help' for usage"
+	keys, cosigners := len(c.StringSlice("key")), len(c.StringSlice("cosigner-key"))
+	if n := c.Int("threshold"); c.IsSet("threshold") && (n < 1 || n > keys) {
+		return inputErr(fmt.Errorf("--threshold %d is out of range: give 1 to %d for %d --key files", n, keys, keys), hint)
+	}
+	if !c.IsSet("cosign-threshold") {
+		return nil
+	}
+	n := c.Int("cosign-threshold")
+	switch {
+	case cosigners == 0 && c.Bool("allow-unwitnessed"):
+		return inputErr(fmt.Errorf("--cosign-threshold %d with --allow-unwitnessed and no --cosigner-key: the threshold would be ignored", n),
+			"pass the cosigners' keys with --cosigner-key to require cosignatures, or drop --cosign-threshold to trust the log's signature alone")
+	case cosigners == 0:
+		return inputErr(fmt.Errorf("--cosign-threshold needs --cosigner-key"), hint)
+	case n < 1 || n > cosigners:
+		return inputErr(fmt.Errorf("--cosign-threshold %d is out of range: give 1 to %d for %d --cosigner-key files", n, cosigners, cosigners), hint)
+	}
+	return nil
 }
 
 // verifyErr turns a verifier's error into the command's.
@@ -185,7 +208,7 @@ func verifyErr(artifact string, err error) error {
 }
 
 func readNoteVerifier(path string, parse func(string) (note.Verifier, error)) (note.Verifier, error) {
-	vkey, err := witness.ReadVerifierKeyFile(path)
+	vkey, err := readVerifierKeyFile(path)
 	if err != nil {
 		return nil, inputErr(err)
 	}
@@ -198,26 +221,14 @@ func readNoteVerifier(path string, parse func(string) (note.Verifier, error)) (n
 
 // readBundleFile reads a bundle file of either kind, within the larger
 // size limit.
-func readBundleFile(path string) ([]byte, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return nil, inputErr(fmt.Errorf("reading bundle: %w", err),
-			"make one with 'pyrsia-build attest' or 'pyrsia-build log proof', or name it with --bundle")
-	}
-	defer f.Close()
-	data, err := io.ReadAll(io.LimitReader(f, max(attest.MaxBundleSize, publish.MaxProofBundleSize)+1))
-	if err != nil {
-		return nil, inputErr(fmt.Errorf("reading bundle %s: %w", path, err))
-	}
-	return data, nil
+func readBundleFile(ctx context.Context, path string) ([]byte, error) {
+	return readFile(ctx, path, "bundle", maxBundleFileSize,
+		"make one with 'pyrsia-build attest' or 'pyrsia-build log proof', or name it with --bundle")
 }
 
 // isProofBundle tells a proof bundle from a Sigstore bundle by its media type.
 func isProofBundle(data []byte) bool {
-	var probe struct {
-		MediaType string `json:"mediaType"`
-	}
-	return json.Unmarshal(data, &probe) == nil && probe.MediaType == publish.ProofBundleMediaType
+	return publish.IsProofBundle(data)
 }
 
 func verifyHint(err error) string {

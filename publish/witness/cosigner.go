@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"sync"
 
+	"github.com/pyrsia/pyrsia-build/attest"
 	"github.com/transparency-dev/formats/log"
 	"github.com/transparency-dev/merkle/proof"
 	"github.com/transparency-dev/merkle/rfc6962"
@@ -22,13 +23,26 @@ import (
 // holds the last checkpoint it cosigned.
 const StateFile = "cosigned-checkpoint"
 
-// ErrFork is the error a [Cosigner] returns for a checkpoint that does not
-// extend the one it last cosigned. Use errors.Is; errors.As with a
-// [*ForkError] gives the two checkpoints.
-var ErrFork = errors.New("witness: checkpoint does not extend the last cosigned one")
+// ErrFork is wrapped by a [*ForkError]: the proof that the log forked, two
+// checkpoints both signed by the log key that cannot both be true. Use
+// errors.Is.
+var ErrFork = errors.New("witness: the log forked")
 
-// ForkError is the evidence that a log presented two checkpoints that are not
-// consistent with each other, or failed to prove that they are.
+// ErrConflict is wrapped by a [*ConflictError]: the checkpoint offered is
+// behind the one last cosigned (the submitter is stale, or lying). Nothing
+// is proven about the log. It is C2SP tlog-witness's "409 Conflict". Use
+// errors.Is.
+var ErrConflict = errors.New("witness: checkpoint is behind the one last cosigned")
+
+// ErrBadProof is wrapped by a [*BadProofError]: the consistency proof given
+// for a checkpoint does not verify. As the proof source need not be
+// trusted, this proves nothing about the log either. It is C2SP
+// tlog-witness's "422 Unprocessable Entity". Use errors.Is.
+var ErrBadProof = errors.New("witness: consistency proof does not verify")
+
+// ForkError is the evidence that the log signed two checkpoints that cannot
+// both be true: the same tree size with different roots. Old and New are
+// both signed by the log key, so anyone can check the evidence.
 type ForkError struct {
 	// Old is the signed note of the checkpoint last cosigned, and OldCheckpoint its body.
 	Old           []byte
@@ -36,30 +50,75 @@ type ForkError struct {
 	// New is the signed note of the refused checkpoint, and NewCheckpoint its body.
 	New           []byte
 	NewCheckpoint log.Checkpoint
-	// Reason says what is wrong: a smaller size, another root at the same
-	// size, or the consistency proof that does not verify (Err).
+	// Reason says what is wrong.
 	Reason string
-	Err    error
 }
 
 func (e *ForkError) Error() string {
-	msg := fmt.Sprintf("witness: fork of log %q: %s: cosigned size %d root %s, offered size %d root %s",
-		e.NewCheckpoint.Origin, e.Reason,
+	return fmt.Sprintf("witness: the log %q forked: %s: cosigned size %d root %s, offered size %d root %s",
+		truncate(e.NewCheckpoint.Origin), e.Reason,
 		e.OldCheckpoint.Size, base64.StdEncoding.EncodeToString(e.OldCheckpoint.Hash),
 		e.NewCheckpoint.Size, base64.StdEncoding.EncodeToString(e.NewCheckpoint.Hash))
-	if e.Err != nil {
-		msg += ": " + e.Err.Error()
-	}
-	return msg
 }
 
-// Unwrap returns [ErrFork] and the proof error, if any.
-func (e *ForkError) Unwrap() []error {
-	if e.Err != nil {
-		return []error{ErrFork, e.Err}
-	}
-	return []error{ErrFork}
+// Unwrap returns [ErrFork].
+func (e *ForkError) Unwrap() error { return ErrFork }
+
+// ConflictError says that the checkpoint offered is smaller than the one
+// last cosigned, or (from [Cosigner.AddCheckpoint]) that the old size given
+// is not the size of the one last cosigned. Latest is the size to extend
+// from, what a C2SP tlog-witness sends back with "409 Conflict".
+type ConflictError struct {
+	Origin  string
+	Latest  uint64 // size of the checkpoint last cosigned
+	Offered uint64 // size of the checkpoint offered
+	OldSize uint64 // the old size the submitter gave, for AddCheckpoint
 }
+
+func (e *ConflictError) Error() string {
+	if e.Offered >= e.Latest {
+		return fmt.Sprintf("witness: checkpoint of %q: old size %d is not the size last cosigned, %d (send a consistency proof from size %d)",
+			truncate(e.Origin), e.OldSize, e.Latest, e.Latest)
+	}
+	return fmt.Sprintf("witness: checkpoint of %q at size %d is behind the one last cosigned at size %d (the submitter is stale: send a checkpoint of at least size %d)",
+		truncate(e.Origin), e.Offered, e.Latest, e.Latest)
+}
+
+// Unwrap returns [ErrConflict].
+func (e *ConflictError) Unwrap() error { return ErrConflict }
+
+// BadProofError says that the consistency proof from OldSize to NewSize
+// did not verify.
+type BadProofError struct {
+	Origin           string
+	OldSize, NewSize uint64
+	Err              error
+}
+
+func (e *BadProofError) Error() string {
+	return fmt.Sprintf("witness: consistency proof of %q from size %d to %d does not verify (a bad proof source, or a forked log: nothing is proven): %v",
+		truncate(e.Origin), e.OldSize, e.NewSize, e.Err)
+}
+
+// Unwrap returns [ErrBadProof] and the proof error.
+func (e *BadProofError) Unwrap() []error { return []error{ErrBadProof, e.Err} }
+
+// CosignerClient asks a cosigner (a build node's witness) for its
+// cosignature on a checkpoint. Cosign returns a tlog-cosignature/v1
+// signature on checkpointNote, which must be signed by the log, once the
+// cosigner has checked that it extends the last checkpoint it cosigned,
+// with consistency proofs from src. It returns a [*ForkError] for proof
+// that the log forked, a [*ConflictError] for a checkpoint behind the
+// cosigner's, a [*BadProofError] for a proof that does not verify, and
+// other errors for anything else. It returns when ctx is done.
+//
+// [*Cosigner] is the local implementation; a remote one speaks C2SP
+// tlog-witness.
+type CosignerClient interface {
+	Cosign(ctx context.Context, checkpointNote []byte, src ProofSource) (note.Signature, error)
+}
+
+var _ CosignerClient = (*Cosigner)(nil)
 
 // ProofSource gives consistency proofs of the log between two tree sizes,
 // as lists of RFC 6962 hashes. It is expected to retry transient errors and to
@@ -85,6 +144,10 @@ type CosignerOptions struct {
 	Origin string
 	// LogVerifier checks the log's signature on checkpoints.
 	LogVerifier note.Verifier
+	// LogVerifiers are more keys that may sign the log's checkpoints (in
+	// a network, every build node's): a checkpoint signed by any of
+	// LogVerifier and LogVerifiers is accepted. LogVerifier may then be nil.
+	LogVerifiers []note.Verifier
 	// StateDir holds the last cosigned checkpoint, in the file [StateFile].
 	// It is created if missing.
 	StateDir string
@@ -95,6 +158,7 @@ type CosignerOptions struct {
 // at a time.
 type Cosigner struct {
 	opts CosignerOptions
+	logs []note.Verifier // LogVerifier and LogVerifiers
 
 	mu        sync.Mutex
 	last      []byte          // signed note of the last cosigned checkpoint, nil if none
@@ -113,7 +177,7 @@ func NewCosigner(opts CosignerOptions) (*Cosigner, error) {
 		return nil, errors.New("witness: cosigner: no signer given")
 	case opts.Origin == "":
 		return nil, errors.New("witness: cosigner: no log origin given")
-	case opts.LogVerifier == nil:
+	case opts.LogVerifier == nil && len(opts.LogVerifiers) == 0:
 		return nil, errors.New("witness: cosigner: no log verifier given")
 	case opts.StateDir == "":
 		return nil, errors.New("witness: cosigner: no state directory given")
@@ -122,14 +186,23 @@ func NewCosigner(opts CosignerOptions) (*Cosigner, error) {
 		return nil, fmt.Errorf("witness: cosigner: creating state directory: %w", err)
 	}
 	c := &Cosigner{opts: opts, statePath: filepath.Join(opts.StateDir, StateFile)}
-	b, err := os.ReadFile(c.statePath)
+	if opts.LogVerifier != nil {
+		c.logs = append(c.logs, opts.LogVerifier)
+	}
+	for _, v := range opts.LogVerifiers {
+		if v == nil {
+			return nil, errors.New("witness: cosigner: nil log verifier")
+		}
+		c.logs = append(c.logs, v)
+	}
+	b, err := attest.ReadFileLimited(c.statePath, MaxCheckpointSize)
 	if errors.Is(err, fs.ErrNotExist) {
 		return c, nil
 	}
 	if err != nil {
 		return nil, fmt.Errorf("witness: cosigner: reading state: %w", err)
 	}
-	cp, _, err := ParseCheckpoint(b, opts.Origin, opts.LogVerifier)
+	cp, _, err := ParseCheckpoint(b, opts.Origin, c.logs...)
 	if err != nil {
 		return nil, fmt.Errorf("witness: cosigner: state file %s is corrupt or for another log (it is not reset automatically): %w", c.statePath, err)
 	}
@@ -149,11 +222,14 @@ func (c *Cosigner) Last() []byte {
 // The note must be signed by the log and carry the configured origin. If a
 // checkpoint was cosigned before, the new one must have the same size and
 // root (cosigning it again is allowed), or a larger size and a consistency
-// proof from src that verifies; otherwise Cosign returns a [*ForkError].
+// proof from src that verifies. Otherwise Cosign returns a [*ForkError]
+// for the same size with another root (the proof of a fork), a
+// [*ConflictError] for a smaller size, a [*BadProofError] for a proof that
+// does not verify.
 // src is only called when a proof is needed. The checkpoint is stored durably
 // before the cosignature is returned.
 func (c *Cosigner) Cosign(ctx context.Context, checkpointNote []byte, src ProofSource) (note.Signature, error) {
-	cp, n, err := ParseCheckpoint(checkpointNote, c.opts.Origin, c.opts.LogVerifier)
+	cp, n, err := ParseCheckpoint(checkpointNote, c.opts.Origin, c.logs...)
 	if err != nil {
 		return note.Signature{}, err
 	}
@@ -164,6 +240,71 @@ func (c *Cosigner) Cosign(ctx context.Context, checkpointNote []byte, src ProofS
 		return note.Signature{}, err
 	}
 
+	return c.cosignLocked(n, cp)
+}
+
+// AddCheckpoint is C2SP tlog-witness's add-checkpoint: checkpointNote must
+// be signed by the log, oldSize must be the size of the checkpoint last
+// cosigned (0 if none), and consistency the RFC 6962 proof from oldSize to
+// the checkpoint's size (empty from 0). It returns the cosignature once the
+// checkpoint is stored. Errors map to the protocol's answers: a
+// [*ConflictError] for an oldSize that is not the latest size (409, with
+// the size to use), a [*ForkError] for the same size with another root
+// (409, and the proof of a fork), a [*BadProofError] for a proof that does
+// not verify (422), [ErrOldSizeTooLarge] for an oldSize beyond the
+// checkpoint (400); a note the log did not sign is an error of
+// [ParseCheckpoint] (403).
+func (c *Cosigner) AddCheckpoint(ctx context.Context, oldSize uint64, consistency [][]byte, checkpointNote []byte) (note.Signature, error) {
+	cp, n, err := ParseCheckpoint(checkpointNote, c.opts.Origin, c.logs...)
+	if err != nil {
+		return note.Signature{}, err
+	}
+	if oldSize > cp.Size {
+		return note.Signature{}, fmt.Errorf("%w: old size %d, checkpoint size %d", ErrOldSizeTooLarge, oldSize, cp.Size)
+	}
+	if len(consistency) > 63 {
+		return note.Signature{}, &BadProofError{Origin: cp.Origin, OldSize: oldSize, NewSize: cp.Size, Err: fmt.Errorf("%d proof hashes, more than 63", len(consistency))}
+	}
+	if err := ctx.Err(); err != nil {
+		return note.Signature{}, err
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	var latest uint64
+	if c.lastCP != nil {
+		latest = c.lastCP.Size
+	}
+	if oldSize != latest {
+		return note.Signature{}, &ConflictError{Origin: cp.Origin, Latest: latest, Offered: cp.Size, OldSize: oldSize}
+	}
+	switch old := c.lastCP; {
+	case old == nil || oldSize == 0:
+		if len(consistency) != 0 {
+			return note.Signature{}, &BadProofError{Origin: cp.Origin, OldSize: 0, NewSize: cp.Size, Err: errors.New("a proof from size 0 must be empty")}
+		}
+	case cp.Size == old.Size:
+		if !bytes.Equal(cp.Hash, old.Hash) {
+			return note.Signature{}, &ForkError{
+				Old: bytes.Clone(c.last), OldCheckpoint: *old,
+				New: bytes.Clone(checkpointNote), NewCheckpoint: *cp,
+				Reason: "same tree size, different root",
+			}
+		}
+	default:
+		if err := proof.VerifyConsistency(rfc6962.DefaultHasher, old.Size, cp.Size, consistency, old.Hash, cp.Hash); err != nil {
+			return note.Signature{}, &BadProofError{Origin: cp.Origin, OldSize: old.Size, NewSize: cp.Size, Err: err}
+		}
+	}
+	return c.cosignLocked(n, cp)
+}
+
+// ErrOldSizeTooLarge is returned (wrapped) by [Cosigner.AddCheckpoint] for
+// an old size beyond the checkpoint's size: a bad request. Use errors.Is.
+var ErrOldSizeTooLarge = errors.New("witness: old size is larger than the checkpoint's size")
+
+// cosignLocked cosigns n (whose body is cp), stores it and returns the
+// cosignature. c.mu must be held.
+func (c *Cosigner) cosignLocked(n *note.Note, cp *log.Checkpoint) (note.Signature, error) {
 	// Keep the note with the log signature and this cosignature as the
 	// state: the record of what this node vouched for.
 	raw, err := c.opts.Signer.Sign([]byte(n.Text))
@@ -193,19 +334,18 @@ func (c *Cosigner) checkExtends(ctx context.Context, newNote []byte, cp *log.Che
 	if old == nil {
 		return nil // Trust on first use.
 	}
-	fork := func(reason string, err error) error {
-		return &ForkError{
-			Old: bytes.Clone(c.last), OldCheckpoint: *old,
-			New: bytes.Clone(newNote), NewCheckpoint: *cp,
-			Reason: reason, Err: err,
-		}
-	}
 	switch {
 	case cp.Size < old.Size:
-		return fork("smaller tree size", nil)
+		// Both may well be true: a stale submitter, not a fork.
+		return &ConflictError{Origin: cp.Origin, Latest: old.Size, Offered: cp.Size}
 	case cp.Size == old.Size:
 		if !bytes.Equal(cp.Hash, old.Hash) {
-			return fork("same tree size, different root", nil)
+			// Both notes carry a verified log signature: proof of a fork.
+			return &ForkError{
+				Old: bytes.Clone(c.last), OldCheckpoint: *old,
+				New: bytes.Clone(newNote), NewCheckpoint: *cp,
+				Reason: "same tree size, different root",
+			}
 		}
 		return nil
 	}
@@ -221,7 +361,7 @@ func (c *Cosigner) checkExtends(ctx context.Context, newNote []byte, cp *log.Che
 		}
 	}
 	if err := proof.VerifyConsistency(rfc6962.DefaultHasher, old.Size, cp.Size, p, old.Hash, cp.Hash); err != nil {
-		return fork("consistency proof does not verify", err)
+		return &BadProofError{Origin: cp.Origin, OldSize: old.Size, NewSize: cp.Size, Err: err}
 	}
 	return nil
 }
