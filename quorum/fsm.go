@@ -346,3 +346,57 @@ func (f *FSM) Restore(rc io.ReadCloser) error {
 type Catchup interface {
 	CatchUp(ctx context.Context, log Applier, have, want uint64) error
 }
+
+// EntrySource serves a peer's log entries [start, end), for [CheckedCatchup].
+type EntrySource interface {
+	Entries(ctx context.Context, start, end uint64) ([][]byte, error)
+}
+
+// CheckedCatchup is a [Catchup] that fetches the missing entries from a
+// peer and re-checks each with the Checker before appending it (step 2 of
+// [Catchup]'s design). Verify, if set, is called at the end with the new
+// size: the daemon compares the log's root with the latest cosigned
+// checkpoint there (step 3), which needs the log's tree and the policy's
+// cosigners.
+type CheckedCatchup struct {
+	Source  EntrySource
+	Checker Checker
+	// Batch is how many entries to fetch at once; default 256.
+	Batch  uint64
+	Verify func(ctx context.Context, size uint64) error
+}
+
+// CatchUp implements [Catchup].
+func (c *CheckedCatchup) CatchUp(ctx context.Context, log Applier, have, want uint64) error {
+	batch := c.Batch
+	if batch == 0 {
+		batch = 256
+	}
+	for start := have; start < want; {
+		end := min(start+batch, want)
+		entries, err := c.Source.Entries(ctx, start, end)
+		if err != nil {
+			return fmt.Errorf("fetching entries %d to %d: %w", start, end, err)
+		}
+		if uint64(len(entries)) != end-start {
+			return fmt.Errorf("asked for entries %d to %d, got %d", start, end, len(entries))
+		}
+		for i, e := range entries {
+			if _, err := c.Checker.CheckEntry(e); err != nil {
+				return fmt.Errorf("entry %d from the peer: %w", start+uint64(i), err)
+			}
+			got, err := log.Append(ctx, e)
+			if err != nil {
+				return fmt.Errorf("appending entry %d: %w", start+uint64(i), err)
+			}
+			if got != start+uint64(i) {
+				return fmt.Errorf("the log put entry %d at index %d", start+uint64(i), got)
+			}
+		}
+		start = end
+	}
+	if c.Verify != nil {
+		return c.Verify(ctx, want)
+	}
+	return nil
+}
