@@ -336,4 +336,3 @@ func (c *Client) rootAt(ctx context.Context, cp *Checkpoint, size uint64) ([]byt
 	}
 	return root, nil
 }
-
