@@ -289,11 +289,12 @@ func (f *Follower) check(ctx context.Context, last *Checkpoint, b []byte) (*Chec
 		case cp.Size == last.Size:
 			return nil, nil // the same tree, other cosignatures
 		case cp.Size < last.Size:
-			if _, err := f.client.Consistency(ctx, cp, last); err != nil {
-				if errors.Is(err, ErrProof) {
-					return nil, f.stop(ctx, last, b, nil, fmt.Errorf("%w: the source's checkpoint of size %d is not a prefix of the one verified (size %d): %w", ErrFork, cp.Size, last.Size, err))
-				}
-				return nil, err
+			// A source behind us can rarely prove that its tree is a
+			// prefix of ours (it lacks our tiles); if it does not, the
+			// checkpoint is not accepted, and a fork shows once it grows.
+			_, err := f.client.Consistency(ctx, cp, last)
+			if errors.Is(err, ErrProof) {
+				return nil, f.stop(ctx, last, b, nil, fmt.Errorf("%w: the source's checkpoint of size %d is not a prefix of the one verified (size %d): %w", ErrFork, cp.Size, last.Size, err))
 			}
 			return nil, f.client.fail("checkpoint", fmt.Errorf("%w: its checkpoint has size %d, the one verified %d", ErrStale, cp.Size, last.Size),
 				"the source lags behind: wait, or follow another build node or mirror")

@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"path/filepath"
+	"sync/atomic"
 	"testing"
 
 	"github.com/pyrsia/pyrsia-build/publish/policy"
@@ -171,6 +172,8 @@ func openDir(t testing.TB, dir string) Source {
 
 // switchable is a handler whose target can be changed, for a source that
 // starts serving another log.
-type switchable struct{ h http.Handler }
+type switchable struct{ h atomic.Pointer[http.Handler] }
 
-func (s *switchable) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.h.ServeHTTP(w, r) }
+func (s *switchable) set(h http.Handler) { s.h.Store(&h) }
+
+func (s *switchable) ServeHTTP(w http.ResponseWriter, r *http.Request) { (*s.h.Load()).ServeHTTP(w, r) }
