@@ -86,21 +86,21 @@ func (c *Client) VerifyCheckpoint(b []byte) (*Checkpoint, error) {
 	if t == nil {
 		cp, err := parseUnverified(b)
 		if err != nil {
-			return nil, c.fail("checkpoint", fmt.Errorf("%w: %w", ErrCheckpoint, err), "the source does not serve a checkpoint: check it")
+			return nil, c.fail("", tag(ErrCheckpoint, "checkpoint: %w", trimmed{err}), "the source does not serve a checkpoint: check it")
 		}
 		if c.opts.Origin != "" && cp.Origin != c.opts.Origin {
-			return nil, c.fail("checkpoint", fmt.Errorf("%w: it is for log %q, want %q", ErrCheckpoint, cp.Origin, c.opts.Origin),
+			return nil, c.fail("", tag(ErrCheckpoint, "checkpoint is for log %q, want %q", cp.Origin, c.opts.Origin),
 				"check the origin asked for, or that the source is the log you mean")
 		}
 		return &Checkpoint{Checkpoint: *cp, Note: b}, nil
 	}
 	cp, names, err := t.VerifyCheckpoint(b)
 	if errors.Is(err, witness.ErrNotFinal) {
-		return nil, c.fail("checkpoint", fmt.Errorf("%w: %w", ErrCheckpoint, err),
+		return nil, c.fail("", tag(ErrCheckpoint, "%w", trimmed{err}),
 			"the build nodes have not cosigned this checkpoint yet (wait and read it again), or a listed cosigner key is not one of theirs")
 	}
 	if err != nil {
-		return nil, c.fail("checkpoint", fmt.Errorf("%w: %w", ErrCheckpoint, err),
+		return nil, c.fail("", tag(ErrCheckpoint, "checkpoint not verified: %w", trimmed{err}),
 			"check the log keys and origin given (the log signs with a build node's note key), or that the source is the log you mean")
 	}
 	out := &Checkpoint{Checkpoint: *cp, Note: b, Cosigners: names}
@@ -150,10 +150,10 @@ func (c *Client) tiles(size uint64) (client.TileFetcherFunc, func() error) {
 // Entry reads the entry at index and its inclusion proof in the tree of
 // cp, and checks the proof against cp's root.
 func (c *Client) Entry(ctx context.Context, cp *Checkpoint, index uint64) (entry []byte, hashes [][]byte, err error) {
-	what := fmt.Sprintf("entry %d", index)
 	if index >= cp.Size {
-		return nil, nil, c.fail(what, fmt.Errorf("%w: the checkpoint has size %d", ErrOutOfRange, cp.Size), lastIndexHint(cp.Size))
+		return nil, nil, c.fail("", tag(ErrOutOfRange, "entry %d is past the end of the log: its checkpoint has size %d", index, cp.Size), lastIndexHint(cp.Size))
 	}
+	what := fmt.Sprintf("reading entry %d", index)
 	entries, err := c.bundle(ctx, index/uint64(bundleWidth), cp.Size)
 	if err != nil {
 		return nil, nil, c.fail(what, err, hintFor(err))
@@ -162,10 +162,10 @@ func (c *Client) Entry(ctx context.Context, cp *Checkpoint, index uint64) (entry
 	pb, errOf := c.proofBuilder(ctx, cp.Size, cp.Size)
 	hashes, err = pb.InclusionProof(ctx, index)
 	if err != nil {
-		return nil, nil, c.fail(what, fmt.Errorf("inclusion proof: %w", firstErr(errOf(), err)), hintFor(errOf()))
+		return nil, nil, c.fail(fmt.Sprintf("inclusion proof of entry %d", index), firstErr(errOf(), err), hintFor(errOf()))
 	}
 	if err := proof.VerifyInclusion(rfc6962.DefaultHasher, index, cp.Size, publish.LeafHash(entry), hashes, cp.Hash); err != nil {
-		return nil, nil, c.fail(what, fmt.Errorf("%w: not in the tree of the checkpoint of size %d: %w", ErrProof, cp.Size, err), hintOtherSource)
+		return nil, nil, c.fail("", tag(ErrProof, "entry %d is not in the tree of its checkpoint (size %d): %w", index, cp.Size, err), hintOtherSource)
 	}
 	return entry, hashes, nil
 }
@@ -244,13 +244,13 @@ func (c *Client) ProofBundle(ctx context.Context, cp *Checkpoint, index uint64) 
 // the two checkpoints are of two diverging logs (a fork, when both are
 // signed by the log).
 func (c *Client) Consistency(ctx context.Context, old, cp *Checkpoint) ([][]byte, error) {
-	what := fmt.Sprintf("consistency from size %d to %d", old.Size, cp.Size)
+	what := fmt.Sprintf("consistency proof from size %d to %d", old.Size, cp.Size)
 	if old.Size > cp.Size {
-		return nil, c.fail(what, fmt.Errorf("%w: the older checkpoint is the larger", ErrOutOfRange), "")
+		return nil, c.fail(what, tag(ErrOutOfRange, "the older checkpoint is the larger"), "")
 	}
 	if old.Size == cp.Size || old.Size == 0 {
 		if old.Size == cp.Size && !bytes.Equal(old.Hash, cp.Hash) {
-			return nil, c.fail(what, fmt.Errorf("%w: two roots for one size", ErrProof), "")
+			return nil, c.fail(what, tag(ErrProof, "two roots for one size"), "")
 		}
 		return [][]byte{}, nil
 	}
@@ -260,7 +260,7 @@ func (c *Client) Consistency(ctx context.Context, old, cp *Checkpoint) ([][]byte
 		return nil, c.fail(what, firstErr(errOf(), err), hintFor(errOf()))
 	}
 	if err := proof.VerifyConsistency(rfc6962.DefaultHasher, old.Size, cp.Size, hashes, old.Hash, cp.Hash); err != nil {
-		return hashes, c.fail(what, fmt.Errorf("%w: %w", ErrProof, err), hintOtherSource)
+		return hashes, c.fail(what, tag(ErrProof, "%w", err), hintOtherSource)
 	}
 	return hashes, nil
 }
@@ -270,12 +270,12 @@ func (c *Client) Consistency(ctx context.Context, old, cp *Checkpoint) ([][]byte
 // trees are computed from the source's tiles and each is proven consistent
 // with cp's root before the proof between them is checked.
 func (c *Client) ConsistencyProof(ctx context.Context, cp *Checkpoint, oldSize, newSize uint64) ([][]byte, error) {
-	what := fmt.Sprintf("consistency from size %d to %d", oldSize, newSize)
+	what := fmt.Sprintf("consistency proof from size %d to %d", oldSize, newSize)
 	switch {
 	case oldSize > newSize:
-		return nil, c.fail(what, fmt.Errorf("%w: the old size is the larger", ErrOutOfRange), "")
+		return nil, c.fail(what, tag(ErrOutOfRange, "the old size is the larger"), "")
 	case newSize > cp.Size:
-		return nil, c.fail(what, fmt.Errorf("%w: the checkpoint has size %d", ErrOutOfRange, cp.Size), "")
+		return nil, c.fail("", tag(ErrOutOfRange, "size %d is past the end of the log: its checkpoint has size %d", newSize, cp.Size), "")
 	case oldSize == 0 || oldSize == newSize:
 		return [][]byte{}, nil
 	}
@@ -293,7 +293,7 @@ func (c *Client) ConsistencyProof(ctx context.Context, cp *Checkpoint, oldSize, 
 		return nil, c.fail(what, firstErr(errOf(), err), hintFor(errOf()))
 	}
 	if err := proof.VerifyConsistency(rfc6962.DefaultHasher, oldSize, newSize, hashes, oldRoot, newRoot); err != nil {
-		return nil, c.fail(what, fmt.Errorf("%w: %w", ErrProof, err), hintOtherSource)
+		return nil, c.fail(what, tag(ErrProof, "%w", err), hintOtherSource)
 	}
 	return hashes, nil
 }
@@ -320,7 +320,7 @@ func (c *Client) rootAt(ctx context.Context, cp *Checkpoint, size uint64) ([]byt
 	rf := compact.RangeFactory{Hash: rfc6962.DefaultHasher.HashChildren}
 	r, err := rf.NewRange(0, size, nodes)
 	if err != nil {
-		return nil, c.fail(what, fmt.Errorf("%w: %w", ErrBadResponse, err), hintOtherSource)
+		return nil, c.fail(what, tag(ErrBadResponse, "%w", err), hintOtherSource)
 	}
 	root, err := r.GetRootHash(nil)
 	if err != nil {
@@ -332,7 +332,7 @@ func (c *Client) rootAt(ctx context.Context, cp *Checkpoint, size uint64) ([]byt
 		return nil, c.fail(what, firstErr(errOf(), err), hintFor(errOf()))
 	}
 	if err := proof.VerifyConsistency(rfc6962.DefaultHasher, size, cp.Size, hashes, root, cp.Hash); err != nil {
-		return nil, c.fail(what, fmt.Errorf("%w: %w", ErrProof, err), hintOtherSource)
+		return nil, c.fail(what, tag(ErrProof, "%w", err), hintOtherSource)
 	}
 	return root, nil
 }

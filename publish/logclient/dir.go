@@ -65,7 +65,7 @@ func (s *dirSource) readCheckpointFile(ctx context.Context) ([]byte, error) {
 	fi, err := os.Stat(s.dir)
 	switch {
 	case errors.Is(err, fs.ErrNotExist):
-		return nil, s.fail(errors.New("no such folder"), "check the folder's name; 'pyrsia-build log append' makes a log")
+		return nil, s.fail(fmt.Errorf("does not exist: %w", err), "check the folder's name; 'pyrsia-build log append' makes a log")
 	case err != nil:
 		return nil, s.fail(err, "")
 	case !fi.IsDir():
@@ -73,8 +73,8 @@ func (s *dirSource) readCheckpointFile(ctx context.Context) ([]byte, error) {
 	}
 	b, err := fileread.ReadFile(ctx, filepath.Join(s.dir, "checkpoint"), "checkpoint", witness.MaxCheckpointSize)
 	if errors.Is(err, fs.ErrNotExist) {
-		return nil, s.fail(fmt.Errorf("holds no checkpoint: it is not a log folder, or nothing was published in it yet: %w", err),
-			"check the folder's name; 'pyrsia-build log append' appends entries and publishes a checkpoint")
+		return nil, s.fail(fmt.Errorf("holds no checkpoint: it is not a log folder, or no checkpoint was cosigned by a majority of its cosigners yet: %w", err),
+			"check the folder's name; 'pyrsia-build log append' appends entries and publishes a checkpoint once a majority of its --cosigner cosigned it")
 	}
 	if err != nil {
 		return nil, s.fail(fmt.Errorf("reading checkpoint: %w", err), "")
@@ -88,7 +88,7 @@ func (s *dirSource) open(ctx context.Context, b []byte) error {
 	if origin == "" {
 		cp, err := parseUnverified(b)
 		if err != nil {
-			return s.fail(fmt.Errorf("checkpoint: %w", err), "the folder's checkpoint file is damaged: read the log from another build node or mirror")
+			return s.fail(fmt.Errorf("%s: %w", filepath.Join(s.dir, "checkpoint"), trimmed{err}), "the folder's checkpoint file is damaged: read the log from another build node or mirror")
 		}
 		origin = cp.Origin
 	}
@@ -99,7 +99,7 @@ func (s *dirSource) open(ctx context.Context, b []byte) error {
 		if errors.As(err, &ce) {
 			hint = ce.Hint
 		}
-		return s.fail(err, hint)
+		return s.fail(trimmed{err}, hint)
 	}
 	s.mu.Lock()
 	old := s.log

@@ -23,9 +23,9 @@ func (c *Client) Entries(ctx context.Context, cp *Checkpoint, from, to uint64, v
 	what := fmt.Sprintf("entries %d to %d", from, to)
 	switch {
 	case from > to:
-		return c.fail(what, fmt.Errorf("%w: the first index is past the last", ErrOutOfRange), "")
+		return c.fail(what, tag(ErrOutOfRange, "the first index is past the last"), "")
 	case to > cp.Size:
-		return c.fail(what, fmt.Errorf("%w: the checkpoint has size %d", ErrOutOfRange, cp.Size), lastIndexHint(cp.Size))
+		return c.fail("", tag(ErrOutOfRange, "entry %d is past the end of the log: its checkpoint has size %d", to-1, cp.Size), lastIndexHint(cp.Size))
 	case from == to:
 		return nil
 	}
@@ -74,10 +74,10 @@ func (c *Client) Entries(ctx context.Context, cp *Checkpoint, from, to uint64, v
 			}
 			err = proof.VerifyConsistency(rfc6962.DefaultHasher, end, cp.Size, p, root, cp.Hash)
 			if err != nil {
-				return c.fail(bwhat, fmt.Errorf("%w: not in the tree of the checkpoint of size %d: %w", ErrProof, cp.Size, err), hintOtherSource)
+				return c.fail(bwhat, tag(ErrProof, "not in the tree of the checkpoint (size %d): %w", cp.Size, err), hintOtherSource)
 			}
 		} else if !bytes.Equal(root, cp.Hash) {
-			return c.fail(bwhat, fmt.Errorf("%w: not in the tree of the checkpoint of size %d: the entries give another root", ErrProof, cp.Size), hintOtherSource)
+			return c.fail(bwhat, tag(ErrProof, "not in the tree of the checkpoint (size %d): the entries give another root", cp.Size), hintOtherSource)
 		}
 		for i, e := range entries {
 			index := first + uint64(i)

@@ -3,6 +3,7 @@ package logclient
 import (
 	"errors"
 	"fmt"
+	"strings"
 )
 
 // Error is the error of a read from a Source: it names the source, what
@@ -18,10 +19,11 @@ type Error struct {
 }
 
 func (e *Error) Error() string {
+	msg := strings.TrimPrefix(e.Err.Error(), "logclient: ")
 	if e.What == "" {
-		return fmt.Sprintf("logclient: %s: %v", e.Source, e.Err)
+		return fmt.Sprintf("logclient: %s: %s", e.Source, msg)
 	}
-	return fmt.Sprintf("logclient: %s: %s: %v", e.Source, e.What, e.Err)
+	return fmt.Sprintf("logclient: %s: %s: %s", e.Source, e.What, msg)
 }
 
 func (e *Error) Unwrap() error { return e.Err }
@@ -52,6 +54,31 @@ var (
 	// last).
 	ErrCheckpoint = errors.New("logclient: checkpoint not verified")
 )
+
+// tagged is an error with a message of its own that also is a sentinel.
+type tagged struct{ sentinel, err error }
+
+func (t tagged) Error() string   { return t.err.Error() }
+func (t tagged) Unwrap() []error { return []error{t.sentinel, t.err} }
+
+// tag returns the error of format and args (which may hold a %w) that is
+// also sentinel for errors.Is.
+func tag(sentinel error, format string, args ...any) error {
+	return tagged{sentinel, fmt.Errorf(format, args...)}
+}
+
+// trimmed is err with the package prefix of its message cut off, for
+// errors of packages witness and tlog inside ours.
+type trimmed struct{ err error }
+
+func (t trimmed) Error() string {
+	msg := t.err.Error()
+	for _, p := range []string{"witness: ", "tlog: "} {
+		msg = strings.TrimPrefix(msg, p)
+	}
+	return msg
+}
+func (t trimmed) Unwrap() error { return t.err }
 
 // hintOtherSource is the advice for answers that do not match their
 // checkpoint.

@@ -59,7 +59,7 @@ type StopError struct {
 }
 
 func (e *StopError) Error() string {
-	return fmt.Sprintf("logclient: %s: stopped following: %v (evidence in %s)", e.Source, e.Err, e.Dir)
+	return fmt.Sprintf("logclient: %s: stopped following: %s (evidence in %s)", e.Source, strings.TrimPrefix(e.Err.Error(), "logclient: "), e.Dir)
 }
 
 func (e *StopError) Unwrap() error { return e.Err }
@@ -276,7 +276,7 @@ func (f *Follower) check(ctx context.Context, last *Checkpoint, b []byte) (*Chec
 		if err == nil {
 			err = fmt.Errorf("it is for log %q, want %q", body.Origin, f.opts.Trust.Origin)
 		}
-		return nil, f.client.fail("checkpoint", fmt.Errorf("%w: %w", ErrCheckpoint, err), "check that the source serves this network's log")
+		return nil, f.client.fail("", tag(ErrCheckpoint, "checkpoint: %w", trimmed{err}), "check that the source serves this network's log")
 	}
 	cp, err := f.client.VerifyCheckpoint(b)
 	if err != nil {
@@ -296,7 +296,7 @@ func (f *Follower) check(ctx context.Context, last *Checkpoint, b []byte) (*Chec
 			if errors.Is(err, ErrProof) {
 				return nil, f.stop(ctx, last, b, nil, fmt.Errorf("%w: the source's checkpoint of size %d is not a prefix of the one verified (size %d): %w", ErrFork, cp.Size, last.Size, err))
 			}
-			return nil, f.client.fail("checkpoint", fmt.Errorf("%w: its checkpoint has size %d, the one verified %d", ErrStale, cp.Size, last.Size),
+			return nil, f.client.fail("", tag(ErrStale, "its checkpoint has size %d, behind the one verified (size %d)", cp.Size, last.Size),
 				"the source lags behind: wait, or follow another build node or mirror")
 		}
 		p, err := f.client.Consistency(ctx, last, cp)

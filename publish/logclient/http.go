@@ -93,6 +93,10 @@ func (s *urlSource) get(ctx context.Context, path string, limit int64) ([]byte, 
 	}
 	resp, err := s.c.Do(req)
 	if err != nil {
+		var ue *url.Error
+		if errors.As(err, &ue) {
+			err = ue.Err // it names the URL again
+		}
 		return nil, fmt.Errorf("GET %s: %w", u, err)
 	}
 	defer resp.Body.Close()
