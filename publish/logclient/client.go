@@ -165,7 +165,7 @@ func (c *Client) Entry(ctx context.Context, cp *Checkpoint, index uint64) (entry
 		return nil, nil, c.fail(fmt.Sprintf("inclusion proof of entry %d", index), firstErr(errOf(), err), hintFor(errOf()))
 	}
 	if err := proof.VerifyInclusion(rfc6962.DefaultHasher, index, cp.Size, publish.LeafHash(entry), hashes, cp.Hash); err != nil {
-		return nil, nil, c.fail("", tag(ErrProof, "entry %d is not in the tree of its checkpoint (size %d): %w", index, cp.Size, err), hintOtherSource)
+		return nil, nil, c.fail("", tag(ErrProof, "entry %d is not in the tree of its checkpoint (size %d): %w", index, cp.Size, merkleErr(err)), hintOtherSource)
 	}
 	return entry, hashes, nil
 }
@@ -260,7 +260,7 @@ func (c *Client) Consistency(ctx context.Context, old, cp *Checkpoint) ([][]byte
 		return nil, c.fail(what, firstErr(errOf(), err), hintFor(errOf()))
 	}
 	if err := proof.VerifyConsistency(rfc6962.DefaultHasher, old.Size, cp.Size, hashes, old.Hash, cp.Hash); err != nil {
-		return hashes, c.fail(what, tag(ErrProof, "%w", err), hintOtherSource)
+		return hashes, c.fail(what, tag(ErrProof, "%w", merkleErr(err)), hintOtherSource)
 	}
 	return hashes, nil
 }
@@ -293,7 +293,7 @@ func (c *Client) ConsistencyProof(ctx context.Context, cp *Checkpoint, oldSize, 
 		return nil, c.fail(what, firstErr(errOf(), err), hintFor(errOf()))
 	}
 	if err := proof.VerifyConsistency(rfc6962.DefaultHasher, oldSize, newSize, hashes, oldRoot, newRoot); err != nil {
-		return nil, c.fail(what, tag(ErrProof, "%w", err), hintOtherSource)
+		return nil, c.fail(what, tag(ErrProof, "%w", merkleErr(err)), hintOtherSource)
 	}
 	return hashes, nil
 }
@@ -332,7 +332,7 @@ func (c *Client) rootAt(ctx context.Context, cp *Checkpoint, size uint64) ([]byt
 		return nil, c.fail(what, firstErr(errOf(), err), hintFor(errOf()))
 	}
 	if err := proof.VerifyConsistency(rfc6962.DefaultHasher, size, cp.Size, hashes, root, cp.Hash); err != nil {
-		return nil, c.fail(what, tag(ErrProof, "%w", err), hintOtherSource)
+		return nil, c.fail("", tag(ErrProof, "the tree of size %d in the log's tiles is not consistent with its checkpoint (size %d): %w", size, cp.Size, merkleErr(err)), hintOtherSource)
 	}
 	return root, nil
 }

@@ -65,7 +65,7 @@ func (s *dirSource) readCheckpointFile(ctx context.Context) ([]byte, error) {
 	fi, err := os.Stat(s.dir)
 	switch {
 	case errors.Is(err, fs.ErrNotExist):
-		return nil, s.fail(fmt.Errorf("does not exist: %w", err), "check the folder's name; 'pyrsia-build log append' makes a log")
+		return nil, s.fail(tag(err, "does not exist"), "check the folder's name; 'pyrsia-build log append' makes a log")
 	case err != nil:
 		return nil, s.fail(err, "")
 	case !fi.IsDir():
@@ -73,11 +73,11 @@ func (s *dirSource) readCheckpointFile(ctx context.Context) ([]byte, error) {
 	}
 	b, err := fileread.ReadFile(ctx, filepath.Join(s.dir, "checkpoint"), "checkpoint", witness.MaxCheckpointSize)
 	if errors.Is(err, fs.ErrNotExist) {
-		return nil, s.fail(fmt.Errorf("holds no checkpoint: it is not a log folder, or no checkpoint was cosigned by a majority of its cosigners yet: %w", err),
+		return nil, s.fail(tag(err, "holds no checkpoint: it is not a log folder, or no checkpoint was cosigned by a majority of its cosigners yet"),
 			"check the folder's name; 'pyrsia-build log append' appends entries and publishes a checkpoint once a majority of its --cosigner cosigned it")
 	}
 	if err != nil {
-		return nil, s.fail(fmt.Errorf("reading checkpoint: %w", err), "")
+		return nil, s.fail(err, "") // fileread names the file
 	}
 	return b, nil
 }

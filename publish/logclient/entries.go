@@ -74,7 +74,7 @@ func (c *Client) Entries(ctx context.Context, cp *Checkpoint, from, to uint64, v
 			}
 			err = proof.VerifyConsistency(rfc6962.DefaultHasher, end, cp.Size, p, root, cp.Hash)
 			if err != nil {
-				return c.fail(bwhat, tag(ErrProof, "not in the tree of the checkpoint (size %d): %w", cp.Size, err), hintOtherSource)
+				return c.fail(bwhat, tag(ErrProof, "not in the tree of the checkpoint (size %d): %w", cp.Size, merkleErr(err)), hintOtherSource)
 			}
 		} else if !bytes.Equal(root, cp.Hash) {
 			return c.fail(bwhat, tag(ErrProof, "not in the tree of the checkpoint (size %d): the entries give another root", cp.Size), hintOtherSource)

@@ -1,9 +1,12 @@
 package logclient
 
 import (
+	"encoding/base64"
 	"errors"
 	"fmt"
 	"strings"
+
+	"github.com/transparency-dev/merkle/proof"
 )
 
 // Error is the error of a read from a Source: it names the source, what
@@ -79,6 +82,17 @@ func (t trimmed) Error() string {
 	return msg
 }
 func (t trimmed) Unwrap() error { return t.err }
+
+// merkleErr makes the proof errors of package merkle readable: its root
+// mismatch prints the roots as lists of byte values.
+func merkleErr(err error) error {
+	var rm proof.RootMismatchError
+	if errors.As(err, &rm) {
+		return tagged{err, fmt.Errorf("the proof leads to root %s, not %s",
+			base64.StdEncoding.EncodeToString(rm.CalculatedRoot), base64.StdEncoding.EncodeToString(rm.ExpectedRoot))}
+	}
+	return err
+}
 
 // hintOtherSource is the advice for answers that do not match their
 // checkpoint.
