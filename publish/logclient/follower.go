@@ -129,6 +129,8 @@ func NewFollower(ctx context.Context, opts FollowerOptions) (*Follower, error) {
 		return nil, errors.New("logclient: follower: no source")
 	case opts.Trust == nil || len(opts.Trust.Cosigners) == 0 || opts.Trust.CosignThreshold < 1:
 		return nil, errors.New("logclient: follower: the trust has no cosigners: only final checkpoints may be followed")
+	case opts.Trust.Origin == "":
+		return nil, errors.New("logclient: follower: the trust names no origin")
 	case opts.StateDir == "":
 		return nil, errors.New("logclient: follower: no state directory")
 	}

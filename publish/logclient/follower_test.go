@@ -355,3 +355,34 @@ func TestFollowerRunStops(t *testing.T) {
 		t.Fatalf("Run with a done context: got %v", err)
 	}
 }
+
+// A mirror that serves the smaller checkpoint of another log beside the
+// tiles of the one followed: the tiles prove it is no prefix.
+func TestFollowerStopsOnRollbackItCanProve(t *testing.T) {
+	ctx := context.Background()
+	net := newNetwork(t, 3)
+	la, lb := forked(t, net, 5, 3, 1)
+	noteA, noteB := la.publish(2), lb.publish(2)
+	var serveB atomic.Bool
+	srv := la.serve(func(h http.Handler) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if serveB.Load() && r.URL.Path == "/checkpoint" {
+				w.Write(noteB)
+				return
+			}
+			h.ServeHTTP(w, r)
+		})
+	})
+	state := t.TempDir()
+	f := newFollower(t, net, openURL(t, srv.URL), state, &visits{}, 0)
+	if err := f.Poll(ctx); err != nil {
+		t.Fatal(err)
+	}
+	serveB.Store(true)
+	err := f.Poll(ctx)
+	var se *StopError
+	if !errors.As(err, &se) || !errors.Is(err, ErrFork) || !strings.Contains(err.Error(), "is not a prefix of the one verified") {
+		t.Fatalf("got %v, want a fork", err)
+	}
+	checkEvidence(t, state, noteA, noteB)
+}
