@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io/fs"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -149,54 +150,97 @@ func TestFollowerStopsOnFork(t *testing.T) {
 		{"same size", 3, 3, "two final checkpoints of size 8"},
 		{"shorter, then longer", 3, 1, "does not extend the one verified"},
 	} {
-		t.Run(tc.name, func(t *testing.T) {
-			net := newNetwork(t, 3)
-			la, lb := forked(t, net, 5, tc.a, tc.b)
-			noteA, noteB := la.publish(2), lb.publish(2)
-			sw := &switchable{}
-			sw.set(la.log.Handler())
-			srv := httptest.NewServer(sw)
-			defer srv.Close()
-			state := t.TempDir()
-			f := newFollower(t, net, openURL(t, srv.URL), state, &visits{}, 0)
-			if err := f.Poll(ctx); err != nil {
-				t.Fatal(err)
-			}
-			sw.set(lb.log.Handler())
-			if tc.b < tc.a {
-				// Behind: not accepted, not yet a proven fork.
-				if err := f.Poll(ctx); !errors.Is(err, ErrStale) {
-					t.Fatalf("got %v, want ErrStale", err)
+		for _, kind := range []string{"url", "dir"} {
+			t.Run(tc.name+"/"+kind, func(t *testing.T) {
+				net := newNetwork(t, 3)
+				la, lb := forked(t, net, 5, tc.a, tc.b)
+				noteA, noteB := la.publish(2), lb.publish(2)
+				// The source serves log a, then log b: a server whose
+				// handler changes, or a folder whose files are replaced.
+				var src Source
+				var serve func(*testLog)
+				if kind == "url" {
+					sw := &switchable{}
+					sw.set(la.log.Handler())
+					srv := httptest.NewServer(sw)
+					t.Cleanup(srv.Close)
+					src = openURL(t, srv.URL)
+					serve = func(l *testLog) { sw.set(l.log.Handler()) }
+				} else {
+					mirror := filepath.Join(t.TempDir(), "mirror")
+					copyDir(t, la.dir, mirror)
+					src = openDir(t, mirror)
+					serve = func(l *testLog) {
+						if err := os.RemoveAll(mirror); err != nil {
+							t.Fatal(err)
+						}
+						copyDir(t, l.dir, mirror)
+					}
 				}
-				lb.append(tc.a, "b")
-				noteB = lb.publish(2)
-			}
-			err := f.Poll(ctx)
-			var se *StopError
-			if !errors.As(err, &se) || !errors.Is(err, ErrFork) || !strings.Contains(err.Error(), tc.wantInErr) || !strings.Contains(err.Error(), srv.URL) {
-				t.Fatalf("got %v, want a fork naming the source and %q", err, tc.wantInErr)
-			}
-			if !bytes.Equal(se.Verified, noteA) || !bytes.Equal(se.Offered, noteB) {
-				t.Fatal("the stop error does not carry both checkpoints")
-			}
-			checkEvidence(t, state, noteA, noteB)
-			// It stays stopped, even when the source is fixed, and so does
-			// a restart.
-			sw.set(la.log.Handler())
-			if err := f.Poll(ctx); !errors.As(err, &se) {
-				t.Fatalf("poll after stop: got %v, want the stop error", err)
-			}
-			if f.Status().Stopped == nil {
-				t.Fatal("status does not show the stop")
-			}
-			_, err = NewFollower(ctx, FollowerOptions{Source: openURL(t, srv.URL), Trust: net.trust(0), StateDir: state})
-			if !errors.As(err, &se) || !errors.Is(err, ErrFork) || !bytes.Equal(se.Offered, noteB) {
-				t.Fatalf("restart: got %v, want the stop error with the evidence", err)
-			}
-			if stored, _ := os.ReadFile(filepath.Join(state, StateFile)); !bytes.Equal(stored, noteA) {
-				t.Fatal("the state file no longer holds the last verified checkpoint")
-			}
-		})
+				state := t.TempDir()
+				f := newFollower(t, net, src, state, &visits{}, 0)
+				if err := f.Poll(ctx); err != nil {
+					t.Fatal(err)
+				}
+				serve(lb)
+				if tc.b < tc.a {
+					// Behind: not accepted, not yet a proven fork.
+					if err := f.Poll(ctx); !errors.Is(err, ErrStale) {
+						t.Fatalf("got %v, want ErrStale", err)
+					}
+					lb.append(tc.a, "b")
+					noteB = lb.publish(2)
+					serve(lb)
+				}
+				err := f.Poll(ctx)
+				var se *StopError
+				if !errors.As(err, &se) || !errors.Is(err, ErrFork) || !strings.Contains(err.Error(), tc.wantInErr) || !strings.Contains(err.Error(), src.String()) {
+					t.Fatalf("got %v, want a fork naming the source and %q", err, tc.wantInErr)
+				}
+				if !bytes.Equal(se.Verified, noteA) || !bytes.Equal(se.Offered, noteB) {
+					t.Fatal("the stop error does not carry both checkpoints")
+				}
+				checkEvidence(t, state, noteA, noteB)
+				// It stays stopped, even when the source is fixed, and so
+				// does a restart.
+				serve(la)
+				if err := f.Poll(ctx); !errors.As(err, &se) {
+					t.Fatalf("poll after stop: got %v, want the stop error", err)
+				}
+				if f.Status().Stopped == nil {
+					t.Fatal("status does not show the stop")
+				}
+				_, err = NewFollower(ctx, FollowerOptions{Source: src, Trust: net.trust(0), StateDir: state})
+				if !errors.As(err, &se) || !errors.Is(err, ErrFork) || !bytes.Equal(se.Offered, noteB) {
+					t.Fatalf("restart: got %v, want the stop error with the evidence", err)
+				}
+				if stored, _ := os.ReadFile(filepath.Join(state, StateFile)); !bytes.Equal(stored, noteA) {
+					t.Fatal("the state file no longer holds the last verified checkpoint")
+				}
+			})
+		}
+	}
+}
+
+// copyDir copies the files of a log folder.
+func copyDir(t *testing.T, from, to string) {
+	t.Helper()
+	err := filepath.WalkDir(from, func(path string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		rel, _ := filepath.Rel(from, path)
+		if d.IsDir() {
+			return os.MkdirAll(filepath.Join(to, rel), 0o755)
+		}
+		b, err := os.ReadFile(path)
+		if err != nil {
+			return err
+		}
+		return os.WriteFile(filepath.Join(to, rel), b, 0o644)
+	})
+	if err != nil {
+		t.Fatal(err)
 	}
 }
 
