@@ -23,7 +23,6 @@ type network struct {
 	logKey     note.Verifier
 	cosSigners []note.Signer
 	cosKeys    []note.Verifier
-	cosLogKeys []note.Verifier
 }
 
 func newNetwork(t testing.TB, n int) *network {
