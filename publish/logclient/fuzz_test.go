@@ -132,3 +132,53 @@ func FuzzClientAnswers(f *testing.F) {
 		_, _ = c.Consistency(ctx, old, cp)
 	})
 }
+
+// FuzzFollowerCheckpoint serves a real log whose checkpoint is replaced by
+// fuzzed bytes: the follower never takes them for anything but the log's
+// own final checkpoint, and visits only the log's entries.
+func FuzzFollowerCheckpoint(f *testing.F) {
+	ctx := context.Background()
+	net := newNetwork(f, 3)
+	tl := newTestLog(f, net, "a")
+	tl.append(5, "a")
+	first := tl.publish(2)
+	tl.append(5, "a")
+	second := tl.publish(1) // not final
+	f.Add(first)
+	f.Add(second)
+	f.Add(bytes.Replace(first, []byte("\n5\n"), []byte("\n6\n"), 1))
+	f.Add([]byte("example.org/network\n5\nAAAA\n\n— x AAAA\n"))
+	src := openDir(f, tl.dir)
+	f.Fuzz(func(t *testing.T, cp []byte) {
+		fake := &fixedCheckpoint{Source: src, note: cp}
+		v := &visits{}
+		fl, err := NewFollower(ctx, FollowerOptions{Source: fake, Trust: net.trust(0), StateDir: t.TempDir(), Visit: v.visit})
+		if err != nil {
+			t.Fatal(err)
+		}
+		err = fl.Poll(ctx)
+		st := fl.Status()
+		if st.Checkpoint != nil && !bytes.Equal(st.Checkpoint.Note, first) && !finalOf(t, net, st.Checkpoint.Note, 5) {
+			t.Fatalf("accepted %q (poll: %v)", st.Checkpoint.Note, err)
+		}
+		for i, e := range v.got {
+			if e != string(entryText("a", i)) {
+				t.Fatalf("entry %d: got %q", i, e)
+			}
+		}
+	})
+}
+
+// finalOf reports whether b is a final checkpoint of size 5 with the
+// log's root: the same checkpoint, other cosignature lines.
+func finalOf(t *testing.T, net *network, b []byte, size uint64) bool {
+	cp, _, err := net.trust(0).VerifyCheckpoint(b)
+	return err == nil && cp.Size == size
+}
+
+type fixedCheckpoint struct {
+	Source
+	note []byte
+}
+
+func (s *fixedCheckpoint) ReadCheckpoint(context.Context) ([]byte, error) { return s.note, nil }
