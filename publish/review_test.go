@@ -1,0 +1,63 @@
+package publish_test
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"os"
+	"testing"
+
+	intoto "github.com/in-toto/attestation/go/v1"
+	"github.com/pyrsia/pyrsia-build/attest"
+	"github.com/pyrsia/pyrsia-build/publish"
+	"github.com/pyrsia/pyrsia-build/publish/policy"
+	dssepb "github.com/sigstore/protobuf-specs/gen/pb-go/dsse"
+	"google.golang.org/protobuf/types/known/structpb"
+)
+
+// Review finding: VerifyEntry (what the Raft FSM applies) and VerifyProof
+// (what every client runs) judge different envelopes. VerifyEntry counts,
+// per key, any envelope that binds the entry's spec and subjects and skips
+// the others; VerifyProof then runs attest.Verifier over all the entry's
+// envelopes, which takes each key's first envelope and fails the whole
+// verification if that one is not a statement, or not of the predicate
+// type asked for. One build node (a minority of one) that adds a junk or
+// other-typed envelope to the entries it votes in makes them pass the FSM
+// and fail every client's verify, for good: the log is append-only.
+func TestReviewVerifyProofJudgesTheBoundEnvelopes(t *testing.T) {
+	if os.Getenv("PYRSIA_REVIEW") == "" {
+		t.Skip("review finding: an envelope VerifyEntry skips makes VerifyProof fail")
+	}
+	signers, _ := nodeKeys(t)
+	const content = "hello jar"
+	sum := sha256.Sum256([]byte(content))
+	digest := hex.EncodeToString(sum[:])
+	other, err := attest.Attest(signers[2], []*intoto.ResourceDescriptor{{Name: "hello.jar", Digest: map[string]string{"sha256": digest}}},
+		"https://example.com/not-provenance/v1", &structpb.Struct{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	junk, err := signers[2].SignEnvelope(attest.InTotoPayloadType, []byte(`{"not":"a statement"}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for name, extra := range map[string]*dssepb.Envelope{"other predicate type": other.Envelope(), "not a statement": junk} {
+		t.Run(name, func(t *testing.T) {
+			f := published(t, 2, content, func(e *publish.Entry) { e.Envelopes = append(e.Envelopes, extra) })
+			trust, err := policy.NewTrust(f.trust)
+			if err != nil {
+				t.Fatal(err)
+			}
+			entry, err := f.pb.Entry()
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, err := publish.VerifyEntry(context.Background(), entry, trust); err != nil {
+				t.Fatalf("VerifyEntry: %v (the FSM would refuse it: then this is no finding)", err)
+			}
+			if _, err := f.verify(context.Background()); err != nil {
+				t.Errorf("VerifyProof: %v; want it verified, as VerifyEntry did: node-a and node-b, a majority, attested it", err)
+			}
+		})
+	}
+}
