@@ -1,12 +1,14 @@
 package witness_test
 
 import (
+	"context"
 	"errors"
 	"os"
 	"strings"
 	"testing"
 
 	"github.com/pyrsia/pyrsia-build/publish/witness"
+	"github.com/transparency-dev/formats/log"
 	"golang.org/x/mod/sumdb/note"
 )
 
@@ -44,5 +46,48 @@ func TestReviewDistinctBase64Newline(t *testing.T) {
 	_, names, err := witness.VerifyFinal(signed, testOrigin, []note.Verifier{logVerifier(t)}, cosigners, 2)
 	if !errors.Is(err, witness.ErrNotFinal) {
 		t.Errorf("VerifyFinal: got %v, %v; want not final: one key cosigned, under two names", names, err)
+	}
+}
+
+// Review finding (design): in a network every node's note key is a log key
+// (policy.Trust.CosignerOptions passes all of them), and a Cosigner checks
+// only that a checkpoint extends the last one it cosigned, never what the
+// new entries are or that the network's log holds them. One node (a
+// minority of one) signs, as "the log", a tree that extends the real one
+// with entries of its choosing; the honest cosigners cosign it, and then
+// refuse the real log's next checkpoint as a fork: one node halts the log
+// and manufactures fork evidence against it.
+func TestReviewOneNodeCanAdvanceTheWitnessedTree(t *testing.T) {
+	if os.Getenv("PYRSIA_REVIEW") == "" {
+		t.Skip("review finding: any node's log key advances the cosigners past the real log")
+	}
+	ctx := context.Background()
+	real, rogue := forkedTrees(8, 12) // the same 8 entries, then two histories
+	rogueSkey, rogueVkey := testKey(t, "node-rogue", 30)
+	rogueSigner, err := witness.NewLogSigner(rogueSkey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rogueV, err := witness.NewLogVerifier(rogueVkey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := testNode(t, "node-b", 31)
+	c, err := witness.NewCosigner(witness.CosignerOptions{Signer: n.signer, Origin: testOrigin,
+		LogVerifiers: []note.Verifier{logVerifier(t), rogueV}, StateDir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.Cosign(ctx, signTree(t, real, 8), proofs(real, nil)); err != nil {
+		t.Fatal(err)
+	}
+	forged, err := witness.SignCheckpoint(rogueSigner, log.Checkpoint{Origin: testOrigin, Size: 10, Hash: rogue.HashAt(10)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, rogueErr := c.Cosign(ctx, forged, proofs(rogue, nil))
+	_, realErr := c.Cosign(ctx, signTree(t, real, 10), proofs(real, nil))
+	if realErr != nil {
+		t.Errorf("the real log's checkpoint of size 10 is refused (%v) after one node's own tree was cosigned (%v)", realErr, rogueErr)
 	}
 }
