@@ -1,7 +1,14 @@
 package builder
 
 import (
+	"archive/tar"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"io"
 	"os"
+	"path/filepath"
+	"strings"
 	"testing"
 )
 
@@ -28,5 +35,37 @@ func TestReviewRemoteSpecInternalHosts(t *testing.T) {
 				t.Errorf("ParseRemoteSpec accepted a spec that makes the node fetch an internal address")
 			}
 		})
+	}
+}
+
+// Review finding: for a spec from the network, ValidateRemote allows only a
+// relative source.archive.path "that stays inside" the spec's folder, but
+// fetchArchive opens filepath.Join(specDir, path) with os.Open, which
+// follows symlinks: a symlink in the folder (or one the node's user made)
+// leads the read out of it. fetchArchive is not even told the spec is
+// remote. Open it through os.OpenRoot(specDir) for remote specs.
+func TestReviewRemoteArchivePathStaysInSpecDir(t *testing.T) {
+	if os.Getenv("PYRSIA_REVIEW") == "" {
+		t.Skip("review finding: a remote spec's relative archive path follows symlinks out of the spec folder")
+	}
+	outside := t.TempDir()
+	data := tarBytes(t, &tar.Header{Name: "secret.txt", Typeflag: tar.TypeReg, Mode: 0o644})
+	if err := os.WriteFile(filepath.Join(outside, "node-private.tar"), data, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	specDir := t.TempDir()
+	if err := os.Symlink(outside, filepath.Join(specDir, "src")); err != nil {
+		t.Fatal(err)
+	}
+	sum := sha256.Sum256(data)
+	text := edit(t, mavenSpec, "path: hello.tar.gz", "path: src/node-private.tar")
+	text = strings.Replace(text, testSHA, hex.EncodeToString(sum[:]), 1)
+	s, err := ParseRemoteSpec([]byte(text))
+	if err != nil {
+		t.Fatalf("ParseRemoteSpec: %v", err)
+	}
+	dst := t.TempDir()
+	if _, err := fetchSource(context.Background(), s, specDir, dst, true, mavenRepoOpts{}, io.Discard); err == nil {
+		t.Errorf("a remote spec read %s through the symlink %s", filepath.Join(outside, "node-private.tar"), filepath.Join(specDir, "src"))
 	}
 }
