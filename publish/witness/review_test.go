@@ -2,6 +2,7 @@ package witness_test
 
 import (
 	"context"
+	"encoding/base64"
 	"errors"
 	"os"
 	"strings"
@@ -89,5 +90,36 @@ func TestReviewOneNodeCanAdvanceTheWitnessedTree(t *testing.T) {
 	_, realErr := c.Cosign(ctx, signTree(t, real, 10), proofs(real, nil))
 	if realErr != nil {
 		t.Errorf("the real log's checkpoint of size 10 is refused (%v) after one node's own tree was cosigned (%v)", realErr, rogueErr)
+	}
+}
+
+// Review finding (hardening): AddSignatures keeps the first signature line
+// of a key (name and key hash) and drops later ones, without checking
+// either. A note that already carries a junk line for cosigner X (anyone
+// can append one on the way) loses X's genuine cosignature when it is
+// added: the checkpoint stays short of final.
+func TestReviewAddSignaturesKeepsTheGoodLine(t *testing.T) {
+	if os.Getenv("PYRSIA_REVIEW") == "" {
+		t.Skip("review finding: AddSignatures drops a valid cosignature behind a junk line of the same key")
+	}
+	a, _ := forkedTrees(4, 8)
+	n1 := testNode(t, "node-a", 10)
+	cp := signTree(t, a, 6)
+	good := cosign(t, n1, cp)
+	raw, _ := base64.StdEncoding.DecodeString(good.Base64)
+	for i := 4; i < len(raw); i++ {
+		raw[i] = 0
+	}
+	junk := note.Signature{Name: good.Name, Hash: good.Hash, Base64: base64.StdEncoding.EncodeToString(raw)}
+	withJunk, err := witness.AddSignatures(cp, junk)
+	if err != nil {
+		t.Fatal(err)
+	}
+	signed, err := witness.AddSignatures(withJunk, good)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := witness.VerifyFinal(signed, testOrigin, []note.Verifier{logVerifier(t)}, []note.Verifier{n1.verifier}, 1); err != nil {
+		t.Errorf("the genuine cosignature was dropped behind a junk line: %v", err)
 	}
 }
