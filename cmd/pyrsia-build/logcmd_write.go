@@ -173,6 +173,7 @@ func checkLogKey(l *tlog.Log, dir string, v note.Verifier) error {
 type localCosigner struct {
 	name string
 	*witness.Cosigner
+	verifier note.Verifier // checks its cosignatures
 }
 
 // openCosigners opens the cosigners given as KEYFILE:STATEDIR.
@@ -201,7 +202,15 @@ func openCosigners(specs []string, origin string, logVerifier note.Verifier) ([]
 		if err != nil {
 			return nil, inputErr(fmt.Errorf("cosigner %q: %w", signer.Name(), trimPrefix(err, "witness: cosigner: ")))
 		}
-		cs = append(cs, localCosigner{name: signer.Name(), Cosigner: c})
+		vkey, err := witness.VerifierKey(skey)
+		if err != nil {
+			return nil, inputErr(fmt.Errorf("cosigner %s: %w", keyFile, trimWitness(err)), hint)
+		}
+		v, err := witness.NewCosignatureVerifier(vkey)
+		if err != nil {
+			return nil, inputErr(fmt.Errorf("cosigner %s: %w", keyFile, trimWitness(err)), hint)
+		}
+		cs = append(cs, localCosigner{name: signer.Name(), Cosigner: c, verifier: v})
 	}
 	return cs, nil
 }
