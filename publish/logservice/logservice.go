@@ -80,6 +80,9 @@ type Service struct {
 	mu    sync.Mutex
 	final *tlog.Checkpoint // the latest final checkpoint, nil if none
 	grown chan struct{}    // closed and replaced when final changes
+	added chan struct{}    // closed and replaced after each append
+	cand  *tlog.Checkpoint // the latest checkpoint signed by Run
+	cands chan struct{}    // closed and replaced when cand changes
 }
 
 // Open opens the log, indexes its entries, and loads its checkpoint as the
@@ -138,7 +141,7 @@ func Open(ctx context.Context, o Options) (*Service, error) {
 		l.Close()
 		return nil, fmt.Errorf("logservice: indexing the log: %w", err)
 	}
-	s := &Service{log: l, idx: idx, opts: o, lg: o.Logger, wake: make(chan struct{}, 1), grown: make(chan struct{})}
+	s := &Service{log: l, idx: idx, opts: o, lg: o.Logger, wake: make(chan struct{}, 1), grown: make(chan struct{}), added: make(chan struct{}), cands: make(chan struct{})}
 	if cp := l.Checkpoint(); cp != nil {
 		if _, err := o.Final(cp.Note); err == nil {
 			s.final = cp
@@ -174,8 +177,30 @@ func (s *Service) Append(ctx context.Context, entry []byte) (uint64, error) {
 			s.lg.ErrorContext(ctx, "indexing an appended entry", "index", i, "err", err)
 		}
 	}
+	s.mu.Lock()
+	close(s.added)
+	s.added = make(chan struct{})
+	s.mu.Unlock()
 	s.Notify()
 	return i, nil
+}
+
+// WaitSize waits until the log holds at least size entries, or ctx is
+// done.
+func (s *Service) WaitSize(ctx context.Context, size uint64) error {
+	for {
+		s.mu.Lock()
+		added := s.added
+		s.mu.Unlock()
+		if s.log.Size() >= size {
+			return nil
+		}
+		select {
+		case <-added:
+		case <-ctx.Done():
+			return fmt.Errorf("logservice: waiting for the log to reach size %d (it has %d): %w", size, s.log.Size(), ctx.Err())
+		}
+	}
 }
 
 // Notify wakes Run to publish a checkpoint at the log's current size.
@@ -207,6 +232,25 @@ func (s *Service) WaitFinal(ctx context.Context, size uint64) (*tlog.Checkpoint,
 		case <-grown:
 		case <-ctx.Done():
 			return nil, fmt.Errorf("logservice: waiting for a final checkpoint of size %d: %w", size, ctx.Err())
+		}
+	}
+}
+
+// WaitSigned returns the latest checkpoint that Run has signed (final or
+// not) once it has at least size entries, waiting until ctx is done. A
+// peer cosigner compares what it is asked to cosign with it.
+func (s *Service) WaitSigned(ctx context.Context, size uint64) (*tlog.Checkpoint, error) {
+	for {
+		s.mu.Lock()
+		cp, ch := s.cand, s.cands
+		s.mu.Unlock()
+		if cp != nil && cp.Size >= size {
+			return cp, nil
+		}
+		select {
+		case <-ch:
+		case <-ctx.Done():
+			return nil, fmt.Errorf("logservice: waiting for a checkpoint of size %d (the log has %d entries): %w", size, s.log.Size(), ctx.Err())
 		}
 	}
 }
@@ -246,14 +290,21 @@ func (s *Service) Run(ctx context.Context) error {
 
 // publish makes the log's current size final, if it is not yet.
 func (s *Service) publish(ctx context.Context) error {
-	if cur := s.Final(); cur != nil && cur.Size == s.log.Size() {
-		return nil
+	if cur := s.Final(); s.log.Size() == 0 || cur != nil && cur.Size == s.log.Size() {
+		return nil // nothing new to vouch for
 	}
 	started := time.Now()
 	cp, err := s.log.Publish(ctx)
 	if err != nil {
 		return fmt.Errorf("signing a checkpoint: %w", err)
 	}
+	s.mu.Lock()
+	if s.cand == nil || s.cand.Size < cp.Size {
+		s.cand = cp
+		close(s.cands)
+		s.cands = make(chan struct{})
+	}
+	s.mu.Unlock()
 	if cur := s.Final(); cur != nil && cur.Size >= cp.Size {
 		return nil
 	}
