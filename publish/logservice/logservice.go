@@ -35,6 +35,8 @@ import (
 	"github.com/pyrsia/pyrsia-build/publish/index"
 	"github.com/pyrsia/pyrsia-build/publish/tlog"
 	"github.com/pyrsia/pyrsia-build/publish/witness"
+	"github.com/transparency-dev/merkle/proof"
+	"github.com/transparency-dev/merkle/rfc6962"
 	"golang.org/x/mod/sumdb/note"
 )
 
@@ -403,4 +405,29 @@ func AllCosigned(origin string, logVerifier note.Verifier, cosigners []note.Veri
 		_, names, err := witness.VerifyFinal(b, origin, logVerifier, cosigners, len(cosigners))
 		return names, err
 	}
+}
+
+// ErrNotFinal is returned by [Service.ProofBundle] for an entry that no
+// final checkpoint covers yet. Use errors.Is.
+var ErrNotFinal = errors.New("logservice: no final checkpoint covers the entry yet")
+
+// ProofBundle returns the proof bundle of the entry at index against the
+// latest final checkpoint, with its inclusion proof checked.
+func (s *Service) ProofBundle(ctx context.Context, index uint64) (*publish.ProofBundle, error) {
+	cp := s.Final()
+	if cp == nil || index >= cp.Size {
+		return nil, fmt.Errorf("entry %d: %w", index, ErrNotFinal)
+	}
+	entry, err := s.log.Entry(ctx, index)
+	if err != nil {
+		return nil, fmt.Errorf("logservice: reading entry %d: %w", index, err)
+	}
+	hashes, err := s.log.InclusionProof(ctx, index, cp.Size)
+	if err != nil {
+		return nil, fmt.Errorf("logservice: inclusion proof of entry %d: %w", index, err)
+	}
+	if err := proof.VerifyInclusion(rfc6962.DefaultHasher, index, cp.Size, publish.LeafHash(entry), hashes, cp.Hash); err != nil {
+		return nil, fmt.Errorf("logservice: the log's inclusion proof of entry %d does not verify against its own checkpoint (the log is damaged): %w", index, err)
+	}
+	return &publish.ProofBundle{RawEntry: entry, Index: index, TreeSize: cp.Size, InclusionProof: hashes, Checkpoint: string(cp.Note)}, nil
 }

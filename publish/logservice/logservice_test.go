@@ -3,6 +3,7 @@ package logservice_test
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -283,5 +284,19 @@ func TestIndexFollowsAppends(t *testing.T) {
 	}
 	if _, err := s.WaitFinal(ctx, 2); err != nil {
 		t.Fatal(err)
+	}
+	pb, err := s.ProofBundle(ctx, i)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := json.Marshal(pb)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := publish.ParseProofBundle(b); err != nil {
+		t.Errorf("the service's proof bundle does not parse: %v", err)
+	}
+	if _, err := s.ProofBundle(ctx, 2); !errors.Is(err, logservice.ErrNotFinal) {
+		t.Errorf("ProofBundle past the final checkpoint: got %v, want ErrNotFinal", err)
 	}
 }
