@@ -91,6 +91,7 @@ Exit codes: 0 ok, 1 verification failed, 2 usage error or bad input.`,
 			buildCommand(),
 			diffCommand(),
 			imageCommand(),
+			nodeCommand(),
 		},
 	}
 	for _, c := range app.Commands {
