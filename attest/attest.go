@@ -64,9 +64,21 @@ func Attest(s *Signer, subjects []*intoto.ResourceDescriptor, predicateType stri
 	if err != nil {
 		return nil, fmt.Errorf("attest: encoding statement: %w", err)
 	}
+	// Never sign what the verifier refuses to read.
+	if len(payload) > MaxStatementSize {
+		return nil, fmt.Errorf("attest: statement is %d bytes, over the %d byte limit that verifiers read (a spec or predicate field too large?)", len(payload), MaxStatementSize)
+	}
 	env, err := s.SignEnvelope(InTotoPayloadType, payload)
 	if err != nil {
 		return nil, err
 	}
-	return NewBundle(env, s.KeyHint()), nil
+	b := NewBundle(env, s.KeyHint())
+	data, err := b.MarshalJSON()
+	if err != nil {
+		return nil, fmt.Errorf("attest: encoding bundle: %w", err)
+	}
+	if len(data) > MaxBundleSize {
+		return nil, fmt.Errorf("attest: bundle is %d bytes, over the %d byte limit that verifiers read", len(data), MaxBundleSize)
+	}
+	return b, nil
 }

@@ -78,6 +78,9 @@ func ParseBundle(data []byte) (*Bundle, error) {
 	if len(bytes.TrimSpace(data)) == 0 {
 		return nil, errors.New("attest: bundle: file is empty")
 	}
+	if err := checkDepth(data); err != nil {
+		return nil, fmt.Errorf("attest: bundle: %w", err)
+	}
 	if !json.Valid(data) {
 		// protojson's errors for broken JSON name a byte offset in terms
 		// only a parser understands; say it plainly.
@@ -121,6 +124,9 @@ func ParseBundle(data []byte) (*Bundle, error) {
 	}
 	if len(env.GetSignatures()) == 0 {
 		return nil, errors.New("attest: bundle: envelope has no signatures")
+	}
+	if n := len(env.GetSignatures()); n > MaxSignatures {
+		return nil, fmt.Errorf("attest: bundle: envelope has %d signatures, more than %d (a bundle carries one)", n, MaxSignatures)
 	}
 	for i, s := range env.GetSignatures() {
 		if len(s.GetSig()) == 0 {
@@ -179,4 +185,36 @@ func isBase64(v any) bool {
 		}
 	}
 	return false
+}
+
+// maxDepth is how deep JSON may nest in a bundle: a bundle nests about 10
+// levels, a predicate a few more.
+const maxDepth = 100
+
+// checkDepth reports JSON nested deeper than maxDepth. Deep JSON can be
+// valid JSON; the decoders refuse it at some depth with messages that call
+// it "not JSON", so say what it is.
+func checkDepth(data []byte) error {
+	depth, inString, escaped := 0, false, false
+	for _, c := range data {
+		switch {
+		case inString && escaped:
+			escaped = false
+		case inString && c == '\\':
+			escaped = true
+		case inString && c == '"':
+			inString = false
+		case inString:
+		case c == '"':
+			inString = true
+		case c == '{' || c == '[':
+			depth++
+			if depth > maxDepth {
+				return fmt.Errorf("JSON nested more than %d levels deep (a bundle nests about 10): valid JSON, perhaps, but not a bundle this verifier reads", maxDepth)
+			}
+		case c == '}' || c == ']':
+			depth--
+		}
+	}
+	return nil
 }

@@ -2,6 +2,10 @@ package attest
 
 import (
 	"bytes"
+	"crypto"
+	"crypto/ecdsa"
+	"crypto/rsa"
+	"crypto/sha256"
 	"fmt"
 	"strconv"
 
@@ -42,26 +46,67 @@ func (s *Signer) SignEnvelope(payloadType string, payload []byte) (*dssepb.Envel
 	}, nil
 }
 
+// MaxSignatures bounds the signatures of one DSSE envelope. A bundle
+// carries one (cosign writes one); a few more are allowed for envelopes
+// signed by several keys. Each is checked against each key, so the bound
+// keeps a hostile bundle from costing millions of checks.
+const MaxSignatures = 16
+
 // VerifyEnvelope checks every signature of env against keys and returns the
 // distinct keys that signed it (a key listed twice counts once), in the
-// order of keys. A signature that no
-// key verifies is ignored: it is the caller's policy that decides how many
-// signers are enough.
+// order of keys. A signature that no key verifies is ignored: it is the
+// caller's policy that decides how many signers are enough. The signed
+// bytes are hashed once, whatever the number of keys and signatures; an
+// envelope with more than [MaxSignatures] signatures has no signer.
 func VerifyEnvelope(env *dssepb.Envelope, keys []*PublicKey) []*PublicKey {
-	pae := PAE(env.GetPayloadType(), env.GetPayload())
+	p := prepare(env)
 	var signers []*PublicKey
 	seen := make(map[string]bool)
 	for _, k := range keys {
-		if seen[k.ID] {
-			continue
-		}
-		for _, sig := range env.GetSignatures() {
-			if err := k.v.VerifySignature(bytes.NewReader(sig.GetSig()), bytes.NewReader(pae)); err == nil {
-				signers = append(signers, k)
-				seen[k.ID] = true
-				break
-			}
+		if !seen[k.ID] && p.signedBy(k) {
+			signers = append(signers, k)
+			seen[k.ID] = true
 		}
 	}
 	return signers
+}
+
+// prepared is an envelope with its PAE and the PAE's SHA-256, computed once.
+type prepared struct {
+	env    *dssepb.Envelope
+	pae    []byte
+	digest [sha256.Size]byte
+}
+
+func prepare(env *dssepb.Envelope) *prepared {
+	pae := PAE(env.GetPayloadType(), env.GetPayload())
+	return &prepared{env: env, pae: pae, digest: sha256.Sum256(pae)}
+}
+
+// signedBy reports whether a signature of the envelope verifies with k.
+func (p *prepared) signedBy(k *PublicKey) bool {
+	sigs := p.env.GetSignatures()
+	if len(sigs) > MaxSignatures {
+		return false
+	}
+	for _, sig := range sigs {
+		if k.verifyDigest(p.pae, p.digest[:], sig.GetSig()) {
+			return true
+		}
+	}
+	return false
+}
+
+// verifyDigest checks sig over msg, whose SHA-256 is digest, as
+// signature.LoadVerifier(key, crypto.SHA256) would, without hashing msg
+// again for ECDSA and RSA keys.
+func (k *PublicKey) verifyDigest(msg, digest, sig []byte) bool {
+	switch pub := k.key.(type) {
+	case *ecdsa.PublicKey:
+		return ecdsa.VerifyASN1(pub, digest, sig)
+	case *rsa.PublicKey:
+		return rsa.VerifyPKCS1v15(pub, crypto.SHA256, digest, sig) == nil
+	default:
+		return k.v.VerifySignature(bytes.NewReader(sig), bytes.NewReader(msg)) == nil
+	}
 }

@@ -1,9 +1,11 @@
 package attest
 
 import (
+	"bytes"
 	"crypto"
 	"crypto/sha256"
 	"crypto/x509"
+	"encoding/asn1"
 	"encoding/base64"
 	"encoding/hex"
 	"encoding/pem"
@@ -97,21 +99,88 @@ type PublicKey struct {
 	v    signature.Verifier
 }
 
+// MaxPublicKeySize bounds a public key file: a PEM RSA-4096 key is under
+// 1 KiB.
+const MaxPublicKeySize = 16 << 10
+
 // ParsePublicKey reads a PEM "PUBLIC KEY" (as cosign writes) and names it.
+// The input must be exactly one PEM block, with nothing but white space
+// around it: a key followed by something else is not a key file.
 func ParsePublicKey(name string, pemBytes []byte) (*PublicKey, error) {
-	block, _ := pem.Decode(pemBytes)
-	if block == nil {
+	if len(pemBytes) > MaxPublicKeySize {
+		return nil, fmt.Errorf("attest: public key: %d bytes is over the %d byte limit (not a public key file?)", len(pemBytes), MaxPublicKeySize)
+	}
+	i := bytes.Index(pemBytes, []byte("-----BEGIN"))
+	if i < 0 {
 		return nil, errors.New("attest: public key: no PEM block found (expected a cosign.pub file)")
+	}
+	if len(bytes.TrimSpace(pemBytes[:i])) > 0 {
+		return nil, errors.New("attest: public key: text before the PEM block (expected a cosign.pub file, one PEM block and nothing else)")
+	}
+	block, rest := pem.Decode(pemBytes[i:])
+	if block == nil {
+		return nil, errors.New("attest: public key: the PEM block is damaged or truncated (no matching END line, or bad base64)")
+	}
+	if rest = bytes.TrimSpace(rest); len(rest) > 0 {
+		if next, _ := pem.Decode(rest); next != nil {
+			return nil, errors.New("attest: public key: two PEM blocks (a key file holds one key: give each key in a file of its own)")
+		}
+		return nil, errors.New("attest: public key: data after the PEM block (expected a cosign.pub file, one PEM block and nothing else)")
 	}
 	if block.Type != string(cryptoutils.PublicKeyPEMType) {
 		return nil, fmt.Errorf("attest: public key: PEM type %q, want %q", block.Type, cryptoutils.PublicKeyPEMType)
 	}
+	if len(block.Headers) > 0 {
+		return nil, errors.New("attest: public key: the PEM block has headers; a cosign public key has none")
+	}
 	key, err := x509.ParsePKIXPublicKey(block.Bytes)
 	if err != nil {
+		if compressedEC(block.Bytes) {
+			return nil, errors.New("attest: public key: an elliptic-curve key with a compressed point, which cosign and pyrsia-build do not read: " +
+				"write it uncompressed (openssl ec -pubin -in KEY -conv_form uncompressed -out KEY.pub)")
+		}
 		// The asn1 error names a tag and offset, which helps nobody here.
 		return nil, errors.New("attest: public key: the PEM block does not hold a PKIX public key (damaged or truncated file?)")
 	}
 	return NewPublicKey(name, key)
+}
+
+// ReadPublicKeyFile reads a public key file: a regular file of at most
+// [MaxPublicKeySize] bytes, named by its path.
+func ReadPublicKeyFile(path string) (*PublicKey, error) {
+	b, err := ReadFileLimited(path, MaxPublicKeySize)
+	if err != nil {
+		return nil, fmt.Errorf("attest: public key: %w", err)
+	}
+	k, err := ParsePublicKey(path, b)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	return k, nil
+}
+
+// compressedEC reports whether der is a well-formed PKIX elliptic-curve
+// public key whose point is in compressed form (0x02 or 0x03 and X only),
+// which crypto/x509 does not read.
+func compressedEC(der []byte) bool {
+	var spki struct {
+		Algorithm struct {
+			Algorithm  asn1.ObjectIdentifier
+			Parameters asn1.RawValue `asn1:"optional"`
+		}
+		PublicKey asn1.BitString
+	}
+	rest, err := asn1.Unmarshal(der, &spki)
+	if err != nil || len(rest) > 0 || !spki.Algorithm.Algorithm.Equal(asn1.ObjectIdentifier{1, 2, 840, 10045, 2, 1}) {
+		return false
+	}
+	var curve asn1.ObjectIdentifier
+	if _, err := asn1.Unmarshal(spki.Algorithm.Parameters.FullBytes, &curve); err != nil {
+		return false
+	}
+	size := map[string]int{"1.2.840.10045.3.1.7": 32, "1.3.132.0.34": 48, "1.3.132.0.35": 66}[curve.String()]
+	pt := spki.PublicKey.RightAlign()
+	return size > 0 && len(pt) == 1+size && (pt[0] == 2 || pt[0] == 3)
 }
 
 // NewPublicKey wraps a crypto public key for verification.

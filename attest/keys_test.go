@@ -8,10 +8,12 @@ import (
 	"crypto/rand"
 	"crypto/sha256"
 	"crypto/x509"
+	"encoding/asn1"
 	"encoding/base64"
 	"encoding/hex"
 	"encoding/pem"
 	"errors"
+	"math/big"
 	"testing"
 
 	"github.com/pyrsia/pyrsia-build/attest"
@@ -163,7 +165,11 @@ func TestParsePublicKey(t *testing.T) {
 	}{
 		{"empty", nil, "attest: public key: no PEM block found"},
 		{"garbage", []byte("\x00\x01garbage"), "attest: public key: no PEM block found"},
-		{"truncated PEM", cosignPub[:len(cosignPub)/2], "attest: public key: no PEM block found"},
+		{"truncated PEM", cosignPub[:len(cosignPub)/2], "attest: public key: the PEM block is damaged or truncated"},
+		{"garbage after the PEM block", append(slicesClone(cosignPub), "garbage\n"...), "attest: public key: data after the PEM block"},
+		{"two PEM blocks", append(slicesClone(cosignPub), cosignPub...), "attest: public key: two PEM blocks"},
+		{"text before the PEM block", append([]byte("key:\n"), cosignPub...), "attest: public key: text before the PEM block"},
+		{"compressed P-256 point", compressedP256(t), "an elliptic-curve key with a compressed point, which cosign and pyrsia-build do not read: write it uncompressed"},
 		{"truncated key inside PEM", truncatedDER, "attest: public key: the PEM block does not hold a PKIX public key"},
 		{"private key", priv, `attest: public key: PEM type "ENCRYPTED SIGSTORE PRIVATE KEY", want "PUBLIC KEY"`},
 		{"certificate", pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: block.Bytes}), `PEM type "CERTIFICATE", want "PUBLIC KEY"`},
@@ -216,4 +222,38 @@ func TestNewPublicKey(t *testing.T) {
 			}
 		})
 	}
+}
+
+func slicesClone(b []byte) []byte { return append([]byte(nil), b...) }
+
+// compressedP256 returns a valid P-256 public key in PEM whose point is
+// compressed (what openssl ec -conv_form compressed writes).
+func compressedP256(t *testing.T) []byte {
+	t.Helper()
+	k, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	der, err := x509.MarshalPKIXPublicKey(&k.PublicKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var spki struct {
+		Algorithm asn1.RawValue
+		PublicKey asn1.BitString
+	}
+	if _, err := asn1.Unmarshal(der, &spki); err != nil {
+		t.Fatal(err)
+	}
+	pt := spki.PublicKey.RightAlign()
+	x, y := new(big.Int).SetBytes(pt[1:33]), new(big.Int).SetBytes(pt[33:])
+	c := make([]byte, 33)
+	c[0] = 2 | byte(y.Bit(0))
+	x.FillBytes(c[1:])
+	spki.PublicKey = asn1.BitString{Bytes: c, BitLength: 8 * len(c)}
+	der, err = asn1.Marshal(spki)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: der})
 }

@@ -194,19 +194,32 @@ func (v *Verifier) run(ctx context.Context, ev *Evidence) (*Evidence, error) {
 }
 
 // SignatureStep requires at least threshold of keys to have signed an
-// envelope. Each key counts once.
+// envelope of payload type [InTotoPayloadType]; envelopes of other types
+// are not counted, whoever signed them. Each key counts once.
 func SignatureStep(keys []*PublicKey, threshold int) Step {
 	threshold = max(threshold, 1)
 	return StepFunc{"signature", func(_ context.Context, ev *Evidence) error {
 		ev.Signed, ev.Signers = nil, nil
+		var envs []*prepared
+		wrongType, tooMany := "", 0
+		for _, env := range ev.Envelopes {
+			switch {
+			case env.GetPayloadType() != InTotoPayloadType:
+				wrongType = env.GetPayloadType()
+			case len(env.GetSignatures()) > MaxSignatures:
+				tooMany = len(env.GetSignatures())
+			default:
+				envs = append(envs, prepare(env))
+			}
+		}
 		for _, k := range keys {
 			if slices.Contains(ev.Signers, k) {
 				continue
 			}
-			for _, env := range ev.Envelopes {
-				if len(VerifyEnvelope(env, []*PublicKey{k})) > 0 {
+			for _, p := range envs {
+				if p.signedBy(k) {
 					ev.Signers = append(ev.Signers, k)
-					ev.Signed = append(ev.Signed, Signed{Key: k, Envelope: env})
+					ev.Signed = append(ev.Signed, Signed{Key: k, Envelope: p.env})
 					break
 				}
 			}
@@ -214,10 +227,19 @@ func SignatureStep(keys []*PublicKey, threshold int) Step {
 		if len(ev.Signers) >= threshold {
 			return nil
 		}
-		if len(keys) == 1 {
-			return fmt.Errorf("no signature verifies with key %q (key id %s): the statement was changed after signing, or another key signed it", keys[0].Name, short(keys[0].ID))
+		var why string
+		switch {
+		case wrongType != "" && len(envs) == 0:
+			return fmt.Errorf("envelope payload type %q, want %q: not an in-toto attestation", clip(wrongType), InTotoPayloadType)
+		case tooMany > 0 && len(envs) == 0:
+			return fmt.Errorf("envelope has %d signatures, more than %d", tooMany, MaxSignatures)
+		case wrongType != "":
+			why = fmt.Sprintf(" (envelopes of payload type %q are not counted)", clip(wrongType))
 		}
-		return fmt.Errorf("signed by %d of the %d keys (%s), %d needed", len(ev.Signers), len(keys), keyNames(ev.Signers), threshold)
+		if len(keys) == 1 {
+			return fmt.Errorf("no signature verifies with key %q (key id %s): the statement was changed after signing, or another key signed it%s", keys[0].Name, short(keys[0].ID), why)
+		}
+		return fmt.Errorf("signed by %d of the %d keys (%s), %d needed%s", len(ev.Signers), len(keys), keyNames(ev.Signers), threshold, why)
 	}}
 }
 
@@ -352,6 +374,14 @@ func (c ctxReader) Read(p []byte) (int, error) {
 func short(s string) string {
 	if len(s) > 16 {
 		return s[:16] + "…"
+	}
+	return s
+}
+
+// clip shortens a string from the input for an error message.
+func clip(s string) string {
+	if len(s) > 80 {
+		return s[:80] + "…"
 	}
 	return s
 }

@@ -137,6 +137,14 @@ func TestVerifyRejects(t *testing.T) {
 	}
 	retyped := good()
 	retyped.Envelope().PayloadType = "application/json"
+	// Defect 4: the same statement, validly signed with another payload type.
+	resigned := func() *attest.Bundle {
+		env, err := a.Signer.SignEnvelope("application/vnd.unrelated+json", good().Envelope().GetPayload())
+		if err != nil {
+			t.Fatal(err)
+		}
+		return attest.NewBundle(env, a.Signer.KeyHint())
+	}()
 
 	// signEnvelope signs payload with a and wraps it in a bundle.
 	signEnvelope := func(payload string) *attest.Bundle {
@@ -170,7 +178,15 @@ func TestVerifyRejects(t *testing.T) {
 			artifact: memArtifact("a.txt", hello),
 			opts:     onlyA,
 			wantStep: "signature",
-			wantErr:  `no signature verifies with key "key-a"`,
+			wantErr:  `envelope payload type "application/json", want "application/vnd.in-toto+json"`,
+		},
+		{
+			name:     "re-signed with an unrelated payload type",
+			bundle:   resigned,
+			artifact: memArtifact("a.txt", hello),
+			opts:     onlyA,
+			wantStep: "signature",
+			wantErr:  `envelope payload type "application/vnd.unrelated+json", want "application/vnd.in-toto+json": not an in-toto attestation`,
 		},
 		{
 			name:     "other key",

@@ -14,6 +14,7 @@ import (
 	"unicode"
 	"unicode/utf8"
 
+	"github.com/pyrsia/pyrsia-build/attest"
 	dssepb "github.com/sigstore/protobuf-specs/gen/pb-go/dsse"
 	"github.com/transparency-dev/merkle/rfc6962"
 )
@@ -150,6 +151,9 @@ func (e *Entry) wire() (*wireEntry, error) {
 	if err := checkSpec(e.Spec); err != nil {
 		return nil, err
 	}
+	if err := CheckLabels(e); err != nil {
+		return nil, err
+	}
 	if len(e.Subjects) == 0 {
 		return nil, errors.New("publish: entry: no subjects (an entry publishes at least one artifact)")
 	}
@@ -220,14 +224,17 @@ func wireEnv(env *dssepb.Envelope) (wireEnvelope, error) {
 	if env.GetPayloadType() == "" {
 		return wireEnvelope{}, errors.New("empty payloadType")
 	}
-	if !utf8.ValidString(env.GetPayloadType()) {
-		return wireEnvelope{}, errors.New("payloadType is not valid UTF-8")
+	if env.GetPayloadType() != attest.InTotoPayloadType {
+		return wireEnvelope{}, fmt.Errorf("payloadType %q, want %q (an entry carries in-toto attestations)", truncate(env.GetPayloadType()), attest.InTotoPayloadType)
 	}
 	if len(env.GetPayload()) == 0 {
 		return wireEnvelope{}, errors.New("empty payload")
 	}
 	if len(env.GetSignatures()) == 0 {
 		return wireEnvelope{}, errors.New("no signatures")
+	}
+	if n := len(env.GetSignatures()); n > attest.MaxSignatures {
+		return wireEnvelope{}, fmt.Errorf("%d signatures, more than %d (a build node signs its envelope once)", n, attest.MaxSignatures)
 	}
 	we := wireEnvelope{
 		PayloadType: env.GetPayloadType(),
@@ -419,6 +426,37 @@ func checkCoordinate(ecosystem, coordinate string) error {
 		return errors.New(`publish: entry: missing ecosystem (want "oci" or "maven")`)
 	default:
 		return fmt.Errorf(`publish: entry: unknown ecosystem %q (want "oci" or "maven")`, truncate(ecosystem))
+	}
+	return nil
+}
+
+// ErrLabelMismatch is wrapped by the error for an entry whose ecosystem or
+// coordinate is not its spec's: genuine attestations put under another
+// name. Use errors.Is.
+var ErrLabelMismatch = errors.New("publish: entry: the entry's name is not its spec's")
+
+// CheckLabels checks that the ecosystem and coordinate an entry claims are
+// its spec's "ecosystem" and "coordinate" fields, so that nobody (a log
+// operator, an appender) can publish the build nodes' attestations of one
+// artifact under another artifact's name. [ParseEntry], [NewEntry],
+// [VerifyEntry] and the index check it.
+func CheckLabels(e *Entry) error {
+	var labels struct {
+		Ecosystem  *string `json:"ecosystem"`
+		Coordinate *string `json:"coordinate"`
+	}
+	if err := json.Unmarshal(e.Spec, &labels); err != nil {
+		return fmt.Errorf("publish: entry: spec: ecosystem and coordinate: %w", explainJSON(err, len(e.Spec)))
+	}
+	switch {
+	case labels.Ecosystem == nil:
+		return fmt.Errorf("%w: the spec has no \"ecosystem\" field", ErrLabelMismatch)
+	case labels.Coordinate == nil:
+		return fmt.Errorf("%w: the spec has no \"coordinate\" field", ErrLabelMismatch)
+	case *labels.Ecosystem != e.Ecosystem:
+		return fmt.Errorf("%w: the entry says ecosystem %q, its spec %q", ErrLabelMismatch, truncate(e.Ecosystem), truncate(*labels.Ecosystem))
+	case *labels.Coordinate != e.Coordinate:
+		return fmt.Errorf("%w: the entry says coordinate %q, its spec %q", ErrLabelMismatch, truncate(e.Coordinate), truncate(*labels.Coordinate))
 	}
 	return nil
 }

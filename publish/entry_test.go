@@ -198,6 +198,17 @@ func TestParseEntryErrors(t *testing.T) {
 		{"array", func(*testing.T) []byte { return []byte(`[1]`) }, "not a JSON object (found array)", nil},
 		{"no version", func(t *testing.T) []byte { return replaceOnce(t, good, `"v":1,`, ``) }, `missing version field "v"`, nil},
 		{"version 2", func(t *testing.T) []byte { return replaceOnce(t, good, `"v":1,`, `"v":2,`) }, "unsupported version 2", ErrUnsupportedVersion},
+		// Defect 2: the entry's name must be its spec's.
+		{"coordinate not the spec's", func(t *testing.T) []byte {
+			return replaceOnce(t, good, `"coordinate":"hello:1.0","spec"`, `"coordinate":"victim:9.9","spec"`)
+		}, `the entry says coordinate "victim:9.9", its spec "hello:1.0"`, ErrLabelMismatch},
+		{"ecosystem not the spec's", func(t *testing.T) []byte {
+			return replaceOnce(t, good, `"ecosystem":"oci","coordinate":"hello:1.0","spec"`, `"ecosystem":"maven","coordinate":"a:hello:1.0","spec"`)
+		}, `the entry says ecosystem "maven", its spec "oci"`, ErrLabelMismatch},
+		// Defect 4: an entry carries in-toto statements only.
+		{"unrelated payload type", func(t *testing.T) []byte {
+			return replaceOnce(t, good, `"payloadType":"application/vnd.in-toto+json"`, `"payloadType":"application/vnd.unrelated+json"`)
+		}, `payloadType "application/vnd.unrelated+json", want "application/vnd.in-toto+json"`, nil},
 		{"version string", func(t *testing.T) []byte { return replaceOnce(t, good, `"v":1,`, `"v":"1",`) }, `unsupported version "1"`, ErrUnsupportedVersion},
 		{"no kind", func(t *testing.T) []byte { return replaceOnce(t, good, `"kind":"publish",`, ``) }, `missing field "kind"`, nil},
 		{"kind number", func(t *testing.T) []byte { return replaceOnce(t, good, `"kind":"publish"`, `"kind":7`) }, "kind is 7, not a string", nil},
@@ -468,4 +479,29 @@ func ExampleEntry_MarshalBinary() {
 	// Output:
 	// {"v":1,"kind":"publish","inputDigest":"sha256:0f0f0f0f0f0f0f0f0f0f0f0f0f0f0f0f0f0f0f0f0f0f0f0f0f0f0f0f0f0f0f0f","ecosystem":"maven","coordinate":"org.example:hello:1.0","spec":{"coordinate":"org.example:hello:1.0","ecosystem":"maven"},"subjects":[{"name":"hello-1.0.jar","digest":"sha256:9a9a9a9a9a9a9a9a9a9a9a9a9a9a9a9a9a9a9a9a9a9a9a9a9a9a9a9a9a9a9a9a"}],"envelopes":[{"payloadType":"application/vnd.in-toto+json","payload":"e30=","signatures":[{"keyid":"node-a","sig":"AQID"}]}]}
 	// org.example:hello:1.0 true
+}
+
+// Defect 2 at append time: NewEntry refuses a coordinate or ecosystem that
+// is not the spec's.
+func TestNewEntryLabels(t *testing.T) {
+	spec := []byte(`{"coordinate":"org.example:hello:1.0","ecosystem":"maven"}`)
+	env := &dssepb.Envelope{PayloadType: "application/vnd.in-toto+json",
+		Payload:    []byte(`{"_type":"https://in-toto.io/Statement/v1","subject":[{"name":"hello.jar","digest":{"sha256":"` + strings.Repeat("ab", 32) + `"}}],"predicateType":"https://slsa.dev/provenance/v1","predicate":{}}`),
+		Signatures: []*dssepb.Signature{{Sig: []byte("sig")}}}
+	if _, err := NewEntry("maven", "org.example:hello:1.0", spec, []*dssepb.Envelope{env}); err != nil {
+		t.Fatalf("the spec's own name: %v", err)
+	}
+	for _, tc := range []struct{ eco, coord, want string }{
+		{"maven", "org.victim:core:9.9", `the entry says coordinate "org.victim:core:9.9", its spec "org.example:hello:1.0"`},
+		{"oci", "org.example:hello:1.0", `the entry says ecosystem "oci", its spec "maven"`},
+	} {
+		_, err := NewEntry(tc.eco, tc.coord, spec, []*dssepb.Envelope{env})
+		if !errors.Is(err, ErrLabelMismatch) || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("NewEntry(%s, %s): got %v, want %q", tc.eco, tc.coord, err, tc.want)
+		}
+	}
+	other := &dssepb.Envelope{PayloadType: "application/vnd.unrelated+json", Payload: env.Payload, Signatures: env.Signatures}
+	if _, err := NewEntry("maven", "org.example:hello:1.0", spec, []*dssepb.Envelope{other}); err == nil || !strings.Contains(err.Error(), "vnd.unrelated+json") {
+		t.Errorf("NewEntry with an unrelated payload type: got %v, want it refused", err)
+	}
 }

@@ -106,6 +106,17 @@ func (p ProofBundle) MarshalJSON() ([]byte, error) {
 	return b, nil
 }
 
+// IsProofBundle reports whether data starts with a JSON object whose
+// mediaType is [ProofBundleMediaType], whatever follows it: it tells a proof
+// bundle from a Sigstore bundle, so that a damaged proof bundle (trailing
+// data, say) gets ParseProofBundle's error rather than another parser's.
+func IsProofBundle(data []byte) bool {
+	var probe struct {
+		MediaType string `json:"mediaType"`
+	}
+	return json.NewDecoder(bytes.NewReader(data)).Decode(&probe) == nil && probe.MediaType == ProofBundleMediaType
+}
+
 // ParseProofBundle decodes a proof bundle and checks its shape strictly: the
 // media type, no unknown fields or trailing data, base64 that decodes, an
 // entry within MaxEntrySize, Index < TreeSize, an inclusion proof of 32-byte

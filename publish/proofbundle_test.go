@@ -380,3 +380,25 @@ func ExampleParseProofBundle() {
 func regexpReplace(b []byte, expr, repl string) []byte {
 	return regexp.MustCompile(expr).ReplaceAll(b, []byte(repl))
 }
+
+// A proof bundle with trailing data is told as such, not taken for
+// another kind of file.
+func TestProofBundleTrailingData(t *testing.T) {
+	b, err := os.ReadFile("testdata/proofbundle/valid-index-5-of-13.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tail := range []string{`{}`, "garbage", "\n{\"x\":1}"} {
+		data := append(append([]byte(nil), b...), tail...)
+		if !IsProofBundle(data) {
+			t.Errorf("trailing %q: IsProofBundle = false, want true", tail)
+		}
+		_, err := ParseProofBundle(data)
+		if err == nil || !strings.Contains(err.Error(), "trailing data after the JSON value") {
+			t.Errorf("trailing %q: got %v, want an error saying trailing data", tail, err)
+		}
+	}
+	if IsProofBundle([]byte(`{"mediaType":"application/vnd.dev.sigstore.bundle.v0.3+json"}`)) {
+		t.Error("IsProofBundle of a Sigstore bundle = true")
+	}
+}

@@ -10,39 +10,22 @@ import (
 
 	intoto "github.com/in-toto/attestation/go/v1"
 	"github.com/pyrsia/pyrsia-build/attest"
-	"github.com/pyrsia/pyrsia-build/publish/witness"
+	"github.com/pyrsia/pyrsia-build/publish/policy"
+	dssepb "github.com/sigstore/protobuf-specs/gen/pb-go/dsse"
 	fmtlog "github.com/transparency-dev/formats/log"
 	"github.com/transparency-dev/merkle/proof"
 	"github.com/transparency-dev/merkle/rfc6962"
-	"golang.org/x/mod/sumdb/note"
 	"google.golang.org/protobuf/encoding/protojson"
 )
 
-// ProofOptions configure [VerifyProof]: the network policy as far as an
-// offline verifier needs it.
+// ProofOptions configure [VerifyProof] beyond the [policy.Trust].
 type ProofOptions struct {
-	// Keys are the build nodes' cosign public keys.
-	Keys []*attest.PublicKey
-	// Threshold is how many of Keys must have attested the artifact;
-	// 0 means an absolute majority, floor(n/2)+1.
-	Threshold int
 	// PredicateType, if set, is required of every counted statement.
 	PredicateType string
-	// Origin is required of the checkpoint; empty means the log key's
-	// name, which names the log by convention.
-	Origin string
-	// LogVerifier checks the checkpoint's log signature. Required.
-	LogVerifier note.Verifier
-	// Cosigners check the checkpoint's cosignatures (C2SP
-	// tlog-cosignature); with none, the log signature alone is checked.
-	Cosigners []note.Verifier
-	// CosignThreshold is how many Cosigners must have cosigned for the
-	// checkpoint to be final; 0 means an absolute majority.
-	CosignThreshold int
 	// AllowUnwitnessed accepts a checkpoint that only the log signed, when
-	// no Cosigners are given. Without it, VerifyProof requires Cosigners:
-	// a log's own signature does not stop it from showing different
-	// verifiers different trees.
+	// the Trust has no Cosigners. Without it, VerifyProof requires
+	// Cosigners: a log's own signature does not stop it from showing
+	// different verifiers different trees.
 	AllowUnwitnessed bool
 }
 
@@ -55,48 +38,140 @@ type ProofEvidence struct {
 	Cosigners  []string // names of the cosigners whose cosignature verified
 }
 
-// VerifyProof checks an artifact against a proof bundle, offline:
+// EntryEvidence is what [VerifyEntry] established: the distinct build node
+// keys whose in-toto statements bind exactly the entry's spec and subjects.
+type EntryEvidence struct {
+	Entry   *Entry
+	Signers []*attest.PublicKey // in the order of trust.BuildKeys
+	Signed  []attest.Signed     // one per signer: its envelope and statement
+}
+
+// VerifyEntry checks that an entry certifies itself under trust, without
+// an artifact or a log: its input digest is the SHA-256 of its spec, its
+// ecosystem and coordinate are its spec's ([CheckLabels]), and at least
+// trust.BuildThreshold distinct trust.BuildKeys signed DSSE envelopes of
+// payload type [attest.InTotoPayloadType] whose in-toto statements name
+// exactly the entry's subjects and, as SLSA externalParameters.spec,
+// exactly its spec. A Raft FSM calls it before it applies an entry; a
+// verifier through [VerifyProof].
 //
-//  1. checkpoint: signed by the log and, when Cosigners are given, cosigned
-//     by CosignThreshold of them (final), for the bundle's tree size;
+// An entry that does not hold gives a *attest.VerificationError (errors.Is
+// attest.ErrNotVerified) of step "signature" (too few build nodes signed)
+// or "entry" (they signed something else).
+func VerifyEntry(ctx context.Context, e *Entry, trust *policy.Trust) (*EntryEvidence, error) {
+	if trust == nil || len(trust.BuildKeys) == 0 {
+		return nil, errors.New("publish: no build node keys to check the attestations with")
+	}
+	if e == nil {
+		return nil, errors.New("publish: no entry to verify")
+	}
+	fail := func(err error) error { return &attest.VerificationError{Step: "entry", Err: err} }
+	if got := e.SpecDigest(); got != e.InputDigest {
+		return nil, fail(fmt.Errorf("the entry's input digest %s is not the sha256 of its spec (%s)", e.InputDigest, got))
+	}
+	if err := CheckLabels(e); err != nil {
+		return nil, fail(trimPkg(err))
+	}
+	threshold := max(trust.BuildThreshold, 1)
+	ev := &EntryEvidence{Entry: e}
+	var signers, unbound []string
+	wrongType := 0
+	for _, env := range e.Envelopes {
+		if env.GetPayloadType() != attest.InTotoPayloadType {
+			wrongType++
+		}
+	}
+	// Check each envelope's signatures once, against every key.
+	byKey := make(map[*attest.PublicKey][]*dssepb.Envelope)
+	for _, env := range e.Envelopes {
+		if err := ctx.Err(); err != nil {
+			return nil, err
+		}
+		if env.GetPayloadType() != attest.InTotoPayloadType {
+			continue
+		}
+		for _, k := range attest.VerifyEnvelope(env, trust.BuildKeys) {
+			byKey[k] = append(byKey[k], env)
+		}
+	}
+	for _, k := range trust.BuildKeys {
+		envs := byKey[k]
+		if len(envs) == 0 {
+			continue
+		}
+		signers = append(signers, k.Name)
+		reason := ""
+		for _, env := range envs {
+			st, err := attest.ParseStatement(env.GetPayload())
+			if err != nil {
+				reason = strings.TrimPrefix(err.Error(), "attest: ")
+				continue
+			}
+			if err := bindsTo(st, e); err != nil {
+				reason = err.Error()
+				continue
+			}
+			ev.Signers = append(ev.Signers, k)
+			ev.Signed = append(ev.Signed, attest.Signed{Key: k, Envelope: env, Statement: st})
+			reason = ""
+			break
+		}
+		if reason != "" {
+			unbound = append(unbound, fmt.Sprintf("%s (%s)", k.Name, reason))
+		}
+	}
+	if len(ev.Signers) >= threshold {
+		return ev, nil
+	}
+	typeNote := ""
+	if wrongType > 0 {
+		typeNote = fmt.Sprintf("; %d envelopes are not counted: their payload type is not %q", wrongType, attest.InTotoPayloadType)
+	}
+	if len(signers) < threshold {
+		names := "none"
+		if len(signers) > 0 {
+			names = strings.Join(signers, ", ")
+		}
+		return nil, &attest.VerificationError{Step: "signature", Err: fmt.Errorf("signed by %d of the %d keys (%s), %d needed%s", len(signers), len(trust.BuildKeys), names, threshold, typeNote)}
+	}
+	msg := fmt.Sprintf("%d of the build nodes attested the entry's spec and subjects, %d needed", len(ev.Signers), threshold)
+	if len(unbound) > 0 {
+		msg += ": " + strings.Join(unbound, "; ")
+	}
+	return nil, fail(errors.New(msg + typeNote))
+}
+
+// VerifyProof checks an artifact against a proof bundle, offline, under
+// trust (a network policy, or keys given one by one):
+//
+//  1. checkpoint: signed by one of trust's log keys for trust.Origin and,
+//     when trust has Cosigners, cosigned by CosignThreshold distinct ones
+//     (final), for the bundle's tree size;
 //  2. inclusion: the entry's leaf hash is in that tree at its index;
-//  3. the entry's envelopes, by [attest.Verifier]: at least Threshold of
-//     Keys signed statements whose subjects carry the artifact's digest;
-//  4. entry: the entry's agreed subjects carry that digest too.
+//  3. entry: [VerifyEntry];
+//  4. the entry's envelopes, by [attest.Verifier]: at least
+//     trust.BuildThreshold of the build keys signed statements whose
+//     subjects carry the artifact's digest, and the entry's agreed subjects
+//     carry it too.
 //
 // Errors are those of [attest.Verifier.Verify]: a *attest.VerificationError
 // (errors.Is attest.ErrNotVerified) when the evidence does not hold.
-func VerifyProof(ctx context.Context, a attest.Artifact, pb *ProofBundle, o ProofOptions) (*ProofEvidence, error) {
-	if o.LogVerifier == nil {
+func VerifyProof(ctx context.Context, a attest.Artifact, pb *ProofBundle, trust *policy.Trust, o ProofOptions) (*ProofEvidence, error) {
+	if trust == nil || len(trust.LogVerifiers) == 0 {
 		return nil, errors.New("publish: no log key to check the checkpoint with")
 	}
-	if len(o.Keys) == 0 {
+	if len(trust.BuildKeys) == 0 {
 		return nil, errors.New("publish: no build node keys to check the attestations with")
 	}
-	if len(o.Cosigners) == 0 && !o.AllowUnwitnessed {
+	if len(trust.Cosigners) == 0 && !o.AllowUnwitnessed {
 		return nil, errors.New("publish: no cosigner keys: a checkpoint signed only by the log is not final")
 	}
-	if o.Origin == "" {
-		o.Origin = o.LogVerifier.Name()
-	}
-	threshold := o.Threshold
-	if threshold == 0 {
-		threshold = witness.Threshold(len(o.Keys))
+	if pb == nil {
+		return nil, errors.New("publish: no proof bundle")
 	}
 	fail := func(step string, err error) error { return &attest.VerificationError{Step: step, Err: err} }
 
-	var cp *fmtlog.Checkpoint
-	var cosigners []string
-	var err error
-	if len(o.Cosigners) > 0 {
-		ct := o.CosignThreshold
-		if ct == 0 {
-			ct = witness.Threshold(len(o.Cosigners))
-		}
-		cp, cosigners, err = witness.VerifyFinal([]byte(pb.Checkpoint), o.Origin, o.LogVerifier, o.Cosigners, ct)
-	} else {
-		cp, _, err = witness.ParseCheckpoint([]byte(pb.Checkpoint), o.Origin, o.LogVerifier)
-	}
+	cp, cosigners, err := trust.VerifyCheckpoint([]byte(pb.Checkpoint))
 	if err != nil {
 		return nil, fail("checkpoint", err)
 	}
@@ -109,33 +184,18 @@ func VerifyProof(ctx context.Context, a attest.Artifact, pb *ProofBundle, o Proo
 	entry, err := pb.Entry()
 	if err != nil {
 		// The log committed to bytes that are not an entry: the log is at fault.
-		return nil, fail("entry", err)
+		return nil, fail("entry", trimPkg(err))
 	}
-	if got := entry.SpecDigest(); got != entry.InputDigest {
-		return nil, fail("entry", fmt.Errorf("the entry's input digest %s is not the sha256 of its spec (%s)", entry.InputDigest, got))
+	if _, err := VerifyEntry(ctx, entry, trust); err != nil {
+		return nil, err
 	}
-	v, err := attest.NewVerifier(attest.VerifierOptions{Keys: o.Keys, Threshold: threshold, PredicateType: o.PredicateType})
+	v, err := attest.NewVerifier(attest.VerifierOptions{Keys: trust.BuildKeys, Threshold: max(trust.BuildThreshold, 1), PredicateType: o.PredicateType})
 	if err != nil {
 		return nil, err
 	}
 	v = v.With(attest.StepFunc{StepName: "entry", Func: func(_ context.Context, ev *attest.Evidence) error {
 		if !slices.ContainsFunc(entry.Subjects, func(s Subject) bool { return s.Digest == ev.DigestHex() }) {
 			return fmt.Errorf("the log entry's agreed subjects do not include %s", ev.DigestHex())
-		}
-		// The entry certifies itself only if what it claims (the spec, so
-		// the coordinate and input digest, and the subjects) is what the
-		// build nodes signed: a log operator must not be able to put
-		// genuine attestations under another name.
-		var bound, unbound []string
-		for _, sd := range ev.Signed {
-			if err := bindsTo(sd.Statement, entry); err != nil {
-				unbound = append(unbound, fmt.Sprintf("%s (%v)", sd.Key.Name, err))
-				continue
-			}
-			bound = append(bound, sd.Key.Name)
-		}
-		if len(bound) < threshold {
-			return fmt.Errorf("%d of the signers attested the entry's spec and subjects, %d needed: %s", len(bound), threshold, strings.Join(unbound, "; "))
 		}
 		return nil
 	}})
@@ -145,6 +205,25 @@ func VerifyProof(ctx context.Context, a attest.Artifact, pb *ProofBundle, o Proo
 	}
 	return &ProofEvidence{Evidence: ev, Entry: entry, Index: pb.Index, Checkpoint: cp, Cosigners: cosigners}, nil
 }
+
+// trimPkg drops the "publish: entry: " prefix of an error that is wrapped
+// in a verification error.
+func trimPkg(err error) error {
+	msg := err.Error()
+	if t, ok := strings.CutPrefix(msg, "publish: entry: "); ok {
+		return wrapMsg{t, err}
+	}
+	return err
+}
+
+// wrapMsg is an error with another message and the same chain.
+type wrapMsg struct {
+	msg string
+	err error
+}
+
+func (w wrapMsg) Error() string { return w.msg }
+func (w wrapMsg) Unwrap() error { return w.err }
 
 // bindsTo checks that a signed statement is about the entry: its subjects
 // are the entry's subjects, and its SLSA externalParameters.spec, in

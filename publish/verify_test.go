@@ -2,8 +2,12 @@ package publish_test
 
 import (
 	"context"
+	"crypto/ed25519"
 	"crypto/sha256"
+	"encoding/base64"
+	"encoding/binary"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -17,8 +21,10 @@ import (
 	intoto "github.com/in-toto/attestation/go/v1"
 	"github.com/pyrsia/pyrsia-build/attest"
 	"github.com/pyrsia/pyrsia-build/publish"
+	"github.com/pyrsia/pyrsia-build/publish/policy"
 	"github.com/pyrsia/pyrsia-build/publish/tlog"
 	"github.com/pyrsia/pyrsia-build/publish/witness"
+	dssepb "github.com/sigstore/protobuf-specs/gen/pb-go/dsse"
 	"golang.org/x/mod/sumdb/note"
 )
 
@@ -55,13 +61,36 @@ func nodeKeys(t *testing.T) ([]*attest.Signer, []*attest.PublicKey) {
 type fixture struct {
 	artifact string
 	pb       *publish.ProofBundle
+	trust    policy.TrustOptions
 	opts     publish.ProofOptions
+	// cosignerKeys are the verifier keys of the cosigners.
+	cosignerKeys []string
+	// literal makes verify use a Trust literal rather than NewTrust.
+	literal bool
+}
+
+// verify runs VerifyProof with the fixture's keys.
+func (f fixture) verify(ctx context.Context) (*publish.ProofEvidence, error) {
+	trust, err := policy.NewTrust(f.trust)
+	if f.literal {
+		// A Trust made by hand, past NewTrust's checks: VerifyProof must
+		// still count each key once.
+		trust, err = &policy.Trust{Origin: f.trust.Origin, LogVerifiers: f.trust.LogVerifiers, Cosigners: f.trust.Cosigners,
+			CosignThreshold: 2, BuildKeys: f.trust.BuildKeys, BuildThreshold: 2}, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	return publish.VerifyProof(ctx, attest.FileArtifact(f.artifact), f.pb, trust, f.opts)
 }
 
 // published runs the publication flow for real: each of the voting nodes
 // attests the artifact, the entry is appended to a durable log, the
 // checkpoint is cosigned by three cosigners, and a proof bundle is cut.
-func published(t *testing.T, voters int, content string, mods ...func(*publish.Entry)) fixture {
+// A mod is a func(*publish.Entry), applied before encoding, or a
+// func([]byte) []byte, applied to the encoding: to log bytes that
+// MarshalBinary refuses to write.
+func published(t *testing.T, voters int, content string, mods ...any) fixture {
 	t.Helper()
 	signers, pubs := nodeKeys(t)
 	dir := t.TempDir()
@@ -95,11 +124,18 @@ func published(t *testing.T, voters int, content string, mods ...func(*publish.E
 		entry.Envelopes = append(entry.Envelopes, b.Envelope())
 	}
 	for _, m := range mods {
-		m(entry)
+		if m, ok := m.(func(*publish.Entry)); ok {
+			m(entry)
+		}
 	}
 	raw, err := entry.MarshalBinary()
 	if err != nil {
 		t.Fatal(err)
+	}
+	for _, m := range mods {
+		if m, ok := m.(func([]byte) []byte); ok {
+			raw = m(raw)
+		}
 	}
 
 	skey, vkey, _ := witness.GenerateKey(origin)
@@ -126,10 +162,12 @@ func published(t *testing.T, voters int, content string, mods ...func(*publish.E
 	}
 	signed := cp.Note
 	var cosigners []note.Verifier
+	var vkeys []string
 	for i := 0; i < 3; i++ {
 		sk, vk, _ := witness.GenerateKey(fmt.Sprintf("cosigner-%d", i))
 		cs, _ := witness.NewCosignatureSigner(sk)
 		cv, _ := witness.NewCosignatureVerifier(vk)
+		vkeys = append(vkeys, vk)
 		cosigners = append(cosigners, cv)
 		c, err := witness.NewCosigner(witness.CosignerOptions{Signer: cs, Origin: origin, LogVerifier: logVerifier, StateDir: filepath.Join(dir, fmt.Sprintf("cosigner-%d", i))})
 		if err != nil {
@@ -159,16 +197,16 @@ func published(t *testing.T, voters int, content string, mods ...func(*publish.E
 	if pb, err = publish.ParseProofBundle(data); err != nil {
 		t.Fatal(err)
 	}
-	return fixture{artifact: artifact, pb: pb, opts: publish.ProofOptions{
-		Keys: pubs, Origin: origin, LogVerifier: logVerifier, Cosigners: cosigners,
-		PredicateType: attest.PredicateSLSAProvenanceV1,
-	}}
+	return fixture{artifact: artifact, pb: pb, cosignerKeys: vkeys,
+		trust: policy.TrustOptions{BuildKeys: pubs, Origin: origin, LogVerifiers: []note.Verifier{logVerifier}, Cosigners: cosigners},
+		opts:  publish.ProofOptions{PredicateType: attest.PredicateSLSAProvenanceV1},
+	}
 }
 
 func TestVerifyProof(t *testing.T) {
 	ctx := context.Background()
 	good := published(t, 2, "the jar")
-	ev, err := publish.VerifyProof(ctx, attest.FileArtifact(good.artifact), good.pb, good.opts)
+	ev, err := good.verify(ctx)
 	if err != nil {
 		t.Fatalf("VerifyProof: %v", err)
 	}
@@ -176,13 +214,13 @@ func TestVerifyProof(t *testing.T) {
 		t.Fatalf("evidence: %d signers, %d cosigners, subject %q", len(ev.Signers), len(ev.Cosigners), ev.Subject.GetName())
 	}
 
-	unwitnessed := good.opts
-	unwitnessed.Cosigners = nil
-	if _, err := publish.VerifyProof(ctx, attest.FileArtifact(good.artifact), good.pb, unwitnessed); err == nil || !strings.Contains(err.Error(), "not final") {
+	unwitnessed := good
+	unwitnessed.trust.Cosigners = nil
+	if _, err := unwitnessed.verify(ctx); err == nil || !strings.Contains(err.Error(), "not final") {
 		t.Fatalf("no cosigners: got %v, want an error", err)
 	}
-	unwitnessed.AllowUnwitnessed = true
-	if _, err := publish.VerifyProof(ctx, attest.FileArtifact(good.artifact), good.pb, unwitnessed); err != nil {
+	unwitnessed.opts.AllowUnwitnessed = true
+	if _, err := unwitnessed.verify(ctx); err != nil {
 		t.Fatalf("no cosigners, AllowUnwitnessed: %v", err)
 	}
 
@@ -195,6 +233,9 @@ func TestVerifyProof(t *testing.T) {
 		e.Spec = []byte(`{"coordinate":"org.victim:core:9.9","ecosystem":"maven"}`)
 		e.InputDigest = e.SpecDigest()
 	})
+	relabelled := published(t, 2, "the jar", relabel(`"coordinate":"org.example:hello:1.0","spec"`, `"coordinate":"org.victim:core:9.9","spec"`))
+	relabelledEco := published(t, 2, "the jar", relabel(`"ecosystem":"maven","coordinate":"org.example:hello:1.0","spec"`, `"ecosystem":"oci","coordinate":"org.example:hello:1.0","spec"`))
+	unrelated := published(t, 2, "the jar", resign(t, "application/vnd.unrelated+json"))
 	moreSubjects := published(t, 2, "the jar", func(e *publish.Entry) {
 		e.Subjects = append(e.Subjects, publish.Subject{Name: "extra.jar", Digest: "sha256:" + strings.Repeat("cd", 32)})
 	})
@@ -218,12 +259,26 @@ func TestVerifyProof(t *testing.T) {
 		{"wrong index", good, func(f *fixture) {
 			f.pb = &publish.ProofBundle{RawEntry: f.pb.RawEntry, Index: f.pb.Index - 1, TreeSize: f.pb.TreeSize, InclusionProof: f.pb.InclusionProof, Checkpoint: f.pb.Checkpoint}
 		}, "inclusion", "is not in the tree"},
-		{"another log's key", good, func(f *fixture) { f.opts.LogVerifier = otherLog.opts.LogVerifier }, "checkpoint", ""},
-		{"cosigners of another log", good, func(f *fixture) { f.opts.Cosigners = otherLog.opts.Cosigners }, "checkpoint", ""},
-		{"all three cosigners required", good, func(f *fixture) { f.opts.CosignThreshold = 3 }, "checkpoint", "2 of 3"},
-		{"wrong origin", good, func(f *fixture) { f.opts.Origin = "example.com/other" }, "checkpoint", ""},
+		{"another log's key", good, func(f *fixture) { f.trust.LogVerifiers = otherLog.trust.LogVerifiers }, "checkpoint", ""},
+		{"cosigners of another log", good, func(f *fixture) { f.trust.Cosigners = otherLog.trust.Cosigners }, "checkpoint", ""},
+		{"all three cosigners required", good, func(f *fixture) { f.trust.CosignThreshold = 3 }, "checkpoint", "2 of 3"},
+		{"wrong origin", good, func(f *fixture) { f.trust.Origin = "example.com/other" }, "checkpoint", ""},
+		// Defect 5: cosigner-0's key, listed again under another name, counts once.
+		{"one cosigner key under two names", good, func(f *fixture) {
+			f.literal = true
+			f.trust.Cosigners = []note.Verifier{f.trust.Cosigners[0], alias(t, f.cosignerKeys[0], "cosigner-x"), f.trust.Cosigners[2]}
+			f.pb = withRelabelledCosignature(t, f.pb, "cosigner-0", f.trust.Cosigners[1])
+			// Only cosigner-0's cosignature stays, plus its copy under the alias.
+			f.pb = dropCosignature(t, f.pb, "cosigner-1")
+		}, "checkpoint", "cosigned by 1 of 2 cosigners, need 2"},
+		// Defect 2: a majority's genuine attestations for org.example:hello:1.0,
+		// relabelled org.victim:core:9.9 in the entry.
+		{"attestations relabelled with another coordinate", relabelled, nil, "entry", `the entry says coordinate "org.victim:core:9.9", its spec "org.example:hello:1.0"`},
+		{"attestations relabelled with another ecosystem", relabelledEco, nil, "entry", `the entry says ecosystem "oci", its spec "maven"`},
+		// Defect 4: the same statements, re-signed with another payload type.
+		{"envelopes of another payload type", unrelated, nil, "entry", `payloadType "application/vnd.unrelated+json", want "application/vnd.in-toto+json"`},
 		{"input digest not of the spec", lyingInput, nil, "entry", "is not the sha256 of its spec"},
-		{"attestations under another coordinate", renamed, nil, "entry", "0 of the signers attested the entry's spec and subjects, 2 needed: node-a (another spec)"},
+		{"attestations under another spec", renamed, nil, "entry", "0 of the build nodes attested the entry's spec and subjects, 2 needed: node-a (another spec)"},
 		{"subjects nobody attested", moreSubjects, nil, "entry", "(other subjects)"},
 		{"wrong predicate type", good, func(f *fixture) { f.opts.PredicateType = "https://spdx.dev/Document" }, "statement", "predicate type"},
 	} {
@@ -232,7 +287,7 @@ func TestVerifyProof(t *testing.T) {
 			if tc.mod != nil {
 				tc.mod(&f)
 			}
-			_, err := publish.VerifyProof(ctx, attest.FileArtifact(f.artifact), f.pb, f.opts)
+			_, err := f.verify(ctx)
 			var ve *attest.VerificationError
 			if !errors.As(err, &ve) || !errors.Is(err, attest.ErrNotVerified) {
 				t.Fatalf("got %v, want a VerificationError", err)
@@ -242,4 +297,104 @@ func TestVerifyProof(t *testing.T) {
 			}
 		})
 	}
+}
+
+// relabel replaces old by new, once, in an entry's encoding.
+func relabel(old, new string) func([]byte) []byte {
+	return func(raw []byte) []byte {
+		if !strings.Contains(string(raw), old) {
+			panic("relabel: " + old + " not in the entry")
+		}
+		return []byte(strings.Replace(string(raw), old, new, 1))
+	}
+}
+
+// resign replaces every envelope of an entry's encoding by one over the
+// same payload with payload type typ, signed by the same node: a valid
+// signature over another type.
+func resign(t *testing.T, typ string) func([]byte) []byte {
+	return func(raw []byte) []byte {
+		signers, pubs := nodeKeys(t)
+		var m map[string]any
+		if err := json.Unmarshal(raw, &m); err != nil {
+			t.Fatal(err)
+		}
+		for _, e := range m["envelopes"].([]any) {
+			env := e.(map[string]any)
+			payload, _ := base64.StdEncoding.DecodeString(env["payload"].(string))
+			sig, _ := base64.StdEncoding.DecodeString(env["signatures"].([]any)[0].(map[string]any)["sig"].(string))
+			old := &dssepb.Envelope{PayloadType: attest.InTotoPayloadType, Payload: payload, Signatures: []*dssepb.Signature{{Sig: sig}}}
+			for i, p := range pubs {
+				if len(attest.VerifyEnvelope(old, []*attest.PublicKey{p})) == 0 {
+					continue
+				}
+				ne, err := signers[i].SignEnvelope(typ, payload)
+				if err != nil {
+					t.Fatal(err)
+				}
+				env["payloadType"] = typ
+				env["signatures"] = []any{map[string]any{"sig": base64.StdEncoding.EncodeToString(ne.Signatures[0].Sig)}}
+			}
+		}
+		out, err := json.Marshal(m)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return out
+	}
+}
+
+// alias returns the cosignature verifier of v's key under another name.
+func alias(t *testing.T, vkey, name string) note.Verifier {
+	t.Helper()
+	parts := strings.SplitN(vkey, "+", 3)
+	raw, _ := base64.StdEncoding.DecodeString(parts[2])
+	k, err := note.NewEd25519VerifierKey(name, ed25519.PublicKey(raw[1:]))
+	if err != nil {
+		t.Fatal(err)
+	}
+	av, err := witness.NewCosignatureVerifier(k)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return av
+}
+
+// withRelabelledCosignature adds a copy of from's cosignature line under
+// to's name and key hash: anyone can, as the name is not signed.
+func withRelabelledCosignature(t *testing.T, pb *publish.ProofBundle, from string, to note.Verifier) *publish.ProofBundle {
+	t.Helper()
+	n, err := witness.OpenUnverified([]byte(pb.Checkpoint))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var sigs []note.Signature
+	for _, s := range n.UnverifiedSigs {
+		if s.Name == from {
+			raw, _ := base64.StdEncoding.DecodeString(s.Base64)
+			binary.BigEndian.PutUint32(raw[:4], to.KeyHash())
+			sigs = append(sigs, note.Signature{Name: to.Name(), Hash: to.KeyHash(), Base64: base64.StdEncoding.EncodeToString(raw)})
+		}
+	}
+	signed, err := witness.AddSignatures([]byte(pb.Checkpoint), sigs...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := *pb
+	c.Checkpoint = string(signed)
+	return &c
+}
+
+// dropCosignature removes name's signature lines from the checkpoint.
+func dropCosignature(t *testing.T, pb *publish.ProofBundle, name string) *publish.ProofBundle {
+	t.Helper()
+	var kept []string
+	for _, l := range strings.SplitAfter(pb.Checkpoint, "\n") {
+		if !strings.HasPrefix(l, "— "+name+" ") {
+			kept = append(kept, l)
+		}
+	}
+	c := *pb
+	c.Checkpoint = strings.Join(kept, "")
+	return &c
 }

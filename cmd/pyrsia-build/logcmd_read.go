@@ -15,6 +15,7 @@ import (
 	"github.com/transparency-dev/merkle/proof"
 	"github.com/transparency-dev/merkle/rfc6962"
 	"github.com/urfave/cli/v2"
+	"golang.org/x/mod/sumdb/note"
 )
 
 const readerSourceHelp = `The log is read from its folder (--dir DIR; stop 'pyrsia-build log serve' on it
@@ -86,7 +87,7 @@ Examples:
 			if len(cosigners) == 0 {
 				return nil
 			}
-			_, names, err := witness.VerifyFinal(b, cp.Origin, logKey, cosigners, threshold)
+			_, names, err := witness.VerifyFinal(b, cp.Origin, []note.Verifier{logKey}, cosigners, threshold)
 			if errors.Is(err, witness.ErrNotFinal) {
 				return failed(fmt.Errorf("%s: %w", src, trimWitness(err)),
 					"the build nodes have not cosigned this checkpoint yet (wait and read it again), or a listed --cosigner-key is not one of theirs")

@@ -76,7 +76,7 @@ func waitFinal(t *testing.T, base string, want uint64, logV note.Verifier, cosig
 	for ctx.Err() == nil {
 		b, err := get(ctx, base+"/checkpoint")
 		if err == nil {
-			c, _, err2 := witness.VerifyFinal(b, testOrigin, logV, cosigners, len(cosigners))
+			c, _, err2 := witness.VerifyFinal(b, testOrigin, []note.Verifier{logV}, cosigners, len(cosigners))
 			switch {
 			case err2 != nil:
 				err = err2

@@ -4,12 +4,12 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"os"
 	"strings"
 
 	"github.com/pyrsia/pyrsia-build/attest"
 	"github.com/pyrsia/pyrsia-build/publish"
+	"github.com/pyrsia/pyrsia-build/publish/policy"
 	"github.com/pyrsia/pyrsia-build/publish/witness"
 	"github.com/urfave/cli/v2"
 	"golang.org/x/mod/sumdb/note"
@@ -132,22 +132,12 @@ func verifyProof(c *cli.Context, artifact, bundlePath string, data []byte, keys 
 		return err
 	}
 	var cosigners []note.Verifier
-	seen := make(map[string]string)
 	for _, p := range c.StringSlice("cosigner-key") {
-		vkey, err := witness.ReadVerifierKeyFile(p)
+		// One key under two names counts once: policy.NewTrust
+		// de-duplicates by public key.
+		v, err := readNoteVerifier(p, witness.NewCosignatureVerifier)
 		if err != nil {
-			return inputErr(err)
-		}
-		// A cosignature does not cover the signer's name: one key under
-		// two names must not count twice.
-		raw := vkey[strings.LastIndex(vkey, "+")+1:]
-		if other, dup := seen[raw]; dup {
-			return inputErr(fmt.Errorf("%s and %s hold the same cosigner key", other, p))
-		}
-		seen[raw] = p
-		v, err := witness.NewCosignatureVerifier(vkey)
-		if err != nil {
-			return inputErr(fmt.Errorf("%s: %w", p, err))
+			return err
 		}
 		cosigners = append(cosigners, v)
 	}
@@ -155,11 +145,16 @@ func verifyProof(c *cli.Context, artifact, bundlePath string, data []byte, keys 
 		return inputErr(fmt.Errorf("%s is a proof bundle: --cosigner-key is needed to check that its checkpoint is final", bundlePath),
 			"pass the build nodes' note keys (--cosigner-key node-a.note.pub ...), or --allow-unwitnessed to trust the log's signature alone")
 	}
-	ev, err := publish.VerifyProof(c.Context, attest.FileArtifact(artifact), pb, publish.ProofOptions{
-		Keys: keys, Threshold: c.Int("threshold"), PredicateType: ptype,
-		Origin: c.String("origin"), LogVerifier: logVerifier,
+	trust, err := policy.NewTrust(policy.TrustOptions{
+		Origin: c.String("origin"), LogVerifiers: []note.Verifier{logVerifier},
 		Cosigners: cosigners, CosignThreshold: c.Int("cosign-threshold"),
-		AllowUnwitnessed: c.Bool("allow-unwitnessed"),
+		BuildKeys: keys, BuildThreshold: c.Int("threshold"),
+	})
+	if err != nil {
+		return inputErr(trimPrefix(err, "policy: trust: "))
+	}
+	ev, err := publish.VerifyProof(c.Context, attest.FileArtifact(artifact), pb, trust, publish.ProofOptions{
+		PredicateType: ptype, AllowUnwitnessed: c.Bool("allow-unwitnessed"),
 	})
 	if err := verifyErr(artifact, err); err != nil {
 		return err
@@ -199,25 +194,17 @@ func readNoteVerifier(path string, parse func(string) (note.Verifier, error)) (n
 // readBundleFile reads a bundle file of either kind, within the larger
 // size limit.
 func readBundleFile(path string) ([]byte, error) {
-	f, err := os.Open(path)
+	data, err := attest.ReadFileLimited(path, max(attest.MaxBundleSize, publish.MaxProofBundleSize))
 	if err != nil {
 		return nil, inputErr(fmt.Errorf("reading bundle: %w", err),
 			"make one with 'pyrsia-build attest' or 'pyrsia-build log proof', or name it with --bundle")
-	}
-	defer f.Close()
-	data, err := io.ReadAll(io.LimitReader(f, max(attest.MaxBundleSize, publish.MaxProofBundleSize)+1))
-	if err != nil {
-		return nil, inputErr(fmt.Errorf("reading bundle %s: %w", path, err))
 	}
 	return data, nil
 }
 
 // isProofBundle tells a proof bundle from a Sigstore bundle by its media type.
 func isProofBundle(data []byte) bool {
-	var probe struct {
-		MediaType string `json:"mediaType"`
-	}
-	return json.Unmarshal(data, &probe) == nil && probe.MediaType == publish.ProofBundleMediaType
+	return publish.IsProofBundle(data)
 }
 
 func verifyHint(err error) string {

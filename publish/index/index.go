@@ -114,7 +114,9 @@ func New() (*Index, error) {
 
 // Add indexes e at logIndex. Adding the same entry at the same index again
 // does nothing. Entries are expected to come from publish.ParseEntry; Add
-// checks only the digests and names its keys are made of.
+// checks the digests and names its keys are made of, and refuses an entry
+// whose ecosystem and coordinate are not its spec's (errors.Is
+// publish.ErrLabelMismatch), whoever made it.
 func (x *Index) Add(logIndex uint64, e *publish.Entry) error {
 	return x.AddBatch([]Item{{LogIndex: logIndex, Entry: e}})
 }
@@ -168,6 +170,11 @@ func newRow(logIndex uint64, e *publish.Entry) (*row, error) {
 	}
 	if len(e.Subjects) == 0 {
 		return nil, fmt.Errorf("index: log index %d: entry has no subjects", logIndex)
+	}
+	// An entry is found by its coordinate: it must be its spec's, or the
+	// index would serve one artifact under another's name.
+	if err := publish.CheckLabels(e); err != nil {
+		return nil, fmt.Errorf("index: log index %d: not indexed: %w", logIndex, err)
 	}
 	for _, s := range e.Subjects {
 		if _, ok := parseDigest(s.Digest); !ok {

@@ -22,6 +22,16 @@ func hexOf(s string) string {
 	return hex.EncodeToString(sum[:])
 }
 
+// specOf returns a spec that names ecosystem and coordinate, as an entry's
+// spec must.
+func specOf(ecosystem, coordinate string, input any) json.RawMessage {
+	b, err := json.Marshal(map[string]any{"coordinate": coordinate, "ecosystem": ecosystem, "input": input})
+	if err != nil {
+		panic(err)
+	}
+	return b
+}
+
 // entry returns an entry for spec input publishing the named artifacts
 // ("name=content"), the digest of each being that of its content.
 func entry(ecosystem, coordinate, input string, artifacts ...string) *publish.Entry {
@@ -29,7 +39,7 @@ func entry(ecosystem, coordinate, input string, artifacts ...string) *publish.En
 		InputDigest: "sha256:" + hexOf(input),
 		Ecosystem:   ecosystem,
 		Coordinate:  coordinate,
-		Spec:        json.RawMessage(`{"input":"` + input + `"}`),
+		Spec:        specOf(ecosystem, coordinate, input),
 		Envelopes: []*dssepb.Envelope{{
 			PayloadType: "application/vnd.in-toto+json",
 			Payload:     []byte(`{"input":"` + input + `"}`),
@@ -228,6 +238,10 @@ func TestAddErrors(t *testing.T) {
 		{"bad subject digest", 9, withSubject("hello", "md5:00"), `subject "hello": digest "md5:00"`, false},
 		{"NUL in coordinate", 9, entry("oci", "a\x00b", "input-a", "hello=image-1"), "without NUL", false},
 		{"no ecosystem", 9, entry("", "hello:1.0", "input-a", "hello=image-1"), "must be non-empty", false},
+		// Defect 2: genuine attestations for org.example:hello:1.0 put under
+		// another name are not indexed under it.
+		{"coordinate not the spec's", 9, relabelled("maven", "org.victim:core:9.9"), `the entry says coordinate "org.victim:core:9.9", its spec "org.example:hello:1.0"`, false},
+		{"ecosystem not the spec's", 9, relabelled("oci", "org.example:hello:1.0"), `the entry says ecosystem "oci", its spec "maven"`, false},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -263,7 +277,6 @@ func TestParsedEntries(t *testing.T) {
 	}
 	for i := range uint64(3) {
 		e := entry("oci", fmt.Sprintf("hello:1.%d", i), fmt.Sprint("input-", i), "b=image", "a=image")
-		e.Spec = json.RawMessage(`{"coordinate":"` + e.Coordinate + `"}`)
 		b, err := e.MarshalBinary()
 		if err != nil {
 			t.Fatal(err)
@@ -330,7 +343,6 @@ func synthetic(i uint64) *publish.Entry {
 	statement := []byte(fmt.Sprintf(`{"_type":"https://in-toto.io/Statement/v1","n":%d,"pad":"%s"}`, i, strings.Repeat("x", 1000)))
 	e := &publish.Entry{
 		InputDigest: "sha256:" + hexOf(fmt.Sprint("input-", i)),
-		Spec:        json.RawMessage(fmt.Sprintf(`{"n":%d}`, i)),
 	}
 	if i%2 == 0 {
 		e.Ecosystem, e.Coordinate = "oci", fmt.Sprintf("app-%d:1.%d", i%100, i/100)
@@ -342,6 +354,7 @@ func synthetic(i uint64) *publish.Entry {
 			{Name: "lib.pom", Digest: "sha256:" + hexOf(fmt.Sprint("pom-", i))},
 		}
 	}
+	e.Spec = specOf(e.Ecosystem, e.Coordinate, i)
 	for node := range 3 {
 		e.Envelopes = append(e.Envelopes, &dssepb.Envelope{
 			PayloadType: "application/vnd.in-toto+json",
@@ -416,4 +429,23 @@ func retained(make func() any) uint64 {
 		return 0
 	}
 	return after.HeapAlloc - before.HeapAlloc
+}
+
+// relabelled returns an entry for org.example:hello:1.0 (maven) that claims
+// another ecosystem and coordinate.
+func relabelled(ecosystem, coordinate string) *publish.Entry {
+	e := entry("maven", "org.example:hello:1.0", "input-r", "hello-1.0.jar=jar")
+	e.Ecosystem, e.Coordinate = ecosystem, coordinate
+	return e
+}
+
+func TestRelabelledNotFound(t *testing.T) {
+	x := sampleIndex(t)
+	err := x.Add(50, relabelled("maven", "org.victim:core:9.9"))
+	if !errors.Is(err, publish.ErrLabelMismatch) {
+		t.Fatalf("got %v, want publish.ErrLabelMismatch", err)
+	}
+	if got := x.ByCoordinate("maven", "org.victim:core:9.9"); len(got) != 0 {
+		t.Errorf("ByCoordinate(org.victim:core:9.9) = %v, want nothing", got)
+	}
 }

@@ -5,6 +5,7 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -12,8 +13,10 @@ import (
 	"golang.org/x/mod/sumdb/note"
 )
 
-// MaxCheckpointSize is the largest signed checkpoint note accepted, in bytes.
-const MaxCheckpointSize = 1 << 20
+// MaxCheckpointSize is the largest signed checkpoint note accepted, in
+// bytes, with all its signatures: the one limit for checkpoints everywhere
+// (a note with a hundred signature lines is under 16 KiB).
+const MaxCheckpointSize = 64 << 10
 
 // HashSize is the size of an RFC 6962 SHA-256 root hash.
 const HashSize = 32
@@ -31,40 +34,117 @@ func SignCheckpoint(s note.Signer, cp log.Checkpoint) ([]byte, error) {
 	return b, nil
 }
 
-// ParseCheckpoint opens a signed checkpoint note, checks that logVerifier has
-// signed it and that its origin is origin, and parses its body. Other
-// signatures (cosignatures, say) are left in the note's UnverifiedSigs.
-func ParseCheckpoint(noteBytes []byte, origin string, logVerifier note.Verifier) (*log.Checkpoint, *note.Note, error) {
-	if logVerifier == nil {
+// ParseCheckpoint opens a signed checkpoint note, checks that one of
+// logVerifiers has signed it and that its origin is origin, and parses its
+// body. Every other signature (cosignatures, say) is left in the note's
+// UnverifiedSigs, and so are signatures of logVerifiers that do not verify:
+// a bad signature line, which anyone can append to a note, never hides a
+// good one.
+func ParseCheckpoint(noteBytes []byte, origin string, logVerifiers ...note.Verifier) (*log.Checkpoint, *note.Note, error) {
+	if len(logVerifiers) == 0 || slices.Contains(logVerifiers, nil) {
 		return nil, nil, errors.New("witness: no log verifier given")
 	}
-	n, err := openNote(noteBytes, note.VerifierList(logVerifier))
+	n, err := OpenUnverified(noteBytes)
 	if err != nil {
-		var unverified *note.UnverifiedNoteError
-		var invalid *note.InvalidSignatureError
-		switch {
-		case errors.As(err, &unverified):
-			return nil, nil, fmt.Errorf("witness: checkpoint has no signature by log key %q", logVerifier.Name())
-		case errors.As(err, &invalid):
-			return nil, nil, fmt.Errorf("witness: checkpoint signature by log key %q does not verify: %w", logVerifier.Name(), err)
-		}
 		return nil, nil, err
+	}
+	var signer note.Verifier
+	var bad []string
+	for _, v := range logVerifiers {
+		ok, present := verifies(n, v)
+		if ok {
+			signer = v
+			break
+		}
+		if present {
+			bad = append(bad, v.Name())
+		}
+	}
+	if signer == nil {
+		names := make([]string, len(logVerifiers))
+		for i, v := range logVerifiers {
+			names[i] = v.Name()
+		}
+		if len(bad) > 0 {
+			return nil, nil, fmt.Errorf("witness: checkpoint signature by log key %q does not verify", strings.Join(bad, `", "`))
+		}
+		return nil, nil, fmt.Errorf("witness: checkpoint has no signature by log key %q", strings.Join(names, `" or "`))
 	}
 	cp, err := ParseCheckpointText([]byte(n.Text))
 	if err != nil {
 		return nil, nil, err
 	}
 	if cp.Origin != origin {
-		return nil, nil, fmt.Errorf("witness: checkpoint is for log %q, want %q", cp.Origin, origin)
+		return nil, nil, fmt.Errorf("witness: checkpoint is for log %q, want %q", truncate(cp.Origin), truncate(origin))
 	}
+	// Move the log signature to the verified ones, as note.Open does.
+	var rest []note.Signature
+	for _, s := range n.UnverifiedSigs {
+		if len(n.Sigs) == 0 && s.Name == signer.Name() && s.Hash == signer.KeyHash() && sigVerifies(n.Text, s, signer) {
+			n.Sigs = append(n.Sigs, s)
+			continue
+		}
+		rest = append(rest, s)
+	}
+	n.UnverifiedSigs = rest
 	return cp, n, nil
+}
+
+// OpenUnverified decodes a signed note of at most [MaxCheckpointSize]
+// bytes without verifying any signature: all of them are in the result's
+// UnverifiedSigs. It is the one place a checkpoint note from outside is
+// decoded, for [ParseCheckpoint] and for readers that must look at a
+// checkpoint before they know its keys.
+func OpenUnverified(noteBytes []byte) (*note.Note, error) {
+	_, err := openNote(noteBytes, nil)
+	var unverified *note.UnverifiedNoteError
+	if errors.As(err, &unverified) {
+		return unverified.Note, nil
+	}
+	if err == nil {
+		// Unreachable: no verifier means no verified signature.
+		err = errors.New("witness: note unexpectedly verified")
+	}
+	return nil, err
+}
+
+// verifies reports whether n has a signature line by v (present) and
+// whether one of them verifies (ok).
+func verifies(n *note.Note, v note.Verifier) (ok, present bool) {
+	for _, s := range n.UnverifiedSigs {
+		if s.Name != v.Name() || s.Hash != v.KeyHash() {
+			continue
+		}
+		present = true
+		if sigVerifies(n.Text, s, v) {
+			return true, true
+		}
+	}
+	return false, present
+}
+
+func sigVerifies(text string, s note.Signature, v note.Verifier) bool {
+	raw, err := base64.StdEncoding.DecodeString(s.Base64)
+	if err != nil || len(raw) < 4 {
+		return false
+	}
+	return v.Verify([]byte(text), raw[4:])
+}
+
+// truncate shortens s for an error message.
+func truncate(s string) string {
+	const max = 80
+	if len(s) <= max {
+		return s
+	}
+	return s[:max] + "..."
 }
 
 // openNote is note.Open with a size limit and a clearer error for input that
 // is not a note at all.
 func openNote(noteBytes []byte, known note.Verifiers) (*note.Note, error) {
 	if len(noteBytes) > MaxCheckpointSize {
-		return nil, fmt.Errorf("witness: checkpoint note is %d bytes, more than the limit of %d", len(noteBytes), MaxCheckpointSize)
+		return nil, fmt.Errorf("witness: checkpoint note is %d bytes, over the %d byte limit", len(noteBytes), MaxCheckpointSize)
 	}
 	n, err := note.Open(noteBytes, known)
 	if err != nil {
@@ -84,7 +164,7 @@ func openNote(noteBytes []byte, known note.Verifiers) (*note.Note, error) {
 // leading zeros in the size, and a root of exactly [HashSize] bytes.
 func ParseCheckpointText(text []byte) (*log.Checkpoint, error) {
 	if len(text) > MaxCheckpointSize {
-		return nil, fmt.Errorf("witness: checkpoint is %d bytes, more than the limit of %d", len(text), MaxCheckpointSize)
+		return nil, fmt.Errorf("witness: checkpoint is %d bytes, over the %d byte limit", len(text), MaxCheckpointSize)
 	}
 	if !bytes.HasSuffix(text, []byte("\n")) {
 		return nil, errors.New("witness: malformed checkpoint: does not end with a newline")
@@ -118,16 +198,10 @@ func ParseCheckpointText(text []byte) (*log.Checkpoint, error) {
 // already in the note, or earlier in sigs, is dropped: the first one stays.
 // The order is that of the note, then that of sigs.
 func AddSignatures(noteBytes []byte, sigs ...note.Signature) ([]byte, error) {
-	n, err := openNote(noteBytes, nil)
-	var unverified *note.UnverifiedNoteError
-	if !errors.As(err, &unverified) {
-		if err == nil {
-			// Unreachable: no verifier means no verified signature.
-			err = errors.New("witness: note unexpectedly verified")
-		}
+	n, err := OpenUnverified(noteBytes)
+	if err != nil {
 		return nil, err
 	}
-	n = unverified.Note
 	type key struct {
 		name string
 		hash uint32

@@ -107,7 +107,7 @@ func TestParseCheckpointErrors(t *testing.T) {
 	}{
 		{"empty", nil, "not a signed note"},
 		{"not a note", []byte("hello\n"), "not a signed note"},
-		{"too big", bytes.Repeat([]byte("a"), witness.MaxCheckpointSize+1), "more than the limit"},
+		{"too big", bytes.Repeat([]byte("a"), witness.MaxCheckpointSize+1), "over the 65536 byte limit"},
 		{"no log signature", sign(string(good[:bytes.Index(good, []byte("\n\n"))+1]), otherSigner), "no signature by log key"},
 		{"bad log signature", tampered, "does not verify"},
 		{"wrong origin", sign("other.example/log\n5\n"+root+"\n", logSigner(t)), `is for log "other.example/log"`},

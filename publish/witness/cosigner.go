@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"sync"
 
+	"github.com/pyrsia/pyrsia-build/attest"
 	"github.com/transparency-dev/formats/log"
 	"github.com/transparency-dev/merkle/proof"
 	"github.com/transparency-dev/merkle/rfc6962"
@@ -22,13 +23,26 @@ import (
 // holds the last checkpoint it cosigned.
 const StateFile = "cosigned-checkpoint"
 
-// ErrFork is the error a [Cosigner] returns for a checkpoint that does not
-// extend the one it last cosigned. Use errors.Is; errors.As with a
-// [*ForkError] gives the two checkpoints.
-var ErrFork = errors.New("witness: checkpoint does not extend the last cosigned one")
+// ErrFork is wrapped by a [*ForkError]: the proof that the log forked, two
+// checkpoints both signed by the log key that cannot both be true. Use
+// errors.Is.
+var ErrFork = errors.New("witness: the log forked")
 
-// ForkError is the evidence that a log presented two checkpoints that are not
-// consistent with each other, or failed to prove that they are.
+// ErrConflict is wrapped by a [*ConflictError]: the checkpoint offered is
+// behind the one last cosigned (the submitter is stale, or lying). Nothing
+// is proven about the log. It is C2SP tlog-witness's "409 Conflict". Use
+// errors.Is.
+var ErrConflict = errors.New("witness: checkpoint is behind the one last cosigned")
+
+// ErrBadProof is wrapped by a [*BadProofError]: the consistency proof given
+// for a checkpoint does not verify. As the proof source need not be
+// trusted, this proves nothing about the log either. It is C2SP
+// tlog-witness's "422 Unprocessable Entity". Use errors.Is.
+var ErrBadProof = errors.New("witness: consistency proof does not verify")
+
+// ForkError is the evidence that the log signed two checkpoints that cannot
+// both be true: the same tree size with different roots. Old and New are
+// both signed by the log key, so anyone can check the evidence.
 type ForkError struct {
 	// Old is the signed note of the checkpoint last cosigned, and OldCheckpoint its body.
 	Old           []byte
@@ -36,30 +50,69 @@ type ForkError struct {
 	// New is the signed note of the refused checkpoint, and NewCheckpoint its body.
 	New           []byte
 	NewCheckpoint log.Checkpoint
-	// Reason says what is wrong: a smaller size, another root at the same
-	// size, or the consistency proof that does not verify (Err).
+	// Reason says what is wrong.
 	Reason string
-	Err    error
 }
 
 func (e *ForkError) Error() string {
-	msg := fmt.Sprintf("witness: fork of log %q: %s: cosigned size %d root %s, offered size %d root %s",
-		e.NewCheckpoint.Origin, e.Reason,
+	return fmt.Sprintf("witness: the log %q forked: %s: cosigned size %d root %s, offered size %d root %s",
+		truncate(e.NewCheckpoint.Origin), e.Reason,
 		e.OldCheckpoint.Size, base64.StdEncoding.EncodeToString(e.OldCheckpoint.Hash),
 		e.NewCheckpoint.Size, base64.StdEncoding.EncodeToString(e.NewCheckpoint.Hash))
-	if e.Err != nil {
-		msg += ": " + e.Err.Error()
-	}
-	return msg
 }
 
-// Unwrap returns [ErrFork] and the proof error, if any.
-func (e *ForkError) Unwrap() []error {
-	if e.Err != nil {
-		return []error{ErrFork, e.Err}
-	}
-	return []error{ErrFork}
+// Unwrap returns [ErrFork].
+func (e *ForkError) Unwrap() error { return ErrFork }
+
+// ConflictError says that the checkpoint offered is smaller than the one
+// last cosigned. Latest is the size to extend from, what a C2SP
+// tlog-witness sends back with "409 Conflict".
+type ConflictError struct {
+	Origin  string
+	Latest  uint64 // size of the checkpoint last cosigned
+	Offered uint64 // size of the checkpoint offered
 }
+
+func (e *ConflictError) Error() string {
+	return fmt.Sprintf("witness: checkpoint of %q at size %d is behind the one last cosigned at size %d (the submitter is stale: send a checkpoint of at least size %d)",
+		truncate(e.Origin), e.Offered, e.Latest, e.Latest)
+}
+
+// Unwrap returns [ErrConflict].
+func (e *ConflictError) Unwrap() error { return ErrConflict }
+
+// BadProofError says that the consistency proof from OldSize to NewSize
+// did not verify.
+type BadProofError struct {
+	Origin           string
+	OldSize, NewSize uint64
+	Err              error
+}
+
+func (e *BadProofError) Error() string {
+	return fmt.Sprintf("witness: consistency proof of %q from size %d to %d does not verify (a bad proof source, or a forked log: nothing is proven): %v",
+		truncate(e.Origin), e.OldSize, e.NewSize, e.Err)
+}
+
+// Unwrap returns [ErrBadProof] and the proof error.
+func (e *BadProofError) Unwrap() []error { return []error{ErrBadProof, e.Err} }
+
+// CosignerClient asks a cosigner (a build node's witness) for its
+// cosignature on a checkpoint. Cosign returns a tlog-cosignature/v1
+// signature on checkpointNote, which must be signed by the log, once the
+// cosigner has checked that it extends the last checkpoint it cosigned,
+// with consistency proofs from src. It returns a [*ForkError] for proof
+// that the log forked, a [*ConflictError] for a checkpoint behind the
+// cosigner's, a [*BadProofError] for a proof that does not verify, and
+// other errors for anything else. It returns when ctx is done.
+//
+// [*Cosigner] is the local implementation; a remote one speaks C2SP
+// tlog-witness.
+type CosignerClient interface {
+	Cosign(ctx context.Context, checkpointNote []byte, src ProofSource) (note.Signature, error)
+}
+
+var _ CosignerClient = (*Cosigner)(nil)
 
 // ProofSource gives consistency proofs of the log between two tree sizes,
 // as lists of RFC 6962 hashes. It is expected to retry transient errors and to
@@ -122,7 +175,7 @@ func NewCosigner(opts CosignerOptions) (*Cosigner, error) {
 		return nil, fmt.Errorf("witness: cosigner: creating state directory: %w", err)
 	}
 	c := &Cosigner{opts: opts, statePath: filepath.Join(opts.StateDir, StateFile)}
-	b, err := os.ReadFile(c.statePath)
+	b, err := attest.ReadFileLimited(c.statePath, MaxCheckpointSize)
 	if errors.Is(err, fs.ErrNotExist) {
 		return c, nil
 	}
@@ -149,7 +202,10 @@ func (c *Cosigner) Last() []byte {
 // The note must be signed by the log and carry the configured origin. If a
 // checkpoint was cosigned before, the new one must have the same size and
 // root (cosigning it again is allowed), or a larger size and a consistency
-// proof from src that verifies; otherwise Cosign returns a [*ForkError].
+// proof from src that verifies. Otherwise Cosign returns a [*ForkError]
+// for the same size with another root (the proof of a fork), a
+// [*ConflictError] for a smaller size, a [*BadProofError] for a proof that
+// does not verify.
 // src is only called when a proof is needed. The checkpoint is stored durably
 // before the cosignature is returned.
 func (c *Cosigner) Cosign(ctx context.Context, checkpointNote []byte, src ProofSource) (note.Signature, error) {
@@ -193,19 +249,18 @@ func (c *Cosigner) checkExtends(ctx context.Context, newNote []byte, cp *log.Che
 	if old == nil {
 		return nil // Trust on first use.
 	}
-	fork := func(reason string, err error) error {
-		return &ForkError{
-			Old: bytes.Clone(c.last), OldCheckpoint: *old,
-			New: bytes.Clone(newNote), NewCheckpoint: *cp,
-			Reason: reason, Err: err,
-		}
-	}
 	switch {
 	case cp.Size < old.Size:
-		return fork("smaller tree size", nil)
+		// Both may well be true: a stale submitter, not a fork.
+		return &ConflictError{Origin: cp.Origin, Latest: old.Size, Offered: cp.Size}
 	case cp.Size == old.Size:
 		if !bytes.Equal(cp.Hash, old.Hash) {
-			return fork("same tree size, different root", nil)
+			// Both notes carry a verified log signature: proof of a fork.
+			return &ForkError{
+				Old: bytes.Clone(c.last), OldCheckpoint: *old,
+				New: bytes.Clone(newNote), NewCheckpoint: *cp,
+				Reason: "same tree size, different root",
+			}
 		}
 		return nil
 	}
@@ -221,7 +276,7 @@ func (c *Cosigner) checkExtends(ctx context.Context, newNote []byte, cp *log.Che
 		}
 	}
 	if err := proof.VerifyConsistency(rfc6962.DefaultHasher, old.Size, cp.Size, p, old.Hash, cp.Hash); err != nil {
-		return fork("consistency proof does not verify", err)
+		return &BadProofError{Origin: cp.Origin, OldSize: old.Size, NewSize: cp.Size, Err: err}
 	}
 	return nil
 }

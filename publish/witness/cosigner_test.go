@@ -40,27 +40,34 @@ func TestCosignFork(t *testing.T) {
 	flip := func(p [][]byte) [][]byte { p[0] = bytes.Clone(p[0]); p[0][0] ^= 1; return p }
 	short := func(p [][]byte) [][]byte { p[0] = p[0][:31]; return p }
 	extra := func(p [][]byte) [][]byte { return append(p, p[0]) }
+	const (
+		ok       = ""
+		fork     = "fork"     // proven: two log-signed checkpoints, one size, two roots
+		conflict = "conflict" // stale: the offered checkpoint is behind
+		badProof = "badproof" // the proof source failed: nothing proven
+	)
 	tests := []struct {
 		name   string
 		first  []byte
 		second []byte
 		src    witness.ProofSource
-		fork   string // the ForkError reason, "" if the second is accepted
+		want   string
 	}{
-		{"extension", signTree(t, a, 5), signTree(t, a, 9), proofs(a, nil), ""},
-		{"extension from a power of two", signTree(t, a, 4), signTree(t, a, 11), proofs(a, nil), ""},
-		{"same checkpoint again", signTree(t, a, 5), signTree(t, a, 5), nil, ""},
-		{"from the empty tree", signTree(t, a, 0), signTree(t, a, 5), nil, ""},
-		{"B extends the shared prefix", signTree(t, a, 3), signTree(t, b, 8), proofs(b, nil), ""},
-		{"fork with B's proof", signTree(t, a, 5), signTree(t, b, 8), proofs(b, nil), "consistency proof does not verify"},
-		{"fork with A's proof", signTree(t, a, 5), signTree(t, b, 8), proofs(a, nil), "consistency proof does not verify"},
-		{"smaller size", signTree(t, a, 8), signTree(t, a, 5), proofs(a, nil), "smaller tree size"},
-		{"same size, different root", signTree(t, a, 6), signTree(t, b, 6), proofs(b, nil), "same tree size, different root"},
-		{"truncated proof", signTree(t, a, 5), signTree(t, a, 9), proofs(a, drop), "consistency proof does not verify"},
-		{"bad proof", signTree(t, a, 5), signTree(t, a, 9), proofs(a, flip), "consistency proof does not verify"},
-		{"wrong-length hash in proof", signTree(t, a, 5), signTree(t, a, 9), proofs(a, short), "consistency proof does not verify"},
-		{"extra hash in proof", signTree(t, a, 5), signTree(t, a, 9), proofs(a, extra), "consistency proof does not verify"},
-		{"empty proof", signTree(t, a, 5), signTree(t, a, 9), proofs(a, func([][]byte) [][]byte { return nil }), "consistency proof does not verify"},
+		{"extension", signTree(t, a, 5), signTree(t, a, 9), proofs(a, nil), ok},
+		{"extension from a power of two", signTree(t, a, 4), signTree(t, a, 11), proofs(a, nil), ok},
+		{"same checkpoint again", signTree(t, a, 5), signTree(t, a, 5), nil, ok},
+		{"from the empty tree", signTree(t, a, 0), signTree(t, a, 5), nil, ok},
+		{"B extends the shared prefix", signTree(t, a, 3), signTree(t, b, 8), proofs(b, nil), ok},
+		{"fork with B's proof", signTree(t, a, 5), signTree(t, b, 8), proofs(b, nil), badProof},
+		{"fork with A's proof", signTree(t, a, 5), signTree(t, b, 8), proofs(a, nil), badProof},
+		{"smaller size", signTree(t, a, 8), signTree(t, a, 5), proofs(a, nil), conflict},
+		{"smaller size of another tree", signTree(t, a, 8), signTree(t, b, 5), proofs(b, nil), conflict},
+		{"same size, different root", signTree(t, a, 6), signTree(t, b, 6), proofs(b, nil), fork},
+		{"truncated proof", signTree(t, a, 5), signTree(t, a, 9), proofs(a, drop), badProof},
+		{"bad proof", signTree(t, a, 5), signTree(t, a, 9), proofs(a, flip), badProof},
+		{"wrong-length hash in proof", signTree(t, a, 5), signTree(t, a, 9), proofs(a, short), badProof},
+		{"extra hash in proof", signTree(t, a, 5), signTree(t, a, 9), proofs(a, extra), badProof},
+		{"empty proof", signTree(t, a, 5), signTree(t, a, 9), proofs(a, func([][]byte) [][]byte { return nil }), badProof},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -70,25 +77,54 @@ func TestCosignFork(t *testing.T) {
 			}
 			stored := c.Last()
 			sig, err := c.Cosign(context.Background(), tt.second, tt.src)
-			if tt.fork == "" {
+			if tt.want == ok {
 				if err != nil {
 					t.Fatalf("got %v, want the checkpoint cosigned", err)
 				}
 				checkCosignature(t, tt.second, sig)
 				return
 			}
+			defer func() {
+				if !bytes.Equal(c.Last(), stored) {
+					t.Errorf("state changed after a refusal: got\n%s\nwant\n%s", c.Last(), stored)
+				}
+			}()
+			if tt.want != fork && errors.Is(err, witness.ErrFork) {
+				t.Fatalf("got %v, want no fork reported: nothing is proven", err)
+			}
+			switch tt.want {
+			case conflict:
+				var ce *witness.ConflictError
+				if !errors.Is(err, witness.ErrConflict) || !errors.As(err, &ce) {
+					t.Fatalf("got %v, want a ConflictError", err)
+				}
+				oldCP, _, _ := witness.ParseCheckpoint(stored, testOrigin, logVerifier(t))
+				if ce.Latest != oldCP.Size {
+					t.Errorf("got latest size %d, want %d", ce.Latest, oldCP.Size)
+				}
+				return
+			case badProof:
+				if !errors.Is(err, witness.ErrBadProof) {
+					t.Fatalf("got %v, want a BadProofError", err)
+				}
+				return
+			}
 			var fe *witness.ForkError
 			if !errors.Is(err, witness.ErrFork) || !errors.As(err, &fe) {
 				t.Fatalf("got %v, want a ForkError", err)
 			}
-			if fe.Reason != tt.fork {
-				t.Errorf("got reason %q, want %q", fe.Reason, tt.fork)
-			}
 			if !bytes.Equal(fe.Old, stored) || !bytes.Equal(fe.New, tt.second) {
 				t.Errorf("got old note\n%s\nnew note\n%s\nwant\n%s\nand\n%s", fe.Old, fe.New, stored, tt.second)
 			}
-			oldCP, _, _ := witness.ParseCheckpoint(fe.Old, testOrigin, logVerifier(t))
-			newCP, _, _ := witness.ParseCheckpoint(fe.New, testOrigin, logVerifier(t))
+			// The evidence holds on its own: both notes verify with the log key.
+			oldCP, _, err1 := witness.ParseCheckpoint(fe.Old, testOrigin, logVerifier(t))
+			newCP, _, err2 := witness.ParseCheckpoint(fe.New, testOrigin, logVerifier(t))
+			if err1 != nil || err2 != nil {
+				t.Fatalf("fork evidence does not verify: %v, %v", err1, err2)
+			}
+			if oldCP.Size != newCP.Size || bytes.Equal(oldCP.Hash, newCP.Hash) {
+				t.Errorf("fork evidence is not one size with two roots: %+v, %+v", oldCP, newCP)
+			}
 			for _, want := range []string{
 				fmt.Sprintf("size %d root %s", oldCP.Size, base64.StdEncoding.EncodeToString(oldCP.Hash)),
 				fmt.Sprintf("size %d root %s", newCP.Size, base64.StdEncoding.EncodeToString(newCP.Hash)),
@@ -96,9 +132,6 @@ func TestCosignFork(t *testing.T) {
 				if !strings.Contains(err.Error(), want) {
 					t.Errorf("got error %q, want it to contain %q", err, want)
 				}
-			}
-			if !bytes.Equal(c.Last(), stored) {
-				t.Errorf("state changed after a refusal: got\n%s\nwant\n%s", c.Last(), stored)
 			}
 		})
 	}
@@ -116,7 +149,7 @@ func checkCosignature(t *testing.T, signed []byte, sig note.Signature) {
 		t.Fatal(err)
 	}
 	nodeA := testNode(t, "node-a", 10)
-	if _, names, err := witness.VerifyFinal(withSig, testOrigin, logVerifier(t), []note.Verifier{nodeA.verifier}, 1); err != nil || len(names) != 1 {
+	if _, names, err := witness.VerifyFinal(withSig, testOrigin, []note.Verifier{logVerifier(t)}, []note.Verifier{nodeA.verifier}, 1); err != nil || len(names) != 1 {
 		t.Errorf("got %v, %v, want the cosignature to verify", names, err)
 	}
 }
@@ -164,13 +197,16 @@ func TestCosignerRestart(t *testing.T) {
 	}
 
 	c = newCosigner(t, dir)
-	_, err := c.Cosign(context.Background(), signTree(t, b, 9), proofs(b, nil))
+	_, err := c.Cosign(context.Background(), signTree(t, b, 6), nil)
 	var fe *witness.ForkError
 	if !errors.As(err, &fe) {
 		t.Fatalf("after restart: got %v, want a ForkError", err)
 	}
-	if fe.OldCheckpoint.Size != 6 || fe.NewCheckpoint.Size != 9 {
-		t.Errorf("got sizes %d and %d, want 6 and 9", fe.OldCheckpoint.Size, fe.NewCheckpoint.Size)
+	if fe.OldCheckpoint.Size != 6 || fe.NewCheckpoint.Size != 6 {
+		t.Errorf("got sizes %d and %d, want 6 and 6", fe.OldCheckpoint.Size, fe.NewCheckpoint.Size)
+	}
+	if _, err := c.Cosign(context.Background(), signTree(t, b, 9), proofs(b, nil)); !errors.Is(err, witness.ErrBadProof) {
+		t.Fatalf("after restart: got %v, want a bad proof", err)
 	}
 	if _, err := c.Cosign(context.Background(), signTree(t, a, 9), proofs(a, nil)); err != nil {
 		t.Fatalf("after restart: got %v, want the extension cosigned", err)
@@ -252,8 +288,8 @@ func TestCosignConcurrent(t *testing.T) {
 	for size := uint64(1); size <= 12; size++ {
 		wg.Go(func() {
 			_, err := c.Cosign(context.Background(), signTree(t, a, size), proofs(a, nil))
-			if err != nil && !errors.Is(err, witness.ErrFork) {
-				t.Errorf("size %d: got %v, want a cosignature or a ForkError", size, err)
+			if err != nil && !errors.Is(err, witness.ErrConflict) {
+				t.Errorf("size %d: got %v, want a cosignature or a ConflictError", size, err)
 			}
 		})
 	}

@@ -53,14 +53,14 @@ func Example() {
 	if err != nil {
 		panic(err)
 	}
-	_, _, err = witness.VerifyFinal(final, origin, logVerifier, verifiers, witness.Threshold(len(verifiers)))
+	_, _, err = witness.VerifyFinal(final, origin, []note.Verifier{logVerifier}, verifiers, witness.Threshold(len(verifiers)))
 	fmt.Println(err)
 
 	final, err = witness.AddSignatures(final, sigs[1])
 	if err != nil {
 		panic(err)
 	}
-	cp, names, err := witness.VerifyFinal(final, origin, logVerifier, verifiers, witness.Threshold(len(verifiers)))
+	cp, names, err := witness.VerifyFinal(final, origin, []note.Verifier{logVerifier}, verifiers, witness.Threshold(len(verifiers)))
 	if err != nil {
 		panic(err)
 	}

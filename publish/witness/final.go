@@ -1,7 +1,6 @@
 package witness
 
 import (
-	"encoding/base64"
 	"errors"
 	"fmt"
 	"strings"
@@ -35,67 +34,61 @@ func (e *NotFinalError) Unwrap() error { return ErrNotFinal }
 // Threshold returns the absolute majority of n: floor(n/2)+1.
 func Threshold(n int) int { return n/2 + 1 }
 
-// VerifyFinal checks that noteBytes is a checkpoint of origin signed by the
-// log and cosigned (tlog-cosignature/v1, from [NewCosignatureVerifier]) by at
-// least threshold of cosigners. It returns the checkpoint and the names of the
-// cosigners whose cosignature verified, in the order of cosigners.
+// VerifyFinal checks that noteBytes is a checkpoint of origin signed by one
+// of logVerifiers and cosigned (tlog-cosignature/v1, from
+// [NewCosignatureVerifier]) by at least threshold distinct keys of
+// cosigners. It returns the checkpoint and the names of the cosigners whose
+// cosignature verified, in the order of cosigners.
+//
+// Cosigners are counted by public key (see [Distinct]), never by name: a
+// cosignature/v1 signature does not cover the key's name, so one key listed
+// under two names counts once, and threshold may be at most the number of
+// distinct keys.
 //
 // Signatures by keys not in cosigners are ignored, and so are cosignatures
 // that do not verify: a bad signature line, which anyone can append to a
 // note, can make a checkpoint lack cosigners but never fail otherwise.
 // With too few cosignatures the error is a [*NotFinalError], and the
 // checkpoint and names are returned too.
-func VerifyFinal(noteBytes []byte, origin string, logVerifier note.Verifier, cosigners []note.Verifier, threshold int) (*log.Checkpoint, []string, error) {
-	if threshold < 1 || threshold > len(cosigners) {
-		return nil, nil, fmt.Errorf("witness: threshold %d out of range 1 to %d cosigners", threshold, len(cosigners))
-	}
-	type key struct {
-		name string
-		hash uint32
-	}
-	listed := make(map[key]bool)
-	for _, v := range cosigners {
-		k := key{v.Name(), v.KeyHash()}
-		if listed[k] {
-			return nil, nil, fmt.Errorf("witness: cosigner %q listed twice", v.Name())
+func VerifyFinal(noteBytes []byte, origin string, logVerifiers []note.Verifier, cosigners []note.Verifier, threshold int) (*log.Checkpoint, []string, error) {
+	distinct, _ := Distinct(cosigners)
+	if threshold < 1 || threshold > len(distinct) {
+		if len(distinct) < len(cosigners) {
+			return nil, nil, fmt.Errorf("witness: threshold %d out of range 1 to %d cosigners (%d listed, some under two names with one key)", threshold, len(distinct), len(cosigners))
 		}
-		listed[k] = true
+		return nil, nil, fmt.Errorf("witness: threshold %d out of range 1 to %d cosigners", threshold, len(distinct))
 	}
 
-	// Open with the log verifier alone, not with note.Open and every
+	// Open with the log verifiers alone, not with note.Open and every
 	// cosigner: note.Open fails on any known key whose signature does not
 	// verify, so one bad line would hide every good cosignature.
-	cp, n, err := ParseCheckpoint(noteBytes, origin, logVerifier)
+	cp, n, err := ParseCheckpoint(noteBytes, origin, logVerifiers...)
 	if err != nil {
 		return nil, nil, err
 	}
-	var signed, missing []string
+	// A key counts once, under the first name that carries a valid
+	// cosignature by it.
+	byKey := make(map[string][]note.Verifier)
 	for _, v := range cosigners {
-		if hasValidSig(n, v) {
-			signed = append(signed, v.Name())
+		byKey[PublicKey(v)] = append(byKey[PublicKey(v)], v)
+	}
+	var signed, missing []string
+	for _, first := range distinct {
+		name := ""
+		for _, v := range byKey[PublicKey(first)] {
+			if ok, _ := verifies(n, v); ok {
+				name = v.Name()
+				break
+			}
+		}
+		if name != "" {
+			signed = append(signed, name)
 		} else {
-			missing = append(missing, v.Name())
+			missing = append(missing, first.Name())
 		}
 	}
 	if len(signed) < threshold {
 		return cp, signed, &NotFinalError{Checkpoint: *cp, Signed: signed, Missing: missing, Threshold: threshold}
 	}
 	return cp, signed, nil
-}
-
-// hasValidSig reports whether n has a signature by v that verifies.
-func hasValidSig(n *note.Note, v note.Verifier) bool {
-	for _, s := range n.UnverifiedSigs {
-		if s.Name != v.Name() || s.Hash != v.KeyHash() {
-			continue
-		}
-		raw, err := base64.StdEncoding.DecodeString(s.Base64)
-		if err != nil || len(raw) < 4 {
-			continue
-		}
-		if v.Verify([]byte(n.Text), raw[4:]) {
-			return true
-		}
-	}
-	return false
 }

@@ -1,6 +1,9 @@
 package witness_test
 
 import (
+	"crypto/ed25519"
+	"encoding/base64"
+	"encoding/binary"
 	"errors"
 	"slices"
 	"strings"
@@ -59,7 +62,7 @@ func TestVerifyFinal(t *testing.T) {
 				t.Fatal(err)
 			}
 			b = append(b, tt.extra...)
-			cp, names, err := witness.VerifyFinal(b, testOrigin, logVerifier(t), cosigners, threshold)
+			cp, names, err := witness.VerifyFinal(b, testOrigin, []note.Verifier{logVerifier(t)}, cosigners, threshold)
 			if cp == nil || cp.Size != 7 {
 				t.Errorf("got checkpoint %v, want size 7", cp)
 			}
@@ -98,16 +101,81 @@ func TestVerifyFinalErrors(t *testing.T) {
 	}{
 		{"zero threshold", signed, testOrigin, two, 0, "threshold 0 out of range"},
 		{"threshold above cosigners", signed, testOrigin, two, 3, "threshold 3 out of range"},
-		{"cosigner listed twice", signed, testOrigin, []note.Verifier{n1.verifier, n1.verifier}, 1, `cosigner "node-a" listed twice`},
+		{"cosigner listed twice", signed, testOrigin, []note.Verifier{n1.verifier, n1.verifier}, 2, `threshold 2 out of range 1 to 1 cosigners (2 listed`},
 		{"wrong origin", signed, "other.example/log", two, 2, "want \"other.example/log\""},
 		{"not signed by the log", []byte(strings.Replace(string(signed), "— log ", "— nolog ", 1)), testOrigin, two, 2, "no signature by log key"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			_, _, err := witness.VerifyFinal(tt.note, tt.origin, logVerifier(t), tt.cosigners, tt.threshold)
+			_, _, err := witness.VerifyFinal(tt.note, tt.origin, []note.Verifier{logVerifier(t)}, tt.cosigners, tt.threshold)
 			if err == nil || errors.Is(err, witness.ErrNotFinal) || !strings.Contains(err.Error(), tt.want) {
 				t.Errorf("got %v, want an error saying %q", err, tt.want)
 			}
 		})
 	}
+}
+
+// One cosigner key listed under two names counts once: a cosignature/v1
+// signature does not cover the name, so anyone can copy node-a's
+// cosignature line under the name "node-a2" with the key hash that name
+// gives. Before the fix, such a note was final at 2 of 3.
+func TestVerifyFinalOneKeyTwoNames(t *testing.T) {
+	a, _ := forkedTrees(4, 12)
+	_, vkey := testKey(t, "node-a", 10)
+	n1, n3 := testNode(t, "node-a", 10), testNode(t, "node-c", 12)
+	// The same public key under another name.
+	alias := "node-a2" + vkey[len("node-a"):]
+	aliasV, err := witness.NewCosignatureVerifier(fixHash(t, alias))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cp := signTree(t, a, 7)
+	sig := cosign(t, n1, cp)
+	relabelled := note.Signature{Name: "node-a2", Hash: aliasV.KeyHash(), Base64: relabel(t, sig.Base64, aliasV.KeyHash())}
+	signed, err := witness.AddSignatures(cp, sig, relabelled)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cosigners := []note.Verifier{n1.verifier, aliasV, n3.verifier}
+	// The relabelled line verifies under the alias: that is the attack.
+	if _, names, err := witness.VerifyFinal(signed, testOrigin, []note.Verifier{logVerifier(t)}, []note.Verifier{aliasV}, 1); err != nil || len(names) != 1 {
+		t.Fatalf("relabelled cosignature: got %v, %v, want it to verify under the alias", names, err)
+	}
+	_, names, err := witness.VerifyFinal(signed, testOrigin, []note.Verifier{logVerifier(t)}, cosigners, 2)
+	if !errors.Is(err, witness.ErrNotFinal) {
+		t.Fatalf("got %v, %v, want not final: one key signed, under two names", names, err)
+	}
+	if len(names) != 1 || names[0] != "node-a" {
+		t.Errorf("got signers %q, want [node-a]", names)
+	}
+	kept, dups := witness.Distinct(cosigners)
+	if len(kept) != 2 || len(dups["node-a"]) != 1 {
+		t.Errorf("Distinct: got %d kept, dups %v, want 2 kept and node-a2 a duplicate of node-a", len(kept), dups)
+	}
+}
+
+// fixHash recomputes the key hash of a verifier key after its name changed.
+func fixHash(t *testing.T, vkey string) string {
+	t.Helper()
+	parts := strings.SplitN(vkey, "+", 3)
+	raw, err := base64.StdEncoding.DecodeString(parts[2])
+	if err != nil {
+		t.Fatal(err)
+	}
+	k, err := note.NewEd25519VerifierKey(parts[0], ed25519.PublicKey(raw[1:]))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return k
+}
+
+// relabel replaces the 4-byte key hash at the front of a signature.
+func relabel(t *testing.T, sig64 string, hash uint32) string {
+	t.Helper()
+	raw, err := base64.StdEncoding.DecodeString(sig64)
+	if err != nil {
+		t.Fatal(err)
+	}
+	binary.BigEndian.PutUint32(raw[:4], hash)
+	return base64.StdEncoding.EncodeToString(raw)
 }

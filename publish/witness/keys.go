@@ -6,10 +6,10 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
-	"os"
 	"strings"
 	"unicode"
 
+	"github.com/pyrsia/pyrsia-build/attest"
 	fnote "github.com/transparency-dev/formats/note"
 	"golang.org/x/mod/sumdb/note"
 )
@@ -57,7 +57,7 @@ func NewLogVerifier(vkey string) (note.Verifier, error) {
 	if err != nil {
 		return nil, fmt.Errorf("witness: verifier key: %w", err)
 	}
-	return v, nil
+	return keyedVerifier{v, publicKey(vkey)}, nil
 }
 
 // NewCosignatureSigner returns the tlog-cosignature/v1 signer for skey, used
@@ -83,7 +83,61 @@ func NewCosignatureVerifier(vkey string) (note.Verifier, error) {
 	if err != nil {
 		return nil, fmt.Errorf("witness: verifier key: %w", err)
 	}
-	return v, nil
+	return keyedVerifier{v, publicKey(vkey)}, nil
+}
+
+// keyedVerifier is a note verifier that knows its public key, so that one
+// key listed under two names can be told apart from two keys: a
+// cosignature/v1 signature does not cover the key's name, and anyone can
+// relabel it with another name (and the key hash that name gives).
+type keyedVerifier struct {
+	note.Verifier
+	pub string // the algorithm byte and key, base64, as in the vkey
+}
+
+// publicKey returns the key part of a well-formed verifier key
+// "<name>+<hash>+<base64 key>". The name holds no '+' and the hash is 8 hex
+// digits, so the key is what follows the second '+', whatever '+'
+// characters its base64 holds.
+func publicKey(vkey string) string {
+	parts := strings.SplitN(vkey, "+", 3)
+	if len(parts) != 3 {
+		return ""
+	}
+	return parts[2]
+}
+
+// PublicKey returns the identity of the public key behind v: its algorithm
+// and key bytes, base64, for the verifiers of [NewLogVerifier] and
+// [NewCosignatureVerifier]; for any other verifier, its name and key hash,
+// which tell keys apart only as far as their names do. Two verifiers with
+// the same PublicKey must be counted once.
+func PublicKey(v note.Verifier) string {
+	if k, ok := v.(keyedVerifier); ok && k.pub != "" {
+		return "key:" + k.pub
+	}
+	return fmt.Sprintf("name:%s+%08x", v.Name(), v.KeyHash())
+}
+
+// Distinct returns vs without the verifiers whose public key (see
+// [PublicKey]) came earlier in vs: the one place where verifiers are
+// de-duplicated by key. It also returns, for each verifier kept, the names
+// of the later ones dropped as its duplicates.
+func Distinct(vs []note.Verifier) (kept []note.Verifier, dups map[string][]string) {
+	first := make(map[string]note.Verifier)
+	for _, v := range vs {
+		id := PublicKey(v)
+		if k, ok := first[id]; ok {
+			if dups == nil {
+				dups = make(map[string][]string)
+			}
+			dups[k.Name()] = append(dups[k.Name()], v.Name())
+			continue
+		}
+		first[id] = v
+		kept = append(kept, v)
+	}
+	return kept, dups
 }
 
 // ReadSignerKeyFile reads a private signer key, written as one line of text,
@@ -98,8 +152,12 @@ func ReadVerifierKeyFile(path string) (vkey string, err error) {
 	return readKeyFile(path, false)
 }
 
+// MaxKeyFileSize bounds a note key file: a key is one line of about 100
+// bytes.
+const MaxKeyFileSize = 4 << 10
+
 func readKeyFile(path string, private bool) (string, error) {
-	b, err := os.ReadFile(path)
+	b, err := attest.ReadFileLimited(path, MaxKeyFileSize)
 	if err != nil {
 		return "", fmt.Errorf("witness: reading key: %w", err)
 	}
