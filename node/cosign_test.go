@@ -108,7 +108,7 @@ func startReplicas(t *testing.T, n int) []*replica {
 			Log:       tlog.Options{Dir: filepath.Join(dir, r.keys.name, "log"), Origin: testOrigin, Signer: r.keys.logSigner},
 			Cosigners: cosigners,
 			Final: func(b []byte) ([]string, error) {
-				_, names, err := witness.VerifyFinal(b, testOrigin, own, cosVs, witness.Threshold(n))
+				_, names, err := witness.VerifyFinal(b, testOrigin, []note.Verifier{own}, cosVs, witness.Threshold(n))
 				return names, err
 			},
 			RetryInterval: 5 * time.Millisecond,
@@ -161,7 +161,7 @@ func TestPeerCosigningMakesEveryReplicaFinal(t *testing.T) {
 		if err != nil {
 			t.Fatalf("%s: %v", r.keys.name, err)
 		}
-		_, names, err := witness.VerifyFinal(cp.Note, testOrigin, r.keys.logVerifier, cosVerifiers(rs), 2)
+		_, names, err := witness.VerifyFinal(cp.Note, testOrigin, []note.Verifier{r.keys.logVerifier}, cosVerifiers(rs), 2)
 		if err != nil {
 			t.Fatalf("%s: final checkpoint does not verify: %v", r.keys.name, err)
 		}

@@ -402,7 +402,7 @@ func AllCosigned(origin string, logVerifier note.Verifier, cosigners []note.Veri
 			_, _, err := witness.ParseCheckpoint(b, origin, logVerifier)
 			return nil, err
 		}
-		_, names, err := witness.VerifyFinal(b, origin, logVerifier, cosigners, len(cosigners))
+		_, names, err := witness.VerifyFinal(b, origin, []note.Verifier{logVerifier}, cosigners, len(cosigners))
 		return names, err
 	}
 }

@@ -130,7 +130,7 @@ func TestAppendPublishesFinalCheckpoint(t *testing.T) {
 	if cp.Size != 5 {
 		t.Errorf("final size: got %d, want 5", cp.Size)
 	}
-	_, names, err := witness.VerifyFinal(cp.Note, origin, k.logVerifier, k.verifiers, 3)
+	_, names, err := witness.VerifyFinal(cp.Note, origin, []note.Verifier{k.logVerifier}, k.verifiers, 3)
 	if err != nil {
 		t.Fatalf("final checkpoint does not verify: %v", err)
 	}
@@ -212,7 +212,7 @@ func TestNotFinalIsNotServedAndIsRetried(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, _, err := witness.VerifyFinal(cp.Note, origin, k.logVerifier, k.verifiers, 3); err != nil {
+	if _, _, err := witness.VerifyFinal(cp.Note, origin, []note.Verifier{k.logVerifier}, k.verifiers, 3); err != nil {
 		t.Fatal(err)
 	}
 	get(t, srv.URL+"/checkpoint", http.StatusOK)
