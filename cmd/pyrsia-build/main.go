@@ -92,6 +92,7 @@ Exit codes: 0 ok, 1 verification failed, 2 usage error or bad input.`,
 			diffCommand(),
 			imageCommand(),
 			nodeCommand(),
+			networkCommand(),
 		},
 	}
 	for _, c := range app.Commands {
