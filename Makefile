@@ -3,7 +3,7 @@ GO       ?= go
 BIN      := bin/pyrsia-build
 FUZZTIME ?= 30s
 
-.PHONY: all build run test fmt-check vet fuzz bench clean
+.PHONY: all build run test fmt-check vet staticcheck fuzz bench clean
 
 all: build
 
@@ -15,10 +15,11 @@ build:
 run: build
 	scripts/demo.sh $(BIN)
 
-# Every test, with the race detector; fuzz targets run on their seed corpora.
+# Every test, with the race detector; fuzz targets run on their seed corpora;
+# gofmt, go vet and staticcheck first.
 # The cosign interoperability tests need cosign on PATH
 # (PATH="$$(scripts/install-cosign.sh):$$PATH"); .ci/run does that.
-test: fmt-check vet
+test: fmt-check vet staticcheck
 	$(GO) test -race -count=1 -timeout 30m ./...
 
 fmt-check:
@@ -26,6 +27,11 @@ fmt-check:
 
 vet:
 	$(GO) vet ./...
+
+# staticcheck at the version pinned in scripts/install-staticcheck.sh (built
+# from the Go module proxy once, then cached).
+staticcheck:
+	"$$(scripts/install-staticcheck.sh)/staticcheck" ./...
 
 # Explore with the fuzzers for FUZZTIME each.
 fuzz:

@@ -69,6 +69,12 @@ type BuildOptions struct {
 	Images string
 	// Progress receives human-readable progress; nil discards it.
 	Progress io.Writer
-	// NoCache rebuilds every step, ignoring the daemon's cache.
+	// Remote says the spec arrived over a network: Build checks it with
+	// [Spec.ValidateRemote], so it cannot read the node's own files.
+	Remote bool
+	// NoCache asks for every step to be rebuilt, ignoring the daemon's
+	// cache. [BuildKit] always does so (a build must not share a cache
+	// with anyone); the field is kept for builders that could cache
+	// safely, and for callers that set it.
 	NoCache bool
 }

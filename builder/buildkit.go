@@ -2,13 +2,15 @@ package builder
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"os"
 	"path"
 	"path/filepath"
-	"sort"
 	"strconv"
 	"strings"
 	"time"
@@ -63,8 +65,73 @@ func (b *BuildKit) Close() error { return b.c.Close() }
 const builderImageStore = "pyrsia-builder-image"
 
 // Build implements [Builder].
+//
+// Every build sees only its own inputs, even on a buildkitd that other
+// specs use (see [isolation]).
 func (b *BuildKit) Build(ctx context.Context, spec *Spec, opts BuildOptions) (*Result, error) {
+	if opts.Remote {
+		if err := spec.ValidateRemote(); err != nil {
+			return nil, err
+		}
+	}
 	input, err := spec.InputDigest()
+	if err != nil {
+		return nil, err
+	}
+	return b.build(ctx, spec, input, opts)
+}
+
+// isolation is what keeps one build from seeing another's state on a
+// shared buildkitd, whose cache persists between builds:
+//
+//   - Cache mounts (RUN --mount=type=cache) live in a namespace of their
+//     own per build, BUILDKIT_CACHE_MOUNT_NS, made of the input digest and
+//     a random nonce; the namespace is part of every mount's id, so no
+//     other build (not even a rebuild of the same spec, which must not
+//     depend on what an earlier run left) can name them. They are pruned
+//     when the build ends. Namespacing is chosen over pruning between
+//     builds because it holds by construction: pruning races with
+//     concurrent builds on the same daemon, and a build that crashes
+//     before its prune would leave its mounts to the next.
+//   - The build cache is never read: every step runs (no-cache for the
+//     Dockerfile frontend, IgnoreCache for the Maven LLB), so no step's
+//     result can come from another spec's run of a step that merely
+//     looked the same (a cache key does not cover what a step read from
+//     a cache mount, the clock, or chance).
+//   - The local source is synced under a session key of its own, so
+//     BuildKit's incremental sync of the "context" and "source" folders
+//     never starts from another build's files.
+//   - The Dockerfile frontend is told it is already the frontend to run
+//     ("cmdline" set), so a "# syntax=" line or BUILDKIT_SYNTAX never makes
+//     it fetch another frontend image; the source policy would deny that
+//     fetch too. Specs may not set BUILDKIT_* build args at all.
+type isolation struct {
+	// ns is the build's cache-mount namespace and session key.
+	ns string
+}
+
+func newIsolation(input string) (isolation, error) {
+	var nonce [16]byte
+	if _, err := rand.Read(nonce[:]); err != nil {
+		return isolation{}, fmt.Errorf("builder: making a build nonce: %w", err)
+	}
+	return isolation{ns: "pyrsia-" + strings.TrimPrefix(input, "sha256:") + "-" + hex.EncodeToString(nonce[:])}, nil
+}
+
+// pruneCacheMounts removes the build's cache mounts from the daemon. It is
+// housekeeping (no other build can name them): a failure is reported to
+// progress only.
+func (b *BuildKit) pruneCacheMounts(ctx context.Context, iso isolation, progress io.Writer) {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Minute)
+	defer cancel()
+	filter := client.WithFilter([]string{"type==" + string(client.UsageRecordTypeCacheMount), "description~=" + iso.ns})
+	if err := b.c.Prune(ctx, nil, filter); err != nil {
+		fmt.Fprintf(progress, "warning: pruning the build's cache mounts: %v\n", err)
+	}
+}
+
+func (b *BuildKit) build(ctx context.Context, spec *Spec, input string, opts BuildOptions) (*Result, error) {
+	iso, err := newIsolation(input)
 	if err != nil {
 		return nil, err
 	}
@@ -103,16 +170,18 @@ func (b *BuildKit) Build(ctx context.Context, spec *Spec, opts BuildOptions) (*R
 	switch spec.Ecosystem {
 	case "oci":
 		solve = func(ctx context.Context, ch chan *client.SolveStatus) error {
-			return b.solveDockerfile(ctx, spec, srcDir, store, filepath.Join(artifactsDir, "image"), opts.NoCache, ch)
+			return b.solveDockerfile(ctx, spec, iso, srcDir, store, filepath.Join(artifactsDir, "image"), ch)
 		}
 	case "maven":
 		solve = func(ctx context.Context, ch chan *client.SolveStatus) error {
-			return b.solveMaven(ctx, spec, srcDir, store, artifactsDir, opts.NoCache, ch)
+			return b.solveMaven(ctx, spec, iso, srcDir, store, artifactsDir, ch)
 		}
 	default:
 		return nil, fmt.Errorf("builder: ecosystem %q is not supported", spec.Ecosystem)
 	}
-	if err := b.run(ctx, solve, progress, logFile); err != nil {
+	err = b.run(ctx, solve, progress, logFile)
+	b.pruneCacheMounts(ctx, iso, progress)
+	if err != nil {
 		logFile.Sync()
 		log, _ := os.ReadFile(logFile.Name())
 		return nil, &BuildError{Err: err, LogTail: tail(string(log), 25), LogPath: logFile.Name()}
@@ -244,7 +313,7 @@ func isTerminal(f *os.File) bool {
 
 func epochString(s *Spec) string { return strconv.FormatInt(s.SourceDateEpoch, 10) }
 
-func (b *BuildKit) solveDockerfile(ctx context.Context, spec *Spec, srcDir string, store content.Store, out string, noCache bool, ch chan *client.SolveStatus) error {
+func (b *BuildKit) solveDockerfile(ctx context.Context, spec *Spec, iso isolation, srcDir string, store content.Store, out string, ch chan *client.SolveStatus) error {
 	// client.Solve closes ch; an error before it is called must close ch
 	// too, or the progress displays would wait for it forever.
 	solving := false
@@ -270,7 +339,13 @@ func (b *BuildKit) solveDockerfile(ctx context.Context, spec *Spec, srcDir strin
 	if err != nil {
 		return fmt.Errorf("dockerfile %s: %w", r.Dockerfile, err)
 	}
-	attrs := map[string]string{
+	// The build args first: what the builder sets below wins over them
+	// (Validate refuses these names; this holds for a Spec that skipped it).
+	attrs := make(map[string]string)
+	for k, v := range r.BuildArgs {
+		attrs["build-arg:"+k] = v
+	}
+	maps.Copy(attrs, map[string]string{
 		"filename":                    filepath.Base(dockerfile),
 		"platform":                    spec.Platform,
 		"force-network-mode":          "none",
@@ -278,25 +353,19 @@ func (b *BuildKit) solveDockerfile(ctx context.Context, spec *Spec, srcDir strin
 		// The Dockerfile names the builder image by its store name; the
 		// named context pins it to the local layout and digest.
 		"context:" + spec.BuilderImage.Name: "oci-layout://" + builderImageStore + "@" + spec.BuilderImage.Digest,
-	}
+		// See isolation.
+		"build-arg:BUILDKIT_CACHE_MOUNT_NS": iso.ns,
+		"no-cache":                          "",
+		"cmdline":                           "",
+	})
 	if r.Target != "" {
 		attrs["target"] = r.Target
-	}
-	if noCache {
-		attrs["no-cache"] = ""
-	}
-	keys := make([]string, 0, len(r.BuildArgs))
-	for k := range r.BuildArgs {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	for _, k := range keys {
-		attrs["build-arg:"+k] = r.BuildArgs[k]
 	}
 	solving = true
 	_, err = b.c.Solve(ctx, nil, client.SolveOpt{
 		Frontend:      "dockerfile.v0",
 		FrontendAttrs: attrs,
+		SharedKey:     iso.ns,
 		LocalMounts:   map[string]fsutil.FS{"context": ctxFS, "dockerfile": dfFS},
 		OCIStores:     map[string]content.Store{builderImageStore: store},
 		SourcePolicy:  sourcePolicy(spec.BuilderImage.Digest),
@@ -349,7 +418,7 @@ for jar in $(find . -path '*/target/*.jar' ! -path '*/target/*/*' | sort); do
 done
 `
 
-func (b *BuildKit) solveMaven(ctx context.Context, spec *Spec, srcDir string, store content.Store, out string, noCache bool, ch chan *client.SolveStatus) error {
+func (b *BuildKit) solveMaven(ctx context.Context, spec *Spec, iso isolation, srcDir string, store content.Store, out string, ch chan *client.SolveStatus) error {
 	// client.Solve closes ch; an error before it is called must close ch
 	// too, or the progress displays would wait for it forever.
 	solving := false
@@ -379,12 +448,10 @@ func (b *BuildKit) solveMaven(ctx context.Context, spec *Spec, srcDir string, st
 		llb.AddEnv("SOURCE_DATE_EPOCH", epochString(spec)),
 		llb.AddEnv("TZ", "UTC"), llb.AddEnv("LC_ALL", "C.UTF-8"),
 		llb.AddEnv("PYRSIA_ARTIFACTS", strings.Join(r.Artifacts, " ")),
-		llb.WithCustomName("mvn -o " + strings.Join(args[4:], " "))}
-	if noCache {
-		runOpts = append(runOpts, llb.IgnoreCache)
-	}
-	run := img.File(llb.Copy(src, "/", "/src", &llb.CopyInfo{CopyDirContentsOnly: true, CreateDestPath: true})).Run(runOpts...)
-	result := llb.Scratch().File(llb.Copy(run.Root(), "/out/", "/", &llb.CopyInfo{CopyDirContentsOnly: true}))
+		llb.WithCustomName("mvn -o " + strings.Join(args[4:], " ")),
+		llb.IgnoreCache} // see isolation
+	run := img.File(llb.Copy(src, "/", "/src", &llb.CopyInfo{CopyDirContentsOnly: true, CreateDestPath: true}), llb.IgnoreCache).Run(runOpts...)
+	result := llb.Scratch().File(llb.Copy(run.Root(), "/out/", "/", &llb.CopyInfo{CopyDirContentsOnly: true}), llb.IgnoreCache)
 	def, err := result.Marshal(ctx, platform)
 	if err != nil {
 		return err
@@ -395,6 +462,7 @@ func (b *BuildKit) solveMaven(ctx context.Context, spec *Spec, srcDir string, st
 	}
 	solving = true
 	_, err = b.c.Solve(ctx, def, client.SolveOpt{
+		SharedKey:    iso.ns,
 		LocalMounts:  map[string]fsutil.FS{"source": srcFS},
 		OCIStores:    map[string]content.Store{builderImageStore: store},
 		SourcePolicy: sourcePolicy(spec.BuilderImage.Digest),

@@ -245,7 +245,7 @@ const (
 // openOCILayout reads the layout's index.json and its single image
 // manifest. manifestDigest, if not empty, is the manifest to pick.
 func openOCILayout(dir, manifestDigest string) (*ociLayout, error) {
-	lb, err := os.ReadFile(filepath.Join(dir, ocispec.ImageLayoutFile))
+	lb, err := readLimited(filepath.Join(dir, ocispec.ImageLayoutFile), 4096)
 	if err != nil {
 		return nil, fmt.Errorf("%s is not an OCI image layout: %w", dir, err)
 	}
@@ -302,22 +302,6 @@ func openOCILayout(dir, manifestDigest string) (*ociLayout, error) {
 		}
 	}
 	return &ociLayout{dir: dir, desc: desc, manifest: m}, nil
-}
-
-func readLimited(name string, limit int64) ([]byte, error) {
-	f, err := os.Open(name)
-	if err != nil {
-		return nil, err
-	}
-	defer f.Close()
-	b, err := io.ReadAll(io.LimitReader(f, limit+1))
-	if err != nil {
-		return nil, err
-	}
-	if int64(len(b)) > limit {
-		return nil, fmt.Errorf("%s is larger than %d bytes", name, limit)
-	}
-	return b, nil
 }
 
 // blobPath returns the file of a sha256 blob, refusing other algorithms and
@@ -624,6 +608,10 @@ func WriteManifest(path string, m *OutputManifest) error {
 	return nil
 }
 
+// maxManifestSize bounds an output manifest file: about 300,000 file
+// entries.
+const maxManifestSize = 64 << 20
+
 // ParseManifest parses an output manifest strictly: unknown fields,
 // trailing data, another version and malformed entries are errors.
 func ParseManifest(data []byte) (*OutputManifest, error) {
@@ -646,8 +634,9 @@ func ParseManifest(data []byte) (*OutputManifest, error) {
 }
 
 // ReadManifest reads the output manifest at path (see [ParseManifest]).
+// The file must be a regular file of at most 64 MiB.
 func ReadManifest(path string) (*OutputManifest, error) {
-	data, err := os.ReadFile(path)
+	data, err := readLimited(path, maxManifestSize)
 	if err != nil {
 		return nil, fmt.Errorf("reading manifest: %w", err)
 	}

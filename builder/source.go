@@ -1,7 +1,6 @@
 package builder
 
 import (
-	"archive/tar"
 	"archive/zip"
 	"bufio"
 	"bytes"
@@ -18,6 +17,8 @@ import (
 	"path"
 	"path/filepath"
 	"strings"
+
+	"github.com/pyrsia/pyrsia-build/builder/internal/untar"
 )
 
 // maxArchiveSize bounds a downloaded or unpacked source archive.
@@ -96,6 +97,10 @@ func fetchArchive(ctx context.Context, a *ArchiveSource, specDir, dst string, pr
 	return "sha256:" + got, nil
 }
 
+// sourceTarOptions: a source tree holds files, folders and links only, and
+// stays writable so it can be removed.
+var sourceTarOptions = untar.Options{MaxSize: maxArchiveSize, SkipUnknown: true, DirMode: 0o700}
+
 // unpack extracts a tar, tar.gz or zip archive (told apart by their first
 // bytes) into dst, refusing names that would leave dst.
 func unpack(f *os.File, size int64, dst string) error {
@@ -128,85 +133,32 @@ func unpack(f *os.File, size int64, dst string) error {
 			return err
 		}
 		defer gz.Close()
-		return unpackTar(root, gz)
+		return untar.ExtractRoot(gz, root, sourceTarOptions)
 	default:
-		return unpackTar(root, br)
-	}
-}
-
-// cleanName returns an archive member's name relative to the root, or an
-// error for absolute names and names with "..".
-func cleanName(name string) (string, error) {
-	clean := path.Clean(strings.TrimPrefix(name, "./"))
-	if path.IsAbs(name) || clean == ".." || strings.HasPrefix(clean, "../") {
-		return "", fmt.Errorf("member %q would be written outside the source folder", name)
-	}
-	return clean, nil
-}
-
-func unpackTar(root *os.Root, r io.Reader) error {
-	tr := tar.NewReader(r)
-	var total int64
-	for {
-		hdr, err := tr.Next()
-		if errors.Is(err, io.EOF) {
-			return nil
-		}
-		if err != nil {
-			return fmt.Errorf("reading tar: %w", err)
-		}
-		name, err := cleanName(hdr.Name)
-		if err != nil {
-			return err
-		}
-		if name == "." {
-			continue
-		}
-		mode := hdr.FileInfo().Mode().Perm()
-		switch hdr.Typeflag {
-		case tar.TypeDir:
-			if err := root.MkdirAll(name, mode|0o700); err != nil {
-				return err
-			}
-		case tar.TypeReg:
-			total += hdr.Size
-			if total > maxArchiveSize {
-				return fmt.Errorf("unpacks to over %d bytes", int64(maxArchiveSize))
-			}
-			if err := writeRootFile(root, name, mode, tr); err != nil {
-				return err
-			}
-		case tar.TypeSymlink:
-			if err := root.MkdirAll(path.Dir(name), 0o755); err != nil {
-				return err
-			}
-			if err := root.Symlink(hdr.Linkname, name); err != nil {
-				return err
-			}
-		case tar.TypeLink:
-			target, err := cleanName(hdr.Linkname)
-			if err != nil {
-				return err
-			}
-			if err := root.Link(target, name); err != nil {
-				return err
-			}
-		default:
-			// Devices, fifos and the like have no place in a source tree.
-		}
+		return untar.ExtractRoot(br, root, sourceTarOptions)
 	}
 }
 
 func unpackZipFile(root *os.Root, zf *zip.File) error {
-	name, err := cleanName(zf.Name)
+	if err := unpackZipMember(root, zf); err != nil {
+		return fmt.Errorf("member %q: %w", zf.Name, err)
+	}
+	return nil
+}
+
+func unpackZipMember(root *os.Root, zf *zip.File) error {
+	name, err := untar.MemberPath(zf.Name)
 	if err != nil {
 		return err
+	}
+	if name == "." {
+		return nil
 	}
 	if zf.FileInfo().IsDir() {
 		return root.MkdirAll(name, 0o755)
 	}
 	if zf.UncompressedSize64 > maxArchiveSize {
-		return fmt.Errorf("member %q is too large", zf.Name)
+		return fmt.Errorf("larger than %d bytes", int64(maxArchiveSize))
 	}
 	rc, err := zf.Open()
 	if err != nil {

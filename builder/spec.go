@@ -9,7 +9,6 @@ import (
 	"fmt"
 	"io"
 	"net/url"
-	"os"
 	"path"
 	"reflect"
 	"regexp"
@@ -18,6 +17,8 @@ import (
 	"unicode/utf8"
 
 	"go.yaml.in/yaml/v3"
+
+	"github.com/pyrsia/pyrsia-build/attest"
 )
 
 // Build spec v1
@@ -139,7 +140,8 @@ type OCIRecipe struct {
 	// its root; "." when empty.
 	Context string `json:"context,omitempty"`
 	// BuildArgs are the Dockerfile's ARG values. SOURCE_DATE_EPOCH is set
-	// by the builder and may not be given here.
+	// by the builder and may not be given here, nor may BuildKit's own
+	// BUILDKIT_* args.
 	BuildArgs map[string]string `json:"buildArgs,omitempty"`
 }
 
@@ -243,17 +245,15 @@ func ParseSpec(data []byte) (*Spec, error) {
 	return s, nil
 }
 
-// ReadSpec reads and parses the build spec in the file at path. Errors name
-// the file.
+// ReadSpec reads and parses the build spec in the file at path, which
+// must be a regular file of at most 1 MiB. Errors name the file. Every tool
+// that takes a spec file reads it with ReadSpec and records
+// [Spec.CanonicalJSON] (its SHA-256 is [Spec.InputDigest]), so that a
+// spec has one meaning and one form everywhere.
 func ReadSpec(path string) (*Spec, error) {
-	f, err := os.Open(path)
+	data, err := readLimited(path, maxSpecSize)
 	if err != nil {
 		return nil, fmt.Errorf("reading spec: %w", err)
-	}
-	defer f.Close()
-	data, err := io.ReadAll(io.LimitReader(f, maxSpecSize+1))
-	if err != nil {
-		return nil, fmt.Errorf("reading spec %s: %w", path, err)
 	}
 	s, err := ParseSpec(data)
 	if err != nil {
@@ -545,6 +545,57 @@ func (s *Spec) Validate() error {
 	return nil
 }
 
+// ValidateRemote checks s as [Spec.Validate] does, and further refuses what
+// only the node's own user may ask for: a spec that arrives over a network
+// (from a client of a build node) must not make the node read its own files
+// or use its own credentials. Refused are an absolute or upward
+// source.archive.path (a relative one is resolved in the folder the node
+// gives as [BuildOptions].SpecDir), a file:// git URL, and ssh and
+// user@host:path git URLs (they log in with the node's keys). Local builds
+// use Validate, which allows all of these.
+func (s *Spec) ValidateRemote() error {
+	if err := s.Validate(); err != nil {
+		return err
+	}
+	if a := s.Source.Archive; a != nil && a.Path != "" {
+		if err := checkRelPath("source.archive.path", a.Path); err != nil {
+			return fieldErr("source.archive.path", "%q is not allowed in a spec from the network: give a URL, or a path relative to the spec's folder that stays inside it", a.Path)
+		}
+	}
+	if g := s.Source.Git; g != nil {
+		if scheme := gitScheme(g.URL); scheme != "https" && scheme != "http" && scheme != "git" {
+			return fieldErr("source.git.url", "%q is not allowed in a spec from the network: only https, http and git URLs are (a file URL reads the node's files; ssh logs in with the node's keys)", g.URL)
+		}
+	}
+	return nil
+}
+
+// ParseRemoteSpec is [ParseSpec] followed by [Spec.ValidateRemote]: the
+// parser for specs that arrive over a network.
+func ParseRemoteSpec(data []byte) (*Spec, error) {
+	s, err := ParseSpec(data)
+	if err != nil {
+		return nil, err
+	}
+	if err := s.ValidateRemote(); err != nil {
+		return nil, err
+	}
+	return s, nil
+}
+
+// gitScheme returns the scheme of a git URL that checkGitURL accepts:
+// "ssh" for user@host:path.
+func gitScheme(s string) string {
+	if scpLikeRE.MatchString(s) {
+		return "ssh"
+	}
+	u, err := url.Parse(s)
+	if err != nil {
+		return ""
+	}
+	return strings.ToLower(u.Scheme)
+}
+
 func (s *Spec) validateCoordinate() error {
 	c := s.Coordinate
 	if c == "" {
@@ -687,11 +738,21 @@ func (r *OCIRecipe) validate() error {
 		if k == "SOURCE_DATE_EPOCH" {
 			return fieldErr(f, "is set by the builder from sourceDateEpoch; remove it")
 		}
+		if isReservedBuildArg(k) {
+			return fieldErr(f, "is not allowed: BUILDKIT_* build args change how BuildKit builds (another frontend, a shared cache namespace), not the Dockerfile; remove it")
+		}
 		if err := checkText(f, v); err != nil {
 			return err
 		}
 	}
 	return nil
+}
+
+// isReservedBuildArg reports whether a build arg name is BuildKit's own
+// (BUILDKIT_SYNTAX, BUILDKIT_CACHE_MOUNT_NS, ...). Build arg names are
+// case sensitive, but any spelling is refused.
+func isReservedBuildArg(name string) bool {
+	return strings.HasPrefix(strings.ToUpper(name), "BUILDKIT_")
 }
 
 func (r *MavenRecipe) validate() error {
@@ -760,9 +821,12 @@ func (s *Spec) clone() *Spec {
 	return &c
 }
 
-// CanonicalJSON returns the spec, defaults applied, as canonical JSON: object
-// keys sorted, no insignificant whitespace, no HTML escaping, empty optional
-// fields left out. It fails if the spec does not validate.
+// CanonicalJSON returns the spec, defaults applied, as canonical JSON in
+// the form of [attest.CanonicalJSON] (object keys sorted, no insignificant
+// whitespace, no HTML escaping), with empty optional fields left out. It
+// fails if the spec does not validate. This is the spec a log entry
+// records and an attestation's externalParameters.spec holds; tools that
+// take a spec file use [ReadSpec] and then this, never the file's text.
 func (s *Spec) CanonicalJSON() ([]byte, error) {
 	c := s.clone()
 	if err := c.Validate(); err != nil {
@@ -772,19 +836,11 @@ func (s *Spec) CanonicalJSON() ([]byte, error) {
 	if err != nil {
 		return nil, fmt.Errorf("spec: encoding: %w", err)
 	}
-	d := json.NewDecoder(bytes.NewReader(raw))
-	d.UseNumber()
-	var v any
-	if err := d.Decode(&v); err != nil {
-		return nil, fmt.Errorf("spec: re-decoding: %w", err)
+	out, err := attest.CanonicalJSON(raw)
+	if err != nil {
+		return nil, fmt.Errorf("spec: %w", err)
 	}
-	var buf bytes.Buffer
-	enc := json.NewEncoder(&buf)
-	enc.SetEscapeHTML(false)
-	if err := enc.Encode(v); err != nil {
-		return nil, fmt.Errorf("spec: encoding canonically: %w", err)
-	}
-	return bytes.TrimSuffix(buf.Bytes(), []byte("\n")), nil
+	return out, nil
 }
 
 // InputDigest returns "sha256:<hex>" of the spec's canonical JSON: the

@@ -121,7 +121,7 @@ func TestMarshalBinaryErrors(t *testing.T) {
 		{"spec not object", func(e *Entry) { e.Spec = json.RawMessage(`[1]`) }, "spec is not a JSON object"},
 		{"spec unsorted", func(e *Entry) { e.Spec = json.RawMessage(`{"b":1,"a":2}`) }, "spec is not canonical JSON"},
 		{"spec spaces", func(e *Entry) { e.Spec = json.RawMessage(`{"a": 1}`) }, "spec is not canonical JSON"},
-		{"spec broken", func(e *Entry) { e.Spec = json.RawMessage(`{"a":`) }, "spec: JSON ends early"},
+		{"spec broken", func(e *Entry) { e.Spec = json.RawMessage(`{"a":`) }, "spec: attest: canonical JSON: JSON ends early"},
 		{"spec duplicate key", func(e *Entry) { e.Spec = json.RawMessage(`{"a":1,"a":1}`) }, `duplicate object key "a"`},
 		{"no input digest", func(e *Entry) { e.InputDigest = "" }, "input digest: empty"},
 		{"input digest sha512", func(e *Entry) { e.InputDigest = "sha512:00" }, `does not start with "sha256:"`},

@@ -10,9 +10,10 @@ import (
 	"os"
 	"path/filepath"
 	"sort"
-	"strings"
 	"syscall"
 	"time"
+
+	"github.com/pyrsia/pyrsia-build/builder/internal/untar"
 )
 
 // LayerStats says what [WriteLayer] wrote and what it left out.
@@ -200,127 +201,13 @@ func copyFile(w io.Writer, name string, size int64, buf []byte) error {
 }
 
 // Unpack extracts an uncompressed layer stream made by [WriteLayer] (or
-// any tar of regular files, folders, symlinks, hardlinks
-// and FIFOs) into dest, which must exist. Names that would escape dest
-// are an error; ownership is not restored.
+// any tar of regular files, folders, symlinks, hardlinks and FIFOs) into
+// dest, which must exist. Nothing is written or linked outside dest, even
+// through symlinks in the layer; names with ".." that leave dest are an
+// error, and errors name the tar entry. Ownership is not restored.
 func Unpack(r io.Reader, dest string) error {
-	tr := tar.NewReader(r)
-	type dirMode struct {
-		path string
-		mode fs.FileMode
-	}
-	var dirs []dirMode
-	dest = filepath.Clean(dest)
-	good := map[string]bool{dest: true} // folders known to be real folders inside dest
-	// checkParents refuses a path whose parent folders are not real
-	// folders (a symlink "etc -> /etc" followed by "etc/passwd" must not
-	// write outside dest), and makes missing ones.
-	var checkParents func(p string) error
-	checkParents = func(p string) error {
-		dir := filepath.Dir(p)
-		if good[dir] {
-			return nil
-		}
-		if err := checkParents(dir); err != nil {
-			return err
-		}
-		fi, err := os.Lstat(dir)
-		switch {
-		case os.IsNotExist(err):
-			if err := os.Mkdir(dir, 0o755); err != nil {
-				return err
-			}
-		case err != nil:
-			return err
-		case !fi.IsDir():
-			return fmt.Errorf("%s is not a folder (%s)", dir, fi.Mode().Type())
-		}
-		good[dir] = true
-		return nil
-	}
-	for {
-		hdr, err := tr.Next()
-		if err == io.EOF {
-			break
-		}
-		if err != nil {
-			return err
-		}
-		name := filepath.Clean("/" + hdr.Name)
-		if name == "/" {
-			continue
-		}
-		target := filepath.Join(dest, name)
-		if !strings.HasPrefix(target, dest+string(filepath.Separator)) {
-			return fmt.Errorf("tar entry %q escapes the destination", hdr.Name)
-		}
-		if err := checkParents(target); err != nil {
-			return fmt.Errorf("tar entry %q: %w", hdr.Name, err)
-		}
-		mode := fs.FileMode(hdr.Mode).Perm()
-		if hdr.Mode&0o4000 != 0 {
-			mode |= fs.ModeSetuid
-		}
-		if hdr.Mode&0o2000 != 0 {
-			mode |= fs.ModeSetgid
-		}
-		if hdr.Mode&0o1000 != 0 {
-			mode |= fs.ModeSticky
-		}
-		switch hdr.Typeflag {
-		case tar.TypeDir:
-			fi, err := os.Lstat(target)
-			switch {
-			case os.IsNotExist(err):
-				if err := os.Mkdir(target, 0o700); err != nil {
-					return err
-				}
-			case err != nil:
-				return err
-			case !fi.IsDir():
-				return fmt.Errorf("tar entry %q: %s exists and is not a folder", hdr.Name, target)
-			}
-			good[target] = true
-			dirs = append(dirs, dirMode{target, mode})
-		case tar.TypeReg:
-			os.Remove(target) // never write through an existing symlink
-			f, err := os.OpenFile(target, os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o600)
-			if err != nil {
-				return err
-			}
-			if _, err := io.Copy(f, tr); err != nil {
-				f.Close()
-				return err
-			}
-			if err := f.Close(); err != nil {
-				return err
-			}
-			if err := os.Chmod(target, mode); err != nil {
-				return err
-			}
-		case tar.TypeSymlink:
-			if err := os.Symlink(hdr.Linkname, target); err != nil {
-				return err
-			}
-		case tar.TypeLink:
-			old := filepath.Join(dest, filepath.Clean("/"+hdr.Linkname))
-			if err := os.Link(old, target); err != nil {
-				return err
-			}
-		case tar.TypeFifo:
-			if err := syscall.Mkfifo(target, uint32(mode.Perm())); err != nil {
-				return fmt.Errorf("mkfifo %s: %w", target, err)
-			}
-		default:
-			return fmt.Errorf("tar entry %q: unsupported type %q", hdr.Name, hdr.Typeflag)
-		}
-	}
-	// Folder modes last, deepest first, so a read-only folder can be
-	// filled before it is closed.
-	for i := len(dirs) - 1; i >= 0; i-- {
-		if err := os.Chmod(dirs[i].path, dirs[i].mode); err != nil {
-			return err
-		}
+	if err := untar.Extract(r, dest, untar.Options{Special: true}); err != nil {
+		return fmt.Errorf("image: layer: %w", err)
 	}
 	return nil
 }

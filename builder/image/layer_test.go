@@ -20,7 +20,7 @@ var testEpoch = time.Date(2024, 1, 2, 3, 4, 5, 0, time.UTC)
 // makeTree builds a small tree with every kind of entry WriteLayer keeps.
 // The order of creation is reversed when reverse is set, so that inode
 // numbers and directory order on disk differ.
-func makeTree(t *testing.T, root string, reverse bool) {
+func makeTree(t testing.TB, root string, reverse bool) {
 	t.Helper()
 	long := strings.Repeat("d", 60) + "/" + strings.Repeat("f", 110) // a file name over USTAR's 100 bytes: PAX
 	steps := []func() error{
@@ -262,28 +262,103 @@ func TestUnpackRoundTrip(t *testing.T) {
 }
 
 func TestUnpackStaysInside(t *testing.T) {
-	var buf bytes.Buffer
-	tw := tar.NewWriter(&buf)
 	outside := t.TempDir()
-	for _, h := range []*tar.Header{
-		{Name: "a/../../evil", Typeflag: tar.TypeReg, Mode: 0o644}, // cleaned to /evil: inside
-		{Name: "etc", Typeflag: tar.TypeSymlink, Linkname: outside},
-		{Name: "etc/passwd", Typeflag: tar.TypeReg, Mode: 0o644},
-	} {
-		if err := tw.WriteHeader(h); err != nil {
-			t.Fatal(err)
-		}
-	}
-	tw.Close()
-	dest := t.TempDir()
-	err := Unpack(bytes.NewReader(buf.Bytes()), dest)
-	if err == nil || !strings.Contains(err.Error(), "is not a folder") {
-		t.Fatalf("err = %v, want a refusal to write through the symlink", err)
-	}
-	if _, err := os.Stat(filepath.Join(dest, "evil")); err != nil {
+	if err := os.WriteFile(filepath.Join(outside, "secret"), []byte("host"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := os.Stat(filepath.Join(outside, "passwd")); err == nil {
-		t.Fatal("wrote through the symlink")
+	tests := []struct {
+		name    string
+		headers []*tar.Header
+		msg     string
+	}{
+		{"dot dot", []*tar.Header{{Name: "a/../../evil", Typeflag: tar.TypeReg, Mode: 0o644}},
+			`member "a/../../evil": the name leaves the destination folder`},
+		{"file through a symlink", []*tar.Header{
+			{Name: "etc", Typeflag: tar.TypeSymlink, Linkname: outside},
+			{Name: "etc/passwd", Typeflag: tar.TypeReg, Mode: 0o644},
+		}, `member "etc/passwd": its path leads outside the destination folder through a symlink`},
+		// The issue's reproduction: a hard link through a symlink linked
+		// a host file into the destination.
+		{"hard link through a symlink", []*tar.Header{
+			{Name: "lnk", Typeflag: tar.TypeSymlink, Linkname: outside},
+			{Name: "x", Typeflag: tar.TypeLink, Linkname: "lnk/secret"},
+		}, `member "x": its path leads outside the destination folder through a symlink`},
 	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var buf bytes.Buffer
+			tw := tar.NewWriter(&buf)
+			for _, h := range tt.headers {
+				if err := tw.WriteHeader(h); err != nil {
+					t.Fatal(err)
+				}
+			}
+			tw.Close()
+			dest := t.TempDir()
+			err := Unpack(bytes.NewReader(buf.Bytes()), dest)
+			if err == nil || !strings.Contains(err.Error(), tt.msg) {
+				t.Fatalf("err = %v, want %q", err, tt.msg)
+			}
+			if _, err := os.Lstat(filepath.Join(dest, "x")); err == nil {
+				t.Error("the hard link was made")
+			}
+			des, _ := os.ReadDir(outside)
+			fi, _ := os.Stat(filepath.Join(outside, "secret"))
+			if len(des) != 1 || fi.Sys().(*syscall.Stat_t).Nlink != 1 {
+				t.Errorf("the folder outside changed: %v, nlink %d", des, fi.Sys().(*syscall.Stat_t).Nlink)
+			}
+		})
+	}
+}
+
+// FuzzUnpackLayer: whatever the layer holds, nothing outside the
+// destination is written or linked in. Seeds are layers WriteLayer made and
+// hostile ones.
+func FuzzUnpackLayer(f *testing.F) {
+	src := f.TempDir()
+	makeTree(f, src, false)
+	var buf bytes.Buffer
+	if _, err := WriteLayer(context.Background(), &buf, src, testEpoch); err != nil {
+		f.Fatal(err)
+	}
+	f.Add(buf.Bytes())
+	const outsideMark = "/tmp/pyrsia-fuzz-outside"
+	for _, hs := range [][]*tar.Header{
+		{{Name: "lnk", Typeflag: tar.TypeSymlink, Linkname: outsideMark}, {Name: "x", Typeflag: tar.TypeLink, Linkname: "lnk/secret"}},
+		{{Name: "etc", Typeflag: tar.TypeSymlink, Linkname: "../outside"}, {Name: "etc/passwd", Typeflag: tar.TypeReg}},
+		{{Name: "d/", Typeflag: tar.TypeDir, Mode: 0o555}, {Name: "d/p", Typeflag: tar.TypeFifo, Mode: 0o600}},
+	} {
+		var b bytes.Buffer
+		tw := tar.NewWriter(&b)
+		for _, h := range hs {
+			tw.WriteHeader(h)
+		}
+		tw.Close()
+		f.Add(b.Bytes())
+	}
+	f.Fuzz(func(t *testing.T, data []byte) {
+		base := t.TempDir()
+		dest, outside := filepath.Join(base, "dest"), filepath.Join(base, "outside")
+		os.Mkdir(dest, 0o755)
+		os.Mkdir(outside, 0o755)
+		secret := filepath.Join(outside, "secret")
+		if err := os.WriteFile(secret, []byte("host"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		data = bytes.ReplaceAll(data, []byte(outsideMark), []byte(outside))
+		if err := Unpack(bytes.NewReader(data), dest); err != nil && !strings.HasPrefix(err.Error(), "image: layer: ") {
+			t.Fatalf("error %q lacks the prefix", err)
+		}
+		des, _ := os.ReadDir(outside)
+		fi, err := os.Stat(secret)
+		if err != nil || len(des) != 1 || fi.Sys().(*syscall.Stat_t).Nlink != 1 || fi.Mode().Perm() != 0o600 {
+			t.Fatalf("the folder outside changed: %v %v", des, err)
+		}
+		if b, _ := os.ReadFile(secret); string(b) != "host" {
+			t.Fatal("the host file was written")
+		}
+		if bes, _ := os.ReadDir(base); len(bes) != 2 {
+			t.Fatalf("something was written beside dest: %v", bes)
+		}
+	})
 }

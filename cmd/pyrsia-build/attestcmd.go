@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"os"
@@ -54,7 +55,7 @@ Examples:
 					return inputErr(fmt.Errorf("artifact %s is not a regular file", p))
 				}
 			}
-			signer, err := loadSigner(c.String("key"), c.App.ErrWriter)
+			signer, err := loadSigner(c.Context, c.String("key"), c.App.ErrWriter)
 			if err != nil {
 				return err
 			}
@@ -71,7 +72,7 @@ Examples:
 			}
 			params := map[string]any{"artifacts": names}
 			if sp := c.String("spec"); sp != "" {
-				spec, err := readSpec(sp)
+				spec, err := readSpec(c.Context, sp)
 				if err != nil {
 					return err
 				}
@@ -121,10 +122,10 @@ Examples:
 }
 
 // readSpec reads a YAML or JSON file as JSON-compatible values.
-func readSpec(path string) (any, error) {
-	data, err := os.ReadFile(path)
+func readSpec(ctx context.Context, path string) (any, error) {
+	data, err := readFile(ctx, path, "build spec", maxSpecFileSize)
 	if err != nil {
-		return nil, inputErr(fmt.Errorf("reading spec: %w", err))
+		return nil, err
 	}
 	var v map[string]any
 	if err := yaml.Unmarshal(data, &v); err != nil {

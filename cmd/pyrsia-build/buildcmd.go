@@ -61,6 +61,9 @@ Examples:
 			// open; that is noise to a person running a build.
 			clog.SetLevel("error")
 			specPath := c.Args().First()
+			if err := checkFile(specPath, "build spec", maxSpecFileSize); err != nil {
+				return err
+			}
 			spec, err := builder.ReadSpec(specPath)
 			if err != nil {
 				return inputErr(err, "build spec v1 is described in the README (\"Build spec\")")
@@ -69,7 +72,7 @@ Examples:
 			if err != nil {
 				return inputErr(err)
 			}
-			decrypt, err := readSigner(c.String("key"), c.App.ErrWriter)
+			decrypt, err := readSigner(c.Context, c.String("key"), c.App.ErrWriter)
 			if err != nil {
 				return err
 			}

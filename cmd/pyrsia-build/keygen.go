@@ -43,7 +43,7 @@ Examples:
 					}
 				}
 			}
-			pw, err := readPassword("Enter password for private key: ", true, c.App.ErrWriter)
+			pw, err := readPassword(c.Context, "Enter password for private key: ", true, c.App.ErrWriter)
 			if err != nil {
 				return err
 			}

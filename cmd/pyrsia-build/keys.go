@@ -1,10 +1,10 @@
 package main
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io"
-	"os"
 	"path/filepath"
 	"strings"
 
@@ -12,8 +12,8 @@ import (
 )
 
 // loadSigner reads and decrypts the private key at path.
-func loadSigner(path string, stderr io.Writer) (*attest.Signer, error) {
-	decrypt, err := readSigner(path, stderr)
+func loadSigner(ctx context.Context, path string, stderr io.Writer) (*attest.Signer, error) {
+	decrypt, err := readSigner(ctx, path, stderr)
 	if err != nil {
 		return nil, err
 	}
@@ -23,13 +23,13 @@ func loadSigner(path string, stderr io.Writer) (*attest.Signer, error) {
 // readSigner reads the private key and its password (which may mean asking
 // on the terminal) and returns the decryption, which takes a while (scrypt):
 // a caller may run it alongside other work.
-func readSigner(path string, stderr io.Writer) (func() (*attest.Signer, error), error) {
-	data, err := os.ReadFile(path)
+func readSigner(ctx context.Context, path string, stderr io.Writer) (func() (*attest.Signer, error), error) {
+	data, err := readFile(ctx, path, "private key", maxKeyFileSize,
+		"make a key pair with 'pyrsia-build keygen' or 'cosign generate-key-pair'")
 	if err != nil {
-		return nil, inputErr(fmt.Errorf("reading private key: %w", err),
-			"make a key pair with 'pyrsia-build keygen' or 'cosign generate-key-pair'")
+		return nil, err
 	}
-	pw, err := readPassword("Enter password for private key: ", false, stderr)
+	pw, err := readPassword(ctx, "Enter password for private key: ", false, stderr)
 	if err != nil {
 		return nil, err
 	}
@@ -50,12 +50,12 @@ func decryptSigner(path string, data, pw []byte) (*attest.Signer, error) {
 }
 
 // loadPublicKeys reads public key files, named by their base names.
-func loadPublicKeys(paths []string) ([]*attest.PublicKey, error) {
+func loadPublicKeys(ctx context.Context, paths []string) ([]*attest.PublicKey, error) {
 	var keys []*attest.PublicKey
 	for _, p := range paths {
-		data, err := os.ReadFile(p)
+		data, err := readFile(ctx, p, "public key", maxKeyFileSize)
 		if err != nil {
-			return nil, inputErr(fmt.Errorf("reading public key: %w", err))
+			return nil, err
 		}
 		name := strings.TrimSuffix(filepath.Base(p), filepath.Ext(p))
 		k, err := attest.ParsePublicKey(name, data)

@@ -118,7 +118,7 @@ Examples:
 // checkpoints and the verifier that checks them.
 func readLogSigner(path string) (note.Signer, note.Verifier, error) {
 	hint := "--key takes the log's private key (PREFIX.note.key), made with 'pyrsia-build log keygen'"
-	skey, err := witness.ReadSignerKeyFile(path)
+	skey, err := readSignerKeyFile(path)
 	if err != nil {
 		return nil, nil, inputErr(trimWitness(err), hint)
 	}
@@ -143,7 +143,7 @@ func readVerifiers(paths []string, flag string, cosignature bool) ([]note.Verifi
 	hint := fmt.Sprintf("--%s takes a public key (PREFIX.note.pub), made with 'pyrsia-build log keygen'", flag)
 	var vs []note.Verifier
 	for _, p := range paths {
-		vkey, err := witness.ReadVerifierKeyFile(p)
+		vkey, err := readVerifierKeyFile(p)
 		if err != nil {
 			return nil, inputErr(trimWitness(err), hint)
 		}

@@ -3,7 +3,6 @@ package main
 import (
 	"encoding/json"
 	"fmt"
-	"os"
 
 	"github.com/pyrsia/pyrsia-build/attest"
 	"github.com/pyrsia/pyrsia-build/builder"
@@ -41,9 +40,9 @@ Examples:
 			if c.NArg() == 0 {
 				return inputErr(fmt.Errorf("make-entry needs at least one BUNDLE"), "run 'pyrsia-build log make-entry --help' for usage")
 			}
-			raw, err := os.ReadFile(c.String("spec"))
+			raw, err := readFile(c.Context, c.String("spec"), "build spec", maxSpecFileSize)
 			if err != nil {
-				return inputErr(fmt.Errorf("reading spec: %w", err))
+				return err
 			}
 			specJSON, err := yaml.YAMLToJSON(raw)
 			if err != nil {
@@ -74,7 +73,7 @@ Examples:
 			}
 			var envs []*dssepb.Envelope
 			for _, p := range c.Args().Slice() {
-				data, err := readBundleFile(p)
+				data, err := readBundleFile(c.Context, p)
 				if err != nil {
 					return err
 				}

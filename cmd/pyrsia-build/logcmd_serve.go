@@ -2,13 +2,12 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
 	"net"
-	"net/http"
 	"time"
 
+	"github.com/pyrsia/pyrsia-build/internal/httpserver"
 	"github.com/pyrsia/pyrsia-build/publish/logservice"
 	"github.com/pyrsia/pyrsia-build/publish/tlog"
 	"github.com/urfave/cli/v2"
@@ -103,29 +102,15 @@ Examples:
 // serveLog serves svc on ln and publishes its checkpoints until ctx is
 // done, then shuts the server down gracefully. The caller closes svc.
 func serveLog(ctx context.Context, ln net.Listener, svc *logservice.Service, log *slog.Logger) error {
-	srv := &http.Server{
-		Handler:           svc.Handler(),
-		ReadHeaderTimeout: 10 * time.Second,
-		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
-	}
 	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() error {
 		log.InfoContext(gctx, "serving log", "addr", ln.Addr().String(), "origin", svc.Log().Origin(), "size", svc.Log().Size())
-		if err := srv.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
-			return fmt.Errorf("serving on %s: %w", ln.Addr(), err)
-		}
-		return nil
+		return httpserver.Serve(gctx, ln, svc.Handler(), httpserver.Options{Logger: log})
 	})
-	g.Go(func() error { return svc.Run(gctx) })
 	g.Go(func() error {
-		<-gctx.Done()
+		err := svc.Run(gctx)
 		log.InfoContext(gctx, "shutting down")
-		sctx, cancel := context.WithTimeout(context.WithoutCancel(gctx), 10*time.Second)
-		defer cancel()
-		if err := srv.Shutdown(sctx); err != nil {
-			return fmt.Errorf("shutting down the server: %w", err)
-		}
-		return nil
+		return err
 	})
 	return g.Wait()
 }

@@ -13,6 +13,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/pyrsia/pyrsia-build/internal/fileread"
 	"github.com/pyrsia/pyrsia-build/publish/tlog"
 	"github.com/pyrsia/pyrsia-build/publish/witness"
 	fmtlog "github.com/transparency-dev/formats/log"
@@ -60,8 +61,8 @@ func openSource(c *cli.Context) (logSource, error) {
 		"name the log's folder with --dir DIR, or its server with --url URL")
 }
 
-// dirSource reads a log folder through package tlog. Opening it takes the
-// folder's lock and recovers the log, as the writers do.
+// dirSource reads a log folder through package tlog, opened read-only: it
+// writes nothing and does not wait for a writer that has the folder open.
 type dirSource struct {
 	dir string
 	*tlog.Log
@@ -81,7 +82,7 @@ func openDirSource(ctx context.Context, dir, origin string, stderr io.Writer) (*
 	// Read the checkpoint before tlog.Open, which would make a new, empty
 	// log in a folder that holds none.
 	cpPath := filepath.Join(dir, "checkpoint")
-	b, err := os.ReadFile(cpPath)
+	b, err := fileread.ReadFile(ctx, cpPath, "checkpoint", maxCheckpointFileSize)
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil, inputErr(fmt.Errorf("%s holds no checkpoint: it is not a log folder, or nothing was published in it yet", dir),
 			"check --dir; 'pyrsia-build log append' appends entries and publishes a checkpoint")
@@ -96,7 +97,7 @@ func openDirSource(ctx context.Context, dir, origin string, stderr io.Writer) (*
 		}
 		origin = cp.Origin
 	}
-	l, err := tlog.Open(ctx, tlog.Options{Dir: dir, Origin: origin, Logger: cliLogger(stderr)})
+	l, err := tlog.Open(ctx, tlog.Options{Dir: dir, Origin: origin, Logger: cliLogger(stderr), ReadOnly: true})
 	if err != nil {
 		return nil, openLogErr(dir, err)
 	}

@@ -80,7 +80,7 @@ Examples:
 				return inputErr(errors.New("log append needs at least one FILE"),
 					"run 'pyrsia-build log append --help' for usage")
 			}
-			entries, err := readEntryFiles(c.Args().Slice(), c.Bool("raw"))
+			entries, err := readEntryFiles(c.Context, c.Args().Slice(), c.Bool("raw"))
 			if err != nil {
 				return err
 			}
@@ -130,12 +130,16 @@ Examples:
 
 // readEntryFiles reads and checks every entry file before anything is
 // appended.
-func readEntryFiles(paths []string, raw bool) ([][]byte, error) {
+func readEntryFiles(ctx context.Context, paths []string, raw bool) ([][]byte, error) {
 	var entries [][]byte
 	for _, p := range paths {
-		b, err := os.ReadFile(p)
+		limit := int64(maxEntryFileSize)
+		if !raw {
+			limit++ // one trailing newline, dropped
+		}
+		b, err := readFile(ctx, p, "log entry", limit)
 		if err != nil {
-			return nil, inputErr(fmt.Errorf("reading entry: %w", err))
+			return nil, err
 		}
 		if !raw {
 			b = bytes.TrimSuffix(b, []byte("\n"))
@@ -185,7 +189,7 @@ func openCosigners(specs []string, origin string, logVerifier note.Verifier) ([]
 		if !ok || keyFile == "" || stateDir == "" {
 			return nil, inputErr(fmt.Errorf("--cosigner %q is not KEYFILE:STATEDIR", s), hint)
 		}
-		skey, err := witness.ReadSignerKeyFile(keyFile)
+		skey, err := readSignerKeyFile(keyFile)
 		if err != nil {
 			return nil, inputErr(fmt.Errorf("cosigner: %w", trimWitness(err)), hint)
 		}
@@ -215,9 +219,9 @@ func openCosigners(specs []string, origin string, logVerifier note.Verifier) ([]
 	return cs, nil
 }
 
-// cosignCheckpoint asks every cosigner to cosign cp, the log's current
-// checkpoint, with the log as the source of consistency proofs, and stores
-// the cosignatures it gets in the log. It returns the names of the cosigners
+// cosignCheckpoint asks every cosigner to cosign cp, the log's candidate
+// checkpoint, with the log as the source of consistency proofs, and commits
+// it with the cosignatures it gets when they are a majority. It returns the names of the cosigners
 // that signed, and the errors of those that did not, joined.
 func cosignCheckpoint(ctx context.Context, l *tlog.Log, cp *tlog.Checkpoint, cosigners []localCosigner) ([]string, error) {
 	var sigs []note.Signature
@@ -232,12 +236,17 @@ func cosignCheckpoint(ctx context.Context, l *tlog.Log, cp *tlog.Checkpoint, cos
 		sigs = append(sigs, sig)
 		names = append(names, c.name)
 	}
-	if len(sigs) > 0 {
-		signed, err := witness.AddSignatures(cp.Note, sigs...)
-		if err != nil {
-			return nil, err
+	// The log stores and serves the checkpoint only once a majority of the
+	// cosigners signed it; otherwise the next publish retries.
+	if len(sigs) > len(cosigners)/2 || len(cosigners) == 0 {
+		signed := cp.Note
+		if len(sigs) > 0 {
+			var err error
+			if signed, err = witness.AddSignatures(cp.Note, sigs...); err != nil {
+				return nil, err
+			}
 		}
-		if err := l.SetCheckpoint(signed); err != nil {
+		if err := l.Commit(signed); err != nil {
 			return nil, fmt.Errorf("storing cosigned checkpoint: %w", err)
 		}
 	}

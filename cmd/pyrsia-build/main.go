@@ -13,6 +13,7 @@ import (
 	"os/signal"
 	"runtime/debug"
 	"strings"
+	"sync/atomic"
 	"syscall"
 
 	"github.com/pyrsia/pyrsia-build/internal/cliargs"
@@ -33,15 +34,50 @@ var version = ""
 func main() { os.Exit(run(os.Args, os.Stdin, os.Stdout, os.Stderr)) }
 
 // run is main without the exit, so tests can call it.
+//
+// SIGINT and SIGTERM cancel the context every command runs under: reads,
+// verification and builds stop, servers shut down gracefully. A command
+// stopped so exits 128+signal (130 for Ctrl-C); a second signal exits at
+// once.
 func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	sigs := make(chan os.Signal, 2)
+	signal.Notify(sigs, os.Interrupt, syscall.SIGTERM)
+	defer signal.Stop(sigs)
+	var got atomic.Int32
+	go func() {
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case s := <-sigs:
+				n := int32(s.(syscall.Signal))
+				if !got.CompareAndSwap(0, n) {
+					fmt.Fprintf(stderr, "pyrsia-build: %s again: exiting now\n", sigName(n))
+					os.Exit(128 + int(n))
+				}
+				cancel()
+			}
+		}
+	}()
 	app := newApp(stdin, stdout, stderr)
 	err := runApp(ctx, app, args)
+	if n := got.Load(); n != 0 && err != nil {
+		fmt.Fprintf(stderr, "pyrsia-build: error: %s\npyrsia-build: hint: stopped by %s\n", err, sigName(n))
+		return 128 + int(n)
+	}
 	if err == nil {
 		return exitOK
 	}
 	return report(stderr, err)
+}
+
+func sigName(n int32) string {
+	if syscall.Signal(n) == syscall.SIGTERM {
+		return "SIGTERM"
+	}
+	return "SIGINT"
 }
 
 // runApp runs app on args, its flags moved before its operands: every

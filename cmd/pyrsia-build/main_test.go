@@ -3,10 +3,12 @@ package main
 import (
 	"encoding/base64"
 	"encoding/json"
+	"errors"
 	"os"
 	"os/exec"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 
 	"github.com/rogpeppe/go-internal/testscript"
@@ -46,6 +48,45 @@ func requireInCI(t *testing.T, reason string) {
 
 // scriptCmds are the commands the scripts use to damage files.
 var scriptCmds = map[string]func(ts *testscript.TestScript, neg bool, args []string){
+	// exits N PROG ARGS... runs PROG like exec and checks that it exits
+	// with code N; its output is kept for stdout and stderr.
+	"exits": func(ts *testscript.TestScript, neg bool, args []string) {
+		if neg || len(args) < 2 {
+			ts.Fatalf("usage: exits N PROG ARGS...")
+		}
+		want, err := strconv.Atoi(args[0])
+		ts.Check(err)
+		got := 0
+		if err := ts.Exec(args[1], args[2:]...); err != nil {
+			var ee *exec.ExitError
+			if !errors.As(err, &ee) {
+				ts.Fatalf("%s: %v", args[1], err)
+			}
+			got = ee.ExitCode()
+		}
+		if got != want {
+			ts.Fatalf("%s exited with %d, want %d", args[1], got, want)
+		}
+	},
+	// mkfifo FILE makes a named pipe.
+	"mkfifo": func(ts *testscript.TestScript, neg bool, args []string) {
+		if neg || len(args) != 1 {
+			ts.Fatalf("usage: mkfifo FILE")
+		}
+		ts.Check(syscall.Mkfifo(ts.MkAbs(args[0]), 0o644))
+	},
+	// sparse FILE N makes FILE N bytes long (holes: it takes no space).
+	"sparse": func(ts *testscript.TestScript, neg bool, args []string) {
+		if neg || len(args) != 2 {
+			ts.Fatalf("usage: sparse FILE N")
+		}
+		n, err := strconv.ParseInt(args[1], 10, 64)
+		ts.Check(err)
+		f, err := os.Create(ts.MkAbs(args[0]))
+		ts.Check(err)
+		ts.Check(f.Truncate(n))
+		ts.Check(f.Close())
+	},
 	// truncate FILE N keeps the first N bytes of FILE.
 	"truncate": func(ts *testscript.TestScript, neg bool, args []string) {
 		if neg || len(args) != 2 {

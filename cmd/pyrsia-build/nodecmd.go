@@ -54,7 +54,7 @@ Examples:
 				return inputErr(fmt.Errorf("--name %q is not a node name", name),
 					"a node name is lowercase letters, digits, dots and dashes, starting with a letter or digit, at most 63 characters")
 			}
-			pw, err := readPassword("Enter password for the node's cosign key: ", true, c.App.ErrWriter)
+			pw, err := readPassword(c.Context, "Enter password for the node's cosign key: ", true, c.App.ErrWriter)
 			if err != nil {
 				return err
 			}

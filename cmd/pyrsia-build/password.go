@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -14,8 +15,9 @@ import (
 const passwordEnv = "COSIGN_PASSWORD"
 
 // readPassword returns the key password from COSIGN_PASSWORD (which may be
-// set and empty) or asks on the terminal, twice when confirm is set.
-func readPassword(prompt string, confirm bool, stderr io.Writer) ([]byte, error) {
+// set and empty) or asks on the terminal, twice when confirm is set. When
+// ctx is done (Ctrl-C) it gives up and puts the terminal back as it was.
+func readPassword(ctx context.Context, prompt string, confirm bool, stderr io.Writer) ([]byte, error) {
 	if pw, ok := os.LookupEnv(passwordEnv); ok {
 		return []byte(pw), nil
 	}
@@ -28,14 +30,33 @@ func readPassword(prompt string, confirm bool, stderr io.Writer) ([]byte, error)
 			"set COSIGN_PASSWORD to the key's password (it may be empty: COSIGN_PASSWORD=)")
 	}
 	defer tty.Close()
+	state, err := term.GetState(int(tty.Fd()))
+	if err != nil {
+		return nil, fmt.Errorf("reading password: %w", err)
+	}
 	ask := func(p string) ([]byte, error) {
 		fmt.Fprint(tty, p)
-		pw, err := term.ReadPassword(int(tty.Fd()))
-		fmt.Fprintln(tty)
-		if err != nil {
-			return nil, fmt.Errorf("reading password: %w", err)
+		type result struct {
+			pw  []byte
+			err error
 		}
-		return pw, nil
+		ch := make(chan result, 1)
+		go func() {
+			pw, err := term.ReadPassword(int(tty.Fd()))
+			ch <- result{pw, err}
+		}()
+		select {
+		case <-ctx.Done():
+			term.Restore(int(tty.Fd()), state)
+			fmt.Fprintln(tty)
+			return nil, fmt.Errorf("reading password: %w", ctx.Err())
+		case r := <-ch:
+			fmt.Fprintln(tty)
+			if r.err != nil {
+				return nil, fmt.Errorf("reading password: %w", r.err)
+			}
+			return r.pw, nil
+		}
 	}
 	pw, err := ask(prompt)
 	if err != nil || !confirm {

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -72,6 +73,9 @@ Examples:
 				return inputErr(fmt.Errorf("verify takes one ARTIFACT, got %d arguments", c.NArg()),
 					"run 'pyrsia-build verify --help' for usage")
 			}
+			if err := checkThresholds(c); err != nil {
+				return err
+			}
 			artifact := c.Args().First()
 			if fi, err := os.Stat(artifact); err != nil {
 				return inputErr(fmt.Errorf("artifact: %w", err))
@@ -82,11 +86,11 @@ Examples:
 			if bundlePath == "" {
 				bundlePath = artifact + ".sigstore.json"
 			}
-			keys, err := loadPublicKeys(c.StringSlice("key"))
+			keys, err := loadPublicKeys(c.Context, c.StringSlice("key"))
 			if err != nil {
 				return err
 			}
-			data, err := readBundleFile(bundlePath)
+			data, err := readBundleFile(c.Context, bundlePath)
 			if err != nil {
 				return err
 			}
@@ -167,6 +171,30 @@ func verifyProof(c *cli.Context, artifact, bundlePath string, data []byte, keys 
 	return printVerdict(c, v)
 }
 
+// checkThresholds refuses thresholds that no evidence could meet, or that
+// would be ignored, as usage errors, before anything is read.
+func checkThresholds(c *cli.Context) error {
+	hint := "run 'pyrsia-build verify --help' for usage"
+	keys, cosigners := len(c.StringSlice("key")), len(c.StringSlice("cosigner-key"))
+	if n := c.Int("threshold"); c.IsSet("threshold") && (n < 1 || n > keys) {
+		return inputErr(fmt.Errorf("--threshold %d is out of range: give 1 to %d for %d --key files", n, keys, keys), hint)
+	}
+	if !c.IsSet("cosign-threshold") {
+		return nil
+	}
+	n := c.Int("cosign-threshold")
+	switch {
+	case cosigners == 0 && c.Bool("allow-unwitnessed"):
+		return inputErr(fmt.Errorf("--cosign-threshold %d with --allow-unwitnessed and no --cosigner-key: the threshold would be ignored", n),
+			"pass the cosigners' keys with --cosigner-key to require cosignatures, or drop --cosign-threshold to trust the log's signature alone")
+	case cosigners == 0:
+		return inputErr(fmt.Errorf("--cosign-threshold needs --cosigner-key"), hint)
+	case n < 1 || n > cosigners:
+		return inputErr(fmt.Errorf("--cosign-threshold %d is out of range: give 1 to %d for %d --cosigner-key files", n, cosigners, cosigners), hint)
+	}
+	return nil
+}
+
 // verifyErr turns a verifier's error into the command's.
 func verifyErr(artifact string, err error) error {
 	switch {
@@ -180,7 +208,7 @@ func verifyErr(artifact string, err error) error {
 }
 
 func readNoteVerifier(path string, parse func(string) (note.Verifier, error)) (note.Verifier, error) {
-	vkey, err := witness.ReadVerifierKeyFile(path)
+	vkey, err := readVerifierKeyFile(path)
 	if err != nil {
 		return nil, inputErr(err)
 	}
@@ -193,13 +221,9 @@ func readNoteVerifier(path string, parse func(string) (note.Verifier, error)) (n
 
 // readBundleFile reads a bundle file of either kind, within the larger
 // size limit.
-func readBundleFile(path string) ([]byte, error) {
-	data, err := attest.ReadFileLimited(path, max(attest.MaxBundleSize, publish.MaxProofBundleSize))
-	if err != nil {
-		return nil, inputErr(fmt.Errorf("reading bundle: %w", err),
-			"make one with 'pyrsia-build attest' or 'pyrsia-build log proof', or name it with --bundle")
-	}
-	return data, nil
+func readBundleFile(ctx context.Context, path string) ([]byte, error) {
+	return readFile(ctx, path, "bundle", maxBundleFileSize,
+		"make one with 'pyrsia-build attest' or 'pyrsia-build log proof', or name it with --bundle")
 }
 
 // isProofBundle tells a proof bundle from a Sigstore bundle by its media type.

@@ -118,7 +118,7 @@ func checkAfterCrash(t *testing.T, dir string, signer note.Signer, acked map[uin
 			t.Fatalf("round %d: acknowledged entry %d is lost or changed (got %q)", round, idx, seen[idx])
 		}
 	}
-	cp, err := l.Publish(context.Background())
+	cp, err := publishCommit(l, context.Background())
 	if err != nil {
 		t.Fatalf("round %d: publish: %v", round, err)
 	}
@@ -176,7 +176,7 @@ func crashChild() {
 	}
 	for {
 		time.Sleep(5 * time.Millisecond)
-		if _, err := l.Publish(context.Background()); err != nil {
+		if _, err := publishCommit(l, context.Background()); err != nil {
 			fmt.Fprintln(os.Stderr, "child publish:", err)
 			os.Exit(3)
 		}

@@ -9,21 +9,6 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-func fdatasync(f *os.File) error { return unix.Fdatasync(int(f.Fd())) }
-
-// syncDir makes the creation, removal or renaming of names in dir durable.
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	defer d.Close()
-	if err := d.Sync(); err != nil {
-		return fmt.Errorf("syncing folder %s: %w", dir, err)
-	}
-	return nil
-}
-
 // syncFS flushes every file of the filesystem that holds dir: one call
 // instead of one fsync per tile written since the last one.
 func syncFS(dir string) error {
@@ -34,43 +19,6 @@ func syncFS(dir string) error {
 	defer d.Close()
 	if err := unix.Syncfs(int(d.Fd())); err != nil {
 		return fmt.Errorf("syncing filesystem of %s: %w", dir, err)
-	}
-	return nil
-}
-
-// writeFileAtomic replaces path with data through a temporary file and a
-// rename, so that readers see the old or the new content, never a mix.
-// With sync set, the data and the rename are durable when it returns.
-func writeFileAtomic(path string, data []byte, sync bool) error {
-	dir := filepath.Dir(path)
-	tmp, err := os.CreateTemp(dir, ".tmp-*")
-	if err != nil {
-		if err := os.MkdirAll(dir, 0o755); err != nil {
-			return err
-		}
-		if tmp, err = os.CreateTemp(dir, ".tmp-*"); err != nil {
-			return err
-		}
-	}
-	_, err = tmp.Write(data)
-	if err == nil && sync {
-		err = fdatasync(tmp)
-	}
-	if cerr := tmp.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Chmod(tmp.Name(), 0o644)
-	}
-	if err == nil {
-		err = os.Rename(tmp.Name(), path)
-	}
-	if err != nil {
-		os.Remove(tmp.Name())
-		return fmt.Errorf("writing %s: %w", path, err)
-	}
-	if sync {
-		return syncDir(dir)
 	}
 	return nil
 }

@@ -20,6 +20,10 @@ import (
 // endpoints save a client the tile fetches; a proof's hashes are checked
 // against a checkpoint, so they need no more trust than the tiles do. The
 // size defaults to the latest checkpoint's.
+//
+// Only the committed checkpoint (see [Log.Commit]) is served, and nothing
+// past its size: a candidate, its tiles and proofs up to it stay private
+// until they are committed.
 func (l *Log) Handler() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /checkpoint", l.serveCheckpoint)
@@ -46,7 +50,7 @@ func (l *Log) serveTile(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, err.Error(), http.StatusBadRequest)
 		return
 	}
-	data, err := l.ReadTile(r.Context(), id)
+	data, err := l.readTile(r.Context(), id, l.publishedSize())
 	if err != nil {
 		httpError(w, err)
 		return
@@ -58,7 +62,9 @@ func (l *Log) serveTile(w http.ResponseWriter, r *http.Request) {
 	w.Write(data)
 }
 
-// ProofResponse is the JSON body of the proof endpoints.
+// ProofResponse is the JSON body of the proof endpoints. An inclusion
+// proof always carries index, a consistency proof always oldSize, even
+// when 0.
 type ProofResponse struct {
 	Index    uint64   `json:"index,omitempty"`
 	OldSize  uint64   `json:"oldSize,omitempty"`
@@ -76,12 +82,12 @@ func (l *Log) serveInclusion(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	p, err := l.InclusionProof(r.Context(), index, size)
+	p, err := l.inclusionProof(r.Context(), index, size, l.publishedSize())
 	if err != nil {
 		httpError(w, err)
 		return
 	}
-	writeProof(w, ProofResponse{Index: index, TreeSize: size, Hashes: b64(p)})
+	writeProof(w, ProofResponse{Index: index, TreeSize: size, Hashes: b64(p)}, true)
 }
 
 func (l *Log) serveConsistency(w http.ResponseWriter, r *http.Request) {
@@ -91,12 +97,12 @@ func (l *Log) serveConsistency(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "sizes are not numbers", http.StatusBadRequest)
 		return
 	}
-	p, err := l.ConsistencyProof(r.Context(), oldSize, newSize)
+	p, err := l.consistencyProof(r.Context(), oldSize, newSize, l.publishedSize())
 	if err != nil {
 		httpError(w, err)
 		return
 	}
-	writeProof(w, ProofResponse{OldSize: oldSize, TreeSize: newSize, Hashes: b64(p)})
+	writeProof(w, ProofResponse{OldSize: oldSize, TreeSize: newSize, Hashes: b64(p)}, false)
 }
 
 func sizeParam(w http.ResponseWriter, r *http.Request, def uint64) (uint64, bool) {
@@ -113,15 +119,15 @@ func sizeParam(w http.ResponseWriter, r *http.Request, def uint64) (uint64, bool
 }
 
 // writeProof writes p as JSON, by hand: this is the hot path of a busy
-// log, and the encoding is fixed.
-func writeProof(w http.ResponseWriter, p ProofResponse) {
+// log, and the encoding is fixed. An inclusion proof carries index, a
+// consistency proof oldSize.
+func writeProof(w http.ResponseWriter, p ProofResponse, inclusion bool) {
 	buf := make([]byte, 0, 96+len(p.Hashes)*48)
 	buf = append(buf, '{')
-	if p.Index != 0 {
+	if inclusion {
 		buf = strconv.AppendUint(append(buf, `"index":`...), p.Index, 10)
 		buf = append(buf, ',')
-	}
-	if p.OldSize != 0 {
+	} else {
 		buf = strconv.AppendUint(append(buf, `"oldSize":`...), p.OldSize, 10)
 		buf = append(buf, ',')
 	}

@@ -3,6 +3,7 @@ package tlog
 import (
 	"errors"
 	"fmt"
+	"github.com/transparency-dev/tessera/api/layout"
 	"strconv"
 	"strings"
 )
@@ -10,8 +11,8 @@ import (
 // Tile geometry of C2SP tlog-tiles: tiles are 256 hashes wide and 8 levels
 // high, and entry bundles hold 256 entries.
 const (
-	TileHeight = 8
-	TileWidth  = 1 << TileHeight
+	TileHeight = layout.TileHeight
+	TileWidth  = layout.TileWidth
 	HashSize   = 32
 )
 
@@ -29,35 +30,15 @@ type TileID struct {
 }
 
 // Path returns the tile's path under the log root, e.g. "tile/0/x001/234.p/7"
-// or "tile/entries/000".
+// or "tile/entries/000" (tessera's layout package writes it).
 func (t TileID) Path() string {
-	var b strings.Builder
-	b.WriteString("tile/")
 	if t.Entries {
-		b.WriteString("entries/")
-	} else {
-		b.WriteString(strconv.Itoa(int(t.Level)))
-		b.WriteByte('/')
+		return layout.EntriesPath(t.Index, uint8(t.Width))
 	}
-	b.WriteString(formatIndex(t.Index))
-	if t.Width > 0 {
-		b.WriteString(".p/")
-		b.WriteString(strconv.Itoa(int(t.Width)))
-	}
-	return b.String()
+	return layout.TilePath(uint64(t.Level), t.Index, uint8(t.Width))
 }
 
 func (t TileID) String() string { return t.Path() }
-
-// formatIndex writes N in groups of three digits, all but the last with an
-// "x" prefix: 1234067 → "x001/x234/067".
-func formatIndex(n uint64) string {
-	s := fmt.Sprintf("%03d", n%1000)
-	for n /= 1000; n > 0; n /= 1000 {
-		s = fmt.Sprintf("x%03d/%s", n%1000, s)
-	}
-	return s
-}
 
 // ErrBadTilePath is wrapped by the errors of ParseTilePath. Use errors.Is.
 var ErrBadTilePath = errors.New("tlog: malformed tile path")
@@ -68,7 +49,10 @@ var ErrBadTilePath = errors.New("tlog: malformed tile path")
 // that parses can be joined to a directory without escaping it.
 func ParseTilePath(path string) (TileID, error) {
 	bad := func(why string) (TileID, error) {
-		return TileID{}, fmt.Errorf("%w %q: %s", ErrBadTilePath, path, why)
+		return TileID{}, fmt.Errorf("%w %q: %s", ErrBadTilePath, quotable(path), why)
+	}
+	if len(path) > maxTilePath {
+		return bad("too long")
 	}
 	rest, ok := strings.CutPrefix(path, "tile/")
 	if !ok {
@@ -82,8 +66,8 @@ func ParseTilePath(path string) (TileID, error) {
 	if first == "entries" {
 		t.Entries = true
 	} else {
-		l, err := strconv.ParseUint(first, 10, 8)
-		if err != nil || l > 63 || strconv.FormatUint(l, 10) != first {
+		l, err := layout.ParseTileLevel(first)
+		if err != nil || strconv.FormatUint(l, 10) != first {
 			return bad("level is not a number from 0 to 63")
 		}
 		t.Level = uint8(l)
@@ -93,36 +77,30 @@ func ParseTilePath(path string) (TileID, error) {
 		if err != nil || w < 1 || w >= TileWidth || strconv.FormatUint(w, 10) != rest[i+3:] {
 			return bad("partial width is not a number from 1 to 255")
 		}
-		t.Width = uint16(w)
-		rest = rest[:i]
 	}
-	groups := strings.Split(rest, "/")
-	if len(groups) > 7 {
-		return bad("index has too many groups")
+	n, w, err := layout.ParseTileIndexPartial(rest)
+	if err != nil {
+		return bad("index is not groups of three digits, all but the last prefixed with x")
 	}
-	var n uint64
-	for i, g := range groups {
-		last := i == len(groups)-1
-		if !last {
-			var ok bool
-			if g, ok = strings.CutPrefix(g, "x"); !ok {
-				return bad("index group without x prefix")
-			}
-		}
-		if len(g) != 3 || g[0] < '0' || g[0] > '9' || g[1] < '0' || g[1] > '9' || g[2] < '0' || g[2] > '9' {
-			return bad("index group is not three digits")
-		}
-		d, _ := strconv.Atoi(g)
-		if n > (1<<64-1-uint64(d))/1000 {
-			return bad("index overflows")
-		}
-		n = n*1000 + uint64(d)
-	}
-	t.Index = n
+	t.Index, t.Width = n, uint16(w)
+	// The layout package is lenient in places (a "+" sign, a stray ".p");
+	// only the canonical form names a tile.
 	if t.Path() != path {
 		return bad("not in canonical form")
 	}
 	return t, nil
+}
+
+// maxTilePath bounds the paths ParseTilePath reads: the longest canonical
+// path is well below it.
+const maxTilePath = 64
+
+// quotable cuts a hostile path down for an error message.
+func quotable(s string) string {
+	if len(s) > maxTilePath {
+		return s[:maxTilePath] + "..."
+	}
+	return s
 }
 
 // tileWidthAt returns how many hashes (or entries) tile index n of a level

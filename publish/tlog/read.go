@@ -14,7 +14,8 @@ import (
 )
 
 // ErrNotPublished is returned for entries, tiles and proofs beyond the
-// latest checkpoint. Use errors.Is.
+// latest checkpoint (the committed one for [Log.Handler], the latest
+// candidate or committed one for the Go methods). Use errors.Is.
 var ErrNotPublished = errors.New("tlog: beyond the latest checkpoint")
 
 // ErrOutOfRange is returned for a proof whose index or sizes do not fit
@@ -23,10 +24,30 @@ var ErrNotPublished = errors.New("tlog: beyond the latest checkpoint")
 var ErrOutOfRange = errors.New("tlog: out of range")
 
 // ReadTile returns a tile's bytes as served under its tlog-tiles path. A
-// partial tile whose full tile exists is served from the full one.
+// partial tile whose full tile exists is served from the full one. A tile
+// that the latest checkpoint does not cover (a full tile past its size, a
+// partial one wider than its right edge) is [ErrNotPublished].
 func (l *Log) ReadTile(ctx context.Context, id TileID) ([]byte, error) {
+	return l.readTile(ctx, id, l.signedSize())
+}
+
+func (l *Log) readTile(ctx context.Context, id TileID, limit uint64) ([]byte, error) {
+	w := tileWidthAt(id.Level, id.Index, limit)
+	if (id.Width == 0 && w < TileWidth) || uint64(id.Width) > w {
+		return nil, fmt.Errorf("%w: %s is past checkpoint size %d", ErrNotPublished, id.Path(), limit)
+	}
 	if data, ok := l.cache.get(id); ok {
 		return data.([]byte), nil
+	}
+	if data, ok := l.overlay[id]; ok {
+		return data, nil
+	}
+	if id.Width > 0 {
+		full := id
+		full.Width = 0
+		if data, ok := l.overlay[full]; ok {
+			return prefix(id, data)
+		}
 	}
 	data, err := l.tiles.read(id)
 	if errors.Is(err, fs.ErrNotExist) && id.Width > 0 {
@@ -70,7 +91,8 @@ func prefix(id TileID, full []byte) ([]byte, error) {
 	return full[:off], nil
 }
 
-// publishedSize returns the size of the latest checkpoint.
+// publishedSize returns the size of the committed checkpoint: what is
+// served.
 func (l *Log) publishedSize() uint64 {
 	if cp := l.cp.Load(); cp != nil {
 		return cp.Size
@@ -78,9 +100,23 @@ func (l *Log) publishedSize() uint64 {
 	return 0
 }
 
-// Entry returns the entry at index, which must be in the latest checkpoint.
-func (l *Log) Entry(ctx context.Context, index uint64) ([]byte, error) {
+// signedSize returns the size of the latest checkpoint, candidate or
+// committed: what the log's owner may read.
+func (l *Log) signedSize() uint64 {
 	size := l.publishedSize()
+	if c := l.cand.Load(); c != nil && c.Size > size {
+		size = c.Size
+	}
+	return size
+}
+
+// Entry returns the entry at index, which must be in the latest checkpoint
+// (candidate or committed).
+func (l *Log) Entry(ctx context.Context, index uint64) ([]byte, error) {
+	return l.entry(ctx, index, l.signedSize())
+}
+
+func (l *Log) entry(ctx context.Context, index, size uint64) ([]byte, error) {
 	if index >= size {
 		return nil, fmt.Errorf("%w: entry %d, checkpoint size %d", ErrNotPublished, index, size)
 	}
@@ -90,7 +126,7 @@ func (l *Log) Entry(ctx context.Context, index uint64) ([]byte, error) {
 	if w < TileWidth {
 		id.Width = uint16(w)
 	}
-	data, err := l.ReadTile(ctx, id)
+	data, err := l.readTile(ctx, id, size)
 	if err != nil {
 		return nil, err
 	}
@@ -102,10 +138,15 @@ func (l *Log) Entry(ctx context.Context, index uint64) ([]byte, error) {
 }
 
 // InclusionProof returns the RFC 6962 inclusion proof of entry index in
-// the tree of the given size (at most the latest checkpoint's).
+// the tree of the given size (at most the latest checkpoint's, candidate or
+// committed).
 func (l *Log) InclusionProof(ctx context.Context, index, size uint64) ([][]byte, error) {
-	if size > l.publishedSize() {
-		return nil, fmt.Errorf("%w: tree size %d, checkpoint size %d", ErrNotPublished, size, l.publishedSize())
+	return l.inclusionProof(ctx, index, size, l.signedSize())
+}
+
+func (l *Log) inclusionProof(ctx context.Context, index, size, limit uint64) ([][]byte, error) {
+	if size > limit {
+		return nil, fmt.Errorf("%w: tree size %d, checkpoint size %d", ErrNotPublished, size, limit)
 	}
 	nodes, err := proof.Inclusion(index, size)
 	if err != nil {
@@ -115,10 +156,14 @@ func (l *Log) InclusionProof(ctx context.Context, index, size uint64) ([][]byte,
 }
 
 // ConsistencyProof returns the RFC 6962 consistency proof between two tree
-// sizes (at most the latest checkpoint's).
+// sizes (at most the latest checkpoint's, candidate or committed).
 func (l *Log) ConsistencyProof(ctx context.Context, oldSize, newSize uint64) ([][]byte, error) {
-	if newSize > l.publishedSize() {
-		return nil, fmt.Errorf("%w: tree size %d, checkpoint size %d", ErrNotPublished, newSize, l.publishedSize())
+	return l.consistencyProof(ctx, oldSize, newSize, l.signedSize())
+}
+
+func (l *Log) consistencyProof(ctx context.Context, oldSize, newSize, limit uint64) ([][]byte, error) {
+	if newSize > limit {
+		return nil, fmt.Errorf("%w: tree size %d, checkpoint size %d", ErrNotPublished, newSize, limit)
 	}
 	nodes, err := proof.Consistency(oldSize, newSize)
 	if err != nil {
@@ -170,7 +215,7 @@ func (l *Log) levels(ctx context.Context, id TileID) ([][]byte, error) {
 	if v, ok := l.levelCache.get(id); ok {
 		return v.([][]byte), nil
 	}
-	tile, err := l.ReadTile(ctx, id)
+	tile, err := l.readTile(ctx, id, l.signedSize())
 	if err != nil {
 		return nil, err
 	}

@@ -6,8 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
-	"os"
-	"path/filepath"
 
 	"github.com/transparency-dev/merkle/compact"
 	"github.com/transparency-dev/merkle/rfc6962"
@@ -125,23 +123,21 @@ func parseBundle(data []byte, want int) ([][]byte, error) {
 	return entries, nil
 }
 
-// tileStore reads and writes tile files under a log's root folder.
-type tileStore struct{ root string }
+// tileStore reads and writes tile files in a log's FS.
+type tileStore struct{ fsys FS }
 
-func (s tileStore) path(id TileID) string {
-	return filepath.Join(s.root, filepath.FromSlash(id.Path()))
-}
+func (s tileStore) path(id TileID) string { return id.Path() }
 
-func (s tileStore) read(id TileID) ([]byte, error) { return os.ReadFile(s.path(id)) }
+func (s tileStore) read(id TileID) ([]byte, error) { return s.fsys.ReadFile(id.Path()) }
 
 // write stores a tile. A full tile replaces its partial versions, which are
 // removed after it is in place so that a reader always finds one of them.
 func (s tileStore) write(id TileID, data []byte) error {
-	if err := writeFileAtomic(s.path(id), data, false); err != nil {
+	if err := s.fsys.WriteFile(id.Path(), data, false); err != nil {
 		return err
 	}
 	if id.Width == 0 {
-		if err := os.RemoveAll(s.path(id) + ".p"); err != nil {
+		if err := s.fsys.RemoveAll(id.Path() + ".p"); err != nil {
 			return fmt.Errorf("removing partial tiles of %s: %w", id, err)
 		}
 	}

@@ -11,9 +11,24 @@
 // tiles are written as they fill. A bounded queue makes producers wait when
 // the writer falls behind.
 //
-// [Log.Publish] signs a checkpoint at the current size, after writing the
-// partial tiles of that size, so that everything a checkpoint commits to can
-// be fetched. Cosignatures are added with [Log.SetCheckpoint].
+// [Log.Publish] signs a candidate checkpoint at the current size, after
+// writing and syncing the partial tiles of that size, so that everything a
+// checkpoint commits to can be fetched. A candidate is not stored nor
+// served: the caller has it cosigned and hands the cosigned note to
+// [Log.Commit], which checks it with [Options.CheckFinal], stores it as
+// DIR/checkpoint and serves it. A candidate that is never committed (the
+// cosigners were away, the process stopped) is simply published again: a
+// later Publish at the same or a bigger size makes a new one.
+//
+// # Reading
+//
+// [Log.Handler] serves only what the committed checkpoint covers: its
+// checkpoint, the tiles and entries below its size, proofs up to its size.
+// The Go methods [Log.Entry], [Log.ReadTile], [Log.InclusionProof] and
+// [Log.ConsistencyProof] also reach the latest candidate, for the log's
+// owner, who needs them to have a candidate cosigned.
+//
+// [Options.ReadOnly] opens a log for reading only (see there).
 //
 // # On disk
 //
@@ -31,8 +46,15 @@
 // [Open] replays the whole log once: it reads every entry (entry bundles,
 // then the write-ahead log), recomputes every hash tile and compares it with
 // the one on disk, cuts off a torn write-ahead-log tail (never acknowledged),
-// rewrites tiles that were not yet synced, and checks the checkpoint's root.
-// A tile that was durable and does not match is reported, never served.
+// rewrites tiles that were not yet synced, rechecks the partial tiles of
+// older checkpoints, and checks the checkpoint's root. A tile that was
+// durable and does not match is reported, never served.
+//
+// Recovery never destroys an acknowledged entry: a record that does not read
+// back in the middle of the newest segment (a valid record follows it), or
+// one below the checkpoint's size, stops Open with a [CorruptError] naming
+// the segment and the offset, and the segment is left as it is. Only a tail
+// that nothing valid follows and that no checkpoint covers is cut off.
 // Memory stays constant in the number of entries: only the tree's right edge
 // is kept.
 package tlog
@@ -45,7 +67,8 @@ import (
 	"io/fs"
 	"log/slog"
 	"os"
-	"path/filepath"
+	"path"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -61,17 +84,35 @@ var ErrClosed = errors.New("tlog: log is closed")
 type CorruptError struct {
 	Path string // the file, relative to the log folder
 	Err  error
+	Hint string // what to do; a default hint if empty
 }
 
 func (e *CorruptError) Error() string {
-	return fmt.Sprintf("tlog: %s is damaged: %v; the log will not start on damaged data: restore the file from another build node (their tiles are byte-identical) and start again", e.Path, e.Err)
+	hint := e.Hint
+	if hint == "" {
+		hint = "restore the file from another build node (their tiles are byte-identical) and start again"
+	}
+	return fmt.Sprintf("tlog: %s is damaged: %v; the log will not start on damaged data: %s", e.Path, e.Err, hint)
 }
+
+// walHint is the advice for a damaged write-ahead log: its records are the
+// only copy of entries not yet in tiles on this node.
+const walHint = "do not delete or truncate the segment (it holds acknowledged entries); restore the log folder from another build node that holds these entries, then start again"
+
+// ErrReadOnly is returned by the writing methods of a log opened with
+// [Options.ReadOnly]. Use errors.Is.
+var ErrReadOnly = errors.New("tlog: log is open read-only")
+
 func (e *CorruptError) Unwrap() error { return e.Err }
 
 // Options configure [Open].
 type Options struct {
 	// Dir is the log's folder; it is created if missing.
 	Dir string
+	// FS, if set, stores the log instead of the folder Dir on disk (Dir
+	// then only names the log in messages, and no lock is taken: the FS
+	// must not be shared by two writers). Tests use it to inject faults.
+	FS FS
 	// Origin is the first line of every checkpoint, naming the log.
 	Origin string
 	// Signer signs checkpoints. It may be nil for a log that is only
@@ -89,12 +130,28 @@ type Options struct {
 	Visit func(index uint64, entry []byte) error
 	// Logger receives recovery and repair messages (default slog.Default()).
 	Logger *slog.Logger
+	// CheckFinal, if set, is called by [Log.Commit] with the cosigned note;
+	// a checkpoint is stored and served only if it returns nil. It is
+	// where the caller's finality rule (a cosigner threshold) goes.
+	CheckFinal func(signed []byte) error
+	// ReadOnly opens the log for reading: Open writes, truncates, creates
+	// and deletes nothing, and takes no lock, so a reader never blocks a
+	// running writer and a writer never waits for a reader. The folder
+	// must hold a log. Open replays the log as the writer does, but a torn
+	// write-ahead-log tail is skipped rather than cut, and tiles that the
+	// writer has not yet made durable are recomputed and kept in memory.
+	// The log is read as of Open: the checkpoint then on disk is the one
+	// served, whatever the writer publishes later. If the writer retires
+	// segments during Open, Open may fail with an error; open again. The
+	// writing methods return [ErrReadOnly].
+	ReadOnly bool
 }
 
 // Log is an open transparency log. Its methods are safe for concurrent use.
 type Log struct {
-	lock       *os.File // holds an exclusive flock on DIR/LOCK while open
+	lock       *os.File // holds an exclusive flock on DIR/LOCK while open; nil if read-only
 	opts       Options
+	fsys       FS
 	tiles      tileStore
 	cache      *tileCache // tiles and entry bundles as read
 	levelCache *tileCache // hash tiles with their inner levels, for proofs
@@ -106,9 +163,15 @@ type Log struct {
 	closeMu sync.RWMutex // held for reading while queueing; Close takes it to stop new appends
 	closed  bool
 
-	size atomic.Uint64 // durable entries
-	cp   atomic.Pointer[Checkpoint]
-	cpMu sync.Mutex // orders checkpoint file writes
+	size atomic.Uint64              // durable entries
+	cp   atomic.Pointer[Checkpoint] // committed: stored and served
+	cand atomic.Pointer[Checkpoint] // the latest candidate, or nil
+	cpMu sync.Mutex                 // orders Publish and Commit
+
+	overlay map[TileID][]byte // read-only: tiles recomputed at Open, not yet on disk
+
+	// testHookBatch, if set, runs in the writer before each batch.
+	testHookBatch func()
 
 	// Owned by the writer goroutine.
 	b       *builder
@@ -135,9 +198,10 @@ type appendResult struct {
 }
 
 type publishResult struct {
-	size uint64
-	root []byte
-	err  error
+	size     uint64
+	root     []byte
+	partials []TileID
+	err      error
 }
 
 // Open opens the log in opts.Dir, creating it if needed, and recovers it
@@ -161,27 +225,49 @@ func Open(ctx context.Context, opts Options) (*Log, error) {
 	if opts.Logger == nil {
 		opts.Logger = slog.Default()
 	}
-	walDir := filepath.Join(opts.Dir, "wal")
-	if err := os.MkdirAll(walDir, 0o755); err != nil {
-		return nil, fmt.Errorf("tlog: creating log folder: %w", err)
+	fsys := opts.FS
+	if fsys == nil {
+		fsys = DiskFS(opts.Dir)
 	}
-	lock, err := lockDir(opts.Dir)
-	if err != nil {
-		return nil, err
+	var lock *os.File
+	if opts.ReadOnly {
+		if ok, err := fsys.Exists(walDir); err != nil || !ok {
+			return nil, fmt.Errorf("tlog: %s is not a log folder (it has no wal folder)", opts.Dir)
+		}
+	} else {
+		if err := fsys.MkdirAll(walDir); err != nil {
+			return nil, fmt.Errorf("tlog: creating log folder: %w", err)
+		}
+		if opts.FS == nil {
+			var err error
+			if lock, err = lockDir(opts.Dir); err != nil {
+				return nil, err
+			}
+		}
 	}
 	l := &Log{
 		lock:       lock,
 		opts:       opts,
-		tiles:      tileStore{root: opts.Dir},
+		fsys:       fsys,
+		tiles:      tileStore{fsys: fsys},
 		cache:      newTileCache(64 << 20),
 		levelCache: newTileCache(64 << 20),
 		queue:      make(chan *appendReq, opts.QueueSize),
 		publish:    make(chan chan publishResult),
 		done:       make(chan struct{}),
 	}
+	if opts.ReadOnly {
+		l.overlay = make(map[TileID][]byte)
+	}
 	if err := l.recover(ctx); err != nil {
-		lock.Close()
+		if lock != nil {
+			lock.Close()
+		}
 		return nil, err
+	}
+	if opts.ReadOnly {
+		l.closed = true // no appends
+		return l, nil
 	}
 	l.b.full = l.tiles.write
 	l.wg.Add(1)
@@ -189,8 +275,14 @@ func Open(ctx context.Context, opts Options) (*Log, error) {
 	return l, nil
 }
 
-// Close stops the writer after the queued appends are written.
+// Close stops the writer after the queued appends are written: an append
+// that was queued when Close began is written and acknowledged (or failed
+// with the write error), never dropped. Appends after Close return
+// [ErrClosed].
 func (l *Log) Close() error {
+	if l.opts.ReadOnly {
+		return nil
+	}
 	l.closeMu.Lock()
 	if l.closed {
 		l.closeMu.Unlock()
@@ -201,7 +293,9 @@ func (l *Log) Close() error {
 	close(l.done)
 	l.wg.Wait()
 	err := l.wal.close()
-	l.lock.Close()
+	if l.lock != nil {
+		l.lock.Close()
+	}
 	return err
 }
 
@@ -211,11 +305,18 @@ func (l *Log) Size() uint64 { return l.size.Load() }
 // Origin returns the log's origin line.
 func (l *Log) Origin() string { return l.opts.Origin }
 
-// Checkpoint returns the latest published checkpoint, or nil if none is.
+// Checkpoint returns the latest committed checkpoint, or nil if none is.
 func (l *Log) Checkpoint() *Checkpoint { return l.cp.Load() }
+
+// Candidate returns the latest candidate checkpoint not yet committed, or
+// nil.
+func (l *Log) Candidate() *Checkpoint { return l.cand.Load() }
 
 // Append adds an entry and returns its index once the entry is durable.
 func (l *Log) Append(ctx context.Context, entry []byte) (uint64, error) {
+	if l.opts.ReadOnly {
+		return 0, ErrReadOnly
+	}
 	if len(entry) > MaxEntrySize {
 		return 0, fmt.Errorf("tlog: entry of %d bytes is over the %d byte limit", len(entry), MaxEntrySize)
 	}
@@ -254,7 +355,7 @@ func (l *Log) writer() {
 		batch, entries = batch[:0], entries[:0]
 		select {
 		case <-l.done:
-			l.drain()
+			l.drain(batch, entries)
 			return
 		case reply := <-l.publish:
 			reply <- l.publishPartials()
@@ -275,19 +376,31 @@ func (l *Log) writer() {
 	}
 }
 
-// drain fails the appends still queued at Close.
-func (l *Log) drain() {
+// drain writes the appends still queued at Close. No append is queued
+// after Close has set closed, so the queue only empties.
+func (l *Log) drain(batch []*appendReq, entries [][]byte) {
 	for {
-		select {
-		case req := <-l.queue:
-			req.done <- appendResult{err: ErrClosed}
-		default:
+		batch, entries = batch[:0], entries[:0]
+	collect:
+		for len(batch) < l.opts.MaxBatch {
+			select {
+			case req := <-l.queue:
+				batch = append(batch, req)
+			default:
+				break collect
+			}
+		}
+		if len(batch) == 0 {
 			return
 		}
+		l.writeBatch(batch, entries)
 	}
 }
 
 func (l *Log) writeBatch(batch []*appendReq, entries [][]byte) {
+	if l.testHookBatch != nil {
+		l.testHookBatch()
+	}
 	if l.err != nil {
 		for _, r := range batch {
 			r.done <- appendResult{err: l.err}
@@ -334,7 +447,6 @@ func (l *Log) fail(err error) {
 // durable and deletes the segments that the tiles now cover, so that the
 // filesystem sync does not stall appends.
 func (l *Log) rotate() error {
-	walDir := filepath.Join(l.opts.Dir, "wal")
 	size := l.b.size()
 	start := size / TileWidth * TileWidth
 	if start <= l.wal.start {
@@ -348,14 +460,14 @@ func (l *Log) rotate() error {
 		}
 	}
 	pending := l.b.pendingEntries()
-	w, err := createWALSegment(walDir, start)
+	w, err := createWALSegment(l.fsys, walDir, start)
 	if err != nil {
 		return err
 	}
 	if len(pending) > 0 {
 		if err := w.write(start, pending); err != nil {
 			w.close()
-			os.Remove(filepath.Join(walDir, walSegmentName(start)))
+			l.fsys.Remove(path.Join(walDir, walSegmentName(start)))
 			return err
 		}
 	}
@@ -368,7 +480,7 @@ func (l *Log) rotate() error {
 	go func() {
 		defer l.wg.Done()
 		defer close(done)
-		if err := l.retireSegments(walDir, start); err != nil {
+		if err := l.retireSegments(start); err != nil {
 			// The segments stay; a later rotation or a restart retires them.
 			l.opts.Logger.Warn("tlog: retiring write-ahead-log segments", "dir", walDir, "err", err)
 		}
@@ -377,43 +489,85 @@ func (l *Log) rotate() error {
 }
 
 // retireSegments syncs the tiles and deletes the segments before start.
-func (l *Log) retireSegments(walDir string, start uint64) error {
-	if err := syncFS(l.opts.Dir); err != nil {
+func (l *Log) retireSegments(start uint64) error {
+	if err := l.fsys.SyncAll(); err != nil {
 		return err
 	}
-	starts, err := listWALSegments(walDir)
+	starts, err := listWALSegments(l.fsys, walDir)
 	if err != nil {
 		return err
 	}
 	for _, s := range starts {
 		if s < start {
-			if err := os.Remove(filepath.Join(walDir, walSegmentName(s))); err != nil {
+			if err := l.fsys.Remove(path.Join(walDir, walSegmentName(s))); err != nil {
 				return err
 			}
 		}
 	}
-	return syncDir(walDir)
+	return l.fsys.SyncDir(walDir)
 }
 
+// walDir is the write-ahead log's folder in the log's FS.
+const walDir = "wal"
+
 // publishPartials writes the partial tiles of the current size and returns
-// the size and root. Run by the writer goroutine.
+// the size, the root and the tiles written (the caller syncs them, outside
+// the writer goroutine). Run by the writer goroutine.
 func (l *Log) publishPartials() publishResult {
 	if l.err != nil {
 		return publishResult{err: l.err}
 	}
+	var ids []TileID
 	for id, data := range l.b.partials() {
 		if err := l.tiles.write(id, data); err != nil {
 			return publishResult{err: err}
 		}
+		ids = append(ids, id)
 	}
 	root, err := l.b.root()
-	return publishResult{size: l.b.size(), root: root, err: err}
+	return publishResult{size: l.b.size(), root: root, partials: ids, err: err}
 }
 
-// Publish makes a checkpoint at the current size, signs it, stores it and
-// returns it. If the size has not changed since the last checkpoint, it
-// returns that one.
+// syncPartials makes the partial tiles of a candidate durable before it can
+// be committed. A partial tile that a full one has replaced meanwhile is
+// gone; the full tile is covered by the write-ahead log until it is synced.
+func (l *Log) syncPartials(ids []TileID) error {
+	dirs := make(map[string]bool)
+	for _, id := range ids {
+		name := id.Path()
+		f, err := l.fsys.Append(name, false, 0)
+		if errors.Is(err, fs.ErrNotExist) {
+			continue
+		}
+		if err != nil {
+			return fmt.Errorf("tlog: syncing %s: %w", id, err)
+		}
+		err = f.Sync()
+		f.Close()
+		if err != nil {
+			return fmt.Errorf("tlog: syncing %s: %w", id, err)
+		}
+		dirs[path.Dir(name)] = true
+	}
+	for dir := range dirs {
+		if err := l.fsys.SyncDir(dir); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			return fmt.Errorf("tlog: %w", err)
+		}
+	}
+	return nil
+}
+
+// Publish makes a candidate checkpoint at the current size: it writes and
+// syncs the partial tiles of that size, signs the checkpoint and returns
+// it. The candidate is neither stored nor served until [Log.Commit] is given
+// its cosigned note. If the size has not changed since the last committed
+// checkpoint, Publish returns that one; if it has not changed since the
+// last candidate, that candidate. Publish may be called as often as
+// wanted, for example after every append.
 func (l *Log) Publish(ctx context.Context) (*Checkpoint, error) {
+	if l.opts.ReadOnly {
+		return nil, ErrReadOnly
+	}
 	if l.opts.Signer == nil {
 		return nil, errors.New("tlog: no checkpoint signer configured")
 	}
@@ -431,7 +585,13 @@ func (l *Log) Publish(ctx context.Context) (*Checkpoint, error) {
 	if r.err != nil {
 		return nil, r.err
 	}
+	if err := l.syncPartials(r.partials); err != nil {
+		return nil, err
+	}
 	if cur := l.cp.Load(); cur != nil && cur.Size == r.size {
+		return cur, nil
+	}
+	if cur := l.cand.Load(); cur != nil && cur.Size == r.size {
 		return cur, nil
 	}
 	body := fmtlog.Checkpoint{Origin: l.opts.Origin, Size: r.size, Hash: r.root}
@@ -440,36 +600,53 @@ func (l *Log) Publish(ctx context.Context) (*Checkpoint, error) {
 		return nil, fmt.Errorf("tlog: signing checkpoint: %w", err)
 	}
 	cp := &Checkpoint{Checkpoint: body, Note: signed}
-	if err := l.storeCheckpoint(cp); err != nil {
-		return nil, err
-	}
+	l.cand.Store(cp)
 	return cp, nil
 }
 
-// SetCheckpoint replaces the stored note of the current checkpoint with
-// signed, which must carry the same checkpoint body (it adds cosignatures).
-func (l *Log) SetCheckpoint(signed []byte) error {
+// Commit stores and serves a checkpoint: signed must be the note of the
+// latest candidate from [Log.Publish] (or of the committed checkpoint, to
+// add cosignatures to it), with the log's signature and any cosignatures.
+// If [Options.CheckFinal] is set, it must accept signed. The checkpoint is
+// durable when Commit returns.
+func (l *Log) Commit(signed []byte) error {
+	if l.opts.ReadOnly {
+		return ErrReadOnly
+	}
 	l.cpMu.Lock()
 	defer l.cpMu.Unlock()
-	cur := l.cp.Load()
-	if cur == nil {
-		return errors.New("tlog: no checkpoint published yet")
-	}
-	text, _, err := splitNote(signed)
+	text, sigs, err := splitNote(signed)
 	if err != nil {
 		return err
 	}
-	if text != string(cur.Marshal()) {
-		return errors.New("tlog: note is not the current checkpoint")
+	var base *Checkpoint
+	for _, c := range []*Checkpoint{l.cand.Load(), l.cp.Load()} {
+		if c != nil && text == string(c.Marshal()) {
+			base = c
+			break
+		}
 	}
-	return l.storeCheckpoint(&Checkpoint{Checkpoint: cur.Checkpoint, Note: signed})
-}
-
-func (l *Log) storeCheckpoint(cp *Checkpoint) error {
-	if err := writeFileAtomic(filepath.Join(l.opts.Dir, "checkpoint"), cp.Note, true); err != nil {
+	if base == nil {
+		return errors.New("tlog: the note to commit is not the latest candidate checkpoint (publish again and have the new candidate cosigned)")
+	}
+	// The log's own signature must be there, as Publish made it.
+	_, own, _ := splitNote(base.Note)
+	if !strings.Contains("\n"+sigs, "\n"+own) {
+		return fmt.Errorf("tlog: checkpoint size %d to commit lacks the log's signature", base.Size)
+	}
+	if l.opts.CheckFinal != nil {
+		if err := l.opts.CheckFinal(signed); err != nil {
+			return fmt.Errorf("tlog: checkpoint size %d is not final: %w", base.Size, err)
+		}
+	}
+	cp := &Checkpoint{Checkpoint: base.Checkpoint, Note: bytes.Clone(signed)}
+	if err := l.fsys.WriteFile("checkpoint", cp.Note, true); err != nil {
 		return fmt.Errorf("tlog: storing checkpoint: %w", err)
 	}
 	l.cp.Store(cp)
+	if c := l.cand.Load(); c != nil && c.Size <= cp.Size {
+		l.cand.Store(nil)
+	}
 	return nil
 }
 
@@ -505,11 +682,12 @@ func parseCheckpointBody(b []byte) (*Checkpoint, error) {
 // recover replays the log: see the package documentation.
 func (l *Log) recover(ctx context.Context) error {
 	dir := l.opts.Dir
-	walDir := filepath.Join(dir, "wal")
+	fsys := l.fsys
 	log := l.opts.Logger
+	ro := l.opts.ReadOnly
 
 	var cp *Checkpoint
-	if data, err := os.ReadFile(filepath.Join(dir, "checkpoint")); err == nil {
+	if data, err := fsys.ReadFile("checkpoint"); err == nil {
 		if cp, err = parseCheckpointBody(data); err != nil {
 			return &CorruptError{Path: "checkpoint", Err: err}
 		}
@@ -519,21 +697,32 @@ func (l *Log) recover(ctx context.Context) error {
 	} else if !errors.Is(err, fs.ErrNotExist) {
 		return fmt.Errorf("tlog: reading checkpoint: %w", err)
 	}
+	var cpSize uint64
+	if cp != nil {
+		cpSize = cp.Size
+	}
 
-	starts, err := listWALSegments(walDir)
+	starts, err := listWALSegments(fsys, walDir)
 	if err != nil {
-		return err
+		return fmt.Errorf("tlog: %w", err)
 	}
 	if len(starts) == 0 {
 		// A new log, or one whose write-ahead log is gone.
-		if _, err := os.Stat(l.tiles.path(TileID{Entries: true})); err == nil {
+		if ok, _ := fsys.Exists(TileID{Entries: true}.Path()); ok {
 			return &CorruptError{Path: "wal", Err: errors.New("the write-ahead log is missing but tiles exist")}
 		}
 		if cp != nil && cp.Size > 0 {
 			return &CorruptError{Path: "wal", Err: fmt.Errorf("the checkpoint commits to %d entries but there are none", cp.Size)}
 		}
+		if ro {
+			l.b = newBuilder(nil)
+			if cp != nil {
+				l.cp.Store(cp)
+			}
+			return nil
+		}
 		starts = []uint64{0}
-		w, err := createWALSegment(walDir, 0)
+		w, err := createWALSegment(fsys, walDir, 0)
 		if err != nil {
 			return err
 		}
@@ -543,7 +732,7 @@ func (l *Log) recover(ctx context.Context) error {
 
 	var rootAtCP []byte
 	l.b = newBuilder(func(id TileID, data []byte) error {
-		return l.checkTile(id, data, synced)
+		return l.checkTile(id, data, synced, cpSize)
 	})
 	add := func(index uint64, entry []byte) error {
 		if err := l.b.add(entry); err != nil {
@@ -558,11 +747,6 @@ func (l *Log) recover(ctx context.Context) error {
 			if rootAtCP, err = l.b.root(); err != nil {
 				return err
 			}
-			for id, data := range l.b.partials() {
-				if err := l.tiles.write(id, data); err != nil {
-					return err
-				}
-			}
 		}
 		return nil
 	}
@@ -572,7 +756,7 @@ func (l *Log) recover(ctx context.Context) error {
 
 	// Entries below the first segment come from full entry bundles.
 	if synced%TileWidth != 0 {
-		return &CorruptError{Path: "wal/" + walSegmentName(synced), Err: errors.New("segment does not start at an entry bundle boundary")}
+		return &CorruptError{Path: "wal/" + walSegmentName(synced), Err: errors.New("segment does not start at an entry bundle boundary"), Hint: walHint}
 	}
 	for n := uint64(0); n < synced/TileWidth; n++ {
 		if err := ctx.Err(); err != nil {
@@ -594,16 +778,19 @@ func (l *Log) recover(ctx context.Context) error {
 		}
 	}
 
-	// Then the write-ahead log.
+	// Then the write-ahead log. Nothing is written until every segment has
+	// been read and judged.
 	var last int64
 	var lastNext uint64 // the index after the newest segment's last record
+	var cut *walDamage  // a torn tail of the newest segment, to cut off
 	for i, start := range starts {
+		seg := "wal/" + walSegmentName(start)
 		if start > l.b.size() {
-			return &CorruptError{Path: "wal/" + walSegmentName(start), Err: fmt.Errorf("entries %d to %d are missing", l.b.size(), start-1)}
+			return &CorruptError{Path: seg, Err: fmt.Errorf("entries %d to %d are missing", l.b.size(), start-1), Hint: walHint}
 		}
-		path := filepath.Join(walDir, walSegmentName(start))
+		path := path.Join(walDir, walSegmentName(start))
 		lastNext = start
-		good, torn, err := readWALSegment(path, start, func(index uint64, data []byte) error {
+		good, bad, err := readWALSegment(fsys, path, start, func(index uint64, data []byte) error {
 			lastNext = index + 1
 			if index < l.b.size() {
 				return nil // also in an older segment (a rotation was cut short)
@@ -617,14 +804,16 @@ func (l *Log) recover(ctx context.Context) error {
 			}
 			return fmt.Errorf("tlog: replaying %s: %w", path, err)
 		}
-		if torn {
-			if i != len(starts)-1 {
-				return &CorruptError{Path: "wal/" + walSegmentName(start), Err: errors.New("a record in the middle of the write-ahead log does not read back")}
+		if bad != nil {
+			switch {
+			case i != len(starts)-1:
+				return &CorruptError{Path: seg, Err: fmt.Errorf("the record at offset %d (entry %d) does not read back, in a segment that a newer one follows", bad.offset, bad.index), Hint: walHint}
+			case bad.nextValid >= 0:
+				return &CorruptError{Path: seg, Err: fmt.Errorf("the record at offset %d (entry %d) does not read back, but a valid record (entry %d) follows at offset %d: the segment is damaged, not torn", bad.offset, bad.index, bad.nextIndex, bad.nextValid), Hint: walHint}
+			case l.b.size() < cpSize:
+				return &CorruptError{Path: seg, Err: fmt.Errorf("the record at offset %d (entry %d) does not read back, and the checkpoint commits to %d entries", bad.offset, bad.index, cpSize), Hint: walHint}
 			}
-			log.WarnContext(ctx, "tlog: cutting off a torn write-ahead-log tail (an append that was never acknowledged)", "segment", path, "offset", good)
-			if err := os.Truncate(path, good); err != nil {
-				return fmt.Errorf("tlog: truncating %s: %w", path, err)
-			}
+			cut = bad
 		}
 		last = good
 	}
@@ -636,23 +825,46 @@ func (l *Log) recover(ctx context.Context) error {
 		if string(rootAtCP) != string(cp.Hash) {
 			return &CorruptError{Path: "checkpoint", Err: fmt.Errorf("its root at size %d differs from the entries' root", cp.Size)}
 		}
+	}
+	// The partial tiles at the right edge, including those of older
+	// checkpoints.
+	for id, data := range l.b.partials() {
+		if err := l.checkPartials(id, data, cpSize); err != nil {
+			return err
+		}
+	}
+	if cp != nil {
 		l.cp.Store(cp)
 	}
 	l.size.Store(size)
 	newest := starts[len(starts)-1]
+	if ro {
+		if cut != nil {
+			log.InfoContext(ctx, "tlog: skipping a torn write-ahead-log tail (read-only: left in place)", "segment", walSegmentName(newest), "offset", cut.offset)
+		}
+		log.InfoContext(ctx, "tlog: opened read-only", "dir", dir, "size", size)
+		return nil
+	}
+	if cut != nil {
+		path := path.Join(walDir, walSegmentName(newest))
+		log.WarnContext(ctx, "tlog: cutting off a torn write-ahead-log tail (an append that was never acknowledged)", "dir", dir, "segment", path, "offset", cut.offset)
+		if err := fsys.Truncate(path, cut.offset); err != nil {
+			return fmt.Errorf("tlog: truncating %s: %w", path, err)
+		}
+	}
 	if lastNext < size {
 		// A rotation was cut short (or failed) after creating the newest
 		// segment and before copying the incomplete bundle's entries into
 		// it: the older segment still has them. Complete the new segment
 		// before appending to it, or its indexes would skip.
 		if newest != size/TileWidth*TileWidth {
-			return &CorruptError{Path: "wal/" + walSegmentName(newest), Err: fmt.Errorf("holds entries up to %d, the log has %d", lastNext, size)}
+			return &CorruptError{Path: "wal/" + walSegmentName(newest), Err: fmt.Errorf("holds entries up to %d, the log has %d", lastNext, size), Hint: walHint}
 		}
 		log.WarnContext(ctx, "tlog: completing a write-ahead-log segment left by an interrupted rotation", "segment", walSegmentName(newest))
-		if err := os.Truncate(filepath.Join(walDir, walSegmentName(newest)), 0); err != nil {
+		if err := fsys.Truncate(path.Join(walDir, walSegmentName(newest)), 0); err != nil {
 			return fmt.Errorf("tlog: %w", err)
 		}
-		w, err := openWALSegment(walDir, newest, 0)
+		w, err := openWALSegment(fsys, walDir, newest, 0)
 		if err != nil {
 			return err
 		}
@@ -663,7 +875,7 @@ func (l *Log) recover(ctx context.Context) error {
 			}
 		}
 		l.wal = w
-	} else if l.wal, err = openWALSegment(walDir, newest, last); err != nil {
+	} else if l.wal, err = openWALSegment(fsys, walDir, newest, last); err != nil {
 		return err
 	}
 	log.InfoContext(ctx, "tlog: opened", "dir", dir, "size", size)
@@ -673,24 +885,107 @@ func (l *Log) recover(ctx context.Context) error {
 // checkTile is the builder's full-tile callback during recovery: a tile
 // that covers only synced entries must be on disk and equal; a later one is
 // rewritten if it is missing or differs (it may not have reached the disk).
-func (l *Log) checkTile(id TileID, data []byte, synced uint64) error {
+// The partial versions of the tile left on disk are checked too.
+func (l *Log) checkTile(id TileID, data []byte, synced, cpSize uint64) error {
 	same, err := l.tiles.same(id, data)
 	if err != nil {
 		return &CorruptError{Path: id.Path(), Err: err}
 	}
-	if same {
-		return nil
-	}
-	end := (id.Index + 1) * TileWidth << (TileHeight * uint(id.Level))
-	if id.Entries {
-		end = (id.Index + 1) * TileWidth
-	}
-	if end <= synced {
-		if _, err := os.Stat(l.tiles.path(id)); err != nil {
-			return &CorruptError{Path: id.Path(), Err: errors.New("the tile is missing")}
+	if !same {
+		end := (id.Index + 1) * TileWidth << (TileHeight * uint(id.Level))
+		if id.Entries {
+			end = (id.Index + 1) * TileWidth
 		}
-		return &CorruptError{Path: id.Path(), Err: errors.New("its hashes differ from those of the entries")}
+		if end <= synced {
+			if ok, _ := l.fsys.Exists(id.Path()); !ok {
+				return &CorruptError{Path: id.Path(), Err: errors.New("the tile is missing")}
+			}
+			return &CorruptError{Path: id.Path(), Err: errors.New("its hashes differ from those of the entries")}
+		}
+		if err := l.repairTile(id, data); err != nil {
+			return err
+		}
+	}
+	return l.checkPartials(id, data, cpSize)
+}
+
+// repairTile replaces a tile that had not reached the disk: on disk, or in
+// memory for a read-only log.
+func (l *Log) repairTile(id TileID, data []byte) error {
+	if l.opts.ReadOnly {
+		l.overlay[id] = bytes.Clone(data)
+		return nil
 	}
 	l.opts.Logger.Info("tlog: rewriting a tile that had not been synced", "tile", id.Path())
 	return l.tiles.write(id, data)
+}
+
+// checkPartials checks the partial versions on disk of the tile that id
+// names (full, or partial at the right edge, holding data). A partial tile
+// that a committed checkpoint covers was synced before the checkpoint was
+// stored: if it differs, it is damaged. A later one (of a candidate never
+// committed) is repaired. A partial tile of a full one is then removed.
+func (l *Log) checkPartials(id TileID, data []byte, cpSize uint64) error {
+	base := id
+	base.Width = 0
+	pdir := base.Path() + ".p"
+	des, err := l.fsys.ReadDir(pdir)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return &CorruptError{Path: base.Path() + ".p", Err: err}
+	}
+	level := base.Level
+	committed := tileWidthAt(level, base.Index, cpSize)
+	have := uint64(TileWidth)
+	if id.Width > 0 {
+		have = uint64(id.Width)
+	}
+	for _, name := range des {
+		w, err := strconv.ParseUint(name, 10, 16)
+		if err != nil || w < 1 || w >= TileWidth || strconv.FormatUint(w, 10) != name {
+			continue // a temporary file of an interrupted write; never served
+		}
+		pid := base
+		pid.Width = uint16(w)
+		got, err := l.tiles.read(pid)
+		if errors.Is(err, fs.ErrNotExist) {
+			continue
+		}
+		if err != nil {
+			return &CorruptError{Path: pid.Path(), Err: err}
+		}
+		var want []byte
+		if w <= have {
+			want, err = prefix(pid, data)
+			if err != nil {
+				return err
+			}
+		}
+		if want != nil && bytes.Equal(got, want) {
+			continue
+		}
+		if w <= committed {
+			return &CorruptError{Path: pid.Path(), Err: fmt.Errorf("the partial tile of the checkpoint at size %d differs from the entries", cpSize)}
+		}
+		if want == nil {
+			// Beyond the log's size: never part of a committed checkpoint.
+			if !l.opts.ReadOnly {
+				if err := l.fsys.Remove(pid.Path()); err != nil {
+					return fmt.Errorf("tlog: %w", err)
+				}
+			}
+			continue
+		}
+		if err := l.repairTile(pid, want); err != nil {
+			return err
+		}
+	}
+	if id.Width == 0 && !l.opts.ReadOnly {
+		if err := l.fsys.RemoveAll(pdir); err != nil {
+			return fmt.Errorf("tlog: removing partial tiles of %s: %w", base, err)
+		}
+	}
+	return nil
 }

@@ -109,7 +109,7 @@ func TestTesseraClient(t *testing.T) {
 		for k, e := range appendN(t, l, len(all), n) {
 			all[k] = e
 		}
-		if _, err := l.Publish(ctx); err != nil {
+		if _, err := publishCommit(l, ctx); err != nil {
 			t.Fatal(err)
 		}
 		cp, _, _, err := client.FetchCheckpoint(ctx, f.ReadCheckpoint, v, testOrigin)
@@ -189,12 +189,12 @@ func TestReopen(t *testing.T) {
 			}
 		}
 		if i%97 == 0 {
-			a.Publish(ctx)
-			b.Publish(ctx)
+			publishCommit(a, ctx)
+			publishCommit(b, ctx)
 		}
 	}
-	cpA, _ := a.Publish(ctx)
-	cpB, _ := b.Publish(ctx)
+	cpA, _ := publishCommit(a, ctx)
+	cpB, _ := publishCommit(b, ctx)
 	if !bytes.Equal(cpA.Hash, cpB.Hash) {
 		t.Fatal("replicas have different roots")
 	}
@@ -257,7 +257,7 @@ func TestDamage(t *testing.T) {
 		dir := t.TempDir()
 		l := openLog(t, dir, s, func(o *Options) { o.SegmentSize = 1 })
 		appendN(t, l, 0, 600)
-		if _, err := l.Publish(context.Background()); err != nil {
+		if _, err := publishCommit(l, context.Background()); err != nil {
 			t.Fatal(err)
 		}
 		l.Close()
@@ -367,7 +367,7 @@ func TestLimits(t *testing.T) {
 	if _, err := l.Entry(ctx, 0); !errors.Is(err, ErrNotPublished) {
 		t.Fatalf("unpublished entry: got %v, want ErrNotPublished", err)
 	}
-	l.Publish(ctx)
+	publishCommit(l, ctx)
 	if _, err := l.InclusionProof(ctx, 5, 2); !errors.Is(err, ErrOutOfRange) {
 		t.Fatalf("index beyond size: got %v, want ErrOutOfRange", err)
 	}
@@ -407,7 +407,7 @@ func TestHTTP(t *testing.T) {
 		t.Fatalf("checkpoint before publishing: got %d, want 404", code)
 	}
 	appendN(t, l, 0, 300)
-	l.Publish(context.Background())
+	publishCommit(l, context.Background())
 	for _, tc := range []struct {
 		path string
 		code int
@@ -484,7 +484,7 @@ func TestAppendCopies(t *testing.T) {
 		}()
 	}
 	wg.Wait()
-	if _, err := l.Publish(ctx); err != nil {
+	if _, err := publishCommit(l, ctx); err != nil {
 		t.Fatal(err)
 	}
 	for idx, w := range want {

@@ -2,13 +2,13 @@ package tlog
 
 import (
 	"bufio"
+	"bytes"
 	"encoding/binary"
 	"errors"
 	"fmt"
 	"hash/crc32"
 	"io"
-	"os"
-	"path/filepath"
+	"path"
 	"sort"
 	"strconv"
 	"strings"
@@ -22,7 +22,9 @@ import (
 //
 // all big-endian. Only the tail of the last segment can be torn (a record
 // that was being written when the process died was never acknowledged), and
-// Open cuts it off. Anything else that does not read back is corruption.
+// Open cuts it off, but only when no valid record follows the bad one and
+// no published entry lies beyond it. Anything else that does not read back
+// is damage: Open stops and names the segment and the offset.
 
 const walHeaderSize = 16
 
@@ -46,14 +48,13 @@ func appendWALRecord(buf []byte, index uint64, data []byte) []byte {
 func walSegmentName(start uint64) string { return fmt.Sprintf("%020d.wal", start) }
 
 // listWALSegments returns the segments in dir, ordered by first index.
-func listWALSegments(dir string) ([]uint64, error) {
-	des, err := os.ReadDir(dir)
+func listWALSegments(fsys FS, dir string) ([]uint64, error) {
+	names, err := fsys.ReadDir(dir)
 	if err != nil {
 		return nil, fmt.Errorf("reading write-ahead log folder: %w", err)
 	}
 	var starts []uint64
-	for _, de := range des {
-		name := de.Name()
+	for _, name := range names {
 		if strings.HasPrefix(name, ".") {
 			continue
 		}
@@ -68,85 +69,131 @@ func listWALSegments(dir string) ([]uint64, error) {
 	return starts, nil
 }
 
+// walDamage describes the first record of a segment that does not read
+// back: where it is, which index it should hold, and the first valid
+// record that follows it, if any.
+type walDamage struct {
+	offset    int64  // where the bad record starts
+	index     uint64 // the index it should hold
+	nextValid int64  // offset of a valid record after it, or -1
+	nextIndex uint64 // that record's index
+}
+
 // readWALSegment reads the records of one segment, calling fn for each. It
-// returns the offset just past the last good record, and whether the file
-// continues past it (a torn or damaged tail).
-func readWALSegment(path string, start uint64, fn func(index uint64, data []byte) error) (good int64, torn bool, err error) {
-	f, err := os.Open(path)
+// returns the offset just past the last good record and, if the file
+// continues past it, what follows (a torn tail, or damage when a valid
+// record follows). It never writes.
+func readWALSegment(fsys FS, path string, start uint64, fn func(index uint64, data []byte) error) (good int64, bad *walDamage, err error) {
+	f, err := fsys.Open(path)
 	if err != nil {
-		return 0, false, err
+		return 0, nil, err
 	}
 	defer f.Close()
 	r := bufio.NewReaderSize(f, 1<<20)
 	var h [walHeaderSize]byte
 	next := start
+	data := make([]byte, 0, 4096)
 	for {
 		if _, err := io.ReadFull(r, h[:]); err != nil {
 			if errors.Is(err, io.EOF) {
-				return good, false, nil
+				return good, nil, nil
 			}
-			if errors.Is(err, io.ErrUnexpectedEOF) {
-				return good, true, nil
+			if !errors.Is(err, io.ErrUnexpectedEOF) {
+				return good, nil, err
 			}
-			return good, false, err
+			break
 		}
 		n := binary.BigEndian.Uint32(h[0:])
 		index := binary.BigEndian.Uint64(h[8:])
 		if n > MaxEntrySize || index != next {
-			return good, true, nil
+			break
 		}
-		data := make([]byte, n)
+		if cap(data) < int(n) {
+			data = make([]byte, n)
+		}
+		data = data[:n]
 		if _, err := io.ReadFull(r, data); err != nil {
 			if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
-				return good, true, nil
+				break
 			}
-			return good, false, err
+			return good, nil, err
 		}
 		crc := crc32.Update(0, crcTable, h[8:16])
 		if crc32.Update(crc, crcTable, data) != binary.BigEndian.Uint32(h[4:]) {
-			return good, true, nil
+			break
 		}
-		if err := fn(index, data); err != nil {
-			return good, false, err
+		// fn may keep the entry: give it its own copy.
+		if err := fn(index, bytes.Clone(data)); err != nil {
+			return good, nil, err
 		}
 		good += walHeaderSize + int64(n)
 		next++
 	}
+	// The record at good does not read back. Look for a valid record after
+	// it: if there is one, this is not a torn tail.
+	if _, err := f.Seek(good, io.SeekStart); err != nil {
+		return good, nil, err
+	}
+	rest, err := io.ReadAll(f)
+	if err != nil {
+		return good, nil, err
+	}
+	bad = &walDamage{offset: good, index: next, nextValid: -1}
+	if len(rest) < 2 {
+		return good, bad, nil
+	}
+	if off, idx, ok := findWALRecord(rest[1:], next); ok {
+		bad.nextValid, bad.nextIndex = good+1+int64(off), idx
+	}
+	return good, bad, nil
+}
+
+// findWALRecord returns the offset of the first complete record in b with
+// a valid checksum and an index of at least min.
+func findWALRecord(b []byte, min uint64) (int, uint64, bool) {
+	for off := 0; off+walHeaderSize <= len(b); off++ {
+		n := binary.BigEndian.Uint32(b[off:])
+		index := binary.BigEndian.Uint64(b[off+8:])
+		if n > MaxEntrySize || index < min || off+walHeaderSize+int(n) > len(b) {
+			continue
+		}
+		crc := crc32.Update(0, crcTable, b[off+8:off+16])
+		crc = crc32.Update(crc, crcTable, b[off+walHeaderSize:off+walHeaderSize+int(n)])
+		if crc == binary.BigEndian.Uint32(b[off+4:]) {
+			return off, index, true
+		}
+	}
+	return 0, 0, false
 }
 
 // walWriter appends records to the current segment.
 type walWriter struct {
+	fsys  FS
 	dir   string
 	start uint64 // first index of the current segment
-	f     *os.File
+	f     AppendFile
 	size  int64
 	buf   []byte
 }
 
-func createWALSegment(dir string, start uint64) (*walWriter, error) {
-	// O_EXCL: a segment is never truncated; it may hold the only copy of
-	// acknowledged entries.
-	f, err := os.OpenFile(filepath.Join(dir, walSegmentName(start)), os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o644)
+func createWALSegment(fsys FS, dir string, start uint64) (*walWriter, error) {
+	f, err := fsys.Append(path.Join(dir, walSegmentName(start)), true, 0)
 	if err != nil {
 		return nil, fmt.Errorf("creating write-ahead log segment: %w", err)
 	}
-	if err := syncDir(dir); err != nil {
+	if err := fsys.SyncDir(dir); err != nil {
 		f.Close()
 		return nil, err
 	}
-	return &walWriter{dir: dir, start: start, f: f}, nil
+	return &walWriter{fsys: fsys, dir: dir, start: start, f: f}, nil
 }
 
-func openWALSegment(dir string, start uint64, size int64) (*walWriter, error) {
-	f, err := os.OpenFile(filepath.Join(dir, walSegmentName(start)), os.O_WRONLY, 0)
+func openWALSegment(fsys FS, dir string, start uint64, size int64) (*walWriter, error) {
+	f, err := fsys.Append(path.Join(dir, walSegmentName(start)), false, size)
 	if err != nil {
 		return nil, fmt.Errorf("opening write-ahead log segment: %w", err)
 	}
-	if _, err := f.Seek(size, io.SeekStart); err != nil {
-		f.Close()
-		return nil, err
-	}
-	return &walWriter{dir: dir, start: start, f: f, size: size}, nil
+	return &walWriter{fsys: fsys, dir: dir, start: start, f: f, size: size}, nil
 }
 
 // write appends records and makes them durable with one fsync.
@@ -158,7 +205,7 @@ func (w *walWriter) write(first uint64, entries [][]byte) error {
 	if _, err := w.f.Write(w.buf); err != nil {
 		return fmt.Errorf("writing write-ahead log: %w", err)
 	}
-	if err := fdatasync(w.f); err != nil {
+	if err := w.f.Sync(); err != nil {
 		return fmt.Errorf("syncing write-ahead log: %w", err)
 	}
 	w.size += int64(len(w.buf))

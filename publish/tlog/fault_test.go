@@ -1,0 +1,343 @@
+package tlog
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+
+	"github.com/transparency-dev/merkle/proof"
+)
+
+func memOptions(m *memFS, mod func(*Options)) Options {
+	o := Options{Dir: "memfs", FS: m, Origin: testOrigin, Logger: quiet}
+	if mod != nil {
+		mod(&o)
+	}
+	return o
+}
+
+// reopen opens the log in m, collecting every entry it replays.
+func reopen(t *testing.T, m *memFS, mod func(*Options)) (*Log, map[uint64][]byte, error) {
+	t.Helper()
+	got := make(map[uint64][]byte)
+	o := memOptions(m, mod)
+	o.Visit = func(i uint64, e []byte) error { got[i] = bytes.Clone(e); return nil }
+	l, err := Open(context.Background(), o)
+	return l, got, err
+}
+
+// checkRecovered checks a log after a crash: every acknowledged entry is
+// there with its bytes, the checkpoint is at least the last committed one,
+// and proofs verify against it.
+func checkRecovered(t *testing.T, what string, l *Log, got map[uint64][]byte, acked map[uint64][]byte, last *Checkpoint) {
+	t.Helper()
+	ctx := context.Background()
+	for i, e := range acked {
+		if !bytes.Equal(got[i], e) {
+			t.Fatalf("%s: acknowledged entry %d is %q after recovery, want %q", what, i, got[i], e)
+		}
+	}
+	if l.Size() < uint64(len(acked)) {
+		t.Fatalf("%s: size %d, %d entries were acknowledged", what, l.Size(), len(acked))
+	}
+	cp := l.Checkpoint()
+	if last == nil {
+		return
+	}
+	if cp == nil || cp.Size < last.Size {
+		t.Fatalf("%s: checkpoint %v after recovery, size %d was committed", what, cp, last.Size)
+	}
+	if cp.Size == last.Size && !bytes.Equal(cp.Hash, last.Hash) {
+		t.Fatalf("%s: checkpoint root changed", what)
+	}
+	c, err := l.ConsistencyProof(ctx, last.Size, cp.Size)
+	if err != nil {
+		t.Fatalf("%s: ConsistencyProof: %v", what, err)
+	}
+	if err := proof.VerifyConsistency(hasher, last.Size, cp.Size, c, last.Hash, cp.Hash); err != nil {
+		t.Fatalf("%s: consistency proof does not verify: %v", what, err)
+	}
+	for _, i := range []uint64{0, cp.Size / 2, cp.Size - 1} {
+		if cp.Size == 0 {
+			break
+		}
+		p, err := l.InclusionProof(ctx, i, cp.Size)
+		if err != nil {
+			t.Fatalf("%s: InclusionProof(%d, %d): %v", what, i, cp.Size, err)
+		}
+		if err := proof.VerifyInclusion(hasher, i, cp.Size, hasher.HashLeaf(got[i]), p, cp.Hash); err != nil {
+			t.Fatalf("%s: inclusion proof of %d does not verify: %v", what, i, err)
+		}
+		e, err := l.Entry(ctx, i)
+		if err != nil || !bytes.Equal(e, got[i]) {
+			t.Fatalf("%s: Entry(%d) = %q, %v", what, i, e, err)
+		}
+	}
+}
+
+// TestCrashBelowProcess cuts the machine's power at a random point of a
+// workload (appends from several goroutines, publishes and commits,
+// segment rotations): the file system then keeps only what was synced, and
+// of the unsynced tail of a file a random part. Recovery must find every
+// acknowledged entry and the last committed checkpoint.
+func TestCrashBelowProcess(t *testing.T) {
+	s, _ := testKeys(t)
+	seeds := 200
+	if testing.Short() {
+		seeds = 20
+	}
+	var cut, totalAcked, commits int
+	for seed := 0; seed < seeds; seed++ {
+		rng := rand.New(rand.NewPCG(uint64(seed), 7))
+		m := newMemFS()
+		crashAt := 1 + rng.IntN(600)
+		ops := 0
+		m.fault = func(op, name string) error {
+			switch op {
+			case "read", "readdir", "stat":
+				return nil
+			}
+			if ops++; ops >= crashAt {
+				return errCrashed
+			}
+			return nil
+		}
+		what := fmt.Sprintf("seed %d, power cut at operation %d", seed, crashAt)
+		mod := func(o *Options) { o.Signer = s; o.SegmentSize = 3000; o.MaxBatch = 16 }
+
+		var mu sync.Mutex
+		acked := make(map[uint64][]byte)
+		var last *Checkpoint
+		l, err := Open(context.Background(), memOptions(m, mod))
+		if err == nil {
+			var wg sync.WaitGroup
+			for w := 0; w < 4; w++ {
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					for i := 0; i < 120; i++ {
+						e := []byte(fmt.Sprintf("w%d e%d %s", w, i, strings.Repeat("p", (i*7+w)%90)))
+						idx, err := l.Append(context.Background(), e)
+						if err != nil {
+							return
+						}
+						mu.Lock()
+						acked[idx] = e
+						mu.Unlock()
+						if w == 0 && i%25 == 24 {
+							cand, err := l.Publish(context.Background())
+							if err != nil {
+								return
+							}
+							if err := l.Commit(cand.Note); err != nil {
+								return
+							}
+							mu.Lock()
+							last = l.Checkpoint()
+							mu.Unlock()
+						}
+					}
+				}()
+			}
+			wg.Wait()
+			l.Close()
+		}
+		if ops >= crashAt {
+			cut++
+		}
+		totalAcked += len(acked)
+		if last != nil {
+			commits++
+		}
+		m.Crash(rng)
+
+		l, got, err := reopen(t, m, mod)
+		if err != nil {
+			t.Fatalf("%s: Open after the crash: %v", what, err)
+		}
+		checkRecovered(t, what, l, got, acked, last)
+		// The log goes on.
+		if _, err := l.Append(context.Background(), []byte("after")); err != nil {
+			t.Fatalf("%s: Append after recovery: %v", what, err)
+		}
+		if _, err := publishCommit(l, context.Background()); err != nil {
+			t.Fatalf("%s: publish after recovery: %v", what, err)
+		}
+		l.Close()
+	}
+	// The power cuts must fall inside the workloads, or the test shows
+	// nothing.
+	t.Logf("%d runs: %d cut during the workload, %d entries acknowledged, %d with a committed checkpoint", seeds, cut, totalAcked, commits)
+	if cut < seeds*3/4 || commits < seeds/4 {
+		t.Fatalf("only %d of %d power cuts fell inside the workload (%d with a committed checkpoint)", cut, seeds, commits)
+	}
+}
+
+// TestDiskFull checks that a full disk (ENOSPC) fails appends with a clear
+// error, loses nothing acknowledged and truncates nothing published.
+func TestDiskFull(t *testing.T) {
+	s, _ := testKeys(t)
+	ctx := context.Background()
+	for _, failOp := range []string{"write", "sync"} {
+		t.Run(failOp, func(t *testing.T) {
+			m := newMemFS()
+			mod := func(o *Options) { o.Signer = s; o.SegmentSize = 2000 }
+			l, err := Open(ctx, memOptions(m, mod))
+			if err != nil {
+				t.Fatal(err)
+			}
+			acked := make(map[uint64][]byte)
+			for i := 0; i < 100; i++ {
+				acked[uint64(i)] = entry(i)
+				if _, err := l.Append(ctx, entry(i)); err != nil {
+					t.Fatal(err)
+				}
+			}
+			last, err := publishCommit(l, ctx)
+			if err != nil {
+				t.Fatal(err)
+			}
+			m.mu.Lock()
+			m.fault = func(op, name string) error {
+				if op == failOp {
+					return syscall.ENOSPC
+				}
+				return nil
+			}
+			m.mu.Unlock()
+			_, err = l.Append(ctx, []byte("no room"))
+			if !errors.Is(err, syscall.ENOSPC) || !strings.Contains(err.Error(), "no space left on device") || !strings.Contains(err.Error(), "restart to recover") {
+				t.Fatalf("Append on a full disk: %v", err)
+			}
+			if _, err := l.Append(ctx, []byte("still no room")); err == nil {
+				t.Fatal("Append after a write failure succeeded")
+			}
+			if _, err := l.Publish(ctx); err == nil {
+				t.Fatal("Publish after a write failure succeeded")
+			}
+			l.Close()
+			// Room again, and a crash for good measure.
+			m.Crash(nil)
+			l, got, err := reopen(t, m, mod)
+			if err != nil {
+				t.Fatalf("Open after the disk was full: %v", err)
+			}
+			defer l.Close()
+			checkRecovered(t, "disk full", l, got, acked, last)
+			if l.Size() != 100 {
+				t.Fatalf("size %d, want 100 (the failed append was never acknowledged)", l.Size())
+			}
+		})
+	}
+}
+
+// baseMemLog returns a log in memory with n entries and a checkpoint at
+// size cp, closed, and its entries.
+func baseMemLog(t testing.TB, n, cp int, segmentSize int64) (*memFS, [][]byte) {
+	s, _ := testKeys(t)
+	m := newMemFS()
+	l, err := Open(context.Background(), memOptions(m, func(o *Options) { o.Signer = s; o.SegmentSize = segmentSize }))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var entries [][]byte
+	for i := 0; i < n; i++ {
+		if i == cp {
+			if _, err := publishCommit(l, context.Background()); err != nil {
+				t.Fatal(err)
+			}
+		}
+		entries = append(entries, entry(i))
+		if _, err := l.Append(context.Background(), entry(i)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	l.Close()
+	return m, entries
+}
+
+// checkDamaged opens a damaged log: Open fails with an error of package
+// tlog, or recovers a log that holds every published entry.
+func checkDamaged(t *testing.T, m *memFS, entries [][]byte, cp int) {
+	l, got, err := reopen(t, m, nil)
+	if err != nil {
+		if !strings.HasPrefix(err.Error(), "tlog: ") {
+			t.Fatalf("Open error without the package prefix: %v", err)
+		}
+		return
+	}
+	defer l.Close()
+	if l.Size() < uint64(cp) {
+		t.Fatalf("recovered %d entries, %d were published", l.Size(), cp)
+	}
+	if c := l.Checkpoint(); c == nil || c.Size != uint64(cp) {
+		t.Fatalf("checkpoint %v, want size %d", c, cp)
+	}
+	for i := 0; i < cp; i++ {
+		if !bytes.Equal(got[uint64(i)], entries[i]) {
+			t.Fatalf("published entry %d is %q, want %q", i, got[uint64(i)], entries[i])
+		}
+	}
+	checkRecovered(t, "damaged", l, got, nil, l.Checkpoint())
+}
+
+// FuzzRecoverWAL replaces the write-ahead log segment with fuzzed bytes:
+// Open must fail with a clear error, leaving the segment as it was, or
+// recover everything published. It never panics.
+func FuzzRecoverWAL(f *testing.F) {
+	base, entries := baseMemLog(f, 40, 25, 0)
+	const seg = "wal/00000000000000000000.wal"
+	orig, _ := base.ReadFile(seg)
+	f.Add(orig)
+	f.Add(orig[:len(orig)-3])
+	f.Add(append(bytes.Clone(orig), 1, 2, 3))
+	for _, off := range []int{5, 100, len(orig) / 2, len(orig) - 20} {
+		b := bytes.Clone(orig)
+		b[off] ^= 0x40
+		f.Add(b)
+	}
+	f.Add([]byte{})
+	f.Fuzz(func(t *testing.T, data []byte) {
+		m := base.Clone()
+		m.WriteFile(seg, data, true)
+		l, _, err := reopen(t, m, nil)
+		if err != nil {
+			if after, _ := m.ReadFile(seg); !bytes.Equal(after, data) {
+				t.Fatalf("a refused Open changed the segment")
+			}
+		} else {
+			l.Close()
+		}
+		checkDamaged(t, m, entries, 25)
+	})
+}
+
+// FuzzRecoverTile replaces a tile with fuzzed bytes: as FuzzRecoverWAL.
+func FuzzRecoverTile(f *testing.F) {
+	// Small segments: the first bundles are synced and their segments
+	// retired, so damage there is an error; later tiles are repaired.
+	base, entries := baseMemLog(f, 600, 530, 4000)
+	tiles := []string{"tile/entries/000", "tile/entries/002.p/18", "tile/0/001", "tile/0/002.p/18", "tile/1/000.p/2"}
+	for i, name := range tiles {
+		data, err := base.ReadFile(name)
+		if err != nil {
+			f.Fatal(err)
+		}
+		f.Add(uint8(i), data)
+		d := bytes.Clone(data)
+		d[len(d)/2] ^= 1
+		f.Add(uint8(i), d)
+		f.Add(uint8(i), d[:len(d)-1])
+	}
+	f.Fuzz(func(t *testing.T, which uint8, data []byte) {
+		m := base.Clone()
+		m.WriteFile(tiles[int(which)%len(tiles)], data, true)
+		checkDamaged(t, m, entries, 530)
+	})
+}
