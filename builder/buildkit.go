@@ -88,11 +88,14 @@ func (b *BuildKit) Build(ctx context.Context, spec *Spec, opts BuildOptions) (*R
 //     own per build, BUILDKIT_CACHE_MOUNT_NS, made of the input digest and
 //     a random nonce; the namespace is part of every mount's id, so no
 //     other build (not even a rebuild of the same spec, which must not
-//     depend on what an earlier run left) can name them. They are pruned
-//     when the build ends. Namespacing is chosen over pruning between
-//     builds because it holds by construction: pruning races with
-//     concurrent builds on the same daemon, and a build that crashes
-//     before its prune would leave its mounts to the next.
+//     depend on what an earlier run left) can name them. Namespacing is
+//     chosen over pruning between builds because it holds by
+//     construction: a prune races with concurrent builds on the same
+//     daemon (it would empty a running build's mount between two of its
+//     steps), and a build that crashes before its prune would leave its
+//     mounts to the next. What a build leaves is garbage no one can name;
+//     buildkitd's GC collects it (the default policy drops unused cache
+//     mounts over 512 MB after 48 hours).
 //   - The build cache is never read: every step runs (no-cache for the
 //     Dockerfile frontend, IgnoreCache for the Maven LLB), so no step's
 //     result can come from another spec's run of a step that merely
@@ -118,18 +121,6 @@ func newIsolation(input string) (isolation, error) {
 	return isolation{ns: "pyrsia-" + strings.TrimPrefix(input, "sha256:") + "-" + hex.EncodeToString(nonce[:])}, nil
 }
 
-// pruneCacheMounts removes the build's cache mounts from the daemon. It is
-// housekeeping (no other build can name them): a failure is reported to
-// progress only.
-func (b *BuildKit) pruneCacheMounts(ctx context.Context, iso isolation, progress io.Writer) {
-	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Minute)
-	defer cancel()
-	filter := client.WithFilter([]string{"type==" + string(client.UsageRecordTypeCacheMount), "description~=" + iso.ns})
-	if err := b.c.Prune(ctx, nil, filter); err != nil {
-		fmt.Fprintf(progress, "warning: pruning the build's cache mounts: %v\n", err)
-	}
-}
-
 func (b *BuildKit) build(ctx context.Context, spec *Spec, input string, opts BuildOptions) (*Result, error) {
 	iso, err := newIsolation(input)
 	if err != nil {
@@ -151,7 +142,7 @@ func (b *BuildKit) build(ctx context.Context, spec *Spec, input string, opts Bui
 		return nil, err
 	}
 	defer os.RemoveAll(srcDir)
-	sourceDigest, err := fetchSource(ctx, spec, opts.SpecDir, srcDir, progress)
+	sourceDigest, err := fetchSource(ctx, spec, opts.SpecDir, srcDir, opts.Remote, progress)
 	if err != nil {
 		return nil, err
 	}
@@ -179,9 +170,7 @@ func (b *BuildKit) build(ctx context.Context, spec *Spec, input string, opts Bui
 	default:
 		return nil, fmt.Errorf("builder: ecosystem %q is not supported", spec.Ecosystem)
 	}
-	err = b.run(ctx, solve, progress, logFile)
-	b.pruneCacheMounts(ctx, iso, progress)
-	if err != nil {
+	if err := b.run(ctx, solve, progress, logFile); err != nil {
 		logFile.Sync()
 		log, _ := os.ReadFile(logFile.Name())
 		return nil, &BuildError{Err: err, LogTail: tail(string(log), 25), LogPath: logFile.Name()}

@@ -310,7 +310,7 @@ func readLayerFiles(ctx context.Context, l *ociLayout, i int, wanted map[fileKey
 			return fmt.Errorf("%s: layer %d: reading tar: %w", l.dir, i, err)
 		}
 		k := fileKey{i, cleanEntryPath(hdr.Name)}
-		if !wanted[k] || (hdr.Typeflag != tar.TypeReg && hdr.Typeflag != tar.TypeRegA) { //nolint:staticcheck
+		if !wanted[k] || hdr.Typeflag != tar.TypeReg { // archive/tar reads the old TypeRegA as TypeReg
 			continue
 		}
 		b, err := io.ReadAll(io.LimitReader(tr, maxTextSize+1))

@@ -34,14 +34,20 @@ func TestCacheMountsNotShared(t *testing.T) {
 		read  = "FROM busybox\nRUN --mount=type=cache,id=shared,target=/c,sharing=shared test ! -e /c/poison\nRUN echo read\n"
 	)
 	writer := adhocSpec(t, map[string]string{"Dockerfile": write}, "busybox")
-	if _, _, err := buildOn(t, ds[0], writer); err != nil {
+	first, _, err := buildOn(t, ds[0], writer)
+	if err != nil {
 		t.Fatalf("writer: %v", err)
 	}
 	if _, _, err := buildOn(t, ds[0], adhocSpec(t, map[string]string{"Dockerfile": read}, "busybox")); err != nil {
 		t.Fatalf("another spec saw the first spec's cache mount: %v", err)
 	}
-	if _, _, err := buildOn(t, ds[0], writer); err != nil {
+	again, _, err := buildOn(t, ds[0], writer)
+	if err != nil {
 		t.Fatalf("a rebuild saw its earlier run's cache mount: %v", err)
+	}
+	// The per-build namespace does not reach the image.
+	if first.Artifacts[0].Digest != again.Artifacts[0].Digest {
+		t.Fatalf("two builds of one spec with a cache mount differ: %s, %s", first.Artifacts[0].Digest, again.Artifacts[0].Digest)
 	}
 
 	ns := func(s *builder.Spec) *builder.Spec {

@@ -240,6 +240,11 @@ const (
 	dockerConfig       = "application/vnd.docker.container.image.v1+json"
 	dockerLayer        = "application/vnd.docker.image.rootfs.diff.tar"
 	dockerLayerGzip    = "application/vnd.docker.image.rootfs.diff.tar.gzip"
+	// The OCI spec deprecated non-distributable layers (image-spec#965),
+	// but layouts still hold them; their contents read like any layer's.
+	ociLayerNonDistributable     = "application/vnd.oci.image.layer.nondistributable.v1.tar"
+	ociLayerNonDistributableGzip = ociLayerNonDistributable + "+gzip"
+	ociLayerNonDistributableZstd = ociLayerNonDistributable + "+zstd"
 )
 
 // openOCILayout reads the layout's index.json and its single image
@@ -403,9 +408,9 @@ func (l *ociLayout) layerTar(i int) (io.Reader, func() error, error) {
 	var r io.Reader
 	var closeDec func()
 	switch d.MediaType {
-	case ocispec.MediaTypeImageLayer, ocispec.MediaTypeImageLayerNonDistributable, dockerLayer: //nolint:staticcheck // still found in layouts
+	case ocispec.MediaTypeImageLayer, ociLayerNonDistributable, dockerLayer:
 		r = b
-	case ocispec.MediaTypeImageLayerGzip, ocispec.MediaTypeImageLayerNonDistributableGzip, dockerLayerGzip: //nolint:staticcheck
+	case ocispec.MediaTypeImageLayerGzip, ociLayerNonDistributableGzip, dockerLayerGzip:
 		zr, err := gzip.NewReader(b)
 		if err != nil {
 			b.Close()
@@ -413,7 +418,7 @@ func (l *ociLayout) layerTar(i int) (io.Reader, func() error, error) {
 		}
 		zr.Multistream(true)
 		r = zr
-	case ocispec.MediaTypeImageLayerZstd, ocispec.MediaTypeImageLayerNonDistributableZstd: //nolint:staticcheck
+	case ocispec.MediaTypeImageLayerZstd, ociLayerNonDistributableZstd:
 		zr, err := zstd.NewReader(b, zstd.WithDecoderConcurrency(1))
 		if err != nil {
 			b.Close()
@@ -502,7 +507,7 @@ func (l *ociLayout) layerFiles(ctx context.Context, i int) (files []FileEntry, e
 		switch {
 		case strings.HasPrefix(path.Base(e.Path), ".wh."):
 			e.Type = FileWhiteout
-		case hdr.Typeflag == tar.TypeReg || hdr.Typeflag == tar.TypeRegA: //nolint:staticcheck // old tars use TypeRegA
+		case hdr.Typeflag == tar.TypeReg: // archive/tar reads the old TypeRegA as TypeReg
 			e.Type = FileRegular
 			h := sha256.New()
 			n, err := io.Copy(h, tr)

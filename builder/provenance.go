@@ -23,7 +23,7 @@ func Provenance(spec *Spec, res *Result, builderID string, started, finished tim
 	for _, a := range res.Artifacts {
 		hexDigest, ok := strings.CutPrefix(a.Digest, "sha256:")
 		if !ok {
-			return nil, nil, fmt.Errorf("builder: artifact %s has digest %q, want sha256:", a.Name, a.Digest)
+			return nil, nil, fmt.Errorf("builder: artifact %s has digest %q, want \"sha256:<hex>\"", a.Name, a.Digest)
 		}
 		subjects = append(subjects, &intoto.ResourceDescriptor{Name: a.Name, Digest: map[string]string{"sha256": hexDigest}, MediaType: a.MediaType})
 	}

@@ -16,6 +16,7 @@ import (
 	"os/exec"
 	"path"
 	"path/filepath"
+	"slices"
 	"strings"
 
 	"github.com/pyrsia/pyrsia-build/builder/internal/untar"
@@ -27,12 +28,13 @@ const maxArchiveSize = 4 << 30
 // fetchSource puts the spec's source tree into dst (an empty folder) and
 // returns what was resolved: "sha256:<hex>" of the archive, or
 // "gitCommit:<commit>" for git.
-func fetchSource(ctx context.Context, s *Spec, specDir, dst string, progress io.Writer) (string, error) {
+// remote says the spec came over a network (see [Spec.ValidateRemote]).
+func fetchSource(ctx context.Context, s *Spec, specDir, dst string, remote bool, progress io.Writer) (string, error) {
 	switch {
 	case s.Source.Archive != nil:
 		return fetchArchive(ctx, s.Source.Archive, specDir, dst, progress)
 	case s.Source.Git != nil:
-		return fetchGit(ctx, s.Source.Git, specDir, dst, progress)
+		return fetchGit(ctx, s.Source.Git, specDir, dst, remote, progress)
 	}
 	return "", errors.New("builder: spec has no source")
 }
@@ -185,14 +187,26 @@ func writeRootFile(root *os.Root, name string, mode os.FileMode, r io.Reader) er
 
 // fetchGit clones the repository and checks out the pinned commit. The
 // .git folder is removed: the build sees the tree only.
-func fetchGit(ctx context.Context, g *GitSource, specDir, dst string, progress io.Writer) (string, error) {
+//
+// For a remote spec git runs as a stranger would on the node: without the
+// node user's git configuration (so without its credential helpers and
+// URL rewrites) and with only the https, http and git transports, whatever
+// the URL says.
+func fetchGit(ctx context.Context, g *GitSource, specDir, dst string, remote bool, progress io.Writer) (string, error) {
 	url := g.URL
 	if !strings.Contains(url, "://") && !strings.HasPrefix(url, "/") && !strings.Contains(url, "@") {
 		url = filepath.Join(specDir, url) // a local path, relative to the spec
 	}
+	env := append(os.Environ(), "GIT_TERMINAL_PROMPT=0", "GIT_CONFIG_NOSYSTEM=1")
+	var global []string
+	if remote {
+		env = append(env, "GIT_CONFIG_GLOBAL="+os.DevNull, "GIT_ASKPASS=/bin/false", "SSH_ASKPASS=/bin/false")
+		global = []string{"-c", "credential.helper=", "-c", "protocol.allow=never",
+			"-c", "protocol.https.allow=always", "-c", "protocol.http.allow=always", "-c", "protocol.git.allow=always"}
+	}
 	git := func(args ...string) ([]byte, error) {
-		cmd := exec.CommandContext(ctx, "git", args...)
-		cmd.Env = append(os.Environ(), "GIT_TERMINAL_PROMPT=0", "GIT_CONFIG_NOSYSTEM=1")
+		cmd := exec.CommandContext(ctx, "git", append(slices.Clone(global), args...)...)
+		cmd.Env = env
 		out, err := cmd.CombinedOutput()
 		if err != nil {
 			return nil, fmt.Errorf("git %s: %w\n%s", args[0], err, tail(string(out), 10))

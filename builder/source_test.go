@@ -4,7 +4,9 @@ import (
 	"archive/tar"
 	"archive/zip"
 	"bytes"
+	"io"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"syscall"
@@ -163,4 +165,39 @@ func FuzzUnpackArchive(f *testing.F) {
 			t.Fatalf("something was written beside dst: %v", bes)
 		}
 	})
+}
+
+// TestFetchGitRemoteTransports: for a remote spec git itself refuses the
+// file transport, even for a spec that skipped ValidateRemote, while a
+// local build may clone a file URL.
+func TestFetchGitRemoteTransports(t *testing.T) {
+	if _, err := exec.LookPath("git"); err != nil {
+		t.Skip("no git")
+	}
+	repo := t.TempDir()
+	run := func(args ...string) string {
+		t.Helper()
+		cmd := exec.Command("git", append([]string{"-C", repo}, args...)...)
+		cmd.Env = append(os.Environ(), "GIT_CONFIG_NOSYSTEM=1", "GIT_CONFIG_GLOBAL="+os.DevNull,
+			"GIT_AUTHOR_NAME=a", "GIT_AUTHOR_EMAIL=a@example.com", "GIT_COMMITTER_NAME=a", "GIT_COMMITTER_EMAIL=a@example.com")
+		out, err := cmd.CombinedOutput()
+		if err != nil {
+			t.Fatalf("git %v: %v %s", args, err, out)
+		}
+		return strings.TrimSpace(string(out))
+	}
+	run("init", "-q")
+	if err := os.WriteFile(filepath.Join(repo, "f"), []byte("x"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	run("add", "f")
+	run("commit", "-qm", "x")
+	g := &GitSource{URL: "file://" + repo, Commit: run("rev-parse", "HEAD")}
+	if _, err := fetchGit(t.Context(), g, "", filepath.Join(t.TempDir(), "local"), false, io.Discard); err != nil {
+		t.Fatalf("local build: %v", err)
+	}
+	_, err := fetchGit(t.Context(), g, "", filepath.Join(t.TempDir(), "remote"), true, io.Discard)
+	if err == nil || !strings.Contains(err.Error(), "transport 'file' not allowed") {
+		t.Fatalf("remote build: got %v, want git to refuse the file transport", err)
+	}
 }

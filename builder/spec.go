@@ -39,7 +39,10 @@ import (
 //	platform: linux/amd64              # optional
 //
 // [ParseSpec] rejects unknown fields, validates every field and applies the
-// defaults. The SHA-256 of [Spec.CanonicalJSON] is the input digest.
+// defaults. The SHA-256 of [Spec.CanonicalJSON] is the input digest. A spec
+// that arrives over a network is parsed with [ParseRemoteSpec] (or checked
+// with [Spec.ValidateRemote]), which refuses the local paths a local build
+// may use.
 
 // SpecVersion is the only build spec version this package reads.
 const SpecVersion = 1
@@ -129,7 +132,9 @@ type Recipe struct {
 	Maven *MavenRecipe `json:"maven,omitempty"`
 }
 
-// OCIRecipe builds an image with the Dockerfile frontend.
+// OCIRecipe builds an image with the Dockerfile frontend built into
+// buildkitd. A "# syntax=" line in the Dockerfile is ignored: the builder
+// never fetches another frontend.
 type OCIRecipe struct {
 	// Dockerfile is the Dockerfile's path, relative to Context;
 	// "Dockerfile" when empty.

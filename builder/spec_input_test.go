@@ -128,10 +128,10 @@ func TestReadSpecOnlyRegularFiles(t *testing.T) {
 		t.Fatal(err)
 	}
 	tests := []struct{ path, msg string }{
-		{fifo, "is not a regular file (a FIFO)"},
-		{"/dev/zero", "is not a regular file (a character device)"},
-		{dir, "is not a regular file (a folder)"},
-		{big, fmt.Sprintf("big.yaml is %d bytes, larger than the limit of 1048576", len(ociSpec)+maxSpecSize+2)},
+		{fifo, "is not a regular file (a named pipe)"},
+		{"/dev/zero", "is not a regular file (a device)"},
+		{dir, "is not a regular file (a directory)"},
+		{big, fmt.Sprintf("big.yaml: file is over the size limit: %d bytes, the limit is 1048576", len(ociSpec)+maxSpecSize+2)},
 	}
 	for _, tt := range tests {
 		t.Run(filepath.Base(tt.path), func(t *testing.T) {
@@ -201,4 +201,38 @@ func TestCanonicalJSONIsAttests(t *testing.T) {
 		t.Fatal(err)
 	}
 	check(t, s)
+}
+
+// TestBuildRemoteRefusesLocalPaths: a build of a spec from the network is
+// refused before anything is read or any daemon is asked.
+func TestBuildRemoteRefusesLocalPaths(t *testing.T) {
+	s, err := ParseSpec([]byte(edit(t, mavenSpec, "path: hello.tar.gz", "path: /etc/hello.tar.gz")))
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := filepath.Join(t.TempDir(), "out")
+	_, err = new(BuildKit).Build(t.Context(), s, BuildOptions{OutDir: out, Remote: true})
+	var se *SpecError
+	if !errors.As(err, &se) || se.Field != "source.archive.path" {
+		t.Fatalf("got %v, want the archive path refused", err)
+	}
+	if _, err := os.Stat(out); err == nil {
+		t.Error("the output folder was made")
+	}
+}
+
+// The flow of every tool that takes a spec file (build, attest --spec, log
+// make-entry --spec): ReadSpec, then record the canonical JSON and its
+// digest, never the file's text.
+func ExampleReadSpec() {
+	s, err := ReadSpec("testdata/specs/hello-oci.yaml")
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	canon, _ := s.CanonicalJSON() // what an entry's spec and a provenance's externalParameters.spec hold
+	digest, _ := s.InputDigest()  // "sha256:" + hex(SHA-256(canon))
+	fmt.Println(len(canon) > 0, digest)
+	// Output:
+	// true sha256:f74cd6c467c0d3e3391a097243c894e088490b581588e9414cb16c0bc94e9d9c
 }

@@ -9,6 +9,8 @@ import (
 	"reflect"
 	"strings"
 	"testing"
+
+	"github.com/pyrsia/pyrsia-build/attest"
 )
 
 const (
@@ -434,6 +436,9 @@ func FuzzParseSpec(f *testing.F) {
 		c, err := s.CanonicalJSON()
 		if err != nil {
 			t.Fatalf("parsed spec has no canonical JSON: %v", err)
+		}
+		if a, err := attest.CanonicalJSON(c); err != nil || string(a) != string(c) {
+			t.Fatalf("not attest.CanonicalJSON's form: %s -> %s, %v", c, a, err)
 		}
 		back, err := ParseSpec(c)
 		if err != nil {

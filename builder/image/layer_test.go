@@ -7,6 +7,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"io"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"strings"
@@ -338,6 +339,14 @@ func FuzzUnpackLayer(f *testing.F) {
 	}
 	f.Fuzz(func(t *testing.T, data []byte) {
 		base := t.TempDir()
+		t.Cleanup(func() { // read-only folders, when not root
+			filepath.WalkDir(base, func(p string, d fs.DirEntry, err error) error {
+				if err == nil && d.IsDir() {
+					os.Chmod(p, 0o755)
+				}
+				return nil
+			})
+		})
 		dest, outside := filepath.Join(base, "dest"), filepath.Join(base, "outside")
 		os.Mkdir(dest, 0o755)
 		os.Mkdir(outside, 0o755)

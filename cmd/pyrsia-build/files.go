@@ -49,9 +49,10 @@ func writeFileAtomic(path string, data []byte, perm fs.FileMode) (err error) {
 
 // Size limits of the files the commands read, by kind.
 const (
-	maxKeyFileSize        = 64 << 10          // a PEM or note key
-	maxSpecFileSize       = 1 << 20           // a build spec (builder's limit)
-	maxEntryFileSize      = tlog.MaxEntrySize // a log entry
+	maxKeyFileSize        = attest.MaxPublicKeySize // a PEM key, public or private
+	maxNoteKeyFileSize    = witness.MaxKeyFileSize  // a note key
+	maxSpecFileSize       = 1 << 20                 // a build spec (builder's limit)
+	maxEntryFileSize      = tlog.MaxEntrySize       // a log entry
 	maxCheckpointFileSize = witness.MaxCheckpointSize
 )
 
@@ -83,14 +84,14 @@ func checkFile(path, what string, limit int64) error {
 
 // readSignerKeyFile and readVerifierKeyFile read note keys, checked first.
 func readSignerKeyFile(path string) (string, error) {
-	if err := fileread.Check(path, "note key", maxKeyFileSize); err != nil {
+	if err := fileread.Check(path, "note key", maxNoteKeyFileSize); err != nil {
 		return "", err
 	}
 	return witness.ReadSignerKeyFile(path)
 }
 
 func readVerifierKeyFile(path string) (string, error) {
-	if err := fileread.Check(path, "note key", maxKeyFileSize); err != nil {
+	if err := fileread.Check(path, "note key", maxNoteKeyFileSize); err != nil {
 		return "", err
 	}
 	return witness.ReadVerifierKeyFile(path)

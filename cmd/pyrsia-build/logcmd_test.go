@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"encoding/base64"
@@ -330,6 +331,37 @@ func TestLogServeCommand(t *testing.T) {
 	}
 	if _, err := get(ctx, "http://"+addr+"/lookup/coordinate/oci/nothing:here"); err == nil {
 		t.Error("lookup of an unknown coordinate succeeded")
+	}
+
+	// One client holding many keep-alive connections gets a bounded share
+	// (internal/httpserver), and another client is still served.
+	var held []net.Conn
+	served := 0
+	for range 500 {
+		c, err := net.Dial("tcp", addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		held = append(held, c)
+		fmt.Fprintf(c, "GET /checkpoint HTTP/1.1\r\nHost: x\r\n\r\n")
+		c.SetReadDeadline(time.Now().Add(10 * time.Second))
+		if resp, err := http.ReadResponse(bufio.NewReader(c), nil); err == nil {
+			resp.Body.Close()
+			served++
+		}
+	}
+	if served >= 500 {
+		t.Errorf("one client holds %d connections open at once: no per-client limit", served)
+	}
+	d := &net.Dialer{LocalAddr: &net.TCPAddr{IP: net.IPv4(127, 0, 0, 2)}}
+	other := &http.Client{Transport: &http.Transport{DialContext: d.DialContext}}
+	if resp, err := other.Get("http://" + addr + "/checkpoint"); err != nil {
+		t.Errorf("another client, while one holds %d connections: %v", served, err)
+	} else {
+		resp.Body.Close()
+	}
+	for _, c := range held {
+		c.Close()
 	}
 
 	cancel()

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
+	"net/http/httptest"
 	"strings"
 	"sync"
 	"syscall"
@@ -340,4 +341,101 @@ func FuzzRecoverTile(f *testing.F) {
 		m.WriteFile(tiles[int(which)%len(tiles)], data, true)
 		checkDamaged(t, m, entries, 530)
 	})
+}
+
+// TestMissingTiles removes one tile at a time: a tile that was synced (its
+// write-ahead log retired: here every full one) stops Open with an error
+// naming it; any other is made again, and everything published can be read
+// and proven.
+func TestMissingTiles(t *testing.T) {
+	base, entries := baseMemLog(t, 600, 530, 4000)
+	for name, wantErr := range map[string]bool{
+		"tile/entries/000": true, "tile/0/000": true,
+		"tile/entries/002.p/18": false, "tile/0/002.p/18": false, "tile/1/000.p/2": false,
+		"tile/entries/001": true, "tile/0/001": true,
+	} {
+		t.Run(strings.ReplaceAll(name, "/", "|"), func(t *testing.T) {
+			m := base.Clone()
+			if ok, _ := m.Exists(name); !ok {
+				t.Fatalf("%s does not exist in the base log", name)
+			}
+			m.Remove(name)
+			l, _, err := reopen(t, m, nil)
+			if wantErr {
+				var ce *CorruptError
+				if !errors.As(err, &ce) || ce.Path != name || !strings.Contains(err.Error(), "missing") {
+					t.Fatalf("Open without %s: %v, want a CorruptError naming it", name, err)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatalf("Open without %s: %v", name, err)
+			}
+			l.Close()
+			checkDamaged(t, m, entries, 530)
+			// And over HTTP, every tile of the checkpoint is there.
+			l, _, _ = reopen(t, m, nil)
+			defer l.Close()
+			srv := httptest.NewServer(l.Handler())
+			defer srv.Close()
+			resp, err := srv.Client().Get(srv.URL + "/" + name)
+			if err != nil {
+				t.Fatal(err)
+			}
+			resp.Body.Close()
+			if resp.StatusCode != 200 && strings.Contains(name, ".p/") {
+				t.Fatalf("GET %s after recovery: %d", name, resp.StatusCode)
+			}
+		})
+	}
+}
+
+// TestReadOnlyBesideWriter opens the log read-only again and again while a
+// writer appends and commits: every open succeeds and serves a consistent
+// checkpoint.
+func TestReadOnlyBesideWriter(t *testing.T) {
+	s, _ := testKeys(t)
+	ctx := context.Background()
+	dir := t.TempDir()
+	w := openLog(t, dir, s, nil)
+	defer w.Close()
+	appendSeq(t, w, 0, 10)
+	publishCommit(w, ctx)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for i := 10; i < 1000; i++ {
+			if _, err := w.Append(ctx, entry(i)); err != nil {
+				t.Error(err)
+				return
+			}
+			if i%37 == 0 {
+				publishCommit(w, ctx)
+			}
+		}
+	}()
+	for opens := 0; ; opens++ {
+		select {
+		case <-done:
+			if opens == 0 {
+				t.Fatal("the writer finished before a reader opened")
+			}
+			return
+		default:
+		}
+		r, err := Open(ctx, Options{Dir: dir, Origin: testOrigin, Logger: quiet, ReadOnly: true})
+		if err != nil {
+			t.Fatalf("read-only Open %d beside a writer: %v", opens, err)
+		}
+		cp := r.Checkpoint()
+		i := cp.Size - 1
+		p, err := r.InclusionProof(ctx, i, cp.Size)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := proof.VerifyInclusion(hasher, i, cp.Size, hasher.HashLeaf(entry(int(i))), p, cp.Hash); err != nil {
+			t.Fatalf("open %d: %v", opens, err)
+		}
+		r.Close()
+	}
 }

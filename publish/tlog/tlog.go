@@ -731,6 +731,7 @@ func (l *Log) recover(ctx context.Context) error {
 	synced := starts[0] // every tile covering only entries below this is durable
 
 	var rootAtCP []byte
+	var cpPartials map[TileID][]byte // the partial tiles at the checkpoint's size
 	l.b = newBuilder(func(id TileID, data []byte) error {
 		return l.checkTile(id, data, synced, cpSize)
 	})
@@ -746,6 +747,10 @@ func (l *Log) recover(ctx context.Context) error {
 		if cp != nil && l.b.size() == cp.Size {
 			if rootAtCP, err = l.b.root(); err != nil {
 				return err
+			}
+			cpPartials = make(map[TileID][]byte)
+			for id, data := range l.b.partials() {
+				cpPartials[id] = bytes.Clone(data) // the builder reuses its buffers
 			}
 		}
 		return nil
@@ -764,6 +769,9 @@ func (l *Log) recover(ctx context.Context) error {
 		}
 		id := TileID{Entries: true, Index: n}
 		data, err := l.tiles.read(id)
+		if errors.Is(err, fs.ErrNotExist) {
+			return &CorruptError{Path: id.Path(), Err: errors.New("the entry bundle is missing")}
+		}
 		if err != nil {
 			return &CorruptError{Path: id.Path(), Err: err}
 		}
@@ -830,6 +838,24 @@ func (l *Log) recover(ctx context.Context) error {
 	// checkpoints.
 	for id, data := range l.b.partials() {
 		if err := l.checkPartials(id, data, cpSize); err != nil {
+			return err
+		}
+	}
+	// A partial tile of the checkpoint that is gone (and not replaced by
+	// its full tile) is made again: the checkpoint is served with it.
+	for id, data := range cpPartials {
+		full := id
+		full.Width = 0
+		if ok, _ := fsys.Exists(id.Path()); ok {
+			continue
+		}
+		if ok, _ := fsys.Exists(full.Path()); ok {
+			continue
+		}
+		if _, ok := l.overlay[full]; ok {
+			continue
+		}
+		if err := l.repairTile(id, data); err != nil {
 			return err
 		}
 	}

@@ -25,15 +25,15 @@ import (
 // Open cuts it off, but only when no valid record follows the bad one and
 // no published entry lies beyond it. Anything else that does not read back
 // is damage: Open stops and names the segment and the offset.
+//
+// A power cut can, rarely, leave a later page of the last batch (never
+// acknowledged) on disk without an earlier one. Open cannot tell this from
+// damage and stops too: it will not guess, since the other reading loses
+// acknowledged entries.
 
 const walHeaderSize = 16
 
 var crcTable = crc32.MakeTable(crc32.Castagnoli)
-
-type walRecord struct {
-	index uint64
-	data  []byte
-}
 
 func appendWALRecord(buf []byte, index uint64, data []byte) []byte {
 	var h [walHeaderSize]byte
@@ -129,8 +129,9 @@ func readWALSegment(fsys FS, path string, start uint64, fn func(index uint64, da
 		good += walHeaderSize + int64(n)
 		next++
 	}
-	// The record at good does not read back. Look for a valid record after
-	// it: if there is one, this is not a torn tail.
+	// The record at good did not read back. Read the rest of the file
+	// afresh: a writer appending to the segment (a read-only open runs
+	// beside one) may have completed the record since.
 	if _, err := f.Seek(good, io.SeekStart); err != nil {
 		return good, nil, err
 	}
@@ -138,6 +139,23 @@ func readWALSegment(fsys FS, path string, start uint64, fn func(index uint64, da
 	if err != nil {
 		return good, nil, err
 	}
+	for len(rest) > 0 {
+		n, data, ok := parseWALRecord(rest, next)
+		if !ok {
+			break
+		}
+		if err := fn(next, bytes.Clone(data)); err != nil {
+			return good, nil, err
+		}
+		good += int64(n)
+		next++
+		rest = rest[n:]
+	}
+	if len(rest) == 0 {
+		return good, nil, nil
+	}
+	// Look for a valid record after the bad one: if there is one, this is
+	// not a torn tail.
 	bad = &walDamage{offset: good, index: next, nextValid: -1}
 	if len(rest) < 2 {
 		return good, bad, nil
@@ -146,6 +164,23 @@ func readWALSegment(fsys FS, path string, start uint64, fn func(index uint64, da
 		bad.nextValid, bad.nextIndex = good+1+int64(off), idx
 	}
 	return good, bad, nil
+}
+
+// parseWALRecord parses the record at the start of b, which must hold
+// index want, and returns its length and data.
+func parseWALRecord(b []byte, want uint64) (int, []byte, bool) {
+	if len(b) < walHeaderSize {
+		return 0, nil, false
+	}
+	n := binary.BigEndian.Uint32(b[0:])
+	if n > MaxEntrySize || binary.BigEndian.Uint64(b[8:]) != want || len(b) < walHeaderSize+int(n) {
+		return 0, nil, false
+	}
+	crc := crc32.Update(0, crcTable, b[8:16])
+	if crc32.Update(crc, crcTable, b[walHeaderSize:walHeaderSize+int(n)]) != binary.BigEndian.Uint32(b[4:]) {
+		return 0, nil, false
+	}
+	return walHeaderSize + int(n), b[walHeaderSize : walHeaderSize+int(n)], true
 }
 
 // findWALRecord returns the offset of the first complete record in b with

@@ -43,9 +43,24 @@ func tarOf(t testing.TB, entries ...entry) []byte {
 	return buf.Bytes()
 }
 
+// writable makes the folders under dir writable before the test's
+// temporary folders are removed: a layer may hold read-only folders, and
+// the tests need not run as root.
+func writable(t testing.TB, dir string) {
+	t.Cleanup(func() {
+		filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
+			if err == nil && d.IsDir() {
+				os.Chmod(p, 0o755)
+			}
+			return nil
+		})
+	})
+}
+
 // sandbox returns dest and a folder beside it holding "secret".
 func sandbox(t testing.TB) (dest, outside string) {
 	base := t.TempDir()
+	writable(t, base)
 	dest, outside = filepath.Join(base, "dest"), filepath.Join(base, "outside")
 	for _, d := range []string{dest, outside} {
 		if err := os.Mkdir(d, 0o755); err != nil {
@@ -145,6 +160,7 @@ func TestExtractReplacesSymlinkNotTarget(t *testing.T) {
 
 func TestExtractTree(t *testing.T) {
 	dest := t.TempDir()
+	writable(t, dest)
 	data := tarOf(t,
 		entry{name: "./", typ: tar.TypeDir, mode: 0o755},
 		entry{name: "/abs", typ: tar.TypeReg, body: "leading slash dropped"},
