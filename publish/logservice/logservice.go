@@ -161,6 +161,14 @@ func (s *Service) Log() *tlog.Log { return s.log }
 // Index returns the index of the log's entries.
 func (s *Service) Index() *index.Index { return s.idx }
 
+// Size returns the number of entries durably in the log.
+func (s *Service) Size() uint64 { return s.log.Size() }
+
+// EntryAt returns the entry at index.
+func (s *Service) EntryAt(ctx context.Context, index uint64) ([]byte, error) {
+	return s.log.Entry(ctx, index)
+}
+
 // Close closes the log. Call it after Run has returned.
 func (s *Service) Close() error { return s.log.Close() }
 
