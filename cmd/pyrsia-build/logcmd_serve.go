@@ -10,6 +10,7 @@ import (
 	"github.com/pyrsia/pyrsia-build/internal/httpserver"
 	"github.com/pyrsia/pyrsia-build/publish/logservice"
 	"github.com/pyrsia/pyrsia-build/publish/tlog"
+	"github.com/pyrsia/pyrsia-build/publish/witness"
 	"github.com/urfave/cli/v2"
 	"golang.org/x/mod/sumdb/note"
 	"golang.org/x/sync/errgroup"
@@ -30,9 +31,9 @@ func logServeCommand() *cli.Command {
 
 Any tlog-tiles client reads it, 'pyrsia-build log checkpoint|entry|proof --url'
 among them. At start it signs a checkpoint with --key and has every --cosigner
-cosign it; only a checkpoint cosigned by every --cosigner is served. One that
-is not (a cosigner refused) is tried again after --publish-interval, doubling
-up to 30s.
+cosign it; only a checkpoint cosigned by a majority of the --cosigner keys is
+served (final). One that is not (cosigners refused) is tried again after
+--publish-interval, doubling up to 30s.
 
 Entries will reach a served log from the build network. For now the server
 serves what is in DIR, and it holds DIR while it runs: stop it (Ctrl-C or
@@ -74,7 +75,7 @@ Examples:
 			svc, err := logservice.Open(c.Context, logservice.Options{
 				Log:           tlog.Options{Dir: dir, Origin: origin, Signer: signer, Logger: logger},
 				Cosigners:     cs,
-				Final:         logservice.AllCosigned(origin, verifier, cvs),
+				Final:         logservice.CosignedBy(origin, verifier, cvs, witness.Threshold(len(cvs))),
 				RetryInterval: interval,
 				Logger:        logger,
 			})

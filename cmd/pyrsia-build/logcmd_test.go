@@ -131,7 +131,7 @@ func TestServeLog(t *testing.T) {
 	svc, err := logservice.Open(t.Context(), logservice.Options{
 		Log:           tlog.Options{Dir: dir, Origin: testOrigin, Signer: signer, Logger: logger},
 		Cosigners:     []logservice.Cosigner{cosigners[0].Cosigner},
-		Final:         logservice.AllCosigned(testOrigin, logV, cosV),
+		Final:         logservice.CosignedBy(testOrigin, logV, cosV, len(cosV)),
 		RetryInterval: 10 * time.Millisecond,
 		Logger:        logger,
 	})

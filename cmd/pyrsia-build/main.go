@@ -129,6 +129,7 @@ Exit codes: 0 ok, 1 verification failed, 2 usage error or bad input.`,
 			imageCommand(),
 			nodeCommand(),
 			networkCommand(),
+			lockCommand(), compareCommand(),
 		},
 	}
 	for _, c := range app.Commands {

@@ -400,17 +400,18 @@ func (s *Service) Handler() http.Handler {
 	return mux
 }
 
-// AllCosigned returns a finality rule for [Options.Final] that requires a
-// log signature by logVerifier and a cosignature by every one of
-// cosigners: the rule of a log whose cosigners are all local. With no
-// cosigners, the log's signature alone makes a checkpoint final.
-func AllCosigned(origin string, logVerifier note.Verifier, cosigners []note.Verifier) func([]byte) ([]string, error) {
+// CosignedBy returns a finality rule for [Options.Final] that requires a
+// log signature by logVerifier and cosignatures by threshold distinct keys
+// of cosigners ([witness.VerifyFinal]): the rule of a log whose cosigners
+// are local. With no cosigners, the log's signature alone makes a
+// checkpoint final.
+func CosignedBy(origin string, logVerifier note.Verifier, cosigners []note.Verifier, threshold int) func([]byte) ([]string, error) {
 	return func(b []byte) ([]string, error) {
 		if len(cosigners) == 0 {
 			_, _, err := witness.ParseCheckpoint(b, origin, logVerifier)
 			return nil, err
 		}
-		_, names, err := witness.VerifyFinal(b, origin, []note.Verifier{logVerifier}, cosigners, len(cosigners))
+		_, names, err := witness.VerifyFinal(b, origin, []note.Verifier{logVerifier}, cosigners, threshold)
 		return names, err
 	}
 }

@@ -78,7 +78,7 @@ func open(t testing.TB, dir string, k keys, cosigners []logservice.Cosigner) *lo
 	s, err := logservice.Open(context.Background(), logservice.Options{
 		Log:           tlog.Options{Dir: filepath.Join(dir, "log"), Origin: origin, Signer: k.logSigner},
 		Cosigners:     cosigners,
-		Final:         logservice.AllCosigned(origin, k.logVerifier, k.verifiers),
+		Final:         logservice.CosignedBy(origin, k.logVerifier, k.verifiers, len(k.verifiers)),
 		RetryInterval: time.Millisecond,
 	})
 	if err != nil {
