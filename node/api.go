@@ -118,13 +118,18 @@ func (n *Node) serveEvents(w http.ResponseWriter, r *http.Request) {
 	defer cancel()
 	w.Header().Set("Content-Type", "application/x-ndjson")
 	w.WriteHeader(http.StatusOK)
-	flusher, _ := w.(http.Flusher)
+	rc := http.NewResponseController(w)
 	enc := json.NewEncoder(w)
+	flush := func() {
+		// The server's write timeout is for ordinary answers; a stream
+		// lives as long as its round, kept alive every 15s.
+		rc.SetWriteDeadline(time.Now().Add(time.Minute))
+		rc.Flush()
+	}
 	send := func(ev Event) bool {
+		rc.SetWriteDeadline(time.Now().Add(time.Minute))
 		enc.Encode(ev)
-		if flusher != nil {
-			flusher.Flush()
-		}
+		flush()
 		return ev.Type == EventFinal || ev.Type == EventVerdict
 	}
 	for _, ev := range past {
@@ -154,10 +159,10 @@ func (n *Node) serveEvents(w http.ResponseWriter, r *http.Request) {
 			}
 		case <-keepalive.C:
 			io.WriteString(w, "\n")
-			if flusher != nil {
-				flusher.Flush()
-			}
+			flush()
 		case <-r.Context().Done():
+			return
+		case <-n.stopping:
 			return
 		}
 	}

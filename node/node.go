@@ -83,6 +83,7 @@ type Node struct {
 	mu     sync.Mutex
 	rounds map[string]*round
 
+	stopping      chan struct{} // closed when Run's context is done
 	rejectedSpecs atomic.Uint64
 	closers       []func() error
 }
@@ -103,7 +104,7 @@ func New(ctx context.Context, o Options) (n *Node, err error) {
 	if o.Logger == nil {
 		o.Logger = slog.Default()
 	}
-	n = &Node{o: o, log: o.Logger.With("node", o.Keys.Name), rounds: make(map[string]*round), events: newEvents(), sem: make(chan struct{}, o.MaxBuilds)}
+	n = &Node{o: o, log: o.Logger.With("node", o.Keys.Name), rounds: make(map[string]*round), events: newEvents(), sem: make(chan struct{}, o.MaxBuilds), stopping: make(chan struct{})}
 	defer func() {
 		if err != nil {
 			n.close()
@@ -250,6 +251,7 @@ func (n *Node) Raft() *quorum.Raft { return n.raft }
 // closed. It returns the first error of a part that failed.
 func (n *Node) Run(ctx context.Context) error {
 	g, gctx := errgroup.WithContext(ctx)
+	context.AfterFunc(gctx, func() { close(n.stopping) })
 	g.Go(func() error { return n.svc.Run(gctx) })
 	g.Go(func() error { return n.requestLoop(gctx) })
 	g.Go(func() error { return n.voteLoop(gctx) })

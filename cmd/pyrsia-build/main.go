@@ -129,6 +129,8 @@ Exit codes: 0 ok, 1 verification failed, 2 usage error or bad input.`,
 			imageCommand(),
 			nodeCommand(),
 			networkCommand(),
+			publishCommand(),
+			statusCommand(),
 			lockCommand(), compareCommand(),
 		},
 	}
