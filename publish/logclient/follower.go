@@ -46,10 +46,10 @@ var ErrFork = errors.New("logclient: the log forked")
 // Nothing is wrong with the log. Use errors.Is.
 var ErrStale = errors.New("logclient: the source is behind the checkpoint last verified")
 
-// StopError stops a Follower: the source offered a checkpoint that the
-// Trust refuses (not signed by a log key, not final) or that does not
-// extend the last one verified. Both checkpoints are kept, as evidence,
-// in the state directory's EvidenceDir.
+// StopError stops a Follower: the source offered a checkpoint of the log
+// that the Trust refuses (not signed by a log key, not final), or a final
+// one that proves a fork with the last one verified (see ErrFork). Both
+// checkpoints are kept, as evidence, in the state directory's EvidenceDir.
 type StopError struct {
 	Source string
 	// Verified is the last checkpoint verified (nil if none was yet),
@@ -95,10 +95,12 @@ type FollowerOptions struct {
 
 // Follower follows a log: it polls a Source for checkpoints, accepts each
 // new one only if it is final under the Trust and consistent with the last
-// one verified, stores it, and hands the new entries to Visit. A refused
-// checkpoint stops it with a *StopError and keeps the evidence; it is never
-// accepted silently, and a Follower whose state directory holds evidence
-// does not start again until someone has looked at it and moved it away.
+// one verified, stores it, and hands the new entries to Visit. A checkpoint
+// that is not final, or a proven fork, stops it with a *StopError and keeps
+// the evidence, and a Follower whose state directory holds evidence does
+// not start again until someone has looked at it and moved it away. A stale
+// source or tiles that prove nothing are errors of one poll. Nothing is
+// accepted silently.
 type Follower struct {
 	opts   FollowerOptions
 	client *Client
