@@ -246,7 +246,7 @@ func (f *Follower) pollOnce(ctx context.Context) error {
 	}
 	b, err := f.opts.Source.ReadCheckpoint(ctx)
 	if err != nil {
-		return f.client.fail("reading checkpoint", err, "")
+		return f.client.fail("reading checkpoint", err, "the source is away or serves no log: the next poll tries again; check it, or follow another build node or mirror")
 	}
 	if last == nil || !bytes.Equal(b, last.Note) {
 		cp, err := f.check(ctx, last, b)
