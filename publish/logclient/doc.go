@@ -8,7 +8,8 @@
 // C2SP tlog-tiles names them. [OpenDir] reads a log folder (package tlog,
 // opened read-only); [OpenURL] reads any tlog-tiles server or static
 // mirror over HTTP, every response through a size limit fitting its kind.
-// Nothing a Source says is trusted.
+// [Failover] reads from whichever of several sources answers (any build
+// node or mirror). Nothing a Source says is trusted.
 //
 // # Checking
 //

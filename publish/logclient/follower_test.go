@@ -481,3 +481,38 @@ func TestFollowerBadConsistencyTilesAreNotEvidence(t *testing.T) {
 	}
 	v.check(t, "a", 600)
 }
+
+// A follower of two sources goes on when one is away.
+func TestFollowerFailover(t *testing.T) {
+	ctx := context.Background()
+	net := newNetwork(t, 1)
+	tl := newTestLog(t, net, "a")
+	tl.append(300, "a")
+	tl.publish(1)
+	var away atomic.Bool
+	first := tl.serve(func(h http.Handler) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if away.Load() {
+				http.Error(w, "away", http.StatusServiceUnavailable)
+				return
+			}
+			h.ServeHTTP(w, r)
+		})
+	})
+	src := Failover(openURL(t, first.URL), openDir(t, tl.dir))
+	v := &visits{}
+	f := newFollower(t, net, src, t.TempDir(), v, 0)
+	if err := f.Poll(ctx); err != nil {
+		t.Fatal(err)
+	}
+	away.Store(true)
+	tl.append(300, "a")
+	tl.publish(1)
+	if err := f.Poll(ctx); err != nil {
+		t.Fatal(err)
+	}
+	v.check(t, "a", 600)
+	if !strings.Contains(src.String(), first.URL) || !strings.Contains(src.String(), tl.dir) {
+		t.Fatalf("%q does not name both sources", src)
+	}
+}
