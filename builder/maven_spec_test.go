@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 )
 
 func TestParseSpecMavenFieldErrors(t *testing.T) {
@@ -140,4 +141,75 @@ func TestCompareUpstream(t *testing.T) {
 			t.Fatalf("got %v, want an error that the repository has no jar", err)
 		}
 	})
+}
+
+func TestMavenPURL(t *testing.T) {
+	for _, tc := range []struct{ file, want string }{
+		{"lib-1.0.jar", "pkg:maven/org.x/lib@1.0"},
+		{"lib-1.0.pom", "pkg:maven/org.x/lib@1.0?type=pom"},
+		{"lib-1.0-source-release.zip", "pkg:maven/org.x/lib@1.0?classifier=source-release&type=zip"},
+		{"lib-1.0-tests.jar", "pkg:maven/org.x/lib@1.0?classifier=tests&type=jar"},
+	} {
+		if got := mavenPURL(LockFile{Coordinate: "org.x:lib:1.0", File: tc.file}); got != tc.want {
+			t.Errorf("%s: got %s, want %s", tc.file, got, tc.want)
+		}
+	}
+}
+
+// TestProvenanceMaven: a locked build from a source release names the
+// source and the lock as resolved dependencies, and a build compared with
+// the official release records each official file's digest and whether it
+// matched, as byproducts.
+func TestProvenanceMaven(t *testing.T) {
+	h := strings.Repeat("a", 64)
+	spec := edit(t, mavenSpec, "  archive:\n    path: hello.tar.gz\n    sha256: "+testSHA+"\n", "  maven: {coordinate: \"org.example:hello:1.0\", sha256: "+h+"}\n")
+	spec = edit(t, spec, "  maven: {}", "  maven:\n    compareUpstream: true\n    lock: {path: maven.lock.json, sha256: "+strings.Repeat("b", 64)+"}")
+	s, err := ParseSpec([]byte(spec))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !s.Recipe.Maven.CompareUpstream {
+		t.Fatal("compareUpstream: true did not parse")
+	}
+	jarSHA, otherSHA := strings.Repeat("c", 64), strings.Repeat("d", 64)
+	res := &Result{
+		InputDigest: "sha256:" + h, Coordinate: s.Coordinate, SourceDigest: "sha256:" + h, BuilderImageDigest: testDigest,
+		Artifacts: []Artifact{{Name: "hello-1.0.jar", Digest: "sha256:" + jarSHA}, {Name: "hello-1.0.pom", Digest: "sha256:" + jarSHA}},
+		Upstream: &UpstreamResult{Coordinate: s.Coordinate, Official: map[string]string{"hello-1.0.jar": "sha256:" + jarSHA, "hello-1.0.pom": "sha256:" + otherSHA},
+			Diff: &DiffResult{Artifacts: []ArtifactDiff{
+				{Name: "hello-1.0.jar", DigestA: "sha256:" + jarSHA, DigestB: "sha256:" + jarSHA},
+				{Name: "hello-1.0.pom", DigestA: "sha256:" + jarSHA, DigestB: "sha256:" + otherSHA},
+			}}},
+	}
+	_, prov, err := Provenance(s, res, "urn:test", time.Unix(1, 0), time.Unix(2, 0))
+	if err != nil {
+		t.Fatal(err)
+	}
+	deps := map[string]string{}
+	for _, d := range prov.BuildDefinition.ResolvedDependencies {
+		deps[d.Uri] = d.Digest["sha256"]
+	}
+	if deps["pkg:maven/org.example/hello@1.0?classifier=source-release&type=zip"] != h || deps["maven.lock.json"] != strings.Repeat("b", 64) {
+		t.Fatalf("resolved dependencies %v lack the source release or the lock", deps)
+	}
+	bp := prov.RunDetails.Byproducts
+	if len(bp) != 2 {
+		t.Fatalf("%d byproducts, want the official jar and pom", len(bp))
+	}
+	for _, b := range bp {
+		match := b.Annotations.AsMap()["matchesBuild"]
+		switch b.Name {
+		case "hello-1.0.jar":
+			if b.Digest["sha256"] != jarSHA || match != true {
+				t.Errorf("jar byproduct %v, want the official digest and a match", b)
+			}
+		case "hello-1.0.pom":
+			if b.Digest["sha256"] != otherSHA || match != false {
+				t.Errorf("pom byproduct %v, want the official digest and no match", b)
+			}
+		}
+	}
+	if _, err := ParseSpec([]byte(edit(t, spec, "compareUpstream: true", "compareUpstream: yes please"))); err == nil || !strings.Contains(err.Error(), "true or false") {
+		t.Fatalf("got %v, want a refusal of a non-boolean", err)
+	}
 }
