@@ -42,8 +42,10 @@ type Artifact struct {
 
 // Result is what a build produced.
 type Result struct {
-	InputDigest string     `json:"inputDigest"`
-	Artifacts   []Artifact `json:"artifacts"`
+	InputDigest string `json:"inputDigest"`
+	// Coordinate is the spec's coordinate.
+	Coordinate string     `json:"coordinate,omitempty"`
+	Artifacts  []Artifact `json:"artifacts"`
 	// SourceDigest and BuilderImageDigest are what the build resolved
 	// and used, for the provenance's resolvedDependencies.
 	SourceDigest       string `json:"sourceDigest"`
@@ -79,4 +81,12 @@ type BuildOptions struct {
 	// with anyone); the field is kept for builders that could cache
 	// safely, and for callers that set it.
 	NoCache bool
+	// MavenRepository is the Maven repository a locked Maven build fetches
+	// the lock's files from; when empty, [MavenRepository] reads it from
+	// the machine's Maven configuration.
+	MavenRepository string
+	// MavenCache keeps fetched Maven files by sha256 between builds
+	// ([MavenRepoCacheDir] when empty, "-" for none). A speed-up only:
+	// every file is hashed again before a build sees it.
+	MavenCache string
 }

@@ -127,6 +127,7 @@ Exit codes: 0 ok, 1 verification failed, 2 usage error or bad input.`,
 			buildCommand(),
 			diffCommand(),
 			imageCommand(),
+			lockCommand(), compareCommand(),
 		},
 	}
 	for _, c := range app.Commands {
