@@ -111,7 +111,7 @@ Examples:
 			if full, ok := predicateAliases[ptype]; ok {
 				ptype = full
 			}
-			if isProofBundle(data) {
+			if publish.IsProofBundle(data) {
 				return verifyProof(c, artifact, bundlePath, data, keys, ptype)
 			}
 			if c.String("policy") != "" {
@@ -173,10 +173,6 @@ func verifyProof(c *cli.Context, artifact, bundlePath string, data []byte, keys 
 		}
 		cosigners = append(cosigners, v)
 	}
-	if len(cosigners) == 0 && !c.Bool("allow-unwitnessed") {
-		return inputErr(fmt.Errorf("%s is a proof bundle: --cosigner-key is needed to check that its checkpoint is final", bundlePath),
-			"pass the build nodes' note keys (--cosigner-key node-a.note.pub ...), or --allow-unwitnessed to trust the log's signature alone")
-	}
 	trust, err := policy.NewTrust(policy.TrustOptions{
 		Origin: c.String("origin"), LogVerifiers: []note.Verifier{logVerifier},
 		Cosigners: cosigners, CosignThreshold: c.Int("cosign-threshold"),
@@ -192,6 +188,10 @@ func verifyProofTrust(c *cli.Context, artifact, bundlePath string, pb *publish.P
 	ev, err := publish.VerifyProof(c.Context, attest.FileArtifact(artifact), pb, trust, publish.ProofOptions{
 		PredicateType: ptype, AllowUnwitnessed: c.Bool("allow-unwitnessed"),
 	})
+	if errors.Is(err, publish.ErrUnwitnessed) {
+		return inputErr(fmt.Errorf("%s is a proof bundle: %w", bundlePath, trimPrefix(err, "publish: ")),
+			"pass the build nodes' note keys (--cosigner-key node-a.note.pub ...), or --allow-unwitnessed to trust the log's signature alone")
+	}
 	if err := verifyErr(artifact, err); err != nil {
 		return err
 	}
@@ -256,11 +256,6 @@ func readNoteVerifier(path string, parse func(string) (note.Verifier, error)) (n
 func readBundleFile(ctx context.Context, path string) ([]byte, error) {
 	return readFile(ctx, path, "bundle", maxBundleFileSize,
 		"make one with 'pyrsia-build attest' or 'pyrsia-build log proof', or name it with --bundle")
-}
-
-// isProofBundle tells a proof bundle from a Sigstore bundle by its media type.
-func isProofBundle(data []byte) bool {
-	return publish.IsProofBundle(data)
 }
 
 func verifyHint(err error) string {
