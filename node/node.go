@@ -187,10 +187,19 @@ func New(ctx context.Context, o Options) (n *Node, err error) {
 		return nil, err
 	}
 	n.closers = append(n.closers, n.raft.Close)
-	if n.gossip, err = quorum.NewGossip(ctx, quorum.GossipOptions{Host: n.host, Network: n.network, Logger: n.log}); err != nil {
+	// Gossip lives until close, not until ctx (the caller's ctx may be
+	// the one that ends Run): a router stopped by its context first fails
+	// the topics' Close.
+	gctx, gcancel := context.WithCancel(context.WithoutCancel(ctx))
+	if n.gossip, err = quorum.NewGossip(gctx, quorum.GossipOptions{Host: n.host, Network: n.network, Logger: n.log}); err != nil {
+		gcancel()
 		return nil, err
 	}
-	n.closers = append(n.closers, n.gossip.Close)
+	n.closers = append(n.closers, func() error {
+		err := n.gossip.Close()
+		gcancel()
+		return err
+	})
 	if err := quorum.Bootstrap(ctx, n.host, o.Bootstrap); err != nil {
 		n.log.WarnContext(ctx, "some bootstrap peers are unreachable; continuing", "err", err)
 	}
