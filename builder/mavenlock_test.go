@@ -353,3 +353,42 @@ sourceDateEpoch: 1700000000
 		t.Fatalf("got %v, want an error naming recipe.maven", err)
 	}
 }
+
+// TestRecorder: the resolve phase's mirror forwards to the repository,
+// records artifact files with their sha256, not metadata or checksums, and
+// refuses what is not a repository path.
+func TestRecorder(t *testing.T) {
+	jar := []byte("jar")
+	_, url := newRepo(t, map[string][]byte{
+		"org/x/lib/1.0/lib-1.0.jar":      jar,
+		"org/x/lib/1.0/lib-1.0.jar.sha1": []byte("abc"),
+		"org/x/lib/maven-metadata.xml":   []byte("<metadata/>"),
+	})
+	rec := &recorder{client: newRepoClient(url), files: map[string]string{}}
+	srv := httptest.NewServer(rec)
+	defer srv.Close()
+	for path, want := range map[string]int{
+		"/org/x/lib/1.0/lib-1.0.jar":      200,
+		"/org/x/lib/1.0/lib-1.0.jar.sha1": 200,
+		"/org/x/lib/maven-metadata.xml":   200,
+		"/org/x/lib/1.0/lib-1.0.pom":      404,
+		"/org/x/../../etc/passwd":         400,
+	} {
+		resp, err := http.Get(srv.URL + path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != want {
+			t.Errorf("%s: HTTP %d, want %d", path, resp.StatusCode, want)
+		}
+		if path == "/org/x/lib/1.0/lib-1.0.jar" && !bytes.Equal(body, jar) {
+			t.Errorf("the jar came through as %q", body)
+		}
+	}
+	l := rec.lock()
+	if len(l.Files) != 1 || l.Files[0].Path() != "org/x/lib/1.0/lib-1.0.jar" || l.Files[0].SHA256 != sha(jar) {
+		t.Fatalf("lock %+v, want just the jar", l.Files)
+	}
+}
