@@ -176,3 +176,26 @@ func FuzzParseStatement(f *testing.F) {
 		}
 	})
 }
+
+// FuzzParsePublicKey feeds key files from outside: one PEM block and
+// nothing else, or an error; never a panic.
+func FuzzParsePublicKey(f *testing.F) {
+	for _, name := range []string{"cosign.pub", "pyrsia.pub"} {
+		b := readTestdata(f, name)
+		f.Add(b)
+		f.Add(append(append([]byte(nil), b...), b...))
+		f.Add(append(append([]byte(nil), b...), "garbage"...))
+	}
+	f.Fuzz(func(t *testing.T, data []byte) {
+		k, err := attest.ParsePublicKey("k", data)
+		if err != nil {
+			if k != nil {
+				t.Fatal("a key with an error")
+			}
+			return
+		}
+		if k.ID == "" || k.Key() == nil {
+			t.Fatalf("key without id or key: %+v", k)
+		}
+	})
+}

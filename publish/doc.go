@@ -26,6 +26,19 @@
 // tree. ParseEntry rejects an entry of a kind it does not know with
 // [ErrUnknownKind], and a newer version with [ErrUnsupportedVersion], so
 // that readers that follow the log can tell "not for me" from "broken".
+// An entry's ecosystem and coordinate must be its spec's ([CheckLabels],
+// [ErrLabelMismatch]), and its envelopes in-toto ones, so that genuine
+// attestations cannot be put under another name.
+//
+// # Verification
+//
+// A [policy.Trust] (from a network policy, or keys given one by one) is the
+// trust root. [VerifyEntry] checks that an entry certifies itself under it
+// (a majority of distinct build-node keys signed in-toto statements that
+// bind exactly the entry's spec and subjects): a Raft FSM runs it before it
+// applies an entry. [VerifyProof] checks an artifact against a proof
+// bundle: the checkpoint is final, the entry is in it, [VerifyEntry], and
+// the artifact's digest is an agreed subject.
 //
 // # Proof bundles
 //

@@ -7,9 +7,10 @@ import (
 	"errors"
 	"fmt"
 	"math/bits"
-	"strconv"
 	"strings"
 	"unicode/utf8"
+
+	"github.com/pyrsia/pyrsia-build/publish/witness"
 )
 
 // ProofBundleMediaType is the media type of a proof bundle, its "mediaType"
@@ -22,8 +23,9 @@ const (
 	// needs no more.
 	MaxProofHashes = 64
 	// MaxCheckpointSize bounds the checkpoint note with its signatures
-	// and cosignatures.
-	MaxCheckpointSize = 64 << 10
+	// and cosignatures: witness's limit, the one for checkpoints
+	// everywhere.
+	MaxCheckpointSize = witness.MaxCheckpointSize
 	// MaxProofBundleSize bounds the encoding of a proof bundle: an entry
 	// of MaxEntrySize in base64, a full proof and a checkpoint, with room
 	// to spare.
@@ -235,33 +237,23 @@ func InclusionProofLen(index, size uint64) int {
 	return inner + bits.OnesCount64(index>>inner)
 }
 
-// checkCheckpointShape checks that cp looks like a signed note of a C2SP
-// tlog-checkpoint for a tree of treeSize leaves: an origin line, the tree
-// size in decimal, more body lines, a blank line, and signature lines. It
+// checkCheckpointShape checks that cp is a signed note of a C2SP
+// tlog-checkpoint for a tree of treeSize leaves, with witness's parser. It
 // checks no signature.
 func checkCheckpointShape(cp string, treeSize uint64) error {
-	switch {
-	case cp == "":
+	if cp == "" {
 		return errors.New("publish: proof bundle: missing checkpoint")
-	case len(cp) > MaxCheckpointSize:
-		return fmt.Errorf("publish: proof bundle: checkpoint is %d bytes, over the %d byte limit", len(cp), MaxCheckpointSize)
-	case !strings.HasSuffix(cp, "\n"):
-		return errors.New("publish: proof bundle: checkpoint does not end with a newline (not a signed note?)")
 	}
-	body, sigs, ok := strings.Cut(cp, "\n\n")
-	if !ok || sigs == "" {
-		return errors.New("publish: proof bundle: checkpoint has no signature lines (not a signed note?)")
+	n, err := witness.OpenUnverified([]byte(cp))
+	if err != nil {
+		return fmt.Errorf("publish: proof bundle: checkpoint: %s", strings.TrimPrefix(err.Error(), "witness: "))
 	}
-	lines := strings.Split(body, "\n")
-	if len(lines) < 3 || lines[0] == "" {
-		return errors.New("publish: proof bundle: checkpoint body is not origin, tree size and root hash lines")
+	c, err := witness.ParseCheckpointText([]byte(n.Text))
+	if err != nil {
+		return fmt.Errorf("publish: proof bundle: checkpoint: %s", strings.TrimPrefix(err.Error(), "witness: "))
 	}
-	size, err := strconv.ParseUint(lines[1], 10, 64)
-	if err != nil || strconv.FormatUint(size, 10) != lines[1] {
-		return fmt.Errorf("publish: proof bundle: checkpoint's second line %q is not a tree size", truncate(lines[1]))
-	}
-	if size != treeSize {
-		return fmt.Errorf("publish: proof bundle: checkpoint is for a tree of size %d, the proof for size %d", size, treeSize)
+	if c.Size != treeSize {
+		return fmt.Errorf("publish: proof bundle: checkpoint is for a tree of size %d, the proof for size %d", c.Size, treeSize)
 	}
 	return nil
 }

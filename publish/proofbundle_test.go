@@ -181,6 +181,7 @@ func TestProofBundleErrors(t *testing.T) {
 		}
 	}
 	cp := func(s string) string { b, _ := json.Marshal(s); return string(b) }
+	root := base64.StdEncoding.EncodeToString(make([]byte, 32))
 	tests := []struct {
 		name  string
 		input func(t *testing.T) []byte
@@ -210,11 +211,13 @@ func TestProofBundleErrors(t *testing.T) {
 		{"unknown field", set("attestations", `[]`), `unknown field "attestations"`},
 		{"no checkpoint", set("checkpoint", `""`), "missing checkpoint"},
 		{"checkpoint no newline", set("checkpoint", cp(strings.TrimSuffix(l.checkpoint, "\n"))), "does not end with a newline"},
-		{"checkpoint unsigned", set("checkpoint", cp(testOrigin+"\n13\nAAAA\n")), "no signature lines"},
-		{"checkpoint short body", set("checkpoint", cp(testOrigin+"\n\n— x y\n")), "not origin, tree size and root hash lines"},
-		{"checkpoint bad size", set("checkpoint", cp(testOrigin+"\n013\nAAAA\n\n— x y\n")), `second line "013" is not a tree size`},
-		{"checkpoint other size", set("checkpoint", cp(testOrigin+"\n14\nAAAA\n\n— x y\n")), "checkpoint is for a tree of size 14, the proof for size 13"},
-		{"checkpoint huge", set("checkpoint", cp(strings.Repeat("x", MaxCheckpointSize)+"\n")), "checkpoint is 65537 bytes"},
+		{"checkpoint unsigned", set("checkpoint", cp(testOrigin+"\n13\nAAAA\n")), "no blank line between the text and the signature lines"},
+		{"checkpoint bad signature line", set("checkpoint", cp(testOrigin+"\n13\n"+root+"\n\n— x y\n")), `signature line 1 is not "— <name> <base64 key hash and signature>"`},
+		{"checkpoint short body", set("checkpoint", cp(testOrigin+"\n13\n\n— x AAAAAAAA\n")), "2 lines, want at least 3 (origin, size, root hash)"},
+		{"checkpoint bad size", set("checkpoint", cp(testOrigin+"\n013\n"+root+"\n\n— x AAAAAAAA\n")), `size "013" is not a decimal number`},
+		{"checkpoint bad root", set("checkpoint", cp(testOrigin+"\n13\nAAAA\n\n— x AAAAAAAA\n")), "root hash is 3 bytes, want 32"},
+		{"checkpoint other size", set("checkpoint", cp(testOrigin+"\n14\n"+root+"\n\n— x AAAAAAAA\n")), "checkpoint is for a tree of size 14, the proof for size 13"},
+		{"checkpoint huge", set("checkpoint", cp(strings.Repeat("x", MaxCheckpointSize)+"\n")), "checkpoint note is 65537 bytes, over the 65536 byte limit"},
 		{"trailing data", func(*testing.T) []byte { return append(slicesClone(good), `{}`...) }, "trailing data"},
 		{"two newlines", func(*testing.T) []byte { return append(slicesClone(good), "\n\n"...) }, "not in canonical form"},
 		{"reordered", set("checkpoint", cp(l.checkpoint)), "not in canonical form"}, // map order sorts keys

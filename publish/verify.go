@@ -19,6 +19,11 @@ import (
 )
 
 // ProofOptions configure [VerifyProof] beyond the [policy.Trust].
+// ErrUnwitnessed is returned by [VerifyProof] for a Trust without
+// Cosigners when [ProofOptions.AllowUnwitnessed] is not set, before
+// anything is read. Use errors.Is.
+var ErrUnwitnessed = errors.New("publish: no cosigner keys: a checkpoint signed only by the log is not final")
+
 type ProofOptions struct {
 	// PredicateType, if set, is required of every counted statement.
 	PredicateType string
@@ -164,7 +169,7 @@ func VerifyProof(ctx context.Context, a attest.Artifact, pb *ProofBundle, trust 
 		return nil, errors.New("publish: no build node keys to check the attestations with")
 	}
 	if len(trust.Cosigners) == 0 && !o.AllowUnwitnessed {
-		return nil, errors.New("publish: no cosigner keys: a checkpoint signed only by the log is not final")
+		return nil, ErrUnwitnessed
 	}
 	if pb == nil {
 		return nil, errors.New("publish: no proof bundle")

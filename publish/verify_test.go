@@ -14,6 +14,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -216,7 +217,7 @@ func TestVerifyProof(t *testing.T) {
 
 	unwitnessed := good
 	unwitnessed.trust.Cosigners = nil
-	if _, err := unwitnessed.verify(ctx); err == nil || !strings.Contains(err.Error(), "not final") {
+	if _, err := unwitnessed.verify(ctx); !errors.Is(err, publish.ErrUnwitnessed) {
 		t.Fatalf("no cosigners: got %v, want an error", err)
 	}
 	unwitnessed.opts.AllowUnwitnessed = true
@@ -397,4 +398,72 @@ func dropCosignature(t *testing.T, pb *publish.ProofBundle, name string) *publis
 	c := *pb
 	c.Checkpoint = strings.Join(kept, "")
 	return &c
+}
+
+// VerifyEntry is what a Raft FSM runs before applying an entry: no
+// artifact, no log.
+func TestVerifyEntry(t *testing.T) {
+	ctx := context.Background()
+	good := published(t, 2, "the jar")
+	trust, err := policy.NewTrust(good.trust)
+	if err != nil {
+		t.Fatal(err)
+	}
+	entry, err := good.pb.Entry()
+	if err != nil {
+		t.Fatal(err)
+	}
+	ev, err := publish.VerifyEntry(ctx, entry, trust)
+	if err != nil {
+		t.Fatalf("VerifyEntry: %v", err)
+	}
+	if len(ev.Signers) != 2 || ev.Signers[0].Name != "node-a" || ev.Signers[1].Name != "node-b" || len(ev.Signed) != 2 {
+		t.Fatalf("got signers %v, want node-a and node-b", ev.Signers)
+	}
+
+	signers, _ := nodeKeys(t)
+	clone := func(f func(e *publish.Entry)) *publish.Entry {
+		c := *entry
+		c.Envelopes = slices.Clone(entry.Envelopes)
+		f(&c)
+		return &c
+	}
+	minority, _ := published(t, 1, "the jar").pb.Entry()
+	for _, tc := range []struct {
+		name  string
+		entry *publish.Entry
+		step  string
+		want  string
+	}{
+		// Defect 2, past ParseEntry: an Entry made in memory.
+		{"relabelled coordinate", clone(func(e *publish.Entry) { e.Coordinate = "org.victim:core:9.9" }), "entry",
+			`the entry says coordinate "org.victim:core:9.9", its spec "org.example:hello:1.0"`},
+		{"relabelled ecosystem", clone(func(e *publish.Entry) { e.Ecosystem = "oci" }), "entry", `the entry says ecosystem "oci", its spec "maven"`},
+		// Defect 4, past ParseEntry.
+		{"another payload type", clone(func(e *publish.Entry) {
+			for i, env := range e.Envelopes {
+				for _, s := range signers {
+					re, err := s.SignEnvelope("application/vnd.unrelated+json", env.GetPayload())
+					if err != nil {
+						t.Fatal(err)
+					}
+					if len(attest.VerifyEnvelope(re, good.trust.BuildKeys)) > 0 && slices.ContainsFunc(attest.VerifyEnvelope(env, good.trust.BuildKeys), func(k *attest.PublicKey) bool {
+						return len(attest.VerifyEnvelope(re, []*attest.PublicKey{k})) > 0
+					}) {
+						e.Envelopes[i] = re
+					}
+				}
+			}
+		}), "signature", `signed by 0 of the 3 keys (none), 2 needed; 2 envelopes are not counted: their payload type is not "application/vnd.in-toto+json"`},
+		{"minority", minority, "signature", "signed by 1 of the 3 keys (node-a), 2 needed"},
+		{"input digest not the spec's", clone(func(e *publish.Entry) { e.InputDigest = "sha256:" + strings.Repeat("0", 64) }), "entry", "is not the sha256 of its spec"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := publish.VerifyEntry(ctx, tc.entry, trust)
+			var ve *attest.VerificationError
+			if !errors.As(err, &ve) || ve.Step != tc.step || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("got %v, want a %s VerificationError containing %q", err, tc.step, tc.want)
+			}
+		})
+	}
 }

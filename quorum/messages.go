@@ -530,7 +530,8 @@ func checkVersion(b []byte, wantType string) error {
 		V    *json.RawMessage `json:"v"`
 		Type *string          `json:"type"`
 	}
-	if err := json.Unmarshal(b, &probe); err != nil {
+	// The first value only: decodeStrict reports trailing data.
+	if err := json.NewDecoder(bytes.NewReader(b)).Decode(&probe); err != nil {
 		return fmt.Errorf("not a JSON object: %w", err)
 	}
 	if probe.V == nil {

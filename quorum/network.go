@@ -7,6 +7,7 @@ import (
 
 	"github.com/libp2p/go-libp2p/core/peer"
 	"github.com/pyrsia/pyrsia-build/attest"
+	"github.com/pyrsia/pyrsia-build/publish/policy"
 )
 
 // Member is one build node of a network as this package needs it: its
@@ -39,8 +40,8 @@ type NetworkOptions struct {
 	// Members are the policy's build nodes; each needs a name, a peer id
 	// and a key.
 	Members []Member
-	// Requesters are the keys allowed to request builds. With none and
-	// Open false, only the build nodes' own keys may.
+	// Requesters are the keys allowed to request builds besides the
+	// build nodes' own keys, which always may (policy.MayRequest).
 	Requesters []*attest.PublicKey
 	// Open lets anyone with a key request builds.
 	Open bool
@@ -82,13 +83,51 @@ func NewNetwork(o NetworkOptions) (*Network, error) {
 		n.byName[m.Name] = i
 		n.byPeer[m.PeerID] = i
 	}
+	// As policy.MayRequest: the build nodes always may request builds.
+	for _, m := range n.members {
+		n.requesters[m.Key.ID] = m.Key
+	}
 	for _, k := range o.Requesters {
 		n.requesters[k.ID] = k
 	}
-	if len(o.Requesters) == 0 && !o.Open {
-		for _, m := range n.members {
-			n.requesters[m.Key.ID] = m.Key
+	return n, nil
+}
+
+// NetworkFromPolicy makes the Network of a network policy. Every build
+// node must have a peer id: a policy made from flags without them can
+// verify, but not run a network.
+func NetworkFromPolicy(p *policy.Policy) (*Network, error) {
+	if err := p.Validate(); err != nil {
+		return nil, fmt.Errorf("quorum: %w", err)
+	}
+	o := NetworkOptions{Digest: p.Digest(), Open: p.Open}
+	for i, n := range p.Nodes {
+		if n.PeerID == "" {
+			return nil, fmt.Errorf("quorum: policy: nodes[%d] (%q) has no peerId: add the node's libp2p peer id (pyrsia-build network add-node)", i, n.Name)
 		}
+		id, err := peer.Decode(n.PeerID)
+		if err != nil {
+			return nil, fmt.Errorf("quorum: policy: nodes[%d].peerId: %w", i, err)
+		}
+		k, err := attest.ParsePublicKey(n.Name, []byte(n.CosignKey))
+		if err != nil {
+			return nil, fmt.Errorf("quorum: policy: nodes[%d].cosignKey: %w", i, err)
+		}
+		o.Members = append(o.Members, Member{Name: n.Name, PeerID: id, Key: k})
+	}
+	for i, r := range p.Requesters {
+		k, err := attest.ParsePublicKey(fmt.Sprintf("requesters[%d]", i), []byte(r))
+		if err != nil {
+			return nil, fmt.Errorf("quorum: policy: requesters[%d]: %w", i, err)
+		}
+		o.Requesters = append(o.Requesters, k)
+	}
+	n, err := NewNetwork(o)
+	if err != nil {
+		return nil, err
+	}
+	if n.threshold != p.Threshold() {
+		return nil, fmt.Errorf("quorum: policy threshold %d, network threshold %d", p.Threshold(), n.threshold)
 	}
 	return n, nil
 }

@@ -3,55 +3,32 @@ package main
 import (
 	"context"
 	"errors"
-	"fmt"
 	"io/fs"
-	"os"
-	"path/filepath"
 
 	"github.com/pyrsia/pyrsia-build/attest"
 	"github.com/pyrsia/pyrsia-build/internal/fileread"
+	"github.com/pyrsia/pyrsia-build/internal/fsutil"
 	"github.com/pyrsia/pyrsia-build/publish"
 	"github.com/pyrsia/pyrsia-build/publish/tlog"
 	"github.com/pyrsia/pyrsia-build/publish/witness"
 )
 
-// writeFileAtomic replaces path with data, so that a crash or a full disk
-// never leaves a half-written file where a good one stood.
-func writeFileAtomic(path string, data []byte, perm fs.FileMode) (err error) {
-	fail := func(err error) error { return inputErr(fmt.Errorf("writing %s: %w", path, err)) }
-	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp*")
-	if err != nil {
-		return fail(err)
-	}
-	defer func() {
-		if err != nil {
-			tmp.Close()
-			os.Remove(tmp.Name())
-		}
-	}()
-	if _, err := tmp.Write(data); err != nil {
-		return fail(err)
-	}
-	if err := tmp.Chmod(perm); err != nil {
-		return fail(err)
-	}
-	if err := tmp.Sync(); err != nil {
-		return fail(err)
-	}
-	if err := tmp.Close(); err != nil {
-		return fail(err)
-	}
-	if err := os.Rename(tmp.Name(), path); err != nil {
-		return fail(err)
+// writeFileAtomic replaces path with data durably ([fsutil.WriteFileAtomic]),
+// so that a crash or a full disk never leaves a half-written file where a
+// good one stood. Errors are bad input (exit 2).
+func writeFileAtomic(path string, data []byte, perm fs.FileMode) error {
+	if err := fsutil.WriteFileAtomic(path, data, perm); err != nil {
+		return inputErr(err)
 	}
 	return nil
 }
 
 // Size limits of the files the commands read, by kind.
 const (
-	maxKeyFileSize        = 64 << 10          // a PEM or note key
-	maxSpecFileSize       = 1 << 20           // a build spec (builder's limit)
-	maxEntryFileSize      = tlog.MaxEntrySize // a log entry
+	maxKeyFileSize        = attest.MaxPublicKeySize // a PEM key, public or private
+	maxNoteKeyFileSize    = witness.MaxKeyFileSize  // a note key
+	maxSpecFileSize       = 1 << 20                 // a build spec (builder's limit)
+	maxEntryFileSize      = tlog.MaxEntrySize       // a log entry
 	maxCheckpointFileSize = witness.MaxCheckpointSize
 )
 
@@ -83,14 +60,14 @@ func checkFile(path, what string, limit int64) error {
 
 // readSignerKeyFile and readVerifierKeyFile read note keys, checked first.
 func readSignerKeyFile(path string) (string, error) {
-	if err := fileread.Check(path, "note key", maxKeyFileSize); err != nil {
+	if err := fileread.Check(path, "note key", maxNoteKeyFileSize); err != nil {
 		return "", err
 	}
 	return witness.ReadSignerKeyFile(path)
 }
 
 func readVerifierKeyFile(path string) (string, error) {
-	if err := fileread.Check(path, "note key", maxKeyFileSize); err != nil {
+	if err := fileread.Check(path, "note key", maxNoteKeyFileSize); err != nil {
 		return "", err
 	}
 	return witness.ReadVerifierKeyFile(path)

@@ -84,8 +84,8 @@ func openDirSource(ctx context.Context, dir, origin string, stderr io.Writer) (*
 	cpPath := filepath.Join(dir, "checkpoint")
 	b, err := fileread.ReadFile(ctx, cpPath, "checkpoint", maxCheckpointFileSize)
 	if errors.Is(err, fs.ErrNotExist) {
-		return nil, inputErr(fmt.Errorf("%s holds no checkpoint: it is not a log folder, or nothing was published in it yet", dir),
-			"check --dir; 'pyrsia-build log append' appends entries and publishes a checkpoint")
+		return nil, inputErr(fmt.Errorf("%s holds no checkpoint: it is not a log folder, or no checkpoint was cosigned by a majority of its cosigners yet", dir),
+			"check --dir; 'pyrsia-build log append' appends entries and publishes a checkpoint once a majority of its --cosigner cosigned it")
 	}
 	if err != nil {
 		return nil, inputErr(fmt.Errorf("reading checkpoint: %w", err))

@@ -387,8 +387,7 @@ func truncate(s string) string {
 	return s[:80] + "..."
 }
 
-// canonical is the canonical JSON form: fields in the order of their
-// names, so that the encoding is JSON with sorted keys.
+// canonical is what Marshal encodes, in attest.CanonicalJSON's form.
 type canonical struct {
 	Name       string          `json:"name"`
 	Nodes      []canonicalNode `json:"nodes"`
@@ -421,13 +420,16 @@ func (p *Policy) Marshal() ([]byte, error) {
 		c.Requesters = append(c.Requesters, canonicalPEM(r))
 	}
 	slices.Sort(c.Requesters)
-	var buf bytes.Buffer
-	enc := json.NewEncoder(&buf)
-	enc.SetEscapeHTML(false)
-	if err := enc.Encode(c); err != nil {
+	b, err := json.Marshal(c)
+	if err != nil {
 		return nil, fmt.Errorf("policy: encoding: %w", err)
 	}
-	return bytes.TrimSuffix(buf.Bytes(), []byte("\n")), nil
+	// The one canonical-JSON encoder of the project.
+	b, err = attest.CanonicalJSON(b)
+	if err != nil {
+		return nil, fmt.Errorf("policy: encoding: %w", err)
+	}
+	return b, nil
 }
 
 // canonicalPEM re-encodes a validated PEM key.
@@ -469,4 +471,39 @@ func (p *Policy) NodeByPeerID(id string) (Node, bool) {
 		return Node{}, false
 	}
 	return p.Nodes[i], true
+}
+
+// AddNode adds a build node to p and validates the result; on an error p is
+// unchanged. It is what `network add-node` does.
+func (p *Policy) AddNode(n Node) error {
+	p.Nodes = append(p.Nodes, n)
+	if err := p.Validate(); err != nil {
+		p.Nodes = p.Nodes[:len(p.Nodes)-1]
+		return err
+	}
+	return nil
+}
+
+// MayRequest reports whether the holder of key may request builds: anyone
+// in an open network, else a listed requester or a build node. It returns
+// the name the requester goes by: the node's name, "requesters[i]", or
+// "anyone".
+func (p *Policy) MayRequest(key *attest.PublicKey) (string, bool) {
+	if key == nil {
+		return "", false
+	}
+	for _, n := range p.Nodes {
+		if k, err := attest.ParsePublicKey(n.Name, []byte(n.CosignKey)); err == nil && k.ID == key.ID {
+			return n.Name, true
+		}
+	}
+	for i, r := range p.Requesters {
+		if k, err := attest.ParsePublicKey("", []byte(r)); err == nil && k.ID == key.ID {
+			return fmt.Sprintf("requesters[%d]", i), true
+		}
+	}
+	if p.Open {
+		return "anyone", true
+	}
+	return "", false
 }

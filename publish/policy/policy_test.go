@@ -11,6 +11,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/pyrsia/pyrsia-build/attest"
 	"github.com/pyrsia/pyrsia-build/publish/policy"
 	"golang.org/x/mod/sumdb/note"
 )
@@ -240,4 +241,59 @@ func FuzzParse(f *testing.F) {
 			t.Fatalf("Trust: %d keys, threshold %d, for %d nodes", len(tr.BuildKeys), tr.BuildThreshold, len(p.Nodes))
 		}
 	})
+}
+
+func TestAddNode(t *testing.T) {
+	p, err := policy.Parse(readTestdata(t, "valid-three-nodes.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	before := p.Digest()
+	dup := p.Nodes[0]
+	dup.Name = "node-d"
+	if err := p.AddNode(dup); err == nil || len(p.Nodes) != 3 || p.Digest() != before {
+		t.Fatalf("AddNode of a node with node-a's keys: got %v, %d nodes, want an error and no change", err, len(p.Nodes))
+	}
+	solo, err := policy.Parse(readTestdata(t, "valid-one-node-open.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := solo.Nodes[0]
+	n.NoteKey = sameKeyOtherName(t, p.Nodes[0].NoteKey, "x")
+	if err := p.AddNode(n); err == nil || !strings.Contains(err.Error(), "nodes[3] (solo).noteKey: the same key as that of nodes[0]") {
+		t.Fatalf("AddNode with node-a's note key: got %v", err)
+	}
+	n.NoteKey = ""
+	if err := p.AddNode(n); err == nil {
+		t.Fatal("AddNode with no note key: got no error")
+	}
+}
+
+func TestMayRequest(t *testing.T) {
+	p, err := policy.Parse(readTestdata(t, "valid-three-nodes.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	key := func(pemText string) *attest.PublicKey {
+		k, err := attest.ParsePublicKey("k", []byte(pemText))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return k
+	}
+	solo, _ := policy.Parse(readTestdata(t, "valid-one-node-open.json"))
+	stranger := key(solo.Nodes[0].CosignKey)
+	if name, ok := p.MayRequest(key(p.Nodes[1].CosignKey)); !ok || name != "node-b" {
+		t.Errorf("node-b: got %q, %v", name, ok)
+	}
+	if name, ok := p.MayRequest(key(p.Requesters[0])); !ok || name != "requesters[0]" {
+		t.Errorf("requester: got %q, %v", name, ok)
+	}
+	if _, ok := p.MayRequest(stranger); ok {
+		t.Error("a stranger may request in a closed network")
+	}
+	p.Open = true
+	if name, ok := p.MayRequest(stranger); !ok || name != "anyone" {
+		t.Errorf("stranger in an open network: got %q, %v", name, ok)
+	}
 }

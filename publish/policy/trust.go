@@ -196,3 +196,11 @@ func (t *Trust) VerifyCheckpoint(noteBytes []byte) (*log.Checkpoint, []string, e
 	}
 	return witness.VerifyFinal(noteBytes, t.Origin, t.LogVerifiers, t.Cosigners, t.CosignThreshold)
 }
+
+// CosignerOptions returns the options of a [witness.Cosigner] that cosigns
+// this network's checkpoints with signer (the node's cosignature/v1
+// signer), keeping its state in stateDir: any of t's log keys may have
+// signed a checkpoint, and its origin is t's.
+func (t *Trust) CosignerOptions(signer note.Signer, stateDir string) witness.CosignerOptions {
+	return witness.CosignerOptions{Signer: signer, Origin: t.Origin, LogVerifiers: t.LogVerifiers, StateDir: stateDir}
+}

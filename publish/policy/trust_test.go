@@ -2,12 +2,16 @@ package policy_test
 
 import (
 	"bytes"
+	"context"
+	"errors"
 	"strings"
 	"testing"
 
 	"github.com/pyrsia/pyrsia-build/attest"
 	"github.com/pyrsia/pyrsia-build/publish/policy"
 	"github.com/pyrsia/pyrsia-build/publish/witness"
+	"github.com/transparency-dev/formats/log"
+	"github.com/transparency-dev/merkle/rfc6962"
 	"golang.org/x/mod/sumdb/note"
 )
 
@@ -134,4 +138,64 @@ func TestPublicKeyWithPlus(t *testing.T) {
 		return
 	}
 	t.Skip("no key with '+' in its base64 among the seeds")
+}
+
+// In a network any build node signs checkpoints and every one cosigns them:
+// a cosigner from the policy's Trust accepts a checkpoint signed by another
+// node, and VerifyCheckpoint finds it final once a majority cosigned.
+func TestNetworkCheckpoint(t *testing.T) {
+	// Keys for three nodes, with their private halves.
+	var nodes []policy.Node
+	var skeys []string
+	base := testPolicy(t)
+	for i, name := range []string{"node-a", "node-b", "node-c"} {
+		skey, vkey, err := note.GenerateKey(bytes.NewReader(bytes.Repeat([]byte{byte(40 + i)}, 32)), name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		n := base.Nodes[i]
+		n.NoteKey = vkey
+		nodes, skeys = append(nodes, n), append(skeys, skey)
+	}
+	p := &policy.Policy{Version: 1, Name: "example.org/net", Nodes: nodes}
+	tr, err := p.Trust()
+	if err != nil {
+		t.Fatal(err)
+	}
+	// node-b signs the checkpoint as the log.
+	logSigner, err := witness.NewLogSigner(skeys[1])
+	if err != nil {
+		t.Fatal(err)
+	}
+	cp, err := witness.SignCheckpoint(logSigner, log.Checkpoint{Origin: p.Name, Size: 0, Hash: rfc6962.DefaultHasher.EmptyRoot()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var sigs []note.Signature
+	for i := range 2 { // node-a and node-b cosign
+		cs, err := witness.NewCosignatureSigner(skeys[i])
+		if err != nil {
+			t.Fatal(err)
+		}
+		c, err := witness.NewCosigner(tr.CosignerOptions(cs, t.TempDir()))
+		if err != nil {
+			t.Fatal(err)
+		}
+		sig, err := c.Cosign(context.Background(), cp, nil)
+		if err != nil {
+			t.Fatalf("%s: %v", nodes[i].Name, err)
+		}
+		sigs = append(sigs, sig)
+	}
+	if _, _, err := tr.VerifyCheckpoint(cp); !errors.Is(err, witness.ErrNotFinal) {
+		t.Fatalf("without cosignatures: got %v, want not final", err)
+	}
+	final, err := witness.AddSignatures(cp, sigs...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, names, err := tr.VerifyCheckpoint(final)
+	if err != nil || got.Size != 0 || len(names) != 2 {
+		t.Fatalf("got %v, %q, %v, want final, cosigned by node-a and node-b", got, names, err)
+	}
 }

@@ -126,8 +126,6 @@ func parseBundle(data []byte, want int) ([][]byte, error) {
 // tileStore reads and writes tile files in a log's FS.
 type tileStore struct{ fsys FS }
 
-func (s tileStore) path(id TileID) string { return id.Path() }
-
 func (s tileStore) read(id TileID) ([]byte, error) { return s.fsys.ReadFile(id.Path()) }
 
 // write stores a tile. A full tile replaces its partial versions, which are

@@ -35,11 +35,6 @@ const walHeaderSize = 16
 
 var crcTable = crc32.MakeTable(crc32.Castagnoli)
 
-type walRecord struct {
-	index uint64
-	data  []byte
-}
-
 func appendWALRecord(buf []byte, index uint64, data []byte) []byte {
 	var h [walHeaderSize]byte
 	binary.BigEndian.PutUint32(h[0:], uint32(len(data)))

@@ -153,9 +153,33 @@ func openNote(noteBytes []byte, known note.Verifiers) (*note.Note, error) {
 		if errors.As(err, &unverified) || errors.As(err, &invalid) {
 			return nil, err
 		}
-		return nil, fmt.Errorf("witness: not a signed note: %w", err)
+		return nil, fmt.Errorf("witness: not a signed note: %s", explainNote(noteBytes, err))
 	}
 	return n, nil
+}
+
+// explainNote says why note.Open found a note malformed, which it does not.
+func explainNote(b []byte, err error) string {
+	s := string(b)
+	text, sigs, ok := strings.Cut(s, "\n\n")
+	switch {
+	case !strings.HasSuffix(s, "\n"):
+		return "does not end with a newline"
+	case !ok:
+		return "no blank line between the text and the signature lines"
+	case sigs == "" || strings.HasPrefix(sigs, "\n"):
+		return "no signature lines after the blank line"
+	case strings.Contains(text, "\n\n"):
+		return "an empty line in the text"
+	}
+	for i, line := range strings.Split(strings.TrimSuffix(sigs, "\n"), "\n") {
+		name, b64, ok := strings.Cut(strings.TrimPrefix(line, "— "), " ")
+		raw, derr := base64.StdEncoding.DecodeString(b64)
+		if !strings.HasPrefix(line, "— ") || !ok || name == "" || derr != nil || len(raw) < 5 {
+			return fmt.Sprintf("signature line %d is not \"— <name> <base64 key hash and signature>\"", i+1)
+		}
+	}
+	return err.Error()
 }
 
 // ParseCheckpointText parses the text of a checkpoint note: the origin, the

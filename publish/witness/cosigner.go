@@ -13,6 +13,7 @@ import (
 	"sync"
 
 	"github.com/pyrsia/pyrsia-build/attest"
+	"github.com/pyrsia/pyrsia-build/internal/fsutil"
 	"github.com/transparency-dev/formats/log"
 	"github.com/transparency-dev/merkle/proof"
 	"github.com/transparency-dev/merkle/rfc6962"
@@ -65,15 +66,21 @@ func (e *ForkError) Error() string {
 func (e *ForkError) Unwrap() error { return ErrFork }
 
 // ConflictError says that the checkpoint offered is smaller than the one
-// last cosigned. Latest is the size to extend from, what a C2SP
-// tlog-witness sends back with "409 Conflict".
+// last cosigned, or (from [Cosigner.AddCheckpoint]) that the old size given
+// is not the size of the one last cosigned. Latest is the size to extend
+// from, what a C2SP tlog-witness sends back with "409 Conflict".
 type ConflictError struct {
 	Origin  string
 	Latest  uint64 // size of the checkpoint last cosigned
 	Offered uint64 // size of the checkpoint offered
+	OldSize uint64 // the old size the submitter gave, for AddCheckpoint
 }
 
 func (e *ConflictError) Error() string {
+	if e.Offered >= e.Latest {
+		return fmt.Sprintf("witness: checkpoint of %q: old size %d is not the size last cosigned, %d (send a consistency proof from size %d)",
+			truncate(e.Origin), e.OldSize, e.Latest, e.Latest)
+	}
 	return fmt.Sprintf("witness: checkpoint of %q at size %d is behind the one last cosigned at size %d (the submitter is stale: send a checkpoint of at least size %d)",
 		truncate(e.Origin), e.Offered, e.Latest, e.Latest)
 }
@@ -138,6 +145,10 @@ type CosignerOptions struct {
 	Origin string
 	// LogVerifier checks the log's signature on checkpoints.
 	LogVerifier note.Verifier
+	// LogVerifiers are more keys that may sign the log's checkpoints (in
+	// a network, every build node's): a checkpoint signed by any of
+	// LogVerifier and LogVerifiers is accepted. LogVerifier may then be nil.
+	LogVerifiers []note.Verifier
 	// StateDir holds the last cosigned checkpoint, in the file [StateFile].
 	// It is created if missing.
 	StateDir string
@@ -148,6 +159,7 @@ type CosignerOptions struct {
 // at a time.
 type Cosigner struct {
 	opts CosignerOptions
+	logs []note.Verifier // LogVerifier and LogVerifiers
 
 	mu        sync.Mutex
 	last      []byte          // signed note of the last cosigned checkpoint, nil if none
@@ -166,7 +178,7 @@ func NewCosigner(opts CosignerOptions) (*Cosigner, error) {
 		return nil, errors.New("witness: cosigner: no signer given")
 	case opts.Origin == "":
 		return nil, errors.New("witness: cosigner: no log origin given")
-	case opts.LogVerifier == nil:
+	case opts.LogVerifier == nil && len(opts.LogVerifiers) == 0:
 		return nil, errors.New("witness: cosigner: no log verifier given")
 	case opts.StateDir == "":
 		return nil, errors.New("witness: cosigner: no state directory given")
@@ -175,6 +187,15 @@ func NewCosigner(opts CosignerOptions) (*Cosigner, error) {
 		return nil, fmt.Errorf("witness: cosigner: creating state directory: %w", err)
 	}
 	c := &Cosigner{opts: opts, statePath: filepath.Join(opts.StateDir, StateFile)}
+	if opts.LogVerifier != nil {
+		c.logs = append(c.logs, opts.LogVerifier)
+	}
+	for _, v := range opts.LogVerifiers {
+		if v == nil {
+			return nil, errors.New("witness: cosigner: nil log verifier")
+		}
+		c.logs = append(c.logs, v)
+	}
 	b, err := attest.ReadFileLimited(c.statePath, MaxCheckpointSize)
 	if errors.Is(err, fs.ErrNotExist) {
 		return c, nil
@@ -182,7 +203,7 @@ func NewCosigner(opts CosignerOptions) (*Cosigner, error) {
 	if err != nil {
 		return nil, fmt.Errorf("witness: cosigner: reading state: %w", err)
 	}
-	cp, _, err := ParseCheckpoint(b, opts.Origin, opts.LogVerifier)
+	cp, _, err := ParseCheckpoint(b, opts.Origin, c.logs...)
 	if err != nil {
 		return nil, fmt.Errorf("witness: cosigner: state file %s is corrupt or for another log (it is not reset automatically): %w", c.statePath, err)
 	}
@@ -209,7 +230,7 @@ func (c *Cosigner) Last() []byte {
 // src is only called when a proof is needed. The checkpoint is stored durably
 // before the cosignature is returned.
 func (c *Cosigner) Cosign(ctx context.Context, checkpointNote []byte, src ProofSource) (note.Signature, error) {
-	cp, n, err := ParseCheckpoint(checkpointNote, c.opts.Origin, c.opts.LogVerifier)
+	cp, n, err := ParseCheckpoint(checkpointNote, c.opts.Origin, c.logs...)
 	if err != nil {
 		return note.Signature{}, err
 	}
@@ -220,6 +241,71 @@ func (c *Cosigner) Cosign(ctx context.Context, checkpointNote []byte, src ProofS
 		return note.Signature{}, err
 	}
 
+	return c.cosignLocked(n, cp)
+}
+
+// AddCheckpoint is C2SP tlog-witness's add-checkpoint: checkpointNote must
+// be signed by the log, oldSize must be the size of the checkpoint last
+// cosigned (0 if none), and consistency the RFC 6962 proof from oldSize to
+// the checkpoint's size (empty from 0). It returns the cosignature once the
+// checkpoint is stored. Errors map to the protocol's answers: a
+// [*ConflictError] for an oldSize that is not the latest size (409, with
+// the size to use), a [*ForkError] for the same size with another root
+// (409, and the proof of a fork), a [*BadProofError] for a proof that does
+// not verify (422), [ErrOldSizeTooLarge] for an oldSize beyond the
+// checkpoint (400); a note the log did not sign is an error of
+// [ParseCheckpoint] (403).
+func (c *Cosigner) AddCheckpoint(ctx context.Context, oldSize uint64, consistency [][]byte, checkpointNote []byte) (note.Signature, error) {
+	cp, n, err := ParseCheckpoint(checkpointNote, c.opts.Origin, c.logs...)
+	if err != nil {
+		return note.Signature{}, err
+	}
+	if oldSize > cp.Size {
+		return note.Signature{}, fmt.Errorf("%w: old size %d, checkpoint size %d", ErrOldSizeTooLarge, oldSize, cp.Size)
+	}
+	if len(consistency) > 63 {
+		return note.Signature{}, &BadProofError{Origin: cp.Origin, OldSize: oldSize, NewSize: cp.Size, Err: fmt.Errorf("%d proof hashes, more than 63", len(consistency))}
+	}
+	if err := ctx.Err(); err != nil {
+		return note.Signature{}, err
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	var latest uint64
+	if c.lastCP != nil {
+		latest = c.lastCP.Size
+	}
+	if oldSize != latest {
+		return note.Signature{}, &ConflictError{Origin: cp.Origin, Latest: latest, Offered: cp.Size, OldSize: oldSize}
+	}
+	switch old := c.lastCP; {
+	case old == nil || oldSize == 0:
+		if len(consistency) != 0 {
+			return note.Signature{}, &BadProofError{Origin: cp.Origin, OldSize: 0, NewSize: cp.Size, Err: errors.New("a proof from size 0 must be empty")}
+		}
+	case cp.Size == old.Size:
+		if !bytes.Equal(cp.Hash, old.Hash) {
+			return note.Signature{}, &ForkError{
+				Old: bytes.Clone(c.last), OldCheckpoint: *old,
+				New: bytes.Clone(checkpointNote), NewCheckpoint: *cp,
+				Reason: "same tree size, different root",
+			}
+		}
+	default:
+		if err := proof.VerifyConsistency(rfc6962.DefaultHasher, old.Size, cp.Size, consistency, old.Hash, cp.Hash); err != nil {
+			return note.Signature{}, &BadProofError{Origin: cp.Origin, OldSize: old.Size, NewSize: cp.Size, Err: err}
+		}
+	}
+	return c.cosignLocked(n, cp)
+}
+
+// ErrOldSizeTooLarge is returned (wrapped) by [Cosigner.AddCheckpoint] for
+// an old size beyond the checkpoint's size: a bad request. Use errors.Is.
+var ErrOldSizeTooLarge = errors.New("witness: old size is larger than the checkpoint's size")
+
+// cosignLocked cosigns n (whose body is cp), stores it and returns the
+// cosignature. c.mu must be held.
+func (c *Cosigner) cosignLocked(n *note.Note, cp *log.Checkpoint) (note.Signature, error) {
 	// Keep the note with the log signature and this cosignature as the
 	// state: the record of what this node vouched for.
 	raw, err := c.opts.Signer.Sign([]byte(n.Text))
@@ -236,7 +322,7 @@ func (c *Cosigner) Cosign(ctx context.Context, checkpointNote []byte, src ProofS
 	if err != nil {
 		return note.Signature{}, fmt.Errorf("witness: cosigning: %w", err)
 	}
-	if err := writeFileSync(c.statePath, signed); err != nil {
+	if err := fsutil.WriteFileAtomic(c.statePath, signed, 0o600); err != nil {
 		return note.Signature{}, fmt.Errorf("witness: cosigner: saving state: %w", err)
 	}
 	c.last, c.lastCP = signed, cp
@@ -279,39 +365,4 @@ func (c *Cosigner) checkExtends(ctx context.Context, newNote []byte, cp *log.Che
 		return &BadProofError{Origin: cp.Origin, OldSize: old.Size, NewSize: cp.Size, Err: err}
 	}
 	return nil
-}
-
-// writeFileSync replaces the file at path with data durably: it writes a
-// temporary file in the same directory, syncs it, renames it over path and
-// syncs the directory.
-func writeFileSync(path string, data []byte) (err error) {
-	dir := filepath.Dir(path)
-	f, err := os.CreateTemp(dir, "."+filepath.Base(path)+".tmp-*")
-	if err != nil {
-		return err
-	}
-	defer func() {
-		if err != nil {
-			f.Close()
-			os.Remove(f.Name())
-		}
-	}()
-	if _, err := f.Write(data); err != nil {
-		return err
-	}
-	if err := f.Sync(); err != nil {
-		return err
-	}
-	if err := f.Close(); err != nil {
-		return err
-	}
-	if err := os.Rename(f.Name(), path); err != nil {
-		return err
-	}
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	defer d.Close()
-	return d.Sync()
 }

@@ -21,12 +21,26 @@
 //     last one it cosigned: same size and same root, or a larger size and a
 //     consistency proof (fetched from a [ProofSource]) that verifies. It
 //     stores the new checkpoint durably and only then returns its cosignature.
-//     A checkpoint that does not extend the stored one is refused with a
-//     [*ForkError] that carries both signed notes: the evidence of a fork.
+//     A checkpoint that does not extend the stored one is refused, with the
+//     answers of C2SP tlog-witness: a smaller one with a [*ConflictError]
+//     (the submitter is stale: 409 Conflict), one whose consistency proof
+//     does not verify with a [*BadProofError] (422; the proof source is not
+//     trusted, so nothing is proven), and one of the same size with another
+//     root with a [*ForkError] that carries both notes signed by the log
+//     key: the proof of a fork. [CosignerClient] is the interface a log
+//     uses to ask a cosigner, local ([*Cosigner]) or remote;
+//     [Cosigner.AddCheckpoint] is the request of C2SP tlog-witness (an old
+//     size, a proof, a note) that a remote cosigner's server answers.
 //  3. The log gathers the cosignatures into the note with [AddSignatures].
 //  4. Anyone checks that a checkpoint is final with [VerifyFinal]: the log
 //     signature verifies and at least a threshold of the listed cosigners
-//     (by default [Threshold], an absolute majority) have cosigned it.
+//     (by default [Threshold], an absolute majority) have cosigned it. A
+//     cosignature does not cover its signer's name, so cosigners are
+//     counted by public key ([PublicKey], [Distinct]), never by name.
+//
+// Every checkpoint note from outside is decoded by [OpenUnverified] (for
+// [ParseCheckpoint]) within [MaxCheckpointSize], and its text parsed by
+// [ParseCheckpointText]: one parser, one limit.
 //
 // The first checkpoint a [Cosigner] sees is trusted on first use: with no
 // stored state there is nothing it could be checked against. The state file

@@ -155,7 +155,7 @@ func TestVerifyFinalOneKeyTwoNames(t *testing.T) {
 }
 
 // fixHash recomputes the key hash of a verifier key after its name changed.
-func fixHash(t *testing.T, vkey string) string {
+func fixHash(t testing.TB, vkey string) string {
 	t.Helper()
 	parts := strings.SplitN(vkey, "+", 3)
 	raw, err := base64.StdEncoding.DecodeString(parts[2])

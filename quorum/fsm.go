@@ -1,0 +1,402 @@
+package quorum
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"maps"
+	"sync"
+
+	"github.com/hashicorp/raft"
+)
+
+// CommandType is the first byte of every Raft log entry the FSM applies,
+// as in consul's FSM: it selects the apply function.
+type CommandType byte
+
+// Command types. New types get new numbers; numbers are never reused.
+const (
+	// CmdAppendEntry appends one publish log entry (publish.Entry bytes)
+	// to the node's log, after re-checking its quorum.
+	CmdAppendEntry CommandType = 1
+)
+
+// AppendEntryCommand encodes the command that appends entry.
+func AppendEntryCommand(entry []byte) []byte {
+	return append([]byte{byte(CmdAppendEntry)}, entry...)
+}
+
+// Checker re-verifies a log entry before the FSM applies it: the entry is
+// well-formed and carries a quorum of the policy's build nodes (their
+// attestations of the entry's spec and subjects, signatures checked
+// against the policy), so that a faulty leader cannot slip in an entry the
+// nodes did not agree on. It returns the entry's input digest. It must be
+// deterministic: every node checks every entry and must come to the same
+// answer. publish.VerifyEntry with the policy does this.
+type Checker interface {
+	CheckEntry(entry []byte) (inputDigest string, err error)
+}
+
+// CheckerFunc adapts a function to [Checker].
+type CheckerFunc func(entry []byte) (string, error)
+
+// CheckEntry implements [Checker].
+func (f CheckerFunc) CheckEntry(entry []byte) (string, error) { return f(entry) }
+
+// Applier is the node's log, as the FSM appends to it (tlog.Log is one).
+//
+// Size returns the number of entries durably in the log. Append adds an
+// entry at index Size() and returns its index once it is durable. The FSM
+// calls them from one goroutine.
+//
+// Raft replays committed entries after a restart (all of them, or those
+// after the last snapshot): the FSM counts the entries it has placed, and
+// an entry whose position is below Size() is already in the log and is not
+// appended again. So the log and the FSM never disagree on what was
+// appended, even after a crash between the two.
+type Applier interface {
+	Size() uint64
+	Append(ctx context.Context, entry []byte) (uint64, error)
+}
+
+// EntryAt is an optional upgrade of an [Applier]: when the log can read
+// back an entry, a replayed entry is compared with the one stored at its
+// position, and a difference stops the FSM (the log and Raft disagree:
+// the node needs an operator, not a guess).
+type EntryAt interface {
+	EntryAt(ctx context.Context, index uint64) ([]byte, error)
+}
+
+// ErrDuplicateInput is the response to an entry for an input digest the
+// log already holds. Use errors.Is.
+var ErrDuplicateInput = errors.New("quorum: fsm: the log already holds an entry for this input")
+
+// ErrRefused wraps the Checker's error for an entry it refused. Use
+// errors.Is.
+var ErrRefused = errors.New("quorum: fsm: entry refused")
+
+// ApplyResult is the FSM's response to a command, returned by
+// raft.ApplyFuture.Response (and [Raft.Propose]).
+type ApplyResult struct {
+	// Index is the entry's index in the node's log.
+	Index uint64
+	// InputDigest is the entry's input digest.
+	InputDigest string
+	// Err is why the entry was not appended: wrapping ErrRefused,
+	// ErrDuplicateInput, or a failure of the log.
+	Err error
+}
+
+// FSMOptions configure [NewFSM].
+type FSMOptions struct {
+	Checker Checker
+	Applier Applier
+	// Catchup, if set, lets a node whose log is shorter than a restored
+	// snapshot fetch the missing entries from a peer (see [Catchup]).
+	Catchup Catchup
+	// Observe, if set, is called after every command with its Raft index
+	// and result (for the daemon: publish a checkpoint, wake a waiting
+	// requester). It runs on the FSM goroutine: keep it short.
+	Observe func(raftIndex uint64, r ApplyResult)
+	Logger  *slog.Logger
+}
+
+// FSM is the build nodes' Raft state machine: it appends agreed log
+// entries to the node's log, in Raft's order, each once.
+//
+// # State
+//
+// The state is small: the number of entries placed in the log (size), and
+// the input digest of each (an entry per input). It is rebuilt by replay
+// after a restart and carried by snapshots; the log entries themselves live
+// in the Applier, which is durable on its own.
+//
+// # Failure
+//
+// Bad input is an error value, never a panic: an unknown command type, a
+// refused entry or a duplicate input gets an [ApplyResult] with Err set and
+// changes nothing. A log that fails to append, or that disagrees with Raft
+// on replay, stops the FSM: every later command gets that error, until the
+// node is restarted and repaired.
+type FSM struct {
+	o     FSMOptions
+	log   *slog.Logger
+	apply map[CommandType]func(idx uint64, data []byte) ApplyResult
+
+	mu     sync.Mutex
+	size   uint64
+	inputs map[string]uint64 // input digest -> index in the log
+	failed error
+}
+
+// NewFSM makes the FSM.
+func NewFSM(o FSMOptions) (*FSM, error) {
+	if o.Checker == nil || o.Applier == nil {
+		return nil, errors.New("quorum: fsm: checker and applier are required")
+	}
+	f := &FSM{o: o, log: o.Logger, inputs: make(map[string]uint64)}
+	if f.log == nil {
+		f.log = slog.Default()
+	}
+	f.apply = map[CommandType]func(uint64, []byte) ApplyResult{
+		CmdAppendEntry: f.applyAppendEntry,
+	}
+	return f, nil
+}
+
+// Size returns the number of entries the FSM has placed in the log.
+func (f *FSM) Size() uint64 {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.size
+}
+
+// Lookup returns the log index of the entry for an input digest.
+func (f *FSM) Lookup(inputDigest string) (uint64, bool) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	i, ok := f.inputs[inputDigest]
+	return i, ok
+}
+
+// Apply implements raft.FSM.
+func (f *FSM) Apply(l *raft.Log) any {
+	if l.Type != raft.LogCommand {
+		return ApplyResult{}
+	}
+	var r ApplyResult
+	if len(l.Data) == 0 {
+		r.Err = fmt.Errorf("quorum: fsm: raft entry %d is empty (no command type)", l.Index)
+	} else if fn, ok := f.apply[CommandType(l.Data[0])]; !ok {
+		r.Err = fmt.Errorf("quorum: fsm: raft entry %d has unknown command type %d (upgrade pyrsia-build?)", l.Index, l.Data[0])
+	} else {
+		r = fn(l.Index, l.Data[1:])
+	}
+	if r.Err != nil {
+		f.log.Warn("raft command not applied", "raft_index", l.Index, "input", r.InputDigest, "err", r.Err)
+	}
+	if f.o.Observe != nil {
+		f.o.Observe(l.Index, r)
+	}
+	return r
+}
+
+func (f *FSM) applyAppendEntry(idx uint64, entry []byte) ApplyResult {
+	f.mu.Lock()
+	failed := f.failed
+	f.mu.Unlock()
+	if failed != nil {
+		return ApplyResult{Err: failed}
+	}
+	input, err := f.o.Checker.CheckEntry(entry)
+	if err != nil {
+		return ApplyResult{Err: fmt.Errorf("%w: raft entry %d: %w", ErrRefused, idx, err)}
+	}
+	f.mu.Lock()
+	prev, dup := f.inputs[input]
+	pos := f.size
+	f.mu.Unlock()
+	if dup {
+		return ApplyResult{InputDigest: input, Index: prev, Err: fmt.Errorf("%w: %s is entry %d", ErrDuplicateInput, input, prev)}
+	}
+	ctx := context.Background()
+	if pos < f.o.Applier.Size() {
+		// A replay: the log holds this entry already.
+		if er, ok := f.o.Applier.(EntryAt); ok {
+			stored, err := er.EntryAt(ctx, pos)
+			if err != nil {
+				return f.fail(input, fmt.Errorf("quorum: fsm: reading log entry %d to check a replay: %w", pos, err))
+			}
+			if !bytes.Equal(stored, entry) {
+				return f.fail(input, fmt.Errorf("quorum: fsm: log entry %d differs from raft entry %d: the log and raft disagree (restore the log from a peer)", pos, idx))
+			}
+		}
+	} else {
+		got, err := f.o.Applier.Append(ctx, entry)
+		if err != nil {
+			return f.fail(input, fmt.Errorf("quorum: fsm: appending raft entry %d: %w", idx, err))
+		}
+		if got != pos {
+			return f.fail(input, fmt.Errorf("quorum: fsm: the log put raft entry %d at index %d, want %d (was it appended to by something else?)", idx, got, pos))
+		}
+	}
+	f.mu.Lock()
+	f.inputs[input] = pos
+	f.size = pos + 1
+	f.mu.Unlock()
+	return ApplyResult{Index: pos, InputDigest: input}
+}
+
+func (f *FSM) fail(input string, err error) ApplyResult {
+	f.mu.Lock()
+	f.failed = err
+	f.mu.Unlock()
+	f.log.Error("raft FSM stopped", "err", err)
+	return ApplyResult{InputDigest: input, Err: err}
+}
+
+// Err returns the error that stopped the FSM, if any.
+func (f *FSM) Err() error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.failed
+}
+
+// snapshotVersion is the "v" of the FSM's snapshot encoding.
+const snapshotVersion = 1
+
+// fsmSnapshot is the FSM's snapshot, JSON:
+//
+//	{"v":1,"size":<entries in the log>,"inputs":{"sha256:...":<index>,...}}
+//
+// The entries themselves are not in it: a node restoring a snapshot
+// larger than its log fetches the missing entries from a peer (see
+// [Catchup]).
+type fsmSnapshot struct {
+	V      int               `json:"v"`
+	Size   uint64            `json:"size"`
+	Inputs map[string]uint64 `json:"inputs"`
+}
+
+// Snapshot implements raft.FSM.
+func (f *FSM) Snapshot() (raft.FSMSnapshot, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.failed != nil {
+		return nil, f.failed
+	}
+	return &fsmSnapshot{V: snapshotVersion, Size: f.size, Inputs: maps.Clone(f.inputs)}, nil
+}
+
+// Persist implements raft.FSMSnapshot.
+func (s *fsmSnapshot) Persist(sink raft.SnapshotSink) error {
+	if err := json.NewEncoder(sink).Encode(s); err != nil {
+		sink.Cancel()
+		return fmt.Errorf("quorum: fsm: writing snapshot: %w", err)
+	}
+	return sink.Close()
+}
+
+// Release implements raft.FSMSnapshot.
+func (s *fsmSnapshot) Release() {}
+
+// Restore implements raft.FSM. When the node's log is shorter than the
+// snapshot (a wiped disk, a node far behind), the missing entries are
+// fetched through o.Catchup and appended; without a Catchup, Restore
+// fails and says so.
+func (f *FSM) Restore(rc io.ReadCloser) error {
+	defer rc.Close()
+	var s fsmSnapshot
+	dec := json.NewDecoder(io.LimitReader(rc, 1<<30))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&s); err != nil {
+		return fmt.Errorf("quorum: fsm: reading snapshot: %w", err)
+	}
+	if s.V != snapshotVersion {
+		return fmt.Errorf("quorum: fsm: snapshot version %d, this build reads %d", s.V, snapshotVersion)
+	}
+	if uint64(len(s.Inputs)) != s.Size {
+		return fmt.Errorf("quorum: fsm: snapshot of %d entries lists %d inputs", s.Size, len(s.Inputs))
+	}
+	if have := f.o.Applier.Size(); have < s.Size {
+		if f.o.Catchup == nil {
+			return fmt.Errorf("quorum: fsm: the log holds %d entries, the snapshot %d, and no peer to fetch the rest from", have, s.Size)
+		}
+		if err := f.o.Catchup.CatchUp(context.Background(), f.o.Applier, have, s.Size); err != nil {
+			return fmt.Errorf("quorum: fsm: catching up from %d to %d entries: %w", have, s.Size, err)
+		}
+	}
+	if s.Inputs == nil {
+		s.Inputs = make(map[string]uint64)
+	}
+	f.mu.Lock()
+	f.size = s.Size
+	f.inputs = s.Inputs
+	f.failed = nil
+	f.mu.Unlock()
+	return nil
+}
+
+// Catchup brings a node's log from have to want entries after it has
+// restored a Raft snapshot of want entries: a node that was wiped, or was
+// down while the others compacted their Raft logs.
+//
+// # Design
+//
+// The entries come from any peer (the log's tiles over HTTP, or a stream);
+// none of them is trusted for coming from a peer. An implementation must:
+//
+//  1. get the latest checkpoint that a majority of the policy's build nodes
+//     have cosigned (witness.VerifyFinal against the policy), of size
+//     cpSize >= want if one exists;
+//  2. fetch entries [have, want), re-check each with the [Checker] (its
+//     quorum against the policy, as Apply does), and append them;
+//  3. once the log reaches cpSize, compare its root with the checkpoint's
+//     (the log's own tree, e.g. tlog's Publish): a peer that served other
+//     entries, or in another order, is caught here, and the node refuses
+//     to rejoin rather than cosign a fork.
+//
+// Entries past the last cosigned checkpoint can only be checked by step 2;
+// they are cosigned later, when this node (and the others) cosign the next
+// checkpoint, each after a consistency check.
+type Catchup interface {
+	CatchUp(ctx context.Context, log Applier, have, want uint64) error
+}
+
+// EntrySource serves a peer's log entries [start, end), for [CheckedCatchup].
+type EntrySource interface {
+	Entries(ctx context.Context, start, end uint64) ([][]byte, error)
+}
+
+// CheckedCatchup is a [Catchup] that fetches the missing entries from a
+// peer and re-checks each with the Checker before appending it (step 2 of
+// [Catchup]'s design). Verify, if set, is called at the end with the new
+// size: the daemon compares the log's root with the latest cosigned
+// checkpoint there (step 3), which needs the log's tree and the policy's
+// cosigners.
+type CheckedCatchup struct {
+	Source  EntrySource
+	Checker Checker
+	// Batch is how many entries to fetch at once; default 256.
+	Batch  uint64
+	Verify func(ctx context.Context, size uint64) error
+}
+
+// CatchUp implements [Catchup].
+func (c *CheckedCatchup) CatchUp(ctx context.Context, log Applier, have, want uint64) error {
+	batch := c.Batch
+	if batch == 0 {
+		batch = 256
+	}
+	for start := have; start < want; {
+		end := min(start+batch, want)
+		entries, err := c.Source.Entries(ctx, start, end)
+		if err != nil {
+			return fmt.Errorf("fetching entries %d to %d: %w", start, end, err)
+		}
+		if uint64(len(entries)) != end-start {
+			return fmt.Errorf("asked for entries %d to %d, got %d", start, end, len(entries))
+		}
+		for i, e := range entries {
+			if _, err := c.Checker.CheckEntry(e); err != nil {
+				return fmt.Errorf("entry %d from the peer: %w", start+uint64(i), err)
+			}
+			got, err := log.Append(ctx, e)
+			if err != nil {
+				return fmt.Errorf("appending entry %d: %w", start+uint64(i), err)
+			}
+			if got != start+uint64(i) {
+				return fmt.Errorf("the log put entry %d at index %d", start+uint64(i), got)
+			}
+		}
+		start = end
+	}
+	if c.Verify != nil {
+		return c.Verify(ctx, want)
+	}
+	return nil
+}

@@ -1,0 +1,231 @@
+package quorum
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"path/filepath"
+	"sync/atomic"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+	"github.com/hashicorp/raft"
+	raftwal "github.com/hashicorp/raft-wal"
+	"github.com/hashicorp/raft-wal/metadb"
+	"github.com/libp2p/go-libp2p/core/host"
+	"github.com/libp2p/go-libp2p/core/peer"
+	"github.com/libp2p/go-libp2p/core/protocol"
+	"github.com/libp2p/go-libp2p/p2p/net/gostream"
+)
+
+// RaftProtocol is the libp2p protocol Raft's transport speaks.
+const RaftProtocol protocol.ID = "/pyrsia-build/raft/1"
+
+// StreamLayer is a raft.StreamLayer on libp2p streams: a Raft server's
+// address is its peer id, Dial opens a stream of [RaftProtocol] to it, and
+// Accept returns the streams other build nodes open. Streams from peers the
+// admit function refuses are closed unread (the connection gater already
+// keeps strangers out; this holds when it lets regular nodes in).
+type StreamLayer struct {
+	h       host.Host
+	l       net.Listener
+	admit   func(peer.ID) bool
+	refused atomic.Uint64
+}
+
+// NewStreamLayer listens for Raft streams on h.
+func NewStreamLayer(h host.Host, admit func(peer.ID) bool) (*StreamLayer, error) {
+	l, err := gostream.Listen(h, RaftProtocol)
+	if err != nil {
+		return nil, fmt.Errorf("quorum: raft: listening on %s: %w", RaftProtocol, err)
+	}
+	return &StreamLayer{h: h, l: l, admit: admit}, nil
+}
+
+// Accept implements net.Listener.
+func (s *StreamLayer) Accept() (net.Conn, error) {
+	for {
+		c, err := s.l.Accept()
+		if err != nil {
+			return nil, err
+		}
+		p, err := peer.Decode(c.RemoteAddr().String())
+		if err != nil || !s.admit(p) {
+			s.refused.Add(1)
+			c.Close()
+			continue
+		}
+		return c, nil
+	}
+}
+
+// Close implements net.Listener.
+func (s *StreamLayer) Close() error { return s.l.Close() }
+
+// Addr implements net.Listener: the host's peer id.
+func (s *StreamLayer) Addr() net.Addr { return s.l.Addr() }
+
+// Dial implements raft.StreamLayer: address is a peer id.
+func (s *StreamLayer) Dial(address raft.ServerAddress, timeout time.Duration) (net.Conn, error) {
+	p, err := peer.Decode(string(address))
+	if err != nil {
+		return nil, fmt.Errorf("quorum: raft: server address %q is not a peer id: %w", address, err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	return gostream.Dial(ctx, s.h, p, RaftProtocol)
+}
+
+// Refused returns how many Raft streams from peers outside the policy
+// were closed.
+func (s *StreamLayer) Refused() uint64 { return s.refused.Load() }
+
+// RaftOptions configure [NewRaft].
+type RaftOptions struct {
+	// Host carries the transport; its peer id is the server id and address.
+	Host host.Host
+	// Network admits Raft peers and, with Bootstrap, lists the voters.
+	Network *Network
+	// Dir holds the Raft state: Dir/wal (raft-wal: log and stable store)
+	// and Dir/snapshots. Created if missing.
+	Dir string
+	// FSM is the state machine, usually an [FSM].
+	FSM raft.FSM
+	// Bootstrap makes a new cluster of all the network's build nodes when
+	// Dir holds no Raft state yet. Every node may bootstrap with the same
+	// configuration; nodes with state ignore it.
+	Bootstrap bool
+	// Config overrides Raft's defaults (timeouts, snapshot thresholds);
+	// LocalID is always set to the host's peer id. Nil means
+	// raft.DefaultConfig().
+	Config *raft.Config
+	// LogOutput receives Raft's own log (hclog); nil means os.Stderr.
+	LogOutput io.Writer
+	// LogLevel of Raft's log; "" means "warn".
+	LogLevel string
+}
+
+// Raft is one build node's Raft server over libp2p.
+type Raft struct {
+	*raft.Raft
+	Layer      *StreamLayer
+	transport  *raft.NetworkTransport
+	closeStore func() error
+}
+
+// NewRaft starts a Raft server on o.Host with durable state in o.Dir.
+func NewRaft(o RaftOptions) (*Raft, error) {
+	if o.Host == nil || o.Network == nil || o.FSM == nil || o.Dir == "" {
+		return nil, errors.New("quorum: raft: host, network, FSM and folder are required")
+	}
+	out := o.LogOutput
+	if out == nil {
+		out = os.Stderr
+	}
+	level := o.LogLevel
+	if level == "" {
+		level = "warn"
+	}
+	logger := hclog.New(&hclog.LoggerOptions{Name: "raft", Output: out, Level: hclog.LevelFromString(level)})
+	var conf raft.Config
+	if o.Config != nil {
+		conf = *o.Config
+	} else {
+		conf = *raft.DefaultConfig()
+	}
+	self := o.Host.ID().String()
+	conf.LocalID = raft.ServerID(self)
+	conf.Logger = logger
+
+	// raftwal.Open does not create its folder.
+	walDir := filepath.Join(o.Dir, "wal")
+	if err := os.MkdirAll(walDir, 0o700); err != nil {
+		return nil, fmt.Errorf("quorum: raft: %w", err)
+	}
+	// raft-wal v0.4.0's Close does not close the bolt meta store it opened
+	// itself, so a restart in the same process would wait forever for its
+	// file lock: open it here and close it after the WAL.
+	meta := &metadb.BoltMetaDB{}
+	wal, err := raftwal.Open(walDir, raftwal.WithLogger(logger.Named("wal")), raftwal.WithMetaStore(meta))
+	if err != nil {
+		meta.Close()
+		return nil, fmt.Errorf("quorum: raft: opening log store %s: %w", walDir, err)
+	}
+	closeStore := func() error { return errors.Join(wal.Close(), meta.Close()) }
+	snaps, err := raft.NewFileSnapshotStoreWithLogger(o.Dir, 2, logger.Named("snapshots"))
+	if err != nil {
+		closeStore()
+		return nil, fmt.Errorf("quorum: raft: opening snapshot store in %s: %w", o.Dir, err)
+	}
+	layer, err := NewStreamLayer(o.Host, func(p peer.ID) bool { _, ok := o.Network.ByPeer(p); return ok })
+	if err != nil {
+		closeStore()
+		return nil, err
+	}
+	trans := raft.NewNetworkTransportWithConfig(&raft.NetworkTransportConfig{
+		Stream:  layer,
+		MaxPool: 3,
+		Timeout: 10 * time.Second,
+		Logger:  logger.Named("transport"),
+	})
+	if o.Bootstrap {
+		has, err := raft.HasExistingState(wal, wal, snaps)
+		if err != nil {
+			trans.Close()
+			closeStore()
+			return nil, fmt.Errorf("quorum: raft: reading state: %w", err)
+		}
+		if !has {
+			var servers []raft.Server
+			for _, m := range o.Network.Members() {
+				id := m.PeerID.String()
+				servers = append(servers, raft.Server{Suffrage: raft.Voter, ID: raft.ServerID(id), Address: raft.ServerAddress(id)})
+			}
+			if err := raft.BootstrapCluster(&conf, wal, wal, snaps, trans, raft.Configuration{Servers: servers}); err != nil {
+				trans.Close()
+				closeStore()
+				return nil, fmt.Errorf("quorum: raft: bootstrapping: %w", err)
+			}
+		}
+	}
+	r, err := raft.NewRaft(&conf, o.FSM, wal, wal, snaps, trans)
+	if err != nil {
+		trans.Close()
+		closeStore()
+		return nil, fmt.Errorf("quorum: raft: %w", err)
+	}
+	return &Raft{Raft: r, Layer: layer, transport: trans, closeStore: closeStore}, nil
+}
+
+// Close shuts the server down (without leaving the cluster: a restarted
+// node rejoins with its state) and closes its transport and store.
+func (r *Raft) Close() error {
+	err := r.Raft.Shutdown().Error()
+	return errors.Join(err, r.transport.Close(), r.closeStore())
+}
+
+// ErrNotLeader is returned by [Raft.Propose] on a follower. Use errors.Is.
+var ErrNotLeader = errors.New("quorum: raft: not the leader")
+
+// Propose submits a command to the cluster and waits until this node's FSM
+// has applied it, returning the FSM's response. Only the leader can
+// propose; a follower returns an error wrapping [ErrNotLeader] that names
+// the leader.
+func (r *Raft) Propose(ctx context.Context, cmd []byte) (any, error) {
+	timeout := 10 * time.Second
+	if d, ok := ctx.Deadline(); ok {
+		timeout = time.Until(d)
+	}
+	f := r.Raft.Apply(cmd, timeout)
+	if err := f.Error(); err != nil {
+		if errors.Is(err, raft.ErrNotLeader) || errors.Is(err, raft.ErrLeadershipLost) {
+			_, id := r.Raft.LeaderWithID()
+			return nil, fmt.Errorf("%w (leader: %q): %w", ErrNotLeader, id, err)
+		}
+		return nil, fmt.Errorf("quorum: raft: %w", err)
+	}
+	return f.Response(), nil
+}

@@ -1,0 +1,64 @@
+package quorum
+
+import (
+	"context"
+	"fmt"
+	"testing"
+	"time"
+
+	"golang.org/x/time/rate"
+)
+
+func fakeRequest(requester string, n int) Received[*BuildRequest] {
+	return Received[*BuildRequest]{Msg: &BuildRequest{Requester: requester, Nonce: fmt.Sprint(n)}}
+}
+
+// TestSchedulerSlowsAFlooder: a requester far over its rate does not get
+// served before a requester within its rate, and is served in order.
+func TestSchedulerSlowsAFlooder(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	// A rate so low that the flooder gets its burst and then nothing
+	// within the test: the order of service does not depend on timing.
+	s := NewScheduler(ctx, RateOptions{Rate: rate.Every(time.Hour), Burst: 3, MaxPending: 10})
+	for i := range 20 {
+		s.Submit(fakeRequest("flooder", i))
+	}
+	if got := s.Dropped(); got != 10 {
+		t.Fatalf("dropped %d, want 10 (20 sent, 10 pending allowed)", got)
+	}
+	for i := range 3 {
+		r := <-s.C()
+		if r.Msg.Requester != "flooder" || r.Msg.Nonce != fmt.Sprint(i) {
+			t.Fatalf("got %s/%s, want flooder/%d (its burst, in order)", r.Msg.Requester, r.Msg.Nonce, i)
+		}
+	}
+	s.Submit(fakeRequest("polite", 0))
+	r := <-s.C()
+	if r.Msg.Requester != "polite" {
+		t.Fatalf("got %s/%s, want the polite requester served before the flooder's 4th", r.Msg.Requester, r.Msg.Nonce)
+	}
+	select {
+	case r := <-s.C():
+		t.Fatalf("got %s/%s beyond the flooder's rate", r.Msg.Requester, r.Msg.Nonce)
+	default:
+	}
+}
+
+func TestSchedulerBoundsRequesters(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	s := NewScheduler(ctx, RateOptions{Rate: rate.Every(time.Hour), Burst: 1, MaxRequesters: 2})
+	s.Submit(fakeRequest("a", 0))
+	s.Submit(fakeRequest("a", 1)) // pending: a is not idle
+	s.Submit(fakeRequest("b", 0))
+	<-s.C()
+	<-s.C()
+	// a has one pending and b an empty bucket: neither can be forgotten.
+	if s.Submit(fakeRequest("c", 0)) {
+		t.Fatal("a third requester was admitted while none is idle")
+	}
+	if s.Dropped() != 1 {
+		t.Fatalf("dropped %d, want 1", s.Dropped())
+	}
+}
