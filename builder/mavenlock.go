@@ -243,6 +243,9 @@ func (e *LockMismatchError) Error() string {
 // fetched from the repository, and is checked against the lock before it is
 // placed. It returns how many files were fetched.
 func lockRepo(ctx context.Context, l *Lock, client *repoClient, cache, dir string, progress io.Writer) (fetched int, err error) {
+	if progress == nil {
+		progress = io.Discard
+	}
 	if cache != "" {
 		if err := os.MkdirAll(cache, 0o755); err != nil {
 			cache = ""
