@@ -283,3 +283,14 @@ func sha256Hex(b []byte) string {
 	s := sha256.Sum256(b)
 	return hex.EncodeToString(s[:])
 }
+
+// TestMavenJDKNotInImage: a spec that asks for a JDK its builder image
+// lacks fails at once, naming the JDK and what to do.
+func TestMavenJDKNotInImage(t *testing.T) {
+	ds := twoDaemons(t)
+	s := spec(t, "hello-maven", "maven", "org.example.hello:hello-app:1.0.0", "  maven: {jdk: 21}", "maven")
+	_, _, err := buildOn(t, ds[0], s)
+	if err == nil || !strings.Contains(err.Error(), "the builder image has no JDK 21") || !strings.Contains(err.Error(), "recipe.maven.jdk") {
+		t.Fatalf("got %v, want an error that the image has no JDK 21", err)
+	}
+}
