@@ -132,10 +132,12 @@ func (b *BuildKit) Resolve(ctx context.Context, spec *Spec, opts ResolveOptions)
 		log, _ := os.ReadFile(logName)
 		return nil, &BuildError{Err: fmt.Errorf("resolve: %w", err), LogTail: tail(string(log), 25), LogPath: logName}
 	}
+	// rec.lock takes the recorder's mutex: what the handlers wrote is
+	// seen from here on.
+	lock := rec.lock()
 	if len(rec.conflicts) > 0 {
 		return nil, fmt.Errorf("builder: resolve: the maven repository served %s twice with different bytes: no lock can pin it; check the repository (or the mirror in the Maven settings) and try again", strings.Join(rec.conflicts, ", "))
 	}
-	lock := rec.lock()
 	if len(lock.Files) == 0 {
 		return nil, errors.New("builder: resolve: the build read nothing from the Maven repository (is it a Maven build?)")
 	}
