@@ -441,22 +441,36 @@ var ErrLabelMismatch = errors.New("publish: entry: the entry's name is not its s
 // artifact under another artifact's name. [ParseEntry], [NewEntry],
 // [VerifyEntry] and the index check it.
 func CheckLabels(e *Entry) error {
-	var labels struct {
-		Ecosystem  *string `json:"ecosystem"`
-		Coordinate *string `json:"coordinate"`
-	}
-	if err := json.Unmarshal(e.Spec, &labels); err != nil {
+	// A map, not a struct: encoding/json matches struct fields without
+	// regard to case (and folds "ſ" to "s"), a map's keys are exact.
+	var fields map[string]json.RawMessage
+	if err := json.Unmarshal(e.Spec, &fields); err != nil {
 		return fmt.Errorf("publish: entry: spec: ecosystem and coordinate: %w", explainJSON(err, len(e.Spec)))
 	}
+	label := func(key string) (string, error) {
+		raw, ok := fields[key]
+		if !ok {
+			return "", fmt.Errorf("%w: the spec has no %q field", ErrLabelMismatch, key)
+		}
+		var v string
+		if len(raw) == 0 || raw[0] != '"' || json.Unmarshal(raw, &v) != nil {
+			return "", fmt.Errorf("%w: the spec's %q field is not a string", ErrLabelMismatch, key)
+		}
+		return v, nil
+	}
+	eco, err := label("ecosystem")
+	if err != nil {
+		return err
+	}
+	coord, err := label("coordinate")
+	if err != nil {
+		return err
+	}
 	switch {
-	case labels.Ecosystem == nil:
-		return fmt.Errorf("%w: the spec has no \"ecosystem\" field", ErrLabelMismatch)
-	case labels.Coordinate == nil:
-		return fmt.Errorf("%w: the spec has no \"coordinate\" field", ErrLabelMismatch)
-	case *labels.Ecosystem != e.Ecosystem:
-		return fmt.Errorf("%w: the entry says ecosystem %q, its spec %q", ErrLabelMismatch, truncate(e.Ecosystem), truncate(*labels.Ecosystem))
-	case *labels.Coordinate != e.Coordinate:
-		return fmt.Errorf("%w: the entry says coordinate %q, its spec %q", ErrLabelMismatch, truncate(e.Coordinate), truncate(*labels.Coordinate))
+	case eco != e.Ecosystem:
+		return fmt.Errorf("%w: the entry says ecosystem %q, its spec %q", ErrLabelMismatch, truncate(e.Ecosystem), truncate(eco))
+	case coord != e.Coordinate:
+		return fmt.Errorf("%w: the entry says coordinate %q, its spec %q", ErrLabelMismatch, truncate(e.Coordinate), truncate(coord))
 	}
 	return nil
 }
