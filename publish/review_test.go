@@ -81,15 +81,12 @@ func TestCheckLabelsExactKeys(t *testing.T) {
 	}
 }
 
-// Review finding (hardening): a Trust whose BuildThreshold is 0 (a literal,
+// Regression (review finding 14): a Trust whose BuildThreshold is 0 (a literal,
 // as the logclient tests and any embedder may write; NewTrust would have
 // made it a majority) fails open: VerifyEntry and VerifyProof take 0 as 1,
 // and one build node of three publishes alone. CosignThreshold 0 fails
 // closed (VerifyFinal refuses it); the two should agree, closed.
-func TestReviewZeroBuildThresholdFailsClosed(t *testing.T) {
-	if os.Getenv("PYRSIA_REVIEW") == "" {
-		t.Skip("review finding: BuildThreshold 0 in a Trust means one node suffices")
-	}
+func TestZeroBuildThresholdFailsClosed(t *testing.T) {
 	f := published(t, 1, "hello jar")
 	trust := &policy.Trust{Origin: f.trust.Origin, LogVerifiers: f.trust.LogVerifiers, Cosigners: f.trust.Cosigners,
 		CosignThreshold: 2, BuildKeys: f.trust.BuildKeys, BuildThreshold: 0}
@@ -99,5 +96,8 @@ func TestReviewZeroBuildThresholdFailsClosed(t *testing.T) {
 	}
 	if _, err := publish.VerifyEntry(context.Background(), entry, trust); err == nil {
 		t.Errorf("VerifyEntry accepted an entry signed by 1 of %d build nodes under a Trust with BuildThreshold 0", len(trust.BuildKeys))
+	}
+	if _, err := publish.VerifyProof(context.Background(), attest.FileArtifact(f.artifact), f.pb, trust, publish.ProofOptions{}); err == nil {
+		t.Errorf("VerifyProof accepted a bundle under a Trust with BuildThreshold 0")
 	}
 }
