@@ -104,15 +104,12 @@ func TestReviewOneNodeCanAdvanceTheWitnessedTree(t *testing.T) {
 	}
 }
 
-// Review finding (hardening): AddSignatures keeps the first signature line
-// of a key (name and key hash) and drops later ones, without checking
+// Regression (review finding 11): AddSignatures kept the first signature line
+// of a key (name and key hash) and dropped later ones, without checking
 // either. A note that already carries a junk line for cosigner X (anyone
 // can append one on the way) loses X's genuine cosignature when it is
 // added: the checkpoint stays short of final.
-func TestReviewAddSignaturesKeepsTheGoodLine(t *testing.T) {
-	if os.Getenv("PYRSIA_REVIEW") == "" {
-		t.Skip("review finding: AddSignatures drops a valid cosignature behind a junk line of the same key")
-	}
+func TestAddSignaturesKeepsTheGoodLine(t *testing.T) {
 	a, _ := forkedTrees(4, 8)
 	n1 := testNode(t, "node-a", 10)
 	cp := signTree(t, a, 6)
