@@ -129,12 +129,27 @@ func (e *Entry) MarshalBinary() ([]byte, error) {
 	return b, nil
 }
 
-// SpecDigest returns "sha256:<hex>" of e.Spec. For an entry made from a
-// build spec it equals InputDigest; ParseEntry does not require it, so that
-// the spec's canonical form stays the builder's to define.
+// SpecDigest returns "sha256:<hex>" of e.Spec. An entry's InputDigest must
+// equal it ([CheckInputDigest]).
 func (e *Entry) SpecDigest() string {
 	sum := sha256.Sum256(e.Spec)
 	return "sha256:" + hex.EncodeToString(sum[:])
+}
+
+// ErrInputMismatch is returned for an entry whose input digest is not the
+// SHA-256 of its spec. Use errors.Is.
+var ErrInputMismatch = errors.New("publish: entry: input digest is not the sha256 of the spec")
+
+// CheckInputDigest checks that e's InputDigest is its [Entry.SpecDigest]:
+// an entry is found by its input digest (the index, a node's "already
+// published" check), so an entry filed under another spec's input digest
+// would answer for a build it is not. [ParseEntry], [Entry.MarshalBinary],
+// [VerifyEntry] and the index check it.
+func CheckInputDigest(e *Entry) error {
+	if got := e.SpecDigest(); got != e.InputDigest {
+		return fmt.Errorf("%w: the entry's input digest %s is not the sha256 of its spec (%s)", ErrInputMismatch, e.InputDigest, got)
+	}
+	return nil
 }
 
 // wire checks e and returns its JSON form, sorted.
@@ -149,6 +164,9 @@ func (e *Entry) wire() (*wireEntry, error) {
 		return nil, err
 	}
 	if err := checkSpec(e.Spec); err != nil {
+		return nil, err
+	}
+	if err := CheckInputDigest(e); err != nil {
 		return nil, err
 	}
 	if err := CheckLabels(e); err != nil {

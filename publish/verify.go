@@ -71,8 +71,8 @@ func VerifyEntry(ctx context.Context, e *Entry, trust *policy.Trust) (*EntryEvid
 		return nil, errors.New("publish: no entry to verify")
 	}
 	fail := func(err error) error { return &attest.VerificationError{Step: "entry", Err: err} }
-	if got := e.SpecDigest(); got != e.InputDigest {
-		return nil, fail(fmt.Errorf("the entry's input digest %s is not the sha256 of its spec (%s)", e.InputDigest, got))
+	if err := CheckInputDigest(e); err != nil {
+		return nil, fail(trimPkg(err))
 	}
 	if err := CheckLabels(e); err != nil {
 		return nil, fail(trimPkg(err))
