@@ -1,0 +1,190 @@
+package quorum
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/hashicorp/raft"
+	pubsub "github.com/libp2p/go-libp2p-pubsub"
+	pb "github.com/libp2p/go-libp2p-pubsub/pb"
+	"github.com/libp2p/go-libp2p/core/peer"
+	"github.com/pyrsia/pyrsia-build/attest"
+)
+
+// Review findings (review2). Each test fails on the code as reviewed; run
+// with PYRSIA_REVIEW=1.
+
+func reviewOnly(t *testing.T, finding string) {
+	t.Helper()
+	if os.Getenv("PYRSIA_REVIEW") == "" {
+		t.Skip("review finding: " + finding)
+	}
+}
+
+// validatorGossip is a Gossip with only what its validators use: the
+// validators are called directly, as the router would.
+func validatorGossip(net *Network, nonceCache, voteCache int) *Gossip {
+	return &Gossip{
+		o:      GossipOptions{Network: net, ReplayWindow: 10 * time.Minute, NonceCache: nonceCache, VoteCache: voteCache, Now: time.Now},
+		log:    slog.New(slog.DiscardHandler),
+		nonces: newExpiringSet(nonceCache),
+		votes:  newExpiringSet(voteCache),
+		drops:  make(map[string]*atomic.Uint64),
+	}
+}
+
+func gossipMsg(from peer.ID, data []byte) *pubsub.Message {
+	return &pubsub.Message{Message: &pb.Message{From: []byte(from), Data: data}, ReceivedFrom: from}
+}
+
+// One faulty build node fills the network-wide vote cache with cheap
+// failed votes (no attestation to sign) for made-up inputs; from then on,
+// for an hour, every honest vote of every node is dropped as a
+// "duplicate": no input can reach quorum.
+func TestReviewVoteCacheFloodDropsHonestVotes(t *testing.T) {
+	reviewOnly(t, "one build node's failed votes fill the shared vote cache; honest votes are then dropped as duplicates")
+	nodes := testNodes(t, 4)
+	net := testNetwork(t, nodes, NetworkOptions{})
+	g := validatorGossip(net, 100, 8)
+	evil := nodes[3]
+	for i := range 8 {
+		v, err := NewFailedVote(net.Digest(), "sha256:"+hexDigest(fmt.Sprint("junk", i)), evil.name, "no")
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, err := v.Marshal()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if r := g.validateVote(context.Background(), evil.id, gossipMsg(evil.id, b)); r != pubsub.ValidationAccept {
+			t.Fatalf("junk vote %d: %v", i, r)
+		}
+	}
+	spec, input := testSpec(t, "demo:1")
+	v := testVote(t, net.Digest(), nodes[0], spec, input, "artifact")
+	b, err := v.Marshal()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r := g.validateVote(context.Background(), nodes[0].id, gossipMsg(nodes[0].id, b)); r != pubsub.ValidationAccept {
+		t.Fatalf("node-a's first, honest vote for %s was refused (%v, drops %v) after node-d sent 8 junk votes", input, r, g.Drops())
+	}
+}
+
+// One requester (or one build node in an open network, with throw-away
+// requester keys) fills the network-wide nonce cache; every other
+// requester's requests are then dropped for the replay window.
+func TestReviewNonceCacheSharedAcrossRequesters(t *testing.T) {
+	reviewOnly(t, "one requester fills the shared nonce cache; other requesters are locked out")
+	nodes := testNodes(t, 3)
+	alice, bob := testSigner(t, 10), testSigner(t, 11)
+	net := testNetwork(t, nodes, NetworkOptions{Requesters: []*attest.PublicKey{publicKey(t, alice, "alice"), publicKey(t, bob, "bob")}})
+	g := validatorGossip(net, 8, 100)
+	send := func(s *attest.Signer, coord string) pubsub.ValidationResult {
+		spec, _ := testSpec(t, coord)
+		r, err := NewBuildRequest(RequestOptions{Policy: net.Digest(), Spec: spec, Signer: s})
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, err := r.Marshal()
+		if err != nil {
+			t.Fatal(err)
+		}
+		return g.validateRequest(context.Background(), nodes[0].id, gossipMsg(nodes[0].id, b))
+	}
+	for i := range 8 {
+		if r := send(alice, fmt.Sprint("flood:", i)); r != pubsub.ValidationAccept {
+			t.Fatalf("alice's request %d: %v", i, r)
+		}
+	}
+	if r := send(bob, "bob:1"); r != pubsub.ValidationAccept {
+		t.Fatalf("bob's first request was refused (%v, drops %v) because alice sent 8", r, g.Drops())
+	}
+}
+
+// memApplier is an in-memory log for FSM tests.
+type memApplier struct {
+	mu      sync.Mutex
+	entries [][]byte
+}
+
+func (m *memApplier) Size() uint64 { m.mu.Lock(); defer m.mu.Unlock(); return uint64(len(m.entries)) }
+func (m *memApplier) Append(_ context.Context, e []byte) (uint64, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.entries = append(m.entries, e)
+	return uint64(len(m.entries) - 1), nil
+}
+func (m *memApplier) EntryAt(_ context.Context, i uint64) ([]byte, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if i >= uint64(len(m.entries)) {
+		return nil, errors.New("no such entry")
+	}
+	return m.entries[i], nil
+}
+
+// A leader (faulty, or one whose snapshot is corrupt) installs a snapshot
+// whose size matches the follower's log but whose input map is made up.
+// Restore takes the map as is, without checking it against the log: the
+// FSM then appends a second entry for an input the log already holds.
+func TestReviewRestoreTrustsSnapshotInputs(t *testing.T) {
+	reviewOnly(t, "FSM.Restore trusts the snapshot's input map; a duplicate entry follows")
+	log := &memApplier{}
+	f, err := NewFSM(FSMOptions{Checker: digestChecker, Applier: log, Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, e := range []string{"entry one", "entry two"} {
+		if r := f.Apply(&raft.Log{Type: raft.LogCommand, Index: uint64(i + 1), Data: AppendEntryCommand([]byte(e))}).(ApplyResult); r.Err != nil {
+			t.Fatal(r.Err)
+		}
+	}
+	snap := fmt.Sprintf(`{"v":1,"size":2,"inputs":{"sha256:%s":0,"sha256:%s":1}}`, hexDigest("x"), hexDigest("y"))
+	if err := f.Restore(ioNopCloser(snap)); err != nil {
+		t.Logf("Restore refused the made-up snapshot: %v", err)
+		return
+	}
+	r := f.Apply(&raft.Log{Type: raft.LogCommand, Index: 3, Data: AppendEntryCommand([]byte("entry one"))}).(ApplyResult)
+	if !errors.Is(r.Err, ErrDuplicateInput) {
+		t.Fatalf("after a snapshot with a made-up input map, a second \"entry one\" got %+v; the log now holds %d entries, two for one input", r, log.Size())
+	}
+}
+
+// A peer serving entries for catch-up serves one valid entry twice:
+// each copy passes the Checker (its quorum is genuine), and CatchUp
+// appends both. Past the last cosigned checkpoint nothing else checks it.
+func TestReviewCatchupAcceptsDuplicateInputs(t *testing.T) {
+	reviewOnly(t, "CheckedCatchup does not refuse a second entry for one input")
+	log := &memApplier{}
+	c := &CheckedCatchup{Source: entrySourceFunc(func(_ context.Context, start, end uint64) ([][]byte, error) {
+		var out [][]byte
+		for i := start; i < end; i++ {
+			out = append(out, []byte("the same entry"))
+		}
+		return out, nil
+	}), Checker: digestChecker}
+	if err := c.CatchUp(context.Background(), log, 0, 2); err == nil {
+		t.Fatalf("CatchUp appended the same entry twice (log size %d), want an error naming the duplicate input", log.Size())
+	}
+}
+
+type entrySourceFunc func(ctx context.Context, start, end uint64) ([][]byte, error)
+
+func (f entrySourceFunc) Entries(ctx context.Context, start, end uint64) ([][]byte, error) {
+	return f(ctx, start, end)
+}
+
+type nopCloser struct{ *strings.Reader }
+
+func (nopCloser) Close() error { return nil }
+
+func ioNopCloser(s string) nopCloser { return nopCloser{strings.NewReader(s)} }
