@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"os"
 	"strings"
@@ -188,3 +189,60 @@ type nopCloser struct{ *strings.Reader }
 func (nopCloser) Close() error { return nil }
 
 func ioNopCloser(s string) nopCloser { return nopCloser{strings.NewReader(s)} }
+
+// blockingApplier's Append waits until release is closed (a slow or
+// stuck disk, a log waiting on its own lock).
+type blockingApplier struct {
+	memApplier
+	release chan struct{}
+}
+
+func (b *blockingApplier) Append(ctx context.Context, e []byte) (uint64, error) {
+	<-b.release
+	return b.memApplier.Append(ctx, e)
+}
+
+// Propose takes a context but waits on the Raft future without it: once
+// the command is enqueued, ApplyFuture.Error returns only when the FSM has
+// applied it, so a stuck FSM (or a context whose deadline has already
+// passed: timeout <= 0 means no enqueue limit at all) blocks the caller
+// for ever, whatever ctx says. The daemon's propose goroutines, and the
+// raft tests under load, hang here.
+func TestReviewProposeIgnoresContext(t *testing.T) {
+	reviewOnly(t, "Raft.Propose does not return when its context ends")
+	nodes := testNodes(t, 1)
+	net := testNetwork(t, nodes, NetworkOptions{})
+	h := startHost(t, nodes[0].key, NewGater(net.PeerIDs()))
+	app := &blockingApplier{release: make(chan struct{})}
+	fsm, err := NewFSM(FSMOptions{Checker: digestChecker, Applier: app, Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, err := NewRaft(RaftOptions{Host: h, Network: net, Dir: t.TempDir(), FSM: fsm, Bootstrap: true, Config: fastRaftConfig(), LogOutput: io.Discard})
+	if err != nil {
+		t.Fatal(err)
+	}
+	released := false
+	release := func() {
+		if !released {
+			released = true
+			close(app.release)
+		}
+	}
+	t.Cleanup(func() { release(); r.Close() })
+	waitFor(t, 10*time.Second, "a leader", func() bool { return r.State() == raft.Leader })
+	ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
+	defer cancel()
+	done := make(chan error, 1)
+	go func() { _, err := r.Propose(ctx, AppendEntryCommand([]byte("e"))); done <- err }()
+	select {
+	case err := <-done:
+		if ctx.Err() == nil {
+			t.Fatalf("Propose returned %v before its context ended, with the FSM stuck", err)
+		}
+	case <-time.After(5 * time.Second):
+		release()
+		<-done
+		t.Fatal("Propose was still blocked 5s after its 200ms context ended (the FSM was stuck)")
+	}
+}
