@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
+	"runtime"
 	"strings"
 	"sync"
 	"testing"
@@ -144,4 +145,43 @@ func TestReviewPreVoteCensorsInput(t *testing.T) {
 		time.Sleep(50 * time.Millisecond)
 	}
 	t.Fatalf("%s: requested after node-c's lone pre-vote, node-a and node-b honest (2 of 3 needed), and not published after %v", input, 3*c.deadline)
+}
+
+// A requester that floods is not slowed: quorum.Scheduler (a token bucket
+// per requester, quorum/rate.go) is not used by the daemon, and
+// requestLoop starts one goroutine per validated request, each parked on
+// the build semaphore, plus a round per input that is never forgotten.
+// 300 requests from one requester hold ~300 goroutines and 300 rounds.
+func TestReviewRequestFloodIsNotRateLimited(t *testing.T) {
+	reviewOnly(t, "requests are not rate limited per requester; a goroutine and a round per request")
+	block := make(chan struct{})
+	slow := BuilderFunc(func(ctx context.Context, spec *builder.Spec, out string) (*builder.Result, error) {
+		select {
+		case <-block:
+		case <-ctx.Done():
+		}
+		return nil, ctx.Err()
+	})
+	c := newCluster(t, 1, map[int]Builder{0: slow})
+	c.deadline = time.Minute
+	c.startAll()
+	t.Cleanup(func() { close(block) })
+	ctx := c.ctx()
+	c.leader(ctx)
+	n := c.nodes[0].node
+	before := runtime.NumGoroutine()
+	const flood = 300
+	for i := range flood {
+		if _, err := n.Publish(ctx, testSpec(1000+i)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	time.Sleep(2 * time.Second) // let gossip deliver them to the request loop
+	n.mu.Lock()
+	rounds := len(n.rounds)
+	n.mu.Unlock()
+	grew := runtime.NumGoroutine() - before
+	if grew > flood/3 || rounds > flood/3 {
+		t.Fatalf("%d requests from one requester: %d more goroutines, %d open rounds; want the requester slowed (a bounded queue per requester)", flood, grew, rounds)
+	}
 }
