@@ -246,3 +246,27 @@ func TestReviewProposeIgnoresContext(t *testing.T) {
 		t.Fatal("Propose was still blocked 5s after its 200ms context ended (the FSM was stuck)")
 	}
 }
+
+// A build node that equivocates (two different signed votes for one
+// input) has both accepted and forwarded: the vote cache keys on the
+// message's digest, not on (node, input). Each honest node counts the first
+// it happens to see, so nodes hold different tallies and verdicts for the
+// same round, and the equivocation is neither refused nor recorded.
+func TestReviewEquivocatingVotesBothAccepted(t *testing.T) {
+	reviewOnly(t, "two different votes of one node for one input are both accepted")
+	nodes := testNodes(t, 3)
+	net := testNetwork(t, nodes, NetworkOptions{})
+	g := validatorGossip(net, 100, 100)
+	spec, input := testSpec(t, "demo:2")
+	var results []pubsub.ValidationResult
+	for _, artifact := range []string{"artifact", "other artifact"} {
+		b, err := testVote(t, net.Digest(), nodes[0], spec, input, artifact).Marshal()
+		if err != nil {
+			t.Fatal(err)
+		}
+		results = append(results, g.validateVote(context.Background(), nodes[0].id, gossipMsg(nodes[0].id, b)))
+	}
+	if results[1] == pubsub.ValidationAccept {
+		t.Fatalf("node-a's second, different vote for %s was accepted (%v, drops %v); want it rejected and counted as equivocation", input, results, g.Drops())
+	}
+}
