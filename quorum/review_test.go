@@ -270,3 +270,36 @@ func TestReviewEquivocatingVotesBothAccepted(t *testing.T) {
 		t.Fatalf("node-a's second, different vote for %s was accepted (%v, drops %v); want it rejected and counted as equivocation", input, results, g.Drops())
 	}
 }
+
+// Votes carry no time, nonce or request binding, and the vote cache keeps
+// a key for an hour. Any peer that relays gossip (a faulty build node
+// among them) can re-send an honest node's old signed vote message after
+// that hour (gossipsub's own seen-cache is minutes): the author is still
+// valid, so it is accepted as that node's vote for a new round of the same
+// input. An old failed vote (a transient failure) replayed first then
+// stands for the node in the new round; its fresh vote is ignored.
+func TestReviewOldVoteReplayedAfterAnHour(t *testing.T) {
+	reviewOnly(t, "a vote is not bound to a round; an honest node's old vote is accepted again after an hour")
+	nodes := testNodes(t, 3)
+	net := testNetwork(t, nodes, NetworkOptions{})
+	g := validatorGossip(net, 100, 100)
+	now := time.Now()
+	g.o.Now = func() time.Time { return now }
+	_, input := testSpec(t, "demo:3")
+	v, err := NewFailedVote(net.Digest(), input, nodes[0].name, "registry timed out")
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := v.Marshal()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r := g.validateVote(context.Background(), nodes[0].id, gossipMsg(nodes[0].id, b)); r != pubsub.ValidationAccept {
+		t.Fatalf("first: %v", r)
+	}
+	now = now.Add(61 * time.Minute)
+	// node-c relays node-a's old message.
+	if r := g.validateVote(context.Background(), nodes[2].id, gossipMsg(nodes[0].id, b)); r == pubsub.ValidationAccept {
+		t.Fatalf("node-a's vote of an hour ago, replayed, was accepted again as a fresh vote for %s", input)
+	}
+}
