@@ -1,6 +1,7 @@
 package quorum
 
 import (
+	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -18,6 +19,8 @@ import (
 	"github.com/hashicorp/raft"
 	"github.com/libp2p/go-libp2p/core/host"
 	"github.com/pyrsia/pyrsia-build/publish/tlog"
+	"github.com/pyrsia/pyrsia-build/publish/witness"
+	"golang.org/x/mod/sumdb/note"
 )
 
 // recordingLog is a real tlog that also remembers, in memory, the entries
@@ -107,7 +110,15 @@ func (c *raftCluster) start(rn *raftNode) {
 	t := c.t
 	t.Helper()
 	rn.h = startHost(t, rn.nd.key, NewGater(c.net.PeerIDs()))
-	l, err := tlog.Open(context.Background(), tlog.Options{Dir: filepath.Join(rn.dir, "log"), Origin: "test", Logger: slog.New(slog.DiscardHandler)})
+	skey, _, err := witness.GenerateKey(rn.nd.name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	signer, err := note.NewSigner(skey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	l, err := tlog.Open(context.Background(), tlog.Options{Dir: filepath.Join(rn.dir, "log"), Origin: "test", Signer: signer, Logger: slog.New(slog.DiscardHandler)})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -233,6 +244,23 @@ func (c *raftCluster) check(acked map[string]bool) {
 	for e := range acked {
 		if inLog[e] == 0 {
 			t.Errorf("acknowledged entry %q is not in the log", e)
+		}
+	}
+	// Every replica has the same tree: the same root at the same size
+	// (each node signs its own checkpoint).
+	var root []byte
+	for _, rn := range nodes {
+		cp, err := rn.log.Publish(context.Background())
+		if err != nil {
+			t.Fatalf("%s: publishing a checkpoint: %v", rn.nd.name, err)
+		}
+		if cp.Size != want {
+			t.Errorf("%s: checkpoint of size %d, want %d", rn.nd.name, cp.Size, want)
+		}
+		if root == nil {
+			root = cp.Hash
+		} else if !bytes.Equal(cp.Hash, root) {
+			t.Errorf("%s: root %x, %s's %x", rn.nd.name, cp.Hash, nodes[0].nd.name, root)
 		}
 	}
 }
