@@ -1,6 +1,8 @@
 package quorum
 
 import (
+	"context"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
@@ -9,6 +11,8 @@ import (
 
 	pubsub "github.com/libp2p/go-libp2p-pubsub"
 	pb "github.com/libp2p/go-libp2p-pubsub/pb"
+	"github.com/libp2p/go-libp2p/core/host"
+	"github.com/libp2p/go-libp2p/core/peer"
 )
 
 func TestLoadOrCreateKey(t *testing.T) {
@@ -106,5 +110,34 @@ func TestValidatorJudgesAuthor(t *testing.T) {
 	d := g.Drops()
 	if d["requests/"+DropUnknownPeer] != 1 || d["requests/"+DropUnknownRequester] != 1 {
 		t.Fatalf("drops %v, want one unknown-peer and one unknown-requester", d)
+	}
+}
+
+// TestHostQUIC: build nodes connect over QUIC too (Noise on TCP, QUIC's
+// own TLS 1.3; the gater admits by peer id on both).
+func TestHostQUIC(t *testing.T) {
+	nodes := testNodes(t, 2)
+	g := NewGater([]peer.ID{nodes[0].id, nodes[1].id})
+	var hosts []host.Host
+	for _, nd := range nodes {
+		h, err := NewHost(HostOptions{Key: nd.key, Gater: g, Listen: []string{"/ip4/127.0.0.1/udp/0/quic-v1"}, Logger: slog.New(slog.DiscardHandler)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { h.Close() })
+		hosts = append(hosts, h)
+	}
+	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
+	defer cancel()
+	if err := Bootstrap(ctx, hosts[0], []peer.AddrInfo{AddrInfo(hosts[1])}); err != nil {
+		t.Fatal(err)
+	}
+	conns := hosts[0].Network().ConnsToPeer(hosts[1].ID())
+	if len(conns) == 0 || !strings.Contains(conns[0].RemoteMultiaddr().String(), "/quic-v1") {
+		t.Fatalf("connections %v, want one over QUIC", conns)
+	}
+	stranger := testNodes(t, 3)[2]
+	if err := Bootstrap(ctx, hosts[0], []peer.AddrInfo{{ID: stranger.id, Addrs: hosts[1].Addrs()}}); err == nil {
+		t.Fatal("bootstrapping to a peer outside the policy succeeded")
 	}
 }

@@ -304,6 +304,13 @@ func TestRaftClusterAppliesInOrder(t *testing.T) {
 	if err != nil || resp.(ApplyResult).Err == nil {
 		t.Fatalf("unknown command: got %v %v, want an error result", resp, err)
 	}
+	// An expired context fails at once (raft would wait forever for a
+	// timeout of zero or less).
+	expired, cancelExpired := context.WithDeadline(ctx, time.Now().Add(-time.Second))
+	defer cancelExpired()
+	if _, err := propose(expired, leader, "entry-expired"); !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("propose with an expired context: got %v, want context.DeadlineExceeded", err)
+	}
 	// A follower cannot propose.
 	for _, rn := range c.nodes {
 		if rn != leader {
