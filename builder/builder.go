@@ -42,12 +42,20 @@ type Artifact struct {
 
 // Result is what a build produced.
 type Result struct {
-	InputDigest string     `json:"inputDigest"`
-	Artifacts   []Artifact `json:"artifacts"`
+	InputDigest string `json:"inputDigest"`
+	// Coordinate is the spec's coordinate.
+	Coordinate string     `json:"coordinate,omitempty"`
+	Artifacts  []Artifact `json:"artifacts"`
 	// SourceDigest and BuilderImageDigest are what the build resolved
 	// and used, for the provenance's resolvedDependencies.
 	SourceDigest       string `json:"sourceDigest"`
 	BuilderImageDigest string `json:"builderImageDigest"`
+	// MavenLockDigest is "sha256:<hex>" of the Maven dependency lock the
+	// build used, if any.
+	MavenLockDigest string `json:"mavenLockDigest,omitempty"`
+	// Upstream is the comparison with the official release, when the
+	// recipe asked for it (recipe.maven.compareUpstream).
+	Upstream *UpstreamResult `json:"upstream,omitempty"`
 }
 
 // Builder builds a spec into an output folder.
@@ -79,4 +87,12 @@ type BuildOptions struct {
 	// with anyone); the field is kept for builders that could cache
 	// safely, and for callers that set it.
 	NoCache bool
+	// MavenRepository is the Maven repository a locked Maven build fetches
+	// the lock's files from; when empty, [MavenRepository] reads it from
+	// the machine's Maven configuration.
+	MavenRepository string
+	// MavenCache keeps fetched Maven files by sha256 between builds
+	// ([MavenRepoCacheDir] when empty, "-" for none). A speed-up only:
+	// every file is hashed again before a build sees it.
+	MavenCache string
 }

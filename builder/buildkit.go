@@ -17,9 +17,7 @@ import (
 
 	"github.com/containerd/containerd/v2/core/content"
 	"github.com/containerd/containerd/v2/plugins/content/local"
-	"github.com/containerd/platforms"
 	"github.com/moby/buildkit/client"
-	"github.com/moby/buildkit/client/llb"
 	spb "github.com/moby/buildkit/sourcepolicy/pb"
 	"github.com/moby/buildkit/util/progress/progressui"
 	"github.com/tonistiigi/fsutil"
@@ -126,12 +124,30 @@ func (b *BuildKit) build(ctx context.Context, spec *Spec, input string, opts Bui
 	if err != nil {
 		return nil, err
 	}
-	if err := prepareOutDir(opts.OutDir); err != nil {
+	if err := checkOutDir(opts.OutDir); err != nil {
 		return nil, err
 	}
 	progress := opts.Progress
 	if progress == nil {
 		progress = io.Discard
+	}
+	// The lock's files are fetched and checked before anything is written
+	// to the output folder: a repository that serves other bytes fails the
+	// build with nothing half-written.
+	var mo mavenRun
+	if spec.Ecosystem == "maven" && spec.Recipe.Maven.Lock != nil {
+		repoDir, err := os.MkdirTemp("", "pyrsia-m2-*")
+		if err != nil {
+			return nil, err
+		}
+		defer os.RemoveAll(repoDir)
+		if err := prepareLockRepo(ctx, spec.Recipe.Maven.Lock, opts, repoDir, progress); err != nil {
+			return nil, err
+		}
+		mo.repoDir = repoDir
+	}
+	if err := prepareOutDir(opts.OutDir); err != nil {
+		return nil, err
 	}
 	layout, err := ResolveImage(opts.Images, spec.BuilderImage)
 	if err != nil {
@@ -142,7 +158,7 @@ func (b *BuildKit) build(ctx context.Context, spec *Spec, input string, opts Bui
 		return nil, err
 	}
 	defer os.RemoveAll(srcDir)
-	sourceDigest, err := fetchSource(ctx, spec, opts.SpecDir, srcDir, opts.Remote, progress)
+	sourceDigest, err := fetchSource(ctx, spec, opts.SpecDir, srcDir, opts.Remote, mavenRepoOpts{opts.MavenRepository, opts.MavenCache}, progress)
 	if err != nil {
 		return nil, err
 	}
@@ -165,7 +181,7 @@ func (b *BuildKit) build(ctx context.Context, spec *Spec, input string, opts Bui
 		}
 	case "maven":
 		solve = func(ctx context.Context, ch chan *client.SolveStatus) error {
-			return b.solveMaven(ctx, spec, iso, srcDir, store, artifactsDir, ch)
+			return b.solveMaven(ctx, spec, iso, srcDir, store, artifactsDir, mo, ch)
 		}
 	default:
 		return nil, fmt.Errorf("builder: ecosystem %q is not supported", spec.Ecosystem)
@@ -173,10 +189,15 @@ func (b *BuildKit) build(ctx context.Context, spec *Spec, input string, opts Bui
 	if err := b.run(ctx, solve, progress, logFile); err != nil {
 		logFile.Sync()
 		log, _ := os.ReadFile(logFile.Name())
+		if mo.repoDir != "" {
+			if nl := notLocked(string(log), err); nl != nil {
+				err = nl
+			}
+		}
 		return nil, &BuildError{Err: err, LogTail: tail(string(log), 25), LogPath: logFile.Name()}
 	}
 
-	res := &Result{InputDigest: input, SourceDigest: sourceDigest, BuilderImageDigest: spec.BuilderImage.Digest}
+	res := &Result{InputDigest: input, Coordinate: spec.Coordinate, SourceDigest: sourceDigest, BuilderImageDigest: spec.BuilderImage.Digest}
 	m := &OutputManifest{Version: 1}
 	if spec.Ecosystem == "oci" {
 		am, err := ManifestOCILayout(ctx, spec.Coordinate, filepath.Join(artifactsDir, "image"))
@@ -212,6 +233,25 @@ func (b *BuildKit) build(ctx context.Context, spec *Spec, input string, opts Bui
 	if err := WriteManifest(filepath.Join(opts.OutDir, "manifest.json"), m); err != nil {
 		return nil, err
 	}
+	if mo.repoDir != "" {
+		res.MavenLockDigest = "sha256:" + spec.Recipe.Maven.Lock.SHA256
+	}
+	if spec.Ecosystem == "maven" && spec.Recipe.Maven.CompareUpstream {
+		up, err := CompareUpstream(ctx, opts.OutDir, spec.Coordinate, opts.MavenRepository)
+		if err != nil {
+			// The build asked to be judged against the release: without
+			// it, its output is not what was asked for. Keep the log.
+			os.RemoveAll(artifactsDir)
+			os.Remove(filepath.Join(opts.OutDir, "manifest.json"))
+			return nil, fmt.Errorf("%w (recipe.maven.compareUpstream is set: the artifacts were removed from %s; unset it to keep a build of an unpublished coordinate)", err, opts.OutDir)
+		}
+		res.Upstream = up
+		verdict := "matches the official release"
+		if !up.Same {
+			verdict = "differs from the official release ('pyrsia-build compare --upstream OUT' shows how)"
+		}
+		fmt.Fprintf(progress, "%s: %s\n", spec.Coordinate, verdict)
+	}
 	return res, nil
 }
 
@@ -241,21 +281,51 @@ func (e *BuildError) Error() string {
 }
 func (e *BuildError) Unwrap() error { return e.Err }
 
-func prepareOutDir(dir string) error {
+// checkOutDir checks that the output folder is missing or empty.
+func checkOutDir(dir string) error {
 	if dir == "" {
 		return errors.New("builder: no output folder")
 	}
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return err
-	}
 	des, err := os.ReadDir(dir)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil
+	}
 	if err != nil {
 		return err
 	}
 	if len(des) > 0 {
 		return fmt.Errorf("builder: output folder %s is not empty", dir)
 	}
+	return nil
+}
+
+func prepareOutDir(dir string) error {
+	if err := checkOutDir(dir); err != nil {
+		return err
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return err
+	}
 	return os.Mkdir(filepath.Join(dir, "artifacts"), 0o755)
+}
+
+// prepareLockRepo fills dir with the lock's files, fetched from the
+// configured Maven repository (or the cache) and checked.
+func prepareLockRepo(ctx context.Context, ref *LockRef, opts BuildOptions, dir string, progress io.Writer) error {
+	l, err := loadLock(ref, opts.SpecDir)
+	if err != nil {
+		return err
+	}
+	base, cache, err := mavenRepoOpts{opts.MavenRepository, opts.MavenCache}.resolve()
+	if err != nil {
+		return err
+	}
+	n, err := lockRepo(ctx, l, newRepoClient(base), cache, dir, progress)
+	if err != nil {
+		return fmt.Errorf("builder: %w", err)
+	}
+	fmt.Fprintf(progress, "maven: %d locked files checked (%d fetched, %d from the cache)\n", len(l.Files), n, len(l.Files)-n)
+	return nil
 }
 
 // run solves, showing progress to the user and writing plain progress to
@@ -382,82 +452,6 @@ func sourcePolicy(imageDigest string) *spb.Policy {
 		rule(spb.PolicyAction_ALLOW, "local://*"),
 		rule(spb.PolicyAction_ALLOW, "oci-layout://*@"+imageDigest),
 	}}
-}
-
-// mavenScript runs the build offline and collects what to publish: the
-// recipe's artifact patterns, or else each module's jar(s) with the
-// module's pom named after its jar.
-const mavenScript = `set -eu
-mvn -o -B -Dproject.build.outputTimestamp="$PYRSIA_OUTPUT_TIMESTAMP" "$@"
-mkdir -p /out
-if [ -n "${PYRSIA_ARTIFACTS:-}" ]; then
-  # The recipe names the files to publish (globs from the source root).
-  for pattern in $PYRSIA_ARTIFACTS; do
-    found=0
-    for f in $pattern; do [ -f "$f" ] && [ ! -L "$f" ] && cp "$f" /out/ && found=1; done
-    [ "$found" = 1 ] || { echo "no file matches the recipe's artifact pattern $pattern" >&2; exit 1; }
-  done
-  exit 0
-fi
-for jar in $(find . -path '*/target/*.jar' ! -path '*/target/*/*' | sort); do
-  cp "$jar" /out/
-  module=$(dirname "$(dirname "$jar")")
-  case "$jar" in *-sources.jar|*-javadoc.jar|*-tests.jar) continue ;; esac
-  cp "$module/pom.xml" "/out/$(basename "$jar" .jar).pom"
-done
-`
-
-func (b *BuildKit) solveMaven(ctx context.Context, spec *Spec, iso isolation, srcDir string, store content.Store, out string, ch chan *client.SolveStatus) error {
-	// client.Solve closes ch; an error before it is called must close ch
-	// too, or the progress displays would wait for it forever.
-	solving := false
-	defer func() {
-		if !solving {
-			close(ch)
-		}
-	}()
-	r := spec.Recipe.Maven
-	p, err := platforms.Parse(spec.Platform)
-	if err != nil {
-		return fmt.Errorf("platform %q: %w", spec.Platform, err)
-	}
-	platform := llb.Platform(p)
-	// The reference names the image for the solver; the store ID finds it.
-	img := llb.OCILayout("pyrsia/"+spec.BuilderImage.Name+"@"+spec.BuilderImage.Digest, llb.OCIStore("", builderImageStore), platform)
-	src := llb.Local("source", llb.SharedKeyHint("source"))
-	args := []string{"/bin/sh", "-c", mavenScript, "mvn"}
-	if len(r.Modules) > 0 {
-		args = append(args, "-pl", strings.Join(r.Modules, ","), "-am")
-	}
-	args = append(args, r.Args...)
-	args = append(args, r.Goals...)
-	epoch := time.Unix(spec.SourceDateEpoch, 0).UTC().Format(time.RFC3339)
-	runOpts := []llb.RunOption{llb.Args(args), llb.Dir("/src"), llb.Network(llb.NetModeNone),
-		llb.AddEnv("PYRSIA_OUTPUT_TIMESTAMP", epoch),
-		llb.AddEnv("SOURCE_DATE_EPOCH", epochString(spec)),
-		llb.AddEnv("TZ", "UTC"), llb.AddEnv("LC_ALL", "C.UTF-8"),
-		llb.AddEnv("PYRSIA_ARTIFACTS", strings.Join(r.Artifacts, " ")),
-		llb.WithCustomName("mvn -o " + strings.Join(args[4:], " ")),
-		llb.IgnoreCache} // see isolation
-	run := img.File(llb.Copy(src, "/", "/src", &llb.CopyInfo{CopyDirContentsOnly: true, CreateDestPath: true}), llb.IgnoreCache).Run(runOpts...)
-	result := llb.Scratch().File(llb.Copy(run.Root(), "/out/", "/", &llb.CopyInfo{CopyDirContentsOnly: true}), llb.IgnoreCache)
-	def, err := result.Marshal(ctx, platform)
-	if err != nil {
-		return err
-	}
-	srcFS, err := fsutil.NewFS(srcDir)
-	if err != nil {
-		return err
-	}
-	solving = true
-	_, err = b.c.Solve(ctx, def, client.SolveOpt{
-		SharedKey:    iso.ns,
-		LocalMounts:  map[string]fsutil.FS{"source": srcFS},
-		OCIStores:    map[string]content.Store{builderImageStore: store},
-		SourcePolicy: sourcePolicy(spec.BuilderImage.Digest),
-		Exports:      []client.ExportEntry{{Type: client.ExporterLocal, OutputDir: out}},
-	}, ch)
-	return err
 }
 
 // within resolves symlinks in dir and requires the result to stay inside

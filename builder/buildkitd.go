@@ -72,7 +72,11 @@ func StartDaemon(ctx context.Context, o DaemonOptions) (*Daemon, error) {
 		"--root", filepath.Join(dir, "root"),
 		"--addr", d.Addr,
 		"--oci-worker=true", "--containerd-worker=false",
-		"--oci-worker-gc=true")
+		"--oci-worker-gc=true",
+		// Only the Maven resolve phase asks for the host's network (to
+		// reach its recording mirror on 127.0.0.1); a solve gets it only
+		// when its client asks, and builds never do.
+		"--allow-insecure-entitlement=network.host")
 	d.cmd.Stdout, d.cmd.Stderr = logf, logf
 	// Its own process group: a Ctrl-C in the terminal goes to us, and we
 	// stop the daemon in order.

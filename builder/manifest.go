@@ -23,6 +23,7 @@ import (
 	"github.com/klauspost/compress/zstd"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 	"github.com/pyrsia/pyrsia-build/attest"
+	"github.com/pyrsia/pyrsia-build/internal/fsutil"
 )
 
 // Output manifest v1
@@ -585,29 +586,14 @@ func MarshalManifest(m *OutputManifest) ([]byte, error) {
 }
 
 // WriteManifest writes m to path as deterministic JSON (see
-// [MarshalManifest]), replacing the file atomically.
+// [MarshalManifest]), replacing the file atomically and durably
+// ([fsutil.WriteFileAtomic]).
 func WriteManifest(path string, m *OutputManifest) error {
 	data, err := MarshalManifest(m)
 	if err != nil {
 		return err
 	}
-	tmp, err := os.CreateTemp(filepath.Dir(path), ".manifest-*.json")
-	if err != nil {
-		return fmt.Errorf("writing manifest: %w", err)
-	}
-	defer os.Remove(tmp.Name())
-	if _, err := tmp.Write(data); err != nil {
-		tmp.Close()
-		return fmt.Errorf("writing manifest %s: %w", path, err)
-	}
-	if err := tmp.Chmod(0o644); err != nil {
-		tmp.Close()
-		return fmt.Errorf("writing manifest %s: %w", path, err)
-	}
-	if err := tmp.Close(); err != nil {
-		return fmt.Errorf("writing manifest %s: %w", path, err)
-	}
-	if err := os.Rename(tmp.Name(), path); err != nil {
+	if err := fsutil.WriteFileAtomic(path, data, 0o644); err != nil {
 		return fmt.Errorf("writing manifest: %w", err)
 	}
 	return nil

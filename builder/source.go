@@ -29,8 +29,10 @@ const maxArchiveSize = 4 << 30
 // returns what was resolved: "sha256:<hex>" of the archive, or
 // "gitCommit:<commit>" for git.
 // remote says the spec came over a network (see [Spec.ValidateRemote]).
-func fetchSource(ctx context.Context, s *Spec, specDir, dst string, remote bool, progress io.Writer) (string, error) {
+func fetchSource(ctx context.Context, s *Spec, specDir, dst string, remote bool, repo mavenRepoOpts, progress io.Writer) (string, error) {
 	switch {
+	case s.Source.Maven != nil:
+		return fetchMavenSource(ctx, s.Source.Maven, repo, dst, progress)
 	case s.Source.Archive != nil:
 		return fetchArchive(ctx, s.Source.Archive, specDir, dst, progress)
 	case s.Source.Git != nil:

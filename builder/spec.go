@@ -72,10 +72,38 @@ type Spec struct {
 	Platform string `json:"platform,omitempty"`
 }
 
-// Source is where the source comes from: exactly one of Git and Archive.
+// Source is where the source comes from: exactly one of Git, Archive and
+// Maven.
 type Source struct {
 	Git     *GitSource     `json:"git,omitempty"`
 	Archive *ArchiveSource `json:"archive,omitempty"`
+	Maven   *MavenSource   `json:"maven,omitempty"`
+}
+
+// MavenSource is a source archive published in a Maven repository, such as
+// the -source-release.zip of an Apache release, fetched from the Maven
+// repository of the node's Maven configuration ([MavenRepository]) and
+// pinned by its SHA-256. A zip (or tar) whose entries all lie in one
+// top-level folder (as source releases' do, "artifactId-version/") is
+// unpacked without that folder.
+type MavenSource struct {
+	// Coordinate is groupId:artifactId:version.
+	Coordinate string `json:"coordinate"`
+	// File is the file name, artifactId-version-classifier.extension:
+	// "<artifactId>-<version>-source-release.zip" when empty.
+	File string `json:"file,omitempty"`
+	// SHA256 is the file's digest, 64 lowercase hex digits.
+	SHA256 string `json:"sha256"`
+}
+
+// lockFile returns the source as a lock entry (its repository path and pin).
+func (m *MavenSource) lockFile() LockFile {
+	f := LockFile{Coordinate: m.Coordinate, File: m.File, SHA256: m.SHA256}
+	if f.File == "" {
+		_, a, v := splitCoordinate(m.Coordinate)
+		f.File = a + "-" + v + "-source-release.zip"
+	}
+	return f
 }
 
 // GitSource is a git repository at one commit.
@@ -164,6 +192,33 @@ type MavenRecipe struct {
 	// publishes every reactor module's target/*.jar and its pom.xml; that
 	// default is left to the builder and not written into the spec.
 	Artifacts []string `json:"artifacts,omitempty"`
+	// Lock pins every file the build reads from the Maven repository
+	// (see [Lock]). With a lock the build runs against a local repository
+	// of exactly the lock's files, each fetched by the node and checked;
+	// without one, against the builder image's own repository (Debian's
+	// /usr/share/maven-repo).
+	Lock *LockRef `json:"lock,omitempty"`
+	// JDK is the major version of the JDK the build runs with (JAVA_HOME
+	// is /usr/lib/jvm/java-<jdk>-openjdk-<arch> in the builder image); the
+	// image's default JDK when 0. The major version decides the bytecode
+	// and the jar manifest's Build-Jdk-Spec.
+	JDK int `json:"jdk,omitempty"`
+	// Umask is the build's umask, 3 octal digits; "022" when empty.
+	Umask string `json:"umask,omitempty"`
+	// CompareUpstream asks the builder to compare the jars and poms it
+	// built with the official ones the Maven repository serves for the
+	// coordinate ([CompareUpstream]); the result goes into the Result and
+	// the attestation. A coordinate with no published jar fails the build.
+	CompareUpstream bool `json:"compareUpstream,omitempty"`
+}
+
+// LockRef points at a Maven dependency lock file and pins it by sha256.
+type LockRef struct {
+	// Path is the lock file, relative to the spec's folder (it must stay
+	// inside it).
+	Path string `json:"path"`
+	// SHA256 is the lock file's digest, 64 lowercase hex digits.
+	SHA256 string `json:"sha256"`
 }
 
 // ImageRef names a builder image in the node's image store by name and
@@ -307,6 +362,15 @@ func nodeToJSON(n *yaml.Node, t reflect.Type, field string, depth int, budget *i
 			return nil, kindErr("a string")
 		}
 		return n.Value, nil
+	case reflect.Bool:
+		if n.Kind != yaml.ScalarNode || n.ShortTag() != "!!bool" {
+			return nil, kindErr("true or false")
+		}
+		var b bool
+		if err := n.Decode(&b); err != nil {
+			return nil, fieldErr(field, "line %d: %q is not true or false", n.Line, n.Value)
+		}
+		return b, nil
 	case reflect.Int, reflect.Int64:
 		if n.Kind != yaml.ScalarNode || n.ShortTag() != "!!int" {
 			return nil, kindErr("an integer")
@@ -455,6 +519,7 @@ var (
 	buildArgRE  = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
 	goalRE      = regexp.MustCompile(`^[A-Za-z0-9_][A-Za-z0-9_.:-]*$`)
 	moduleRE    = regexp.MustCompile(`^!?[A-Za-z0-9_.:][A-Za-z0-9_.:/-]*$`)
+	umaskRE     = regexp.MustCompile(`^0?[0-7]{3}$`)
 	platformRE  = regexp.MustCompile(`^([a-z0-9]+)/([a-z0-9_]+)(?:/([a-z0-9]+))?$`)
 )
 
@@ -622,11 +687,32 @@ func (s *Spec) validateCoordinate() error {
 }
 
 func (src *Source) validate() error {
+	n := 0
+	for _, set := range []bool{src.Git != nil, src.Archive != nil, src.Maven != nil} {
+		if set {
+			n++
+		}
+	}
 	switch {
-	case src.Git == nil && src.Archive == nil:
-		return fieldErr("source", "missing (want git or archive)")
-	case src.Git != nil && src.Archive != nil:
-		return fieldErr("source", "both git and archive are given (want exactly one)")
+	case n == 0:
+		return fieldErr("source", "missing (want git, archive or maven)")
+	case n > 1:
+		return fieldErr("source", "more than one of git, archive and maven is given (want exactly one)")
+	case src.Maven != nil:
+		m := src.Maven
+		if m.Coordinate == "" {
+			return fieldErr("source.maven.coordinate", "missing")
+		}
+		if m.SHA256 == "" {
+			return fieldErr("source.maven.sha256", "missing")
+		}
+		f := m.lockFile()
+		if err := f.validate(); err != nil {
+			return fieldErr("source.maven", "%s", err)
+		}
+		if archiveFormat(f.File) == "" {
+			return fieldErr("source.maven.file", "%q does not end in .tar, .tar.gz, .tgz or .zip", f.File)
+		}
 	case src.Git != nil:
 		g := src.Git
 		if g.URL == "" {
@@ -780,6 +866,23 @@ func (r *MavenRecipe) validate() error {
 			return fieldErr(f, "%q is not allowed: only -Dproperty=value and -Pprofile (the build is always offline)", a)
 		}
 	}
+	if l := r.Lock; l != nil {
+		if err := checkRelPath("recipe.maven.lock.path", l.Path); err != nil {
+			return err
+		}
+		if l.SHA256 == "" {
+			return fieldErr("recipe.maven.lock.sha256", "missing (run 'pyrsia-build lock SPEC' to write the lock and its digest)")
+		}
+		if !isHex(l.SHA256, 64) {
+			return fieldErr("recipe.maven.lock.sha256", "%q is not 64 lowercase hex digits", l.SHA256)
+		}
+	}
+	if r.JDK != 0 && (r.JDK < 8 || r.JDK > 99) {
+		return fieldErr("recipe.maven.jdk", "%d is not a JDK major version (like 17 or 21)", r.JDK)
+	}
+	if r.Umask != "" && !umaskRE.MatchString(r.Umask) {
+		return fieldErr("recipe.maven.umask", "%q is not 3 octal digits (like 022 or 002)", r.Umask)
+	}
 	for i, g := range r.Artifacts {
 		f := fmt.Sprintf("recipe.maven.artifacts[%d]", i)
 		if err := checkRelPath(f, g); err != nil {
@@ -803,6 +906,10 @@ func (s *Spec) clone() *Spec {
 		a2 := *a
 		c.Source.Archive = &a2
 	}
+	if m := s.Source.Maven; m != nil {
+		m2 := *m
+		c.Source.Maven = &m2
+	}
 	if r := s.Recipe.OCI; r != nil {
 		r2 := *r
 		if r.BuildArgs != nil {
@@ -815,10 +922,17 @@ func (s *Spec) clone() *Spec {
 	}
 	if r := s.Recipe.Maven; r != nil {
 		r2 := MavenRecipe{
-			Goals:     slices.Clone(r.Goals),
-			Modules:   slices.Clone(r.Modules),
-			Args:      slices.Clone(r.Args),
-			Artifacts: slices.Clone(r.Artifacts),
+			Goals:           slices.Clone(r.Goals),
+			Modules:         slices.Clone(r.Modules),
+			Args:            slices.Clone(r.Args),
+			Artifacts:       slices.Clone(r.Artifacts),
+			JDK:             r.JDK,
+			Umask:           r.Umask,
+			CompareUpstream: r.CompareUpstream,
+		}
+		if r.Lock != nil {
+			l := *r.Lock
+			r2.Lock = &l
 		}
 		c.Recipe.Maven = &r2
 	}

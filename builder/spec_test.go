@@ -91,7 +91,7 @@ func TestParseSpecErrors(t *testing.T) {
 		{"maven coordinate space", edit(t, mavenSpec, "org.example:hello:1.0", "org example:hello:1.0"), "coordinate", "not groupId:artifactId:version"},
 		{"source missing", edit(t, ociSpec, "source:\n  git:\n    url: https://example.com/hello.git\n    commit: "+testCommit+"\n", ""), "source", "missing"},
 		{"source empty", edit(t, ociSpec, "source:\n  git:\n    url: https://example.com/hello.git\n    commit: "+testCommit+"\n", "source: {}\n"), "source", "missing"},
-		{"git and archive", edit(t, ociSpec, "  git:", "  archive: {path: a.tar, sha256: "+testSHA+"}\n  git:"), "source", "both git and archive"},
+		{"git and archive", edit(t, ociSpec, "  git:", "  archive: {path: a.tar, sha256: "+testSHA+"}\n  git:"), "source", "more than one of git, archive and maven"},
 		{"git url missing", edit(t, ociSpec, "    url: https://example.com/hello.git\n", ""), "source.git.url", "missing"},
 		{"git url bad scheme", edit(t, ociSpec, "https://example.com/hello.git", "ftp://example.com/hello.git"), "source.git.url", "not an https"},
 		{"git url dash", edit(t, ociSpec, "https://example.com/hello.git", "--upload-pack=x"), "source.git.url", "leading dash"},
@@ -423,6 +423,9 @@ func FuzzParseSpec(f *testing.F) {
 	}
 	f.Add([]byte(ociSpec))
 	f.Add([]byte(mavenSpec))
+	if data, err := os.ReadFile("../testdata/maven-shared-utils/spec.yaml"); err == nil {
+		f.Add(data) // a maven source, a lock, a JDK
+	}
 	f.Fuzz(func(t *testing.T, data []byte) {
 		s, err := ParseSpec(data)
 		if err != nil {

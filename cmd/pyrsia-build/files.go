@@ -3,46 +3,22 @@ package main
 import (
 	"context"
 	"errors"
-	"fmt"
 	"io/fs"
-	"os"
-	"path/filepath"
 
 	"github.com/pyrsia/pyrsia-build/attest"
 	"github.com/pyrsia/pyrsia-build/internal/fileread"
+	"github.com/pyrsia/pyrsia-build/internal/fsutil"
 	"github.com/pyrsia/pyrsia-build/publish"
 	"github.com/pyrsia/pyrsia-build/publish/tlog"
 	"github.com/pyrsia/pyrsia-build/publish/witness"
 )
 
-// writeFileAtomic replaces path with data, so that a crash or a full disk
-// never leaves a half-written file where a good one stood.
-func writeFileAtomic(path string, data []byte, perm fs.FileMode) (err error) {
-	fail := func(err error) error { return inputErr(fmt.Errorf("writing %s: %w", path, err)) }
-	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp*")
-	if err != nil {
-		return fail(err)
-	}
-	defer func() {
-		if err != nil {
-			tmp.Close()
-			os.Remove(tmp.Name())
-		}
-	}()
-	if _, err := tmp.Write(data); err != nil {
-		return fail(err)
-	}
-	if err := tmp.Chmod(perm); err != nil {
-		return fail(err)
-	}
-	if err := tmp.Sync(); err != nil {
-		return fail(err)
-	}
-	if err := tmp.Close(); err != nil {
-		return fail(err)
-	}
-	if err := os.Rename(tmp.Name(), path); err != nil {
-		return fail(err)
+// writeFileAtomic replaces path with data durably ([fsutil.WriteFileAtomic]),
+// so that a crash or a full disk never leaves a half-written file where a
+// good one stood. Errors are bad input (exit 2).
+func writeFileAtomic(path string, data []byte, perm fs.FileMode) error {
+	if err := fsutil.WriteFileAtomic(path, data, perm); err != nil {
+		return inputErr(err)
 	}
 	return nil
 }

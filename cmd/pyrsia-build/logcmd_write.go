@@ -8,6 +8,7 @@ import (
 	"io"
 	"io/fs"
 	"os"
+	"slices"
 	"strings"
 
 	"github.com/pyrsia/pyrsia-build/publish"
@@ -177,6 +178,7 @@ func checkLogKey(l *tlog.Log, dir string, v note.Verifier) error {
 type localCosigner struct {
 	name string
 	*witness.Cosigner
+	verifier note.Verifier // checks its cosignatures
 }
 
 // openCosigners opens the cosigners given as KEYFILE:STATEDIR.
@@ -205,43 +207,65 @@ func openCosigners(specs []string, origin string, logVerifier note.Verifier) ([]
 		if err != nil {
 			return nil, inputErr(fmt.Errorf("cosigner %q: %w", signer.Name(), trimPrefix(err, "witness: cosigner: ")))
 		}
-		cs = append(cs, localCosigner{name: signer.Name(), Cosigner: c})
+		vkey, err := witness.VerifierKey(skey)
+		if err != nil {
+			return nil, inputErr(fmt.Errorf("cosigner %s: %w", keyFile, trimWitness(err)), hint)
+		}
+		v, err := witness.NewCosignatureVerifier(vkey)
+		if err != nil {
+			return nil, inputErr(fmt.Errorf("cosigner %s: %w", keyFile, trimWitness(err)), hint)
+		}
+		cs = append(cs, localCosigner{name: signer.Name(), Cosigner: c, verifier: v})
+	}
+	// One key under two names would count twice towards the majority: a
+	// cosignature does not cover the key's name (issue 7, defect 5).
+	var vs []note.Verifier
+	for _, c := range cs {
+		vs = append(vs, c.verifier)
+	}
+	if _, dups := witness.Distinct(vs); len(dups) > 0 {
+		var names []string
+		for first, later := range dups {
+			names = append(names, strings.Join(append([]string{first}, later...), " and "))
+		}
+		slices.Sort(names)
+		return nil, inputErr(fmt.Errorf("cosigners %s are one key under two names", strings.Join(names, "; ")), "give each cosigner's key once")
 	}
 	return cs, nil
 }
 
-// cosignCheckpoint asks every cosigner to cosign cp, the log's candidate
-// checkpoint, with the log as the source of consistency proofs, and commits
-// it with the cosignatures it gets when they are a majority. It returns the names of the cosigners
-// that signed, and the errors of those that did not, joined.
+// cosignCheckpoint asks every cosigner, at once, to cosign cp, the log's
+// candidate checkpoint, with the log as the source of consistency proofs
+// ([witness.CosignAll]), and commits it with the cosignatures it gets when
+// they are a majority of the cosigners (distinct keys: see
+// openCosigners). It returns the names of the cosigners that signed, and
+// the errors of those that did not, joined.
 func cosignCheckpoint(ctx context.Context, l *tlog.Log, cp *tlog.Checkpoint, cosigners []localCosigner) ([]string, error) {
-	var sigs []note.Signature
+	clients := make([]witness.CosignerClient, len(cosigners))
+	for i, c := range cosigners {
+		clients[i] = c.Cosigner
+	}
+	signed, errs, err := witness.CosignAll(ctx, cp.Note, l, clients)
+	if err != nil {
+		return nil, err
+	}
 	var names []string
-	var errs []error
-	for _, c := range cosigners {
-		sig, err := c.Cosign(ctx, cp.Note, l)
+	var refused []error
+	for i, err := range errs {
 		if err != nil {
-			errs = append(errs, fmt.Errorf("cosigner %q refused checkpoint size %d: %w", c.name, cp.Size, trimWitness(err)))
+			refused = append(refused, fmt.Errorf("cosigner %q refused checkpoint size %d: %w", cosigners[i].name, cp.Size, trimWitness(err)))
 			continue
 		}
-		sigs = append(sigs, sig)
-		names = append(names, c.name)
+		names = append(names, cosigners[i].name)
 	}
 	// The log stores and serves the checkpoint only once a majority of the
 	// cosigners signed it; otherwise the next publish retries.
-	if len(sigs) > len(cosigners)/2 || len(cosigners) == 0 {
-		signed := cp.Note
-		if len(sigs) > 0 {
-			var err error
-			if signed, err = witness.AddSignatures(cp.Note, sigs...); err != nil {
-				return nil, err
-			}
-		}
+	if len(cosigners) == 0 || len(names) >= witness.Threshold(len(cosigners)) {
 		if err := l.Commit(signed); err != nil {
 			return nil, fmt.Errorf("storing cosigned checkpoint: %w", err)
 		}
 	}
-	return names, errors.Join(errs...)
+	return names, errors.Join(refused...)
 }
 
 // cosignFailure prints the evidence of every fork in err and returns the

@@ -127,6 +127,11 @@ Exit codes: 0 ok, 1 verification failed, 2 usage error or bad input.`,
 			buildCommand(),
 			diffCommand(),
 			imageCommand(),
+			nodeCommand(),
+			networkCommand(),
+			publishCommand(),
+			statusCommand(),
+			lockCommand(), compareCommand(),
 		},
 	}
 	for _, c := range app.Commands {

@@ -22,28 +22,58 @@ import (
 // chunk is how much is read between two checks of the context.
 const chunk = 64 << 10
 
-// ErrNotRegular is returned for a path that is not a regular file (a
-// folder, a device, a named pipe, a socket); use errors.Is.
+// ErrNotRegular is wrapped by the error for a path that is not a regular
+// file (a folder, a device, a named pipe, a socket); use errors.Is.
 var ErrNotRegular = errors.New("not a regular file")
+
+// ErrTooLarge is wrapped by [*TooLargeError]; use errors.Is.
+var ErrTooLarge = errors.New("file is over the size limit")
 
 // TooLargeError is a file over the limit of its kind.
 type TooLargeError struct {
 	Path  string
-	What  string // the kind of file, e.g. "public key"
+	What  string // the kind of file, e.g. "public key"; may be empty
 	Size  int64  // the file's size, or -1 if it grew past Limit while read
 	Limit int64
 }
 
 func (e *TooLargeError) Error() string {
 	if e.Size < 0 {
-		return fmt.Sprintf("%s %s is over the limit of %d bytes for a %s", e.What, e.Path, e.Limit, e.What)
+		return fmt.Sprintf("%s: %v: more than %d bytes", name(e.What, e.Path), ErrTooLarge, e.Limit)
 	}
-	return fmt.Sprintf("%s %s is %d bytes, over the limit of %d bytes for a %s", e.What, e.Path, e.Size, e.Limit, e.What)
+	return fmt.Sprintf("%s: %v: %d bytes, the limit is %d", name(e.What, e.Path), ErrTooLarge, e.Size, e.Limit)
+}
+
+// Unwrap returns [ErrTooLarge].
+func (e *TooLargeError) Unwrap() error { return ErrTooLarge }
+
+// NotRegularError is a path that is not a regular file.
+type NotRegularError struct {
+	Path string
+	What string // the kind of file expected, e.g. "public key"; may be empty
+	Mode fs.FileMode
+}
+
+func (e *NotRegularError) Error() string {
+	return fmt.Sprintf("%s is %v (%s): give a regular file", name(e.What, e.Path), ErrNotRegular, kind(e.Mode))
+}
+
+// Unwrap returns [ErrNotRegular].
+func (e *NotRegularError) Unwrap() error { return ErrNotRegular }
+
+// name is how errors name a file: its kind, if known, and its path.
+func name(what, path string) string {
+	if what == "" {
+		return path
+	}
+	return what + " " + path
 }
 
 // ReadFile reads the regular file at path, of at most limit bytes. what
-// names the kind of file in errors ("public key", "build spec"). Every error
-// names the path; a context error is returned as it is, wrapped.
+// names the kind of file in errors ("public key", "build spec"), or is
+// empty. Every error names the path; a context error is returned as it is,
+// wrapped. This is the one reader of input files: every package that reads
+// a key, spec, entry, bundle, policy or state file by its name uses it.
 func ReadFile(ctx context.Context, path, what string, limit int64) ([]byte, error) {
 	f, err := Open(path, what)
 	if err != nil {
@@ -52,7 +82,7 @@ func ReadFile(ctx context.Context, path, what string, limit int64) ([]byte, erro
 	defer f.Close()
 	fi, err := f.Stat()
 	if err != nil {
-		return nil, fmt.Errorf("reading %s %s: %w", what, path, err)
+		return nil, fmt.Errorf("reading %s: %w", name(what, path), err)
 	}
 	if fi.Size() > limit {
 		return nil, &TooLargeError{Path: path, What: what, Size: fi.Size(), Limit: limit}
@@ -69,7 +99,7 @@ func ReadFile(ctx context.Context, path, what string, limit int64) ([]byte, erro
 			break
 		}
 		if err != nil {
-			return nil, fmt.Errorf("reading %s %s: %w", what, path, err)
+			return nil, fmt.Errorf("reading %s: %w", name(what, path), err)
 		}
 	}
 	if int64(len(buf)) > limit {
@@ -84,16 +114,19 @@ func ReadFile(ctx context.Context, path, what string, limit int64) ([]byte, erro
 func Open(path, what string) (*os.File, error) {
 	f, err := os.OpenFile(path, os.O_RDONLY|syscall.O_NONBLOCK, 0)
 	if err != nil {
+		if what == "" {
+			return nil, err // "open PATH: no such file or directory"
+		}
 		return nil, fmt.Errorf("reading %s: %w", what, err)
 	}
 	fi, err := f.Stat()
 	if err != nil {
 		f.Close()
-		return nil, fmt.Errorf("reading %s %s: %w", what, path, err)
+		return nil, fmt.Errorf("reading %s: %w", name(what, path), err)
 	}
 	if !fi.Mode().IsRegular() {
 		f.Close()
-		return nil, &fs.PathError{Op: "reading " + what, Path: path, Err: fmt.Errorf("%w (%s)", ErrNotRegular, kind(fi.Mode()))}
+		return nil, &NotRegularError{Path: path, What: what, Mode: fi.Mode()}
 	}
 	return f, nil
 }
@@ -108,7 +141,7 @@ func Check(path, what string, limit int64) error {
 	defer f.Close()
 	fi, err := f.Stat()
 	if err != nil {
-		return fmt.Errorf("reading %s %s: %w", what, path, err)
+		return fmt.Errorf("reading %s: %w", name(what, path), err)
 	}
 	if fi.Size() > limit {
 		return &TooLargeError{Path: path, What: what, Size: fi.Size(), Limit: limit}
@@ -119,17 +152,15 @@ func Check(path, what string, limit int64) error {
 func kind(m fs.FileMode) string {
 	switch {
 	case m.IsDir():
-		return "a folder"
+		return "a directory"
 	case m&fs.ModeNamedPipe != 0:
 		return "a named pipe"
 	case m&fs.ModeSocket != 0:
 		return "a socket"
-	case m&fs.ModeCharDevice != 0:
-		return "a character device"
-	case m&fs.ModeDevice != 0:
+	case m&(fs.ModeDevice|fs.ModeCharDevice) != 0:
 		return "a device"
 	}
-	return "not a file"
+	return "mode " + m.String()
 }
 
 // Reader returns a reader of r that fails with ctx's error once ctx is

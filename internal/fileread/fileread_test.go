@@ -6,7 +6,6 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
-	"strings"
 	"syscall"
 	"testing"
 )
@@ -46,19 +45,27 @@ func TestReadFile(t *testing.T) {
 		if !errors.As(err, &te) || te.Limit != 9 || te.Size != 10 {
 			t.Fatalf("got %v, want a TooLargeError of size 10, limit 9", err)
 		}
-		want := "public key " + small + " is 10 bytes, over the limit of 9 bytes for a public key"
+		want := "public key " + small + ": file is over the size limit: 10 bytes, the limit is 9"
 		if err.Error() != want {
 			t.Errorf("got %q, want %q", err, want)
 		}
+		if !errors.Is(err, ErrTooLarge) {
+			t.Errorf("%v is not ErrTooLarge", err)
+		}
+		// Without a kind, the path alone.
+		_, err = ReadFile(context.Background(), small, "", 9)
+		if want := small + ": file is over the size limit: 10 bytes, the limit is 9"; err == nil || err.Error() != want {
+			t.Errorf("got %v, want %q", err, want)
+		}
 	})
-	for name, path := range map[string]string{"/dev/zero": "/dev/zero", "a named pipe": fifo, "a folder": dir} {
+	for name, path := range map[string]string{"a device": "/dev/zero", "a named pipe": fifo, "a directory": dir} {
 		t.Run(name+" is refused", func(t *testing.T) {
 			_, err := ReadFile(context.Background(), path, "key", 100)
 			if !errors.Is(err, ErrNotRegular) {
 				t.Fatalf("got %v, want ErrNotRegular", err)
 			}
-			if !strings.Contains(err.Error(), path) {
-				t.Errorf("%q does not name %s", err, path)
+			if want := "key " + path + " is not a regular file (" + name + "): give a regular file"; err.Error() != want {
+				t.Errorf("got %q, want %q", err, want)
 			}
 			if err := Check(path, "key", 100); !errors.Is(err, ErrNotRegular) {
 				t.Errorf("Check: got %v, want ErrNotRegular", err)
@@ -98,7 +105,7 @@ func TestReadFileGrows(t *testing.T) {
 	if !errors.As(err, &te) || te.Size != -1 {
 		t.Fatalf("got %v, want a TooLargeError without a size", err)
 	}
-	if want := "key /proc/self/maps is over the limit of 10 bytes for a key"; err.Error() != want {
+	if want := "key /proc/self/maps: file is over the size limit: more than 10 bytes"; err.Error() != want {
 		t.Errorf("got %q, want %q", err, want)
 	}
 }

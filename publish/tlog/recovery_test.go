@@ -316,9 +316,8 @@ func TestCandidate(t *testing.T) {
 		t.Fatal("a checkpoint that is not final was served")
 	}
 	// A note without the log's signature is refused.
-	text, _, _ := splitNote(cand.Note)
 	other, _ := testKeys(t)
-	foreign, _ := note.Sign(&note.Note{Text: text}, other)
+	foreign, _ := note.Sign(&note.Note{Text: string(cand.Marshal())}, other)
 	accept = true
 	if err := l.Commit(foreign); err == nil || !strings.Contains(err.Error(), "lacks the log's signature") {
 		t.Fatalf("Commit without the log's signature: %v", err)

@@ -68,6 +68,7 @@ import (
 	"log/slog"
 	"os"
 	"path"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -75,6 +76,8 @@ import (
 
 	fmtlog "github.com/transparency-dev/formats/log"
 	"golang.org/x/mod/sumdb/note"
+
+	"github.com/pyrsia/pyrsia-build/publish/witness"
 )
 
 // ErrClosed is returned by operations on a closed log. Use errors.Is.
@@ -615,13 +618,13 @@ func (l *Log) Commit(signed []byte) error {
 	}
 	l.cpMu.Lock()
 	defer l.cpMu.Unlock()
-	text, sigs, err := splitNote(signed)
+	n, err := witness.OpenUnverified(signed)
 	if err != nil {
-		return err
+		return fmt.Errorf("tlog: checkpoint to commit: %w", err)
 	}
 	var base *Checkpoint
 	for _, c := range []*Checkpoint{l.cand.Load(), l.cp.Load()} {
-		if c != nil && text == string(c.Marshal()) {
+		if c != nil && n.Text == string(c.Marshal()) {
 			base = c
 			break
 		}
@@ -630,9 +633,14 @@ func (l *Log) Commit(signed []byte) error {
 		return errors.New("tlog: the note to commit is not the latest candidate checkpoint (publish again and have the new candidate cosigned)")
 	}
 	// The log's own signature must be there, as Publish made it.
-	_, own, _ := splitNote(base.Note)
-	if !strings.Contains("\n"+sigs, "\n"+own) {
-		return fmt.Errorf("tlog: checkpoint size %d to commit lacks the log's signature", base.Size)
+	own, err := witness.OpenUnverified(base.Note)
+	if err != nil {
+		return fmt.Errorf("tlog: checkpoint size %d: %w", base.Size, err)
+	}
+	for _, s := range own.UnverifiedSigs {
+		if !slices.Contains(n.UnverifiedSigs, s) {
+			return fmt.Errorf("tlog: checkpoint size %d to commit lacks the log's signature", base.Size)
+		}
 	}
 	if l.opts.CheckFinal != nil {
 		if err := l.opts.CheckFinal(signed); err != nil {
@@ -650,33 +658,19 @@ func (l *Log) Commit(signed []byte) error {
 	return nil
 }
 
-// splitNote returns a note's text and its signature block.
-func splitNote(b []byte) (text string, sigs string, err error) {
-	s := string(b)
-	i := strings.Index(s, "\n\n")
-	if i < 0 {
-		return "", "", errors.New("tlog: checkpoint is not a signed note (no blank line before the signatures)")
-	}
-	return s[:i+1], s[i+2:], nil
-}
-
 // parseCheckpointBody parses the checkpoint in a stored note without
-// checking signatures (the log trusts its own folder).
+// checking signatures (the log trusts its own folder), with the module's one
+// checkpoint parser.
 func parseCheckpointBody(b []byte) (*Checkpoint, error) {
-	text, _, err := splitNote(b)
+	n, err := witness.OpenUnverified(b)
 	if err != nil {
 		return nil, err
 	}
-	var cp fmtlog.Checkpoint
-	rest, err := cp.Unmarshal([]byte(text))
+	cp, err := witness.ParseCheckpointText([]byte(n.Text))
 	if err != nil {
 		return nil, err
 	}
-	if len(rest) != 0 {
-		// Extension lines are allowed by tlog-checkpoint; keep them.
-		_ = rest
-	}
-	return &Checkpoint{Checkpoint: cp, Note: b}, nil
+	return &Checkpoint{Checkpoint: *cp, Note: b}, nil
 }
 
 // recover replays the log: see the package documentation.

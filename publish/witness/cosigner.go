@@ -13,6 +13,7 @@ import (
 	"sync"
 
 	"github.com/pyrsia/pyrsia-build/attest"
+	"github.com/pyrsia/pyrsia-build/internal/fsutil"
 	"github.com/transparency-dev/formats/log"
 	"github.com/transparency-dev/merkle/proof"
 	"github.com/transparency-dev/merkle/rfc6962"
@@ -321,7 +322,7 @@ func (c *Cosigner) cosignLocked(n *note.Note, cp *log.Checkpoint) (note.Signatur
 	if err != nil {
 		return note.Signature{}, fmt.Errorf("witness: cosigning: %w", err)
 	}
-	if err := writeFileSync(c.statePath, signed); err != nil {
+	if err := fsutil.WriteFileAtomic(c.statePath, signed, 0o600); err != nil {
 		return note.Signature{}, fmt.Errorf("witness: cosigner: saving state: %w", err)
 	}
 	c.last, c.lastCP = signed, cp
@@ -364,39 +365,4 @@ func (c *Cosigner) checkExtends(ctx context.Context, newNote []byte, cp *log.Che
 		return &BadProofError{Origin: cp.Origin, OldSize: old.Size, NewSize: cp.Size, Err: err}
 	}
 	return nil
-}
-
-// writeFileSync replaces the file at path with data durably: it writes a
-// temporary file in the same directory, syncs it, renames it over path and
-// syncs the directory.
-func writeFileSync(path string, data []byte) (err error) {
-	dir := filepath.Dir(path)
-	f, err := os.CreateTemp(dir, "."+filepath.Base(path)+".tmp-*")
-	if err != nil {
-		return err
-	}
-	defer func() {
-		if err != nil {
-			f.Close()
-			os.Remove(f.Name())
-		}
-	}()
-	if _, err := f.Write(data); err != nil {
-		return err
-	}
-	if err := f.Sync(); err != nil {
-		return err
-	}
-	if err := f.Close(); err != nil {
-		return err
-	}
-	if err := os.Rename(f.Name(), path); err != nil {
-		return err
-	}
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	defer d.Close()
-	return d.Sync()
 }

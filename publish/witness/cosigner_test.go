@@ -221,6 +221,10 @@ func TestCosignerRestart(t *testing.T) {
 	if err != nil || len(entries) != 1 || entries[0].Name() != witness.StateFile {
 		t.Errorf("got state directory %v, %v, want only %s", entries, err, witness.StateFile)
 	}
+	// The state is the cosigner's own: written for its owner alone.
+	if fi, err := os.Stat(filepath.Join(dir, witness.StateFile)); err != nil || fi.Mode().Perm() != 0o600 {
+		t.Errorf("state file: got %v, %v, want mode 0600", fi, err)
+	}
 }
 
 func TestCosignerCorruptState(t *testing.T) {

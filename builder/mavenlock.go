@@ -1,0 +1,341 @@
+package builder
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"regexp"
+	"slices"
+	"strings"
+)
+
+// Maven dependency lock v1
+//
+// A lock lists every file a Maven build reads from the repository:
+// plugins, extensions, dependencies, their poms and parents. It is JSON,
+// one entry per file, sorted by path:
+//
+//	{
+//	  "version": 1,
+//	  "files": [
+//	    {"coordinate": "org.apache:apache:29", "file": "apache-29.pom", "sha256": "<64 hex>"},
+//	    ...
+//	  ]
+//	}
+//
+// The file's path in the repository is the groupId with dots as slashes,
+// the artifactId, the version and the file name. A lock names no
+// repository: every node fetches the files from the Maven repository its
+// own machine is configured with ([MavenRepository]) and checks each
+// against the lock before the build sees it. A spec points at its lock by
+// path and sha256 (recipe.maven.lock), so the lock is part of the input
+// digest. 'pyrsia-build lock SPEC' writes it ([BuildKit.Resolve]).
+
+// LockVersion is the only lock format version this package reads.
+const LockVersion = 1
+
+// maxLockSize bounds a lock file (about 40,000 entries).
+const maxLockSize = 8 << 20
+
+// Lock is a Maven dependency lock.
+type Lock struct {
+	Version int        `json:"version"`
+	Files   []LockFile `json:"files"`
+}
+
+// LockFile is one file of a lock.
+type LockFile struct {
+	// Coordinate is groupId:artifactId:version.
+	Coordinate string `json:"coordinate"`
+	// File is the file name: artifactId-version[-classifier].extension.
+	File string `json:"file"`
+	// SHA256 is the file's digest, 64 lowercase hex digits.
+	SHA256 string `json:"sha256"`
+}
+
+// Path returns the file's path in a Maven repository.
+func (f LockFile) Path() string {
+	g, a, v := splitCoordinate(f.Coordinate)
+	return strings.ReplaceAll(g, ".", "/") + "/" + a + "/" + v + "/" + f.File
+}
+
+func splitCoordinate(c string) (g, a, v string) {
+	parts := strings.SplitN(c, ":", 3)
+	for len(parts) < 3 {
+		parts = append(parts, "")
+	}
+	return parts[0], parts[1], parts[2]
+}
+
+var lockFileRE = regexp.MustCompile(`^[A-Za-z0-9_][A-Za-z0-9_.+-]*$`)
+
+// LockError is a problem with a lock file's contents.
+type LockError struct {
+	Index int // the entry, -1 for the document
+	Msg   string
+}
+
+func (e *LockError) Error() string {
+	if e.Index < 0 {
+		return "lock: " + e.Msg
+	}
+	return fmt.Sprintf("lock: files[%d]: %s", e.Index, e.Msg)
+}
+
+func (f LockFile) validate() error {
+	parts := strings.Split(f.Coordinate, ":")
+	if len(parts) != 3 || !mavenPartRE.MatchString(parts[0]) || !mavenPartRE.MatchString(parts[1]) || !mavenVerRE.MatchString(parts[2]) {
+		return fmt.Errorf("coordinate %q is not groupId:artifactId:version", f.Coordinate)
+	}
+	if strings.Contains(parts[0], "..") || strings.HasSuffix(parts[0], ".") {
+		return fmt.Errorf("coordinate %q has an empty groupId part", f.Coordinate)
+	}
+	if strings.HasSuffix(parts[2], "-SNAPSHOT") {
+		return fmt.Errorf("coordinate %q is a snapshot: a lock pins releases only", f.Coordinate)
+	}
+	if !lockFileRE.MatchString(f.File) || !strings.HasPrefix(f.File, parts[1]+"-"+parts[2]) {
+		return fmt.Errorf("file %q is not %s-%s[-classifier].extension", f.File, parts[1], parts[2])
+	}
+	rest := strings.TrimPrefix(f.File, parts[1]+"-"+parts[2])
+	if !strings.HasPrefix(rest, ".") && !strings.HasPrefix(rest, "-") || len(rest) < 2 || strings.HasSuffix(rest, ".") {
+		return fmt.Errorf("file %q is not %s-%s[-classifier].extension", f.File, parts[1], parts[2])
+	}
+	if !isHex(f.SHA256, 64) {
+		return fmt.Errorf("sha256 %q is not 64 lowercase hex digits", f.SHA256)
+	}
+	return nil
+}
+
+// Validate checks every entry and that the entries are sorted by path with
+// none twice.
+func (l *Lock) Validate() error {
+	if l.Version != LockVersion {
+		return &LockError{Index: -1, Msg: fmt.Sprintf("version %d is not supported (want %d)", l.Version, LockVersion)}
+	}
+	for i, f := range l.Files {
+		if err := f.validate(); err != nil {
+			return &LockError{Index: i, Msg: err.Error()}
+		}
+		if i > 0 {
+			switch p, q := l.Files[i-1].Path(), f.Path(); {
+			case p == q:
+				return &LockError{Index: i, Msg: fmt.Sprintf("%s is listed twice", q)}
+			case p > q:
+				return &LockError{Index: i, Msg: fmt.Sprintf("%s is out of order (the files are sorted by path; 'pyrsia-build lock' writes them so)", q)}
+			}
+		}
+	}
+	return nil
+}
+
+// ParseLock parses and validates a lock, rejecting unknown fields.
+func ParseLock(data []byte) (*Lock, error) {
+	if len(data) > maxLockSize {
+		return nil, &LockError{Index: -1, Msg: fmt.Sprintf("%d bytes is larger than the limit of %d", len(data), maxLockSize)}
+	}
+	d := json.NewDecoder(bytes.NewReader(data))
+	d.DisallowUnknownFields()
+	var l Lock
+	if err := d.Decode(&l); err != nil {
+		return nil, &LockError{Index: -1, Msg: "not a lock (JSON): " + err.Error()}
+	}
+	if d.More() {
+		return nil, &LockError{Index: -1, Msg: "trailing data after the JSON object"}
+	}
+	if err := l.Validate(); err != nil {
+		return nil, err
+	}
+	return &l, nil
+}
+
+// Marshal returns the lock's file form: sorted, one entry per line, so
+// that a change to a lock reads well in a diff.
+func (l *Lock) Marshal() ([]byte, error) {
+	c := &Lock{Version: l.Version, Files: slices.Clone(l.Files)}
+	slices.SortFunc(c.Files, func(a, b LockFile) int { return strings.Compare(a.Path(), b.Path()) })
+	if err := c.Validate(); err != nil {
+		return nil, err
+	}
+	var b bytes.Buffer
+	fmt.Fprintf(&b, "{\n  \"version\": %d,\n  \"files\": [", c.Version)
+	for i, f := range c.Files {
+		line, err := json.Marshal(f)
+		if err != nil {
+			return nil, err
+		}
+		if i > 0 {
+			b.WriteByte(',')
+		}
+		b.WriteString("\n    ")
+		b.Write(line)
+	}
+	if len(c.Files) > 0 {
+		b.WriteString("\n  ")
+	}
+	b.WriteString("]\n}\n")
+	return b.Bytes(), nil
+}
+
+// lockFileFromPath turns a repository path into a lock entry; ok is false
+// for what is not an artifact file (metadata, checksums, signatures,
+// snapshots).
+func lockFileFromPath(p, sha string) (LockFile, bool) {
+	parts := strings.Split(p, "/")
+	if len(parts) < 4 {
+		return LockFile{}, false
+	}
+	name := parts[len(parts)-1]
+	if strings.HasPrefix(name, "maven-metadata") {
+		return LockFile{}, false
+	}
+	for _, ext := range []string{".sha1", ".md5", ".sha256", ".sha512", ".asc", ".lastUpdated"} {
+		if strings.HasSuffix(name, ext) {
+			return LockFile{}, false
+		}
+	}
+	f := LockFile{
+		Coordinate: strings.Join(parts[:len(parts)-3], ".") + ":" + parts[len(parts)-3] + ":" + parts[len(parts)-2],
+		File:       name,
+		SHA256:     sha,
+	}
+	if f.validate() != nil || f.Path() != p {
+		return LockFile{}, false
+	}
+	return f, true
+}
+
+// ReadLock reads and parses the lock file at name; errors name the file.
+func ReadLock(name string) (*Lock, error) {
+	data, err := readLimited(name, maxLockSize)
+	if err != nil {
+		return nil, fmt.Errorf("reading maven lock: %w", err)
+	}
+	l, err := ParseLock(data)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", name, err)
+	}
+	return l, nil
+}
+
+// LockMismatchError is a file the Maven repository served with other
+// bytes than the lock pins. Use errors.As.
+type LockMismatchError struct {
+	Path string // the file's path in the repository
+	Want string // the lock's sha256 hex
+	Got  string // the served file's sha256 hex
+}
+
+func (e *LockMismatchError) Error() string {
+	return fmt.Sprintf("maven lock: %s: the repository served sha256:%s, the lock pins sha256:%s; this node builds only what the lock pins. "+
+		"If the repository (or a mirror in the Maven settings) serves a wrong file, fix or change the repository; "+
+		"if the lock is stale, run 'pyrsia-build lock SPEC' and review the change", e.Path, e.Got, e.Want)
+}
+
+// lockRepo makes dir a Maven local repository holding exactly the lock's
+// files: each comes from the cache folder (by sha256, hashed again) or is
+// fetched from the repository, and is checked against the lock before it is
+// placed. It returns how many files were fetched.
+func lockRepo(ctx context.Context, l *Lock, client *repoClient, cache, dir string, progress io.Writer) (fetched int, err error) {
+	if progress == nil {
+		progress = io.Discard
+	}
+	if cache != "" {
+		if err := os.MkdirAll(cache, 0o755); err != nil {
+			cache = ""
+		}
+	}
+	for _, f := range l.Files {
+		if err := ctx.Err(); err != nil {
+			return fetched, err
+		}
+		p := f.Path()
+		dst := filepath.Join(dir, filepath.FromSlash(p))
+		if err := os.MkdirAll(filepath.Dir(dst), 0o755); err != nil {
+			return fetched, err
+		}
+		if cache != "" && copyIfDigest(filepath.Join(cache, f.SHA256), dst, f.SHA256) {
+			continue
+		}
+		if client == nil {
+			return fetched, fmt.Errorf("maven lock: %s is not cached and no repository is configured", p)
+		}
+		tmp, err := os.CreateTemp(filepath.Dir(dst), ".fetch-*")
+		if err != nil {
+			return fetched, err
+		}
+		got, _, err := client.get(ctx, p, tmp)
+		if cerr := tmp.Close(); err == nil {
+			err = cerr
+		}
+		if err != nil {
+			os.Remove(tmp.Name())
+			var fe *FetchError
+			if errors.As(err, &fe) && fe.Status == 404 {
+				return fetched, fmt.Errorf("maven lock: %s (%s) is pinned by the lock but the repository does not serve it (HTTP 404): "+
+					"check the Maven settings' mirror, or run 'pyrsia-build lock SPEC' if the project no longer needs it", p, f.Coordinate)
+			}
+			return fetched, fmt.Errorf("maven lock: %w", err)
+		}
+		if got != f.SHA256 {
+			os.Remove(tmp.Name())
+			return fetched, &LockMismatchError{Path: p, Want: f.SHA256, Got: got}
+		}
+		if err := os.Rename(tmp.Name(), dst); err != nil {
+			return fetched, err
+		}
+		fetched++
+		fmt.Fprintf(progress, "maven: fetched %s\n", p)
+		if cache != "" {
+			copyFile(dst, filepath.Join(cache, f.SHA256))
+		}
+	}
+	return fetched, nil
+}
+
+// copyIfDigest copies src to dst if src's content has the sha256 want.
+func copyIfDigest(src, dst, want string) bool {
+	b, err := os.ReadFile(src)
+	if err != nil {
+		return false
+	}
+	sum := sha256.Sum256(b)
+	if hex.EncodeToString(sum[:]) != want {
+		os.Remove(src) // a damaged cache entry
+		return false
+	}
+	return os.WriteFile(dst, b, 0o644) == nil
+}
+
+// copyFile copies src to dst by way of a temporary file of its own, so a
+// reader (or another build filling the same cache) never sees half a file.
+func copyFile(src, dst string) error {
+	b, err := os.ReadFile(src)
+	if err != nil {
+		return err
+	}
+	tmp, err := os.CreateTemp(filepath.Dir(dst), ".tmp-"+filepath.Base(dst)+"-*")
+	if err != nil {
+		return err
+	}
+	_, err = tmp.Write(b)
+	if cerr := tmp.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = os.Chmod(tmp.Name(), 0o644)
+	}
+	if err == nil {
+		err = os.Rename(tmp.Name(), dst)
+	}
+	if err != nil {
+		os.Remove(tmp.Name())
+	}
+	return err
+}

@@ -1,0 +1,412 @@
+package logclient
+
+import (
+	"bytes"
+	"context"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"io/fs"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/pyrsia/pyrsia-build/internal/fileread"
+	"github.com/pyrsia/pyrsia-build/internal/fsutil"
+	"github.com/pyrsia/pyrsia-build/publish/policy"
+	"github.com/pyrsia/pyrsia-build/publish/witness"
+)
+
+// Files in a Follower's state directory.
+const (
+	// StateFile holds the last checkpoint the follower verified.
+	StateFile = "checkpoint"
+	// EvidenceDir holds, once the follower stopped, the evidence:
+	// "verified.checkpoint" (the last checkpoint verified), "offered.checkpoint"
+	// (the one refused), "proof" (for a fork of two sizes, the consistency
+	// proof, one base64 hash a line, that ties the larger checkpoint to the
+	// root its tree has at the smaller size), "reason", and "kind" ("fork",
+	// or "checkpoint" for one the Trust refuses).
+	EvidenceDir = "evidence"
+)
+
+// ErrFork is wrapped by the StopError for two final checkpoints that
+// cannot both be true: the same size with two roots, or a larger tree
+// (proven by the source's tiles) whose prefix at the smaller size has
+// another root. A consistency proof that merely does not verify is no
+// fork: the source's tiles may be wrong (an error wrapping ErrProof, and
+// the follower tries again). Use errors.Is.
+var ErrFork = errors.New("logclient: the log forked")
+
+// ErrStale is wrapped by the error for a source whose checkpoint is behind
+// the one last verified (consistent with it): a mirror lagging behind.
+// Nothing is wrong with the log. Use errors.Is.
+var ErrStale = errors.New("logclient: the source is behind the checkpoint last verified")
+
+// StopError stops a Follower: the source offered a checkpoint of the log
+// that the Trust refuses (not signed by a log key, not final), or a final
+// one that proves a fork with the last one verified (see ErrFork). Both
+// checkpoints are kept, as evidence, in the state directory's EvidenceDir.
+type StopError struct {
+	Source string
+	// Verified is the last checkpoint verified (nil if none was yet),
+	// Offered the one refused.
+	Verified, Offered []byte
+	// Proof is the consistency proof read between them, if any.
+	Proof [][]byte
+	// Dir is the folder the evidence is stored in.
+	Dir string
+	// Err says what is wrong: wraps ErrFork or ErrCheckpoint.
+	Err error
+}
+
+func (e *StopError) Error() string {
+	return fmt.Sprintf("logclient: %s: stopped following: %s (evidence in %s)", e.Source, strings.TrimPrefix(e.Err.Error(), "logclient: "), e.Dir)
+}
+
+func (e *StopError) Unwrap() error { return e.Err }
+
+// FollowerOptions configure a Follower.
+type FollowerOptions struct {
+	// Source is the log to follow.
+	Source Source
+	// Trust must have cosigners: only final checkpoints are followed.
+	Trust *policy.Trust
+	// StateDir keeps the last checkpoint verified (StateFile) and, once
+	// stopped, the evidence (EvidenceDir). It is created if missing.
+	StateDir string
+	// Next is the index of the first entry to hand to Visit. By default 0:
+	// after a restart every entry is visited again (the entries of the
+	// stored checkpoint are checked against it), as an index in memory
+	// needs.
+	Next uint64
+	// Visit, if set, is called for every entry from Next on, in order,
+	// once it is proven included in a verified checkpoint. An error stops
+	// the poll; the entry is visited again by the next one.
+	Visit func(ctx context.Context, index uint64, entry []byte) error
+	// Interval is the time between two polls of Run (default 10s).
+	Interval time.Duration
+	// Logger receives what Run does (default slog.Default()).
+	Logger *slog.Logger
+}
+
+// Follower follows a log: it polls a Source for checkpoints, accepts each
+// new one only if it is final under the Trust and consistent with the last
+// one verified, stores it, and hands the new entries to Visit. A checkpoint
+// that is not final, or a proven fork, stops it with a *StopError and keeps
+// the evidence, and a Follower whose state directory holds evidence does
+// not start again until someone has looked at it and moved it away. A stale
+// source or tiles that prove nothing are errors of one poll. Nothing is
+// accepted silently.
+type Follower struct {
+	opts   FollowerOptions
+	client *Client
+	logger *slog.Logger
+
+	poll sync.Mutex // one Poll at a time
+
+	mu      sync.Mutex
+	last    *Checkpoint
+	next    uint64
+	lastErr error
+	stopped *StopError
+}
+
+// FollowerStatus is a snapshot of a Follower, for a status page.
+type FollowerStatus struct {
+	// Checkpoint is the last checkpoint verified, nil if none was.
+	Checkpoint *Checkpoint
+	// Next is the index of the next entry to visit.
+	Next uint64
+	// LastError is the error of the last poll, nil if it succeeded.
+	LastError error
+	// Stopped is set once the follower stopped.
+	Stopped *StopError
+}
+
+// NewFollower returns a Follower that resumes from the checkpoint in
+// opts.StateDir, if there is one; it checks that checkpoint against the
+// Trust again. A state directory holding evidence is a *StopError.
+func NewFollower(ctx context.Context, opts FollowerOptions) (*Follower, error) {
+	switch {
+	case opts.Source == nil:
+		return nil, errors.New("logclient: follower: no source")
+	case opts.Trust == nil || len(opts.Trust.Cosigners) == 0 || opts.Trust.CosignThreshold < 1:
+		return nil, errors.New("logclient: follower: the trust has no cosigners: only final checkpoints may be followed")
+	case opts.Trust.Origin == "":
+		return nil, errors.New("logclient: follower: the trust names no origin")
+	case opts.StateDir == "":
+		return nil, errors.New("logclient: follower: no state directory")
+	}
+	if opts.Interval <= 0 {
+		opts.Interval = 10 * time.Second
+	}
+	logger := opts.Logger
+	if logger == nil {
+		logger = slog.Default()
+	}
+	f := &Follower{opts: opts, client: New(opts.Source, Options{Trust: opts.Trust}), logger: logger, next: opts.Next}
+	if err := os.MkdirAll(opts.StateDir, 0o755); err != nil {
+		return nil, fmt.Errorf("logclient: follower: %w", err)
+	}
+	evidence := filepath.Join(opts.StateDir, EvidenceDir)
+	if _, err := os.Stat(evidence); err == nil {
+		se := readEvidence(ctx, evidence)
+		se.Source = opts.Source.String()
+		return nil, se
+	}
+	path := filepath.Join(opts.StateDir, StateFile)
+	b, err := fileread.ReadFile(ctx, path, "checkpoint", witness.MaxCheckpointSize)
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+		return f, nil
+	case err != nil:
+		return nil, fmt.Errorf("logclient: follower: %w", err)
+	}
+	cp, err := f.client.VerifyCheckpoint(b)
+	if err != nil {
+		return nil, fmt.Errorf("logclient: follower: %s does not verify under the trust: %w; if the policy changed on purpose, move the file away to follow from the log's current checkpoint", path, err)
+	}
+	f.last = cp
+	return f, nil
+}
+
+// readEvidence reads back what stop wrote.
+func readEvidence(ctx context.Context, dir string) *StopError {
+	se := &StopError{Dir: dir}
+	se.Verified, _ = fileread.ReadFile(ctx, filepath.Join(dir, "verified.checkpoint"), "checkpoint", witness.MaxCheckpointSize)
+	se.Offered, _ = fileread.ReadFile(ctx, filepath.Join(dir, "offered.checkpoint"), "checkpoint", witness.MaxCheckpointSize)
+	reason, _ := fileread.ReadFile(ctx, filepath.Join(dir, "reason"), "reason", 64<<10)
+	kind, _ := fileread.ReadFile(ctx, filepath.Join(dir, "kind"), "kind", 64)
+	sentinel := ErrCheckpoint
+	if strings.TrimSpace(string(kind)) == "fork" {
+		sentinel = ErrFork
+	}
+	se.Err = tag(sentinel, "stopped before: %s; move %s away once it is understood, to follow again", strings.TrimSpace(string(reason)), dir)
+	return se
+}
+
+// Status returns the follower's state.
+func (f *Follower) Status() FollowerStatus {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return FollowerStatus{Checkpoint: f.last, Next: f.next, LastError: f.lastErr, Stopped: f.stopped}
+}
+
+// Run polls the source every Interval until ctx is done (it then returns
+// ctx.Err()) or the follower stops (it returns the *StopError). Other
+// errors (a source away, a tile that does not verify) are logged and the
+// next poll tries again.
+func (f *Follower) Run(ctx context.Context) error {
+	t := time.NewTicker(f.opts.Interval)
+	defer t.Stop()
+	for {
+		err := f.Poll(ctx)
+		var se *StopError
+		switch {
+		case errors.As(err, &se):
+			f.logger.ErrorContext(ctx, "stopped following the log", "source", f.opts.Source.String(), "err", err, "evidence", se.Dir)
+			return err
+		case ctx.Err() != nil:
+			return ctx.Err()
+		case err != nil:
+			f.logger.WarnContext(ctx, "following the log", "source", f.opts.Source.String(), "err", err, "hint", Hint(err))
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-t.C:
+		}
+	}
+}
+
+// Poll reads the source's checkpoint once, accepts it if it is new, final
+// and consistent with the last one verified, and visits the entries not
+// yet visited. It returns a *StopError for a checkpoint that must not be
+// accepted (and every later call returns it too).
+func (f *Follower) Poll(ctx context.Context) error {
+	f.poll.Lock()
+	defer f.poll.Unlock()
+	err := f.pollOnce(ctx)
+	f.mu.Lock()
+	f.lastErr = err
+	f.mu.Unlock()
+	return err
+}
+
+func (f *Follower) pollOnce(ctx context.Context) error {
+	f.mu.Lock()
+	last, stopped := f.last, f.stopped
+	f.mu.Unlock()
+	if stopped != nil {
+		return stopped
+	}
+	b, err := f.opts.Source.ReadCheckpoint(ctx)
+	if err != nil {
+		return f.client.fail("reading checkpoint", err, "the source is away or serves no log: the next poll tries again; check it, or follow another build node or mirror")
+	}
+	if last == nil || !bytes.Equal(b, last.Note) {
+		cp, err := f.check(ctx, last, b)
+		if err != nil {
+			return err
+		}
+		if cp != nil {
+			last = cp
+		}
+	}
+	if last == nil {
+		return nil
+	}
+	f.mu.Lock()
+	next := f.next
+	f.mu.Unlock()
+	if next >= last.Size || f.opts.Visit == nil {
+		return nil
+	}
+	return f.client.Entries(ctx, last, next, last.Size, func(index uint64, entry []byte) error {
+		if err := f.opts.Visit(ctx, index, entry); err != nil {
+			return fmt.Errorf("logclient: visiting entry %d: %w", index, err)
+		}
+		f.mu.Lock()
+		f.next = index + 1
+		f.mu.Unlock()
+		return nil
+	})
+}
+
+// check judges a checkpoint note that differs from the last one verified.
+// It returns the checkpoint once it is accepted and stored, nil for one
+// that adds nothing, or an error.
+func (f *Follower) check(ctx context.Context, last *Checkpoint, b []byte) (*Checkpoint, error) {
+	body, err := parseUnverified(b)
+	if err != nil || body.Origin != f.opts.Trust.Origin {
+		// Not a checkpoint of this log at all: nothing to keep as evidence.
+		if err == nil {
+			err = fmt.Errorf("it is for log %q, want %q", body.Origin, f.opts.Trust.Origin)
+		}
+		return nil, f.client.fail("", tag(ErrCheckpoint, "checkpoint: %w", trimmed{err}), "check that the source serves this network's log")
+	}
+	cp, err := f.client.VerifyCheckpoint(b)
+	if err != nil {
+		return nil, f.stop(ctx, last, b, nil, err)
+	}
+	if last != nil {
+		switch {
+		case cp.Size == last.Size && !bytes.Equal(cp.Hash, last.Hash):
+			return nil, f.stop(ctx, last, b, nil, tag(ErrFork, "two final checkpoints of size %d with different roots", cp.Size))
+		case cp.Size == last.Size:
+			return nil, nil // the same tree, other cosignatures
+		case cp.Size < last.Size:
+			return nil, f.behind(ctx, last, cp)
+		}
+		if _, err := f.client.Consistency(ctx, last, cp); err != nil {
+			return nil, f.notExtending(ctx, last, cp, err)
+		}
+	}
+	if err := fsutil.WriteFileAtomic(filepath.Join(f.opts.StateDir, StateFile), b, 0o644); err != nil {
+		return nil, fmt.Errorf("logclient: follower: storing the checkpoint: %w", err)
+	}
+	f.mu.Lock()
+	f.last = cp
+	f.mu.Unlock()
+	f.logger.InfoContext(ctx, "new checkpoint", "source", f.opts.Source.String(), "size", cp.Size, "cosigners", cp.Cosigners)
+	return cp, nil
+}
+
+// notExtending judges a checkpoint larger than the last one verified for
+// which the source gave no consistency proof that verifies (err). That
+// alone proves nothing: the source's tiles may be wrong (C2SP
+// tlog-witness's 422). It is a fork only if the tiles do prove the new
+// checkpoint's tree, and the prefix of that tree at the old size has
+// another root than the old checkpoint: then the log signed two trees
+// that cannot both be true.
+func (f *Follower) notExtending(ctx context.Context, last, cp *Checkpoint, err error) error {
+	if !errors.Is(err, ErrProof) {
+		return err
+	}
+	root, p, rerr := f.client.rootAndProof(ctx, cp, last.Size)
+	if rerr != nil || bytes.Equal(root, last.Hash) {
+		return f.client.fail("", tag(ErrProof, "its tiles do not prove that the checkpoint of size %d extends the one verified (size %d): %w", cp.Size, last.Size, err),
+			"the source's tiles are wrong, or the log forked: follow another build node or mirror; if every one fails so, the log forked")
+	}
+	return f.stop(ctx, last, cp.Note, p, tag(ErrFork, "the checkpoint of size %d does not extend the one verified (size %d): its tree of size %d has root %s, the verified one %s",
+		cp.Size, last.Size, last.Size, b64(root), b64(last.Hash)))
+}
+
+// behind judges a checkpoint smaller than the last one verified: a stale
+// source, unless the source's tiles of the verified tree prove that its
+// prefix at the smaller size has another root (a fork).
+func (f *Follower) behind(ctx context.Context, last, cp *Checkpoint) error {
+	root, p, err := f.client.rootAndProof(ctx, last, cp.Size)
+	if err == nil && !bytes.Equal(root, cp.Hash) {
+		return f.stop(ctx, last, cp.Note, p, tag(ErrFork, "the source's checkpoint of size %d is not a prefix of the one verified (size %d): the verified tree of size %d has root %s, the source's %s",
+			cp.Size, last.Size, cp.Size, b64(root), b64(cp.Hash)))
+	}
+	// The source may lack the verified tree's tiles: then nothing is
+	// proven, and a fork shows once it grows past the verified size.
+	return f.client.fail("", tag(ErrStale, "its checkpoint has size %d, behind the one verified (size %d)", cp.Size, last.Size),
+		"the source lags behind: wait, or follow another build node or mirror")
+}
+
+func b64(b []byte) string { return base64.StdEncoding.EncodeToString(b) }
+
+// stop keeps the evidence and stops the follower.
+func (f *Follower) stop(ctx context.Context, last *Checkpoint, offered []byte, p [][]byte, reason error) error {
+	dir := filepath.Join(f.opts.StateDir, EvidenceDir)
+	se := &StopError{Source: f.opts.Source.String(), Offered: offered, Proof: p, Dir: dir, Err: reason}
+	if last != nil {
+		se.Verified = last.Note
+	}
+	err := f.writeEvidence(se)
+	if err != nil {
+		f.logger.ErrorContext(ctx, "keeping the evidence", "dir", dir, "err", err)
+	}
+	f.mu.Lock()
+	f.stopped = se
+	f.mu.Unlock()
+	return se
+}
+
+func (f *Follower) writeEvidence(se *StopError) error {
+	// Write into a temporary folder and rename it, so that a folder named
+	// EvidenceDir is always complete.
+	tmp, err := os.MkdirTemp(f.opts.StateDir, ".evidence-*")
+	if err != nil {
+		return err
+	}
+	kind := "checkpoint"
+	if errors.Is(se.Err, ErrFork) {
+		kind = "fork"
+	}
+	var proof strings.Builder
+	for _, h := range se.Proof {
+		proof.WriteString(base64.StdEncoding.EncodeToString(h) + "\n")
+	}
+	files := []struct {
+		name string
+		data []byte
+	}{
+		{"verified.checkpoint", se.Verified},
+		{"offered.checkpoint", se.Offered},
+		{"proof", []byte(proof.String())},
+		{"reason", []byte(strings.TrimPrefix(se.Err.Error(), "logclient: ") + "\n")},
+		{"kind", []byte(kind + "\n")},
+	}
+	for _, file := range files {
+		if file.data == nil {
+			continue
+		}
+		if err := fsutil.WriteFileAtomic(filepath.Join(tmp, file.name), file.data, 0o644); err != nil {
+			os.RemoveAll(tmp)
+			return err
+		}
+	}
+	if err := os.Rename(tmp, se.Dir); err != nil {
+		os.RemoveAll(tmp)
+		return err
+	}
+	return nil
+}
