@@ -18,6 +18,7 @@ import (
 
 	"github.com/hashicorp/raft"
 	"github.com/libp2p/go-libp2p/core/host"
+	"github.com/libp2p/go-libp2p/core/peer"
 	"github.com/pyrsia/pyrsia-build/publish/tlog"
 	"github.com/pyrsia/pyrsia-build/publish/witness"
 	"golang.org/x/mod/sumdb/note"
@@ -414,5 +415,64 @@ func TestRaftLeaderKilled(t *testing.T) {
 	}
 	if got := old.log.entries(); len(got) != total-len(before) {
 		t.Fatalf("restarted node appended %d entries, want %d (the %d it had must not be appended again)", len(got), total-len(before), len(before))
+	}
+}
+
+// TestStreamLayerRefusesStrangers: with the gater letting other peers in
+// (regular nodes, later), a stranger's Raft stream is closed unread and
+// counted, and a policy peer's is accepted.
+func TestStreamLayerRefusesStrangers(t *testing.T) {
+	nds := testNodes(t, 3)
+	net := testNetwork(t, nds[:2], NetworkOptions{})
+	g := NewGater(net.PeerIDs())
+	g.AllowOthers(true)
+	h := startHost(t, nds[0].key, g)
+	layer, err := NewStreamLayer(h, func(p peer.ID) bool { _, ok := net.ByPeer(p); return ok })
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer layer.Close()
+	accepted := make(chan string, 1)
+	go func() {
+		c, err := layer.Accept()
+		if err != nil {
+			return
+		}
+		accepted <- c.RemoteAddr().String()
+		c.Close()
+	}()
+	stranger := startHost(t, nds[2].key, NewGater([]peer.ID{nds[0].id}))
+	member := startHost(t, nds[1].key, NewGater(net.PeerIDs()))
+	connectAll(t, []host.Host{h, stranger})
+	connectAll(t, []host.Host{h, member})
+	sl := &StreamLayer{h: stranger}
+	if c, err := sl.Dial(raft.ServerAddress(h.ID().String()), 5*time.Second); err == nil {
+		// The stream opens; the build node closes it unread.
+		c.Write([]byte{0})
+		c.SetReadDeadline(time.Now().Add(5 * time.Second))
+		if _, err := c.Read(make([]byte, 1)); err == nil {
+			t.Fatal("a stranger's raft stream was answered")
+		}
+		c.Close()
+	}
+	waitFor(t, 5*time.Second, "the stranger's stream to be refused", func() bool { return layer.Refused() == 1 })
+	ml := &StreamLayer{h: member}
+	c, err := ml.Dial(raft.ServerAddress(h.ID().String()), 5*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	// libp2p negotiates the protocol lazily: the listener sees the stream
+	// once the dialer writes (Raft always writes first).
+	if _, err := c.Write([]byte{0}); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case got := <-accepted:
+		if got != member.ID().String() {
+			t.Fatalf("accepted %s, want the member %s", got, member.ID())
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("the member's stream was not accepted")
 	}
 }
