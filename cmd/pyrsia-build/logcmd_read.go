@@ -123,12 +123,15 @@ Examples:
 			&cli.BoolFlag{Name: "raw", Usage: "write the entry's bytes as they are"},
 		),
 		Action: func(c *cli.Context) error {
-			src, index, ce, err := readProvenEntry(c, "entry")
+			src, client, cp, index, err := openAtIndex(c, "entry")
 			if err != nil {
 				return err
 			}
 			defer src.Close()
-			entry := ce.entry
+			entry, _, err := client.Entry(c.Context, cp, index)
+			if err != nil {
+				return clientErr(err, "")
+			}
 			if c.Bool("raw") {
 				_, err := c.App.Writer.Write(entry)
 				return err
@@ -174,18 +177,14 @@ Examples:
 			&cli.StringFlag{Name: "output", Aliases: []string{"o"}, Usage: "write the bundle to `FILE` (default: standard output)"},
 		),
 		Action: func(c *cli.Context) error {
-			src, index, ce, err := readProvenEntry(c, "proof")
+			src, client, cp, index, err := openAtIndex(c, "proof")
 			if err != nil {
 				return err
 			}
 			defer src.Close()
-			cp := ce.cp
-			pb := publish.ProofBundle{
-				RawEntry:       ce.entry,
-				Index:          index,
-				TreeSize:       cp.Size,
-				InclusionProof: ce.hashes,
-				Checkpoint:     string(cp.Note),
+			pb, err := client.ProofBundle(c.Context, cp, index)
+			if err != nil {
+				return clientErr(err, "")
 			}
 			b, err := pb.MarshalJSON()
 			if err != nil {
@@ -269,36 +268,23 @@ Examples:
 	}
 }
 
-// checkedEntry is an entry with the checkpoint it was proven against.
-type checkedEntry struct {
-	cp     *logclient.Checkpoint
-	entry  []byte
-	hashes [][]byte // the inclusion proof
-}
-
-// readProvenEntry reads the INDEX argument, opens the log source, reads its
-// checkpoint and the entry with its inclusion proof, checked against the
-// checkpoint's root. The caller closes the source.
-func readProvenEntry(c *cli.Context, cmd string) (logclient.Source, uint64, *checkedEntry, error) {
+// openAtIndex reads the INDEX argument, opens the log source and reads its
+// checkpoint (see readCheckpoint). The caller closes the source.
+func openAtIndex(c *cli.Context, cmd string) (logclient.Source, *logclient.Client, *logclient.Checkpoint, uint64, error) {
 	index, err := indexArg(c, cmd)
 	if err != nil {
-		return nil, 0, nil, err
+		return nil, nil, nil, 0, err
 	}
 	src, err := openSource(c)
 	if err != nil {
-		return nil, 0, nil, err
+		return nil, nil, nil, 0, err
 	}
 	client, cp, err := readCheckpoint(c, src)
 	if err != nil {
 		src.Close()
-		return nil, 0, nil, err
+		return nil, nil, nil, 0, err
 	}
-	entry, hashes, err := client.Entry(c.Context, cp, index)
-	if err != nil {
-		src.Close()
-		return nil, 0, nil, clientErr(err, "")
-	}
-	return src, index, &checkedEntry{cp: cp, entry: entry, hashes: hashes}, nil
+	return src, client, cp, index, nil
 }
 
 // indexArg reads the one INDEX argument.
