@@ -50,6 +50,12 @@ type Result struct {
 	// and used, for the provenance's resolvedDependencies.
 	SourceDigest       string `json:"sourceDigest"`
 	BuilderImageDigest string `json:"builderImageDigest"`
+	// MavenLockDigest is "sha256:<hex>" of the Maven dependency lock the
+	// build used, if any.
+	MavenLockDigest string `json:"mavenLockDigest,omitempty"`
+	// Upstream is the comparison with the official release, when the
+	// recipe asked for it (recipe.maven.compareUpstream).
+	Upstream *UpstreamResult `json:"upstream,omitempty"`
 }
 
 // Builder builds a spec into an output folder.

@@ -205,6 +205,11 @@ type MavenRecipe struct {
 	JDK int `json:"jdk,omitempty"`
 	// Umask is the build's umask, 3 octal digits; "022" when empty.
 	Umask string `json:"umask,omitempty"`
+	// CompareUpstream asks the builder to compare the jars and poms it
+	// built with the official ones the Maven repository serves for the
+	// coordinate ([CompareUpstream]); the result goes into the Result and
+	// the attestation. A coordinate with no published jar fails the build.
+	CompareUpstream bool `json:"compareUpstream,omitempty"`
 }
 
 // LockRef points at a Maven dependency lock file and pins it by sha256.
@@ -357,6 +362,15 @@ func nodeToJSON(n *yaml.Node, t reflect.Type, field string, depth int, budget *i
 			return nil, kindErr("a string")
 		}
 		return n.Value, nil
+	case reflect.Bool:
+		if n.Kind != yaml.ScalarNode || n.ShortTag() != "!!bool" {
+			return nil, kindErr("true or false")
+		}
+		var b bool
+		if err := n.Decode(&b); err != nil {
+			return nil, fieldErr(field, "line %d: %q is not true or false", n.Line, n.Value)
+		}
+		return b, nil
 	case reflect.Int, reflect.Int64:
 		if n.Kind != yaml.ScalarNode || n.ShortTag() != "!!int" {
 			return nil, kindErr("an integer")
@@ -908,12 +922,13 @@ func (s *Spec) clone() *Spec {
 	}
 	if r := s.Recipe.Maven; r != nil {
 		r2 := MavenRecipe{
-			Goals:     slices.Clone(r.Goals),
-			Modules:   slices.Clone(r.Modules),
-			Args:      slices.Clone(r.Args),
-			Artifacts: slices.Clone(r.Artifacts),
-			JDK:       r.JDK,
-			Umask:     r.Umask,
+			Goals:           slices.Clone(r.Goals),
+			Modules:         slices.Clone(r.Modules),
+			Args:            slices.Clone(r.Args),
+			Artifacts:       slices.Clone(r.Artifacts),
+			JDK:             r.JDK,
+			Umask:           r.Umask,
+			CompareUpstream: r.CompareUpstream,
 		}
 		if r.Lock != nil {
 			l := *r.Lock

@@ -423,6 +423,9 @@ func FuzzParseSpec(f *testing.F) {
 	}
 	f.Add([]byte(ociSpec))
 	f.Add([]byte(mavenSpec))
+	if data, err := os.ReadFile("../testdata/maven-shared-utils/spec.yaml"); err == nil {
+		f.Add(data) // a maven source, a lock, a JDK
+	}
 	f.Fuzz(func(t *testing.T, data []byte) {
 		s, err := ParseSpec(data)
 		if err != nil {

@@ -61,8 +61,13 @@ grep -q 'failures="0"' lib/target/surefire-reports/TEST-org.example.lib.GreeterT
 test "$(java -cp app/target/app-1.0.jar:lib/target/lib-1.0.jar org.example.app.Main)" = "Hello, world!"
 sha256sum lib/target/lib-1.0.jar app/target/app-1.0.jar
 echo maven ok`
+	case "maven-jdk21":
+		script = `set -e
+javac -version 2>&1 | tee /dev/stderr | grep -q '^javac 21'
+mvn -v | tee /dev/stderr | grep -q 'Apache Maven 3'
+echo maven-jdk21 ok`
 	default:
-		return fmt.Errorf("image %s: no check for this image (busybox, maven)", name)
+		return fmt.Errorf("image %s: no check for this image (busybox, maven, maven-jdk21)", name)
 	}
 	tmp, err := os.MkdirTemp("", "pyrsia-check-"+name+"-")
 	if err != nil {
@@ -93,7 +98,11 @@ echo maven ok`
 	cmd := exec.CommandContext(ctx, unshare, "--mount", "--pid", "--net", "--fork",
 		"--mount-proc="+filepath.Join(root, "proc"),
 		"chroot", root, "/bin/sh", "-c", script)
-	cmd.Env = []string{"PATH=" + strings.TrimPrefix(DefaultPath, "PATH="), "HOME=/root", "LANG=C.UTF-8", "JAVA_HOME=" + JavaHome}
+	javaHome := JavaHome
+	if name == "maven-jdk21" {
+		javaHome = Java21Home
+	}
+	cmd.Env = []string{"PATH=" + strings.TrimPrefix(DefaultPath, "PATH="), "HOME=/root", "LANG=C.UTF-8", "JAVA_HOME=" + javaHome}
 	var out tailBuffer
 	cmd.Stdout = io.MultiWriter(progress, &out)
 	cmd.Stderr = cmd.Stdout

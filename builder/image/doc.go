@@ -41,9 +41,9 @@ import (
 )
 
 // Names are the images [Make] can make.
-var Names = []string{"busybox", "maven"}
+var Names = []string{"busybox", "maven", "maven-jdk21"}
 
-// Make makes the image name ("busybox" or "maven") in storeDir, writing
+// Make makes the image name ("busybox", "maven" or "maven-jdk21") in storeDir, writing
 // progress to progress (nil discards it).
 func Make(ctx context.Context, storeDir, name string, progress io.Writer) (Made, error) {
 	switch name {
@@ -51,6 +51,8 @@ func Make(ctx context.Context, storeDir, name string, progress io.Writer) (Made,
 		return MakeBusybox(ctx, storeDir, progress)
 	case "maven":
 		return MakeMaven(ctx, storeDir, progress)
+	case "maven-jdk21":
+		return MakeMavenJDK21(ctx, storeDir, progress)
 	}
 	return Made{}, fmt.Errorf("no builder image %q: pyrsia-build makes %v", name, Names)
 }

@@ -99,6 +99,42 @@ func DebCacheDir() (string, error) {
 // needs root and debootstrap, and takes about a minute with a fast mirror
 // (less with the .deb cache, [DebCacheDir]). The image is about 750 MB.
 func MakeMaven(ctx context.Context, storeDir string, progress io.Writer) (Made, error) {
+	return makeDebianMaven(ctx, storeDir, debianMaven{name: "maven", suite: MavenSuite, epoch: MavenEpoch, packages: MavenPackages, javaHome: JavaHome}, progress)
+}
+
+// Maven21Suite, Maven21Epoch (Debian 13.0's release day,
+// 2025-08-09T00:00:00Z), Maven21Packages and Java21Home make the image
+// "maven-jdk21": OpenJDK 21 and Maven 3.9 from Debian trixie, for releases
+// built with JDK 21 (their jars say Build-Jdk-Spec: 21). It has no
+// plugins of its own: it is for locked builds (recipe.maven.lock), which
+// bring every plugin in the lock. Debian bookworm offers OpenJDK 17 only;
+// trixie offers 21 and 25.
+const (
+	Maven21Suite = "trixie"
+	Java21Home   = "/usr/lib/jvm/java-21-openjdk-amd64"
+)
+
+var (
+	Maven21Epoch    = time.Date(2025, 8, 9, 0, 0, 0, 0, time.UTC)
+	Maven21Packages = []string{"openjdk-21-jdk-headless", "maven"}
+)
+
+// MakeMavenJDK21 makes the image "maven-jdk21" as [MakeMaven] makes
+// "maven", from Maven21Suite with Maven21Packages at Maven21Epoch.
+func MakeMavenJDK21(ctx context.Context, storeDir string, progress io.Writer) (Made, error) {
+	return makeDebianMaven(ctx, storeDir, debianMaven{name: "maven-jdk21", suite: Maven21Suite, epoch: Maven21Epoch, packages: Maven21Packages, javaHome: Java21Home}, progress)
+}
+
+// debianMaven is a Maven builder image made by debootstrap.
+type debianMaven struct {
+	name     string
+	suite    string
+	epoch    time.Time
+	packages []string
+	javaHome string
+}
+
+func makeDebianMaven(ctx context.Context, storeDir string, d debianMaven, progress io.Writer) (Made, error) {
 	start := time.Now()
 	if progress == nil {
 		progress = io.Discard
@@ -108,15 +144,15 @@ func MakeMaven(ctx context.Context, storeDir string, progress io.Writer) (Made, 
 		if _, err2 := os.Stat("/usr/sbin/debootstrap"); err2 == nil {
 			debootstrap = "/usr/sbin/debootstrap"
 		} else {
-			return Made{}, fmt.Errorf("image maven: debootstrap not found: apt-get install debootstrap")
+			return Made{}, fmt.Errorf("image %s: debootstrap not found: apt-get install debootstrap", d.name)
 		}
 	}
 	if os.Geteuid() != 0 {
-		return Made{}, fmt.Errorf("image maven: debootstrap needs root: run 'pyrsia-build image make maven' as root")
+		return Made{}, fmt.Errorf("image %s: debootstrap needs root: run 'pyrsia-build image make %s' as root", d.name, d.name)
 	}
 	mirror, err := DebianMirror()
 	if err != nil {
-		return Made{}, fmt.Errorf("image maven: %w", err)
+		return Made{}, fmt.Errorf("image %s: %w", d.name, err)
 	}
 	if err := os.MkdirAll(storeDir, 0o755); err != nil {
 		return Made{}, err
@@ -133,21 +169,21 @@ func MakeMaven(ctx context.Context, storeDir string, progress io.Writer) (Made, 
 
 	args := []string{
 		"--variant=minbase", "--arch=amd64",
-		"--include=" + strings.Join(MavenPackages, ","),
+		"--include=" + strings.Join(d.packages, ","),
 	}
 	if cache, err := DebCacheDir(); err == nil && os.MkdirAll(cache, 0o755) == nil {
 		args = append(args, "--cache-dir="+cache)
 	} else {
-		fmt.Fprintf(progress, "maven: no .deb cache (%v); downloading everything\n", err)
+		fmt.Fprintf(progress, "%s: no .deb cache (%v); downloading everything\n", d.name, err)
 	}
-	args = append(args, MavenSuite, root, mirror)
-	fmt.Fprintf(progress, "maven: debootstrap %s\n", strings.Join(args, " "))
+	args = append(args, d.suite, root, mirror)
+	fmt.Fprintf(progress, "%s: debootstrap %s\n", d.name, strings.Join(args, " "))
 	// A umask of 022 and a fixed environment: files that maintainer
 	// scripts make must not depend on the caller's umask, locale or zone.
 	cmd := exec.CommandContext(ctx, "/bin/sh", append([]string{"-c", `umask 022 && exec "$0" "$@"`, debootstrap}, args...)...)
 	cmd.Env = []string{
 		"PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
-		"SOURCE_DATE_EPOCH=" + strconv.FormatInt(MavenEpoch.Unix(), 10),
+		"SOURCE_DATE_EPOCH=" + strconv.FormatInt(d.epoch.Unix(), 10),
 		"LC_ALL=C", "TZ=UTC", "HOME=/root", "DEBIAN_FRONTEND=noninteractive",
 	}
 	for _, k := range []string{"http_proxy", "https_proxy", "no_proxy", "HTTP_PROXY", "HTTPS_PROXY", "NO_PROXY"} {
@@ -159,37 +195,37 @@ func MakeMaven(ctx context.Context, storeDir string, progress io.Writer) (Made, 
 	cmd.Stdout = io.MultiWriter(progress, &out)
 	cmd.Stderr = cmd.Stdout
 	if err := cmd.Run(); err != nil {
-		msg := fmt.Sprintf("image maven: debootstrap %s %s from %s failed (%v):\n%s", MavenSuite, strings.Join(MavenPackages, ","), mirror, err, out.Tail(15))
+		msg := fmt.Sprintf("image %s: debootstrap %s %s from %s failed (%v):\n%s", d.name, d.suite, strings.Join(d.packages, ","), mirror, err, out.Tail(15))
 		if log, lerr := os.ReadFile(filepath.Join(root, "debootstrap", "debootstrap.log")); lerr == nil {
 			msg += "\ndebootstrap.log ends:\n" + tail(log, 25)
 		}
 		return Made{}, fmt.Errorf("%s", msg)
 	}
-	fmt.Fprintf(progress, "maven: debootstrap took %s\n", time.Since(start).Round(time.Second))
+	fmt.Fprintf(progress, "%s: debootstrap took %s\n", d.name, time.Since(start).Round(time.Second))
 
-	did, err := NormaliseRootfs(root, MavenEpoch)
+	did, err := NormaliseRootfs(root, d.epoch)
 	if err != nil {
-		return Made{}, fmt.Errorf("image maven: normalise: %w", err)
+		return Made{}, fmt.Errorf("image %s: normalise: %w", d.name, err)
 	}
-	for _, d := range did {
-		fmt.Fprintln(progress, "maven: normalise:", d)
+	for _, did1 := range did {
+		fmt.Fprintln(progress, d.name+": normalise:", did1)
 	}
 	if err := writeFileMode(filepath.Join(root, "etc/maven/settings.xml"), []byte(MavenSettings), 0o644); err != nil {
-		return Made{}, fmt.Errorf("image maven: settings.xml: %w", err)
+		return Made{}, fmt.Errorf("image %s: settings.xml: %w", d.name, err)
 	}
-	if _, err := os.Stat(filepath.Join(root, JavaHome, "bin/javac")); err != nil {
-		return Made{}, fmt.Errorf("image maven: no javac in the rootfs: %w", err)
+	if _, err := os.Stat(filepath.Join(root, d.javaHome, "bin/javac")); err != nil {
+		return Made{}, fmt.Errorf("image %s: no javac in the rootfs: %w", d.name, err)
 	}
-	made, err := WriteImage(ctx, storeDir, "maven", root, ImageConfig{
+	made, err := WriteImage(ctx, storeDir, d.name, root, ImageConfig{
 		Env: []string{
 			DefaultPath,
-			"JAVA_HOME=" + JavaHome,
+			"JAVA_HOME=" + d.javaHome,
 			"LANG=C.UTF-8",
 		},
 		Cmd:       []string{"/bin/bash"},
-		CreatedBy: "pyrsia-build image make maven",
-		Comment:   "Debian " + MavenSuite + " (debootstrap --variant=minbase) with " + strings.Join(MavenPackages, " "),
-	}, MavenEpoch)
+		CreatedBy: "pyrsia-build image make " + d.name,
+		Comment:   "Debian " + d.suite + " (debootstrap --variant=minbase) with " + strings.Join(d.packages, " "),
+	}, d.epoch)
 	made.Took = time.Since(start)
 	return made, err
 }

@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/pyrsia/pyrsia-build/publish"
+	"github.com/pyrsia/pyrsia-build/publish/logservice"
 	"github.com/pyrsia/pyrsia-build/publish/tlog"
 	"github.com/pyrsia/pyrsia-build/publish/witness"
 	"github.com/transparency-dev/merkle/proof"
@@ -127,13 +128,19 @@ func TestServeLog(t *testing.T) {
 
 	logger := slog.New(slog.NewTextHandler(t.Output(), nil))
 	dir := filepath.Join(tmp, "log")
-	l, err := tlog.Open(t.Context(), tlog.Options{Dir: dir, Origin: testOrigin, Signer: signer, Logger: logger})
+	svc, err := logservice.Open(t.Context(), logservice.Options{
+		Log:           tlog.Options{Dir: dir, Origin: testOrigin, Signer: signer, Logger: logger},
+		Cosigners:     []logservice.Cosigner{cosigners[0].Cosigner},
+		Final:         logservice.CosignedBy(testOrigin, logV, cosV, len(cosV)),
+		RetryInterval: 10 * time.Millisecond,
+		Logger:        logger,
+	})
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer l.Close()
+	defer svc.Close()
 	for i := range 3 {
-		if _, err := l.Append(t.Context(), fmt.Appendf(nil, "entry %d", i)); err != nil {
+		if _, err := svc.Append(t.Context(), fmt.Appendf(nil, "entry %d", i)); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -147,7 +154,7 @@ func TestServeLog(t *testing.T) {
 	defer cancel()
 	done := make(chan error, 1)
 	go func() {
-		done <- serveLog(ctx, ln, l, serveOptions{Cosigners: cosigners, Interval: 10 * time.Millisecond, Logger: logger})
+		done <- serveLog(ctx, ln, svc, logger)
 	}()
 
 	// The checkpoint published at start, cosigned.
@@ -172,8 +179,8 @@ func TestServeLog(t *testing.T) {
 		t.Errorf("entry bundle %q does not hold entry 2", bundle)
 	}
 
-	// Appends while served are published and cosigned by the next tick.
-	if _, err := l.Append(ctx, entry); err != nil {
+	// Appends while served are published and cosigned at once.
+	if _, err := svc.Append(ctx, entry); err != nil {
 		t.Fatal(err)
 	}
 	final := waitFinal(t, base, 4, logV, cosV)
@@ -243,7 +250,7 @@ func TestServeLog(t *testing.T) {
 	if _, err := get(context.Background(), base+"/checkpoint"); err == nil {
 		t.Error("the server still answers after shutdown")
 	}
-	if err := l.Close(); err != nil {
+	if err := svc.Close(); err != nil {
 		t.Fatal(err)
 	}
 	code, stdout, stderr = runCLI("log", "checkpoint", "--dir", dir)

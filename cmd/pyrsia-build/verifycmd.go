@@ -27,7 +27,7 @@ func verifyCommand() *cli.Command {
 	return &cli.Command{
 		Name:      "verify",
 		Usage:     "verify an artifact against its attestation or proof bundle, offline",
-		UsageText: "pyrsia-build verify --key PUB... [--bundle FILE] [--log-key PUB --cosigner-key PUB...] [--type TYPE] [--json] ARTIFACT",
+		UsageText: "pyrsia-build verify --key PUB... [--bundle FILE] [--log-key PUB --cosigner-key PUB...] [--type TYPE] [--json] ARTIFACT\n   pyrsia-build verify --policy POLICY --bundle PROOF [--type TYPE] [--json] ARTIFACT",
 		Description: `Reads ARTIFACT once through SHA-256 and checks it against a bundle, offline.
 
 With a Sigstore bundle (an attestation, as 'pyrsia-build attest' or
@@ -44,6 +44,11 @@ included in that checkpoint's tree; the entry's attestations are signed by
 --threshold of the build nodes' --key files (default: a majority) and name
 the artifact's digest.
 
+With --policy, the network policy of a build network gives all of that for a
+proof bundle: its name is the checkpoint's origin, any build node's note key
+may have signed the checkpoint, a majority of them must have cosigned it, and
+a majority of the build nodes' cosign keys must have signed the attestations.
+
 The bundle defaults to ARTIFACT.sigstore.json. Prints who signed, which
 subject, the predicate type, and for a proof bundle the log position.
 
@@ -57,7 +62,8 @@ Examples:
    pyrsia-build verify --bundle hello.proof.json --key node-a.pub --key node-b.pub --key node-c.pub \
        --log-key log.note.pub --cosigner-key node-a.note.pub --cosigner-key node-b.note.pub hello.jar`,
 		Flags: []cli.Flag{
-			&cli.StringSliceFlag{Name: "key", Required: true, Usage: "cosign public key `FILE` that may have signed; repeat for several (the build nodes)"},
+			&cli.StringSliceFlag{Name: "key", Usage: "cosign public key `FILE` that may have signed; repeat for several (the build nodes); required without --policy"},
+			&cli.StringFlag{Name: "policy", Usage: "proof bundles: the network policy `FILE`, which gives every key and threshold (instead of --key, --log-key, --cosigner-key)"},
 			&cli.StringFlag{Name: "bundle", Usage: "Sigstore bundle or proof bundle `FILE` (default: ARTIFACT.sigstore.json)"},
 			&cli.IntFlag{Name: "threshold", Usage: "`N` of the keys must have signed (default: 1 for a Sigstore bundle, a majority for a proof bundle)"},
 			&cli.StringFlag{Name: "type", Usage: "require this predicate `TYPE`: a URI, or slsaprovenance1"},
@@ -75,6 +81,13 @@ Examples:
 			}
 			if err := checkThresholds(c); err != nil {
 				return err
+			}
+			if c.String("policy") == "" && len(c.StringSlice("key")) == 0 {
+				return inputErr(errors.New(`Required flag "key" not set`),
+					"or, for a proof bundle of a build network, give its policy with --policy POLICY")
+			}
+			if c.String("policy") != "" && (len(c.StringSlice("key")) > 0 || c.String("log-key") != "" || len(c.StringSlice("cosigner-key")) > 0) {
+				return inputErr(errors.New("--policy gives every key: --key, --log-key and --cosigner-key do not go with it"))
 			}
 			artifact := c.Args().First()
 			if fi, err := os.Stat(artifact); err != nil {
@@ -100,6 +113,10 @@ Examples:
 			}
 			if publish.IsProofBundle(data) {
 				return verifyProof(c, artifact, bundlePath, data, keys, ptype)
+			}
+			if c.String("policy") != "" {
+				return inputErr(fmt.Errorf("%s is not a proof bundle: --policy checks proof bundles (give --key for an attestation)", bundlePath),
+					"get the proof bundle with 'pyrsia-build publish' or 'pyrsia-build log proof'")
 			}
 			if c.String("log-key") != "" || len(c.StringSlice("cosigner-key")) > 0 {
 				return inputErr(fmt.Errorf("%s is not a proof bundle, so --log-key and --cosigner-key do not apply", bundlePath),
@@ -127,6 +144,17 @@ func verifyProof(c *cli.Context, artifact, bundlePath string, data []byte, keys 
 	if err != nil {
 		return inputErr(fmt.Errorf("%s: %w", bundlePath, err))
 	}
+	if path := c.String("policy"); path != "" {
+		p, err := policy.Load(path)
+		if err != nil {
+			return inputErr(err)
+		}
+		trust, err := p.Trust()
+		if err != nil {
+			return inputErr(err)
+		}
+		return verifyProofTrust(c, artifact, bundlePath, pb, trust, ptype)
+	}
 	if c.String("log-key") == "" {
 		return inputErr(fmt.Errorf("%s is a proof bundle: --log-key is needed to check its checkpoint", bundlePath),
 			"pass the log's note verifier key, e.g. --log-key log.note.pub")
@@ -153,6 +181,10 @@ func verifyProof(c *cli.Context, artifact, bundlePath string, data []byte, keys 
 	if err != nil {
 		return inputErr(trimPrefix(err, "policy: trust: "))
 	}
+	return verifyProofTrust(c, artifact, bundlePath, pb, trust, ptype)
+}
+
+func verifyProofTrust(c *cli.Context, artifact, bundlePath string, pb *publish.ProofBundle, trust *policy.Trust, ptype string) error {
 	ev, err := publish.VerifyProof(c.Context, attest.FileArtifact(artifact), pb, trust, publish.ProofOptions{
 		PredicateType: ptype, AllowUnwitnessed: c.Bool("allow-unwitnessed"),
 	})

@@ -301,8 +301,15 @@ func (c *Client) ConsistencyProof(ctx context.Context, cp *Checkpoint, oldSize, 
 // rootAt returns the root of the tree of size entries, computed from the
 // source's tiles and proven consistent with cp's root.
 func (c *Client) rootAt(ctx context.Context, cp *Checkpoint, size uint64) ([]byte, error) {
+	root, _, err := c.rootAndProof(ctx, cp, size)
+	return root, err
+}
+
+// rootAndProof is rootAt that also returns the consistency proof from the
+// tree of size entries to cp's.
+func (c *Client) rootAndProof(ctx context.Context, cp *Checkpoint, size uint64) ([]byte, [][]byte, error) {
 	if size == cp.Size {
-		return cp.Hash, nil
+		return cp.Hash, [][]byte{}, nil
 	}
 	what := fmt.Sprintf("root of the tree of size %d", size)
 	// The perfect subtrees of the smaller tree, read from the tiles of
@@ -313,26 +320,26 @@ func (c *Client) rootAt(ctx context.Context, cp *Checkpoint, size uint64) ([]byt
 	for i, id := range ids {
 		h, err := nr.node(ctx, id)
 		if err != nil {
-			return nil, c.fail(what, err, hintFor(err))
+			return nil, nil, c.fail(what, err, hintFor(err))
 		}
 		nodes[i] = h
 	}
 	rf := compact.RangeFactory{Hash: rfc6962.DefaultHasher.HashChildren}
 	r, err := rf.NewRange(0, size, nodes)
 	if err != nil {
-		return nil, c.fail(what, tag(ErrBadResponse, "%w", err), hintOtherSource)
+		return nil, nil, c.fail(what, tag(ErrBadResponse, "%w", err), hintOtherSource)
 	}
 	root, err := r.GetRootHash(nil)
 	if err != nil {
-		return nil, c.fail(what, err, "")
+		return nil, nil, c.fail(what, err, "")
 	}
 	pb, errOf := c.proofBuilder(ctx, cp.Size, cp.Size)
 	hashes, err := pb.ConsistencyProof(ctx, size, cp.Size)
 	if err != nil {
-		return nil, c.fail(what, firstErr(errOf(), err), hintFor(errOf()))
+		return nil, nil, c.fail(what, firstErr(errOf(), err), hintFor(errOf()))
 	}
 	if err := proof.VerifyConsistency(rfc6962.DefaultHasher, size, cp.Size, hashes, root, cp.Hash); err != nil {
-		return nil, c.fail("", tag(ErrProof, "the tree of size %d in the log's tiles is not consistent with its checkpoint (size %d): %w", size, cp.Size, merkleErr(err)), hintOtherSource)
+		return nil, nil, c.fail("", tag(ErrProof, "the tree of size %d in the log's tiles is not consistent with its checkpoint (size %d): %w", size, cp.Size, merkleErr(err)), hintOtherSource)
 	}
-	return root, nil
+	return root, hashes, nil
 }

@@ -8,7 +8,8 @@
 // C2SP tlog-tiles names them. [OpenDir] reads a log folder (package tlog,
 // opened read-only); [OpenURL] reads any tlog-tiles server or static
 // mirror over HTTP, every response through a size limit fitting its kind.
-// Nothing a Source says is trusted.
+// [Failover] reads from whichever of several sources answers (any build
+// node or mirror). Nothing a Source says is trusted.
 //
 // # Checking
 //
@@ -29,8 +30,12 @@
 // and consistent with the last one verified, keeps that one in a state
 // directory (so that a restart resumes from it), and hands each new entry,
 // proven included, to a callback: the node's index. A checkpoint that is
-// not final or not consistent stops it: both checkpoints are kept as
-// evidence, and it is never accepted silently.
+// not final, or a proven fork (two final checkpoints that cannot both be
+// true), stops it: both checkpoints are kept as evidence, and it does not
+// start again until someone moved them away. A stale mirror, or tiles
+// that do not prove a new checkpoint extends the last one, prove nothing
+// about the log: they are errors, the checkpoint is not accepted, and the
+// next poll tries again. Nothing is ever accepted silently.
 //
 // Errors name the source, what was read (an index, a size) and, through
 // [Hint], what to do.

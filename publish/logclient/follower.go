@@ -26,14 +26,19 @@ const (
 	StateFile = "checkpoint"
 	// EvidenceDir holds, once the follower stopped, the evidence:
 	// "verified.checkpoint" (the last checkpoint verified), "offered.checkpoint"
-	// (the one refused), "proof" (the consistency proof between them, one
-	// base64 hash a line, when one was read) and "reason".
+	// (the one refused), "proof" (for a fork of two sizes, the consistency
+	// proof, one base64 hash a line, that ties the larger checkpoint to the
+	// root its tree has at the smaller size), "reason", and "kind" ("fork",
+	// or "checkpoint" for one the Trust refuses).
 	EvidenceDir = "evidence"
 )
 
-// ErrFork is wrapped by the StopError for two checkpoints that cannot both
-// be true: the same size with two roots, or sizes that no consistency
-// proof from the source ties together. Use errors.Is.
+// ErrFork is wrapped by the StopError for two final checkpoints that
+// cannot both be true: the same size with two roots, or a larger tree
+// (proven by the source's tiles) whose prefix at the smaller size has
+// another root. A consistency proof that merely does not verify is no
+// fork: the source's tiles may be wrong (an error wrapping ErrProof, and
+// the follower tries again). Use errors.Is.
 var ErrFork = errors.New("logclient: the log forked")
 
 // ErrStale is wrapped by the error for a source whose checkpoint is behind
@@ -41,10 +46,10 @@ var ErrFork = errors.New("logclient: the log forked")
 // Nothing is wrong with the log. Use errors.Is.
 var ErrStale = errors.New("logclient: the source is behind the checkpoint last verified")
 
-// StopError stops a Follower: the source offered a checkpoint that the
-// Trust refuses (not signed by a log key, not final) or that does not
-// extend the last one verified. Both checkpoints are kept, as evidence,
-// in the state directory's EvidenceDir.
+// StopError stops a Follower: the source offered a checkpoint of the log
+// that the Trust refuses (not signed by a log key, not final), or a final
+// one that proves a fork with the last one verified (see ErrFork). Both
+// checkpoints are kept, as evidence, in the state directory's EvidenceDir.
 type StopError struct {
 	Source string
 	// Verified is the last checkpoint verified (nil if none was yet),
@@ -90,10 +95,12 @@ type FollowerOptions struct {
 
 // Follower follows a log: it polls a Source for checkpoints, accepts each
 // new one only if it is final under the Trust and consistent with the last
-// one verified, stores it, and hands the new entries to Visit. A refused
-// checkpoint stops it with a *StopError and keeps the evidence; it is never
-// accepted silently, and a Follower whose state directory holds evidence
-// does not start again until someone has looked at it and moved it away.
+// one verified, stores it, and hands the new entries to Visit. A checkpoint
+// that is not final, or a proven fork, stops it with a *StopError and keeps
+// the evidence, and a Follower whose state directory holds evidence does
+// not start again until someone has looked at it and moved it away. A stale
+// source or tiles that prove nothing are errors of one poll. Nothing is
+// accepted silently.
 type Follower struct {
 	opts   FollowerOptions
 	client *Client
@@ -173,10 +180,12 @@ func readEvidence(ctx context.Context, dir string) *StopError {
 	se.Verified, _ = fileread.ReadFile(ctx, filepath.Join(dir, "verified.checkpoint"), "checkpoint", witness.MaxCheckpointSize)
 	se.Offered, _ = fileread.ReadFile(ctx, filepath.Join(dir, "offered.checkpoint"), "checkpoint", witness.MaxCheckpointSize)
 	reason, _ := fileread.ReadFile(ctx, filepath.Join(dir, "reason"), "reason", 64<<10)
-	se.Err = fmt.Errorf("%w: stopped before: %s; move %s away once it is understood, to follow again", ErrCheckpoint, strings.TrimSpace(string(reason)), dir)
-	if strings.Contains(string(reason), ErrFork.Error()) {
-		se.Err = fmt.Errorf("%w: stopped before: %s; move %s away once it is understood, to follow again", ErrFork, strings.TrimSpace(string(reason)), dir)
+	kind, _ := fileread.ReadFile(ctx, filepath.Join(dir, "kind"), "kind", 64)
+	sentinel := ErrCheckpoint
+	if strings.TrimSpace(string(kind)) == "fork" {
+		sentinel = ErrFork
 	}
+	se.Err = tag(sentinel, "stopped before: %s; move %s away once it is understood, to follow again", strings.TrimSpace(string(reason)), dir)
 	return se
 }
 
@@ -237,7 +246,7 @@ func (f *Follower) pollOnce(ctx context.Context) error {
 	}
 	b, err := f.opts.Source.ReadCheckpoint(ctx)
 	if err != nil {
-		return f.client.fail("reading checkpoint", err, "")
+		return f.client.fail("reading checkpoint", err, "the source is away or serves no log: the next poll tries again; check it, or follow another build node or mirror")
 	}
 	if last == nil || !bytes.Equal(b, last.Note) {
 		cp, err := f.check(ctx, last, b)
@@ -287,26 +296,14 @@ func (f *Follower) check(ctx context.Context, last *Checkpoint, b []byte) (*Chec
 	if last != nil {
 		switch {
 		case cp.Size == last.Size && !bytes.Equal(cp.Hash, last.Hash):
-			return nil, f.stop(ctx, last, b, nil, fmt.Errorf("%w: two final checkpoints of size %d with different roots", ErrFork, cp.Size))
+			return nil, f.stop(ctx, last, b, nil, tag(ErrFork, "two final checkpoints of size %d with different roots", cp.Size))
 		case cp.Size == last.Size:
 			return nil, nil // the same tree, other cosignatures
 		case cp.Size < last.Size:
-			// A source behind us can rarely prove that its tree is a
-			// prefix of ours (it lacks our tiles); if it does not, the
-			// checkpoint is not accepted, and a fork shows once it grows.
-			_, err := f.client.Consistency(ctx, cp, last)
-			if errors.Is(err, ErrProof) {
-				return nil, f.stop(ctx, last, b, nil, fmt.Errorf("%w: the source's checkpoint of size %d is not a prefix of the one verified (size %d): %w", ErrFork, cp.Size, last.Size, err))
-			}
-			return nil, f.client.fail("", tag(ErrStale, "its checkpoint has size %d, behind the one verified (size %d)", cp.Size, last.Size),
-				"the source lags behind: wait, or follow another build node or mirror")
+			return nil, f.behind(ctx, last, cp)
 		}
-		p, err := f.client.Consistency(ctx, last, cp)
-		if errors.Is(err, ErrProof) {
-			return nil, f.stop(ctx, last, b, p, fmt.Errorf("%w: the checkpoint of size %d does not extend the one verified (size %d): %w", ErrFork, cp.Size, last.Size, err))
-		}
-		if err != nil {
-			return nil, err
+		if _, err := f.client.Consistency(ctx, last, cp); err != nil {
+			return nil, f.notExtending(ctx, last, cp, err)
 		}
 	}
 	if err := fsutil.WriteFileAtomic(filepath.Join(f.opts.StateDir, StateFile), b, 0o644); err != nil {
@@ -318,6 +315,43 @@ func (f *Follower) check(ctx context.Context, last *Checkpoint, b []byte) (*Chec
 	f.logger.InfoContext(ctx, "new checkpoint", "source", f.opts.Source.String(), "size", cp.Size, "cosigners", cp.Cosigners)
 	return cp, nil
 }
+
+// notExtending judges a checkpoint larger than the last one verified for
+// which the source gave no consistency proof that verifies (err). That
+// alone proves nothing: the source's tiles may be wrong (C2SP
+// tlog-witness's 422). It is a fork only if the tiles do prove the new
+// checkpoint's tree, and the prefix of that tree at the old size has
+// another root than the old checkpoint: then the log signed two trees
+// that cannot both be true.
+func (f *Follower) notExtending(ctx context.Context, last, cp *Checkpoint, err error) error {
+	if !errors.Is(err, ErrProof) {
+		return err
+	}
+	root, p, rerr := f.client.rootAndProof(ctx, cp, last.Size)
+	if rerr != nil || bytes.Equal(root, last.Hash) {
+		return f.client.fail("", tag(ErrProof, "its tiles do not prove that the checkpoint of size %d extends the one verified (size %d): %w", cp.Size, last.Size, err),
+			"the source's tiles are wrong, or the log forked: follow another build node or mirror; if every one fails so, the log forked")
+	}
+	return f.stop(ctx, last, cp.Note, p, tag(ErrFork, "the checkpoint of size %d does not extend the one verified (size %d): its tree of size %d has root %s, the verified one %s",
+		cp.Size, last.Size, last.Size, b64(root), b64(last.Hash)))
+}
+
+// behind judges a checkpoint smaller than the last one verified: a stale
+// source, unless the source's tiles of the verified tree prove that its
+// prefix at the smaller size has another root (a fork).
+func (f *Follower) behind(ctx context.Context, last, cp *Checkpoint) error {
+	root, p, err := f.client.rootAndProof(ctx, last, cp.Size)
+	if err == nil && !bytes.Equal(root, cp.Hash) {
+		return f.stop(ctx, last, cp.Note, p, tag(ErrFork, "the source's checkpoint of size %d is not a prefix of the one verified (size %d): the verified tree of size %d has root %s, the source's %s",
+			cp.Size, last.Size, cp.Size, b64(root), b64(cp.Hash)))
+	}
+	// The source may lack the verified tree's tiles: then nothing is
+	// proven, and a fork shows once it grows past the verified size.
+	return f.client.fail("", tag(ErrStale, "its checkpoint has size %d, behind the one verified (size %d)", cp.Size, last.Size),
+		"the source lags behind: wait, or follow another build node or mirror")
+}
+
+func b64(b []byte) string { return base64.StdEncoding.EncodeToString(b) }
 
 // stop keeps the evidence and stops the follower.
 func (f *Follower) stop(ctx context.Context, last *Checkpoint, offered []byte, p [][]byte, reason error) error {
@@ -343,6 +377,10 @@ func (f *Follower) writeEvidence(se *StopError) error {
 	if err != nil {
 		return err
 	}
+	kind := "checkpoint"
+	if errors.Is(se.Err, ErrFork) {
+		kind = "fork"
+	}
 	var proof strings.Builder
 	for _, h := range se.Proof {
 		proof.WriteString(base64.StdEncoding.EncodeToString(h) + "\n")
@@ -354,7 +392,8 @@ func (f *Follower) writeEvidence(se *StopError) error {
 		{"verified.checkpoint", se.Verified},
 		{"offered.checkpoint", se.Offered},
 		{"proof", []byte(proof.String())},
-		{"reason", []byte(se.Err.Error() + "\n")},
+		{"reason", []byte(strings.TrimPrefix(se.Err.Error(), "logclient: ") + "\n")},
+		{"kind", []byte(kind + "\n")},
 	}
 	for _, file := range files {
 		if file.data == nil {

@@ -430,3 +430,89 @@ func TestFollowerStopsOnRollbackItCanProve(t *testing.T) {
 	}
 	checkEvidence(t, state, noteA, noteB)
 }
+
+// Tiles that do not prove a new checkpoint extends the last one verified
+// prove no fork either (C2SP tlog-witness's 422): an error, no evidence,
+// and the follower goes on once the source is right again.
+func TestFollowerBadConsistencyTilesAreNotEvidence(t *testing.T) {
+	ctx := context.Background()
+	net := newNetwork(t, 1)
+	tl := newTestLog(t, net, "a")
+	tl.append(300, "a")
+	tl.publish(1)
+	var lie atomic.Bool
+	flipAll := corrupt("/tile/0/001", func(b []byte) []byte {
+		b = bytes.Clone(b)
+		for i := range b {
+			b[i] ^= 1
+		}
+		return b
+	})
+	srv := tl.serve(func(h http.Handler) http.Handler {
+		bad := flipAll(h)
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if lie.Load() {
+				bad.ServeHTTP(w, r)
+				return
+			}
+			h.ServeHTTP(w, r)
+		})
+	})
+	state := t.TempDir()
+	v := &visits{}
+	f := newFollower(t, net, openURL(t, srv.URL), state, v, 0)
+	if err := f.Poll(ctx); err != nil {
+		t.Fatal(err)
+	}
+	tl.append(300, "a")
+	tl.publish(1)
+	lie.Store(true)
+	err := f.Poll(ctx)
+	var se *StopError
+	if !errors.Is(err, ErrProof) || errors.As(err, &se) || !strings.Contains(err.Error(), "do not prove that the checkpoint of size 600 extends the one verified (size 300)") || Hint(err) == "" {
+		t.Fatalf("got %v, want a proof that does not verify, not a stop", err)
+	}
+	if _, err := os.Stat(filepath.Join(state, EvidenceDir)); err == nil {
+		t.Fatal("evidence kept for tiles that do not verify")
+	}
+	lie.Store(false)
+	if err := f.Poll(ctx); err != nil {
+		t.Fatal(err)
+	}
+	v.check(t, "a", 600)
+}
+
+// A follower of two sources goes on when one is away.
+func TestFollowerFailover(t *testing.T) {
+	ctx := context.Background()
+	net := newNetwork(t, 1)
+	tl := newTestLog(t, net, "a")
+	tl.append(300, "a")
+	tl.publish(1)
+	var away atomic.Bool
+	first := tl.serve(func(h http.Handler) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if away.Load() {
+				http.Error(w, "away", http.StatusServiceUnavailable)
+				return
+			}
+			h.ServeHTTP(w, r)
+		})
+	})
+	src := Failover(openURL(t, first.URL), openDir(t, tl.dir))
+	v := &visits{}
+	f := newFollower(t, net, src, t.TempDir(), v, 0)
+	if err := f.Poll(ctx); err != nil {
+		t.Fatal(err)
+	}
+	away.Store(true)
+	tl.append(300, "a")
+	tl.publish(1)
+	if err := f.Poll(ctx); err != nil {
+		t.Fatal(err)
+	}
+	v.check(t, "a", 600)
+	if !strings.Contains(src.String(), first.URL) || !strings.Contains(src.String(), tl.dir) {
+		t.Fatalf("%q does not name both sources", src)
+	}
+}

@@ -1,0 +1,192 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"path/filepath"
+	"regexp"
+	"time"
+
+	clog "github.com/containerd/log"
+	"github.com/pyrsia/pyrsia-build/builder"
+	"github.com/pyrsia/pyrsia-build/node"
+	"github.com/pyrsia/pyrsia-build/publish/policy"
+	"github.com/pyrsia/pyrsia-build/quorum"
+	"github.com/urfave/cli/v2"
+)
+
+var nodeNameRE = regexp.MustCompile(`^[a-z0-9][a-z0-9.-]{0,62}$`)
+
+func nodeCommand() *cli.Command {
+	return &cli.Command{
+		Name:      "node",
+		Usage:     "run a build node of a network, or make its keys",
+		UsageText: "pyrsia-build node init --data DIR --name NAME\n   pyrsia-build node --build --data DIR --policy POLICY [--listen MULTIADDR...] [--api HOST:PORT] [--bootstrap MULTIADDR...] [--buildkit-addr ADDR] [--images DIR] [--deadline D]",
+		Description: `Runs a build node of the network in --policy, with its keys and state in
+--data (made by 'pyrsia-build node init'):
+
+   DATA/keys/      the node's keys
+   DATA/log/       its replica of the network's log (C2SP tlog-tiles)
+   DATA/raft/      Raft's log and snapshots (the order of appends)
+   DATA/cosigner/  the last checkpoint it cosigned
+   DATA/builds/    its builds, by input digest (reused: a built input is not rebuilt)
+   DATA/verdicts/  the verdicts of requests without a quorum
+   DATA/buildkit/  its private buildkitd, when --buildkit-addr is not given
+
+The node talks only to the policy's build nodes (libp2p, TCP and QUIC, Noise):
+it builds every request it sees with its own buildkitd and gossips a signed
+vote; once a majority agrees, the Raft leader appends the entry, every node
+checks it against the policy and applies it to its own log, and the nodes
+cosign the checkpoint. The local HTTP API (--api) takes requests from
+'pyrsia-build publish' and 'pyrsia-build status' and serves /healthz,
+/status, /v1/... and the log under /log/.
+
+The cosign key's password comes from COSIGN_PASSWORD. SIGINT or SIGTERM stops
+the node cleanly (builds are cancelled, Raft leadership is handed over, the
+log is closed). Logs go to standard error.
+
+Examples:
+   pyrsia-build node --build --data nodes/a --policy policy.json --api 127.0.0.1:7881 \
+       --listen /ip4/127.0.0.1/tcp/4001 --images ~/.cache/pyrsia-build/images
+   pyrsia-build node --build --data nodes/b --policy policy.json --api 127.0.0.1:7882 \
+       --listen /ip4/127.0.0.1/tcp/4002 --bootstrap /ip4/127.0.0.1/tcp/4001/p2p/12D3Koo...`,
+		Subcommands: []*cli.Command{
+			nodeInitCommand(),
+		},
+		Flags: []cli.Flag{
+			&cli.BoolFlag{Name: "build", Usage: "run as a build node (the only kind there is yet)"},
+			&cli.StringFlag{Name: "data", Usage: "the node's data `DIR`"},
+			&cli.StringFlag{Name: "policy", Usage: "the network policy `FILE`"},
+			&cli.StringSliceFlag{Name: "listen", Usage: "libp2p listen `MULTIADDR` (repeatable; default TCP and QUIC on 127.0.0.1, any port)"},
+			&cli.StringFlag{Name: "api", Value: "127.0.0.1:7888", Usage: "the local HTTP API's `HOST:PORT` (empty: none)"},
+			&cli.StringSliceFlag{Name: "bootstrap", Usage: "a peer to connect to, `MULTIADDR` ending in /p2p/<peer id> (repeatable)"},
+			&cli.StringFlag{Name: "buildkit-addr", EnvVars: []string{"BUILDKIT_HOST"}, Usage: "use the buildkitd at `ADDR` instead of starting one"},
+			&cli.StringFlag{Name: "images", Value: "images", Usage: "builder image store `DIR` (OCI layouts by name)"},
+			&cli.DurationFlag{Name: "deadline", Value: 10 * time.Minute, Usage: "how long a request waits for a quorum before its verdict, as a `DURATION`"},
+		},
+		Action: nodeRun,
+	}
+}
+
+func nodeInitCommand() *cli.Command {
+	return &cli.Command{
+		Name:      "init",
+		Usage:     "make a build node's keys and print its policy entry",
+		UsageText: "pyrsia-build node init --data DIR --name NAME",
+		Description: `Makes the keys of a new build node in DIR/keys:
+
+   cosign.key, cosign.pub   ECDSA P-256 (cosign's format): signs the node's votes
+   note.key, note.pub       Ed25519 note key: signs and cosigns log checkpoints
+   p2p.key                  libp2p identity: its peer id is the node's address
+
+The cosign key is encrypted with the password in COSIGN_PASSWORD (it may be
+empty), which 'pyrsia-build node' needs again to start. Prints the node's
+entry for the network policy, as JSON, on standard output: give it to
+'pyrsia-build network add-node'. Existing keys are never overwritten.
+
+Examples:
+   COSIGN_PASSWORD= pyrsia-build node init --data nodes/a --name node-a > node-a.json
+   pyrsia-build network add-node --policy policy.json node-a.json`,
+		Flags: []cli.Flag{
+			&cli.StringFlag{Name: "data", Required: true, Usage: "the node's data `DIR`"},
+			&cli.StringFlag{Name: "name", Required: true, Usage: "the node's `NAME` in the policy ([a-z0-9][a-z0-9.-]*)"},
+		},
+		Action: func(c *cli.Context) error {
+			if c.NArg() > 0 {
+				return inputErr(fmt.Errorf("node init takes no arguments, got %q", c.Args().First()),
+					"run 'pyrsia-build node init --help' for usage")
+			}
+			name := c.String("name")
+			if !nodeNameRE.MatchString(name) {
+				return inputErr(fmt.Errorf("--name %q is not a node name", name),
+					"a node name is lowercase letters, digits, dots and dashes, starting with a letter or digit, at most 63 characters")
+			}
+			pw, err := readPassword(c.Context, "Enter password for the node's cosign key: ", true, c.App.ErrWriter)
+			if err != nil {
+				return err
+			}
+			k, err := node.InitKeys(c.String("data"), name, pw)
+			if err != nil {
+				return inputErr(err)
+			}
+			c.App.Writer.Write(k.MarshalPolicyNode())
+			fmt.Fprintf(c.App.ErrWriter, "keys of %s written to %s/keys (peer id %s)\n", name, c.String("data"), k.PeerID)
+			return nil
+		},
+	}
+}
+
+func nodeRun(c *cli.Context) error {
+	if c.NArg() > 0 {
+		return inputErr(fmt.Errorf("node takes no arguments, got %q", c.Args().First()), "run 'pyrsia-build node --help' for usage")
+	}
+	if !c.Bool("build") {
+		return inputErr(errors.New("only build nodes can run yet: pass --build"), "run 'pyrsia-build node --help' for usage")
+	}
+	if c.String("data") == "" || c.String("policy") == "" {
+		return inputErr(errors.New(`Required flags "data, policy" not set`), "run 'pyrsia-build node --help' for usage")
+	}
+	clog.SetLevel("error")
+	data := c.String("data")
+	p, err := policy.Load(c.String("policy"))
+	if err != nil {
+		return inputErr(err)
+	}
+	pw, err := readPassword(c.Context, "Enter password for the node's cosign key: ", false, c.App.ErrWriter)
+	if err != nil {
+		return err
+	}
+	keys, err := node.LoadKeys(data, pw)
+	if err != nil {
+		return inputErr(err)
+	}
+	boot, err := quorum.ParseBootstrap(c.StringSlice("bootstrap"))
+	if err != nil {
+		return inputErr(err)
+	}
+	logger := slog.New(slog.NewTextHandler(c.App.ErrWriter, nil)).With("node", keys.Name)
+	addr := c.String("buildkit-addr")
+	if addr == "" {
+		d, err := builder.StartDaemon(c.Context, builder.DaemonOptions{Dir: filepath.Join(data, "buildkit")})
+		if errors.Is(err, builder.ErrNoBuildkitd) {
+			return inputErr(err, "or point --buildkit-addr at a running buildkitd")
+		}
+		if err != nil {
+			return err
+		}
+		defer d.Stop()
+		addr = d.Addr
+		logger.Info("started a private buildkitd", "addr", addr)
+	}
+	bk, err := builder.NewBuildKit(c.Context, addr)
+	if err != nil {
+		return err
+	}
+	defer bk.Close()
+	bk.ProgressMode = "quiet"
+	var api net.Listener
+	if a := c.String("api"); a != "" {
+		if api, err = net.Listen("tcp", a); err != nil {
+			return inputErr(fmt.Errorf("--api %s: %w", a, err), "choose another --api, or stop what listens there")
+		}
+	}
+	n, err := node.New(c.Context, node.Options{
+		Data: data, Policy: p, Keys: keys, Listen: c.StringSlice("listen"), Bootstrap: boot, API: api,
+		Builder: &node.BuildKitBuilder{BuildKit: bk, Images: c.String("images")}, Deadline: c.Duration("deadline"), Logger: logger,
+	})
+	if err != nil {
+		if api != nil {
+			api.Close()
+		}
+		return inputErr(err)
+	}
+	for _, a := range n.Host().Addrs() {
+		fmt.Fprintf(c.App.ErrWriter, "%s listening on %s/p2p/%s\n", keys.Name, a, n.Host().ID())
+	}
+	if api != nil {
+		fmt.Fprintf(c.App.ErrWriter, "%s API on http://%s\n", keys.Name, api.Addr())
+	}
+	return n.Run(c.Context)
+}

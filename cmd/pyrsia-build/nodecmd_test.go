@@ -1,0 +1,201 @@
+package main
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/hashicorp/raft"
+	"github.com/libp2p/go-libp2p/core/peer"
+	"github.com/pyrsia/pyrsia-build/builder"
+	"github.com/pyrsia/pyrsia-build/node"
+	"github.com/pyrsia/pyrsia-build/publish/policy"
+)
+
+// pomBuilder is a test-only builder: it writes hello.pom with bytes that
+// depend on the input digest and on salt (nodes with another salt
+// disagree).
+func pomBuilder(salt string) node.BuilderFunc {
+	return func(ctx context.Context, spec *builder.Spec, out string) (*builder.Result, error) {
+		input, _ := spec.InputDigest()
+		os.MkdirAll(filepath.Join(out, "artifacts"), 0o755)
+		data := []byte("<project>" + input + " " + salt + "</project>\n")
+		p := filepath.Join(out, "artifacts", "hello.pom")
+		if err := os.WriteFile(p, data, 0o644); err != nil {
+			return nil, err
+		}
+		am, err := builder.ManifestFile(ctx, "hello.pom", p)
+		if err != nil {
+			return nil, err
+		}
+		am.Path = "artifacts/hello.pom"
+		if err := builder.WriteManifest(filepath.Join(out, "manifest.json"), &builder.OutputManifest{Version: builder.ManifestVersion, Artifacts: []builder.ArtifactManifest{am}}); err != nil {
+			return nil, err
+		}
+		sum := sha256.Sum256(data)
+		return &builder.Result{InputDigest: input, Artifacts: []builder.Artifact{{Name: "hello.pom", Digest: "sha256:" + hex.EncodeToString(sum[:]), Path: am.Path}},
+			SourceDigest: "sha256:" + spec.Source.Archive.SHA256, BuilderImageDigest: spec.BuilderImage.Digest}, nil
+	}
+}
+
+// startTestNetwork runs three build nodes in this process (real libp2p,
+// Raft and logs; test builders) and returns the first node's API address
+// and the policy file.
+func startTestNetwork(t *testing.T, salts []string, deadline time.Duration) (api, policyFile string) {
+	t.Helper()
+	root := t.TempDir()
+	p := &policy.Policy{Version: policy.Version, Name: "test.example/net"}
+	var keys []*node.Keys
+	for i := range salts {
+		k, err := node.InitKeys(filepath.Join(root, fmt.Sprint(i)), fmt.Sprintf("node-%c", 'a'+i), nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		keys = append(keys, k)
+		pn := k.PolicyNode()
+		p.Nodes = append(p.Nodes, policy.Node{Name: pn.Name, CosignKey: pn.CosignKey, PeerID: pn.PeerID, NoteKey: pn.NoteKey})
+	}
+	b, err := p.Marshal()
+	if err != nil {
+		t.Fatal(err)
+	}
+	policyFile = filepath.Join(root, "policy.json")
+	os.WriteFile(policyFile, b, 0o644)
+	rc := raft.DefaultConfig()
+	rc.HeartbeatTimeout, rc.ElectionTimeout, rc.LeaderLeaseTimeout, rc.CommitTimeout = 300*time.Millisecond, 300*time.Millisecond, 150*time.Millisecond, 5*time.Millisecond
+	var boot []peer.AddrInfo
+	var nodes []*node.Node
+	for i, k := range keys {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if i == 0 {
+			api = ln.Addr().String()
+		}
+		n, err := node.New(context.Background(), node.Options{Data: filepath.Join(root, fmt.Sprint(i)), Policy: p, Keys: k,
+			Listen: []string{"/ip4/127.0.0.1/tcp/0"}, Bootstrap: boot, API: ln, Builder: pomBuilder(salts[i]), Deadline: deadline,
+			RaftConfig: rc, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+		if err != nil {
+			t.Fatal(err)
+		}
+		boot = append(boot, peer.AddrInfo{ID: n.Host().ID(), Addrs: n.Host().Addrs()})
+		nodes = append(nodes, n)
+		ctx, cancel := context.WithCancel(context.Background())
+		done := make(chan error, 1)
+		go func() { done <- n.Run(ctx) }()
+		t.Cleanup(func() {
+			cancel()
+			if err := <-done; err != nil {
+				t.Errorf("node %d: %v", i, err)
+			}
+		})
+	}
+	// Wait for a leader: publish needs one to append.
+	for deadline := time.Now().Add(30 * time.Second); ; {
+		for _, n := range nodes {
+			if n.Raft().State() == raft.Leader {
+				return api, policyFile
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("no Raft leader in 30s")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+const testNodeSpec = `version: 1
+ecosystem: maven
+coordinate: org.example:hello:1.0
+source:
+  archive:
+    url: http://source.invalid/hello-1.0.tar
+    sha256: 0000000000000000000000000000000000000000000000000000000000000001
+recipe:
+  maven: {}
+builderImage:
+  name: maven
+  digest: sha256:0000000000000000000000000000000000000000000000000000000000000007
+sourceDateEpoch: 1700000000
+`
+
+// TestPublishVerifyStatus: publish through a node's API, verify with the
+// policy alone, status by input and by coordinate.
+func TestPublishVerifyStatus(t *testing.T) {
+	api, policyFile := startTestNetwork(t, []string{"honest", "honest", "honest"}, time.Minute)
+	dir := t.TempDir()
+	specFile := filepath.Join(dir, "hello.yaml")
+	os.WriteFile(specFile, []byte(testNodeSpec), 0o644)
+	proof := filepath.Join(dir, "hello.proof.json")
+	code, stdout, stderr := runCLI("publish", specFile, "--node", api, "-o", proof)
+	if code != 0 {
+		t.Fatalf("publish: exit %d\n%s\n%s", code, stdout, stderr)
+	}
+	t.Logf("publish:\n%s", stdout)
+	for _, want := range []string{"input     sha256:", "vote  node-", "final: checkpoint of size 1", "published entry 0", "proof     " + proof} {
+		if !strings.Contains(stdout, want) {
+			t.Errorf("publish output does not say %q", want)
+		}
+	}
+	s, _ := builder.ParseSpec([]byte(testNodeSpec))
+	input, _ := s.InputDigest()
+	artifact := filepath.Join(dir, "hello.pom")
+	os.WriteFile(artifact, []byte("<project>"+input+" honest</project>\n"), 0o644)
+	code, stdout, stderr = runCLI("verify", "--policy", policyFile, "--bundle", proof, artifact)
+	if code != 0 {
+		t.Fatalf("verify --policy: exit %d\n%s\n%s", code, stdout, stderr)
+	}
+	os.WriteFile(artifact, []byte("other bytes"), 0o644)
+	if code, _, stderr = runCLI("verify", "--policy", policyFile, "--bundle", proof, artifact); code != exitNotVerified {
+		t.Errorf("verify --policy of other bytes: exit %d, want 1: %s", code, stderr)
+	}
+	if code, _, stderr = runCLI("verify", "--policy", policyFile, "--key", policyFile, "--bundle", proof, artifact); code != exitInput || !strings.Contains(stderr, "--policy gives every key") {
+		t.Errorf("verify --policy --key: exit %d, %s", code, stderr)
+	}
+	for _, what := range []string{input, "org.example:hello:1.0"} {
+		code, stdout, stderr = runCLI("status", "--node", api, what)
+		if code != 0 || !strings.Contains(stdout, "state     final") || !strings.Contains(stdout, "entry     0 (maven org.example:hello:1.0)") {
+			t.Errorf("status %s: exit %d\n%s\n%s", what, code, stdout, stderr)
+		}
+	}
+	code, _, stderr = runCLI("status", "--node", api, "sha256:"+strings.Repeat("0", 64))
+	if code != exitInput || !strings.Contains(stderr, "the node knows nothing of") {
+		t.Errorf("status of an unknown input: exit %d, %s", code, stderr)
+	}
+	// A spec that names a local file is refused by the node.
+	local := strings.Replace(testNodeSpec, "url: http://source.invalid/hello-1.0.tar", "path: /etc/hello-1.0.tar", 1)
+	os.WriteFile(specFile, []byte(local), 0o644)
+	code, _, stderr = runCLI("publish", "--node", api, specFile)
+	if code != exitInput || !strings.Contains(stderr, "not allowed in a spec from the network") {
+		t.Errorf("publish of a local path: exit %d, %s", code, stderr)
+	}
+}
+
+// TestPublishNoQuorum: three different outputs, the verdict, exit 1.
+func TestPublishNoQuorum(t *testing.T) {
+	api, _ := startTestNetwork(t, []string{"a", "b", "c"}, 2*time.Second)
+	dir := t.TempDir()
+	specFile := filepath.Join(dir, "hello.yaml")
+	os.WriteFile(specFile, []byte(testNodeSpec), 0o644)
+	code, stdout, stderr := runCLI("publish", "--node", api, specFile)
+	if code != exitNotVerified || !strings.Contains(stderr, "no quorum for sha256:") || !strings.Contains(stderr, "differs in hello.pom") {
+		t.Fatalf("publish without quorum: exit %d\n%s\n%s", code, stdout, stderr)
+	}
+	t.Logf("%s", stderr)
+	s, _ := builder.ParseSpec([]byte(testNodeSpec))
+	input, _ := s.InputDigest()
+	code, stdout, stderr = runCLI("status", "--node", api, input)
+	if code != exitNotVerified || !strings.Contains(stdout, "state     no-quorum") || !strings.Contains(stderr, "no quorum for "+input) {
+		t.Errorf("status after no quorum: exit %d\n%s\n%s", code, stdout, stderr)
+	}
+}

@@ -1,0 +1,200 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"strings"
+	"time"
+
+	"github.com/pyrsia/pyrsia-build/attest"
+	"github.com/pyrsia/pyrsia-build/node"
+	"github.com/pyrsia/pyrsia-build/publish"
+	"github.com/urfave/cli/v2"
+)
+
+func publishCommand() *cli.Command {
+	return &cli.Command{
+		Name:      "publish",
+		Usage:     "have a build network build and publish a spec, and write its proof bundle",
+		UsageText: "pyrsia-build publish --node HOST:PORT [-o PROOF] SPEC",
+		Description: `Sends the build spec to the build node whose API is at --node. The node signs
+the request and gossips it to the network; every build node builds the spec
+on its own and votes. Prints each vote as it arrives (which node, which
+digest), then, once a majority agreed and a final checkpoint covers the
+entry, writes the proof bundle to -o (default: PREFIX.proof.json, PREFIX the
+first 12 hex digits of the input digest) and exits 0.
+
+Without a quorum by the network's deadline it prints the verdict (who agreed
+on what, who differed and in which files, who did not answer) and exits 1.
+
+A spec from the network may not name local files: its source is a URL (an
+archive with its sha256, or a git commit).
+
+Verify the artifact with the policy alone:
+   pyrsia-build verify --policy policy.json --bundle PREFIX.proof.json ARTIFACT
+
+Examples:
+   pyrsia-build publish --node 127.0.0.1:7881 hello.yaml
+   pyrsia-build publish --node 127.0.0.1:7881 -o hello.proof.json hello.yaml`,
+		Flags: []cli.Flag{
+			&cli.StringFlag{Name: "node", Required: true, Usage: "the build node's API `HOST:PORT` (or URL)"},
+			&cli.StringFlag{Name: "output", Aliases: []string{"o"}, Usage: "write the proof bundle to `FILE`"},
+		},
+		Action: func(c *cli.Context) error {
+			if c.NArg() != 1 {
+				return inputErr(fmt.Errorf("publish takes one SPEC, got %d arguments", c.NArg()), "run 'pyrsia-build publish --help' for usage")
+			}
+			base, err := nodeURL(c.String("node"))
+			if err != nil {
+				return err
+			}
+			spec, err := attest.ReadFileLimited(c.Args().First(), 1<<20)
+			if err != nil {
+				return inputErr(fmt.Errorf("spec: %w", err))
+			}
+			var out struct {
+				InputDigest string `json:"inputDigest"`
+				Error       string `json:"error"`
+			}
+			if err := nodeCall(c.Context, http.MethodPost, base+"/v1/publish", bytes.NewReader(spec), &out); err != nil {
+				return err
+			}
+			w := c.App.Writer
+			fmt.Fprintf(w, "input     %s\n", out.InputDigest)
+			ev, err := followRound(c.Context, base, out.InputDigest, w)
+			if err != nil {
+				return err
+			}
+			if ev.Type == node.EventVerdict {
+				return failed(errors.New(ev.Verdict.Text), "the artifact is not published; 'pyrsia-build status "+out.InputDigest+" --node "+c.String("node")+"' shows the verdict again")
+			}
+			req, err := http.NewRequestWithContext(c.Context, http.MethodGet, base+"/v1/proof/"+out.InputDigest, nil)
+			if err != nil {
+				return err
+			}
+			resp, err := http.DefaultClient.Do(req)
+			if err != nil {
+				return inputErr(fmt.Errorf("fetching the proof bundle: %w", err))
+			}
+			defer resp.Body.Close()
+			b, err := io.ReadAll(io.LimitReader(resp.Body, publish.MaxProofBundleSize+1))
+			if err != nil || resp.StatusCode != http.StatusOK {
+				return inputErr(fmt.Errorf("fetching the proof bundle: %s %s %v", resp.Status, bytes.TrimSpace(b), err))
+			}
+			pb, err := publish.ParseProofBundle(bytes.TrimSpace(b))
+			if err != nil {
+				return inputErr(fmt.Errorf("the node's proof bundle: %w", err))
+			}
+			path := c.String("output")
+			if path == "" {
+				path = strings.TrimPrefix(out.InputDigest, "sha256:")[:12] + ".proof.json"
+			}
+			if err := writeFileAtomic(path, b, 0o644); err != nil {
+				return err
+			}
+			fmt.Fprintf(w, "published entry %d, final checkpoint of size %d\n", pb.Index, pb.TreeSize)
+			fmt.Fprintf(w, "proof     %s\n", path)
+			return nil
+		},
+	}
+}
+
+// nodeURL turns --node into the API's base URL.
+func nodeURL(s string) (string, error) {
+	if !strings.Contains(s, "://") {
+		s = "http://" + s
+	}
+	u, err := url.Parse(s)
+	if err != nil || u.Host == "" || (u.Scheme != "http" && u.Scheme != "https") {
+		return "", inputErr(fmt.Errorf("--node %q is not HOST:PORT or an http URL", s), "give the API address a node prints at start, e.g. --node 127.0.0.1:7888")
+	}
+	return strings.TrimSuffix(u.String(), "/"), nil
+}
+
+// nodeCall sends a request to a node's API and decodes its JSON answer.
+func nodeCall(ctx context.Context, method, u string, body io.Reader, out any) error {
+	req, err := http.NewRequestWithContext(ctx, method, u, body)
+	if err != nil {
+		return inputErr(err)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return inputErr(fmt.Errorf("asking the node: %w", err), "is the node running? its API address is printed at its start")
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(io.LimitReader(resp.Body, 4<<20))
+	if err != nil {
+		return inputErr(fmt.Errorf("reading the node's answer: %w", err))
+	}
+	if resp.StatusCode >= 400 && resp.StatusCode != http.StatusNotFound {
+		var e struct{ Error string }
+		json.Unmarshal(b, &e)
+		if e.Error == "" {
+			e.Error = string(bytes.TrimSpace(b))
+		}
+		return inputErr(fmt.Errorf("the node refused: %s", e.Error))
+	}
+	if err := json.Unmarshal(b, out); err != nil {
+		return inputErr(fmt.Errorf("the node's answer is not JSON: %w", err))
+	}
+	return nil
+}
+
+// followRound prints a round's events until it ends and returns the last.
+func followRound(ctx context.Context, base, input string, w io.Writer) (*node.Event, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, base+"/v1/publish/"+input+"/events", nil)
+	if err != nil {
+		return nil, err
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return nil, inputErr(fmt.Errorf("following the round: %w", err))
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return nil, inputErr(fmt.Errorf("following the round: %s", resp.Status))
+	}
+	sc := bufio.NewScanner(resp.Body)
+	sc.Buffer(make([]byte, 64<<10), 4<<20)
+	for sc.Scan() {
+		line := bytes.TrimSpace(sc.Bytes())
+		if len(line) == 0 {
+			continue // keep-alive
+		}
+		var ev node.Event
+		if err := json.Unmarshal(line, &ev); err != nil {
+			return nil, inputErr(fmt.Errorf("the node sent an event that is not JSON: %w", err))
+		}
+		t := ev.Time.Local().Format(time.TimeOnly)
+		switch ev.Type {
+		case node.EventVote:
+			if ev.Error != "" {
+				fmt.Fprintf(w, "%s  vote  %-10s failed: %s\n", t, ev.Node, ev.Error)
+			} else {
+				fmt.Fprintf(w, "%s  vote  %-10s %s\n", t, ev.Node, strings.Join(ev.Subjects, " "))
+			}
+		case node.EventPublished:
+			fmt.Fprintf(w, "%s  quorum: appended as entry %d; waiting for the cosignatures\n", t, *ev.Index)
+		case node.EventFinal:
+			fmt.Fprintf(w, "%s  final: checkpoint of size %d cosigned by a majority\n", t, *ev.Size)
+			return &ev, nil
+		case node.EventVerdict:
+			fmt.Fprintf(w, "%s  verdict: %s\n", t, ev.Verdict.Text)
+			return &ev, nil
+		}
+	}
+	if err := sc.Err(); err != nil && ctx.Err() == nil {
+		return nil, inputErr(fmt.Errorf("following the round: %w", err))
+	}
+	if ctx.Err() != nil {
+		return nil, ctx.Err()
+	}
+	return nil, inputErr(errors.New("the node closed the event stream before the round ended (it stopped?)"))
+}

@@ -1,0 +1,808 @@
+package node
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"path/filepath"
+	"sort"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/hashicorp/raft"
+	"github.com/libp2p/go-libp2p/core/host"
+	"github.com/libp2p/go-libp2p/core/peer"
+	"github.com/pyrsia/pyrsia-build/attest"
+	"github.com/pyrsia/pyrsia-build/builder"
+	"github.com/pyrsia/pyrsia-build/internal/httpserver"
+	"github.com/pyrsia/pyrsia-build/publish"
+	"github.com/pyrsia/pyrsia-build/publish/logservice"
+	"github.com/pyrsia/pyrsia-build/publish/policy"
+	"github.com/pyrsia/pyrsia-build/publish/tlog"
+	"github.com/pyrsia/pyrsia-build/publish/witness"
+	"github.com/pyrsia/pyrsia-build/quorum"
+	dssepb "github.com/sigstore/protobuf-specs/gen/pb-go/dsse"
+	"golang.org/x/mod/sumdb/note"
+	"golang.org/x/sync/errgroup"
+)
+
+// Options configure [New].
+type Options struct {
+	// Data is the node's data folder (see the package documentation).
+	Data string
+	// Policy is the network policy; it must list this node with its peer
+	// id.
+	Policy *policy.Policy
+	// Keys are the node's keys (see [LoadKeys]).
+	Keys *Keys
+	// Listen are the libp2p listen multiaddrs (default: TCP and QUIC on
+	// 127.0.0.1, ports chosen by the system).
+	Listen []string
+	// Bootstrap are peers to connect to at start.
+	Bootstrap []peer.AddrInfo
+	// API is the HTTP API's listener; nil means no API.
+	API net.Listener
+	// Builder builds specs. Required.
+	Builder Builder
+	// Deadline is how long a request waits for a quorum before its
+	// verdict (default 10m).
+	Deadline time.Duration
+	// MaxBuilds bounds the builds that run at once (default 2).
+	MaxBuilds int
+	// RaftConfig overrides Raft's timeouts (tests); nil means Raft's
+	// defaults.
+	RaftConfig *raft.Config
+	// Logger receives the node's messages (default slog.Default()).
+	Logger *slog.Logger
+}
+
+// Node is a running build node.
+type Node struct {
+	o       Options
+	log     *slog.Logger
+	self    policy.Node
+	trust   *policy.Trust
+	network *quorum.Network
+	members []string // policy order
+
+	host   host.Host
+	gossip *quorum.Gossip
+	fsm    *quorum.FSM
+	raft   *quorum.Raft
+	svc    *logservice.Service
+	builds *buildStore
+	events *events
+	sem    chan struct{}
+
+	mu     sync.Mutex
+	rounds map[string]*round
+
+	stopping      chan struct{} // closed when Run's context is done
+	rejectedSpecs atomic.Uint64
+	closers       []func() error
+}
+
+// New opens the node's state and starts its network parts (libp2p host,
+// gossip, Raft, log service); [Node.Run] then serves until its context is
+// done. On error, whatever was started is stopped.
+func New(ctx context.Context, o Options) (n *Node, err error) {
+	if o.Policy == nil || o.Keys == nil || o.Builder == nil || o.Data == "" {
+		return nil, errors.New("node: data folder, policy, keys and builder are required")
+	}
+	if o.Deadline <= 0 {
+		o.Deadline = 10 * time.Minute
+	}
+	if o.MaxBuilds <= 0 {
+		o.MaxBuilds = 2
+	}
+	if o.Logger == nil {
+		o.Logger = slog.Default()
+	}
+	n = &Node{o: o, log: o.Logger.With("node", o.Keys.Name), rounds: make(map[string]*round), events: newEvents(), sem: make(chan struct{}, o.MaxBuilds), stopping: make(chan struct{})}
+	defer func() {
+		if err != nil {
+			n.close()
+		}
+	}()
+	if err := n.checkPolicy(); err != nil {
+		return nil, err
+	}
+	if n.trust, err = o.Policy.Trust(); err != nil {
+		return nil, fmt.Errorf("node: %w", err)
+	}
+	if n.network, err = quorum.NetworkFromPolicy(o.Policy); err != nil {
+		return nil, err
+	}
+	for _, pn := range o.Policy.Nodes {
+		n.members = append(n.members, pn.Name)
+	}
+
+	// The log, its witness, and peer cosigners.
+	w, err := witness.NewCosigner(witness.CosignerOptions{Signer: o.Keys.Cosigner, Origin: o.Policy.Name,
+		LogVerifier: mustLogVerifier(o.Keys.NoteKey), StateDir: filepath.Join(o.Data, "cosigner")})
+	if err != nil {
+		return nil, fmt.Errorf("node: %w", err)
+	}
+	if n.host, err = quorum.NewHost(quorum.HostOptions{Key: o.Keys.P2P, Listen: o.Listen, Gater: quorum.NewGater(n.network.PeerIDs()), Logger: n.log}); err != nil {
+		return nil, err
+	}
+	n.closers = append(n.closers, n.host.Close)
+	cosigners := []logservice.Cosigner{w}
+	for _, pn := range o.Policy.Nodes {
+		if pn.Name == o.Keys.Name {
+			continue
+		}
+		id, _ := peer.Decode(pn.PeerID)
+		cv, err := witness.NewCosignatureVerifier(pn.NoteKey)
+		if err != nil {
+			return nil, fmt.Errorf("node: policy node %s: %w", pn.Name, err)
+		}
+		cosigners = append(cosigners, &PeerCosigner{Host: n.host, Peer: id, Name: pn.Name, Verifier: cv})
+	}
+	n.svc, err = logservice.Open(ctx, logservice.Options{
+		Log:       tlog.Options{Dir: filepath.Join(o.Data, "log"), Origin: o.Policy.Name, Signer: o.Keys.LogSigner, Logger: n.log},
+		Cosigners: cosigners,
+		Final: func(b []byte) ([]string, error) {
+			_, names, err := n.trust.VerifyCheckpoint(b)
+			return names, err
+		},
+		RetryInterval: 50 * time.Millisecond,
+		CosignTimeout: 10 * time.Second,
+		Logger:        n.log,
+	})
+	if err != nil {
+		return nil, err
+	}
+	n.closers = append(n.closers, n.svc.Close)
+	var logVerifiers []note.Verifier
+	for _, pn := range o.Policy.Nodes {
+		logVerifiers = append(logVerifiers, mustLogVerifier(pn.NoteKey))
+	}
+	(&CosignServer{Service: n.svc, Origin: o.Policy.Name, LogVerifiers: logVerifiers, Signer: o.Keys.LogSigner, Cosigner: w, Logger: n.log}).Register(n.host)
+	(&manifestServer{n: n}).register(n.host)
+
+	n.builds = &buildStore{dir: filepath.Join(o.Data, "builds"), builder: o.Builder, signer: o.Keys.Cosign, node: o.Keys.Name, inflight: map[string]chan struct{}{}}
+
+	// Ordering: the FSM appends what Raft commits, after checking it.
+	if n.fsm, err = quorum.NewFSM(quorum.FSMOptions{
+		Checker: &quorum.PolicyChecker{Trust: n.trust},
+		Applier: n.svc,
+		Observe: n.applied,
+		Logger:  n.log,
+	}); err != nil {
+		return nil, err
+	}
+	raftLog := io.Writer(os.Stderr)
+	if n.o.RaftConfig != nil {
+		raftLog = io.Discard
+	}
+	if n.raft, err = quorum.NewRaft(quorum.RaftOptions{Host: n.host, Network: n.network, Dir: filepath.Join(o.Data, "raft"),
+		FSM: n.fsm, Bootstrap: true, Config: o.RaftConfig, LogOutput: raftLog}); err != nil {
+		return nil, err
+	}
+	n.closers = append(n.closers, n.raft.Close)
+	// Gossip lives until close, not until ctx (the caller's ctx may be
+	// the one that ends Run): a router stopped by its context first fails
+	// the topics' Close.
+	gctx, gcancel := context.WithCancel(context.WithoutCancel(ctx))
+	if n.gossip, err = quorum.NewGossip(gctx, quorum.GossipOptions{Host: n.host, Network: n.network, Logger: n.log}); err != nil {
+		gcancel()
+		return nil, err
+	}
+	n.closers = append(n.closers, func() error {
+		err := n.gossip.Close()
+		gcancel()
+		return err
+	})
+	if err := quorum.Bootstrap(ctx, n.host, o.Bootstrap); err != nil {
+		n.log.WarnContext(ctx, "some bootstrap peers are unreachable; continuing", "err", err)
+	}
+	return n, nil
+}
+
+func mustLogVerifier(vkey string) note.Verifier {
+	v, err := witness.NewLogVerifier(vkey)
+	if err != nil {
+		panic(err) // checked by policy.Validate
+	}
+	return v
+}
+
+// checkPolicy checks that the policy lists this node with its keys.
+func (n *Node) checkPolicy() error {
+	p, k := n.o.Policy, n.o.Keys
+	self, ok := p.Node(k.Name)
+	if !ok {
+		return fmt.Errorf("node: the policy %s does not list this node %q: add its entry with 'pyrsia-build network add-node'", p.Name, k.Name)
+	}
+	pub, err := attest.ParsePublicKey(k.Name, k.CosignPub)
+	if err != nil {
+		return fmt.Errorf("node: %w", err)
+	}
+	listed, err := attest.ParsePublicKey(k.Name, []byte(self.CosignKey))
+	if err != nil {
+		return fmt.Errorf("node: policy node %s: %w", k.Name, err)
+	}
+	switch {
+	case pub.ID != listed.ID:
+		return fmt.Errorf("node: the policy lists another cosign key for %q than this node's keys/cosign.pub", k.Name)
+	case self.NoteKey != k.NoteKey:
+		return fmt.Errorf("node: the policy lists another note key for %q than this node's keys/note.pub", k.Name)
+	case self.PeerID != k.PeerID.String():
+		return fmt.Errorf("node: the policy lists peer id %q for %q, this node's keys/p2p.key is %s", self.PeerID, k.Name, k.PeerID)
+	}
+	for _, pn := range p.Nodes {
+		if pn.PeerID == "" {
+			return fmt.Errorf("node: policy node %s has no peer id: every build node of a network needs one", pn.Name)
+		}
+	}
+	n.self = self
+	return nil
+}
+
+// Host returns the node's libp2p host.
+func (n *Node) Host() host.Host { return n.host }
+
+// Log returns the node's log service.
+func (n *Node) Log() *logservice.Service { return n.svc }
+
+// Raft returns the node's Raft server.
+func (n *Node) Raft() *quorum.Raft { return n.raft }
+
+// Run serves until ctx is done, then stops: the API and gossip first,
+// builds are cancelled, Raft leaves (handing leadership over), the log is
+// closed. It returns the first error of a part that failed.
+func (n *Node) Run(ctx context.Context) error {
+	g, gctx := errgroup.WithContext(ctx)
+	context.AfterFunc(gctx, func() { close(n.stopping) })
+	g.Go(func() error { return n.svc.Run(gctx) })
+	g.Go(func() error { return n.requestLoop(gctx) })
+	g.Go(func() error { return n.voteLoop(gctx) })
+	g.Go(func() error { return n.leaderLoop(gctx) })
+	g.Go(func() error { return n.deadlineLoop(gctx) })
+	if n.o.API != nil {
+		g.Go(func() error {
+			return httpserver.Serve(gctx, n.o.API, n.apiHandler(), httpserver.Options{Logger: n.log})
+		})
+	}
+	n.log.InfoContext(ctx, "build node running", "peer", n.host.ID().String(), "addrs", fmt.Sprint(n.host.Addrs()), "policy", n.o.Policy.Digest())
+	err := g.Wait()
+	if n.raft.State() == raft.Leader {
+		if f := n.raft.LeadershipTransfer(); f.Error() == nil {
+			n.log.Info("handed Raft leadership over")
+		}
+	}
+	if cerr := n.close(); err == nil {
+		err = cerr
+	}
+	return err
+}
+
+// close stops the parts in reverse order of start.
+func (n *Node) close() error {
+	var errs []error
+	for i := len(n.closers) - 1; i >= 0; i-- {
+		errs = append(errs, n.closers[i]())
+	}
+	n.closers = nil
+	return errors.Join(errs...)
+}
+
+// Publish asks the network to build and publish a spec (JSON or YAML):
+// this node signs the request as requester and gossips it. It returns the
+// input digest; follow the round with [Node.Events].
+func (n *Node) Publish(ctx context.Context, specData []byte) (string, error) {
+	spec, err := builder.ParseRemoteSpec(specData)
+	if err != nil {
+		return "", err
+	}
+	canon, err := spec.CanonicalJSON()
+	if err != nil {
+		return "", err
+	}
+	input, err := spec.InputDigest()
+	if err != nil {
+		return "", err
+	}
+	if i, ok := n.fsm.Lookup(input); ok {
+		n.events.emit(input, Event{Type: EventPublished, Input: input, Index: &i})
+		return input, nil
+	}
+	req, err := quorum.NewBuildRequest(quorum.RequestOptions{Policy: n.network.Digest(), Spec: canon, Signer: n.o.Keys.Cosign})
+	if err != nil {
+		return "", err
+	}
+	n.roundFor(input, canon)
+	if err := n.publishGossip(ctx, func(ctx context.Context, o quorum.PublishOptions) error {
+		return n.gossip.PublishRequest(ctx, req, o)
+	}); err != nil {
+		return "", err
+	}
+	return input, nil
+}
+
+// publishGossip publishes once the gossip mesh holds the policy peers this
+// node is connected to (a message published before the mesh forms can be
+// lost), or after a few seconds without that.
+func (n *Node) publishGossip(ctx context.Context, pub func(context.Context, quorum.PublishOptions) error) error {
+	peers := 0
+	for _, p := range n.host.Network().Peers() {
+		if _, ok := n.network.ByPeer(p); ok {
+			peers++
+		}
+	}
+	if peers > 0 {
+		wctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		err := pub(wctx, quorum.PublishOptions{MinPeers: peers})
+		cancel()
+		if err == nil || ctx.Err() != nil {
+			return err
+		}
+		n.log.InfoContext(ctx, "gossip mesh not complete; publishing anyway", "err", err)
+	}
+	return pub(ctx, quorum.PublishOptions{})
+}
+
+// roundFor returns the round of input, starting it if needed.
+func (n *Node) roundFor(input string, spec []byte) *round {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	r := n.rounds[input]
+	if r == nil {
+		r = newRound(input, time.Now(), n.o.Deadline)
+		n.rounds[input] = r
+	}
+	if r.spec == nil && spec != nil {
+		r.spec = spec
+	}
+	return r
+}
+
+func (n *Node) requestLoop(ctx context.Context) error {
+	for {
+		m, err := n.gossip.NextRequest(ctx)
+		if ctx.Err() != nil {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		req := m.Msg
+		go n.handleRequest(ctx, req)
+	}
+}
+
+// handleRequest builds a requested spec (or takes the stored build) and
+// gossips this node's vote.
+func (n *Node) handleRequest(ctx context.Context, req *quorum.BuildRequest) {
+	input := req.InputDigest
+	n.roundFor(input, req.Spec)
+	if _, ok := n.fsm.Lookup(input); ok {
+		return // published already: nothing to vote on
+	}
+	spec, err := builder.ParseRemoteSpec(req.Spec)
+	var vote *quorum.Vote
+	if err != nil {
+		n.rejectedSpecs.Add(1)
+		n.log.WarnContext(ctx, "refusing a requested spec", "input", input, "err", err)
+		vote, err = quorum.NewFailedVote(n.network.Digest(), input, n.o.Keys.Name, "spec refused: "+err.Error())
+	} else {
+		select {
+		case n.sem <- struct{}{}:
+		case <-ctx.Done():
+			return
+		}
+		bctx, cancel := context.WithTimeout(ctx, n.o.Deadline)
+		var b *Build
+		b, err = n.builds.build(bctx, spec)
+		cancel()
+		<-n.sem
+		if ctx.Err() != nil {
+			return
+		}
+		if err != nil {
+			n.log.WarnContext(ctx, "build failed", "input", input, "err", err)
+			vote, err = quorum.NewFailedVote(n.network.Digest(), input, n.o.Keys.Name, err.Error())
+		} else {
+			vote, err = quorum.NewVote(n.network.Digest(), input, n.o.Keys.Name, b.Bundle, b.ManifestDigest)
+		}
+	}
+	if err != nil {
+		n.log.ErrorContext(ctx, "making a vote", "input", input, "err", err)
+		return
+	}
+	if err := n.publishGossip(ctx, func(ctx context.Context, o quorum.PublishOptions) error {
+		return n.gossip.PublishVote(ctx, vote, o)
+	}); err != nil && ctx.Err() == nil {
+		n.log.ErrorContext(ctx, "gossiping a vote", "input", input, "err", err)
+	}
+}
+
+func (n *Node) voteLoop(ctx context.Context) error {
+	for {
+		m, err := n.gossip.NextVote(ctx)
+		if ctx.Err() != nil {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		v := m.Msg
+		r := n.roundFor(v.InputDigest, nil)
+		n.mu.Lock()
+		added := r.index < 0 && r.verdict == nil && r.add(v)
+		n.mu.Unlock()
+		if !added {
+			continue
+		}
+		ev := Event{Type: EventVote, Input: v.InputDigest, Node: v.Node}
+		if v.Failed() {
+			ev.Error = firstLine(v.Error)
+		} else {
+			for _, s := range v.Subjects {
+				ev.Subjects = append(ev.Subjects, s.Digest)
+			}
+		}
+		n.events.emit(v.InputDigest, ev)
+		n.maybePropose(ctx, r)
+		if n.hopeless(r) {
+			// No quorum is possible any more: the verdict now, not at
+			// the deadline.
+			go n.giveVerdict(ctx, r, time.Now())
+		}
+	}
+}
+
+// hopeless reports whether the round can no longer reach a quorum: its
+// largest group, with every node that has not voted yet, stays below the
+// threshold.
+func (n *Node) hopeless(r *round) bool {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if r.index >= 0 || r.verdict != nil || r.proposed {
+		return false
+	}
+	v := r.tally(n.network, time.Since(r.started))
+	largest := 0
+	if g, ok := v.Agreed(); ok {
+		largest = len(g.Nodes)
+	}
+	return !v.Quorum && largest+len(v.Missing) < v.Threshold
+}
+
+// maybePropose proposes the round's entry when it has a quorum and this
+// node leads Raft.
+func (n *Node) maybePropose(ctx context.Context, r *round) {
+	if n.raft.State() != raft.Leader {
+		return
+	}
+	n.mu.Lock()
+	if r.proposed || r.index >= 0 || r.verdict != nil || r.spec == nil {
+		n.mu.Unlock()
+		return
+	}
+	envs, ok := r.quorum(n.network)
+	if !ok {
+		n.mu.Unlock()
+		return
+	}
+	r.proposed = true
+	spec := r.spec
+	n.mu.Unlock()
+	go func() {
+		err := n.propose(ctx, spec, envs)
+		if err != nil && ctx.Err() == nil {
+			n.log.WarnContext(ctx, "proposing an entry", "input", r.input, "err", err)
+			n.mu.Lock()
+			r.proposed = false // a new leader, or this one again, tries later
+			n.mu.Unlock()
+		}
+	}()
+}
+
+func (n *Node) propose(ctx context.Context, spec []byte, envs []*dssepb.Envelope) error {
+	s, err := builder.ParseRemoteSpec(spec)
+	if err != nil {
+		return err
+	}
+	e, err := publish.NewEntry(s.Ecosystem, s.Coordinate, spec, envs)
+	if err != nil {
+		return err
+	}
+	b, err := e.MarshalBinary()
+	if err != nil {
+		return err
+	}
+	if len(b) > tlog.MaxEntrySize {
+		return fmt.Errorf("node: the entry of %s is %d bytes, over the log's %d byte limit", e.InputDigest, len(b), tlog.MaxEntrySize)
+	}
+	pctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	res, err := n.raft.Propose(pctx, quorum.AppendEntryCommand(b))
+	if err != nil {
+		return err
+	}
+	if ar, ok := res.(quorum.ApplyResult); ok && ar.Err != nil && !errors.Is(ar.Err, quorum.ErrDuplicateInput) {
+		return ar.Err
+	}
+	return nil
+}
+
+// leaderLoop proposes the rounds that reached a quorum while another node
+// led, when this one becomes the leader.
+func (n *Node) leaderLoop(ctx context.Context) error {
+	ch := n.raft.LeaderCh()
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case leader := <-ch:
+			if !leader {
+				continue
+			}
+			n.log.InfoContext(ctx, "this node leads Raft")
+			n.mu.Lock()
+			var rs []*round
+			for _, r := range n.rounds {
+				rs = append(rs, r)
+			}
+			n.mu.Unlock()
+			for _, r := range rs {
+				n.maybePropose(ctx, r)
+			}
+		}
+	}
+}
+
+// applied is the FSM's observer: an entry is in this node's log.
+func (n *Node) applied(_ uint64, r quorum.ApplyResult) {
+	if r.Err != nil || r.InputDigest == "" {
+		return
+	}
+	n.mu.Lock()
+	if rd := n.rounds[r.InputDigest]; rd != nil {
+		rd.index = int64(r.Index)
+	}
+	n.mu.Unlock()
+	i := r.Index
+	n.events.emit(r.InputDigest, Event{Type: EventPublished, Input: r.InputDigest, Index: &i})
+	go func() {
+		ctx, cancel := context.WithTimeout(context.Background(), n.o.Deadline)
+		defer cancel()
+		cp, err := n.svc.WaitFinal(ctx, i+1)
+		if err != nil {
+			return
+		}
+		size := cp.Size
+		n.events.emit(r.InputDigest, Event{Type: EventFinal, Input: r.InputDigest, Index: &i, Size: &size})
+	}()
+}
+
+// deadlineLoop gives a verdict to every round past its deadline without
+// an entry.
+func (n *Node) deadlineLoop(ctx context.Context) error {
+	t := time.NewTicker(n.tick())
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case now := <-t.C:
+			n.mu.Lock()
+			var due []*round
+			for _, r := range n.rounds {
+				if r.index < 0 && r.verdict == nil && now.After(r.deadline) {
+					due = append(due, r)
+				}
+			}
+			n.mu.Unlock()
+			for _, r := range due {
+				n.giveVerdict(ctx, r, now)
+			}
+		}
+	}
+}
+
+func (n *Node) tick() time.Duration {
+	return min(max(n.o.Deadline/20, 10*time.Millisecond), time.Second)
+}
+
+func (n *Node) giveVerdict(ctx context.Context, r *round, now time.Time) {
+	if _, ok := n.fsm.Lookup(r.input); ok {
+		return
+	}
+	n.mu.Lock()
+	if r.verdict != nil || r.judging {
+		n.mu.Unlock()
+		return
+	}
+	r.judging = true
+	qv := r.tally(n.network, min(now.Sub(r.started), n.o.Deadline))
+	n.mu.Unlock()
+	if len(qv.Groups) > 1 {
+		qv.Differs = n.explain(ctx, r.input, qv.Groups[0].Nodes, qv.Groups[1:])
+	}
+	v := newVerdict(qv, now)
+	n.mu.Lock()
+	r.verdict = v
+	n.mu.Unlock()
+	if err := n.storeVerdict(v); err != nil {
+		n.log.ErrorContext(ctx, "storing a verdict", "input", r.input, "err", err)
+	}
+	n.log.InfoContext(ctx, "no quorum", "input", r.input, "verdict", v.Text)
+	n.events.emit(r.input, Event{Type: EventVerdict, Input: r.input, Verdict: v})
+}
+
+// explain compares the output manifests of the nodes of others with one
+// of ref's, fetched from the nodes.
+func (n *Node) explain(ctx context.Context, input string, ref []string, others []quorum.Group) map[string][]string {
+	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	refm, err := n.fetchManifest(ctx, ref, input)
+	if err != nil {
+		n.log.InfoContext(ctx, "no manifest of the largest group to explain a disagreement", "input", input, "err", err)
+		return nil
+	}
+	out := map[string][]string{}
+	for _, g := range others {
+		for _, name := range g.Nodes {
+			m, err := n.fetchManifest(ctx, []string{name}, input)
+			if err != nil {
+				continue
+			}
+			out[name] = manifestDiff(refm, m, 5)
+		}
+	}
+	return out
+}
+
+// fetchManifest returns the output manifest of input from the first of
+// nodes that has it (this node reads its own).
+func (n *Node) fetchManifest(ctx context.Context, nodes []string, input string) (*builder.OutputManifest, error) {
+	var errs []error
+	for _, name := range nodes {
+		var b []byte
+		var err error
+		if name == n.o.Keys.Name {
+			b, err = n.localManifest(input)
+		} else {
+			m, _ := n.network.ByName(name)
+			b, err = fetchManifest(ctx, n.host, m.PeerID, input)
+		}
+		if err != nil {
+			errs = append(errs, fmt.Errorf("%s: %w", name, err))
+			continue
+		}
+		om, err := builder.ParseManifest(b)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("%s: %w", name, err))
+			continue
+		}
+		return om, nil
+	}
+	return nil, errors.Join(errs...)
+}
+
+func (n *Node) localManifest(input string) ([]byte, error) {
+	b, err := n.builds.get(input)
+	if err != nil {
+		return nil, err
+	}
+	if b == nil {
+		return nil, fmt.Errorf("node: no build of %s on this node", input)
+	}
+	return readFileLimited(filepath.Join(b.Dir, manifestFile), maxManifest)
+}
+
+// Verdicts in DATA/verdicts/<input hex>.json.
+func (n *Node) storeVerdict(v *Verdict) error {
+	h, err := inputHex(v.InputDigest)
+	if err != nil {
+		return err
+	}
+	dir := filepath.Join(n.o.Data, "verdicts")
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return err
+	}
+	b, _ := json.MarshalIndent(v, "", "  ")
+	tmp := filepath.Join(dir, "."+h+".tmp")
+	if err := os.WriteFile(tmp, append(b, '\n'), 0o644); err != nil {
+		return err
+	}
+	return os.Rename(tmp, filepath.Join(dir, h+".json"))
+}
+
+// LastVerdict returns the stored verdict of input, or nil.
+func (n *Node) LastVerdict(input string) (*Verdict, error) {
+	n.mu.Lock()
+	if r := n.rounds[input]; r != nil && r.verdict != nil {
+		v := r.verdict
+		n.mu.Unlock()
+		return v, nil
+	}
+	n.mu.Unlock()
+	h, err := inputHex(input)
+	if err != nil {
+		return nil, err
+	}
+	b, err := readFileLimited(filepath.Join(n.o.Data, "verdicts", h+".json"), 1<<20)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	var v Verdict
+	if err := json.Unmarshal(b, &v); err != nil {
+		return nil, fmt.Errorf("node: stored verdict of %s: %w", input, err)
+	}
+	return &v, nil
+}
+
+// Status is the node's state, as GET /status shows it.
+type Status struct {
+	Name     string            `json:"name"`
+	PeerID   string            `json:"peerId"`
+	Addrs    []string          `json:"addrs"`
+	Policy   string            `json:"policy"`
+	Peers    []string          `json:"peers"`
+	Raft     RaftStatus        `json:"raft"`
+	LogSize  uint64            `json:"logSize"`
+	Final    uint64            `json:"finalSize"`
+	Building []string          `json:"building"`
+	Verdicts []string          `json:"recentVerdicts"`
+	Dropped  map[string]uint64 `json:"dropped"`
+	Refused  uint64            `json:"refusedSpecs"`
+}
+
+// RaftStatus is the Raft part of [Status].
+type RaftStatus struct {
+	State  string `json:"state"`
+	Term   string `json:"term"`
+	Leader string `json:"leader"`
+}
+
+// Status returns the node's state.
+func (n *Node) Status() Status {
+	s := Status{Name: n.o.Keys.Name, PeerID: n.host.ID().String(), Policy: n.network.Digest(), LogSize: n.svc.Size(),
+		Building: n.builds.inFlight(), Dropped: n.gossip.Drops(), Refused: n.rejectedSpecs.Load()}
+	for _, a := range n.host.Addrs() {
+		s.Addrs = append(s.Addrs, a.String())
+	}
+	for _, p := range n.host.Network().Peers() {
+		if m, ok := n.network.ByPeer(p); ok {
+			s.Peers = append(s.Peers, m.Name)
+		}
+	}
+	sort.Strings(s.Peers)
+	if cp := n.svc.Final(); cp != nil {
+		s.Final = cp.Size
+	}
+	stats := n.raft.Stats()
+	_, leader := n.raft.LeaderWithID()
+	s.Raft.Leader = string(leader)
+	if id, err := peer.Decode(string(leader)); err == nil {
+		if m, ok := n.network.ByPeer(id); ok {
+			s.Raft.Leader = m.Name
+		}
+	}
+	s.Raft.State, s.Raft.Term = n.raft.State().String(), stats["term"]
+	n.mu.Lock()
+	for _, r := range n.rounds {
+		if r.verdict != nil {
+			s.Verdicts = append(s.Verdicts, r.verdict.Text)
+		}
+	}
+	n.mu.Unlock()
+	sort.Strings(s.Verdicts)
+	if len(s.Verdicts) > 20 {
+		s.Verdicts = s.Verdicts[len(s.Verdicts)-20:]
+	}
+	return s
+}

@@ -1,0 +1,150 @@
+package node
+
+import (
+	"encoding/json"
+	"fmt"
+	"slices"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/pyrsia/pyrsia-build/builder"
+	"github.com/pyrsia/pyrsia-build/publish"
+	"github.com/pyrsia/pyrsia-build/quorum"
+	dssepb "github.com/sigstore/protobuf-specs/gen/pb-go/dsse"
+)
+
+// round is one input digest's votes, from its first sight (a request or a
+// vote) to its entry or its verdict.
+type round struct {
+	input    string
+	spec     json.RawMessage // canonical JSON, from the request
+	started  time.Time
+	deadline time.Time
+	votes    map[string]*quorum.Vote // by node name: the first vote of each node counts
+	proposed bool                    // the entry was proposed by this node
+	index    int64                   // log index once appended, -1 before
+	verdict  *Verdict
+	judging  bool // a verdict is being made
+
+	dissent      map[string][]string // explained dissent of a published round
+	dissentVotes int                 // the number of votes it was explained for
+}
+
+func newRound(input string, now time.Time, deadline time.Duration) *round {
+	return &round{input: input, started: now, deadline: now.Add(deadline), votes: make(map[string]*quorum.Vote), index: -1}
+}
+
+// add records v; it returns false for a second vote of the same node.
+func (r *round) add(v *quorum.Vote) bool {
+	if _, dup := r.votes[v.Node]; dup {
+		return false
+	}
+	r.votes[v.Node] = v
+	return true
+}
+
+// tally is the quorum package's verdict over the round's votes.
+func (r *round) tally(net *quorum.Network, waited time.Duration) *quorum.Verdict {
+	votes := make([]*quorum.Vote, 0, len(r.votes))
+	for _, v := range r.votes {
+		votes = append(votes, v)
+	}
+	sort.Slice(votes, func(i, j int) bool { return votes[i].Node < votes[j].Node })
+	return quorum.Tally(net, r.input, votes, waited)
+}
+
+// quorum returns the envelopes of the majority when it has a quorum, in
+// the order of the nodes' names.
+func (r *round) quorum(net *quorum.Network) ([]*dssepb.Envelope, bool) {
+	v := r.tally(net, 0)
+	g, ok := v.Agreed()
+	if !v.Quorum || !ok {
+		return nil, false
+	}
+	var envs []*dssepb.Envelope
+	for _, n := range g.Nodes {
+		envs = append(envs, r.votes[n].Envelope())
+	}
+	return envs, true
+}
+
+// Verdict is what became of a request that found no quorum by its
+// deadline, as it is stored (DATA/verdicts) and served.
+type Verdict struct {
+	InputDigest string    `json:"inputDigest"`
+	Time        time.Time `json:"time"`
+	Threshold   int       `json:"threshold"`
+	// Groups are the nodes that built identical subjects, largest first.
+	Groups []VerdictGroup `json:"groups"`
+	// Failed are the nodes whose build failed, with the reason.
+	Failed map[string]string `json:"failed,omitempty"`
+	// Silent are the nodes that did not vote by the deadline.
+	Silent []string `json:"silent,omitempty"`
+	// Differs maps a node outside the largest group to the files in which
+	// its output differs from the largest group's (from the output
+	// manifests), when they could be read.
+	Differs map[string][]string `json:"differs,omitempty"`
+	Waited  string              `json:"waited"`
+	// Text is the verdict in one line, as publish prints it.
+	Text string `json:"text"`
+}
+
+// VerdictGroup is nodes that agree on subjects.
+type VerdictGroup struct {
+	Subjects []publish.Subject `json:"subjects"`
+	Nodes    []string          `json:"nodes"`
+}
+
+func newVerdict(v *quorum.Verdict, now time.Time) *Verdict {
+	out := &Verdict{InputDigest: v.InputDigest, Time: now.UTC(), Threshold: v.Threshold, Silent: v.Missing,
+		Differs: v.Differs, Waited: v.Waited.String(), Text: v.String()}
+	if len(v.Failed) > 0 {
+		out.Failed = v.Failed
+	}
+	for _, g := range v.Groups {
+		out.Groups = append(out.Groups, VerdictGroup{Subjects: g.Subjects, Nodes: g.Nodes})
+	}
+	return out
+}
+
+func firstLine(s string) string {
+	s, _, _ = strings.Cut(strings.TrimSpace(s), "\n")
+	if len(s) > 200 {
+		s = s[:200] + "..."
+	}
+	return s
+}
+
+// manifestDiff returns the files (artifact/path) in which b differs from
+// a, at most max of them.
+func manifestDiff(a, b *builder.OutputManifest, max int) []string {
+	type fileKey struct{ artifact, path string }
+	files := func(m *builder.OutputManifest) map[fileKey]string {
+		out := map[fileKey]string{}
+		for _, am := range m.Artifacts {
+			for _, f := range am.Files {
+				out[fileKey{am.Name, f.Path}] = f.Type + " " + f.SHA256 + " " + f.Mode + " " + f.Link
+			}
+		}
+		return out
+	}
+	fa, fb := files(a), files(b)
+	var diff []string
+	for k, va := range fa {
+		if vb, ok := fb[k]; !ok || va != vb {
+			diff = append(diff, k.path)
+		}
+	}
+	for k := range fb {
+		if _, ok := fa[k]; !ok {
+			diff = append(diff, k.path)
+		}
+	}
+	sort.Strings(diff)
+	diff = slices.Compact(diff)
+	if len(diff) > max {
+		diff = append(diff[:max], fmt.Sprintf("(%d more)", len(diff)-max))
+	}
+	return diff
+}

@@ -1,0 +1,442 @@
+// Package logservice runs the transparency log as a service that a daemon
+// embeds: the log ([tlog.Log]), an index of its entries that follows every
+// append ([index.Index]), the cosigners that make its checkpoints final, and
+// the finality rule of the trust policy.
+//
+// # Flow
+//
+// [Service.Append] writes an entry to the log, indexes it, and wakes
+// [Service.Run]. Run then signs a candidate checkpoint at the log's size,
+// asks every [Cosigner] for its cosignature at once, and commits the
+// checkpoint once [Options.Final] accepts the cosigned note. Appends that
+// arrive while a checkpoint is being cosigned are covered by the next one:
+// checkpoints follow appends, one at a time, with no publish interval. A
+// checkpoint that does not become final (a cosigner is away, behind, or
+// refuses) is tried again after [Options.RetryInterval], and on the next
+// append.
+//
+// # Serving
+//
+// [Service.Handler] serves the log as C2SP tlog-tiles, the proofs of
+// [tlog.Log.Handler], the index lookups of [index.Index.Handler], and the
+// latest final checkpoint: a checkpoint that is not final is never served.
+package logservice
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"sync"
+	"time"
+
+	"github.com/pyrsia/pyrsia-build/publish"
+	"github.com/pyrsia/pyrsia-build/publish/index"
+	"github.com/pyrsia/pyrsia-build/publish/tlog"
+	"github.com/pyrsia/pyrsia-build/publish/witness"
+	"github.com/transparency-dev/merkle/proof"
+	"github.com/transparency-dev/merkle/rfc6962"
+	"golang.org/x/mod/sumdb/note"
+)
+
+// Cosigner gives its cosignature (tlog-cosignature/v1) on a checkpoint
+// note signed by the log, once it has checked that the checkpoint extends
+// the last one it cosigned, with consistency proofs from src. Cosign
+// returns when ctx is done. The local [*witness.Cosigner] is one; the build
+// node's peer cosigners, which ask another node over the network, are
+// others. It is the same contract as witness.CosignerClient.
+type Cosigner interface {
+	Cosign(ctx context.Context, checkpointNote []byte, src witness.ProofSource) (note.Signature, error)
+}
+
+// Options configure [Open].
+type Options struct {
+	// Log is how the log is opened; its Visit, if set, is called as well
+	// as the index's.
+	Log tlog.Options
+	// Cosigners are asked for cosignatures on every checkpoint.
+	Cosigners []Cosigner
+	// Final decides whether a cosigned checkpoint note may be served, and
+	// returns the names of its cosigners: policy.Trust.VerifyCheckpoint,
+	// or [AllCosigned]. Required.
+	Final func(note []byte) (cosigners []string, err error)
+	// CosignTimeout bounds one round of cosigning (default 10s).
+	CosignTimeout time.Duration
+	// RetryInterval is how long a checkpoint that did not become final
+	// waits before it is tried again (default 1s; it doubles while the
+	// attempts fail, up to 30s).
+	RetryInterval time.Duration
+	// Logger receives the service's messages (default slog.Default()).
+	Logger *slog.Logger
+}
+
+// Service is an open log with its index and cosigners. Its methods are
+// safe for concurrent use.
+type Service struct {
+	log   *tlog.Log
+	idx   *index.Index
+	opts  Options
+	lg    *slog.Logger
+	wake  chan struct{}
+	mu    sync.Mutex
+	final *tlog.Checkpoint // the latest final checkpoint, nil if none
+	grown chan struct{}    // closed and replaced when final changes
+	added chan struct{}    // closed and replaced after each append
+	cand  *tlog.Checkpoint // the latest checkpoint signed by Run
+	cands chan struct{}    // closed and replaced when cand changes
+}
+
+// Open opens the log, indexes its entries, and loads its checkpoint as the
+// final one if Final accepts it. Run must be called for checkpoints to be
+// published.
+func Open(ctx context.Context, o Options) (*Service, error) {
+	if o.Final == nil {
+		return nil, errors.New("logservice: no finality rule (Options.Final) given")
+	}
+	if o.CosignTimeout <= 0 {
+		o.CosignTimeout = 10 * time.Second
+	}
+	if o.RetryInterval <= 0 {
+		o.RetryInterval = time.Second
+	}
+	if o.Logger == nil {
+		o.Logger = slog.Default()
+	}
+	if o.Log.Logger == nil {
+		o.Log.Logger = o.Logger
+	}
+	idx, err := index.New()
+	if err != nil {
+		return nil, fmt.Errorf("logservice: %w", err)
+	}
+	var batch []index.Item
+	flush := func() error {
+		err := idx.AddBatch(batch)
+		batch = batch[:0]
+		return err
+	}
+	userVisit := o.Log.Visit
+	o.Log.Visit = func(i uint64, data []byte) error {
+		if userVisit != nil {
+			if err := userVisit(i, data); err != nil {
+				return err
+			}
+		}
+		e, err := publish.ParseEntry(data)
+		if err != nil {
+			o.Logger.DebugContext(ctx, "not indexing a log entry that is not a publish entry", "index", i, "err", err)
+			return nil
+		}
+		batch = append(batch, index.Item{LogIndex: i, Entry: e})
+		if len(batch) == 4096 {
+			return flush()
+		}
+		return nil
+	}
+	started := time.Now()
+	l, err := tlog.Open(ctx, o.Log)
+	if err != nil {
+		return nil, err
+	}
+	if err := flush(); err != nil {
+		l.Close()
+		return nil, fmt.Errorf("logservice: indexing the log: %w", err)
+	}
+	s := &Service{log: l, idx: idx, opts: o, lg: o.Logger, wake: make(chan struct{}, 1), grown: make(chan struct{}), added: make(chan struct{}), cands: make(chan struct{})}
+	if cp := l.Checkpoint(); cp != nil {
+		if _, err := o.Final(cp.Note); err == nil {
+			s.final = cp
+		} else {
+			o.Logger.InfoContext(ctx, "stored checkpoint is not final yet; it will be cosigned again", "size", cp.Size, "err", err)
+		}
+	}
+	o.Logger.InfoContext(ctx, "log opened and indexed", "entries", l.Size(), "indexed", idx.Len(), "took", time.Since(started).Round(time.Millisecond))
+	return s, nil
+}
+
+// Log returns the underlying log, for reads (entries, tiles, proofs).
+func (s *Service) Log() *tlog.Log { return s.log }
+
+// Index returns the index of the log's entries.
+func (s *Service) Index() *index.Index { return s.idx }
+
+// Size returns the number of entries durably in the log.
+func (s *Service) Size() uint64 { return s.log.Size() }
+
+// EntryAt returns the entry at index.
+func (s *Service) EntryAt(ctx context.Context, index uint64) ([]byte, error) {
+	return s.log.Entry(ctx, index)
+}
+
+// Close closes the log. Call it after Run has returned.
+func (s *Service) Close() error { return s.log.Close() }
+
+// Append writes entry to the log and returns its index once it is durable.
+// A publish entry is indexed before Append returns; other entries are
+// stored but not indexed. A checkpoint covering it follows (see Run).
+func (s *Service) Append(ctx context.Context, entry []byte) (uint64, error) {
+	e, perr := publish.ParseEntry(entry)
+	i, err := s.log.Append(ctx, entry)
+	if err != nil {
+		return 0, err
+	}
+	if perr == nil {
+		if err := s.idx.Add(i, e); err != nil {
+			// The entry is durable; the index is a cache of the log.
+			s.lg.ErrorContext(ctx, "indexing an appended entry", "index", i, "err", err)
+		}
+	}
+	s.mu.Lock()
+	close(s.added)
+	s.added = make(chan struct{})
+	s.mu.Unlock()
+	s.Notify()
+	return i, nil
+}
+
+// WaitSize waits until the log holds at least size entries, or ctx is
+// done.
+func (s *Service) WaitSize(ctx context.Context, size uint64) error {
+	for {
+		s.mu.Lock()
+		added := s.added
+		s.mu.Unlock()
+		if s.log.Size() >= size {
+			return nil
+		}
+		select {
+		case <-added:
+		case <-ctx.Done():
+			return fmt.Errorf("logservice: waiting for the log to reach size %d (it has %d): %w", size, s.log.Size(), ctx.Err())
+		}
+	}
+}
+
+// Notify wakes Run to publish a checkpoint at the log's current size.
+func (s *Service) Notify() {
+	select {
+	case s.wake <- struct{}{}:
+	default: // a wake-up is pending; it will see this size too
+	}
+}
+
+// Final returns the latest final checkpoint, or nil.
+func (s *Service) Final() *tlog.Checkpoint {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.final
+}
+
+// WaitFinal returns the first final checkpoint of at least size entries,
+// waiting for it until ctx is done.
+func (s *Service) WaitFinal(ctx context.Context, size uint64) (*tlog.Checkpoint, error) {
+	for {
+		s.mu.Lock()
+		cp, grown := s.final, s.grown
+		s.mu.Unlock()
+		if cp != nil && cp.Size >= size {
+			return cp, nil
+		}
+		select {
+		case <-grown:
+		case <-ctx.Done():
+			return nil, fmt.Errorf("logservice: waiting for a final checkpoint of size %d: %w", size, ctx.Err())
+		}
+	}
+}
+
+// WaitSigned returns the latest checkpoint that Run has signed (final or
+// not) once it has at least size entries, waiting until ctx is done. A
+// peer cosigner compares what it is asked to cosign with it.
+func (s *Service) WaitSigned(ctx context.Context, size uint64) (*tlog.Checkpoint, error) {
+	for {
+		s.mu.Lock()
+		cp, ch := s.cand, s.cands
+		s.mu.Unlock()
+		if cp != nil && cp.Size >= size {
+			return cp, nil
+		}
+		select {
+		case <-ch:
+		case <-ctx.Done():
+			return nil, fmt.Errorf("logservice: waiting for a checkpoint of size %d (the log has %d entries): %w", size, s.log.Size(), ctx.Err())
+		}
+	}
+}
+
+// Run publishes checkpoints as entries are appended, until ctx is done.
+// It returns nil then.
+func (s *Service) Run(ctx context.Context) error {
+	retry := time.NewTimer(0) // a first attempt at start
+	defer retry.Stop()
+	backoff := s.opts.RetryInterval
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-s.wake:
+		case <-retry.C:
+		}
+		err := s.publish(ctx)
+		if ctx.Err() != nil {
+			return nil
+		}
+		if !retry.Stop() {
+			select {
+			case <-retry.C:
+			default:
+			}
+		}
+		if err == nil {
+			backoff = s.opts.RetryInterval
+			continue
+		}
+		s.lg.WarnContext(ctx, "checkpoint is not final yet; trying again", "retry_in", backoff, "err", err)
+		retry.Reset(backoff)
+		backoff = min(2*backoff, 30*time.Second)
+	}
+}
+
+// publish makes the log's current size final, if it is not yet.
+func (s *Service) publish(ctx context.Context) error {
+	if cur := s.Final(); s.log.Size() == 0 || cur != nil && cur.Size == s.log.Size() {
+		return nil // nothing new to vouch for
+	}
+	started := time.Now()
+	cp, err := s.log.Publish(ctx)
+	if err != nil {
+		return fmt.Errorf("signing a checkpoint: %w", err)
+	}
+	s.mu.Lock()
+	if s.cand == nil || s.cand.Size < cp.Size {
+		s.cand = cp
+		close(s.cands)
+		s.cands = make(chan struct{})
+	}
+	s.mu.Unlock()
+	if cur := s.Final(); cur != nil && cur.Size >= cp.Size {
+		return nil
+	}
+	cctx, cancel := context.WithTimeout(ctx, s.opts.CosignTimeout)
+	sigs, errs := s.cosign(cctx, cp.Note)
+	cancel()
+	signed := cp.Note
+	if len(sigs) > 0 {
+		if signed, err = witness.AddSignatures(cp.Note, sigs...); err != nil {
+			return err
+		}
+	}
+	names, err := s.opts.Final(signed)
+	if err != nil {
+		return fmt.Errorf("checkpoint of size %d: %w (cosigners: %w)", cp.Size, err, errors.Join(errs...))
+	}
+	if err := commit(s.log, signed); err != nil {
+		return fmt.Errorf("storing the final checkpoint of size %d: %w", cp.Size, err)
+	}
+	final := &tlog.Checkpoint{Checkpoint: cp.Checkpoint, Note: signed}
+	s.mu.Lock()
+	s.final = final
+	close(s.grown)
+	s.grown = make(chan struct{})
+	s.mu.Unlock()
+	s.lg.InfoContext(ctx, "published final checkpoint", "size", cp.Size, "cosigned_by", names, "took", time.Since(started).Round(time.Microsecond))
+	if len(errs) > 0 {
+		s.lg.WarnContext(ctx, "some cosigners did not cosign", "size", cp.Size, "err", errors.Join(errs...))
+	}
+	return nil
+}
+
+// cosign asks every cosigner at once.
+func (s *Service) cosign(ctx context.Context, cpNote []byte) ([]note.Signature, []error) {
+	type result struct {
+		sig note.Signature
+		err error
+	}
+	res := make([]result, len(s.opts.Cosigners))
+	var wg sync.WaitGroup
+	for i, c := range s.opts.Cosigners {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			sig, err := c.Cosign(ctx, cpNote, s.log)
+			res[i] = result{sig, err}
+		}()
+	}
+	wg.Wait()
+	var sigs []note.Signature
+	var errs []error
+	for _, r := range res {
+		if r.err != nil {
+			errs = append(errs, r.err)
+			continue
+		}
+		sigs = append(sigs, r.sig)
+	}
+	return sigs, errs
+}
+
+// Handler serves the log (see the package documentation):
+//
+//	GET /checkpoint                       the latest final checkpoint
+//	GET /tile/...                         C2SP tlog-tiles
+//	GET /proof/inclusion/<index>?size=<S> inclusion proofs, as JSON
+//	GET /proof/consistency/<old>/<new>    consistency proofs, as JSON
+//	GET /lookup/...                       index lookups, as JSON
+func (s *Service) Handler() http.Handler {
+	mux := http.NewServeMux()
+	mux.Handle("/", s.log.Handler())
+	mux.HandleFunc("GET /checkpoint", func(w http.ResponseWriter, r *http.Request) {
+		cp := s.Final()
+		if cp == nil {
+			http.Error(w, "no final checkpoint yet", http.StatusNotFound)
+			return
+		}
+		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+		w.Header().Set("Cache-Control", "no-cache")
+		w.Write(cp.Note)
+	})
+	mux.Handle("/lookup/", s.idx.Handler())
+	return mux
+}
+
+// CosignedBy returns a finality rule for [Options.Final] that requires a
+// log signature by logVerifier and cosignatures by threshold distinct keys
+// of cosigners ([witness.VerifyFinal]): the rule of a log whose cosigners
+// are local. With no cosigners, the log's signature alone makes a
+// checkpoint final.
+func CosignedBy(origin string, logVerifier note.Verifier, cosigners []note.Verifier, threshold int) func([]byte) ([]string, error) {
+	return func(b []byte) ([]string, error) {
+		if len(cosigners) == 0 {
+			_, _, err := witness.ParseCheckpoint(b, origin, logVerifier)
+			return nil, err
+		}
+		_, names, err := witness.VerifyFinal(b, origin, []note.Verifier{logVerifier}, cosigners, threshold)
+		return names, err
+	}
+}
+
+// ErrNotFinal is returned by [Service.ProofBundle] for an entry that no
+// final checkpoint covers yet. Use errors.Is.
+var ErrNotFinal = errors.New("logservice: no final checkpoint covers the entry yet")
+
+// ProofBundle returns the proof bundle of the entry at index against the
+// latest final checkpoint, with its inclusion proof checked.
+func (s *Service) ProofBundle(ctx context.Context, index uint64) (*publish.ProofBundle, error) {
+	cp := s.Final()
+	if cp == nil || index >= cp.Size {
+		return nil, fmt.Errorf("entry %d: %w", index, ErrNotFinal)
+	}
+	entry, err := s.log.Entry(ctx, index)
+	if err != nil {
+		return nil, fmt.Errorf("logservice: reading entry %d: %w", index, err)
+	}
+	hashes, err := s.log.InclusionProof(ctx, index, cp.Size)
+	if err != nil {
+		return nil, fmt.Errorf("logservice: inclusion proof of entry %d: %w", index, err)
+	}
+	if err := proof.VerifyInclusion(rfc6962.DefaultHasher, index, cp.Size, publish.LeafHash(entry), hashes, cp.Hash); err != nil {
+		return nil, fmt.Errorf("logservice: the log's inclusion proof of entry %d does not verify against its own checkpoint (the log is damaged): %w", index, err)
+	}
+	return &publish.ProofBundle{RawEntry: entry, Index: index, TreeSize: cp.Size, InclusionProof: hashes, Checkpoint: string(cp.Note)}, nil
+}

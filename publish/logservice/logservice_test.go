@@ -1,0 +1,302 @@
+package logservice_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/pyrsia/pyrsia-build/publish"
+	"github.com/pyrsia/pyrsia-build/publish/logservice"
+	"github.com/pyrsia/pyrsia-build/publish/tlog"
+	"github.com/pyrsia/pyrsia-build/publish/witness"
+	"golang.org/x/mod/sumdb/note"
+)
+
+const origin = "pyrsia-build.example/log"
+
+type keys struct {
+	logSigner   note.Signer
+	logVerifier note.Verifier
+	cosigners   []logservice.Cosigner
+	verifiers   []note.Verifier
+}
+
+func noteKey(t testing.TB, name string, seed byte) (string, string) {
+	t.Helper()
+	skey, vkey, err := note.GenerateKey(bytes.NewReader(bytes.Repeat([]byte{seed}, 32)), name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return skey, vkey
+}
+
+// testKeys makes a log key and n local cosigners with state under dir.
+func testKeys(t testing.TB, dir string, n int) keys {
+	t.Helper()
+	skey, vkey := noteKey(t, "log", 1)
+	var k keys
+	var err error
+	if k.logSigner, err = witness.NewLogSigner(skey); err != nil {
+		t.Fatal(err)
+	}
+	if k.logVerifier, err = witness.NewLogVerifier(vkey); err != nil {
+		t.Fatal(err)
+	}
+	for i := range n {
+		cs, cv := noteKey(t, fmt.Sprintf("cosigner-%d", i), byte(10+i))
+		signer, err := witness.NewCosignatureSigner(cs)
+		if err != nil {
+			t.Fatal(err)
+		}
+		v, err := witness.NewCosignatureVerifier(cv)
+		if err != nil {
+			t.Fatal(err)
+		}
+		c, err := witness.NewCosigner(witness.CosignerOptions{Signer: signer, Origin: origin, LogVerifier: k.logVerifier,
+			StateDir: filepath.Join(dir, fmt.Sprintf("cosigner-%d", i))})
+		if err != nil {
+			t.Fatal(err)
+		}
+		k.cosigners = append(k.cosigners, c)
+		k.verifiers = append(k.verifiers, v)
+	}
+	return k
+}
+
+func open(t testing.TB, dir string, k keys, cosigners []logservice.Cosigner) *logservice.Service {
+	t.Helper()
+	s, err := logservice.Open(context.Background(), logservice.Options{
+		Log:           tlog.Options{Dir: filepath.Join(dir, "log"), Origin: origin, Signer: k.logSigner},
+		Cosigners:     cosigners,
+		Final:         logservice.CosignedBy(origin, k.logVerifier, k.verifiers, len(k.verifiers)),
+		RetryInterval: time.Millisecond,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+// run runs s until the test ends.
+func run(t testing.TB, s *logservice.Service) {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- s.Run(ctx) }()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("Run: %v", err)
+		}
+		s.Close()
+	})
+}
+
+func waitCtx(t testing.TB) context.Context {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	t.Cleanup(cancel)
+	return ctx
+}
+
+func TestAppendPublishesFinalCheckpoint(t *testing.T) {
+	dir := t.TempDir()
+	k := testKeys(t, dir, 3)
+	s := open(t, dir, k, k.cosigners)
+	run(t, s)
+	ctx := waitCtx(t)
+	for i := range 5 {
+		idx, err := s.Append(ctx, fmt.Appendf(nil, "entry %d", i))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if idx != uint64(i) {
+			t.Fatalf("Append: got index %d, want %d", idx, i)
+		}
+	}
+	cp, err := s.WaitFinal(ctx, 5)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cp.Size != 5 {
+		t.Errorf("final size: got %d, want 5", cp.Size)
+	}
+	_, names, err := witness.VerifyFinal(cp.Note, origin, []note.Verifier{k.logVerifier}, k.verifiers, 3)
+	if err != nil {
+		t.Fatalf("final checkpoint does not verify: %v", err)
+	}
+	if len(names) != 3 {
+		t.Errorf("cosigners: got %v, want all 3", names)
+	}
+
+	srv := httptest.NewServer(s.Handler())
+	defer srv.Close()
+	body := get(t, srv.URL+"/checkpoint", http.StatusOK)
+	if !bytes.Equal(body, cp.Note) {
+		t.Errorf("/checkpoint: got %q, want the final note %q", body, cp.Note)
+	}
+	get(t, srv.URL+"/tile/entries/000.p/5", http.StatusOK)
+}
+
+func get(t testing.TB, url string, want int) []byte {
+	t.Helper()
+	resp, err := http.Get(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if resp.StatusCode != want {
+		t.Fatalf("GET %s: got status %d, want %d (%s)", url, resp.StatusCode, want, b)
+	}
+	return b
+}
+
+// flaky is a cosigner that refuses while down is set, then cosigns
+// through the real cosigner it wraps.
+type flaky struct {
+	logservice.Cosigner
+	down  atomic.Bool
+	calls atomic.Int64
+}
+
+func (f *flaky) Cosign(ctx context.Context, n []byte, src witness.ProofSource) (note.Signature, error) {
+	f.calls.Add(1)
+	if f.down.Load() {
+		return note.Signature{}, errors.New("cosigner is down")
+	}
+	return f.Cosigner.Cosign(ctx, n, src)
+}
+
+func TestNotFinalIsNotServedAndIsRetried(t *testing.T) {
+	dir := t.TempDir()
+	k := testKeys(t, dir, 3)
+	f := &flaky{Cosigner: k.cosigners[2]}
+	f.down.Store(true)
+	s := open(t, dir, k, []logservice.Cosigner{k.cosigners[0], k.cosigners[1], f})
+	run(t, s)
+	ctx := waitCtx(t)
+	if _, err := s.Append(ctx, []byte("entry")); err != nil {
+		t.Fatal(err)
+	}
+	// Wait for the service to have asked and failed at least twice: the
+	// first attempt and a retry.
+	for f.calls.Load() < 2 {
+		select {
+		case <-ctx.Done():
+			t.Fatal("the down cosigner was not asked again")
+		case <-time.After(time.Millisecond):
+		}
+	}
+	if cp := s.Final(); cp != nil {
+		t.Fatalf("a checkpoint of size %d is final without the third cosigner", cp.Size)
+	}
+	srv := httptest.NewServer(s.Handler())
+	defer srv.Close()
+	get(t, srv.URL+"/checkpoint", http.StatusNotFound)
+
+	f.down.Store(false) // no new append: the retry alone must finish it
+	cp, err := s.WaitFinal(ctx, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := witness.VerifyFinal(cp.Note, origin, []note.Verifier{k.logVerifier}, k.verifiers, 3); err != nil {
+		t.Fatal(err)
+	}
+	get(t, srv.URL+"/checkpoint", http.StatusOK)
+}
+
+func TestRestartCosignsTheStoredCheckpoint(t *testing.T) {
+	dir := t.TempDir()
+	k := testKeys(t, dir, 2)
+	f := &flaky{Cosigner: k.cosigners[1]}
+	f.down.Store(true)
+	s := open(t, dir, k, []logservice.Cosigner{k.cosigners[0], f})
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- s.Run(ctx) }()
+	if _, err := s.Append(waitCtx(t), []byte("entry")); err != nil {
+		t.Fatal(err)
+	}
+	for f.calls.Load() < 1 {
+		time.Sleep(time.Millisecond)
+	}
+	cancel()
+	<-done
+	s.Close()
+
+	// Restarted with every cosigner up and no new entry.
+	s = open(t, dir, k, k.cosigners)
+	if cp := s.Final(); cp != nil {
+		t.Fatalf("the stored checkpoint of size %d was taken as final", cp.Size)
+	}
+	run(t, s)
+	cp, err := s.WaitFinal(waitCtx(t), 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cp.Size != 1 {
+		t.Errorf("size: got %d, want 1", cp.Size)
+	}
+
+}
+
+func TestIndexFollowsAppends(t *testing.T) {
+	dir := t.TempDir()
+	k := testKeys(t, dir, 0)
+	s := open(t, dir, k, nil)
+	run(t, s)
+	ctx := waitCtx(t)
+	if _, err := s.Append(ctx, []byte("not a publish entry")); err != nil {
+		t.Fatal(err)
+	}
+	if got := s.Index().Len(); got != 0 {
+		t.Errorf("index: got %d records, want 0 for a raw entry", got)
+	}
+	entry, err := os.ReadFile("../testdata/entry/valid-oci.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	entry = bytes.TrimSuffix(entry, []byte("\n"))
+	i, err := s.Append(ctx, entry)
+	if err != nil {
+		t.Fatal(err)
+	}
+	e, err := publish.ParseEntry(entry)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rec, ok := s.Index().ByInputDigest(e.InputDigest)
+	if !ok || rec.LogIndex != i {
+		t.Errorf("index right after Append: got %+v, %v; want log index %d", rec, ok, i)
+	}
+	if _, err := s.WaitFinal(ctx, 2); err != nil {
+		t.Fatal(err)
+	}
+	pb, err := s.ProofBundle(ctx, i)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := json.Marshal(pb)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := publish.ParseProofBundle(b); err != nil {
+		t.Errorf("the service's proof bundle does not parse: %v", err)
+	}
+	if _, err := s.ProofBundle(ctx, 2); !errors.Is(err, logservice.ErrNotFinal) {
+		t.Errorf("ProofBundle past the final checkpoint: got %v, want ErrNotFinal", err)
+	}
+}
