@@ -308,7 +308,7 @@ func prepareOutDir(dir string) error {
 // prepareLockRepo fills dir with the lock's files, fetched from the
 // configured Maven repository (or the cache) and checked.
 func prepareLockRepo(ctx context.Context, ref *LockRef, opts BuildOptions, dir string, progress io.Writer) error {
-	l, err := loadLock(ref, opts.SpecDir)
+	l, err := loadLock(ref, opts.SpecDir, opts.Remote)
 	if err != nil {
 		return err
 	}
