@@ -7,19 +7,15 @@ import (
 	"crypto/rsa"
 	"crypto/x509"
 	"encoding/pem"
-	"os"
 	"testing"
 )
 
-// Review finding: ParsePublicKey takes any key x509 parses, however weak:
+// Regression (review finding 8): ParsePublicKey used to take takes any key x509 parses, however weak:
 // an RSA key of 1024 bits (or 512), an ECDSA key on P-224. A policy file
 // or a --key with such a key makes a build node's vote forgeable by anyone
 // who can factor it. cosign generates P-256; refuse RSA under 2048 bits and
 // curves other than P-256/P-384/P-521 (sigstore's cryptoutils.ValidatePubKey).
-func TestReviewWeakPublicKeys(t *testing.T) {
-	if os.Getenv("PYRSIA_REVIEW") == "" {
-		t.Skip("review finding: weak RSA and P-224 public keys are accepted")
-	}
+func TestParsePublicKeyRefusesWeakKeys(t *testing.T) {
 	rsaKey, err := rsa.GenerateKey(rand.Reader, 1024)
 	if err != nil {
 		t.Fatal(err)

@@ -125,11 +125,19 @@ func (b *BuildKit) Resolve(ctx context.Context, spec *Spec, opts ResolveOptions)
 		return b.solveMaven(ctx, spec, iso, srcDir, store, "", mo, ch)
 	}, progress, logFile)
 	if err != nil {
+		if strings.Contains(err.Error(), "network.host") {
+			return nil, fmt.Errorf("builder: resolve: the buildkitd refuses the host network the resolve step needs to reach its mirror on 127.0.0.1 (%w): start buildkitd with --allow-insecure-entitlement=network.host, or let pyrsia-build start its own", err)
+		}
 		logFile.Sync()
 		log, _ := os.ReadFile(logName)
 		return nil, &BuildError{Err: fmt.Errorf("resolve: %w", err), LogTail: tail(string(log), 25), LogPath: logName}
 	}
+	// rec.lock takes the recorder's mutex: what the handlers wrote is
+	// seen from here on.
 	lock := rec.lock()
+	if len(rec.conflicts) > 0 {
+		return nil, fmt.Errorf("builder: resolve: the maven repository served %s twice with different bytes: no lock can pin it; check the repository (or the mirror in the Maven settings) and try again", strings.Join(rec.conflicts, ", "))
+	}
 	if len(lock.Files) == 0 {
 		return nil, errors.New("builder: resolve: the build read nothing from the Maven repository (is it a Maven build?)")
 	}
@@ -141,11 +149,12 @@ func (b *BuildKit) Resolve(ctx context.Context, spec *Spec, opts ResolveOptions)
 // HEAD to the configured repository and records the artifact files it
 // served.
 type recorder struct {
-	client  *repoClient
-	cache   string
-	mu      sync.Mutex
-	files   map[string]string // path -> sha256 hex
-	fetched int
+	client    *repoClient
+	cache     string
+	mu        sync.Mutex
+	files     map[string]string // path -> sha256 hex
+	conflicts []string          // paths served twice with other bytes
+	fetched   int
 }
 
 var repoPathRE = regexp.MustCompile(`^[A-Za-z0-9_.+-]+(/[A-Za-z0-9_.+-]+)*$`)
@@ -181,12 +190,10 @@ func (r *recorder) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 	if f, ok := lockFileFromPath(p, sha); ok {
 		r.mu.Lock()
 		if old, seen := r.files[p]; seen && old != sha {
-			// Served twice with other bytes: lock neither; the build
-			// phase would fail on one of them.
-			r.files[p] = "conflict"
-		} else {
-			r.files[p] = f.SHA256
+			// Served twice with other bytes: the lock cannot pin it.
+			r.conflicts = append(r.conflicts, p)
 		}
+		r.files[p] = f.SHA256
 		r.fetched++
 		r.mu.Unlock()
 		if r.cache != "" && os.MkdirAll(r.cache, 0o755) == nil {

@@ -171,14 +171,17 @@ func (c *cluster) start(i int) {
 	if testing.Verbose() {
 		logger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
 	}
-	n, err := New(context.Background(), Options{
+	// One context for New and Run, as the command line has: its end (a
+	// signal) must stop the node cleanly.
+	ctx, cancel := context.WithCancel(context.Background())
+	n, err := New(ctx, Options{
 		Data: tn.dir, Policy: c.policy, Keys: tn.keys, Listen: []string{"/ip4/127.0.0.1/tcp/0"},
 		Bootstrap: boot, API: api, Builder: tn.builder, Deadline: c.deadline, RaftConfig: fastRaft(), Logger: logger,
 	})
 	if err != nil {
+		cancel()
 		c.t.Fatalf("%s: %v", tn.name, err)
 	}
-	ctx, cancel := context.WithCancel(context.Background())
 	tn.node, tn.api, tn.cancel, tn.done = n, api, cancel, make(chan error, 1)
 	go func() { tn.done <- n.Run(ctx) }()
 }

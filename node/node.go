@@ -187,10 +187,19 @@ func New(ctx context.Context, o Options) (n *Node, err error) {
 		return nil, err
 	}
 	n.closers = append(n.closers, n.raft.Close)
-	if n.gossip, err = quorum.NewGossip(ctx, quorum.GossipOptions{Host: n.host, Network: n.network, Logger: n.log}); err != nil {
+	// Gossip lives until close, not until ctx (the caller's ctx may be
+	// the one that ends Run): a router stopped by its context first fails
+	// the topics' Close.
+	gctx, gcancel := context.WithCancel(context.WithoutCancel(ctx))
+	if n.gossip, err = quorum.NewGossip(gctx, quorum.GossipOptions{Host: n.host, Network: n.network, Logger: n.log}); err != nil {
+		gcancel()
 		return nil, err
 	}
-	n.closers = append(n.closers, n.gossip.Close)
+	n.closers = append(n.closers, func() error {
+		err := n.gossip.Close()
+		gcancel()
+		return err
+	})
 	if err := quorum.Bootstrap(ctx, n.host, o.Bootstrap); err != nil {
 		n.log.WarnContext(ctx, "some bootstrap peers are unreachable; continuing", "err", err)
 	}
@@ -442,7 +451,29 @@ func (n *Node) voteLoop(ctx context.Context) error {
 		}
 		n.events.emit(v.InputDigest, ev)
 		n.maybePropose(ctx, r)
+		if n.hopeless(r) {
+			// No quorum is possible any more: the verdict now, not at
+			// the deadline.
+			go n.giveVerdict(ctx, r, time.Now())
+		}
 	}
+}
+
+// hopeless reports whether the round can no longer reach a quorum: its
+// largest group, with every node that has not voted yet, stays below the
+// threshold.
+func (n *Node) hopeless(r *round) bool {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if r.index >= 0 || r.verdict != nil || r.proposed {
+		return false
+	}
+	v := r.tally(n.network, time.Since(r.started))
+	largest := 0
+	if g, ok := v.Agreed(); ok {
+		largest = len(g.Nodes)
+	}
+	return !v.Quorum && largest+len(v.Missing) < v.Threshold
 }
 
 // maybePropose proposes the round's entry when it has a quorum and this
@@ -587,7 +618,12 @@ func (n *Node) giveVerdict(ctx context.Context, r *round, now time.Time) {
 		return
 	}
 	n.mu.Lock()
-	qv := r.tally(n.network, n.o.Deadline)
+	if r.verdict != nil || r.judging {
+		n.mu.Unlock()
+		return
+	}
+	r.judging = true
+	qv := r.tally(n.network, min(now.Sub(r.started), n.o.Deadline))
 	n.mu.Unlock()
 	if len(qv.Groups) > 1 {
 		qv.Differs = n.explain(ctx, r.input, qv.Groups[0].Nodes, qv.Groups[1:])

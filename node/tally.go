@@ -25,6 +25,7 @@ type round struct {
 	proposed bool                    // the entry was proposed by this node
 	index    int64                   // log index once appended, -1 before
 	verdict  *Verdict
+	judging  bool // a verdict is being made
 
 	dissent      map[string][]string // explained dissent of a published round
 	dissentVotes int                 // the number of votes it was explained for

@@ -62,16 +62,13 @@ func TestReviewVerifyProofJudgesTheBoundEnvelopes(t *testing.T) {
 	}
 }
 
-// Review finding (hardening): CheckLabels reads the spec's "ecosystem" and
+// Regression (review finding 13): CheckLabels read the spec's "ecosystem" and
 // "coordinate" with encoding/json, which matches keys case-insensitively
 // and folds "ſ" (U+017F) to "s" and "K" (U+212A) to "k". A spec with no
 // "coordinate" key but a "Coordinate" one, or with "ecoſystem" after
 // "ecosystem" (sorted later, so it wins), passes as naming what it does
 // not: the label check relies on the builder never signing such a spec.
-func TestReviewCheckLabelsExactKeys(t *testing.T) {
-	if os.Getenv("PYRSIA_REVIEW") == "" {
-		t.Skip("review finding: CheckLabels matches spec keys case-insensitively")
-	}
+func TestCheckLabelsExactKeys(t *testing.T) {
 	for name, e := range map[string]*publish.Entry{
 		"Coordinate": {Ecosystem: "maven", Coordinate: "org.victim:core:9.9",
 			Spec: []byte(`{"Coordinate":"org.victim:core:9.9","ecosystem":"maven"}`)},
@@ -84,15 +81,12 @@ func TestReviewCheckLabelsExactKeys(t *testing.T) {
 	}
 }
 
-// Review finding (hardening): a Trust whose BuildThreshold is 0 (a literal,
+// Regression (review finding 14): a Trust whose BuildThreshold is 0 (a literal,
 // as the logclient tests and any embedder may write; NewTrust would have
 // made it a majority) fails open: VerifyEntry and VerifyProof take 0 as 1,
 // and one build node of three publishes alone. CosignThreshold 0 fails
 // closed (VerifyFinal refuses it); the two should agree, closed.
-func TestReviewZeroBuildThresholdFailsClosed(t *testing.T) {
-	if os.Getenv("PYRSIA_REVIEW") == "" {
-		t.Skip("review finding: BuildThreshold 0 in a Trust means one node suffices")
-	}
+func TestZeroBuildThresholdFailsClosed(t *testing.T) {
 	f := published(t, 1, "hello jar")
 	trust := &policy.Trust{Origin: f.trust.Origin, LogVerifiers: f.trust.LogVerifiers, Cosigners: f.trust.Cosigners,
 		CosignThreshold: 2, BuildKeys: f.trust.BuildKeys, BuildThreshold: 0}
@@ -102,5 +96,8 @@ func TestReviewZeroBuildThresholdFailsClosed(t *testing.T) {
 	}
 	if _, err := publish.VerifyEntry(context.Background(), entry, trust); err == nil {
 		t.Errorf("VerifyEntry accepted an entry signed by 1 of %d build nodes under a Trust with BuildThreshold 0", len(trust.BuildKeys))
+	}
+	if _, err := publish.VerifyProof(context.Background(), attest.FileArtifact(f.artifact), f.pb, trust, publish.ProofOptions{}); err == nil {
+		t.Errorf("VerifyProof accepted a bundle under a Trust with BuildThreshold 0")
 	}
 }

@@ -71,13 +71,16 @@ func VerifyEntry(ctx context.Context, e *Entry, trust *policy.Trust) (*EntryEvid
 		return nil, errors.New("publish: no entry to verify")
 	}
 	fail := func(err error) error { return &attest.VerificationError{Step: "entry", Err: err} }
-	if got := e.SpecDigest(); got != e.InputDigest {
-		return nil, fail(fmt.Errorf("the entry's input digest %s is not the sha256 of its spec (%s)", e.InputDigest, got))
+	if err := CheckInputDigest(e); err != nil {
+		return nil, fail(trimPkg(err))
 	}
 	if err := CheckLabels(e); err != nil {
 		return nil, fail(trimPkg(err))
 	}
-	threshold := max(trust.BuildThreshold, 1)
+	threshold, err := buildThreshold(trust)
+	if err != nil {
+		return nil, err
+	}
 	ev := &EntryEvidence{Entry: e}
 	var signers, unbound []string
 	wrongType := 0
@@ -168,6 +171,9 @@ func VerifyProof(ctx context.Context, a attest.Artifact, pb *ProofBundle, trust 
 	if len(trust.BuildKeys) == 0 {
 		return nil, errors.New("publish: no build node keys to check the attestations with")
 	}
+	if _, err := buildThreshold(trust); err != nil {
+		return nil, err
+	}
 	if len(trust.Cosigners) == 0 && !o.AllowUnwitnessed {
 		return nil, ErrUnwitnessed
 	}
@@ -194,7 +200,7 @@ func VerifyProof(ctx context.Context, a attest.Artifact, pb *ProofBundle, trust 
 	if _, err := VerifyEntry(ctx, entry, trust); err != nil {
 		return nil, err
 	}
-	v, err := attest.NewVerifier(attest.VerifierOptions{Keys: trust.BuildKeys, Threshold: max(trust.BuildThreshold, 1), PredicateType: o.PredicateType})
+	v, err := attest.NewVerifier(attest.VerifierOptions{Keys: trust.BuildKeys, Threshold: trust.BuildThreshold, PredicateType: o.PredicateType})
 	if err != nil {
 		return nil, err
 	}
@@ -209,6 +215,18 @@ func VerifyProof(ctx context.Context, a attest.Artifact, pb *ProofBundle, trust 
 		return nil, err
 	}
 	return &ProofEvidence{Evidence: ev, Entry: entry, Index: pb.Index, Checkpoint: cp, Cosigners: cosigners}, nil
+}
+
+// buildThreshold is trust's BuildThreshold, refused (fail closed) unless
+// it is between 1 and the number of build keys: a Trust literal that leaves
+// it 0 has not said how many build nodes must agree, and taking 0 as 1
+// would let one node publish alone. [policy.NewTrust] and
+// [policy.Policy.Trust] always set it.
+func buildThreshold(trust *policy.Trust) (int, error) {
+	if t := trust.BuildThreshold; t < 1 || t > len(trust.BuildKeys) {
+		return 0, fmt.Errorf("publish: trust: build threshold %d with %d build node keys, want 1 to %d (make the Trust with policy.NewTrust, which sets a majority)", t, len(trust.BuildKeys), len(trust.BuildKeys))
+	}
+	return trust.BuildThreshold, nil
 }
 
 // trimPkg drops the "publish: entry: " prefix of an error that is wrapped

@@ -1,16 +1,18 @@
 #!/usr/bin/env bash
-# The main job: a local network of three build nodes, on the embedded
-# defaults. Each node rebuilds the sample from source in its own private
-# buildkitd with the network off and signs an attestation with its own cosign
-# key; the artifact digests are compared (absolute majority: 2 of 3); the
-# entry goes into a transparency log whose checkpoint the nodes cosign; and
-# the artifact is verified offline from the proof bundle. Then an
-# irreproducible sample shows how a disagreement is explained.
+# The main job: a local build network of three build-node daemons on
+# loopback, each with its own data folder, its own keys and its own private
+# buildkitd. They talk only over libp2p: a request is gossiped, every node
+# rebuilds the sample from source with the network off and gossips its
+# signed vote, the Raft leader appends the entry once a majority (2 of 3)
+# agrees, every node checks the entry against the policy and applies it to
+# its own replica of the log, and the nodes cosign the checkpoint. The
+# artifacts are then verified offline with nothing but the policy file. An
+# irreproducible sample shows the verdict of a request without a quorum.
 #
-#   scripts/demo.sh [PYRSIA_BUILD_BINARY]     (as root; installs buildkit
-#                                              and makes builder images first)
-# The libp2p/Raft network that does this between machines is still to come:
-# here the three nodes are processes on this machine, run one after another.
+#   scripts/demo.sh [PYRSIA_BUILD_BINARY]   (as root; installs buildkit and
+#                                            makes builder images first)
+#
+# Ctrl-C stops the nodes (and their buildkitds) cleanly.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 repo=$PWD
@@ -20,13 +22,31 @@ mkdir -p "$work"
 export COSIGN_PASSWORD=${COSIGN_PASSWORD-demo}
 images=${PYRSIA_IMAGES:-${XDG_CACHE_HOME:-$HOME/.cache}/pyrsia-build/images}
 nodes=(node-a node-b node-c)
-origin=demo.pyrsia.local/build-log
+network=demo.pyrsia.local/network
+base_p2p=${PYRSIA_DEMO_P2P_PORT:-4101}
+base_api=${PYRSIA_DEMO_API_PORT:-7881}
+src_port=${PYRSIA_DEMO_SRC_PORT:-7880}
 step() { printf '\n== %s\n' "$*"; }
 
-step "0/7 tools: runc, debootstrap, buildkitd; builder images in $images"
+pids=()
+cleanup() {
+  trap - EXIT INT TERM
+  if [ "${#pids[@]}" -gt 0 ]; then
+    echo "demo: stopping ${#pids[@]} processes" >&2
+    kill -TERM "${pids[@]}" 2>/dev/null || true
+    wait "${pids[@]}" 2>/dev/null || true
+  fi
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+step "0/8 tools: runc, debootstrap, buildkitd; builder images in $images"
 scripts/install-debian-deps.sh
 PATH="$(scripts/install-buildkit.sh):$PATH"
 export PATH
+for tool in curl python3; do
+  command -v "$tool" >/dev/null || { echo "demo: $tool is needed (apt-get install $tool)" >&2; exit 1; }
+done
 for img in busybox maven; do
   if [ ! -f "$images/$img/index.json" ]; then
     "$pb" image make --store "$images" "$img"
@@ -34,77 +54,99 @@ for img in busybox maven; do
 done
 digest() { sed -n 's/.*"digest":"\(sha256:[0-9a-f]*\)".*/\1/p' "$images/$1/index.json" | head -1; }
 
-spec() { # spec SAMPLE COORDINATE IMAGE > file
-  local tarball="$repo/testdata/build/$1.tar"
+step "1/8 the sample sources, served on loopback (a spec from the network names a URL, never a local file)"
+python3 -m http.server --bind 127.0.0.1 --directory "$repo/testdata/build" "$src_port" >"$work/sources.log" 2>&1 &
+pids+=($!)
+src=http://127.0.0.1:$src_port
+spec() { # spec SAMPLE ECOSYSTEM COORDINATE IMAGE RECIPE > file
   cat <<SPEC
 version: 1
-ecosystem: oci
-coordinate: $2
+ecosystem: $2
+coordinate: $3
 source:
   archive:
-    path: $tarball
-    sha256: $(sha256sum "$tarball" | cut -d' ' -f1)
+    url: $src/$1.tar
+    sha256: $(sha256sum "$repo/testdata/build/$1.tar" | cut -d' ' -f1)
 recipe:
-  oci:
-    dockerfile: Dockerfile
+  $5
 builderImage:
-  name: $3
-  digest: $(digest "$3")
+  name: $4
+  digest: $(digest "$4")
 sourceDateEpoch: 1700000000
 SPEC
 }
-spec hello-c hello-c:1.0 maven > "$work/hello-c.yaml"
-spec build-time build-time:1.0 busybox > "$work/build-time.yaml"
+spec hello-c oci hello-c:1.0 maven "oci: {dockerfile: Dockerfile}" > "$work/hello-c.yaml"
+spec hello-maven maven org.example.hello:hello-app:1.0.0 maven "maven: {}" > "$work/hello-maven.yaml"
+spec build-time oci build-time:1.0 busybox "oci: {dockerfile: Dockerfile}" > "$work/build-time.yaml"
+ls "$work"/*.yaml
 
-step "1/7 keys: a cosign key (attestations) and a note key (cosignatures) per node, a log key"
+step "2/8 keys: each node makes its own (cosign key for votes, note key for checkpoints, libp2p identity)"
 for n in "${nodes[@]}"; do
-  "$pb" keygen --force --output-key-prefix "$work/$n" 2>/dev/null
-  "$pb" log keygen --force --name "$n" --output-prefix "$work/$n" 2>/dev/null
-done
-"$pb" log keygen --force --name "$origin" --output-prefix "$work/log" 2>/dev/null
-ls "$work"/*.pub
-
-step "2/7 each node rebuilds hello-c from source (own buildkitd, network off) and attests"
-for n in "${nodes[@]}"; do
-  rm -rf "$work/out/$n"
-  "$pb" build --key "$work/$n.key" --images "$images" --data-dir "$work/state/$n" \
-    --builder-id "urn:pyrsia-build:node:$n" --progress plain --out "$work/out/$n" "$work/hello-c.yaml" \
-    2> "$work/$n.build.err" | tee "$work/$n.digests"
+  if [ ! -f "$work/nodes/$n/keys/p2p.key" ]; then
+    "$pb" node init --data "$work/nodes/$n" --name "$n" > "$work/$n.json"
+  fi
 done
 
-step "3/7 quorum: an absolute majority (2 of 3) must report the same image digest"
-winner=$(for n in "${nodes[@]}"; do sed -n 2p "$work/$n.digests" | cut -d' ' -f1; done | sort | uniq -c | sort -rn | head -1)
-count=${winner%% sha256:*}; count=${count// /}; image=sha256:${winner##* sha256:}
-echo "$count of 3 nodes agree on $image"
-[ "$count" -ge 2 ] || { echo "demo: no quorum" >&2; exit 1; }
+step "3/8 the network policy: three build nodes, rule 2 of 3; its digest names the network"
+rm -f "$work/policy.json"
+"$pb" network init --name "$network" --policy "$work/policy.json" "$work"/node-{a,b,c}.json
+"$pb" network show --policy "$work/policy.json"
 
-step "4/7 publish: one log entry with the nodes' attestations; the nodes cosign the checkpoint"
-bundles=()
-for n in "${nodes[@]}"; do bundles+=("$work/out/$n/attestation.sigstore.json"); done
-"$pb" log make-entry --spec "$work/hello-c.yaml" -o "$work/entry.json" "${bundles[@]}"
-cosigners=()
-for n in "${nodes[@]}"; do cosigners+=(--cosigner "$work/$n.note.key:$work/state/$n/cosigner"); done
-"$pb" log append --dir "$work/log" --origin "$origin" --key "$work/log.note.key" "${cosigners[@]}" "$work/entry.json"
-
-step "5/7 proof bundle: entry, inclusion proof, final checkpoint"
-index=$("$pb" log checkpoint --dir "$work/log" 2>/dev/null | sed -n 2p)
-"$pb" log proof --dir "$work/log" -o "$work/hello-c.proof.json" "$((index - 1))"
-
-step "6/7 anyone verifies the image offline: its manifest against the proof bundle and the policy keys"
-manifest="$work/out/node-a/artifacts/image/blobs/sha256/${image#sha256:}"
-keys=(); for n in "${nodes[@]}"; do keys+=(--key "$work/$n.pub" --cosigner-key "$work/$n.note.pub"); done
-"$pb" verify --bundle "$work/hello-c.proof.json" --log-key "$work/log.note.pub" "${keys[@]}" "$manifest"
-
-step "7/7 an irreproducible sample: two nodes disagree, and diff says why"
-for n in node-a node-b; do
-  rm -rf "$work/out/bt-$n"
-  "$pb" build --key "$work/$n.key" --images "$images" --data-dir "$work/state/$n" --progress quiet \
-    --out "$work/out/bt-$n" "$work/build-time.yaml" 2>/dev/null
+step "4/8 three build-node daemons on loopback, each with its own buildkitd"
+peer() { sed -n 's/.*"peerId": "\([^"]*\)".*/\1/p' "$work/$1.json"; }
+for i in "${!nodes[@]}"; do
+  n=${nodes[$i]}
+  boot=()
+  for j in "${!nodes[@]}"; do
+    [ "$j" = "$i" ] || boot+=(--bootstrap "/ip4/127.0.0.1/tcp/$((base_p2p + j))/p2p/$(peer "${nodes[$j]}")")
+  done
+  "$pb" node --build --data "$work/nodes/$n" --policy "$work/policy.json" \
+    --listen "/ip4/127.0.0.1/tcp/$((base_p2p + i))" --api "127.0.0.1:$((base_api + i))" \
+    --images "$images" --deadline 20m "${boot[@]}" 2>"$work/$n.log" &
+  pids+=($!)
+  echo "$n: pid $!, API http://127.0.0.1:$((base_api + i)), log $work/$n.log"
 done
+api=127.0.0.1:$base_api
+echo "waiting for the nodes to find each other and elect a Raft leader"
+for _ in $(seq 300); do
+  s=$(curl -fsS "http://$api/status" 2>/dev/null || true)
+  if echo "$s" | grep -q '"leader": "node-' && echo "$s" | grep -q '"node-b"' && echo "$s" | grep -q '"node-c"'; then break; fi
+  sleep 0.2
+done
+curl -fsS "http://$api/status" | sed -n '/"raft"/,/}/p'
+
+step "5/8 publish the OCI sample through node-a: every node builds it, votes, and cosigns"
+"$pb" publish --node "$api" -o "$work/hello-c.proof.json" "$work/hello-c.yaml"
+
+step "6/8 anyone verifies the image with the policy alone: its manifest against the proof bundle"
+# The build of any node that voted with the majority (the artifact is the same).
+find_build() { # find_build PATTERN: the result.json of a build that names PATTERN
+  local f
+  for f in "$work"/nodes/*/builds/*/result.json; do
+    if [ -f "$f" ] && grep -q "$1" "$f"; then echo "$f"; return 0; fi
+  done
+  echo "demo: no build names $1" >&2
+  return 1
+}
+res=$(find_build '"hello-c:1.0"')
+image=$(sed -n 's/.*"digest": "\(sha256:[0-9a-f]*\)".*/\1/p' "$res" | head -1)
+layout=$(sed -n 's/.*"path": "\([^"]*\)".*/\1/p' "$res" | head -1)
+manifest="$(dirname "$res")/$layout/blobs/sha256/${image#sha256:}"
+"$pb" verify --policy "$work/policy.json" --bundle "$work/hello-c.proof.json" "$manifest"
+
+step "7/8 publish the Maven sample and verify its jars with the policy alone"
+"$pb" publish --node "$api" -o "$work/hello-maven.proof.json" "$work/hello-maven.yaml"
+res=$(find_build 'hello-app')
+for jar in $(sed -n 's/.*"path": "\([^"]*\.jar\)".*/\1/p' "$res"); do
+  "$pb" verify --policy "$work/policy.json" --bundle "$work/hello-maven.proof.json" "$(dirname "$res")/$jar"
+done
+"$pb" status --node "$api" org.example.hello:hello-app:1.0.0
+
+step "8/8 an irreproducible sample: no quorum is a verdict, with the differing files"
 set +e
-"$pb" diff "$work/out/bt-node-a" "$work/out/bt-node-b"
+"$pb" publish --node "$api" "$work/build-time.yaml"
 rc=$?
 set -e
-if [ "$rc" -ne 1 ]; then echo "demo: expected the irreproducible builds to differ (exit 1), got $rc" >&2; exit 1; fi
+if [ "$rc" -ne 1 ]; then echo "demo: expected no quorum for the irreproducible sample (exit 1), got $rc" >&2; exit 1; fi
 
-printf '\ndemo: ok (everything is in %s)\n' "$work"
+printf '\ndemo: ok (everything is in %s; the nodes stop now)\n' "$work"

@@ -1,21 +1,17 @@
 package policy_test
 
 import (
-	"os"
 	"strings"
 	"testing"
 
 	"github.com/pyrsia/pyrsia-build/publish/policy"
 )
 
-// Review finding: a policy may list one node's note key twice, under two
+// Regression (review finding 2): a policy could list one node's note key twice, under two
 // names, if the second copy has a newline inside its base64 (JSON "\n"):
 // note.NewVerifier skips it, witness.PublicKey does not. Validate passes and
 // Trust counts one node's cosignature as two.
-func TestReviewPolicySameNoteKeyWithNewline(t *testing.T) {
-	if os.Getenv("PYRSIA_REVIEW") == "" {
-		t.Skip("review finding: a newline inside a noteKey's base64 defeats the one-key-two-names check")
-	}
+func TestPolicySameNoteKeyWithNewline(t *testing.T) {
 	b := edit(t, func(m map[string]any) {
 		k := sameKeyOtherName(t, node(m, 0)["noteKey"].(string), "node-b")
 		parts := strings.SplitN(k, "+", 3)

@@ -30,7 +30,8 @@ type Trust struct {
 	// BuildKeys are the build nodes' cosign keys, one per distinct key.
 	BuildKeys []*attest.PublicKey
 	// BuildThreshold is how many distinct BuildKeys must have attested an
-	// entry.
+	// entry: 1 to len(BuildKeys). A verifier refuses a Trust with 0 (fail
+	// closed); NewTrust and Policy.Trust always set it.
 	BuildThreshold int
 	// PolicyDigest is the digest of the policy this Trust was compiled
 	// from, "" for one assembled from keys.

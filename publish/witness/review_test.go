@@ -13,25 +13,36 @@ import (
 	"golang.org/x/mod/sumdb/note"
 )
 
-// Review finding: [witness.PublicKey] identifies a key by the base64 text of
-// its verifier key, but note.NewVerifier and the cosignature/v1 verifier
-// decode it with base64.StdEncoding, which skips '\r' and '\n'. The same
-// public key written with a newline inside its base64 is "another key":
-// Distinct keeps both, and one cosignature, relabelled, counts twice.
-func TestReviewDistinctBase64Newline(t *testing.T) {
-	if os.Getenv("PYRSIA_REVIEW") == "" {
-		t.Skip("review finding: witness.PublicKey compares base64 text; a newline in a verifier key's base64 makes one key two")
-	}
+// Regression (review finding 2): [witness.PublicKey] identified a key by
+// the base64 text of its verifier key, but note.NewVerifier and the
+// cosignature/v1 verifier decode it with base64.StdEncoding, which skips
+// '\r' and '\n'. The same public key written with a newline inside its
+// base64 was "another key": Distinct kept both, and one cosignature,
+// relabelled, counted twice. Keys are now told apart by their bytes, and
+// key text that is not canonical (white space, non-canonical base64) is
+// refused where it is parsed.
+func TestKeyWithNewlineIsRefused(t *testing.T) {
 	a, _ := forkedTrees(4, 12)
 	_, vkey := testKey(t, "node-a", 10)
 	n1, n3 := testNode(t, "node-a", 10), testNode(t, "node-c", 12)
-	alias := fixHash(t, "node-a2"+vkey[len("node-a"):])
-	// Same bytes, a newline in the base64: still a valid verifier key.
-	parts := strings.SplitN(alias, "+", 3)
-	alias = parts[0] + "+" + parts[1] + "+" + parts[2][:10] + "\n" + parts[2][10:]
-	aliasV, err := witness.NewCosignatureVerifier(alias)
+	canonical := fixHash(t, "node-a2"+vkey[len("node-a"):])
+	parts := strings.SplitN(canonical, "+", 3)
+	for name, alias := range map[string]string{
+		"newline":  parts[0] + "+" + parts[1] + "+" + parts[2][:10] + "\n" + parts[2][10:],
+		"crlf":     parts[0] + "+" + parts[1] + "+" + parts[2][:10] + "\r\n" + parts[2][10:],
+		"trailing": canonical + "\n",
+	} {
+		if _, err := witness.NewCosignatureVerifier(alias); err == nil || !strings.Contains(err.Error(), "white space") {
+			t.Errorf("%s: NewCosignatureVerifier(%q) = %v, want an error about white space", name, alias, err)
+		}
+		if _, err := witness.NewLogVerifier(alias); err == nil {
+			t.Errorf("%s: NewLogVerifier(%q) accepted it", name, alias)
+		}
+	}
+	// The canonical key under another name is still one key.
+	aliasV, err := witness.NewCosignatureVerifier(canonical)
 	if err != nil {
-		t.Fatalf("NewCosignatureVerifier(%q): %v (if this is refused, the finding is fixed at the parser)", alias, err)
+		t.Fatal(err)
 	}
 	cp := signTree(t, a, 7)
 	sig := cosign(t, n1, cp)
@@ -93,15 +104,12 @@ func TestReviewOneNodeCanAdvanceTheWitnessedTree(t *testing.T) {
 	}
 }
 
-// Review finding (hardening): AddSignatures keeps the first signature line
-// of a key (name and key hash) and drops later ones, without checking
+// Regression (review finding 11): AddSignatures kept the first signature line
+// of a key (name and key hash) and dropped later ones, without checking
 // either. A note that already carries a junk line for cosigner X (anyone
 // can append one on the way) loses X's genuine cosignature when it is
 // added: the checkpoint stays short of final.
-func TestReviewAddSignaturesKeepsTheGoodLine(t *testing.T) {
-	if os.Getenv("PYRSIA_REVIEW") == "" {
-		t.Skip("review finding: AddSignatures drops a valid cosignature behind a junk line of the same key")
-	}
+func TestAddSignaturesKeepsTheGoodLine(t *testing.T) {
 	a, _ := forkedTrees(4, 8)
 	n1 := testNode(t, "node-a", 10)
 	cp := signTree(t, a, 6)
