@@ -223,13 +223,8 @@ func (r *recorder) lock() *Lock {
 }
 
 // loadLock reads the spec's lock file, checks it against the spec's pin
-// and parses it. For a spec from the network (remote) the lock is read
-// only inside specDir ([openSpecFile]), and a lock with another digest is
-// refused without saying its digest.
-func loadLock(ref *LockRef, specDir string, remote bool) (*Lock, error) {
-	if remote {
-		return loadRemoteLock(ref, specDir)
-	}
+// and parses it. A spec from the network uses [loadRemoteLock].
+func loadLock(ref *LockRef, specDir string) (*Lock, error) {
 	name := filepath.Join(specDir, filepath.FromSlash(ref.Path))
 	data, err := readLimited(name, maxLockSize)
 	if err != nil {
@@ -246,6 +241,9 @@ func loadLock(ref *LockRef, specDir string, remote bool) (*Lock, error) {
 	return l, nil
 }
 
+// loadRemoteLock is [loadLock] for a spec from the network: the lock is
+// read only inside specDir ([openSpecFile]), and a lock with another
+// digest is refused without saying its digest.
 func loadRemoteLock(ref *LockRef, specDir string) (*Lock, error) {
 	f, name, err := openSpecFile(specDir, ref.Path, true, "recipe.maven.lock.path")
 	if err != nil {

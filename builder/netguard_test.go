@@ -244,11 +244,11 @@ func TestRemoteLockStaysInSpecDir(t *testing.T) {
 	sum := sha256.Sum256(lockText)
 	actual := hex.EncodeToString(sum[:])
 	through := &LockRef{Path: "locks/maven.lock", SHA256: actual}
-	if _, err := loadLock(through, specDir, true); err == nil || !strings.Contains(err.Error(), "links out of the folder are not followed") {
+	if _, err := loadRemoteLock(through, specDir); err == nil || !strings.Contains(err.Error(), "links out of the folder are not followed") {
 		t.Errorf("remote: got %v, want the lock behind a symlink out of the folder refused", err)
 	}
 	// A local build may follow the link: the node's user set it up.
-	if _, err := loadLock(through, specDir, false); err != nil && strings.Contains(err.Error(), "links out") {
+	if _, err := loadLock(through, specDir); err != nil && strings.Contains(err.Error(), "links out") {
 		t.Errorf("local: %v", err)
 	}
 
@@ -256,11 +256,11 @@ func TestRemoteLockStaysInSpecDir(t *testing.T) {
 		t.Fatal(err)
 	}
 	wrong := &LockRef{Path: "maven.lock", SHA256: strings.Repeat("0", 64)}
-	_, err := loadLock(wrong, specDir, true)
+	_, err := loadRemoteLock(wrong, specDir)
 	if err == nil || strings.Contains(err.Error(), actual) || !strings.Contains(err.Error(), "does not have the sha256 the spec pins") {
 		t.Errorf("remote: got %v, want a mismatch without the actual digest", err)
 	}
-	if _, err := loadLock(wrong, specDir, false); err == nil || !strings.Contains(err.Error(), actual) {
+	if _, err := loadLock(wrong, specDir); err == nil || !strings.Contains(err.Error(), actual) {
 		t.Errorf("local: got %v, want the actual digest named", err)
 	}
 }
