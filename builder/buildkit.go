@@ -312,7 +312,11 @@ func prepareOutDir(dir string) error {
 // prepareLockRepo fills dir with the lock's files, fetched from the
 // configured Maven repository (or the cache) and checked.
 func prepareLockRepo(ctx context.Context, ref *LockRef, opts BuildOptions, dir string, progress io.Writer) error {
-	l, err := loadLock(ref, opts.SpecDir)
+	load := loadLock
+	if opts.Remote {
+		load = loadRemoteLock
+	}
+	l, err := load(ref, opts.SpecDir)
 	if err != nil {
 		return err
 	}

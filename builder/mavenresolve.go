@@ -223,7 +223,7 @@ func (r *recorder) lock() *Lock {
 }
 
 // loadLock reads the spec's lock file, checks it against the spec's pin
-// and parses it.
+// and parses it. A spec from the network uses [loadRemoteLock].
 func loadLock(ref *LockRef, specDir string) (*Lock, error) {
 	name := filepath.Join(specDir, filepath.FromSlash(ref.Path))
 	data, err := readLimited(name, maxLockSize)
@@ -233,6 +233,29 @@ func loadLock(ref *LockRef, specDir string) (*Lock, error) {
 	sum := sha256.Sum256(data)
 	if got := hex.EncodeToString(sum[:]); got != ref.SHA256 {
 		return nil, fmt.Errorf("builder: maven lock %s has sha256 %s, the spec pins %s: the lock changed since the spec was written; run 'pyrsia-build lock SPEC' to pin it again (and review the change)", name, got, ref.SHA256)
+	}
+	l, err := ParseLock(data)
+	if err != nil {
+		return nil, fmt.Errorf("builder: %s: %w", name, err)
+	}
+	return l, nil
+}
+
+// loadRemoteLock is [loadLock] for a spec from the network: the lock is
+// read only inside specDir ([openSpecFile]), and a lock with another
+// digest is refused without saying its digest.
+func loadRemoteLock(ref *LockRef, specDir string) (*Lock, error) {
+	f, name, err := openSpecFile(specDir, ref.Path, true, "recipe.maven.lock.path")
+	if err != nil {
+		return nil, fmt.Errorf("builder: maven lock: %w", err)
+	}
+	defer f.Close()
+	data, err := readSpecFile(f, name, maxLockSize)
+	if err != nil {
+		return nil, fmt.Errorf("builder: maven lock: %w", err)
+	}
+	if sum := sha256.Sum256(data); hex.EncodeToString(sum[:]) != ref.SHA256 {
+		return nil, fmt.Errorf("builder: maven lock %s does not have the sha256 the spec pins (%s)", name, ref.SHA256)
 	}
 	l, err := ParseLock(data)
 	if err != nil {

@@ -18,10 +18,7 @@ import (
 // URLs through http.DefaultClient, which follows redirects to any host),
 // and git's output tail comes back in the error. ValidateRemote refuses
 // file paths and file URLs, but not these.
-func TestReviewRemoteSpecInternalHosts(t *testing.T) {
-	if os.Getenv("PYRSIA_REVIEW") == "" {
-		t.Skip("review finding: a remote spec can make the node fetch loopback, link-local and private addresses")
-	}
+func TestValidateRemoteRefusesInternalHosts(t *testing.T) {
 	for name, text := range map[string]string{
 		"loopback archive":   edit(t, mavenSpec, "path: hello.tar.gz", "url: http://127.0.0.1:2379/v2/keys.tar.gz"),
 		"metadata archive":   edit(t, mavenSpec, "path: hello.tar.gz", "url: http://169.254.169.254/latest/x.tar.gz"),
@@ -44,10 +41,7 @@ func TestReviewRemoteSpecInternalHosts(t *testing.T) {
 // follows symlinks: a symlink in the folder (or one the node's user made)
 // leads the read out of it. fetchArchive is not even told the spec is
 // remote. Open it through os.OpenRoot(specDir) for remote specs.
-func TestReviewRemoteArchivePathStaysInSpecDir(t *testing.T) {
-	if os.Getenv("PYRSIA_REVIEW") == "" {
-		t.Skip("review finding: a remote spec's relative archive path follows symlinks out of the spec folder")
-	}
+func TestRemoteArchivePathStaysInSpecDir(t *testing.T) {
 	outside := t.TempDir()
 	data := tarBytes(t, &tar.Header{Name: "secret.txt", Typeflag: tar.TypeReg, Mode: 0o644})
 	if err := os.WriteFile(filepath.Join(outside, "node-private.tar"), data, 0o600); err != nil {

@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net/netip"
 	"net/url"
 	"path"
 	"reflect"
@@ -617,28 +618,82 @@ func (s *Spec) Validate() error {
 
 // ValidateRemote checks s as [Spec.Validate] does, and further refuses what
 // only the node's own user may ask for: a spec that arrives over a network
-// (from a client of a build node) must not make the node read its own files
-// or use its own credentials. Refused are an absolute or upward
-// source.archive.path (a relative one is resolved in the folder the node
-// gives as [BuildOptions].SpecDir), a file:// git URL, and ssh and
-// user@host:path git URLs (they log in with the node's keys). Local builds
-// use Validate, which allows all of these.
+// (from a client of a build node) must not make the node read its own files,
+// use its own credentials, or reach what only its network position reaches.
+// Refused are an absolute or upward source.archive.path (a relative one is
+// opened inside the folder the node gives as [BuildOptions].SpecDir, never
+// through a symlink out of it), git URLs other than https and http (a file
+// URL reads the node's files; ssh and user@host:path log in with the node's
+// keys; git:// connections cannot be routed through the node's address
+// check), and archive and git URLs whose host is localhost, a numeric
+// form of an IP address, or an IP address that is not on the public
+// internet (loopback, private, link-local such as the cloud metadata
+// service, and the other special ranges). A build of a remote spec
+// ([BuildOptions].Remote) checks every address again when it connects,
+// after names are resolved. Local builds use Validate, which allows all of
+// these.
 func (s *Spec) ValidateRemote() error {
 	if err := s.Validate(); err != nil {
 		return err
 	}
-	if a := s.Source.Archive; a != nil && a.Path != "" {
-		if err := checkRelPath("source.archive.path", a.Path); err != nil {
-			return fieldErr("source.archive.path", "%q is not allowed in a spec from the network: give a URL, or a path relative to the spec's folder that stays inside it", a.Path)
+	if a := s.Source.Archive; a != nil {
+		if a.Path != "" {
+			if err := checkRelPath("source.archive.path", a.Path); err != nil {
+				return fieldErr("source.archive.path", "%q is not allowed in a spec from the network: give a URL, or a path relative to the spec's folder that stays inside it", a.Path)
+			}
+		} else if err := checkRemoteHost("source.archive.url", a.URL); err != nil {
+			return err
 		}
 	}
 	if g := s.Source.Git; g != nil {
-		if scheme := gitScheme(g.URL); scheme != "https" && scheme != "http" && scheme != "git" {
-			return fieldErr("source.git.url", "%q is not allowed in a spec from the network: only https, http and git URLs are (a file URL reads the node's files; ssh logs in with the node's keys)", g.URL)
+		if scheme := gitScheme(g.URL); scheme != "https" && scheme != "http" {
+			return fieldErr("source.git.url", "%q is not allowed in a spec from the network: only https and http URLs are (a file URL reads the node's files; ssh logs in with the node's keys; git:// cannot go through the node's address check)", g.URL)
+		}
+		if err := checkRemoteHost("source.git.url", g.URL); err != nil {
+			return err
 		}
 	}
 	return nil
 }
+
+// checkRemoteHost refuses a URL of a spec from the network whose host
+// names the node or its networks: localhost, an IP address that is not
+// public, or a number that clients read as an IP address (2130706433,
+// 0x7f.1, 127.1, 0177.0.0.1: curl and browsers take a host whose last
+// label is numeric for IPv4 in any of these forms).
+func checkRemoteHost(field, rawURL string) error {
+	u, err := url.Parse(rawURL)
+	if err != nil {
+		return fieldErr(field, "%q is not a URL", rawURL)
+	}
+	host := strings.TrimSuffix(strings.ToLower(u.Hostname()), ".")
+	refuse := func(what string) error {
+		return fieldErr(field, "%q is not allowed in a spec from the network: its host is %s, which the node reaches from inside its own network; name a public host", rawURL, what)
+	}
+	if host == "localhost" || strings.HasSuffix(host, ".localhost") {
+		return refuse("the node itself")
+	}
+	if a, err := netip.ParseAddr(host); err == nil {
+		if why := nonPublic(a); why != "" {
+			return refuse("a " + why + " address")
+		}
+		if a.Is4() && strings.Count(host, ".") == 3 && a.String() == host {
+			return nil
+		}
+		if a.Is6() && strings.HasPrefix(u.Host, "[") {
+			return nil
+		}
+	}
+	labels := strings.Split(host, ".")
+	if last := labels[len(labels)-1]; numericLabelRE.MatchString(last) {
+		return refuse(fmt.Sprintf("read as an IP address (%q is not the canonical dotted form; give a host name or a.b.c.d)", host))
+	}
+	return nil
+}
+
+// numericLabelRE is a host label that the WHATWG URL parser (and curl)
+// read as a number: decimal, octal or hex.
+var numericLabelRE = regexp.MustCompile(`^([0-9]+|0[xX][0-9a-fA-F]*)$`)
 
 // ParseRemoteSpec is [ParseSpec] followed by [Spec.ValidateRemote]: the
 // parser for specs that arrive over a network.
