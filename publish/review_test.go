@@ -4,7 +4,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
-	"os"
+	"strings"
 	"testing"
 
 	intoto "github.com/in-toto/attestation/go/v1"
@@ -15,8 +15,8 @@ import (
 	"google.golang.org/protobuf/types/known/structpb"
 )
 
-// Review finding: VerifyEntry (what the Raft FSM applies) and VerifyProof
-// (what every client runs) judge different envelopes. VerifyEntry counts,
+// Regression (review finding 3): VerifyEntry (what the Raft FSM applies) and
+// VerifyProof (what every client runs) judged different envelopes. VerifyEntry counts,
 // per key, any envelope that binds the entry's spec and subjects and skips
 // the others; VerifyProof then runs attest.Verifier over all the entry's
 // envelopes, which takes each key's first envelope and fails the whole
@@ -24,10 +24,7 @@ import (
 // type asked for. One build node (a minority of one) that adds a junk or
 // other-typed envelope to the entries it votes in makes them pass the FSM
 // and fail every client's verify, for good: the log is append-only.
-func TestReviewVerifyProofJudgesTheBoundEnvelopes(t *testing.T) {
-	if os.Getenv("PYRSIA_REVIEW") == "" {
-		t.Skip("review finding: an envelope VerifyEntry skips makes VerifyProof fail")
-	}
+func TestVerifyProofJudgesTheBoundEnvelopes(t *testing.T) {
 	signers, _ := nodeKeys(t)
 	const content = "hello jar"
 	sum := sha256.Sum256([]byte(content))
@@ -55,10 +52,57 @@ func TestReviewVerifyProofJudgesTheBoundEnvelopes(t *testing.T) {
 			if _, err := publish.VerifyEntry(context.Background(), entry, trust); err != nil {
 				t.Fatalf("VerifyEntry: %v (the FSM would refuse it: then this is no finding)", err)
 			}
-			if _, err := f.verify(context.Background()); err != nil {
-				t.Errorf("VerifyProof: %v; want it verified, as VerifyEntry did: node-a and node-b, a majority, attested it", err)
+			ev, err := f.verify(context.Background())
+			if err != nil {
+				t.Fatalf("VerifyProof: %v; want it verified, as VerifyEntry did: node-a and node-b, a majority, attested it", err)
+			}
+			if got := ev.Statement.GetPredicateType(); got != attest.PredicateSLSAProvenanceV1 {
+				t.Errorf("the verdict shows a statement of predicate type %q, want a bound one (%q)", got, attest.PredicateSLSAProvenanceV1)
+			}
+			for _, sd := range ev.Signed {
+				if sd.Envelope == extra {
+					t.Errorf("the evidence counts the extra envelope of %s", sd.Key.Name)
+				}
 			}
 		})
+	}
+}
+
+// VerifyEntry counts only SLSA provenance: a majority's statements that
+// carry the spec and subjects under another predicate type are not an
+// attestation of the build.
+func TestVerifyEntryRequiresProvenance(t *testing.T) {
+	signers, pubs := nodeKeys(t)
+	const content = "hello jar"
+	sum := sha256.Sum256([]byte(content))
+	digest := hex.EncodeToString(sum[:])
+	f := published(t, 2, content, func(e *publish.Entry) {
+		e.Envelopes = nil
+		for i := range 2 {
+			prov, err := attest.NewProvenance(attest.ProvenanceOptions{
+				BuildType: "https://example.com/test", ExternalParameters: map[string]any{"spec": map[string]any{"coordinate": "org.example:hello:1.0", "ecosystem": "maven"}},
+				BuilderID: "urn:test:" + pubs[i].Name,
+			})
+			if err != nil {
+				t.Fatal(err)
+			}
+			b, err := attest.Attest(signers[i], []*intoto.ResourceDescriptor{{Name: "hello.jar", Digest: map[string]string{"sha256": digest}}}, "https://example.com/not-provenance/v1", prov)
+			if err != nil {
+				t.Fatal(err)
+			}
+			e.Envelopes = append(e.Envelopes, b.Envelope())
+		}
+	})
+	trust, err := policy.NewTrust(f.trust)
+	if err != nil {
+		t.Fatal(err)
+	}
+	entry, err := f.pb.Entry()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := publish.VerifyEntry(context.Background(), entry, trust); err == nil || !strings.Contains(err.Error(), "not SLSA provenance") {
+		t.Errorf("VerifyEntry: got %v, want the statements refused for their predicate type", err)
 	}
 }
 

@@ -4,7 +4,7 @@ import (
 	"context"
 	"encoding/base64"
 	"errors"
-	"os"
+	"fmt"
 	"strings"
 	"testing"
 
@@ -61,18 +61,16 @@ func TestKeyWithNewlineIsRefused(t *testing.T) {
 	}
 }
 
-// Review finding (design): in a network every node's note key is a log key
-// (policy.Trust.CosignerOptions passes all of them), and a Cosigner checks
-// only that a checkpoint extends the last one it cosigned, never what the
-// new entries are or that the network's log holds them. One node (a
-// minority of one) signs, as "the log", a tree that extends the real one
-// with entries of its choosing; the honest cosigners cosign it, and then
-// refuse the real log's next checkpoint as a fork: one node halts the log
-// and manufactures fork evidence against it.
-func TestReviewOneNodeCanAdvanceTheWitnessedTree(t *testing.T) {
-	if os.Getenv("PYRSIA_REVIEW") == "" {
-		t.Skip("review finding: any node's log key advances the cosigners past the real log")
-	}
+// Regression (review finding 1): in a network every node's note key is a
+// log key (policy.Trust.CosignerOptions passes all of them), and a
+// Cosigner checked only that a checkpoint extends the last one it
+// cosigned, with a proof from the submitter, never that the network's log
+// holds the new entries. One node (a minority of one) signed, as "the
+// log", a tree that extends the real one with entries of its choosing; the
+// honest cosigners cosigned it, and then refused the real log's next
+// checkpoint as a fork. A Cosigner with several log keys now needs its
+// node's own Replica and cosigns only the replica's roots.
+func TestOneNodeCannotAdvanceTheWitnessedTree(t *testing.T) {
 	ctx := context.Background()
 	real, rogue := forkedTrees(8, 12) // the same 8 entries, then two histories
 	rogueSkey, rogueVkey := testKey(t, "node-rogue", 30)
@@ -85,8 +83,20 @@ func TestReviewOneNodeCanAdvanceTheWitnessedTree(t *testing.T) {
 		t.Fatal(err)
 	}
 	n := testNode(t, "node-b", 31)
-	c, err := witness.NewCosigner(witness.CosignerOptions{Signer: n.signer, Origin: testOrigin,
-		LogVerifiers: []note.Verifier{logVerifier(t), rogueV}, StateDir: t.TempDir()})
+	opts := witness.CosignerOptions{Signer: n.signer, Origin: testOrigin,
+		LogVerifiers: []note.Verifier{logVerifier(t), rogueV}, StateDir: t.TempDir()}
+	if _, err := witness.NewCosigner(opts); err == nil {
+		t.Fatal("NewCosigner accepted two log keys and no replica")
+	}
+	// node-b's own replica is the real log, at size 10.
+	replicaSize := uint64(10)
+	opts.Replica = witness.ReplicaFunc(func(_ context.Context, size uint64) ([]byte, error) {
+		if size > replicaSize {
+			return nil, fmt.Errorf("the replica holds %d entries, not %d", replicaSize, size)
+		}
+		return real.HashAt(size), nil
+	})
+	c, err := witness.NewCosigner(opts)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -98,9 +108,65 @@ func TestReviewOneNodeCanAdvanceTheWitnessedTree(t *testing.T) {
 		t.Fatal(err)
 	}
 	_, rogueErr := c.Cosign(ctx, forged, proofs(rogue, nil))
-	_, realErr := c.Cosign(ctx, signTree(t, real, 10), proofs(real, nil))
-	if realErr != nil {
-		t.Errorf("the real log's checkpoint of size 10 is refused (%v) after one node's own tree was cosigned (%v)", realErr, rogueErr)
+	var re *witness.ReplicaError
+	if !errors.As(rogueErr, &re) || !errors.Is(rogueErr, witness.ErrNotReplica) || !strings.Contains(rogueErr.Error(), "node-rogue") {
+		t.Errorf("the rogue node's own tree: got %v, want a *ReplicaError naming node-rogue", rogueErr)
+	}
+	if _, realErr := c.Cosign(ctx, signTree(t, real, 10), proofs(real, nil)); realErr != nil {
+		t.Errorf("the real log's checkpoint of size 10 is refused (%v) after one node's own tree was offered (%v)", realErr, rogueErr)
+	}
+	// A size the replica does not hold yet is not cosigned, on anyone's word.
+	if _, err := c.Cosign(ctx, signTree(t, real, 12), proofs(real, nil)); !errors.Is(err, witness.ErrNotReplica) {
+		t.Errorf("a checkpoint beyond the replica: got %v, want ErrNotReplica", err)
+	}
+	// The submitter's proofs are not asked for: the replica judges.
+	replicaSize = 12
+	noProofs := witness.ProofSourceFunc(func(context.Context, uint64, uint64) ([][]byte, error) {
+		return nil, errors.New("the submitter's proofs must not be used")
+	})
+	if _, err := c.Cosign(ctx, signTree(t, real, 12), noProofs); err != nil {
+		t.Errorf("the real log at size 12, once the replica holds it: %v", err)
+	}
+}
+
+// A "fork" of two checkpoints signed by two log keys is two nodes
+// disagreeing, not the log forking: the evidence names both keys.
+func TestForkEvidenceNamesBothSigners(t *testing.T) {
+	ctx := context.Background()
+	real, rogue := forkedTrees(8, 12)
+	rogueSkey, rogueVkey := testKey(t, "node-rogue", 30)
+	rogueSigner, _ := witness.NewLogSigner(rogueSkey)
+	rogueV, _ := witness.NewLogVerifier(rogueVkey)
+	n := testNode(t, "node-b", 31)
+	// A replica that (wrongly, or before this node caught up) agrees with
+	// whatever it is asked: the state was cosigned from the real tree.
+	which := real
+	c, err := witness.NewCosigner(witness.CosignerOptions{Signer: n.signer, Origin: testOrigin,
+		LogVerifiers: []note.Verifier{logVerifier(t), rogueV}, StateDir: t.TempDir(),
+		Replica: witness.ReplicaFunc(func(_ context.Context, size uint64) ([]byte, error) { return which.HashAt(size), nil })})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.Cosign(ctx, signTree(t, real, 10), nil); err != nil {
+		t.Fatal(err)
+	}
+	which = rogue
+	forged, _ := witness.SignCheckpoint(rogueSigner, log.Checkpoint{Origin: testOrigin, Size: 10, Hash: rogue.HashAt(10)})
+	_, err = c.Cosign(ctx, forged, nil)
+	var fe *witness.ForkError
+	if !errors.As(err, &fe) {
+		t.Fatalf("got %v, want a *ForkError", err)
+	}
+	if fe.SameSigner() || !strings.HasPrefix(fe.OldSigner, "log+") || !strings.HasPrefix(fe.NewSigner, "node-rogue+") {
+		t.Errorf("signers %q and %q, want the log's and node-rogue's keys", fe.OldSigner, fe.NewSigner)
+	}
+	if errors.Is(err, witness.ErrFork) || !errors.Is(err, witness.ErrDisagree) {
+		t.Errorf("got %v; want ErrDisagree, not ErrFork: two keys signed", err)
+	}
+	for _, want := range []string{"node-rogue", "log", "proves no fork"} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("error %q does not say %q", err, want)
+		}
 	}
 }
 
