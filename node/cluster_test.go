@@ -270,6 +270,14 @@ func (c *cluster) wait(ctx context.Context, i int, input string) []Event {
 
 func lastEvent(evs []Event) Event { return evs[len(evs)-1] }
 
+// String shows an event in test failures.
+func (e Event) String() string {
+	if e.Verdict != nil {
+		return e.Type + ": " + e.Verdict.Text
+	}
+	return fmt.Sprintf("%s %s %v %s", e.Type, e.Node, e.Subjects, e.Error)
+}
+
 // verify checks node i's proof bundle of input with the policy alone and
 // returns the artifact bytes it accepted.
 func (c *cluster) verify(ctx context.Context, i int, input string, artifact []byte) (*publish.ProofEvidence, error) {

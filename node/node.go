@@ -440,7 +440,7 @@ func (n *Node) voteLoop(ctx context.Context) error {
 			return err
 		}
 		v := m.Msg
-		r := n.roundFor(v.InputDigest, nil)
+		r := n.roundFor(v.InputDigest, voteSpec(v))
 		// Votes that come after the entry or the verdict are kept too:
 		// they are the dissent that status reports.
 		n.mu.Lock()
