@@ -3,6 +3,9 @@ package attest
 import (
 	"bytes"
 	"crypto"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rsa"
 	"crypto/sha256"
 	"crypto/x509"
 	"encoding/asn1"
@@ -185,6 +188,9 @@ func compressedEC(der []byte) bool {
 
 // NewPublicKey wraps a crypto public key for verification.
 func NewPublicKey(name string, key crypto.PublicKey) (*PublicKey, error) {
+	if err := checkStrength(key); err != nil {
+		return nil, err
+	}
 	// SHA-256 for every key type, as cosign does by default; ed25519 keys are
 	// verified as pure ed25519.
 	v, err := signature.LoadVerifier(key, crypto.SHA256)
@@ -196,6 +202,35 @@ func NewPublicKey(name string, key crypto.PublicKey) (*PublicKey, error) {
 		return nil, err
 	}
 	return &PublicKey{Name: name, ID: id, key: key, v: v}, nil
+}
+
+// MinRSABits is the smallest RSA modulus [NewPublicKey] accepts.
+const MinRSABits = 2048
+
+// checkStrength refuses keys too weak to stand for a build node or a
+// requester: RSA under [MinRSABits] bits and elliptic curves other than
+// P-256, P-384 and P-521 (the rule of sigstore's cryptoutils.ValidatePubKey).
+func checkStrength(key crypto.PublicKey) error {
+	switch k := key.(type) {
+	case *rsa.PublicKey:
+		if k.N == nil || k.N.BitLen() < MinRSABits {
+			bits := 0
+			if k.N != nil {
+				bits = k.N.BitLen()
+			}
+			return fmt.Errorf("attest: public key: an RSA key of %d bits is too weak, want at least %d (cosign generate-key-pair makes a P-256 key)", bits, MinRSABits)
+		}
+	case *ecdsa.PublicKey:
+		if k.Curve == nil {
+			return errors.New("attest: public key: an ECDSA key without a curve")
+		}
+		switch k.Curve {
+		case elliptic.P256(), elliptic.P384(), elliptic.P521():
+		default:
+			return fmt.Errorf("attest: public key: ECDSA curve %s is not accepted, want P-256, P-384 or P-521 (cosign generate-key-pair makes a P-256 key)", k.Curve.Params().Name)
+		}
+	}
+	return nil
 }
 
 // Key returns the underlying crypto public key.

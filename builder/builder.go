@@ -78,9 +78,12 @@ type BuildOptions struct {
 	// Progress receives human-readable progress; nil discards it.
 	Progress io.Writer
 	// Remote says the spec arrived over a network: Build checks it with
-	// [Spec.ValidateRemote], so it cannot read the node's own files, and
-	// clones git sources without the node user's git configuration and
-	// credentials, over https, http and git only.
+	// [Spec.ValidateRemote], so it cannot read the node's own files
+	// (relative paths are opened inside SpecDir only, never through a
+	// symlink out of it), connects only to public internet addresses
+	// (checked when each connection is made), and clones git sources
+	// without the node user's git configuration and credentials, over
+	// https and http only.
 	Remote bool
 	// NoCache asks for every step to be rebuilt, ignoring the daemon's
 	// cache. [BuildKit] always does so (a build must not share a cache

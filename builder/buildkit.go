@@ -239,7 +239,11 @@ func (b *BuildKit) build(ctx context.Context, spec *Spec, input string, opts Bui
 	if spec.Ecosystem == "maven" && spec.Recipe.Maven.CompareUpstream {
 		up, err := CompareUpstream(ctx, opts.OutDir, spec.Coordinate, opts.MavenRepository)
 		if err != nil {
-			return nil, err
+			// The build asked to be judged against the release: without
+			// it, its output is not what was asked for. Keep the log.
+			os.RemoveAll(artifactsDir)
+			os.Remove(filepath.Join(opts.OutDir, "manifest.json"))
+			return nil, fmt.Errorf("%w (recipe.maven.compareUpstream is set: the artifacts were removed from %s; unset it to keep a build of an unpublished coordinate)", err, opts.OutDir)
 		}
 		res.Upstream = up
 		verdict := "matches the official release"
@@ -308,7 +312,11 @@ func prepareOutDir(dir string) error {
 // prepareLockRepo fills dir with the lock's files, fetched from the
 // configured Maven repository (or the cache) and checked.
 func prepareLockRepo(ctx context.Context, ref *LockRef, opts BuildOptions, dir string, progress io.Writer) error {
-	l, err := loadLock(ref, opts.SpecDir)
+	load := loadLock
+	if opts.Remote {
+		load = loadRemoteLock
+	}
+	l, err := load(ref, opts.SpecDir)
 	if err != nil {
 		return err
 	}

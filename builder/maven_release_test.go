@@ -283,3 +283,35 @@ func sha256Hex(b []byte) string {
 	s := sha256.Sum256(b)
 	return hex.EncodeToString(s[:])
 }
+
+// TestMavenJDKNotInImage: a spec that asks for a JDK its builder image
+// lacks fails at once, naming the JDK and what to do.
+func TestMavenJDKNotInImage(t *testing.T) {
+	ds := twoDaemons(t)
+	s := spec(t, "hello-maven", "maven", "org.example.hello:hello-app:1.0.0", "  maven: {jdk: 21}", "maven")
+	_, _, err := buildOn(t, ds[0], s)
+	if err == nil || !strings.Contains(err.Error(), "the builder image has no JDK 21") || !strings.Contains(err.Error(), "recipe.maven.jdk") {
+		t.Fatalf("got %v, want an error that the image has no JDK 21", err)
+	}
+}
+
+// TestMavenCompareUpstreamUnpublished: a build that asks to be compared
+// with the official release of a coordinate the repository does not
+// publish fails naming the coordinate, and leaves no artifacts behind.
+func TestMavenCompareUpstreamUnpublished(t *testing.T) {
+	ds := twoDaemons(t)
+	s := spec(t, "hello-maven", "maven", "org.example.hello:hello-app:1.0.0", "  maven: {compareUpstream: true}", "maven")
+	empty := httptest.NewServer(http.NotFoundHandler())
+	defer empty.Close()
+	out := filepath.Join(t.TempDir(), "out")
+	_, err := newBK(t, ds[0]).Build(context.Background(), s, builder.BuildOptions{OutDir: out, Images: imageStore(t), MavenRepository: empty.URL})
+	if err == nil || !strings.Contains(err.Error(), "serves none of the jars") || !strings.Contains(err.Error(), "org/example/hello/hello-app/1.0.0/") {
+		t.Fatalf("got %v, want an error that the repository publishes no jar of the coordinate", err)
+	}
+	if _, err := os.Stat(filepath.Join(out, "artifacts")); err == nil {
+		t.Error("the artifacts of a build that failed its comparison were left in the output folder")
+	}
+	if _, err := os.Stat(filepath.Join(out, "manifest.json")); err == nil {
+		t.Error("manifest.json of a build that failed its comparison was left")
+	}
+}

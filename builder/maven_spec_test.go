@@ -213,3 +213,39 @@ func TestProvenanceMaven(t *testing.T) {
 		t.Fatalf("got %v, want a refusal of a non-boolean", err)
 	}
 }
+
+// TestFetchMavenSource: a source release comes from the repository,
+// checked against its pin, and unpacks without its top-level folder; a
+// wrong digest is refused naming the file and both digests.
+func TestFetchMavenSource(t *testing.T) {
+	zipPath := filepath.Join(t.TempDir(), "lib-1.0-source-release.zip")
+	writeZip(t, zipPath, []zipFile{{name: "lib-1.0/pom.xml", body: "<project/>"}, {name: "lib-1.0/src/A.java", body: "class A {}"}})
+	zipData, err := os.ReadFile(zipPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, url := newRepo(t, map[string][]byte{"org/x/lib/1.0/lib-1.0-source-release.zip": zipData})
+	ctx := context.Background()
+	dst := t.TempDir()
+	got, err := fetchMavenSource(ctx, &MavenSource{Coordinate: "org.x:lib:1.0", SHA256: sha(zipData)}, mavenRepoOpts{base: url, cache: "-"}, dst, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got != "sha256:"+sha(zipData) {
+		t.Fatalf("source digest %s", got)
+	}
+	if b, err := os.ReadFile(filepath.Join(dst, "pom.xml")); err != nil || string(b) != "<project/>" {
+		t.Fatalf("pom.xml at the source root: %q, %v", b, err)
+	}
+	wrong := strings.Repeat("0", 64)
+	_, err = fetchMavenSource(ctx, &MavenSource{Coordinate: "org.x:lib:1.0", SHA256: wrong}, mavenRepoOpts{base: url, cache: "-"}, t.TempDir(), nil)
+	for _, want := range []string{"source.maven", "lib-1.0-source-release.zip", sha(zipData), wrong} {
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("got %v, want an error holding %s", err, want)
+		}
+	}
+	_, err = fetchMavenSource(ctx, &MavenSource{Coordinate: "org.x:lib:2.0", SHA256: wrong}, mavenRepoOpts{base: url, cache: "-"}, t.TempDir(), nil)
+	if err == nil || !strings.Contains(err.Error(), "404") {
+		t.Errorf("got %v, want a 404 for a release that is not there", err)
+	}
+}

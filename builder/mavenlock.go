@@ -10,7 +10,6 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"path"
 	"path/filepath"
 	"regexp"
 	"slices"
@@ -244,6 +243,9 @@ func (e *LockMismatchError) Error() string {
 // fetched from the repository, and is checked against the lock before it is
 // placed. It returns how many files were fetched.
 func lockRepo(ctx context.Context, l *Lock, client *repoClient, cache, dir string, progress io.Writer) (fetched int, err error) {
+	if progress == nil {
+		progress = io.Discard
+	}
 	if cache != "" {
 		if err := os.MkdirAll(cache, 0o755); err != nil {
 			cache = ""
@@ -311,16 +313,29 @@ func copyIfDigest(src, dst, want string) bool {
 	return os.WriteFile(dst, b, 0o644) == nil
 }
 
-// copyFile copies src to dst by way of a temporary file, so a reader never
-// sees half a file.
+// copyFile copies src to dst by way of a temporary file of its own, so a
+// reader (or another build filling the same cache) never sees half a file.
 func copyFile(src, dst string) error {
 	b, err := os.ReadFile(src)
 	if err != nil {
 		return err
 	}
-	tmp := dst + ".tmp-" + path.Base(src)
-	if err := os.WriteFile(tmp, b, 0o644); err != nil {
+	tmp, err := os.CreateTemp(filepath.Dir(dst), ".tmp-"+filepath.Base(dst)+"-*")
+	if err != nil {
 		return err
 	}
-	return os.Rename(tmp, dst)
+	_, err = tmp.Write(b)
+	if cerr := tmp.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = os.Chmod(tmp.Name(), 0o644)
+	}
+	if err == nil {
+		err = os.Rename(tmp.Name(), dst)
+	}
+	if err != nil {
+		os.Remove(tmp.Name())
+	}
+	return err
 }

@@ -353,3 +353,93 @@ sourceDateEpoch: 1700000000
 		t.Fatalf("got %v, want an error naming recipe.maven", err)
 	}
 }
+
+// TestRecorder: the resolve phase's mirror forwards to the repository,
+// records artifact files with their sha256, not metadata or checksums, and
+// refuses what is not a repository path.
+func TestRecorder(t *testing.T) {
+	jar := []byte("jar")
+	_, url := newRepo(t, map[string][]byte{
+		"org/x/lib/1.0/lib-1.0.jar":      jar,
+		"org/x/lib/1.0/lib-1.0.jar.sha1": []byte("abc"),
+		"org/x/lib/maven-metadata.xml":   []byte("<metadata/>"),
+	})
+	rec := &recorder{client: newRepoClient(url), files: map[string]string{}}
+	srv := httptest.NewServer(rec)
+	defer srv.Close()
+	for path, want := range map[string]int{
+		"/org/x/lib/1.0/lib-1.0.jar":      200,
+		"/org/x/lib/1.0/lib-1.0.jar.sha1": 200,
+		"/org/x/lib/maven-metadata.xml":   200,
+		"/org/x/lib/1.0/lib-1.0.pom":      404,
+		"/org/x/../../etc/passwd":         400,
+	} {
+		resp, err := http.Get(srv.URL + path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != want {
+			t.Errorf("%s: HTTP %d, want %d", path, resp.StatusCode, want)
+		}
+		if path == "/org/x/lib/1.0/lib-1.0.jar" && !bytes.Equal(body, jar) {
+			t.Errorf("the jar came through as %q", body)
+		}
+	}
+	l := rec.lock()
+	if len(l.Files) != 1 || l.Files[0].Path() != "org/x/lib/1.0/lib-1.0.jar" || l.Files[0].SHA256 != sha(jar) {
+		t.Fatalf("lock %+v, want just the jar", l.Files)
+	}
+}
+
+// TestMavenSamplesPinned: every Maven release sample under testdata parses,
+// pins its lock by the lock's real digest, and names a builder image that
+// 'pyrsia-build image make' makes.
+func TestMavenSamplesPinned(t *testing.T) {
+	specs, _ := filepath.Glob("../testdata/maven-*/spec.yaml")
+	if len(specs) < 3 {
+		t.Fatalf("found %d Maven release samples, want at least 3", len(specs))
+	}
+	for _, p := range specs {
+		t.Run(filepath.Base(filepath.Dir(p)), func(t *testing.T) {
+			s, err := ReadSpec(p)
+			if err != nil {
+				t.Fatal(err)
+			}
+			r := s.Recipe.Maven
+			if r == nil || r.Lock == nil || s.Source.Maven == nil {
+				t.Fatalf("%s: want a maven spec with a lock and a source release", p)
+			}
+			l, err := loadLock(r.Lock, filepath.Dir(p))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(l.Files) == 0 {
+				t.Fatal("empty lock")
+			}
+			if s.BuilderImage.Name != "maven" && s.BuilderImage.Name != "maven-jdk21" {
+				t.Fatalf("builder image %q is not one 'pyrsia-build image make' makes", s.BuilderImage.Name)
+			}
+		})
+	}
+}
+
+// TestLoadLockChanged: a lock edited after the spec pinned it is refused
+// before anything is fetched.
+func TestLoadLockChanged(t *testing.T) {
+	dir := t.TempDir()
+	data := []byte(`{"version":1,"files":[]}` + "\n")
+	os.WriteFile(filepath.Join(dir, "maven.lock.json"), data, 0o644)
+	if _, err := loadLock(&LockRef{Path: "maven.lock.json", SHA256: sha(data)}, dir); err != nil {
+		t.Fatal(err)
+	}
+	_, err := loadLock(&LockRef{Path: "maven.lock.json", SHA256: strings.Repeat("0", 64)}, dir)
+	if err == nil || !strings.Contains(err.Error(), "the spec pins") || !strings.Contains(err.Error(), "pyrsia-build lock SPEC") {
+		t.Fatalf("got %v, want a refusal that says to lock again", err)
+	}
+	_, err = loadLock(&LockRef{Path: "missing.json", SHA256: sha(data)}, dir)
+	if err == nil || !strings.Contains(err.Error(), "missing.json") {
+		t.Fatalf("got %v, want an error naming the missing lock", err)
+	}
+}

@@ -125,11 +125,19 @@ func (b *BuildKit) Resolve(ctx context.Context, spec *Spec, opts ResolveOptions)
 		return b.solveMaven(ctx, spec, iso, srcDir, store, "", mo, ch)
 	}, progress, logFile)
 	if err != nil {
+		if strings.Contains(err.Error(), "network.host") {
+			return nil, fmt.Errorf("builder: resolve: the buildkitd refuses the host network the resolve step needs to reach its mirror on 127.0.0.1 (%w): start buildkitd with --allow-insecure-entitlement=network.host, or let pyrsia-build start its own", err)
+		}
 		logFile.Sync()
 		log, _ := os.ReadFile(logName)
 		return nil, &BuildError{Err: fmt.Errorf("resolve: %w", err), LogTail: tail(string(log), 25), LogPath: logName}
 	}
+	// rec.lock takes the recorder's mutex: what the handlers wrote is
+	// seen from here on.
 	lock := rec.lock()
+	if len(rec.conflicts) > 0 {
+		return nil, fmt.Errorf("builder: resolve: the maven repository served %s twice with different bytes: no lock can pin it; check the repository (or the mirror in the Maven settings) and try again", strings.Join(rec.conflicts, ", "))
+	}
 	if len(lock.Files) == 0 {
 		return nil, errors.New("builder: resolve: the build read nothing from the Maven repository (is it a Maven build?)")
 	}
@@ -141,11 +149,12 @@ func (b *BuildKit) Resolve(ctx context.Context, spec *Spec, opts ResolveOptions)
 // HEAD to the configured repository and records the artifact files it
 // served.
 type recorder struct {
-	client  *repoClient
-	cache   string
-	mu      sync.Mutex
-	files   map[string]string // path -> sha256 hex
-	fetched int
+	client    *repoClient
+	cache     string
+	mu        sync.Mutex
+	files     map[string]string // path -> sha256 hex
+	conflicts []string          // paths served twice with other bytes
+	fetched   int
 }
 
 var repoPathRE = regexp.MustCompile(`^[A-Za-z0-9_.+-]+(/[A-Za-z0-9_.+-]+)*$`)
@@ -181,12 +190,10 @@ func (r *recorder) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 	if f, ok := lockFileFromPath(p, sha); ok {
 		r.mu.Lock()
 		if old, seen := r.files[p]; seen && old != sha {
-			// Served twice with other bytes: lock neither; the build
-			// phase would fail on one of them.
-			r.files[p] = "conflict"
-		} else {
-			r.files[p] = f.SHA256
+			// Served twice with other bytes: the lock cannot pin it.
+			r.conflicts = append(r.conflicts, p)
 		}
+		r.files[p] = f.SHA256
 		r.fetched++
 		r.mu.Unlock()
 		if r.cache != "" && os.MkdirAll(r.cache, 0o755) == nil {
@@ -216,7 +223,7 @@ func (r *recorder) lock() *Lock {
 }
 
 // loadLock reads the spec's lock file, checks it against the spec's pin
-// and parses it.
+// and parses it. A spec from the network uses [loadRemoteLock].
 func loadLock(ref *LockRef, specDir string) (*Lock, error) {
 	name := filepath.Join(specDir, filepath.FromSlash(ref.Path))
 	data, err := readLimited(name, maxLockSize)
@@ -226,6 +233,29 @@ func loadLock(ref *LockRef, specDir string) (*Lock, error) {
 	sum := sha256.Sum256(data)
 	if got := hex.EncodeToString(sum[:]); got != ref.SHA256 {
 		return nil, fmt.Errorf("builder: maven lock %s has sha256 %s, the spec pins %s: the lock changed since the spec was written; run 'pyrsia-build lock SPEC' to pin it again (and review the change)", name, got, ref.SHA256)
+	}
+	l, err := ParseLock(data)
+	if err != nil {
+		return nil, fmt.Errorf("builder: %s: %w", name, err)
+	}
+	return l, nil
+}
+
+// loadRemoteLock is [loadLock] for a spec from the network: the lock is
+// read only inside specDir ([openSpecFile]), and a lock with another
+// digest is refused without saying its digest.
+func loadRemoteLock(ref *LockRef, specDir string) (*Lock, error) {
+	f, name, err := openSpecFile(specDir, ref.Path, true, "recipe.maven.lock.path")
+	if err != nil {
+		return nil, fmt.Errorf("builder: maven lock: %w", err)
+	}
+	defer f.Close()
+	data, err := readSpecFile(f, name, maxLockSize)
+	if err != nil {
+		return nil, fmt.Errorf("builder: maven lock: %w", err)
+	}
+	if sum := sha256.Sum256(data); hex.EncodeToString(sum[:]) != ref.SHA256 {
+		return nil, fmt.Errorf("builder: maven lock %s does not have the sha256 the spec pins (%s)", name, ref.SHA256)
 	}
 	l, err := ParseLock(data)
 	if err != nil {

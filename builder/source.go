@@ -28,32 +28,30 @@ const maxArchiveSize = 4 << 30
 // fetchSource puts the spec's source tree into dst (an empty folder) and
 // returns what was resolved: "sha256:<hex>" of the archive, or
 // "gitCommit:<commit>" for git.
-// remote says the spec came over a network (see [Spec.ValidateRemote]).
+// remote says the spec came over a network (see [Spec.ValidateRemote]):
+// a local archive is then opened only inside specDir, and every connection
+// for an archive URL or git is checked ([remoteAddrCheck]).
 func fetchSource(ctx context.Context, s *Spec, specDir, dst string, remote bool, repo mavenRepoOpts, progress io.Writer) (string, error) {
 	switch {
 	case s.Source.Maven != nil:
 		return fetchMavenSource(ctx, s.Source.Maven, repo, dst, progress)
 	case s.Source.Archive != nil:
-		return fetchArchive(ctx, s.Source.Archive, specDir, dst, progress)
+		return fetchArchive(ctx, s.Source.Archive, specDir, dst, remote, progress)
 	case s.Source.Git != nil:
 		return fetchGit(ctx, s.Source.Git, specDir, dst, remote, progress)
 	}
 	return "", errors.New("builder: spec has no source")
 }
 
-func fetchArchive(ctx context.Context, a *ArchiveSource, specDir, dst string, progress io.Writer) (string, error) {
+func fetchArchive(ctx context.Context, a *ArchiveSource, specDir, dst string, remote bool, progress io.Writer) (string, error) {
 	var name string
 	var r io.ReadCloser
 	if a.Path != "" {
-		name = a.Path
-		if !filepath.IsAbs(name) {
-			name = filepath.Join(specDir, name)
-		}
-		f, err := os.Open(name)
+		f, shown, err := openSpecFile(specDir, a.Path, remote, "source.archive.path")
 		if err != nil {
 			return "", fmt.Errorf("source archive: %w", err)
 		}
-		r = f
+		name, r = shown, f
 	} else {
 		name = a.URL
 		fmt.Fprintf(progress, "fetching %s\n", a.URL)
@@ -61,9 +59,17 @@ func fetchArchive(ctx context.Context, a *ArchiveSource, specDir, dst string, pr
 		if err != nil {
 			return "", fmt.Errorf("source archive: %w", err)
 		}
-		resp, err := http.DefaultClient.Do(req)
+		hc := http.DefaultClient
+		if remote {
+			hc = remoteHTTPClient()
+			defer hc.CloseIdleConnections()
+		}
+		resp, err := hc.Do(req)
 		if err != nil {
-			return "", fmt.Errorf("source archive: %w", err)
+			if remote {
+				err = withRemoteRefusal(err)
+			}
+			return "", fmt.Errorf("source archive %s: %w", a.URL, err)
 		}
 		if resp.StatusCode != http.StatusOK {
 			resp.Body.Close()
@@ -90,6 +96,11 @@ func fetchArchive(ctx context.Context, a *ArchiveSource, specDir, dst string, pr
 	}
 	got := hex.EncodeToString(h.Sum(nil))
 	if got != a.SHA256 {
+		if remote && a.Path != "" {
+			// Not the digest: that would tell a stranger the hash of
+			// a file of the node's.
+			return "", fmt.Errorf("source archive %s does not have the sha256 the spec pins (%s)", name, a.SHA256)
+		}
 		return "", fmt.Errorf("source archive %s has sha256 %s, the spec pins %s: the archive changed, or the spec is wrong", name, got, a.SHA256)
 	}
 	if _, err := tmp.Seek(0, io.SeekStart); err != nil {
@@ -190,37 +201,56 @@ func writeRootFile(root *os.Root, name string, mode os.FileMode, r io.Reader) er
 // fetchGit clones the repository and checks out the pinned commit. The
 // .git folder is removed: the build sees the tree only.
 //
-// For a remote spec git runs as a stranger would on the node: without the
-// node user's git configuration (so without its credential helpers and
-// URL rewrites) and with only the https, http and git transports, whatever
-// the URL says.
+// For a remote spec git runs as a stranger would on the node: with an
+// environment of its own (no git configuration of the node's user, so
+// none of its credential helpers, URL rewrites or proxies), with only the
+// https and http transports whatever the URL says, and with every
+// connection made by a proxy of this process that refuses addresses not
+// on the public internet ([gitProxy]). Its errors leave git's output out
+// (it can quote what a server answered); [GitError].Output keeps it.
 func fetchGit(ctx context.Context, g *GitSource, specDir, dst string, remote bool, progress io.Writer) (string, error) {
 	url := g.URL
-	if !strings.Contains(url, "://") && !strings.HasPrefix(url, "/") && !strings.Contains(url, "@") {
+	if !remote && !strings.Contains(url, "://") && !strings.HasPrefix(url, "/") && !strings.Contains(url, "@") {
 		url = filepath.Join(specDir, url) // a local path, relative to the spec
 	}
 	env := append(os.Environ(), "GIT_TERMINAL_PROMPT=0", "GIT_CONFIG_NOSYSTEM=1")
 	var global []string
+	var proxy *gitProxy
 	if remote {
-		env = append(env, "GIT_CONFIG_GLOBAL="+os.DevNull, "GIT_ASKPASS=/bin/false", "SSH_ASKPASS=/bin/false")
+		home, err := os.MkdirTemp("", "pyrsia-git-home-*")
+		if err != nil {
+			return "", err
+		}
+		defer os.RemoveAll(home)
+		if proxy, err = startGitProxy(); err != nil {
+			return "", err
+		}
+		defer proxy.Close()
+		env = remoteGitEnv(home)
 		global = []string{"-c", "credential.helper=", "-c", "protocol.allow=never",
-			"-c", "protocol.https.allow=always", "-c", "protocol.http.allow=always", "-c", "protocol.git.allow=always"}
+			"-c", "protocol.https.allow=always", "-c", "protocol.http.allow=always",
+			"-c", "http.proxy=" + proxy.URL(), "-c", "http.followRedirects=initial"}
 	}
 	git := func(args ...string) ([]byte, error) {
 		cmd := exec.CommandContext(ctx, "git", append(slices.Clone(global), args...)...)
 		cmd.Env = env
 		out, err := cmd.CombinedOutput()
 		if err != nil {
-			return nil, fmt.Errorf("git %s: %w\n%s", args[0], err, tail(string(out), 10))
+			if proxy != nil {
+				if ra := proxy.Refused(); ra != nil {
+					return nil, fmt.Errorf("git %s: %w", args[0], ra)
+				}
+			}
+			return nil, &GitError{Command: args[0], Err: err, Output: tail(string(out), 10), Remote: remote}
 		}
 		return out, nil
 	}
 	fmt.Fprintf(progress, "cloning %s at %s\n", g.URL, g.Commit)
 	if _, err := git("clone", "--quiet", "--no-checkout", url, dst); err != nil {
-		return "", fmt.Errorf("source: %w", err)
+		return "", fmt.Errorf("source: %s: %w", g.URL, err)
 	}
 	if _, err := git("-C", dst, "-c", "advice.detachedHead=false", "checkout", "--quiet", "--detach", g.Commit); err != nil {
-		return "", fmt.Errorf("source: commit %s: %w", g.Commit, err)
+		return "", fmt.Errorf("source: commit %s (is it in the repository's history?): %w", g.Commit, err)
 	}
 	out, err := git("-C", dst, "rev-parse", "HEAD")
 	if err != nil {
@@ -234,6 +264,42 @@ func fetchGit(ctx context.Context, g *GitSource, specDir, dst string, remote boo
 	}
 	return "gitCommit:" + g.Commit, nil
 }
+
+// remoteGitEnv is git's whole environment for a spec from the network:
+// nothing of the node's but PATH and the TLS trust settings, a home of its
+// own, no configuration files, no prompts.
+func remoteGitEnv(home string) []string {
+	env := []string{"PATH=" + os.Getenv("PATH"), "HOME=" + home, "XDG_CONFIG_HOME=" + home, "LC_ALL=C",
+		"GIT_CONFIG_NOSYSTEM=1", "GIT_CONFIG_GLOBAL=" + os.DevNull, "GIT_TERMINAL_PROMPT=0",
+		"GIT_ASKPASS=/bin/false", "SSH_ASKPASS=/bin/false"}
+	for _, k := range []string{"GIT_SSL_CAINFO", "GIT_SSL_CAPATH", "SSL_CERT_FILE", "SSL_CERT_DIR"} {
+		if v, ok := os.LookupEnv(k); ok {
+			env = append(env, k+"="+v)
+		}
+	}
+	return env
+}
+
+// GitError is a git command that failed. For a local build its message
+// ends with the tail of git's output. For a spec from the network
+// (Remote), whose requester reads the message, the output is left out of
+// it (it can quote what a server answered) and kept in Output for the
+// node's own log.
+type GitError struct {
+	Command string // the git command: "clone", "checkout", ...
+	Err     error  // how git ended
+	Output  string // the last lines of git's output
+	Remote  bool
+}
+
+func (e *GitError) Error() string {
+	if e.Remote {
+		return fmt.Sprintf("git %s: %v (git's messages are not shown for a spec from the network)", e.Command, e.Err)
+	}
+	return fmt.Sprintf("git %s: %v\n%s", e.Command, e.Err, e.Output)
+}
+
+func (e *GitError) Unwrap() error { return e.Err }
 
 // tail returns the last n lines of s.
 func tail(s string, n int) string {

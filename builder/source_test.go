@@ -4,6 +4,7 @@ import (
 	"archive/tar"
 	"archive/zip"
 	"bytes"
+	"errors"
 	"io"
 	"os"
 	"os/exec"
@@ -197,7 +198,12 @@ func TestFetchGitRemoteTransports(t *testing.T) {
 		t.Fatalf("local build: %v", err)
 	}
 	_, err := fetchGit(t.Context(), g, "", filepath.Join(t.TempDir(), "remote"), true, io.Discard)
-	if err == nil || !strings.Contains(err.Error(), "transport 'file' not allowed") {
+	var ge *GitError
+	if !errors.As(err, &ge) || !strings.Contains(ge.Output, "transport 'file' not allowed") {
 		t.Fatalf("remote build: got %v, want git to refuse the file transport", err)
+	}
+	// git's output is the node's, not the requester's.
+	if strings.Contains(err.Error(), "transport 'file'") || !strings.Contains(err.Error(), "not shown for a spec from the network") {
+		t.Errorf("remote build: the error %q carries git's output", err)
 	}
 }

@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net/netip"
 	"net/url"
 	"path"
 	"reflect"
@@ -252,20 +253,42 @@ func fieldErr(field, format string, args ...any) error {
 	return &SpecError{Field: field, Msg: fmt.Sprintf(format, args...)}
 }
 
-// maxSpecSize bounds what ParseSpec reads, and maxSpecNodes the YAML nodes
-// it visits (aliases are visited each time they are used, so a small file
-// can expand enormously).
+// maxSpecText bounds the text ParseSpec reads (comments and all), and
+// maxSpecNodes the YAML nodes it visits (aliases are visited each time
+// they are used, so a small file can expand enormously). The spec itself
+// is bounded by [MaxSpecSize].
 const (
-	maxSpecSize  = 1 << 20
+	maxSpecText  = 1 << 20
 	maxSpecNodes = 100000
 )
+
+// MaxSpecSize bounds a spec by what it takes in a log entry: its canonical
+// JSON plus the names and URIs that the provenance of every build repeats
+// from it (resolvedDependencies: the source's URL or path, the lock's
+// path, the builder image's name) may be at most 2048 bytes.
+//
+// A log entry (at most [publish.MaxEntrySize], 65,535 bytes) holds the
+// spec once and, in each of a majority's DSSE envelopes, base64-encoded
+// again: each byte of a spec costs about 12 bytes of the entry published
+// by the 8 nodes that are a majority of 15. TestMaxSpecSizeFitsAnEntry
+// measures the real encodings: at this bound the entry of 8 attestations
+// of a Maven build with 4 artifacts compared with the upstream release is
+// about 51,000 bytes (of an OCI image, 34,000), so the rest is left for
+// more artifacts. Outputs count too: each further Maven artifact compared
+// with upstream takes about 5,000 bytes of the entry, so the bound cannot
+// promise that every build of an accepted spec fits. A spec over the bound could never be published by such a
+// network (a 5 KB spec fills the entry); [ParseSpec] and [Spec.Validate]
+// refuse it before anyone builds it.
+//
+// [publish.MaxEntrySize]: https://pkg.go.dev/github.com/pyrsia/pyrsia-build/publish#MaxEntrySize
+const MaxSpecSize = 2048
 
 // ParseSpec parses a build spec from YAML or JSON, rejects unknown and
 // duplicate fields, applies the defaults and validates every field. Errors
 // are *[SpecError] and name the field.
 func ParseSpec(data []byte) (*Spec, error) {
-	if len(data) > maxSpecSize {
-		return nil, &SpecError{Msg: fmt.Sprintf("%d bytes is larger than the limit of %d", len(data), maxSpecSize)}
+	if len(data) > maxSpecText {
+		return nil, &SpecError{Msg: fmt.Sprintf("%d bytes is larger than the limit of %d", len(data), maxSpecText)}
 	}
 	dec := yaml.NewDecoder(bytes.NewReader(data))
 	var doc yaml.Node
@@ -311,7 +334,7 @@ func ParseSpec(data []byte) (*Spec, error) {
 // [Spec.CanonicalJSON] (its SHA-256 is [Spec.InputDigest]), so that a
 // spec has one meaning and one form everywhere.
 func ReadSpec(path string) (*Spec, error) {
-	data, err := readLimited(path, maxSpecSize)
+	data, err := readLimited(path, maxSpecText)
 	if err != nil {
 		return nil, fmt.Errorf("reading spec: %w", err)
 	}
@@ -612,33 +635,112 @@ func (s *Spec) Validate() error {
 			return fieldErr("platform", "%q is not linux/<arch>[/<variant>] with arch one of %s", s.Platform, strings.Join(knownArchs, ", "))
 		}
 	}
+	return s.checkSize()
+}
+
+// checkSize refuses a spec over [MaxSpecSize]. The fields are valid.
+func (s *Spec) checkSize() error {
+	canon, repeated, err := s.size()
+	if err != nil {
+		return err
+	}
+	if canon+repeated > MaxSpecSize {
+		return &SpecError{Msg: fmt.Sprintf("%d bytes as canonical JSON, with the %d that every attestation repeats (the source's URL or path, the lock's path, the builder image's name), is over the limit of %d: a log entry could not hold the attestations of a majority of 15 build nodes, each of which carries the spec; shorten the longest fields (build args, Maven args, modules, URLs)", canon, repeated, MaxSpecSize)}
+	}
 	return nil
+}
+
+// size returns what [MaxSpecSize] counts: the canonical JSON's length and
+// that of the names and URIs the provenance repeats.
+func (s *Spec) size() (canon, repeated int, err error) {
+	b, err := s.canonical()
+	if err != nil {
+		return 0, 0, err
+	}
+	for _, d := range specDependencies(s, s.BuilderImage.Digest) {
+		repeated += len(d.GetName()) + len(d.GetUri())
+	}
+	return len(b), repeated, nil
 }
 
 // ValidateRemote checks s as [Spec.Validate] does, and further refuses what
 // only the node's own user may ask for: a spec that arrives over a network
-// (from a client of a build node) must not make the node read its own files
-// or use its own credentials. Refused are an absolute or upward
-// source.archive.path (a relative one is resolved in the folder the node
-// gives as [BuildOptions].SpecDir), a file:// git URL, and ssh and
-// user@host:path git URLs (they log in with the node's keys). Local builds
-// use Validate, which allows all of these.
+// (from a client of a build node) must not make the node read its own files,
+// use its own credentials, or reach what only its network position reaches.
+// Refused are an absolute or upward source.archive.path (a relative one is
+// opened inside the folder the node gives as [BuildOptions].SpecDir, never
+// through a symlink out of it), git URLs other than https and http (a file
+// URL reads the node's files; ssh and user@host:path log in with the node's
+// keys; git:// connections cannot be routed through the node's address
+// check), and archive and git URLs whose host is localhost, a numeric
+// form of an IP address, or an IP address that is not on the public
+// internet (loopback, private, link-local such as the cloud metadata
+// service, and the other special ranges). A build of a remote spec
+// ([BuildOptions].Remote) checks every address again when it connects,
+// after names are resolved. Local builds use Validate, which allows all of
+// these.
 func (s *Spec) ValidateRemote() error {
 	if err := s.Validate(); err != nil {
 		return err
 	}
-	if a := s.Source.Archive; a != nil && a.Path != "" {
-		if err := checkRelPath("source.archive.path", a.Path); err != nil {
-			return fieldErr("source.archive.path", "%q is not allowed in a spec from the network: give a URL, or a path relative to the spec's folder that stays inside it", a.Path)
+	if a := s.Source.Archive; a != nil {
+		if a.Path != "" {
+			if err := checkRelPath("source.archive.path", a.Path); err != nil {
+				return fieldErr("source.archive.path", "%q is not allowed in a spec from the network: give a URL, or a path relative to the spec's folder that stays inside it", a.Path)
+			}
+		} else if err := checkRemoteHost("source.archive.url", a.URL); err != nil {
+			return err
 		}
 	}
 	if g := s.Source.Git; g != nil {
-		if scheme := gitScheme(g.URL); scheme != "https" && scheme != "http" && scheme != "git" {
-			return fieldErr("source.git.url", "%q is not allowed in a spec from the network: only https, http and git URLs are (a file URL reads the node's files; ssh logs in with the node's keys)", g.URL)
+		if scheme := gitScheme(g.URL); scheme != "https" && scheme != "http" {
+			return fieldErr("source.git.url", "%q is not allowed in a spec from the network: only https and http URLs are (a file URL reads the node's files; ssh logs in with the node's keys; git:// cannot go through the node's address check)", g.URL)
+		}
+		if err := checkRemoteHost("source.git.url", g.URL); err != nil {
+			return err
 		}
 	}
 	return nil
 }
+
+// checkRemoteHost refuses a URL of a spec from the network whose host
+// names the node or its networks: localhost, an IP address that is not
+// public, or a number that clients read as an IP address (2130706433,
+// 0x7f.1, 127.1, 0177.0.0.1: curl and browsers take a host whose last
+// label is numeric for IPv4 in any of these forms).
+func checkRemoteHost(field, rawURL string) error {
+	u, err := url.Parse(rawURL)
+	if err != nil {
+		return fieldErr(field, "%q is not a URL", rawURL)
+	}
+	host := strings.TrimSuffix(strings.ToLower(u.Hostname()), ".")
+	refuse := func(what string) error {
+		return fieldErr(field, "%q is not allowed in a spec from the network: its host is %s, which the node reaches from inside its own network; name a public host", rawURL, what)
+	}
+	if host == "localhost" || strings.HasSuffix(host, ".localhost") {
+		return refuse("the node itself")
+	}
+	if a, err := netip.ParseAddr(host); err == nil {
+		if why := nonPublic(a); why != "" {
+			return refuse("a " + why + " address")
+		}
+		if a.Is4() && strings.Count(host, ".") == 3 && a.String() == host {
+			return nil
+		}
+		if a.Is6() && strings.HasPrefix(u.Host, "[") {
+			return nil
+		}
+	}
+	labels := strings.Split(host, ".")
+	if last := labels[len(labels)-1]; numericLabelRE.MatchString(last) {
+		return refuse(fmt.Sprintf("read as an IP address (%q is not the canonical dotted form; give a host name or a.b.c.d)", host))
+	}
+	return nil
+}
+
+// numericLabelRE is a host label that the WHATWG URL parser (and curl)
+// read as a number: decimal, octal or hex.
+var numericLabelRE = regexp.MustCompile(`^([0-9]+|0[xX][0-9a-fA-F]*)$`)
 
 // ParseRemoteSpec is [ParseSpec] followed by [Spec.ValidateRemote]: the
 // parser for specs that arrive over a network.
@@ -947,11 +1049,15 @@ func (s *Spec) clone() *Spec {
 // records and an attestation's externalParameters.spec holds; tools that
 // take a spec file use [ReadSpec] and then this, never the file's text.
 func (s *Spec) CanonicalJSON() ([]byte, error) {
-	c := s.clone()
-	if err := c.Validate(); err != nil {
+	if err := s.clone().Validate(); err != nil {
 		return nil, err
 	}
-	raw, err := json.Marshal(c)
+	return s.canonical()
+}
+
+// canonical is [Spec.CanonicalJSON] without validation.
+func (s *Spec) canonical() ([]byte, error) {
+	raw, err := json.Marshal(s.clone())
 	if err != nil {
 		return nil, fmt.Errorf("spec: encoding: %w", err)
 	}

@@ -81,6 +81,7 @@ func TestValidateRemote(t *testing.T) {
 		{"FILE git URL", edit(t, ociSpec, "https://example.com/hello.git", "FILE:///srv/git/secret.git"), "source.git.url"},
 		{"ssh git URL", edit(t, ociSpec, "https://example.com/hello.git", "ssh://git@example.com/hello.git"), "source.git.url"},
 		{"scp-like git URL", edit(t, ociSpec, "https://example.com/hello.git", "git@example.com:hello.git"), "source.git.url"},
+		{"git protocol URL", edit(t, ociSpec, "https://example.com/hello.git", "git://example.com/hello.git"), "source.git.url"},
 	}
 	for _, tt := range bad {
 		t.Run(tt.name, func(t *testing.T) {
@@ -102,7 +103,7 @@ func TestValidateRemote(t *testing.T) {
 		"relative archive path": edit(t, mavenSpec, "path: hello.tar.gz", "path: src/hello.tar.gz"),
 		"archive URL":           edit(t, mavenSpec, "path: hello.tar.gz", "url: https://example.com/hello.tar.gz"),
 		"https git URL":         ociSpec,
-		"git URL":               edit(t, ociSpec, "https://example.com/hello.git", "git://example.com/hello.git"),
+		"http git URL":          edit(t, ociSpec, "https://example.com/hello.git", "http://example.com/hello.git"),
 	}
 	for name, text := range good {
 		t.Run(name, func(t *testing.T) {
@@ -124,14 +125,14 @@ func TestReadSpecOnlyRegularFiles(t *testing.T) {
 		t.Fatal(err)
 	}
 	big := filepath.Join(dir, "big.yaml")
-	if err := os.WriteFile(big, []byte(ociSpec+"#"+strings.Repeat("x", maxSpecSize)+"\n"), 0o644); err != nil {
+	if err := os.WriteFile(big, []byte(ociSpec+"#"+strings.Repeat("x", maxSpecText)+"\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	tests := []struct{ path, msg string }{
 		{fifo, "is not a regular file (a named pipe)"},
 		{"/dev/zero", "is not a regular file (a device)"},
 		{dir, "is not a regular file (a directory)"},
-		{big, fmt.Sprintf("big.yaml: file is over the size limit: %d bytes, the limit is 1048576", len(ociSpec)+maxSpecSize+2)},
+		{big, fmt.Sprintf("big.yaml: file is over the size limit: %d bytes, the limit is 1048576", len(ociSpec)+maxSpecText+2)},
 	}
 	for _, tt := range tests {
 		t.Run(filepath.Base(tt.path), func(t *testing.T) {

@@ -41,9 +41,10 @@ type BuildKitBuilder struct {
 }
 
 // Build builds spec with BuildKit, with no cache: every build of a node
-// sees only its own inputs.
+// sees only its own inputs. The spec came from the network: it is built as
+// a remote spec (no local files, only public addresses).
 func (b *BuildKitBuilder) Build(ctx context.Context, spec *builder.Spec, outDir string) (*builder.Result, error) {
-	return b.BuildKit.Build(ctx, spec, builder.BuildOptions{OutDir: outDir, Images: b.Images, NoCache: true})
+	return b.BuildKit.Build(ctx, spec, builder.BuildOptions{OutDir: outDir, Images: b.Images, NoCache: true, Remote: true})
 }
 
 // A build's files in DATA/builds/<input hex>/.

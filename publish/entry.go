@@ -129,12 +129,27 @@ func (e *Entry) MarshalBinary() ([]byte, error) {
 	return b, nil
 }
 
-// SpecDigest returns "sha256:<hex>" of e.Spec. For an entry made from a
-// build spec it equals InputDigest; ParseEntry does not require it, so that
-// the spec's canonical form stays the builder's to define.
+// SpecDigest returns "sha256:<hex>" of e.Spec. An entry's InputDigest must
+// equal it ([CheckInputDigest]).
 func (e *Entry) SpecDigest() string {
 	sum := sha256.Sum256(e.Spec)
 	return "sha256:" + hex.EncodeToString(sum[:])
+}
+
+// ErrInputMismatch is returned for an entry whose input digest is not the
+// SHA-256 of its spec. Use errors.Is.
+var ErrInputMismatch = errors.New("publish: entry: input digest is not the sha256 of the spec")
+
+// CheckInputDigest checks that e's InputDigest is its [Entry.SpecDigest]:
+// an entry is found by its input digest (the index, a node's "already
+// published" check), so an entry filed under another spec's input digest
+// would answer for a build it is not. [ParseEntry], [Entry.MarshalBinary],
+// [VerifyEntry] and the index check it.
+func CheckInputDigest(e *Entry) error {
+	if got := e.SpecDigest(); got != e.InputDigest {
+		return fmt.Errorf("%w: the entry's input digest %s is not the sha256 of its spec (%s)", ErrInputMismatch, e.InputDigest, got)
+	}
+	return nil
 }
 
 // wire checks e and returns its JSON form, sorted.
@@ -149,6 +164,9 @@ func (e *Entry) wire() (*wireEntry, error) {
 		return nil, err
 	}
 	if err := checkSpec(e.Spec); err != nil {
+		return nil, err
+	}
+	if err := CheckInputDigest(e); err != nil {
 		return nil, err
 	}
 	if err := CheckLabels(e); err != nil {
@@ -441,22 +459,36 @@ var ErrLabelMismatch = errors.New("publish: entry: the entry's name is not its s
 // artifact under another artifact's name. [ParseEntry], [NewEntry],
 // [VerifyEntry] and the index check it.
 func CheckLabels(e *Entry) error {
-	var labels struct {
-		Ecosystem  *string `json:"ecosystem"`
-		Coordinate *string `json:"coordinate"`
-	}
-	if err := json.Unmarshal(e.Spec, &labels); err != nil {
+	// A map, not a struct: encoding/json matches struct fields without
+	// regard to case (and folds "ſ" to "s"), a map's keys are exact.
+	var fields map[string]json.RawMessage
+	if err := json.Unmarshal(e.Spec, &fields); err != nil {
 		return fmt.Errorf("publish: entry: spec: ecosystem and coordinate: %w", explainJSON(err, len(e.Spec)))
 	}
+	label := func(key string) (string, error) {
+		raw, ok := fields[key]
+		if !ok {
+			return "", fmt.Errorf("%w: the spec has no %q field", ErrLabelMismatch, key)
+		}
+		var v string
+		if len(raw) == 0 || raw[0] != '"' || json.Unmarshal(raw, &v) != nil {
+			return "", fmt.Errorf("%w: the spec's %q field is not a string", ErrLabelMismatch, key)
+		}
+		return v, nil
+	}
+	eco, err := label("ecosystem")
+	if err != nil {
+		return err
+	}
+	coord, err := label("coordinate")
+	if err != nil {
+		return err
+	}
 	switch {
-	case labels.Ecosystem == nil:
-		return fmt.Errorf("%w: the spec has no \"ecosystem\" field", ErrLabelMismatch)
-	case labels.Coordinate == nil:
-		return fmt.Errorf("%w: the spec has no \"coordinate\" field", ErrLabelMismatch)
-	case *labels.Ecosystem != e.Ecosystem:
-		return fmt.Errorf("%w: the entry says ecosystem %q, its spec %q", ErrLabelMismatch, truncate(e.Ecosystem), truncate(*labels.Ecosystem))
-	case *labels.Coordinate != e.Coordinate:
-		return fmt.Errorf("%w: the entry says coordinate %q, its spec %q", ErrLabelMismatch, truncate(e.Coordinate), truncate(*labels.Coordinate))
+	case eco != e.Ecosystem:
+		return fmt.Errorf("%w: the entry says ecosystem %q, its spec %q", ErrLabelMismatch, truncate(e.Ecosystem), truncate(eco))
+	case coord != e.Coordinate:
+		return fmt.Errorf("%w: the entry says coordinate %q, its spec %q", ErrLabelMismatch, truncate(e.Coordinate), truncate(coord))
 	}
 	return nil
 }

@@ -457,7 +457,8 @@ func entryStrings(e *Entry) []string {
 
 func ExampleEntry_MarshalBinary() {
 	e := &Entry{
-		InputDigest: "sha256:" + strings.Repeat("0f", 32),
+		// The SHA-256 of Spec.
+		InputDigest: "sha256:84c9102b6af9f04c21d5c53cb0f8277b013243516d2d737fde0105da9d23722c",
 		Ecosystem:   EcosystemMaven,
 		Coordinate:  "org.example:hello:1.0",
 		Spec:        json.RawMessage(`{"coordinate":"org.example:hello:1.0","ecosystem":"maven"}`),
@@ -477,7 +478,7 @@ func ExampleEntry_MarshalBinary() {
 	parsed, err := ParseEntry(b)
 	fmt.Println(parsed.Coordinate, err == nil)
 	// Output:
-	// {"v":1,"kind":"publish","inputDigest":"sha256:0f0f0f0f0f0f0f0f0f0f0f0f0f0f0f0f0f0f0f0f0f0f0f0f0f0f0f0f0f0f0f0f","ecosystem":"maven","coordinate":"org.example:hello:1.0","spec":{"coordinate":"org.example:hello:1.0","ecosystem":"maven"},"subjects":[{"name":"hello-1.0.jar","digest":"sha256:9a9a9a9a9a9a9a9a9a9a9a9a9a9a9a9a9a9a9a9a9a9a9a9a9a9a9a9a9a9a9a9a"}],"envelopes":[{"payloadType":"application/vnd.in-toto+json","payload":"e30=","signatures":[{"keyid":"node-a","sig":"AQID"}]}]}
+	// {"v":1,"kind":"publish","inputDigest":"sha256:84c9102b6af9f04c21d5c53cb0f8277b013243516d2d737fde0105da9d23722c","ecosystem":"maven","coordinate":"org.example:hello:1.0","spec":{"coordinate":"org.example:hello:1.0","ecosystem":"maven"},"subjects":[{"name":"hello-1.0.jar","digest":"sha256:9a9a9a9a9a9a9a9a9a9a9a9a9a9a9a9a9a9a9a9a9a9a9a9a9a9a9a9a9a9a9a9a"}],"envelopes":[{"payloadType":"application/vnd.in-toto+json","payload":"e30=","signatures":[{"keyid":"node-a","sig":"AQID"}]}]}
 	// org.example:hello:1.0 true
 }
 

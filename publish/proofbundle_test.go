@@ -300,6 +300,7 @@ func TestWriteTestdata(t *testing.T) {
 	write("entry/invalid-pretty.json", indent(t, oci))
 	write("entry/invalid-no-subjects.json", regexpReplace(oci, `"subjects":\[[^\]]*\]`, `"subjects":[]`))
 	write("entry/invalid-truncated.json", oci[:len(oci)-1])
+	write("entry/invalid-input-digest.json", regexpReplace(oci, `"inputDigest":"[^"]*"`, `"inputDigest":"`+digestOf("another spec")+`"`))
 
 	// Proof bundles: a trailing newline, as a file written by the CLI.
 	l := newTestLog(t, 13)

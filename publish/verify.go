@@ -55,9 +55,11 @@ type EntryEvidence struct {
 // an artifact or a log: its input digest is the SHA-256 of its spec, its
 // ecosystem and coordinate are its spec's ([CheckLabels]), and at least
 // trust.BuildThreshold distinct trust.BuildKeys signed DSSE envelopes of
-// payload type [attest.InTotoPayloadType] whose in-toto statements name
-// exactly the entry's subjects and, as SLSA externalParameters.spec,
-// exactly its spec. A Raft FSM calls it before it applies an entry; a
+// payload type [attest.InTotoPayloadType] whose in-toto statements, of
+// predicate type [attest.PredicateSLSAProvenanceV1], name exactly the
+// entry's subjects and, as SLSA externalParameters.spec, exactly its spec.
+// EntryEvidence.Signed holds, per key, the one envelope counted; other
+// envelopes of the entry are not judged. A Raft FSM calls it before it applies an entry; a
 // verifier through [VerifyProof].
 //
 // An entry that does not hold gives a *attest.VerificationError (errors.Is
@@ -71,13 +73,16 @@ func VerifyEntry(ctx context.Context, e *Entry, trust *policy.Trust) (*EntryEvid
 		return nil, errors.New("publish: no entry to verify")
 	}
 	fail := func(err error) error { return &attest.VerificationError{Step: "entry", Err: err} }
-	if got := e.SpecDigest(); got != e.InputDigest {
-		return nil, fail(fmt.Errorf("the entry's input digest %s is not the sha256 of its spec (%s)", e.InputDigest, got))
+	if err := CheckInputDigest(e); err != nil {
+		return nil, fail(trimPkg(err))
 	}
 	if err := CheckLabels(e); err != nil {
 		return nil, fail(trimPkg(err))
 	}
-	threshold := max(trust.BuildThreshold, 1)
+	threshold, err := buildThreshold(trust)
+	if err != nil {
+		return nil, err
+	}
 	ev := &EntryEvidence{Entry: e}
 	var signers, unbound []string
 	wrongType := 0
@@ -110,6 +115,10 @@ func VerifyEntry(ctx context.Context, e *Entry, trust *policy.Trust) (*EntryEvid
 			st, err := attest.ParseStatement(env.GetPayload())
 			if err != nil {
 				reason = strings.TrimPrefix(err.Error(), "attest: ")
+				continue
+			}
+			if pt := st.GetPredicateType(); pt != attest.PredicateSLSAProvenanceV1 {
+				reason = fmt.Sprintf("predicate type %q, not SLSA provenance %q", truncate(pt), attest.PredicateSLSAProvenanceV1)
 				continue
 			}
 			if err := bindsTo(st, e); err != nil {
@@ -154,10 +163,12 @@ func VerifyEntry(ctx context.Context, e *Entry, trust *policy.Trust) (*EntryEvid
 //     (final), for the bundle's tree size;
 //  2. inclusion: the entry's leaf hash is in that tree at its index;
 //  3. entry: [VerifyEntry];
-//  4. the entry's envelopes, by [attest.Verifier]: at least
-//     trust.BuildThreshold of the build keys signed statements whose
-//     subjects carry the artifact's digest, and the entry's agreed subjects
-//     carry it too.
+//  4. the artifact, against exactly the statements VerifyEntry counted
+//     (EntryEvidence.Signed; other envelopes of the entry are not judged),
+//     with the steps of [attest.Verifier]: each is of o.PredicateType if
+//     set, and at least trust.BuildThreshold of them carry the artifact's
+//     digest in a subject; the entry's agreed subjects carry it too. The
+//     evidence's Statement is one of those statements.
 //
 // Errors are those of [attest.Verifier.Verify]: a *attest.VerificationError
 // (errors.Is attest.ErrNotVerified) when the evidence does not hold.
@@ -167,6 +178,9 @@ func VerifyProof(ctx context.Context, a attest.Artifact, pb *ProofBundle, trust 
 	}
 	if len(trust.BuildKeys) == 0 {
 		return nil, errors.New("publish: no build node keys to check the attestations with")
+	}
+	if _, err := buildThreshold(trust); err != nil {
+		return nil, err
 	}
 	if len(trust.Cosigners) == 0 && !o.AllowUnwitnessed {
 		return nil, ErrUnwitnessed
@@ -191,24 +205,79 @@ func VerifyProof(ctx context.Context, a attest.Artifact, pb *ProofBundle, trust 
 		// The log committed to bytes that are not an entry: the log is at fault.
 		return nil, fail("entry", trimPkg(err))
 	}
-	if _, err := VerifyEntry(ctx, entry, trust); err != nil {
-		return nil, err
-	}
-	v, err := attest.NewVerifier(attest.VerifierOptions{Keys: trust.BuildKeys, Threshold: max(trust.BuildThreshold, 1), PredicateType: o.PredicateType})
+	bound, err := VerifyEntry(ctx, entry, trust)
 	if err != nil {
 		return nil, err
 	}
-	v = v.With(attest.StepFunc{StepName: "entry", Func: func(_ context.Context, ev *attest.Evidence) error {
-		if !slices.ContainsFunc(entry.Subjects, func(s Subject) bool { return s.Digest == ev.DigestHex() }) {
-			return fmt.Errorf("the log entry's agreed subjects do not include %s", ev.DigestHex())
-		}
-		return nil
-	}})
-	ev, err := v.VerifyEnvelopes(ctx, a, entry.Envelopes)
+	// The artifact is judged against exactly the statements VerifyEntry
+	// counted, one per build node: not against every envelope of the
+	// entry, where one node's junk or other-typed envelope would fail a
+	// verification that a majority's statements pass.
+	ev, err := verifyBound(ctx, a, bound, trust.BuildThreshold, o.PredicateType)
 	if err != nil {
 		return nil, err
 	}
 	return &ProofEvidence{Evidence: ev, Entry: entry, Index: pb.Index, Checkpoint: cp, Cosigners: cosigners}, nil
+}
+
+// verifyBound runs the artifact steps of an [attest.Verifier] (statement
+// predicate type, digest, subject) over the envelopes VerifyEntry bound to
+// the entry, and checks that the entry's agreed subjects carry the
+// artifact's digest too.
+func verifyBound(ctx context.Context, a attest.Artifact, bound *EntryEvidence, threshold int, predicateType string) (*attest.Evidence, error) {
+	if a.Open == nil {
+		return nil, &attest.InputError{Err: errors.New("publish: nothing to verify: no artifact")}
+	}
+	ev := &attest.Evidence{Artifact: a, Signed: slices.Clone(bound.Signed), Signers: slices.Clone(bound.Signers)}
+	for _, sd := range ev.Signed {
+		ev.Envelopes = append(ev.Envelopes, sd.Envelope)
+	}
+	steps := []attest.Step{
+		attest.StepFunc{StepName: "statement", Func: func(_ context.Context, ev *attest.Evidence) error {
+			for _, sd := range ev.Signed {
+				if predicateType != "" && sd.Statement.GetPredicateType() != predicateType {
+					return fmt.Errorf("signed by %q: predicate type is %q, want %q", sd.Key.Name, sd.Statement.GetPredicateType(), predicateType)
+				}
+			}
+			if len(ev.Signed) > 0 {
+				ev.Statement = ev.Signed[0].Statement
+			}
+			return nil
+		}},
+		attest.DigestStep(),
+		attest.SubjectStep(threshold),
+		attest.StepFunc{StepName: "entry", Func: func(_ context.Context, ev *attest.Evidence) error {
+			if !slices.ContainsFunc(bound.Entry.Subjects, func(s Subject) bool { return s.Digest == ev.DigestHex() }) {
+				return fmt.Errorf("the log entry's agreed subjects do not include %s", ev.DigestHex())
+			}
+			return nil
+		}},
+	}
+	for _, s := range steps {
+		if err := ctx.Err(); err != nil {
+			return nil, err
+		}
+		if err := s.Check(ctx, ev); err != nil {
+			var in *attest.InputError
+			if errors.As(err, &in) || errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
+				return nil, err
+			}
+			return nil, &attest.VerificationError{Step: s.Name(), Err: err}
+		}
+	}
+	return ev, nil
+}
+
+// buildThreshold is trust's BuildThreshold, refused (fail closed) unless
+// it is between 1 and the number of build keys: a Trust literal that leaves
+// it 0 has not said how many build nodes must agree, and taking 0 as 1
+// would let one node publish alone. [policy.NewTrust] and
+// [policy.Policy.Trust] always set it.
+func buildThreshold(trust *policy.Trust) (int, error) {
+	if t := trust.BuildThreshold; t < 1 || t > len(trust.BuildKeys) {
+		return 0, fmt.Errorf("publish: trust: build threshold %d with %d build node keys, want 1 to %d (make the Trust with policy.NewTrust, which sets a majority)", t, len(trust.BuildKeys), len(trust.BuildKeys))
+	}
+	return trust.BuildThreshold, nil
 }
 
 // trimPkg drops the "publish: entry: " prefix of an error that is wrapped

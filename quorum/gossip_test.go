@@ -24,7 +24,7 @@ type gossipNet struct {
 	gaters []*Gater
 }
 
-func newGossipNet(t *testing.T, honest, faulty int, o NetworkOptions) *gossipNet {
+func newGossipNet(t testing.TB, honest, faulty int, o NetworkOptions) *gossipNet {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	t.Cleanup(cancel)

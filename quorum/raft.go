@@ -211,13 +211,20 @@ func (r *Raft) Close() error {
 var ErrNotLeader = errors.New("quorum: raft: not the leader")
 
 // Propose submits a command to the cluster and waits until this node's FSM
-// has applied it, returning the FSM's response. Only the leader can
+// has applied it, returning the FSM's response. ctx's deadline bounds the
+// wait (10s without one); a command whose wait ends may still be applied. Only the leader can
 // propose; a follower returns an error wrapping [ErrNotLeader] that names
 // the leader.
 func (r *Raft) Propose(ctx context.Context, cmd []byte) (any, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, fmt.Errorf("quorum: raft: %w", err)
+	}
 	timeout := 10 * time.Second
 	if d, ok := ctx.Deadline(); ok {
-		timeout = time.Until(d)
+		// Raft waits forever for a timeout of zero or less.
+		if timeout = time.Until(d); timeout <= 0 {
+			return nil, fmt.Errorf("quorum: raft: %w", context.DeadlineExceeded)
+		}
 	}
 	f := r.Raft.Apply(cmd, timeout)
 	if err := f.Error(); err != nil {

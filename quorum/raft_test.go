@@ -1,6 +1,7 @@
 package quorum
 
 import (
+	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -17,7 +18,10 @@ import (
 
 	"github.com/hashicorp/raft"
 	"github.com/libp2p/go-libp2p/core/host"
+	"github.com/libp2p/go-libp2p/core/peer"
 	"github.com/pyrsia/pyrsia-build/publish/tlog"
+	"github.com/pyrsia/pyrsia-build/publish/witness"
+	"golang.org/x/mod/sumdb/note"
 )
 
 // recordingLog is a real tlog that also remembers, in memory, the entries
@@ -107,7 +111,15 @@ func (c *raftCluster) start(rn *raftNode) {
 	t := c.t
 	t.Helper()
 	rn.h = startHost(t, rn.nd.key, NewGater(c.net.PeerIDs()))
-	l, err := tlog.Open(context.Background(), tlog.Options{Dir: filepath.Join(rn.dir, "log"), Origin: "test", Logger: slog.New(slog.DiscardHandler)})
+	skey, _, err := witness.GenerateKey(rn.nd.name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	signer, err := note.NewSigner(skey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	l, err := tlog.Open(context.Background(), tlog.Options{Dir: filepath.Join(rn.dir, "log"), Origin: "test", Signer: signer, Logger: slog.New(slog.DiscardHandler)})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -235,6 +247,23 @@ func (c *raftCluster) check(acked map[string]bool) {
 			t.Errorf("acknowledged entry %q is not in the log", e)
 		}
 	}
+	// Every replica has the same tree: the same root at the same size
+	// (each node signs its own checkpoint).
+	var root []byte
+	for _, rn := range nodes {
+		cp, err := rn.log.Publish(context.Background())
+		if err != nil {
+			t.Fatalf("%s: publishing a checkpoint: %v", rn.nd.name, err)
+		}
+		if cp.Size != want {
+			t.Errorf("%s: checkpoint of size %d, want %d", rn.nd.name, cp.Size, want)
+		}
+		if root == nil {
+			root = cp.Hash
+		} else if !bytes.Equal(cp.Hash, root) {
+			t.Errorf("%s: root %x, %s's %x", rn.nd.name, cp.Hash, nodes[0].nd.name, root)
+		}
+	}
 }
 
 func propose(ctx context.Context, rn *raftNode, entry string) (ApplyResult, error) {
@@ -275,6 +304,13 @@ func TestRaftClusterAppliesInOrder(t *testing.T) {
 	resp, err := leader.raft.Propose(ctx, []byte{99, 'x'})
 	if err != nil || resp.(ApplyResult).Err == nil {
 		t.Fatalf("unknown command: got %v %v, want an error result", resp, err)
+	}
+	// An expired context fails at once (raft would wait forever for a
+	// timeout of zero or less).
+	expired, cancelExpired := context.WithDeadline(ctx, time.Now().Add(-time.Second))
+	defer cancelExpired()
+	if _, err := propose(expired, leader, "entry-expired"); !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("propose with an expired context: got %v, want context.DeadlineExceeded", err)
 	}
 	// A follower cannot propose.
 	for _, rn := range c.nodes {
@@ -379,5 +415,64 @@ func TestRaftLeaderKilled(t *testing.T) {
 	}
 	if got := old.log.entries(); len(got) != total-len(before) {
 		t.Fatalf("restarted node appended %d entries, want %d (the %d it had must not be appended again)", len(got), total-len(before), len(before))
+	}
+}
+
+// TestStreamLayerRefusesStrangers: with the gater letting other peers in
+// (regular nodes, later), a stranger's Raft stream is closed unread and
+// counted, and a policy peer's is accepted.
+func TestStreamLayerRefusesStrangers(t *testing.T) {
+	nds := testNodes(t, 3)
+	net := testNetwork(t, nds[:2], NetworkOptions{})
+	g := NewGater(net.PeerIDs())
+	g.AllowOthers(true)
+	h := startHost(t, nds[0].key, g)
+	layer, err := NewStreamLayer(h, func(p peer.ID) bool { _, ok := net.ByPeer(p); return ok })
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer layer.Close()
+	accepted := make(chan string, 1)
+	go func() {
+		c, err := layer.Accept()
+		if err != nil {
+			return
+		}
+		accepted <- c.RemoteAddr().String()
+		c.Close()
+	}()
+	stranger := startHost(t, nds[2].key, NewGater([]peer.ID{nds[0].id}))
+	member := startHost(t, nds[1].key, NewGater(net.PeerIDs()))
+	connectAll(t, []host.Host{h, stranger})
+	connectAll(t, []host.Host{h, member})
+	sl := &StreamLayer{h: stranger}
+	if c, err := sl.Dial(raft.ServerAddress(h.ID().String()), 5*time.Second); err == nil {
+		// The stream opens; the build node closes it unread.
+		c.Write([]byte{0})
+		c.SetReadDeadline(time.Now().Add(5 * time.Second))
+		if _, err := c.Read(make([]byte, 1)); err == nil {
+			t.Fatal("a stranger's raft stream was answered")
+		}
+		c.Close()
+	}
+	waitFor(t, 5*time.Second, "the stranger's stream to be refused", func() bool { return layer.Refused() == 1 })
+	ml := &StreamLayer{h: member}
+	c, err := ml.Dial(raft.ServerAddress(h.ID().String()), 5*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	// libp2p negotiates the protocol lazily: the listener sees the stream
+	// once the dialer writes (Raft always writes first).
+	if _, err := c.Write([]byte{0}); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case got := <-accepted:
+		if got != member.ID().String() {
+			t.Fatalf("accepted %s, want the member %s", got, member.ID())
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("the member's stream was not accepted")
 	}
 }

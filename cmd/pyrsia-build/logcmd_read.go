@@ -10,12 +10,9 @@ import (
 	"strings"
 
 	"github.com/pyrsia/pyrsia-build/publish"
+	"github.com/pyrsia/pyrsia-build/publish/logclient"
 	"github.com/pyrsia/pyrsia-build/publish/witness"
-	fmtlog "github.com/transparency-dev/formats/log"
-	"github.com/transparency-dev/merkle/proof"
-	"github.com/transparency-dev/merkle/rfc6962"
 	"github.com/urfave/cli/v2"
-	"golang.org/x/mod/sumdb/note"
 )
 
 const readerSourceHelp = `The log is read from its folder (--dir DIR; stop 'pyrsia-build log serve' on it
@@ -70,33 +67,33 @@ Examples:
 			case !c.IsSet("threshold"):
 				threshold = witness.Threshold(len(cosigners))
 			}
+			logKeys, err := readVerifiers(c.StringSlice("log-key"), "log-key", false)
+			if err != nil {
+				return err
+			}
 			src, err := openSource(c)
 			if err != nil {
 				return err
 			}
 			defer src.Close()
-			cp, b, logKey, err := readCheckpoint(c, src)
+			_, cp, err := readCheckpoint(c, src)
 			if err != nil {
 				return err
 			}
-			c.App.Writer.Write(b)
-			if logKey == nil {
+			c.App.Writer.Write(cp.Note)
+			if cp.LogKey == "" {
 				return nil
 			}
-			fmt.Fprintf(c.App.ErrWriter, "checkpoint of %q at size %d: signed by log key %q\n", cp.Origin, cp.Size, logKey.Name())
+			fmt.Fprintf(c.App.ErrWriter, "checkpoint of %q at size %d: signed by log key %q\n", cp.Origin, cp.Size, cp.LogKey)
 			if len(cosigners) == 0 {
 				return nil
 			}
-			_, names, err := witness.VerifyFinal(b, cp.Origin, []note.Verifier{logKey}, cosigners, threshold)
-			if errors.Is(err, witness.ErrNotFinal) {
-				return failed(fmt.Errorf("%s: %w", src, trimWitness(err)),
-					"the build nodes have not cosigned this checkpoint yet (wait and read it again), or a listed --cosigner-key is not one of theirs")
-			}
+			final, err := verifyFinal(src, cp, logKeys, cosigners, threshold)
 			if err != nil {
-				return inputErr(fmt.Errorf("%s: %w", src, trimWitness(err)))
+				return err
 			}
 			fmt.Fprintf(c.App.ErrWriter, "final: cosigned by %s (%d of %d cosigners, threshold %d)\n",
-				strings.Join(names, ", "), len(names), len(cosigners), threshold)
+				strings.Join(final.Cosigners, ", "), len(final.Cosigners), len(cosigners), threshold)
 			return nil
 		},
 	}
@@ -126,12 +123,15 @@ Examples:
 			&cli.BoolFlag{Name: "raw", Usage: "write the entry's bytes as they are"},
 		),
 		Action: func(c *cli.Context) error {
-			src, index, ce, err := readProvenEntry(c, "entry")
+			src, client, cp, index, err := openAtIndex(c, "entry")
 			if err != nil {
 				return err
 			}
 			defer src.Close()
-			entry := ce.entry
+			entry, _, err := client.Entry(c.Context, cp, index)
+			if err != nil {
+				return clientErr(err, "")
+			}
 			if c.Bool("raw") {
 				_, err := c.App.Writer.Write(entry)
 				return err
@@ -177,18 +177,14 @@ Examples:
 			&cli.StringFlag{Name: "output", Aliases: []string{"o"}, Usage: "write the bundle to `FILE` (default: standard output)"},
 		),
 		Action: func(c *cli.Context) error {
-			src, index, ce, err := readProvenEntry(c, "proof")
+			src, client, cp, index, err := openAtIndex(c, "proof")
 			if err != nil {
 				return err
 			}
 			defer src.Close()
-			cp, noteBytes, entry, hashes := ce.cp, ce.note, ce.entry, ce.hashes
-			pb := publish.ProofBundle{
-				RawEntry:       entry,
-				Index:          index,
-				TreeSize:       cp.Size,
-				InclusionProof: hashes,
-				Checkpoint:     string(noteBytes),
+			pb, err := client.ProofBundle(c.Context, cp, index)
+			if err != nil {
+				return clientErr(err, "")
 			}
 			b, err := pb.MarshalJSON()
 			if err != nil {
@@ -216,14 +212,16 @@ func logConsistencyCommand() *cli.Command {
 		UsageText: "pyrsia-build log consistency (--dir DIR | --url URL) [--origin ORIGIN] [--log-key PUB ...] OLD NEW",
 		Description: `Prints the RFC 6962 consistency proof from the tree of OLD entries to the tree
 of NEW entries (NEW at most the latest checkpoint's size), one base64 hash per
-line. The proof is printed as the log gives it, not verified: checking it needs
-the roots of both trees, and this command knows only the latest checkpoint's.
-A cosigner checks it against the checkpoint it last cosigned.
+line. The proof is checked before it is printed: the roots of both trees are
+computed from the log's tiles, and each is proven consistent with the latest
+checkpoint's root (signed by the log with --log-key). A cosigner checks it
+against the checkpoint it last cosigned.
 
 ` + readerSourceHelp + `
 
-Exit codes: 0 printed, 1 the checkpoint does not verify with --log-key, 2 usage
-error or bad input (sizes out of range, an unreachable log).
+Exit codes: 0 printed, 1 the checkpoint does not verify with --log-key or the
+proof does not verify, 2 usage error or bad input (sizes out of range, an
+unreachable log).
 
 Examples:
    pyrsia-build log consistency --dir log 3 10
@@ -251,16 +249,16 @@ Examples:
 				return err
 			}
 			defer src.Close()
-			cp, _, _, err := readCheckpoint(c, src)
+			client, cp, err := readCheckpoint(c, src)
 			if err != nil {
 				return err
 			}
 			if newSize > cp.Size {
 				return inputErr(fmt.Errorf("NEW size %d is past the end of the log: its checkpoint has size %d", newSize, cp.Size))
 			}
-			hashes, err := src.ConsistencyProof(c.Context, oldSize, newSize)
+			hashes, err := client.ConsistencyProof(c.Context, cp, oldSize, newSize)
 			if err != nil {
-				return inputErr(fmt.Errorf("%s: consistency proof from size %d to %d: %w", src, oldSize, newSize, trimTlog(err)))
+				return clientErr(err, "")
 			}
 			for _, h := range hashes {
 				fmt.Fprintln(c.App.Writer, base64.StdEncoding.EncodeToString(h))
@@ -270,40 +268,26 @@ Examples:
 	}
 }
 
-// indexArg reads the one INDEX argument.
-// checkedEntry is an entry with the checkpoint it was proven against.
-type checkedEntry struct {
-	cp     *fmtlog.Checkpoint
-	note   []byte
-	entry  []byte
-	hashes [][]byte // the inclusion proof
-}
-
-// readProvenEntry reads the INDEX argument, opens the log source, reads its
-// checkpoint and the entry with its inclusion proof, checked against the
-// checkpoint's root. The caller closes the source.
-func readProvenEntry(c *cli.Context, cmd string) (logSource, uint64, *checkedEntry, error) {
+// openAtIndex reads the INDEX argument, opens the log source and reads its
+// checkpoint (see readCheckpoint). The caller closes the source.
+func openAtIndex(c *cli.Context, cmd string) (logclient.Source, *logclient.Client, *logclient.Checkpoint, uint64, error) {
 	index, err := indexArg(c, cmd)
 	if err != nil {
-		return nil, 0, nil, err
+		return nil, nil, nil, 0, err
 	}
 	src, err := openSource(c)
 	if err != nil {
-		return nil, 0, nil, err
+		return nil, nil, nil, 0, err
 	}
-	cp, noteBytes, _, err := readCheckpoint(c, src)
+	client, cp, err := readCheckpoint(c, src)
 	if err != nil {
 		src.Close()
-		return nil, 0, nil, err
+		return nil, nil, nil, 0, err
 	}
-	entry, hashes, err := provenEntry(c, src, cp, index)
-	if err != nil {
-		src.Close()
-		return nil, 0, nil, err
-	}
-	return src, index, &checkedEntry{cp: cp, note: noteBytes, entry: entry, hashes: hashes}, nil
+	return src, client, cp, index, nil
 }
 
+// indexArg reads the one INDEX argument.
 func indexArg(c *cli.Context, cmd string) (uint64, error) {
 	if c.NArg() != 1 {
 		return 0, inputErr(fmt.Errorf("log %s takes one INDEX, got %d arguments", cmd, c.NArg()),
@@ -314,33 +298,4 @@ func indexArg(c *cli.Context, cmd string) (uint64, error) {
 		return 0, inputErr(fmt.Errorf("INDEX %q is not an entry index (0, 1, 2...)", c.Args().First()))
 	}
 	return index, nil
-}
-
-// provenEntry reads the entry at index and its inclusion proof in the tree
-// of cp, and checks the proof against cp's root.
-func provenEntry(c *cli.Context, src logSource, cp *fmtlog.Checkpoint, index uint64) ([]byte, [][]byte, error) {
-	if index >= cp.Size {
-		return nil, nil, inputErr(fmt.Errorf("%s: entry %d is past the end of the log: its checkpoint has size %d", src, index, cp.Size),
-			lastIndexHint(cp.Size))
-	}
-	entry, err := src.Entry(c.Context, index, cp.Size)
-	if err != nil {
-		return nil, nil, inputErr(fmt.Errorf("%s: reading entry %d: %w", src, index, trimTlog(err)))
-	}
-	hashes, err := src.InclusionProof(c.Context, index, cp.Size)
-	if err != nil {
-		return nil, nil, inputErr(fmt.Errorf("%s: inclusion proof of entry %d: %w", src, index, trimTlog(err)))
-	}
-	if err := proof.VerifyInclusion(rfc6962.DefaultHasher, index, cp.Size, publish.LeafHash(entry), hashes, cp.Hash); err != nil {
-		return nil, nil, failed(fmt.Errorf("%s: entry %d is not in the tree of its checkpoint (size %d): %w", src, index, cp.Size, err),
-			"the log's entries or tiles do not match its checkpoint: read it from another build node or mirror")
-	}
-	return entry, hashes, nil
-}
-
-func lastIndexHint(size uint64) string {
-	if size == 0 {
-		return "the log is empty"
-	}
-	return fmt.Sprintf("indexes run from 0 to %d", size-1)
 }

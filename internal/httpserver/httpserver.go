@@ -165,10 +165,17 @@ func (l *limitListener) release(client string) {
 	<-l.sem
 }
 
-// clientOf is the IP address of a remote address, or the whole address
-// for other networks.
+// clientOf is the client a remote address counts as: its IPv4 address, the
+// /64 of an IPv6 address (one host routes a whole /64, so per address it
+// would count as 2^64 clients), or the whole address for other networks.
 func clientOf(a net.Addr) string {
 	if ta, ok := a.(*net.TCPAddr); ok {
+		if ip4 := ta.IP.To4(); ip4 != nil {
+			return ip4.String()
+		}
+		if ip6 := ta.IP.To16(); ip6 != nil {
+			return (&net.IPNet{IP: ip6.Mask(net.CIDRMask(64, 128)), Mask: net.CIDRMask(64, 128)}).String()
+		}
 		return ta.IP.String()
 	}
 	return a.String()

@@ -171,8 +171,12 @@ func newRow(logIndex uint64, e *publish.Entry) (*row, error) {
 	if len(e.Subjects) == 0 {
 		return nil, fmt.Errorf("index: log index %d: entry has no subjects", logIndex)
 	}
-	// An entry is found by its coordinate: it must be its spec's, or the
-	// index would serve one artifact under another's name.
+	// An entry is found by its input digest and its coordinate: both must
+	// be its spec's, or the index would serve one build, or one artifact,
+	// under another's name.
+	if err := publish.CheckInputDigest(e); err != nil {
+		return nil, fmt.Errorf("index: log index %d: not indexed: %w", logIndex, err)
+	}
 	if err := publish.CheckLabels(e); err != nil {
 		return nil, fmt.Errorf("index: log index %d: not indexed: %w", logIndex, err)
 	}

@@ -32,11 +32,18 @@ func specOf(ecosystem, coordinate string, input any) json.RawMessage {
 	return b
 }
 
+// inputOf is the input digest of the spec of entry(ecosystem, coordinate,
+// input, ...): the SHA-256 of its spec.
+func inputOf(ecosystem, coordinate string, input any) string {
+	sum := sha256.Sum256(specOf(ecosystem, coordinate, input))
+	return "sha256:" + hex.EncodeToString(sum[:])
+}
+
 // entry returns an entry for spec input publishing the named artifacts
 // ("name=content"), the digest of each being that of its content.
 func entry(ecosystem, coordinate, input string, artifacts ...string) *publish.Entry {
 	e := &publish.Entry{
-		InputDigest: "sha256:" + hexOf(input),
+		InputDigest: inputOf(ecosystem, coordinate, input),
 		Ecosystem:   ecosystem,
 		Coordinate:  coordinate,
 		Spec:        specOf(ecosystem, coordinate, input),
@@ -68,7 +75,10 @@ func logIndexes(recs []Record) []uint64 {
 //	2 oci   hello:1.0 input-c  hello=image-2 (a new build of the tag)
 //	3 oci   hello:latest input-c hello=image-2 (the same image, another tag)
 //	4 maven g:a:1.1   input-d  a-1.1.jar=jar-1 (an unchanged jar), a-1.1.pom=pom-2
-//	7 oci   other:1   input-a  other=image-1 (a rebuild of input-a, after a gap)
+//	7 oci   hello:1.0 input-a  hello=image-1, hello.sbom=sbom-1 (a rebuild of input-a, after a gap)
+//
+// An input digest is that of the spec, which names the ecosystem and
+// coordinate: entries 2 and 3 have different input digests.
 func sampleIndex(t *testing.T) *Index {
 	t.Helper()
 	x, err := New()
@@ -87,7 +97,7 @@ func sampleIndex(t *testing.T) *Index {
 	if err := x.Add(3, entry("oci", "hello:latest", "input-c", "hello=image-2")); err != nil {
 		t.Fatal(err)
 	}
-	if err := x.Add(7, entry("oci", "other:1", "input-a", "other=image-1")); err != nil {
+	if err := x.Add(7, entry("oci", "hello:1.0", "input-a", "hello=image-1", "hello.sbom=sbom-1")); err != nil {
 		t.Fatal(err)
 	}
 	return x
@@ -106,7 +116,7 @@ func TestLookups(t *testing.T) {
 			{"one entry", hexOf("pom-1"), []uint64{1}},
 			{"prefixed", "sha256:" + hexOf("pom-1"), []uint64{1}},
 			{"two tags", hexOf("image-2"), []uint64{2, 3}},
-			{"two names after a gap", hexOf("image-1"), []uint64{0, 7}},
+			{"a rebuild after a gap", hexOf("image-1"), []uint64{0, 7}},
 			{"jar in two releases", hexOf("jar-1"), []uint64{1, 4}},
 			{"unknown", hexOf("nothing"), nil},
 			{"upper case", strings.ToUpper(hexOf("pom-1")), []uint64{1}},
@@ -128,11 +138,12 @@ func TestLookups(t *testing.T) {
 			want         uint64
 			ok           bool
 		}{
-			{"once", "sha256:" + hexOf("input-b"), 1, true},
-			{"latest of two", "sha256:" + hexOf("input-c"), 3, true},
-			{"latest after a gap", "sha256:" + hexOf("input-a"), 7, true},
-			{"bare hex", hexOf("input-d"), 4, true},
-			{"unknown", "sha256:" + hexOf("input-z"), 0, false},
+			{"once", inputOf("maven", "g:a:1.0", "input-b"), 1, true},
+			{"one input, one tag", inputOf("oci", "hello:1.0", "input-c"), 2, true},
+			{"one input, another tag", inputOf("oci", "hello:latest", "input-c"), 3, true},
+			{"latest after a gap", inputOf("oci", "hello:1.0", "input-a"), 7, true},
+			{"bare hex", strings.TrimPrefix(inputOf("maven", "g:a:1.1", "input-d"), "sha256:"), 4, true},
+			{"unknown", inputOf("oci", "hello:1.0", "input-z"), 0, false},
 			{"invalid", "sha256:00", 0, false},
 		}
 		for _, tt := range tests {
@@ -149,7 +160,7 @@ func TestLookups(t *testing.T) {
 			ecosystem, coordinate string
 			want                  []uint64
 		}{
-			{"oci", "hello:1.0", []uint64{0, 2}},
+			{"oci", "hello:1.0", []uint64{0, 2, 7}},
 			{"oci", "hello:latest", []uint64{3}},
 			{"maven", "g:a:1.1", []uint64{4}},
 			{"maven", "hello:1.0", nil},
@@ -169,7 +180,7 @@ func TestLookups(t *testing.T) {
 		got, ok := x.Get(1)
 		want := Record{
 			LogIndex:    1,
-			InputDigest: "sha256:" + hexOf("input-b"),
+			InputDigest: inputOf("maven", "g:a:1.0", "input-b"),
 			Ecosystem:   "maven",
 			Coordinate:  "g:a:1.0",
 			Subjects: []publish.Subject{
@@ -261,7 +272,7 @@ func TestAddErrors(t *testing.T) {
 			if _, ok := x.Get(100); ok || x.Len() != 6 {
 				t.Errorf("a failed AddBatch left entries behind: Len() = %d", x.Len())
 			}
-			if got, _ := x.Get(0); got.InputDigest != "sha256:"+hexOf("input-a") {
+			if got, _ := x.Get(0); got.InputDigest != inputOf("oci", "hello:1.0", "input-a") {
 				t.Errorf("log index 0 changed to %+v", got)
 			}
 		})
@@ -341,9 +352,7 @@ func TestConcurrentReadsAndWrites(t *testing.T) {
 // Maven jar and pom, signed by three nodes, with a statement of about 1 KiB.
 func synthetic(i uint64) *publish.Entry {
 	statement := []byte(fmt.Sprintf(`{"_type":"https://in-toto.io/Statement/v1","n":%d,"pad":"%s"}`, i, strings.Repeat("x", 1000)))
-	e := &publish.Entry{
-		InputDigest: "sha256:" + hexOf(fmt.Sprint("input-", i)),
-	}
+	e := &publish.Entry{}
 	if i%2 == 0 {
 		e.Ecosystem, e.Coordinate = "oci", fmt.Sprintf("app-%d:1.%d", i%100, i/100)
 		e.Subjects = []publish.Subject{{Name: "app", Digest: "sha256:" + hexOf(fmt.Sprint("artifact-", i))}}
@@ -355,6 +364,7 @@ func synthetic(i uint64) *publish.Entry {
 		}
 	}
 	e.Spec = specOf(e.Ecosystem, e.Coordinate, i)
+	e.InputDigest = e.SpecDigest()
 	for node := range 3 {
 		e.Envelopes = append(e.Envelopes, &dssepb.Envelope{
 			PayloadType: "application/vnd.in-toto+json",

@@ -30,7 +30,8 @@ type Trust struct {
 	// BuildKeys are the build nodes' cosign keys, one per distinct key.
 	BuildKeys []*attest.PublicKey
 	// BuildThreshold is how many distinct BuildKeys must have attested an
-	// entry.
+	// entry: 1 to len(BuildKeys). A verifier refuses a Trust with 0 (fail
+	// closed); NewTrust and Policy.Trust always set it.
 	BuildThreshold int
 	// PolicyDigest is the digest of the policy this Trust was compiled
 	// from, "" for one assembled from keys.
@@ -200,7 +201,10 @@ func (t *Trust) VerifyCheckpoint(noteBytes []byte) (*log.Checkpoint, []string, e
 // CosignerOptions returns the options of a [witness.Cosigner] that cosigns
 // this network's checkpoints with signer (the node's cosignature/v1
 // signer), keeping its state in stateDir: any of t's log keys may have
-// signed a checkpoint, and its origin is t's.
-func (t *Trust) CosignerOptions(signer note.Signer, stateDir string) witness.CosignerOptions {
-	return witness.CosignerOptions{Signer: signer, Origin: t.Origin, LogVerifiers: t.LogVerifiers, StateDir: stateDir}
+// signed a checkpoint, its origin is t's, and it cosigns only trees that
+// replica, the node's own copy of the log, holds. With more than one log
+// key, [witness.NewCosigner] refuses options without a replica: any one
+// node's key could otherwise advance the cosigner past the real log.
+func (t *Trust) CosignerOptions(signer note.Signer, stateDir string, replica witness.Replica) witness.CosignerOptions {
+	return witness.CosignerOptions{Signer: signer, Origin: t.Origin, LogVerifiers: t.LogVerifiers, StateDir: stateDir, Replica: replica}
 }

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"strings"
 	"testing"
 
@@ -177,7 +178,17 @@ func TestNetworkCheckpoint(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		c, err := witness.NewCosigner(tr.CosignerOptions(cs, t.TempDir()))
+		if _, err := witness.NewCosigner(tr.CosignerOptions(cs, t.TempDir(), nil)); err == nil {
+			t.Fatalf("%s: NewCosigner accepted %d log keys and no replica", nodes[i].Name, len(tr.LogVerifiers))
+		}
+		// Every node's replica holds the empty tree.
+		replica := witness.ReplicaFunc(func(_ context.Context, size uint64) ([]byte, error) {
+			if size != 0 {
+				return nil, fmt.Errorf("the replica holds 0 entries, not %d", size)
+			}
+			return rfc6962.DefaultHasher.EmptyRoot(), nil
+		})
+		c, err := witness.NewCosigner(tr.CosignerOptions(cs, t.TempDir(), replica))
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -867,7 +867,15 @@ func (l *Log) recover(ctx context.Context) error {
 	}
 	if cut != nil {
 		path := path.Join(walDir, walSegmentName(newest))
-		log.WarnContext(ctx, "tlog: cutting off a torn write-ahead-log tail (an append that was never acknowledged)", "dir", dir, "segment", path, "offset", cut.offset)
+		// Open cannot tell a torn append from an acknowledged record that
+		// was damaged on disk, so it keeps what it cuts, durably, before
+		// cutting: an operator can recover an entry from it.
+		kept, err := keepCutTail(fsys, newest, cut.offset)
+		if err != nil {
+			return err
+		}
+		log.WarnContext(ctx, "tlog: cutting off a torn write-ahead-log tail (an append that was never acknowledged, or a damaged record)",
+			"dir", dir, "segment", path, "offset", cut.offset, "entry", cut.index, "kept_in", kept)
 		if err := fsys.Truncate(path, cut.offset); err != nil {
 			return fmt.Errorf("tlog: truncating %s: %w", path, err)
 		}
@@ -900,6 +908,37 @@ func (l *Log) recover(ctx context.Context) error {
 	}
 	log.InfoContext(ctx, "tlog: opened", "dir", dir, "size", size)
 	return nil
+}
+
+// keepCutTail copies the bytes of segment start from offset to its end to
+// a new file wal/.cut-<segment>-<offset> (".1", ".2"... if that name is
+// taken), made durable, and returns its name: "" when there is nothing to
+// keep. Dot files are not segments: listWALSegments skips them.
+func keepCutTail(fsys FS, start uint64, offset int64) (string, error) {
+	seg := path.Join(walDir, walSegmentName(start))
+	data, err := fsys.ReadFile(seg)
+	if err != nil {
+		return "", fmt.Errorf("tlog: reading %s: %w", seg, err)
+	}
+	if offset >= int64(len(data)) {
+		return "", nil
+	}
+	base := path.Join(walDir, fmt.Sprintf(".cut-%s-%d", walSegmentName(start), offset))
+	name := base
+	for i := 1; ; i++ {
+		ok, err := fsys.Exists(name)
+		if err != nil {
+			return "", fmt.Errorf("tlog: %w", err)
+		}
+		if !ok {
+			break
+		}
+		name = fmt.Sprintf("%s.%d", base, i)
+	}
+	if err := fsys.WriteFile(name, data[offset:], true); err != nil {
+		return "", fmt.Errorf("tlog: keeping the cut tail of %s in %s: %w", seg, name, err)
+	}
+	return name, nil
 }
 
 // checkTile is the builder's full-tile callback during recovery: a tile

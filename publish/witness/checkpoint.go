@@ -218,26 +218,25 @@ func ParseCheckpointText(text []byte) (*log.Checkpoint, error) {
 }
 
 // AddSignatures returns noteBytes with sigs appended to its signatures.
-// Signatures are not verified. A signature whose key (name and key hash) is
-// already in the note, or earlier in sigs, is dropped: the first one stays.
-// The order is that of the note, then that of sigs.
+// Signatures are not verified, so none is dropped for another of the same
+// key (name and key hash): a junk line for a key, which anyone can append
+// to a note on its way, must not hide that key's genuine signature added
+// after it. Verifiers ([VerifyFinal]) try every line of a key. Only a line
+// that is already there, byte for byte, is dropped. The order is that of
+// the note, then that of sigs.
 func AddSignatures(noteBytes []byte, sigs ...note.Signature) ([]byte, error) {
 	n, err := OpenUnverified(noteBytes)
 	if err != nil {
 		return nil, err
 	}
-	type key struct {
-		name string
-		hash uint32
-	}
-	seen := make(map[key]bool)
+	seen := make(map[note.Signature]bool)
 	var all []note.Signature
 	for _, list := range [][]note.Signature{n.UnverifiedSigs, sigs} {
 		for _, s := range list {
-			if seen[key{s.Name, s.Hash}] {
+			if seen[s] {
 				continue
 			}
-			seen[key{s.Name, s.Hash}] = true
+			seen[s] = true
 			all = append(all, s)
 		}
 	}

@@ -144,7 +144,10 @@ func TestAddSignatures(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := string(signed) + "— node-b " + sigB.Base64 + "\n— node-a " + sigA.Base64 + "\n"
+	// sigB given twice is kept once; sigA2, another line of node-a's key
+	// (not valid for this checkpoint), is kept: AddSignatures does not judge
+	// lines, so it never drops one for another of the same key.
+	want := string(signed) + "— node-b " + sigB.Base64 + "\n— node-a " + sigA.Base64 + "\n— node-a " + sigA2.Base64 + "\n"
 	if string(got) != want {
 		t.Errorf("got\n%s\nwant\n%s", got, want)
 	}

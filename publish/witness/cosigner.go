@@ -51,19 +51,89 @@ type ForkError struct {
 	// New is the signed note of the refused checkpoint, and NewCheckpoint its body.
 	New           []byte
 	NewCheckpoint log.Checkpoint
+	// OldSigner and NewSigner name the log keys that signed Old and New.
+	// When they differ (in a network, every build node's key signs
+	// checkpoints), the evidence shows that two nodes disagree, not that
+	// the log forked: one of them signed a tree the other does not hold.
+	OldSigner, NewSigner string
 	// Reason says what is wrong.
 	Reason string
 }
 
+// SameSigner reports whether one log key signed both checkpoints: only
+// then is the evidence proof that the log forked.
+func (e *ForkError) SameSigner() bool { return e.OldSigner == e.NewSigner }
+
 func (e *ForkError) Error() string {
+	if !e.SameSigner() {
+		return fmt.Sprintf("witness: checkpoints of %q by two log keys disagree (%s): %q signed size %d root %s, %q signed size %d root %s; "+
+			"one of these nodes signed a tree the other does not hold, which proves no fork of the log",
+			truncate(e.NewCheckpoint.Origin), e.Reason,
+			truncate(e.OldSigner), e.OldCheckpoint.Size, base64.StdEncoding.EncodeToString(e.OldCheckpoint.Hash),
+			truncate(e.NewSigner), e.NewCheckpoint.Size, base64.StdEncoding.EncodeToString(e.NewCheckpoint.Hash))
+	}
 	return fmt.Sprintf("witness: the log %q forked: %s: cosigned size %d root %s, offered size %d root %s",
 		truncate(e.NewCheckpoint.Origin), e.Reason,
 		e.OldCheckpoint.Size, base64.StdEncoding.EncodeToString(e.OldCheckpoint.Hash),
 		e.NewCheckpoint.Size, base64.StdEncoding.EncodeToString(e.NewCheckpoint.Hash))
 }
 
-// Unwrap returns [ErrFork].
-func (e *ForkError) Unwrap() error { return ErrFork }
+// Unwrap returns [ErrFork] when one log key signed both checkpoints, and
+// [ErrDisagree] when two did.
+func (e *ForkError) Unwrap() error {
+	if !e.SameSigner() {
+		return ErrDisagree
+	}
+	return ErrFork
+}
+
+// ErrDisagree is wrapped by a [*ForkError] whose two checkpoints were
+// signed by different log keys: two build nodes disagree on the tree at a
+// size. Use errors.Is.
+var ErrDisagree = errors.New("witness: checkpoints by two log keys disagree")
+
+// ErrNotReplica is wrapped by a [*ReplicaError]: the checkpoint offered is
+// not the cosigning node's own replica's tree at that size, or the replica
+// does not hold that size yet. Use errors.Is.
+var ErrNotReplica = errors.New("witness: checkpoint is not this node's replica")
+
+// ReplicaError says that a checkpoint offered to a [Cosigner] with a
+// [Replica] is not the replica's: its root differs from the replica's root
+// at its size (Root is then set), or the replica could not give that root
+// (Err: it is behind, say).
+type ReplicaError struct {
+	Checkpoint log.Checkpoint
+	Signer     string // the log key that signed the offered checkpoint
+	Root       []byte // the replica's root at the checkpoint's size, if known
+	Err        error
+}
+
+func (e *ReplicaError) Error() string {
+	if e.Err != nil {
+		return fmt.Sprintf("witness: cosigner: checkpoint of %q at size %d, signed by %q: no root of this node's replica at that size to compare with: %v",
+			truncate(e.Checkpoint.Origin), e.Checkpoint.Size, truncate(e.Signer), e.Err)
+	}
+	return fmt.Sprintf("witness: cosigner: checkpoint of %q at size %d, signed by %q, has root %s, this node's replica %s: not cosigned (%q signed a tree this node does not hold)",
+		truncate(e.Checkpoint.Origin), e.Checkpoint.Size, truncate(e.Signer), base64.StdEncoding.EncodeToString(e.Checkpoint.Hash),
+		base64.StdEncoding.EncodeToString(e.Root), truncate(e.Signer))
+}
+
+// Unwrap returns [ErrNotReplica] and the replica's error, if any.
+func (e *ReplicaError) Unwrap() []error { return []error{ErrNotReplica, e.Err} }
+
+// Replica is the cosigning node's own copy of the log. Its contract:
+// RootAt returns the RFC 6962 root hash of the replica's tree at size, or
+// an error if the replica does not hold size entries (yet); the roots it
+// returns are those of one append-only tree. It returns when ctx is done.
+type Replica interface {
+	RootAt(ctx context.Context, size uint64) ([]byte, error)
+}
+
+// ReplicaFunc adapts a function to a [Replica].
+type ReplicaFunc func(ctx context.Context, size uint64) ([]byte, error)
+
+// RootAt calls f.
+func (f ReplicaFunc) RootAt(ctx context.Context, size uint64) ([]byte, error) { return f(ctx, size) }
 
 // ConflictError says that the checkpoint offered is smaller than the one
 // last cosigned, or (from [Cosigner.AddCheckpoint]) that the old size given
@@ -152,6 +222,15 @@ type CosignerOptions struct {
 	// StateDir holds the last cosigned checkpoint, in the file [StateFile].
 	// It is created if missing.
 	StateDir string
+	// Replica is this node's own copy of the log. With it, the Cosigner
+	// cosigns a checkpoint only if its root is the replica's root at its
+	// size, and judges consistency with the last cosigned checkpoint from
+	// the replica (both roots must be the replica's), never from the
+	// submitter's proofs. It is required with more than one log key: any
+	// of them could otherwise sign a tree that extends the last one
+	// cosigned with entries of its choosing, and have the cosigner refuse
+	// the real log's next checkpoint as a fork.
+	Replica Replica
 }
 
 // Cosigner cosigns the checkpoints of one log, each only if it extends the
@@ -161,10 +240,11 @@ type Cosigner struct {
 	opts CosignerOptions
 	logs []note.Verifier // LogVerifier and LogVerifiers
 
-	mu        sync.Mutex
-	last      []byte          // signed note of the last cosigned checkpoint, nil if none
-	lastCP    *log.Checkpoint // its body
-	statePath string
+	mu         sync.Mutex
+	last       []byte          // signed note of the last cosigned checkpoint, nil if none
+	lastCP     *log.Checkpoint // its body
+	lastSigner string          // the log key that signed it
+	statePath  string
 }
 
 // NewCosigner returns a Cosigner that resumes from the state in
@@ -196,6 +276,9 @@ func NewCosigner(opts CosignerOptions) (*Cosigner, error) {
 		}
 		c.logs = append(c.logs, v)
 	}
+	if distinct, _ := Distinct(c.logs); len(distinct) > 1 && opts.Replica == nil {
+		return nil, fmt.Errorf("witness: cosigner: %d log keys and no replica: with several log keys (a network's nodes), the cosigner must compare each checkpoint with this node's own replica of the log (set CosignerOptions.Replica)", len(distinct))
+	}
 	b, err := attest.ReadFileLimited(c.statePath, MaxCheckpointSize)
 	if errors.Is(err, fs.ErrNotExist) {
 		return c, nil
@@ -203,12 +286,35 @@ func NewCosigner(opts CosignerOptions) (*Cosigner, error) {
 	if err != nil {
 		return nil, fmt.Errorf("witness: cosigner: reading state: %w", err)
 	}
-	cp, _, err := ParseCheckpoint(b, opts.Origin, c.logs...)
+	cp, n, err := ParseCheckpoint(b, opts.Origin, c.logs...)
 	if err != nil {
 		return nil, fmt.Errorf("witness: cosigner: state file %s is corrupt or for another log (it is not reset automatically): %w", c.statePath, err)
 	}
-	c.last, c.lastCP = b, cp
+	c.last, c.lastCP, c.lastSigner = b, cp, signerOf(n)
 	return c, nil
+}
+
+// signerOf names the log key whose signature ParseCheckpoint verified.
+func signerOf(n *note.Note) string {
+	if len(n.Sigs) == 0 {
+		return ""
+	}
+	return fmt.Sprintf("%s+%08x", n.Sigs[0].Name, n.Sigs[0].Hash)
+}
+
+// checkReplica checks cp, signed by signer, against c's replica, if any.
+func (c *Cosigner) checkReplica(ctx context.Context, cp *log.Checkpoint, signer string) error {
+	if c.opts.Replica == nil {
+		return nil
+	}
+	root, err := c.opts.Replica.RootAt(ctx, cp.Size)
+	if err != nil {
+		return &ReplicaError{Checkpoint: *cp, Signer: signer, Err: err}
+	}
+	if !bytes.Equal(root, cp.Hash) {
+		return &ReplicaError{Checkpoint: *cp, Signer: signer, Root: root}
+	}
+	return nil
 }
 
 // Last returns the signed note of the last checkpoint cosigned, or nil.
@@ -227,17 +333,26 @@ func (c *Cosigner) Last() []byte {
 // for the same size with another root (the proof of a fork), a
 // [*ConflictError] for a smaller size, a [*BadProofError] for a proof that
 // does not verify.
-// src is only called when a proof is needed. The checkpoint is stored durably
-// before the cosignature is returned.
+// src is only called when a proof is needed. With a [CosignerOptions.Replica],
+// the checkpoint's root must be the replica's at its size (else a
+// [*ReplicaError]), consistency is judged from the replica and src is
+// never called. A [*ForkError] names the log keys that signed both
+// checkpoints; for two different keys it wraps [ErrDisagree], not
+// [ErrFork]. The checkpoint is stored durably before the cosignature is
+// returned.
 func (c *Cosigner) Cosign(ctx context.Context, checkpointNote []byte, src ProofSource) (note.Signature, error) {
 	cp, n, err := ParseCheckpoint(checkpointNote, c.opts.Origin, c.logs...)
 	if err != nil {
 		return note.Signature{}, err
 	}
+	signer := signerOf(n)
+	if err := c.checkReplica(ctx, cp, signer); err != nil {
+		return note.Signature{}, err
+	}
 
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if err := c.checkExtends(ctx, checkpointNote, cp, src); err != nil {
+	if err := c.checkExtends(ctx, checkpointNote, cp, signer, src); err != nil {
 		return note.Signature{}, err
 	}
 
@@ -269,6 +384,10 @@ func (c *Cosigner) AddCheckpoint(ctx context.Context, oldSize uint64, consistenc
 	if err := ctx.Err(); err != nil {
 		return note.Signature{}, err
 	}
+	signer := signerOf(n)
+	if err := c.checkReplica(ctx, cp, signer); err != nil {
+		return note.Signature{}, err
+	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	var latest uint64
@@ -286,8 +405,8 @@ func (c *Cosigner) AddCheckpoint(ctx context.Context, oldSize uint64, consistenc
 	case cp.Size == old.Size:
 		if !bytes.Equal(cp.Hash, old.Hash) {
 			return note.Signature{}, &ForkError{
-				Old: bytes.Clone(c.last), OldCheckpoint: *old,
-				New: bytes.Clone(checkpointNote), NewCheckpoint: *cp,
+				Old: bytes.Clone(c.last), OldCheckpoint: *old, OldSigner: c.lastSigner,
+				New: bytes.Clone(checkpointNote), NewCheckpoint: *cp, NewSigner: signer,
 				Reason: "same tree size, different root",
 			}
 		}
@@ -325,12 +444,14 @@ func (c *Cosigner) cosignLocked(n *note.Note, cp *log.Checkpoint) (note.Signatur
 	if err := fsutil.WriteFileAtomic(c.statePath, signed, 0o600); err != nil {
 		return note.Signature{}, fmt.Errorf("witness: cosigner: saving state: %w", err)
 	}
-	c.last, c.lastCP = signed, cp
+	c.last, c.lastCP, c.lastSigner = signed, cp, signerOf(n)
 	return sig, nil
 }
 
-// checkExtends checks that cp extends c.lastCP. c.mu must be held.
-func (c *Cosigner) checkExtends(ctx context.Context, newNote []byte, cp *log.Checkpoint, src ProofSource) error {
+// checkExtends checks that cp, signed by signer, extends c.lastCP: with
+// a replica, by the replica's root at the old size; otherwise by a
+// consistency proof from src. c.mu must be held.
+func (c *Cosigner) checkExtends(ctx context.Context, newNote []byte, cp *log.Checkpoint, signer string, src ProofSource) error {
 	old := c.lastCP
 	if old == nil {
 		return nil // Trust on first use.
@@ -343,9 +464,25 @@ func (c *Cosigner) checkExtends(ctx context.Context, newNote []byte, cp *log.Che
 		if !bytes.Equal(cp.Hash, old.Hash) {
 			// Both notes carry a verified log signature: proof of a fork.
 			return &ForkError{
-				Old: bytes.Clone(c.last), OldCheckpoint: *old,
-				New: bytes.Clone(newNote), NewCheckpoint: *cp,
+				Old: bytes.Clone(c.last), OldCheckpoint: *old, OldSigner: c.lastSigner,
+				New: bytes.Clone(newNote), NewCheckpoint: *cp, NewSigner: signer,
 				Reason: "same tree size, different root",
+			}
+		}
+		return nil
+	}
+	if c.opts.Replica != nil {
+		// cp's root is the replica's (checkReplica); the old one must be
+		// too, or this node once cosigned a tree its replica does not hold.
+		root, err := c.opts.Replica.RootAt(ctx, old.Size)
+		if err != nil {
+			return &ReplicaError{Checkpoint: *old, Signer: c.lastSigner, Err: err}
+		}
+		if !bytes.Equal(root, old.Hash) {
+			return &ForkError{
+				Old: bytes.Clone(c.last), OldCheckpoint: *old, OldSigner: c.lastSigner,
+				New: bytes.Clone(newNote), NewCheckpoint: *cp, NewSigner: signer,
+				Reason: fmt.Sprintf("the checkpoint last cosigned, of size %d, is not this node's replica's tree at that size (root %s)", old.Size, base64.StdEncoding.EncodeToString(root)),
 			}
 		}
 		return nil

@@ -92,23 +92,30 @@ func NewCosignatureVerifier(vkey string) (note.Verifier, error) {
 // relabel it with another name (and the key hash that name gives).
 type keyedVerifier struct {
 	note.Verifier
-	pub string // the algorithm byte and key, base64, as in the vkey
+	pub string // the algorithm byte and key, in canonical base64 (see publicKey)
 }
 
 // publicKey returns the key part of a well-formed verifier key
-// "<name>+<hash>+<base64 key>". The name holds no '+' and the hash is 8 hex
-// digits, so the key is what follows the second '+', whatever '+'
-// characters its base64 holds.
+// "<name>+<hash>+<base64 key>", in canonical base64 of its decoded bytes.
+// The name holds no '+' and the hash is 8 hex digits, so the key is what
+// follows the second '+', whatever '+' characters its base64 holds. A key
+// is identified by its bytes, never by its text: Go's base64 decoder skips
+// '\r' and '\n', so two texts can be one key (checkKey also refuses such
+// text).
 func publicKey(vkey string) string {
 	parts := strings.SplitN(vkey, "+", 3)
 	if len(parts) != 3 {
 		return ""
 	}
-	return parts[2]
+	raw, err := base64.StdEncoding.DecodeString(parts[2])
+	if err != nil || len(raw) == 0 {
+		return ""
+	}
+	return base64.StdEncoding.EncodeToString(raw)
 }
 
 // PublicKey returns the identity of the public key behind v: its algorithm
-// and key bytes, base64, for the verifiers of [NewLogVerifier] and
+// and key bytes (in canonical base64), for the verifiers of [NewLogVerifier] and
 // [NewCosignatureVerifier]; for any other verifier, its name and key hash,
 // which tell keys apart only as far as their names do. Two verifiers with
 // the same PublicKey must be counted once.
@@ -192,6 +199,10 @@ func checkKey(key string, private bool) error {
 	switch {
 	case key == "":
 		return errors.New("empty key")
+	case strings.ContainsFunc(key, unicode.IsSpace):
+		return errors.New("the key contains white space (a line break inside it?): write the key on one line, as GenerateKey made it")
+	case wellFormed && base64.StdEncoding.EncodeToString(raw) != key64:
+		return errors.New("the key's base64 is not canonical (standard base64 with padding, as GenerateKey wrote it): copy the key again")
 	case private && !isPriv && wellFormed:
 		return errors.New("this is a verifier (public) key, want a signer (private) key starting PRIVATE+KEY+")
 	case private && !wellFormed, private && !isPriv:
