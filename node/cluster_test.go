@@ -467,7 +467,7 @@ func TestAllFailNoQuorum(t *testing.T) {
 	ctx := c.ctx()
 	_, evs := c.publish(ctx, 0, testSpec(5))
 	ev := lastEvent(evs)
-	if ev.Type != EventVerdict || !bytes.Contains([]byte(ev.Verdict.Text), []byte("node-a failed: node: building")) {
+	if ev.Type != EventVerdict || !bytes.Contains([]byte(ev.Verdict.Text), []byte("failed: node: building sha256:")) {
 		t.Fatalf("round ended with %+v, want a verdict naming the failures", ev)
 	}
 }
