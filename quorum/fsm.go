@@ -436,6 +436,17 @@ type inputCatchup interface {
 	CatchUpInputs(ctx context.Context, log Applier, have, want uint64, inputs map[string]uint64) error
 }
 
+// CatchUp implements [Catchup]. It first reads the input digests of the
+// log's entries [0, have) back (the log must be able to: [EntryAt]), so
+// that an entry for an input the log already holds is refused.
+func (c *CheckedCatchup) CatchUp(ctx context.Context, log Applier, have, want uint64) error {
+	inputs := make(map[string]uint64)
+	if err := rebuildInputs(ctx, c.Checker, log, 0, have, inputs); err != nil {
+		return err
+	}
+	return c.CatchUpInputs(ctx, log, have, want, inputs)
+}
+
 // CatchUpInputs is CatchUp with the input digests of the log's entries
 // [0, have) known: a peer's entry for an input in inputs, or for one it
 // served before, is refused (wrapping [ErrDuplicateInput], naming the
@@ -466,41 +477,6 @@ func (c *CheckedCatchup) CatchUpInputs(ctx context.Context, log Applier, have, w
 			}
 			if got != idx {
 				return fmt.Errorf("the log put entry %d at index %d", idx, got)
-			}
-		}
-		start = end
-	}
-	if c.Verify != nil {
-		return c.Verify(ctx, want)
-	}
-	return nil
-}
-
-// CatchUp implements [Catchup].
-func (c *CheckedCatchup) CatchUp(ctx context.Context, log Applier, have, want uint64) error {
-	batch := c.Batch
-	if batch == 0 {
-		batch = 256
-	}
-	for start := have; start < want; {
-		end := min(start+batch, want)
-		entries, err := c.Source.Entries(ctx, start, end)
-		if err != nil {
-			return fmt.Errorf("fetching entries %d to %d: %w", start, end, err)
-		}
-		if uint64(len(entries)) != end-start {
-			return fmt.Errorf("asked for entries %d to %d, got %d", start, end, len(entries))
-		}
-		for i, e := range entries {
-			if _, err := c.Checker.CheckEntry(e); err != nil {
-				return fmt.Errorf("entry %d from the peer: %w", start+uint64(i), err)
-			}
-			got, err := log.Append(ctx, e)
-			if err != nil {
-				return fmt.Errorf("appending entry %d: %w", start+uint64(i), err)
-			}
-			if got != start+uint64(i) {
-				return fmt.Errorf("the log put entry %d at index %d", start+uint64(i), got)
 			}
 		}
 		start = end
