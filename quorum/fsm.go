@@ -9,6 +9,7 @@ import (
 	"io"
 	"log/slog"
 	"sync"
+	"time"
 
 	"github.com/hashicorp/raft"
 )
@@ -101,7 +102,11 @@ type FSMOptions struct {
 	// and result (for the daemon: publish a checkpoint, wake a waiting
 	// requester). It runs on the FSM goroutine: keep it short.
 	Observe func(raftIndex uint64, r ApplyResult)
-	Logger  *slog.Logger
+	// AppendTimeout bounds one Append (and EntryAt) of the log (default
+	// 1m): a log that does not answer in time stops the FSM with an error
+	// rather than blocking Raft's apply loop for ever.
+	AppendTimeout time.Duration
+	Logger        *slog.Logger
 }
 
 // FSM is the build nodes' Raft state machine: it appends agreed log
@@ -137,6 +142,9 @@ type FSM struct {
 func NewFSM(o FSMOptions) (*FSM, error) {
 	if o.Checker == nil || o.Applier == nil {
 		return nil, errors.New("quorum: fsm: checker and applier are required")
+	}
+	if o.AppendTimeout <= 0 {
+		o.AppendTimeout = time.Minute
 	}
 	f := &FSM{o: o, log: o.Logger, inputs: make(map[string]uint64)}
 	if f.log == nil {
@@ -203,7 +211,8 @@ func (f *FSM) applyAppendEntry(idx uint64, entry []byte) ApplyResult {
 	if dup {
 		return ApplyResult{InputDigest: input, Index: prev, Err: fmt.Errorf("%w: %s is entry %d", ErrDuplicateInput, input, prev)}
 	}
-	ctx := context.Background()
+	ctx, cancel := context.WithTimeout(context.Background(), f.o.AppendTimeout)
+	defer cancel()
 	if pos < f.o.Applier.Size() {
 		// A replay: the log holds this entry already.
 		if er, ok := f.o.Applier.(EntryAt); ok {

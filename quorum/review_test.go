@@ -207,7 +207,6 @@ func (b *blockingApplier) Append(ctx context.Context, e []byte) (uint64, error) 
 // for ever, whatever ctx says. The daemon's propose goroutines, and the
 // raft tests under load, hang here.
 func TestReviewProposeIgnoresContext(t *testing.T) {
-	reviewOnly(t, "Raft.Propose does not return when its context ends")
 	nodes := testNodes(t, 1)
 	net := testNetwork(t, nodes, NetworkOptions{})
 	h := startHost(t, nodes[0].key, NewGater(net.PeerIDs()))
