@@ -10,6 +10,7 @@ import (
 	"io"
 	"net/http"
 	"net/url"
+	"path/filepath"
 	"strings"
 	"time"
 
@@ -23,7 +24,7 @@ func publishCommand() *cli.Command {
 	return &cli.Command{
 		Name:      "publish",
 		Usage:     "have a build network build and publish a spec, and write its proof bundle",
-		UsageText: "pyrsia-build publish --node HOST:PORT [-o PROOF] SPEC",
+		UsageText: "pyrsia-build publish --node HOST:PORT --data DIR [-o PROOF] SPEC",
 		Description: `Sends the build spec to the build node whose API is at --node. The node signs
 the request and gossips it to the network; every build node builds the spec
 on its own and votes. Prints each vote as it arrives (which node, which
@@ -34,6 +35,9 @@ first 12 hex digits of the input digest) and exits 0.
 Without a quorum by the network's deadline it prints the verdict (who agreed
 on what, who differed and in which files, who did not answer) and exits 1.
 
+The node takes requests only with its API token, the file api.token in its
+data folder: --data is the node's data folder (or give --token-file).
+
 A spec from the network may not name local files: its source is a URL (an
 archive with its sha256, or a git commit).
 
@@ -41,17 +45,23 @@ Verify the artifact with the policy alone:
    pyrsia-build verify --policy policy.json --bundle PREFIX.proof.json ARTIFACT
 
 Examples:
-   pyrsia-build publish --node 127.0.0.1:7881 hello.yaml
-   pyrsia-build publish --node 127.0.0.1:7881 -o hello.proof.json hello.yaml`,
+   pyrsia-build publish --node 127.0.0.1:7881 --data nodes/a hello.yaml
+   pyrsia-build publish --node 127.0.0.1:7881 --data nodes/a -o hello.proof.json hello.yaml`,
 		Flags: []cli.Flag{
 			&cli.StringFlag{Name: "node", Required: true, Usage: "the build node's API `HOST:PORT` (or URL)"},
 			&cli.StringFlag{Name: "output", Aliases: []string{"o"}, Usage: "write the proof bundle to `FILE`"},
+			&cli.StringFlag{Name: "data", Usage: "the node's data `DIR` (its API token is DIR/" + node.APITokenFile + ")"},
+			&cli.StringFlag{Name: "token-file", Usage: "read the node's API token from `FILE` instead"},
 		},
 		Action: func(c *cli.Context) error {
 			if c.NArg() != 1 {
 				return inputErr(fmt.Errorf("publish takes one SPEC, got %d arguments", c.NArg()), "run 'pyrsia-build publish --help' for usage")
 			}
 			base, err := nodeURL(c.String("node"))
+			if err != nil {
+				return err
+			}
+			token, err := apiToken(c.String("data"), c.String("token-file"))
 			if err != nil {
 				return err
 			}
@@ -63,7 +73,8 @@ Examples:
 				InputDigest string `json:"inputDigest"`
 				Error       string `json:"error"`
 			}
-			if err := nodeCall(c.Context, http.MethodPost, base+"/v1/publish", bytes.NewReader(spec), &out); err != nil {
+			hdr := http.Header{"Content-Type": {"application/yaml"}, "Authorization": {"Bearer " + token}}
+			if err := nodeCallHeader(c.Context, http.MethodPost, base+"/v1/publish", hdr, bytes.NewReader(spec), &out); err != nil {
 				return err
 			}
 			w := c.App.Writer
@@ -118,11 +129,40 @@ func nodeURL(s string) (string, error) {
 	return strings.TrimSuffix(u.String(), "/"), nil
 }
 
+// apiToken reads a node's API token: from tokenFile, or from the node's
+// data folder.
+func apiToken(data, tokenFile string) (string, error) {
+	if tokenFile == "" && data == "" {
+		return "", inputErr(errors.New("the node's API token is needed: give --data, the node's data folder, or --token-file"),
+			"the node writes its token to DATA/"+node.APITokenFile+" when it starts")
+	}
+	if tokenFile == "" {
+		tokenFile = filepath.Join(data, node.APITokenFile)
+	}
+	b, err := attest.ReadFileLimited(tokenFile, 4096)
+	if err != nil {
+		return "", inputErr(fmt.Errorf("the node's API token: %w", err), "is the node running with --data "+data+"? it writes the token when it starts")
+	}
+	tok := strings.TrimSpace(string(b))
+	if tok == "" {
+		return "", inputErr(fmt.Errorf("the node's API token %s is empty", tokenFile))
+	}
+	return tok, nil
+}
+
 // nodeCall sends a request to a node's API and decodes its JSON answer.
 func nodeCall(ctx context.Context, method, u string, body io.Reader, out any) error {
+	return nodeCallHeader(ctx, method, u, nil, body, out)
+}
+
+// nodeCallHeader is nodeCall with request headers.
+func nodeCallHeader(ctx context.Context, method, u string, hdr http.Header, body io.Reader, out any) error {
 	req, err := http.NewRequestWithContext(ctx, method, u, body)
 	if err != nil {
 		return inputErr(err)
+	}
+	for k, v := range hdr {
+		req.Header[k] = v
 	}
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
