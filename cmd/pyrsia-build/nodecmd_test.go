@@ -138,7 +138,7 @@ func TestPublishVerifyStatus(t *testing.T) {
 	os.WriteFile(specFile, []byte(testNodeSpec), 0o644)
 	proof := filepath.Join(dir, "hello.proof.json")
 	data := filepath.Join(filepath.Dir(policyFile), "0")
-	code, stdout, stderr := runCLI("publish", specFile, "--node", api, "--data", data, "-o", proof)
+	code, stdout, stderr := runCLI("publish", specFile, "--node", api, "--data", data, "--policy", policyFile, "-o", proof)
 	if code != 0 {
 		t.Fatalf("publish: exit %d\n%s\n%s", code, stdout, stderr)
 	}
@@ -176,7 +176,7 @@ func TestPublishVerifyStatus(t *testing.T) {
 	// A spec that names a local file is refused by the node.
 	local := strings.Replace(testNodeSpec, "url: http://source.invalid/hello-1.0.tar", "path: /etc/hello-1.0.tar", 1)
 	os.WriteFile(specFile, []byte(local), 0o644)
-	code, _, stderr = runCLI("publish", "--node", api, "--data", data, specFile)
+	code, _, stderr = runCLI("publish", "--node", api, "--data", data, "--policy", policyFile, specFile)
 	if code != exitInput || !strings.Contains(stderr, "not allowed in a spec from the network") {
 		t.Errorf("publish of a local path: exit %d, %s", code, stderr)
 	}
@@ -188,7 +188,7 @@ func TestPublishNoQuorum(t *testing.T) {
 	dir := t.TempDir()
 	specFile := filepath.Join(dir, "hello.yaml")
 	os.WriteFile(specFile, []byte(testNodeSpec), 0o644)
-	code, stdout, stderr := runCLI("publish", "--node", api, "--data", filepath.Join(filepath.Dir(policyFile), "0"), specFile)
+	code, stdout, stderr := runCLI("publish", "--node", api, "--data", filepath.Join(filepath.Dir(policyFile), "0"), "--policy", policyFile, specFile)
 	if code != exitNotVerified || !strings.Contains(stderr, "no quorum for sha256:") || !strings.Contains(stderr, "differs in hello.pom") {
 		t.Fatalf("publish without quorum: exit %d\n%s\n%s", code, stdout, stderr)
 	}
