@@ -84,6 +84,7 @@ type Node struct {
 	rounds map[string]*round
 
 	stopping      chan struct{} // closed when Run's context is done
+	apiToken      string        // see APITokenFile
 	rejectedSpecs atomic.Uint64
 	closers       []func() error
 }
@@ -160,6 +161,11 @@ func New(ctx context.Context, o Options) (n *Node, err error) {
 		return nil, err
 	}
 	n.closers = append(n.closers, n.svc.Close)
+	if o.API != nil {
+		if n.apiToken, err = LoadAPIToken(o.Data); err != nil {
+			return nil, err
+		}
+	}
 	var logVerifiers []note.Verifier
 	for _, pn := range o.Policy.Nodes {
 		logVerifiers = append(logVerifiers, mustLogVerifier(pn.NoteKey))
