@@ -84,6 +84,7 @@ type Node struct {
 	rounds map[string]*round
 
 	stopping      chan struct{} // closed when Run's context is done
+	apiToken      string        // see APITokenFile
 	rejectedSpecs atomic.Uint64
 	closers       []func() error
 }
@@ -160,6 +161,11 @@ func New(ctx context.Context, o Options) (n *Node, err error) {
 		return nil, err
 	}
 	n.closers = append(n.closers, n.svc.Close)
+	if o.API != nil {
+		if n.apiToken, err = LoadAPIToken(o.Data); err != nil {
+			return nil, err
+		}
+	}
 	var logVerifiers []note.Verifier
 	for _, pn := range o.Policy.Nodes {
 		logVerifiers = append(logVerifiers, mustLogVerifier(pn.NoteKey))
@@ -337,6 +343,12 @@ func (n *Node) publishGossip(ctx context.Context, pub func(context.Context, quor
 			peers++
 		}
 	}
+	// The readiness check polls every 200ms once it fails: use it only
+	// while the topics do not list every connected peer (at start).
+	reqPeers, votePeers := n.gossip.Peers()
+	if len(reqPeers) >= peers && len(votePeers) >= peers {
+		return pub(ctx, quorum.PublishOptions{})
+	}
 	if peers > 0 {
 		wctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 		err := pub(wctx, quorum.PublishOptions{MinPeers: peers})
@@ -434,9 +446,11 @@ func (n *Node) voteLoop(ctx context.Context) error {
 			return err
 		}
 		v := m.Msg
-		r := n.roundFor(v.InputDigest, nil)
+		r := n.roundFor(v.InputDigest, voteSpec(v))
+		// Votes that come after the entry or the verdict are kept too:
+		// they are the dissent that status reports.
 		n.mu.Lock()
-		added := r.index < 0 && r.verdict == nil && r.add(v)
+		added := r.add(v)
 		n.mu.Unlock()
 		if !added {
 			continue
@@ -595,15 +609,24 @@ func (n *Node) deadlineLoop(ctx context.Context) error {
 			return nil
 		case now := <-t.C:
 			n.mu.Lock()
-			var due []*round
+			var due, open []*round
 			for _, r := range n.rounds {
-				if r.index < 0 && r.verdict == nil && now.After(r.deadline) {
+				switch {
+				case r.index >= 0 || r.verdict != nil:
+				case now.After(r.deadline):
 					due = append(due, r)
+				case !r.proposed:
+					open = append(open, r)
 				}
 			}
 			n.mu.Unlock()
 			for _, r := range due {
 				n.giveVerdict(ctx, r, now)
+			}
+			// A proposal that failed (a leader change, a timeout) is
+			// tried again.
+			for _, r := range open {
+				n.maybePropose(ctx, r)
 			}
 		}
 	}
