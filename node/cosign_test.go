@@ -73,7 +73,7 @@ type replica struct {
 
 // startReplicas starts n replicas that cosign for each other, with a
 // majority as the finality rule.
-func startReplicas(t *testing.T, n int) []*replica {
+func startReplicas(t testing.TB, n int) []*replica {
 	t.Helper()
 	rs := make([]*replica, n)
 	var logVs, cosVs []note.Verifier
