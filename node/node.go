@@ -391,7 +391,7 @@ func (n *Node) handleRequest(ctx context.Context, req *quorum.BuildRequest) {
 	if err != nil {
 		n.rejectedSpecs.Add(1)
 		n.log.WarnContext(ctx, "refusing a requested spec", "input", input, "err", err)
-		vote, err = quorum.NewFailedVote(n.network.Digest(), input, n.o.Keys.Name, "spec refused: "+err.Error())
+		vote, err = quorum.NewFailedVote(n.voteFor(req), "spec refused: "+err.Error())
 	} else {
 		select {
 		case n.sem <- struct{}{}:
@@ -408,9 +408,9 @@ func (n *Node) handleRequest(ctx context.Context, req *quorum.BuildRequest) {
 		}
 		if err != nil {
 			n.log.WarnContext(ctx, "build failed", "input", input, "err", err)
-			vote, err = quorum.NewFailedVote(n.network.Digest(), input, n.o.Keys.Name, err.Error())
+			vote, err = quorum.NewFailedVote(n.voteFor(req), err.Error())
 		} else {
-			vote, err = quorum.NewVote(n.network.Digest(), input, n.o.Keys.Name, b.Bundle, b.ManifestDigest)
+			vote, err = quorum.NewVote(n.voteFor(req), b.Bundle, b.ManifestDigest)
 		}
 	}
 	if err != nil {
@@ -422,6 +422,11 @@ func (n *Node) handleRequest(ctx context.Context, req *quorum.BuildRequest) {
 	}); err != nil && ctx.Err() == nil {
 		n.log.ErrorContext(ctx, "gossiping a vote", "input", input, "err", err)
 	}
+}
+
+// voteFor names this node's vote on req.
+func (n *Node) voteFor(req *quorum.BuildRequest) quorum.VoteFor {
+	return quorum.VoteFor{Policy: n.network.Digest(), Request: req.ID(), InputDigest: req.InputDigest, Node: n.o.Keys.Name}
 }
 
 func (n *Node) voteLoop(ctx context.Context) error {
