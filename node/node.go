@@ -209,6 +209,9 @@ func New(ctx context.Context, o Options) (n *Node, err error) {
 		gcancel()
 		return err
 	})
+	sctx, scancel := context.WithCancel(context.Background())
+	n.sched = quorum.NewScheduler(sctx, quorum.RateOptions{MaxPending: maxPendingRequests})
+	n.closers = append(n.closers, func() error { scancel(); return nil })
 	if err := quorum.Bootstrap(ctx, n.host, o.Bootstrap); err != nil {
 		n.log.WarnContext(ctx, "some bootstrap peers are unreachable; continuing", "err", err)
 	}
@@ -270,7 +273,6 @@ func (n *Node) Raft() *quorum.Raft { return n.raft }
 func (n *Node) Run(ctx context.Context) error {
 	g, gctx := errgroup.WithContext(ctx)
 	context.AfterFunc(gctx, func() { close(n.stopping) })
-	n.sched = quorum.NewScheduler(gctx, quorum.RateOptions{MaxPending: maxPendingRequests})
 	g.Go(func() error { return n.svc.Run(gctx) })
 	g.Go(func() error { return n.requestLoop(gctx) })
 	g.Go(func() error { return n.dispatchLoop(gctx) })
@@ -949,8 +951,8 @@ type RaftStatus struct {
 func (n *Node) Status() Status {
 	s := Status{Name: n.o.Keys.Name, PeerID: n.host.ID().String(), Policy: n.network.Digest(), LogSize: n.svc.Size(),
 		Building: n.builds.inFlight(), Dropped: n.gossip.Drops(), Refused: n.rejectedSpecs.Load()}
-	if n.sched != nil {
-		s.Dropped["requests/"+quorum.DropRateQueueFull] = n.sched.Dropped()
+	if d := n.sched.Dropped(); d > 0 {
+		s.Dropped["requests/"+quorum.DropRateQueueFull] = d
 	}
 	for _, a := range n.host.Addrs() {
 		s.Addrs = append(s.Addrs, a.String())
