@@ -91,6 +91,7 @@ type Node struct {
 	requests  atomic.Uint64     // validated requests received
 
 	stopping      chan struct{} // closed when Run's context is done
+	apiToken      string        // see APITokenFile
 	rejectedSpecs atomic.Uint64
 	closers       []func() error
 }
@@ -169,6 +170,11 @@ func New(ctx context.Context, o Options) (n *Node, err error) {
 		return nil, err
 	}
 	n.closers = append(n.closers, n.svc.Close)
+	if o.API != nil {
+		if n.apiToken, err = LoadAPIToken(o.Data); err != nil {
+			return nil, err
+		}
+	}
 	var logVerifiers []note.Verifier
 	for _, pn := range o.Policy.Nodes {
 		logVerifiers = append(logVerifiers, mustLogVerifier(pn.NoteKey))
@@ -355,6 +361,12 @@ func (n *Node) publishGossip(ctx context.Context, pub func(context.Context, quor
 			peers++
 		}
 	}
+	// The readiness check polls every 200ms once it fails: use it only
+	// while the topics do not list every connected peer (at start).
+	reqPeers, votePeers := n.gossip.Peers()
+	if len(reqPeers) >= peers && len(votePeers) >= peers {
+		return pub(ctx, quorum.PublishOptions{})
+	}
 	if peers > 0 {
 		wctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 		err := pub(wctx, quorum.PublishOptions{MinPeers: peers})
@@ -415,9 +427,56 @@ func (n *Node) openRound(req *quorum.BuildRequest, now time.Time) *round {
 	return r
 }
 
-// countable reports whether v may count in r (called with n.mu held).
+// countable reports whether v may be recorded in r (called with n.mu
+// held): it names r's input and is not dated well before r's request.
+// Votes after the round's entry or verdict are recorded (the dissent that
+// status shows) but change nothing: a closed round neither proposes nor
+// gets another verdict.
 func (n *Node) countable(r *round, v *quorum.Vote) bool {
-	return v.InputDigest == r.input && !v.Time.Before(r.reqTime.Add(-voteClockSkew)) && r.open()
+	return v.InputDigest == r.input && !v.Time.Before(r.reqTime.Add(-voteClockSkew))
+}
+
+// openFromVotesLocked opens the round of request from the buffered votes
+// when they make a quorum on their own; nil otherwise. Called with n.mu
+// held.
+func (n *Node) openFromVotesLocked(request string, now time.Time) *round {
+	votes := n.pending.peek(request, now)
+	if len(votes) < n.network.Threshold() {
+		return nil
+	}
+	input := votes[0].InputDigest
+	same := votes[:0:0]
+	for _, v := range votes {
+		if v.InputDigest == input {
+			same = append(same, v)
+		}
+	}
+	if !quorum.Tally(n.network, input, same, 0).Quorum {
+		return nil
+	}
+	var spec []byte
+	earliest := same[0].Time
+	for _, v := range same {
+		if spec == nil {
+			spec = voteSpec(v)
+		}
+		if v.Time.Before(earliest) {
+			earliest = v.Time
+		}
+	}
+	if spec == nil {
+		return nil
+	}
+	r := &round{request: request, reqTime: earliest, input: input, spec: spec, started: now, deadline: now.Add(n.o.Deadline),
+		votes: make(map[string]*quorum.Vote), equivocations: map[string][]string{}, index: -1}
+	for _, v := range n.pending.take(request, now) {
+		if v.InputDigest == input {
+			r.add(v)
+		}
+	}
+	n.byRequest[request] = r
+	n.rounds[input] = r
+	return r
 }
 
 func (n *Node) requestLoop(ctx context.Context) error {
@@ -528,11 +587,22 @@ func (n *Node) voteLoop(ctx context.Context) error {
 		r := n.byRequest[v.Request]
 		if r == nil {
 			// A vote for a request this node has not opened (yet): kept
-			// a while in a small buffer per node, never a round.
+			// a while in a small buffer per node, never a round on its
+			// own. Only when the buffered votes for one request already
+			// make a quorum (a majority of nodes saw the request: this
+			// node missed it, or it still waits in the scheduler) does a
+			// round open from them, its spec from their attestations, so
+			// that a leader that missed the request still proposes.
 			n.pending.add(v, time.Now())
+			r = n.openFromVotesLocked(v.Request, time.Now())
 			n.mu.Unlock()
+			if r != nil {
+				n.settle(ctx, r)
+			}
 			continue
 		}
+		// Votes that come after the entry or the verdict are kept too:
+		// they are the dissent that status reports.
 		added := n.countable(r, v) && r.add(v)
 		n.mu.Unlock()
 		if !added {
@@ -717,16 +787,22 @@ func (n *Node) deadlineLoop(ctx context.Context) error {
 			return nil
 		case now := <-t.C:
 			n.mu.Lock()
-			var due []*round
+			var due, open []*round
 			for id, r := range n.byRequest {
 				switch {
-				case r.open() && !r.judging && now.After(r.deadline):
-					due = append(due, r)
-				case !r.closed.IsZero() && now.Sub(r.closed) > n.roundGrace():
-					delete(n.byRequest, id)
-					if n.rounds[r.input] == r {
-						delete(n.rounds, r.input)
+				case !r.open():
+					if !r.closed.IsZero() && now.Sub(r.closed) > n.roundGrace() {
+						delete(n.byRequest, id)
+						if n.rounds[r.input] == r {
+							delete(n.rounds, r.input)
+						}
 					}
+				case now.After(r.deadline):
+					if !r.judging {
+						due = append(due, r)
+					}
+				case !r.proposed:
+					open = append(open, r)
 				}
 			}
 			n.pending.expire(now)
@@ -743,6 +819,11 @@ func (n *Node) deadlineLoop(ctx context.Context) error {
 					defer func() { <-n.judges }()
 					n.giveVerdict(ctx, r, now)
 				}()
+			}
+			// A proposal that failed (a leader change, a timeout) is
+			// tried again.
+			for _, r := range open {
+				n.maybePropose(ctx, r)
 			}
 		}
 	}

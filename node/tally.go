@@ -10,10 +10,12 @@ import (
 	"strings"
 	"time"
 
+	"github.com/pyrsia/pyrsia-build/attest"
 	"github.com/pyrsia/pyrsia-build/builder"
 	"github.com/pyrsia/pyrsia-build/publish"
 	"github.com/pyrsia/pyrsia-build/quorum"
 	dssepb "github.com/sigstore/protobuf-specs/gen/pb-go/dsse"
+	"google.golang.org/protobuf/encoding/protojson"
 )
 
 // round is one request's votes, from the validated request to its entry
@@ -199,6 +201,19 @@ func (b *voteBuffer) add(v *quorum.Vote, now time.Time) {
 	b.votes[v.Node] = append(q, bufferedVote{v: v, at: now})
 }
 
+// peek returns the buffered votes for request, leaving them.
+func (b *voteBuffer) peek(request string, now time.Time) []*quorum.Vote {
+	var out []*quorum.Vote
+	for _, q := range b.votes {
+		for _, bv := range b.live(q, now) {
+			if bv.v.Request == request {
+				out = append(out, bv.v)
+			}
+		}
+	}
+	return out
+}
+
 // take removes and returns the buffered votes for request.
 func (b *voteBuffer) take(request string, now time.Time) []*quorum.Vote {
 	var out []*quorum.Vote
@@ -245,4 +260,37 @@ func (b *voteBuffer) len() int {
 		n += len(q)
 	}
 	return n
+}
+
+// voteSpec returns the canonical spec a vote's attestation names (its SLSA
+// externalParameters.spec, which the vote's validator has checked hashes
+// to the vote's input digest), or nil. A node that missed the request
+// learns the spec from the votes.
+func voteSpec(v *quorum.Vote) []byte {
+	env := v.Envelope()
+	if env == nil {
+		return nil
+	}
+	st, err := attest.ParseStatement(env.GetPayload())
+	if err != nil {
+		return nil
+	}
+	spec := st.GetPredicate().GetFields()["buildDefinition"].GetStructValue().
+		GetFields()["externalParameters"].GetStructValue().GetFields()["spec"]
+	if spec == nil {
+		return nil
+	}
+	raw, err := protojson.Marshal(spec)
+	if err != nil {
+		return nil
+	}
+	canon, err := publish.CanonicalJSON(raw)
+	if err != nil {
+		return nil
+	}
+	sum := sha256.Sum256(canon)
+	if "sha256:"+hex.EncodeToString(sum[:]) != v.InputDigest {
+		return nil
+	}
+	return canon
 }

@@ -136,7 +136,6 @@ func (m *memApplier) EntryAt(_ context.Context, i uint64) ([]byte, error) {
 // Restore takes the map as is, without checking it against the log: the
 // FSM then appends a second entry for an input the log already holds.
 func TestReviewRestoreTrustsSnapshotInputs(t *testing.T) {
-	reviewOnly(t, "FSM.Restore trusts the snapshot's input map; a duplicate entry follows")
 	log := &memApplier{}
 	f, err := NewFSM(FSMOptions{Checker: digestChecker, Applier: log, Logger: slog.New(slog.DiscardHandler)})
 	if err != nil {
@@ -162,7 +161,6 @@ func TestReviewRestoreTrustsSnapshotInputs(t *testing.T) {
 // each copy passes the Checker (its quorum is genuine), and CatchUp
 // appends both. Past the last cosigned checkpoint nothing else checks it.
 func TestReviewCatchupAcceptsDuplicateInputs(t *testing.T) {
-	reviewOnly(t, "CheckedCatchup does not refuse a second entry for one input")
 	log := &memApplier{}
 	c := &CheckedCatchup{Source: entrySourceFunc(func(_ context.Context, start, end uint64) ([][]byte, error) {
 		var out [][]byte
@@ -207,7 +205,6 @@ func (b *blockingApplier) Append(ctx context.Context, e []byte) (uint64, error) 
 // for ever, whatever ctx says. The daemon's propose goroutines, and the
 // raft tests under load, hang here.
 func TestReviewProposeIgnoresContext(t *testing.T) {
-	reviewOnly(t, "Raft.Propose does not return when its context ends")
 	nodes := testNodes(t, 1)
 	net := testNetwork(t, nodes, NetworkOptions{})
 	h := startHost(t, nodes[0].key, NewGater(net.PeerIDs()))

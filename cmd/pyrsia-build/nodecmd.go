@@ -171,6 +171,9 @@ func nodeRun(c *cli.Context) error {
 		if api, err = net.Listen("tcp", a); err != nil {
 			return inputErr(fmt.Errorf("--api %s: %w", a, err), "choose another --api, or stop what listens there")
 		}
+		if ta, ok := api.Addr().(*net.TCPAddr); ok && !ta.IP.IsLoopback() {
+			logger.Warn("the API listens on a non-loopback address: anyone who can reach it sees the node's status and log, and anyone with its token (DATA/"+node.APITokenFile+") can request builds under this node's key", "api", api.Addr().String())
+		}
 	}
 	n, err := node.New(c.Context, node.Options{
 		Data: data, Policy: p, Keys: keys, Listen: c.StringSlice("listen"), Bootstrap: boot, API: api,
