@@ -240,6 +240,11 @@ type RefusedError struct {
 	Latest uint64 // the size the peer has cosigned, when it is ahead
 }
 
+// CosignedSize returns the size of the checkpoint the peer has cosigned,
+// when it refused for being ahead (0 otherwise): the log service then
+// waits until its own log reaches it (see logservice.Cosigner).
+func (e *RefusedError) CosignedSize() uint64 { return e.Latest }
+
 func (e *RefusedError) Error() string {
 	return fmt.Sprintf("node: cosigner %s refused: %s", e.Node, e.Reason)
 }
