@@ -270,6 +270,14 @@ func (c *cluster) wait(ctx context.Context, i int, input string) []Event {
 
 func lastEvent(evs []Event) Event { return evs[len(evs)-1] }
 
+// String shows an event in test failures.
+func (e Event) String() string {
+	if e.Verdict != nil {
+		return e.Type + ": " + e.Verdict.Text
+	}
+	return fmt.Sprintf("%s %s %v %s", e.Type, e.Node, e.Subjects, e.Error)
+}
+
 // verify checks node i's proof bundle of input with the policy alone and
 // returns the artifact bytes it accepted.
 func (c *cluster) verify(ctx context.Context, i int, input string, artifact []byte) (*publish.ProofEvidence, error) {
@@ -459,7 +467,7 @@ func TestAllFailNoQuorum(t *testing.T) {
 	ctx := c.ctx()
 	_, evs := c.publish(ctx, 0, testSpec(5))
 	ev := lastEvent(evs)
-	if ev.Type != EventVerdict || !bytes.Contains([]byte(ev.Verdict.Text), []byte("node-a failed: node: building")) {
+	if ev.Type != EventVerdict || !bytes.Contains([]byte(ev.Verdict.Text), []byte("failed: node: building sha256:")) {
 		t.Fatalf("round ended with %+v, want a verdict naming the failures", ev)
 	}
 }

@@ -344,6 +344,12 @@ func (n *Node) publishGossip(ctx context.Context, pub func(context.Context, quor
 			peers++
 		}
 	}
+	// The readiness check polls every 200ms once it fails: use it only
+	// while the topics do not list every connected peer (at start).
+	reqPeers, votePeers := n.gossip.Peers()
+	if len(reqPeers) >= peers && len(votePeers) >= peers {
+		return pub(ctx, quorum.PublishOptions{})
+	}
 	if peers > 0 {
 		wctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 		err := pub(wctx, quorum.PublishOptions{MinPeers: peers})
@@ -441,9 +447,11 @@ func (n *Node) voteLoop(ctx context.Context) error {
 			return err
 		}
 		v := m.Msg
-		r := n.roundFor(v.InputDigest, nil)
+		r := n.roundFor(v.InputDigest, voteSpec(v))
+		// Votes that come after the entry or the verdict are kept too:
+		// they are the dissent that status reports.
 		n.mu.Lock()
-		added := r.index < 0 && r.verdict == nil && r.add(v)
+		added := r.add(v)
 		n.mu.Unlock()
 		if !added {
 			continue
@@ -602,15 +610,24 @@ func (n *Node) deadlineLoop(ctx context.Context) error {
 			return nil
 		case now := <-t.C:
 			n.mu.Lock()
-			var due []*round
+			var due, open []*round
 			for _, r := range n.rounds {
-				if r.index < 0 && r.verdict == nil && now.After(r.deadline) {
+				switch {
+				case r.index >= 0 || r.verdict != nil:
+				case now.After(r.deadline):
 					due = append(due, r)
+				case !r.proposed:
+					open = append(open, r)
 				}
 			}
 			n.mu.Unlock()
 			for _, r := range due {
 				n.giveVerdict(ctx, r, now)
+			}
+			// A proposal that failed (a leader change, a timeout) is
+			// tried again.
+			for _, r := range open {
+				n.maybePropose(ctx, r)
 			}
 		}
 	}

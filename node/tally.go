@@ -1,6 +1,8 @@
 package node
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"slices"
@@ -8,10 +10,12 @@ import (
 	"strings"
 	"time"
 
+	"github.com/pyrsia/pyrsia-build/attest"
 	"github.com/pyrsia/pyrsia-build/builder"
 	"github.com/pyrsia/pyrsia-build/publish"
 	"github.com/pyrsia/pyrsia-build/quorum"
 	dssepb "github.com/sigstore/protobuf-specs/gen/pb-go/dsse"
+	"google.golang.org/protobuf/encoding/protojson"
 )
 
 // round is one input digest's votes, from its first sight (a request or a
@@ -147,4 +151,37 @@ func manifestDiff(a, b *builder.OutputManifest, max int) []string {
 		diff = append(diff[:max], fmt.Sprintf("(%d more)", len(diff)-max))
 	}
 	return diff
+}
+
+// voteSpec returns the canonical spec a vote's attestation names (its SLSA
+// externalParameters.spec, which the vote's validator has checked hashes
+// to the vote's input digest), or nil. A node that missed the request
+// learns the spec from the votes.
+func voteSpec(v *quorum.Vote) []byte {
+	env := v.Envelope()
+	if env == nil {
+		return nil
+	}
+	st, err := attest.ParseStatement(env.GetPayload())
+	if err != nil {
+		return nil
+	}
+	spec := st.GetPredicate().GetFields()["buildDefinition"].GetStructValue().
+		GetFields()["externalParameters"].GetStructValue().GetFields()["spec"]
+	if spec == nil {
+		return nil
+	}
+	raw, err := protojson.Marshal(spec)
+	if err != nil {
+		return nil
+	}
+	canon, err := publish.CanonicalJSON(raw)
+	if err != nil {
+		return nil
+	}
+	sum := sha256.Sum256(canon)
+	if "sha256:"+hex.EncodeToString(sum[:]) != v.InputDigest {
+		return nil
+	}
+	return canon
 }
