@@ -170,9 +170,18 @@ func (s *Service) Index() *index.Index { return s.idx }
 // Size returns the number of entries durably in the log.
 func (s *Service) Size() uint64 { return s.log.Size() }
 
-// EntryAt returns the entry at index.
+// EntryAt returns the entry at index. An entry that is durable but not yet
+// under a signed checkpoint (appended just before a restart) is read after
+// signing a candidate checkpoint at the log's size, as Run would.
 func (s *Service) EntryAt(ctx context.Context, index uint64) ([]byte, error) {
-	return s.log.Entry(ctx, index)
+	e, err := s.log.Entry(ctx, index)
+	if errors.Is(err, tlog.ErrNotPublished) && index < s.log.Size() {
+		if _, perr := s.log.Publish(ctx); perr != nil {
+			return nil, fmt.Errorf("logservice: reading entry %d: %w (signing a candidate checkpoint: %w)", index, err, perr)
+		}
+		e, err = s.log.Entry(ctx, index)
+	}
+	return e, err
 }
 
 // Close closes the log. Call it after Run has returned.

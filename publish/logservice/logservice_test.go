@@ -411,3 +411,27 @@ func TestCosignerAheadWaitsForItsSize(t *testing.T) {
 		t.Fatalf("final checkpoint of size %d after %d refusals, want 5 after 1", cp.Size, n)
 	}
 }
+
+// EntryAt reads an entry that is durable but not yet under a checkpoint
+// (the FSM reads its own log back on a snapshot restore, before Run).
+func TestEntryAtBeyondTheCheckpoint(t *testing.T) {
+	dir := t.TempDir()
+	k := testKeys(t, dir, 1)
+	s := open(t, dir, k, k.cosigners)
+	defer s.Close()
+	ctx := waitCtx(t)
+	for i := range 3 {
+		if _, err := s.Append(ctx, fmt.Appendf(nil, "entry %d", i)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for i := range uint64(3) {
+		e, err := s.EntryAt(ctx, i)
+		if err != nil || string(e) != fmt.Sprintf("entry %d", i) {
+			t.Fatalf("EntryAt(%d) = %q, %v", i, e, err)
+		}
+	}
+	if _, err := s.EntryAt(ctx, 3); err == nil {
+		t.Fatal("EntryAt(3) of a log of 3 entries did not fail")
+	}
+}
