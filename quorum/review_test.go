@@ -36,8 +36,8 @@ func validatorGossip(net *Network, nonceCache, voteCache int) *Gossip {
 	return &Gossip{
 		o:      GossipOptions{Network: net, ReplayWindow: 10 * time.Minute, NonceCache: nonceCache, VoteCache: voteCache, Now: time.Now},
 		log:    slog.New(slog.DiscardHandler),
-		nonces: newExpiringSet(nonceCache),
-		votes:  newExpiringSet(voteCache),
+		nonces: newBudgets(nonceCache),
+		votes:  newBudgets(voteCache),
 		drops:  make(map[string]*atomic.Uint64),
 	}
 }
@@ -51,13 +51,12 @@ func gossipMsg(from peer.ID, data []byte) *pubsub.Message {
 // for an hour, every honest vote of every node is dropped as a
 // "duplicate": no input can reach quorum.
 func TestReviewVoteCacheFloodDropsHonestVotes(t *testing.T) {
-	reviewOnly(t, "one build node's failed votes fill the shared vote cache; honest votes are then dropped as duplicates")
 	nodes := testNodes(t, 4)
 	net := testNetwork(t, nodes, NetworkOptions{})
 	g := validatorGossip(net, 100, 8)
 	evil := nodes[3]
 	for i := range 8 {
-		v, err := NewFailedVote(net.Digest(), "sha256:"+hexDigest(fmt.Sprint("junk", i)), evil.name, "no")
+		v, err := NewFailedVote(testVoteFor(net.Digest(), "sha256:"+hexDigest(fmt.Sprint("junk", i)), evil.name), "no")
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -84,7 +83,6 @@ func TestReviewVoteCacheFloodDropsHonestVotes(t *testing.T) {
 // requester keys) fills the network-wide nonce cache; every other
 // requester's requests are then dropped for the replay window.
 func TestReviewNonceCacheSharedAcrossRequesters(t *testing.T) {
-	reviewOnly(t, "one requester fills the shared nonce cache; other requesters are locked out")
 	nodes := testNodes(t, 3)
 	alice, bob := testSigner(t, 10), testSigner(t, 11)
 	net := testNetwork(t, nodes, NetworkOptions{Requesters: []*attest.PublicKey{publicKey(t, alice, "alice"), publicKey(t, bob, "bob")}})
@@ -250,7 +248,6 @@ func TestReviewProposeIgnoresContext(t *testing.T) {
 // it happens to see, so nodes hold different tallies and verdicts for the
 // same round, and the equivocation is neither refused nor recorded.
 func TestReviewEquivocatingVotesBothAccepted(t *testing.T) {
-	reviewOnly(t, "two different votes of one node for one input are both accepted")
 	nodes := testNodes(t, 3)
 	net := testNetwork(t, nodes, NetworkOptions{})
 	g := validatorGossip(net, 100, 100)
@@ -266,6 +263,9 @@ func TestReviewEquivocatingVotesBothAccepted(t *testing.T) {
 	if results[1] == pubsub.ValidationAccept {
 		t.Fatalf("node-a's second, different vote for %s was accepted (%v, drops %v); want it rejected and counted as equivocation", input, results, g.Drops())
 	}
+	if got := g.Drops()["votes/"+DropEquivocation]; got != 1 {
+		t.Fatalf("equivocation drops %d, want 1 (drops %v)", got, g.Drops())
+	}
 }
 
 // Votes carry no time, nonce or request binding, and the vote cache keeps
@@ -276,14 +276,13 @@ func TestReviewEquivocatingVotesBothAccepted(t *testing.T) {
 // input. An old failed vote (a transient failure) replayed first then
 // stands for the node in the new round; its fresh vote is ignored.
 func TestReviewOldVoteReplayedAfterAnHour(t *testing.T) {
-	reviewOnly(t, "a vote is not bound to a round; an honest node's old vote is accepted again after an hour")
 	nodes := testNodes(t, 3)
 	net := testNetwork(t, nodes, NetworkOptions{})
 	g := validatorGossip(net, 100, 100)
 	now := time.Now()
 	g.o.Now = func() time.Time { return now }
 	_, input := testSpec(t, "demo:3")
-	v, err := NewFailedVote(net.Digest(), input, nodes[0].name, "registry timed out")
+	v, err := NewFailedVote(VoteFor{Policy: net.Digest(), Request: testRequestID(input), InputDigest: input, Node: nodes[0].name, Time: now}, "registry timed out")
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -134,7 +134,7 @@ func nodeRun(c *cli.Context) error {
 		return inputErr(errors.New("only build nodes can run yet: pass --build"), "run 'pyrsia-build node --help' for usage")
 	}
 	if c.String("data") == "" || c.String("policy") == "" {
-		return inputErr(errors.New(`Required flags "data, policy" not set`), "run 'pyrsia-build node --help' for usage")
+		return inputErr(errors.New("node --build needs --data and --policy"), "run 'pyrsia-build node --help' for usage")
 	}
 	allow := c.StringSlice("allow-source-host")
 	if err := (builder.RemoteOptions{AllowHosts: allow}).Validate(); err != nil {
