@@ -35,16 +35,25 @@ func (f BuilderFunc) Build(ctx context.Context, spec *builder.Spec, outDir strin
 }
 
 // BuildKitBuilder builds with BuildKit, with the builder images of Images.
+// Every spec came from the network: it is built as a remote spec
+// (builder.BuildOptions.Remote: no local files but relative archive paths
+// inside Sources, public addresses only, no node credentials).
 type BuildKitBuilder struct {
 	BuildKit *builder.BuildKit
 	Images   string
+	// Sources is the folder a spec's relative source.archive.path is
+	// read from; empty means none is (such a spec fails to build).
+	Sources string
 }
 
 // Build builds spec with BuildKit, with no cache: every build of a node
-// sees only its own inputs. The spec came from the network: it is built as
-// a remote spec (no local files, only public addresses).
+// sees only its own inputs.
 func (b *BuildKitBuilder) Build(ctx context.Context, spec *builder.Spec, outDir string) (*builder.Result, error) {
-	return b.BuildKit.Build(ctx, spec, builder.BuildOptions{OutDir: outDir, Images: b.Images, NoCache: true, Remote: true})
+	src := b.Sources
+	if src == "" {
+		src = filepath.Join(outDir, ".no-sources") // does not exist: relative paths fail
+	}
+	return b.BuildKit.Build(ctx, spec, builder.BuildOptions{OutDir: outDir, Images: b.Images, SpecDir: src, Remote: true, NoCache: true})
 }
 
 // A build's files in DATA/builds/<input hex>/.

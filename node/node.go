@@ -388,10 +388,10 @@ func (n *Node) requestLoop(ctx context.Context) error {
 // gossips this node's vote.
 func (n *Node) handleRequest(ctx context.Context, req *quorum.BuildRequest) {
 	input := req.InputDigest
+	// A node votes even when the entry is in the log already (its
+	// request came late): the vote is its word on the build, and a
+	// dissenting one is reported.
 	n.roundFor(input, req.Spec)
-	if _, ok := n.fsm.Lookup(input); ok {
-		return // published already: nothing to vote on
-	}
 	spec, err := builder.ParseRemoteSpec(req.Spec)
 	var vote *quorum.Vote
 	if err != nil {

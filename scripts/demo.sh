@@ -25,7 +25,6 @@ nodes=(node-a node-b node-c)
 network=demo.pyrsia.local/network
 base_p2p=${PYRSIA_DEMO_P2P_PORT:-4101}
 base_api=${PYRSIA_DEMO_API_PORT:-7881}
-src_port=${PYRSIA_DEMO_SRC_PORT:-7880}
 step() { printf '\n== %s\n' "$*"; }
 
 pids=()
@@ -44,7 +43,7 @@ step "0/8 tools: runc, debootstrap, buildkitd; builder images in $images"
 scripts/install-debian-deps.sh
 PATH="$(scripts/install-buildkit.sh):$PATH"
 export PATH
-for tool in curl python3; do
+for tool in curl; do
   command -v "$tool" >/dev/null || { echo "demo: $tool is needed (apt-get install $tool)" >&2; exit 1; }
 done
 for img in busybox maven; do
@@ -54,10 +53,7 @@ for img in busybox maven; do
 done
 digest() { sed -n 's/.*"digest":"\(sha256:[0-9a-f]*\)".*/\1/p' "$images/$1/index.json" | head -1; }
 
-step "1/8 the sample sources, served on loopback (a spec from the network names a URL, never a local file)"
-python3 -m http.server --bind 127.0.0.1 --directory "$repo/testdata/build" "$src_port" >"$work/sources.log" 2>&1 &
-pids+=($!)
-src=http://127.0.0.1:$src_port
+step "1/8 specs of the samples (a spec from the network names a public URL, or a path inside the node's --sources folder: here testdata/build; never any other local file)"
 spec() { # spec SAMPLE ECOSYSTEM COORDINATE IMAGE RECIPE > file
   cat <<SPEC
 version: 1
@@ -65,7 +61,7 @@ ecosystem: $2
 coordinate: $3
 source:
   archive:
-    url: $src/$1.tar
+    path: $1.tar
     sha256: $(sha256sum "$repo/testdata/build/$1.tar" | cut -d' ' -f1)
 recipe:
   $5
@@ -102,7 +98,7 @@ for i in "${!nodes[@]}"; do
   done
   "$pb" node --build --data "$work/nodes/$n" --policy "$work/policy.json" \
     --listen "/ip4/127.0.0.1/tcp/$((base_p2p + i))" --api "127.0.0.1:$((base_api + i))" \
-    --images "$images" --deadline 20m "${boot[@]}" 2>"$work/$n.log" &
+    --images "$images" --sources "$repo/testdata/build" --deadline 20m "${boot[@]}" 2>"$work/$n.log" &
   pids+=($!)
   echo "$n: pid $!, API http://127.0.0.1:$((base_api + i)), log $work/$n.log"
 done

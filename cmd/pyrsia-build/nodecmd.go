@@ -64,6 +64,7 @@ Examples:
 			&cli.StringSliceFlag{Name: "bootstrap", Usage: "a peer to connect to, `MULTIADDR` ending in /p2p/<peer id> (repeatable)"},
 			&cli.StringFlag{Name: "buildkit-addr", EnvVars: []string{"BUILDKIT_HOST"}, Usage: "use the buildkitd at `ADDR` instead of starting one"},
 			&cli.StringFlag{Name: "images", Value: "images", Usage: "builder image store `DIR` (OCI layouts by name)"},
+			&cli.StringFlag{Name: "sources", Usage: "`DIR` that a requested spec's relative source.archive.path is read from (default: none; URLs on public hosts work without it)"},
 			&cli.DurationFlag{Name: "deadline", Value: 10 * time.Minute, Usage: "how long a request waits for a quorum before its verdict, as a `DURATION`"},
 		},
 		Action: nodeRun,
@@ -174,7 +175,7 @@ func nodeRun(c *cli.Context) error {
 	}
 	n, err := node.New(c.Context, node.Options{
 		Data: data, Policy: p, Keys: keys, Listen: c.StringSlice("listen"), Bootstrap: boot, API: api,
-		Builder: &node.BuildKitBuilder{BuildKit: bk, Images: c.String("images")}, Deadline: c.Duration("deadline"), Logger: logger,
+		Builder: &node.BuildKitBuilder{BuildKit: bk, Images: c.String("images"), Sources: c.String("sources")}, Deadline: c.Duration("deadline"), Logger: logger,
 	})
 	if err != nil {
 		if api != nil {
