@@ -17,6 +17,20 @@
 //
 // The caller (the CLI, or a build node) then signs an attestation over the
 // artifacts. [Diff] explains why two builds of one spec differ.
+//
+// # Maven: two phases
+//
+// A Maven spec with a dependency lock ([Lock], recipe.maven.lock) builds
+// against exactly the lock's files: the node fetches each from the Maven
+// repository of its own Maven configuration ([MavenRepository]), or takes
+// it from its cache, checks it against the lock ([LockMismatchError]), and
+// gives the build a local repository of those files only, with the network
+// off; what the build still reaches for is a [NotLockedError].
+// [BuildKit.Resolve] writes the lock: it runs the recipe once with a
+// recording mirror of the configured repository as Maven's only repository.
+// [CompareUpstream] compares a build with the official release; a recipe
+// with compareUpstream puts that comparison into the [Result] and the
+// provenance.
 package builder
 
 import (
@@ -85,6 +99,10 @@ type BuildOptions struct {
 	// without the node user's git configuration and credentials, over
 	// https and http only.
 	Remote bool
+	// AllowHosts are the node operator's source hosts that are not public
+	// and that a Remote build may fetch from all the same (see
+	// [RemoteOptions]); a bad entry fails the build.
+	AllowHosts []string
 	// NoCache asks for every step to be rebuilt, ignoring the daemon's
 	// cache. [BuildKit] always does so (a build must not share a cache
 	// with anyone); the field is kept for builders that could cache

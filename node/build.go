@@ -35,25 +35,26 @@ func (f BuilderFunc) Build(ctx context.Context, spec *builder.Spec, outDir strin
 }
 
 // BuildKitBuilder builds with BuildKit, with the builder images of Images.
-// Every spec came from the network: it is built as a remote spec
-// (builder.BuildOptions.Remote: no local files but relative archive paths
-// inside Sources, public addresses only, no node credentials).
 type BuildKitBuilder struct {
 	BuildKit *builder.BuildKit
 	Images   string
-	// Sources is the folder a spec's relative source.archive.path is
-	// read from; empty means none is (such a spec fails to build).
-	Sources string
+	// AllowHosts are the source hosts that are not public and that
+	// builds may fetch from all the same ([builder.RemoteOptions]): the
+	// node's [Options].AllowSourceHosts.
+	AllowHosts []string
 }
 
 // Build builds spec with BuildKit, with no cache: every build of a node
-// sees only its own inputs.
+// sees only its own inputs. The spec came from the network: it is built as
+// a remote spec (no local files, only public addresses and AllowHosts).
 func (b *BuildKitBuilder) Build(ctx context.Context, spec *builder.Spec, outDir string) (*builder.Result, error) {
-	src := b.Sources
-	if src == "" {
-		src = filepath.Join(outDir, ".no-sources") // does not exist: relative paths fail
-	}
-	return b.BuildKit.Build(ctx, spec, builder.BuildOptions{OutDir: outDir, Images: b.Images, SpecDir: src, Remote: true, NoCache: true})
+	return b.BuildKit.Build(ctx, spec, builder.BuildOptions{OutDir: outDir, Images: b.Images, NoCache: true, Remote: true, AllowHosts: b.AllowHosts})
+}
+
+// parseSpec parses a spec from the network under the node's rules: those
+// of [builder.ParseRemoteSpec], with the operator's AllowSourceHosts.
+func (n *Node) parseSpec(data []byte) (*builder.Spec, error) {
+	return builder.ParseRemoteSpecWith(data, builder.RemoteOptions{AllowHosts: n.o.AllowSourceHosts})
 }
 
 // A build's files in DATA/builds/<input hex>/.

@@ -24,7 +24,7 @@ func TestVoteSpec(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	v, err := quorum.NewVote("sha256:"+string(bytes.Repeat([]byte("0"), 64)), b.InputDigest, "node-a", b.Bundle, b.ManifestDigest)
+	v, err := quorum.NewVote(quorum.VoteFor{Policy: "sha256:" + string(bytes.Repeat([]byte("0"), 64)), Request: "sha256:" + string(bytes.Repeat([]byte("1"), 64)), InputDigest: b.InputDigest, Node: "node-a"}, b.Bundle, b.ManifestDigest)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -37,7 +37,7 @@ func TestVoteSpec(t *testing.T) {
 	if b2, err := store.build(context.Background(), spec); err != nil || b2.ManifestDigest != b.ManifestDigest {
 		t.Errorf("second build of a stored input: %v, %v; want the stored build", b2, err)
 	}
-	failed, _ := quorum.NewFailedVote("sha256:"+string(bytes.Repeat([]byte("0"), 64)), b.InputDigest, "node-a", "boom")
+	failed, _ := quorum.NewFailedVote(quorum.VoteFor{Policy: "sha256:" + string(bytes.Repeat([]byte("0"), 64)), Request: "sha256:" + string(bytes.Repeat([]byte("1"), 64)), InputDigest: b.InputDigest, Node: "node-a"}, "boom")
 	if got := voteSpec(failed); got != nil {
 		t.Errorf("voteSpec of a failed vote: got %s, want nil", got)
 	}

@@ -25,6 +25,7 @@ nodes=(node-a node-b node-c)
 network=demo.pyrsia.local/network
 base_p2p=${PYRSIA_DEMO_P2P_PORT:-4101}
 base_api=${PYRSIA_DEMO_API_PORT:-7881}
+src_port=${PYRSIA_DEMO_SRC_PORT:-7880}
 step() { printf '\n== %s\n' "$*"; }
 
 pids=()
@@ -43,7 +44,7 @@ step "0/8 tools: runc, debootstrap, buildkitd; builder images in $images"
 scripts/install-debian-deps.sh
 PATH="$(scripts/install-buildkit.sh):$PATH"
 export PATH
-for tool in curl; do
+for tool in curl python3; do
   command -v "$tool" >/dev/null || { echo "demo: $tool is needed (apt-get install $tool)" >&2; exit 1; }
 done
 for img in busybox maven; do
@@ -53,7 +54,10 @@ for img in busybox maven; do
 done
 digest() { sed -n 's/.*"digest":"\(sha256:[0-9a-f]*\)".*/\1/p' "$images/$1/index.json" | head -1; }
 
-step "1/8 specs of the samples (a spec from the network names a public URL, or a path inside the node's --sources folder: here testdata/build; never any other local file)"
+step "1/8 the sample sources, served on loopback (a spec from the network names a URL, never a local file)"
+python3 -m http.server --bind 127.0.0.1 --directory "$repo/testdata/build" "$src_port" >"$work/sources.log" 2>&1 &
+pids+=($!)
+src=http://127.0.0.1:$src_port
 spec() { # spec SAMPLE ECOSYSTEM COORDINATE IMAGE RECIPE > file
   cat <<SPEC
 version: 1
@@ -61,7 +65,7 @@ ecosystem: $2
 coordinate: $3
 source:
   archive:
-    path: $1.tar
+    url: $src/$1.tar
     sha256: $(sha256sum "$repo/testdata/build/$1.tar" | cut -d' ' -f1)
 recipe:
   $5
@@ -89,6 +93,8 @@ rm -f "$work/policy.json"
 "$pb" network show --policy "$work/policy.json"
 
 step "4/8 three build-node daemons on loopback, each with its own buildkitd"
+# A spec from the network may fetch only from public hosts; the sample
+# sources are on loopback, so each node allows exactly that host and port.
 peer() { sed -n 's/.*"peerId": "\([^"]*\)".*/\1/p' "$work/$1.json"; }
 for i in "${!nodes[@]}"; do
   n=${nodes[$i]}
@@ -98,7 +104,7 @@ for i in "${!nodes[@]}"; do
   done
   "$pb" node --build --data "$work/nodes/$n" --policy "$work/policy.json" \
     --listen "/ip4/127.0.0.1/tcp/$((base_p2p + i))" --api "127.0.0.1:$((base_api + i))" \
-    --images "$images" --sources "$repo/testdata/build" --deadline 20m "${boot[@]}" 2>"$work/$n.log" &
+    --images "$images" --deadline 20m --allow-source-host "127.0.0.1:$src_port" "${boot[@]}" 2>"$work/$n.log" &
   pids+=($!)
   echo "$n: pid $!, API http://127.0.0.1:$((base_api + i)), log $work/$n.log"
 done
@@ -112,7 +118,7 @@ done
 curl -fsS "http://$api/status" | sed -n '/"raft"/,/}/p'
 
 step "5/8 publish the OCI sample through node-a: every node builds it, votes, and cosigns"
-"$pb" publish --node "$api" -o "$work/hello-c.proof.json" "$work/hello-c.yaml"
+"$pb" publish --node "$api" --data "$work/nodes/node-a" --policy "$work/policy.json" -o "$work/hello-c.proof.json" "$work/hello-c.yaml"
 
 step "6/8 anyone verifies the image with the policy alone: its manifest against the proof bundle"
 # The build of any node that voted with the majority (the artifact is the same).
@@ -131,7 +137,7 @@ manifest="$(dirname "$res")/$layout/blobs/sha256/${image#sha256:}"
 "$pb" verify --policy "$work/policy.json" --bundle "$work/hello-c.proof.json" "$manifest"
 
 step "7/8 publish the Maven sample and verify its jars with the policy alone"
-"$pb" publish --node "$api" -o "$work/hello-maven.proof.json" "$work/hello-maven.yaml"
+"$pb" publish --node "$api" --data "$work/nodes/node-a" --policy "$work/policy.json" -o "$work/hello-maven.proof.json" "$work/hello-maven.yaml"
 res=$(find_build 'hello-app')
 for jar in $(sed -n 's/.*"path": "\([^"]*\.jar\)".*/\1/p' "$res"); do
   "$pb" verify --policy "$work/policy.json" --bundle "$work/hello-maven.proof.json" "$(dirname "$res")/$jar"
@@ -140,7 +146,7 @@ done
 
 step "8/8 an irreproducible sample: no quorum is a verdict, with the differing files"
 set +e
-"$pb" publish --node "$api" "$work/build-time.yaml"
+"$pb" publish --node "$api" --data "$work/nodes/node-a" --policy "$work/policy.json" "$work/build-time.yaml"
 rc=$?
 set -e
 if [ "$rc" -ne 1 ]; then echo "demo: expected no quorum for the irreproducible sample (exit 1), got $rc" >&2; exit 1; fi
