@@ -541,9 +541,9 @@ func (n *Node) workLoop(ctx context.Context) error {
 func (n *Node) handleRequest(ctx context.Context, r *round) {
 	req := r.req
 	input := req.InputDigest
-	if _, ok := n.fsm.Lookup(input); ok {
-		return // published already: nothing to vote on
-	}
+	// A node votes even when the entry is in the log already (its
+	// request came late): the vote is its word on the build, and a
+	// dissenting one is reported (status shows the dissent).
 	spec, err := n.parseSpec(req.Spec)
 	var vote *quorum.Vote
 	if err != nil {
