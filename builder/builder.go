@@ -99,6 +99,10 @@ type BuildOptions struct {
 	// without the node user's git configuration and credentials, over
 	// https and http only.
 	Remote bool
+	// AllowHosts are the node operator's source hosts that are not public
+	// and that a Remote build may fetch from all the same (see
+	// [RemoteOptions]); a bad entry fails the build.
+	AllowHosts []string
 	// NoCache asks for every step to be rebuilt, ignoring the daemon's
 	// cache. [BuildKit] always does so (a build must not share a cache
 	// with anyone); the field is kept for builders that could cache

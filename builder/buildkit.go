@@ -68,7 +68,7 @@ const builderImageStore = "pyrsia-builder-image"
 // specs use (see [isolation]).
 func (b *BuildKit) Build(ctx context.Context, spec *Spec, opts BuildOptions) (*Result, error) {
 	if opts.Remote {
-		if err := spec.ValidateRemote(); err != nil {
+		if err := spec.ValidateRemoteWith(RemoteOptions{AllowHosts: opts.AllowHosts}); err != nil {
 			return nil, err
 		}
 	}
@@ -158,7 +158,13 @@ func (b *BuildKit) build(ctx context.Context, spec *Spec, input string, opts Bui
 		return nil, err
 	}
 	defer os.RemoveAll(srcDir)
-	sourceDigest, err := fetchSource(ctx, spec, opts.SpecDir, srcDir, opts.Remote, mavenRepoOpts{opts.MavenRepository, opts.MavenCache}, progress)
+	var guard *netGuard
+	if opts.Remote {
+		if guard, err = newNetGuard(RemoteOptions{AllowHosts: opts.AllowHosts}); err != nil {
+			return nil, err
+		}
+	}
+	sourceDigest, err := fetchSource(ctx, spec, opts.SpecDir, srcDir, guard, mavenRepoOpts{opts.MavenRepository, opts.MavenCache}, progress)
 	if err != nil {
 		return nil, err
 	}

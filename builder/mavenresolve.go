@@ -92,7 +92,7 @@ func (b *BuildKit) Resolve(ctx context.Context, spec *Spec, opts ResolveOptions)
 		return nil, err
 	}
 	defer os.RemoveAll(srcDir)
-	if _, err := fetchSource(ctx, spec, opts.SpecDir, srcDir, false, mavenRepoOpts{base, cache}, progress); err != nil {
+	if _, err := fetchSource(ctx, spec, opts.SpecDir, srcDir, nil, mavenRepoOpts{base, cache}, progress); err != nil {
 		return nil, err
 	}
 	rec := &recorder{client: newRepoClient(base), cache: cache, files: map[string]string{}}

@@ -2,6 +2,7 @@ package builder
 
 import (
 	"bufio"
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -28,7 +29,12 @@ import (
 // (localhost, IP literals, numeric hosts) already at parse time, with an
 // error that names the field.
 //
-// Archive URLs are fetched by [remoteHTTPClient]: that dialer, no proxy
+// The node's operator may allow hosts that are not public
+// ([RemoteOptions].AllowHosts: an internal git server, a local mirror);
+// both checks then let those hosts, at the ports the entries give, through
+// ([netGuard]), and nothing else.
+//
+// Archive URLs are fetched by [netGuard.httpClient]: that dialer, no proxy
 // from the environment (a proxy would make the connection, unchecked), and
 // at most [maxRedirects] redirects, each dialled through the same check.
 // git runs with http.proxy set to a proxy of this process on 127.0.0.1
@@ -61,27 +67,53 @@ var remoteAddrCheck = func(a netip.AddrPort) error {
 	return nil
 }
 
-// guardControl is a [net.Dialer] Control hook: it runs after the name was
-// resolved and before the connection is made, for every address tried.
-func guardControl(network, address string, _ syscall.RawConn) error {
-	ap, err := netip.ParseAddrPort(address)
+// netGuard is how a build of a spec from the network connects: every
+// address is checked ([remoteAddrCheck]) unless the operator's allowlist
+// ([RemoteOptions].AllowHosts) names it. The zero netGuard allows nothing
+// more.
+type netGuard struct {
+	allow allowList
+}
+
+// newNetGuard is the guard of o; it fails on a bad allowlist entry.
+func newNetGuard(o RemoteOptions) (*netGuard, error) {
+	l, err := o.allowList()
 	if err != nil {
-		return fmt.Errorf("builder: refused to connect to %q for a spec from the network: not an IP address and port", address)
+		return nil, err
 	}
-	return remoteAddrCheck(ap)
+	return &netGuard{allow: l}, nil
 }
 
-// guardedDialer dials only addresses [remoteAddrCheck] allows.
-func guardedDialer() *net.Dialer {
-	return &net.Dialer{Timeout: 30 * time.Second, KeepAlive: 30 * time.Second, Control: guardControl}
+// dialContext dials address (host:port, as a transport or a CONNECT
+// gives it) with a Control hook that runs after the name was resolved and
+// before each address tried is connected to. An address is allowed when
+// the allowlist names the dialled host at the resolved port, or names the
+// address and port themselves; otherwise [remoteAddrCheck] decides.
+func (g *netGuard) dialContext(ctx context.Context, network, address string) (net.Conn, error) {
+	host, _, err := net.SplitHostPort(address)
+	if err != nil {
+		return nil, fmt.Errorf("builder: refused to connect to %q for a spec from the network: not host:port", address)
+	}
+	d := &net.Dialer{Timeout: 30 * time.Second, KeepAlive: 30 * time.Second,
+		Control: func(_, resolved string, _ syscall.RawConn) error {
+			ap, err := netip.ParseAddrPort(resolved)
+			if err != nil {
+				return fmt.Errorf("builder: refused to connect to %q for a spec from the network: not an IP address and port", resolved)
+			}
+			if g.allow.permitsHost(host, ap.Port()) || g.allow.permitsAddr(ap) {
+				return nil
+			}
+			return remoteAddrCheck(ap)
+		}}
+	return d.DialContext(ctx, network, address)
 }
 
-// guardedTransport is an HTTP transport whose every connection goes
-// through [guardedDialer], and never through a proxy.
-func guardedTransport() *http.Transport {
+// transport is an HTTP transport whose every connection goes through
+// [netGuard.dialContext], and never through a proxy.
+func (g *netGuard) transport() *http.Transport {
 	return &http.Transport{
 		Proxy:                 nil,
-		DialContext:           guardedDialer().DialContext,
+		DialContext:           g.dialContext,
 		ForceAttemptHTTP2:     true,
 		TLSHandshakeTimeout:   30 * time.Second,
 		ResponseHeaderTimeout: 2 * time.Minute,
@@ -89,10 +121,10 @@ func guardedTransport() *http.Transport {
 	}
 }
 
-// remoteHTTPClient fetches for a spec from the network (see the top of
-// this file).
-func remoteHTTPClient() *http.Client {
-	return &http.Client{Transport: guardedTransport(), CheckRedirect: checkRedirect}
+// httpClient fetches for a spec from the network (see the top of this
+// file).
+func (g *netGuard) httpClient() *http.Client {
+	return &http.Client{Transport: g.transport(), CheckRedirect: checkRedirect}
 }
 
 func checkRedirect(req *http.Request, via []*http.Request) error {
@@ -183,9 +215,10 @@ var reservedPrefixes = []struct {
 // gitProxy is an HTTP proxy on 127.0.0.1 that git uses (http.proxy) for
 // a spec from the network: it tunnels CONNECT (https) and forwards
 // absolute-form requests (http), making every connection with
-// [guardedDialer]. It remembers the first connection it refused, so that
-// the error of a failed clone can name the cause.
+// [netGuard.dialContext]. It remembers the first connection it refused, so
+// that the error of a failed clone can name the cause.
 type gitProxy struct {
+	g   *netGuard
 	ln  net.Listener
 	srv *http.Server
 	tr  *http.Transport
@@ -197,12 +230,12 @@ type gitProxy struct {
 	closing chan struct{}
 }
 
-func startGitProxy() (*gitProxy, error) {
+func startGitProxy(g *netGuard) (*gitProxy, error) {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		return nil, fmt.Errorf("builder: git proxy: %w", err)
 	}
-	p := &gitProxy{ln: ln, tr: guardedTransport(), closing: make(chan struct{})}
+	p := &gitProxy{g: g, ln: ln, tr: g.transport(), closing: make(chan struct{})}
 	p.rp = &httputil.ReverseProxy{
 		// The request is already in absolute form; it is sent as it
 		// is, without hop-by-hop and proxy headers (ReverseProxy drops
@@ -262,7 +295,7 @@ func (p *gitProxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 // tunnel answers CONNECT host:port: it dials the host through the check
 // and copies bytes both ways until either side closes.
 func (p *gitProxy) tunnel(w http.ResponseWriter, r *http.Request) {
-	up, err := guardedDialer().DialContext(r.Context(), "tcp", r.Host)
+	up, err := p.g.dialContext(r.Context(), "tcp", r.Host)
 	if err != nil {
 		p.fail(w, err)
 		return

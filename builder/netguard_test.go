@@ -79,7 +79,7 @@ func TestCheckRemoteHost(t *testing.T) {
 		"https://x1/x.tar", // a name, not a number
 	}
 	for _, u := range good {
-		if err := checkRemoteHost("f", u); err != nil {
+		if err := checkRemoteHost("f", u, nil); err != nil {
 			t.Errorf("%s: %v", u, err)
 		}
 	}
@@ -107,7 +107,7 @@ func TestCheckRemoteHost(t *testing.T) {
 		"https://[64:ff9b::a00:5]/x.tar.gz": "private (in NAT64)",
 	}
 	for u, want := range bad {
-		err := checkRemoteHost("source.archive.url", u)
+		err := checkRemoteHost("source.archive.url", u, nil)
 		var se *SpecError
 		if !errors.As(err, &se) || se.Field != "source.archive.url" || !strings.Contains(err.Error(), want) || !strings.Contains(err.Error(), "not allowed in a spec from the network") {
 			t.Errorf("%s: got %v, want it refused as %q", u, err, want)
@@ -166,7 +166,11 @@ func TestRemoteArchiveConnectCheck(t *testing.T) {
 	port := srv.URL[strings.LastIndex(srv.URL, ":")+1:]
 	fetch := func(u string, remote bool) error {
 		a := &ArchiveSource{URL: u, SHA256: hex.EncodeToString(sum[:])}
-		_, err := fetchArchive(t.Context(), a, "", t.TempDir(), remote, io.Discard)
+		var guard *netGuard
+		if remote {
+			guard = &netGuard{}
+		}
+		_, err := fetchArchive(t.Context(), a, "", t.TempDir(), guard, io.Discard)
 		return err
 	}
 
@@ -210,11 +214,11 @@ func TestRemoteArchiveDigestNotShown(t *testing.T) {
 	sum := sha256.Sum256(data)
 	actual := hex.EncodeToString(sum[:])
 	a := &ArchiveSource{Path: "x.tar", SHA256: strings.Repeat("0", 64)}
-	_, err := fetchArchive(t.Context(), a, specDir, t.TempDir(), false, io.Discard)
+	_, err := fetchArchive(t.Context(), a, specDir, t.TempDir(), nil, io.Discard)
 	if err == nil || !strings.Contains(err.Error(), actual) {
 		t.Fatalf("local build: got %v, want the actual digest named", err)
 	}
-	_, err = fetchArchive(t.Context(), a, specDir, t.TempDir(), true, io.Discard)
+	_, err = fetchArchive(t.Context(), a, specDir, t.TempDir(), &netGuard{}, io.Discard)
 	if err == nil || strings.Contains(err.Error(), actual) || !strings.Contains(err.Error(), "does not have the sha256 the spec pins") {
 		t.Fatalf("remote build: got %v, want a mismatch without the actual digest", err)
 	}
@@ -222,7 +226,7 @@ func TestRemoteArchiveDigestNotShown(t *testing.T) {
 		t.Errorf("remote build: the error %q names the node's spec folder", err)
 	}
 	// With no spec folder a remote spec has no local files.
-	_, err = fetchArchive(t.Context(), &ArchiveSource{Path: "x.tar", SHA256: actual}, "", t.TempDir(), true, io.Discard)
+	_, err = fetchArchive(t.Context(), &ArchiveSource{Path: "x.tar", SHA256: actual}, "", t.TempDir(), &netGuard{}, io.Discard)
 	if err == nil || !strings.Contains(err.Error(), "this build has none") {
 		t.Fatalf("remote build without a spec folder: got %v", err)
 	}
@@ -322,14 +326,14 @@ func TestRemoteGitConnectCheck(t *testing.T) {
 	for name, srv := range map[string]*httptest.Server{"http": plain, "https": tlsSrv} {
 		t.Run(name, func(t *testing.T) {
 			g := &GitSource{URL: srv.URL + "/repo.git", Commit: commit}
-			_, err := fetchGit(t.Context(), g, "", filepath.Join(t.TempDir(), "src"), true, io.Discard)
+			_, err := fetchGit(t.Context(), g, "", filepath.Join(t.TempDir(), "src"), &netGuard{}, io.Discard)
 			var ra *RefusedAddressError
 			if !errors.As(err, &ra) || ra.Reason != "loopback" {
 				t.Fatalf("got %v, want the loopback address refused", err)
 			}
 			allowOnly(t, srv)
 			dst := filepath.Join(t.TempDir(), "src")
-			got, err := fetchGit(t.Context(), g, "", dst, true, io.Discard)
+			got, err := fetchGit(t.Context(), g, "", dst, &netGuard{}, io.Discard)
 			if err != nil {
 				t.Fatalf("an allowed address: %v", err)
 			}

@@ -60,7 +60,7 @@ func TestRemoteArchivePathStaysInSpecDir(t *testing.T) {
 		t.Fatalf("ParseRemoteSpec: %v", err)
 	}
 	dst := t.TempDir()
-	if _, err := fetchSource(context.Background(), s, specDir, dst, true, mavenRepoOpts{}, io.Discard); err == nil {
+	if _, err := fetchSource(context.Background(), s, specDir, dst, &netGuard{}, mavenRepoOpts{}, io.Discard); err == nil {
 		t.Errorf("a remote spec read %s through the symlink %s", filepath.Join(outside, "node-private.tar"), filepath.Join(specDir, "src"))
 	}
 }

@@ -28,22 +28,24 @@ const maxArchiveSize = 4 << 30
 // fetchSource puts the spec's source tree into dst (an empty folder) and
 // returns what was resolved: "sha256:<hex>" of the archive, or
 // "gitCommit:<commit>" for git.
-// remote says the spec came over a network (see [Spec.ValidateRemote]):
-// a local archive is then opened only inside specDir, and every connection
-// for an archive URL or git is checked ([remoteAddrCheck]).
-func fetchSource(ctx context.Context, s *Spec, specDir, dst string, remote bool, repo mavenRepoOpts, progress io.Writer) (string, error) {
+// guard is non-nil when the spec came over a network (see
+// [Spec.ValidateRemote]): a local archive is then opened only inside
+// specDir, and every connection for an archive URL or git is checked by
+// guard.
+func fetchSource(ctx context.Context, s *Spec, specDir, dst string, guard *netGuard, repo mavenRepoOpts, progress io.Writer) (string, error) {
 	switch {
 	case s.Source.Maven != nil:
 		return fetchMavenSource(ctx, s.Source.Maven, repo, dst, progress)
 	case s.Source.Archive != nil:
-		return fetchArchive(ctx, s.Source.Archive, specDir, dst, remote, progress)
+		return fetchArchive(ctx, s.Source.Archive, specDir, dst, guard, progress)
 	case s.Source.Git != nil:
-		return fetchGit(ctx, s.Source.Git, specDir, dst, remote, progress)
+		return fetchGit(ctx, s.Source.Git, specDir, dst, guard, progress)
 	}
 	return "", errors.New("builder: spec has no source")
 }
 
-func fetchArchive(ctx context.Context, a *ArchiveSource, specDir, dst string, remote bool, progress io.Writer) (string, error) {
+func fetchArchive(ctx context.Context, a *ArchiveSource, specDir, dst string, guard *netGuard, progress io.Writer) (string, error) {
+	remote := guard != nil
 	var name string
 	var r io.ReadCloser
 	if a.Path != "" {
@@ -61,7 +63,7 @@ func fetchArchive(ctx context.Context, a *ArchiveSource, specDir, dst string, re
 		}
 		hc := http.DefaultClient
 		if remote {
-			hc = remoteHTTPClient()
+			hc = guard.httpClient()
 			defer hc.CloseIdleConnections()
 		}
 		resp, err := hc.Do(req)
@@ -206,9 +208,10 @@ func writeRootFile(root *os.Root, name string, mode os.FileMode, r io.Reader) er
 // none of its credential helpers, URL rewrites or proxies), with only the
 // https and http transports whatever the URL says, and with every
 // connection made by a proxy of this process that refuses addresses not
-// on the public internet ([gitProxy]). Its errors leave git's output out
+// on the public internet and not allowed by the operator ([gitProxy]). Its errors leave git's output out
 // (it can quote what a server answered); [GitError].Output keeps it.
-func fetchGit(ctx context.Context, g *GitSource, specDir, dst string, remote bool, progress io.Writer) (string, error) {
+func fetchGit(ctx context.Context, g *GitSource, specDir, dst string, guard *netGuard, progress io.Writer) (string, error) {
+	remote := guard != nil
 	url := g.URL
 	if !remote && !strings.Contains(url, "://") && !strings.HasPrefix(url, "/") && !strings.Contains(url, "@") {
 		url = filepath.Join(specDir, url) // a local path, relative to the spec
@@ -222,7 +225,7 @@ func fetchGit(ctx context.Context, g *GitSource, specDir, dst string, remote boo
 			return "", err
 		}
 		defer os.RemoveAll(home)
-		if proxy, err = startGitProxy(); err != nil {
+		if proxy, err = startGitProxy(guard); err != nil {
 			return "", err
 		}
 		defer proxy.Close()

@@ -194,10 +194,10 @@ func TestFetchGitRemoteTransports(t *testing.T) {
 	run("add", "f")
 	run("commit", "-qm", "x")
 	g := &GitSource{URL: "file://" + repo, Commit: run("rev-parse", "HEAD")}
-	if _, err := fetchGit(t.Context(), g, "", filepath.Join(t.TempDir(), "local"), false, io.Discard); err != nil {
+	if _, err := fetchGit(t.Context(), g, "", filepath.Join(t.TempDir(), "local"), nil, io.Discard); err != nil {
 		t.Fatalf("local build: %v", err)
 	}
-	_, err := fetchGit(t.Context(), g, "", filepath.Join(t.TempDir(), "remote"), true, io.Discard)
+	_, err := fetchGit(t.Context(), g, "", filepath.Join(t.TempDir(), "remote"), &netGuard{}, io.Discard)
 	var ge *GitError
 	if !errors.As(err, &ge) || !strings.Contains(ge.Output, "transport 'file' not allowed") {
 		t.Fatalf("remote build: got %v, want git to refuse the file transport", err)

@@ -14,6 +14,7 @@ import (
 	"reflect"
 	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 	"unicode/utf8"
 
@@ -678,8 +679,21 @@ func (s *Spec) size() (canon, repeated int, err error) {
 // service, and the other special ranges). A build of a remote spec
 // ([BuildOptions].Remote) checks every address again when it connects,
 // after names are resolved. Local builds use Validate, which allows all of
-// these.
+// these. ValidateRemote allows no host that is not public; see
+// [Spec.ValidateRemoteWith].
 func (s *Spec) ValidateRemote() error {
+	return s.ValidateRemoteWith(RemoteOptions{})
+}
+
+// ValidateRemoteWith is [Spec.ValidateRemote] with the node operator's
+// exceptions: an archive or git URL whose host (and port) o.AllowHosts
+// names is accepted whatever address it is. It fails on a bad entry of
+// o.AllowHosts too.
+func (s *Spec) ValidateRemoteWith(o RemoteOptions) error {
+	allow, err := o.allowList()
+	if err != nil {
+		return err
+	}
 	if err := s.Validate(); err != nil {
 		return err
 	}
@@ -688,7 +702,7 @@ func (s *Spec) ValidateRemote() error {
 			if err := checkRelPath("source.archive.path", a.Path); err != nil {
 				return fieldErr("source.archive.path", "%q is not allowed in a spec from the network: give a URL, or a path relative to the spec's folder that stays inside it", a.Path)
 			}
-		} else if err := checkRemoteHost("source.archive.url", a.URL); err != nil {
+		} else if err := checkRemoteHost("source.archive.url", a.URL, allow); err != nil {
 			return err
 		}
 	}
@@ -696,7 +710,7 @@ func (s *Spec) ValidateRemote() error {
 		if scheme := gitScheme(g.URL); scheme != "https" && scheme != "http" {
 			return fieldErr("source.git.url", "%q is not allowed in a spec from the network: only https and http URLs are (a file URL reads the node's files; ssh logs in with the node's keys; git:// cannot go through the node's address check)", g.URL)
 		}
-		if err := checkRemoteHost("source.git.url", g.URL); err != nil {
+		if err := checkRemoteHost("source.git.url", g.URL, allow); err != nil {
 			return err
 		}
 	}
@@ -707,15 +721,27 @@ func (s *Spec) ValidateRemote() error {
 // names the node or its networks: localhost, an IP address that is not
 // public, or a number that clients read as an IP address (2130706433,
 // 0x7f.1, 127.1, 0177.0.0.1: curl and browsers take a host whose last
-// label is numeric for IPv4 in any of these forms).
-func checkRemoteHost(field, rawURL string) error {
+// label is numeric for IPv4 in any of these forms), unless allow names
+// its host and port.
+func checkRemoteHost(field, rawURL string, allow allowList) error {
 	u, err := url.Parse(rawURL)
 	if err != nil {
 		return fieldErr(field, "%q is not a URL", rawURL)
 	}
-	host := strings.TrimSuffix(strings.ToLower(u.Hostname()), ".")
+	host := normHost(u.Hostname())
+	port := defaultPort(u.Scheme)
+	if p := u.Port(); p != "" {
+		n, err := strconv.ParseUint(p, 10, 16)
+		if err != nil {
+			return fieldErr(field, "%q has port %q, not a number from 0 to 65535", rawURL, p)
+		}
+		port = uint16(n)
+	}
+	if allow.permitsHost(host, port) {
+		return nil
+	}
 	refuse := func(what string) error {
-		return fieldErr(field, "%q is not allowed in a spec from the network: its host is %s, which the node reaches from inside its own network; name a public host", rawURL, what)
+		return fieldErr(field, "%q is not allowed in a spec from the network: its host is %s, which the node reaches from inside its own network; name a public host (or, on a node you run, allow this one: pyrsia-build node --allow-source-host)", rawURL, what)
 	}
 	if host == "localhost" || strings.HasSuffix(host, ".localhost") {
 		return refuse("the node itself")
@@ -745,11 +771,18 @@ var numericLabelRE = regexp.MustCompile(`^([0-9]+|0[xX][0-9a-fA-F]*)$`)
 // ParseRemoteSpec is [ParseSpec] followed by [Spec.ValidateRemote]: the
 // parser for specs that arrive over a network.
 func ParseRemoteSpec(data []byte) (*Spec, error) {
+	return ParseRemoteSpecWith(data, RemoteOptions{})
+}
+
+// ParseRemoteSpecWith is [ParseSpec] followed by
+// [Spec.ValidateRemoteWith]: the parser of a node whose operator allows
+// some hosts that are not public.
+func ParseRemoteSpecWith(data []byte, o RemoteOptions) (*Spec, error) {
 	s, err := ParseSpec(data)
 	if err != nil {
 		return nil, err
 	}
-	if err := s.ValidateRemote(); err != nil {
+	if err := s.ValidateRemoteWith(o); err != nil {
 		return nil, err
 	}
 	return s, nil

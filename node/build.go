@@ -38,13 +38,23 @@ func (f BuilderFunc) Build(ctx context.Context, spec *builder.Spec, outDir strin
 type BuildKitBuilder struct {
 	BuildKit *builder.BuildKit
 	Images   string
+	// AllowHosts are the source hosts that are not public and that
+	// builds may fetch from all the same ([builder.RemoteOptions]): the
+	// node's [Options].AllowSourceHosts.
+	AllowHosts []string
 }
 
 // Build builds spec with BuildKit, with no cache: every build of a node
 // sees only its own inputs. The spec came from the network: it is built as
-// a remote spec (no local files, only public addresses).
+// a remote spec (no local files, only public addresses and AllowHosts).
 func (b *BuildKitBuilder) Build(ctx context.Context, spec *builder.Spec, outDir string) (*builder.Result, error) {
-	return b.BuildKit.Build(ctx, spec, builder.BuildOptions{OutDir: outDir, Images: b.Images, NoCache: true, Remote: true})
+	return b.BuildKit.Build(ctx, spec, builder.BuildOptions{OutDir: outDir, Images: b.Images, NoCache: true, Remote: true, AllowHosts: b.AllowHosts})
+}
+
+// parseSpec parses a spec from the network under the node's rules: those
+// of [builder.ParseRemoteSpec], with the operator's AllowSourceHosts.
+func (n *Node) parseSpec(data []byte) (*builder.Spec, error) {
+	return builder.ParseRemoteSpecWith(data, builder.RemoteOptions{AllowHosts: n.o.AllowSourceHosts})
 }
 
 // A build's files in DATA/builds/<input hex>/.

@@ -351,16 +351,6 @@ func TestFiveNodesAgree(t *testing.T) {
 	}
 }
 
-func countVotes(evs []Event) map[string][]string {
-	out := map[string][]string{}
-	for _, ev := range evs {
-		if ev.Type == EventVote {
-			out[ev.Node] = ev.Subjects
-		}
-	}
-	return out
-}
-
 func TestTwoNodesDown(t *testing.T) {
 	c := newCluster(t, 5, nil)
 	for i := range 3 {

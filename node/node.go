@@ -51,6 +51,10 @@ type Options struct {
 	API net.Listener
 	// Builder builds specs. Required.
 	Builder Builder
+	// AllowSourceHosts are the source hosts that are not public and that
+	// specs may fetch from all the same ([builder.RemoteOptions]); the
+	// Builder must be given them too ([BuildKitBuilder].AllowHosts).
+	AllowSourceHosts []string
 	// Deadline is how long a request waits for a quorum before its
 	// verdict (default 10m).
 	Deadline time.Duration
@@ -102,6 +106,9 @@ type Node struct {
 func New(ctx context.Context, o Options) (n *Node, err error) {
 	if o.Policy == nil || o.Keys == nil || o.Builder == nil || o.Data == "" {
 		return nil, errors.New("node: data folder, policy, keys and builder are required")
+	}
+	if err := (builder.RemoteOptions{AllowHosts: o.AllowSourceHosts}).Validate(); err != nil {
+		return nil, fmt.Errorf("node: %w", err)
 	}
 	if o.Deadline <= 0 {
 		o.Deadline = 10 * time.Minute
@@ -179,7 +186,8 @@ func New(ctx context.Context, o Options) (n *Node, err error) {
 	for _, pn := range o.Policy.Nodes {
 		logVerifiers = append(logVerifiers, mustLogVerifier(pn.NoteKey))
 	}
-	(&CosignServer{Service: n.svc, Origin: o.Policy.Name, LogVerifiers: logVerifiers, Signer: o.Keys.LogSigner, Cosigner: w, Logger: n.log}).Register(n.host)
+	(&CosignServer{Service: n.svc, Origin: o.Policy.Name, LogVerifiers: logVerifiers, Signer: o.Keys.LogSigner, Cosigner: w, Logger: n.log,
+		Admit: func(p peer.ID) bool { _, ok := n.network.ByPeer(p); return ok }}).Register(n.host)
 	(&manifestServer{n: n}).register(n.host)
 
 	n.builds = &buildStore{dir: filepath.Join(o.Data, "builds"), builder: o.Builder, signer: o.Keys.Cosign, node: o.Keys.Name, inflight: map[string]chan struct{}{}}
@@ -320,7 +328,7 @@ func (n *Node) close() error {
 // this node signs the request as requester and gossips it. It returns the
 // input digest; follow the round with [Node.Events].
 func (n *Node) Publish(ctx context.Context, specData []byte) (string, error) {
-	spec, err := builder.ParseRemoteSpec(specData)
+	spec, err := n.parseSpec(specData)
 	if err != nil {
 		return "", err
 	}
@@ -536,7 +544,7 @@ func (n *Node) handleRequest(ctx context.Context, r *round) {
 	if _, ok := n.fsm.Lookup(input); ok {
 		return // published already: nothing to vote on
 	}
-	spec, err := builder.ParseRemoteSpec(req.Spec)
+	spec, err := n.parseSpec(req.Spec)
 	var vote *quorum.Vote
 	if err != nil {
 		n.rejectedSpecs.Add(1)
@@ -693,7 +701,7 @@ func (n *Node) maybePropose(ctx context.Context, r *round) {
 }
 
 func (n *Node) propose(ctx context.Context, spec []byte, envs []*dssepb.Envelope) error {
-	s, err := builder.ParseRemoteSpec(spec)
+	s, err := n.parseSpec(spec)
 	if err != nil {
 		return err
 	}

@@ -93,6 +93,8 @@ rm -f "$work/policy.json"
 "$pb" network show --policy "$work/policy.json"
 
 step "4/8 three build-node daemons on loopback, each with its own buildkitd"
+# A spec from the network may fetch only from public hosts; the sample
+# sources are on loopback, so each node allows exactly that host and port.
 peer() { sed -n 's/.*"peerId": "\([^"]*\)".*/\1/p' "$work/$1.json"; }
 for i in "${!nodes[@]}"; do
   n=${nodes[$i]}
@@ -102,7 +104,7 @@ for i in "${!nodes[@]}"; do
   done
   "$pb" node --build --data "$work/nodes/$n" --policy "$work/policy.json" \
     --listen "/ip4/127.0.0.1/tcp/$((base_p2p + i))" --api "127.0.0.1:$((base_api + i))" \
-    --images "$images" --deadline 20m "${boot[@]}" 2>"$work/$n.log" &
+    --images "$images" --deadline 20m --allow-source-host "127.0.0.1:$src_port" "${boot[@]}" 2>"$work/$n.log" &
   pids+=($!)
   echo "$n: pid $!, API http://127.0.0.1:$((base_api + i)), log $work/$n.log"
 done

@@ -23,7 +23,7 @@ func nodeCommand() *cli.Command {
 	return &cli.Command{
 		Name:      "node",
 		Usage:     "run a build node of a network, or make its keys",
-		UsageText: "pyrsia-build node init --data DIR --name NAME\n   pyrsia-build node --build --data DIR --policy POLICY [--listen MULTIADDR...] [--api HOST:PORT] [--bootstrap MULTIADDR...] [--buildkit-addr ADDR] [--images DIR] [--deadline D]",
+		UsageText: "pyrsia-build node init --data DIR --name NAME\n   pyrsia-build node --build --data DIR --policy POLICY [--listen MULTIADDR...] [--api HOST:PORT] [--bootstrap MULTIADDR...] [--buildkit-addr ADDR] [--images DIR] [--deadline D] [--allow-source-host HOST[:PORT]...]",
 		Description: `Runs a build node of the network in --policy, with its keys and state in
 --data (made by 'pyrsia-build node init'):
 
@@ -42,6 +42,13 @@ checks it against the policy and applies it to its own log, and the nodes
 cosign the checkpoint. The local HTTP API (--api) takes requests from
 'pyrsia-build publish' and 'pyrsia-build status' and serves /healthz,
 /status, /v1/... and the log under /log/.
+
+A spec from the network may fetch its source only from the public internet:
+its URLs may not name localhost or an address that is not public, and every
+connection is checked again after the name is resolved. --allow-source-host
+lets an internal git server or a local mirror through: HOST:PORT allows that
+host at that port only (a name whatever it resolves to, an address whatever
+name leads to it); HOST allows every port of it. Nothing else is relaxed.
 
 The cosign key's password comes from COSIGN_PASSWORD. SIGINT or SIGTERM stops
 the node cleanly (builds are cancelled, Raft leadership is handed over, the
@@ -65,6 +72,7 @@ Examples:
 			&cli.StringFlag{Name: "buildkit-addr", EnvVars: []string{"BUILDKIT_HOST"}, Usage: "use the buildkitd at `ADDR` instead of starting one"},
 			&cli.StringFlag{Name: "images", Value: "images", Usage: "builder image store `DIR` (OCI layouts by name)"},
 			&cli.DurationFlag{Name: "deadline", Value: 10 * time.Minute, Usage: "how long a request waits for a quorum before its verdict, as a `DURATION`"},
+			&cli.StringSliceFlag{Name: "allow-source-host", Usage: "let specs fetch their source from `HOST[:PORT]` although it is not a public host: an internal git server, a local mirror (repeatable; HOST alone allows every port)"},
 		},
 		Action: nodeRun,
 	}
@@ -126,7 +134,11 @@ func nodeRun(c *cli.Context) error {
 		return inputErr(errors.New("only build nodes can run yet: pass --build"), "run 'pyrsia-build node --help' for usage")
 	}
 	if c.String("data") == "" || c.String("policy") == "" {
-		return inputErr(errors.New(`Required flags "data, policy" not set`), "run 'pyrsia-build node --help' for usage")
+		return inputErr(errors.New("node --build needs --data and --policy"), "run 'pyrsia-build node --help' for usage")
+	}
+	allow := c.StringSlice("allow-source-host")
+	if err := (builder.RemoteOptions{AllowHosts: allow}).Validate(); err != nil {
+		return inputErr(fmt.Errorf("--allow-source-host: %w", err))
 	}
 	clog.SetLevel("error")
 	data := c.String("data")
@@ -147,6 +159,9 @@ func nodeRun(c *cli.Context) error {
 		return inputErr(err)
 	}
 	logger := slog.New(slog.NewTextHandler(c.App.ErrWriter, nil)).With("node", keys.Name)
+	if len(allow) > 0 {
+		logger.Info("specs may fetch their source from these hosts that are not public", "allow-source-host", allow)
+	}
 	addr := c.String("buildkit-addr")
 	if addr == "" {
 		d, err := builder.StartDaemon(c.Context, builder.DaemonOptions{Dir: filepath.Join(data, "buildkit")})
@@ -177,7 +192,8 @@ func nodeRun(c *cli.Context) error {
 	}
 	n, err := node.New(c.Context, node.Options{
 		Data: data, Policy: p, Keys: keys, Listen: c.StringSlice("listen"), Bootstrap: boot, API: api,
-		Builder: &node.BuildKitBuilder{BuildKit: bk, Images: c.String("images")}, Deadline: c.Duration("deadline"), Logger: logger,
+		Builder:          &node.BuildKitBuilder{BuildKit: bk, Images: c.String("images"), AllowHosts: allow},
+		AllowSourceHosts: allow, Deadline: c.Duration("deadline"), Logger: logger,
 	})
 	if err != nil {
 		if api != nil {

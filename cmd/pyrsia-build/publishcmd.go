@@ -93,7 +93,10 @@ Examples:
 			if err != nil {
 				return inputErr(fmt.Errorf("spec: %w", err))
 			}
-			parsed, err := builder.ParseRemoteSpec(spec)
+			// Only the input digest is computed here: the node checks the
+			// rules for specs from the network, with its operator's
+			// allowed source hosts, and its refusal is reported.
+			parsed, err := builder.ParseSpec(spec)
 			if err != nil {
 				return inputErr(fmt.Errorf("spec %s: %w", c.Args().First(), err))
 			}
