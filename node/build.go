@@ -190,6 +190,9 @@ func (s *buildStore) run(ctx context.Context, spec *builder.Spec, input string) 
 	if err != nil {
 		return nil, fmt.Errorf("node: building %s: %w", input, err)
 	}
+	if res == nil {
+		return nil, fmt.Errorf("node: building %s: the builder returned neither a result nor an error", input)
+	}
 	if res.InputDigest != input {
 		return nil, fmt.Errorf("node: builder returned a result for input %s, want %s", res.InputDigest, input)
 	}

@@ -2,6 +2,7 @@ package node
 
 import (
 	"context"
+	"errors"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -165,9 +166,10 @@ func TestReviewRequestFloodIsNotRateLimited(t *testing.T) {
 	slow := BuilderFunc(func(ctx context.Context, spec *builder.Spec, out string) (*builder.Result, error) {
 		select {
 		case <-block:
+			return nil, errors.New("test over")
 		case <-ctx.Done():
+			return nil, ctx.Err()
 		}
-		return nil, ctx.Err()
 	})
 	c := newCluster(t, 1, map[int]Builder{0: slow})
 	c.deadline = time.Minute
