@@ -10,8 +10,7 @@ all: build
 build:
 	$(GO) build -o $(BIN) ./cmd/pyrsia-build
 
-# The main job: until the build network exists, keygen, attest and verify a
-# sample end to end (and show a tampered sample being refused).
+# The main job: a local build network of three build-node daemons (scripts/demo.sh).
 run: build
 	scripts/demo.sh $(BIN)
 

@@ -32,26 +32,7 @@ func Provenance(spec *Spec, res *Result, builderID string, started, finished tim
 	if err != nil {
 		return nil, nil, err
 	}
-	var deps []*intoto.ResourceDescriptor
-	switch {
-	case spec.Source.Git != nil:
-		deps = append(deps, &intoto.ResourceDescriptor{Uri: "git+" + spec.Source.Git.URL, Digest: map[string]string{"gitCommit": spec.Source.Git.Commit}})
-	case spec.Source.Archive != nil:
-		uri := spec.Source.Archive.URL
-		if uri == "" {
-			uri = spec.Source.Archive.Path
-		}
-		deps = append(deps, &intoto.ResourceDescriptor{Uri: uri, Digest: map[string]string{"sha256": spec.Source.Archive.SHA256}})
-	}
-	if m := spec.Source.Maven; m != nil {
-		f := m.lockFile()
-		deps = append(deps, &intoto.ResourceDescriptor{Name: f.File, Uri: mavenPURL(f), Digest: map[string]string{"sha256": f.SHA256}})
-	}
-	if r := spec.Recipe.Maven; r != nil && r.Lock != nil {
-		deps = append(deps, &intoto.ResourceDescriptor{Name: "maven-lock", Uri: r.Lock.Path, Digest: map[string]string{"sha256": r.Lock.SHA256}, MediaType: "application/json"})
-	}
-	imgHex := strings.TrimPrefix(res.BuilderImageDigest, "sha256:")
-	deps = append(deps, &intoto.ResourceDescriptor{Name: spec.BuilderImage.Name, Uri: "oci-layout:" + spec.BuilderImage.Name, Digest: map[string]string{"sha256": imgHex}})
+	deps := specDependencies(spec, res.BuilderImageDigest)
 	prov, err := attest.NewProvenance(attest.ProvenanceOptions{
 		BuildType:            BuildType,
 		ExternalParameters:   map[string]any{"spec": params},
@@ -82,6 +63,34 @@ func Provenance(spec *Spec, res *Result, builderID string, started, finished tim
 		}
 	}
 	return subjects, prov, nil
+}
+
+// specDependencies are a build's resolvedDependencies, all made from the
+// spec: the source, the lock, and the builder image (whose digest the
+// build used, imageDigest). [Spec.Validate] counts their names and URIs in
+// the spec's size, as every attestation repeats them.
+func specDependencies(spec *Spec, imageDigest string) []*intoto.ResourceDescriptor {
+	var deps []*intoto.ResourceDescriptor
+	switch {
+	case spec.Source.Git != nil:
+		deps = append(deps, &intoto.ResourceDescriptor{Uri: "git+" + spec.Source.Git.URL, Digest: map[string]string{"gitCommit": spec.Source.Git.Commit}})
+	case spec.Source.Archive != nil:
+		uri := spec.Source.Archive.URL
+		if uri == "" {
+			uri = spec.Source.Archive.Path
+		}
+		deps = append(deps, &intoto.ResourceDescriptor{Uri: uri, Digest: map[string]string{"sha256": spec.Source.Archive.SHA256}})
+	}
+	if m := spec.Source.Maven; m != nil {
+		f := m.lockFile()
+		deps = append(deps, &intoto.ResourceDescriptor{Name: f.File, Uri: mavenPURL(f), Digest: map[string]string{"sha256": f.SHA256}})
+	}
+	if r := spec.Recipe.Maven; r != nil && r.Lock != nil {
+		deps = append(deps, &intoto.ResourceDescriptor{Name: "maven-lock", Uri: r.Lock.Path, Digest: map[string]string{"sha256": r.Lock.SHA256}, MediaType: "application/json"})
+	}
+	imgHex := strings.TrimPrefix(imageDigest, "sha256:")
+	deps = append(deps, &intoto.ResourceDescriptor{Name: spec.BuilderImage.Name, Uri: "oci-layout:" + spec.BuilderImage.Name, Digest: map[string]string{"sha256": imgHex}})
+	return deps
 }
 
 // mavenPURL is the package URL of a file in a Maven repository:

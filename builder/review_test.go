@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"errors"
 	"io"
 	"os"
 	"path/filepath"
@@ -64,28 +65,23 @@ func TestRemoteArchivePathStaysInSpecDir(t *testing.T) {
 	}
 }
 
-// Review finding: ParseSpec accepts specs up to 1 MiB, but a log entry holds
-// at most 65535 bytes (publish.MaxEntrySize): the canonical spec once, plus
-// each voter's envelope, whose base64 payload holds the spec again. A spec
-// of ~5 KB cannot be published by the 8 voters of a 15-node network, and
-// one of 64 KB by nobody; every node still builds it and signs. A spec
-// author makes the whole network build what can never be logged. Bound the
-// canonical spec by what an entry of a majority's envelopes can hold, in
-// ParseSpec, with an error that says so.
-func TestReviewSpecThatCannotBeLogged(t *testing.T) {
-	if os.Getenv("PYRSIA_REVIEW") == "" {
-		t.Skip("review finding: specs too large for any log entry are accepted")
-	}
-	big := strings.Repeat("x", 70000)
-	s, err := ParseSpec([]byte(edit(t, ociSpec, "oci: {}", "oci: {buildArgs: {BIG: "+big+"}}")))
-	if err != nil {
-		return // refused: fixed
-	}
-	canon, err := s.CanonicalJSON()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if len(canon) > 1<<16-1 {
-		t.Errorf("ParseSpec accepted a spec whose canonical JSON is %d bytes, more than a whole log entry (65535)", len(canon))
+// Review finding: ParseSpec accepted specs up to 1 MiB, but a log entry
+// holds at most 65535 bytes (publish.MaxEntrySize): the canonical spec
+// once, plus each voter's envelope, whose base64 payload holds the spec
+// again. A spec of ~5 KB cannot be published by the 8 voters of a 15-node
+// network, and one of 64 KB by nobody; every node still built it and
+// signed. ParseSpec now refuses a spec over MaxSpecSize (see
+// TestMaxSpecSizeFitsAnEntry for how the bound was measured).
+func TestParseSpecRefusesSpecThatCannotBeLogged(t *testing.T) {
+	for _, n := range []int{70000, 5000} {
+		big := strings.Repeat("x", n)
+		_, err := ParseSpec([]byte(edit(t, ociSpec, "oci: {}", "oci: {buildArgs: {BIG: "+big+"}}")))
+		var se *SpecError
+		if !errors.As(err, &se) || !strings.Contains(err.Error(), "is over the limit of 2048") || !strings.Contains(err.Error(), "a log entry could not hold") {
+			t.Errorf("a %d-byte build arg: got %v, want the spec refused as too large to log", n, err)
+		}
+		if _, err := ParseRemoteSpec([]byte(edit(t, ociSpec, "oci: {}", "oci: {buildArgs: {BIG: "+big+"}}"))); err == nil {
+			t.Errorf("ParseRemoteSpec accepted a %d-byte build arg", n)
+		}
 	}
 }

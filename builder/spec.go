@@ -253,20 +253,42 @@ func fieldErr(field, format string, args ...any) error {
 	return &SpecError{Field: field, Msg: fmt.Sprintf(format, args...)}
 }
 
-// maxSpecSize bounds what ParseSpec reads, and maxSpecNodes the YAML nodes
-// it visits (aliases are visited each time they are used, so a small file
-// can expand enormously).
+// maxSpecText bounds the text ParseSpec reads (comments and all), and
+// maxSpecNodes the YAML nodes it visits (aliases are visited each time
+// they are used, so a small file can expand enormously). The spec itself
+// is bounded by [MaxSpecSize].
 const (
-	maxSpecSize  = 1 << 20
+	maxSpecText  = 1 << 20
 	maxSpecNodes = 100000
 )
+
+// MaxSpecSize bounds a spec by what it takes in a log entry: its canonical
+// JSON plus the names and URIs that the provenance of every build repeats
+// from it (resolvedDependencies: the source's URL or path, the lock's
+// path, the builder image's name) may be at most 2048 bytes.
+//
+// A log entry (at most [publish.MaxEntrySize], 65,535 bytes) holds the
+// spec once and, in each of a majority's DSSE envelopes, base64-encoded
+// again: each byte of a spec costs about 12 bytes of the entry published
+// by the 8 nodes that are a majority of 15. TestMaxSpecSizeFitsAnEntry
+// measures the real encodings: at this bound the entry of 8 attestations
+// of a Maven build with 4 artifacts compared with the upstream release is
+// about 51,000 bytes (of an OCI image, 34,000), so the rest is left for
+// more artifacts. Outputs count too: each further Maven artifact compared
+// with upstream takes about 5,000 bytes of the entry, so the bound cannot
+// promise that every build of an accepted spec fits. A spec over the bound could never be published by such a
+// network (a 5 KB spec fills the entry); [ParseSpec] and [Spec.Validate]
+// refuse it before anyone builds it.
+//
+// [publish.MaxEntrySize]: https://pkg.go.dev/github.com/pyrsia/pyrsia-build/publish#MaxEntrySize
+const MaxSpecSize = 2048
 
 // ParseSpec parses a build spec from YAML or JSON, rejects unknown and
 // duplicate fields, applies the defaults and validates every field. Errors
 // are *[SpecError] and name the field.
 func ParseSpec(data []byte) (*Spec, error) {
-	if len(data) > maxSpecSize {
-		return nil, &SpecError{Msg: fmt.Sprintf("%d bytes is larger than the limit of %d", len(data), maxSpecSize)}
+	if len(data) > maxSpecText {
+		return nil, &SpecError{Msg: fmt.Sprintf("%d bytes is larger than the limit of %d", len(data), maxSpecText)}
 	}
 	dec := yaml.NewDecoder(bytes.NewReader(data))
 	var doc yaml.Node
@@ -312,7 +334,7 @@ func ParseSpec(data []byte) (*Spec, error) {
 // [Spec.CanonicalJSON] (its SHA-256 is [Spec.InputDigest]), so that a
 // spec has one meaning and one form everywhere.
 func ReadSpec(path string) (*Spec, error) {
-	data, err := readLimited(path, maxSpecSize)
+	data, err := readLimited(path, maxSpecText)
 	if err != nil {
 		return nil, fmt.Errorf("reading spec: %w", err)
 	}
@@ -613,7 +635,32 @@ func (s *Spec) Validate() error {
 			return fieldErr("platform", "%q is not linux/<arch>[/<variant>] with arch one of %s", s.Platform, strings.Join(knownArchs, ", "))
 		}
 	}
+	return s.checkSize()
+}
+
+// checkSize refuses a spec over [MaxSpecSize]. The fields are valid.
+func (s *Spec) checkSize() error {
+	canon, repeated, err := s.size()
+	if err != nil {
+		return err
+	}
+	if canon+repeated > MaxSpecSize {
+		return &SpecError{Msg: fmt.Sprintf("%d bytes as canonical JSON, with the %d that every attestation repeats (the source's URL or path, the lock's path, the builder image's name), is over the limit of %d: a log entry could not hold the attestations of a majority of 15 build nodes, each of which carries the spec; shorten the longest fields (build args, Maven args, modules, URLs)", canon, repeated, MaxSpecSize)}
+	}
 	return nil
+}
+
+// size returns what [MaxSpecSize] counts: the canonical JSON's length and
+// that of the names and URIs the provenance repeats.
+func (s *Spec) size() (canon, repeated int, err error) {
+	b, err := s.canonical()
+	if err != nil {
+		return 0, 0, err
+	}
+	for _, d := range specDependencies(s, s.BuilderImage.Digest) {
+		repeated += len(d.GetName()) + len(d.GetUri())
+	}
+	return len(b), repeated, nil
 }
 
 // ValidateRemote checks s as [Spec.Validate] does, and further refuses what
@@ -1002,11 +1049,15 @@ func (s *Spec) clone() *Spec {
 // records and an attestation's externalParameters.spec holds; tools that
 // take a spec file use [ReadSpec] and then this, never the file's text.
 func (s *Spec) CanonicalJSON() ([]byte, error) {
-	c := s.clone()
-	if err := c.Validate(); err != nil {
+	if err := s.clone().Validate(); err != nil {
 		return nil, err
 	}
-	raw, err := json.Marshal(c)
+	return s.canonical()
+}
+
+// canonical is [Spec.CanonicalJSON] without validation.
+func (s *Spec) canonical() ([]byte, error) {
+	raw, err := json.Marshal(s.clone())
 	if err != nil {
 		return nil, fmt.Errorf("spec: encoding: %w", err)
 	}

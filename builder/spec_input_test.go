@@ -125,14 +125,14 @@ func TestReadSpecOnlyRegularFiles(t *testing.T) {
 		t.Fatal(err)
 	}
 	big := filepath.Join(dir, "big.yaml")
-	if err := os.WriteFile(big, []byte(ociSpec+"#"+strings.Repeat("x", maxSpecSize)+"\n"), 0o644); err != nil {
+	if err := os.WriteFile(big, []byte(ociSpec+"#"+strings.Repeat("x", maxSpecText)+"\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	tests := []struct{ path, msg string }{
 		{fifo, "is not a regular file (a named pipe)"},
 		{"/dev/zero", "is not a regular file (a device)"},
 		{dir, "is not a regular file (a directory)"},
-		{big, fmt.Sprintf("big.yaml: file is over the size limit: %d bytes, the limit is 1048576", len(ociSpec)+maxSpecSize+2)},
+		{big, fmt.Sprintf("big.yaml: file is over the size limit: %d bytes, the limit is 1048576", len(ociSpec)+maxSpecText+2)},
 	}
 	for _, tt := range tests {
 		t.Run(filepath.Base(tt.path), func(t *testing.T) {

@@ -51,6 +51,11 @@ type RoundStatus struct {
 //	GET  /v1/proof/<input>                 the proof bundle against the latest final checkpoint
 //	GET  /v1/builds/<input>/manifest.json  this node's output manifest of a build
 //	GET  /log/...                          the log (tlog-tiles, proofs, lookups)
+//
+// Every request from a web page (an Origin header) and every request for a
+// host name other than localhost is refused (see [Node.checkLocal]); a POST
+// needs Content-Type application/json or application/yaml and the node's
+// API token ([APITokenFile]).
 func (n *Node) apiHandler() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
@@ -73,7 +78,7 @@ func (n *Node) apiHandler() http.Handler {
 		w.Write(b)
 	})
 	mux.Handle("/log/", http.StripPrefix("/log", n.svc.Handler()))
-	return mux
+	return n.localOnly(mux)
 }
 
 func writeJSON(w http.ResponseWriter, code int, v any) {
@@ -89,6 +94,9 @@ func httpErr(w http.ResponseWriter, code int, err error) {
 }
 
 func (n *Node) servePublish(w http.ResponseWriter, r *http.Request) {
+	if !n.checkPost(w, r) {
+		return
+	}
 	b, err := io.ReadAll(io.LimitReader(r.Body, maxSpecRequest+1))
 	if err != nil {
 		httpErr(w, http.StatusBadRequest, fmt.Errorf("reading the spec: %w", err))

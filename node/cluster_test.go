@@ -270,6 +270,14 @@ func (c *cluster) wait(ctx context.Context, i int, input string) []Event {
 
 func lastEvent(evs []Event) Event { return evs[len(evs)-1] }
 
+// String shows an event in test failures.
+func (e Event) String() string {
+	if e.Verdict != nil {
+		return e.Type + ": " + e.Verdict.Text
+	}
+	return fmt.Sprintf("%s %s %v %s", e.Type, e.Node, e.Subjects, e.Error)
+}
+
 // verify checks node i's proof bundle of input with the policy alone and
 // returns the artifact bytes it accepted.
 func (c *cluster) verify(ctx context.Context, i int, input string, artifact []byte) (*publish.ProofEvidence, error) {
@@ -341,16 +349,6 @@ func TestFiveNodesAgree(t *testing.T) {
 	if _, err := c.verify(ctx, 0, input, []byte("other bytes")); err == nil {
 		t.Error("VerifyProof accepted other bytes")
 	}
-}
-
-func countVotes(evs []Event) map[string][]string {
-	out := map[string][]string{}
-	for _, ev := range evs {
-		if ev.Type == EventVote {
-			out[ev.Node] = ev.Subjects
-		}
-	}
-	return out
 }
 
 func TestTwoNodesDown(t *testing.T) {
@@ -459,7 +457,7 @@ func TestAllFailNoQuorum(t *testing.T) {
 	ctx := c.ctx()
 	_, evs := c.publish(ctx, 0, testSpec(5))
 	ev := lastEvent(evs)
-	if ev.Type != EventVerdict || !bytes.Contains([]byte(ev.Verdict.Text), []byte("node-a failed: node: building")) {
+	if ev.Type != EventVerdict || !bytes.Contains([]byte(ev.Verdict.Text), []byte("failed: node: building sha256:")) {
 		t.Fatalf("round ended with %+v, want a verdict naming the failures", ev)
 	}
 }

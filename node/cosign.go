@@ -70,6 +70,10 @@ type CosignServer struct {
 	// Signer is this node's log signer; Cosigner its witness.
 	Signer   note.Signer
 	Cosigner *witness.Cosigner
+	// Admit says whether a peer is one of the policy's build nodes: only
+	// those are answered (the connection gater keeps strangers out too;
+	// this holds without it). Nil answers no one.
+	Admit func(peer.ID) bool
 	// Wait bounds how long a request waits for this replica to reach the
 	// offered size (default 5s).
 	Wait   time.Duration
@@ -86,7 +90,10 @@ func (s *CosignServer) handle(st network.Stream) {
 	st.SetDeadline(time.Now().Add(s.wait() + 10*time.Second))
 	var req cosignRequest
 	resp := cosignResponse{Version: 1}
-	if err := readJSON(st, &req); err != nil {
+	if p := st.Conn().RemotePeer(); s.Admit == nil || !s.Admit(p) {
+		resp.Error = fmt.Sprintf("peer %s is not a build node of this network", p)
+		s.logger().Warn("refused a cosign request from a peer outside the policy", "peer", p.String())
+	} else if err := readJSON(st, &req); err != nil {
 		resp.Error = err.Error()
 	} else {
 		ctx, cancel := context.WithTimeout(context.Background(), s.wait()+5*time.Second)
@@ -239,6 +246,11 @@ type RefusedError struct {
 	Reason string
 	Latest uint64 // the size the peer has cosigned, when it is ahead
 }
+
+// CosignedSize returns the size of the checkpoint the peer has cosigned,
+// when it refused for being ahead (0 otherwise): the log service then
+// waits until its own log reaches it (see logservice.Cosigner).
+func (e *RefusedError) CosignedSize() uint64 { return e.Latest }
 
 func (e *RefusedError) Error() string {
 	return fmt.Sprintf("node: cosigner %s refused: %s", e.Node, e.Reason)

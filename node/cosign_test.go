@@ -3,13 +3,16 @@ package node
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/libp2p/go-libp2p"
 	"github.com/libp2p/go-libp2p/core/host"
+	"github.com/libp2p/go-libp2p/core/peer"
 	"github.com/pyrsia/pyrsia-build/publish/logservice"
 	"github.com/pyrsia/pyrsia-build/publish/tlog"
 	"github.com/pyrsia/pyrsia-build/publish/witness"
@@ -73,7 +76,7 @@ type replica struct {
 
 // startReplicas starts n replicas that cosign for each other, with a
 // majority as the finality rule.
-func startReplicas(t *testing.T, n int) []*replica {
+func startReplicas(t testing.TB, n int) []*replica {
 	t.Helper()
 	rs := make([]*replica, n)
 	var logVs, cosVs []note.Verifier
@@ -90,6 +93,11 @@ func startReplicas(t *testing.T, n int) []*replica {
 			}
 		}
 	}
+	ids := map[peer.ID]bool{}
+	for _, r := range rs {
+		ids[r.host.ID()] = true
+	}
+	members := func(p peer.ID) bool { return ids[p] }
 	dir := t.TempDir()
 	for _, r := range rs {
 		w, err := witness.NewCosigner(witness.CosignerOptions{Signer: r.keys.cosSigner, Origin: testOrigin,
@@ -117,7 +125,7 @@ func startReplicas(t *testing.T, n int) []*replica {
 		if err != nil {
 			t.Fatal(err)
 		}
-		r.server = &CosignServer{Service: r.svc, Origin: testOrigin, LogVerifiers: logVs, Signer: r.keys.logSigner, Cosigner: w}
+		r.server = &CosignServer{Service: r.svc, Origin: testOrigin, LogVerifiers: logVs, Signer: r.keys.logSigner, Cosigner: w, Admit: members}
 		r.server.Register(r.host)
 		ctx, cancel := context.WithCancel(context.Background())
 		r.cancel, r.done = cancel, make(chan error, 1)
@@ -217,5 +225,29 @@ func TestPeersRefuseAForkedReplica(t *testing.T) {
 	t.Logf("refused as expected: %v", err)
 	if f := forked.svc.Final(); f != nil {
 		t.Fatalf("the forked replica has a final checkpoint of size %d", f.Size)
+	}
+}
+
+// A peer outside the policy (a stranger past the gater, or no gater) gets
+// no cosignature, even for a checkpoint the node would cosign.
+func TestCosignServerRefusesStrangers(t *testing.T) {
+	rs := startReplicas(t, 3)
+	ctx := testCtx(t)
+	for _, r := range rs {
+		if _, err := r.svc.Append(ctx, []byte("the agreed entry")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	cp, err := rs[1].svc.WaitFinal(ctx, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	stranger := newHost(t)
+	stranger.Peerstore().AddAddrs(rs[0].host.ID(), rs[0].host.Addrs(), time.Hour)
+	c := &PeerCosigner{Host: stranger, Peer: rs[0].host.ID(), Name: rs[0].keys.name, Verifier: rs[0].keys.cosVerifier}
+	_, err = c.Cosign(ctx, cp.Note, nil)
+	var refused *RefusedError
+	if !errors.As(err, &refused) || !strings.Contains(refused.Reason, "not a build node") {
+		t.Fatalf("a stranger asking for a cosignature got %v, want a refusal", err)
 	}
 }

@@ -1,6 +1,7 @@
 package node
 
 import (
+	"slices"
 	"sync"
 	"time"
 )
@@ -66,6 +67,17 @@ func (e *events) emit(input string, ev Event) {
 		case ch <- ev:
 		default: // a subscriber that does not read loses events, never blocks the node
 		}
+	}
+}
+
+// reset forgets the events kept for input (a new request for it);
+// subscribers stay.
+func (e *events) reset(input string) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if _, ok := e.hist[input]; ok {
+		delete(e.hist, input)
+		e.order = slices.DeleteFunc(e.order, func(s string) bool { return s == input })
 	}
 }
 

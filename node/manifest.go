@@ -32,6 +32,16 @@ func (s *manifestServer) register(h host.Host) {
 func (s *manifestServer) handle(st network.Stream) {
 	defer st.Close()
 	st.SetDeadline(time.Now().Add(30 * time.Second))
+	// Only the policy's build nodes (the connection gater keeps strangers
+	// out too; this holds without it).
+	if p := st.Conn().RemotePeer(); s.n.network == nil {
+		fmt.Fprintf(st, "error: no network\n")
+		return
+	} else if _, ok := s.n.network.ByPeer(p); !ok {
+		fmt.Fprintf(st, "error: peer %s is not a build node of this network\n", p)
+		s.n.log.Warn("refused a manifest request from a peer outside the policy", "peer", p.String())
+		return
+	}
 	line, err := bufio.NewReader(io.LimitReader(st, 128)).ReadString('\n')
 	if err != nil {
 		fmt.Fprintf(st, "error: reading the request: %v\n", err)

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"maps"
 	"net"
 	"os"
 	"path/filepath"
@@ -78,12 +79,19 @@ type Node struct {
 	svc    *logservice.Service
 	builds *buildStore
 	events *events
-	sem    chan struct{}
 
-	mu     sync.Mutex
-	rounds map[string]*round
+	sched   *quorum.Scheduler
+	work    chan *round // rounds whose request this node builds and votes on
+	judges  chan struct{}
+	pending *voteBuffer
+
+	mu        sync.Mutex
+	rounds    map[string]*round // by input digest: its latest round
+	byRequest map[string]*round // by request id
+	requests  atomic.Uint64     // validated requests received
 
 	stopping      chan struct{} // closed when Run's context is done
+	apiToken      string        // see APITokenFile
 	rejectedSpecs atomic.Uint64
 	closers       []func() error
 }
@@ -104,7 +112,9 @@ func New(ctx context.Context, o Options) (n *Node, err error) {
 	if o.Logger == nil {
 		o.Logger = slog.Default()
 	}
-	n = &Node{o: o, log: o.Logger.With("node", o.Keys.Name), rounds: make(map[string]*round), events: newEvents(), sem: make(chan struct{}, o.MaxBuilds), stopping: make(chan struct{})}
+	n = &Node{o: o, log: o.Logger.With("node", o.Keys.Name), rounds: make(map[string]*round), byRequest: make(map[string]*round),
+		events: newEvents(), stopping: make(chan struct{}),
+		work: make(chan *round, workQueue), judges: make(chan struct{}, maxJudges), pending: newVoteBuffer(votesBuffered, o.Deadline)}
 	defer func() {
 		if err != nil {
 			n.close()
@@ -160,11 +170,17 @@ func New(ctx context.Context, o Options) (n *Node, err error) {
 		return nil, err
 	}
 	n.closers = append(n.closers, n.svc.Close)
+	if o.API != nil {
+		if n.apiToken, err = LoadAPIToken(o.Data); err != nil {
+			return nil, err
+		}
+	}
 	var logVerifiers []note.Verifier
 	for _, pn := range o.Policy.Nodes {
 		logVerifiers = append(logVerifiers, mustLogVerifier(pn.NoteKey))
 	}
-	(&CosignServer{Service: n.svc, Origin: o.Policy.Name, LogVerifiers: logVerifiers, Signer: o.Keys.LogSigner, Cosigner: w, Logger: n.log}).Register(n.host)
+	(&CosignServer{Service: n.svc, Origin: o.Policy.Name, LogVerifiers: logVerifiers, Signer: o.Keys.LogSigner, Cosigner: w, Logger: n.log,
+		Admit: func(p peer.ID) bool { _, ok := n.network.ByPeer(p); return ok }}).Register(n.host)
 	(&manifestServer{n: n}).register(n.host)
 
 	n.builds = &buildStore{dir: filepath.Join(o.Data, "builds"), builder: o.Builder, signer: o.Keys.Cosign, node: o.Keys.Name, inflight: map[string]chan struct{}{}}
@@ -191,7 +207,7 @@ func New(ctx context.Context, o Options) (n *Node, err error) {
 	// the one that ends Run): a router stopped by its context first fails
 	// the topics' Close.
 	gctx, gcancel := context.WithCancel(context.WithoutCancel(ctx))
-	if n.gossip, err = quorum.NewGossip(gctx, quorum.GossipOptions{Host: n.host, Network: n.network, Logger: n.log}); err != nil {
+	if n.gossip, err = quorum.NewGossip(gctx, quorum.GossipOptions{Host: n.host, Network: n.network, Logger: n.log, OnEquivocation: n.equivocation}); err != nil {
 		gcancel()
 		return nil, err
 	}
@@ -200,6 +216,9 @@ func New(ctx context.Context, o Options) (n *Node, err error) {
 		gcancel()
 		return err
 	})
+	sctx, scancel := context.WithCancel(context.Background())
+	n.sched = quorum.NewScheduler(sctx, quorum.RateOptions{MaxPending: maxPendingRequests})
+	n.closers = append(n.closers, func() error { scancel(); return nil })
 	if err := quorum.Bootstrap(ctx, n.host, o.Bootstrap); err != nil {
 		n.log.WarnContext(ctx, "some bootstrap peers are unreachable; continuing", "err", err)
 	}
@@ -263,6 +282,10 @@ func (n *Node) Run(ctx context.Context) error {
 	context.AfterFunc(gctx, func() { close(n.stopping) })
 	g.Go(func() error { return n.svc.Run(gctx) })
 	g.Go(func() error { return n.requestLoop(gctx) })
+	g.Go(func() error { return n.dispatchLoop(gctx) })
+	for range n.o.MaxBuilds {
+		g.Go(func() error { return n.workLoop(gctx) })
+	}
 	g.Go(func() error { return n.voteLoop(gctx) })
 	g.Go(func() error { return n.leaderLoop(gctx) })
 	g.Go(func() error { return n.deadlineLoop(gctx) })
@@ -318,7 +341,9 @@ func (n *Node) Publish(ctx context.Context, specData []byte) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	n.roundFor(input, canon)
+	// A new request for the input starts a new story: the events of an
+	// earlier round (its verdict) are not this one's.
+	n.events.reset(input)
 	if err := n.publishGossip(ctx, func(ctx context.Context, o quorum.PublishOptions) error {
 		return n.gossip.PublishRequest(ctx, req, o)
 	}); err != nil {
@@ -337,6 +362,12 @@ func (n *Node) publishGossip(ctx context.Context, pub func(context.Context, quor
 			peers++
 		}
 	}
+	// The readiness check polls every 200ms once it fails: use it only
+	// while the topics do not list every connected peer (at start).
+	reqPeers, votePeers := n.gossip.Peers()
+	if len(reqPeers) >= peers && len(votePeers) >= peers {
+		return pub(ctx, quorum.PublishOptions{})
+	}
 	if peers > 0 {
 		wctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 		err := pub(wctx, quorum.PublishOptions{MinPeers: peers})
@@ -349,18 +380,103 @@ func (n *Node) publishGossip(ctx context.Context, pub func(context.Context, quor
 	return pub(ctx, quorum.PublishOptions{})
 }
 
-// roundFor returns the round of input, starting it if needed.
-func (n *Node) roundFor(input string, spec []byte) *round {
+// Bounds of the request path: requests wait in the scheduler (a bounded
+// queue per requester, a token bucket each) until a round opens for them;
+// opened rounds wait in a bounded queue for one of MaxBuilds workers.
+const (
+	maxPendingRequests = 100
+	workQueue          = 64
+	maxJudges          = 4
+	votesBuffered      = 32 // per build node, votes for requests not seen yet
+	// voteClockSkew is how much earlier than its request a vote may be
+	// dated (clocks differ).
+	voteClockSkew = time.Minute
+	// maxStoredVerdicts bounds DATA/verdicts; the oldest go first.
+	maxStoredVerdicts = 1000
+)
+
+// roundGrace is how long a round is kept after its verdict or entry (late
+// votes are ignored, status still shows it).
+func (n *Node) roundGrace() time.Duration { return max(n.o.Deadline, time.Minute) }
+
+// openRound opens the round of a validated request, with the votes
+// buffered for it; nil when the request has a round already or its input
+// is published.
+func (n *Node) openRound(req *quorum.BuildRequest, now time.Time) *round {
+	if _, ok := n.fsm.Lookup(req.InputDigest); ok {
+		return nil
+	}
+	id := req.ID()
 	n.mu.Lock()
-	defer n.mu.Unlock()
-	r := n.rounds[input]
-	if r == nil {
-		r = newRound(input, time.Now(), n.o.Deadline)
-		n.rounds[input] = r
+	if n.byRequest[id] != nil {
+		n.mu.Unlock()
+		return nil
 	}
-	if r.spec == nil && spec != nil {
-		r.spec = spec
+	r := newRound(req, now, n.o.Deadline)
+	n.byRequest[id] = r
+	n.rounds[req.InputDigest] = r
+	var added []*quorum.Vote
+	for _, v := range n.pending.take(id, now) {
+		if n.countable(r, v) && r.add(v) {
+			added = append(added, v)
+		}
 	}
+	n.mu.Unlock()
+	for _, v := range added {
+		n.emitVote(v)
+	}
+	return r
+}
+
+// countable reports whether v may be recorded in r (called with n.mu
+// held): it names r's input and is not dated well before r's request.
+// Votes after the round's entry or verdict are recorded (the dissent that
+// status shows) but change nothing: a closed round neither proposes nor
+// gets another verdict.
+func (n *Node) countable(r *round, v *quorum.Vote) bool {
+	return v.InputDigest == r.input && !v.Time.Before(r.reqTime.Add(-voteClockSkew))
+}
+
+// openFromVotesLocked opens the round of request from the buffered votes
+// when they make a quorum on their own; nil otherwise. Called with n.mu
+// held.
+func (n *Node) openFromVotesLocked(request string, now time.Time) *round {
+	votes := n.pending.peek(request, now)
+	if len(votes) < n.network.Threshold() {
+		return nil
+	}
+	input := votes[0].InputDigest
+	same := votes[:0:0]
+	for _, v := range votes {
+		if v.InputDigest == input {
+			same = append(same, v)
+		}
+	}
+	if !quorum.Tally(n.network, input, same, 0).Quorum {
+		return nil
+	}
+	var spec []byte
+	earliest := same[0].Time
+	for _, v := range same {
+		if spec == nil {
+			spec = voteSpec(v)
+		}
+		if v.Time.Before(earliest) {
+			earliest = v.Time
+		}
+	}
+	if spec == nil {
+		return nil
+	}
+	r := &round{request: request, reqTime: earliest, input: input, spec: spec, started: now, deadline: now.Add(n.o.Deadline),
+		votes: make(map[string]*quorum.Vote), equivocations: map[string][]string{}, index: -1}
+	for _, v := range n.pending.take(request, now) {
+		if v.InputDigest == input {
+			r.add(v)
+		}
+	}
+	n.byRequest[request] = r
+	n.rounds[input] = r
 	return r
 }
 
@@ -373,16 +489,51 @@ func (n *Node) requestLoop(ctx context.Context) error {
 		if err != nil {
 			return err
 		}
-		req := m.Msg
-		go n.handleRequest(ctx, req)
+		n.requests.Add(1)
+		if !n.sched.Submit(m) {
+			n.log.WarnContext(ctx, "request dropped: its requester's queue is full", "input", m.Msg.InputDigest, "requester", m.Msg.Requester)
+		}
+	}
+}
+
+// dispatchLoop opens a round for each request the scheduler lets through
+// and queues it for a worker.
+func (n *Node) dispatchLoop(ctx context.Context) error {
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case m := <-n.sched.C():
+			r := n.openRound(m.Msg, time.Now())
+			if r == nil {
+				continue
+			}
+			n.settle(ctx, r)
+			select {
+			case n.work <- r:
+			case <-ctx.Done():
+				return nil
+			}
+		}
+	}
+}
+
+func (n *Node) workLoop(ctx context.Context) error {
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case r := <-n.work:
+			n.handleRequest(ctx, r)
+		}
 	}
 }
 
 // handleRequest builds a requested spec (or takes the stored build) and
 // gossips this node's vote.
-func (n *Node) handleRequest(ctx context.Context, req *quorum.BuildRequest) {
+func (n *Node) handleRequest(ctx context.Context, r *round) {
+	req := r.req
 	input := req.InputDigest
-	n.roundFor(input, req.Spec)
 	if _, ok := n.fsm.Lookup(input); ok {
 		return // published already: nothing to vote on
 	}
@@ -391,26 +542,20 @@ func (n *Node) handleRequest(ctx context.Context, req *quorum.BuildRequest) {
 	if err != nil {
 		n.rejectedSpecs.Add(1)
 		n.log.WarnContext(ctx, "refusing a requested spec", "input", input, "err", err)
-		vote, err = quorum.NewFailedVote(n.network.Digest(), input, n.o.Keys.Name, "spec refused: "+err.Error())
+		vote, err = quorum.NewFailedVote(n.voteFor(req), "spec refused: "+err.Error())
 	} else {
-		select {
-		case n.sem <- struct{}{}:
-		case <-ctx.Done():
-			return
-		}
 		bctx, cancel := context.WithTimeout(ctx, n.o.Deadline)
 		var b *Build
 		b, err = n.builds.build(bctx, spec)
 		cancel()
-		<-n.sem
 		if ctx.Err() != nil {
 			return
 		}
 		if err != nil {
 			n.log.WarnContext(ctx, "build failed", "input", input, "err", err)
-			vote, err = quorum.NewFailedVote(n.network.Digest(), input, n.o.Keys.Name, err.Error())
+			vote, err = quorum.NewFailedVote(n.voteFor(req), err.Error())
 		} else {
-			vote, err = quorum.NewVote(n.network.Digest(), input, n.o.Keys.Name, b.Bundle, b.ManifestDigest)
+			vote, err = quorum.NewVote(n.voteFor(req), b.Bundle, b.ManifestDigest)
 		}
 	}
 	if err != nil {
@@ -424,6 +569,11 @@ func (n *Node) handleRequest(ctx context.Context, req *quorum.BuildRequest) {
 	}
 }
 
+// voteFor names this node's vote on req.
+func (n *Node) voteFor(req *quorum.BuildRequest) quorum.VoteFor {
+	return quorum.VoteFor{Policy: n.network.Digest(), Request: req.ID(), InputDigest: req.InputDigest, Node: n.o.Keys.Name}
+}
+
 func (n *Node) voteLoop(ctx context.Context) error {
 	for {
 		m, err := n.gossip.NextVote(ctx)
@@ -434,28 +584,65 @@ func (n *Node) voteLoop(ctx context.Context) error {
 			return err
 		}
 		v := m.Msg
-		r := n.roundFor(v.InputDigest, nil)
 		n.mu.Lock()
-		added := r.index < 0 && r.verdict == nil && r.add(v)
+		r := n.byRequest[v.Request]
+		if r == nil {
+			// A vote for a request this node has not opened (yet): kept
+			// a while in a small buffer per node, never a round on its
+			// own. Only when the buffered votes for one request already
+			// make a quorum (a majority of nodes saw the request: this
+			// node missed it, or it still waits in the scheduler) does a
+			// round open from them, its spec from their attestations, so
+			// that a leader that missed the request still proposes.
+			n.pending.add(v, time.Now())
+			r = n.openFromVotesLocked(v.Request, time.Now())
+			n.mu.Unlock()
+			if r != nil {
+				n.settle(ctx, r)
+			}
+			continue
+		}
+		// Votes that come after the entry or the verdict are kept too:
+		// they are the dissent that status reports.
+		added := n.countable(r, v) && r.add(v)
 		n.mu.Unlock()
 		if !added {
 			continue
 		}
-		ev := Event{Type: EventVote, Input: v.InputDigest, Node: v.Node}
-		if v.Failed() {
-			ev.Error = firstLine(v.Error)
-		} else {
-			for _, s := range v.Subjects {
-				ev.Subjects = append(ev.Subjects, s.Digest)
-			}
+		n.emitVote(v)
+		n.settle(ctx, r)
+	}
+}
+
+// settle proposes r's entry if it has a quorum, or gives its verdict now
+// if no quorum is possible any more.
+func (n *Node) settle(ctx context.Context, r *round) {
+	n.maybePropose(ctx, r)
+	if n.hopeless(r) {
+		go n.giveVerdict(ctx, r, time.Now())
+	}
+}
+
+func (n *Node) emitVote(v *quorum.Vote) {
+	ev := Event{Type: EventVote, Input: v.InputDigest, Node: v.Node}
+	if v.Failed() {
+		ev.Error = firstLine(v.Error)
+	} else {
+		for _, s := range v.Subjects {
+			ev.Subjects = append(ev.Subjects, s.Digest)
 		}
-		n.events.emit(v.InputDigest, ev)
-		n.maybePropose(ctx, r)
-		if n.hopeless(r) {
-			// No quorum is possible any more: the verdict now, not at
-			// the deadline.
-			go n.giveVerdict(ctx, r, time.Now())
-		}
+	}
+	n.events.emit(v.InputDigest, ev)
+}
+
+// equivocation records the evidence of a node that signed two different
+// votes for one request in that request's round.
+func (n *Node) equivocation(e quorum.Equivocation) {
+	n.log.Warn("a build node signed two different votes for one request", "voter", e.Node, "request", e.Request, "input", e.InputDigest)
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if r := n.byRequest[e.Request]; r != nil && len(r.equivocations) < len(n.members) {
+		r.equivocations[e.Node] = []string{e.First, "sha256:" + digestHex(e.Second)}
 	}
 }
 
@@ -465,7 +652,7 @@ func (n *Node) voteLoop(ctx context.Context) error {
 func (n *Node) hopeless(r *round) bool {
 	n.mu.Lock()
 	defer n.mu.Unlock()
-	if r.index >= 0 || r.verdict != nil || r.proposed {
+	if !r.open() || r.proposed {
 		return false
 	}
 	v := r.tally(n.network, time.Since(r.started))
@@ -483,7 +670,7 @@ func (n *Node) maybePropose(ctx context.Context, r *round) {
 		return
 	}
 	n.mu.Lock()
-	if r.proposed || r.index >= 0 || r.verdict != nil || r.spec == nil {
+	if r.proposed || !r.open() {
 		n.mu.Unlock()
 		return
 	}
@@ -549,7 +736,7 @@ func (n *Node) leaderLoop(ctx context.Context) error {
 			n.log.InfoContext(ctx, "this node leads Raft")
 			n.mu.Lock()
 			var rs []*round
-			for _, r := range n.rounds {
+			for _, r := range n.byRequest {
 				rs = append(rs, r)
 			}
 			n.mu.Unlock()
@@ -566,8 +753,14 @@ func (n *Node) applied(_ uint64, r quorum.ApplyResult) {
 		return
 	}
 	n.mu.Lock()
-	if rd := n.rounds[r.InputDigest]; rd != nil {
-		rd.index = int64(r.Index)
+	now := time.Now()
+	for _, rd := range n.byRequest {
+		if rd.input == r.InputDigest && rd.index < 0 {
+			rd.index = int64(r.Index)
+			if rd.closed.IsZero() {
+				rd.closed = now
+			}
+		}
 	}
 	n.mu.Unlock()
 	i := r.Index
@@ -595,15 +788,43 @@ func (n *Node) deadlineLoop(ctx context.Context) error {
 			return nil
 		case now := <-t.C:
 			n.mu.Lock()
-			var due []*round
-			for _, r := range n.rounds {
-				if r.index < 0 && r.verdict == nil && now.After(r.deadline) {
-					due = append(due, r)
+			var due, open []*round
+			for id, r := range n.byRequest {
+				switch {
+				case !r.open():
+					if !r.closed.IsZero() && now.Sub(r.closed) > n.roundGrace() {
+						delete(n.byRequest, id)
+						if n.rounds[r.input] == r {
+							delete(n.rounds, r.input)
+						}
+					}
+				case now.After(r.deadline):
+					if !r.judging {
+						due = append(due, r)
+					}
+				case !r.proposed:
+					open = append(open, r)
 				}
 			}
+			n.pending.expire(now)
 			n.mu.Unlock()
+			// Verdicts are given concurrently (explaining one fetches
+			// manifests), at most maxJudges at once.
 			for _, r := range due {
-				n.giveVerdict(ctx, r, now)
+				select {
+				case n.judges <- struct{}{}:
+				case <-ctx.Done():
+					return nil
+				}
+				go func() {
+					defer func() { <-n.judges }()
+					n.giveVerdict(ctx, r, now)
+				}()
+			}
+			// A proposal that failed (a leader change, a timeout) is
+			// tried again.
+			for _, r := range open {
+				n.maybePropose(ctx, r)
 			}
 		}
 	}
@@ -630,7 +851,11 @@ func (n *Node) giveVerdict(ctx context.Context, r *round, now time.Time) {
 	}
 	v := newVerdict(qv, now)
 	n.mu.Lock()
+	if len(r.equivocations) > 0 {
+		v.Equivocations = maps.Clone(r.equivocations)
+	}
 	r.verdict = v
+	r.closed = time.Now()
 	n.mu.Unlock()
 	if err := n.storeVerdict(v); err != nil {
 		n.log.ErrorContext(ctx, "storing a verdict", "input", r.input, "err", err)
@@ -715,13 +940,49 @@ func (n *Node) storeVerdict(v *Verdict) error {
 	if err := os.WriteFile(tmp, append(b, '\n'), 0o644); err != nil {
 		return err
 	}
-	return os.Rename(tmp, filepath.Join(dir, h+".json"))
+	if err := os.Rename(tmp, filepath.Join(dir, h+".json")); err != nil {
+		return err
+	}
+	return pruneVerdicts(dir, maxStoredVerdicts)
+}
+
+// pruneVerdicts removes the oldest verdict files of dir beyond keep.
+func pruneVerdicts(dir string, keep int) error {
+	des, err := os.ReadDir(dir)
+	if err != nil {
+		return err
+	}
+	type file struct {
+		name string
+		mod  time.Time
+	}
+	var files []file
+	for _, de := range des {
+		if de.Type().IsRegular() && filepath.Ext(de.Name()) == ".json" {
+			if fi, err := de.Info(); err == nil {
+				files = append(files, file{de.Name(), fi.ModTime()})
+			}
+		}
+	}
+	if len(files) <= keep {
+		return nil
+	}
+	sort.Slice(files, func(i, j int) bool { return files[i].mod.Before(files[j].mod) })
+	var errs []error
+	for _, f := range files[:len(files)-keep] {
+		if err := os.Remove(filepath.Join(dir, f.name)); err != nil && !errors.Is(err, os.ErrNotExist) {
+			errs = append(errs, err)
+		}
+	}
+	return errors.Join(errs...)
 }
 
 // LastVerdict returns the stored verdict of input, or nil.
 func (n *Node) LastVerdict(input string) (*Verdict, error) {
 	n.mu.Lock()
-	if r := n.rounds[input]; r != nil && r.verdict != nil {
+	if r := n.rounds[input]; r != nil {
+		// The latest round's verdict: none while it is open (a retry
+		// after an earlier verdict) or once it is published.
 		v := r.verdict
 		n.mu.Unlock()
 		return v, nil
@@ -772,6 +1033,9 @@ type RaftStatus struct {
 func (n *Node) Status() Status {
 	s := Status{Name: n.o.Keys.Name, PeerID: n.host.ID().String(), Policy: n.network.Digest(), LogSize: n.svc.Size(),
 		Building: n.builds.inFlight(), Dropped: n.gossip.Drops(), Refused: n.rejectedSpecs.Load()}
+	if d := n.sched.Dropped(); d > 0 {
+		s.Dropped["requests/"+quorum.DropRateQueueFull] = d
+	}
 	for _, a := range n.host.Addrs() {
 		s.Addrs = append(s.Addrs, a.String())
 	}
@@ -794,7 +1058,7 @@ func (n *Node) Status() Status {
 	}
 	s.Raft.State, s.Raft.Term = n.raft.State().String(), stats["term"]
 	n.mu.Lock()
-	for _, r := range n.rounds {
+	for _, r := range n.byRequest {
 		if r.verdict != nil {
 			s.Verdicts = append(s.Verdicts, r.verdict.Text)
 		}

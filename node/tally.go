@@ -1,6 +1,8 @@
 package node
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"slices"
@@ -8,32 +10,47 @@ import (
 	"strings"
 	"time"
 
+	"github.com/pyrsia/pyrsia-build/attest"
 	"github.com/pyrsia/pyrsia-build/builder"
 	"github.com/pyrsia/pyrsia-build/publish"
 	"github.com/pyrsia/pyrsia-build/quorum"
 	dssepb "github.com/sigstore/protobuf-specs/gen/pb-go/dsse"
+	"google.golang.org/protobuf/encoding/protojson"
 )
 
-// round is one input digest's votes, from its first sight (a request or a
-// vote) to its entry or its verdict.
+// round is one request's votes, from the validated request to its entry
+// or its verdict. Only a request opens a round, and only votes naming that
+// request count in it; a verdict closes the request, not the input: a new
+// request for the input opens a new round.
 type round struct {
+	req      *quorum.BuildRequest
+	request  string // req.ID()
+	reqTime  time.Time
 	input    string
 	spec     json.RawMessage // canonical JSON, from the request
 	started  time.Time
+	closed   time.Time // when it got its verdict or entry; zero while open
 	deadline time.Time
 	votes    map[string]*quorum.Vote // by node name: the first vote of each node counts
 	proposed bool                    // the entry was proposed by this node
 	index    int64                   // log index once appended, -1 before
 	verdict  *Verdict
 	judging  bool // a verdict is being made
+	// equivocations: nodes that signed two different votes for the
+	// request, with the digests of both.
+	equivocations map[string][]string
 
 	dissent      map[string][]string // explained dissent of a published round
 	dissentVotes int                 // the number of votes it was explained for
 }
 
-func newRound(input string, now time.Time, deadline time.Duration) *round {
-	return &round{input: input, started: now, deadline: now.Add(deadline), votes: make(map[string]*quorum.Vote), index: -1}
+func newRound(req *quorum.BuildRequest, now time.Time, deadline time.Duration) *round {
+	return &round{req: req, request: req.ID(), reqTime: req.Time, input: req.InputDigest, spec: req.Spec, started: now,
+		deadline: now.Add(deadline), votes: make(map[string]*quorum.Vote), equivocations: map[string][]string{}, index: -1}
 }
+
+// open reports whether the round still counts votes.
+func (r *round) open() bool { return r.index < 0 && r.verdict == nil }
 
 // add records v; it returns false for a second vote of the same node.
 func (r *round) add(v *quorum.Vote) bool {
@@ -85,7 +102,10 @@ type Verdict struct {
 	// its output differs from the largest group's (from the output
 	// manifests), when they could be read.
 	Differs map[string][]string `json:"differs,omitempty"`
-	Waited  string              `json:"waited"`
+	// Equivocations are the nodes that signed two different votes for
+	// the request: the digests of the first and of the second (refused).
+	Equivocations map[string][]string `json:"equivocations,omitempty"`
+	Waited        string              `json:"waited"`
 	// Text is the verdict in one line, as publish prints it.
 	Text string `json:"text"`
 }
@@ -147,4 +167,130 @@ func manifestDiff(a, b *builder.OutputManifest, max int) []string {
 		diff = append(diff[:max], fmt.Sprintf("(%d more)", len(diff)-max))
 	}
 	return diff
+}
+
+func digestHex(b []byte) string {
+	sum := sha256.Sum256(b)
+	return hex.EncodeToString(sum[:])
+}
+
+// voteBuffer keeps, for a while, votes for requests this node has not
+// opened a round for (the request is late, or waits in the scheduler):
+// a few per build node, so one node's votes for made-up requests push out
+// only its own.
+type voteBuffer struct {
+	max   int
+	ttl   time.Duration
+	votes map[string][]bufferedVote // by voting node
+}
+
+type bufferedVote struct {
+	v  *quorum.Vote
+	at time.Time
+}
+
+func newVoteBuffer(max int, ttl time.Duration) *voteBuffer {
+	return &voteBuffer{max: max, ttl: ttl, votes: map[string][]bufferedVote{}}
+}
+
+func (b *voteBuffer) add(v *quorum.Vote, now time.Time) {
+	q := b.live(b.votes[v.Node], now)
+	if len(q) >= b.max {
+		q = q[1:] // the node's oldest goes
+	}
+	b.votes[v.Node] = append(q, bufferedVote{v: v, at: now})
+}
+
+// peek returns the buffered votes for request, leaving them.
+func (b *voteBuffer) peek(request string, now time.Time) []*quorum.Vote {
+	var out []*quorum.Vote
+	for _, q := range b.votes {
+		for _, bv := range b.live(q, now) {
+			if bv.v.Request == request {
+				out = append(out, bv.v)
+			}
+		}
+	}
+	return out
+}
+
+// take removes and returns the buffered votes for request.
+func (b *voteBuffer) take(request string, now time.Time) []*quorum.Vote {
+	var out []*quorum.Vote
+	for node, q := range b.votes {
+		kept := q[:0]
+		for _, bv := range b.live(q, now) {
+			if bv.v.Request == request {
+				out = append(out, bv.v)
+			} else {
+				kept = append(kept, bv)
+			}
+		}
+		if len(kept) == 0 {
+			delete(b.votes, node)
+		} else {
+			b.votes[node] = kept
+		}
+	}
+	return out
+}
+
+// expire drops the votes older than the buffer's ttl.
+func (b *voteBuffer) expire(now time.Time) {
+	for node, q := range b.votes {
+		if q = b.live(q, now); len(q) == 0 {
+			delete(b.votes, node)
+		} else {
+			b.votes[node] = q
+		}
+	}
+}
+
+func (b *voteBuffer) live(q []bufferedVote, now time.Time) []bufferedVote {
+	i := 0
+	for i < len(q) && now.Sub(q[i].at) > b.ttl {
+		i++
+	}
+	return q[i:]
+}
+
+func (b *voteBuffer) len() int {
+	n := 0
+	for _, q := range b.votes {
+		n += len(q)
+	}
+	return n
+}
+
+// voteSpec returns the canonical spec a vote's attestation names (its SLSA
+// externalParameters.spec, which the vote's validator has checked hashes
+// to the vote's input digest), or nil. A node that missed the request
+// learns the spec from the votes.
+func voteSpec(v *quorum.Vote) []byte {
+	env := v.Envelope()
+	if env == nil {
+		return nil
+	}
+	st, err := attest.ParseStatement(env.GetPayload())
+	if err != nil {
+		return nil
+	}
+	spec := st.GetPredicate().GetFields()["buildDefinition"].GetStructValue().
+		GetFields()["externalParameters"].GetStructValue().GetFields()["spec"]
+	if spec == nil {
+		return nil
+	}
+	raw, err := protojson.Marshal(spec)
+	if err != nil {
+		return nil
+	}
+	canon, err := publish.CanonicalJSON(raw)
+	if err != nil {
+		return nil
+	}
+	sum := sha256.Sum256(canon)
+	if "sha256:"+hex.EncodeToString(sum[:]) != v.InputDigest {
+		return nil
+	}
+	return canon
 }

@@ -33,15 +33,25 @@
 // nonce, a time and the requester's signature (ECDSA P-256, a cosign key,
 // DSSE-signed). A [Vote] carries the node's Sigstore attestation bundle
 // (DSSE envelope signed by its cosign key) and its output manifest digest,
-// or the reason its build failed. Both are versioned JSON, documented on
-// their types; [ParseBuildRequest] and [ParseVote] are fuzzed.
+// or the reason its build failed; it names the request it answers
+// ([BuildRequest.ID]: a hash over the signed request, nonce included) and
+// its time, so it counts only in that request's round and cannot be
+// replayed once the window has passed. Both are versioned JSON
+// (requests v1, votes v2), documented on their types; [ParseBuildRequest]
+// and [ParseVote] are fuzzed.
 //
 // Every message is checked by a topic validator before anyone acts on it
 // or forwards it: size, version, form, the policy digest, the signed
 // author (m.GetFrom(), never the forwarder) being a policy build node, the
 // requester being allowed, the signatures (a vote's envelope by the
 // cosign key of the node the author's peer id belongs to), and no replay
-// (a bounded seen-nonce cache over a time window). What fails is dropped
+// (seen nonces over a time window, in a bounded budget per requester, or
+// per publishing build node for requesters an open policy does not list;
+// one vote per node and request, in a bounded budget per node: one
+// requester or node filling its budget locks out only itself). A node
+// that signs two different votes for one request has the second refused
+// and counted as equivocation ([GossipOptions.OnEquivocation] gets the
+// evidence). What fails is dropped
 // and counted by reason: [Gossip.Drops], for /status. Validated requests
 // go through a [Scheduler], a token bucket per requester: a requester over
 // its rate is slowed, not served first.

@@ -8,8 +8,8 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"maps"
 	"sync"
+	"time"
 
 	"github.com/hashicorp/raft"
 )
@@ -102,7 +102,11 @@ type FSMOptions struct {
 	// and result (for the daemon: publish a checkpoint, wake a waiting
 	// requester). It runs on the FSM goroutine: keep it short.
 	Observe func(raftIndex uint64, r ApplyResult)
-	Logger  *slog.Logger
+	// AppendTimeout bounds one Append (and EntryAt) of the log (default
+	// 1m): a log that does not answer in time stops the FSM with an error
+	// rather than blocking Raft's apply loop for ever.
+	AppendTimeout time.Duration
+	Logger        *slog.Logger
 }
 
 // FSM is the build nodes' Raft state machine: it appends agreed log
@@ -112,7 +116,8 @@ type FSMOptions struct {
 //
 // The state is small: the number of entries placed in the log (size), and
 // the input digest of each (an entry per input). It is rebuilt by replay
-// after a restart and carried by snapshots; the log entries themselves live
+// after a restart; a snapshot carries only the size, and the input set is
+// rebuilt from the node's own log entries on restore. The log entries live
 // in the Applier, which is durable on its own.
 //
 // # Failure
@@ -137,6 +142,9 @@ type FSM struct {
 func NewFSM(o FSMOptions) (*FSM, error) {
 	if o.Checker == nil || o.Applier == nil {
 		return nil, errors.New("quorum: fsm: checker and applier are required")
+	}
+	if o.AppendTimeout <= 0 {
+		o.AppendTimeout = time.Minute
 	}
 	f := &FSM{o: o, log: o.Logger, inputs: make(map[string]uint64)}
 	if f.log == nil {
@@ -203,7 +211,8 @@ func (f *FSM) applyAppendEntry(idx uint64, entry []byte) ApplyResult {
 	if dup {
 		return ApplyResult{InputDigest: input, Index: prev, Err: fmt.Errorf("%w: %s is entry %d", ErrDuplicateInput, input, prev)}
 	}
-	ctx := context.Background()
+	ctx, cancel := context.WithTimeout(context.Background(), f.o.AppendTimeout)
+	defer cancel()
 	if pos < f.o.Applier.Size() {
 		// A replay: the log holds this entry already.
 		if er, ok := f.o.Applier.(EntryAt); ok {
@@ -246,20 +255,25 @@ func (f *FSM) Err() error {
 	return f.failed
 }
 
-// snapshotVersion is the "v" of the FSM's snapshot encoding.
-const snapshotVersion = 1
+// snapshotVersion is the "v" of the FSM's snapshot encoding. Version 1
+// also listed the input digests; they are ignored when read (see
+// [FSM.Restore]).
+const snapshotVersion = 2
 
 // fsmSnapshot is the FSM's snapshot, JSON:
 //
-//	{"v":1,"size":<entries in the log>,"inputs":{"sha256:...":<index>,...}}
+//	{"v":2,"size":<entries in the log>}
 //
-// The entries themselves are not in it: a node restoring a snapshot
-// larger than its log fetches the missing entries from a peer (see
-// [Catchup]).
+// Neither the entries nor their input digests are in it: a snapshot comes
+// from the leader, and the FSM trusts nothing in it but the size to reach.
+// A node restoring a snapshot larger than its log fetches the missing
+// entries from a peer (see [Catchup]), and rebuilds its input set from its
+// own log.
 type fsmSnapshot struct {
-	V      int               `json:"v"`
-	Size   uint64            `json:"size"`
-	Inputs map[string]uint64 `json:"inputs"`
+	V    int    `json:"v"`
+	Size uint64 `json:"size"`
+	// Inputs is version 1's input map, read and ignored.
+	Inputs map[string]uint64 `json:"inputs,omitempty"`
 }
 
 // Snapshot implements raft.FSM.
@@ -269,7 +283,7 @@ func (f *FSM) Snapshot() (raft.FSMSnapshot, error) {
 	if f.failed != nil {
 		return nil, f.failed
 	}
-	return &fsmSnapshot{V: snapshotVersion, Size: f.size, Inputs: maps.Clone(f.inputs)}, nil
+	return &fsmSnapshot{V: snapshotVersion, Size: f.size}, nil
 }
 
 // Persist implements raft.FSMSnapshot.
@@ -284,10 +298,63 @@ func (s *fsmSnapshot) Persist(sink raft.SnapshotSink) error {
 // Release implements raft.FSMSnapshot.
 func (s *fsmSnapshot) Release() {}
 
-// Restore implements raft.FSM. When the node's log is shorter than the
-// snapshot (a wiped disk, a node far behind), the missing entries are
-// fetched through o.Catchup and appended; without a Catchup, Restore
-// fails and says so.
+// entryReader returns a function reading the log's entries back: through
+// [EntryAt], or a log's Entry method (tlog.Log's).
+func entryReader(a Applier) func(ctx context.Context, i uint64) ([]byte, error) {
+	switch r := a.(type) {
+	case EntryAt:
+		return r.EntryAt
+	case interface {
+		Entry(ctx context.Context, index uint64) ([]byte, error)
+	}:
+		return r.Entry
+	}
+	return nil
+}
+
+// rebuildInputs adds the input digests of the log's entries [start, end)
+// to inputs, each through the Checker, and refuses a second entry for an
+// input.
+func rebuildInputs(ctx context.Context, c Checker, log Applier, start, end uint64, inputs map[string]uint64) error {
+	if start >= end {
+		return nil
+	}
+	read := entryReader(log)
+	if read == nil {
+		return fmt.Errorf("the log cannot read back its entries (no EntryAt) to rebuild the input set")
+	}
+	for i := start; i < end; i++ {
+		e, err := read(ctx, i)
+		if err != nil {
+			return fmt.Errorf("reading log entry %d: %w", i, err)
+		}
+		if err := addInput(c, inputs, i, e); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// addInput checks entry i and records its input, refusing a duplicate.
+func addInput(c Checker, inputs map[string]uint64, i uint64, entry []byte) error {
+	input, err := c.CheckEntry(entry)
+	if err != nil {
+		return fmt.Errorf("%w: log entry %d: %w", ErrRefused, i, err)
+	}
+	if prev, dup := inputs[input]; dup {
+		return fmt.Errorf("%w: log entry %d is a second entry for %s (entry %d)", ErrDuplicateInput, i, input, prev)
+	}
+	inputs[input] = i
+	return nil
+}
+
+// Restore implements raft.FSM. Of the snapshot it uses only the size:
+// when the node's log is shorter (a wiped disk, a node far behind), the
+// missing entries are fetched through o.Catchup and appended (without a
+// Catchup, Restore fails and says so). The input set is then rebuilt from
+// the node's own log, every entry re-checked by the Checker: a snapshot
+// cannot make the FSM forget an input (and append a second entry for it),
+// and a log holding two entries for one input is refused.
 func (f *FSM) Restore(rc io.ReadCloser) error {
 	defer rc.Close()
 	var s fsmSnapshot
@@ -296,26 +363,32 @@ func (f *FSM) Restore(rc io.ReadCloser) error {
 	if err := dec.Decode(&s); err != nil {
 		return fmt.Errorf("quorum: fsm: reading snapshot: %w", err)
 	}
-	if s.V != snapshotVersion {
-		return fmt.Errorf("quorum: fsm: snapshot version %d, this build reads %d", s.V, snapshotVersion)
+	if s.V != snapshotVersion && s.V != 1 {
+		return fmt.Errorf("quorum: fsm: snapshot version %d, this build reads 1 and %d (upgrade pyrsia-build?)", s.V, snapshotVersion)
 	}
-	if uint64(len(s.Inputs)) != s.Size {
-		return fmt.Errorf("quorum: fsm: snapshot of %d entries lists %d inputs", s.Size, len(s.Inputs))
+	ctx := context.Background()
+	have := f.o.Applier.Size()
+	inputs := make(map[string]uint64)
+	if err := rebuildInputs(ctx, f.o.Checker, f.o.Applier, 0, min(have, s.Size), inputs); err != nil {
+		return fmt.Errorf("quorum: fsm: restoring a snapshot of %d entries: %w", s.Size, err)
 	}
-	if have := f.o.Applier.Size(); have < s.Size {
+	if have < s.Size {
 		if f.o.Catchup == nil {
 			return fmt.Errorf("quorum: fsm: the log holds %d entries, the snapshot %d, and no peer to fetch the rest from", have, s.Size)
 		}
-		if err := f.o.Catchup.CatchUp(context.Background(), f.o.Applier, have, s.Size); err != nil {
+		var err error
+		if ic, ok := f.o.Catchup.(inputCatchup); ok {
+			err = ic.CatchUpInputs(ctx, f.o.Applier, have, s.Size, inputs)
+		} else if err = f.o.Catchup.CatchUp(ctx, f.o.Applier, have, s.Size); err == nil {
+			err = rebuildInputs(ctx, f.o.Checker, f.o.Applier, have, s.Size, inputs)
+		}
+		if err != nil {
 			return fmt.Errorf("quorum: fsm: catching up from %d to %d entries: %w", have, s.Size, err)
 		}
 	}
-	if s.Inputs == nil {
-		s.Inputs = make(map[string]uint64)
-	}
 	f.mu.Lock()
 	f.size = s.Size
-	f.inputs = s.Inputs
+	f.inputs = inputs
 	f.failed = nil
 	f.mu.Unlock()
 	return nil
@@ -366,8 +439,29 @@ type CheckedCatchup struct {
 	Verify func(ctx context.Context, size uint64) error
 }
 
-// CatchUp implements [Catchup].
+// inputCatchup is a [Catchup] that keeps the FSM's input set: the FSM
+// gives it the inputs of entries [0, have) and it adds those it appends.
+type inputCatchup interface {
+	CatchUpInputs(ctx context.Context, log Applier, have, want uint64, inputs map[string]uint64) error
+}
+
+// CatchUp implements [Catchup]. It first reads the input digests of the
+// log's entries [0, have) back (the log must be able to: [EntryAt]), so
+// that an entry for an input the log already holds is refused.
 func (c *CheckedCatchup) CatchUp(ctx context.Context, log Applier, have, want uint64) error {
+	inputs := make(map[string]uint64)
+	if err := rebuildInputs(ctx, c.Checker, log, 0, have, inputs); err != nil {
+		return err
+	}
+	return c.CatchUpInputs(ctx, log, have, want, inputs)
+}
+
+// CatchUpInputs is CatchUp with the input digests of the log's entries
+// [0, have) known: a peer's entry for an input in inputs, or for one it
+// served before, is refused (wrapping [ErrDuplicateInput], naming the
+// entry) before it reaches the log. The inputs of the appended entries
+// are added to inputs.
+func (c *CheckedCatchup) CatchUpInputs(ctx context.Context, log Applier, have, want uint64, inputs map[string]uint64) error {
 	batch := c.Batch
 	if batch == 0 {
 		batch = 256
@@ -382,15 +476,16 @@ func (c *CheckedCatchup) CatchUp(ctx context.Context, log Applier, have, want ui
 			return fmt.Errorf("asked for entries %d to %d, got %d", start, end, len(entries))
 		}
 		for i, e := range entries {
-			if _, err := c.Checker.CheckEntry(e); err != nil {
-				return fmt.Errorf("entry %d from the peer: %w", start+uint64(i), err)
+			idx := start + uint64(i)
+			if err := addInput(c.Checker, inputs, idx, e); err != nil {
+				return fmt.Errorf("entry %d from the peer: %w", idx, err)
 			}
 			got, err := log.Append(ctx, e)
 			if err != nil {
-				return fmt.Errorf("appending entry %d: %w", start+uint64(i), err)
+				return fmt.Errorf("appending entry %d: %w", idx, err)
 			}
-			if got != start+uint64(i) {
-				return fmt.Errorf("the log put entry %d at index %d", start+uint64(i), got)
+			if got != idx {
+				return fmt.Errorf("the log put entry %d at index %d", idx, got)
 			}
 		}
 		start = end

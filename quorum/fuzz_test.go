@@ -65,7 +65,7 @@ func FuzzParseVote(f *testing.F) {
 		if err != nil {
 			t.Fatalf("re-encoded vote refused: %v\n%s", err, out)
 		}
-		if v2.Node != v.Node || v2.InputDigest != v.InputDigest || v2.Manifest != v.Manifest || !reflect.DeepEqual(v2.Subjects, v.Subjects) {
+		if v2.Node != v.Node || v2.Request != v.Request || !v2.Time.Equal(v.Time) || v2.InputDigest != v.InputDigest || v2.Manifest != v.Manifest || !reflect.DeepEqual(v2.Subjects, v.Subjects) {
 			t.Fatalf("round trip changed the vote:\n%+v\n%+v", v, v2)
 		}
 	})

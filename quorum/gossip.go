@@ -43,6 +43,8 @@ const (
 	DropReplayCacheFull  = "replay-cache-full"
 	DropDuplicate        = "duplicate"
 	DropRateQueueFull    = "rate-queue-full"
+	DropEquivocation     = "equivocation"
+	DropVoteBudget       = "vote-budget-full"
 )
 
 // Topics returns the gossip topic names of a network: bound to the policy
@@ -58,14 +60,24 @@ type GossipOptions struct {
 	// ReplayWindow is how far a request's time may be from this node's
 	// clock; older or newer requests are dropped as stale. Default 10m.
 	ReplayWindow time.Duration
-	// NonceCache bounds the seen-nonce cache (requests inside the replay
-	// window). When it is full of unexpired nonces, new requests are
-	// dropped (replay-cache-full) rather than risking a replay. Default
-	// 100,000.
+	// NonceCache bounds the seen nonces (requests inside the replay
+	// window) of one requester listed in the policy, and of all the
+	// unlisted requesters (open policy) whose requests one build node
+	// publishes: one requester, or one build node inventing requester
+	// keys, fills only its own budget. When a budget is full of unexpired
+	// nonces, its new requests are dropped (replay-cache-full) rather than
+	// risking a replay. Default 10,000.
 	NonceCache int
-	// VoteCache bounds the cache of votes seen (node, input digest,
-	// content) that drops exact duplicates. Default 100,000.
+	// VoteCache bounds the votes one build node has open (one per
+	// request, kept for the replay window): a node that sends more votes
+	// than that has its own further votes dropped (vote-budget-full),
+	// never another node's. Default 10,000.
 	VoteCache int
+	// OnEquivocation, when set, is called with the evidence when a build
+	// node signs a second, different vote for one request: the digest of
+	// its first vote and the second vote. The second vote is rejected
+	// (equivocation).
+	OnEquivocation func(Equivocation)
 	// Now is the clock; nil means time.Now.
 	Now    func() time.Time
 	Logger *slog.Logger
@@ -89,8 +101,8 @@ type Gossip struct {
 	votTopic *pubsub.Topic
 	reqSub   *pubsub.Subscription
 	votSub   *pubsub.Subscription
-	nonces   *expiringSet
-	votes    *expiringSet
+	nonces   *budgets
+	votes    *budgets
 
 	dropsMu sync.Mutex
 	drops   map[string]*atomic.Uint64
@@ -107,10 +119,10 @@ func NewGossip(ctx context.Context, o GossipOptions) (*Gossip, error) {
 		o.ReplayWindow = 10 * time.Minute
 	}
 	if o.NonceCache <= 0 {
-		o.NonceCache = 100_000
+		o.NonceCache = 10_000
 	}
 	if o.VoteCache <= 0 {
-		o.VoteCache = 100_000
+		o.VoteCache = 10_000
 	}
 	if o.Now == nil {
 		o.Now = time.Now
@@ -119,8 +131,8 @@ func NewGossip(ctx context.Context, o GossipOptions) (*Gossip, error) {
 		o:      o,
 		self:   o.Host.ID(),
 		log:    o.Logger,
-		nonces: newExpiringSet(o.NonceCache),
-		votes:  newExpiringSet(o.VoteCache),
+		nonces: newBudgets(o.NonceCache),
+		votes:  newBudgets(o.VoteCache),
 		drops:  make(map[string]*atomic.Uint64),
 	}
 	if g.log == nil {
@@ -331,7 +343,13 @@ func (g *Gossip) validateRequest(_ context.Context, _ peer.ID, m *pubsub.Message
 	if d := now.Sub(r.Time); d > g.o.ReplayWindow || d < -g.o.ReplayWindow {
 		return g.drop(topic, DropStale, m, nil)
 	}
-	switch g.nonces.add(r.Requester+"/"+r.Nonce, r.Time.Add(g.o.ReplayWindow), now) {
+	// The nonce budget: the listed requester's own, or, for a key the
+	// policy does not list, the publishing build node's.
+	budget := "requester/" + r.Requester
+	if _, listed := g.o.Network.Requester(r.Requester); !listed {
+		budget = "via/" + from.Name
+	}
+	switch res, _ := g.nonces.add(budget, r.Requester+"/"+r.Nonce, "", r.Time.Add(g.o.ReplayWindow), now); res {
 	case addSeen:
 		return g.drop(topic, DropReplay, m, nil)
 	case addFull:
@@ -368,21 +386,73 @@ func (g *Gossip) validateVote(_ context.Context, _ peer.ID, m *pubsub.Message) p
 		return g.drop(topic, DropBadSignature, m, err)
 	}
 	now := g.o.Now()
-	// Votes carry no time: keep a vote's key an hour, long enough to stop
-	// a burst of copies, bounded by VoteCache.
-	if g.votes.add(v.Node+"/"+v.InputDigest+"/"+digestOf(data), now.Add(time.Hour), now) != addNew {
+	if d := now.Sub(v.Time); d > g.o.ReplayWindow || d < -g.o.ReplayWindow {
+		return g.drop(topic, DropStale, m, nil)
+	}
+	// One vote per node and request, kept as long as the vote's time is
+	// inside the replay window (later copies are stale), in the node's
+	// own budget.
+	digest := digestOf(data)
+	switch res, first := g.votes.add(v.Node, v.Request, digest, v.Time.Add(g.o.ReplayWindow), now); {
+	case res == addSeen && first == digest:
 		return g.drop(topic, DropDuplicate, m, nil)
+	case res == addSeen:
+		err := fmt.Errorf("quorum: node %s signed two different votes for request %s (input %s): first %s, then %s", v.Node, short(v.Request), short(v.InputDigest), short(first), short(digest))
+		if g.o.OnEquivocation != nil {
+			g.o.OnEquivocation(Equivocation{Node: v.Node, Request: v.Request, InputDigest: v.InputDigest, First: "sha256:" + first, Second: data})
+		}
+		return g.drop(topic, DropEquivocation, m, err)
+	case res == addFull:
+		return g.drop(topic, DropVoteBudget, m, nil)
 	}
 	m.ValidatorData = validated[*Vote]{msg: v, from: from}
 	return pubsub.ValidationAccept
 }
 
-// expiringSet is a set of keys with expiry times, bounded in size. Expired
-// keys are removed before a key is refused for lack of room.
+// Equivocation is the evidence of a build node that signed two different
+// votes for one request.
+type Equivocation struct {
+	Node        string
+	Request     string
+	InputDigest string
+	// First is the digest ("sha256:<hex>") of the vote message accepted
+	// first; Second is the second vote message, as signed.
+	First  string
+	Second []byte
+}
+
+// budgets are expiring sets by owner (a build node, a requester), each
+// bounded: one owner filling its set never takes room from another.
+type budgets struct {
+	mu   sync.Mutex
+	max  int
+	sets map[string]*expiringSet
+}
+
+func newBudgets(max int) *budgets {
+	return &budgets{max: max, sets: make(map[string]*expiringSet)}
+}
+
+// add adds key (with val) to owner's set; for a key already there it
+// returns addSeen and the value stored first.
+func (b *budgets) add(owner, key, val string, expires, now time.Time) (addResult, string) {
+	b.mu.Lock()
+	s, ok := b.sets[owner]
+	if !ok {
+		s = newExpiringSet(b.max)
+		b.sets[owner] = s
+	}
+	b.mu.Unlock()
+	return s.add(key, val, expires, now)
+}
+
+// expiringSet is a set of keys with expiry times (and a value each),
+// bounded in size. Expired keys are removed before a key is refused for
+// lack of room.
 type expiringSet struct {
 	mu   sync.Mutex
 	max  int
-	keys map[string]time.Time
+	keys map[string]setEntry
 	// order holds keys by insertion; expiries are not monotonic in it,
 	// so a full set is swept.
 	order []string
@@ -396,36 +466,41 @@ const (
 	addFull
 )
 
-func newExpiringSet(max int) *expiringSet {
-	return &expiringSet{max: max, keys: make(map[string]time.Time)}
+type setEntry struct {
+	expires time.Time
+	val     string
 }
 
-func (s *expiringSet) add(key string, expires, now time.Time) addResult {
+func newExpiringSet(max int) *expiringSet {
+	return &expiringSet{max: max, keys: make(map[string]setEntry)}
+}
+
+func (s *expiringSet) add(key, val string, expires, now time.Time) (addResult, string) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if exp, ok := s.keys[key]; ok && exp.After(now) {
-		return addSeen
+	if e, ok := s.keys[key]; ok && e.expires.After(now) {
+		return addSeen, e.val
 	}
 	if len(s.keys) >= s.max {
 		s.sweep(now)
 		if len(s.keys) >= s.max {
-			return addFull
+			return addFull, ""
 		}
 	}
-	s.keys[key] = expires
+	s.keys[key] = setEntry{expires: expires, val: val}
 	s.order = append(s.order, key)
-	return addNew
+	return addNew, ""
 }
 
 // sweep removes expired keys.
 func (s *expiringSet) sweep(now time.Time) {
 	kept := s.order[:0]
 	for _, k := range s.order {
-		exp, ok := s.keys[k]
+		e, ok := s.keys[k]
 		if !ok {
 			continue
 		}
-		if !exp.After(now) {
+		if !e.expires.After(now) {
 			delete(s.keys, k)
 			continue
 		}

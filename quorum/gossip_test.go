@@ -211,21 +211,21 @@ func TestGossipDropsBadMessages(t *testing.T) {
 
 	// A vote whose attestation node-a signed, sent by node-d as its own.
 	stolen := testBundle(t, gn.nodes[0].signer, spec, map[string]string{"demo": hexDigest("artifact")})
-	v, err := NewVote(policy, input, faulty.name, stolen, "sha256:"+hexDigest("m"))
+	v, err := NewVote(testVoteFor(policy, input, faulty.name), stolen, "sha256:"+hexDigest("m"))
 	if err != nil {
 		t.Fatal(err)
 	}
 	vb, _ := v.Marshal()
 	send(voteT, vb)
 	// node-d claiming to be node-a (with node-a's genuine attestation).
-	v2, err := NewVote(policy, input, "node-a", stolen, "sha256:"+hexDigest("m"))
+	v2, err := NewVote(testVoteFor(policy, input, "node-a"), stolen, "sha256:"+hexDigest("m"))
 	if err != nil {
 		t.Fatal(err)
 	}
 	vb2, _ := v2.Marshal()
 	send(voteT, vb2)
 	send(voteT, []byte(`not json`))
-	send(voteT, []byte(`{"v":1,"type":"vote","pad":"`+strings.Repeat("x", MaxVoteSize)+`"}`))
+	send(voteT, []byte(`{"v":2,"type":"vote","pad":"`+strings.Repeat("x", MaxVoteSize)+`"}`))
 
 	want := map[string]uint64{
 		"requests/" + DropReplay:           1,

@@ -175,10 +175,17 @@ func hexDigest(s string) string {
 	return hex.EncodeToString(sum[:])
 }
 
+// testRequestID is the request id of the tests' votes for input.
+func testRequestID(input string) string { return "sha256:" + hexDigest("request of "+input) }
+
+func testVoteFor(policy, input, node string) VoteFor {
+	return VoteFor{Policy: policy, Request: testRequestID(input), InputDigest: input, Node: node}
+}
+
 func testVote(t testing.TB, policy string, nd *testNode, spec []byte, input string, artifact string) *Vote {
 	t.Helper()
 	b := testBundle(t, nd.signer, spec, map[string]string{"demo": hexDigest(artifact)})
-	v, err := NewVote(policy, input, nd.name, b, "sha256:"+hexDigest("manifest of "+artifact))
+	v, err := NewVote(testVoteFor(policy, input, nd.name), b, "sha256:"+hexDigest("manifest of "+artifact))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -65,21 +65,22 @@ func TestParseBootstrap(t *testing.T) {
 func TestExpiringSet(t *testing.T) {
 	now := time.Unix(1000, 0)
 	s := newExpiringSet(2)
-	if s.add("a", now.Add(time.Minute), now) != addNew || s.add("a", now.Add(time.Minute), now) != addSeen {
+	add := func(key string, exp, now time.Time) addResult { r, _ := s.add(key, "", exp, now); return r }
+	if add("a", now.Add(time.Minute), now) != addNew || add("a", now.Add(time.Minute), now) != addSeen {
 		t.Fatal("a key added twice was not seen")
 	}
-	s.add("b", now.Add(2*time.Minute), now)
-	if got := s.add("c", now.Add(time.Minute), now); got != addFull {
+	add("b", now.Add(2*time.Minute), now)
+	if got := add("c", now.Add(time.Minute), now); got != addFull {
 		t.Fatalf("got %v, want addFull: an unexpired key must not be evicted (it would open a replay)", got)
 	}
 	later := now.Add(90 * time.Second)
-	if got := s.add("c", later.Add(time.Minute), later); got != addNew {
+	if got := add("c", later.Add(time.Minute), later); got != addNew {
 		t.Fatalf("got %v after a's expiry, want addNew", got)
 	}
 	if s.len() != 2 {
 		t.Fatalf("set holds %d keys, want 2", s.len())
 	}
-	if s.add("a", later.Add(time.Minute), later) != addFull {
+	if add("a", later.Add(time.Minute), later) != addFull {
 		t.Fatal("an expired key came back while the set is full of unexpired ones")
 	}
 }

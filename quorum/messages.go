@@ -22,9 +22,14 @@ import (
 	"google.golang.org/protobuf/encoding/protojson"
 )
 
-// MessageVersion is the version of the gossip messages this package reads
-// and writes, the "v" field of every message.
+// MessageVersion is the version of the build requests this package reads
+// and writes, their "v" field.
 const MessageVersion = 1
+
+// VoteVersion is the version of the votes this package reads and writes,
+// their "v" field. Version 2 binds a vote to one request (its id and a
+// time); version 1 votes, bound to nothing, are refused.
+const VoteVersion = 2
 
 // Size limits of gossip messages, checked by the sender and by every
 // topic validator. A request carries a build spec (a few hundred bytes); a
@@ -178,6 +183,17 @@ func (r *BuildRequest) wire() wireRequest {
 	}
 }
 
+// ID returns the request's id, "sha256:<hex>" of its signed body: it
+// names one request (its nonce makes two requests for one input differ),
+// and votes name it ([Vote.Request]).
+func (r *BuildRequest) ID() string {
+	body, err := r.SignedBody()
+	if err != nil {
+		return ""
+	}
+	return "sha256:" + digestOf(body)
+}
+
 // SignedBody returns the bytes the requester signs: the request's JSON
 // without "sig".
 func (r *BuildRequest) SignedBody() ([]byte, error) {
@@ -224,7 +240,7 @@ func ParseBuildRequest(b []byte) (*BuildRequest, error) {
 	if len(b) > MaxRequestSize {
 		return nil, fmt.Errorf("quorum: build request: %d bytes, over the %d byte limit", len(b), MaxRequestSize)
 	}
-	if err := checkVersion(b, typeRequest); err != nil {
+	if err := checkVersion(b, typeRequest, MessageVersion); err != nil {
 		return nil, fmt.Errorf("quorum: build request: %w", err)
 	}
 	var w wireRequest
@@ -291,29 +307,39 @@ func ParseBuildRequest(b []byte) (*BuildRequest, error) {
 // Vote is one build node's answer to a build request. It travels on the
 // votes topic as JSON, fields in this order:
 //
-//	{"v":1,"type":"vote",
+//	{"v":2,"type":"vote",
 //	 "policy":"sha256:<policy digest>",
+//	 "request":"sha256:<the request's id: see BuildRequest.ID>",
 //	 "inputDigest":"sha256:<the request's input digest>",
 //	 "node":"<the node's name in the policy>",
+//	 "time":<unix milliseconds>,
 //	 "bundle":{...Sigstore bundle v0.3: the DSSE envelope of the node's attestation...},
 //	 "manifest":"sha256:<digest of the node's output manifest>",
 //	 "error":"<why the build failed; only without bundle and manifest>"}
 //
 // A successful build's vote has bundle and manifest and no error; a failed
-// build's vote has only error. Validators require: the network's policy
-// digest, a node name that the policy maps to the message's signed author
+// build's vote has only error. A vote counts only for the request it
+// names, and only while that request's round is open; its time is checked
+// against the replay window, so an old vote cannot be replayed later.
+// Validators require: the network's policy digest, a time within the
+// replay window, one vote per node and request (a different second one is
+// equivocation), a node name that the policy maps to the message's signed author
 // (the gossip message is signed by the author's libp2p key, StrictSign),
 // and for a successful build an envelope signed by that node's cosign key
 // whose statement names at least one subject with a sha256 digest and
 // whose SLSA externalParameters.spec hashes, in canonical form, to
 // inputDigest: a node cannot reuse a genuine attestation for another input.
 type Vote struct {
-	Policy      string
+	Policy string
+	// Request is the id of the request voted on ([BuildRequest.ID]).
+	Request     string
 	InputDigest string
 	Node        string
-	Bundle      *attest.Bundle
-	Manifest    string
-	Error       string
+	// Time is when the vote was made (milliseconds).
+	Time     time.Time
+	Bundle   *attest.Bundle
+	Manifest string
+	Error    string
 
 	// Subjects are the artifacts the attestation names, sorted (set by
 	// [ParseVote] and [NewVote]).
@@ -324,17 +350,38 @@ type wireVote struct {
 	V           int             `json:"v"`
 	Type        string          `json:"type"`
 	Policy      string          `json:"policy"`
+	Request     string          `json:"request"`
 	InputDigest string          `json:"inputDigest"`
 	Node        string          `json:"node"`
+	Time        int64           `json:"time"`
 	Bundle      json.RawMessage `json:"bundle,omitempty"`
 	Manifest    string          `json:"manifest,omitempty"`
 	Error       string          `json:"error,omitempty"`
 }
 
+// VoteFor names what a vote answers: the network, the request and its
+// input, the voting node and the vote's time.
+type VoteFor struct {
+	Policy      string
+	Request     string // [BuildRequest.ID]
+	InputDigest string
+	Node        string
+	Time        time.Time // zero means time.Now()
+}
+
+func (f VoteFor) vote() *Vote {
+	t := f.Time
+	if t.IsZero() {
+		t = time.Now()
+	}
+	return &Vote{Policy: f.Policy, Request: f.Request, InputDigest: f.InputDigest, Node: f.Node, Time: time.UnixMilli(t.UnixMilli())}
+}
+
 // NewVote makes the vote of a successful build and checks it as
 // [ParseVote] will.
-func NewVote(policy, inputDigest, node string, bundle *attest.Bundle, manifest string) (*Vote, error) {
-	v := &Vote{Policy: policy, InputDigest: inputDigest, Node: node, Bundle: bundle, Manifest: manifest}
+func NewVote(f VoteFor, bundle *attest.Bundle, manifest string) (*Vote, error) {
+	v := f.vote()
+	v.Bundle, v.Manifest = bundle, manifest
 	b, err := v.Marshal()
 	if err != nil {
 		return nil, err
@@ -343,7 +390,7 @@ func NewVote(policy, inputDigest, node string, bundle *attest.Bundle, manifest s
 }
 
 // NewFailedVote makes the vote of a build that failed, with the reason.
-func NewFailedVote(policy, inputDigest, node, reason string) (*Vote, error) {
+func NewFailedVote(f VoteFor, reason string) (*Vote, error) {
 	if reason == "" {
 		reason = "build failed"
 	}
@@ -351,7 +398,8 @@ func NewFailedVote(policy, inputDigest, node, reason string) (*Vote, error) {
 		reason = reason[:maxReasonSize]
 	}
 	reason = strings.ToValidUTF8(reason, "?")
-	v := &Vote{Policy: policy, InputDigest: inputDigest, Node: node, Error: reason}
+	v := f.vote()
+	v.Error = reason
 	b, err := v.Marshal()
 	if err != nil {
 		return nil, err
@@ -372,7 +420,7 @@ func (v *Vote) Envelope() *dssepb.Envelope {
 
 // Marshal encodes the vote for the votes topic.
 func (v *Vote) Marshal() ([]byte, error) {
-	w := wireVote{V: MessageVersion, Type: typeVote, Policy: v.Policy, InputDigest: v.InputDigest, Node: v.Node, Manifest: v.Manifest, Error: v.Error}
+	w := wireVote{V: VoteVersion, Type: typeVote, Policy: v.Policy, Request: v.Request, InputDigest: v.InputDigest, Node: v.Node, Time: v.Time.UnixMilli(), Manifest: v.Manifest, Error: v.Error}
 	if v.Bundle != nil {
 		bb, err := v.Bundle.MarshalJSON()
 		if err != nil {
@@ -413,7 +461,7 @@ func ParseVote(b []byte) (*Vote, error) {
 	if len(b) > MaxVoteSize {
 		return nil, fmt.Errorf("quorum: vote: %d bytes, over the %d byte limit", len(b), MaxVoteSize)
 	}
-	if err := checkVersion(b, typeVote); err != nil {
+	if err := checkVersion(b, typeVote, VoteVersion); err != nil {
 		return nil, fmt.Errorf("quorum: vote: %w", err)
 	}
 	var w wireVote
@@ -423,13 +471,19 @@ func ParseVote(b []byte) (*Vote, error) {
 	if err := checkDigest(w.Policy); err != nil {
 		return nil, fmt.Errorf("quorum: vote: policy: %w", err)
 	}
+	if err := checkDigest(w.Request); err != nil {
+		return nil, fmt.Errorf("quorum: vote: request: %w", err)
+	}
 	if err := checkDigest(w.InputDigest); err != nil {
 		return nil, fmt.Errorf("quorum: vote: inputDigest: %w", err)
 	}
 	if err := checkNodeName(w.Node); err != nil {
 		return nil, fmt.Errorf("quorum: vote: node: %w", err)
 	}
-	v := &Vote{Policy: w.Policy, InputDigest: w.InputDigest, Node: w.Node, Manifest: w.Manifest, Error: w.Error}
+	if w.Time <= 0 {
+		return nil, fmt.Errorf("quorum: vote of %q: time %d is not a positive unix time in milliseconds", w.Node, w.Time)
+	}
+	v := &Vote{Policy: w.Policy, Request: w.Request, InputDigest: w.InputDigest, Node: w.Node, Time: time.UnixMilli(w.Time), Manifest: w.Manifest, Error: w.Error}
 	if len(w.Bundle) == 0 || string(w.Bundle) == "null" {
 		switch {
 		case w.Error == "":
@@ -522,7 +576,7 @@ func compareSubjects(a, b publish.Subject) int {
 
 // checkVersion reads "v" and "type" first, so that a message of another
 // version is told apart from a malformed one.
-func checkVersion(b []byte, wantType string) error {
+func checkVersion(b []byte, wantType string, version int) error {
 	if len(bytes.TrimSpace(b)) == 0 {
 		return errors.New("empty message")
 	}
@@ -537,8 +591,8 @@ func checkVersion(b []byte, wantType string) error {
 	if probe.V == nil {
 		return errors.New(`missing version field "v"`)
 	}
-	if string(*probe.V) != "1" {
-		return fmt.Errorf("%w %s (this build reads version %d; upgrade pyrsia-build?)", ErrUnsupportedVersion, truncate(string(*probe.V)), MessageVersion)
+	if string(*probe.V) != fmt.Sprint(version) {
+		return fmt.Errorf("%w %s (this build reads version %d; upgrade pyrsia-build?)", ErrUnsupportedVersion, truncate(string(*probe.V)), version)
 	}
 	if probe.Type == nil || *probe.Type != wantType {
 		got := "none"

@@ -142,7 +142,7 @@ func TestVoteRoundTripAndErrors(t *testing.T) {
 	if len(got.Subjects) != 1 || got.Subjects[0].Digest != "sha256:"+hexDigest("artifact") {
 		t.Fatalf("got subjects %v", got.Subjects)
 	}
-	failed, err := NewFailedVote(testPolicyDigest, input, "node-b", "compile error")
+	failed, err := NewFailedVote(testVoteFor(testPolicyDigest, input, "node-b"), "compile error")
 	if err != nil || !failed.Failed() {
 		t.Fatalf("failed vote: %v %v", failed, err)
 	}
@@ -154,6 +154,9 @@ func TestVoteRoundTripAndErrors(t *testing.T) {
 		want string
 	}{
 		{"request as vote", mutate(t, good, func(m map[string]any) { m["type"] = "build-request" }), "message type"},
+		{"version 1 vote", mutate(t, good, func(m map[string]any) { m["v"] = 1 }), "unsupported message version 1"},
+		{"no request", mutate(t, good, func(m map[string]any) { delete(m, "request") }), "quorum: vote: request:"},
+		{"no time", mutate(t, good, func(m map[string]any) { delete(m, "time") }), "is not a positive unix time"},
 		{"bad node", mutate(t, good, func(m map[string]any) { m["node"] = "Node A" }), "is not a node name"},
 		{"neither", mutate(t, good, func(m map[string]any) { delete(m, "bundle"); delete(m, "manifest") }), "neither a bundle nor an error"},
 		{"both", mutate(t, good, func(m map[string]any) { m["error"] = "x" }), "both a bundle and an error"},
@@ -171,7 +174,7 @@ func TestVoteRoundTripAndErrors(t *testing.T) {
 	}
 	// A genuine attestation of another spec, offered for this input.
 	b := testBundle(t, nodes[0].signer, otherSpec, map[string]string{"demo": hexDigest("x")})
-	if _, err := NewVote(testPolicyDigest, input, "node-a", b, "sha256:"+hexDigest("m")); err == nil || !strings.Contains(err.Error(), "the attestation is for input") {
+	if _, err := NewVote(testVoteFor(testPolicyDigest, input, "node-a"), b, "sha256:"+hexDigest("m")); err == nil || !strings.Contains(err.Error(), "the attestation is for input") {
 		t.Fatalf("got %v, want the vote refused for binding another input", err)
 	}
 }
@@ -183,7 +186,7 @@ func TestTestdata(t *testing.T) {
 	if *update {
 		req, _ := validRequest(t).Marshal()
 		vote, _ := testVote(t, testPolicyDigest, nodes[0], spec, input, "artifact").Marshal()
-		fv, _ := NewFailedVote(testPolicyDigest, input, "node-a", "compile error")
+		fv, _ := NewFailedVote(VoteFor{Policy: testPolicyDigest, Request: testRequestID(input), InputDigest: input, Node: "node-a", Time: time.UnixMilli(1764547200000)}, "compile error")
 		failed, _ := fv.Marshal()
 		for name, b := range map[string][]byte{"request.json": req, "vote.json": vote, "vote-failed.json": failed} {
 			if err := os.WriteFile(filepath.Join("testdata", name), b, 0o644); err != nil {

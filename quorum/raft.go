@@ -211,23 +211,43 @@ func (r *Raft) Close() error {
 var ErrNotLeader = errors.New("quorum: raft: not the leader")
 
 // Propose submits a command to the cluster and waits until this node's FSM
-// has applied it, returning the FSM's response. ctx's deadline bounds the
-// wait (10s without one); a command whose wait ends may still be applied. Only the leader can
+// has applied it, returning the FSM's response. Only the leader can
 // propose; a follower returns an error wrapping [ErrNotLeader] that names
 // the leader.
+//
+// ctx bounds the wait (10s without a deadline; an expired deadline is an
+// immediate error): when it ends, Propose returns ctx's error, but a
+// command already enqueued may still be committed and applied later.
+// Callers must therefore be idempotent: the FSM refuses a second entry for
+// an input ([ErrDuplicateInput]), so proposing an entry again after a
+// timeout is safe.
 func (r *Raft) Propose(ctx context.Context, cmd []byte) (any, error) {
+	if _, ok := ctx.Deadline(); !ok {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, 10*time.Second)
+		defer cancel()
+	}
 	if err := ctx.Err(); err != nil {
 		return nil, fmt.Errorf("quorum: raft: %w", err)
 	}
-	timeout := 10 * time.Second
-	if d, ok := ctx.Deadline(); ok {
-		// Raft waits forever for a timeout of zero or less.
-		if timeout = time.Until(d); timeout <= 0 {
-			return nil, fmt.Errorf("quorum: raft: %w", context.DeadlineExceeded)
-		}
+	d, _ := ctx.Deadline()
+	// Raft waits forever to enqueue for a timeout of zero or less.
+	timeout := time.Until(d)
+	if timeout <= 0 {
+		return nil, fmt.Errorf("quorum: raft: %w", context.DeadlineExceeded)
 	}
 	f := r.Raft.Apply(cmd, timeout)
-	if err := f.Error(); err != nil {
+	// f.Error returns only once the FSM has applied the command (or Raft
+	// gave up on it): wait for it aside, and for ctx.
+	done := make(chan error, 1)
+	go func() { done <- f.Error() }()
+	var err error
+	select {
+	case err = <-done:
+	case <-ctx.Done():
+		return nil, fmt.Errorf("quorum: raft: waiting for the command to be applied (it may still be): %w", ctx.Err())
+	}
+	if err != nil {
 		if errors.Is(err, raft.ErrNotLeader) || errors.Is(err, raft.ErrLeadershipLost) {
 			_, id := r.Raft.LeaderWithID()
 			return nil, fmt.Errorf("%w (leader: %q): %w", ErrNotLeader, id, err)

@@ -116,7 +116,7 @@ done
 curl -fsS "http://$api/status" | sed -n '/"raft"/,/}/p'
 
 step "5/8 publish the OCI sample through node-a: every node builds it, votes, and cosigns"
-"$pb" publish --node "$api" -o "$work/hello-c.proof.json" "$work/hello-c.yaml"
+"$pb" publish --node "$api" --data "$work/nodes/node-a" --policy "$work/policy.json" -o "$work/hello-c.proof.json" "$work/hello-c.yaml"
 
 step "6/8 anyone verifies the image with the policy alone: its manifest against the proof bundle"
 # The build of any node that voted with the majority (the artifact is the same).
@@ -135,7 +135,7 @@ manifest="$(dirname "$res")/$layout/blobs/sha256/${image#sha256:}"
 "$pb" verify --policy "$work/policy.json" --bundle "$work/hello-c.proof.json" "$manifest"
 
 step "7/8 publish the Maven sample and verify its jars with the policy alone"
-"$pb" publish --node "$api" -o "$work/hello-maven.proof.json" "$work/hello-maven.yaml"
+"$pb" publish --node "$api" --data "$work/nodes/node-a" --policy "$work/policy.json" -o "$work/hello-maven.proof.json" "$work/hello-maven.yaml"
 res=$(find_build 'hello-app')
 for jar in $(sed -n 's/.*"path": "\([^"]*\.jar\)".*/\1/p' "$res"); do
   "$pb" verify --policy "$work/policy.json" --bundle "$work/hello-maven.proof.json" "$(dirname "$res")/$jar"
@@ -144,7 +144,7 @@ done
 
 step "8/8 an irreproducible sample: no quorum is a verdict, with the differing files"
 set +e
-"$pb" publish --node "$api" "$work/build-time.yaml"
+"$pb" publish --node "$api" --data "$work/nodes/node-a" --policy "$work/policy.json" "$work/build-time.yaml"
 rc=$?
 set -e
 if [ "$rc" -ne 1 ]; then echo "demo: expected no quorum for the irreproducible sample (exit 1), got $rc" >&2; exit 1; fi

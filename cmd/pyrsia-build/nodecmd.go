@@ -126,7 +126,7 @@ func nodeRun(c *cli.Context) error {
 		return inputErr(errors.New("only build nodes can run yet: pass --build"), "run 'pyrsia-build node --help' for usage")
 	}
 	if c.String("data") == "" || c.String("policy") == "" {
-		return inputErr(errors.New(`Required flags "data, policy" not set`), "run 'pyrsia-build node --help' for usage")
+		return inputErr(errors.New("node --build needs --data and --policy"), "run 'pyrsia-build node --help' for usage")
 	}
 	clog.SetLevel("error")
 	data := c.String("data")
@@ -170,6 +170,9 @@ func nodeRun(c *cli.Context) error {
 	if a := c.String("api"); a != "" {
 		if api, err = net.Listen("tcp", a); err != nil {
 			return inputErr(fmt.Errorf("--api %s: %w", a, err), "choose another --api, or stop what listens there")
+		}
+		if ta, ok := api.Addr().(*net.TCPAddr); ok && !ta.IP.IsLoopback() {
+			logger.Warn("the API listens on a non-loopback address: anyone who can reach it sees the node's status and log, and anyone with its token (DATA/"+node.APITokenFile+") can request builds under this node's key", "api", api.Addr().String())
 		}
 	}
 	n, err := node.New(c.Context, node.Options{

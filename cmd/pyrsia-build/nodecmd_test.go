@@ -137,7 +137,8 @@ func TestPublishVerifyStatus(t *testing.T) {
 	specFile := filepath.Join(dir, "hello.yaml")
 	os.WriteFile(specFile, []byte(testNodeSpec), 0o644)
 	proof := filepath.Join(dir, "hello.proof.json")
-	code, stdout, stderr := runCLI("publish", specFile, "--node", api, "-o", proof)
+	data := filepath.Join(filepath.Dir(policyFile), "0")
+	code, stdout, stderr := runCLI("publish", specFile, "--node", api, "--data", data, "--policy", policyFile, "-o", proof)
 	if code != 0 {
 		t.Fatalf("publish: exit %d\n%s\n%s", code, stdout, stderr)
 	}
@@ -175,7 +176,7 @@ func TestPublishVerifyStatus(t *testing.T) {
 	// A spec that names a local file is refused by the node.
 	local := strings.Replace(testNodeSpec, "url: http://source.invalid/hello-1.0.tar", "path: /etc/hello-1.0.tar", 1)
 	os.WriteFile(specFile, []byte(local), 0o644)
-	code, _, stderr = runCLI("publish", "--node", api, specFile)
+	code, _, stderr = runCLI("publish", "--node", api, "--data", data, "--policy", policyFile, specFile)
 	if code != exitInput || !strings.Contains(stderr, "not allowed in a spec from the network") {
 		t.Errorf("publish of a local path: exit %d, %s", code, stderr)
 	}
@@ -183,11 +184,11 @@ func TestPublishVerifyStatus(t *testing.T) {
 
 // TestPublishNoQuorum: three different outputs, the verdict, exit 1.
 func TestPublishNoQuorum(t *testing.T) {
-	api, _ := startTestNetwork(t, []string{"a", "b", "c"}, 2*time.Second)
+	api, policyFile := startTestNetwork(t, []string{"a", "b", "c"}, 2*time.Second)
 	dir := t.TempDir()
 	specFile := filepath.Join(dir, "hello.yaml")
 	os.WriteFile(specFile, []byte(testNodeSpec), 0o644)
-	code, stdout, stderr := runCLI("publish", "--node", api, specFile)
+	code, stdout, stderr := runCLI("publish", "--node", api, "--data", filepath.Join(filepath.Dir(policyFile), "0"), "--policy", policyFile, specFile)
 	if code != exitNotVerified || !strings.Contains(stderr, "no quorum for sha256:") || !strings.Contains(stderr, "differs in hello.pom") {
 		t.Fatalf("publish without quorum: exit %d\n%s\n%s", code, stdout, stderr)
 	}

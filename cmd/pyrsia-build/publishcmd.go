@@ -10,12 +10,17 @@ import (
 	"io"
 	"net/http"
 	"net/url"
+	"path/filepath"
 	"strings"
 	"time"
 
 	"github.com/pyrsia/pyrsia-build/attest"
+	"github.com/pyrsia/pyrsia-build/builder"
 	"github.com/pyrsia/pyrsia-build/node"
 	"github.com/pyrsia/pyrsia-build/publish"
+	"github.com/pyrsia/pyrsia-build/publish/policy"
+	"github.com/transparency-dev/merkle/proof"
+	"github.com/transparency-dev/merkle/rfc6962"
 	"github.com/urfave/cli/v2"
 )
 
@@ -23,7 +28,7 @@ func publishCommand() *cli.Command {
 	return &cli.Command{
 		Name:      "publish",
 		Usage:     "have a build network build and publish a spec, and write its proof bundle",
-		UsageText: "pyrsia-build publish --node HOST:PORT [-o PROOF] SPEC",
+		UsageText: "pyrsia-build publish --node HOST:PORT --data DIR --policy POLICY [-o PROOF] SPEC",
 		Description: `Sends the build spec to the build node whose API is at --node. The node signs
 the request and gossips it to the network; every build node builds the spec
 on its own and votes. Prints each vote as it arrives (which node, which
@@ -34,6 +39,16 @@ first 12 hex digits of the input digest) and exits 0.
 Without a quorum by the network's deadline it prints the verdict (who agreed
 on what, who differed and in which files, who did not answer) and exits 1.
 
+The command trusts the node for nothing: it computes the spec's input digest
+itself and refuses a node that answers another, and it checks the proof
+bundle against the network policy (--policy: the checkpoint is final under
+it, includes the entry, and the entry, for this spec's input, is attested by
+a majority of the policy's build nodes) before it writes it; otherwise it
+exits 1.
+
+The node takes requests only with its API token, the file api.token in its
+data folder: --data is the node's data folder (or give --token-file).
+
 A spec from the network may not name local files: its source is a URL (an
 archive with its sha256, or a git commit).
 
@@ -41,11 +56,14 @@ Verify the artifact with the policy alone:
    pyrsia-build verify --policy policy.json --bundle PREFIX.proof.json ARTIFACT
 
 Examples:
-   pyrsia-build publish --node 127.0.0.1:7881 hello.yaml
-   pyrsia-build publish --node 127.0.0.1:7881 -o hello.proof.json hello.yaml`,
+   pyrsia-build publish --node 127.0.0.1:7881 --data nodes/a --policy policy.json hello.yaml
+   pyrsia-build publish --node 127.0.0.1:7881 --data nodes/a --policy policy.json -o hello.proof.json hello.yaml`,
 		Flags: []cli.Flag{
 			&cli.StringFlag{Name: "node", Required: true, Usage: "the build node's API `HOST:PORT` (or URL)"},
 			&cli.StringFlag{Name: "output", Aliases: []string{"o"}, Usage: "write the proof bundle to `FILE`"},
+			&cli.StringFlag{Name: "policy", Usage: "the network policy `FILE` the proof bundle is checked against (required)"},
+			&cli.StringFlag{Name: "data", Usage: "the node's data `DIR` (its API token is DIR/" + node.APITokenFile + ")"},
+			&cli.StringFlag{Name: "token-file", Usage: "read the node's API token from `FILE` instead"},
 		},
 		Action: func(c *cli.Context) error {
 			if c.NArg() != 1 {
@@ -55,16 +73,45 @@ Examples:
 			if err != nil {
 				return err
 			}
+			if c.String("policy") == "" {
+				return inputErr(errors.New("--policy is required: the proof bundle is checked against the network policy before it is written"),
+					"give the network's policy file, e.g. --policy policy.json")
+			}
+			p, err := policy.Load(c.String("policy"))
+			if err != nil {
+				return inputErr(err)
+			}
+			trust, err := p.Trust()
+			if err != nil {
+				return inputErr(err)
+			}
+			token, err := apiToken(c.String("data"), c.String("token-file"))
+			if err != nil {
+				return err
+			}
 			spec, err := attest.ReadFileLimited(c.Args().First(), 1<<20)
 			if err != nil {
 				return inputErr(fmt.Errorf("spec: %w", err))
+			}
+			parsed, err := builder.ParseRemoteSpec(spec)
+			if err != nil {
+				return inputErr(fmt.Errorf("spec %s: %w", c.Args().First(), err))
+			}
+			input, err := parsed.InputDigest()
+			if err != nil {
+				return inputErr(fmt.Errorf("spec %s: %w", c.Args().First(), err))
 			}
 			var out struct {
 				InputDigest string `json:"inputDigest"`
 				Error       string `json:"error"`
 			}
-			if err := nodeCall(c.Context, http.MethodPost, base+"/v1/publish", bytes.NewReader(spec), &out); err != nil {
+			hdr := http.Header{"Content-Type": {"application/yaml"}, "Authorization": {"Bearer " + token}}
+			if err := nodeCallHeader(c.Context, http.MethodPost, base+"/v1/publish", hdr, bytes.NewReader(spec), &out); err != nil {
 				return err
+			}
+			if out.InputDigest != input {
+				return failed(fmt.Errorf("the node answered input digest %q for the spec, whose input digest is %s", out.InputDigest, input),
+					"the node at --node is faulty or not a pyrsia-build node; nothing was followed or written")
 			}
 			w := c.App.Writer
 			fmt.Fprintf(w, "input     %s\n", out.InputDigest)
@@ -90,11 +137,14 @@ Examples:
 			}
 			pb, err := publish.ParseProofBundle(bytes.TrimSpace(b))
 			if err != nil {
-				return inputErr(fmt.Errorf("the node's proof bundle: %w", err))
+				return failed(fmt.Errorf("the node's proof bundle: %w", err), "nothing was written")
+			}
+			if err := verifyPublished(c.Context, pb, trust, input); err != nil {
+				return failed(fmt.Errorf("the node's proof bundle does not hold under the policy %s: %w", c.String("policy"), err), "nothing was written")
 			}
 			path := c.String("output")
 			if path == "" {
-				path = strings.TrimPrefix(out.InputDigest, "sha256:")[:12] + ".proof.json"
+				path = strings.TrimPrefix(input, "sha256:")[:12] + ".proof.json"
 			}
 			if err := writeFileAtomic(path, b, 0o644); err != nil {
 				return err
@@ -104,6 +154,35 @@ Examples:
 			return nil
 		},
 	}
+}
+
+// verifyPublished checks a proof bundle under trust, without the
+// artifacts (the build nodes have them): its checkpoint is final, it
+// includes the entry, and the entry is for input and certified by the
+// policy's build nodes (publish.VerifyEntry). 'pyrsia-build verify' then
+// checks an artifact against it (publish.VerifyProof).
+func verifyPublished(ctx context.Context, pb *publish.ProofBundle, trust *policy.Trust, input string) error {
+	cp, _, err := trust.VerifyCheckpoint([]byte(pb.Checkpoint))
+	if err != nil {
+		return fmt.Errorf("checkpoint: %w", err)
+	}
+	if cp.Size != pb.TreeSize {
+		return fmt.Errorf("checkpoint is for %d entries, the proof for %d", cp.Size, pb.TreeSize)
+	}
+	if err := proof.VerifyInclusion(rfc6962.DefaultHasher, pb.Index, pb.TreeSize, publish.LeafHash(pb.RawEntry), pb.InclusionProof, cp.Hash); err != nil {
+		return fmt.Errorf("entry %d is not in the tree of %d entries: %w", pb.Index, pb.TreeSize, err)
+	}
+	e, err := pb.Entry()
+	if err != nil {
+		return err
+	}
+	if e.InputDigest != input {
+		return fmt.Errorf("the bundle's entry is for input %s, not this spec's %s", e.InputDigest, input)
+	}
+	if _, err := publish.VerifyEntry(ctx, e, trust); err != nil {
+		return err
+	}
+	return nil
 }
 
 // nodeURL turns --node into the API's base URL.
@@ -118,11 +197,40 @@ func nodeURL(s string) (string, error) {
 	return strings.TrimSuffix(u.String(), "/"), nil
 }
 
+// apiToken reads a node's API token: from tokenFile, or from the node's
+// data folder.
+func apiToken(data, tokenFile string) (string, error) {
+	if tokenFile == "" && data == "" {
+		return "", inputErr(errors.New("the node's API token is needed: give --data, the node's data folder, or --token-file"),
+			"the node writes its token to DATA/"+node.APITokenFile+" when it starts")
+	}
+	if tokenFile == "" {
+		tokenFile = filepath.Join(data, node.APITokenFile)
+	}
+	b, err := attest.ReadFileLimited(tokenFile, 4096)
+	if err != nil {
+		return "", inputErr(fmt.Errorf("the node's API token: %w", err), "is the node running with --data "+data+"? it writes the token when it starts")
+	}
+	tok := strings.TrimSpace(string(b))
+	if tok == "" {
+		return "", inputErr(fmt.Errorf("the node's API token %s is empty", tokenFile))
+	}
+	return tok, nil
+}
+
 // nodeCall sends a request to a node's API and decodes its JSON answer.
 func nodeCall(ctx context.Context, method, u string, body io.Reader, out any) error {
+	return nodeCallHeader(ctx, method, u, nil, body, out)
+}
+
+// nodeCallHeader is nodeCall with request headers.
+func nodeCallHeader(ctx context.Context, method, u string, hdr http.Header, body io.Reader, out any) error {
 	req, err := http.NewRequestWithContext(ctx, method, u, body)
 	if err != nil {
 		return inputErr(err)
+	}
+	for k, v := range hdr {
+		req.Header[k] = v
 	}
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {

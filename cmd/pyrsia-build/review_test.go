@@ -10,6 +10,9 @@ import (
 	"strings"
 	"sync"
 	"testing"
+
+	"github.com/pyrsia/pyrsia-build/node"
+	"github.com/pyrsia/pyrsia-build/publish/policy"
 )
 
 // Review finding (review2): `publish` takes the input digest from the
@@ -21,9 +24,6 @@ import (
 // compute the spec's input digest itself, refuse a different answer, and
 // verify the proof bundle it writes against the network policy.
 func TestReviewPublishTrustsNodeInputDigest(t *testing.T) {
-	if os.Getenv("PYRSIA_REVIEW") == "" {
-		t.Skip("review finding: publish does not check the node's input digest against the spec")
-	}
 	other := "sha256:" + strings.Repeat("ab", 32)
 	var mu sync.Mutex
 	var followed []string
@@ -43,14 +43,52 @@ func TestReviewPublishTrustsNodeInputDigest(t *testing.T) {
 		}
 	}))
 	defer srv.Close()
-	specFile := filepath.Join(t.TempDir(), "hello.yaml")
+	dir := t.TempDir()
+	specFile := filepath.Join(dir, "hello.yaml")
 	if err := os.WriteFile(specFile, []byte(testNodeSpec), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	code, stdout, stderr := runCLI("publish", "--node", srv.URL, specFile)
+	policyFile, data := testPolicyFile(t, dir, 3)
+	code, stdout, stderr := runCLI("publish", "--node", srv.URL, "--policy", policyFile, "--data", data, specFile)
 	mu.Lock()
 	defer mu.Unlock()
 	if len(followed) > 0 || strings.Contains(stdout, other) {
 		t.Fatalf("publish took the node's input digest %s for its spec and followed %v (exit %d)\n%s\n%s", other, followed, code, stdout, stderr)
 	}
+	if code != exitNotVerified || !strings.Contains(stderr, "the node answered input digest") {
+		t.Fatalf("publish with a wrong input digest from the node: exit %d, want 1 saying so\n%s", code, stderr)
+	}
+	// Without --policy nothing is sent.
+	if code, _, stderr := runCLI("publish", "--node", srv.URL, "--data", data, specFile); code != exitInput || !strings.Contains(stderr, "--policy is required") {
+		t.Fatalf("publish without --policy: exit %d, %s", code, stderr)
+	}
+}
+
+// testPolicyFile writes a policy of n build nodes (keys under dir) and an
+// API token for the first, and returns the policy file and the first
+// node's data folder.
+func testPolicyFile(t *testing.T, dir string, n int) (policyFile, data string) {
+	t.Helper()
+	p := &policy.Policy{Version: policy.Version, Name: "test.example/net"}
+	for i := range n {
+		k, err := node.InitKeys(filepath.Join(dir, fmt.Sprint(i)), fmt.Sprintf("node-%c", 'a'+i), nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		pn := k.PolicyNode()
+		p.Nodes = append(p.Nodes, policy.Node{Name: pn.Name, CosignKey: pn.CosignKey, PeerID: pn.PeerID, NoteKey: pn.NoteKey})
+	}
+	b, err := p.Marshal()
+	if err != nil {
+		t.Fatal(err)
+	}
+	policyFile = filepath.Join(dir, "policy.json")
+	if err := os.WriteFile(policyFile, b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	data = filepath.Join(dir, "0")
+	if _, err := node.LoadAPIToken(data); err != nil {
+		t.Fatal(err)
+	}
+	return policyFile, data
 }

@@ -83,8 +83,8 @@ Examples:
 				return err
 			}
 			if c.String("policy") == "" && len(c.StringSlice("key")) == 0 {
-				return inputErr(errors.New(`Required flag "key" not set`),
-					"or, for a proof bundle of a build network, give its policy with --policy POLICY")
+				return inputErr(errors.New("no --key given: verify needs the keys that may have signed"),
+					"give the build nodes' cosign public keys with --key, or, for a proof bundle of a build network, its policy with --policy POLICY")
 			}
 			if c.String("policy") != "" && (len(c.StringSlice("key")) > 0 || c.String("log-key") != "" || len(c.StringSlice("cosigner-key")) > 0) {
 				return inputErr(errors.New("--policy gives every key: --key, --log-key and --cosigner-key do not go with it"))

@@ -29,13 +29,14 @@
 // A [Follower] polls a Source, accepts a new checkpoint only if it is final
 // and consistent with the last one verified, keeps that one in a state
 // directory (so that a restart resumes from it), and hands each new entry,
-// proven included, to a callback: the node's index. A checkpoint that is
-// not final, or a proven fork (two final checkpoints that cannot both be
-// true), stops it: both checkpoints are kept as evidence, and it does not
-// start again until someone moved them away. A stale mirror, or tiles
-// that do not prove a new checkpoint extends the last one, prove nothing
-// about the log: they are errors, the checkpoint is not accepted, and the
-// next poll tries again. Nothing is ever accepted silently.
+// proven included, to a callback: the node's index. A proven fork (two
+// final checkpoints that cannot both be true) stops it: both checkpoints
+// are kept as evidence, and it does not start again until someone moved
+// them away. A checkpoint that no log key signed or that is not final, a
+// stale mirror, or tiles that do not prove a new checkpoint extends the
+// last one, prove nothing about the log (anyone on the path can make
+// them): they are errors, the checkpoint is not accepted, and the next
+// poll tries again. Nothing is ever accepted silently.
 //
 // Errors name the source, what was read (an index, a size) and, through
 // [Hint], what to do.

@@ -95,12 +95,14 @@ type FollowerOptions struct {
 
 // Follower follows a log: it polls a Source for checkpoints, accepts each
 // new one only if it is final under the Trust and consistent with the last
-// one verified, stores it, and hands the new entries to Visit. A checkpoint
-// that is not final, or a proven fork, stops it with a *StopError and keeps
-// the evidence, and a Follower whose state directory holds evidence does
-// not start again until someone has looked at it and moved it away. A stale
-// source or tiles that prove nothing are errors of one poll. Nothing is
-// accepted silently.
+// one verified, stores it, and hands the new entries to Visit. A proven
+// fork stops it with a *StopError and keeps the evidence, and a Follower
+// whose state directory holds evidence does not start again until someone
+// has looked at it and moved it away. A checkpoint that is not signed by a
+// log key or not final, a stale source, or tiles that prove nothing are
+// errors of one poll: anyone on the path can forge those, so they prove
+// nothing and must not stop the follower for good. Nothing is accepted
+// silently.
 type Follower struct {
 	opts   FollowerOptions
 	client *Client
@@ -291,7 +293,10 @@ func (f *Follower) check(ctx context.Context, last *Checkpoint, b []byte) (*Chec
 	}
 	cp, err := f.client.VerifyCheckpoint(b)
 	if err != nil {
-		return nil, f.stop(ctx, last, b, nil, err)
+		// Anyone can write a checkpoint that no log key signed, or strip
+		// cosignatures from a genuine one: that proves nothing about the
+		// log, so it fails this poll and the next one tries again.
+		return nil, err
 	}
 	if last != nil {
 		switch {

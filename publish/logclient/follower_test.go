@@ -258,12 +258,15 @@ func checkEvidence(t *testing.T, state string, verified, offered []byte) {
 	}
 }
 
-func TestFollowerStopsOnNonFinal(t *testing.T) {
+// A checkpoint that is not final proves nothing (anyone can strip
+// cosignatures): it fails the poll, keeps no evidence and does not stop the
+// follower, which takes the final checkpoint of the next poll.
+func TestFollowerRetriesNonFinal(t *testing.T) {
 	ctx := context.Background()
 	net := newNetwork(t, 3)
 	tl := newTestLog(t, net, "a")
 	tl.append(4, "a")
-	good := tl.publish(2)
+	tl.publish(2)
 	src := openURL(t, tl.serve(nil).URL)
 	state := t.TempDir()
 	v := &visits{}
@@ -272,14 +275,21 @@ func TestFollowerStopsOnNonFinal(t *testing.T) {
 		t.Fatal(err)
 	}
 	tl.append(4, "a")
-	bad := tl.publish(1) // one cosignature of the two needed
+	tl.publish(1) // one cosignature of the two needed
 	err := f.Poll(ctx)
 	var se *StopError
-	if !errors.As(err, &se) || !errors.Is(err, witness.ErrNotFinal) {
-		t.Fatalf("got %v, want a stop for a checkpoint that is not final", err)
+	if errors.As(err, &se) || !errors.Is(err, witness.ErrNotFinal) {
+		t.Fatalf("got %v, want a poll error for a checkpoint that is not final, not a stop", err)
 	}
-	checkEvidence(t, state, good, bad)
+	if _, err := os.Stat(filepath.Join(state, "evidence")); !errors.Is(err, fs.ErrNotExist) {
+		t.Fatalf("evidence kept for a checkpoint that proves nothing: %v", err)
+	}
 	v.check(t, "a", 4)
+	tl.publish(2)
+	if err := f.Poll(ctx); err != nil {
+		t.Fatalf("poll after the checkpoint became final: %v", err)
+	}
+	v.check(t, "a", 8)
 }
 
 func TestFollowerStale(t *testing.T) {

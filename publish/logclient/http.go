@@ -102,9 +102,9 @@ func (s *urlSource) get(ctx context.Context, path string, limit int64) ([]byte, 
 	defer resp.Body.Close()
 	switch {
 	case resp.StatusCode == http.StatusNotFound:
-		return nil, fmt.Errorf("GET %s: %s: %w", u, resp.Status, fs.ErrNotExist)
+		return nil, fmt.Errorf("GET %s: status %d: %w", u, resp.StatusCode, fs.ErrNotExist)
 	case resp.StatusCode != http.StatusOK:
-		return nil, fmt.Errorf("GET %s: %s", u, resp.Status)
+		return nil, fmt.Errorf("GET %s: status %d", u, resp.StatusCode)
 	case resp.ContentLength > limit:
 		return nil, fmt.Errorf("GET %s: %w: %d bytes announced, over the %d byte limit", u, ErrTooLarge, resp.ContentLength, limit)
 	}

@@ -8,7 +8,6 @@ import (
 	"io"
 	"net"
 	"net/http/httptest"
-	"os"
 	"strings"
 	"testing"
 
@@ -24,9 +23,6 @@ import (
 // ErrProof for a fork. A proof from an untrusted source that does not
 // verify proves nothing (issue 7, defect 8, in the new package).
 func TestReviewFollowerBadHashTileIsNotAFork(t *testing.T) {
-	if os.Getenv("PYRSIA_REVIEW") == "" {
-		t.Skip("review finding: a wrong hash tile from the source stops the follower as a fork")
-	}
 	ctx := context.Background()
 	net := newNetwork(t, 1)
 	tl := newTestLog(t, net, "a")
@@ -69,9 +65,6 @@ func TestReviewFollowerBadHashTileIsNotAFork(t *testing.T) {
 // the path to an http URL, takes every follower of it (the index) down
 // until a human moves the evidence away.
 func TestReviewFollowerForgedCheckpointIsNotEvidence(t *testing.T) {
-	if os.Getenv("PYRSIA_REVIEW") == "" {
-		t.Skip("review finding: a checkpoint signed by no log key stops the follower for good")
-	}
 	ctx := context.Background()
 	net := newNetwork(t, 1)
 	tl := newTestLog(t, net, "a")
@@ -109,9 +102,6 @@ func TestReviewFollowerForgedCheckpointIsNotEvidence(t *testing.T) {
 // terminal escape sequences (retitle the window, rewrite what was
 // printed before: "verified").
 func TestReviewURLSourceStatusLineIsNotEchoedRaw(t *testing.T) {
-	if os.Getenv("PYRSIA_REVIEW") == "" {
-		t.Skip("review finding: the server's status text is echoed into errors with control characters")
-	}
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)

@@ -46,6 +46,12 @@ import (
 // returns when ctx is done. The local [*witness.Cosigner] is one; the build
 // node's peer cosigners, which ask another node over the network, are
 // others. It is the same contract as witness.CosignerClient.
+//
+// A cosigner that refuses because it has already cosigned a larger
+// checkpoint (a peer whose replica is ahead of this one) should return an
+// error with a method CosignedSize() uint64 giving that size: the service
+// then waits until its own log reaches that size and asks again there,
+// rather than asking again for sizes the cosigner will refuse.
 type Cosigner interface {
 	Cosign(ctx context.Context, checkpointNote []byte, src witness.ProofSource) (note.Signature, error)
 }
@@ -282,6 +288,30 @@ func (s *Service) Run(ctx context.Context) error {
 		if ctx.Err() != nil {
 			return nil
 		}
+		var ahead *aheadError
+		if errors.As(err, &ahead) {
+			// Cosigners refuse anything below their latest: wait until this
+			// replica has it (bounded: a cosigner may be wrong about it).
+			s.lg.InfoContext(ctx, "cosigners have cosigned a larger checkpoint; waiting for this replica to reach it", "size", ahead.size, "log_size", s.log.Size())
+			wctx, cancel := context.WithTimeout(ctx, max(backoff, 30*time.Second))
+			werr := s.WaitSize(wctx, ahead.size)
+			cancel()
+			if ctx.Err() != nil {
+				return nil
+			}
+			if werr == nil {
+				backoff = s.opts.RetryInterval
+				if !retry.Stop() {
+					select {
+					case <-retry.C:
+					default:
+					}
+				}
+				retry.Reset(0)
+				continue
+			}
+			err = errors.Join(err, werr)
+		}
 		if !retry.Stop() {
 			select {
 			case <-retry.C:
@@ -329,7 +359,11 @@ func (s *Service) publish(ctx context.Context) error {
 	}
 	names, err := s.opts.Final(signed)
 	if err != nil {
-		return fmt.Errorf("checkpoint of size %d: %w (cosigners: %w)", cp.Size, err, errors.Join(errs...))
+		err = fmt.Errorf("checkpoint of size %d: %w (cosigners: %w)", cp.Size, err, errors.Join(errs...))
+		if latest := cosignedAhead(errs, cp.Size); latest > 0 {
+			return &aheadError{size: latest, err: err}
+		}
+		return err
 	}
 	if err := commit(s.log, signed); err != nil {
 		return fmt.Errorf("storing the final checkpoint of size %d: %w", cp.Size, err)
@@ -345,6 +379,31 @@ func (s *Service) publish(ctx context.Context) error {
 		s.lg.WarnContext(ctx, "some cosigners did not cosign", "size", cp.Size, "err", errors.Join(errs...))
 	}
 	return nil
+}
+
+// aheadError is publish's answer when cosigners refused because they have
+// cosigned a larger checkpoint: size is the smallest such size.
+type aheadError struct {
+	size uint64
+	err  error
+}
+
+func (e *aheadError) Error() string { return e.err.Error() }
+func (e *aheadError) Unwrap() error { return e.err }
+
+// cosignedAhead returns the smallest size above size that a refusing
+// cosigner says it has cosigned (see [Cosigner]), or 0.
+func cosignedAhead(errs []error, size uint64) uint64 {
+	var least uint64
+	for _, err := range errs {
+		var a interface{ CosignedSize() uint64 }
+		if errors.As(err, &a) {
+			if n := a.CosignedSize(); n > size && (least == 0 || n < least) {
+				least = n
+			}
+		}
+	}
+	return least
 }
 
 // cosign asks every cosigner at once.

@@ -7,10 +7,13 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -298,5 +301,113 @@ func TestIndexFollowsAppends(t *testing.T) {
 	}
 	if _, err := s.ProofBundle(ctx, 2); !errors.Is(err, logservice.ErrNotFinal) {
 		t.Errorf("ProofBundle past the final checkpoint: got %v, want ErrNotFinal", err)
+	}
+}
+
+// aheadCosigner is a cosigner whose replica is ahead: it refuses every
+// checkpoint below latest, saying so (CosignedSize), and cosigns from
+// there on.
+type aheadCosigner struct {
+	c       logservice.Cosigner
+	latest  uint64
+	refused atomic.Int32
+	first   chan struct{}
+	again   chan struct{} // closed on the second refusal
+}
+
+type aheadErr struct{ latest uint64 }
+
+func (e aheadErr) Error() string        { return fmt.Sprintf("cosigned %d already", e.latest) }
+func (e aheadErr) CosignedSize() uint64 { return e.latest }
+
+func (a *aheadCosigner) Cosign(ctx context.Context, cpNote []byte, src witness.ProofSource) (note.Signature, error) {
+	n, err := note.Open(cpNote, nil)
+	var unverified *note.UnverifiedNoteError
+	if errors.As(err, &unverified) {
+		n = unverified.Note
+	}
+	cp, err := witness.ParseCheckpointText([]byte(n.Text))
+	if err != nil {
+		return note.Signature{}, err
+	}
+	if cp.Size < a.latest {
+		switch a.refused.Add(1) {
+		case 1:
+			close(a.first)
+		case 2:
+			close(a.again)
+		}
+		return note.Signature{}, aheadErr{a.latest}
+	}
+	return a.c.Cosign(ctx, cpNote, src)
+}
+
+// signalHandler is a slog handler that closes ch at the first record whose
+// message contains msg.
+type signalHandler struct {
+	msg  string
+	ch   chan struct{}
+	once *sync.Once
+}
+
+func (h signalHandler) Enabled(context.Context, slog.Level) bool { return true }
+func (h signalHandler) Handle(_ context.Context, r slog.Record) error {
+	if strings.Contains(r.Message, h.msg) {
+		h.once.Do(func() { close(h.ch) })
+	}
+	return nil
+}
+func (h signalHandler) WithAttrs([]slog.Attr) slog.Handler { return h }
+func (h signalHandler) WithGroup(string) slog.Handler      { return h }
+
+// TestCosignerAheadWaitsForItsSize: a cosigner that refuses a checkpoint
+// for having cosigned a larger one is not asked again for smaller sizes:
+// the service waits until its log reaches that size and asks there (under
+// steady load a lagging replica would otherwise never finalize).
+func TestCosignerAheadWaitsForItsSize(t *testing.T) {
+	dir := t.TempDir()
+	k := testKeys(t, dir, 2)
+	ahead := &aheadCosigner{c: k.cosigners[1], latest: 5, first: make(chan struct{}), again: make(chan struct{})}
+	waiting := make(chan struct{})
+	s, err := logservice.Open(context.Background(), logservice.Options{
+		Log:           tlog.Options{Dir: filepath.Join(dir, "log"), Origin: origin, Signer: k.logSigner},
+		Cosigners:     []logservice.Cosigner{k.cosigners[0], ahead},
+		Final:         logservice.CosignedBy(origin, k.logVerifier, k.verifiers, 2),
+		RetryInterval: time.Millisecond,
+		Logger:        slog.New(signalHandler{msg: "waiting for this replica", ch: waiting, once: new(sync.Once)}),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	run(t, s)
+	ctx := waitCtx(t)
+	for i := range 3 {
+		if _, err := s.Append(ctx, fmt.Appendf(nil, "entry %d", i)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	select {
+	case <-ahead.first:
+	case <-ctx.Done():
+		t.Fatal("the cosigner was never asked")
+	}
+	select {
+	case <-waiting:
+	case <-ahead.again:
+		t.Fatal("after the cosigner said it had cosigned size 5, it was asked again for a smaller size")
+	case <-ctx.Done():
+		t.Fatal(ctx.Err())
+	}
+	for i := 3; i < 5; i++ {
+		if _, err := s.Append(ctx, fmt.Appendf(nil, "entry %d", i)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	cp, err := s.WaitFinal(ctx, 5)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := ahead.refused.Load(); cp.Size != 5 || n != 1 {
+		t.Fatalf("final checkpoint of size %d after %d refusals, want 5 after 1", cp.Size, n)
 	}
 }

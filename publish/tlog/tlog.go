@@ -170,6 +170,11 @@ type Log struct {
 	cp   atomic.Pointer[Checkpoint] // committed: stored and served
 	cand atomic.Pointer[Checkpoint] // the latest candidate, or nil
 	cpMu sync.Mutex                 // orders Publish and Commit
+	// synced: the partial tiles that the last successful Publish made
+	// durable (guarded by cpMu). A partial tile is named by its width, and
+	// tiles are a function of the entries, so one that was synced holds the
+	// same bytes until its full tile replaces it: it is not synced again.
+	synced map[TileID]bool
 
 	overlay map[TileID][]byte // read-only: tiles recomputed at Open, not yet on disk
 
@@ -181,6 +186,10 @@ type Log struct {
 	wal     *walWriter
 	err     error         // a write failure: the log accepts no more appends
 	syncing chan struct{} // closed when the last background tile sync ends
+	// written: the partial tiles this process has written at the last
+	// publish. One of them still at the right edge is not written again
+	// (a rewrite is a new file to sync).
+	written map[TileID]bool
 }
 
 // Checkpoint is a published tree head: the checkpoint body and its signed
@@ -513,30 +522,41 @@ func (l *Log) retireSegments(start uint64) error {
 // walDir is the write-ahead log's folder in the log's FS.
 const walDir = "wal"
 
-// publishPartials writes the partial tiles of the current size and returns
-// the size, the root and the tiles written (the caller syncs them, outside
-// the writer goroutine). Run by the writer goroutine.
+// publishPartials writes the partial tiles of the current size (not those
+// it wrote at the last publish, which are unchanged) and returns the size,
+// the root and every partial tile of that size (the caller syncs them,
+// outside the writer goroutine). Run by the writer goroutine.
 func (l *Log) publishPartials() publishResult {
 	if l.err != nil {
 		return publishResult{err: l.err}
 	}
 	var ids []TileID
+	written := make(map[TileID]bool)
 	for id, data := range l.b.partials() {
-		if err := l.tiles.write(id, data); err != nil {
-			return publishResult{err: err}
+		if !l.written[id] {
+			if err := l.tiles.write(id, data); err != nil {
+				return publishResult{err: err}
+			}
 		}
+		written[id] = true
 		ids = append(ids, id)
 	}
+	l.written = written
 	root, err := l.b.root()
 	return publishResult{size: l.b.size(), root: root, partials: ids, err: err}
 }
 
 // syncPartials makes the partial tiles of a candidate durable before it can
-// be committed. A partial tile that a full one has replaced meanwhile is
+// be committed, but for those that the last successful call synced. A partial tile that a full one has replaced meanwhile is
 // gone; the full tile is covered by the write-ahead log until it is synced.
 func (l *Log) syncPartials(ids []TileID) error {
 	dirs := make(map[string]bool)
+	synced := make(map[TileID]bool, len(ids))
 	for _, id := range ids {
+		synced[id] = true
+		if l.synced[id] {
+			continue // synced by an earlier Publish, and unchanged since
+		}
 		name := id.Path()
 		f, err := l.fsys.Append(name, false, 0)
 		if errors.Is(err, fs.ErrNotExist) {
@@ -557,6 +577,7 @@ func (l *Log) syncPartials(ids []TileID) error {
 			return fmt.Errorf("tlog: %w", err)
 		}
 	}
+	l.synced = synced
 	return nil
 }
 
