@@ -54,8 +54,10 @@ if [ -n "${PYRSIA_ARTIFACTS:-}" ]; then
   exit 0
 fi
 for jar in $(find . -path '*/target/*.jar' ! -path '*/target/*/*' | sort); do
-  cp "$jar" /out/
   module=$(dirname "$(dirname "$jar")")
+  # Only a module's own target/: not a jar among test resources.
+  [ -f "$module/pom.xml" ] || continue
+  cp "$jar" /out/
   case "$jar" in *-sources.jar|*-javadoc.jar|*-tests.jar) continue ;; esac
   cp "$module/pom.xml" "/out/$(basename "$jar" .jar).pom"
 done

@@ -10,6 +10,7 @@ import (
 	"net/http/httputil"
 	"net/url"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -313,5 +314,41 @@ func TestMavenCompareUpstreamUnpublished(t *testing.T) {
 	}
 	if _, err := os.Stat(filepath.Join(out, "manifest.json")); err == nil {
 		t.Error("manifest.json of a build that failed its comparison was left")
+	}
+}
+
+// TestMavenDefaultArtifactsSkipTestResources: a jar under a target/ folder
+// among test resources (maven-install-plugin 3.1.2 has such) is not a
+// module's output: the default collection skips it instead of failing on
+// the missing pom.xml beside it.
+func TestMavenDefaultArtifactsSkipTestResources(t *testing.T) {
+	ds := twoDaemons(t)
+	dir := t.TempDir()
+	if out, err := exec.Command("cp", "-r", "../testdata/build/hello-maven", filepath.Join(dir, "src")).CombinedOutput(); err != nil {
+		t.Fatalf("cp: %v\n%s", err, out)
+	}
+	res := filepath.Join(dir, "src", "lib", "src", "test", "resources", "unit", "target")
+	if err := os.MkdirAll(res, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(res, "fixture-1.0.jar"), []byte("not a module's jar"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	tarPath := filepath.Join(dir, "src.tar")
+	if out, err := exec.Command("tar", "-C", filepath.Join(dir, "src"), "-cf", tarPath, ".").CombinedOutput(); err != nil {
+		t.Fatalf("tar: %v\n%s", err, out)
+	}
+	s := specFor(t, tarPath, "maven", "org.example.hello:hello-app:1.0.0", "  maven: {}", "maven")
+	r, _, err := buildOn(t, ds[0], s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, a := range r.Artifacts {
+		if strings.Contains(a.Name, "fixture") {
+			t.Fatalf("published the test resource %s", a.Name)
+		}
+	}
+	if len(r.Artifacts) != 4 {
+		t.Fatalf("artifacts %+v, want the two modules' jars and poms", r.Artifacts)
 	}
 }
