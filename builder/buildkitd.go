@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"syscall"
 	"time"
 
@@ -73,6 +74,10 @@ func StartDaemon(ctx context.Context, o DaemonOptions) (*Daemon, error) {
 		"--addr", d.Addr,
 		"--oci-worker=true", "--containerd-worker=false",
 		"--oci-worker-gc=true",
+		// Its own trace socket: the default, /run/buildkit/otel-grpc.sock,
+		// is shared by every buildkitd on the machine, and two starting
+		// at once fail with "address already in use".
+		"--otel-socket-path", filepath.Join(dir, "otel-grpc.sock"),
 		// Only the Maven resolve phase asks for the host's network (to
 		// reach its recording mirror on 127.0.0.1); a solve gets it only
 		// when its client asks, and builds never do.
@@ -93,7 +98,7 @@ func StartDaemon(ctx context.Context, o DaemonOptions) (*Daemon, error) {
 		case err := <-d.done:
 			logf.Close()
 			logTail, _ := os.ReadFile(logf.Name())
-			return nil, fmt.Errorf("builder: buildkitd exited at start (%v); its log says:\n%s", err, tail(string(logTail), 15))
+			return nil, fmt.Errorf("builder: buildkitd exited at start (%v)%s; its log (%s) ends:\n%s", err, daemonError(string(logTail)), logf.Name(), tail(string(logTail), 15))
 		case <-ctx.Done():
 			d.Stop()
 			return nil, ctx.Err()
@@ -132,4 +137,16 @@ func (d *Daemon) Stop() error {
 		<-d.done
 	}
 	return nil
+}
+
+// daemonError returns buildkitd's own error line from its log (it starts
+// with "buildkitd: " and is followed by a stack trace that would push it out
+// of the log's tail), as ": <line>", or "".
+func daemonError(log string) string {
+	for _, line := range strings.Split(log, "\n") {
+		if msg, ok := strings.CutPrefix(line, "buildkitd: "); ok {
+			return ": " + msg
+		}
+	}
+	return ""
 }
