@@ -21,11 +21,20 @@ func TestSchedulerSlowsAFlooder(t *testing.T) {
 	// A rate so low that the flooder gets its burst and then nothing
 	// within the test: the order of service does not depend on timing.
 	s := NewScheduler(ctx, RateOptions{Rate: rate.Every(time.Hour), Burst: 3, MaxPending: 10})
+	// While the flood comes in, the scheduler may already hand on up to
+	// its burst, each freeing a pending place: between 10 and 10+3 of the
+	// 20 are taken, the rest are dropped.
+	accepted := 0
 	for i := range 20 {
-		s.Submit(fakeRequest("flooder", i))
+		if s.Submit(fakeRequest("flooder", i)) {
+			accepted++
+		}
 	}
-	if got := s.Dropped(); got != 10 {
-		t.Fatalf("dropped %d, want 10 (20 sent, 10 pending allowed)", got)
+	if accepted < 10 || accepted > 13 {
+		t.Fatalf("accepted %d of 20, want 10 pending plus at most the burst of 3", accepted)
+	}
+	if got := s.Dropped(); got != uint64(20-accepted) {
+		t.Fatalf("dropped %d, want %d (20 sent, %d accepted)", got, 20-accepted, accepted)
 	}
 	for i := range 3 {
 		r := <-s.C()
