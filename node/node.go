@@ -89,6 +89,8 @@ type Node struct {
 	judges  chan struct{}
 	pending *voteBuffer
 
+	mine *ownRequests // requests this node signed, gossiped again until their round is over
+
 	mu        sync.Mutex
 	rounds    map[string]*round // by input digest: its latest round
 	byRequest map[string]*round // by request id
@@ -121,7 +123,7 @@ func New(ctx context.Context, o Options) (n *Node, err error) {
 	}
 	n = &Node{o: o, log: o.Logger.With("node", o.Keys.Name), rounds: make(map[string]*round), byRequest: make(map[string]*round),
 		events: newEvents(), stopping: make(chan struct{}),
-		work: make(chan *round, workQueue), judges: make(chan struct{}, maxJudges), pending: newVoteBuffer(votesBuffered, o.Deadline)}
+		work: make(chan *round, workQueue), judges: make(chan struct{}, maxJudges), pending: newVoteBuffer(votesBuffered, o.Deadline), mine: newOwnRequests(o.Deadline)}
 	defer func() {
 		if err != nil {
 			n.close()
@@ -296,6 +298,7 @@ func (n *Node) Run(ctx context.Context) error {
 	g.Go(func() error { return n.voteLoop(gctx) })
 	g.Go(func() error { return n.leaderLoop(gctx) })
 	g.Go(func() error { return n.deadlineLoop(gctx) })
+	g.Go(func() error { return n.republishLoop(gctx) })
 	if n.o.API != nil {
 		g.Go(func() error {
 			return httpserver.Serve(gctx, n.o.API, n.apiHandler(), httpserver.Options{Logger: n.log})
@@ -356,6 +359,7 @@ func (n *Node) Publish(ctx context.Context, specData []byte) (string, error) {
 	}); err != nil {
 		return "", err
 	}
+	n.mine.add(req)
 	return input, nil
 }
 

@@ -295,7 +295,10 @@ func (g *Gossip) drop(topic, reason string, m *pubsub.Message, err error) pubsub
 	g.dropsMu.Unlock()
 	c.Add(1)
 	g.log.Debug("gossip message dropped", "topic", topic, "reason", reason, "author", m.GetFrom().String(), "via", m.ReceivedFrom.String(), "err", err)
-	if reason == DropDuplicate {
+	if reason == DropDuplicate || reason == DropReplay {
+		// A copy of a message already accepted: a requester gossips its
+		// request again until its round is over. Ignored, not rejected:
+		// the peer that forwarded it did nothing wrong.
 		return pubsub.ValidationIgnore
 	}
 	return pubsub.ValidationReject
@@ -351,6 +354,12 @@ func (g *Gossip) validateRequest(_ context.Context, _ peer.ID, m *pubsub.Message
 	}
 	switch res, _ := g.nonces.add(budget, r.Requester+"/"+r.Nonce, "", r.Time.Add(g.o.ReplayWindow), now); res {
 	case addSeen:
+		if m.ReceivedFrom == g.self && from.PeerID == g.self {
+			// This node gossips its own request again (a peer may have
+			// missed it): let it out; peers that have it ignore it.
+			m.ValidatorData = validated[*BuildRequest]{msg: r, from: from}
+			return pubsub.ValidationAccept
+		}
 		return g.drop(topic, DropReplay, m, nil)
 	case addFull:
 		return g.drop(topic, DropReplayCacheFull, m, nil)
