@@ -67,7 +67,7 @@ func (b *BuildKit) Resolve(ctx context.Context, spec *Spec, opts ResolveOptions)
 	if progress == nil {
 		progress = io.Discard
 	}
-	base, cache, err := mavenRepoOpts{opts.Repository, opts.Cache}.resolve()
+	repo, cache, err := mavenRepoOpts{opts.Repository, opts.Cache}.resolve()
 	if err != nil {
 		return nil, err
 	}
@@ -92,10 +92,10 @@ func (b *BuildKit) Resolve(ctx context.Context, spec *Spec, opts ResolveOptions)
 		return nil, err
 	}
 	defer os.RemoveAll(srcDir)
-	if _, err := fetchSource(ctx, spec, opts.SpecDir, srcDir, nil, mavenRepoOpts{base, cache}, progress); err != nil {
+	if _, err := fetchSource(ctx, spec, opts.SpecDir, srcDir, nil, mavenRepoOpts{repo.url, cache}, progress); err != nil {
 		return nil, err
 	}
-	rec := &recorder{client: newRepoClient(base), cache: cache, files: map[string]string{}}
+	rec := &recorder{client: repo.client(), cache: cache, files: map[string]string{}}
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		return nil, fmt.Errorf("builder: resolve: listening for Maven: %w", err)
