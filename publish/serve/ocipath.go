@@ -25,13 +25,13 @@ const (
 type routeKind int
 
 const (
-	routeBase     routeKind = iota // /v2/
-	routeManifest                  // /v2/<name>/manifests/<reference>
-	routeBlob                      // /v2/<name>/blobs/<digest>
-	routeTags                      // /v2/<name>/tags/list
-	routeUpload                    // /v2/<name>/blobs/uploads/...: pushes
-	routeReferrers                 // /v2/<name>/referrers/<digest>
-	routeCatalog                   // /v2/_catalog
+	routeBase      routeKind = iota // /v2/
+	routeManifest                   // /v2/<name>/manifests/<reference>
+	routeBlob                       // /v2/<name>/blobs/<digest>
+	routeTags                       // /v2/<name>/tags/list
+	routeUpload                     // /v2/<name>/blobs/uploads/...: pushes
+	routeReferrers                  // /v2/<name>/referrers/<digest>
+	routeCatalog                    // /v2/_catalog
 )
 
 // route is a parsed OCI request path. For routeManifest, exactly one of
