@@ -95,7 +95,9 @@ func publishBusybox(t *testing.T) *published {
 		t.Fatalf("%s/index.json: %v, want one manifest", layout, err)
 	}
 	p := &published{manifest: idx.Manifests[0].Digest}
-	blob := func(d string) string { return filepath.Join(layout, "blobs", "sha256", strings.TrimPrefix(d, "sha256:")) }
+	blob := func(d string) string {
+		return filepath.Join(layout, "blobs", "sha256", strings.TrimPrefix(d, "sha256:"))
+	}
 	mb, err := os.ReadFile(blob(p.manifest))
 	if err != nil {
 		t.Fatal(err)
