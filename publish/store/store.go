@@ -705,5 +705,9 @@ func (b *Blob) Close() error                              { return b.f.Close() }
 // Size is the blob's length in bytes.
 func (b *Blob) Size() int64 { return b.size }
 
+// SyscallConn gives the blob's file to the network code, so that copying a
+// blob to a TCP connection (an HTTP response) uses sendfile(2).
+func (b *Blob) SyscallConn() (syscall.RawConn, error) { return b.f.SyscallConn() }
+
 // Digest is the blob's digest, "sha256:<hex>".
 func (b *Blob) Digest() string { return b.digest }
