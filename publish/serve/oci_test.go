@@ -509,3 +509,45 @@ func TestStoreContentSize(t *testing.T) {
 		t.Errorf("Open with a wrong size: %v, want an error naming both sizes", err)
 	}
 }
+
+func TestOCILibraryOwnEntries(t *testing.T) {
+	f := newFixture(t)
+	// library/own has entries of its own: they alone answer for it, and
+	// own's are not mixed in.
+	if err := f.idx.Add(6, ociEntry("library/own:1", f.v1.digest(), "own1")); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.idx.Add(7, ociEntry("own:2", f.v2.digest(), "own2")); err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		path   string
+		status int
+		code   string
+	}{
+		{"/v2/library/own/manifests/1", 200, ""},
+		{"/v2/library/own/manifests/" + f.v1.digest(), 200, ""},
+		{"/v2/library/own/blobs/" + digestOf(f.v1.config), 200, ""},
+		{"/v2/library/own/manifests/2", 404, "MANIFEST_UNKNOWN"},
+		{"/v2/library/own/manifests/" + f.v2.digest(), 404, "MANIFEST_UNKNOWN"},
+		{"/v2/library/own/blobs/" + digestOf(f.v2.config), 404, "BLOB_UNKNOWN"},
+		{"/v2/own/manifests/2", 200, ""},
+		{"/v2/own/manifests/1", 404, "MANIFEST_UNKNOWN"},
+	}
+	for _, tt := range tests {
+		r := f.do(t, "GET", tt.path)
+		if r.status != tt.status {
+			t.Errorf("GET %s: %d %s, want %d", tt.path, r.status, r.body, tt.status)
+			continue
+		}
+		if tt.code != "" {
+			if code, _ := errorCode(t, r); code != tt.code {
+				t.Errorf("GET %s: %s, want %s", tt.path, code, tt.code)
+			}
+		}
+	}
+	r := f.do(t, "GET", "/v2/library/own/tags/list")
+	if string(r.body) != `{"name":"library/own","tags":["1"]}` {
+		t.Errorf("tags of library/own: %s", r.body)
+	}
+}
