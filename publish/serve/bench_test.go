@@ -60,22 +60,34 @@ func BenchmarkOCIPullCached(b *testing.B) {
 	url := srv.URL + "/v2/bench/blobs/" + want
 	client := &http.Client{Transport: &http.Transport{DisableCompression: true}}
 	buf := make([]byte, 1<<20)
-	b.SetBytes(size)
-	b.ResetTimer()
-	for range b.N {
-		resp, err := client.Get(url)
-		if err != nil {
-			b.Fatal(err)
+	// hash: as a client does; discard: the serving path alone.
+	for _, hash := range []bool{true, false} {
+		name := "hash"
+		if !hash {
+			name = "discard"
 		}
-		h := sha256.New()
-		n, err := io.CopyBuffer(h, resp.Body, buf)
-		resp.Body.Close()
-		if err != nil || n != size || resp.StatusCode != 200 {
-			b.Fatalf("GET: %d, %d bytes, %v", resp.StatusCode, n, err)
-		}
-		if got := fmt.Sprintf("sha256:%x", h.Sum(nil)); got != want {
-			b.Fatalf("pulled bytes hash to %s, want %s", got, want)
-		}
+		b.Run(name, func(b *testing.B) {
+			b.SetBytes(size)
+			for range b.N {
+				resp, err := client.Get(url)
+				if err != nil {
+					b.Fatal(err)
+				}
+				h := sha256.New()
+				var w io.Writer = h
+				if !hash {
+					w = io.Discard
+				}
+				n, err := io.CopyBuffer(w, resp.Body, buf)
+				resp.Body.Close()
+				if err != nil || n != size || resp.StatusCode != 200 {
+					b.Fatalf("GET: %d, %d bytes, %v", resp.StatusCode, n, err)
+				}
+				if got := fmt.Sprintf("sha256:%x", h.Sum(nil)); hash && got != want {
+					b.Fatalf("pulled bytes hash to %s, want %s", got, want)
+				}
+			}
+		})
 	}
 }
 
