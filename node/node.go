@@ -413,15 +413,30 @@ func (n *Node) roundGrace() time.Duration { return max(n.o.Deadline, time.Minute
 // openRound opens the round of a validated request, with the votes
 // buffered for it; nil when the request has a round already or its input
 // is published.
+//
+// A round that opened from others' votes before its request came (see
+// openFromVotesLocked) is returned once, when the request comes: this
+// node builds and votes in it then, even when its entry is in the log
+// already (its vote is its word on the build).
 func (n *Node) openRound(req *quorum.BuildRequest, now time.Time) *round {
+	id := req.ID()
+	n.mu.Lock()
+	if r := n.byRequest[id]; r != nil {
+		defer n.mu.Unlock()
+		if r.req != nil || r.input != req.InputDigest {
+			return nil
+		}
+		r.req, r.spec = req, req.Spec
+		return r
+	}
+	n.mu.Unlock()
 	if _, ok := n.fsm.Lookup(req.InputDigest); ok {
 		return nil
 	}
-	id := req.ID()
 	n.mu.Lock()
 	if n.byRequest[id] != nil {
 		n.mu.Unlock()
-		return nil
+		return n.openRound(req, now)
 	}
 	r := newRound(req, now, n.o.Deadline)
 	n.byRequest[id] = r
