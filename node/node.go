@@ -77,6 +77,7 @@ type Node struct {
 	members []string // policy order
 
 	host   host.Host
+	gater  *quorum.Gater
 	gossip *quorum.Gossip
 	fsm    *quorum.FSM
 	raft   *quorum.Raft
@@ -148,7 +149,8 @@ func New(ctx context.Context, o Options) (n *Node, err error) {
 	if err != nil {
 		return nil, fmt.Errorf("node: %w", err)
 	}
-	if n.host, err = quorum.NewHost(quorum.HostOptions{Key: o.Keys.P2P, Listen: o.Listen, Gater: quorum.NewGater(n.network.PeerIDs()), Logger: n.log}); err != nil {
+	n.gater = quorum.NewGater(n.network.PeerIDs())
+	if n.host, err = quorum.NewHost(quorum.HostOptions{Key: o.Keys.P2P, Listen: o.Listen, Gater: n.gater, Logger: n.log}); err != nil {
 		return nil, err
 	}
 	n.closers = append(n.closers, n.host.Close)
@@ -1046,6 +1048,9 @@ type Status struct {
 	Verdicts []string          `json:"recentVerdicts"`
 	Dropped  map[string]uint64 `json:"dropped"`
 	Refused  uint64            `json:"refusedSpecs"`
+	// RefusedPeers counts the connections refused after the handshake:
+	// peers outside the policy.
+	RefusedPeers uint64 `json:"refusedPeers"`
 }
 
 // RaftStatus is the Raft part of [Status].
@@ -1058,7 +1063,7 @@ type RaftStatus struct {
 // Status returns the node's state.
 func (n *Node) Status() Status {
 	s := Status{Name: n.o.Keys.Name, PeerID: n.host.ID().String(), Policy: n.network.Digest(), LogSize: n.svc.Size(),
-		Building: n.builds.inFlight(), Dropped: n.gossip.Drops(), Refused: n.rejectedSpecs.Load()}
+		Building: n.builds.inFlight(), Dropped: n.gossip.Drops(), Refused: n.rejectedSpecs.Load(), RefusedPeers: n.gater.Refused()}
 	if d := n.sched.Dropped(); d > 0 {
 		s.Dropped["requests/"+quorum.DropRateQueueFull] = d
 	}
