@@ -582,6 +582,10 @@ func (n *Node) handleRequest(ctx context.Context, r *round) {
 		if err != nil {
 			n.log.WarnContext(ctx, "build failed", "input", input, "err", err)
 			vote, err = quorum.NewFailedVote(n.voteFor(req), err.Error())
+		} else if serr := n.checkEntrySize(req, spec, b); serr != nil {
+			// A quorum for it could never be appended: say so instead.
+			n.log.WarnContext(ctx, "refusing to vote for a build whose entry would be too large", "input", input, "err", serr)
+			vote, err = quorum.NewFailedVote(n.voteFor(req), serr.Error())
 		} else {
 			vote, err = quorum.NewVote(n.voteFor(req), b.Bundle, b.ManifestDigest)
 		}
