@@ -84,9 +84,10 @@ func (e *damagedError) Unwrap() []error { return []error{ErrDamaged, fs.ErrNotEx
 
 // Options configure a [Store].
 type Options struct {
-	// MaxBytes bounds the bytes of all blobs in the store (temporary files
-	// of writes in progress included, at their announced size). Zero or
-	// less: no bound.
+	// MaxBytes bounds the bytes of all blobs in the store, writes in
+	// progress included at their announced size (a Put of unknown size
+	// counts once it is complete: until then its temporary file may take
+	// up to MaxBytes more on disk). Zero or less: no bound.
 	MaxBytes int64
 	// Logger gets evictions and damage found; nil: slog.Default().
 	Logger *slog.Logger
