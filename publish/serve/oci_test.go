@@ -551,3 +551,41 @@ func TestOCILibraryOwnEntries(t *testing.T) {
 		t.Errorf("tags of library/own: %s", r.body)
 	}
 }
+
+func TestOCIConcurrent(t *testing.T) {
+	f := newFixture(t)
+	paths := []string{
+		"/v2/hello/manifests/1.0", "/v2/hello/manifests/latest", "/v2/other/manifests/1",
+		"/v2/hello/blobs/" + digestOf(f.v1.layers[0]), "/v2/hello/blobs/" + digestOf(f.v2.config),
+		"/v2/library/hello/manifests/" + f.v1.digest(), "/v2/hello/tags/list",
+	}
+	errs := make(chan error, 16)
+	for g := range 16 {
+		go func() {
+			for i := range 20 {
+				p := paths[(g+i)%len(paths)]
+				resp, err := f.srv.Client().Get(f.srv.URL + p)
+				if err != nil {
+					errs <- err
+					return
+				}
+				b, _ := io.ReadAll(resp.Body)
+				resp.Body.Close()
+				if resp.StatusCode != 200 {
+					errs <- fmt.Errorf("GET %s: %d %s", p, resp.StatusCode, b)
+					return
+				}
+				if d := resp.Header.Get("Docker-Content-Digest"); d != "" && d != digestOf(b) {
+					errs <- fmt.Errorf("GET %s: body hashes to %s, header says %s", p, digestOf(b), d)
+					return
+				}
+			}
+			errs <- nil
+		}()
+	}
+	for range 16 {
+		if err := <-errs; err != nil {
+			t.Error(err)
+		}
+	}
+}
