@@ -326,11 +326,11 @@ func prepareLockRepo(ctx context.Context, ref *LockRef, opts BuildOptions, dir s
 	if err != nil {
 		return err
 	}
-	base, cache, err := mavenRepoOpts{opts.MavenRepository, opts.MavenCache}.resolve()
+	repo, cache, err := mavenRepoOpts{opts.MavenRepository, opts.MavenCache}.resolve()
 	if err != nil {
 		return err
 	}
-	n, err := lockRepo(ctx, l, newRepoClient(base), cache, dir, progress)
+	n, err := lockRepo(ctx, l, repo.client(), cache, dir, progress)
 	if err != nil {
 		return fmt.Errorf("builder: %w", err)
 	}

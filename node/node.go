@@ -77,6 +77,7 @@ type Node struct {
 	members []string // policy order
 
 	host   host.Host
+	gater  *quorum.Gater
 	gossip *quorum.Gossip
 	fsm    *quorum.FSM
 	raft   *quorum.Raft
@@ -148,7 +149,8 @@ func New(ctx context.Context, o Options) (n *Node, err error) {
 	if err != nil {
 		return nil, fmt.Errorf("node: %w", err)
 	}
-	if n.host, err = quorum.NewHost(quorum.HostOptions{Key: o.Keys.P2P, Listen: o.Listen, Gater: quorum.NewGater(n.network.PeerIDs()), Logger: n.log}); err != nil {
+	n.gater = quorum.NewGater(n.network.PeerIDs())
+	if n.host, err = quorum.NewHost(quorum.HostOptions{Key: o.Keys.P2P, Listen: o.Listen, Gater: n.gater, Logger: n.log}); err != nil {
 		return nil, err
 	}
 	n.closers = append(n.closers, n.host.Close)
@@ -413,15 +415,30 @@ func (n *Node) roundGrace() time.Duration { return max(n.o.Deadline, time.Minute
 // openRound opens the round of a validated request, with the votes
 // buffered for it; nil when the request has a round already or its input
 // is published.
+//
+// A round that opened from others' votes before its request came (see
+// openFromVotesLocked) is returned once, when the request comes: this
+// node builds and votes in it then, even when its entry is in the log
+// already (its vote is its word on the build).
 func (n *Node) openRound(req *quorum.BuildRequest, now time.Time) *round {
+	id := req.ID()
+	n.mu.Lock()
+	if r := n.byRequest[id]; r != nil {
+		defer n.mu.Unlock()
+		if r.req != nil || r.input != req.InputDigest {
+			return nil
+		}
+		r.req, r.spec = req, req.Spec
+		return r
+	}
+	n.mu.Unlock()
 	if _, ok := n.fsm.Lookup(req.InputDigest); ok {
 		return nil
 	}
-	id := req.ID()
 	n.mu.Lock()
 	if n.byRequest[id] != nil {
 		n.mu.Unlock()
-		return nil
+		return n.openRound(req, now)
 	}
 	r := newRound(req, now, n.o.Deadline)
 	n.byRequest[id] = r
@@ -565,6 +582,10 @@ func (n *Node) handleRequest(ctx context.Context, r *round) {
 		if err != nil {
 			n.log.WarnContext(ctx, "build failed", "input", input, "err", err)
 			vote, err = quorum.NewFailedVote(n.voteFor(req), err.Error())
+		} else if serr := n.checkEntrySize(req, spec, b); serr != nil {
+			// A quorum for it could never be appended: say so instead.
+			n.log.WarnContext(ctx, "refusing to vote for a build whose entry would be too large", "input", input, "err", serr)
+			vote, err = quorum.NewFailedVote(n.voteFor(req), serr.Error())
 		} else {
 			vote, err = quorum.NewVote(n.voteFor(req), b.Bundle, b.ManifestDigest)
 		}
@@ -1031,6 +1052,9 @@ type Status struct {
 	Verdicts []string          `json:"recentVerdicts"`
 	Dropped  map[string]uint64 `json:"dropped"`
 	Refused  uint64            `json:"refusedSpecs"`
+	// RefusedPeers counts the connections refused after the handshake:
+	// peers outside the policy.
+	RefusedPeers uint64 `json:"refusedPeers"`
 }
 
 // RaftStatus is the Raft part of [Status].
@@ -1043,7 +1067,7 @@ type RaftStatus struct {
 // Status returns the node's state.
 func (n *Node) Status() Status {
 	s := Status{Name: n.o.Keys.Name, PeerID: n.host.ID().String(), Policy: n.network.Digest(), LogSize: n.svc.Size(),
-		Building: n.builds.inFlight(), Dropped: n.gossip.Drops(), Refused: n.rejectedSpecs.Load()}
+		Building: n.builds.inFlight(), Dropped: n.gossip.Drops(), Refused: n.rejectedSpecs.Load(), RefusedPeers: n.gater.Refused()}
 	if d := n.sched.Dropped(); d > 0 {
 		s.Dropped["requests/"+quorum.DropRateQueueFull] = d
 	}
