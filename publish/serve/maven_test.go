@@ -557,3 +557,66 @@ func FuzzParseMavenPath(f *testing.F) {
 		}
 	})
 }
+
+// FuzzMavenHandler: whatever the path, the answer is a published file, a
+// checksum, metadata, or an error, and never a panic.
+func FuzzMavenHandler(f *testing.F) {
+	for _, s := range []string{
+		"/maven2/org/example/hello-lib/1.0.0/hello-lib-1.0.0.jar",
+		"/maven2/org/example/hello-lib/1.0.0/hello-lib-1.0.0.pom.sha512",
+		"/maven2/org/example/hello-lib/maven-metadata.xml.md5",
+		"/maven2/org/example/hello-lib/1.0.0/../1.0.0/hello-lib-1.0.0.jar",
+		"/maven2/",
+		"/maven2",
+	} {
+		f.Add(s)
+	}
+	fx := helloFixture(f)
+	f.Fuzz(func(t *testing.T, path string) {
+		w := fx.do(t, "GET", path)
+		switch w.Code {
+		case 200:
+			p, err := parseMavenPath(strings.TrimPrefix(path, MavenPrefix))
+			if err != nil {
+				t.Fatalf("GET %q: 200, but the path does not parse: %v", path, err)
+			}
+			if p.checksum == "" && !p.metadata() && !bytes.Equal(w.Body.Bytes(), jar10) && !bytes.Equal(w.Body.Bytes(), pom10) {
+				t.Fatalf("GET %q: 200 with %q, which was not published", path, w.Body.String())
+			}
+		case 400, 404, 414:
+		default:
+			t.Fatalf("GET %q: %d %q", path, w.Code, w.Body.String())
+		}
+	})
+}
+
+// TestMavenConcurrent: many clients at once get the same bytes and
+// checksums (run with -race).
+func TestMavenConcurrent(t *testing.T) {
+	f := helloFixture(t)
+	const jar = "/maven2/org/example/hello-lib/1.0.0/hello-lib-1.0.0.jar"
+	var wg sync.WaitGroup
+	errs := make(chan string, 64)
+	for i := 0; i < 16; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for _, c := range []struct{ path, want string }{
+				{jar, string(jar10)},
+				{jar + ".sha1", hexSum("sha1", jar10)},
+				{jar + ".md5", hexSum("md5", jar10)},
+				{"/maven2/org/example/hello-lib/maven-metadata.xml.sha1", ""},
+			} {
+				w := f.do(t, "GET", c.path)
+				if w.Code != 200 || (c.want != "" && w.Body.String() != c.want) {
+					errs <- fmt.Sprintf("GET %s: %d %q, want %q", c.path, w.Code, w.Body.String(), c.want)
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for e := range errs {
+		t.Error(e)
+	}
+}
