@@ -42,6 +42,9 @@ fuzz:
 	$(GO) test ./publish/tlog -run '^$$' -fuzz '^FuzzParseTilePath$$' -fuzztime $(FUZZTIME)
 	$(GO) test ./builder -run '^$$' -fuzz '^FuzzParseSpec$$' -fuzztime $(FUZZTIME)
 	$(GO) test ./internal/cliargs -run '^$$' -fuzz '^FuzzReorder$$' -fuzztime $(FUZZTIME)
+	$(GO) test ./publish/serve -run '^$$' -fuzz '^FuzzParseMavenPath$$' -fuzztime $(FUZZTIME)
+	$(GO) test ./publish/serve -run '^$$' -fuzz '^FuzzMavenHandler$$' -fuzztime $(FUZZTIME)
+	$(GO) test ./publish/serve -run '^$$' -fuzz '^FuzzMavenVersion$$' -fuzztime $(FUZZTIME)
 
 # Benchmarks recorded in BENCHMARKS.md. PYRSIA_BENCH_SIZE sets the artifact
 # size in bytes (default 1 GiB); the builder benchmarks need root, buildkit
