@@ -1,15 +1,22 @@
 package actions
 
 import (
+	"archive/tar"
+	"bytes"
+	"crypto/sha256"
 	"encoding/base64"
+	"encoding/hex"
 	"encoding/json"
+	"maps"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
+	"time"
 )
 
 // githubContext is the github context of a run, as a runner sets it.
@@ -300,5 +307,111 @@ func TestBadSpecField(t *testing.T) {
 				t.Errorf("got properties %v, want file=spec.yaml line=%s", a.Props, tt.line)
 			}
 		})
+	}
+}
+
+// requireInCI skips locally and fails in CI, where nothing may skip.
+func requireInCI(t *testing.T, reason string) {
+	t.Helper()
+	if os.Getenv("CI") != "" {
+		t.Fatalf("CI: %s", reason)
+	}
+	t.Skip(reason)
+}
+
+// buildPrereqs returns the image store for a real build, or skips.
+func buildPrereqs(t *testing.T) string {
+	t.Helper()
+	if os.Geteuid() != 0 {
+		requireInCI(t, "a build needs root (buildkitd): run the tests as root")
+	}
+	for _, tool := range []string{"buildkitd", "runc"} {
+		if _, err := exec.LookPath(tool); err != nil {
+			requireInCI(t, tool+" is not on PATH: PATH=\"$(scripts/install-buildkit.sh):$PATH\" (runc: scripts/install-debian-deps.sh)")
+		}
+	}
+	images := os.Getenv("PYRSIA_IMAGES")
+	if images == "" {
+		home, _ := os.UserHomeDir()
+		images = filepath.Join(home, ".cache", "pyrsia-build", "images")
+	}
+	if _, err := os.Stat(filepath.Join(images, "busybox", "index.json")); err != nil {
+		requireInCI(t, "no busybox builder image in "+images+": pyrsia-build image make --store "+images+" busybox")
+	}
+	return images
+}
+
+// imageDigest reads an OCI layout's manifest digest.
+func imageDigest(t *testing.T, layout string) string {
+	t.Helper()
+	var idx struct{ Manifests []struct{ Digest string } }
+	b, err := os.ReadFile(filepath.Join(layout, "index.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := json.Unmarshal(b, &idx); err != nil || len(idx.Manifests) == 0 {
+		t.Fatalf("%s/index.json: %v", layout, err)
+	}
+	return idx.Manifests[0].Digest
+}
+
+// tarOf writes a tar of files (name: content) with fixed times.
+func tarOf(t *testing.T, path string, files map[string]string) string {
+	t.Helper()
+	var buf bytes.Buffer
+	tw := tar.NewWriter(&buf)
+	for _, name := range slices.Sorted(maps.Keys(files)) {
+		hdr := &tar.Header{Name: name, Mode: 0o644, Size: int64(len(files[name])), ModTime: time.Unix(1700000000, 0), Format: tar.FormatPAX}
+		if err := tw.WriteHeader(hdr); err != nil {
+			t.Fatal(err)
+		}
+		tw.Write([]byte(files[name]))
+	}
+	if err := tw.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(path, buf.Bytes(), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	sum := sha256.Sum256(buf.Bytes())
+	return hex.EncodeToString(sum[:])
+}
+
+// TestBuildAndVerify builds a small image with the build action (a real
+// BuildKit build in the busybox image) and verifies its manifest with the
+// verify action.
+func TestBuildAndVerify(t *testing.T) {
+	images := buildPrereqs(t)
+	r := newRunner(t)
+	const pw = "pw-for-the-build"
+	key := r.keygen(t, pw)
+	sum := tarOf(t, filepath.Join(r.workspace, "hello.tar"), map[string]string{
+		"Dockerfile": "FROM busybox\nRUN mkdir -p /app && echo 'hello from an action' > /app/hello.txt\n",
+	})
+	r.write(t, "hello.yaml", "version: 1\necosystem: oci\ncoordinate: hello-action:1.0\nsource:\n  archive:\n    path: hello.tar\n    sha256: "+sum+
+		"\nrecipe:\n  oci: {dockerfile: Dockerfile}\nbuilderImage:\n  name: busybox\n  digest: "+imageDigest(t, filepath.Join(images, "busybox"))+"\nsourceDateEpoch: 1700000000\n")
+	res := r.run(t, "build", map[string]string{"spec": "hello.yaml", "key": key, "password": pw, "images": images})
+	if res.ExitCode != 0 {
+		t.Fatalf("build failed with %d:\n%s", res.ExitCode, res.Log)
+	}
+	noSecrets(t, res, pw, key)
+	digests := res.Outputs["digests"]
+	m := regexp.MustCompile(`^sha256:([0-9a-f]{64})  hello-action:1\.0$`).FindStringSubmatch(digests)
+	if m == nil {
+		t.Fatalf("got digests %q, want one image manifest", digests)
+	}
+	if !regexp.MustCompile(`^sha256:[0-9a-f]{64}$`).MatchString(res.Outputs["input-digest"]) {
+		t.Errorf("got input-digest %q", res.Outputs["input-digest"])
+	}
+	if !strings.Contains(res.Summary, "| hello-action:1.0 | sha256:"+m[1]+" | – | – | – | – | built and attested |") {
+		t.Errorf("summary:\n%s", res.Summary)
+	}
+	out := res.Outputs["out"]
+	res = r.run(t, "verify", map[string]string{
+		"artifact": filepath.Join(out, "artifacts", "image", "blobs", "sha256", m[1]),
+		"bundle":   res.Outputs["bundle"], "keys": "cosign.pub", "type": "slsaprovenance1",
+	})
+	if res.ExitCode != 0 || res.Outputs["verdict"] != "verified" || res.Outputs["digest"] != "sha256:"+m[1] {
+		t.Fatalf("verify: exit %d, outputs %v\n%s", res.ExitCode, res.Outputs, res.Log)
 	}
 }

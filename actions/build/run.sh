@@ -27,7 +27,7 @@ export COSIGN_PASSWORD=${INPUT_PASSWORD:-}
 
 args=()
 [ -z "${INPUT_BUILDER_ID:-}" ] || args+=(--builder-id "$INPUT_BUILDER_ID")
-pb_table_head "pyrsia-build"
+pb_table_head "pyrsia-build build"
 if [ -n "$artifacts" ]; then
   # attest: one bundle for all the files.
   files=()
@@ -61,7 +61,10 @@ fi
 [ -z "${INPUT_IMAGES:-}" ] || args+=(--images "$INPUT_IMAGES")
 [ -z "${INPUT_BUILDKIT_ADDR:-}" ] || args+=(--buildkit-addr "$INPUT_BUILDKIT_ADDR")
 code=0
-pb_run "$work/out" "$work/err" "$PYRSIA_BUILD" build --key "$work/cosign.key" --out "$out" --progress plain "${args[@]}" -- "$spec" || code=$?
+# A private buildkitd, if one is started, keeps its state in this job's
+# RUNNER_TEMP.
+pb_run "$work/out" "$work/err" "$PYRSIA_BUILD" build --key "$work/cosign.key" --out "$out" --progress plain \
+  --data-dir "$RUNNER_TEMP/pyrsia-build-state" "${args[@]}" -- "$spec" || code=$?
 [ "$code" -eq 0 ] || pb_fail_from "$work/err" "$code" "$spec"
 result="$out/result.json"
 input=$(jq -r '.inputDigest' "$result")
