@@ -8,6 +8,9 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"maps"
+	"net"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -15,6 +18,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -414,4 +418,95 @@ func TestBuildAndVerify(t *testing.T) {
 	if res.ExitCode != 0 || res.Outputs["verdict"] != "verified" || res.Outputs["digest"] != "sha256:"+m[1] {
 		t.Fatalf("verify: exit %d, outputs %v\n%s", res.ExitCode, res.Outputs, res.Log)
 	}
+}
+
+// TestPublishNoQuorum publishes through a real build node of a network of
+// three whose other two nodes never start: the node builds, votes, and
+// after its --deadline gives the no-quorum verdict the action reports.
+func TestPublishNoQuorum(t *testing.T) {
+	images := buildPrereqs(t)
+	r := newRunner(t)
+	pb := pyrsiaBuild(t)
+	dir := t.TempDir()
+	pbRun := func(args ...string) []byte {
+		t.Helper()
+		cmd := exec.Command(pb, args...)
+		cmd.Dir = dir
+		cmd.Env = append(os.Environ(), "COSIGN_PASSWORD=node-pw")
+		out, err := cmd.Output()
+		if err != nil {
+			t.Fatalf("pyrsia-build %s: %v", strings.Join(args, " "), err)
+		}
+		return out
+	}
+	for _, n := range []string{"node-a", "node-b", "node-c"} {
+		if err := os.WriteFile(filepath.Join(dir, n+".json"), pbRun("node", "init", "--data", filepath.Join(dir, n), "--name", n), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	policy := filepath.Join(r.workspace, "policy.json")
+	pbRun("network", "init", "--name", "test.example/actions", "--policy", policy, "node-a.json", "node-b.json", "node-c.json")
+
+	// The source, served on loopback (a spec from the network names a URL).
+	srcDir := t.TempDir()
+	sum := tarOf(t, filepath.Join(srcDir, "hello.tar"), map[string]string{"Dockerfile": "FROM busybox\nRUN echo no-quorum > /hi.txt\n"})
+	src := httptest.NewServer(http.FileServer(http.Dir(srcDir)))
+	defer src.Close()
+	srcHost := strings.TrimPrefix(src.URL, "http://")
+	r.write(t, "hello.yaml", "version: 1\necosystem: oci\ncoordinate: no-quorum:1.0\nsource:\n  archive:\n    url: "+src.URL+"/hello.tar\n    sha256: "+sum+
+		"\nrecipe:\n  oci: {dockerfile: Dockerfile}\nbuilderImage:\n  name: busybox\n  digest: "+imageDigest(t, filepath.Join(images, "busybox"))+"\nsourceDateEpoch: 1700000000\n")
+
+	api := freeAddr(t)
+	var nodeLog bytes.Buffer
+	node := exec.Command(pb, "node", "--build", "--data", filepath.Join(dir, "node-a"), "--policy", policy,
+		"--listen", "/ip4/127.0.0.1/tcp/0", "--api", api, "--images", images, "--deadline", "10s", "--allow-source-host", srcHost)
+	node.Env = append(os.Environ(), "COSIGN_PASSWORD=node-pw")
+	node.Stderr = &nodeLog
+	if err := node.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() {
+		node.Process.Signal(syscall.SIGTERM)
+		node.Wait()
+		if t.Failed() {
+			t.Logf("node log:\n%s", nodeLog.String())
+		}
+	}()
+	for i := 0; ; i++ {
+		resp, err := http.Get("http://" + api + "/healthz")
+		if err == nil {
+			resp.Body.Close()
+			break
+		}
+		if i == 600 {
+			t.Fatalf("the node did not answer on %s: %v", api, err)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	token, err := os.ReadFile(filepath.Join(dir, "node-a", "api.token"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	res := r.run(t, "publish", map[string]string{"spec": "hello.yaml", "node": api, "token": strings.TrimSpace(string(token)), "policy": "policy.json", "deadline": "5m"})
+	oneError(t, res, 1, `^no quorum for sha256:[0-9a-f]{64}: 1 of 3 agree on sha256:[0-9a-f]{64}; node-b, node-c did not answer in 10s`)
+	noSecrets(t, res, strings.TrimSpace(string(token)))
+	if res.Outputs["verdict"] != "no-quorum" || !regexp.MustCompile(`^sha256:[0-9a-f]{64}$`).MatchString(res.Outputs["input-digest"]) ||
+		!regexp.MustCompile(`^node-a\tsha256:[0-9a-f]{64}$`).MatchString(res.Outputs["votes"]) || res.Outputs["proof"] != "" {
+		t.Errorf("got outputs %q", res.Outputs)
+	}
+	if !regexp.MustCompile(`\| no-quorum:1\.0 \| sha256:[0-9a-f]{64} \| 1 \| 0 \| – \| – \| no quorum \|`).MatchString(res.Summary) ||
+		!strings.Contains(res.Summary, "node-b, node-c did not answer in 10s") {
+		t.Errorf("summary:\n%s", res.Summary)
+	}
+}
+
+// freeAddr is a loopback address with a port free a moment ago.
+func freeAddr(t *testing.T) string {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().String()
 }
