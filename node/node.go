@@ -68,6 +68,9 @@ type Options struct {
 	RaftConfig *raft.Config
 	// Logger receives the node's messages (default slog.Default()).
 	Logger *slog.Logger
+	// Serving configures the store and the faces for build tools (see
+	// serving.go).
+	Serving ServingOptions
 }
 
 // Node is a running build node.
@@ -104,6 +107,7 @@ type Node struct {
 	apiToken      string        // see APITokenFile
 	rejectedSpecs atomic.Uint64
 	closers       []func() error
+	serving       buildServing // see serving_build.go
 }
 
 // New opens the node's state and starts its network parts (libp2p host,
@@ -196,6 +200,9 @@ func New(ctx context.Context, o Options) (n *Node, err error) {
 	(&CosignServer{Service: n.svc, Origin: o.Policy.Name, LogVerifiers: logVerifiers, Signer: o.Keys.LogSigner, Cosigner: w, Logger: n.log,
 		Admit: func(p peer.ID) bool { _, ok := n.network.ByPeer(p); return ok }}).Register(n.host)
 	(&manifestServer{n: n}).register(n.host)
+	if err := n.openServing(ctx); err != nil {
+		return nil, err
+	}
 
 	n.builds = &buildStore{dir: filepath.Join(o.Data, "builds"), builder: o.Builder, signer: o.Keys.Cosign, node: o.Keys.Name, inflight: map[string]chan struct{}{}}
 
@@ -307,6 +314,7 @@ func (n *Node) Run(ctx context.Context) error {
 	g.Go(func() error { return n.leaderLoop(gctx) })
 	g.Go(func() error { return n.deadlineLoop(gctx) })
 	g.Go(func() error { return n.republishLoop(gctx) })
+	g.Go(func() error { return n.runServing(gctx) })
 	if n.o.API != nil {
 		g.Go(func() error {
 			return httpserver.Serve(gctx, n.o.API, n.apiHandler(), httpserver.Options{Logger: n.log})
@@ -803,6 +811,7 @@ func (n *Node) applied(_ uint64, r quorum.ApplyResult) {
 	n.mu.Unlock()
 	i := r.Index
 	n.events.emit(r.InputDigest, Event{Type: EventPublished, Input: r.InputDigest, Index: &i})
+	n.servePublished(r)
 	go func() {
 		ctx, cancel := context.WithTimeout(context.Background(), n.o.Deadline)
 		defer cancel()
