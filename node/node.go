@@ -19,10 +19,12 @@ import (
 	"github.com/hashicorp/raft"
 	"github.com/libp2p/go-libp2p/core/host"
 	"github.com/libp2p/go-libp2p/core/peer"
+	"github.com/libp2p/go-libp2p/core/peerstore"
 	"github.com/pyrsia/pyrsia-build/attest"
 	"github.com/pyrsia/pyrsia-build/builder"
 	"github.com/pyrsia/pyrsia-build/internal/httpserver"
 	"github.com/pyrsia/pyrsia-build/publish"
+	"github.com/pyrsia/pyrsia-build/publish/exchange"
 	"github.com/pyrsia/pyrsia-build/publish/logservice"
 	"github.com/pyrsia/pyrsia-build/publish/policy"
 	"github.com/pyrsia/pyrsia-build/publish/tlog"
@@ -83,7 +85,9 @@ type Node struct {
 	raft   *quorum.Raft
 	svc    *logservice.Service
 	builds *buildStore
-	events *events
+	// catchup fetches entries from the peers' logs after a Raft snapshot.
+	catchup *peerEntries
+	events  *events
 
 	sched   *quorum.Scheduler
 	work    chan *round // rounds whose request this node builds and votes on
@@ -196,14 +200,26 @@ func New(ctx context.Context, o Options) (n *Node, err error) {
 
 	n.builds = &buildStore{dir: filepath.Join(o.Data, "builds"), builder: o.Builder, signer: o.Keys.Cosign, node: o.Keys.Name, inflight: map[string]chan struct{}{}}
 
+	// Catch-up: this node serves its log to peers that restore a Raft
+	// snapshot, and fetches from theirs when it restores one (catchup.go).
+	exchange.ServeLog(n.host, liveSource{n.svc}, exchange.LogOptions{Logger: n.log})
+	n.catchup = &peerEntries{n: n}
+
 	// Ordering: the FSM appends what Raft commits, after checking it.
 	if n.fsm, err = quorum.NewFSM(quorum.FSMOptions{
 		Checker: &quorum.PolicyChecker{Trust: n.trust},
 		Applier: n.svc,
+		Catchup: n.catchup.catchup(),
 		Observe: n.applied,
 		Logger:  n.log,
 	}); err != nil {
 		return nil, err
+	}
+	// Raft restores its latest snapshot in NewRaft, before Bootstrap
+	// below: a catch-up then (catchup.go) reaches the peers by these
+	// addresses.
+	for _, ai := range o.Bootstrap {
+		n.host.Peerstore().AddAddrs(ai.ID, ai.Addrs, peerstore.AddressTTL)
 	}
 	raftLog := io.Writer(os.Stderr)
 	if n.o.RaftConfig != nil {
