@@ -2,6 +2,7 @@ package node
 
 import (
 	"context"
+	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -1056,18 +1057,20 @@ func (n *Node) LastVerdict(input string) (*Verdict, error) {
 
 // Status is the node's state, as GET /status shows it.
 type Status struct {
-	Name     string            `json:"name"`
-	PeerID   string            `json:"peerId"`
-	Addrs    []string          `json:"addrs"`
-	Policy   string            `json:"policy"`
-	Peers    []string          `json:"peers"`
-	Raft     RaftStatus        `json:"raft"`
-	LogSize  uint64            `json:"logSize"`
-	Final    uint64            `json:"finalSize"`
-	Building []string          `json:"building"`
-	Verdicts []string          `json:"recentVerdicts"`
-	Dropped  map[string]uint64 `json:"dropped"`
-	Refused  uint64            `json:"refusedSpecs"`
+	Name    string     `json:"name"`
+	PeerID  string     `json:"peerId"`
+	Addrs   []string   `json:"addrs"`
+	Policy  string     `json:"policy"`
+	Peers   []string   `json:"peers"`
+	Raft    RaftStatus `json:"raft"`
+	LogSize uint64     `json:"logSize"`
+	Final   uint64     `json:"finalSize"`
+	// FinalRoot is the root hash of the final checkpoint, base64.
+	FinalRoot string            `json:"finalRoot,omitempty"`
+	Building  []string          `json:"building"`
+	Verdicts  []string          `json:"recentVerdicts"`
+	Dropped   map[string]uint64 `json:"dropped"`
+	Refused   uint64            `json:"refusedSpecs"`
 	// RefusedPeers counts the connections refused after the handshake:
 	// peers outside the policy.
 	RefusedPeers uint64 `json:"refusedPeers"`
@@ -1097,7 +1100,7 @@ func (n *Node) Status() Status {
 	}
 	sort.Strings(s.Peers)
 	if cp := n.svc.Final(); cp != nil {
-		s.Final = cp.Size
+		s.Final, s.FinalRoot = cp.Size, base64.StdEncoding.EncodeToString(cp.Hash)
 	}
 	stats := n.raft.Stats()
 	_, leader := n.raft.LeaderWithID()

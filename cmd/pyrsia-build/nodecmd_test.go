@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"encoding/json"
 	"fmt"
 	"io"
 	"log/slog"
@@ -170,6 +171,21 @@ func TestPublishVerifyStatus(t *testing.T) {
 			t.Errorf("status %s: exit %d\n%s\n%s", what, code, stdout, stderr)
 		}
 	}
+	// node status: the node's state for a person, and as JSON.
+	code, stdout, stderr = runCLI("node", "status", "--node", api)
+	for _, want := range []string{"node      node-", "peers     2 connected: node-", "raft      ", ", term ", "log       1 entries", "final     checkpoint of 1 entries, root ", "building  none", "dropped   0 gossip messages", "refused   0 peers outside the policy, 0 specs", "verdicts  none recent"} {
+		if code != 0 || !strings.Contains(stdout, want) {
+			t.Errorf("node status: exit %d, output does not say %q:\n%s%s", code, want, stdout, stderr)
+		}
+	}
+	code, stdout, stderr = runCLI("node", "status", "--node", api, "--json")
+	var st node.Status
+	if err := json.Unmarshal([]byte(stdout), &st); code != 0 || err != nil || st.LogSize != 1 || st.Final != 1 || st.FinalRoot == "" || len(st.Peers) != 2 {
+		t.Errorf("node status --json: exit %d, %v: %+v\n%s", code, err, st, stderr)
+	}
+	if code, _, stderr = runCLI("node", "status", "--node", "127.0.0.1:1"); code == 0 || !strings.Contains(stderr, "127.0.0.1:1") {
+		t.Errorf("node status of no node: exit %d, %s", code, stderr)
+	}
 	code, _, stderr = runCLI("status", "--node", api, "sha256:"+strings.Repeat("0", 64))
 	if code != exitInput || !strings.Contains(stderr, "the node knows nothing of") {
 		t.Errorf("status of an unknown input: exit %d, %s", code, stderr)
@@ -196,6 +212,10 @@ func TestPublishNoQuorum(t *testing.T) {
 	t.Logf("%s", stderr)
 	s, _ := builder.ParseSpec([]byte(testNodeSpec))
 	input, _ := s.InputDigest()
+	code, stdout, stderr = runCLI("node", "status", "--node", api)
+	if code != 0 || !strings.Contains(stdout, "verdict   no quorum for "+input) || !strings.Contains(stdout, "log       0 entries") {
+		t.Errorf("node status after a verdict: exit %d\n%s%s", code, stdout, stderr)
+	}
 	code, stdout, stderr = runCLI("status", "--node", api, input)
 	if code != exitNotVerified || !strings.Contains(stdout, "state     no-quorum") || !strings.Contains(stderr, "no quorum for "+input) {
 		t.Errorf("status after no quorum: exit %d\n%s\n%s", code, stdout, stderr)
