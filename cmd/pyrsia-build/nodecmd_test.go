@@ -17,6 +17,7 @@ import (
 
 	"github.com/hashicorp/raft"
 	"github.com/libp2p/go-libp2p/core/peer"
+	"github.com/pyrsia/pyrsia-build/attest"
 	"github.com/pyrsia/pyrsia-build/builder"
 	"github.com/pyrsia/pyrsia-build/node"
 	"github.com/pyrsia/pyrsia-build/publish/policy"
@@ -52,10 +53,10 @@ func pomBuilder(salt string) node.BuilderFunc {
 // startTestNetwork runs three build nodes in this process (real libp2p,
 // Raft and logs; test builders) and returns the first node's API address
 // and the policy file.
-func startTestNetwork(t *testing.T, salts []string, deadline time.Duration) (api, policyFile string) {
+func startTestNetwork(t *testing.T, salts []string, deadline time.Duration, requesters ...string) (api, policyFile string) {
 	t.Helper()
 	root := t.TempDir()
-	p := &policy.Policy{Version: policy.Version, Name: "test.example/net"}
+	p := &policy.Policy{Version: policy.Version, Name: "test.example/net", Requesters: requesters}
 	var keys []*node.Keys
 	for i := range salts {
 		k, err := node.InitKeys(filepath.Join(root, fmt.Sprint(i)), fmt.Sprintf("node-%c", 'a'+i), nil)
@@ -280,5 +281,41 @@ logFormat: json
 	}
 	if s.api != "127.0.0.1:7888" || s.maxBuilds != 2 || s.deadline != 10*time.Minute || s.logLevel != slog.LevelInfo || s.logFormat != "text" || s.images != "images" {
 		t.Errorf("defaults: got %+v", *s)
+	}
+}
+
+// TestPublishWithRequesterKey: publish --key signs the request with the
+// requester's own key; the node only passes it on. A listed requester is
+// published; an unlisted one is refused by the node at once.
+func TestPublishWithRequesterKey(t *testing.T) {
+	dir := t.TempDir()
+	t.Setenv("COSIGN_PASSWORD", "")
+	var pubs []string
+	for _, name := range []string{"me", "other"} {
+		kp, err := attest.GenerateKeyPair(nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		os.WriteFile(filepath.Join(dir, name+".key"), kp.Private, 0o600)
+		pubs = append(pubs, string(kp.Public))
+	}
+	api, policyFile := startTestNetwork(t, []string{"honest", "honest", "honest"}, time.Minute, pubs[0])
+	specFile := filepath.Join(dir, "hello.yaml")
+	os.WriteFile(specFile, []byte(strings.ReplaceAll(testNodeSpec, "1.0", "3.0")), 0o644)
+	proof := filepath.Join(dir, "hello.proof.json")
+	code, stdout, stderr := runCLI("publish", "--node", api, "--key", filepath.Join(dir, "me.key"), "--policy", policyFile, "-o", proof, specFile)
+	if code != 0 || !strings.Contains(stdout, "published entry 0") {
+		t.Fatalf("publish --key of a listed requester: exit %d\n%s\n%s", code, stdout, stderr)
+	}
+	if _, err := os.Stat(proof); err != nil {
+		t.Error(err)
+	}
+	code, stdout, stderr = runCLI("publish", "--node", api, "--key", filepath.Join(dir, "other.key"), "--policy", policyFile, specFile)
+	if code != exitInput || !strings.Contains(stderr, "is not one of the policy test.example/net's build nodes or requesters, and the policy is not open") {
+		t.Errorf("publish --key of an unlisted requester: exit %d\n%s\n%s", code, stdout, stderr)
+	}
+	code, _, stderr = runCLI("publish", "--node", api, "--key", filepath.Join(dir, "me.key"), "--data", dir, "--policy", policyFile, specFile)
+	if code != exitInput || !strings.Contains(stderr, "do not go with it") {
+		t.Errorf("publish --key --data: exit %d, %s", code, stderr)
 	}
 }
