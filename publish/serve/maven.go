@@ -68,10 +68,11 @@ type MavenOptions struct {
 // maven-metadata.xml (with its checksums) listing every version with a
 // file in Maven's version order, latest and release (the newest version
 // that is not a snapshot), so that version ranges, LATEST and RELEASE
-// resolve. Its lastUpdated is the time log index N+1 seconds after the
-// Unix epoch, N the newest entry that serves a file of the artifact: two
-// nodes with the same log serve the same bytes, and a later entry gives
-// a later time.
+// resolve. Its lastUpdated is N+1 seconds after the Unix epoch, N the log
+// index of the newest entry that serves a file of the artifact (the log
+// has no clock): two nodes with the same log serve the same bytes, and a
+// later entry gives a later time. What is published of an artifact is
+// worked out once and cached until the index grows.
 //
 // Files are served with their sha256 as a strong ETag, Content-Length and
 // Range support. GET and HEAD only: other methods get 405, the repository
@@ -81,6 +82,9 @@ type MavenOptions struct {
 // them) gets 503, any other failure of the Content 502: never 404, which
 // Maven would remember as missing.
 func NewMaven(o MavenOptions) http.Handler {
+	if o.Index == nil || o.Content == nil {
+		panic("serve: NewMaven needs MavenOptions.Index and MavenOptions.Content")
+	}
 	if o.Logger == nil {
 		o.Logger = slog.Default()
 	}
