@@ -86,7 +86,8 @@ type Exchange struct {
 	uploads chan struct{}
 	shared  atomic.Int64 // bytes held in memory by fetches in progress
 
-	served, fetched atomic.Int64
+	served, fetched      atomic.Int64
+	chunks, busy, failed atomic.Int64
 
 	mu      sync.Mutex
 	fetches map[string]*download
@@ -99,11 +100,15 @@ var _ serve.Content = (*Exchange)(nil)
 type Stats struct {
 	// Served is the blob bytes sent to peers; Fetched those received.
 	Served, Fetched int64
+	// Chunks is the chunks received; Busy the answers "busy" or "not
+	// that part yet"; Failed the chunk requests that failed otherwise
+	// (timed out, cut off, refused, wrong).
+	Chunks, Busy, Failed int64
 }
 
 // Stats returns the exchange's counters.
 func (x *Exchange) Stats() Stats {
-	return Stats{Served: x.served.Load(), Fetched: x.fetched.Load()}
+	return Stats{Served: x.served.Load(), Fetched: x.fetched.Load(), Chunks: x.chunks.Load(), Busy: x.busy.Load(), Failed: x.failed.Load()}
 }
 
 // New starts an Exchange on o.Host: it joins the network's DHT through

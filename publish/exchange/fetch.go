@@ -3,6 +3,7 @@ package exchange
 import (
 	"bufio"
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"hash/maphash"
@@ -64,6 +65,23 @@ func (d *download) forget() {
 
 // release gives back the memory of the parts held.
 func (d *download) release() { d.forget() }
+
+// haveMap returns the chunk size and a bitmap of the chunks held, as a
+// statusPartial message.
+func (d *download) haveMap() []byte {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	n := (d.size + d.chunk - 1) / d.chunk
+	n = min(n, 8*(maxHaveMessage-binary.MaxVarintLen64))
+	b := binary.AppendUvarint(nil, uint64(d.chunk))
+	bm := make([]byte, (n+7)/8)
+	for c := range d.parts {
+		if c < n {
+			bm[c/8] |= 1 << (c % 8)
+		}
+	}
+	return append(b, bm...)
+}
 
 // held returns the bytes of [off, off+n) if the parts held cover them.
 func (d *download) held(off, n int64) ([][]byte, bool) {
@@ -127,6 +145,28 @@ type provider struct {
 	notYet   map[int64]time.Time // chunks it said it does not hold yet
 	busy     time.Time           // said busy: not before then
 	sent     bool                // sent at least one chunk
+	have     []byte              // the chunks it said it holds, when it is fetching the blob too
+	haveAt   time.Time           // when it said so
+}
+
+// eligible says whether q may be asked for chunk c now; if not, soon is
+// when to look again (zero: not for a while).
+func (q *provider) eligible(c int64, now time.Time) (ok bool, soon time.Time) {
+	if now.Before(q.busy) {
+		return false, q.busy
+	}
+	if q.have != nil {
+		if has(q.have, c) {
+			return true, time.Time{}
+		}
+		if now.Sub(q.haveAt) < notYetWait {
+			return false, q.haveAt.Add(notYetWait)
+		}
+	}
+	if t, ok := q.notYet[c]; ok && now.Sub(t) < notYetWait {
+		return false, t.Add(notYetWait)
+	}
+	return true, time.Time{}
 }
 
 // round fetches every chunk of a blob once into a Writer.
@@ -197,8 +237,10 @@ func (r *round) usableLocked() int {
 }
 
 const (
-	notYetWait = 100 * time.Millisecond // before asking again for a part a peer did not hold
-	busyWait   = 20 * time.Millisecond  // before asking a busy peer again
+	notYetWait  = 100 * time.Millisecond // before asking again for a part a peer did not hold
+	busyWait    = 50 * time.Millisecond  // before asking a busy peer again
+	searchFirst = 100 * time.Millisecond // between the first DHT searches of a fetch
+	searchMax   = 2 * time.Second        // between later ones
 )
 
 // next hands a worker a chunk and the provider to ask for it; c < 0
@@ -220,15 +262,15 @@ func (r *round) next(ctx context.Context) (c int64, p *provider, err error) {
 				if q.gone || q.inflight >= limit {
 					continue
 				}
-				if t := q.busy; now.Before(t) {
-					soonest = earliest(soonest, t)
+				if ok, soon := q.eligible(c, now); !ok {
+					if !soon.IsZero() {
+						soonest = earliest(soonest, soon)
+					}
 					continue
 				}
-				if t, ok := q.notYet[c]; ok && now.Sub(t) < notYetWait {
-					soonest = earliest(soonest, t.Add(notYetWait))
-					continue
-				}
-				if best == nil || q.inflight < best.inflight || (q.inflight == best.inflight && rand.IntN(2) == 0) {
+				// Prefer a peer known to hold the chunk, then the least
+				// loaded.
+				if best == nil || better(q, best, c) {
 					best = q
 				}
 			}
@@ -265,6 +307,15 @@ func (r *round) next(ctx context.Context) (c int64, p *provider, err error) {
 		}
 		r.mu.Lock()
 	}
+}
+
+// better says whether q is a better choice than best for chunk c.
+func better(q, best *provider, c int64) bool {
+	qh, bh := has(q.have, c), has(best.have, c)
+	if qh != bh {
+		return qh
+	}
+	return q.inflight < best.inflight || (q.inflight == best.inflight && rand.IntN(2) == 0)
 }
 
 func earliest(a, b time.Time) time.Time {
@@ -304,6 +355,7 @@ func (r *round) result(c int64, p *provider, b []byte, err error) {
 	var pe *PeerError
 	switch {
 	case err == nil:
+		x.chunks.Add(1)
 		r.fps[c] = maphash.Bytes(x.seed, b)
 		r.from[c] = p.id
 		r.left--
@@ -313,9 +365,16 @@ func (r *round) result(c int64, p *provider, b []byte, err error) {
 		return
 	case errors.Is(err, errLocal):
 		r.errs = append(r.errs, err)
-	case errors.As(err, &pe) && pe.Status == statusBusy:
+	case errors.As(err, &pe) && pe.Status == statusBusy && pe.have != nil:
+		x.busy.Add(1)
 		p.notYet[c] = time.Now()
-		p.busy = time.Now().Add(busyWait)
+		if pe.chunk == r.d.chunk {
+			p.have, p.haveAt = pe.have, time.Now()
+		}
+	case errors.As(err, &pe) && pe.Status == statusBusy:
+		x.busy.Add(1)
+		p.notYet[c] = time.Now()
+		p.busy = time.Now().Add(busyWait/2 + rand.N(busyWait))
 	case errors.As(err, &pe) && pe.Status == statusNotFound:
 		p.gone = true
 		r.notHere++
@@ -324,6 +383,7 @@ func (r *round) result(c int64, p *provider, b []byte, err error) {
 		x.ban(digest, p.id, err)
 		r.errs = append(r.errs, fmt.Errorf("peer %s: %w", p.id, err))
 	default:
+		x.failed.Add(1)
 		p.fails++
 		x.log.Debug("chunk fetch failed", "digest", digest, "chunk", c, "peer", p.id.String(), "err", err)
 		if p.fails >= 2 {
@@ -384,11 +444,14 @@ func (r *round) discover(ctx context.Context) {
 		r.passes++
 		r.broadcastLocked()
 		r.mu.Unlock()
+		// Search again soon at first (peers fetching the same new blob
+		// announce themselves as they start), then less often.
+		wait := min(searchFirst<<min(r.passes, 8), searchMax)
 		select {
 		case <-ctx.Done():
 			return
 		case <-r.needMore:
-		case <-time.After(time.Second):
+		case <-time.After(wait):
 		}
 	}
 }
