@@ -13,6 +13,7 @@ import (
 	"runtime"
 	"strconv"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -104,8 +105,10 @@ func BenchmarkFanout(b *testing.B) {
 		b.Run(fmt.Sprintf("nodes=%d", n), func(b *testing.B) {
 			for i := range b.N {
 				data := randomBytes(size + i)
-				p2p, share := fanoutP2P(b, n, data)
-				plain := fanoutHTTP(b, n, data)
+				p2p, p2pCPU, share := fanoutP2P(b, n, data)
+				plain, httpCPU := fanoutHTTP(b, n, data)
+				b.ReportMetric(p2pCPU.Seconds(), "p2p-cpu-s")
+				b.ReportMetric(httpCPU.Seconds(), "http-cpu-s")
 				b.ReportMetric(p2p.Seconds(), "p2p-s")
 				b.ReportMetric(plain.Seconds(), "http-s")
 				b.ReportMetric(p2p.Seconds()/plain.Seconds(), "p2p/http")
@@ -118,7 +121,7 @@ func BenchmarkFanout(b *testing.B) {
 	}
 }
 
-func fanoutP2P(b *testing.B, n int, data []byte) (time.Duration, float64) {
+func fanoutP2P(b *testing.B, n int, data []byte) (took, cpu time.Duration, share float64) {
 	b.StopTimer()
 	nodes := benchNet(b, n+1, Options{})
 	seed := nodes[0]
@@ -133,7 +136,7 @@ func fanoutP2P(b *testing.B, n int, data []byte) (time.Duration, float64) {
 		nd.x.waitRoutable(ctx)
 	}
 	b.StartTimer()
-	start := time.Now()
+	start, cpu0 := time.Now(), cpuTime()
 	var wg sync.WaitGroup
 	errs := make(chan error, n)
 	for _, nd := range nodes[1:] {
@@ -147,7 +150,7 @@ func fanoutP2P(b *testing.B, n int, data []byte) (time.Duration, float64) {
 		})
 	}
 	wg.Wait()
-	took := time.Since(start)
+	took, cpu = time.Since(start), cpuTime()-cpu0
 	b.StopTimer()
 	close(errs)
 	for err := range errs {
@@ -162,16 +165,16 @@ func fanoutP2P(b *testing.B, n int, data []byte) (time.Duration, float64) {
 		failed += st.Failed
 	}
 	b.Logf("%d fetchers: %d chunks, %d busy answers, %d failed requests", n, chunks, busy, failed)
-	share := float64(seed.x.Stats().Served) / float64(total)
+	share = float64(seed.x.Stats().Served) / float64(total)
 	for _, nd := range nodes {
 		nd.x.Close()
 		nd.x.h.Close()
 		nd.store.blobs = nil
 	}
-	return took, share
+	return took, cpu, share
 }
 
-func fanoutHTTP(b *testing.B, n int, data []byte) time.Duration {
+func fanoutHTTP(b *testing.B, n int, data []byte) (took, cpu time.Duration) {
 	b.StopTimer()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -186,7 +189,7 @@ func fanoutHTTP(b *testing.B, n int, data []byte) time.Duration {
 	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: n}}
 	url := "http://" + ln.Addr().String() + "/blob"
 	b.StartTimer()
-	start := time.Now()
+	start, cpu0 := time.Now(), cpuTime()
 	var wg sync.WaitGroup
 	errs := make(chan error, n)
 	for range n {
@@ -208,11 +211,18 @@ func fanoutHTTP(b *testing.B, n int, data []byte) time.Duration {
 		})
 	}
 	wg.Wait()
-	took := time.Since(start)
+	took, cpu = time.Since(start), cpuTime()-cpu0
 	b.StopTimer()
 	close(errs)
 	for err := range errs {
 		b.Fatal(err)
 	}
-	return took
+	return took, cpu
+}
+
+// cpuTime is the process's user and system CPU time so far.
+func cpuTime() time.Duration {
+	var ru syscall.Rusage
+	syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }

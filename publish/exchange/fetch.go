@@ -185,10 +185,11 @@ type round struct {
 	notHere int // providers that said they do not have the blob
 
 	mu        sync.Mutex
-	wake      chan struct{}
-	searching bool // a DHT search is in progress
-	passes    int  // DHT searches done
-	lostAt    int  // passes when the last usable provider went
+	wake      chan struct{} // closed when every waiting worker should look again
+	kick      chan struct{} // wakes one waiting worker
+	searching bool          // a DHT search is in progress
+	passes    int           // DHT searches done
+	lostAt    int           // passes when the last usable provider went
 	needMore  chan struct{}
 	perLimit  int
 }
@@ -196,7 +197,7 @@ type round struct {
 func (x *Exchange) newRound(d *download, w Writer) *round {
 	n := (d.size + d.chunk - 1) / d.chunk
 	r := &round{x: x, d: d, w: w, n: n, left: n, fps: make([]uint64, n), from: make([]peer.ID, n),
-		provs: map[peer.ID]*provider{}, wake: make(chan struct{}), needMore: make(chan struct{}, 1)}
+		provs: map[peer.ID]*provider{}, wake: make(chan struct{}), kick: make(chan struct{}, 1), needMore: make(chan struct{}, 1)}
 	r.pending = make([]int64, n)
 	for i := range r.pending {
 		r.pending[i] = int64(i)
@@ -300,6 +301,7 @@ func (r *round) next(ctx context.Context) (c int64, p *provider, err error) {
 		}
 		select {
 		case <-wake:
+		case <-r.kick:
 		case <-timer:
 		case <-ctx.Done():
 			r.mu.Lock()
@@ -350,7 +352,19 @@ func (r *round) result(c int64, p *provider, b []byte, err error) {
 	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	defer r.broadcastLocked()
+	// This worker looks for its next chunk itself; one waiting worker may
+	// take what it freed (a provider's slot, a chunk put back); all look
+	// again when the last chunk is in.
+	defer func() {
+		if r.left == 0 {
+			r.broadcastLocked()
+			return
+		}
+		select {
+		case r.kick <- struct{}{}:
+		default:
+		}
+	}()
 	p.inflight--
 	var pe *PeerError
 	switch {
@@ -447,11 +461,20 @@ func (r *round) discover(ctx context.Context) {
 		// Search again soon at first (peers fetching the same new blob
 		// announce themselves as they start), then less often.
 		wait := min(searchFirst<<min(r.passes, 8), searchMax)
-		select {
-		case <-ctx.Done():
-			return
-		case <-r.needMore:
-		case <-time.After(wait):
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-r.needMore:
+			case <-time.After(wait):
+				r.mu.Lock()
+				enough := r.usableLocked() >= 2*r.x.opts.Parallel
+				r.mu.Unlock()
+				if enough { // enough providers: search again only when they fail
+					continue
+				}
+			}
+			break
 		}
 	}
 }
