@@ -7,6 +7,7 @@ import (
 	"os"
 	"time"
 
+	slsa "github.com/in-toto/attestation/go/predicates/provenance/v1"
 	intoto "github.com/in-toto/attestation/go/v1"
 	"github.com/pyrsia/pyrsia-build/attest"
 	"github.com/urfave/cli/v2"
@@ -28,6 +29,12 @@ func attestCommand() *cli.Command {
 subjects and a SLSA provenance v1 predicate, signs it as a DSSE envelope with
 the cosign private key, and writes a Sigstore bundle (v0.3) next to each
 artifact as ARTIFACT.sigstore.json (or to --bundle).
+
+Under GitHub Actions (GITHUB_ACTIONS=true) the provenance records the
+workflow run as SLSA does for GitHub workflows (buildType
+https://actions.github.io/buildtypes/workflow/v1, the repository and commit,
+the workflow as builder.id unless --builder-id is given, the run as
+invocationId); under GitLab CI what its CI_* variables offer.
 
 The password comes from COSIGN_PASSWORD or is asked for on the terminal.
 The bundle verifies with 'pyrsia-build verify' and with
@@ -54,6 +61,10 @@ Examples:
 				} else if !fi.Mode().IsRegular() {
 					return inputErr(fmt.Errorf("artifact %s is not a regular file", p))
 				}
+			}
+			run, err := ciRun(c)
+			if err != nil {
+				return err
 			}
 			signer, err := loadSigner(c.Context, c.String("key"), c.App.ErrWriter)
 			if err != nil {
@@ -94,6 +105,9 @@ Examples:
 			if err != nil {
 				return inputErr(err)
 			}
+			if err := applyCI(run, prov); err != nil {
+				return err
+			}
 			data, err := signBundle(signer, subjects, prov)
 			if err != nil {
 				return err
@@ -119,6 +133,28 @@ Examples:
 			return nil
 		},
 	}
+}
+
+// ciRun reads the CI run the command runs in from the environment
+// (attest.CIRunFromEnv): nil outside CI. With --builder-id the flag's
+// builder id is kept.
+func ciRun(c *cli.Context) (*attest.CIRun, error) {
+	run, err := attest.CIRunFromEnv(os.Getenv)
+	if err != nil {
+		return nil, inputErr(err, "the provenance records the CI run from its variables; unset GITHUB_ACTIONS (or GITLAB_CI) to attest without them")
+	}
+	if run != nil && c.IsSet("builder-id") {
+		run.BuilderID = ""
+	}
+	return run, nil
+}
+
+// applyCI records run, if any, in the provenance predicate.
+func applyCI(run *attest.CIRun, prov *slsa.Provenance) error {
+	if run == nil {
+		return nil
+	}
+	return run.Apply(prov)
 }
 
 // readSpec reads a YAML or JSON file as JSON-compatible values.

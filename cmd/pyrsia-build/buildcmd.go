@@ -33,7 +33,9 @@ with the network off in the pinned builder image (an OCI layout in --images),
 and writes to --out: the artifacts, the output manifest (every file inside
 every artifact), the build log, and an attestation bundle signed with KEY
 (attestation.sigstore.json: in-toto SLSA provenance v1 whose subjects are the
-artifacts). Prints the input digest and each artifact's digest.
+artifacts). Prints the input digest and each artifact's digest. Under
+GitHub Actions or GitLab CI the provenance also records the run, as
+'pyrsia-build attest --help' says.
 
 Without --buildkit-addr it starts a private buildkitd (root and socket under
 --data-dir) and stops it when done; buildkitd and runc must be installed
@@ -71,6 +73,10 @@ Examples:
 			input, err := spec.InputDigest()
 			if err != nil {
 				return inputErr(err)
+			}
+			run, err := ciRun(c)
+			if err != nil {
+				return err
 			}
 			decrypt, err := readSigner(c.Context, c.String("key"), c.App.ErrWriter)
 			if err != nil {
@@ -139,6 +145,9 @@ Examples:
 			}
 			subjects, prov, err := builder.Provenance(spec, res, builderID, started, time.Now())
 			if err != nil {
+				return err
+			}
+			if err := applyCI(run, prov); err != nil {
 				return err
 			}
 			data, err := signBundle(signer, subjects, prov)
