@@ -28,7 +28,7 @@ func benchNet(b *testing.B, n int, o Options) []*node {
 	var nodes []*node
 	for i := range n {
 		h := newHost(b)
-		st := newMemStore()
+		st := newStore(b)
 		oo := o
 		oo.Host, oo.Store, oo.Namespace, oo.Server, oo.Logger = h, st, "bench", true, quiet
 		if i > 0 {
@@ -52,7 +52,7 @@ func BenchmarkFetch200MiB(b *testing.B) {
 	d := digestOf(data)
 	nodes := benchNet(b, 1, Options{})
 	seed := nodes[0]
-	seed.store.raw(d, data)
+	seed.put(b, data)
 	b.SetBytes(int64(len(data)))
 	b.ResetTimer()
 	for range b.N {
@@ -73,7 +73,7 @@ func BenchmarkFetch200MiB(b *testing.B) {
 		cancel()
 		fetcher.x.Close()
 		fetcher.x.h.Close()
-		fetcher.store.blobs = nil
+		fetcher.store.Close()
 		b.StartTimer()
 	}
 }
@@ -125,8 +125,7 @@ func fanoutP2P(b *testing.B, n int, data []byte) (took, cpu time.Duration, share
 	b.StopTimer()
 	nodes := benchNet(b, n+1, Options{})
 	seed := nodes[0]
-	d := digestOf(data)
-	seed.store.raw(d, data)
+	d := seed.put(b, data)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
 	defer cancel()
 	if err := seed.x.Provide(ctx, d); err != nil {
@@ -169,7 +168,7 @@ func fanoutP2P(b *testing.B, n int, data []byte) (took, cpu time.Duration, share
 	for _, nd := range nodes {
 		nd.x.Close()
 		nd.x.h.Close()
-		nd.store.blobs = nil
+		nd.store.Close()
 	}
 	return took, cpu, share
 }

@@ -19,6 +19,7 @@ import (
 	"github.com/libp2p/go-libp2p/core/protocol"
 	"github.com/multiformats/go-multihash"
 	"github.com/pyrsia/pyrsia-build/publish/serve"
+	"github.com/pyrsia/pyrsia-build/publish/store"
 )
 
 // Options configure [New].
@@ -32,8 +33,9 @@ type Options struct {
 	// digits, '.', '_' and '-' (required).
 	Namespace string
 	// Store holds the node's blobs (required): the exchange serves what is
-	// in it and puts there what it fetches.
-	Store Store
+	// in it and puts there what it fetches (checked against its digest by
+	// the store's Put and Writer.Commit).
+	Store *store.Store
 	// Bootstrap are peers to join the DHT through (the build nodes).
 	Bootstrap []peer.AddrInfo
 	// Server runs the DHT in server mode (answering queries and keeping
@@ -76,7 +78,7 @@ type Exchange struct {
 	opts  Options
 	h     host.Host
 	dht   *dht.IpfsDHT
-	store Store
+	store *store.Store
 	log   *slog.Logger
 	seed  maphash.Seed
 

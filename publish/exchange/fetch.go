@@ -15,6 +15,7 @@ import (
 
 	"github.com/libp2p/go-libp2p/core/peer"
 	"github.com/libp2p/go-libp2p/core/peerstore"
+	"github.com/pyrsia/pyrsia-build/publish/store"
 )
 
 // download is one fetch of a blob in progress, which concurrent Opens
@@ -173,7 +174,7 @@ func (q *provider) eligible(c int64, now time.Time) (ok bool, soon time.Time) {
 type round struct {
 	x       *Exchange
 	d       *download
-	w       Writer
+	w       *store.Writer
 	n       int64 // chunks
 	pending []int64
 	left    int64 // chunks not yet written
@@ -194,7 +195,7 @@ type round struct {
 	perLimit  int
 }
 
-func (x *Exchange) newRound(d *download, w Writer) *round {
+func (x *Exchange) newRound(d *download, w *store.Writer) *round {
 	n := (d.size + d.chunk - 1) / d.chunk
 	r := &round{x: x, d: d, w: w, n: n, left: n, fps: make([]uint64, n), from: make([]peer.ID, n),
 		provs: map[peer.ID]*provider{}, wake: make(chan struct{}), kick: make(chan struct{}, 1), needMore: make(chan struct{}, 1)}
@@ -510,7 +511,7 @@ func (r *round) run(ctx context.Context) error {
 // the whole blob again: one whose blob does not match sent wrong bytes;
 // once one matches, every provider whose chunks differed from it did.
 func (x *Exchange) fetchChunked(ctx context.Context, d *download) error {
-	create := func() (Writer, error) {
+	create := func() (*store.Writer, error) {
 		w, err := x.store.Create(d.digest, d.size)
 		if err != nil {
 			return nil, fmt.Errorf("exchange: fetching %s: %w", d.digest, err)
@@ -671,7 +672,10 @@ func (x *Exchange) fetchWholeFrom(ctx context.Context, d *download, p peer.ID) e
 }
 
 // isDigestError says whether err is the store's digest mismatch.
-func isDigestError(err error) bool { return errors.Is(err, ErrDigest) }
+func isDigestError(err error) bool {
+	var de *store.DigestError
+	return errors.As(err, &de)
+}
 
 // deadlineReader moves a stream's deadline on by timeout after every
 // every bytes read.
