@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs the Debian packages that builds and tests need (runc for
-# buildkitd, debootstrap for the maven builder image, git for git sources)
+# buildkitd, debootstrap for the maven builder image, git for git sources,
+# jq for the GitHub Actions' scripts, node and npm for action-validator)
 # and refreshes the package lists (the busybox image is made from
 # `apt-get download busybox-static`). Needs root.
 set -euo pipefail
@@ -10,7 +11,10 @@ if [ "$(id -u)" -ne 0 ]; then
 fi
 apt-get update -qq
 need=()
-for p in runc debootstrap git; do command -v "$p" >/dev/null 2>&1 || need+=("$p"); done
+for p in runc debootstrap git jq; do command -v "$p" >/dev/null 2>&1 || need+=("$p"); done
+# node and npm for action-validator (scripts/install-action-validator.sh)
+command -v node >/dev/null 2>&1 || need+=(nodejs)
+command -v npm >/dev/null 2>&1 || need+=(npm)
 if [ "${#need[@]}" -gt 0 ]; then
   echo "install-debian-deps: installing ${need[*]}" >&2
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}" >&2
