@@ -252,7 +252,7 @@ func TestWrongPassword(t *testing.T) {
 	r.write(t, "app.tar", "an artifact\n")
 	const wrong = "not-the-password:%0A,x"
 	res := r.run(t, "build", map[string]string{"artifacts": "app.tar", "key": key, "password": wrong})
-	oneError(t, res, 2, `password`)
+	oneError(t, res, 2, `^the key \(input 'key'\): wrong password \(or the key file is damaged\) \(set input 'password' to the password the key was made with\)$`)
 	noSecrets(t, res, wrong, key)
 	if _, err := os.Stat(filepath.Join(r.workspace, "app.tar.sigstore.json")); err == nil {
 		t.Error("a bundle was written")
