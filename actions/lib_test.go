@@ -27,7 +27,7 @@ func TestEscaping(t *testing.T) {
 		{`pb_error 'm' 'f.yaml' 'not-a-number'`, "::error file=f.yaml::m\n"},
 		{`pb_mask $'pa%ss\nline two\n\n'`, "::add-mask::pa%25ss%0Aline two%0A%0A\n::add-mask::pa%25ss\n::add-mask::line two\n"},
 		{`pb_mask ''`, ""},
-		{`pb_cell $'a|b <i>&\n`+"`x`"+`'`, `a\|b &lt;i&gt;&amp; 'x'`},
+		{`pb_cell $'a|b <i>&\n` + "`x`" + `'`, `a\|b &lt;i&gt;&amp; 'x'`},
 		{`pb_cell ''`, "–"},
 	}
 	for _, tt := range tests {
