@@ -146,9 +146,6 @@ func (b *BuildKit) build(ctx context.Context, spec *Spec, input string, opts Bui
 		}
 		mo.repoDir = repoDir
 	}
-	if err := prepareOutDir(opts.OutDir); err != nil {
-		return nil, err
-	}
 	layout, err := ResolveImage(opts.Images, spec.BuilderImage)
 	if err != nil {
 		return nil, err
@@ -164,8 +161,13 @@ func (b *BuildKit) build(ctx context.Context, spec *Spec, input string, opts Bui
 			return nil, err
 		}
 	}
+	// The source too is fetched and checked before the output folder is
+	// made: a source with another digest leaves nothing there.
 	sourceDigest, err := fetchSource(ctx, spec, opts.SpecDir, srcDir, guard, mavenRepoOpts{opts.MavenRepository, opts.MavenCache}, progress)
 	if err != nil {
+		return nil, err
+	}
+	if err := prepareOutDir(opts.OutDir); err != nil {
 		return nil, err
 	}
 	store, err := local.NewStore(layout)
@@ -326,11 +328,11 @@ func prepareLockRepo(ctx context.Context, ref *LockRef, opts BuildOptions, dir s
 	if err != nil {
 		return err
 	}
-	base, cache, err := mavenRepoOpts{opts.MavenRepository, opts.MavenCache}.resolve()
+	repo, cache, err := mavenRepoOpts{opts.MavenRepository, opts.MavenCache}.resolve()
 	if err != nil {
 		return err
 	}
-	n, err := lockRepo(ctx, l, newRepoClient(base), cache, dir, progress)
+	n, err := lockRepo(ctx, l, repo.client(), cache, dir, progress)
 	if err != nil {
 		return fmt.Errorf("builder: %w", err)
 	}

@@ -63,6 +63,12 @@ for jar in $(find . -path '*/target/*.jar' ! -path '*/target/*/*' | sort); do
 done
 `
 
+// javaLineSeparatorOpt is the JDK_JAVA_OPTIONS that gives every JVM of
+// the build (Maven's, and any it forks) the line separator sep.
+func javaLineSeparatorOpt(sep string) string {
+	return `-Dline.separator="` + sep + `"`
+}
+
 // mavenRepoDir is where the lock's files are in the build container.
 const mavenRepoDir = "/pyrsia-m2"
 
@@ -120,6 +126,12 @@ func (b *BuildKit) solveMaven(ctx context.Context, spec *Spec, iso isolation, sr
 	}
 	if r.Umask != "" {
 		runOpts = append(runOpts, llb.AddEnv("PYRSIA_UMASK", r.Umask))
+	}
+	if sep := newlines[r.Newline]; sep != "" {
+		// MAVEN_OPTS is split at white space by bin/mvn, so a CR LF
+		// cannot pass through it; the java launcher reads
+		// JDK_JAVA_OPTIONS itself, quotes included (JDK 9 and later).
+		runOpts = append(runOpts, llb.AddEnv("JDK_JAVA_OPTIONS", javaLineSeparatorOpt(sep)))
 	}
 	base := img.File(llb.Copy(src, "/", "/src", &llb.CopyInfo{CopyDirContentsOnly: true, CreateDestPath: true}), llb.IgnoreCache)
 	mounts := map[string]fsutil.FS{}

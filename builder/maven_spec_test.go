@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -24,6 +25,9 @@ func TestParseSpecMavenFieldErrors(t *testing.T) {
 		{"jdk too small", edit(t, mavenSpec, "  maven: {}", "  maven: {jdk: 5}"), "recipe.maven.jdk", "not a JDK major version"},
 		{"jdk a string", edit(t, mavenSpec, "  maven: {}", "  maven: {jdk: seventeen}"), "recipe.maven.jdk", "want an integer"},
 		{"umask not octal", edit(t, mavenSpec, "  maven: {}", "  maven: {umask: \"089\"}"), "recipe.maven.umask", "3 octal digits"},
+		{"newline cr", edit(t, mavenSpec, "  maven: {}", "  maven: {newline: cr}"), "recipe.maven.newline", `"cr" is not a newline style: use lf or crlf`},
+		{"newline upper case", edit(t, mavenSpec, "  maven: {}", "  maven: {newline: CRLF}"), "recipe.maven.newline", "use lf or crlf"},
+		{"newline escaped", edit(t, mavenSpec, "  maven: {}", "  maven: {newline: \"\\r\\n\"}"), "recipe.maven.newline", "use lf or crlf"},
 		{"maven source and archive", edit(t, mavenSpec, src, src+"  maven: {coordinate: a:b:1, sha256: "+h+"}\n"), "source", "more than one"},
 		{"maven source coordinate", edit(t, mavenSpec, src, "  maven: {coordinate: a:b, sha256: "+h+"}\n"), "source.maven", "not groupId:artifactId:version"},
 		{"maven source file of another artifact", edit(t, mavenSpec, src, "  maven: {coordinate: a:b:1, file: c-1-src.zip, sha256: "+h+"}\n"), "source.maven", "is not b-1"},
@@ -54,6 +58,7 @@ func TestMavenFieldsInInputDigest(t *testing.T) {
 		"lock b":  "  maven:\n    lock: {path: maven.lock.json, sha256: " + strings.Repeat("b", 64) + "}",
 		"jdk 21":  "  maven: {jdk: 21}",
 		"umask 2": "  maven: {umask: \"002\"}",
+		"crlf":    "  maven: {newline: crlf}",
 	} {
 		s, err := ParseSpec([]byte(edit(t, mavenSpec, "  maven: {}", recipe)))
 		if err != nil {
@@ -66,6 +71,66 @@ func TestMavenFieldsInInputDigest(t *testing.T) {
 		seen[d] = name
 		if c := s.clone(); c.Recipe.Maven.Lock != nil && c.Recipe.Maven.Lock == s.Recipe.Maven.Lock {
 			t.Fatal("clone shares the lock reference")
+		}
+	}
+}
+
+// TestMavenNewline: "lf" is the JVM's own separator and so the same
+// build as no newline (one input digest); "crlf" gives the build's JVMs
+// CR LF, which a real java launcher takes from the option as it is given.
+func TestMavenNewline(t *testing.T) {
+	digest := func(recipe string) (string, *Spec) {
+		t.Helper()
+		s, err := ParseSpec([]byte(edit(t, mavenSpec, "  maven: {}", recipe)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		d, err := s.InputDigest()
+		if err != nil {
+			t.Fatal(err)
+		}
+		return d, s
+	}
+	none, _ := digest("  maven: {}")
+	lf, _ := digest("  maven: {newline: lf}")
+	crlf, s := digest("  maven: {newline: crlf}")
+	if lf != none {
+		t.Errorf("newline: lf has input digest %s, no newline %s: want one", lf, none)
+	}
+	if crlf == none {
+		t.Error("newline: crlf has the input digest of no newline")
+	}
+	c, err := s.CanonicalJSON()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(string(c), `"newline":"crlf"`) {
+		t.Errorf("canonical JSON %s lacks the newline", c)
+	}
+	if got := newlines[s.Recipe.Maven.Newline]; got != "\r\n" {
+		t.Fatalf("crlf gives the separator %q", got)
+	}
+
+	// The option the build sets, read by a real java launcher.
+	java, err := exec.LookPath("java")
+	if err != nil {
+		if os.Getenv("CI") != "" {
+			t.Fatal("CI: java is not on PATH (the machine's Maven needs one: apt-get install maven)")
+		}
+		t.Skip("java is not on PATH (apt-get install maven)")
+	}
+	dir := t.TempDir()
+	src := filepath.Join(dir, "Sep.java")
+	os.WriteFile(src, []byte(`public class Sep { public static void main(String[] a) { for (char c : System.lineSeparator().toCharArray()) System.out.print((int) c + " "); } }`), 0o644)
+	for sep, want := range map[string]string{"\r\n": "13 10 ", "\n": "10 "} {
+		cmd := exec.Command(java, src)
+		cmd.Env = append(os.Environ(), "JDK_JAVA_OPTIONS="+javaLineSeparatorOpt(sep))
+		out, err := cmd.Output()
+		if err != nil {
+			t.Fatalf("java: %v", err)
+		}
+		if string(out) != want {
+			t.Errorf("separator %q: the JVM's line.separator is %q, want %q", sep, out, want)
 		}
 	}
 }

@@ -31,7 +31,9 @@ import (
 //	}
 //
 // The file's path in the repository is the groupId with dots as slashes,
-// the artifactId, the version and the file name. A lock names no
+// the artifactId, the version and the file name. An entry of coordinate
+// groupId:artifactId and file maven-metadata.xml is the artifact's
+// metadata, which the build makes from the lock (see [lockMetadata]). A lock names no
 // repository: every node fetches the files from the Maven repository its
 // own machine is configured with ([MavenRepository]) and checks each
 // against the lock before the build sees it. A spec points at its lock by
@@ -63,6 +65,9 @@ type LockFile struct {
 // Path returns the file's path in a Maven repository.
 func (f LockFile) Path() string {
 	g, a, v := splitCoordinate(f.Coordinate)
+	if f.isMetadata() {
+		return strings.ReplaceAll(g, ".", "/") + "/" + a + "/" + f.File
+	}
 	return strings.ReplaceAll(g, ".", "/") + "/" + a + "/" + v + "/" + f.File
 }
 
@@ -91,6 +96,16 @@ func (e *LockError) Error() string {
 
 func (f LockFile) validate() error {
 	parts := strings.Split(f.Coordinate, ":")
+	if len(parts) == 2 && f.File == metadataFile {
+		// An artifact's metadata (see lockMetadata).
+		if !mavenPartRE.MatchString(parts[0]) || !mavenPartRE.MatchString(parts[1]) || strings.Contains(parts[0], "..") || strings.HasSuffix(parts[0], ".") {
+			return fmt.Errorf("coordinate %q of metadata is not groupId:artifactId", f.Coordinate)
+		}
+		if !isHex(f.SHA256, 64) {
+			return fmt.Errorf("sha256 %q is not 64 lowercase hex digits", f.SHA256)
+		}
+		return nil
+	}
 	if len(parts) != 3 || !mavenPartRE.MatchString(parts[0]) || !mavenPartRE.MatchString(parts[1]) || !mavenVerRE.MatchString(parts[2]) {
 		return fmt.Errorf("coordinate %q is not groupId:artifactId:version", f.Coordinate)
 	}
@@ -260,6 +275,12 @@ func lockRepo(ctx context.Context, l *Lock, client *repoClient, cache, dir strin
 		if err := os.MkdirAll(filepath.Dir(dst), 0o755); err != nil {
 			return fetched, err
 		}
+		if f.isMetadata() {
+			if err := writeLockMetadata(l, f, filepath.Join(filepath.Dir(dst), localMetadataFile)); err != nil {
+				return fetched, err
+			}
+			continue
+		}
 		if cache != "" && copyIfDigest(filepath.Join(cache, f.SHA256), dst, f.SHA256) {
 			continue
 		}
@@ -297,6 +318,20 @@ func lockRepo(ctx context.Context, l *Lock, client *repoClient, cache, dir strin
 		}
 	}
 	return fetched, nil
+}
+
+// writeLockMetadata writes the metadata of f's artifact that the build
+// sees, made from the lock, after checking it against the lock's digest.
+func writeLockMetadata(l *Lock, f LockFile, dst string) error {
+	data := lockMetadata(l, f.Coordinate)
+	if data == nil {
+		return fmt.Errorf("maven lock: %s: the lock pins metadata of %s but no version of it: run 'pyrsia-build lock SPEC' again", f.Path(), f.Coordinate)
+	}
+	sum := sha256.Sum256(data)
+	if got := hex.EncodeToString(sum[:]); got != f.SHA256 {
+		return fmt.Errorf("maven lock: %s: the metadata made from the lock's versions of %s has sha256:%s, the lock pins sha256:%s: the lock was edited or written by another version of pyrsia-build; run 'pyrsia-build lock SPEC' and review the change", f.Path(), f.Coordinate, got, f.SHA256)
+	}
+	return os.WriteFile(dst, data, 0o644)
 }
 
 // copyIfDigest copies src to dst if src's content has the sha256 want.

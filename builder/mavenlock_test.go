@@ -63,6 +63,11 @@ func TestParseLockErrors(t *testing.T) {
 		{"bad sha", doc(entry("org.example:lib:1.0", "lib-1.0.jar", "ABC")), "64 lowercase hex"},
 		{"twice", doc(good, good), "listed twice"},
 		{"out of order", doc(entry("org.example:lib:1.0", "lib-1.0.pom", h), good), "out of order"},
+		{"metadata of a version", doc(entry("org.example:lib:1.0", "maven-metadata.xml", h)), "is not lib-1.0"},
+		{"metadata of a group", doc(entry("org.example", "maven-metadata.xml", h)), "not groupId:artifactId:version"},
+		{"metadata with a bad group", doc(entry("org..example:lib", "maven-metadata.xml", h)), "not groupId:artifactId"},
+		{"metadata other file", doc(entry("org.example:lib", "maven-metadata-central.xml", h)), "not groupId:artifactId:version"},
+		{"metadata bad sha", doc(entry("org.example:lib", "maven-metadata.xml", "x")), "64 lowercase hex"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			_, err := ParseLock([]byte(tc.data))
@@ -87,6 +92,9 @@ func FuzzParseLock(f *testing.F) {
 	}
 	f.Add([]byte(`{"version":1,"files":[]}`))
 	f.Add([]byte(`{"version":1,"files":[{"coordinate":"a:b:1","file":"b-1.jar","sha256":"` + strings.Repeat("0", 64) + `"}]}`))
+	if data, err := os.ReadFile("../testdata/maven-range/maven.lock.json"); err == nil {
+		f.Add(data) // with metadata
+	}
 	f.Fuzz(func(t *testing.T, data []byte) {
 		l, err := ParseLock(data)
 		if err != nil {
@@ -96,6 +104,12 @@ func FuzzParseLock(f *testing.F) {
 			p := fl.Path()
 			if strings.Contains(p, "..") || strings.HasPrefix(p, "/") || strings.Contains(p, "//") {
 				t.Fatalf("lock entry %+v has path %q outside a repository", fl, p)
+			}
+			if fl.isMetadata() {
+				if ga, ok := metadataCandidate(p); !ok || ga != fl.Coordinate {
+					t.Fatalf("metadata path %q of %+v does not read back (%q, %v)", p, fl, ga, ok)
+				}
+				continue
 			}
 			if g, ok := lockFileFromPath(p, fl.SHA256); !ok || g != fl {
 				t.Fatalf("path %q of %+v does not read back (%+v, %v)", p, fl, g, ok)
@@ -298,6 +312,26 @@ func TestNotLocked(t *testing.T) {
 	if !strings.Contains(err.Error(), "pyrsia-build lock SPEC") {
 		t.Fatalf("error %q does not say what to do", err)
 	}
+	if !strings.Contains(err.Error(), "a build step tried to reach example.org") {
+		t.Fatalf("error %q does not name the host", err)
+	}
+
+	// Maven names the plugin goal that reached for a host; a range with
+	// no locked version is named too.
+	log = `[INFO] --- maven-surefire-plugin:3.2.5:test (default-test) @ app ---
+java.net.UnknownHostException: api.example.org
+[ERROR] Failed to execute goal org.apache.maven.plugins:maven-surefire-plugin:3.2.5:test (default-test) on project app: There are test failures.
+[ERROR] Failed to collect dependencies at org.apache.commons:commons-lang3:jar:[3.10,3.13): No versions available for org.apache.commons:commons-lang3:jar:[3.10,3.13) within specified range
+`
+	err = notLocked(log, errors.New("exit code 1"))
+	if !errors.As(err, &nl) || nl.Goal != "org.apache.maven.plugins:maven-surefire-plugin:3.2.5:test" || len(nl.Ranges) != 1 || nl.Ranges[0] != "org.apache.commons:commons-lang3:jar:[3.10,3.13)" {
+		t.Fatalf("got %+v", err)
+	}
+	for _, want := range []string{"the plugin goal org.apache.maven.plugins:maven-surefire-plugin:3.2.5:test tried to reach api.example.org", "finds no version in that range in the lock's metadata", "pyrsia-build lock SPEC"} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("error %q does not hold %q", err, want)
+		}
+	}
 	if notLocked("[ERROR] COMPILATION ERROR", nil) != nil {
 		t.Fatal("a compile error was taken for a network reach")
 	}
@@ -355,14 +389,16 @@ sourceDateEpoch: 1700000000
 }
 
 // TestRecorder: the resolve phase's mirror forwards to the repository,
-// records artifact files with their sha256, not metadata or checksums, and
-// refuses what is not a repository path.
+// records artifact files with their sha256, not checksums, an artifact's
+// metadata as the lock's own (not a group's), and refuses what is not a
+// repository path.
 func TestRecorder(t *testing.T) {
 	jar := []byte("jar")
 	_, url := newRepo(t, map[string][]byte{
 		"org/x/lib/1.0/lib-1.0.jar":      jar,
 		"org/x/lib/1.0/lib-1.0.jar.sha1": []byte("abc"),
 		"org/x/lib/maven-metadata.xml":   []byte("<metadata/>"),
+		"org/x/maven-metadata.xml":       []byte("<metadata/>"),
 	})
 	rec := &recorder{client: newRepoClient(url), files: map[string]string{}}
 	srv := httptest.NewServer(rec)
@@ -371,6 +407,7 @@ func TestRecorder(t *testing.T) {
 		"/org/x/lib/1.0/lib-1.0.jar":      200,
 		"/org/x/lib/1.0/lib-1.0.jar.sha1": 200,
 		"/org/x/lib/maven-metadata.xml":   200,
+		"/org/x/maven-metadata.xml":       200,
 		"/org/x/lib/1.0/lib-1.0.pom":      404,
 		"/org/x/../../etc/passwd":         400,
 	} {
@@ -388,8 +425,14 @@ func TestRecorder(t *testing.T) {
 		}
 	}
 	l := rec.lock()
-	if len(l.Files) != 1 || l.Files[0].Path() != "org/x/lib/1.0/lib-1.0.jar" || l.Files[0].SHA256 != sha(jar) {
-		t.Fatalf("lock %+v, want just the jar", l.Files)
+	if len(l.Files) != 2 || l.Files[0].Path() != "org/x/lib/1.0/lib-1.0.jar" || l.Files[0].SHA256 != sha(jar) {
+		t.Fatalf("lock %+v, want the jar and its metadata", l.Files)
+	}
+	if m := l.Files[1]; m.Path() != "org/x/lib/maven-metadata.xml" || m.SHA256 != sha(lockMetadata(l, "org.x:lib")) {
+		t.Fatalf("lock %+v, want the metadata made from the lock", m)
+	}
+	if err := l.Validate(); err != nil {
+		t.Fatal(err)
 	}
 }
 

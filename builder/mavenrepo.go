@@ -14,6 +14,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"time"
 )
@@ -30,6 +31,15 @@ import (
 //     "external:*", "central", lists, "!id" exclusions);
 //  3. else the URL of the central repository in Maven's super POM
 //     (org/apache/maven/model/pom-4.0.0.xml in $MAVEN_HOME/lib/maven-model-builder-*.jar).
+//
+// When the mirror comes from settings that also hold a <server> with the
+// mirror's id (user settings first, as Maven merges them), its username
+// and password are sent to the repository as HTTP basic auth, by resolve
+// and by every fetch of a locked file, source release or official release.
+// The password may be written as it is or as ${env.NAME}; Maven's
+// encrypted passwords (settings-security.xml) are refused. A URL in
+// $PYRSIA_MAVEN_REPOSITORY may carry user:password@. Credentials are
+// never printed: errors name the server id.
 
 // MavenRepoEnv overrides the Maven repository the machine's Maven
 // configuration names.
@@ -38,8 +48,23 @@ const MavenRepoEnv = "PYRSIA_MAVEN_REPOSITORY"
 // MavenRepository returns the base URL (no trailing slash) of the Maven
 // repository this machine's Maven configuration resolves "central" to.
 func MavenRepository() (string, error) {
+	c, err := mavenRepoConfig()
+	return c.url, err
+}
+
+// repoConfig is a Maven repository and the credentials to read it with.
+type repoConfig struct {
+	url string
+	// from names where the credentials come from, for messages: the
+	// settings' server id, or the variable. Empty without credentials.
+	from               string
+	username, password string
+}
+
+// mavenRepoConfig is [MavenRepository] with the mirror's credentials.
+func mavenRepoConfig() (repoConfig, error) {
 	if v := os.Getenv(MavenRepoEnv); v != "" {
-		return checkRepoURL(MavenRepoEnv, v)
+		return repoFromURL(MavenRepoEnv, v)
 	}
 	home := mavenHome()
 	var files []string
@@ -49,41 +74,122 @@ func MavenRepository() (string, error) {
 	if home != "" {
 		files = append(files, filepath.Join(home, "conf", "settings.xml"))
 	}
+	var all []settingsXML
+	var names []string
 	for _, f := range files {
 		data, err := readLimited(f, 4<<20)
 		if errors.Is(err, os.ErrNotExist) {
 			continue
 		}
 		if err != nil {
-			return "", fmt.Errorf("builder: maven settings: %w", err)
+			return repoConfig{}, fmt.Errorf("builder: maven settings: %w", err)
 		}
-		u, blocked, err := centralMirror(data)
+		var s settingsXML
+		if err := xml.Unmarshal(data, &s); err != nil {
+			return repoConfig{}, fmt.Errorf("builder: maven settings %s: not valid XML: %w", f, err)
+		}
+		all = append(all, s)
+		names = append(names, f)
+	}
+	for i, s := range all {
+		m, ok := s.centralMirror()
+		if !ok {
+			continue
+		}
+		f := names[i]
+		if m.Blocked {
+			return repoConfig{}, fmt.Errorf("builder: maven settings %s: the mirror of central is blocked: unblock it, or set %s", f, MavenRepoEnv)
+		}
+		c, err := repoFromURL(f, strings.TrimSpace(m.URL))
 		if err != nil {
-			return "", fmt.Errorf("builder: maven settings %s: %w", f, err)
+			return repoConfig{}, err
 		}
-		if blocked {
-			return "", fmt.Errorf("builder: maven settings %s: the mirror of central is blocked: unblock it, or set %s", f, MavenRepoEnv)
+		id := strings.TrimSpace(m.ID)
+		if id == "" {
+			return c, nil
 		}
-		if u != "" {
-			return checkRepoURL(f, u)
+		for j, s2 := range all {
+			srv, ok := s2.server(id)
+			if !ok {
+				continue
+			}
+			user, err := settingsValue(srv.Username)
+			if err != nil {
+				return repoConfig{}, fmt.Errorf("builder: maven settings %s: server %q: username %w", names[j], id, err)
+			}
+			if strings.HasPrefix(strings.TrimSpace(srv.Password), "{") {
+				return repoConfig{}, fmt.Errorf("builder: maven settings %s: server %q: the password is encrypted (settings-security.xml), which pyrsia-build does not decrypt: write it as ${env.NAME} and set NAME", names[j], id)
+			}
+			pass, err := settingsValue(srv.Password)
+			if err != nil {
+				return repoConfig{}, fmt.Errorf("builder: maven settings %s: server %q: password %w", names[j], id, err)
+			}
+			if user != "" || pass != "" {
+				c.from, c.username, c.password = fmt.Sprintf("server %q of %s", id, names[j]), user, pass
+			}
+			break
 		}
+		return c, nil
 	}
 	if home == "" {
-		return "", fmt.Errorf("builder: no Maven installation found (no $MAVEN_HOME, no mvn on PATH) to read the central repository from: install maven, or set %s", MavenRepoEnv)
+		return repoConfig{}, fmt.Errorf("builder: no Maven installation found (no $MAVEN_HOME, no mvn on PATH) to read the central repository from: install maven, or set %s", MavenRepoEnv)
 	}
 	u, err := superPOMCentral(home)
 	if err != nil {
-		return "", fmt.Errorf("builder: reading the central repository from Maven's super POM: %w (set %s to name the repository)", err, MavenRepoEnv)
+		return repoConfig{}, fmt.Errorf("builder: reading the central repository from Maven's super POM: %w (set %s to name the repository)", err, MavenRepoEnv)
 	}
-	return checkRepoURL("Maven's super POM", u)
+	return repoFromURL("Maven's super POM", u)
 }
 
-func checkRepoURL(from, s string) (string, error) {
-	u, err := url.Parse(strings.TrimRight(s, "/"))
-	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-		return "", fmt.Errorf("builder: maven repository %q from %s is not an http or https URL", s, from)
+var envRefRE = regexp.MustCompile(`\$\{env\.([A-Za-z_][A-Za-z0-9_]*)\}`)
+
+// settingsValue expands ${env.NAME} in a settings value, as Maven does;
+// any other ${...} is refused. Errors never hold the value.
+func settingsValue(v string) (string, error) {
+	v = strings.TrimSpace(v)
+	var missing string
+	out := envRefRE.ReplaceAllStringFunc(v, func(ref string) string {
+		name := envRefRE.FindStringSubmatch(ref)[1]
+		val, ok := os.LookupEnv(name)
+		if !ok && missing == "" {
+			missing = name
+		}
+		return val
+	})
+	if missing != "" {
+		return "", fmt.Errorf("names the variable %s, which is not set: set it", missing)
 	}
-	return u.String(), nil
+	if strings.Contains(envRefRE.ReplaceAllString(v, ""), "${") {
+		return "", errors.New("holds a ${...} other than ${env.NAME}, which pyrsia-build does not expand: write the value, or use ${env.NAME}")
+	}
+	return out, nil
+}
+
+// repoFromURL checks a repository URL; user:password@ in it become the
+// credentials and leave the URL. Errors show the URL without a password.
+func repoFromURL(from, s string) (repoConfig, error) {
+	u, err := url.Parse(strings.TrimRight(s, "/"))
+	if err != nil {
+		return repoConfig{}, fmt.Errorf("builder: maven repository from %s is not a URL", from)
+	}
+	if (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return repoConfig{}, fmt.Errorf("builder: maven repository %q from %s is not an http or https URL", u.Redacted(), from)
+	}
+	c := repoConfig{}
+	if u.User != nil {
+		c.from = "the user:password in " + from
+		c.username = u.User.Username()
+		c.password, _ = u.User.Password()
+		u.User = nil
+	}
+	c.url = u.String()
+	return c, nil
+}
+
+func (c repoConfig) client() *repoClient {
+	rc := newRepoClient(c.url)
+	rc.auth = c
+	return rc
 }
 
 // mavenHome finds the Maven installation: $MAVEN_HOME, or the folder above
@@ -105,35 +211,64 @@ func mavenHome() string {
 	return filepath.Dir(filepath.Dir(real))
 }
 
+// settingsXML is what pyrsia-build reads of a Maven settings.xml.
 type settingsXML struct {
-	Mirrors []struct {
-		ID       string `xml:"id"`
-		MirrorOf string `xml:"mirrorOf"`
-		URL      string `xml:"url"`
-		Blocked  bool   `xml:"blocked"`
-	} `xml:"mirrors>mirror"`
+	Mirrors []settingsMirror `xml:"mirrors>mirror"`
+	Servers []settingsServer `xml:"servers>server"`
+}
+
+type settingsServer struct {
+	ID       string `xml:"id"`
+	Username string `xml:"username"`
+	Password string `xml:"password"`
+}
+
+type settingsMirror struct {
+	ID       string `xml:"id"`
+	MirrorOf string `xml:"mirrorOf"`
+	URL      string `xml:"url"`
+	Blocked  bool   `xml:"blocked"`
+}
+
+// server returns the server with the id, if any.
+func (s *settingsXML) server(id string) (settingsServer, bool) {
+	for _, srv := range s.Servers {
+		if strings.TrimSpace(srv.ID) == id {
+			return srv, true
+		}
+	}
+	return settingsServer{}, false
+}
+
+// centralMirror returns the mirror the settings give for the central
+// repository, if any. Maven prefers a mirror whose mirrorOf is exactly the
+// repository id, then the first pattern that matches.
+func (s *settingsXML) centralMirror() (settingsMirror, bool) {
+	for _, m := range s.Mirrors {
+		if strings.TrimSpace(m.MirrorOf) == "central" {
+			return m, true
+		}
+	}
+	for _, m := range s.Mirrors {
+		if mirrorOfCentral(m.MirrorOf) {
+			return m, true
+		}
+	}
+	return settingsMirror{}, false
 }
 
 // centralMirror returns the URL of the mirror a settings.xml gives for the
-// central repository, or "" when it has none. Maven prefers a mirror whose
-// mirrorOf is exactly the repository id, then the first pattern that
-// matches.
+// central repository, or "" when it has none.
 func centralMirror(data []byte) (u string, blocked bool, err error) {
 	var s settingsXML
 	if err := xml.Unmarshal(data, &s); err != nil {
 		return "", false, fmt.Errorf("not valid XML: %w", err)
 	}
-	for _, m := range s.Mirrors {
-		if strings.TrimSpace(m.MirrorOf) == "central" {
-			return strings.TrimSpace(m.URL), m.Blocked, nil
-		}
+	m, ok := s.centralMirror()
+	if !ok {
+		return "", false, nil
 	}
-	for _, m := range s.Mirrors {
-		if mirrorOfCentral(m.MirrorOf) {
-			return strings.TrimSpace(m.URL), m.Blocked, nil
-		}
-	}
-	return "", false, nil
+	return strings.TrimSpace(m.URL), m.Blocked, nil
 }
 
 // mirrorOfCentral reports whether a mirrorOf pattern covers central (id
@@ -205,12 +340,21 @@ const maxMavenFile = 512 << 20
 type FetchError struct {
 	Path   string // the file's path in the repository
 	Status int    // the HTTP status, 0 for a transport error
-	Err    error
+	// Auth names the credentials sent (the settings' server id), empty
+	// when none were; never the password.
+	Auth string
+	Err  error
 }
 
 func (e *FetchError) Error() string {
 	if e.Status == http.StatusNotFound {
 		return fmt.Sprintf("%s: not in the maven repository (HTTP 404)", e.Path)
+	}
+	if e.Status == http.StatusUnauthorized || e.Status == http.StatusForbidden {
+		if e.Auth == "" {
+			return fmt.Sprintf("%s: the maven repository answered HTTP %d and no credentials were sent: give them in a <server> with the mirror's id in the Maven settings", e.Path, e.Status)
+		}
+		return fmt.Sprintf("%s: the maven repository answered HTTP %d to the credentials of %s: check its username and password", e.Path, e.Status, e.Auth)
 	}
 	if e.Status != 0 {
 		return fmt.Sprintf("%s: the maven repository answered HTTP %d", e.Path, e.Status)
@@ -223,6 +367,7 @@ func (e *FetchError) Unwrap() error { return e.Err }
 // repoClient fetches files from one Maven repository.
 type repoClient struct {
 	base string
+	auth repoConfig // basic auth when auth.from is set
 	hc   *http.Client
 }
 
@@ -237,14 +382,18 @@ func (c *repoClient) get(ctx context.Context, p string, w io.Writer) (string, in
 	if err != nil {
 		return "", 0, &FetchError{Path: p, Err: err}
 	}
+	if c.auth.from != "" {
+		// net/http drops it on a redirect to another host.
+		req.SetBasicAuth(c.auth.username, c.auth.password)
+	}
 	resp, err := c.hc.Do(req)
 	if err != nil {
-		return "", 0, &FetchError{Path: p, Err: err}
+		return "", 0, &FetchError{Path: p, Auth: c.auth.from, Err: err}
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
 		io.Copy(io.Discard, io.LimitReader(resp.Body, 1<<16))
-		return "", 0, &FetchError{Path: p, Status: resp.StatusCode}
+		return "", 0, &FetchError{Path: p, Status: resp.StatusCode, Auth: c.auth.from}
 	}
 	h := sha256.New()
 	n, err := io.Copy(io.MultiWriter(w, h), io.LimitReader(resp.Body, maxMavenFile+1))
@@ -264,25 +413,29 @@ type mavenRepoOpts struct {
 	cache string
 }
 
-func (o mavenRepoOpts) resolve() (base, cache string, err error) {
-	base, cache = o.base, o.cache
+// resolve returns the repository (with the configuration's credentials
+// when it comes from the configuration) and the cache folder ("" for
+// none).
+func (o mavenRepoOpts) resolve() (repo repoConfig, cache string, err error) {
+	cache = o.cache
 	if cache == "" {
 		cache, _ = MavenRepoCacheDir()
 	}
 	if cache == "-" {
 		cache = ""
 	}
-	if base == "" {
-		base, err = MavenRepository()
+	if o.base != "" {
+		return repoConfig{url: o.base}, cache, nil
 	}
-	return base, cache, err
+	repo, err = mavenRepoConfig()
+	return repo, cache, err
 }
 
 // fetchMavenSource fetches a source archive from the Maven repository (or
 // the cache), checks it against the spec's pin, and unpacks it into dst
 // without its one top-level folder.
 func fetchMavenSource(ctx context.Context, m *MavenSource, repo mavenRepoOpts, dst string, progress io.Writer) (string, error) {
-	base, cache, err := repo.resolve()
+	rc, cache, err := repo.resolve()
 	if err != nil {
 		return "", err
 	}
@@ -293,7 +446,7 @@ func fetchMavenSource(ctx context.Context, m *MavenSource, repo mavenRepoOpts, d
 		return "", err
 	}
 	defer os.RemoveAll(tmp)
-	if _, err := lockRepo(ctx, l, newRepoClient(base), cache, tmp, progress); err != nil {
+	if _, err := lockRepo(ctx, l, rc.client(), cache, tmp, progress); err != nil {
 		var me *LockMismatchError
 		if errors.As(err, &me) {
 			return "", fmt.Errorf("source.maven: %s has sha256 %s, the spec pins %s: the repository serves another file than the spec pins; fix the repository, or the spec if it is wrong", me.Path, me.Got, me.Want)

@@ -45,8 +45,10 @@ type ResolveOptions struct {
 // builder image, with a fresh, empty local repository and Maven's only
 // repository a mirror served by this process on 127.0.0.1, which forwards
 // to the configured repository (and nowhere else) and records every
-// artifact file it serves with its sha256. Metadata (maven-metadata.xml)
-// and checksum files are served but not locked. The resolve step shares
+// artifact file it serves with its sha256. Checksum files are served but
+// not locked; an artifact's maven-metadata.xml (a version range, RELEASE,
+// LATEST) is locked as the metadata the build will see, made from the
+// lock's versions of it ([Lock] explains why). The resolve step shares
 // the host's network namespace (to reach that mirror; the buildkitd must
 // allow the network.host entitlement, as [StartDaemon]'s does): Maven is
 // configured to use only the mirror, but the recipe's own code is not
@@ -67,7 +69,7 @@ func (b *BuildKit) Resolve(ctx context.Context, spec *Spec, opts ResolveOptions)
 	if progress == nil {
 		progress = io.Discard
 	}
-	base, cache, err := mavenRepoOpts{opts.Repository, opts.Cache}.resolve()
+	repo, cache, err := mavenRepoOpts{opts.Repository, opts.Cache}.resolve()
 	if err != nil {
 		return nil, err
 	}
@@ -92,10 +94,10 @@ func (b *BuildKit) Resolve(ctx context.Context, spec *Spec, opts ResolveOptions)
 		return nil, err
 	}
 	defer os.RemoveAll(srcDir)
-	if _, err := fetchSource(ctx, spec, opts.SpecDir, srcDir, nil, mavenRepoOpts{base, cache}, progress); err != nil {
+	if _, err := fetchSource(ctx, spec, opts.SpecDir, srcDir, nil, mavenRepoOpts{repo.url, cache}, progress); err != nil {
 		return nil, err
 	}
-	rec := &recorder{client: newRepoClient(base), cache: cache, files: map[string]string{}}
+	rec := &recorder{client: repo.client(), cache: cache, files: map[string]string{}}
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		return nil, fmt.Errorf("builder: resolve: listening for Maven: %w", err)
@@ -153,6 +155,7 @@ type recorder struct {
 	cache     string
 	mu        sync.Mutex
 	files     map[string]string // path -> sha256 hex
+	metadata  map[string]bool   // groupId:artifactId of metadata served
 	conflicts []string          // paths served twice with other bytes
 	fetched   int
 }
@@ -187,6 +190,14 @@ func (r *recorder) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 		http.Error(w, err.Error(), http.StatusBadGateway)
 		return
 	}
+	if ga, ok := metadataCandidate(p); ok {
+		r.mu.Lock()
+		if r.metadata == nil {
+			r.metadata = map[string]bool{}
+		}
+		r.metadata[ga] = true
+		r.mu.Unlock()
+	}
 	if f, ok := lockFileFromPath(p, sha); ok {
 		r.mu.Lock()
 		if old, seen := r.files[p]; seen && old != sha {
@@ -218,6 +229,11 @@ func (r *recorder) lock() *Lock {
 			l.Files = append(l.Files, f)
 		}
 	}
+	var gas []string
+	for ga := range r.metadata {
+		gas = append(gas, ga)
+	}
+	l.Files = append(l.Files, metadataEntries(l, gas)...)
 	slices.SortFunc(l.Files, func(a, b LockFile) int { return strings.Compare(a.Path(), b.Path()) })
 	return l
 }
@@ -269,15 +285,26 @@ func loadRemoteLock(ref *LockRef, specDir string) (*Lock, error) {
 // artifact g:a:ext:v has not been downloaded from it before".
 var offlineMissRE = regexp.MustCompile(`in offline mode and the artifact (\S+) has not been downloaded from it before`)
 
+// noVersionsRE finds a version range (or RELEASE, LATEST) an offline
+// Maven could not resolve: "No versions available for g:a:jar:[1.0,2.0)
+// within specified range".
+var noVersionsRE = regexp.MustCompile(`No versions available for (\S+) within specified range`)
+
 // unknownHostRE finds a build step that tried to reach a host.
 var unknownHostRE = regexp.MustCompile(`java\.net\.UnknownHostException: ([A-Za-z0-9.-]+)`)
+
+// failedGoalRE finds the plugin goal whose execution failed: "Failed to
+// execute goal g:a:v:goal (execution) on project p".
+var failedGoalRE = regexp.MustCompile(`Failed to execute goal ([A-Za-z0-9_.-]+:[A-Za-z0-9_.-]+:[A-Za-z0-9_.+-]+:[A-Za-z0-9_.-]+)`)
 
 // NotLockedError is a build that reached for the network in the build
 // phase: Maven wanted files the lock does not pin, or a step tried to
 // reach a host. Use errors.As.
 type NotLockedError struct {
 	Artifacts []string // g:a:ext:v Maven wanted and could not find
+	Ranges    []string // g:a:ext:range with no locked version in range
 	Hosts     []string // hosts a step tried to reach
+	Goal      string   // the plugin goal that failed (g:a:v:goal), if Maven named it
 	Err       error
 }
 
@@ -286,8 +313,15 @@ func (e *NotLockedError) Error() string {
 	if len(e.Artifacts) > 0 {
 		parts = append(parts, fmt.Sprintf("the build needs %s, which the lock does not pin (the build phase is offline and sees only the lock's files): run 'pyrsia-build lock SPEC' to resolve again", strings.Join(e.Artifacts, ", ")))
 	}
+	if len(e.Ranges) > 0 {
+		parts = append(parts, fmt.Sprintf("the build resolves %s and finds no version in that range in the lock's metadata (a lock written before pyrsia-build locked metadata, or an edited one): run 'pyrsia-build lock SPEC' to resolve again", strings.Join(e.Ranges, ", ")))
+	}
 	if len(e.Hosts) > 0 {
-		parts = append(parts, fmt.Sprintf("a build step tried to reach %s, but the build phase has no network: make the recipe skip what needs it (a test, a plugin goal)", strings.Join(e.Hosts, ", ")))
+		step := "a build step"
+		if e.Goal != "" {
+			step = "the plugin goal " + e.Goal
+		}
+		parts = append(parts, fmt.Sprintf("%s tried to reach %s, but the build phase has no network: make the recipe skip what needs it (a test, a plugin goal)", step, strings.Join(e.Hosts, ", ")))
 	}
 	return "builder: " + strings.Join(parts, "; ")
 }
@@ -304,12 +338,20 @@ func notLocked(log string, err error) error {
 			e.Artifacts = append(e.Artifacts, a)
 		}
 	}
+	for _, m := range noVersionsRE.FindAllStringSubmatch(log, -1) {
+		if !slices.Contains(e.Ranges, m[1]) {
+			e.Ranges = append(e.Ranges, m[1])
+		}
+	}
 	for _, m := range unknownHostRE.FindAllStringSubmatch(log, -1) {
 		if !slices.Contains(e.Hosts, m[1]) {
 			e.Hosts = append(e.Hosts, m[1])
 		}
 	}
-	if len(e.Artifacts) == 0 && len(e.Hosts) == 0 {
+	if m := failedGoalRE.FindStringSubmatch(log); m != nil && len(e.Hosts) > 0 {
+		e.Goal = m[1]
+	}
+	if len(e.Artifacts) == 0 && len(e.Ranges) == 0 && len(e.Hosts) == 0 {
 		return nil
 	}
 	return e

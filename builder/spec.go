@@ -207,6 +207,14 @@ type MavenRecipe struct {
 	JDK int `json:"jdk,omitempty"`
 	// Umask is the build's umask, 3 octal digits; "022" when empty.
 	Umask string `json:"umask,omitempty"`
+	// Newline is the line separator of the JVM that runs Maven, "lf" or
+	// "crlf" (Reproducible Central's .buildspec newline); the JVM's own
+	// (lf) when empty, and "lf" is written as empty in the canonical form
+	// (the same build has one input digest). It decides the line endings of files that plugins
+	// write with the platform's separator, such as pom.properties and a
+	// jar's MANIFEST.MF of some archivers: a release made on Windows has
+	// crlf.
+	Newline string `json:"newline,omitempty"`
 	// CompareUpstream asks the builder to compare the jars and poms it
 	// built with the official ones the Maven repository serves for the
 	// coordinate ([CompareUpstream]); the result goes into the Result and
@@ -526,8 +534,14 @@ func (s *Spec) applyDefaults() {
 			r.Context = "."
 		}
 	}
-	if r := s.Recipe.Maven; r != nil && len(r.Goals) == 0 {
-		r.Goals = []string{"package"}
+	if r := s.Recipe.Maven; r != nil {
+		if len(r.Goals) == 0 {
+			r.Goals = []string{"package"}
+		}
+		if r.Newline == "lf" {
+			// The JVM's own separator on Linux: one build, one digest.
+			r.Newline = ""
+		}
 	}
 }
 
@@ -544,7 +558,10 @@ var (
 	goalRE      = regexp.MustCompile(`^[A-Za-z0-9_][A-Za-z0-9_.:-]*$`)
 	moduleRE    = regexp.MustCompile(`^!?[A-Za-z0-9_.:][A-Za-z0-9_.:/-]*$`)
 	umaskRE     = regexp.MustCompile(`^0?[0-7]{3}$`)
-	platformRE  = regexp.MustCompile(`^([a-z0-9]+)/([a-z0-9_]+)(?:/([a-z0-9]+))?$`)
+	// newlines are recipe.maven.newline's values and the line separator
+	// each gives the Maven JVM ("" leaves the JVM's own).
+	newlines   = map[string]string{"": "", "lf": "\n", "crlf": "\r\n"}
+	platformRE = regexp.MustCompile(`^([a-z0-9]+)/([a-z0-9_]+)(?:/([a-z0-9]+))?$`)
 )
 
 var knownArchs = []string{"386", "amd64", "arm", "arm64", "loong64", "mips64le", "ppc64le", "riscv64", "s390x"}
@@ -1018,6 +1035,9 @@ func (r *MavenRecipe) validate() error {
 	if r.Umask != "" && !umaskRE.MatchString(r.Umask) {
 		return fieldErr("recipe.maven.umask", "%q is not 3 octal digits (like 022 or 002)", r.Umask)
 	}
+	if _, ok := newlines[r.Newline]; !ok {
+		return fieldErr("recipe.maven.newline", "%q is not a newline style: use lf or crlf (as the release's .buildspec says)", r.Newline)
+	}
 	for i, g := range r.Artifacts {
 		f := fmt.Sprintf("recipe.maven.artifacts[%d]", i)
 		if err := checkRelPath(f, g); err != nil {
@@ -1063,6 +1083,7 @@ func (s *Spec) clone() *Spec {
 			Artifacts:       slices.Clone(r.Artifacts),
 			JDK:             r.JDK,
 			Umask:           r.Umask,
+			Newline:         r.Newline,
 			CompareUpstream: r.CompareUpstream,
 		}
 		if r.Lock != nil {

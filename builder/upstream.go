@@ -42,12 +42,11 @@ func CompareUpstream(ctx context.Context, out, coordinate, base string) (*Upstre
 	if err != nil {
 		return nil, fmt.Errorf("builder: upstream: %w", err)
 	}
-	if base == "" {
-		if base, err = MavenRepository(); err != nil {
-			return nil, err
-		}
+	repo, _, err := mavenRepoOpts{base: base, cache: "-"}.resolve()
+	if err != nil {
+		return nil, err
 	}
-	client := newRepoClient(base)
+	client := repo.client()
 	tmp, err := os.MkdirTemp("", "pyrsia-upstream-*")
 	if err != nil {
 		return nil, err

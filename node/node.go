@@ -60,11 +60,17 @@ type Options struct {
 	Deadline time.Duration
 	// MaxBuilds bounds the builds that run at once (default 2).
 	MaxBuilds int
+	// Requests is the rate at which each requester's build requests are
+	// served (zero fields: quorum's defaults, 100 pending at most).
+	Requests quorum.RateOptions
 	// RaftConfig overrides Raft's timeouts (tests); nil means Raft's
 	// defaults.
 	RaftConfig *raft.Config
 	// Logger receives the node's messages (default slog.Default()).
 	Logger *slog.Logger
+	// Serving configures the store and the faces for build tools (see
+	// serving.go).
+	Serving ServingOptions
 }
 
 // Node is a running build node.
@@ -77,6 +83,7 @@ type Node struct {
 	members []string // policy order
 
 	host   host.Host
+	gater  *quorum.Gater
 	gossip *quorum.Gossip
 	fsm    *quorum.FSM
 	raft   *quorum.Raft
@@ -100,6 +107,7 @@ type Node struct {
 	apiToken      string        // see APITokenFile
 	rejectedSpecs atomic.Uint64
 	closers       []func() error
+	serving       buildServing // see serving_build.go
 }
 
 // New opens the node's state and starts its network parts (libp2p host,
@@ -148,7 +156,8 @@ func New(ctx context.Context, o Options) (n *Node, err error) {
 	if err != nil {
 		return nil, fmt.Errorf("node: %w", err)
 	}
-	if n.host, err = quorum.NewHost(quorum.HostOptions{Key: o.Keys.P2P, Listen: o.Listen, Gater: quorum.NewGater(n.network.PeerIDs()), Logger: n.log}); err != nil {
+	n.gater = quorum.NewGater(n.network.PeerIDs())
+	if n.host, err = quorum.NewHost(quorum.HostOptions{Key: o.Keys.P2P, Listen: o.Listen, Gater: n.gater, Logger: n.log}); err != nil {
 		return nil, err
 	}
 	n.closers = append(n.closers, n.host.Close)
@@ -191,6 +200,9 @@ func New(ctx context.Context, o Options) (n *Node, err error) {
 	(&CosignServer{Service: n.svc, Origin: o.Policy.Name, LogVerifiers: logVerifiers, Signer: o.Keys.LogSigner, Cosigner: w, Logger: n.log,
 		Admit: func(p peer.ID) bool { _, ok := n.network.ByPeer(p); return ok }}).Register(n.host)
 	(&manifestServer{n: n}).register(n.host)
+	if err := n.openServing(ctx); err != nil {
+		return nil, err
+	}
 
 	n.builds = &buildStore{dir: filepath.Join(o.Data, "builds"), builder: o.Builder, signer: o.Keys.Cosign, node: o.Keys.Name, inflight: map[string]chan struct{}{}}
 
@@ -226,7 +238,10 @@ func New(ctx context.Context, o Options) (n *Node, err error) {
 		return err
 	})
 	sctx, scancel := context.WithCancel(context.Background())
-	n.sched = quorum.NewScheduler(sctx, quorum.RateOptions{MaxPending: maxPendingRequests})
+	if o.Requests.MaxPending <= 0 {
+		o.Requests.MaxPending = maxPendingRequests
+	}
+	n.sched = quorum.NewScheduler(sctx, o.Requests)
 	n.closers = append(n.closers, func() error { scancel(); return nil })
 	if err := quorum.Bootstrap(ctx, n.host, o.Bootstrap); err != nil {
 		n.log.WarnContext(ctx, "some bootstrap peers are unreachable; continuing", "err", err)
@@ -299,6 +314,7 @@ func (n *Node) Run(ctx context.Context) error {
 	g.Go(func() error { return n.leaderLoop(gctx) })
 	g.Go(func() error { return n.deadlineLoop(gctx) })
 	g.Go(func() error { return n.republishLoop(gctx) })
+	g.Go(func() error { return n.runServing(gctx) })
 	if n.o.API != nil {
 		g.Go(func() error {
 			return httpserver.Serve(gctx, n.o.API, n.apiHandler(), httpserver.Options{Logger: n.log})
@@ -413,15 +429,30 @@ func (n *Node) roundGrace() time.Duration { return max(n.o.Deadline, time.Minute
 // openRound opens the round of a validated request, with the votes
 // buffered for it; nil when the request has a round already or its input
 // is published.
+//
+// A round that opened from others' votes before its request came (see
+// openFromVotesLocked) is returned once, when the request comes: this
+// node builds and votes in it then, even when its entry is in the log
+// already (its vote is its word on the build).
 func (n *Node) openRound(req *quorum.BuildRequest, now time.Time) *round {
+	id := req.ID()
+	n.mu.Lock()
+	if r := n.byRequest[id]; r != nil {
+		defer n.mu.Unlock()
+		if r.req != nil || r.input != req.InputDigest {
+			return nil
+		}
+		r.req, r.spec = req, req.Spec
+		return r
+	}
+	n.mu.Unlock()
 	if _, ok := n.fsm.Lookup(req.InputDigest); ok {
 		return nil
 	}
-	id := req.ID()
 	n.mu.Lock()
 	if n.byRequest[id] != nil {
 		n.mu.Unlock()
-		return nil
+		return n.openRound(req, now)
 	}
 	r := newRound(req, now, n.o.Deadline)
 	n.byRequest[id] = r
@@ -565,6 +596,10 @@ func (n *Node) handleRequest(ctx context.Context, r *round) {
 		if err != nil {
 			n.log.WarnContext(ctx, "build failed", "input", input, "err", err)
 			vote, err = quorum.NewFailedVote(n.voteFor(req), err.Error())
+		} else if serr := n.checkEntrySize(req, spec, b); serr != nil {
+			// A quorum for it could never be appended: say so instead.
+			n.log.WarnContext(ctx, "refusing to vote for a build whose entry would be too large", "input", input, "err", serr)
+			vote, err = quorum.NewFailedVote(n.voteFor(req), serr.Error())
 		} else {
 			vote, err = quorum.NewVote(n.voteFor(req), b.Bundle, b.ManifestDigest)
 		}
@@ -776,6 +811,7 @@ func (n *Node) applied(_ uint64, r quorum.ApplyResult) {
 	n.mu.Unlock()
 	i := r.Index
 	n.events.emit(r.InputDigest, Event{Type: EventPublished, Input: r.InputDigest, Index: &i})
+	n.servePublished(r)
 	go func() {
 		ctx, cancel := context.WithTimeout(context.Background(), n.o.Deadline)
 		defer cancel()
@@ -1031,6 +1067,9 @@ type Status struct {
 	Verdicts []string          `json:"recentVerdicts"`
 	Dropped  map[string]uint64 `json:"dropped"`
 	Refused  uint64            `json:"refusedSpecs"`
+	// RefusedPeers counts the connections refused after the handshake:
+	// peers outside the policy.
+	RefusedPeers uint64 `json:"refusedPeers"`
 }
 
 // RaftStatus is the Raft part of [Status].
@@ -1043,7 +1082,7 @@ type RaftStatus struct {
 // Status returns the node's state.
 func (n *Node) Status() Status {
 	s := Status{Name: n.o.Keys.Name, PeerID: n.host.ID().String(), Policy: n.network.Digest(), LogSize: n.svc.Size(),
-		Building: n.builds.inFlight(), Dropped: n.gossip.Drops(), Refused: n.rejectedSpecs.Load()}
+		Building: n.builds.inFlight(), Dropped: n.gossip.Drops(), Refused: n.rejectedSpecs.Load(), RefusedPeers: n.gater.Refused()}
 	if d := n.sched.Dropped(); d > 0 {
 		s.Dropped["requests/"+quorum.DropRateQueueFull] = d
 	}

@@ -298,6 +298,26 @@ func (x *Index) ByCoordinate(ecosystem, coordinate string) []Record {
 	return x.list(byCoordinate, coordinateKey(ecosystem, coordinate))
 }
 
+// ByCoordinatePrefix returns the records of the entries in an ecosystem
+// whose coordinate starts with prefix, in ascending log index order: the
+// tags of an OCI name (prefix "name:"), the versions of a Maven artifact
+// (prefix "group:artifact:"). An empty prefix finds every entry of the
+// ecosystem; an ecosystem or prefix with a NUL finds nothing.
+func (x *Index) ByCoordinatePrefix(ecosystem, prefix string) []Record {
+	if strings.ContainsRune(ecosystem+prefix, 0) {
+		return nil
+	}
+	key := make([]byte, 0, len(ecosystem)+1+len(prefix))
+	key = append(key, ecosystem...)
+	key = append(key, 0)
+	key = append(key, prefix...)
+	recs := x.list(byCoordinate+"_prefix", key)
+	// The index is in coordinate order, then log order within one
+	// coordinate.
+	slices.SortFunc(recs, func(a, b Record) int { return cmp.Compare(a.LogIndex, b.LogIndex) })
+	return recs
+}
+
 func (x *Index) list(index string, key []byte) []Record {
 	it, err := x.db.Txn(false).Get(table, index, key)
 	if err != nil {
@@ -403,3 +423,7 @@ func (coordinateIndexer) FromObject(obj any) (bool, []byte, error) {
 }
 
 func (coordinateIndexer) FromArgs(args ...any) ([]byte, error) { return bytesArg(args) }
+
+// PrefixFromArgs makes the index answer "coordinate_prefix" lookups: the
+// key is the ecosystem, a NUL, and the start of a coordinate.
+func (coordinateIndexer) PrefixFromArgs(args ...any) ([]byte, error) { return bytesArg(args) }

@@ -176,6 +176,34 @@ func TestLookups(t *testing.T) {
 			})
 		}
 	})
+	t.Run("ByCoordinatePrefix", func(t *testing.T) {
+		tests := []struct {
+			name, ecosystem, prefix string
+			want                    []uint64
+		}{
+			{"tags of a name", "oci", "hello:", []uint64{0, 2, 3, 7}},
+			{"one tag exactly", "oci", "hello:latest", []uint64{3}},
+			{"start of a tag", "oci", "hello:l", []uint64{3}},
+			{"versions of an artifact", "maven", "g:a:", []uint64{1, 4}},
+			{"one version", "maven", "g:a:1.1", []uint64{4}},
+			{"whole ecosystem", "oci", "", []uint64{0, 2, 3, 7}},
+			{"whole other ecosystem", "maven", "", []uint64{1, 4}},
+			{"other ecosystem's names", "maven", "hello:", nil},
+			{"longer than any", "oci", "hello:1.0.1", nil},
+			{"unknown name", "oci", "hellp:", nil},
+			{"unknown ecosystem", "npm", "", nil},
+			{"ecosystem prefix is not an ecosystem", "oc", "", nil},
+			{"NUL in prefix", "oci", "hello:1.0\x00", nil},
+			{"NUL in ecosystem", "oci\x00hello", "", nil},
+		}
+		for _, tt := range tests {
+			t.Run(tt.name, func(t *testing.T) {
+				if got := logIndexes(x.ByCoordinatePrefix(tt.ecosystem, tt.prefix)); !slices.Equal(got, tt.want) {
+					t.Errorf("ByCoordinatePrefix(%q, %q) = %v, want %v", tt.ecosystem, tt.prefix, got, tt.want)
+				}
+			})
+		}
+	})
 	t.Run("Get", func(t *testing.T) {
 		got, ok := x.Get(1)
 		want := Record{
