@@ -498,6 +498,14 @@ func TestPublishNoQuorum(t *testing.T) {
 		!strings.Contains(res.Summary, "node-b, node-c did not answer in 10s") {
 		t.Errorf("summary:\n%s", res.Summary)
 	}
+
+	// The action's deadline ends the wait before the network's verdict.
+	r.write(t, "other.yaml", strings.Replace(readFile(t, filepath.Join(r.workspace, "hello.yaml")), "no-quorum:1.0", "no-quorum:2.0", 1))
+	res = r.run(t, "publish", map[string]string{"spec": "other.yaml", "node": api, "token": strings.TrimSpace(string(token)), "policy": "policy.json", "deadline": "2s"})
+	oneError(t, res, 1, `^no verdict for other\.yaml within the deadline of 2s: the build network is still voting \('pyrsia-build status --node `+regexp.QuoteMeta(api)+` sha256:[0-9a-f]{64}' shows the outcome later\); raise input 'deadline'`)
+	if res.Outputs["verdict"] != "timeout" {
+		t.Errorf("got outputs %q", res.Outputs)
+	}
 }
 
 // freeAddr is a loopback address with a port free a moment ago.
