@@ -29,7 +29,7 @@ func publishCommand() *cli.Command {
 	return &cli.Command{
 		Name:      "publish",
 		Usage:     "have a build network build and publish a spec, and write its proof bundle",
-		UsageText: "pyrsia-build publish --node HOST:PORT --data DIR --policy POLICY [-o PROOF] SPEC\n   pyrsia-build publish --node HOST:PORT --key REQUESTER.key --policy POLICY [-o PROOF] SPEC",
+		UsageText: "pyrsia-build publish --node HOST:PORT --data DIR --policy POLICY [-o PROOF] [--json] SPEC\n   pyrsia-build publish --node HOST:PORT --key REQUESTER.key --policy POLICY [-o PROOF] [--json] SPEC",
 		Description: `Sends the build spec to the build node whose API is at --node. The node signs
 the request and gossips it to the network; every build node builds the spec
 on its own and votes. Prints each vote as it arrives (which node, which
