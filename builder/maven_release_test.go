@@ -1,10 +1,12 @@
 package builder_test
 
 import (
+	"archive/zip"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"net/http/httputil"
@@ -75,7 +77,7 @@ func TestMavenReleaseLockAndRebuild(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	assertSameLock(t, committed, lock)
+	assertSameLock(t, releaseSpecPath, committed, lock)
 
 	var wg sync.WaitGroup
 	res := make([]*builder.Result, 2)
@@ -118,7 +120,7 @@ func TestMavenReleaseLockAndRebuild(t *testing.T) {
 	}
 }
 
-func assertSameLock(t *testing.T, want, got *builder.Lock) {
+func assertSameLock(t *testing.T, specPath string, want, got *builder.Lock) {
 	t.Helper()
 	wm := map[string]string{}
 	for _, f := range want.Files {
@@ -138,7 +140,7 @@ func assertSameLock(t *testing.T, want, got *builder.Lock) {
 		diffs = append(diffs, "- "+p)
 	}
 	if len(diffs) > 0 {
-		t.Fatalf("resolving again gives another lock than the committed one (%d differences; run 'pyrsia-build lock %s' and review):\n%s", len(diffs), releaseSpecPath, strings.Join(diffs[:min(len(diffs), 30)], "\n"))
+		t.Fatalf("resolving again gives another lock than the committed one (%d differences; run 'pyrsia-build lock %s' and review):\n%s", len(diffs), specPath, strings.Join(diffs[:min(len(diffs), 30)], "\n"))
 	}
 }
 
@@ -280,6 +282,27 @@ func TestMavenLockedBuildReachesForNetwork(t *testing.T) {
 	}
 }
 
+// TestMavenSourceReleaseWrongDigest: a source release whose bytes are not
+// the spec's pin fails the build before anything runs, naming the file
+// and both digests, with nothing in the output folder.
+func TestMavenSourceReleaseWrongDigest(t *testing.T) {
+	s, dir := needRelease(t)
+	ds := twoDaemons(t)
+	real := s.Source.Maven.SHA256
+	wrong := strings.Repeat("0", 64)
+	s.Source.Maven.SHA256 = wrong
+	out := filepath.Join(t.TempDir(), "out")
+	_, err := newBK(t, ds[0]).Build(context.Background(), s, builder.BuildOptions{OutDir: out, SpecDir: dir, Images: imageStore(t)})
+	for _, want := range []string{"source.maven", "maven-shared-utils-3.4.2-source-release.zip", real, wrong} {
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("got %v, want an error holding %s", err, want)
+		}
+	}
+	if des, _ := os.ReadDir(out); len(des) > 0 {
+		t.Errorf("the failed build left %s (and %d more) in the output folder", des[0].Name(), len(des)-1)
+	}
+}
+
 func sha256Hex(b []byte) string {
 	s := sha256.Sum256(b)
 	return hex.EncodeToString(s[:])
@@ -293,6 +316,39 @@ func TestMavenJDKNotInImage(t *testing.T) {
 	_, _, err := buildOn(t, ds[0], s)
 	if err == nil || !strings.Contains(err.Error(), "the builder image has no JDK 21") || !strings.Contains(err.Error(), "recipe.maven.jdk") {
 		t.Fatalf("got %v, want an error that the image has no JDK 21", err)
+	}
+}
+
+// TestMavenNewlineCRLF: recipe.maven.newline crlf reaches the build's
+// JVM: the pom.properties maven-archiver writes into each jar (with the
+// platform's line separator) has CR LF line ends.
+func TestMavenNewlineCRLF(t *testing.T) {
+	ds := twoDaemons(t)
+	s := spec(t, "hello-maven", "maven", "org.example.hello:hello-app:1.0.0", "  maven: {newline: crlf}", "maven")
+	r, out, err := buildOn(t, ds[0], s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, a := range r.Artifacts {
+		if !strings.HasSuffix(a.Name, ".jar") {
+			continue
+		}
+		zr, err := zip.OpenReader(filepath.Join(out, a.Path))
+		if err != nil {
+			t.Fatal(err)
+		}
+		var props []byte
+		for _, f := range zr.File {
+			if strings.HasSuffix(f.Name, "/pom.properties") {
+				rc, _ := f.Open()
+				props, _ = io.ReadAll(rc)
+				rc.Close()
+			}
+		}
+		zr.Close()
+		if len(props) == 0 || !strings.Contains(string(props), "\r\n") || strings.Count(string(props), "\n") != strings.Count(string(props), "\r\n") {
+			t.Errorf("%s: pom.properties is %q, want CR LF line ends", a.Name, props)
+		}
 	}
 }
 

@@ -82,6 +82,7 @@ func (n *Node) apiHandler() http.Handler {
 		w.Write(b)
 	})
 	mux.Handle("/log/", http.StripPrefix("/log", n.svc.Handler()))
+	n.mountServing(mux)
 	return n.localOnly(mux)
 }
 

@@ -63,11 +63,17 @@ type Options struct {
 	Deadline time.Duration
 	// MaxBuilds bounds the builds that run at once (default 2).
 	MaxBuilds int
+	// Requests is the rate at which each requester's build requests are
+	// served (zero fields: quorum's defaults, 100 pending at most).
+	Requests quorum.RateOptions
 	// RaftConfig overrides Raft's timeouts (tests); nil means Raft's
 	// defaults.
 	RaftConfig *raft.Config
 	// Logger receives the node's messages (default slog.Default()).
 	Logger *slog.Logger
+	// Serving configures the store and the faces for build tools (see
+	// serving.go).
+	Serving ServingOptions
 }
 
 // Node is a running build node.
@@ -106,6 +112,7 @@ type Node struct {
 	apiToken      string        // see APITokenFile
 	rejectedSpecs atomic.Uint64
 	closers       []func() error
+	serving       buildServing // see serving_build.go
 }
 
 // New opens the node's state and starts its network parts (libp2p host,
@@ -198,6 +205,9 @@ func New(ctx context.Context, o Options) (n *Node, err error) {
 	(&CosignServer{Service: n.svc, Origin: o.Policy.Name, LogVerifiers: logVerifiers, Signer: o.Keys.LogSigner, Cosigner: w, Logger: n.log,
 		Admit: func(p peer.ID) bool { _, ok := n.network.ByPeer(p); return ok }}).Register(n.host)
 	(&manifestServer{n: n}).register(n.host)
+	if err := n.openServing(ctx); err != nil {
+		return nil, err
+	}
 
 	n.builds = &buildStore{dir: filepath.Join(o.Data, "builds"), builder: o.Builder, signer: o.Keys.Cosign, node: o.Keys.Name, inflight: map[string]chan struct{}{}}
 
@@ -245,7 +255,10 @@ func New(ctx context.Context, o Options) (n *Node, err error) {
 		return err
 	})
 	sctx, scancel := context.WithCancel(context.Background())
-	n.sched = quorum.NewScheduler(sctx, quorum.RateOptions{MaxPending: maxPendingRequests})
+	if o.Requests.MaxPending <= 0 {
+		o.Requests.MaxPending = maxPendingRequests
+	}
+	n.sched = quorum.NewScheduler(sctx, o.Requests)
 	n.closers = append(n.closers, func() error { scancel(); return nil })
 	if err := quorum.Bootstrap(ctx, n.host, o.Bootstrap); err != nil {
 		n.log.WarnContext(ctx, "some bootstrap peers are unreachable; continuing", "err", err)
@@ -318,6 +331,7 @@ func (n *Node) Run(ctx context.Context) error {
 	g.Go(func() error { return n.leaderLoop(gctx) })
 	g.Go(func() error { return n.deadlineLoop(gctx) })
 	g.Go(func() error { return n.republishLoop(gctx) })
+	g.Go(func() error { return n.runServing(gctx) })
 	if n.o.API != nil {
 		g.Go(func() error {
 			return httpserver.Serve(gctx, n.o.API, n.apiHandler(), httpserver.Options{Logger: n.log})
@@ -814,6 +828,7 @@ func (n *Node) applied(_ uint64, r quorum.ApplyResult) {
 	n.mu.Unlock()
 	i := r.Index
 	n.events.emit(r.InputDigest, Event{Type: EventPublished, Input: r.InputDigest, Index: &i})
+	n.servePublished(r)
 	go func() {
 		ctx, cancel := context.WithTimeout(context.Background(), n.o.Deadline)
 		defer cancel()

@@ -1,0 +1,440 @@
+package node
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"sync"
+	"time"
+
+	"github.com/libp2p/go-libp2p/core/host"
+	"github.com/libp2p/go-libp2p/core/network"
+	"github.com/libp2p/go-libp2p/core/peer"
+	"github.com/libp2p/go-libp2p/core/protocol"
+	"github.com/pyrsia/pyrsia-build/attest"
+	"github.com/pyrsia/pyrsia-build/publish"
+	"github.com/pyrsia/pyrsia-build/quorum"
+)
+
+// RequestProtocol passes a signed build request from a regular node on to
+// a build node, which gossips it to the network and sends the round's
+// events back. The stream carries JSON lines: the request
+// ([quorum.BuildRequest] as on the requests topic, at most
+// [quorum.MaxRequestSize] bytes) and a newline; then the build node's
+// answer, {"inputDigest": ...} or {"error": TEXT}, and, after an
+// inputDigest, the round's [Event]s (at most 1 MiB each) until "final" or
+// "verdict". The build node judges the request as it judges gossip: the
+// network's policy digest, a requester the policy admits, the
+// requester's signature. The regular node's own identity counts for
+// nothing.
+const RequestProtocol protocol.ID = "/pyrsia-build/request/1"
+
+// RequestMediaType is the content type of a signed build request posted
+// to a regular node's POST /v1/publish.
+const RequestMediaType = quorum.RequestPayloadType
+
+const (
+	// maxForwarded bounds the forwarded requests a build node follows at
+	// once.
+	maxForwarded = 16
+	// maxEventLine bounds one event line on the request protocol.
+	maxEventLine = 1 << 20
+)
+
+// forwardAnswer is the build node's first line.
+type forwardAnswer struct {
+	InputDigest string `json:"inputDigest,omitempty"`
+	Error       string `json:"error,omitempty"`
+}
+
+// serveForwarded is a build node's end of [RequestProtocol].
+func (n *Node) serveForwarded(st network.Stream) {
+	defer st.Close()
+	select {
+	case n.serving.forwarded <- struct{}{}:
+		defer func() { <-n.serving.forwarded }()
+	default:
+		st.SetDeadline(time.Now().Add(10 * time.Second))
+		json.NewEncoder(st).Encode(forwardAnswer{Error: "busy: too many forwarded requests at once; try another build node or later"})
+		return
+	}
+	st.SetReadDeadline(time.Now().Add(30 * time.Second))
+	br := bufio.NewReaderSize(st, 4096)
+	line, err := readLine(br, quorum.MaxRequestSize+1)
+	if err != nil {
+		st.Reset()
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*n.o.Deadline+time.Minute)
+	defer cancel()
+	stop := context.AfterFunc(ctx, func() { st.Reset() })
+	defer stop()
+	go func() { // the regular node went away: stop following
+		io.Copy(io.Discard, br)
+		cancel()
+	}()
+	st.SetReadDeadline(time.Time{})
+	enc := json.NewEncoder(st)
+	send := func(v any) bool {
+		st.SetWriteDeadline(time.Now().Add(time.Minute))
+		return enc.Encode(v) == nil
+	}
+	input, err := n.publishForwarded(ctx, line)
+	if err != nil {
+		send(forwardAnswer{Error: err.Error()})
+		return
+	}
+	past, ch, unsubscribe := n.events.subscribe(input)
+	defer unsubscribe()
+	if !send(forwardAnswer{InputDigest: input}) {
+		return
+	}
+	for _, ev := range past {
+		if !send(ev) || ev.Type == EventFinal || ev.Type == EventVerdict {
+			return
+		}
+	}
+	for {
+		select {
+		case ev := <-ch:
+			if !send(ev) || ev.Type == EventFinal || ev.Type == EventVerdict {
+				return
+			}
+		case <-ctx.Done():
+			return
+		case <-n.stopping:
+			return
+		}
+	}
+}
+
+// publishForwarded checks a forwarded request as the requests topic's
+// validator will, and gossips it. It returns the input digest.
+func (n *Node) publishForwarded(ctx context.Context, b []byte) (string, error) {
+	req, err := quorum.ParseBuildRequest(b)
+	if err != nil {
+		return "", err
+	}
+	if req.Policy != n.network.Digest() {
+		return "", fmt.Errorf("node: the request is for the network %s, this one is %s", req.Policy, n.network.Digest())
+	}
+	key, ok := n.network.Requester(req.Requester)
+	if !ok && n.network.Open() && len(req.RequesterKey) > 0 {
+		key, err = attest.ParsePublicKey("requester", req.RequesterKey)
+		ok = err == nil
+	}
+	if !ok {
+		return "", fmt.Errorf("node: requester key %s may not request builds in this network: the policy must list it under requesters (or be open)", req.Requester)
+	}
+	if err := req.VerifySignature(key); err != nil {
+		return "", err
+	}
+	if _, err := n.parseSpec(req.Spec); err != nil {
+		return "", err
+	}
+	if i, ok := n.fsm.Lookup(req.InputDigest); ok {
+		n.events.emit(req.InputDigest, Event{Type: EventPublished, Input: req.InputDigest, Index: &i})
+		if cp := n.svc.Final(); cp != nil && cp.Size > i {
+			size := cp.Size
+			n.events.emit(req.InputDigest, Event{Type: EventFinal, Input: req.InputDigest, Index: &i, Size: &size})
+		}
+		return req.InputDigest, nil
+	}
+	n.events.reset(req.InputDigest)
+	if err := n.publishGossip(ctx, func(ctx context.Context, o quorum.PublishOptions) error {
+		return n.gossip.PublishRequest(ctx, req, o)
+	}); err != nil {
+		return "", err
+	}
+	n.mine.add(req)
+	return req.InputDigest, nil
+}
+
+// readLine reads one line of at most limit bytes, without its newline.
+func readLine(r *bufio.Reader, limit int) ([]byte, error) {
+	var line []byte
+	for {
+		chunk, err := r.ReadSlice('\n')
+		line = append(line, chunk...)
+		if len(line) > limit {
+			return nil, fmt.Errorf("node: a line over %d bytes", limit)
+		}
+		if err == nil {
+			return bytes.TrimSuffix(line, []byte("\n")), nil
+		}
+		if !errors.Is(err, bufio.ErrBufferFull) {
+			if errors.Is(err, io.EOF) && len(line) > 0 {
+				return line, nil
+			}
+			return nil, err
+		}
+	}
+}
+
+// forwarder is a regular node's end of [RequestProtocol]: it passes
+// requests on to a build node and keeps the events of their rounds.
+type forwarder struct {
+	h       host.Host
+	network *quorum.Network
+	boot    []peer.AddrInfo
+	log     *slog.Logger
+	events  *events
+	poke    func() // reads the log again (a round ended final)
+
+	mu     sync.Mutex
+	rounds map[string]*RoundStatus // by input, rounds passed on
+}
+
+func newForwarder(h host.Host, nw *quorum.Network, boot []peer.AddrInfo, log *slog.Logger) *forwarder {
+	return &forwarder{h: h, network: nw, boot: boot, log: log, events: newEvents(), rounds: map[string]*RoundStatus{}, poke: func() {}}
+}
+
+// buildPeers returns the build nodes to pass a request to: those this
+// node is connected to, the bootstrap peers among them first.
+func (f *forwarder) buildPeers() []peer.ID {
+	seen := map[peer.ID]bool{}
+	var out []peer.ID
+	add := func(p peer.ID) {
+		if _, ok := f.network.ByPeer(p); ok && !seen[p] {
+			seen[p] = true
+			out = append(out, p)
+		}
+	}
+	for _, b := range f.boot {
+		add(b.ID)
+	}
+	for _, p := range f.h.Network().Peers() {
+		add(p)
+	}
+	return out
+}
+
+// forward passes a signed request on to the first build node that takes
+// it, and follows its round in the background. It returns the input
+// digest.
+func (f *forwarder) forward(ctx context.Context, req *quorum.BuildRequest) (string, error) {
+	b, err := req.Marshal()
+	if err != nil {
+		return "", err
+	}
+	peers := f.buildPeers()
+	if len(peers) == 0 {
+		return "", errors.New("node: no build node to pass the request on to: this node is connected to none of the policy's build nodes (check --bootstrap)")
+	}
+	var errs []error
+	for _, p := range peers {
+		name := p.String()
+		if m, ok := f.network.ByPeer(p); ok {
+			name = m.Name
+		}
+		input, err := f.forwardTo(ctx, p, b, req.InputDigest)
+		var refused *refusedError
+		if errors.As(err, &refused) {
+			return "", fmt.Errorf("node: build node %s refused the request: %s", name, refused.msg)
+		}
+		if err == nil {
+			f.log.InfoContext(ctx, "passed a build request on", "input", input, "build-node", name)
+			return input, nil
+		}
+		errs = append(errs, fmt.Errorf("%s: %w", name, err))
+	}
+	return "", fmt.Errorf("node: no build node took the request: %w", errors.Join(errs...))
+}
+
+type refusedError struct{ msg string }
+
+func (e *refusedError) Error() string { return e.msg }
+
+func (f *forwarder) forwardTo(ctx context.Context, p peer.ID, req []byte, input string) (string, error) {
+	sctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	st, err := f.h.NewStream(sctx, p, RequestProtocol)
+	if err != nil {
+		return "", err
+	}
+	st.SetDeadline(time.Now().Add(30 * time.Second))
+	if _, err := st.Write(append(req, '\n')); err != nil {
+		st.Reset()
+		return "", err
+	}
+	br := bufio.NewReaderSize(st, 4096)
+	line, err := readLine(br, maxEventLine)
+	if err != nil {
+		st.Reset()
+		return "", err
+	}
+	var a forwardAnswer
+	if err := json.Unmarshal(line, &a); err != nil {
+		st.Reset()
+		return "", fmt.Errorf("its answer is not JSON: %w", err)
+	}
+	if a.Error != "" {
+		st.Reset()
+		return "", &refusedError{a.Error}
+	}
+	if a.InputDigest != input {
+		st.Reset()
+		return "", fmt.Errorf("it answered input digest %q for the request of %s", a.InputDigest, input)
+	}
+	f.mu.Lock()
+	f.rounds[input] = &RoundStatus{InputDigest: input, State: "pending"}
+	f.mu.Unlock()
+	f.events.reset(input)
+	st.SetDeadline(time.Time{})
+	go f.relay(st, br, input)
+	return input, nil
+}
+
+// relay passes a build node's events of a round on to this node's
+// subscribers. "published" and "final" come from this node's own
+// follower instead (see published): a client that sees "final" can then
+// get the proof bundle from this node.
+func (f *forwarder) relay(st network.Stream, br *bufio.Reader, input string) {
+	defer st.Close()
+	for {
+		line, err := readLine(br, maxEventLine)
+		if err != nil {
+			return
+		}
+		var ev Event
+		if json.Unmarshal(line, &ev) != nil || ev.Input != input {
+			st.Reset()
+			return
+		}
+		switch ev.Type {
+		case EventVote:
+			f.mu.Lock()
+			if rs := f.rounds[input]; rs != nil {
+				rs.Votes = append(rs.Votes, ev.Node)
+			}
+			f.mu.Unlock()
+			f.events.emit(input, ev)
+		case EventVerdict:
+			f.mu.Lock()
+			if rs := f.rounds[input]; rs != nil && ev.Verdict != nil {
+				rs.State, rs.Verdict = "no-quorum", ev.Verdict
+			}
+			f.mu.Unlock()
+			f.events.emit(input, ev)
+			return
+		case EventFinal:
+			f.poke()
+			return
+		}
+	}
+}
+
+// published is called for every entry the node's follower indexed.
+func (f *forwarder) published(i uint64, e *publish.Entry, size uint64) {
+	f.mu.Lock()
+	_, ours := f.rounds[e.InputDigest]
+	delete(f.rounds, e.InputDigest)
+	f.mu.Unlock()
+	if !ours {
+		return
+	}
+	f.events.emit(e.InputDigest, Event{Type: EventPublished, Input: e.InputDigest, Index: &i})
+	f.events.emit(e.InputDigest, Event{Type: EventFinal, Input: e.InputDigest, Index: &i, Size: &size})
+}
+
+// status is the state of a round passed on and not published yet.
+func (f *forwarder) status(input string) RoundStatus {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if rs := f.rounds[input]; rs != nil {
+		return *rs
+	}
+	return RoundStatus{InputDigest: input, State: "unknown"}
+}
+
+// servePublish takes a signed build request ([RequestMediaType]) from a
+// local client and passes it on.
+func (r *Regular) servePublish(w http.ResponseWriter, req *http.Request) {
+	if req.Header.Get("Origin") != "" || (req.Header.Get("Sec-Fetch-Site") != "" && req.Header.Get("Sec-Fetch-Site") != "none") {
+		httpErr(w, http.StatusForbidden, errors.New("requests from web pages are refused: use the pyrsia-build command"))
+		return
+	}
+	if ct := req.Header.Get("Content-Type"); ct != RequestMediaType {
+		httpErr(w, http.StatusUnsupportedMediaType, fmt.Errorf("a regular node passes on only build requests signed by their requester (Content-Type %s), not %q: run 'pyrsia-build publish --key REQUESTER.key'", RequestMediaType, ct))
+		return
+	}
+	b, err := io.ReadAll(io.LimitReader(req.Body, quorum.MaxRequestSize+1))
+	if err != nil {
+		httpErr(w, http.StatusBadRequest, fmt.Errorf("reading the request: %w", err))
+		return
+	}
+	breq, err := quorum.ParseBuildRequest(b)
+	if err != nil {
+		httpErr(w, http.StatusBadRequest, err)
+		return
+	}
+	if _, ok := r.idx.ByInputDigest(breq.InputDigest); ok {
+		// Published already: nothing to pass on (its events say final).
+		writeJSON(w, http.StatusAccepted, map[string]string{"inputDigest": breq.InputDigest})
+		return
+	}
+	input, err := r.fwd.forward(req.Context(), breq)
+	if err != nil {
+		httpErr(w, http.StatusBadGateway, err)
+		return
+	}
+	writeJSON(w, http.StatusAccepted, map[string]string{"inputDigest": input})
+}
+
+// serveEvents streams the events of a round passed on by this node.
+func (r *Regular) serveEvents(w http.ResponseWriter, req *http.Request) {
+	input := req.PathValue("input")
+	if _, err := inputHex(input); err != nil {
+		httpErr(w, http.StatusBadRequest, err)
+		return
+	}
+	past, ch, cancel := r.fwd.events.subscribe(input)
+	defer cancel()
+	w.Header().Set("Content-Type", "application/x-ndjson")
+	w.WriteHeader(http.StatusOK)
+	rc := http.NewResponseController(w)
+	enc := json.NewEncoder(w)
+	send := func(ev Event) bool {
+		rc.SetWriteDeadline(time.Now().Add(time.Minute))
+		enc.Encode(ev)
+		rc.Flush()
+		return ev.Type == EventFinal || ev.Type == EventVerdict
+	}
+	for _, ev := range past {
+		if send(ev) {
+			return
+		}
+	}
+	if rec, ok := r.idx.ByInputDigest(input); ok {
+		i := rec.LogIndex
+		ev := Event{Type: EventFinal, Input: input, Index: &i, Time: time.Now().UTC()}
+		if cp := r.checkpoint(); cp != nil {
+			size := cp.Size
+			ev.Size = &size
+		}
+		send(ev)
+		return
+	}
+	keepalive := time.NewTicker(15 * time.Second)
+	defer keepalive.Stop()
+	for {
+		select {
+		case ev := <-ch:
+			if send(ev) {
+				return
+			}
+		case <-keepalive.C:
+			rc.SetWriteDeadline(time.Now().Add(time.Minute))
+			io.WriteString(w, "\n")
+			rc.Flush()
+		case <-req.Context().Done():
+			return
+		}
+	}
+}
