@@ -80,7 +80,7 @@ const maxSkipped = 100
 // the log, the store); [Regular.Run] then follows and serves until its
 // context is done. A follower that stopped on a fork before (evidence in
 // DATA/follow/evidence) does not start.
-func NewRegular(ctx context.Context, o RegularOptions) (r *Regular, err error) {
+func NewRegular(ctx context.Context, o RegularOptions) (_ *Regular, err error) {
 	if o.Policy == nil || o.Data == "" {
 		return nil, errors.New("node: a regular node needs a data folder and a policy")
 	}
@@ -93,7 +93,7 @@ func NewRegular(ctx context.Context, o RegularOptions) (r *Regular, err error) {
 	if o.Logger == nil {
 		o.Logger = slog.Default()
 	}
-	r = &Regular{o: o, log: o.Logger.With("node", "regular")}
+	r := &Regular{o: o, log: o.Logger.With("node", "regular")}
 	defer func() {
 		if err != nil {
 			r.close()
