@@ -42,6 +42,10 @@ fuzz:
 	$(GO) test ./publish/tlog -run '^$$' -fuzz '^FuzzParseTilePath$$' -fuzztime $(FUZZTIME)
 	$(GO) test ./builder -run '^$$' -fuzz '^FuzzParseSpec$$' -fuzztime $(FUZZTIME)
 	$(GO) test ./internal/cliargs -run '^$$' -fuzz '^FuzzReorder$$' -fuzztime $(FUZZTIME)
+	$(GO) test ./publish/serve -run '^$$' -fuzz '^FuzzParsePath$$' -fuzztime $(FUZZTIME)
+	$(GO) test ./publish/serve -run '^$$' -fuzz '^FuzzParseMavenPath$$' -fuzztime $(FUZZTIME)
+	$(GO) test ./publish/serve -run '^$$' -fuzz '^FuzzMavenHandler$$' -fuzztime $(FUZZTIME)
+	$(GO) test ./publish/serve -run '^$$' -fuzz '^FuzzMavenVersion$$' -fuzztime $(FUZZTIME)
 
 # Benchmarks recorded in BENCHMARKS.md. PYRSIA_BENCH_SIZE sets the artifact
 # size in bytes (default 1 GiB); the builder benchmarks need root, buildkit
@@ -53,6 +57,7 @@ bench:
 	$(GO) test ./publish/tlog -run '^$$' -bench 'InclusionProof(HTTP)?$$' -benchtime 3s
 	$(GO) test ./publish/tlog -run '^$$' -bench 'InclusionProofWrk' -benchtime 1x
 	$(GO) test ./builder -run '^$$' -bench 'BuildOverhead|MavenSample' -benchtime 5x
+	$(GO) test ./publish/serve -run '^$$' -bench 'OCIPullCached|SHA256|OCIManifestsWrk' -benchtime 3x
 
 clean:
 	rm -rf bin

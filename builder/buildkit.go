@@ -146,9 +146,6 @@ func (b *BuildKit) build(ctx context.Context, spec *Spec, input string, opts Bui
 		}
 		mo.repoDir = repoDir
 	}
-	if err := prepareOutDir(opts.OutDir); err != nil {
-		return nil, err
-	}
 	layout, err := ResolveImage(opts.Images, spec.BuilderImage)
 	if err != nil {
 		return nil, err
@@ -164,8 +161,13 @@ func (b *BuildKit) build(ctx context.Context, spec *Spec, input string, opts Bui
 			return nil, err
 		}
 	}
+	// The source too is fetched and checked before the output folder is
+	// made: a source with another digest leaves nothing there.
 	sourceDigest, err := fetchSource(ctx, spec, opts.SpecDir, srcDir, guard, mavenRepoOpts{opts.MavenRepository, opts.MavenCache}, progress)
 	if err != nil {
+		return nil, err
+	}
+	if err := prepareOutDir(opts.OutDir); err != nil {
 		return nil, err
 	}
 	store, err := local.NewStore(layout)

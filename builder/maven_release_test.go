@@ -75,7 +75,7 @@ func TestMavenReleaseLockAndRebuild(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	assertSameLock(t, committed, lock)
+	assertSameLock(t, releaseSpecPath, committed, lock)
 
 	var wg sync.WaitGroup
 	res := make([]*builder.Result, 2)
@@ -118,7 +118,7 @@ func TestMavenReleaseLockAndRebuild(t *testing.T) {
 	}
 }
 
-func assertSameLock(t *testing.T, want, got *builder.Lock) {
+func assertSameLock(t *testing.T, specPath string, want, got *builder.Lock) {
 	t.Helper()
 	wm := map[string]string{}
 	for _, f := range want.Files {
@@ -138,7 +138,7 @@ func assertSameLock(t *testing.T, want, got *builder.Lock) {
 		diffs = append(diffs, "- "+p)
 	}
 	if len(diffs) > 0 {
-		t.Fatalf("resolving again gives another lock than the committed one (%d differences; run 'pyrsia-build lock %s' and review):\n%s", len(diffs), releaseSpecPath, strings.Join(diffs[:min(len(diffs), 30)], "\n"))
+		t.Fatalf("resolving again gives another lock than the committed one (%d differences; run 'pyrsia-build lock %s' and review):\n%s", len(diffs), specPath, strings.Join(diffs[:min(len(diffs), 30)], "\n"))
 	}
 }
 
@@ -277,6 +277,27 @@ func TestMavenLockedBuildReachesForNetwork(t *testing.T) {
 	}
 	if !strings.Contains(err.Error(), "pyrsia-build lock SPEC") {
 		t.Errorf("error %q does not say what to do", err)
+	}
+}
+
+// TestMavenSourceReleaseWrongDigest: a source release whose bytes are not
+// the spec's pin fails the build before anything runs, naming the file
+// and both digests, with nothing in the output folder.
+func TestMavenSourceReleaseWrongDigest(t *testing.T) {
+	s, dir := needRelease(t)
+	ds := twoDaemons(t)
+	real := s.Source.Maven.SHA256
+	wrong := strings.Repeat("0", 64)
+	s.Source.Maven.SHA256 = wrong
+	out := filepath.Join(t.TempDir(), "out")
+	_, err := newBK(t, ds[0]).Build(context.Background(), s, builder.BuildOptions{OutDir: out, SpecDir: dir, Images: imageStore(t)})
+	for _, want := range []string{"source.maven", "maven-shared-utils-3.4.2-source-release.zip", real, wrong} {
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("got %v, want an error holding %s", err, want)
+		}
+	}
+	if des, _ := os.ReadDir(out); len(des) > 0 {
+		t.Errorf("the failed build left %s (and %d more) in the output folder", des[0].Name(), len(des)-1)
 	}
 }
 

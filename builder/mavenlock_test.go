@@ -327,7 +327,7 @@ java.net.UnknownHostException: api.example.org
 	if !errors.As(err, &nl) || nl.Goal != "org.apache.maven.plugins:maven-surefire-plugin:3.2.5:test" || len(nl.Ranges) != 1 || nl.Ranges[0] != "org.apache.commons:commons-lang3:jar:[3.10,3.13)" {
 		t.Fatalf("got %+v", err)
 	}
-	for _, want := range []string{"the plugin goal org.apache.maven.plugins:maven-surefire-plugin:3.2.5:test tried to reach api.example.org", "pins no version in that range", "pyrsia-build lock SPEC"} {
+	for _, want := range []string{"the plugin goal org.apache.maven.plugins:maven-surefire-plugin:3.2.5:test tried to reach api.example.org", "finds no version in that range in the lock's metadata", "pyrsia-build lock SPEC"} {
 		if !strings.Contains(err.Error(), want) {
 			t.Errorf("error %q does not hold %q", err, want)
 		}

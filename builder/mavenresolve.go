@@ -314,7 +314,7 @@ func (e *NotLockedError) Error() string {
 		parts = append(parts, fmt.Sprintf("the build needs %s, which the lock does not pin (the build phase is offline and sees only the lock's files): run 'pyrsia-build lock SPEC' to resolve again", strings.Join(e.Artifacts, ", ")))
 	}
 	if len(e.Ranges) > 0 {
-		parts = append(parts, fmt.Sprintf("the build resolves %s, and the lock pins no version in that range (a lock from before pyrsia-build locked metadata, or an edited one): run 'pyrsia-build lock SPEC' to resolve again", strings.Join(e.Ranges, ", ")))
+		parts = append(parts, fmt.Sprintf("the build resolves %s and finds no version in that range in the lock's metadata (a lock written before pyrsia-build locked metadata, or an edited one): run 'pyrsia-build lock SPEC' to resolve again", strings.Join(e.Ranges, ", ")))
 	}
 	if len(e.Hosts) > 0 {
 		step := "a build step"

@@ -20,6 +20,7 @@ import (
 	"github.com/pyrsia/pyrsia-build/builder"
 	"github.com/pyrsia/pyrsia-build/publish"
 	"github.com/pyrsia/pyrsia-build/publish/policy"
+	"github.com/pyrsia/pyrsia-build/quorum"
 )
 
 // The cluster tests run real build nodes in this process: real libp2p
@@ -112,6 +113,8 @@ type cluster struct {
 	policy *policy.Policy
 	// Deadline of each round.
 	deadline time.Duration
+	// requests is the nodes' request rate (zero: the default).
+	requests quorum.RateOptions
 }
 
 // newCluster makes n build nodes' keys and the policy; builders[i] builds
@@ -177,6 +180,7 @@ func (c *cluster) start(i int) {
 	n, err := New(ctx, Options{
 		Data: tn.dir, Policy: c.policy, Keys: tn.keys, Listen: []string{"/ip4/127.0.0.1/tcp/0"},
 		Bootstrap: boot, API: api, Builder: tn.builder, Deadline: c.deadline, RaftConfig: fastRaft(), Logger: logger,
+		Requests: c.requests,
 	})
 	if err != nil {
 		cancel()

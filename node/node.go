@@ -60,6 +60,9 @@ type Options struct {
 	Deadline time.Duration
 	// MaxBuilds bounds the builds that run at once (default 2).
 	MaxBuilds int
+	// Requests is the rate at which each requester's build requests are
+	// served (zero fields: quorum's defaults, 100 pending at most).
+	Requests quorum.RateOptions
 	// RaftConfig overrides Raft's timeouts (tests); nil means Raft's
 	// defaults.
 	RaftConfig *raft.Config
@@ -235,7 +238,10 @@ func New(ctx context.Context, o Options) (n *Node, err error) {
 		return err
 	})
 	sctx, scancel := context.WithCancel(context.Background())
-	n.sched = quorum.NewScheduler(sctx, quorum.RateOptions{MaxPending: maxPendingRequests})
+	if o.Requests.MaxPending <= 0 {
+		o.Requests.MaxPending = maxPendingRequests
+	}
+	n.sched = quorum.NewScheduler(sctx, o.Requests)
 	n.closers = append(n.closers, func() error { scancel(); return nil })
 	if err := quorum.Bootstrap(ctx, n.host, o.Bootstrap); err != nil {
 		n.log.WarnContext(ctx, "some bootstrap peers are unreachable; continuing", "err", err)

@@ -71,6 +71,16 @@ type EntryAt interface {
 	EntryAt(ctx context.Context, index uint64) ([]byte, error)
 }
 
+// BatchAppender is an optional upgrade of an [Applier]: AppendBatch adds
+// entries at indices Size(), Size()+1, ... in their order and returns the
+// index of the first once all are durable (tlog.Log's AppendBatch: one
+// write-ahead-log write and one fsync for the batch). The FSM then appends
+// each Raft batch of entries at once, instead of waiting for an fsync per
+// entry.
+type BatchAppender interface {
+	AppendBatch(ctx context.Context, entries [][]byte) (uint64, error)
+}
+
 // ErrDuplicateInput is the response to an entry for an input digest the
 // log already holds. Use errors.Is.
 var ErrDuplicateInput = errors.New("quorum: fsm: the log already holds an entry for this input")
@@ -127,16 +137,47 @@ type FSMOptions struct {
 // changes nothing. A log that fails to append, or that disagrees with Raft
 // on replay, stops the FSM: every later command gets that error, until the
 // node is restarted and repaired.
+//
+// # Batches
+//
+// The FSM is a raft.BatchingFSM: Raft hands it the entries it committed
+// together, and they are applied as one batch. Every entry is checked on
+// its own, in Raft's order, exactly as if it came alone: its quorum by the
+// Checker, and its input against the log's and against the entries before
+// it in the same batch (a second entry for an input in one batch is
+// refused too). The entries accepted are then appended together, with one
+// fsync when the Applier is a [BatchAppender], and their results (and the
+// Observe calls) follow once they are durable. A refused entry changes
+// nothing and does not hold up the others.
 type FSM struct {
 	o     FSMOptions
 	log   *slog.Logger
-	apply map[CommandType]func(idx uint64, data []byte) ApplyResult
+	apply map[CommandType]func(b *applyBatch, i int, idx uint64, data []byte)
 
 	mu     sync.Mutex
 	size   uint64
 	inputs map[string]uint64 // input digest -> index in the log
 	failed error
+	stats  FSMStats
 }
+
+// FSMStats count the FSM's work, for benchmarks and /status.
+type FSMStats struct {
+	// Batches and Entries are the Raft batches applied and the commands
+	// in them.
+	Batches, Entries uint64
+	// Apply is the time spent applying them (checks, appends, fsyncs).
+	Apply time.Duration
+}
+
+// Stats returns the FSM's counters.
+func (f *FSM) Stats() FSMStats {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.stats
+}
+
+var _ raft.BatchingFSM = (*FSM)(nil)
 
 // NewFSM makes the FSM.
 func NewFSM(o FSMOptions) (*FSM, error) {
@@ -150,7 +191,7 @@ func NewFSM(o FSMOptions) (*FSM, error) {
 	if f.log == nil {
 		f.log = slog.Default()
 	}
-	f.apply = map[CommandType]func(uint64, []byte) ApplyResult{
+	f.apply = map[CommandType]func(*applyBatch, int, uint64, []byte){
 		CmdAppendEntry: f.applyAppendEntry,
 	}
 	return f, nil
@@ -171,73 +212,167 @@ func (f *FSM) Lookup(inputDigest string) (uint64, bool) {
 	return i, ok
 }
 
-// Apply implements raft.FSM.
+// Apply implements raft.FSM: a batch of one.
 func (f *FSM) Apply(l *raft.Log) any {
-	if l.Type != raft.LogCommand {
-		return ApplyResult{}
-	}
-	var r ApplyResult
-	if len(l.Data) == 0 {
-		r.Err = fmt.Errorf("quorum: fsm: raft entry %d is empty (no command type)", l.Index)
-	} else if fn, ok := f.apply[CommandType(l.Data[0])]; !ok {
-		r.Err = fmt.Errorf("quorum: fsm: raft entry %d has unknown command type %d (upgrade pyrsia-build?)", l.Index, l.Data[0])
-	} else {
-		r = fn(l.Index, l.Data[1:])
-	}
-	if r.Err != nil {
-		f.log.Warn("raft command not applied", "raft_index", l.Index, "input", r.InputDigest, "err", r.Err)
-	}
-	if f.o.Observe != nil {
-		f.o.Observe(l.Index, r)
-	}
-	return r
+	return f.ApplyBatch([]*raft.Log{l})[0]
 }
 
-func (f *FSM) applyAppendEntry(idx uint64, entry []byte) ApplyResult {
+// applyBatch is one Raft batch being applied: the results so far, the
+// entries to append and the inputs they add.
+type applyBatch struct {
+	ctx     context.Context
+	logs    []*raft.Log
+	results []ApplyResult
+	pos     uint64            // the log index of the next accepted entry
+	logSize uint64            // the Applier's size at the start: below it, a replay
+	inputs  map[string]uint64 // inputs of the entries accepted in this batch
+	appends [][]byte          // entries to append, at logSize+...
+	at      []int             // their positions in results
+}
+
+// ApplyBatch implements raft.BatchingFSM. It returns an [ApplyResult] for
+// every log, in order (see [FSM]'s "Batches").
+func (f *FSM) ApplyBatch(logs []*raft.Log) []any {
+	started := time.Now()
+	ctx, cancel := context.WithTimeout(context.Background(), f.o.AppendTimeout)
+	defer cancel()
 	f.mu.Lock()
-	failed := f.failed
+	b := &applyBatch{ctx: ctx, logs: logs, results: make([]ApplyResult, len(logs)), pos: f.size, inputs: map[string]uint64{}}
 	f.mu.Unlock()
-	if failed != nil {
-		return ApplyResult{Err: failed}
+	b.logSize = f.o.Applier.Size()
+	commands := 0
+	for i, l := range logs {
+		if l.Type != raft.LogCommand {
+			continue
+		}
+		commands++
+		if len(l.Data) == 0 {
+			b.results[i].Err = fmt.Errorf("quorum: fsm: raft entry %d is empty (no command type)", l.Index)
+		} else if fn, ok := f.apply[CommandType(l.Data[0])]; !ok {
+			b.results[i].Err = fmt.Errorf("quorum: fsm: raft entry %d has unknown command type %d (upgrade pyrsia-build?)", l.Index, l.Data[0])
+		} else {
+			fn(b, i, l.Index, l.Data[1:])
+		}
+	}
+	f.appendAll(b)
+	out := make([]any, len(logs))
+	for i, l := range logs {
+		out[i] = b.results[i]
+		if l.Type != raft.LogCommand {
+			continue
+		}
+		r := b.results[i]
+		if r.Err != nil {
+			f.log.Warn("raft command not applied", "raft_index", l.Index, "input", r.InputDigest, "err", r.Err)
+		}
+		if f.o.Observe != nil {
+			f.o.Observe(l.Index, r)
+		}
+	}
+	f.mu.Lock()
+	f.stats.Batches++
+	f.stats.Entries += uint64(commands)
+	f.stats.Apply += time.Since(started)
+	f.mu.Unlock()
+	return out
+}
+
+// applyAppendEntry checks the entry of logs[i] and, if it is accepted,
+// adds it to the batch's appends (or, for a replay, compares it with the
+// log's).
+func (f *FSM) applyAppendEntry(b *applyBatch, i int, idx uint64, entry []byte) {
+	if err := f.Err(); err != nil {
+		b.results[i] = ApplyResult{Err: err}
+		return
 	}
 	input, err := f.o.Checker.CheckEntry(entry)
 	if err != nil {
-		return ApplyResult{Err: fmt.Errorf("%w: raft entry %d: %w", ErrRefused, idx, err)}
+		b.results[i] = ApplyResult{Err: fmt.Errorf("%w: raft entry %d: %w", ErrRefused, idx, err)}
+		return
 	}
 	f.mu.Lock()
 	prev, dup := f.inputs[input]
-	pos := f.size
 	f.mu.Unlock()
-	if dup {
-		return ApplyResult{InputDigest: input, Index: prev, Err: fmt.Errorf("%w: %s is entry %d", ErrDuplicateInput, input, prev)}
+	if !dup {
+		prev, dup = b.inputs[input]
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), f.o.AppendTimeout)
-	defer cancel()
-	if pos < f.o.Applier.Size() {
+	if dup {
+		b.results[i] = ApplyResult{InputDigest: input, Index: prev, Err: fmt.Errorf("%w: %s is entry %d", ErrDuplicateInput, input, prev)}
+		return
+	}
+	pos := b.pos
+	if pos < b.logSize {
 		// A replay: the log holds this entry already.
 		if er, ok := f.o.Applier.(EntryAt); ok {
-			stored, err := er.EntryAt(ctx, pos)
+			stored, err := er.EntryAt(b.ctx, pos)
 			if err != nil {
-				return f.fail(input, fmt.Errorf("quorum: fsm: reading log entry %d to check a replay: %w", pos, err))
+				b.results[i] = f.fail(input, fmt.Errorf("quorum: fsm: reading log entry %d to check a replay: %w", pos, err))
+				return
 			}
 			if !bytes.Equal(stored, entry) {
-				return f.fail(input, fmt.Errorf("quorum: fsm: log entry %d differs from raft entry %d: the log and raft disagree (restore the log from a peer)", pos, idx))
+				b.results[i] = f.fail(input, fmt.Errorf("quorum: fsm: log entry %d differs from raft entry %d: the log and raft disagree (restore the log from a peer)", pos, idx))
+				return
 			}
 		}
 	} else {
-		got, err := f.o.Applier.Append(ctx, entry)
-		if err != nil {
-			return f.fail(input, fmt.Errorf("quorum: fsm: appending raft entry %d: %w", idx, err))
-		}
-		if got != pos {
-			return f.fail(input, fmt.Errorf("quorum: fsm: the log put raft entry %d at index %d, want %d (was it appended to by something else?)", idx, got, pos))
-		}
+		b.appends = append(b.appends, entry)
+		b.at = append(b.at, i)
+	}
+	b.inputs[input] = pos
+	b.pos = pos + 1
+	b.results[i] = ApplyResult{Index: pos, InputDigest: input}
+}
+
+// appendAll appends the batch's accepted entries to the log, and records
+// their inputs and the new size once they are durable. A failure of the
+// log stops the FSM, and every entry not acknowledged by the log gets its
+// error.
+func (f *FSM) appendAll(b *applyBatch) {
+	durable := b.pos // the entries below are in the log
+	if len(b.appends) > 0 {
+		durable = f.appendEntries(b)
 	}
 	f.mu.Lock()
-	f.inputs[input] = pos
-	f.size = pos + 1
-	f.mu.Unlock()
-	return ApplyResult{Index: pos, InputDigest: input}
+	defer f.mu.Unlock()
+	for in, p := range b.inputs {
+		if p < durable {
+			f.inputs[in] = p
+		}
+	}
+	f.size = max(f.size, durable)
+}
+
+// appendEntries writes b.appends, in one batch if the log can, and
+// returns the log index below which the batch's entries are durable.
+func (f *FSM) appendEntries(b *applyBatch) uint64 {
+	want := b.results[b.at[0]].Index
+	failFrom := func(k int, err error) uint64 {
+		for _, i := range b.at[k:] {
+			b.results[i] = f.fail(b.results[i].InputDigest, err)
+		}
+		return want + uint64(k)
+	}
+	if ba, ok := f.o.Applier.(BatchAppender); ok {
+		first, err := ba.AppendBatch(b.ctx, b.appends)
+		if err != nil {
+			return failFrom(0, fmt.Errorf("quorum: fsm: appending raft entries %d to %d: %w", b.logs[b.at[0]].Index, b.logs[b.at[len(b.at)-1]].Index, err))
+		}
+		if first != want {
+			return failFrom(0, fmt.Errorf("quorum: fsm: the log put raft entry %d at index %d, want %d (was it appended to by something else?)", b.logs[b.at[0]].Index, first, want))
+		}
+		return b.pos
+	}
+	for k, e := range b.appends {
+		idx := b.logs[b.at[k]].Index
+		got, err := f.o.Applier.Append(b.ctx, e)
+		if err != nil {
+			return failFrom(k, fmt.Errorf("quorum: fsm: appending raft entry %d: %w", idx, err))
+		}
+		if got != want+uint64(k) {
+			return failFrom(k, fmt.Errorf("quorum: fsm: the log put raft entry %d at index %d, want %d (was it appended to by something else?)", idx, got, want+uint64(k)))
+		}
+	}
+	return b.pos
 }
 
 func (f *FSM) fail(input string, err error) ApplyResult {

@@ -114,6 +114,23 @@ type Raft struct {
 	Layer      *StreamLayer
 	transport  *raft.NetworkTransport
 	closeStore func() error
+	proposals  atomic.Uint64
+	waited     atomic.Int64 // nanoseconds
+}
+
+// ProposeStats count the commands [Raft.Propose] saw applied.
+type ProposeStats struct {
+	// Proposals is how many were applied.
+	Proposals uint64
+	// Wait is the sum of their waits, from Raft's Apply to the FSM's
+	// response on this node: the commit (the leader's write-ahead log,
+	// a majority's) and the FSM's apply here.
+	Wait time.Duration
+}
+
+// ProposeStats returns the counters of the commands proposed here.
+func (r *Raft) ProposeStats() ProposeStats {
+	return ProposeStats{Proposals: r.proposals.Load(), Wait: time.Duration(r.waited.Load())}
 }
 
 // NewRaft starts a Raft server on o.Host with durable state in o.Dir.
@@ -236,6 +253,7 @@ func (r *Raft) Propose(ctx context.Context, cmd []byte) (any, error) {
 	if timeout <= 0 {
 		return nil, fmt.Errorf("quorum: raft: %w", context.DeadlineExceeded)
 	}
+	started := time.Now()
 	f := r.Raft.Apply(cmd, timeout)
 	// f.Error returns only once the FSM has applied the command (or Raft
 	// gave up on it): wait for it aside, and for ctx.
@@ -254,5 +272,7 @@ func (r *Raft) Propose(ctx context.Context, cmd []byte) (any, error) {
 		}
 		return nil, fmt.Errorf("quorum: raft: %w", err)
 	}
+	r.proposals.Add(1)
+	r.waited.Add(int64(time.Since(started)))
 	return f.Response(), nil
 }

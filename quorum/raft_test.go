@@ -42,6 +42,18 @@ func (l *recordingLog) Append(ctx context.Context, entry []byte) (uint64, error)
 	return i, err
 }
 
+func (l *recordingLog) AppendBatch(ctx context.Context, entries [][]byte) (uint64, error) {
+	i, err := l.Log.AppendBatch(ctx, entries)
+	if err == nil {
+		l.mu.Lock()
+		for _, e := range entries {
+			l.seq = append(l.seq, string(e))
+		}
+		l.mu.Unlock()
+	}
+	return i, err
+}
+
 func (l *recordingLog) entries() []string {
 	l.mu.Lock()
 	defer l.mu.Unlock()

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs the Debian packages that builds and tests need (runc for
-# buildkitd, debootstrap for the maven builder image, git for git sources)
-# and refreshes the package lists (the busybox image is made from
+# buildkitd, debootstrap for the maven builder image, git for git sources,
+# skopeo, which the OCI serving tests pull with, and Maven, a JDK and Maven
+# plugins for the Maven client tests) and refreshes the package lists (the busybox image is made from
 # `apt-get download busybox-static`). Needs root.
 set -euo pipefail
 if [ "$(id -u)" -ne 0 ]; then
@@ -10,7 +11,13 @@ if [ "$(id -u)" -ne 0 ]; then
 fi
 apt-get update -qq
 need=()
-for p in runc debootstrap git; do command -v "$p" >/dev/null 2>&1 || need+=("$p"); done
+for p in runc debootstrap git skopeo; do command -v "$p" >/dev/null 2>&1 || need+=("$p"); done
+# The Maven client tests (publish/serve/maven_mvn_test.go, mavenDebianPackages):
+# mvn, javac, and the plugins they run from Debian's offline repository.
+for p in maven openjdk-17-jdk-headless libmaven-dependency-plugin-java libmaven-compiler-plugin-java \
+  libmaven-resources-plugin-java junit4 junit5; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'ok installed' || need+=("$p")
+done
 if [ "${#need[@]}" -gt 0 ]; then
   echo "install-debian-deps: installing ${need[*]}" >&2
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}" >&2

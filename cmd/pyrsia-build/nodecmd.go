@@ -3,6 +3,7 @@ package main
 import (
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"path/filepath"
@@ -23,7 +24,7 @@ func nodeCommand() *cli.Command {
 	return &cli.Command{
 		Name:      "node",
 		Usage:     "run a build node of a network, or make its keys",
-		UsageText: "pyrsia-build node init --data DIR --name NAME\n   pyrsia-build node --build --data DIR --policy POLICY [--listen MULTIADDR...] [--api HOST:PORT] [--bootstrap MULTIADDR...] [--buildkit-addr ADDR] [--images DIR] [--deadline D] [--allow-source-host HOST[:PORT]...]",
+		UsageText: "pyrsia-build node init --data DIR --name NAME\n   pyrsia-build node --build --data DIR --policy POLICY [--listen MULTIADDR...] [--api HOST:PORT] [--bootstrap MULTIADDR...] [--buildkit-addr ADDR] [--images DIR] [--max-builds N] [--deadline D] [--allow-source-host HOST[:PORT]...] [--log-level LEVEL] [--log-format text|json]\n   pyrsia-build node --config FILE [FLAGS...]",
 		Description: `Runs a build node of the network in --policy, with its keys and state in
 --data (made by 'pyrsia-build node init'):
 
@@ -50,6 +51,11 @@ lets an internal git server or a local mirror through: HOST:PORT allows that
 host at that port only (a name whatever it resolves to, an address whatever
 name leads to it); HOST allows every port of it. Nothing else is relaxed.
 
+--config FILE reads every setting from a YAML file (data, policy, listen,
+bootstrap, api, buildkitAddr, images, maxBuilds, deadline, allowSourceHosts,
+logLevel, logFormat, build; relative paths are relative to the file); a flag
+given on the command line overrides its field. Unknown fields are errors.
+
 The cosign key's password comes from COSIGN_PASSWORD. SIGINT or SIGTERM stops
 the node cleanly (builds are cancelled, Raft leadership is handed over, the
 log is closed). Logs go to standard error.
@@ -58,7 +64,8 @@ Examples:
    pyrsia-build node --build --data nodes/a --policy policy.json --api 127.0.0.1:7881 \
        --listen /ip4/127.0.0.1/tcp/4001 --images ~/.cache/pyrsia-build/images
    pyrsia-build node --build --data nodes/b --policy policy.json --api 127.0.0.1:7882 \
-       --listen /ip4/127.0.0.1/tcp/4002 --bootstrap /ip4/127.0.0.1/tcp/4001/p2p/12D3Koo...`,
+       --listen /ip4/127.0.0.1/tcp/4002 --bootstrap /ip4/127.0.0.1/tcp/4001/p2p/12D3Koo...
+   pyrsia-build node --config /etc/pyrsia-build/node.yaml --log-level debug`,
 		Subcommands: []*cli.Command{
 			nodeInitCommand(),
 		},
@@ -73,6 +80,10 @@ Examples:
 			&cli.StringFlag{Name: "images", Value: "images", Usage: "builder image store `DIR` (OCI layouts by name)"},
 			&cli.DurationFlag{Name: "deadline", Value: 10 * time.Minute, Usage: "how long a request waits for a quorum before its verdict, as a `DURATION`"},
 			&cli.StringSliceFlag{Name: "allow-source-host", Usage: "let specs fetch their source from `HOST[:PORT]` although it is not a public host: an internal git server, a local mirror (repeatable; HOST alone allows every port)"},
+			&cli.IntFlag{Name: "max-builds", Value: 2, Usage: "how many builds run at once, `N`"},
+			&cli.StringFlag{Name: "log-level", Value: "info", Usage: "`LEVEL` of the logs: debug, info, warn or error"},
+			&cli.StringFlag{Name: "log-format", Value: "text", Usage: "`FORMAT` of the logs on standard error: text or json"},
+			&cli.StringFlag{Name: "config", Usage: "read the settings from the YAML `FILE` (deploy/node.example.yaml explains every field); flags override it"},
 		},
 		Action: nodeRun,
 	}
@@ -126,23 +137,100 @@ Examples:
 	}
 }
 
+// nodeSettings are the settings of `node`: the flags over the --config
+// file over the flags' defaults.
+type nodeSettings struct {
+	build                    bool
+	data, policy, api        string
+	listen, bootstrap, allow []string
+	buildkitAddr, images     string
+	maxBuilds                int
+	deadline                 time.Duration
+	logLevel                 slog.Level
+	logFormat                string
+}
+
+func readNodeSettings(c *cli.Context) (*nodeSettings, error) {
+	cfg := &node.Config{}
+	if f := c.String("config"); f != "" {
+		var err error
+		if cfg, err = node.LoadConfig(c.Context, f); err != nil {
+			return nil, inputErr(err, "deploy/node.example.yaml shows and explains every field")
+		}
+	}
+	str := func(flag, field string) string {
+		if c.IsSet(flag) || field == "" {
+			return c.String(flag)
+		}
+		return field
+	}
+	list := func(flag string, field []string) []string {
+		if c.IsSet(flag) || field == nil {
+			return c.StringSlice(flag)
+		}
+		return field
+	}
+	s := &nodeSettings{
+		build: c.Bool("build"), data: str("data", cfg.Data), policy: str("policy", cfg.Policy),
+		listen: list("listen", cfg.Listen), bootstrap: list("bootstrap", cfg.Bootstrap), allow: list("allow-source-host", cfg.AllowSourceHosts),
+		buildkitAddr: str("buildkit-addr", cfg.BuildkitAddr), images: str("images", cfg.Images),
+		maxBuilds: c.Int("max-builds"), deadline: c.Duration("deadline"), logFormat: str("log-format", cfg.LogFormat),
+	}
+	if !c.IsSet("build") && cfg.Build != nil {
+		s.build = *cfg.Build
+	}
+	s.api = c.String("api")
+	if !c.IsSet("api") && cfg.API != nil {
+		s.api = *cfg.API
+	}
+	if !c.IsSet("max-builds") && cfg.MaxBuilds > 0 {
+		s.maxBuilds = cfg.MaxBuilds
+	}
+	if !c.IsSet("deadline") && cfg.Deadline > 0 {
+		s.deadline = cfg.Deadline
+	}
+	var err error
+	if s.logLevel, err = node.ParseLogLevel(str("log-level", cfg.LogLevel)); err != nil {
+		return nil, inputErr(fmt.Errorf("--log-level %w", err))
+	}
+	switch {
+	case s.logFormat != "text" && s.logFormat != "json":
+		return nil, inputErr(fmt.Errorf("--log-format %q: want text or json", s.logFormat))
+	case s.maxBuilds <= 0:
+		return nil, inputErr(fmt.Errorf("--max-builds %d: want at least 1", s.maxBuilds))
+	case s.deadline <= 0:
+		return nil, inputErr(fmt.Errorf("--deadline %s: want a positive duration", s.deadline))
+	case !s.build:
+		return nil, inputErr(errors.New("only build nodes can run yet: pass --build (or build: true in the --config file)"), "run 'pyrsia-build node --help' for usage")
+	case s.data == "" || s.policy == "":
+		return nil, inputErr(errors.New("node --build needs --data and --policy (flags or --config fields data: and policy:)"), "run 'pyrsia-build node --help' for usage")
+	}
+	if err := (builder.RemoteOptions{AllowHosts: s.allow}).Validate(); err != nil {
+		return nil, inputErr(fmt.Errorf("--allow-source-host: %w", err))
+	}
+	return s, nil
+}
+
+func (s *nodeSettings) logger(w io.Writer) *slog.Logger {
+	o := &slog.HandlerOptions{Level: s.logLevel}
+	if s.logFormat == "json" {
+		return slog.New(slog.NewJSONHandler(w, o))
+	}
+	return slog.New(slog.NewTextHandler(w, o))
+}
+
 func nodeRun(c *cli.Context) error {
 	if c.NArg() > 0 {
 		return inputErr(fmt.Errorf("node takes no arguments, got %q", c.Args().First()), "run 'pyrsia-build node --help' for usage")
 	}
-	if !c.Bool("build") {
-		return inputErr(errors.New("only build nodes can run yet: pass --build"), "run 'pyrsia-build node --help' for usage")
+	s, err := readNodeSettings(c)
+	if err != nil {
+		return err
 	}
-	if c.String("data") == "" || c.String("policy") == "" {
-		return inputErr(errors.New("node --build needs --data and --policy"), "run 'pyrsia-build node --help' for usage")
-	}
-	allow := c.StringSlice("allow-source-host")
-	if err := (builder.RemoteOptions{AllowHosts: allow}).Validate(); err != nil {
-		return inputErr(fmt.Errorf("--allow-source-host: %w", err))
-	}
+	allow := s.allow
 	clog.SetLevel("error")
-	data := c.String("data")
-	p, err := policy.Load(c.String("policy"))
+	data := s.data
+	p, err := policy.Load(s.policy)
 	if err != nil {
 		return inputErr(err)
 	}
@@ -154,15 +242,15 @@ func nodeRun(c *cli.Context) error {
 	if err != nil {
 		return inputErr(err)
 	}
-	boot, err := quorum.ParseBootstrap(c.StringSlice("bootstrap"))
+	boot, err := quorum.ParseBootstrap(s.bootstrap)
 	if err != nil {
 		return inputErr(err)
 	}
-	logger := slog.New(slog.NewTextHandler(c.App.ErrWriter, nil)).With("node", keys.Name)
+	logger := s.logger(c.App.ErrWriter).With("node", keys.Name)
 	if len(allow) > 0 {
 		logger.Info("specs may fetch their source from these hosts that are not public", "allow-source-host", allow)
 	}
-	addr := c.String("buildkit-addr")
+	addr := s.buildkitAddr
 	if addr == "" {
 		d, err := builder.StartDaemon(c.Context, builder.DaemonOptions{Dir: filepath.Join(data, "buildkit")})
 		if errors.Is(err, builder.ErrNoBuildkitd) {
@@ -182,7 +270,7 @@ func nodeRun(c *cli.Context) error {
 	defer bk.Close()
 	bk.ProgressMode = "quiet"
 	var api net.Listener
-	if a := c.String("api"); a != "" {
+	if a := s.api; a != "" {
 		if api, err = net.Listen("tcp", a); err != nil {
 			return inputErr(fmt.Errorf("--api %s: %w", a, err), "choose another --api, or stop what listens there")
 		}
@@ -191,9 +279,9 @@ func nodeRun(c *cli.Context) error {
 		}
 	}
 	n, err := node.New(c.Context, node.Options{
-		Data: data, Policy: p, Keys: keys, Listen: c.StringSlice("listen"), Bootstrap: boot, API: api,
-		Builder:          &node.BuildKitBuilder{BuildKit: bk, Images: c.String("images"), AllowHosts: allow},
-		AllowSourceHosts: allow, Deadline: c.Duration("deadline"), Logger: logger,
+		Data: data, Policy: p, Keys: keys, Listen: s.listen, Bootstrap: boot, API: api,
+		Builder:          &node.BuildKitBuilder{BuildKit: bk, Images: s.images, AllowHosts: allow},
+		AllowSourceHosts: allow, Deadline: s.deadline, MaxBuilds: s.maxBuilds, Logger: logger,
 	})
 	if err != nil {
 		if api != nil {

@@ -19,6 +19,7 @@ import (
 	"github.com/pyrsia/pyrsia-build/builder"
 	"github.com/pyrsia/pyrsia-build/node"
 	"github.com/pyrsia/pyrsia-build/publish/policy"
+	"github.com/urfave/cli/v2"
 )
 
 // pomBuilder is a test-only builder: it writes hello.pom with bytes that
@@ -198,5 +199,66 @@ func TestPublishNoQuorum(t *testing.T) {
 	code, stdout, stderr = runCLI("status", "--node", api, input)
 	if code != exitNotVerified || !strings.Contains(stdout, "state     no-quorum") || !strings.Contains(stderr, "no quorum for "+input) {
 		t.Errorf("status after no quorum: exit %d\n%s\n%s", code, stdout, stderr)
+	}
+}
+
+// The settings of node: the flags over the --config file over the flags'
+// defaults.
+func TestNodeSettings(t *testing.T) {
+	dir := t.TempDir()
+	conf := filepath.Join(dir, "node.yaml")
+	if err := os.WriteFile(conf, []byte(`build: true
+data: state
+policy: /etc/policy.json
+listen: [/ip4/127.0.0.1/tcp/4001]
+bootstrap: [/ip4/127.0.0.1/tcp/4002/p2p/12D3KooWExample]
+api: ""
+images: imgs
+maxBuilds: 3
+deadline: 90s
+allowSourceHosts: [git.example:8080]
+logLevel: debug
+logFormat: json
+`), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	run := func(args ...string) (*nodeSettings, error) {
+		var s *nodeSettings
+		var err error
+		cmd := nodeCommand()
+		cmd.Action = func(c *cli.Context) error { s, err = readNodeSettings(c); return nil }
+		app := &cli.App{Commands: []*cli.Command{cmd}, Writer: io.Discard, ErrWriter: io.Discard}
+		if rerr := app.Run(append([]string{"pyrsia-build", "node"}, args...)); rerr != nil {
+			t.Fatal(rerr)
+		}
+		return s, err
+	}
+	s, err := run("--config", conf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := nodeSettings{build: true, data: filepath.Join(dir, "state"), policy: "/etc/policy.json", api: "",
+		listen: []string{"/ip4/127.0.0.1/tcp/4001"}, bootstrap: []string{"/ip4/127.0.0.1/tcp/4002/p2p/12D3KooWExample"}, allow: []string{"git.example:8080"},
+		images: filepath.Join(dir, "imgs"), maxBuilds: 3, deadline: 90 * time.Second, logLevel: slog.LevelDebug, logFormat: "json"}
+	if fmt.Sprint(*s) != fmt.Sprint(want) {
+		t.Errorf("from the file:\n got %+v\nwant %+v", *s, want)
+	}
+	s, err = run("--config", conf, "--data", "other", "--api", "127.0.0.1:1", "--listen", "/ip4/127.0.0.1/tcp/9", "--max-builds", "1",
+		"--deadline", "1m", "--log-level", "warn", "--log-format", "text", "--images", "i2", "--allow-source-host", "h")
+	if err != nil {
+		t.Fatal(err)
+	}
+	want.data, want.api, want.listen, want.maxBuilds, want.deadline, want.logLevel, want.logFormat, want.images, want.allow =
+		"other", "127.0.0.1:1", []string{"/ip4/127.0.0.1/tcp/9"}, 1, time.Minute, slog.LevelWarn, "text", "i2", []string{"h"}
+	if fmt.Sprint(*s) != fmt.Sprint(want) {
+		t.Errorf("flags over the file:\n got %+v\nwant %+v", *s, want)
+	}
+	// Without a file: the flags' defaults.
+	s, err = run("--build", "--data", "d", "--policy", "p")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s.api != "127.0.0.1:7888" || s.maxBuilds != 2 || s.deadline != 10*time.Minute || s.logLevel != slog.LevelInfo || s.logFormat != "text" || s.images != "images" {
+		t.Errorf("defaults: got %+v", *s)
 	}
 }

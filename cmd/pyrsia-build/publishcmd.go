@@ -64,6 +64,7 @@ Examples:
 			&cli.StringFlag{Name: "policy", Usage: "the network policy `FILE` the proof bundle is checked against (required)"},
 			&cli.StringFlag{Name: "data", Usage: "the node's data `DIR` (its API token is DIR/" + node.APITokenFile + ")"},
 			&cli.StringFlag{Name: "token-file", Usage: "read the node's API token from `FILE` instead"},
+			&cli.BoolFlag{Name: "json", Usage: "print one JSON object a line: {type: input}, the node's events (vote, published, final, verdict), then {type: proof}"},
 		},
 		Action: func(c *cli.Context) error {
 			if c.NArg() != 1 {
@@ -117,8 +118,13 @@ Examples:
 					"the node at --node is faulty or not a pyrsia-build node; nothing was followed or written")
 			}
 			w := c.App.Writer
-			fmt.Fprintf(w, "input     %s\n", out.InputDigest)
-			ev, err := followRound(c.Context, base, out.InputDigest, w)
+			asJSON := c.Bool("json")
+			if asJSON {
+				json.NewEncoder(w).Encode(map[string]any{"type": "input", "input": out.InputDigest})
+			} else {
+				fmt.Fprintf(w, "input     %s\n", out.InputDigest)
+			}
+			ev, err := followRound(c.Context, base, out.InputDigest, w, asJSON)
 			if err != nil {
 				return err
 			}
@@ -151,6 +157,9 @@ Examples:
 			}
 			if err := writeFileAtomic(path, b, 0o644); err != nil {
 				return err
+			}
+			if asJSON {
+				return json.NewEncoder(w).Encode(map[string]any{"type": "proof", "input": input, "index": pb.Index, "treeSize": pb.TreeSize, "proof": path})
 			}
 			fmt.Fprintf(w, "published entry %d, final checkpoint of size %d\n", pb.Index, pb.TreeSize)
 			fmt.Fprintf(w, "proof     %s\n", path)
@@ -258,8 +267,10 @@ func nodeCallHeader(ctx context.Context, method, u string, hdr http.Header, body
 	return nil
 }
 
-// followRound prints a round's events until it ends and returns the last.
-func followRound(ctx context.Context, base, input string, w io.Writer) (*node.Event, error) {
+// followRound prints a round's events until it ends and returns the last;
+// asJSON prints each as one line of JSON (re-encoded: the node is not
+// trusted to send one line).
+func followRound(ctx context.Context, base, input string, w io.Writer, asJSON bool) (*node.Event, error) {
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, base+"/v1/publish/"+input+"/events", nil)
 	if err != nil {
 		return nil, err
@@ -284,6 +295,13 @@ func followRound(ctx context.Context, base, input string, w io.Writer) (*node.Ev
 			return nil, inputErr(fmt.Errorf("the node sent an event that is not JSON: %w", err))
 		}
 		t := ev.Time.Local().Format(time.TimeOnly)
+		if asJSON {
+			json.NewEncoder(w).Encode(&ev)
+			if ev.Type == node.EventFinal || ev.Type == node.EventVerdict {
+				return &ev, nil
+			}
+			continue
+		}
 		switch ev.Type {
 		case node.EventVote:
 			if ev.Error != "" {

@@ -9,4 +9,31 @@
 // logclient.Follower follows a build node's log over libp2p as it would
 // over HTTP. Nothing a peer sends is trusted: the logclient checks every
 // checkpoint, tile and entry.
+//
+// # Content
+//
+// An [Exchange] ([New]) joins the network's own Kademlia DHT (kad-dht
+// under /pyrsia-build/<namespace>, provider records only, keyed by the CID
+// of a blob's sha256: raw codec, sha2-256 multihash), serves the blobs of
+// the node's [Store] under [BlobProtocol], and announces them
+// ([Exchange.Provide]). [Exchange.Open] is a serve.Content: a blob the
+// store lacks is looked up in the DHT and fetched, a blob of known size in
+// chunks from several providers at once (each chunk from one, a chunk of
+// a provider that fails, stalls for PeerTimeout or goes away given to
+// another), into a store Writer whose Commit checks the digest. If the
+// whole does not match, each provider in turn is asked for all of it: one
+// whose blob does not match sent wrong bytes, and once one matches, every
+// provider whose chunks differ from it (by a keyed hash of each chunk
+// kept while fetching) sent wrong bytes; such peers are never asked for
+// that blob again ([Exchange.Banned]). A blob of unknown size comes whole
+// from one provider at a time, at most MaxUnknownSize bytes. A fetched
+// blob is provided onward.
+//
+// A node announces a blob as soon as it starts fetching it, and serves
+// the chunks it holds in memory (up to ShareMemory) to peers fetching the
+// same blob, telling them "busy" for the parts it lacks: when many nodes
+// fetch a new blob at once, most bytes go between them rather than from
+// the first provider. Those chunks are not checked yet: a node that
+// passes on a liar's chunk may be blamed for it by the peer it gave it
+// to, for that blob only, and the blob still comes right.
 package exchange

@@ -21,6 +21,7 @@ const (
 	statusNotFound byte = 1 // the peer has no such thing; a message follows
 	statusBad      byte = 2 // the request is malformed or over a limit; a message follows
 	statusError    byte = 3 // the peer failed to read it; a message follows
+	statusBusy     byte = 4 // busy, or it does not hold that part yet: ask later or elsewhere; a message follows
 )
 
 // maxErrorMessage bounds the message of a response that is not OK.
@@ -84,8 +85,8 @@ func readMessage(r *bufio.Reader, limit int64) ([]byte, error) {
 		return nil, err
 	}
 	b := make([]byte, n)
-	if _, err := io.ReadFull(r, b); err != nil {
-		return nil, fmt.Errorf("%w: %d of %d bytes: %w", ErrMalformed, len(b), n, noEOF(err))
+	if k, err := io.ReadFull(r, b); err != nil {
+		return nil, fmt.Errorf("%w: %d of %d bytes: %w", ErrMalformed, k, n, noEOF(err))
 	}
 	return b, nil
 }
@@ -121,7 +122,7 @@ func readStatus(r *bufio.Reader) error {
 	if status == statusOK {
 		return nil
 	}
-	if status > statusError {
+	if status > statusBusy {
 		return fmt.Errorf("%w: unknown status %d", ErrMalformed, status)
 	}
 	msg, err := readMessage(r, maxErrorMessage)
@@ -146,6 +147,8 @@ func (e *PeerError) Error() string {
 		return "peer has no such thing: " + e.Msg
 	case statusBad:
 		return "peer refused the request: " + e.Msg
+	case statusBusy:
+		return "peer is busy: " + e.Msg
 	default:
 		return "peer failed: " + e.Msg
 	}

@@ -210,6 +210,41 @@ func (s *Service) Append(ctx context.Context, entry []byte) (uint64, error) {
 	return i, nil
 }
 
+// AppendBatch writes entries to the log in their order, with one fsync,
+// and returns the index of the first once all are durable
+// ([tlog.Log.AppendBatch]). The publish entries among them are indexed
+// before it returns; one checkpoint follows for the whole batch.
+func (s *Service) AppendBatch(ctx context.Context, entries [][]byte) (uint64, error) {
+	first, err := s.log.AppendBatch(ctx, entries)
+	if err != nil {
+		return 0, err
+	}
+	var items []index.Item
+	for k, b := range entries {
+		if e, perr := publish.ParseEntry(b); perr == nil {
+			items = append(items, index.Item{LogIndex: first + uint64(k), Entry: e})
+		}
+	}
+	if len(items) > 0 {
+		if err := s.idx.AddBatch(items); err != nil {
+			// One at a time, so that one bad item does not leave the
+			// others out. The entries are durable; the index is a cache
+			// of the log.
+			for _, it := range items {
+				if err := s.idx.Add(it.LogIndex, it.Entry); err != nil {
+					s.lg.ErrorContext(ctx, "indexing an appended entry", "index", it.LogIndex, "err", err)
+				}
+			}
+		}
+	}
+	s.mu.Lock()
+	close(s.added)
+	s.added = make(chan struct{})
+	s.mu.Unlock()
+	s.Notify()
+	return first, nil
+}
+
 // WaitSize waits until the log holds at least size entries, or ctx is
 // done.
 func (s *Service) WaitSize(ctx context.Context, size uint64) error {

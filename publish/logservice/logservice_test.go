@@ -435,3 +435,52 @@ func TestEntryAtBeyondTheCheckpoint(t *testing.T) {
 		t.Fatal("EntryAt(3) of a log of 3 entries did not fail")
 	}
 }
+
+// TestAppendBatchIndexesAndPublishes: a batch is appended in order, its
+// publish entries are indexed before AppendBatch returns, and a final
+// checkpoint covers it.
+func TestAppendBatchIndexesAndPublishes(t *testing.T) {
+	dir := t.TempDir()
+	k := testKeys(t, dir, 1)
+	s := open(t, dir, k, k.cosigners)
+	run(t, s)
+	ctx := waitCtx(t)
+	entry, err := os.ReadFile("../testdata/entry/valid-oci.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	entry = bytes.TrimSuffix(entry, []byte("\n"))
+	e, err := publish.ParseEntry(entry)
+	if err != nil {
+		t.Fatal(err)
+	}
+	first, err := s.AppendBatch(ctx, [][]byte{[]byte("raw 1"), entry, []byte("raw 2")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if first != 0 || s.Size() != 3 {
+		t.Fatalf("first %d, size %d; want 0 and 3", first, s.Size())
+	}
+	if rec, ok := s.Index().ByInputDigest(e.InputDigest); !ok || rec.LogIndex != 1 {
+		t.Errorf("index right after AppendBatch: got %+v, %v; want log index 1", rec, ok)
+	}
+	if got := s.Index().Len(); got != 1 {
+		t.Errorf("index: %d records, want 1", got)
+	}
+	cp, err := s.WaitFinal(ctx, 3)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, want := range []string{"raw 1", string(entry), "raw 2"} {
+		got, err := s.Log().Entry(ctx, uint64(i))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if string(got) != want {
+			t.Errorf("entry %d: got %.20q, want %.20q", i, got, want)
+		}
+	}
+	if cp.Size != 3 {
+		t.Errorf("final checkpoint of size %d, want 3", cp.Size)
+	}
+}

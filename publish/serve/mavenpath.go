@@ -82,16 +82,27 @@ func parseMavenPath(s string) (mavenPath, error) {
 			return mavenPath{}, fmt.Errorf("%w: maven-metadata.xml needs a groupId and an artifactId: GROUP/PATH/ARTIFACT/maven-metadata.xml", errNoSuchPath)
 		}
 		p.artifact = segs[len(segs)-2]
-		p.group = strings.Join(segs[:len(segs)-2], ".")
-		return p, nil
+		return p, p.setGroup(segs[:len(segs)-2])
 	}
 	if len(segs) < 4 {
 		return mavenPath{}, fmt.Errorf("%w: too few segments: a file is GROUP/PATH/ARTIFACT/VERSION/FILE", errNoSuchPath)
 	}
 	p.version = segs[len(segs)-2]
 	p.artifact = segs[len(segs)-3]
-	p.group = strings.Join(segs[:len(segs)-3], ".")
-	return p, nil
+	return p, p.setGroup(segs[:len(segs)-3])
+}
+
+// setGroup sets the groupId from its segments. The layout writes a
+// groupId's dots as slashes, so a segment with a dot is not a group's: it
+// would be a second path to the same files.
+func (p *mavenPath) setGroup(segs []string) error {
+	for _, s := range segs {
+		if strings.Contains(s, ".") {
+			return fmt.Errorf("%w: group segment %q holds a '.': a groupId's dots are slashes in the path", errNoSuchPath, s)
+		}
+	}
+	p.group = strings.Join(segs, ".")
+	return nil
 }
 
 func checkSegment(s string) error {

@@ -80,17 +80,29 @@ func TestMavenVersionKnownOrder(t *testing.T) {
 	}
 }
 
-// FuzzMavenVersion checks that the order is an order: antisymmetric,
-// reflexive and transitive. (A canonical form does not always parse back
-// to the same version in Maven either: "0A" is "a", but "a" < "0A".)
+// TestMavenVersionNotTransitive: Maven's order has cycles, and this one
+// has Maven's (Maven 3.8.7 prints 0 < A, A < 0A0, 0A0 < 0), so a sort
+// must not depend on the order versions come in (see mavenMetadataXML).
+func TestMavenVersionNotTransitive(t *testing.T) {
+	for _, c := range [][2]string{{"0", "A"}, {"A", "0A0"}, {"0A0", "0"}} {
+		if got := compareMavenVersions(c[0], c[1]); got != -1 {
+			t.Errorf("compare(%q, %q) = %d, want -1 as in Maven", c[0], c[1], got)
+		}
+	}
+}
+
+// FuzzMavenVersion checks that the comparison is antisymmetric and
+// reflexive. (It is not transitive, in Maven either: see
+// TestMavenVersionNotTransitive.)
 func FuzzMavenVersion(f *testing.F) {
-	f.Add("1.0-alpha", "1.0", "1.0.1")
-	f.Add("1-alpha2snapshot", "1.a1.b", "2.0.a")
-	f.Add("1..0-", "1.0-0.1", "1.9223372036854775808")
-	f.Fuzz(func(t *testing.T, a, b, c string) {
+	f.Add("1.0-alpha", "1.0")
+	f.Add("1-alpha2snapshot", "1.a1.b")
+	f.Add("1..0-", "1.9223372036854775808")
+	f.Add("0A0", "A")
+	f.Fuzz(func(t *testing.T, a, b string) {
 		// Only versions a path may hold: the order of other characters
 		// (Java's Unicode digits and case folding) is not Maven's.
-		for _, v := range []string{a, b, c} {
+		for _, v := range []string{a, b} {
 			if !validSegment(v) {
 				t.Skip()
 			}
@@ -101,10 +113,6 @@ func FuzzMavenVersion(f *testing.F) {
 		}
 		if compareMavenVersions(a, a) != 0 {
 			t.Fatalf("compare(%q, %q) != 0", a, a)
-		}
-		bc, ac := compareMavenVersions(b, c), compareMavenVersions(a, c)
-		if ab <= 0 && bc <= 0 && ac > 0 {
-			t.Fatalf("%q <= %q <= %q but compare(%q, %q) = %d", a, b, c, a, c, ac)
 		}
 	})
 }

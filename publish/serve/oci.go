@@ -260,31 +260,56 @@ func imageDigest(rec index.Record) string {
 	return rec.Subjects[0].Digest
 }
 
-func (h *ociHandler) manifest(w http.ResponseWriter, r *http.Request, rt route) {
-	repo, recs := h.repository(rt.name)
-	if len(recs) == 0 {
-		h.nameUnknown(w, rt.name)
-		return
+// published name returns the name a request's name is published under:
+// itself, or for library/<name> with nothing published under it, <name>
+// (as [ociHandler.repository] decides, without listing the tags of other
+// names).
+func (h *ociHandler) publishedName(name string) string {
+	if short, ok := strings.CutPrefix(name, "library/"); ok && !strings.Contains(short, "/") {
+		if len(h.o.Index.ByCoordinatePrefix(publish.EcosystemOCI, name+":")) == 0 {
+			return short
+		}
 	}
-	digest := rt.digest
+	return name
+}
+
+// nameOf returns the name part of an OCI coordinate "name:tag".
+func nameOf(coordinate string) string {
+	if i := strings.LastIndexByte(coordinate, ':'); i >= 0 {
+		return coordinate[:i]
+	}
+	return coordinate
+}
+
+// manifest answers for a manifest. A lookup by tag or digest costs one
+// index lookup, whatever the number of tags of the name.
+func (h *ociHandler) manifest(w http.ResponseWriter, r *http.Request, rt route) {
+	digest := ""
+	name := h.publishedName(rt.name)
 	if rt.tag != "" {
-		var latest *index.Record
-		for i := range recs {
-			if tagOf(recs[i], repo) == rt.tag {
-				latest = &recs[i] // log order: the last is the latest
+		if recs := h.o.Index.ByCoordinate(publish.EcosystemOCI, name+":"+rt.tag); len(recs) > 0 {
+			digest = imageDigest(recs[len(recs)-1]) // log order: the last is the latest
+		}
+	} else {
+		for _, rec := range h.o.Index.ByArtifact(rt.digest) {
+			if rec.Ecosystem == publish.EcosystemOCI && nameOf(rec.Coordinate) == name {
+				digest = rt.digest
+				break
 			}
 		}
-		if latest == nil {
+	}
+	if digest == "" {
+		if _, recs := h.repository(rt.name); len(recs) == 0 {
+			h.nameUnknown(w, rt.name)
+		} else if rt.tag != "" {
 			writeError(w, http.StatusNotFound, "MANIFEST_UNKNOWN",
 				fmt.Sprintf("tag %s of %s is not published by this node's build network%s", quote(rt.tag), quote(rt.name), h.hint()),
 				map[string]string{"name": rt.name, "tag": rt.tag})
-			return
+		} else {
+			writeError(w, http.StatusNotFound, "MANIFEST_UNKNOWN",
+				fmt.Sprintf("manifest %s is not published under %s", rt.digest, quote(rt.name)),
+				map[string]string{"name": rt.name, "digest": rt.digest})
 		}
-		digest = imageDigest(*latest)
-	} else if !slices.Contains(published(recs), digest) {
-		writeError(w, http.StatusNotFound, "MANIFEST_UNKNOWN",
-			fmt.Sprintf("manifest %s is not published under %s", digest, quote(rt.name)),
-			map[string]string{"name": rt.name, "digest": digest})
 		return
 	}
 	m, err := h.loadManifest(r.Context(), digest)

@@ -509,3 +509,83 @@ func TestStoreContentSize(t *testing.T) {
 		t.Errorf("Open with a wrong size: %v, want an error naming both sizes", err)
 	}
 }
+
+func TestOCILibraryOwnEntries(t *testing.T) {
+	f := newFixture(t)
+	// library/own has entries of its own: they alone answer for it, and
+	// own's are not mixed in.
+	if err := f.idx.Add(6, ociEntry("library/own:1", f.v1.digest(), "own1")); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.idx.Add(7, ociEntry("own:2", f.v2.digest(), "own2")); err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		path   string
+		status int
+		code   string
+	}{
+		{"/v2/library/own/manifests/1", 200, ""},
+		{"/v2/library/own/manifests/" + f.v1.digest(), 200, ""},
+		{"/v2/library/own/blobs/" + digestOf(f.v1.config), 200, ""},
+		{"/v2/library/own/manifests/2", 404, "MANIFEST_UNKNOWN"},
+		{"/v2/library/own/manifests/" + f.v2.digest(), 404, "MANIFEST_UNKNOWN"},
+		{"/v2/library/own/blobs/" + digestOf(f.v2.config), 404, "BLOB_UNKNOWN"},
+		{"/v2/own/manifests/2", 200, ""},
+		{"/v2/own/manifests/1", 404, "MANIFEST_UNKNOWN"},
+	}
+	for _, tt := range tests {
+		r := f.do(t, "GET", tt.path)
+		if r.status != tt.status {
+			t.Errorf("GET %s: %d %s, want %d", tt.path, r.status, r.body, tt.status)
+			continue
+		}
+		if tt.code != "" {
+			if code, _ := errorCode(t, r); code != tt.code {
+				t.Errorf("GET %s: %s, want %s", tt.path, code, tt.code)
+			}
+		}
+	}
+	r := f.do(t, "GET", "/v2/library/own/tags/list")
+	if string(r.body) != `{"name":"library/own","tags":["1"]}` {
+		t.Errorf("tags of library/own: %s", r.body)
+	}
+}
+
+func TestOCIConcurrent(t *testing.T) {
+	f := newFixture(t)
+	paths := []string{
+		"/v2/hello/manifests/1.0", "/v2/hello/manifests/latest", "/v2/other/manifests/1",
+		"/v2/hello/blobs/" + digestOf(f.v1.layers[0]), "/v2/hello/blobs/" + digestOf(f.v2.config),
+		"/v2/library/hello/manifests/" + f.v1.digest(), "/v2/hello/tags/list",
+	}
+	errs := make(chan error, 16)
+	for g := range 16 {
+		go func() {
+			for i := range 20 {
+				p := paths[(g+i)%len(paths)]
+				resp, err := f.srv.Client().Get(f.srv.URL + p)
+				if err != nil {
+					errs <- err
+					return
+				}
+				b, _ := io.ReadAll(resp.Body)
+				resp.Body.Close()
+				if resp.StatusCode != 200 {
+					errs <- fmt.Errorf("GET %s: %d %s", p, resp.StatusCode, b)
+					return
+				}
+				if d := resp.Header.Get("Docker-Content-Digest"); d != "" && d != digestOf(b) {
+					errs <- fmt.Errorf("GET %s: body hashes to %s, header says %s", p, digestOf(b), d)
+					return
+				}
+			}
+			errs <- nil
+		}()
+	}
+	for range 16 {
+		if err := <-errs; err != nil {
+			t.Error(err)
+		}
+	}
+}

@@ -84,9 +84,10 @@ func (e *damagedError) Unwrap() []error { return []error{ErrDamaged, fs.ErrNotEx
 
 // Options configure a [Store].
 type Options struct {
-	// MaxBytes bounds the bytes of all blobs in the store (temporary files
-	// of writes in progress included, at their announced size). Zero or
-	// less: no bound.
+	// MaxBytes bounds the bytes of all blobs in the store, writes in
+	// progress included at their announced size (a Put of unknown size
+	// counts once it is complete: until then its temporary file may take
+	// up to MaxBytes more on disk). Zero or less: no bound.
 	MaxBytes int64
 	// Logger gets evictions and damage found; nil: slog.Default().
 	Logger *slog.Logger
@@ -704,6 +705,10 @@ func (b *Blob) Close() error                              { return b.f.Close() }
 
 // Size is the blob's length in bytes.
 func (b *Blob) Size() int64 { return b.size }
+
+// SyscallConn gives the blob's file to the network code, so that copying a
+// blob to a TCP connection (an HTTP response) uses sendfile(2).
+func (b *Blob) SyscallConn() (syscall.RawConn, error) { return b.f.SyscallConn() }
 
 // Digest is the blob's digest, "sha256:<hex>".
 func (b *Blob) Digest() string { return b.digest }

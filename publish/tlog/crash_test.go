@@ -161,14 +161,25 @@ func crashChild() {
 		go func() {
 			for i := 0; ; i++ {
 				e := []byte(fmt.Sprintf("round %s writer %d entry %d %s", round, g, i, strings.Repeat("y", (g*i)%700)))
-				idx, err := l.Append(context.Background(), e)
+				batch := [][]byte{e}
+				var idx uint64
+				var err error
+				if g%4 == 3 {
+					// Some writers append batches of four.
+					batch = append(batch, append(e, 'b'), append(e, 'c'), append(e, 'd'))
+					idx, err = l.AppendBatch(context.Background(), batch)
+				} else {
+					idx, err = l.Append(context.Background(), e)
+				}
 				if err != nil {
 					fmt.Fprintln(os.Stderr, "child append:", err)
 					os.Exit(3)
 				}
-				sum := sha256.Sum256(e)
 				mu.Lock()
-				fmt.Fprintf(w, "ack %d %x\n", idx, sum)
+				for k, be := range batch {
+					sum := sha256.Sum256(be)
+					fmt.Fprintf(w, "ack %d %x\n", idx+uint64(k), sum)
+				}
 				w.Flush()
 				mu.Unlock()
 			}

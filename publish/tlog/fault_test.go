@@ -124,6 +124,21 @@ func TestCrashBelowProcess(t *testing.T) {
 					defer wg.Done()
 					for i := 0; i < 120; i++ {
 						e := []byte(fmt.Sprintf("w%d e%d %s", w, i, strings.Repeat("p", (i*7+w)%90)))
+						if w == 3 {
+							// One writer appends batches of three: all
+							// acknowledged together, all recovered.
+							batch := [][]byte{e, append(e, '1'), append(e, '2')}
+							first, err := l.AppendBatch(context.Background(), batch)
+							if err != nil {
+								return
+							}
+							mu.Lock()
+							for k, be := range batch {
+								acked[first+uint64(k)] = be
+							}
+							mu.Unlock()
+							continue
+						}
 						idx, err := l.Append(context.Background(), e)
 						if err != nil {
 							return

@@ -199,13 +199,15 @@ type Checkpoint struct {
 	Note []byte
 }
 
+// appendReq is one Append (one entry) or AppendBatch (entries, placed
+// together in order).
 type appendReq struct {
-	entry []byte
-	done  chan appendResult
+	entries [][]byte
+	done    chan appendResult
 }
 
 type appendResult struct {
-	index uint64
+	index uint64 // of the first entry
 	err   error
 }
 
@@ -335,7 +337,35 @@ func (l *Log) Append(ctx context.Context, entry []byte) (uint64, error) {
 	// The log keeps the bytes after Append returns (tiles are written
 	// after the acknowledgement): a copy, so that the caller may reuse its
 	// buffer.
-	req := &appendReq{entry: bytes.Clone(entry), done: make(chan appendResult, 1)}
+	return l.enqueue(ctx, &appendReq{entries: [][]byte{bytes.Clone(entry)}, done: make(chan appendResult, 1)})
+}
+
+// AppendBatch adds entries in their order, at consecutive indices, and
+// returns the index of the first once all of them are durable: they are
+// written to the write-ahead log together, with one fsync (and with other
+// appends queued at the same time). Either all of them are acknowledged or
+// none is; after a failure, a restart recovers what was durable, which may
+// be a prefix of the batch (as for concurrent Appends). An empty batch
+// returns the log's size and writes nothing.
+func (l *Log) AppendBatch(ctx context.Context, entries [][]byte) (uint64, error) {
+	if l.opts.ReadOnly {
+		return 0, ErrReadOnly
+	}
+	if len(entries) == 0 {
+		return l.Size(), nil
+	}
+	req := &appendReq{entries: make([][]byte, len(entries)), done: make(chan appendResult, 1)}
+	for i, e := range entries {
+		if len(e) > MaxEntrySize {
+			return 0, fmt.Errorf("tlog: entry %d of the batch, of %d bytes, is over the %d byte limit (nothing appended)", i, len(e), MaxEntrySize)
+		}
+		req.entries[i] = bytes.Clone(e)
+	}
+	return l.enqueue(ctx, req)
+}
+
+// enqueue hands req to the writer and waits for its outcome.
+func (l *Log) enqueue(ctx context.Context, req *appendReq) (uint64, error) {
 	l.closeMu.RLock()
 	if l.closed {
 		l.closeMu.RUnlock()
@@ -375,11 +405,15 @@ func (l *Log) writer() {
 		case req := <-l.queue:
 			batch = append(batch, req)
 		}
+		// A batch holds MaxBatch entries at most, or one AppendBatch
+		// beyond it.
+		n := len(batch[0].entries)
 	collect:
-		for len(batch) < l.opts.MaxBatch {
+		for n < l.opts.MaxBatch {
 			select {
 			case req := <-l.queue:
 				batch = append(batch, req)
+				n += len(req.entries)
 			default:
 				break collect
 			}
@@ -393,11 +427,13 @@ func (l *Log) writer() {
 func (l *Log) drain(batch []*appendReq, entries [][]byte) {
 	for {
 		batch, entries = batch[:0], entries[:0]
+		n := 0
 	collect:
-		for len(batch) < l.opts.MaxBatch {
+		for n < l.opts.MaxBatch {
 			select {
 			case req := <-l.queue:
 				batch = append(batch, req)
+				n += len(req.entries)
 			default:
 				break collect
 			}
@@ -421,7 +457,7 @@ func (l *Log) writeBatch(batch []*appendReq, entries [][]byte) {
 	}
 	first := l.b.size()
 	for _, r := range batch {
-		entries = append(entries, r.entry)
+		entries = append(entries, r.entries...)
 	}
 	if err := l.wal.write(first, entries); err != nil {
 		l.fail(err)
@@ -431,8 +467,10 @@ func (l *Log) writeBatch(batch []*appendReq, entries [][]byte) {
 		return
 	}
 	l.size.Store(first + uint64(len(entries)))
-	for i, r := range batch {
-		r.done <- appendResult{index: first + uint64(i)}
+	next := first
+	for _, r := range batch {
+		r.done <- appendResult{index: next}
+		next += uint64(len(r.entries))
 	}
 	for _, e := range entries {
 		if err := l.b.add(e); err != nil {

@@ -521,3 +521,65 @@ func TestInterruptedRotation(t *testing.T) {
 		t.Fatalf("size after appending past the interrupted rotation: got %d, want 310 (acknowledged entries lost)", got)
 	}
 }
+
+// TestAppendBatch: a batch gets consecutive indices in its order, among
+// concurrent single appends, and reads back after a reopen.
+func TestAppendBatch(t *testing.T) {
+	dir := t.TempDir()
+	s, _ := testKeys(t)
+	open := func() *Log {
+		l, err := Open(context.Background(), Options{Dir: dir, Origin: testOrigin, Signer: s, Logger: quiet})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return l
+	}
+	l := open()
+	ctx := context.Background()
+	var wg sync.WaitGroup
+	for w := range 4 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range 20 {
+				if _, err := l.Append(ctx, fmt.Appendf(nil, "single %d %d", w, i)); err != nil {
+					t.Error(err)
+					return
+				}
+			}
+		}()
+	}
+	batch := make([][]byte, 50)
+	for i := range batch {
+		batch[i] = fmt.Appendf(nil, "batch %d", i)
+	}
+	first, err := l.AppendBatch(ctx, batch)
+	if err != nil {
+		t.Fatal(err)
+	}
+	wg.Wait()
+	if got, err := l.AppendBatch(ctx, nil); err != nil || got != l.Size() {
+		t.Fatalf("empty batch: got %d, %v, want %d, nil", got, err, l.Size())
+	}
+	if _, err := l.AppendBatch(ctx, [][]byte{[]byte("ok"), make([]byte, MaxEntrySize+1)}); err == nil {
+		t.Fatal("a batch with an oversized entry was accepted")
+	}
+	if l.Size() != 130 {
+		t.Fatalf("size %d, want 130 (nothing of the refused batch)", l.Size())
+	}
+	if _, err := publishCommit(l, ctx); err != nil {
+		t.Fatal(err)
+	}
+	l.Close()
+	l = open()
+	defer l.Close()
+	for i, want := range batch {
+		got, err := l.Entry(ctx, first+uint64(i))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !bytes.Equal(got, want) {
+			t.Fatalf("entry %d: got %q, want %q", first+uint64(i), got, want)
+		}
+	}
+}
