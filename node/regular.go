@@ -67,6 +67,7 @@ type Regular struct {
 	idx      *index.Index
 	serving  *serving
 	fwd      *forwarder
+	xchg     *exchange.Exchange
 	closers  []func() error
 
 	mu      sync.Mutex
@@ -270,6 +271,8 @@ type RegularStatus struct {
 	// Skipped are the entries not served: they do not certify themselves.
 	Skipped []string    `json:"skipped,omitempty"`
 	Store   store.Stats `json:"store"`
+	// Exchange counts the blob bytes sent to and received from peers.
+	Exchange exchange.Stats `json:"exchange"`
 }
 
 // StoppedStatus is why a follower stopped, and where the evidence is.
@@ -305,6 +308,9 @@ func (r *Regular) Status() RegularStatus {
 	}
 	if se := fs.Stopped; se != nil {
 		s.Stopped = stoppedStatus(se)
+	}
+	if r.xchg != nil {
+		s.Exchange = r.xchg.Stats()
 	}
 	r.mu.Lock()
 	s.Skipped = append(s.Skipped, r.skipped...)
