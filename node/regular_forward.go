@@ -18,7 +18,9 @@ import (
 	"github.com/libp2p/go-libp2p/core/peer"
 	"github.com/libp2p/go-libp2p/core/protocol"
 	"github.com/pyrsia/pyrsia-build/attest"
+	"github.com/pyrsia/pyrsia-build/builder"
 	"github.com/pyrsia/pyrsia-build/publish"
+	"github.com/pyrsia/pyrsia-build/publish/policy"
 	"github.com/pyrsia/pyrsia-build/quorum"
 )
 
@@ -437,4 +439,27 @@ func (r *Regular) serveEvents(w http.ResponseWriter, req *http.Request) {
 			return
 		}
 	}
+}
+
+// SignRequest returns a build request for spec (YAML or JSON) signed by
+// the requester's key, encoded as POST /v1/publish of a regular node takes
+// it ([RequestMediaType]). The key is included when the policy is open.
+func SignRequest(p *policy.Policy, spec []byte, signer *attest.Signer) ([]byte, error) {
+	s, err := builder.ParseSpec(spec)
+	if err != nil {
+		return nil, fmt.Errorf("node: spec: %w", err)
+	}
+	canon, err := s.CanonicalJSON()
+	if err != nil {
+		return nil, fmt.Errorf("node: spec: %w", err)
+	}
+	nw, err := quorum.NetworkFromPolicy(p)
+	if err != nil {
+		return nil, err
+	}
+	req, err := quorum.NewBuildRequest(quorum.RequestOptions{Policy: nw.Digest(), Spec: canon, Signer: signer, IncludeKey: p.Open})
+	if err != nil {
+		return nil, err
+	}
+	return req.Marshal()
 }

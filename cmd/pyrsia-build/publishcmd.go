@@ -64,6 +64,7 @@ Examples:
 			&cli.StringFlag{Name: "policy", Usage: "the network policy `FILE` the proof bundle is checked against (required)"},
 			&cli.StringFlag{Name: "data", Usage: "the node's data `DIR` (its API token is DIR/" + node.APITokenFile + ")"},
 			&cli.StringFlag{Name: "token-file", Usage: "read the node's API token from `FILE` instead"},
+			&cli.StringFlag{Name: "key", Usage: "sign the request with the requester's cosign key `KEY` (the policy must list it, or be open): a regular node passes only signed requests on, and needs no token"},
 			&cli.BoolFlag{Name: "json", Usage: "print one JSON object a line: {type: input}, the node's events (vote, published, final, verdict), then {type: proof}"},
 		},
 		Action: func(c *cli.Context) error {
@@ -86,10 +87,6 @@ Examples:
 			if err != nil {
 				return inputErr(err)
 			}
-			token, err := apiToken(c.String("data"), c.String("token-file"))
-			if err != nil {
-				return err
-			}
 			spec, err := attest.ReadFileLimited(c.Args().First(), 1<<20)
 			if err != nil {
 				return inputErr(fmt.Errorf("spec: %w", err))
@@ -109,8 +106,11 @@ Examples:
 				InputDigest string `json:"inputDigest"`
 				Error       string `json:"error"`
 			}
-			hdr := http.Header{"Content-Type": {"application/yaml"}, "Authorization": {"Bearer " + token}}
-			if err := nodeCallHeader(c.Context, http.MethodPost, base+"/v1/publish", hdr, bytes.NewReader(spec), &out); err != nil {
+			hdr, body, err := publishRequest(c, p, spec) // see regularcmd.go
+			if err != nil {
+				return err
+			}
+			if err := nodeCallHeader(c.Context, http.MethodPost, base+"/v1/publish", hdr, bytes.NewReader(body), &out); err != nil {
 				return err
 			}
 			if out.InputDigest != input {
