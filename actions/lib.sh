@@ -153,12 +153,16 @@ pb_install() {
 # plain text (workflow commands in it are not acted on: a build's log is
 # data) and kept in the files OUT and ERR; returns CMD's exit code.
 pb_run() {
-  local out=$1 err=$2 tok code=0
+  local out=$1 err=$2 tok code
   shift 2
   tok=$(pb_random)
   printf '::stop-commands::%s\n' "$tok"
-  "$@" >"$out" 2>"$err" || code=$?
-  cat "$err" >&2
+  # stderr (progress, errors) live; stdout (the results) after.
+  set +e
+  "$@" 2>&1 >"$out" | tee "$err" >&2
+  local st=("${PIPESTATUS[@]}")
+  set -e
+  code=${st[0]}
   cat "$out"
   printf '::%s::\n' "$tok"
   return "$code"
@@ -195,6 +199,7 @@ pb_field_line() {
   [ -n "$field" ] || return 0
   awk -v path="$field" '
     BEGIN { n = split(path, keys, "."); for (i = 1; i <= n; i++) sub(/\[[0-9]+\]$/, "", keys[i]); k = 1 }
+    /^[[:space:]]*#/ { next }
     {
       while (k <= n) {
         re = "(^|[[:space:]{,-])\"?" keys[k] "\"?[[:space:]]*:"

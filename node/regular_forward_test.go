@@ -23,7 +23,7 @@ func TestRegularPassesPublishOn(t *testing.T) {
 	reg := startRegular(t, c, filepath.Join(t.TempDir(), "regular"), 1, "")
 
 	post := func(ct string, body []byte) (int, []byte) {
-		resp, err := http.Post(reg.url+"/v1/publish", ct, bytes.NewReader(body))
+		resp, err := http.Post(reg.url+"/v1/requests", ct, bytes.NewReader(body))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -32,8 +32,15 @@ func TestRegularPassesPublishOn(t *testing.T) {
 		buf.ReadFrom(resp.Body)
 		return resp.StatusCode, buf.Bytes()
 	}
-	if code, body := post("application/yaml", ociSpec(6)); code != http.StatusUnsupportedMediaType || !strings.Contains(string(body), "publish --key") {
-		t.Errorf("an unsigned spec: %d %s, want 415 naming publish --key", code, body)
+	resp, err := http.Post(reg.url+"/v1/publish", "application/yaml", bytes.NewReader(ociSpec(6)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var buf bytes.Buffer
+	buf.ReadFrom(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusUnsupportedMediaType || !strings.Contains(buf.String(), "publish --key") {
+		t.Errorf("an unsigned spec: %d %s, want 415 naming publish --key", resp.StatusCode, buf.String())
 	}
 	kp, err := attest.GenerateKeyPair(nil)
 	if err != nil {
@@ -47,7 +54,7 @@ func TestRegularPassesPublishOn(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if code, body := post(RequestMediaType, b); code != http.StatusBadGateway || !strings.Contains(string(body), "may not request builds") {
+	if code, body := post("application/json", b); code != http.StatusForbidden || !strings.Contains(string(body), "refused the request") || !strings.Contains(string(body), "not one of the policy") {
 		t.Errorf("a requester the policy does not list: %d %s, want the build node's refusal", code, body)
 	}
 
@@ -57,12 +64,12 @@ func TestRegularPassesPublishOn(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	code, body := post(RequestMediaType, b)
+	code, body := post("application/json", b)
 	var acc struct{ InputDigest string }
 	if code != http.StatusAccepted || json.Unmarshal(body, &acc) != nil || acc.InputDigest == "" {
 		t.Fatalf("a signed request: %d %s", code, body)
 	}
-	resp, err := http.Get(reg.url + "/v1/publish/" + acc.InputDigest + "/events")
+	resp, err = http.Get(reg.url + "/v1/publish/" + acc.InputDigest + "/events")
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -116,6 +116,59 @@ type Raft struct {
 	closeStore func() error
 	proposals  atomic.Uint64
 	waited     atomic.Int64 // nanoseconds
+	inner      atomic.Pointer[raft.Raft]
+	nudging    atomic.Bool
+}
+
+// Followers learn that an entry is committed from the leader's next
+// AppendEntries: with the next entry, or, when none comes, after
+// raft.Config.CommitTimeout (50-100 ms by default), a timer on the path
+// of every publish that a follower waits for. So when the leader's FSM
+// gets a batch (its entries are committed), the leader appends a barrier,
+// which is sent at once and carries the new commit index: followers apply
+// without waiting for the timer. At most one barrier is being enqueued at
+// a time; they are not applied to the FSM.
+
+// nudgeFSM is an FSM that nudges its Raft before applying.
+type nudgeFSM struct {
+	raft.FSM
+	r *Raft
+}
+
+func (f *nudgeFSM) Apply(l *raft.Log) any {
+	if l.Type == raft.LogCommand {
+		f.r.nudge()
+	}
+	return f.FSM.Apply(l)
+}
+
+// nudgeBatchingFSM is a [nudgeFSM] of a raft.BatchingFSM.
+type nudgeBatchingFSM struct {
+	nudgeFSM
+	b raft.BatchingFSM
+}
+
+func (f *nudgeBatchingFSM) ApplyBatch(logs []*raft.Log) []any {
+	for _, l := range logs {
+		if l.Type == raft.LogCommand {
+			f.r.nudge()
+			break
+		}
+	}
+	return f.b.ApplyBatch(logs)
+}
+
+// nudge makes the leader send its commit index to the followers now.
+func (r *Raft) nudge() {
+	rr := r.inner.Load()
+	if rr == nil || rr.State() != raft.Leader || !r.nudging.CompareAndSwap(false, true) {
+		return
+	}
+	go func() {
+		defer r.nudging.Store(false)
+		// Enqueued, not waited for: its replication is what counts.
+		rr.Barrier(time.Second)
+	}()
 }
 
 // ProposeStats count the commands [Raft.Propose] saw applied.
@@ -208,13 +261,20 @@ func NewRaft(o RaftOptions) (*Raft, error) {
 			}
 		}
 	}
-	r, err := raft.NewRaft(&conf, o.FSM, wal, wal, snaps, trans)
+	rs := &Raft{Layer: layer, transport: trans, closeStore: closeStore}
+	var fsm raft.FSM = &nudgeFSM{FSM: o.FSM, r: rs}
+	if b, ok := o.FSM.(raft.BatchingFSM); ok {
+		fsm = &nudgeBatchingFSM{nudgeFSM: nudgeFSM{FSM: o.FSM, r: rs}, b: b}
+	}
+	r, err := raft.NewRaft(&conf, fsm, wal, wal, snaps, trans)
 	if err != nil {
 		trans.Close()
 		closeStore()
 		return nil, fmt.Errorf("quorum: raft: %w", err)
 	}
-	return &Raft{Raft: r, Layer: layer, transport: trans, closeStore: closeStore}, nil
+	rs.Raft = r
+	rs.inner.Store(r)
+	return rs, nil
 }
 
 // Close shuts the server down (without leaving the cluster: a restarted

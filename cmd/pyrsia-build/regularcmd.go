@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
-	"net/http"
 
 	"github.com/pyrsia/pyrsia-build/node"
 	"github.com/pyrsia/pyrsia-build/publish/policy"
@@ -127,27 +126,4 @@ func regularRun(c *cli.Context) error {
 		fmt.Fprintf(c.App.ErrWriter, "regular node serving on http://%s (/v2/, /maven2/, /status)\n", ln.Addr())
 	}
 	return r.Run(c.Context)
-}
-
-// publishRequest returns the body and headers of publish's POST
-// /v1/publish: with --key, a build request signed by the requester (what
-// a regular node passes on to the build network); else the spec, with the
-// build node's API token (the node then signs the request itself).
-func publishRequest(c *cli.Context, p *policy.Policy, spec []byte) (http.Header, []byte, error) {
-	if c.String("key") == "" {
-		token, err := apiToken(c.String("data"), c.String("token-file"))
-		if err != nil {
-			return nil, nil, err
-		}
-		return http.Header{"Content-Type": {"application/yaml"}, "Authorization": {"Bearer " + token}}, spec, nil
-	}
-	signer, err := loadSigner(c.Context, c.String("key"), c.App.ErrWriter)
-	if err != nil {
-		return nil, nil, err
-	}
-	b, err := node.SignRequest(p, spec, signer)
-	if err != nil {
-		return nil, nil, inputErr(err)
-	}
-	return http.Header{"Content-Type": {node.RequestMediaType}}, b, nil
 }

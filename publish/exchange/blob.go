@@ -214,7 +214,7 @@ func (x *Exchange) serveBlob(w *bufio.Writer, digest string, req blobRequest) (i
 		n := min(int64(req.length), d.size-int64(req.offset))
 		parts, ok := d.held(int64(req.offset), n)
 		if !ok {
-			return 0, writeStatus(w, statusBusy, "fetching it, and that part has not come yet")
+			return 0, writePartial(w, d.haveMap())
 		}
 		if err := writeBlobHeader(w, d.size, n); err != nil {
 			return 0, err
@@ -230,4 +230,14 @@ func (x *Exchange) serveBlob(w *bufio.Writer, digest string, req blobRequest) (i
 		return sent, nil
 	}
 	return 0, writeStatus(w, statusNotFound, digest+" is not here")
+}
+
+// writePartial answers that this node is fetching the blob itself and
+// does not hold the part asked for: have is the chunk size and bitmap of
+// the parts it holds.
+func writePartial(w io.Writer, have []byte) error {
+	if _, err := w.Write([]byte{statusPartial}); err != nil {
+		return err
+	}
+	return writeMessage(w, have)
 }

@@ -15,7 +15,7 @@
 // An [Exchange] ([New]) joins the network's own Kademlia DHT (kad-dht
 // under /pyrsia-build/<namespace>, provider records only, keyed by the CID
 // of a blob's sha256: raw codec, sha2-256 multihash), serves the blobs of
-// the node's [Store] under [BlobProtocol], and announces them
+// the node's store (package publish/store) under [BlobProtocol], and announces them
 // ([Exchange.Provide]). [Exchange.Open] is a serve.Content: a blob the
 // store lacks is looked up in the DHT and fetched, a blob of known size in
 // chunks from several providers at once (each chunk from one, a chunk of

@@ -19,6 +19,7 @@ import (
 	"github.com/libp2p/go-libp2p/core/protocol"
 	"github.com/multiformats/go-multihash"
 	"github.com/pyrsia/pyrsia-build/publish/serve"
+	"github.com/pyrsia/pyrsia-build/publish/store"
 )
 
 // Options configure [New].
@@ -32,8 +33,9 @@ type Options struct {
 	// digits, '.', '_' and '-' (required).
 	Namespace string
 	// Store holds the node's blobs (required): the exchange serves what is
-	// in it and puts there what it fetches.
-	Store Store
+	// in it and puts there what it fetches (checked against its digest by
+	// the store's Put and Writer.Commit).
+	Store *store.Store
 	// Bootstrap are peers to join the DHT through (the build nodes).
 	Bootstrap []peer.AddrInfo
 	// Server runs the DHT in server mode (answering queries and keeping
@@ -76,7 +78,7 @@ type Exchange struct {
 	opts  Options
 	h     host.Host
 	dht   *dht.IpfsDHT
-	store Store
+	store *store.Store
 	log   *slog.Logger
 	seed  maphash.Seed
 
@@ -86,7 +88,8 @@ type Exchange struct {
 	uploads chan struct{}
 	shared  atomic.Int64 // bytes held in memory by fetches in progress
 
-	served, fetched atomic.Int64
+	served, fetched      atomic.Int64
+	chunks, busy, failed atomic.Int64
 
 	mu      sync.Mutex
 	fetches map[string]*download
@@ -99,11 +102,15 @@ var _ serve.Content = (*Exchange)(nil)
 type Stats struct {
 	// Served is the blob bytes sent to peers; Fetched those received.
 	Served, Fetched int64
+	// Chunks is the chunks received; Busy the answers "busy" or "not
+	// that part yet"; Failed the chunk requests that failed otherwise
+	// (timed out, cut off, refused, wrong).
+	Chunks, Busy, Failed int64
 }
 
 // Stats returns the exchange's counters.
 func (x *Exchange) Stats() Stats {
-	return Stats{Served: x.served.Load(), Fetched: x.fetched.Load()}
+	return Stats{Served: x.served.Load(), Fetched: x.fetched.Load(), Chunks: x.chunks.Load(), Busy: x.busy.Load(), Failed: x.failed.Load()}
 }
 
 // New starts an Exchange on o.Host: it joins the network's DHT through

@@ -4,6 +4,8 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"io"
 	"io/fs"
@@ -11,17 +13,45 @@ import (
 	"math/rand/v2"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
+	"github.com/pyrsia/pyrsia-build/publish/store"
 )
 
 // node is a libp2p host with a store and an Exchange.
 type node struct {
 	x     *Exchange
-	store *memStore
+	store *store.Store
+}
+
+func digestOf(b []byte) string {
+	s := sha256.Sum256(b)
+	return "sha256:" + hex.EncodeToString(s[:])
+}
+
+// newStore opens a store in a new folder.
+func newStore(t testing.TB) *store.Store {
+	t.Helper()
+	st, err := store.Open(t.TempDir(), store.Options{Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	return st
+}
+
+// put puts b in the node's store.
+func (nd *node) put(t testing.TB, b []byte) string {
+	t.Helper()
+	d := digestOf(b)
+	if err := nd.store.Put(context.Background(), d, int64(len(b)), bytes.NewReader(b)); err != nil {
+		t.Fatal(err)
+	}
+	return d
 }
 
 // testNet starts nodes that join one DHT through the first.
@@ -38,7 +68,7 @@ func (n *testNet) add(o Options) *node {
 	t := n.t
 	t.Helper()
 	h := newHost(t)
-	st := newMemStore()
+	st := newStore(t)
 	o.Host, o.Store, o.Namespace, o.Server = h, st, "test", true
 	if len(n.nodes) > 0 {
 		first := n.nodes[0].x.h
@@ -63,8 +93,7 @@ func (n *testNet) add(o Options) *node {
 // seed puts b in the node's store and provides it.
 func (nd *node) seed(t *testing.T, b []byte) string {
 	t.Helper()
-	d := digestOf(b)
-	nd.store.raw(d, b)
+	d := nd.put(t, b)
 	nd.provide(t, d)
 	return d
 }
@@ -189,38 +218,47 @@ func TestConcurrentOpensFetchOnce(t *testing.T) {
 	}
 }
 
-// TestLyingProvider: a provider whose store holds other bytes under the
-// digest is dropped, and the blob comes right from the others.
+// TestLyingProvider: a provider that sends other bytes than the blob's is
+// dropped, and the blob comes right from the others.
 func TestLyingProvider(t *testing.T) {
 	for _, size := range []int64{-1, 4 << 20} {
 		t.Run(map[bool]string{true: "unknown size", false: "chunks"}[size < 0], func(t *testing.T) {
 			net := newTestNet(t)
 			data := randomBytes(4 << 20)
-			d := digestOf(data)
 			liar := net.add(Options{})
 			honest := []*node{net.add(Options{}), net.add(Options{})}
 			fetcher := net.add(Options{})
+			d := liar.seed(t, data)
 			bad := bytes.Clone(data)
 			for i := range bad {
 				bad[i] ^= 0x5a
 			}
-			liar.store.raw(d, bad)
-			liar.provide(t, d)
+			var lied atomic.Int64
+			misbehave(liar, func(st network.Stream, req blobRequest) {
+				n := min(int64(req.length), int64(len(bad))-int64(req.offset))
+				w := bufio.NewWriter(st)
+				writeBlobHeader(w, int64(len(bad)), n)
+				w.Write(bad[req.offset : req.offset+uint64(n)])
+				w.Flush()
+				lied.Add(n)
+				st.Close()
+			})
 			if size < 0 {
 				// One provider at a time: let the liar be the first.
-				if _, err := fetcher.x.Open(context.Background(), d, size); err == nil || !errors.Is(err, ErrDigest) {
-					t.Fatalf("fetched from the liar alone: got %v, want an error wrapping ErrDigest", err)
+				var de *store.DigestError
+				if _, err := fetcher.x.Open(context.Background(), d, size); !errors.As(err, &de) {
+					t.Fatalf("fetched from the liar alone: got %v, want a *store.DigestError", err)
 				}
 			}
 			for _, h := range honest {
 				h.seed(t, data)
 			}
 			fetcher.mustOpen(t, d, size, data)
-			if liar.x.Stats().Served == 0 {
+			if lied.Load() == 0 {
 				t.Fatal("the liar was not asked: the test proves nothing")
 			}
 			if !slices.Contains(fetcher.x.Banned(d), liar.x.h.ID()) {
-				t.Errorf("the liar sent %d bytes and is not dropped: banned %v", liar.x.Stats().Served, fetcher.x.Banned(d))
+				t.Errorf("the liar sent %d bytes and is not dropped: banned %v", lied.Load(), fetcher.x.Banned(d))
 			}
 			for _, h := range honest {
 				if slices.Contains(fetcher.x.Banned(d), h.x.h.ID()) {
@@ -354,8 +392,7 @@ func TestBlobServerRefuses(t *testing.T) {
 	net := newTestNet(t)
 	seed := net.add(Options{})
 	data := randomBytes(1000)
-	d := digestOf(data)
-	seed.store.raw(d, data)
+	d := seed.put(t, data)
 	asker := newHost(t)
 	connect(t, asker, seed.x.h)
 	sum, _ := parseDigest(d)

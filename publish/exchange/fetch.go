@@ -3,6 +3,7 @@ package exchange
 import (
 	"bufio"
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"hash/maphash"
@@ -14,6 +15,7 @@ import (
 
 	"github.com/libp2p/go-libp2p/core/peer"
 	"github.com/libp2p/go-libp2p/core/peerstore"
+	"github.com/pyrsia/pyrsia-build/publish/store"
 )
 
 // download is one fetch of a blob in progress, which concurrent Opens
@@ -64,6 +66,23 @@ func (d *download) forget() {
 
 // release gives back the memory of the parts held.
 func (d *download) release() { d.forget() }
+
+// haveMap returns the chunk size and a bitmap of the chunks held, as a
+// statusPartial message.
+func (d *download) haveMap() []byte {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	n := (d.size + d.chunk - 1) / d.chunk
+	n = min(n, 8*(maxHaveMessage-binary.MaxVarintLen64))
+	b := binary.AppendUvarint(nil, uint64(d.chunk))
+	bm := make([]byte, (n+7)/8)
+	for c := range d.parts {
+		if c < n {
+			bm[c/8] |= 1 << (c % 8)
+		}
+	}
+	return append(b, bm...)
+}
 
 // held returns the bytes of [off, off+n) if the parts held cover them.
 func (d *download) held(off, n int64) ([][]byte, bool) {
@@ -127,13 +146,35 @@ type provider struct {
 	notYet   map[int64]time.Time // chunks it said it does not hold yet
 	busy     time.Time           // said busy: not before then
 	sent     bool                // sent at least one chunk
+	have     []byte              // the chunks it said it holds, when it is fetching the blob too
+	haveAt   time.Time           // when it said so
+}
+
+// eligible says whether q may be asked for chunk c now; if not, soon is
+// when to look again (zero: not for a while).
+func (q *provider) eligible(c int64, now time.Time) (ok bool, soon time.Time) {
+	if now.Before(q.busy) {
+		return false, q.busy
+	}
+	if q.have != nil {
+		if has(q.have, c) {
+			return true, time.Time{}
+		}
+		if now.Sub(q.haveAt) < notYetWait {
+			return false, q.haveAt.Add(notYetWait)
+		}
+	}
+	if t, ok := q.notYet[c]; ok && now.Sub(t) < notYetWait {
+		return false, t.Add(notYetWait)
+	}
+	return true, time.Time{}
 }
 
 // round fetches every chunk of a blob once into a Writer.
 type round struct {
 	x       *Exchange
 	d       *download
-	w       Writer
+	w       *store.Writer
 	n       int64 // chunks
 	pending []int64
 	left    int64 // chunks not yet written
@@ -145,18 +186,19 @@ type round struct {
 	notHere int // providers that said they do not have the blob
 
 	mu        sync.Mutex
-	wake      chan struct{}
-	searching bool // a DHT search is in progress
-	passes    int  // DHT searches done
-	lostAt    int  // passes when the last usable provider went
+	wake      chan struct{} // closed when every waiting worker should look again
+	kick      chan struct{} // wakes one waiting worker
+	searching bool          // a DHT search is in progress
+	passes    int           // DHT searches done
+	lostAt    int           // passes when the last usable provider went
 	needMore  chan struct{}
 	perLimit  int
 }
 
-func (x *Exchange) newRound(d *download, w Writer) *round {
+func (x *Exchange) newRound(d *download, w *store.Writer) *round {
 	n := (d.size + d.chunk - 1) / d.chunk
 	r := &round{x: x, d: d, w: w, n: n, left: n, fps: make([]uint64, n), from: make([]peer.ID, n),
-		provs: map[peer.ID]*provider{}, wake: make(chan struct{}), needMore: make(chan struct{}, 1)}
+		provs: map[peer.ID]*provider{}, wake: make(chan struct{}), kick: make(chan struct{}, 1), needMore: make(chan struct{}, 1)}
 	r.pending = make([]int64, n)
 	for i := range r.pending {
 		r.pending[i] = int64(i)
@@ -197,8 +239,10 @@ func (r *round) usableLocked() int {
 }
 
 const (
-	notYetWait = 100 * time.Millisecond // before asking again for a part a peer did not hold
-	busyWait   = 20 * time.Millisecond  // before asking a busy peer again
+	notYetWait  = 100 * time.Millisecond // before asking again for a part a peer did not hold
+	busyWait    = 50 * time.Millisecond  // before asking a busy peer again
+	searchFirst = 100 * time.Millisecond // between the first DHT searches of a fetch
+	searchMax   = 2 * time.Second        // between later ones
 )
 
 // next hands a worker a chunk and the provider to ask for it; c < 0
@@ -220,15 +264,15 @@ func (r *round) next(ctx context.Context) (c int64, p *provider, err error) {
 				if q.gone || q.inflight >= limit {
 					continue
 				}
-				if t := q.busy; now.Before(t) {
-					soonest = earliest(soonest, t)
+				if ok, soon := q.eligible(c, now); !ok {
+					if !soon.IsZero() {
+						soonest = earliest(soonest, soon)
+					}
 					continue
 				}
-				if t, ok := q.notYet[c]; ok && now.Sub(t) < notYetWait {
-					soonest = earliest(soonest, t.Add(notYetWait))
-					continue
-				}
-				if best == nil || q.inflight < best.inflight || (q.inflight == best.inflight && rand.IntN(2) == 0) {
+				// Prefer a peer known to hold the chunk, then the least
+				// loaded.
+				if best == nil || better(q, best, c) {
 					best = q
 				}
 			}
@@ -258,6 +302,7 @@ func (r *round) next(ctx context.Context) (c int64, p *provider, err error) {
 		}
 		select {
 		case <-wake:
+		case <-r.kick:
 		case <-timer:
 		case <-ctx.Done():
 			r.mu.Lock()
@@ -265,6 +310,15 @@ func (r *round) next(ctx context.Context) (c int64, p *provider, err error) {
 		}
 		r.mu.Lock()
 	}
+}
+
+// better says whether q is a better choice than best for chunk c.
+func better(q, best *provider, c int64) bool {
+	qh, bh := has(q.have, c), has(best.have, c)
+	if qh != bh {
+		return qh
+	}
+	return q.inflight < best.inflight || (q.inflight == best.inflight && rand.IntN(2) == 0)
 }
 
 func earliest(a, b time.Time) time.Time {
@@ -299,11 +353,24 @@ func (r *round) result(c int64, p *provider, b []byte, err error) {
 	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	defer r.broadcastLocked()
+	// This worker looks for its next chunk itself; one waiting worker may
+	// take what it freed (a provider's slot, a chunk put back); all look
+	// again when the last chunk is in.
+	defer func() {
+		if r.left == 0 {
+			r.broadcastLocked()
+			return
+		}
+		select {
+		case r.kick <- struct{}{}:
+		default:
+		}
+	}()
 	p.inflight--
 	var pe *PeerError
 	switch {
 	case err == nil:
+		x.chunks.Add(1)
 		r.fps[c] = maphash.Bytes(x.seed, b)
 		r.from[c] = p.id
 		r.left--
@@ -313,9 +380,16 @@ func (r *round) result(c int64, p *provider, b []byte, err error) {
 		return
 	case errors.Is(err, errLocal):
 		r.errs = append(r.errs, err)
-	case errors.As(err, &pe) && pe.Status == statusBusy:
+	case errors.As(err, &pe) && pe.Status == statusBusy && pe.have != nil:
+		x.busy.Add(1)
 		p.notYet[c] = time.Now()
-		p.busy = time.Now().Add(busyWait)
+		if pe.chunk == r.d.chunk {
+			p.have, p.haveAt = pe.have, time.Now()
+		}
+	case errors.As(err, &pe) && pe.Status == statusBusy:
+		x.busy.Add(1)
+		p.notYet[c] = time.Now()
+		p.busy = time.Now().Add(busyWait/2 + rand.N(busyWait))
 	case errors.As(err, &pe) && pe.Status == statusNotFound:
 		p.gone = true
 		r.notHere++
@@ -324,6 +398,7 @@ func (r *round) result(c int64, p *provider, b []byte, err error) {
 		x.ban(digest, p.id, err)
 		r.errs = append(r.errs, fmt.Errorf("peer %s: %w", p.id, err))
 	default:
+		x.failed.Add(1)
 		p.fails++
 		x.log.Debug("chunk fetch failed", "digest", digest, "chunk", c, "peer", p.id.String(), "err", err)
 		if p.fails >= 2 {
@@ -384,11 +459,23 @@ func (r *round) discover(ctx context.Context) {
 		r.passes++
 		r.broadcastLocked()
 		r.mu.Unlock()
-		select {
-		case <-ctx.Done():
-			return
-		case <-r.needMore:
-		case <-time.After(time.Second):
+		// Search again soon at first (peers fetching the same new blob
+		// announce themselves as they start), then less often.
+		wait := min(searchFirst<<min(r.passes, 8), searchMax)
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-r.needMore:
+			case <-time.After(wait):
+				r.mu.Lock()
+				enough := r.usableLocked() >= 2*r.x.opts.Parallel
+				r.mu.Unlock()
+				if enough { // enough providers: search again only when they fail
+					continue
+				}
+			}
+			break
 		}
 	}
 }
@@ -424,7 +511,7 @@ func (r *round) run(ctx context.Context) error {
 // the whole blob again: one whose blob does not match sent wrong bytes;
 // once one matches, every provider whose chunks differed from it did.
 func (x *Exchange) fetchChunked(ctx context.Context, d *download) error {
-	create := func() (Writer, error) {
+	create := func() (*store.Writer, error) {
 		w, err := x.store.Create(d.digest, d.size)
 		if err != nil {
 			return nil, fmt.Errorf("exchange: fetching %s: %w", d.digest, err)
@@ -585,7 +672,10 @@ func (x *Exchange) fetchWholeFrom(ctx context.Context, d *download, p peer.ID) e
 }
 
 // isDigestError says whether err is the store's digest mismatch.
-func isDigestError(err error) bool { return errors.Is(err, ErrDigest) }
+func isDigestError(err error) bool {
+	var de *store.DigestError
+	return errors.As(err, &de)
+}
 
 // deadlineReader moves a stream's deadline on by timeout after every
 // every bytes read.

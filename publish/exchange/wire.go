@@ -21,8 +21,13 @@ const (
 	statusNotFound byte = 1 // the peer has no such thing; a message follows
 	statusBad      byte = 2 // the request is malformed or over a limit; a message follows
 	statusError    byte = 3 // the peer failed to read it; a message follows
-	statusBusy     byte = 4 // busy, or it does not hold that part yet: ask later or elsewhere; a message follows
+	statusBusy     byte = 4 // busy: ask later or elsewhere; a message follows
+	statusPartial  byte = 5 // fetching the blob itself, without that part yet: the parts it holds follow
 )
+
+// maxHaveMessage bounds the message of a statusPartial response: a chunk
+// size and a bitmap of up to 2^19 chunks.
+const maxHaveMessage = binary.MaxVarintLen64 + 1<<16
 
 // maxErrorMessage bounds the message of a response that is not OK.
 const maxErrorMessage = 1024
@@ -122,8 +127,19 @@ func readStatus(r *bufio.Reader) error {
 	if status == statusOK {
 		return nil
 	}
-	if status > statusBusy {
+	if status > statusPartial {
 		return fmt.Errorf("%w: unknown status %d", ErrMalformed, status)
+	}
+	if status == statusPartial {
+		msg, err := readMessage(r, maxHaveMessage)
+		if err != nil {
+			return fmt.Errorf("status %d: %w", status, err)
+		}
+		chunk, k := binary.Uvarint(msg)
+		if k <= 0 || chunk == 0 || chunk > MaxRequestLength {
+			return fmt.Errorf("%w: status %d: bad chunk size", ErrMalformed, status)
+		}
+		return &PeerError{Status: statusBusy, Msg: "fetching it, and that part has not come yet", chunk: int64(chunk), have: msg[k:]}
 	}
 	msg, err := readMessage(r, maxErrorMessage)
 	if err != nil {
@@ -139,6 +155,17 @@ type PeerError struct {
 	Status byte
 	// Msg is the peer's message, made printable.
 	Msg string
+
+	// chunk and have, for a peer fetching the blob itself: the parts of
+	// chunk bytes it holds, a bit each (the first the lowest bit of
+	// have[0]).
+	chunk int64
+	have  []byte
+}
+
+// has says whether a bitmap has bit c.
+func has(bitmap []byte, c int64) bool {
+	return c >= 0 && c/8 < int64(len(bitmap)) && bitmap[c/8]&(1<<(c%8)) != 0
 }
 
 func (e *PeerError) Error() string {

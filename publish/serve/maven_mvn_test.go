@@ -333,9 +333,21 @@ func TestMavenClientDependencyGet(t *testing.T) {
 }
 
 // TestMavenClientProjects: projects whose poms depend on the published jar,
-// at a version and through a version range, compile against it.
+// at a version and through a version range, compile against it; and
+// RELEASE resolves to the newest release.
 func TestMavenClientProjects(t *testing.T) {
 	c := newMavenClient(t, "1.0.0", "1.5.0", "2.0.0")
+	t.Run("release", func(t *testing.T) {
+		c.t = t
+		repo := c.localRepo("repo-release")
+		c.mvn(repo, c.dir, true, "org.apache.maven.plugins:maven-dependency-plugin:3.5.0:get", "-Dartifact=org.example:hello-lib:RELEASE")
+		c.fromNode(repo, "2.0.0")
+		for _, v := range []string{"1.0.0", "1.5.0"} {
+			if _, err := os.Stat(filepath.Join(repo, "org", "example", "hello-lib", v)); err == nil {
+				t.Errorf("RELEASE fetched %s too", v)
+			}
+		}
+	})
 	for _, tc := range []struct {
 		name, dependency, resolved string
 	}{
