@@ -283,6 +283,7 @@ func nodeRun(c *cli.Context) error {
 		Data: data, Policy: p, Keys: keys, Listen: s.listen, Bootstrap: boot, API: api,
 		Builder:          &node.BuildKitBuilder{BuildKit: bk, Images: s.images, AllowHosts: allow},
 		AllowSourceHosts: allow, Deadline: s.deadline, MaxBuilds: s.maxBuilds, Logger: logger,
+		Serving: servingOptions(c),
 	})
 	if err != nil {
 		if api != nil {
