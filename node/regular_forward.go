@@ -293,6 +293,12 @@ func (f *forwarder) forwardTo(ctx context.Context, p peer.ID, req []byte, input 
 		return "", err
 	}
 	f.mu.Lock()
+	if len(f.rounds) >= maxEventInputs {
+		for k := range f.rounds { // bounded: forget one, whichever
+			delete(f.rounds, k)
+			break
+		}
+	}
 	f.rounds[input] = &RoundStatus{InputDigest: input, State: "pending"}
 	f.mu.Unlock()
 	f.events.reset(input)
