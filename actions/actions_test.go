@@ -312,6 +312,13 @@ func TestBadSpecField(t *testing.T) {
 			}
 		})
 	}
+	// publish reads the spec too (its input digest) before it asks a node.
+	r.write(t, "spec.yaml", tests[0].spec)
+	r.write(t, "policy.json", readFile(t, "../publish/policy/testdata/valid-three-nodes.json"))
+	res := r.run(t, "publish", map[string]string{"spec": "spec.yaml", "node": "127.0.0.1:1", "token": "a-token-value", "policy": "policy.json"})
+	if errs := res.errors(); len(errs) != 1 || errs[0].Props["line"] != "3" || errs[0].Props["file"] != "spec.yaml" {
+		t.Errorf("publish: got errors %+v, want one on spec.yaml line 3\n%s", errs, res.Log)
+	}
 }
 
 // requireInCI skips locally and fails in CI, where nothing may skip.

@@ -11,6 +11,7 @@ import (
 	"io/fs"
 	"log/slog"
 	"math/rand/v2"
+	"os"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -36,7 +37,15 @@ func digestOf(b []byte) string {
 // newStore opens a store in a new folder.
 func newStore(t testing.TB) *store.Store {
 	t.Helper()
-	st, err := store.Open(t.TempDir(), store.Options{Logger: slog.New(slog.DiscardHandler)})
+	dir := t.TempDir()
+	if base := os.Getenv("EXCHANGE_STORE_DIR"); base != "" { // benchmarks: a tmpfs, say
+		var err error
+		if dir, err = os.MkdirTemp(base, "store-"); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { os.RemoveAll(dir) })
+	}
+	st, err := store.Open(dir, store.Options{Logger: slog.New(slog.DiscardHandler)})
 	if err != nil {
 		t.Fatal(err)
 	}

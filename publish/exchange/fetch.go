@@ -32,6 +32,8 @@ type download struct {
 	done chan struct{}
 	err  error // set before done is closed
 
+	announced chan error // the result of providing it as the fetch started; nil if not
+
 	mu    sync.Mutex
 	parts map[int64][]byte // chunk index → bytes received (unverified)
 	kept  int64
@@ -224,6 +226,9 @@ func (r *round) add(p peer.ID) {
 	if _, ok := r.provs[p]; ok {
 		return
 	}
+	if !r.fixed && r.usableLocked() >= maxProviders*r.x.opts.Parallel {
+		return // enough: more only cost connections (a later search adds others if these fail)
+	}
 	r.provs[p] = &provider{id: p, notYet: map[int64]time.Time{}}
 	r.broadcastLocked()
 }
@@ -239,10 +244,13 @@ func (r *round) usableLocked() int {
 }
 
 const (
-	notYetWait  = 100 * time.Millisecond // before asking again for a part a peer did not hold
-	busyWait    = 50 * time.Millisecond  // before asking a busy peer again
-	searchFirst = 100 * time.Millisecond // between the first DHT searches of a fetch
-	searchMax   = 2 * time.Second        // between later ones
+	notYetWait = 100 * time.Millisecond // before asking again for a part a peer did not hold
+	busyWait   = 100 * time.Millisecond // before asking a busy peer again (on average)
+	// maxProviders, times Parallel, bounds the providers a fetch uses at
+	// once: more cost connections and probes for little.
+	maxProviders = 2
+	searchFirst  = 100 * time.Millisecond // between the first DHT searches of a fetch
+	searchMax    = 2 * time.Second        // between later ones
 )
 
 // next hands a worker a chunk and the provider to ask for it; c < 0
@@ -469,7 +477,7 @@ func (r *round) discover(ctx context.Context) {
 			case <-r.needMore:
 			case <-time.After(wait):
 				r.mu.Lock()
-				enough := r.usableLocked() >= 2*r.x.opts.Parallel
+				enough := r.usableLocked() >= maxProviders*r.x.opts.Parallel
 				r.mu.Unlock()
 				if enough { // enough providers: search again only when they fail
 					continue
@@ -526,10 +534,11 @@ func (x *Exchange) fetchChunked(ctx context.Context, d *download) error {
 		return err
 	}
 	// Peers fetching it too find this node while it fetches.
+	d.announced = make(chan error, 1)
 	go func() {
-		pctx, cancel := context.WithTimeout(ctx, time.Minute)
+		pctx, cancel := context.WithTimeout(x.ctx, time.Minute)
 		defer cancel()
-		x.Provide(pctx, d.digest)
+		d.announced <- x.Provide(pctx, d.digest)
 	}()
 	r := x.newRound(d, w)
 	err = r.run(ctx)
