@@ -144,21 +144,8 @@ type ChangeEvidence struct {
 // the log: a new name would be a new log, whose cosigners refuse the old
 // log's checkpoints. A network that wants a new name starts a new log.
 func (c *Change) Check(inForce *Policy) (*ChangeEvidence, error) {
-	if err := c.CheckShape(); err != nil {
+	if err := c.Replaces(inForce); err != nil {
 		return nil, err
-	}
-	if inForce == nil {
-		return nil, changeErr("no policy in force to judge the change with")
-	}
-	cur := inForce.Digest()
-	if cur == "" {
-		return nil, changeErr("the policy in force is not valid: %v", inForce.Validate())
-	}
-	if c.Previous != cur {
-		return nil, changeErr("it replaces policy %s, but the policy in force is %s: the change was made for another policy (made before another change was applied?); propose it again against the policy in force", c.Previous, cur)
-	}
-	if c.New.Name != inForce.Name {
-		return nil, changeErr("the new policy names the network %q, the policy in force %q: a change keeps the network's name (it is the origin of the log's checkpoints)", truncate(c.New.Name), truncate(inForce.Name))
 	}
 	st, err := c.Statement()
 	if err != nil {
@@ -206,19 +193,36 @@ func (c *Change) Check(inForce *Policy) (*ChangeEvidence, error) {
 	return ev, nil
 }
 
+// Replaces checks everything about c but its approvals: its shape
+// ([Change.CheckShape]), that Previous is inForce's digest, and that the
+// new policy keeps the network's name.
+func (c *Change) Replaces(inForce *Policy) error {
+	if err := c.CheckShape(); err != nil {
+		return err
+	}
+	if inForce == nil {
+		return changeErr("no policy in force to judge the change with")
+	}
+	cur := inForce.Digest()
+	if cur == "" {
+		return changeErr("the policy in force is not valid: %v", inForce.Validate())
+	}
+	if c.Previous != cur {
+		return changeErr("it replaces policy %s, but the policy in force is %s: the change was made for another policy (made before another change was applied?); propose it again against the policy in force", c.Previous, cur)
+	}
+	if c.New.Name != inForce.Name {
+		return changeErr("the new policy names the network %q, the policy in force %q: a change keeps the network's name (it is the origin of the log's checkpoints)", truncate(c.New.Name), truncate(inForce.Name))
+	}
+	return nil
+}
+
 // Approve signs c as the build node whose cosign key signer holds, after
 // checking c's shape, that c replaces inForce, and that signer's key is
 // one of inForce's build nodes. It replaces an earlier approval by the
 // same key. It returns the name of the node that approved.
 func (c *Change) Approve(inForce *Policy, signer *attest.Signer) (string, error) {
-	if err := c.CheckShape(); err != nil {
+	if err := c.Replaces(inForce); err != nil {
 		return "", err
-	}
-	if cur := inForce.Digest(); c.Previous != cur {
-		return "", changeErr("it replaces policy %s, not the policy given (%s)", c.Previous, cur)
-	}
-	if c.New.Name != inForce.Name {
-		return "", changeErr("the new policy names the network %q, the policy in force %q: a change keeps the network's name", truncate(c.New.Name), truncate(inForce.Name))
 	}
 	name := ""
 	for _, n := range inForce.Nodes {
