@@ -52,12 +52,13 @@ func (d *download) keep(c int64, b []byte) {
 	defer d.mu.Unlock()
 	if old, ok := d.parts[c]; ok {
 		x.shared.Add(-int64(len(old)))
+		d.kept -= int64(len(old))
 	}
 	d.parts[c] = b
 	d.kept += int64(len(b))
 }
 
-// drop forgets the bytes held of chunk c (they were wrong).
+// forget drops the bytes held (they may be wrong).
 func (d *download) forget() {
 	d.mu.Lock()
 	defer d.mu.Unlock()
