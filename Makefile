@@ -3,7 +3,7 @@ GO       ?= go
 BIN      := bin/pyrsia-build
 FUZZTIME ?= 30s
 
-.PHONY: all build run test fmt-check vet staticcheck fuzz bench clean
+.PHONY: all build run test fmt-check vet staticcheck fuzz bench clean release release-check
 
 all: build
 
@@ -58,6 +58,14 @@ bench:
 	$(GO) test ./publish/tlog -run '^$$' -bench 'InclusionProofWrk' -benchtime 1x
 	$(GO) test ./builder -run '^$$' -bench 'BuildOverhead|MavenSample' -benchtime 5x
 	$(GO) test ./publish/serve -run '^$$' -bench 'OCIPullCached|SHA256|OCIManifestsWrk' -benchtime 3x
+
+# The release binary, reproducibly (scripts/build-release.sh), and the
+# check that two builds of it, in two folders, give the same sha256.
+release:
+	scripts/build-release.sh dist $(VERSION)
+
+release-check:
+	scripts/check-release-reproducible.sh
 
 clean:
 	rm -rf bin

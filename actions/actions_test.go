@@ -252,7 +252,7 @@ func TestWrongPassword(t *testing.T) {
 	r.write(t, "app.tar", "an artifact\n")
 	const wrong = "not-the-password:%0A,x"
 	res := r.run(t, "build", map[string]string{"artifacts": "app.tar", "key": key, "password": wrong})
-	oneError(t, res, 2, `password`)
+	oneError(t, res, 2, `^the key \(input 'key'\): wrong password \(or the key file is damaged\) \(set input 'password' to the password the key was made with\)$`)
 	noSecrets(t, res, wrong, key)
 	if _, err := os.Stat(filepath.Join(r.workspace, "app.tar.sigstore.json")); err == nil {
 		t.Error("a bundle was written")
@@ -311,6 +311,13 @@ func TestBadSpecField(t *testing.T) {
 				t.Errorf("got properties %v, want file=spec.yaml line=%s", a.Props, tt.line)
 			}
 		})
+	}
+	// publish reads the spec too (its input digest) before it asks a node.
+	r.write(t, "spec.yaml", tests[0].spec)
+	r.write(t, "policy.json", readFile(t, "../publish/policy/testdata/valid-three-nodes.json"))
+	res := r.run(t, "publish", map[string]string{"spec": "spec.yaml", "node": "127.0.0.1:1", "token": "a-token-value", "policy": "policy.json"})
+	if errs := res.errors(); len(errs) != 1 || errs[0].Props["line"] != "3" || errs[0].Props["file"] != "spec.yaml" {
+		t.Errorf("publish: got errors %+v, want one on spec.yaml line 3\n%s", errs, res.Log)
 	}
 }
 
@@ -497,6 +504,14 @@ func TestPublishNoQuorum(t *testing.T) {
 	if !regexp.MustCompile(`\| no-quorum:1\.0 \| sha256:[0-9a-f]{64} \| 1 \| 0 \| – \| – \| no quorum \|`).MatchString(res.Summary) ||
 		!strings.Contains(res.Summary, "node-b, node-c did not answer in 10s") {
 		t.Errorf("summary:\n%s", res.Summary)
+	}
+
+	// The action's deadline ends the wait before the network's verdict.
+	r.write(t, "other.yaml", strings.Replace(readFile(t, filepath.Join(r.workspace, "hello.yaml")), "no-quorum:1.0", "no-quorum:2.0", 1))
+	res = r.run(t, "publish", map[string]string{"spec": "other.yaml", "node": api, "token": strings.TrimSpace(string(token)), "policy": "policy.json", "deadline": "2s"})
+	oneError(t, res, 1, `^no verdict for other\.yaml within the deadline of 2s: the build network is still voting \('pyrsia-build status --node `+regexp.QuoteMeta(api)+` sha256:[0-9a-f]{64}' shows the outcome later\); raise input 'deadline'`)
+	if res.Outputs["verdict"] != "timeout" {
+		t.Errorf("got outputs %q", res.Outputs)
 	}
 }
 

@@ -153,12 +153,16 @@ pb_install() {
 # plain text (workflow commands in it are not acted on: a build's log is
 # data) and kept in the files OUT and ERR; returns CMD's exit code.
 pb_run() {
-  local out=$1 err=$2 tok code=0
+  local out=$1 err=$2 tok code
   shift 2
   tok=$(pb_random)
   printf '::stop-commands::%s\n' "$tok"
-  "$@" >"$out" 2>"$err" || code=$?
-  cat "$err" >&2
+  # stderr (progress, errors) live; stdout (the results) after.
+  set +e
+  "$@" 2>&1 >"$out" | tee "$err" >&2
+  local st=("${PIPESTATUS[@]}")
+  set -e
+  code=${st[0]}
   cat "$out"
   printf '::%s::\n' "$tok"
   return "$code"
@@ -166,7 +170,8 @@ pb_run() {
 
 # pb_fail_from ERR CODE [SPEC]: turns pyrsia-build's error output into one
 # annotation and exits with CODE. An error that names a field of SPEC
-# ("SPEC: spec: FIELD: ...", "line N:") points at its line.
+# ("SPEC: spec: FIELD: ...", "spec SPEC: spec: FIELD: ...", "line N:")
+# points at its line.
 pb_fail_from() {
   local errfile=$1 code=$2 spec=${3:-} msg hints line field
   msg=$(sed -n 's/^pyrsia-build: error: //p' "$errfile" | head -1)
@@ -174,11 +179,18 @@ pb_fail_from() {
   [ -n "$msg" ] || msg=$(grep -v '^[[:space:]]*$' "$errfile" | tail -1 || true)
   [ -n "$msg" ] || msg="pyrsia-build exited with code $code"
   [ -z "$hints" ] || msg="$msg ($hints)"
-  if [ -n "$spec" ] && [[ "$msg" == "$spec: spec: "* ]]; then
+  # build: "SPEC: spec: FIELD: ..."; publish: "spec SPEC: spec: FIELD: ...".
+  local rest=""
+  if [ -n "$spec" ]; then
+    case "$msg" in
+    "$spec: spec: "*) rest=${msg#"$spec: spec: "} ;;
+    "spec $spec: spec: "*) rest=${msg#"spec $spec: spec: "} ;;
+    esac
+  fi
+  if [ -n "$rest" ]; then
     line=$(sed -n 's/.*: line \([0-9][0-9]*\):.*/\1/p' <<<"$msg" | head -1)
     if [ -z "$line" ]; then
-      field=${msg#"$spec: spec: "}
-      field=${field%%:*}
+      field=${rest%%:*}
       line=$(pb_field_line "$spec" "$field")
     fi
     pb_die "$code" "$msg" "$spec" "$line"
@@ -195,6 +207,7 @@ pb_field_line() {
   [ -n "$field" ] || return 0
   awk -v path="$field" '
     BEGIN { n = split(path, keys, "."); for (i = 1; i <= n; i++) sub(/\[[0-9]+\]$/, "", keys[i]); k = 1 }
+    /^[[:space:]]*#/ { next }
     {
       while (k <= n) {
         re = "(^|[[:space:]{,-])\"?" keys[k] "\"?[[:space:]]*:"

@@ -111,6 +111,9 @@ func (r *CIRun) Apply(p *slsa.Provenance) error {
 		bd.ResolvedDependencies = append([]*intoto.ResourceDescriptor{r.Source}, bd.ResolvedDependencies...)
 	}
 	if r.BuilderID != "" {
+		if p.RunDetails.Builder == nil {
+			p.RunDetails.Builder = &slsa.Builder{}
+		}
 		p.RunDetails.Builder.Id = r.BuilderID
 	}
 	if r.InvocationID != "" {

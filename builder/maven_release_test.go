@@ -1,10 +1,12 @@
 package builder_test
 
 import (
+	"archive/zip"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"net/http/httputil"
@@ -314,6 +316,39 @@ func TestMavenJDKNotInImage(t *testing.T) {
 	_, _, err := buildOn(t, ds[0], s)
 	if err == nil || !strings.Contains(err.Error(), "the builder image has no JDK 21") || !strings.Contains(err.Error(), "recipe.maven.jdk") {
 		t.Fatalf("got %v, want an error that the image has no JDK 21", err)
+	}
+}
+
+// TestMavenNewlineCRLF: recipe.maven.newline crlf reaches the build's
+// JVM: the pom.properties maven-archiver writes into each jar (with the
+// platform's line separator) has CR LF line ends.
+func TestMavenNewlineCRLF(t *testing.T) {
+	ds := twoDaemons(t)
+	s := spec(t, "hello-maven", "maven", "org.example.hello:hello-app:1.0.0", "  maven: {newline: crlf}", "maven")
+	r, out, err := buildOn(t, ds[0], s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, a := range r.Artifacts {
+		if !strings.HasSuffix(a.Name, ".jar") {
+			continue
+		}
+		zr, err := zip.OpenReader(filepath.Join(out, a.Path))
+		if err != nil {
+			t.Fatal(err)
+		}
+		var props []byte
+		for _, f := range zr.File {
+			if strings.HasSuffix(f.Name, "/pom.properties") {
+				rc, _ := f.Open()
+				props, _ = io.ReadAll(rc)
+				rc.Close()
+			}
+		}
+		zr.Close()
+		if len(props) == 0 || !strings.Contains(string(props), "\r\n") || strings.Count(string(props), "\n") != strings.Count(string(props), "\r\n") {
+			t.Errorf("%s: pom.properties is %q, want CR LF line ends", a.Name, props)
+		}
 	}
 }
 

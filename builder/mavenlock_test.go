@@ -92,7 +92,7 @@ func FuzzParseLock(f *testing.F) {
 	}
 	f.Add([]byte(`{"version":1,"files":[]}`))
 	f.Add([]byte(`{"version":1,"files":[{"coordinate":"a:b:1","file":"b-1.jar","sha256":"` + strings.Repeat("0", 64) + `"}]}`))
-	if data, err := os.ReadFile("../testdata/maven-range/maven.lock.json"); err == nil {
+	if data, err := os.ReadFile("../testdata/version-range/maven.lock.json"); err == nil {
 		f.Add(data) // with metadata
 	}
 	f.Fuzz(func(t *testing.T, data []byte) {

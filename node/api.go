@@ -45,6 +45,7 @@ type RoundStatus struct {
 //	GET  /healthz                          "ok"
 //	GET  /status                           the node's [Status], JSON
 //	POST /v1/publish                       a build spec (YAML or JSON): {"inputDigest": ...}
+//	POST /v1/requests                      a build request its requester signed (JSON): {"inputDigest": ...}
 //	GET  /v1/publish/<input>/events        the round's [Event]s, newline-delimited JSON,
 //	                                       until "final" or "verdict"
 //	GET  /v1/status/<input or coordinate>  a [RoundStatus]
@@ -54,8 +55,10 @@ type RoundStatus struct {
 //
 // Every request from a web page (an Origin header) and every request for a
 // host name other than localhost is refused (see [Node.checkLocal]); a POST
-// needs Content-Type application/json or application/yaml and the node's
-// API token ([APITokenFile]).
+// needs Content-Type application/json (or application/yaml for a spec),
+// and /v1/publish the node's API token ([APITokenFile]): there the node
+// signs the request, while /v1/requests carries the requester's own
+// signature ([Node.PublishRequest]).
 func (n *Node) apiHandler() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
@@ -65,6 +68,7 @@ func (n *Node) apiHandler() http.Handler {
 		writeJSON(w, http.StatusOK, n.Status())
 	})
 	mux.HandleFunc("POST /v1/publish", n.servePublish)
+	mux.HandleFunc("POST /v1/requests", n.serveRequest)
 	mux.HandleFunc("GET /v1/publish/{input}/events", n.serveEvents)
 	mux.HandleFunc("GET /v1/status/{what...}", n.serveRoundStatus)
 	mux.HandleFunc("GET /v1/proof/{input}", n.serveProof)

@@ -120,6 +120,9 @@ func reportRaft(b *testing.B, c *cluster, via int) {
 		b.ReportMetric(float64(ps.Wait.Microseconds())/1000/float64(ps.Proposals), "propose-ms/entry")
 		if as.Entries > 0 {
 			b.ReportMetric(float64(as.Apply.Microseconds())/1000/float64(as.Batches), "apply-ms/batch")
+			b.ReportMetric(float64(as.Check.Microseconds())/1000/float64(as.Batches), "check-ms/batch")
+			b.ReportMetric(float64(as.Append.Microseconds())/1000/float64(as.Batches), "append-ms/batch")
+			b.ReportMetric(float64(as.Observe.Microseconds())/1000/float64(as.Batches), "observe-ms/batch")
 			b.ReportMetric(float64(as.Entries)/float64(as.Batches), "entries/batch")
 		}
 	}

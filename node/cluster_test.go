@@ -115,6 +115,9 @@ type cluster struct {
 	deadline time.Duration
 	// requests is the nodes' request rate (zero: the default).
 	requests quorum.RateOptions
+	// raftConfig, if set, makes each node's Raft configuration (default
+	// fastRaft).
+	raftConfig func() *raft.Config
 }
 
 // newCluster makes n build nodes' keys and the policy; builders[i] builds
@@ -174,12 +177,16 @@ func (c *cluster) start(i int) {
 	if testing.Verbose() {
 		logger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
 	}
+	rc := fastRaft()
+	if c.raftConfig != nil {
+		rc = c.raftConfig()
+	}
 	// One context for New and Run, as the command line has: its end (a
 	// signal) must stop the node cleanly.
 	ctx, cancel := context.WithCancel(context.Background())
 	n, err := New(ctx, Options{
 		Data: tn.dir, Policy: c.policy, Keys: tn.keys, Listen: []string{"/ip4/127.0.0.1/tcp/0"},
-		Bootstrap: boot, API: api, Builder: tn.builder, Deadline: c.deadline, RaftConfig: fastRaft(), Logger: logger,
+		Bootstrap: boot, API: api, Builder: tn.builder, Deadline: c.deadline, RaftConfig: rc, Logger: logger,
 		Requests: c.requests,
 	})
 	if err != nil {

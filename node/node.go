@@ -2,6 +2,7 @@ package node
 
 import (
 	"context"
+	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -19,10 +20,12 @@ import (
 	"github.com/hashicorp/raft"
 	"github.com/libp2p/go-libp2p/core/host"
 	"github.com/libp2p/go-libp2p/core/peer"
+	"github.com/libp2p/go-libp2p/core/peerstore"
 	"github.com/pyrsia/pyrsia-build/attest"
 	"github.com/pyrsia/pyrsia-build/builder"
 	"github.com/pyrsia/pyrsia-build/internal/httpserver"
 	"github.com/pyrsia/pyrsia-build/publish"
+	"github.com/pyrsia/pyrsia-build/publish/exchange"
 	"github.com/pyrsia/pyrsia-build/publish/logservice"
 	"github.com/pyrsia/pyrsia-build/publish/policy"
 	"github.com/pyrsia/pyrsia-build/publish/tlog"
@@ -89,7 +92,9 @@ type Node struct {
 	raft   *quorum.Raft
 	svc    *logservice.Service
 	builds *buildStore
-	events *events
+	// catchup fetches entries from the peers' logs after a Raft snapshot.
+	catchup *peerEntries
+	events  *events
 
 	sched   *quorum.Scheduler
 	work    chan *round // rounds whose request this node builds and votes on
@@ -206,14 +211,26 @@ func New(ctx context.Context, o Options) (n *Node, err error) {
 
 	n.builds = &buildStore{dir: filepath.Join(o.Data, "builds"), builder: o.Builder, signer: o.Keys.Cosign, node: o.Keys.Name, inflight: map[string]chan struct{}{}}
 
+	// Catch-up: this node serves its log to peers that restore a Raft
+	// snapshot, and fetches from theirs when it restores one (catchup.go).
+	exchange.ServeLog(n.host, liveSource{n.svc}, exchange.LogOptions{Logger: n.log})
+	n.catchup = &peerEntries{n: n}
+
 	// Ordering: the FSM appends what Raft commits, after checking it.
 	if n.fsm, err = quorum.NewFSM(quorum.FSMOptions{
 		Checker: &quorum.PolicyChecker{Trust: n.trust},
 		Applier: n.svc,
+		Catchup: n.catchup.catchup(),
 		Observe: n.applied,
 		Logger:  n.log,
 	}); err != nil {
 		return nil, err
+	}
+	// Raft restores its latest snapshot in NewRaft, before Bootstrap
+	// below: a catch-up then (catchup.go) reaches the peers by these
+	// addresses.
+	for _, ai := range o.Bootstrap {
+		n.host.Peerstore().AddAddrs(ai.ID, ai.Addrs, peerstore.AddressTTL)
 	}
 	raftLog := io.Writer(os.Stderr)
 	if n.o.RaftConfig != nil {
@@ -1055,18 +1072,20 @@ func (n *Node) LastVerdict(input string) (*Verdict, error) {
 
 // Status is the node's state, as GET /status shows it.
 type Status struct {
-	Name     string            `json:"name"`
-	PeerID   string            `json:"peerId"`
-	Addrs    []string          `json:"addrs"`
-	Policy   string            `json:"policy"`
-	Peers    []string          `json:"peers"`
-	Raft     RaftStatus        `json:"raft"`
-	LogSize  uint64            `json:"logSize"`
-	Final    uint64            `json:"finalSize"`
-	Building []string          `json:"building"`
-	Verdicts []string          `json:"recentVerdicts"`
-	Dropped  map[string]uint64 `json:"dropped"`
-	Refused  uint64            `json:"refusedSpecs"`
+	Name    string     `json:"name"`
+	PeerID  string     `json:"peerId"`
+	Addrs   []string   `json:"addrs"`
+	Policy  string     `json:"policy"`
+	Peers   []string   `json:"peers"`
+	Raft    RaftStatus `json:"raft"`
+	LogSize uint64     `json:"logSize"`
+	Final   uint64     `json:"finalSize"`
+	// FinalRoot is the root hash of the final checkpoint, base64.
+	FinalRoot string            `json:"finalRoot,omitempty"`
+	Building  []string          `json:"building"`
+	Verdicts  []string          `json:"recentVerdicts"`
+	Dropped   map[string]uint64 `json:"dropped"`
+	Refused   uint64            `json:"refusedSpecs"`
 	// RefusedPeers counts the connections refused after the handshake:
 	// peers outside the policy.
 	RefusedPeers uint64 `json:"refusedPeers"`
@@ -1096,7 +1115,7 @@ func (n *Node) Status() Status {
 	}
 	sort.Strings(s.Peers)
 	if cp := n.svc.Final(); cp != nil {
-		s.Final = cp.Size
+		s.Final, s.FinalRoot = cp.Size, base64.StdEncoding.EncodeToString(cp.Hash)
 	}
 	stats := n.raft.Stats()
 	_, leader := n.raft.LeaderWithID()

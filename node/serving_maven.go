@@ -8,8 +8,7 @@ import (
 	"github.com/pyrsia/pyrsia-build/publish/serve"
 )
 
-// newMavenFace returns the Maven face, mounted at /maven2/, or nil while
-// there is none.
+// newMavenFace returns the Maven face, mounted at serve.MavenPrefix.
 func newMavenFace(idx *index.Index, content serve.Content, hint string, log *slog.Logger) http.Handler {
-	return nil
+	return serve.NewMaven(serve.MavenOptions{Index: idx, Content: content, Logger: log, Hint: hint})
 }

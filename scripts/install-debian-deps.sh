@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Installs the Debian packages that builds and tests need (runc for
 # buildkitd, debootstrap for the maven builder image, git for git sources,
-# skopeo, which the OCI serving tests pull with, and Maven, a JDK and Maven
-# plugins for the Maven client tests) and refreshes the package lists (the busybox image is made from
+# skopeo, which the OCI serving tests pull with, Maven, a JDK and Maven
+# plugins for the Maven client tests, jq for the GitHub Actions' scripts,
+# node and npm for action-validator) and refreshes the package lists (the busybox image is made from
 # `apt-get download busybox-static`). Needs root.
 set -euo pipefail
 if [ "$(id -u)" -ne 0 ]; then
@@ -11,7 +12,10 @@ if [ "$(id -u)" -ne 0 ]; then
 fi
 apt-get update -qq
 need=()
-for p in runc debootstrap git skopeo; do command -v "$p" >/dev/null 2>&1 || need+=("$p"); done
+for p in runc debootstrap git skopeo jq; do command -v "$p" >/dev/null 2>&1 || need+=("$p"); done
+# node and npm for action-validator (scripts/install-action-validator.sh)
+command -v node >/dev/null 2>&1 || need+=(nodejs)
+command -v npm >/dev/null 2>&1 || need+=(npm)
 # The Maven client tests (publish/serve/maven_mvn_test.go, mavenDebianPackages):
 # mvn, javac, and the plugins they run from Debian's offline repository.
 for p in maven openjdk-17-jdk-headless libmaven-dependency-plugin-java libmaven-compiler-plugin-java \

@@ -25,6 +25,17 @@ printf '%s\n' "$INPUT_KEY" >"$work/cosign.key"
 umask 022
 export COSIGN_PASSWORD=${INPUT_PASSWORD:-}
 
+# fail CODE: pyrsia-build's error as an annotation, in the action's words
+# for the key (never the temporary file) and its password.
+fail() {
+  local e
+  e=$(<"$work/err")
+  e=${e//"$work/cosign.key"/the key (input \'key\')}
+  e=${e//"set COSIGN_PASSWORD to the password"/set input \'password\' to the password}
+  printf '%s\n' "$e" >"$work/err"
+  pb_fail_from "$work/err" "$1" "$spec"
+}
+
 args=()
 [ -z "${INPUT_BUILDER_ID:-}" ] || args+=(--builder-id "$INPUT_BUILDER_ID")
 pb_table_head "pyrsia-build build"
@@ -42,7 +53,7 @@ if [ -n "$artifacts" ]; then
   [ -z "$spec" ] || args+=(--spec "$spec")
   code=0
   pb_run "$work/out" "$work/err" "$PYRSIA_BUILD" attest --key "$work/cosign.key" --bundle "$bundle" "${args[@]}" -- "${files[@]}" || code=$?
-  [ "$code" -eq 0 ] || pb_fail_from "$work/err" "$code" "$spec"
+  [ "$code" -eq 0 ] || fail "$code"
   digests=$(grep -E '^sha256:[0-9a-f]{64}  ' "$work/out")
   while read -r d name; do
     pb_row "$name" "$d" "" "" "" "" "attested"
@@ -65,7 +76,7 @@ code=0
 # RUNNER_TEMP.
 pb_run "$work/out" "$work/err" "$PYRSIA_BUILD" build --key "$work/cosign.key" --out "$out" --progress plain \
   --data-dir "$RUNNER_TEMP/pyrsia-build-state" "${args[@]}" -- "$spec" || code=$?
-[ "$code" -eq 0 ] || pb_fail_from "$work/err" "$code" "$spec"
+[ "$code" -eq 0 ] || fail "$code"
 result="$out/result.json"
 input=$(jq -r '.inputDigest' "$result")
 digests=$(jq -r '.artifacts[] | "\(.digest)  \(.name)"' "$result")

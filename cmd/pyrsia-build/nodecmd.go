@@ -24,7 +24,7 @@ func nodeCommand() *cli.Command {
 	return &cli.Command{
 		Name:      "node",
 		Usage:     "run a build node of a network, or make its keys",
-		UsageText: "pyrsia-build node init --data DIR --name NAME\n   pyrsia-build node --build --data DIR --policy POLICY [--listen MULTIADDR...] [--api HOST:PORT] [--bootstrap MULTIADDR...] [--buildkit-addr ADDR] [--images DIR] [--max-builds N] [--deadline D] [--allow-source-host HOST[:PORT]...] [--log-level LEVEL] [--log-format text|json]\n   pyrsia-build node --config FILE [FLAGS...]",
+		UsageText: "pyrsia-build node init --data DIR --name NAME\n   pyrsia-build node --build --data DIR --policy POLICY [--listen MULTIADDR...] [--api HOST:PORT] [--bootstrap MULTIADDR...] [--buildkit-addr ADDR] [--images DIR] [--max-builds N] [--deadline D] [--allow-source-host HOST[:PORT]...] [--log-level LEVEL] [--log-format text|json]\n   pyrsia-build node --config FILE [FLAGS...]\n   pyrsia-build node status --node HOST:PORT [--json]",
 		Description: `Runs a build node of the network in --policy, with its keys and state in
 --data (made by 'pyrsia-build node init'):
 
@@ -68,6 +68,7 @@ Examples:
    pyrsia-build node --config /etc/pyrsia-build/node.yaml --log-level debug`,
 		Subcommands: []*cli.Command{
 			nodeInitCommand(),
+			nodeStatusCommand(),
 		},
 		Flags: []cli.Flag{
 			&cli.BoolFlag{Name: "build", Usage: "run as a build node (the only kind there is yet)"},
@@ -282,6 +283,7 @@ func nodeRun(c *cli.Context) error {
 		Data: data, Policy: p, Keys: keys, Listen: s.listen, Bootstrap: boot, API: api,
 		Builder:          &node.BuildKitBuilder{BuildKit: bk, Images: s.images, AllowHosts: allow},
 		AllowSourceHosts: allow, Deadline: s.deadline, MaxBuilds: s.maxBuilds, Logger: logger,
+		Serving: servingOptions(c),
 	})
 	if err != nil {
 		if api != nil {

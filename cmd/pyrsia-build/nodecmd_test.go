@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"encoding/json"
 	"fmt"
 	"io"
 	"log/slog"
@@ -16,6 +17,7 @@ import (
 
 	"github.com/hashicorp/raft"
 	"github.com/libp2p/go-libp2p/core/peer"
+	"github.com/pyrsia/pyrsia-build/attest"
 	"github.com/pyrsia/pyrsia-build/builder"
 	"github.com/pyrsia/pyrsia-build/node"
 	"github.com/pyrsia/pyrsia-build/publish/policy"
@@ -51,10 +53,10 @@ func pomBuilder(salt string) node.BuilderFunc {
 // startTestNetwork runs three build nodes in this process (real libp2p,
 // Raft and logs; test builders) and returns the first node's API address
 // and the policy file.
-func startTestNetwork(t *testing.T, salts []string, deadline time.Duration) (api, policyFile string) {
+func startTestNetwork(t *testing.T, salts []string, deadline time.Duration, requesters ...string) (api, policyFile string) {
 	t.Helper()
 	root := t.TempDir()
-	p := &policy.Policy{Version: policy.Version, Name: "test.example/net"}
+	p := &policy.Policy{Version: policy.Version, Name: "test.example/net", Requesters: requesters}
 	var keys []*node.Keys
 	for i := range salts {
 		k, err := node.InitKeys(filepath.Join(root, fmt.Sprint(i)), fmt.Sprintf("node-%c", 'a'+i), nil)
@@ -170,6 +172,21 @@ func TestPublishVerifyStatus(t *testing.T) {
 			t.Errorf("status %s: exit %d\n%s\n%s", what, code, stdout, stderr)
 		}
 	}
+	// node status: the node's state for a person, and as JSON.
+	code, stdout, stderr = runCLI("node", "status", "--node", api)
+	for _, want := range []string{"node      node-", "peers     2 connected: node-", "raft      ", ", term ", "log       1 entries", "final     checkpoint of 1 entries, root ", "building  none", "dropped   0 gossip messages", "refused   0 peers outside the policy, 0 specs", "verdicts  none recent"} {
+		if code != 0 || !strings.Contains(stdout, want) {
+			t.Errorf("node status: exit %d, output does not say %q:\n%s%s", code, want, stdout, stderr)
+		}
+	}
+	code, stdout, stderr = runCLI("node", "status", "--node", api, "--json")
+	var st node.Status
+	if err := json.Unmarshal([]byte(stdout), &st); code != 0 || err != nil || st.LogSize != 1 || st.Final != 1 || st.FinalRoot == "" || len(st.Peers) != 2 {
+		t.Errorf("node status --json: exit %d, %v: %+v\n%s", code, err, st, stderr)
+	}
+	if code, _, stderr = runCLI("node", "status", "--node", "127.0.0.1:1"); code == 0 || !strings.Contains(stderr, "127.0.0.1:1") {
+		t.Errorf("node status of no node: exit %d, %s", code, stderr)
+	}
 	code, _, stderr = runCLI("status", "--node", api, "sha256:"+strings.Repeat("0", 64))
 	if code != exitInput || !strings.Contains(stderr, "the node knows nothing of") {
 		t.Errorf("status of an unknown input: exit %d, %s", code, stderr)
@@ -196,6 +213,10 @@ func TestPublishNoQuorum(t *testing.T) {
 	t.Logf("%s", stderr)
 	s, _ := builder.ParseSpec([]byte(testNodeSpec))
 	input, _ := s.InputDigest()
+	code, stdout, stderr = runCLI("node", "status", "--node", api)
+	if code != 0 || !strings.Contains(stdout, "verdict   no quorum for "+input) || !strings.Contains(stdout, "log       0 entries") {
+		t.Errorf("node status after a verdict: exit %d\n%s%s", code, stdout, stderr)
+	}
 	code, stdout, stderr = runCLI("status", "--node", api, input)
 	if code != exitNotVerified || !strings.Contains(stdout, "state     no-quorum") || !strings.Contains(stderr, "no quorum for "+input) {
 		t.Errorf("status after no quorum: exit %d\n%s\n%s", code, stdout, stderr)
@@ -260,5 +281,41 @@ logFormat: json
 	}
 	if s.api != "127.0.0.1:7888" || s.maxBuilds != 2 || s.deadline != 10*time.Minute || s.logLevel != slog.LevelInfo || s.logFormat != "text" || s.images != "images" {
 		t.Errorf("defaults: got %+v", *s)
+	}
+}
+
+// TestPublishWithRequesterKey: publish --key signs the request with the
+// requester's own key; the node only passes it on. A listed requester is
+// published; an unlisted one is refused by the node at once.
+func TestPublishWithRequesterKey(t *testing.T) {
+	dir := t.TempDir()
+	t.Setenv("COSIGN_PASSWORD", "")
+	var pubs []string
+	for _, name := range []string{"me", "other"} {
+		kp, err := attest.GenerateKeyPair(nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		os.WriteFile(filepath.Join(dir, name+".key"), kp.Private, 0o600)
+		pubs = append(pubs, string(kp.Public))
+	}
+	api, policyFile := startTestNetwork(t, []string{"honest", "honest", "honest"}, time.Minute, pubs[0])
+	specFile := filepath.Join(dir, "hello.yaml")
+	os.WriteFile(specFile, []byte(strings.ReplaceAll(testNodeSpec, "1.0", "3.0")), 0o644)
+	proof := filepath.Join(dir, "hello.proof.json")
+	code, stdout, stderr := runCLI("publish", "--node", api, "--key", filepath.Join(dir, "me.key"), "--policy", policyFile, "-o", proof, specFile)
+	if code != 0 || !strings.Contains(stdout, "published entry 0") {
+		t.Fatalf("publish --key of a listed requester: exit %d\n%s\n%s", code, stdout, stderr)
+	}
+	if _, err := os.Stat(proof); err != nil {
+		t.Error(err)
+	}
+	code, stdout, stderr = runCLI("publish", "--node", api, "--key", filepath.Join(dir, "other.key"), "--policy", policyFile, specFile)
+	if code != exitInput || !strings.Contains(stderr, "is not one of the policy test.example/net's build nodes or requesters, and the policy is not open") {
+		t.Errorf("publish --key of an unlisted requester: exit %d\n%s\n%s", code, stdout, stderr)
+	}
+	code, _, stderr = runCLI("publish", "--node", api, "--key", filepath.Join(dir, "me.key"), "--data", dir, "--policy", policyFile, specFile)
+	if code != exitInput || !strings.Contains(stderr, "do not go with it") {
+		t.Errorf("publish --key --data: exit %d, %s", code, stderr)
 	}
 }

@@ -19,6 +19,7 @@ import (
 	"github.com/pyrsia/pyrsia-build/node"
 	"github.com/pyrsia/pyrsia-build/publish"
 	"github.com/pyrsia/pyrsia-build/publish/policy"
+	"github.com/pyrsia/pyrsia-build/quorum"
 	"github.com/transparency-dev/merkle/proof"
 	"github.com/transparency-dev/merkle/rfc6962"
 	"github.com/urfave/cli/v2"
@@ -28,7 +29,7 @@ func publishCommand() *cli.Command {
 	return &cli.Command{
 		Name:      "publish",
 		Usage:     "have a build network build and publish a spec, and write its proof bundle",
-		UsageText: "pyrsia-build publish --node HOST:PORT --data DIR --policy POLICY [-o PROOF] SPEC",
+		UsageText: "pyrsia-build publish --node HOST:PORT --data DIR --policy POLICY [-o PROOF] [--json] SPEC\n   pyrsia-build publish --node HOST:PORT --key REQUESTER.key --policy POLICY [-o PROOF] [--json] SPEC",
 		Description: `Sends the build spec to the build node whose API is at --node. The node signs
 the request and gossips it to the network; every build node builds the spec
 on its own and votes. Prints each vote as it arrives (which node, which
@@ -46,8 +47,13 @@ it, includes the entry, and the entry, for this spec's input, is attested by
 a majority of the policy's build nodes) before it writes it; otherwise it
 exits 1.
 
-The node takes requests only with its API token, the file api.token in its
-data folder: --data is the node's data folder (or give --token-file).
+The node signs a request as its requester only with its API token, the file
+api.token in its data folder: --data is the node's data folder (or give
+--token-file). With --key instead, the request is signed here with the
+requester's own cosign key (its password from COSIGN_PASSWORD) and the node
+only gossips it: the network admits it if the policy lists the key among its
+requesters (or build nodes), or is open; the node refuses any other at once
+(exit 2).
 
 A spec from the network may not name local files: its source is a URL (an
 archive with its sha256, or a git commit).
@@ -57,7 +63,8 @@ Verify the artifact with the policy alone:
 
 Examples:
    pyrsia-build publish --node 127.0.0.1:7881 --data nodes/a --policy policy.json hello.yaml
-   pyrsia-build publish --node 127.0.0.1:7881 --data nodes/a --policy policy.json -o hello.proof.json hello.yaml`,
+   pyrsia-build publish --node 127.0.0.1:7881 --data nodes/a --policy policy.json -o hello.proof.json hello.yaml
+   COSIGN_PASSWORD=... pyrsia-build publish --node 127.0.0.1:7881 --key me.key --policy policy.json hello.yaml`,
 		Flags: []cli.Flag{
 			&cli.StringFlag{Name: "node", Required: true, Usage: "the build node's API `HOST:PORT` (or URL)"},
 			&cli.StringFlag{Name: "output", Aliases: []string{"o"}, Usage: "write the proof bundle to `FILE`"},
@@ -65,6 +72,7 @@ Examples:
 			&cli.StringFlag{Name: "data", Usage: "the node's data `DIR` (its API token is DIR/" + node.APITokenFile + ")"},
 			&cli.StringFlag{Name: "token-file", Usage: "read the node's API token from `FILE` instead"},
 			&cli.BoolFlag{Name: "json", Usage: "print one JSON object a line: {type: input}, the node's events (vote, published, final, verdict), then {type: proof}"},
+			&cli.StringFlag{Name: "key", Usage: "sign the request with the requester's cosign private key `FILE` (a key the policy lists as a requester, or any key when it is open); the node only passes it on"},
 		},
 		Action: func(c *cli.Context) error {
 			if c.NArg() != 1 {
@@ -86,8 +94,16 @@ Examples:
 			if err != nil {
 				return inputErr(err)
 			}
-			token, err := apiToken(c.String("data"), c.String("token-file"))
-			if err != nil {
+			var token string
+			var requester *attest.Signer
+			if k := c.String("key"); k != "" {
+				if c.String("data") != "" || c.String("token-file") != "" {
+					return inputErr(errors.New("--key signs the request as its requester: --data and --token-file (the node's API token, for a request the node signs) do not go with it"))
+				}
+				if requester, err = loadSigner(c.Context, k, c.App.ErrWriter); err != nil {
+					return err
+				}
+			} else if token, err = apiToken(c.String("data"), c.String("token-file")); err != nil {
 				return err
 			}
 			spec, err := attest.ReadFileLimited(c.Args().First(), 1<<20)
@@ -109,9 +125,31 @@ Examples:
 				InputDigest string `json:"inputDigest"`
 				Error       string `json:"error"`
 			}
-			hdr := http.Header{"Content-Type": {"application/yaml"}, "Authorization": {"Bearer " + token}}
-			if err := nodeCallHeader(c.Context, http.MethodPost, base+"/v1/publish", hdr, bytes.NewReader(spec), &out); err != nil {
-				return err
+			if requester != nil {
+				// Signed here, with the requester's own key: the node
+				// only gossips it, and the network admits it by the
+				// policy's requesters (or an open policy).
+				canon, err := parsed.CanonicalJSON()
+				if err != nil {
+					return inputErr(fmt.Errorf("spec %s: %w", c.Args().First(), err))
+				}
+				req, err := quorum.NewBuildRequest(quorum.RequestOptions{Policy: p.Digest(), Spec: canon, Signer: requester, IncludeKey: p.Open})
+				if err != nil {
+					return inputErr(err)
+				}
+				b, err := req.Marshal()
+				if err != nil {
+					return inputErr(err)
+				}
+				hdr := http.Header{"Content-Type": {"application/json"}}
+				if err := nodeCallHeader(c.Context, http.MethodPost, base+"/v1/requests", hdr, bytes.NewReader(b), &out); err != nil {
+					return err
+				}
+			} else {
+				hdr := http.Header{"Content-Type": {"application/yaml"}, "Authorization": {"Bearer " + token}}
+				if err := nodeCallHeader(c.Context, http.MethodPost, base+"/v1/publish", hdr, bytes.NewReader(spec), &out); err != nil {
+					return err
+				}
 			}
 			if out.InputDigest != input {
 				return failed(fmt.Errorf("the node answered input digest %q for the spec, whose input digest is %s", out.InputDigest, input),

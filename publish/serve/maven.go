@@ -68,10 +68,11 @@ type MavenOptions struct {
 // maven-metadata.xml (with its checksums) listing every version with a
 // file in Maven's version order, latest and release (the newest version
 // that is not a snapshot), so that version ranges, LATEST and RELEASE
-// resolve. Its lastUpdated is the time log index N+1 seconds after the
-// Unix epoch, N the newest entry that serves a file of the artifact: two
-// nodes with the same log serve the same bytes, and a later entry gives
-// a later time.
+// resolve. Its lastUpdated is N+1 seconds after the Unix epoch, N the log
+// index of the newest entry that serves a file of the artifact (the log
+// has no clock): two nodes with the same log serve the same bytes, and a
+// later entry gives a later time. What is published of an artifact is
+// worked out once and cached until the index grows.
 //
 // Files are served with their sha256 as a strong ETag, Content-Length and
 // Range support. GET and HEAD only: other methods get 405, the repository
@@ -81,18 +82,84 @@ type MavenOptions struct {
 // them) gets 503, any other failure of the Content 502: never 404, which
 // Maven would remember as missing.
 func NewMaven(o MavenOptions) http.Handler {
+	if o.Index == nil || o.Content == nil {
+		panic("serve: NewMaven needs MavenOptions.Index and MavenOptions.Content")
+	}
 	if o.Logger == nil {
 		o.Logger = slog.Default()
 	}
 	if o.Hint == "" {
 		o.Hint = DefaultHint
 	}
-	return &mavenRepo{opts: o, sums: newSumCache(4096)}
+	return &mavenRepo{opts: o, sums: newSumCache(4096), views: map[string]*artifactView{}}
 }
 
 type mavenRepo struct {
 	opts MavenOptions
 	sums *sumCache
+
+	// views caches what is published of each artifact asked for, for
+	// the index as it was when it had viewsLen entries: the index only
+	// grows, so a new length is a new entry, and the cache starts over.
+	mu       sync.Mutex
+	viewsLen int
+	views    map[string]*artifactView // by "group:artifact"
+}
+
+// maxViews bounds the artifacts whose views are cached (those asked for
+// and not published too).
+const maxViews = 4096
+
+// artifactView is what is published of one artifact: its files, and its
+// maven-metadata.xml, made when first asked for.
+type artifactView struct {
+	files    map[string]map[string]mavenFile // by version, then name
+	metaOnce sync.Once
+	meta     []byte
+	metaSums map[string]string // by checksum kind
+}
+
+// metadata returns the artifact's maven-metadata.xml and its checksums.
+func (v *artifactView) metadata(group, artifact string) ([]byte, map[string]string) {
+	v.metaOnce.Do(func() {
+		v.meta = mavenMetadataXML(group, artifact, v.files)
+		v.metaSums = map[string]string{}
+		for _, k := range checksumKinds {
+			v.metaSums[k] = hexSum(k, v.meta)
+		}
+	})
+	return v.meta, v.metaSums
+}
+
+// view returns what is published of group:artifact.
+func (m *mavenRepo) view(group, artifact string) *artifactView {
+	key := group + ":" + artifact
+	n := m.opts.Index.Len()
+	m.mu.Lock()
+	if n != m.viewsLen {
+		m.views, m.viewsLen = map[string]*artifactView{}, n
+	}
+	v := m.views[key]
+	m.mu.Unlock()
+	if v != nil {
+		return v
+	}
+	// Made outside the lock; two requests may both make it. Entries
+	// added meanwhile change the length, so the view is made again at
+	// the next request.
+	v = &artifactView{files: m.artifactFiles(group, artifact)}
+	m.mu.Lock()
+	if n == m.viewsLen {
+		if len(m.views) >= maxViews {
+			for k := range m.views {
+				delete(m.views, k)
+				break
+			}
+		}
+		m.views[key] = v
+	}
+	m.mu.Unlock()
+	return v
 }
 
 func (m *mavenRepo) ServeHTTP(w http.ResponseWriter, r *http.Request) {
@@ -181,7 +248,7 @@ func (m *mavenRepo) notFound(w http.ResponseWriter, r *http.Request, what string
 
 func (m *mavenRepo) serveFile(w http.ResponseWriter, r *http.Request, p mavenPath) {
 	coord := p.group + ":" + p.artifact + ":" + p.version
-	f, ok := m.artifactFiles(p.group, p.artifact)[p.version][p.file]
+	f, ok := m.view(p.group, p.artifact).files[p.version][p.file]
 	if !ok {
 		m.notFound(w, r, fmt.Sprintf("%s is not published: no entry of the log serves %s/%s", coord, mavenDir(p.group, p.artifact, p.version), p.file))
 		return
@@ -192,7 +259,7 @@ func (m *mavenRepo) serveFile(w http.ResponseWriter, r *http.Request, p mavenPat
 			m.contentError(w, r, p, f, err)
 			return
 		}
-		serveBytes(w, r, "text/plain; charset=utf-8", []byte(sum))
+		serveBytes(w, r, "text/plain; charset=utf-8", []byte(sum), "")
 		return
 	}
 	blob, err := m.opts.Content.Open(r.Context(), f.digest, -1)
@@ -226,24 +293,28 @@ func (m *mavenRepo) contentError(w http.ResponseWriter, r *http.Request, p maven
 }
 
 func (m *mavenRepo) serveMetadata(w http.ResponseWriter, r *http.Request, p mavenPath) {
-	files := m.artifactFiles(p.group, p.artifact)
-	if len(files) == 0 {
+	v := m.view(p.group, p.artifact)
+	if len(v.files) == 0 {
 		m.notFound(w, r, fmt.Sprintf("%s:%s is not published: no entry of the log serves a version of it", p.group, p.artifact))
 		return
 	}
-	body := mavenMetadataXML(p.group, p.artifact, files)
+	body, sums := v.metadata(p.group, p.artifact)
 	if p.checksum != "" {
-		serveBytes(w, r, "text/plain; charset=utf-8", []byte(hexSum(p.checksum, body)))
+		serveBytes(w, r, "text/plain; charset=utf-8", []byte(sums[p.checksum]), "")
 		return
 	}
-	serveBytes(w, r, "text/xml; charset=utf-8", body)
+	serveBytes(w, r, "text/xml; charset=utf-8", body, sums["sha256"])
 }
 
-// serveBytes serves b with a strong ETag of its sha256.
-func serveBytes(w http.ResponseWriter, r *http.Request, contentType string, b []byte) {
+// serveBytes serves b with a strong ETag of its sha256 (hex), given or
+// computed.
+func serveBytes(w http.ResponseWriter, r *http.Request, contentType string, b []byte, sha256hex string) {
+	if sha256hex == "" {
+		sha256hex = hexSum("sha256", b)
+	}
 	h := w.Header()
 	h.Set("Content-Type", contentType)
-	h.Set("ETag", `"`+hexSum("sha256", b)+`"`)
+	h.Set("ETag", `"`+sha256hex+`"`)
 	h.Set("X-Content-Type-Options", "nosniff")
 	http.ServeContent(w, r, "", time.Time{}, bytes.NewReader(b))
 }

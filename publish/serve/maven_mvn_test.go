@@ -78,6 +78,12 @@ func (l *accessLog) wrap(h http.Handler) http.Handler {
 	})
 }
 
+func (l *accessLog) all() []string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return slices.Clone(l.paths)
+}
+
 func (l *accessLog) has(req string) bool {
 	l.mu.Lock()
 	defer l.mu.Unlock()
@@ -225,8 +231,8 @@ func newMavenClient(t *testing.T, versions ...string) *mavenClient {
 		goals = append(goals, strings.Join(parts[:n-2], ".")+":"+parts[n-2]+":"+parts[n-1]+":help")
 	}
 	c.mvn(c.plugins, c.dir, false, goals...)
-	if len(log.paths) > 0 {
-		t.Fatalf("resolving the plugins asked the node for %q: they must all come from %s", log.paths, debianMavenRepo)
+	if asked := log.all(); len(asked) > 0 {
+		t.Fatalf("resolving the plugins asked the node for %q: they must all come from %s", asked, debianMavenRepo)
 	}
 	return c
 }
@@ -281,7 +287,7 @@ func (c *mavenClient) fromNode(repo, version string) {
 		path := "/maven2/org/example/hello-lib/" + version + "/" + name
 		for _, p := range []string{path, path + ".sha1"} {
 			if !c.log.has("GET " + p) {
-				c.t.Errorf("the node was not asked for %s (asked: %q)", p, c.log.paths)
+				c.t.Errorf("the node was not asked for %s (asked: %q)", p, c.log.all())
 			}
 		}
 	}
@@ -333,9 +339,21 @@ func TestMavenClientDependencyGet(t *testing.T) {
 }
 
 // TestMavenClientProjects: projects whose poms depend on the published jar,
-// at a version and through a version range, compile against it.
+// at a version and through a version range, compile against it; and
+// RELEASE resolves to the newest release.
 func TestMavenClientProjects(t *testing.T) {
 	c := newMavenClient(t, "1.0.0", "1.5.0", "2.0.0")
+	t.Run("release", func(t *testing.T) {
+		c.t = t
+		repo := c.localRepo("repo-release")
+		c.mvn(repo, c.dir, true, "org.apache.maven.plugins:maven-dependency-plugin:3.5.0:get", "-Dartifact=org.example:hello-lib:RELEASE")
+		c.fromNode(repo, "2.0.0")
+		for _, v := range []string{"1.0.0", "1.5.0"} {
+			if _, err := os.Stat(filepath.Join(repo, "org", "example", "hello-lib", v)); err == nil {
+				t.Errorf("RELEASE fetched %s too", v)
+			}
+		}
+	})
 	for _, tc := range []struct {
 		name, dependency, resolved string
 	}{

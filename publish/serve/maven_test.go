@@ -620,3 +620,60 @@ func TestMavenConcurrent(t *testing.T) {
 		t.Error(e)
 	}
 }
+
+// BenchmarkMaven: requests answered in process, for an artifact with 1000
+// published versions in a group of 10 such artifacts (a file request
+// reads the group's records from the index).
+func BenchmarkMaven(b *testing.B) {
+	var entries []mavenPublished
+	jar := bytes.Repeat([]byte("j"), 4096)
+	for a := 0; a < 10; a++ {
+		for v := 0; v < 1000; v++ {
+			version := fmt.Sprintf("1.%d.%d", v/10, v%10)
+			name := fmt.Sprintf("lib%d", a)
+			entries = append(entries, mavenPublished{"org.example:" + name + ":" + version, map[string][]byte{
+				name + "-" + version + ".jar": append(jar, version...),
+			}})
+		}
+	}
+	f := newMavenFixture(b, entries...)
+	for _, c := range []struct{ name, path string }{
+		{"jar", "/maven2/org/example/lib3/1.50.5/lib3-1.50.5.jar"},
+		{"sha1", "/maven2/org/example/lib3/1.50.5/lib3-1.50.5.jar.sha1"},
+		{"metadata", "/maven2/org/example/lib3/maven-metadata.xml"},
+		{"missing", "/maven2/org/example/lib3/9.9/lib3-9.9.jar"},
+	} {
+		b.Run(c.name, func(b *testing.B) {
+			for b.Loop() {
+				if w := f.do(b, "GET", c.path); w.Code != 200 && c.name != "missing" {
+					b.Fatalf("GET %s: %d", c.path, w.Code)
+				}
+			}
+		})
+	}
+}
+
+// TestMavenFollowsTheIndex: what the repository caches of an artifact is
+// made again when the index grows, so a new version shows at once.
+func TestMavenFollowsTheIndex(t *testing.T) {
+	f := helloFixture(t)
+	const meta = "/maven2/org/example/hello-lib/maven-metadata.xml"
+	const jar11 = "/maven2/org/example/hello-lib/1.1.0/hello-lib-1.1.0.jar"
+	if w := f.do(t, "GET", meta); strings.Contains(w.Body.String(), "1.1.0") {
+		t.Fatalf("metadata before 1.1.0 is published:\n%s", w.Body.String())
+	}
+	if w := f.do(t, "GET", jar11); w.Code != 404 {
+		t.Fatalf("GET %s before it is published: %d", jar11, w.Code)
+	}
+	jar := []byte("the jar of 1.1.0")
+	f.content.add(jar)
+	if err := f.index.Add(1, mavenEntry(t, "org.example:hello-lib:1.1.0", map[string][]byte{"hello-lib-1.1.0.jar": jar})); err != nil {
+		t.Fatal(err)
+	}
+	if w := f.do(t, "GET", meta); !strings.Contains(w.Body.String(), "<release>1.1.0</release>") {
+		t.Errorf("metadata after 1.1.0 is published:\n%s", w.Body.String())
+	}
+	if w := f.do(t, "GET", jar11); w.Code != 200 || w.Body.String() != string(jar) {
+		t.Errorf("GET %s after it is published: %d %q", jar11, w.Code, w.Body.String())
+	}
+}

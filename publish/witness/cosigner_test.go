@@ -303,3 +303,46 @@ func TestCosignConcurrent(t *testing.T) {
 		t.Errorf("got last %v, %v, want size 12", cp, err)
 	}
 }
+
+// TestCosignSameCheckpointStoresNothing: cosigning the checkpoint already
+// stored (every build node asks for its own note of one body) gives a
+// valid cosignature without writing the state again, and a larger
+// checkpoint is stored as before.
+func TestCosignSameCheckpointStoresNothing(t *testing.T) {
+	a, _ := forkedTrees(4, 12)
+	dir := t.TempDir()
+	c := newCosigner(t, dir)
+	ctx := context.Background()
+	if _, err := c.Cosign(ctx, signTree(t, a, 5), nil); err != nil {
+		t.Fatal(err)
+	}
+	state := filepath.Join(dir, witness.StateFile)
+	// Remove the state file: a write would bring it back.
+	if err := os.Remove(state); err != nil {
+		t.Fatal(err)
+	}
+	again := signTree(t, a, 5)
+	sig, err := c.Cosign(ctx, again, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	checkCosignature(t, again, sig)
+	if _, err := os.Stat(state); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("the state was written again for the checkpoint it holds (stat: %v)", err)
+	}
+	// Still refused: a smaller size, and the same size with another root.
+	if _, err := c.Cosign(ctx, signTree(t, a, 4), proofs(a, nil)); !errors.Is(err, witness.ErrConflict) {
+		t.Errorf("smaller size: got %v, want ErrConflict", err)
+	}
+	larger := signTree(t, a, 9)
+	if _, err := c.Cosign(ctx, larger, proofs(a, nil)); err != nil {
+		t.Fatal(err)
+	}
+	b, err := os.ReadFile(state)
+	if err != nil {
+		t.Fatalf("the larger checkpoint was not stored: %v", err)
+	}
+	if cp, _, err := witness.ParseCheckpoint(b, testOrigin, logVerifier(t)); err != nil || cp.Size != 9 {
+		t.Errorf("stored state: %+v, %v; want size 9", cp, err)
+	}
+}

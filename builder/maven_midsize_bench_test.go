@@ -1,0 +1,247 @@
+package builder
+
+import (
+	"archive/tar"
+	"archive/zip"
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"sort"
+	"strings"
+	"testing"
+	"time"
+)
+
+// midSizeCoordinate is the benchmark's library: commons-lang3, which
+// publishes no -source-release.zip, so its source is put together from
+// what it publishes: the -sources.jar (its main Java sources) as
+// src/main/java and its pom as pom.xml.
+const midSizeCoordinate = "org.apache.commons:commons-lang3:3.17.0"
+
+// midSizeArgs skip what needs files the -sources.jar lacks (the license
+// headers check, the API comparison with the previous release) or does
+// not make the jar (tests, reports, SBOMs).
+var midSizeArgs = []string{"-DskipTests", "-Drat.skip=true", "-Djapicmp.skip=true", "-Danimal.sniffer.skip=true",
+	"-Djacoco.skip=true", "-Dcyclonedx.skip=true", "-Dspdx.skip=true", "-Dmaven.javadoc.skip=true", "-Dmoditect.skip=true"}
+
+// BenchmarkMavenMidSize measures a mid-size library (commons-lang3 3.17.0:
+// 249 source files, a 660 KB jar) end to end: resolve (lock), a locked
+// build with the lock's files fetched from the repository (cold) and from
+// the cache, and, as the baseline, a plain 'mvn -o package' of the same
+// source and arguments on the host with a warm local repository holding
+// the same files (the host's Maven and JDK: Debian's, as in the maven
+// image). Needs root, buildkitd and runc on PATH, PYRSIA_IMAGES with the
+// maven image, mvn, and the Maven repository of the machine's Maven
+// configuration. Run it with -benchtime 1x: each step once.
+func BenchmarkMavenMidSize(b *testing.B) {
+	images := os.Getenv("PYRSIA_IMAGES")
+	if os.Getuid() != 0 || images == "" {
+		b.Skip("needs root and PYRSIA_IMAGES (an image store with the maven image)")
+	}
+	for _, bin := range []string{"buildkitd", "runc", "mvn"} {
+		if _, err := exec.LookPath(bin); err != nil {
+			b.Skip(bin + " is not on PATH")
+		}
+	}
+	ctx := context.Background()
+	work := b.TempDir()
+	tarPath := filepath.Join(work, "commons-lang3-src.tar")
+	epoch, err := midSizeSource(ctx, tarPath)
+	if err != nil {
+		b.Fatal(err)
+	}
+	tarData, err := os.ReadFile(tarPath)
+	if err != nil {
+		b.Fatal(err)
+	}
+	sum := sha256.Sum256(tarData)
+	img, err := os.ReadFile(filepath.Join(images, "maven", "index.json"))
+	if err != nil {
+		b.Fatal(err)
+	}
+	digest := regexp.MustCompile(`sha256:[0-9a-f]{64}`).Find(img)
+	specText := fmt.Sprintf(`version: 1
+ecosystem: maven
+coordinate: %s
+source:
+  archive: {path: commons-lang3-src.tar, sha256: %s}
+recipe:
+  maven:
+    goals: [package]
+    args: [%s]
+    jdk: 17
+builderImage: {name: maven, digest: "%s"}
+sourceDateEpoch: %d
+`, midSizeCoordinate, hex.EncodeToString(sum[:]), strings.Join(midSizeArgs, ", "), digest, epoch)
+	s, err := ParseSpec([]byte(specText))
+	if err != nil {
+		b.Fatal(err)
+	}
+
+	d, err := StartDaemon(ctx, DaemonOptions{Dir: filepath.Join(work, "buildkitd")})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer d.Stop()
+	bk, err := NewBuildKit(ctx, d.Addr)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer bk.Close()
+	bk.ProgressMode = "quiet"
+	cache := filepath.Join(work, "cache")
+	load := func(b *testing.B) {
+		if l, err := os.ReadFile("/proc/loadavg"); err == nil {
+			b.Logf("load average before: %s", bytes.TrimSpace(l))
+		}
+	}
+
+	var locked *Spec
+	b.Run("resolve", func(b *testing.B) {
+		load(b)
+		for i := 0; i < b.N; i++ {
+			lock, err := bk.Resolve(ctx, s, ResolveOptions{SpecDir: work, Images: images, Cache: cache})
+			if err != nil {
+				b.Fatal(err)
+			}
+			data, err := lock.Marshal()
+			if err != nil {
+				b.Fatal(err)
+			}
+			if err := os.WriteFile(filepath.Join(work, "maven.lock.json"), data, 0o644); err != nil {
+				b.Fatal(err)
+			}
+			ls := sha256.Sum256(data)
+			withLock, err := SetSpecLock([]byte(specText), LockRef{Path: "maven.lock.json", SHA256: hex.EncodeToString(ls[:])})
+			if err != nil {
+				b.Fatal(err)
+			}
+			if locked, err = ParseSpec(withLock); err != nil {
+				b.Fatal(err)
+			}
+			b.ReportMetric(float64(len(lock.Files)), "files")
+		}
+	})
+	if locked == nil {
+		b.Fatal("resolve did not run")
+	}
+	build := func(b *testing.B, cache string) {
+		load(b)
+		for i := 0; i < b.N; i++ {
+			out := filepath.Join(b.TempDir(), "out")
+			if _, err := bk.Build(ctx, locked, BuildOptions{OutDir: out, SpecDir: work, Images: images, MavenCache: cache}); err != nil {
+				b.Fatal(err)
+			}
+		}
+	}
+	b.Run("locked-build-cold", func(b *testing.B) { build(b, "-") })
+	b.Run("locked-build-cached", func(b *testing.B) { build(b, cache) })
+
+	// The baseline: the same source, arguments and files on the host.
+	src, repo := filepath.Join(work, "host-src"), filepath.Join(work, "host-m2")
+	os.MkdirAll(src, 0o755)
+	f, err := os.Open(tarPath)
+	if err != nil {
+		b.Fatal(err)
+	}
+	err = unpack(f, int64(len(tarData)), src)
+	f.Close()
+	if err != nil {
+		b.Fatal(err)
+	}
+	l, err := loadLock(locked.Recipe.Maven.Lock, work)
+	if err != nil {
+		b.Fatal(err)
+	}
+	if _, err := lockRepo(ctx, l, nil, cache, repo, io.Discard); err != nil {
+		b.Fatal(err)
+	}
+	b.Run("host-mvn-warm", func(b *testing.B) {
+		load(b)
+		for i := 0; i < b.N; i++ {
+			os.RemoveAll(filepath.Join(src, "target"))
+			args := append([]string{"-o", "-B", "-q", "-Dmaven.repo.local=" + repo,
+				"-Dproject.build.outputTimestamp=" + time.Unix(epoch, 0).UTC().Format(time.RFC3339)}, midSizeArgs...)
+			cmd := exec.Command("mvn", append(args, "package")...)
+			cmd.Dir = src
+			if out, err := cmd.CombinedOutput(); err != nil {
+				b.Fatalf("mvn: %v\n%s", err, out)
+			}
+		}
+	})
+}
+
+// midSizeSource writes the benchmark library's source as a reproducible
+// tar (src/main/java from the -sources.jar, pom.xml from the pom) and
+// returns the pom's project.build.outputTimestamp as seconds.
+func midSizeSource(ctx context.Context, tarPath string) (int64, error) {
+	repo, _, err := mavenRepoOpts{cache: "-"}.resolve()
+	if err != nil {
+		return 0, err
+	}
+	c := repo.client()
+	g, a, v := splitCoordinate(midSizeCoordinate)
+	dir := strings.ReplaceAll(g, ".", "/") + "/" + a + "/" + v + "/"
+	var pom, jar bytes.Buffer
+	if _, _, err := c.get(ctx, dir+a+"-"+v+".pom", &pom); err != nil {
+		return 0, err
+	}
+	if _, _, err := c.get(ctx, dir+a+"-"+v+"-sources.jar", &jar); err != nil {
+		return 0, err
+	}
+	m := regexp.MustCompile(`<project.build.outputTimestamp>([^<]+)<`).FindSubmatch(pom.Bytes())
+	if m == nil {
+		return 0, fmt.Errorf("%s's pom has no project.build.outputTimestamp", midSizeCoordinate)
+	}
+	ts, err := time.Parse(time.RFC3339, string(m[1]))
+	if err != nil {
+		return 0, err
+	}
+	zr, err := zip.NewReader(bytes.NewReader(jar.Bytes()), int64(jar.Len()))
+	if err != nil {
+		return 0, err
+	}
+	files := map[string][]byte{"pom.xml": pom.Bytes()}
+	for _, f := range zr.File {
+		if f.FileInfo().IsDir() || strings.HasPrefix(f.Name, "META-INF/") {
+			continue
+		}
+		r, err := f.Open()
+		if err != nil {
+			return 0, err
+		}
+		b, err := io.ReadAll(r)
+		r.Close()
+		if err != nil {
+			return 0, err
+		}
+		files["src/main/java/"+f.Name] = b
+	}
+	names := make([]string, 0, len(files))
+	for n := range files {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	out, err := os.Create(tarPath)
+	if err != nil {
+		return 0, err
+	}
+	tw := tar.NewWriter(out)
+	for _, n := range names {
+		if err := tw.WriteHeader(&tar.Header{Name: n, Mode: 0o644, Size: int64(len(files[n])), ModTime: time.Unix(0, 0), Typeflag: tar.TypeReg}); err != nil {
+			return 0, err
+		}
+		tw.Write(files[n])
+	}
+	if err := tw.Close(); err != nil {
+		return 0, err
+	}
+	return ts.Unix(), out.Close()
+}
