@@ -295,7 +295,7 @@ func TestStallingProvider(t *testing.T) {
 	data := randomBytes(2 << 20)
 	staller := net.add(Options{})
 	honest := net.add(Options{})
-	fetcher := net.add(Options{PeerTimeout: 500 * time.Millisecond})
+	fetcher := net.add(Options{PeerTimeout: 2 * time.Second})
 	d := staller.seed(t, data)
 	honest.seed(t, data)
 	release := make(chan struct{})

@@ -196,7 +196,6 @@ type round struct {
 	passes    int           // DHT searches done
 	lostAt    int           // passes when the last usable provider went
 	needMore  chan struct{}
-	perLimit  int
 }
 
 func (x *Exchange) newRound(d *download, w *store.Writer) *round {
