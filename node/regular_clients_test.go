@@ -33,6 +33,7 @@ func TestRegularCranePull(t *testing.T) {
 	c := servingCluster(t, 3)
 	ctx := c.ctx()
 	in, _ := c.publish(ctx, 0, ociSpec(10))
+	c.waitProvided(ctx, in)
 	reg := startRegular(t, c, filepath.Join(t.TempDir(), "regular"), 1, "")
 	reg.waitIndexed(ctx, in)
 	rec, _ := reg.r.Index().ByInputDigest(in)
