@@ -46,6 +46,7 @@ fuzz:
 	$(GO) test ./publish/serve -run '^$$' -fuzz '^FuzzParseMavenPath$$' -fuzztime $(FUZZTIME)
 	$(GO) test ./publish/serve -run '^$$' -fuzz '^FuzzMavenHandler$$' -fuzztime $(FUZZTIME)
 	$(GO) test ./publish/serve -run '^$$' -fuzz '^FuzzMavenVersion$$' -fuzztime $(FUZZTIME)
+	$(GO) test ./node -run '^$$' -fuzz '^FuzzRequestProtocolLines$$' -fuzztime $(FUZZTIME)
 
 # Benchmarks recorded in BENCHMARKS.md. PYRSIA_BENCH_SIZE sets the artifact
 # size in bytes (default 1 GiB); the builder benchmarks need root, buildkit

@@ -277,3 +277,6 @@ func (tr *testRegular) status() RegularStatus {
 	}
 	return st
 }
+
+// after is a short wait between two looks at a node's state.
+func (c *cluster) after() <-chan time.Time { return time.After(20 * time.Millisecond) }
