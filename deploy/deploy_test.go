@@ -292,3 +292,29 @@ func TestDeploySysusersTmpfiles(t *testing.T) {
 		t.Errorf("/var/lib/pyrsia-build: owner %d:%d, want pyrsia-build's %d:%d", st.Uid, st.Gid, uid, gid)
 	}
 }
+
+// TestDeployReadme checks that the README's service section exists and
+// names every file in deploy/ that an operator installs.
+func TestDeployReadme(t *testing.T) {
+	b, err := os.ReadFile("../README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, section, ok := strings.Cut(string(b), "\n## Running a build node as a service\n")
+	if !ok {
+		t.Fatal(`README.md has no "## Running a build node as a service" section`)
+	}
+	section, _, _ = strings.Cut(section, "\n## ")
+	files, err := filepath.Glob("*")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range files {
+		if strings.HasSuffix(f, ".go") {
+			continue
+		}
+		if !strings.Contains(section, f) {
+			t.Errorf("the README's service section does not name deploy/%s", f)
+		}
+	}
+}
