@@ -118,6 +118,9 @@ func NewRegular(ctx context.Context, o RegularOptions) (_ *Regular, err error) {
 		return nil, err
 	}
 	r.closers = append(r.closers, r.host.Close)
+	if len(o.Bootstrap) == 0 {
+		r.log.WarnContext(ctx, "no bootstrap peers: the node serves only what its store holds (content comes from the peers that provide it)")
+	}
 	if err := quorum.Bootstrap(ctx, r.host, o.Bootstrap); err != nil {
 		r.log.WarnContext(ctx, "no bootstrap peer is reachable yet; continuing", "err", err)
 	}

@@ -11,6 +11,7 @@ import (
 	"log/slog"
 	"mime"
 	"net/http"
+	"strings"
 	"sync"
 	"time"
 
@@ -215,6 +216,56 @@ func (f *forwarder) forward(ctx context.Context, req *quorum.BuildRequest) (stri
 	return "", fmt.Errorf("node: no build node took the request: %w", errors.Join(errs...))
 }
 
+// parseAnswer checks a build node's first line on [RequestProtocol]: it
+// took the request of input, or refused it (a *refusedError).
+func parseAnswer(line []byte, input string) error {
+	var a forwardAnswer
+	if err := json.Unmarshal(line, &a); err != nil {
+		return fmt.Errorf("its answer is not JSON: %w", err)
+	}
+	switch {
+	case a.Error != "":
+		return &refusedError{printableText(a.Error, 1024)}
+	case a.InputDigest != input:
+		return fmt.Errorf("it answered input digest %q for the request of %s", printableText(a.InputDigest, 80), input)
+	}
+	return nil
+}
+
+// parseRelayed decodes an event a build node sent of the round of input.
+func parseRelayed(line []byte, input string) (Event, error) {
+	var ev Event
+	if err := json.Unmarshal(line, &ev); err != nil {
+		return Event{}, fmt.Errorf("an event that is not JSON: %w", err)
+	}
+	if ev.Input != input {
+		return Event{}, fmt.Errorf("an event of input %q in the round of %s", printableText(ev.Input, 80), input)
+	}
+	switch ev.Type {
+	case EventVote, EventVerdict, EventPublished, EventFinal:
+	default:
+		return Event{}, fmt.Errorf("an event of unknown type %q", printableText(ev.Type, 40))
+	}
+	if ev.Type == EventVerdict && ev.Verdict == nil {
+		return Event{}, errors.New("a verdict event without its verdict")
+	}
+	return ev, nil
+}
+
+// printableText is s cut to at most n bytes, control characters replaced:
+// text from a peer, for messages.
+func printableText(s string, n int) string {
+	if len(s) > n {
+		s = s[:n] + "..."
+	}
+	return strings.Map(func(r rune) rune {
+		if r < 0x20 || r == 0x7f {
+			return '?'
+		}
+		return r
+	}, s)
+}
+
 type refusedError struct{ msg string }
 
 func (e *refusedError) Error() string { return e.msg }
@@ -237,20 +288,17 @@ func (f *forwarder) forwardTo(ctx context.Context, p peer.ID, req []byte, input 
 		st.Reset()
 		return "", err
 	}
-	var a forwardAnswer
-	if err := json.Unmarshal(line, &a); err != nil {
+	if err := parseAnswer(line, input); err != nil {
 		st.Reset()
-		return "", fmt.Errorf("its answer is not JSON: %w", err)
-	}
-	if a.Error != "" {
-		st.Reset()
-		return "", &refusedError{a.Error}
-	}
-	if a.InputDigest != input {
-		st.Reset()
-		return "", fmt.Errorf("it answered input digest %q for the request of %s", a.InputDigest, input)
+		return "", err
 	}
 	f.mu.Lock()
+	if len(f.rounds) >= maxEventInputs {
+		for k := range f.rounds { // bounded: forget one, whichever
+			delete(f.rounds, k)
+			break
+		}
+	}
 	f.rounds[input] = &RoundStatus{InputDigest: input, State: "pending"}
 	f.mu.Unlock()
 	f.events.reset(input)
@@ -270,8 +318,8 @@ func (f *forwarder) relay(st network.Stream, br *bufio.Reader, input string) {
 		if err != nil {
 			return
 		}
-		var ev Event
-		if json.Unmarshal(line, &ev) != nil || ev.Input != input {
+		ev, err := parseRelayed(line, input)
+		if err != nil {
 			st.Reset()
 			return
 		}

@@ -26,6 +26,8 @@ func publishBoth(t *testing.T, c *cluster, ctx context.Context, n int) (oci, mav
 	if ev := lastEvent(evs); ev.Type != EventFinal {
 		t.Fatalf("maven round ended with %+v, want final", ev)
 	}
+	c.waitProvided(ctx, oci)
+	c.waitProvided(ctx, maven)
 	return oci, maven
 }
 

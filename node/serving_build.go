@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/pyrsia/pyrsia-build/publish"
@@ -28,6 +29,7 @@ type buildServing struct {
 	xchg      *exchange.Exchange
 	forwarded chan struct{} // forwarded requests followed at once
 	outputs   chan uint64   // log indexes whose outputs go in the store
+	provided  sync.Map      // input digest → true, once its outputs are provided in the DHT
 }
 
 // openServing starts a build node's serving part (from [New]).
@@ -143,6 +145,7 @@ func (n *Node) provide(ctx context.Context, input string, digests []string) {
 			return
 		}
 	}
+	n.serving.provided.Store(input, true)
 }
 
 type storedFile struct {

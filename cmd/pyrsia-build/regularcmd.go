@@ -1,10 +1,13 @@
 package main
 
 import (
+	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
+	"strings"
 
 	"github.com/pyrsia/pyrsia-build/node"
 	"github.com/pyrsia/pyrsia-build/publish/policy"
@@ -126,4 +129,52 @@ func regularRun(c *cli.Context) error {
 		fmt.Fprintf(c.App.ErrWriter, "regular node serving on http://%s (/v2/, /maven2/, /status)\n", ln.Addr())
 	}
 	return r.Run(c.Context)
+}
+
+// regularStatus prints raw, the /status of a node, if it is a regular
+// node's; it reports whether it was.
+func regularStatus(w io.Writer, raw []byte) bool {
+	var st node.RegularStatus
+	if json.Unmarshal(raw, &st) != nil || st.Kind != "regular" {
+		return false
+	}
+	none := func(s []string) string {
+		if len(s) == 0 {
+			return "none"
+		}
+		return strings.Join(s, ", ")
+	}
+	fmt.Fprintf(w, "node      regular (peer %s)\n", st.PeerID)
+	fmt.Fprintf(w, "policy    %s\n", st.Policy)
+	for _, a := range st.Addrs {
+		fmt.Fprintf(w, "listens   %s\n", a)
+	}
+	fmt.Fprintf(w, "peers     %d build nodes connected: %s; %d other peers\n", len(st.Peers), none(st.Peers), st.OtherPeers)
+	fmt.Fprintf(w, "follows   %s\n", st.Source)
+	if st.Checkpoint != "" {
+		fmt.Fprintf(w, "verified  final checkpoint of %d entries, cosigned by %s\n", st.Final, none(st.Cosigners))
+	} else {
+		fmt.Fprintf(w, "verified  no checkpoint yet\n")
+	}
+	fmt.Fprintf(w, "indexed   %d entries\n", st.Indexed)
+	if st.LastError != "" {
+		fmt.Fprintf(w, "error     %s\n", st.LastError)
+	}
+	if st.Stopped != nil {
+		kind := "a checkpoint the policy refuses"
+		if st.Stopped.Fork {
+			kind = "a FORK of the log"
+		}
+		fmt.Fprintf(w, "STOPPED   following, on %s: %s\n          evidence in %s\n", kind, st.Stopped.Reason, st.Stopped.Evidence)
+	}
+	for _, s := range st.Skipped {
+		fmt.Fprintf(w, "skipped   entry %s\n", s)
+	}
+	max := "unbounded"
+	if st.Store.MaxBytes > 0 {
+		max = fmt.Sprintf("of %d", st.Store.MaxBytes)
+	}
+	fmt.Fprintf(w, "store     %d blobs, %d bytes %s, %d evicted\n", st.Store.Blobs, st.Store.Bytes, max, st.Store.Evictions)
+	fmt.Fprintf(w, "exchange  %d bytes fetched from peers, %d served to them\n", st.Exchange.Fetched, st.Exchange.Served)
+	return true
 }
