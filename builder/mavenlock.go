@@ -122,6 +122,12 @@ func (f LockFile) validate() error {
 	if !strings.HasPrefix(rest, ".") && !strings.HasPrefix(rest, "-") || len(rest) < 2 || strings.HasSuffix(rest, ".") {
 		return fmt.Errorf("file %q is not %s-%s[-classifier].extension", f.File, parts[1], parts[2])
 	}
+	if strings.HasPrefix(f.File, "maven-metadata") {
+		// Artifact "maven", version "metadata-central": where Maven reads
+		// another artifact's metadata. A lock's metadata is only ever the
+		// one made from its versions (see lockMetadata).
+		return fmt.Errorf("file %q has the name of Maven's metadata, which a lock pins only as an entry of groupId:artifactId and maven-metadata.xml", f.File)
+	}
 	if !isHex(f.SHA256, 64) {
 		return fmt.Errorf("sha256 %q is not 64 lowercase hex digits", f.SHA256)
 	}

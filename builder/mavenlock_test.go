@@ -68,6 +68,12 @@ func TestParseLockErrors(t *testing.T) {
 		{"metadata with a bad group", doc(entry("org..example:lib", "maven-metadata.xml", h)), "not groupId:artifactId"},
 		{"metadata other file", doc(entry("org.example:lib", "maven-metadata-central.xml", h)), "not groupId:artifactId:version"},
 		{"metadata bad sha", doc(entry("org.example:lib", "maven-metadata.xml", "x")), "64 lowercase hex"},
+		// A file of artifact "maven", version "metadata-central", lands
+		// where Maven reads the metadata of org.example.maven:
+		// metadata-central from the repository "central": the lock's
+		// metadata is only ever the one made from its versions.
+		{"metadata as a file", doc(entry("org.example:maven:metadata-central", "maven-metadata-central.xml", h)), "Maven's metadata"},
+		{"local metadata as a file", doc(entry("org.example:maven:metadata-local", "maven-metadata-local.xml", h)), "Maven's metadata"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			_, err := ParseLock([]byte(tc.data))

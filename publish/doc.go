@@ -26,6 +26,11 @@
 // tree. ParseEntry rejects an entry of a kind it does not know with
 // [ErrUnknownKind], and a newer version with [ErrUnsupportedVersion], so
 // that readers that follow the log can tell "not for me" from "broken".
+// A policy change is an entry of kind [KindPolicy] ([MarshalPolicyChange],
+// [ParsePolicyChange]): the new policy, the digest of the one it replaces
+// and the approvals of a majority of that policy's build nodes (see
+// package policy's "Changes"). ParseEntry refuses it with an error that
+// matches [ErrNotPublish]; [EntryKind] tells the kinds apart.
 // An entry's ecosystem and coordinate must be its spec's ([CheckLabels],
 // [ErrLabelMismatch]), and its envelopes in-toto ones, so that genuine
 // attestations cannot be put under another name.
@@ -38,14 +43,20 @@
 // bind exactly the entry's spec and subjects): a Raft FSM runs it before it
 // applies an entry. [VerifyProof] checks an artifact against a proof
 // bundle: the checkpoint is final, the entry is in it, [VerifyEntry], and
-// the artifact's digest is an agreed subject.
+// the artifact's digest is an agreed subject. [VerifyProofChain] does the
+// same given the network's first policy: it follows the policy changes the
+// bundle carries (each proven in the same tree) to the policy in force at
+// the entry's index, which judges the entry, and at the tree's size, which
+// judges the checkpoint.
 //
 // # Proof bundles
 //
 // A [ProofBundle], media type [ProofBundleMediaType], is what verify needs
 // offline: the entry's exact bytes, its index, the inclusion proof, and the
 // checkpoint (a C2SP signed note with the build nodes' cosignatures) for the
-// tree the proof leads to. [ParseProofBundle] checks its shape only; the
+// tree the proof leads to; version 2 ([ProofBundleV2MediaType]) adds the
+// log's policy changes below the tree size with their inclusion proofs.
+// [ParseProofBundle] checks its shape only; the
 // proof and the signatures are checked by the verifier.
 //
 // # Index

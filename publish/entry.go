@@ -24,8 +24,10 @@ import (
 const EntryVersion = 1
 
 // KindPublish is the kind of an entry that publishes an artifact, the
-// "kind" field of the entry. Other kinds (a policy change, say) may be added
-// later; [ParseEntry] rejects kinds it does not know with [ErrUnknownKind].
+// "kind" field of the entry. [ParseEntry] reads entries of this kind only:
+// a policy change ([KindPolicy]) gives an error that matches
+// [ErrNotPublish], a kind this build does not know one that matches
+// [ErrUnknownKind] (and ErrNotPublish) too.
 const KindPublish = "publish"
 
 // MaxEntrySize bounds the encoding of one log entry: 65535 bytes, the most
@@ -288,43 +290,19 @@ func envelopeKey(we wireEnvelope) [sha256.Size]byte {
 }
 
 // ParseEntry decodes a log entry and checks it strictly: version
-// [EntryVersion], kind [KindPublish] (else an error wrapping
-// [ErrUnknownKind]), no unknown fields or trailing data, well-formed
+// [EntryVersion], kind [KindPublish] (else a [*KindError], which matches
+// [ErrNotPublish], and [ErrUnknownKind] for a kind this build does not
+// know), no unknown fields or trailing data, well-formed
 // digests, coordinate and spec, at least one subject and one envelope, and
 // the canonical encoding: MarshalBinary of the result gives back b exactly.
 // It checks no signature.
 func ParseEntry(b []byte) (*Entry, error) {
-	if len(b) > MaxEntrySize {
-		return nil, fmt.Errorf("publish: entry: %d bytes is over the %d byte limit", len(b), MaxEntrySize)
-	}
-	if len(b) == 0 {
-		return nil, errors.New("publish: entry: empty")
-	}
-	if !utf8.Valid(b) {
-		return nil, errors.New("publish: entry: not valid UTF-8")
-	}
-	var probe struct {
-		V    *json.RawMessage `json:"v"`
-		Kind *json.RawMessage `json:"kind"`
-	}
-	if err := decodeOne(b, &probe, false); err != nil {
-		return nil, fmt.Errorf("publish: entry: %w", err)
-	}
-	if probe.V == nil {
-		return nil, errors.New(`publish: entry: missing version field "v"`)
-	}
-	if string(*probe.V) != "1" {
-		return nil, fmt.Errorf("%w %s (this build reads version %d; upgrade pyrsia-build?)", ErrUnsupportedVersion, *probe.V, EntryVersion)
-	}
-	if probe.Kind == nil {
-		return nil, errors.New(`publish: entry: missing field "kind"`)
-	}
-	var kind string
-	if err := json.Unmarshal(*probe.Kind, &kind); err != nil {
-		return nil, fmt.Errorf("publish: entry: kind is %s, not a string", *probe.Kind)
+	kind, err := EntryKind(b)
+	if err != nil {
+		return nil, err
 	}
 	if kind != KindPublish {
-		return nil, fmt.Errorf("%w %q (this build knows %q; upgrade pyrsia-build?)", ErrUnknownKind, kind, KindPublish)
+		return nil, &KindError{Kind: kind}
 	}
 
 	var compact bytes.Buffer

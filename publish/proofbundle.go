@@ -14,8 +14,13 @@ import (
 )
 
 // ProofBundleMediaType is the media type of a proof bundle, its "mediaType"
-// field.
+// field: version 1, a bundle without policy changes.
 const ProofBundleMediaType = "application/vnd.pyrsia.proof-bundle.v1+json"
+
+// ProofBundleV2MediaType is the media type of a proof bundle that carries
+// the log's policy changes ([ProofBundle.PolicyChanges]). A bundle without
+// them is written as version 1, which verifiers of earlier builds read.
+const ProofBundleV2MediaType = "application/vnd.pyrsia.proof-bundle.v2+json"
 
 // Limits of a proof bundle.
 const (
@@ -27,9 +32,11 @@ const (
 	// everywhere.
 	MaxCheckpointSize = witness.MaxCheckpointSize
 	// MaxProofBundleSize bounds the encoding of a proof bundle: an entry
-	// of MaxEntrySize in base64, a full proof and a checkpoint, with room
-	// to spare.
-	MaxProofBundleSize = 2 << 20
+	// and MaxPolicyChanges policy changes of MaxEntrySize in base64, with
+	// their proofs, and a checkpoint.
+	MaxProofBundleSize = 8 << 20
+	// MaxPolicyChanges bounds the policy changes a bundle carries.
+	MaxPolicyChanges = 64
 )
 
 // hashSize is the size of a SHA-256 Merkle tree hash.
@@ -60,15 +67,36 @@ type ProofBundle struct {
 	// Checkpoint is the signed note of the tree of TreeSize leaves (C2SP
 	// tlog-checkpoint), with the build nodes' cosignatures.
 	Checkpoint string
+	// PolicyChanges are the log's policy change entries below TreeSize,
+	// each with its inclusion proof into the same tree, in log order: a
+	// verifier given the network's first policy follows them to the
+	// policy in force at Index (for the entry) and at TreeSize (for the
+	// checkpoint). Empty when the policy never changed (version 1).
+	PolicyChanges []PolicyChangeProof
+}
+
+// PolicyChangeProof is a policy change entry of the log with its RFC 6962
+// inclusion proof into the tree of the bundle's TreeSize.
+type PolicyChangeProof struct {
+	Index          uint64
+	RawEntry       []byte
+	InclusionProof [][]byte
 }
 
 type wireBundle struct {
-	MediaType      string   `json:"mediaType"`
-	Entry          []byte   `json:"entry"`
+	MediaType      string            `json:"mediaType"`
+	Entry          []byte            `json:"entry"`
+	Index          uint64            `json:"index"`
+	TreeSize       uint64            `json:"treeSize"`
+	InclusionProof [][]byte          `json:"inclusionProof"`
+	Checkpoint     string            `json:"checkpoint"`
+	PolicyChanges  []wirePolicyProof `json:"policyChanges,omitempty"`
+}
+
+type wirePolicyProof struct {
 	Index          uint64   `json:"index"`
-	TreeSize       uint64   `json:"treeSize"`
+	Entry          []byte   `json:"entry"`
 	InclusionProof [][]byte `json:"inclusionProof"`
-	Checkpoint     string   `json:"checkpoint"`
 }
 
 // Entry parses the bundle's entry with [ParseEntry].
@@ -83,6 +111,9 @@ func (p *ProofBundle) Entry() (*Entry, error) {
 func (p ProofBundle) MarshalJSON() ([]byte, error) {
 	if p.MediaType == "" {
 		p.MediaType = ProofBundleMediaType
+		if len(p.PolicyChanges) > 0 {
+			p.MediaType = ProofBundleV2MediaType
+		}
 	}
 	if err := p.check(); err != nil {
 		return nil, err
@@ -97,6 +128,13 @@ func (p ProofBundle) MarshalJSON() ([]byte, error) {
 	}
 	if w.InclusionProof == nil {
 		w.InclusionProof = [][]byte{}
+	}
+	for _, c := range p.PolicyChanges {
+		wc := wirePolicyProof{Index: c.Index, Entry: c.RawEntry, InclusionProof: c.InclusionProof}
+		if wc.InclusionProof == nil {
+			wc.InclusionProof = [][]byte{}
+		}
+		w.PolicyChanges = append(w.PolicyChanges, wc)
 	}
 	b, err := marshalJSON(w)
 	if err != nil {
@@ -116,7 +154,7 @@ func IsProofBundle(data []byte) bool {
 	var probe struct {
 		MediaType string `json:"mediaType"`
 	}
-	return json.NewDecoder(bytes.NewReader(data)).Decode(&probe) == nil && probe.MediaType == ProofBundleMediaType
+	return json.NewDecoder(bytes.NewReader(data)).Decode(&probe) == nil && (probe.MediaType == ProofBundleMediaType || probe.MediaType == ProofBundleV2MediaType)
 }
 
 // ParseProofBundle decodes a proof bundle and checks its shape strictly: the
@@ -154,8 +192,8 @@ func ParseProofBundle(b []byte) (*ProofBundle, error) {
 	if probe.MediaType == nil {
 		return nil, errors.New("publish: proof bundle: missing mediaType (not a proof bundle?)")
 	}
-	if err := json.Unmarshal(*probe.MediaType, &mt); err != nil || mt != ProofBundleMediaType {
-		return nil, fmt.Errorf("publish: proof bundle: media type %s, want %q", truncate(string(*probe.MediaType)), ProofBundleMediaType)
+	if err := json.Unmarshal(*probe.MediaType, &mt); err != nil || mt != ProofBundleMediaType && mt != ProofBundleV2MediaType {
+		return nil, fmt.Errorf("publish: proof bundle: media type %s, want %q (or %q)", truncate(string(*probe.MediaType)), ProofBundleMediaType, ProofBundleV2MediaType)
 	}
 	if probe.Entry != nil {
 		if err := checkBase64(*probe.Entry); err != nil {
@@ -189,6 +227,9 @@ func ParseProofBundle(b []byte) (*ProofBundle, error) {
 		InclusionProof: w.InclusionProof,
 		Checkpoint:     w.Checkpoint,
 	}
+	for _, c := range w.PolicyChanges {
+		p.PolicyChanges = append(p.PolicyChanges, PolicyChangeProof{Index: c.Index, RawEntry: c.Entry, InclusionProof: c.InclusionProof})
+	}
 	canon, err := p.MarshalJSON()
 	if err != nil {
 		return nil, err
@@ -201,8 +242,39 @@ func ParseProofBundle(b []byte) (*ProofBundle, error) {
 
 // check checks the bundle's shape.
 func (p *ProofBundle) check() error {
-	if p.MediaType != ProofBundleMediaType {
+	switch {
+	case p.MediaType == ProofBundleMediaType && len(p.PolicyChanges) > 0:
+		return fmt.Errorf("publish: proof bundle: media type %q carries no policy changes (a bundle with them is %q)", ProofBundleMediaType, ProofBundleV2MediaType)
+	case p.MediaType == ProofBundleV2MediaType && len(p.PolicyChanges) == 0:
+		return fmt.Errorf("publish: proof bundle: media type %q without policy changes (a bundle without them is %q)", ProofBundleV2MediaType, ProofBundleMediaType)
+	case p.MediaType != ProofBundleMediaType && p.MediaType != ProofBundleV2MediaType:
 		return fmt.Errorf("publish: proof bundle: media type %q, want %q", truncate(p.MediaType), ProofBundleMediaType)
+	}
+	if len(p.PolicyChanges) > MaxPolicyChanges {
+		return fmt.Errorf("publish: proof bundle: %d policy changes, more than %d", len(p.PolicyChanges), MaxPolicyChanges)
+	}
+	for i, c := range p.PolicyChanges {
+		f := fmt.Sprintf("publish: proof bundle: policy change %d (index %d)", i, c.Index)
+		switch {
+		case i > 0 && c.Index <= p.PolicyChanges[i-1].Index:
+			return fmt.Errorf("%s: not after the one before (index %d): policy changes are listed once each, in log order", f, p.PolicyChanges[i-1].Index)
+		case c.Index >= p.TreeSize:
+			return fmt.Errorf("%s: not in a tree of size %d", f, p.TreeSize)
+		case c.Index == p.Index:
+			return fmt.Errorf("%s: the bundle's entry is at that index", f)
+		case len(c.RawEntry) == 0:
+			return fmt.Errorf("%s: missing entry", f)
+		case len(c.RawEntry) > MaxEntrySize:
+			return fmt.Errorf("%s: entry is %d bytes, over the %d byte limit", f, len(c.RawEntry), MaxEntrySize)
+		}
+		for j, h := range c.InclusionProof {
+			if len(h) != hashSize {
+				return fmt.Errorf("%s: inclusion proof hash %d is %d bytes, want %d", f, j, len(h), hashSize)
+			}
+		}
+		if want := InclusionProofLen(c.Index, p.TreeSize); len(c.InclusionProof) != want {
+			return fmt.Errorf("%s: inclusion proof has %d hashes, want %d in a tree of size %d", f, len(c.InclusionProof), want, p.TreeSize)
+		}
 	}
 	if len(p.RawEntry) == 0 {
 		return errors.New("publish: proof bundle: missing entry")

@@ -157,6 +157,49 @@ func TestInclusionProofLen(t *testing.T) {
 	}
 }
 
+// policyChangesJSON is a policyChanges field of entries "{}" at indexes,
+// with proofs of the right length for a tree of 13.
+func policyChangesJSON(indexes ...uint64) string {
+	var parts []string
+	for _, i := range indexes {
+		var hashes []string
+		for range InclusionProofLen(i%13, 13) {
+			hashes = append(hashes, `"`+base64.StdEncoding.EncodeToString(make([]byte, 32))+`"`)
+		}
+		parts = append(parts, fmt.Sprintf(`{"index":%d,"entry":"e30=","inclusionProof":[%s]}`, i, strings.Join(hashes, ",")))
+	}
+	return "[" + strings.Join(parts, ",") + "]"
+}
+
+// v2 sets the media type of a bundle's JSON to version 2.
+func v2(t *testing.T, b []byte) []byte {
+	t.Helper()
+	return bytes.Replace(b, []byte(ProofBundleMediaType), []byte(ProofBundleV2MediaType), 1)
+}
+
+func TestProofBundleV2RoundTrip(t *testing.T) {
+	l := newTestLog(t, 13)
+	p := l.bundle(t, 5)
+	p.MediaType = ""
+	p.PolicyChanges = []PolicyChangeProof{{Index: 2, RawEntry: []byte("{}"), InclusionProof: l.bundle(t, 2).InclusionProof}}
+	b := mustMarshalBundle(t, p)
+	if !bytes.Contains(b, []byte(ProofBundleV2MediaType)) || !bytes.HasSuffix(b, []byte(`]}]}`)) {
+		t.Fatalf("got %s, want a v2 bundle with policyChanges last", b)
+	}
+	got, err := ParseProofBundle(b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got.PolicyChanges) != 1 || got.PolicyChanges[0].Index != 2 || !IsProofBundle(b) {
+		t.Errorf("got %+v", got.PolicyChanges)
+	}
+	// Without changes the bundle stays version 1, byte for byte.
+	p.PolicyChanges, p.MediaType = nil, ""
+	if b := mustMarshalBundle(t, p); !bytes.Contains(b, []byte(ProofBundleMediaType)) || bytes.Contains(b, []byte("policyChanges")) {
+		t.Errorf("got %s, want a v1 bundle", b)
+	}
+}
+
 func TestProofBundleErrors(t *testing.T) {
 	l := newTestLog(t, 13)
 	p := l.bundle(t, 5)
@@ -189,13 +232,22 @@ func TestProofBundleErrors(t *testing.T) {
 	}{
 		{"empty", func(*testing.T) []byte { return nil }, "publish: proof bundle: empty"},
 		{"newline", func(*testing.T) []byte { return []byte("\n") }, "publish: proof bundle: empty"},
-		{"oversize", func(*testing.T) []byte { return make([]byte, MaxProofBundleSize+1) }, "over the 2097152 byte limit"},
+		{"oversize", func(*testing.T) []byte { return make([]byte, MaxProofBundleSize+1) }, "over the 8388608 byte limit"},
 		{"not json", func(*testing.T) []byte { return []byte("-----BEGIN") }, "not JSON"},
 		{"truncated", func(*testing.T) []byte { return good[:len(good)-10] }, "JSON ends early"},
 		{"not object", func(*testing.T) []byte { return []byte(`"x"`) }, "not a JSON object (found string)"},
 		{"no media type", set("mediaType", ""), "missing mediaType (not a proof bundle?)"},
 		{"sigstore bundle", set("mediaType", `"application/vnd.dev.sigstore.bundle.v0.3+json"`), `media type "application/vnd.dev.sigstore.bundle.v0.3+json", want "application/vnd.pyrsia.proof-bundle.v1+json"`},
 		{"media type number", set("mediaType", `1`), "media type 1, want"},
+		{"v1 with policy changes", set("policyChanges", policyChangesJSON(3)), "carries no policy changes"},
+		{"v2 without policy changes", set("mediaType", `"`+ProofBundleV2MediaType+`"`), "without policy changes"},
+		{"policy change past the end", func(t *testing.T) []byte { return v2(t, set("policyChanges", policyChangesJSON(13))(t)) }, "policy change 0 (index 13): not in a tree of size 13"},
+		{"policy change at the entry", func(t *testing.T) []byte { return v2(t, set("policyChanges", policyChangesJSON(5))(t)) }, "the bundle's entry is at that index"},
+		{"policy changes out of order", func(t *testing.T) []byte { return v2(t, set("policyChanges", policyChangesJSON(4, 2))(t)) }, "policy change 1 (index 2): not after the one before"},
+		{"policy changes twice", func(t *testing.T) []byte { return v2(t, set("policyChanges", policyChangesJSON(4, 4))(t)) }, "listed once each"},
+		{"policy change short proof", func(t *testing.T) []byte {
+			return v2(t, set("policyChanges", `[{"index":3,"entry":"e30=","inclusionProof":[]}]`)(t))
+		}, "policy change 0 (index 3): inclusion proof has 0 hashes, want 4"},
 		{"entry bad base64", set("entry", `"e30"`), "entry: not valid base64"},
 		{"entry not string", set("entry", `{}`), "entry: not a base64 string"},
 		{"no entry", set("entry", ""), "missing entry"},
@@ -250,13 +302,13 @@ func TestProofBundleErrors(t *testing.T) {
 func TestProofBundleEntryError(t *testing.T) {
 	l := newTestLog(t, 1)
 	p := l.bundle(t, 0)
-	p.RawEntry = []byte(`{"v":1,"kind":"policy"}`)
+	p.RawEntry = []byte(`{"v":1,"kind":"rename"}`)
 	b := mustMarshalBundle(t, p)
 	got, err := ParseProofBundle(b)
 	if err != nil {
 		t.Fatalf("ParseProofBundle: %v (it should leave the entry to Entry)", err)
 	}
-	if _, err := got.Entry(); err == nil || !strings.Contains(err.Error(), `unknown kind "policy"`) {
+	if _, err := got.Entry(); err == nil || !strings.Contains(err.Error(), `unknown kind "rename"`) {
 		t.Errorf("Entry: got %v, want an unknown kind error", err)
 	}
 }
@@ -310,6 +362,10 @@ func TestWriteTestdata(t *testing.T) {
 	one := newTestLog(t, 1)
 	write("proofbundle/valid-index-0-of-1.json", append(mustMarshalBundle(t, one.bundle(t, 0)), '\n'))
 	good := mustMarshalBundle(t, l.bundle(t, 5))
+	withChange := l.bundle(t, 5)
+	withChange.MediaType = ""
+	withChange.PolicyChanges = []PolicyChangeProof{{Index: 2, RawEntry: l.bundle(t, 2).RawEntry, InclusionProof: l.bundle(t, 2).InclusionProof}}
+	write("proofbundle/valid-v2-index-5-of-13.json", append(mustMarshalBundle(t, withChange), '\n'))
 	write("proofbundle/invalid-pretty.json", indent(t, good))
 	write("proofbundle/invalid-media-type.json", bytes.Replace(good, []byte(ProofBundleMediaType), []byte("application/vnd.dev.sigstore.bundle.v0.3+json"), 1))
 	write("proofbundle/invalid-index-past-end.json", bytes.Replace(good, []byte(`"index":5`), []byte(`"index":13`), 1))

@@ -11,6 +11,7 @@ import (
 	intoto "github.com/in-toto/attestation/go/v1"
 	"github.com/pyrsia/pyrsia-build/attest"
 	"github.com/pyrsia/pyrsia-build/publish/policy"
+	"github.com/pyrsia/pyrsia-build/publish/witness"
 	dssepb "github.com/sigstore/protobuf-specs/gen/pb-go/dsse"
 	fmtlog "github.com/transparency-dev/formats/log"
 	"github.com/transparency-dev/merkle/proof"
@@ -41,6 +42,11 @@ type ProofEvidence struct {
 	Index      uint64
 	Checkpoint *fmtlog.Checkpoint
 	Cosigners  []string // names of the cosigners whose cosignature verified
+	// Policy is the digest of the policy in force at the entry
+	// ([VerifyProofChain]); empty for [VerifyProof].
+	Policy string
+	// PolicyChanges are the log indexes of the policy changes followed.
+	PolicyChanges []uint64
 }
 
 // EntryEvidence is what [VerifyEntry] established: the distinct build node
@@ -172,8 +178,89 @@ func VerifyEntry(ctx context.Context, e *Entry, trust *policy.Trust) (*EntryEvid
 //
 // Errors are those of [attest.Verifier.Verify]: a *attest.VerificationError
 // (errors.Is attest.ErrNotVerified) when the evidence does not hold.
+//
+// A bundle that carries policy changes is refused: it is verified with the
+// network's first policy, [VerifyProofChain].
 func VerifyProof(ctx context.Context, a attest.Artifact, pb *ProofBundle, trust *policy.Trust, o ProofOptions) (*ProofEvidence, error) {
-	if trust == nil || len(trust.LogVerifiers) == 0 {
+	if pb != nil && len(pb.PolicyChanges) > 0 {
+		return nil, &attest.InputError{Err: fmt.Errorf("publish: the proof bundle carries %d policy changes: verify it with the network's first policy (publish.VerifyProofChain; pyrsia-build verify --policy FIRST)", len(pb.PolicyChanges))}
+	}
+	return verifyProof(ctx, a, pb, trust, trust, o)
+}
+
+// VerifyProofChain checks an artifact against a proof bundle, offline,
+// given the network's first policy: it follows the bundle's policy
+// changes, each proven included in the tree of the bundle's checkpoint
+// and approved by a majority of the policy in force at its index
+// ([policy.Chain]), then verifies as [VerifyProof] does, judging the
+// checkpoint by the policy in force at its size and the entry by the
+// policy in force at its index. A vote signed with a key that a change
+// rotated out counts for nothing in an entry after the change.
+//
+// The bundle must carry every policy change below its tree size: one left
+// out in the middle breaks the chain (the next change names another
+// previous policy); the last ones left out make the verifier judge with
+// an older policy, which a majority of that policy's keys would have had to
+// sign (and cosign) for. ProofEvidence.Policy is the digest of the policy
+// in force at the entry.
+func VerifyProofChain(ctx context.Context, a attest.Artifact, pb *ProofBundle, first *policy.Policy, o ProofOptions) (*ProofEvidence, error) {
+	if pb == nil {
+		return nil, errors.New("publish: no proof bundle")
+	}
+	if first == nil {
+		return nil, errors.New("publish: no network policy to verify with")
+	}
+	chain, err := policy.NewChain(first)
+	if err != nil {
+		return nil, &attest.InputError{Err: err}
+	}
+	fail := func(step string, err error) error { return &attest.VerificationError{Step: step, Err: err} }
+	var applied []uint64
+	if len(pb.PolicyChanges) > 0 {
+		n, err := witness.OpenUnverified([]byte(pb.Checkpoint))
+		if err != nil {
+			return nil, fail("checkpoint", err)
+		}
+		cp, err := witness.ParseCheckpointText([]byte(n.Text))
+		if err != nil {
+			return nil, fail("checkpoint", err)
+		}
+		if cp.Size != pb.TreeSize {
+			return nil, fail("checkpoint", fmt.Errorf("checkpoint is for %d entries, the proof for %d", cp.Size, pb.TreeSize))
+		}
+		// The checkpoint's signatures are checked below, with the
+		// policy these changes lead to: a change proven into a
+		// checkpoint that the policy in force at its size did not sign
+		// and cosign proves nothing.
+		for _, c := range pb.PolicyChanges {
+			if err := proof.VerifyInclusion(rfc6962.DefaultHasher, c.Index, pb.TreeSize, LeafHash(c.RawEntry), c.InclusionProof, cp.Hash); err != nil {
+				return nil, fail("policy", fmt.Errorf("policy change %d is not in the tree of %d entries: %w", c.Index, pb.TreeSize, err))
+			}
+			ch, err := ParsePolicyChange(c.RawEntry)
+			if err != nil {
+				return nil, fail("policy", fmt.Errorf("log entry %d: %w", c.Index, trimPkg(err)))
+			}
+			if _, err := chain.Apply(c.Index, ch); err != nil {
+				return nil, fail("policy", fmt.Errorf("policy change at log index %d: %w", c.Index, err))
+			}
+			applied = append(applied, c.Index)
+		}
+	}
+	_, cpTrust := chain.ForCheckpoint(pb.TreeSize)
+	inForce, entryTrust := chain.At(pb.Index)
+	ev, err := verifyProof(ctx, a, pb, cpTrust, entryTrust, o)
+	if err != nil {
+		return nil, err
+	}
+	ev.Policy = inForce.Digest()
+	ev.PolicyChanges = applied
+	return ev, nil
+}
+
+// verifyProof is VerifyProof with the checkpoint judged by cpTrust and the
+// entry by entryTrust.
+func verifyProof(ctx context.Context, a attest.Artifact, pb *ProofBundle, cpTrust, trust *policy.Trust, o ProofOptions) (*ProofEvidence, error) {
+	if cpTrust == nil || len(cpTrust.LogVerifiers) == 0 || trust == nil {
 		return nil, errors.New("publish: no log key to check the checkpoint with")
 	}
 	if len(trust.BuildKeys) == 0 {
@@ -182,7 +269,7 @@ func VerifyProof(ctx context.Context, a attest.Artifact, pb *ProofBundle, trust 
 	if _, err := buildThreshold(trust); err != nil {
 		return nil, err
 	}
-	if len(trust.Cosigners) == 0 && !o.AllowUnwitnessed {
+	if len(cpTrust.Cosigners) == 0 && !o.AllowUnwitnessed {
 		return nil, ErrUnwitnessed
 	}
 	if pb == nil {
@@ -190,7 +277,7 @@ func VerifyProof(ctx context.Context, a attest.Artifact, pb *ProofBundle, trust 
 	}
 	fail := func(step string, err error) error { return &attest.VerificationError{Step: step, Err: err} }
 
-	cp, cosigners, err := trust.VerifyCheckpoint([]byte(pb.Checkpoint))
+	cp, cosigners, err := cpTrust.VerifyCheckpoint([]byte(pb.Checkpoint))
 	if err != nil {
 		return nil, fail("checkpoint", err)
 	}

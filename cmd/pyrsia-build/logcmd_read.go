@@ -136,8 +136,14 @@ Examples:
 				_, err := c.App.Writer.Write(entry)
 				return err
 			}
-			if _, err := publish.ParseEntry(entry); err != nil {
-				return inputErr(fmt.Errorf("%s: entry %d is not a publish entry: %w", src, index, trimPrefix(err, "publish: entry: ")),
+			what := "a publish entry"
+			_, err = publish.ParseEntry(entry)
+			if errors.Is(err, publish.ErrNotPublish) && !errors.Is(err, publish.ErrUnknownKind) {
+				what = "a policy change"
+				_, err = publish.ParsePolicyChange(entry)
+			}
+			if err != nil {
+				return inputErr(fmt.Errorf("%s: entry %d is not %s: %w", src, index, what, trimPrefix(err, "publish: entry: ")),
 					"--raw writes the entry's bytes whatever they hold")
 			}
 			var out bytes.Buffer
@@ -182,7 +188,13 @@ Examples:
 				return err
 			}
 			defer src.Close()
-			pb, err := client.ProofBundle(c.Context, cp, index)
+			// The policy changes in the tree go with the proof, for a
+			// verifier that knows the network's first policy.
+			changes, err := client.PolicyChanges(c.Context, cp)
+			if err != nil {
+				return clientErr(err, "")
+			}
+			pb, err := client.ProofBundleChain(c.Context, cp, index, changes)
 			if err != nil {
 				return clientErr(err, "")
 			}

@@ -144,9 +144,13 @@ func readEntryFiles(ctx context.Context, paths []string, raw bool) ([][]byte, er
 		}
 		if !raw {
 			b = bytes.TrimSuffix(b, []byte("\n"))
-			if _, err := publish.ParseEntry(b); err != nil {
+			_, err := publish.ParseEntry(b)
+			if errors.Is(err, publish.ErrNotPublish) && !errors.Is(err, publish.ErrUnknownKind) {
+				_, err = publish.ParsePolicyChange(b) // from 'network propose' and 'approve'
+			}
+			if err != nil {
 				return nil, inputErr(fmt.Errorf("%s: %w", p, trimPrefix(err, "publish: ")),
-					"an entry is the canonical JSON of a publish entry, as the build network writes it; pass --raw to append other bytes")
+					"an entry is the canonical JSON of a publish entry or a policy change, as the build network writes it; pass --raw to append other bytes")
 			}
 		}
 		if len(b) == 0 {

@@ -18,7 +18,7 @@ func networkCommand() *cli.Command {
 	return &cli.Command{
 		Name:      "network",
 		Usage:     "make and read a network policy: the build nodes that count",
-		UsageText: "pyrsia-build network init|add-node|show ...",
+		UsageText: "pyrsia-build network init|add-node|show|propose|approve ...",
 		Description: `A network policy (Network policy v1, see the README) names the network, lists
 its build nodes (name, cosign key, libp2p peer id, note key) and who may
 request builds. An artifact is published when an absolute majority of the
@@ -29,11 +29,15 @@ needs the policy file and nothing else.
 Examples:
    pyrsia-build node init --data a --name node-a > node-a.json
    pyrsia-build network init --name example.org/net --policy policy.json node-a.json node-b.json node-c.json
-   pyrsia-build network show --policy policy.json`,
+   pyrsia-build network show --policy policy.json
+   pyrsia-build network propose --policy policy.json --new policy-2.json -o change.json
+   pyrsia-build network approve --policy policy.json --key a/keys/cosign.key change.json`,
 		Subcommands: []*cli.Command{
 			networkInitCommand(),
 			networkAddNodeCommand(),
 			networkShowCommand(),
+			networkProposeCommand(),
+			networkApproveCommand(),
 		},
 	}
 }

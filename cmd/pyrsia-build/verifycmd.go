@@ -149,11 +149,16 @@ func verifyProof(c *cli.Context, artifact, bundlePath string, data []byte, keys 
 		if err != nil {
 			return inputErr(err)
 		}
-		trust, err := p.Trust()
-		if err != nil {
-			return inputErr(err)
-		}
-		return verifyProofTrust(c, artifact, bundlePath, pb, trust, ptype)
+		// The policy is the network's first: the bundle's policy
+		// changes lead from it to the policy in force at the entry.
+		ev, err := publish.VerifyProofChain(c.Context, attest.FileArtifact(artifact), pb, p, publish.ProofOptions{
+			PredicateType: ptype, AllowUnwitnessed: c.Bool("allow-unwitnessed"),
+		})
+		return proofVerdict(c, artifact, bundlePath, ev, err)
+	}
+	if len(pb.PolicyChanges) > 0 {
+		return inputErr(fmt.Errorf("%s carries %d changes of the network's policy: keys given one by one cannot follow them", bundlePath, len(pb.PolicyChanges)),
+			"verify it with the network's first policy: pyrsia-build verify --policy FIRST.json --bundle "+bundlePath+" "+artifact)
 	}
 	if c.String("log-key") == "" {
 		return inputErr(fmt.Errorf("%s is a proof bundle: --log-key is needed to check its checkpoint", bundlePath),
@@ -188,6 +193,10 @@ func verifyProofTrust(c *cli.Context, artifact, bundlePath string, pb *publish.P
 	ev, err := publish.VerifyProof(c.Context, attest.FileArtifact(artifact), pb, trust, publish.ProofOptions{
 		PredicateType: ptype, AllowUnwitnessed: c.Bool("allow-unwitnessed"),
 	})
+	return proofVerdict(c, artifact, bundlePath, ev, err)
+}
+
+func proofVerdict(c *cli.Context, artifact, bundlePath string, ev *publish.ProofEvidence, err error) error {
 	if errors.Is(err, publish.ErrUnwitnessed) {
 		return inputErr(fmt.Errorf("%s is a proof bundle: %w", bundlePath, trimPrefix(err, "publish: ")),
 			"pass the build nodes' note keys (--cosigner-key node-a.note.pub ...), or --allow-unwitnessed to trust the log's signature alone")
@@ -199,6 +208,7 @@ func verifyProofTrust(c *cli.Context, artifact, bundlePath string, pb *publish.P
 	v.Log = &logVerdict{
 		Origin: ev.Checkpoint.Origin, Index: ev.Index, TreeSize: ev.Checkpoint.Size,
 		Cosigners: ev.Cosigners, InputDigest: ev.Entry.InputDigest, Coordinate: ev.Entry.Coordinate,
+		Policy: ev.Policy, PolicyChanges: ev.PolicyChanges,
 	}
 	return printVerdict(c, v)
 }
@@ -300,6 +310,10 @@ type logVerdict struct {
 	Cosigners   []string `json:"cosigners,omitempty"`
 	InputDigest string   `json:"inputDigest"`
 	Coordinate  string   `json:"coordinate"`
+	// Policy is the digest of the policy in force at the entry, after
+	// PolicyChanges (the log indexes of the changes followed).
+	Policy        string   `json:"policy,omitempty"`
+	PolicyChanges []uint64 `json:"policyChanges,omitempty"`
 }
 
 func verdict(artifact, bundle string, ev *attest.Evidence) *verdictJSON {
@@ -334,6 +348,9 @@ func printVerdict(c *cli.Context, v *verdictJSON) error {
 		if len(l.Cosigners) > 0 {
 			fmt.Fprintf(w, "  cosigned:  %s\n", strings.Join(l.Cosigners, ", "))
 		}
+		if len(l.PolicyChanges) > 0 {
+			fmt.Fprintf(w, "  policy:    %s in force at entry %d (policy changes followed: log entries %s)\n", l.Policy, l.Index, joinUints(l.PolicyChanges))
+		}
 	}
 	return nil
 }
@@ -345,4 +362,12 @@ func builderID(ev *attest.Evidence) string {
 	}
 	rd := ev.Statement.GetPredicate().GetFields()["runDetails"].GetStructValue()
 	return rd.GetFields()["builder"].GetStructValue().GetFields()["id"].GetStringValue()
+}
+
+func joinUints(xs []uint64) string {
+	parts := make([]string, len(xs))
+	for i, x := range xs {
+		parts[i] = fmt.Sprint(x)
+	}
+	return strings.Join(parts, ", ")
 }

@@ -52,12 +52,13 @@ func (d *download) keep(c int64, b []byte) {
 	defer d.mu.Unlock()
 	if old, ok := d.parts[c]; ok {
 		x.shared.Add(-int64(len(old)))
+		d.kept -= int64(len(old))
 	}
 	d.parts[c] = b
 	d.kept += int64(len(b))
 }
 
-// drop forgets the bytes held of chunk c (they were wrong).
+// forget drops the bytes held (they may be wrong).
 func (d *download) forget() {
 	d.mu.Lock()
 	defer d.mu.Unlock()
@@ -147,6 +148,7 @@ type provider struct {
 	gone     bool                // not asked again in this fetch
 	notYet   map[int64]time.Time // chunks it said it does not hold yet
 	busy     time.Time           // said busy: not before then
+	streak   int                 // busy answers in a row
 	sent     bool                // sent at least one chunk
 	have     []byte              // the chunks it said it holds, when it is fetching the blob too
 	haveAt   time.Time           // when it said so
@@ -194,7 +196,6 @@ type round struct {
 	passes    int           // DHT searches done
 	lostAt    int           // passes when the last usable provider went
 	needMore  chan struct{}
-	perLimit  int
 }
 
 func (x *Exchange) newRound(d *download, w *store.Writer) *round {
@@ -383,7 +384,7 @@ func (r *round) result(c int64, p *provider, b []byte, err error) {
 		r.from[c] = p.id
 		r.left--
 		p.sent = true
-		p.fails = 0
+		p.fails, p.streak = 0, 0
 		r.d.keep(c, b)
 		return
 	case errors.Is(err, errLocal):
@@ -395,9 +396,13 @@ func (r *round) result(c int64, p *provider, b []byte, err error) {
 			p.have, p.haveAt = pe.have, time.Now()
 		}
 	case errors.As(err, &pe) && pe.Status == statusBusy:
+		// Busy serving others: back off, longer each time in a row, so
+		// that a seed many peers want is not kept busy saying so.
 		x.busy.Add(1)
 		p.notYet[c] = time.Now()
-		p.busy = time.Now().Add(busyWait/2 + rand.N(busyWait))
+		wait := busyWait << min(p.streak, 5)
+		p.streak++
+		p.busy = time.Now().Add(wait/2 + rand.N(wait))
 	case errors.As(err, &pe) && pe.Status == statusNotFound:
 		p.gone = true
 		r.notHere++

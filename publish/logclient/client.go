@@ -238,6 +238,46 @@ func (c *Client) ProofBundle(ctx context.Context, cp *Checkpoint, index uint64) 
 	}, nil
 }
 
+// PolicyChanges returns the log indexes of the policy change entries
+// (kind publish.KindPolicy) in cp's tree. It reads every entry, each
+// proven included in cp ([Client.Entries]).
+func (c *Client) PolicyChanges(ctx context.Context, cp *Checkpoint) ([]uint64, error) {
+	var out []uint64
+	err := c.Entries(ctx, cp, 0, cp.Size, func(i uint64, e []byte) error {
+		if k, err := publish.EntryKind(e); err == nil && k == publish.KindPolicy {
+			out = append(out, i)
+		}
+		return nil
+	})
+	return out, err
+}
+
+// ProofBundleChain returns the proof bundle of the entry at index against
+// cp, as [Client.ProofBundle] does, with the policy change entries at
+// changes (from [Client.PolicyChanges]; every change in cp's tree, for a
+// verifier to follow the chain from the network's first policy) and their
+// inclusion proofs, checked. Without changes the bundle is version 1.
+func (c *Client) ProofBundleChain(ctx context.Context, cp *Checkpoint, index uint64, changes []uint64) (*publish.ProofBundle, error) {
+	pb, err := c.ProofBundle(ctx, cp, index)
+	if err != nil {
+		return nil, err
+	}
+	for _, i := range changes {
+		if i == index {
+			continue
+		}
+		entry, hashes, err := c.Entry(ctx, cp, i)
+		if err != nil {
+			return nil, err
+		}
+		pb.PolicyChanges = append(pb.PolicyChanges, publish.PolicyChangeProof{Index: i, RawEntry: entry, InclusionProof: hashes})
+	}
+	if len(pb.PolicyChanges) > 0 {
+		pb.MediaType = publish.ProofBundleV2MediaType
+	}
+	return pb, nil
+}
+
 // Consistency reads the consistency proof from old's tree to cp's and
 // checks it against both roots. old must not be larger than cp. A proof
 // that does not verify is ErrProof: either the source's tiles are wrong or

@@ -91,6 +91,35 @@ type Service struct {
 	added chan struct{}    // closed and replaced after each append
 	cand  *tlog.Checkpoint // the latest checkpoint signed by Run
 	cands chan struct{}    // closed and replaced when cand changes
+	// changes are the indexes of the log's policy change entries, in
+	// order: every proof bundle carries those below its tree size.
+	changes []uint64
+}
+
+// notePolicyChange records the index of an entry of kind policy.
+func (s *Service) notePolicyChange(i uint64, entry []byte) {
+	if k, err := publish.EntryKind(entry); err != nil || k != publish.KindPolicy {
+		return
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if n := len(s.changes); n == 0 || s.changes[n-1] < i {
+		s.changes = append(s.changes, i)
+	}
+}
+
+// PolicyChanges returns the indexes of the policy change entries below
+// size, in log order.
+func (s *Service) PolicyChanges(size uint64) []uint64 {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var out []uint64
+	for _, i := range s.changes {
+		if i < size {
+			out = append(out, i)
+		}
+	}
+	return out
 }
 
 // Open opens the log, indexes its entries, and loads its checkpoint as the
@@ -117,6 +146,7 @@ func Open(ctx context.Context, o Options) (*Service, error) {
 		return nil, fmt.Errorf("logservice: %w", err)
 	}
 	var batch []index.Item
+	var changes []uint64
 	flush := func() error {
 		err := idx.AddBatch(batch)
 		batch = batch[:0]
@@ -131,6 +161,9 @@ func Open(ctx context.Context, o Options) (*Service, error) {
 		}
 		e, err := publish.ParseEntry(data)
 		if err != nil {
+			if k, kerr := publish.EntryKind(data); kerr == nil && k == publish.KindPolicy {
+				changes = append(changes, i)
+			}
 			o.Logger.DebugContext(ctx, "not indexing a log entry that is not a publish entry", "index", i, "err", err)
 			return nil
 		}
@@ -149,7 +182,7 @@ func Open(ctx context.Context, o Options) (*Service, error) {
 		l.Close()
 		return nil, fmt.Errorf("logservice: indexing the log: %w", err)
 	}
-	s := &Service{log: l, idx: idx, opts: o, lg: o.Logger, wake: make(chan struct{}, 1), grown: make(chan struct{}), added: make(chan struct{}), cands: make(chan struct{})}
+	s := &Service{log: l, idx: idx, opts: o, lg: o.Logger, wake: make(chan struct{}, 1), grown: make(chan struct{}), added: make(chan struct{}), cands: make(chan struct{}), changes: changes}
 	if cp := l.Checkpoint(); cp != nil {
 		if _, err := o.Final(cp.Note); err == nil {
 			s.final = cp
@@ -196,6 +229,7 @@ func (s *Service) Append(ctx context.Context, entry []byte) (uint64, error) {
 	if err != nil {
 		return 0, err
 	}
+	s.notePolicyChange(i, entry)
 	if perr == nil {
 		if err := s.idx.Add(i, e); err != nil {
 			// The entry is durable; the index is a cache of the log.
@@ -221,6 +255,7 @@ func (s *Service) AppendBatch(ctx context.Context, entries [][]byte) (uint64, er
 	}
 	var items []index.Item
 	for k, b := range entries {
+		s.notePolicyChange(first+uint64(k), b)
 		if e, perr := publish.ParseEntry(b); perr == nil {
 			items = append(items, index.Item{LogIndex: first + uint64(k), Entry: e})
 		}
@@ -541,5 +576,22 @@ func (s *Service) ProofBundle(ctx context.Context, index uint64) (*publish.Proof
 	if err := proof.VerifyInclusion(rfc6962.DefaultHasher, index, cp.Size, publish.LeafHash(entry), hashes, cp.Hash); err != nil {
 		return nil, fmt.Errorf("logservice: the log's inclusion proof of entry %d does not verify against its own checkpoint (the log is damaged): %w", index, err)
 	}
-	return &publish.ProofBundle{RawEntry: entry, Index: index, TreeSize: cp.Size, InclusionProof: hashes, Checkpoint: string(cp.Note)}, nil
+	pb := &publish.ProofBundle{RawEntry: entry, Index: index, TreeSize: cp.Size, InclusionProof: hashes, Checkpoint: string(cp.Note)}
+	// The policy changes of the tree, for a verifier that knows the
+	// network's first policy (publish.VerifyProofChain).
+	for _, i := range s.PolicyChanges(cp.Size) {
+		if i == index {
+			continue
+		}
+		e, err := s.log.Entry(ctx, i)
+		if err != nil {
+			return nil, fmt.Errorf("logservice: reading policy change %d: %w", i, err)
+		}
+		h, err := s.log.InclusionProof(ctx, i, cp.Size)
+		if err != nil {
+			return nil, fmt.Errorf("logservice: inclusion proof of policy change %d: %w", i, err)
+		}
+		pb.PolicyChanges = append(pb.PolicyChanges, publish.PolicyChangeProof{Index: i, RawEntry: e, InclusionProof: h})
+	}
+	return pb, nil
 }

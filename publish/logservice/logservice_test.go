@@ -484,3 +484,69 @@ func TestAppendBatchIndexesAndPublishes(t *testing.T) {
 		t.Errorf("final checkpoint of size %d, want 3", cp.Size)
 	}
 }
+
+// The service's proof bundles carry the log's policy changes below their
+// tree size, after appends and after a restart.
+func TestProofBundleCarriesPolicyChanges(t *testing.T) {
+	change, err := os.ReadFile("../testdata/policychange/valid-remove-node.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	entry, err := os.ReadFile("../testdata/entry/valid-oci.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := waitCtx(t)
+	appendAll := func(s *logservice.Service) {
+		t.Helper()
+		if _, err := s.Append(ctx, []byte("raw")); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := s.AppendBatch(ctx, [][]byte{change, entry}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	check := func(s *logservice.Service) {
+		t.Helper()
+		if _, err := s.WaitFinal(ctx, 3); err != nil {
+			t.Fatal(err)
+		}
+		pb, err := s.ProofBundle(ctx, 2)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(pb.PolicyChanges) != 1 || pb.PolicyChanges[0].Index != 1 || !bytes.Equal(pb.PolicyChanges[0].RawEntry, change) {
+			t.Fatalf("got policy changes %+v, want the one at index 1", pb.PolicyChanges)
+		}
+		b, err := json.Marshal(pb)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := publish.ParseProofBundle(b); err != nil || !bytes.Contains(b, []byte(publish.ProofBundleV2MediaType)) {
+			t.Errorf("the bundle %.80s: %v, want a v2 bundle that parses", b, err)
+		}
+		if pb, err := s.ProofBundle(ctx, 0); err != nil || len(pb.PolicyChanges) != 1 {
+			t.Errorf("the bundle of entry 0: %v, %+v; want the change at 1 (below the tree size)", err, pb)
+		}
+	}
+	t.Run("appended", func(t *testing.T) {
+		dir := t.TempDir()
+		k := testKeys(t, dir, 0)
+		s := open(t, dir, k, nil)
+		appendAll(s)
+		run(t, s)
+		check(s)
+	})
+	t.Run("reopened", func(t *testing.T) {
+		dir := t.TempDir()
+		k := testKeys(t, dir, 0)
+		s := open(t, dir, k, nil)
+		appendAll(s)
+		if err := s.Close(); err != nil {
+			t.Fatal(err)
+		}
+		s = open(t, dir, k, nil)
+		run(t, s)
+		check(s)
+	})
+}

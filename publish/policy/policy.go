@@ -14,6 +14,37 @@
 // assembles one from separate keys (the CLI's --key, --log-key and
 // --cosigner-key), so that both paths give the same type, checked the same
 // way.
+//
+// # Changes
+//
+// A network's membership changes only by a log entry that a majority of
+// the policy in force approved. A [Change] holds the new policy (whole),
+// the digest of the policy it replaces and approvals: each a build node's
+// cosign-key signature over DSSE's PAE of payload type
+// [ChangePayloadType] and [Change.Statement], the canonical JSON
+// {"network","policy","previous","type":"policy-change","v":1}, so an
+// approval counts for one step of one network and for nothing else (not
+// as an attestation, not as a build request). [Change.Check] accepts a
+// change only if Previous is the digest of the policy in force, the new
+// policy is valid, differs from it and keeps the network's name (the
+// origin of every checkpoint of the log: a new name would be a new log),
+// and at least floor(n/2)+1 distinct build nodes of the policy in force
+// approved it. Approvals are told apart by key, one per key (a key that
+// approves twice makes the change malformed); approvals by keys outside
+// the policy in force, or whose signature does not verify, count for
+// nothing. [Change.Approve] adds one node's approval.
+//
+// A [Chain] follows the changes along the log. The rule, which nodes and
+// verifiers apply alike: an entry at index i is judged by the policy in
+// force at i, the first policy replaced by every approved change at an
+// index below i; a change at i is judged by the policy in force at i and
+// holds from i+1; a checkpoint of size N is judged (signer, cosigners,
+// threshold) by the policy in force at N. So a vote signed with a key that
+// a change rotated out counts for nothing in an entry after the change.
+// Everything a node gossips or signs names the digest of the policy in
+// force ([Chain.CheckBinding]); the gossip topics and the DHT namespace
+// keep the first policy's digest, [Chain.NetworkID], for the network's
+// life. [Diff] says what a change does, in words.
 package policy
 
 import (

@@ -1,0 +1,382 @@
+package publish_test
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+
+	intoto "github.com/in-toto/attestation/go/v1"
+	"github.com/pyrsia/pyrsia-build/attest"
+	"github.com/pyrsia/pyrsia-build/publish"
+	"github.com/pyrsia/pyrsia-build/publish/policy"
+	"github.com/pyrsia/pyrsia-build/publish/tlog"
+	"github.com/pyrsia/pyrsia-build/publish/witness"
+	dssepb "github.com/sigstore/protobuf-specs/gen/pb-go/dsse"
+)
+
+const chainNet = "example.org/chain-test"
+
+// chainNode is a build node with its private keys.
+type chainNode struct {
+	node   policy.Node
+	signer *attest.Signer
+	skey   string // note signer key
+}
+
+var chainNodes struct {
+	once sync.Once
+	n    []chainNode
+}
+
+// testChainNodes makes seven nodes' keys once, node-0 to node-6 (scrypt
+// is slow). rekey(i) gives node i another cosign key: node-6's.
+func testChainNodes(t *testing.T) []chainNode {
+	t.Helper()
+	chainNodes.once.Do(func() {
+		chainNodes.n = make([]chainNode, 7)
+		var wg sync.WaitGroup
+		for i := range chainNodes.n {
+			wg.Go(func() {
+				name := fmt.Sprintf("node-%d", i)
+				kp, err := attest.GenerateKeyPair([]byte("pw"))
+				if err != nil {
+					panic(err)
+				}
+				s, err := attest.LoadSigner(kp.Private, []byte("pw"))
+				if err != nil {
+					panic(err)
+				}
+				skey, vkey, err := witness.GenerateKey(name)
+				if err != nil {
+					panic(err)
+				}
+				chainNodes.n[i] = chainNode{signer: s, skey: skey, node: policy.Node{Name: name, CosignKey: string(kp.Public),
+					PeerID: "12D3KooW" + strings.Repeat("b", 43) + string(rune('A'+i)), NoteKey: vkey}}
+			})
+		}
+		wg.Wait()
+	})
+	return chainNodes.n
+}
+
+func chainPolicy(t *testing.T, ns ...chainNode) *policy.Policy {
+	t.Helper()
+	p := &policy.Policy{Version: 1, Name: chainNet}
+	for _, n := range ns {
+		p.Nodes = append(p.Nodes, n.node)
+	}
+	if err := p.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+// changeEntry makes the log entry of a change from old to new approved by
+// approvers (signed as they are: with whatever key they hold).
+func changeEntry(t *testing.T, old, new *policy.Policy, approvers ...chainNode) []byte {
+	t.Helper()
+	c := &policy.Change{Previous: old.Digest(), New: new}
+	st, err := c.Statement()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, a := range approvers {
+		env, err := a.signer.SignEnvelope(policy.ChangePayloadType, st)
+		if err != nil {
+			t.Fatal(err)
+		}
+		c.Approvals = append(c.Approvals, policy.Approval{KeyID: a.signer.KeyID(), Sig: env.GetSignatures()[0].GetSig()})
+	}
+	b, err := publish.MarshalPolicyChange(c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+// publishEntry makes the publish entry of content attested by voters.
+func publishEntry(t *testing.T, content string, voters ...chainNode) []byte {
+	t.Helper()
+	sum := sha256.Sum256([]byte(content))
+	digest := hex.EncodeToString(sum[:])
+	coord := "org.example:hello:" + fmt.Sprint(len(content))
+	spec := []byte(`{"coordinate":"` + coord + `","ecosystem":"maven"}`)
+	var envs []*dssepb.Envelope
+	for _, v := range voters {
+		prov, err := attest.NewProvenance(attest.ProvenanceOptions{
+			BuildType: "https://example.com/test", ExternalParameters: map[string]any{"spec": map[string]any{"coordinate": coord, "ecosystem": "maven"}},
+			BuilderID: "urn:test:" + v.node.Name,
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, err := attest.Attest(v.signer, []*intoto.ResourceDescriptor{{Name: "hello.jar", Digest: map[string]string{"sha256": digest}}}, attest.PredicateSLSAProvenanceV1, prov)
+		if err != nil {
+			t.Fatal(err)
+		}
+		envs = append(envs, b.Envelope())
+	}
+	e, err := publish.NewEntry("maven", coord, spec, envs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw, err := e.MarshalBinary()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return raw
+}
+
+// chainLog writes entries to a real log signed by signer's note key,
+// cosigned by cosigners, and returns a proof bundle of the entry at index
+// (with every policy change of the log) and the artifact file of content.
+func chainBundle(t *testing.T, entries [][]byte, index uint64, content string, signer chainNode, cosigners ...chainNode) (*publish.ProofBundle, string) {
+	t.Helper()
+	ctx := context.Background()
+	dir := t.TempDir()
+	ls, err := witness.NewLogSigner(signer.skey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	lv, _ := witness.NewLogVerifier(signer.node.NoteKey)
+	l, err := tlog.Open(ctx, tlog.Options{Dir: filepath.Join(dir, "log"), Origin: chainNet, Signer: ls, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	for _, e := range entries {
+		if _, err := l.Append(ctx, e); err != nil {
+			t.Fatal(err)
+		}
+	}
+	cp, err := l.Publish(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	signed := cp.Note
+	for _, c := range cosigners {
+		cs, _ := witness.NewCosignatureSigner(c.skey)
+		w, err := witness.NewCosigner(witness.CosignerOptions{Signer: cs, Origin: chainNet, LogVerifier: lv, StateDir: filepath.Join(dir, c.node.Name)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		sig, err := w.Cosign(ctx, cp.Note, witness.ProofSourceFunc(l.ConsistencyProof))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if signed, err = witness.AddSignatures(signed, sig); err != nil {
+			t.Fatal(err)
+		}
+	}
+	incl, err := l.InclusionProof(ctx, index, cp.Size)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pb := &publish.ProofBundle{RawEntry: entries[index], Index: index, TreeSize: cp.Size, InclusionProof: incl, Checkpoint: string(signed)}
+	for i, e := range entries {
+		if k, _ := publish.EntryKind(e); k == publish.KindPolicy {
+			p, err := l.InclusionProof(ctx, uint64(i), cp.Size)
+			if err != nil {
+				t.Fatal(err)
+			}
+			pb.PolicyChanges = append(pb.PolicyChanges, publish.PolicyChangeProof{Index: uint64(i), RawEntry: e, InclusionProof: p})
+		}
+	}
+	data, err := pb.MarshalJSON()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if pb, err = publish.ParseProofBundle(data); err != nil {
+		t.Fatal(err)
+	}
+	artifact := filepath.Join(dir, "hello.jar")
+	if err := os.WriteFile(artifact, []byte(content), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return pb, artifact
+}
+
+func verifyChain(t *testing.T, pb *publish.ProofBundle, artifact string, first *policy.Policy) (*publish.ProofEvidence, error) {
+	t.Helper()
+	return publish.VerifyProofChain(context.Background(), attest.FileArtifact(artifact), pb, first, publish.ProofOptions{})
+}
+
+func wantRefusal(t *testing.T, err error, step, want string) {
+	t.Helper()
+	var ve *attest.VerificationError
+	if err == nil || !strings.Contains(err.Error(), want) {
+		t.Fatalf("got %v, want a refusal containing %q", err, want)
+	}
+	if !asVerification(err, &ve) || ve.Step != step {
+		t.Fatalf("got %v, want a verification error of step %q", err, step)
+	}
+}
+
+func asVerification(err error, ve **attest.VerificationError) bool {
+	for err != nil {
+		if v, ok := err.(*attest.VerificationError); ok {
+			*ve = v
+			return true
+		}
+		u, ok := err.(interface{ Unwrap() error })
+		if !ok {
+			return false
+		}
+		err = u.Unwrap()
+	}
+	return false
+}
+
+// A sixth node joins; entries after the change need 4 of 6.
+func TestChainAddSixthNode(t *testing.T) {
+	n := testChainNodes(t)
+	five := chainPolicy(t, n[:5]...)
+	six := chainPolicy(t, n[:6]...)
+	entries := [][]byte{
+		publishEntry(t, "v1", n[0], n[1], n[2]), // 3 of 5
+		changeEntry(t, five, six, n[0], n[1], n[2]),
+		publishEntry(t, "v22", n[1], n[3], n[4], n[5]), // 4 of 6, with the new node
+		publishEntry(t, "v333", n[0], n[1], n[2]),      // 3 of 6: the old majority
+	}
+	cosigners := []chainNode{n[1], n[2], n[3], n[5]} // 4 of the six
+	t.Run("before the change", func(t *testing.T) {
+		pb, art := chainBundle(t, entries, 0, "v1", n[0], cosigners...)
+		if _, err := verifyChain(t, pb, art, five); err != nil {
+			t.Fatal(err)
+		}
+	})
+	t.Run("the new majority", func(t *testing.T) {
+		pb, art := chainBundle(t, entries, 2, "v22", n[5], cosigners...) // the new node signs the checkpoint
+		ev, err := verifyChain(t, pb, art, five)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if ev.Policy != six.Digest() || len(ev.PolicyChanges) != 1 {
+			t.Errorf("got policy %s after changes %v, want %s after [1]", ev.Policy, ev.PolicyChanges, six.Digest())
+		}
+	})
+	t.Run("the old majority is not enough", func(t *testing.T) {
+		pb, art := chainBundle(t, entries, 3, "v333", n[0], cosigners...)
+		_, err := verifyChain(t, pb, art, five)
+		wantRefusal(t, err, "signature", "signed by 3 of the 6 keys")
+	})
+	t.Run("checkpoint judged by the policy in force at its size", func(t *testing.T) {
+		// 3 cosignatures are a majority of five, not of six.
+		pb, art := chainBundle(t, entries, 0, "v1", n[0], n[0], n[1], n[2])
+		_, err := verifyChain(t, pb, art, five)
+		wantRefusal(t, err, "checkpoint", "")
+	})
+	t.Run("VerifyProof refuses a bundle with changes", func(t *testing.T) {
+		pb, art := chainBundle(t, entries, 2, "v22", n[5], cosigners...)
+		tr, _ := six.Trust()
+		if _, err := publish.VerifyProof(context.Background(), attest.FileArtifact(art), pb, tr, publish.ProofOptions{}); err == nil || !strings.Contains(err.Error(), "VerifyProofChain") {
+			t.Fatalf("got %v, want a pointer to VerifyProofChain", err)
+		}
+	})
+}
+
+func TestChainRotateKey(t *testing.T) {
+	n := testChainNodes(t)
+	three := chainPolicy(t, n[:3]...)
+	rotated := chainPolicy(t, n[:3]...)
+	rotated.Nodes[1].CosignKey = n[6].node.CosignKey
+	newB := chainNode{node: rotated.Nodes[1], signer: n[6].signer, skey: n[1].skey}
+	entries := [][]byte{
+		publishEntry(t, "old", n[0], n[1]),
+		changeEntry(t, three, rotated, n[1], n[2]),
+		publishEntry(t, "new1", n[0], newB),
+		publishEntry(t, "new22", n[0], n[1]), // node-1's rotated-out key
+	}
+	cos := []chainNode{n[0], n[1], n[2]}
+	t.Run("old entry", func(t *testing.T) {
+		pb, art := chainBundle(t, entries, 0, "old", n[2], cos...)
+		if _, err := verifyChain(t, pb, art, three); err != nil {
+			t.Fatal(err)
+		}
+	})
+	t.Run("new entry", func(t *testing.T) {
+		pb, art := chainBundle(t, entries, 2, "new1", n[2], cos...)
+		if _, err := verifyChain(t, pb, art, three); err != nil {
+			t.Fatal(err)
+		}
+	})
+	t.Run("rotated-out key counts for nothing", func(t *testing.T) {
+		pb, art := chainBundle(t, entries, 3, "new22", n[2], cos...)
+		_, err := verifyChain(t, pb, art, three)
+		wantRefusal(t, err, "signature", "signed by 1 of the 3 keys (node-0)")
+	})
+}
+
+func TestChainRemoveNode(t *testing.T) {
+	n := testChainNodes(t)
+	three := chainPolicy(t, n[:3]...)
+	two := chainPolicy(t, n[:2]...)
+	entries := [][]byte{
+		publishEntry(t, "before", n[0], n[2]),
+		changeEntry(t, three, two, n[0], n[1]),
+		publishEntry(t, "after1", n[0], n[2]), // node-2 was removed
+	}
+	pb, art := chainBundle(t, entries, 0, "before", n[0], n[0], n[1])
+	if _, err := verifyChain(t, pb, art, three); err != nil {
+		t.Fatalf("node-2's vote before its removal: %v", err)
+	}
+	pb, art = chainBundle(t, entries, 2, "after1", n[0], n[0], n[1])
+	_, err := verifyChain(t, pb, art, three)
+	wantRefusal(t, err, "signature", "signed by 1 of the 2 keys (node-0), 2 needed")
+	// A checkpoint after the change signed by the removed node's note
+	// key is not the log's, nor one it cosigned final.
+	pb, art = chainBundle(t, entries, 0, "before", n[2], n[0], n[1])
+	_, err = verifyChain(t, pb, art, three)
+	wantRefusal(t, err, "checkpoint", `no signature by log key "node-0\" or \"node-1"`)
+	pb, art = chainBundle(t, entries, 0, "before", n[0], n[0], n[2])
+	_, err = verifyChain(t, pb, art, three)
+	wantRefusal(t, err, "checkpoint", "")
+}
+
+func TestChainMinorityChange(t *testing.T) {
+	n := testChainNodes(t)
+	three := chainPolicy(t, n[:3]...)
+	// node-0 alone adds node-3 and node-4 to take over the majority.
+	takeover := chainPolicy(t, n[0], n[1], n[2], n[3], n[4])
+	entries := [][]byte{
+		changeEntry(t, three, takeover, n[0], n[5]), // node-5 is an outsider
+		publishEntry(t, "evil", n[0], n[3], n[4]),
+	}
+	pb, art := chainBundle(t, entries, 1, "evil", n[0], n[0], n[3], n[4])
+	_, err := verifyChain(t, pb, art, three)
+	wantRefusal(t, err, "policy", "policy change at log index 0: policy: change: approved by 1 of the 3 build nodes of the policy in force (node-0), 2 needed; not counted: approval")
+	if !strings.Contains(err.Error(), "is not a build node of the policy in force") {
+		t.Errorf("got %v, want the outsider named", err)
+	}
+}
+
+func TestChainBrokenBundle(t *testing.T) {
+	n := testChainNodes(t)
+	three := chainPolicy(t, n[:3]...)
+	two := chainPolicy(t, n[:2]...)
+	entries := [][]byte{
+		changeEntry(t, three, two, n[0], n[1]),
+		publishEntry(t, "x", n[0], n[1]),
+	}
+	pb, art := chainBundle(t, entries, 1, "x", n[0], n[0], n[1])
+	t.Run("wrong first policy", func(t *testing.T) {
+		other := chainPolicy(t, n[:4]...)
+		_, err := verifyChain(t, pb, art, other)
+		wantRefusal(t, err, "policy", "but the policy in force is")
+	})
+	t.Run("change not in the tree", func(t *testing.T) {
+		bad := *pb
+		bad.PolicyChanges = []publish.PolicyChangeProof{pb.PolicyChanges[0]}
+		bad.PolicyChanges[0].RawEntry = changeEntry(t, three, two, n[0], n[1], n[2])
+		_, err := verifyChain(t, &bad, art, three)
+		wantRefusal(t, err, "policy", "policy change 0 is not in the tree")
+	})
+}
