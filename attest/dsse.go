@@ -58,17 +58,61 @@ const MaxSignatures = 16
 // caller's policy that decides how many signers are enough. The signed
 // bytes are hashed once, whatever the number of keys and signatures; an
 // envelope with more than [MaxSignatures] signatures has no signer.
+//
+// Each signature counts for the first key that verifies it, and keys that
+// already signed are not tried again: a policy of n keys costs one to n
+// verifications per signature, not n. A signature's keyid (DSSE's, not
+// signed) only chooses the key tried first: when it names one of keys and
+// that key verifies the signature, no other key is tried; when it names
+// none of them, or its key does not verify, every other key is tried as
+// if there were no keyid. A keyid never makes a signature count for a key
+// that did not verify it.
 func VerifyEnvelope(env *dssepb.Envelope, keys []*PublicKey) []*PublicKey {
+	sigs := env.GetSignatures()
+	if len(sigs) > MaxSignatures {
+		return nil
+	}
 	p := prepare(env)
+	signed := make(map[string]bool)
+	for _, sig := range sigs {
+		s := sig.GetSig()
+		tried := ""
+		if id := sig.GetKeyid(); id != "" {
+			if k := keyWithID(keys, id); k != nil && !signed[k.ID] {
+				if k.verifyDigest(p.pae, p.digest[:], s) {
+					signed[k.ID] = true
+					continue
+				}
+				tried = k.ID
+			}
+		}
+		for _, k := range keys {
+			if signed[k.ID] || k.ID == tried {
+				continue
+			}
+			if k.verifyDigest(p.pae, p.digest[:], s) {
+				signed[k.ID] = true
+				break
+			}
+		}
+	}
 	var signers []*PublicKey
-	seen := make(map[string]bool)
 	for _, k := range keys {
-		if !seen[k.ID] && p.signedBy(k) {
+		if signed[k.ID] {
 			signers = append(signers, k)
-			seen[k.ID] = true
+			delete(signed, k.ID)
 		}
 	}
 	return signers
+}
+
+func keyWithID(keys []*PublicKey, id string) *PublicKey {
+	for _, k := range keys {
+		if k.ID == id {
+			return k
+		}
+	}
+	return nil
 }
 
 // prepared is an envelope with its PAE and the PAE's SHA-256, computed once.

@@ -2,6 +2,7 @@ package attest_test
 
 import (
 	"slices"
+	"strings"
 	"testing"
 
 	dssepb "github.com/sigstore/protobuf-specs/gen/pb-go/dsse"
@@ -75,6 +76,19 @@ func TestVerifyEnvelope(t *testing.T) {
 	otherType := &dssepb.Envelope{Payload: payload, PayloadType: "text/plain", Signatures: byA.Signatures}
 	otherPayload := &dssepb.Envelope{Payload: []byte(`{"hello":"World"}`), PayloadType: attest.InTotoPayloadType, Signatures: byA.Signatures}
 	doubled := &dssepb.Envelope{Payload: payload, PayloadType: attest.InTotoPayloadType, Signatures: []*dssepb.Signature{byA.Signatures[0], byA.Signatures[0]}}
+	// A keyid is not signed: it only picks the key tried first.
+	withKeyID := func(env *dssepb.Envelope, ids ...string) *dssepb.Envelope {
+		out := &dssepb.Envelope{Payload: env.Payload, PayloadType: env.PayloadType}
+		for i, sig := range env.Signatures {
+			out.Signatures = append(out.Signatures, &dssepb.Signature{Sig: sig.Sig, Keyid: ids[i]})
+		}
+		return out
+	}
+	aAsA := withKeyID(byA, a.Pub.ID)
+	aAsB := withKeyID(byA, b.Pub.ID)
+	aAsUnknown := withKeyID(byA, strings.Repeat("0", 64))
+	bothSwapped := withKeyID(byBoth, a.Pub.ID, b.Pub.ID) // byBoth is b's then a's
+	bothAsA := withKeyID(byBoth, a.Pub.ID, a.Pub.ID)
 
 	tests := []struct {
 		name string
@@ -89,6 +103,12 @@ func TestVerifyEnvelope(t *testing.T) {
 		{"two signatures by a count once", doubled, []*attest.PublicKey{a.Pub}, []string{"key-a"}},
 		{"payload type changed", otherType, []*attest.PublicKey{a.Pub, b.Pub}, nil},
 		{"payload changed", otherPayload, []*attest.PublicKey{a.Pub, b.Pub}, nil},
+		{"keyid of the signer", aAsA, []*attest.PublicKey{b.Pub, a.Pub}, []string{"key-a"}},
+		{"keyid of another key: the signer still found, the other not counted", aAsB, []*attest.PublicKey{a.Pub, b.Pub}, []string{"key-a"}},
+		{"keyid of another key, the signer not listed", aAsB, []*attest.PublicKey{b.Pub}, nil},
+		{"keyid of no listed key", aAsUnknown, []*attest.PublicKey{b.Pub, a.Pub}, []string{"key-a"}},
+		{"both keyids wrong", bothSwapped, []*attest.PublicKey{a.Pub, b.Pub}, []string{"key-a", "key-b"}},
+		{"both claim a", bothAsA, []*attest.PublicKey{b.Pub, a.Pub}, []string{"key-b", "key-a"}},
 		{"no keys", byA, nil, nil},
 		{"nil envelope", nil, []*attest.PublicKey{a.Pub}, nil},
 	}
