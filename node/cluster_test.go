@@ -640,6 +640,69 @@ func TestLeaderKilledDuringAppends(t *testing.T) {
 	}
 }
 
+// A round whose majority agreed while Raft had no leader is published once
+// Raft has one again, even when that takes longer than the round's
+// deadline: the deadline bounds the wait for votes, not for a leader. (A
+// round with a quorum was closed at its deadline with a "verdict" and never
+// proposed again: TestLeaderKilledDuringAppends lost the entries of rounds
+// that outlived a slow leader change.)
+func TestQuorumOutlivesLeaderlessDeadline(t *testing.T) {
+	c := newCluster(t, 3, nil)
+	c.deadline = 3 * time.Second
+	c.startAll()
+	ctx := c.ctx()
+	c.leader(ctx)
+	a := c.nodes[0].node
+	// Raft stops on node-b and node-c (their gossip and builds go on):
+	// node-a alone has no majority, and nothing can be committed.
+	for _, i := range []int{1, 2} {
+		if err := c.nodes[i].node.Raft().Shutdown().Error(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for a.Raft().State() == raft.Leader {
+		select {
+		case <-ctx.Done():
+			t.Fatal("node-a still leads without a majority")
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
+	input, err := a.Publish(ctx, testSpec(90))
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.waitVotes(ctx, 0, input, 3)
+	// The round has its quorum; wait until its deadline has passed and
+	// the deadline loop has run after it.
+	a.mu.Lock()
+	deadline := a.rounds[input].deadline
+	a.mu.Unlock()
+	select {
+	case <-ctx.Done():
+		t.Fatal(ctx.Err())
+	case <-time.After(time.Until(deadline) + 5*a.tick()):
+	}
+	if _, ok := a.Log().Index().ByInputDigest(input); ok {
+		t.Fatal("the entry was appended without a Raft majority")
+	}
+	// node-b restarts: node-a and node-b are a majority again. node-a,
+	// which holds the round's votes, is made the leader.
+	c.stop(1)
+	c.start(1)
+	for {
+		l := c.leader(ctx)
+		if l == 0 {
+			break
+		}
+		id := raft.ServerID(a.Host().ID().String())
+		if err := c.nodes[l].node.Raft().LeadershipTransferToServer(id, raft.ServerAddress(id)).Error(); err != nil {
+			t.Logf("leadership transfer to node-a: %v", err)
+		}
+	}
+	c.waitLogged(ctx, 0, []string{input})
+	c.waitLogged(ctx, 1, []string{input})
+}
+
 // A node whose data is lost (all but its keys) catches up from the others
 // when it restarts, holds the same log, and cosigns again.
 func TestWipedNodeCatchesUp(t *testing.T) {

@@ -751,6 +751,9 @@ func (n *Node) maybePropose(ctx context.Context, r *round) {
 			n.log.WarnContext(ctx, "proposing an entry", "input", r.input, "err", err)
 			n.mu.Lock()
 			r.proposed = false // a new leader, or this one again, tries later
+			if errors.Is(err, quorum.ErrRefused) {
+				r.refused = err
+			}
 			n.mu.Unlock()
 		}
 	}()
@@ -862,7 +865,7 @@ func (n *Node) deadlineLoop(ctx context.Context) error {
 							delete(n.rounds, r.input)
 						}
 					}
-				case now.After(r.deadline):
+				case now.After(r.deadline) && !r.awaitsEntry(n.network):
 					if !r.judging {
 						due = append(due, r)
 					}
@@ -903,7 +906,7 @@ func (n *Node) giveVerdict(ctx context.Context, r *round, now time.Time) {
 		return
 	}
 	n.mu.Lock()
-	if r.verdict != nil || r.judging {
+	if r.verdict != nil || r.judging || r.awaitsEntry(n.network) {
 		n.mu.Unlock()
 		return
 	}

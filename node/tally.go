@@ -33,9 +33,13 @@ type round struct {
 	deadline time.Time
 	votes    map[string]*quorum.Vote // by node name: the first vote of each node counts
 	proposed bool                    // the entry was proposed by this node
-	index    int64                   // log index once appended, -1 before
-	verdict  *Verdict
-	judging  bool // a verdict is being made
+	// refused is why the FSM refused this node's proposal of the
+	// round's entry (its quorum did not check out): the round then ends
+	// at its deadline like one without a quorum.
+	refused error
+	index   int64 // log index once appended, -1 before
+	verdict *Verdict
+	judging bool // a verdict is being made
 	// equivocations: nodes that signed two different votes for the
 	// request, with the digests of both.
 	equivocations map[string][]string
@@ -69,6 +73,20 @@ func (r *round) tally(net *quorum.Network, waited time.Duration) *quorum.Verdict
 	}
 	sort.Slice(votes, func(i, j int) bool { return votes[i].Node < votes[j].Node })
 	return quorum.Tally(net, r.input, votes, waited)
+}
+
+// awaitsEntry reports whether the round has a quorum whose entry is not
+// in the log yet and was not refused: such a round is not given a
+// verdict at its deadline but waits (its proposal retried by every new
+// leader) until its entry is appended. A deadline bounds the wait for
+// votes; an accepted request whose majority agreed is published once Raft
+// has a leader again, however long the leader change took.
+func (r *round) awaitsEntry(net *quorum.Network) bool {
+	if !r.open() || r.refused != nil {
+		return false
+	}
+	_, ok := r.quorum(net)
+	return ok
 }
 
 // quorum returns the envelopes of a majority when the round has a
