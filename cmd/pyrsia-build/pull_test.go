@@ -255,4 +255,7 @@ func TestPullFetchThroughRegularNode(t *testing.T) {
 	if code, stdout, stderr := runCLI("status", "--node", reg, "hello:1.0"); code != 0 || !strings.Contains(stdout, "state     final") {
 		t.Errorf("status through the regular node: exit %d\n%s\n%s", code, stdout, stderr)
 	}
+	if code, stdout, stderr := runCLI("node", "status", "--node", reg); code != 0 || !strings.Contains(stdout, "node      regular") || !strings.Contains(stdout, "indexed   2 entries") {
+		t.Errorf("node status of the regular node: exit %d\n%s\n%s", code, stdout, stderr)
+	}
 }
