@@ -380,3 +380,46 @@ func TestChainBrokenBundle(t *testing.T) {
 		wantRefusal(t, err, "policy", "policy change 0 is not in the tree")
 	})
 }
+
+// CheckLogEntry is every node's check: a change signed by a minority is
+// refused, and after an approved change entries are judged by the new
+// policy.
+func TestCheckLogEntry(t *testing.T) {
+	ctx := context.Background()
+	n := testChainNodes(t)
+	three := chainPolicy(t, n[:3]...)
+	four := chainPolicy(t, n[:4]...)
+	chain, err := policy.NewChain(three)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := publish.CheckLogEntry(ctx, chain, 0, changeEntry(t, three, four, n[0])); err == nil || !strings.Contains(err.Error(), "approved by 1 of the 3") {
+		t.Fatalf("a minority's change: got %v, want a refusal", err)
+	}
+	if key, err := publish.CheckLogEntry(ctx, chain, 0, publishEntry(t, "a", n[0], n[1])); err != nil || !strings.HasPrefix(key, "sha256:") {
+		t.Fatalf("2 of 3 before the change: %q, %v", key, err)
+	}
+	change := changeEntry(t, three, four, n[0], n[2])
+	key, err := publish.CheckLogEntry(ctx, chain, 1, change)
+	if err != nil || key != publish.PolicyKeyPrefix+four.Digest() {
+		t.Fatalf("the change: %q, %v", key, err)
+	}
+	if _, err := publish.CheckLogEntry(ctx, chain, 1, change); err != nil {
+		t.Fatalf("the change replayed: %v", err)
+	}
+	if _, err := publish.CheckLogEntry(ctx, chain, 2, publishEntry(t, "bb", n[0], n[1])); err == nil || !strings.Contains(err.Error(), "signed by 2 of the 4 keys") {
+		t.Fatalf("2 of 4 after the change: got %v, want a refusal", err)
+	}
+	if _, err := publish.CheckLogEntry(ctx, chain, 2, publishEntry(t, "bb", n[0], n[1], n[3])); err != nil {
+		t.Fatalf("3 of 4 with the new node: %v", err)
+	}
+	// A node rebuilding its chain from its log gets the same policy.
+	again, _ := policy.NewChain(three)
+	log := [][]byte{nil, change}
+	if err := publish.FollowChain(ctx, again, []uint64{1}, func(_ context.Context, i uint64) ([]byte, error) { return log[i], nil }); err != nil {
+		t.Fatal(err)
+	}
+	if p, _ := again.Current(); p.Digest() != four.Digest() {
+		t.Errorf("rebuilt chain: %s, want %s", p.Digest(), four.Digest())
+	}
+}

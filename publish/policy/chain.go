@@ -49,11 +49,20 @@ func NewChain(first *Policy) (*Chain, error) {
 // ([Change.Check]) and, if it holds, makes its new policy the one in force
 // from index+1 on. Changes are applied in log order: index must be at or
 // after the first index judged by the policy in force (a change at a lower
-// index is refused, the chain unchanged).
+// index is refused, the chain unchanged). Applying again the change the
+// chain holds at index does nothing and succeeds: a node that replays its
+// log (Raft's replay after a restart) meets its changes again.
 func (c *Chain) Apply(index uint64, ch *Change) (*ChangeEvidence, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	last := c.steps[len(c.steps)-1]
+	if index < last.from && ch != nil && ch.New != nil {
+		for k, s := range c.steps[1:] {
+			if s.change == index && s.digest == ch.New.Digest() && ch.Previous == c.steps[k].digest {
+				return &ChangeEvidence{}, nil
+			}
+		}
+	}
 	if index < last.from {
 		return nil, fmt.Errorf("policy: chain: a change at index %d, but the policy in force holds from index %d: changes are applied in log order", index, last.from)
 	}

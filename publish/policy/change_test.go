@@ -231,6 +231,13 @@ func TestChain(t *testing.T) {
 	if _, err := ch.Apply(9, back); err == nil || !strings.Contains(err.Error(), "approved by 1 of the 3") {
 		t.Fatalf("a change approved with a rotated-out key: got %v, want 1 of 3", err)
 	}
+	// The same change at the same index again (a replay) is a no-op.
+	if _, err := ch.Apply(4, c); err != nil {
+		t.Errorf("applying the change at 4 again: %v", err)
+	}
+	if got := ch.Changes(); len(got) != 1 || got[0] != 4 {
+		t.Errorf("changes %v after a replay, want [4]", got)
+	}
 	// A change before the one in force is out of order.
 	if _, err := ch.Apply(3, back); err == nil || !strings.Contains(err.Error(), "log order") {
 		t.Fatalf("got %v, want a refusal of the order", err)
