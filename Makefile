@@ -46,6 +46,11 @@ fuzz:
 	$(GO) test ./publish/serve -run '^$$' -fuzz '^FuzzParseMavenPath$$' -fuzztime $(FUZZTIME)
 	$(GO) test ./publish/serve -run '^$$' -fuzz '^FuzzMavenHandler$$' -fuzztime $(FUZZTIME)
 	$(GO) test ./publish/serve -run '^$$' -fuzz '^FuzzMavenVersion$$' -fuzztime $(FUZZTIME)
+	$(GO) test ./publish/exchange -run '^$$' -fuzz '^FuzzTilesRequest$$' -fuzztime $(FUZZTIME)
+	$(GO) test ./publish/exchange -run '^$$' -fuzz '^FuzzTilesResponse$$' -fuzztime $(FUZZTIME)
+	$(GO) test ./publish/exchange -run '^$$' -fuzz '^FuzzBlobRequest$$' -fuzztime $(FUZZTIME)
+	$(GO) test ./publish/exchange -run '^$$' -fuzz '^FuzzBlobResponse$$' -fuzztime $(FUZZTIME)
+	$(GO) test ./node -run '^$$' -fuzz '^FuzzRequestProtocolLines$$' -fuzztime $(FUZZTIME)
 
 # Benchmarks recorded in BENCHMARKS.md. PYRSIA_BENCH_SIZE sets the artifact
 # size in bytes (default 1 GiB); the builder benchmarks need root, buildkit

@@ -257,6 +257,13 @@ func TestWrongPassword(t *testing.T) {
 	if _, err := os.Stat(filepath.Join(r.workspace, "app.tar.sigstore.json")); err == nil {
 		t.Error("a bundle was written")
 	}
+	// publish with a requester key: the key is decrypted before a node
+	// is asked.
+	r.write(t, "spec.yaml", "version: 1\n")
+	r.write(t, "policy.json", readFile(t, "../publish/policy/testdata/valid-three-nodes.json"))
+	res = r.run(t, "publish", map[string]string{"spec": "spec.yaml", "node": "127.0.0.1:1", "policy": "policy.json", "key": key, "password": wrong})
+	oneError(t, res, 2, `^the key \(input 'key'\): wrong password \(or the key file is damaged\) \(set input 'password' to the password the key was made with\)$`)
+	noSecrets(t, res, wrong, key)
 }
 
 func TestMissingInput(t *testing.T) {
@@ -273,7 +280,8 @@ func TestMissingInput(t *testing.T) {
 		{"verify", map[string]string{"keys": "cosign.pub"}, `^input 'artifact' is required`},
 		{"verify", map[string]string{"artifact": "app.tar"}, `^input 'keys' .* or 'policy' .* is required`},
 		{"publish", map[string]string{"spec": "app.tar", "token": "t", "policy": "app.tar"}, `^input 'node' is required`},
-		{"publish", map[string]string{"spec": "app.tar", "node": "127.0.0.1:1", "policy": "app.tar"}, `^input 'token' is required`},
+		{"publish", map[string]string{"spec": "app.tar", "node": "127.0.0.1:1", "policy": "app.tar"}, `^input 'token' \(the node's API token: the node signs the request\) or 'key' .* is required`},
+		{"publish", map[string]string{"spec": "app.tar", "node": "127.0.0.1:1", "policy": "app.tar", "token": "t", "key": "k"}, `^inputs 'token' and 'key' do not go together`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.action+"/"+tt.want, func(t *testing.T) {
@@ -311,6 +319,13 @@ func TestBadSpecField(t *testing.T) {
 				t.Errorf("got properties %v, want file=spec.yaml line=%s", a.Props, tt.line)
 			}
 		})
+	}
+	// publish reads the spec too (its input digest) before it asks a node.
+	r.write(t, "spec.yaml", tests[0].spec)
+	r.write(t, "policy.json", readFile(t, "../publish/policy/testdata/valid-three-nodes.json"))
+	res := r.run(t, "publish", map[string]string{"spec": "spec.yaml", "node": "127.0.0.1:1", "token": "a-token-value", "policy": "policy.json"})
+	if errs := res.errors(); len(errs) != 1 || errs[0].Props["line"] != "3" || errs[0].Props["file"] != "spec.yaml" {
+		t.Errorf("publish: got errors %+v, want one on spec.yaml line 3\n%s", errs, res.Log)
 	}
 }
 

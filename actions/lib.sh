@@ -170,7 +170,8 @@ pb_run() {
 
 # pb_fail_from ERR CODE [SPEC]: turns pyrsia-build's error output into one
 # annotation and exits with CODE. An error that names a field of SPEC
-# ("SPEC: spec: FIELD: ...", "line N:") points at its line.
+# ("SPEC: spec: FIELD: ...", "spec SPEC: spec: FIELD: ...", "line N:")
+# points at its line.
 pb_fail_from() {
   local errfile=$1 code=$2 spec=${3:-} msg hints line field
   msg=$(sed -n 's/^pyrsia-build: error: //p' "$errfile" | head -1)
@@ -178,11 +179,18 @@ pb_fail_from() {
   [ -n "$msg" ] || msg=$(grep -v '^[[:space:]]*$' "$errfile" | tail -1 || true)
   [ -n "$msg" ] || msg="pyrsia-build exited with code $code"
   [ -z "$hints" ] || msg="$msg ($hints)"
-  if [ -n "$spec" ] && [[ "$msg" == "$spec: spec: "* ]]; then
+  # build: "SPEC: spec: FIELD: ..."; publish: "spec SPEC: spec: FIELD: ...".
+  local rest=""
+  if [ -n "$spec" ]; then
+    case "$msg" in
+    "$spec: spec: "*) rest=${msg#"$spec: spec: "} ;;
+    "spec $spec: spec: "*) rest=${msg#"spec $spec: spec: "} ;;
+    esac
+  fi
+  if [ -n "$rest" ]; then
     line=$(sed -n 's/.*: line \([0-9][0-9]*\):.*/\1/p' <<<"$msg" | head -1)
     if [ -z "$line" ]; then
-      field=${msg#"$spec: spec: "}
-      field=${field%%:*}
+      field=${rest%%:*}
       line=$(pb_field_line "$spec" "$field")
     fi
     pb_die "$code" "$msg" "$spec" "$line"

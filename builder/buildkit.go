@@ -229,6 +229,20 @@ func (b *BuildKit) build(ctx context.Context, spec *Spec, input string, opts Bui
 			if !f.Type().IsRegular() {
 				return nil, &BuildError{Err: fmt.Errorf("the build's output %s is not a regular file (%s)", f.Name(), f.Type()), LogPath: logFile.Name()}
 			}
+		}
+		if len(spec.Recipe.Maven.Artifacts) == 0 {
+			// A consumer of the modules needs the parent poms they name.
+			added, err := addReactorParents(srcDir, artifactsDir)
+			if err != nil {
+				return nil, err
+			}
+			if len(added) > 0 {
+				if files, err = os.ReadDir(artifactsDir); err != nil {
+					return nil, err
+				}
+			}
+		}
+		for _, f := range files {
 			am, err := ManifestFile(ctx, f.Name(), filepath.Join(artifactsDir, f.Name()))
 			if err != nil {
 				return nil, err

@@ -279,7 +279,7 @@ func TestReproducibleMaven(t *testing.T) {
 		names = append(names, a.Name)
 	}
 	got := strings.Join(names, " ")
-	for _, want := range []string{"hello-lib-1.0.0.jar", "hello-lib-1.0.0.pom", "hello-app-1.0.0.jar", "hello-app-1.0.0.pom"} {
+	for _, want := range []string{"hello-lib-1.0.0.jar", "hello-lib-1.0.0.pom", "hello-app-1.0.0.jar", "hello-app-1.0.0.pom", "hello-parent-1.0.0.pom"} {
 		if !strings.Contains(got, want) {
 			t.Errorf("artifacts %q lack %s", got, want)
 		}

@@ -2,6 +2,7 @@ package builder_test
 
 import (
 	"archive/zip"
+	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -395,7 +396,7 @@ func TestMavenDefaultArtifactsSkipTestResources(t *testing.T) {
 		t.Fatalf("tar: %v\n%s", err, out)
 	}
 	s := specFor(t, tarPath, "maven", "org.example.hello:hello-app:1.0.0", "  maven: {}", "maven")
-	r, _, err := buildOn(t, ds[0], s)
+	r, out, err := buildOn(t, ds[0], s)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -404,7 +405,19 @@ func TestMavenDefaultArtifactsSkipTestResources(t *testing.T) {
 			t.Fatalf("published the test resource %s", a.Name)
 		}
 	}
-	if len(r.Artifacts) != 4 {
-		t.Fatalf("artifacts %+v, want the two modules' jars and poms", r.Artifacts)
+	var names []string
+	for _, a := range r.Artifacts {
+		names = append(names, a.Name)
+	}
+	if want := "hello-app-1.0.0.jar hello-app-1.0.0.pom hello-lib-1.0.0.jar hello-lib-1.0.0.pom hello-parent-1.0.0.pom"; strings.Join(names, " ") != want {
+		t.Fatalf("artifacts %q, want the two modules' jars and poms and the parent pom they name: %q", names, want)
+	}
+	// The parent pom is the source's, as the modules' poms are.
+	root, err := os.ReadFile("../testdata/build/hello-maven/pom.xml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, err := os.ReadFile(filepath.Join(out, "artifacts", "hello-parent-1.0.0.pom")); err != nil || !bytes.Equal(got, root) {
+		t.Fatalf("hello-parent-1.0.0.pom: %v, want the source's pom.xml", err)
 	}
 }

@@ -3,8 +3,11 @@ package builder
 import (
 	"context"
 	"errors"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"os/exec"
+	"path"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -312,5 +315,58 @@ func TestFetchMavenSource(t *testing.T) {
 	_, err = fetchMavenSource(ctx, &MavenSource{Coordinate: "org.x:lib:2.0", SHA256: wrong}, mavenRepoOpts{base: url, cache: "-"}, t.TempDir(), nil)
 	if err == nil || !strings.Contains(err.Error(), "404") {
 		t.Errorf("got %v, want a 404 for a release that is not there", err)
+	}
+}
+
+// TestCompareUpstreamStaysInTheCoordinate: the build's own code names its
+// outputs; a name that is not a file of the coordinate (here one whose
+// escaped slashes a repository decodes, reaching another artifact's
+// official jar) is not fetched, so it cannot be passed off as the
+// official release.
+func TestCompareUpstreamStaysInTheCoordinate(t *testing.T) {
+	ctx := context.Background()
+	p := filepath.Join(t.TempDir(), "x.jar")
+	writeZip(t, p, []zipFile{{name: "META-INF/MANIFEST.MF", body: "Manifest-Version: 1.0\n"}})
+	otherJar, err := os.ReadFile(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pom := []byte("<project/>\n")
+	out := t.TempDir()
+	os.MkdirAll(filepath.Join(out, "artifacts"), 0o755)
+	m := &OutputManifest{Version: 1}
+	const sneaky = "..%2F..%2Fother%2F1.0%2Fother-1.0.jar"
+	for name, b := range map[string][]byte{sneaky: otherJar, "lib-1.0.pom": pom} {
+		p := filepath.Join(out, "artifacts", name)
+		if err := os.WriteFile(p, b, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		am, err := ManifestFile(ctx, name, p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		am.Path = "artifacts/" + name
+		m.Artifacts = append(m.Artifacts, am)
+	}
+	if err := WriteManifest(filepath.Join(out, "manifest.json"), m); err != nil {
+		t.Fatal(err)
+	}
+	// A repository that cleans the (decoded) path, as file servers do.
+	files := map[string][]byte{"org/x/lib/1.0/lib-1.0.pom": pom, "org/x/other/1.0/other-1.0.jar": otherJar}
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		b, ok := files[strings.TrimPrefix(path.Clean(r.URL.Path), "/")]
+		if !ok {
+			http.NotFound(w, r)
+			return
+		}
+		w.Write(b)
+	}))
+	defer srv.Close()
+	res, err := CompareUpstream(ctx, out, "org.x:lib:1.0", srv.URL)
+	if err == nil {
+		t.Fatalf("got %+v (official %v), want an error: the build made no jar of org.x:lib:1.0", res, res.Official)
+	}
+	if !strings.Contains(err.Error(), "serves none of the jars") {
+		t.Fatalf("got %v, want an error that the repository serves no jar the build made", err)
 	}
 }

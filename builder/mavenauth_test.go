@@ -211,3 +211,35 @@ func mustRepo(t *testing.T) repoConfig {
 	}
 	return c
 }
+
+// TestMavenCredentialsStayWithTheMirror: a mirror that redirects (to
+// another port of its host, where net/http would still send the
+// Authorization header it was given) has its file fetched, checked
+// against the lock, without the credentials going along.
+func TestMavenCredentialsStayWithTheMirror(t *testing.T) {
+	const secret = "s3cr3t-pass-phrase"
+	jar := []byte("jar bytes")
+	var leaked []string
+	other := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if h := r.Header.Get("Authorization"); h != "" {
+			leaked = append(leaked, r.URL.Path)
+		}
+		w.Write(jar)
+	}))
+	defer other.Close()
+	url, _ := authRepo(t, "builder", secret, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		http.Redirect(w, r, other.URL+r.URL.Path, http.StatusFound)
+	}))
+	userSettings(t, mirrorSettings(url, secret))
+	lock := &Lock{Version: 1, Files: []LockFile{{Coordinate: "org.x:lib:1.0", File: "lib-1.0.jar", SHA256: sha(jar)}}}
+	dir := t.TempDir()
+	if _, err := lockRepo(context.Background(), lock, mustRepo(t).client(), "", dir, io.Discard); err != nil {
+		t.Fatal(err)
+	}
+	if b, err := os.ReadFile(filepath.Join(dir, "org/x/lib/1.0/lib-1.0.jar")); err != nil || !bytes.Equal(b, jar) {
+		t.Fatalf("the redirected jar: %q, %v", b, err)
+	}
+	if len(leaked) > 0 {
+		t.Fatalf("the mirror's credentials went to %s after a redirect to another port (%v)", other.URL, leaked)
+	}
+}

@@ -372,7 +372,27 @@ type repoClient struct {
 }
 
 func newRepoClient(base string) *repoClient {
-	return &repoClient{base: strings.TrimRight(base, "/"), hc: &http.Client{Timeout: 5 * time.Minute}}
+	return &repoClient{base: strings.TrimRight(base, "/"), hc: &http.Client{Timeout: 5 * time.Minute, CheckRedirect: repoRedirect}}
+}
+
+// maxRepoRedirects bounds the redirects one fetch follows (net/http's
+// default).
+const maxRepoRedirects = 10
+
+// repoRedirect follows a repository's redirects (a mirror may send
+// files to a CDN; what arrives is checked against the lock), but the
+// credentials go only to the mirror's own scheme, host and port:
+// net/http keeps the Authorization header for the same host name on
+// another port or scheme (http after https) and for its subdomains.
+func repoRedirect(req *http.Request, via []*http.Request) error {
+	if len(via) >= maxRepoRedirects {
+		return fmt.Errorf("stopped after %d redirects", maxRepoRedirects)
+	}
+	first := via[0].URL
+	if req.URL.Scheme != first.Scheme || !strings.EqualFold(req.URL.Host, first.Host) {
+		req.Header.Del("Authorization")
+	}
+	return nil
 }
 
 // get fetches the file at the repository path p (slash-separated) into w,
@@ -383,7 +403,7 @@ func (c *repoClient) get(ctx context.Context, p string, w io.Writer) (string, in
 		return "", 0, &FetchError{Path: p, Err: err}
 	}
 	if c.auth.from != "" {
-		// net/http drops it on a redirect to another host.
+		// Only to the mirror itself: see repoRedirect.
 		req.SetBasicAuth(c.auth.username, c.auth.password)
 	}
 	resp, err := c.hc.Do(req)

@@ -25,6 +25,36 @@ import (
 // maxArchiveSize bounds a downloaded or unpacked source archive.
 const maxArchiveSize = 4 << 30
 
+// maxArchiveEntries bounds the entries of a source archive (a tar.gz of
+// a few kilobytes can hold millions of empty files), and
+// maxZipDirectory the bytes of a zip's central directory that are read:
+// archive/zip holds every entry of it in memory, about five times its
+// size on disk, before any can be checked. Variables for the tests.
+var (
+	maxArchiveEntries       = 1 << 20
+	maxZipDirectory   int64 = 128 << 20
+)
+
+// errZipDirectory is a zip whose central directory is over maxZipDirectory.
+var errZipDirectory = errors.New("the zip's central directory is too large")
+
+// cappedReaderAt reads from r, at most left bytes in all while capped.
+type cappedReaderAt struct {
+	r      io.ReaderAt
+	left   int64
+	capped bool
+}
+
+func (c *cappedReaderAt) ReadAt(p []byte, off int64) (int, error) {
+	if c.capped {
+		if int64(len(p)) > c.left {
+			return 0, errZipDirectory
+		}
+		c.left -= int64(len(p))
+	}
+	return c.r.ReadAt(p, off)
+}
+
 // fetchSource puts the spec's source tree into dst (an empty folder) and
 // returns what was resolved: "sha256:<hex>" of the archive, or
 // "gitCommit:<commit>" for git.
@@ -116,7 +146,9 @@ func fetchArchive(ctx context.Context, a *ArchiveSource, specDir, dst string, gu
 
 // sourceTarOptions: a source tree holds files, folders and links only, and
 // stays writable so it can be removed.
-var sourceTarOptions = untar.Options{MaxSize: maxArchiveSize, SkipUnknown: true, DirMode: 0o700}
+func sourceTarOptions() untar.Options {
+	return untar.Options{MaxSize: maxArchiveSize, MaxEntries: maxArchiveEntries, SkipUnknown: true, DirMode: 0o700}
+}
 
 // unpack extracts a tar, tar.gz or zip archive (told apart by their first
 // bytes) into dst, refusing names that would leave dst.
@@ -130,9 +162,19 @@ func unpack(f *os.File, size int64, dst string) error {
 	magic, _ := br.Peek(4)
 	switch {
 	case bytes.HasPrefix(magic, []byte("PK\x03\x04")):
-		zr, err := zip.NewReader(f, size)
+		// zip.NewReader reads the whole central directory: what it
+		// reads is bounded (its end record is at most 64 KiB in).
+		cr := &cappedReaderAt{r: f, left: maxZipDirectory + 1<<17, capped: true}
+		zr, err := zip.NewReader(cr, size)
+		if errors.Is(err, errZipDirectory) {
+			return fmt.Errorf("its central directory is over %d bytes (more entries than a source tree has)", maxZipDirectory)
+		}
 		if err != nil {
 			return err
+		}
+		cr.capped = false
+		if len(zr.File) > maxArchiveEntries {
+			return fmt.Errorf("it has %d entries, over the limit of %d", len(zr.File), maxArchiveEntries)
 		}
 		var total uint64
 		for _, zf := range zr.File {
@@ -150,9 +192,9 @@ func unpack(f *os.File, size int64, dst string) error {
 			return err
 		}
 		defer gz.Close()
-		return untar.ExtractRoot(gz, root, sourceTarOptions)
+		return untar.ExtractRoot(gz, root, sourceTarOptions())
 	default:
-		return untar.ExtractRoot(br, root, sourceTarOptions)
+		return untar.ExtractRoot(br, root, sourceTarOptions())
 	}
 }
 

@@ -5,6 +5,7 @@ import (
 	"archive/zip"
 	"bytes"
 	"errors"
+	"fmt"
 	"io"
 	"os"
 	"os/exec"
@@ -205,5 +206,52 @@ func TestFetchGitRemoteTransports(t *testing.T) {
 	// git's output is the node's, not the requester's.
 	if strings.Contains(err.Error(), "transport 'file'") || !strings.Contains(err.Error(), "not shown for a spec from the network") {
 		t.Errorf("remote build: the error %q carries git's output", err)
+	}
+}
+
+// TestUnpackSourceBounded: a source archive with more entries than a
+// source tree has, or a zip whose central directory is larger than the
+// bound (archive/zip keeps all of it in memory before anything is
+// checked), is refused before it fills the disk or the memory.
+func TestUnpackSourceBounded(t *testing.T) {
+	oldEntries, oldDir := maxArchiveEntries, maxZipDirectory
+	t.Cleanup(func() { maxArchiveEntries, maxZipDirectory = oldEntries, oldDir })
+	maxArchiveEntries = 10
+	var names []string
+	var hdrs []*tar.Header
+	for i := range 11 {
+		names = append(names, fmt.Sprintf("f%02d", i))
+		hdrs = append(hdrs, &tar.Header{Name: names[i], Typeflag: tar.TypeReg, Mode: 0o644})
+	}
+	for _, tc := range []struct {
+		name string
+		data []byte
+		want string
+	}{
+		{"zip", zipBytes(t, names...), "11 entries, over the limit of 10"},
+		{"tar", tarBytes(t, hdrs...), "over 10 entries"},
+		{"tar.gz", gzipBytes(t, tarBytes(t, hdrs...)), "over 10 entries"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if err := unpackBytes(t, tc.data, t.TempDir()); err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("got %v, want %q", err, tc.want)
+			}
+		})
+	}
+	if err := unpackBytes(t, zipBytes(t, names[:10]...), t.TempDir()); err != nil {
+		t.Fatalf("ten entries: %v", err)
+	}
+
+	maxArchiveEntries = oldEntries
+	maxZipDirectory = 1 << 10
+	// Its end record is found within the last 64 KiB, so the bound has
+	// slack of 128 KiB: 600 entries of 250-byte names are more.
+	var many []string
+	for i := range 600 {
+		many = append(many, fmt.Sprintf("dir/%04d-%s", i, strings.Repeat("x", 240)))
+	}
+	err := unpackBytes(t, zipBytes(t, many...), t.TempDir())
+	if err == nil || !strings.Contains(err.Error(), "central directory is over 1024 bytes") {
+		t.Fatalf("got %v, want the zip's central directory refused", err)
 	}
 }

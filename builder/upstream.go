@@ -22,7 +22,8 @@ type UpstreamResult struct {
 	// digest, "sha256:<hex>".
 	Official map[string]string `json:"official"`
 	// Unpublished are the build's artifacts the repository does not serve
-	// (a -tests.jar, say); they are not compared.
+	// (a -tests.jar, say) and those that are not files of the coordinate
+	// (another module's jar, a parent pom); they are not compared.
 	Unpublished []string `json:"unpublished,omitempty"`
 	// Diff is the build (A) against the official files (B).
 	Diff *DiffResult `json:"diff"`
@@ -66,6 +67,13 @@ func CompareUpstream(ctx context.Context, out, coordinate, base string) (*Upstre
 		}
 		if strings.Contains(a.Name, "/") || a.Name != path.Base(a.Name) {
 			return nil, fmt.Errorf("builder: upstream: artifact name %q is not a file name", a.Name)
+		}
+		if !isFileOf(parts[1], parts[2], a.Name) {
+			// Not a file of this coordinate (another module's, a parent
+			// pom, or a name the build made up, which goes into the
+			// request's path): not fetched, not compared.
+			res.Unpublished = append(res.Unpublished, a.Name)
+			continue
 		}
 		local := filepath.Join(tmp, "artifacts", a.Name)
 		f, err := os.Create(local)
@@ -133,4 +141,15 @@ func CompareUpstream(ctx context.Context, out, coordinate, base string) (*Upstre
 	res.Diff = d
 	res.Same = d.Same
 	return res, nil
+}
+
+// isFileOf reports whether name is a file of artifactId a, version v in
+// Maven's layout: a-v.ext or a-v-classifier.ext, of the characters a
+// lock allows.
+func isFileOf(a, v, name string) bool {
+	rest, ok := strings.CutPrefix(name, a+"-"+v)
+	if !ok || !lockFileRE.MatchString(name) || len(rest) < 2 || strings.HasSuffix(rest, ".") {
+		return false
+	}
+	return rest[0] == '.' || rest[0] == '-' && strings.Contains(rest[1:], ".")
 }

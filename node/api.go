@@ -83,6 +83,7 @@ func (n *Node) apiHandler() http.Handler {
 	})
 	mux.Handle("/log/", http.StripPrefix("/log", n.svc.Handler()))
 	n.mountServing(mux)
+	n.mountMetrics(mux)
 	return n.localOnly(mux)
 }
 

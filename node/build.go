@@ -83,6 +83,7 @@ type buildStore struct {
 	node     string
 	mu       sync.Mutex
 	inflight map[string]chan struct{}
+	counts   buildCounts // see metrics.go
 }
 
 func inputHex(input string) (string, error) {
@@ -156,7 +157,9 @@ func (s *buildStore) build(ctx context.Context, spec *builder.Spec) (*Build, err
 				return nil, ctx.Err()
 			}
 		}
+		s.counts.started.Add(1)
 		b, err := s.run(ctx, spec, input)
+		s.counts.finished(err)
 		s.mu.Lock()
 		delete(s.inflight, input)
 		close(wait)

@@ -13,6 +13,7 @@ import (
 
 	"github.com/pyrsia/pyrsia-build/builder"
 	"github.com/pyrsia/pyrsia-build/publish"
+	"github.com/pyrsia/pyrsia-build/quorum"
 	dssepb "github.com/sigstore/protobuf-specs/gen/pb-go/dsse"
 )
 
@@ -146,5 +147,40 @@ func TestEntrySizeMatchesMarshalBinary(t *testing.T) {
 		if got != len(want) {
 			t.Errorf("%d artifacts: computed %d bytes, MarshalBinary %d", count, got, len(want))
 		}
+	}
+}
+
+// An entry carries a majority's envelopes, not every agreeing node's: its
+// size is the one the nodes checked before voting (the regression: with
+// all three votes in before the proposal, the entry had three envelopes,
+// 48 KB where the nodes had checked 35 KB).
+func TestQuorumTakesAMajoritysEnvelopes(t *testing.T) {
+	c := newCluster(t, 3, nil)
+	network, err := quorum.NetworkFromPolicy(c.policy)
+	if err != nil {
+		t.Fatal(err)
+	}
+	spec, err := builder.ParseRemoteSpec(testSpec(7))
+	if err != nil {
+		t.Fatal(err)
+	}
+	canon, _ := spec.CanonicalJSON()
+	input, _ := spec.InputDigest()
+	r := &round{input: input, spec: canon, votes: map[string]*quorum.Vote{}, index: -1}
+	for _, tn := range c.nodes {
+		store := &buildStore{dir: filepath.Join(tn.dir, "builds"), builder: fakeBuild("honest"), signer: tn.keys.Cosign, node: tn.name, inflight: map[string]chan struct{}{}}
+		b, err := store.build(context.Background(), spec)
+		if err != nil {
+			t.Fatal(err)
+		}
+		v, err := quorum.NewVote(quorum.VoteFor{Policy: network.Digest(), Request: "sha256:" + strings.Repeat("1", 64), InputDigest: input, Node: tn.name}, b.Bundle, b.ManifestDigest)
+		if err != nil {
+			t.Fatal(err)
+		}
+		r.add(v)
+	}
+	envs, ok := r.quorum(network)
+	if !ok || len(envs) != network.Threshold() {
+		t.Fatalf("quorum of 3 agreeing votes: %d envelopes (ok %v), want the threshold, %d", len(envs), ok, network.Threshold())
 	}
 }

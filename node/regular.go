@@ -67,6 +67,7 @@ type Regular struct {
 	idx      *index.Index
 	serving  *serving
 	fwd      *forwarder
+	xchg     *exchange.Exchange
 	closers  []func() error
 
 	mu      sync.Mutex
@@ -80,7 +81,7 @@ const maxSkipped = 100
 // the log, the store); [Regular.Run] then follows and serves until its
 // context is done. A follower that stopped on a fork before (evidence in
 // DATA/follow/evidence) does not start.
-func NewRegular(ctx context.Context, o RegularOptions) (r *Regular, err error) {
+func NewRegular(ctx context.Context, o RegularOptions) (_ *Regular, err error) {
 	if o.Policy == nil || o.Data == "" {
 		return nil, errors.New("node: a regular node needs a data folder and a policy")
 	}
@@ -93,7 +94,7 @@ func NewRegular(ctx context.Context, o RegularOptions) (r *Regular, err error) {
 	if o.Logger == nil {
 		o.Logger = slog.Default()
 	}
-	r = &Regular{o: o, log: o.Logger.With("node", "regular")}
+	r := &Regular{o: o, log: o.Logger.With("node", "regular")}
 	defer func() {
 		if err != nil {
 			r.close()
@@ -117,6 +118,9 @@ func NewRegular(ctx context.Context, o RegularOptions) (r *Regular, err error) {
 		return nil, err
 	}
 	r.closers = append(r.closers, r.host.Close)
+	if len(o.Bootstrap) == 0 {
+		r.log.WarnContext(ctx, "no bootstrap peers: the node serves only what its store holds (content comes from the peers that provide it)")
+	}
 	if err := quorum.Bootstrap(ctx, r.host, o.Bootstrap); err != nil {
 		r.log.WarnContext(ctx, "no bootstrap peer is reachable yet; continuing", "err", err)
 	}
@@ -270,6 +274,8 @@ type RegularStatus struct {
 	// Skipped are the entries not served: they do not certify themselves.
 	Skipped []string    `json:"skipped,omitempty"`
 	Store   store.Stats `json:"store"`
+	// Exchange counts the blob bytes sent to and received from peers.
+	Exchange exchange.Stats `json:"exchange"`
 }
 
 // StoppedStatus is why a follower stopped, and where the evidence is.
@@ -305,6 +311,9 @@ func (r *Regular) Status() RegularStatus {
 	}
 	if se := fs.Stopped; se != nil {
 		s.Stopped = stoppedStatus(se)
+	}
+	if r.xchg != nil {
+		s.Exchange = r.xchg.Stats()
 	}
 	r.mu.Lock()
 	s.Skipped = append(s.Skipped, r.skipped...)

@@ -9,7 +9,9 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"mime"
 	"net/http"
+	"strings"
 	"sync"
 	"time"
 
@@ -18,7 +20,9 @@ import (
 	"github.com/libp2p/go-libp2p/core/peer"
 	"github.com/libp2p/go-libp2p/core/protocol"
 	"github.com/pyrsia/pyrsia-build/attest"
+	"github.com/pyrsia/pyrsia-build/builder"
 	"github.com/pyrsia/pyrsia-build/publish"
+	"github.com/pyrsia/pyrsia-build/publish/policy"
 	"github.com/pyrsia/pyrsia-build/quorum"
 )
 
@@ -34,10 +38,6 @@ import (
 // requester's signature. The regular node's own identity counts for
 // nothing.
 const RequestProtocol protocol.ID = "/pyrsia-build/request/1"
-
-// RequestMediaType is the content type of a signed build request posted
-// to a regular node's POST /v1/publish.
-const RequestMediaType = quorum.RequestPayloadType
 
 const (
 	// maxForwarded bounds the forwarded requests a build node follows at
@@ -85,7 +85,8 @@ func (n *Node) serveForwarded(st network.Stream) {
 		st.SetWriteDeadline(time.Now().Add(time.Minute))
 		return enc.Encode(v) == nil
 	}
-	input, err := n.publishForwarded(ctx, line)
+	// Judged as the requests topic's validators will judge it.
+	input, err := n.PublishRequest(ctx, line)
 	if err != nil {
 		send(forwardAnswer{Error: err.Error()})
 		return
@@ -100,6 +101,16 @@ func (n *Node) serveForwarded(st network.Stream) {
 			return
 		}
 	}
+	if st := n.roundStatus(input); st.State == "final" {
+		// Published before: no round, its final event now.
+		ev := Event{Type: EventFinal, Input: input, Index: st.Index, Time: time.Now().UTC()}
+		if cp := n.svc.Final(); cp != nil {
+			size := cp.Size
+			ev.Size = &size
+		}
+		send(ev)
+		return
+	}
 	for {
 		select {
 		case ev := <-ch:
@@ -112,48 +123,6 @@ func (n *Node) serveForwarded(st network.Stream) {
 			return
 		}
 	}
-}
-
-// publishForwarded checks a forwarded request as the requests topic's
-// validator will, and gossips it. It returns the input digest.
-func (n *Node) publishForwarded(ctx context.Context, b []byte) (string, error) {
-	req, err := quorum.ParseBuildRequest(b)
-	if err != nil {
-		return "", err
-	}
-	if req.Policy != n.network.Digest() {
-		return "", fmt.Errorf("node: the request is for the network %s, this one is %s", req.Policy, n.network.Digest())
-	}
-	key, ok := n.network.Requester(req.Requester)
-	if !ok && n.network.Open() && len(req.RequesterKey) > 0 {
-		key, err = attest.ParsePublicKey("requester", req.RequesterKey)
-		ok = err == nil
-	}
-	if !ok {
-		return "", fmt.Errorf("node: requester key %s may not request builds in this network: the policy must list it under requesters (or be open)", req.Requester)
-	}
-	if err := req.VerifySignature(key); err != nil {
-		return "", err
-	}
-	if _, err := n.parseSpec(req.Spec); err != nil {
-		return "", err
-	}
-	if i, ok := n.fsm.Lookup(req.InputDigest); ok {
-		n.events.emit(req.InputDigest, Event{Type: EventPublished, Input: req.InputDigest, Index: &i})
-		if cp := n.svc.Final(); cp != nil && cp.Size > i {
-			size := cp.Size
-			n.events.emit(req.InputDigest, Event{Type: EventFinal, Input: req.InputDigest, Index: &i, Size: &size})
-		}
-		return req.InputDigest, nil
-	}
-	n.events.reset(req.InputDigest)
-	if err := n.publishGossip(ctx, func(ctx context.Context, o quorum.PublishOptions) error {
-		return n.gossip.PublishRequest(ctx, req, o)
-	}); err != nil {
-		return "", err
-	}
-	n.mine.add(req)
-	return req.InputDigest, nil
 }
 
 // readLine reads one line of at most limit bytes, without its newline.
@@ -236,7 +205,7 @@ func (f *forwarder) forward(ctx context.Context, req *quorum.BuildRequest) (stri
 		input, err := f.forwardTo(ctx, p, b, req.InputDigest)
 		var refused *refusedError
 		if errors.As(err, &refused) {
-			return "", fmt.Errorf("node: build node %s refused the request: %s", name, refused.msg)
+			return "", &refusedError{fmt.Sprintf("node: build node %s refused the request: %s", name, refused.msg)}
 		}
 		if err == nil {
 			f.log.InfoContext(ctx, "passed a build request on", "input", input, "build-node", name)
@@ -245,6 +214,56 @@ func (f *forwarder) forward(ctx context.Context, req *quorum.BuildRequest) (stri
 		errs = append(errs, fmt.Errorf("%s: %w", name, err))
 	}
 	return "", fmt.Errorf("node: no build node took the request: %w", errors.Join(errs...))
+}
+
+// parseAnswer checks a build node's first line on [RequestProtocol]: it
+// took the request of input, or refused it (a *refusedError).
+func parseAnswer(line []byte, input string) error {
+	var a forwardAnswer
+	if err := json.Unmarshal(line, &a); err != nil {
+		return fmt.Errorf("its answer is not JSON: %w", err)
+	}
+	switch {
+	case a.Error != "":
+		return &refusedError{printableText(a.Error, 1024)}
+	case a.InputDigest != input:
+		return fmt.Errorf("it answered input digest %q for the request of %s", printableText(a.InputDigest, 80), input)
+	}
+	return nil
+}
+
+// parseRelayed decodes an event a build node sent of the round of input.
+func parseRelayed(line []byte, input string) (Event, error) {
+	var ev Event
+	if err := json.Unmarshal(line, &ev); err != nil {
+		return Event{}, fmt.Errorf("an event that is not JSON: %w", err)
+	}
+	if ev.Input != input {
+		return Event{}, fmt.Errorf("an event of input %q in the round of %s", printableText(ev.Input, 80), input)
+	}
+	switch ev.Type {
+	case EventVote, EventVerdict, EventPublished, EventFinal:
+	default:
+		return Event{}, fmt.Errorf("an event of unknown type %q", printableText(ev.Type, 40))
+	}
+	if ev.Type == EventVerdict && ev.Verdict == nil {
+		return Event{}, errors.New("a verdict event without its verdict")
+	}
+	return ev, nil
+}
+
+// printableText is s cut to at most n bytes, control characters replaced:
+// text from a peer, for messages.
+func printableText(s string, n int) string {
+	if len(s) > n {
+		s = s[:n] + "..."
+	}
+	return strings.Map(func(r rune) rune {
+		if r < 0x20 || r == 0x7f {
+			return '?'
+		}
+		return r
+	}, s)
 }
 
 type refusedError struct{ msg string }
@@ -269,20 +288,17 @@ func (f *forwarder) forwardTo(ctx context.Context, p peer.ID, req []byte, input 
 		st.Reset()
 		return "", err
 	}
-	var a forwardAnswer
-	if err := json.Unmarshal(line, &a); err != nil {
+	if err := parseAnswer(line, input); err != nil {
 		st.Reset()
-		return "", fmt.Errorf("its answer is not JSON: %w", err)
-	}
-	if a.Error != "" {
-		st.Reset()
-		return "", &refusedError{a.Error}
-	}
-	if a.InputDigest != input {
-		st.Reset()
-		return "", fmt.Errorf("it answered input digest %q for the request of %s", a.InputDigest, input)
+		return "", err
 	}
 	f.mu.Lock()
+	if len(f.rounds) >= maxEventInputs {
+		for k := range f.rounds { // bounded: forget one, whichever
+			delete(f.rounds, k)
+			break
+		}
+	}
 	f.rounds[input] = &RoundStatus{InputDigest: input, State: "pending"}
 	f.mu.Unlock()
 	f.events.reset(input)
@@ -302,8 +318,8 @@ func (f *forwarder) relay(st network.Stream, br *bufio.Reader, input string) {
 		if err != nil {
 			return
 		}
-		var ev Event
-		if json.Unmarshal(line, &ev) != nil || ev.Input != input {
+		ev, err := parseRelayed(line, input)
+		if err != nil {
 			st.Reset()
 			return
 		}
@@ -353,15 +369,22 @@ func (f *forwarder) status(input string) RoundStatus {
 	return RoundStatus{InputDigest: input, State: "unknown"}
 }
 
-// servePublish takes a signed build request ([RequestMediaType]) from a
-// local client and passes it on.
+// servePublish is POST /v1/publish: a spec, which a build node signs as
+// requester with its API token. A regular node has no key to sign with.
 func (r *Regular) servePublish(w http.ResponseWriter, req *http.Request) {
+	httpErr(w, http.StatusUnsupportedMediaType, errors.New("a regular node passes on only build requests signed by their requester (POST /v1/requests): run 'pyrsia-build publish --key REQUESTER.key'"))
+}
+
+// serveRequest is POST /v1/requests: a build request signed by its
+// requester (JSON, as 'pyrsia-build publish --key' sends it), passed on to
+// a build node.
+func (r *Regular) serveRequest(w http.ResponseWriter, req *http.Request) {
 	if req.Header.Get("Origin") != "" || (req.Header.Get("Sec-Fetch-Site") != "" && req.Header.Get("Sec-Fetch-Site") != "none") {
 		httpErr(w, http.StatusForbidden, errors.New("requests from web pages are refused: use the pyrsia-build command"))
 		return
 	}
-	if ct := req.Header.Get("Content-Type"); ct != RequestMediaType {
-		httpErr(w, http.StatusUnsupportedMediaType, fmt.Errorf("a regular node passes on only build requests signed by their requester (Content-Type %s), not %q: run 'pyrsia-build publish --key REQUESTER.key'", RequestMediaType, ct))
+	if mt, _, err := mime.ParseMediaType(req.Header.Get("Content-Type")); err != nil || mt != "application/json" {
+		httpErr(w, http.StatusUnsupportedMediaType, fmt.Errorf("Content-Type %q: send the signed request as application/json ('pyrsia-build publish --key' does)", req.Header.Get("Content-Type")))
 		return
 	}
 	b, err := io.ReadAll(io.LimitReader(req.Body, quorum.MaxRequestSize+1))
@@ -380,7 +403,12 @@ func (r *Regular) servePublish(w http.ResponseWriter, req *http.Request) {
 		return
 	}
 	input, err := r.fwd.forward(req.Context(), breq)
-	if err != nil {
+	var refused *refusedError
+	switch {
+	case errors.As(err, &refused):
+		httpErr(w, http.StatusForbidden, err)
+		return
+	case err != nil:
 		httpErr(w, http.StatusBadGateway, err)
 		return
 	}
@@ -437,4 +465,27 @@ func (r *Regular) serveEvents(w http.ResponseWriter, req *http.Request) {
 			return
 		}
 	}
+}
+
+// SignRequest returns a build request for spec (YAML or JSON) signed by
+// the requester's key, as POST /v1/requests takes it (on a build node or a
+// regular node). The key is included when the policy is open.
+func SignRequest(p *policy.Policy, spec []byte, signer *attest.Signer) ([]byte, error) {
+	s, err := builder.ParseSpec(spec)
+	if err != nil {
+		return nil, fmt.Errorf("node: spec: %w", err)
+	}
+	canon, err := s.CanonicalJSON()
+	if err != nil {
+		return nil, fmt.Errorf("node: spec: %w", err)
+	}
+	nw, err := quorum.NetworkFromPolicy(p)
+	if err != nil {
+		return nil, err
+	}
+	req, err := quorum.NewBuildRequest(quorum.RequestOptions{Policy: nw.Digest(), Spec: canon, Signer: signer, IncludeKey: p.Open})
+	if err != nil {
+		return nil, err
+	}
+	return req.Marshal()
 }

@@ -277,3 +277,27 @@ func (tr *testRegular) status() RegularStatus {
 	}
 	return st
 }
+
+// after is a short wait between two looks at a node's state.
+func (c *cluster) after() <-chan time.Time { return time.After(20 * time.Millisecond) }
+
+// waitProvided waits until a build node has provided every blob of the
+// published entry of input in the DHT (a regular node finds no provider
+// before).
+func (c *cluster) waitProvided(ctx context.Context, input string) {
+	c.t.Helper()
+	for {
+		for _, tn := range c.nodes {
+			if tn.node != nil {
+				if _, ok := tn.node.serving.provided.Load(input); ok {
+					return
+				}
+			}
+		}
+		select {
+		case <-ctx.Done():
+			c.t.Fatalf("no build node provided the published outputs of %s", input)
+		case <-c.after():
+		}
+	}
+}

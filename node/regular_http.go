@@ -19,7 +19,8 @@ import (
 //	GET  /v2/...                           OCI distribution, pull side
 //	GET  /maven2/...                       a Maven 2 repository
 //	GET  /log/checkpoint, /log/tile/...    the log as verified (C2SP tlog-tiles)
-//	POST /v1/publish                       a signed build request, passed on to a build node
+//	POST /v1/requests                      a build request signed by its requester, passed on to a build node
+//	POST /v1/publish                       refused: a regular node signs nothing
 //	GET  /v1/publish/<input>/events        the round's [Event]s, as a build node sends them
 //	GET  /v1/status/<input or coordinate>  a [RoundStatus]
 //	GET  /v1/proof/<input>                 the proof bundle against the last checkpoint verified
@@ -40,6 +41,7 @@ func (r *Regular) handler() http.Handler {
 		return cp.Note, nil
 	})))
 	mux.HandleFunc("POST /v1/publish", r.servePublish)
+	mux.HandleFunc("POST /v1/requests", r.serveRequest)
 	mux.HandleFunc("GET /v1/publish/{input}/events", r.serveEvents)
 	mux.HandleFunc("GET /v1/status/{what...}", r.serveRoundStatus)
 	mux.HandleFunc("GET /v1/proof/{input}", r.serveProof)

@@ -26,6 +26,8 @@ func publishBoth(t *testing.T, c *cluster, ctx context.Context, n int) (oci, mav
 	if ev := lastEvent(evs); ev.Type != EventFinal {
 		t.Fatalf("maven round ended with %+v, want final", ev)
 	}
+	c.waitProvided(ctx, oci)
+	c.waitProvided(ctx, maven)
 	return oci, maven
 }
 
@@ -46,10 +48,45 @@ func TestRegularFollowsAndServes(t *testing.T) {
 		t.Errorf("status: got %+v, want a follower at size 2 with 2 entries indexed, cosigned by a majority", st)
 	}
 
-	// The manifest by tag, then its blobs, each checked: on the build
-	// node (from its store, where its own outputs are pinned).
+	// The manifest by tag, then its blobs, each checked: on a build node
+	// (from its store, where its own outputs are pinned), then on the
+	// regular node, which has none of it: it comes from the build nodes
+	// over the exchange, and stays in its store.
 	rec, _ := reg.r.Index().ByInputDigest(ociIn)
-	manifest := checkPull(t, "http://"+c.nodes[0].api.Addr().String(), "hello", "1.1", rec.Subjects[0].Digest)
+	checkPull(t, "http://"+c.nodes[0].api.Addr().String(), "hello", "1.1", rec.Subjects[0].Digest)
+	if reg.r.Store().Stats().Blobs != 0 {
+		t.Fatalf("the regular node's store holds %d blobs before any pull", reg.r.Store().Stats().Blobs)
+	}
+	manifest := checkPull(t, reg.url, "hello", "1.1", rec.Subjects[0].Digest)
+	if !reg.r.Store().Has(rec.Subjects[0].Digest) {
+		t.Error("the manifest is not in the regular node's store after the pull")
+	}
+	if st := reg.status(); st.Exchange.Fetched == 0 || st.Store.Blobs != 3 {
+		t.Errorf("after the pull: exchange %+v, store %+v; want bytes fetched from peers and 3 blobs kept", st.Exchange, st.Store)
+	}
+	var served int64
+	for _, tn := range c.nodes {
+		served += tn.node.serving.xchg.Stats().Served
+	}
+	if served == 0 {
+		t.Error("no build node served a byte over the exchange")
+	}
+
+	// A Maven file through /maven2/, from the exchange too.
+	mrec, _ := reg.r.Index().ByInputDigest(mavenIn)
+	for _, s := range mrec.Subjects {
+		code, _, b := reg.get("/maven2/org/example/hello/1.1/" + s.Name)
+		if code != http.StatusOK || sha(b) != s.Digest {
+			t.Errorf("GET /maven2/.../%s: %d, %d bytes hashing to %s, want %s", s.Name, code, len(b), sha(b), s.Digest)
+		}
+		code, _, b = reg.get("/maven2/org/example/hello/1.1/" + s.Name + ".sha1")
+		if code != http.StatusOK || len(bytes.TrimSpace(b)) != 40 {
+			t.Errorf("GET %s.sha1: %d %q", s.Name, code, b)
+		}
+	}
+	if code, _, b := reg.get("/maven2/org/example/nothere/1.0/nothere-1.0.jar"); code != http.StatusNotFound || !strings.Contains(string(b), "pyrsia-build publish SPEC --node") {
+		t.Errorf("an unpublished Maven file: %d %s, want 404 with the hint", code, b)
+	}
 	// It verifies under the policy with the node's proof bundle.
 	pb := reg.proof(ociIn)
 	trust, _ := c.policy.Trust()

@@ -9,10 +9,13 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
+	"time"
 
 	"github.com/pyrsia/pyrsia-build/publish"
 	"github.com/pyrsia/pyrsia-build/publish/exchange"
 	"github.com/pyrsia/pyrsia-build/publish/index"
+	"github.com/pyrsia/pyrsia-build/publish/serve"
 	"github.com/pyrsia/pyrsia-build/publish/store"
 	"github.com/pyrsia/pyrsia-build/quorum"
 )
@@ -23,8 +26,10 @@ import (
 // end of [RequestProtocol] that takes requests passed on by regular nodes.
 type buildServing struct {
 	*serving
+	xchg      *exchange.Exchange
 	forwarded chan struct{} // forwarded requests followed at once
 	outputs   chan uint64   // log indexes whose outputs go in the store
+	provided  sync.Map      // input digest → true, once its outputs are provided in the DHT
 }
 
 // openServing starts a build node's serving part (from [New]).
@@ -36,11 +41,16 @@ func (n *Node) openServing(ctx context.Context) error {
 	if n.o.API != nil {
 		hint = publishHint(n.o.API.Addr().String())
 	}
-	s, err := openServing(n.o.Data, n.o.Serving, n.svc.Index(), nil, hint, n.log)
+	var x *exchange.Exchange
+	s, err := openServing(n.o.Data, n.o.Serving, n.svc.Index(), func(st *store.Store) (serve.Content, error) {
+		var err error
+		x, err = newExchange(ctx, n.host, n.network.Digest(), st, n.o.Bootstrap, true, n.log)
+		return x, err
+	}, hint, n.log)
 	if err != nil {
 		return err
 	}
-	n.serving = buildServing{serving: s, forwarded: make(chan struct{}, maxForwarded), outputs: make(chan uint64, 1024)}
+	n.serving = buildServing{serving: s, xchg: x, forwarded: make(chan struct{}, maxForwarded), outputs: make(chan uint64, 1024)}
 	n.closers = append(n.closers, s.close)
 	exchange.ServeLog(n.host, serviceSource{n.svc}, exchange.LogOptions{Logger: n.log})
 	n.host.SetStreamHandler(RequestProtocol, n.serveForwarded)
@@ -106,15 +116,36 @@ func (n *Node) storeOutputs(ctx context.Context, rec index.Record) {
 		n.log.WarnContext(ctx, "the published outputs of a build are not all in its folder", "input", rec.InputDigest, "err", err)
 	}
 	st := n.serving.store
+	var stored []string
 	for _, f := range files {
 		st.Pin(f.digest)
-		if st.Has(f.digest) {
-			continue
+		if !st.Has(f.digest) {
+			if err := putFile(ctx, st, f); err != nil {
+				n.log.WarnContext(ctx, "putting a published output in the store", "input", rec.InputDigest, "digest", f.digest, "err", err)
+				continue
+			}
 		}
-		if err := putFile(ctx, st, f); err != nil {
-			n.log.WarnContext(ctx, "putting a published output in the store", "input", rec.InputDigest, "digest", f.digest, "err", err)
+		stored = append(stored, f.digest)
+	}
+	if len(stored) > 0 && n.serving.xchg != nil {
+		go n.provide(ctx, rec.InputDigest, stored)
+	}
+}
+
+// provide announces the digests in the network's DHT: peers find this
+// node as a provider.
+func (n *Node) provide(ctx context.Context, input string, digests []string) {
+	ctx, cancel := context.WithTimeout(ctx, time.Minute)
+	defer cancel()
+	for _, d := range digests {
+		if err := n.serving.xchg.Provide(ctx, d); err != nil {
+			if ctx.Err() == nil {
+				n.log.WarnContext(ctx, "providing a published output", "input", input, "digest", d, "err", err)
+			}
+			return
 		}
 	}
+	n.serving.provided.Store(input, true)
 }
 
 type storedFile struct {

@@ -71,8 +71,11 @@ func (r *round) tally(net *quorum.Network, waited time.Duration) *quorum.Verdict
 	return quorum.Tally(net, r.input, votes, waited)
 }
 
-// quorum returns the envelopes of the majority when it has a quorum, in
-// the order of the nodes' names.
+// quorum returns the envelopes of a majority when the round has a
+// quorum: those of the first Threshold nodes of the agreeing group, in the
+// order of their names. An entry carries no more than a majority's
+// envelopes, so its size is what a node checks before it votes
+// (majorityEntrySize), however many nodes agreed.
 func (r *round) quorum(net *quorum.Network) ([]*dssepb.Envelope, bool) {
 	v := r.tally(net, 0)
 	g, ok := v.Agreed()
@@ -80,7 +83,7 @@ func (r *round) quorum(net *quorum.Network) ([]*dssepb.Envelope, bool) {
 		return nil, false
 	}
 	var envs []*dssepb.Envelope
-	for _, n := range g.Nodes {
+	for _, n := range g.Nodes[:min(len(g.Nodes), net.Threshold())] {
 		envs = append(envs, r.votes[n].Envelope())
 	}
 	return envs, true

@@ -84,7 +84,10 @@
 // entry, as in consul): it re-checks the entry with its [Checker]
 // ([PolicyChecker]: publish.VerifyEntry against the policy), so a faulty
 // leader cannot slip in an entry without quorum, then appends it with its
-// [Applier] (the node's tlog). It counts the entries it has placed, so that
+// [Applier] (the node's tlog). It applies what Raft committed together as
+// one batch (raft.BatchingFSM): each entry checked on its own, in order,
+// the accepted ones appended with one fsync ([BatchAppender]). It counts
+// the entries it has placed, so that
 // Raft's replay after a restart does not append an entry twice. A node
 // whose log is behind a restored snapshot fetches the missing entries from
 // a peer ([Catchup], [CheckedCatchup]) and re-checks every one.

@@ -3,7 +3,7 @@
 # buildkitd, debootstrap for the maven builder image, git for git sources,
 # skopeo, which the OCI serving tests pull with, Maven, a JDK and Maven
 # plugins for the Maven client tests, jq for the GitHub Actions' scripts,
-# node and npm for action-validator) and refreshes the package lists (the busybox image is made from
+# node and npm for action-validator, systemd's tools for the units in deploy/) and refreshes the package lists (the busybox image is made from
 # `apt-get download busybox-static`). Needs root.
 set -euo pipefail
 if [ "$(id -u)" -ne 0 ]; then
@@ -13,6 +13,9 @@ fi
 apt-get update -qq
 need=()
 for p in runc debootstrap git skopeo jq; do command -v "$p" >/dev/null 2>&1 || need+=("$p"); done
+# systemd-analyze, systemd-sysusers and systemd-tmpfiles check the units in
+# deploy/ (deploy/deploy_test.go); a container image may lack them.
+command -v systemd-analyze >/dev/null 2>&1 || need+=(systemd)
 # node and npm for action-validator (scripts/install-action-validator.sh)
 command -v node >/dev/null 2>&1 || need+=(nodejs)
 command -v npm >/dev/null 2>&1 || need+=(npm)

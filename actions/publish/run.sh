@@ -9,20 +9,34 @@ source "$(dirname "${BASH_SOURCE[0]}")/../lib.sh"
 : "${PYRSIA_BUILD:?the install step gives the binary}"
 
 pb_mask "${INPUT_TOKEN:-}"
+pb_mask "${INPUT_KEY:-}"
+pb_mask "${INPUT_PASSWORD:-}"
 spec=${INPUT_SPEC:-}
 pb_need spec "$spec"
 pb_file spec "$spec"
 pb_need node "${INPUT_NODE:-}"
 pb_need policy "${INPUT_POLICY:-}"
 pb_file policy "$INPUT_POLICY"
-pb_need token "${INPUT_TOKEN:-}"
+if [ -z "${INPUT_TOKEN:-}" ] && [ -z "${INPUT_KEY:-}" ]; then
+  pb_die 2 "input 'token' (the node's API token: the node signs the request) or 'key' (a requester's cosign key the policy lists) is required"
+fi
+if [ -n "${INPUT_TOKEN:-}" ] && [ -n "${INPUT_KEY:-}" ]; then
+  pb_die 2 "inputs 'token' and 'key' do not go together: give the node's API token, or a requester's key"
+fi
 deadline=${INPUT_DEADLINE:-30m}
 [[ "$deadline" =~ ^[0-9]+[smh]?$ ]] || pb_die 2 "input 'deadline': \"$deadline\" is not a duration such as 600s, 30m or 2h"
 
 work=$(mktemp -d "${RUNNER_TEMP:?}/pyrsia-build-publish.XXXXXX")
 trap 'rm -rf "$work"' EXIT
 umask 077
-printf '%s\n' "$INPUT_TOKEN" >"$work/token"
+if [ -n "${INPUT_KEY:-}" ]; then
+  printf '%s\n' "$INPUT_KEY" >"$work/requester.key"
+  auth=(--key "$work/requester.key")
+  export COSIGN_PASSWORD=${INPUT_PASSWORD:-}
+else
+  printf '%s\n' "$INPUT_TOKEN" >"$work/token"
+  auth=(--token-file "$work/token")
+fi
 umask 022
 proof=${INPUT_PROOF:-}
 if [ -z "$proof" ]; then
@@ -31,7 +45,7 @@ fi
 
 code=0
 pb_run "$work/out" "$work/err" timeout --foreground "$deadline" \
-  "$PYRSIA_BUILD" publish --json --node "$INPUT_NODE" --token-file "$work/token" --policy "$INPUT_POLICY" -o "$proof" -- "$spec" || code=$?
+  "$PYRSIA_BUILD" publish --json --node "$INPUT_NODE" "${auth[@]}" --policy "$INPUT_POLICY" -o "$proof" -- "$spec" || code=$?
 ev="$work/out"
 # Only well-formed JSON objects from the CLI count; anything else is ignored.
 jq -c 'objects' "$ev" >"$work/events" 2>/dev/null || : >"$work/events"
@@ -95,4 +109,8 @@ else
   pb_output verdict error
   pb_output digests ""
 fi
+e=$(<"$work/err")
+e=${e//"$work/requester.key"/the key (input \'key\')}
+e=${e//"set COSIGN_PASSWORD to the password"/set input \'password\' to the password}
+printf '%s\n' "$e" >"$work/err"
 pb_fail_from "$work/err" "$code" "$spec"

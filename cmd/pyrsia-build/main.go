@@ -127,11 +127,12 @@ Exit codes: 0 ok, 1 verification failed, 2 usage error or bad input.`,
 			buildCommand(),
 			diffCommand(),
 			imageCommand(),
-			nodeCommand(),
+			withRegular(nodeCommand()),
 			networkCommand(),
 			publishCommand(),
 			statusCommand(),
 			lockCommand(), compareCommand(),
+			pullCommand(), fetchCommand(),
 		},
 	}
 	for _, c := range app.Commands {

@@ -149,6 +149,7 @@ type nodeSettings struct {
 	deadline                 time.Duration
 	logLevel                 slog.Level
 	logFormat                string
+	level                    *slog.LevelVar // the logger's level: logLevel, then what a reload reads
 }
 
 func readNodeSettings(c *cli.Context) (*nodeSettings, error) {
@@ -213,7 +214,9 @@ func readNodeSettings(c *cli.Context) (*nodeSettings, error) {
 }
 
 func (s *nodeSettings) logger(w io.Writer) *slog.Logger {
-	o := &slog.HandlerOptions{Level: s.logLevel}
+	s.level = new(slog.LevelVar)
+	s.level.Set(s.logLevel)
+	o := &slog.HandlerOptions{Level: s.level}
 	if s.logFormat == "json" {
 		return slog.New(slog.NewJSONHandler(w, o))
 	}
@@ -248,6 +251,7 @@ func nodeRun(c *cli.Context) error {
 		return inputErr(err)
 	}
 	logger := s.logger(c.App.ErrWriter).With("node", keys.Name)
+	defer reloadOnHangup(c.Context, c.String("config"), c.IsSet("log-level"), s.level, logger)()
 	if len(allow) > 0 {
 		logger.Info("specs may fetch their source from these hosts that are not public", "allow-source-host", allow)
 	}
@@ -283,6 +287,7 @@ func nodeRun(c *cli.Context) error {
 		Data: data, Policy: p, Keys: keys, Listen: s.listen, Bootstrap: boot, API: api,
 		Builder:          &node.BuildKitBuilder{BuildKit: bk, Images: s.images, AllowHosts: allow},
 		AllowSourceHosts: allow, Deadline: s.deadline, MaxBuilds: s.maxBuilds, Logger: logger,
+		Serving: servingOptions(c),
 	})
 	if err != nil {
 		if api != nil {

@@ -46,6 +46,9 @@ Examples:
 				_, err := c.App.Writer.Write(append(raw, '\n'))
 				return err
 			}
+			if regularStatus(c.App.Writer, raw) { // see regularcmd.go
+				return nil
+			}
 			var st node.Status
 			if err := json.Unmarshal(raw, &st); err != nil {
 				return failed(fmt.Errorf("the node at %s answered /status with something else than a node status: %w", base, err))

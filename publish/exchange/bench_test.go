@@ -54,6 +54,7 @@ func BenchmarkFetch200MiB(b *testing.B) {
 	seed := nodes[0]
 	seed.put(b, data)
 	b.SetBytes(int64(len(data)))
+	var cpu time.Duration
 	b.ResetTimer()
 	for range b.N {
 		b.StopTimer()
@@ -64,10 +65,12 @@ func BenchmarkFetch200MiB(b *testing.B) {
 		}
 		fetcher.x.waitRoutable(ctx)
 		b.StartTimer()
+		c0 := cpuTime()
 		blob, err := fetcher.x.Open(ctx, d, int64(len(data)))
 		if err != nil {
 			b.Fatal(err)
 		}
+		cpu += cpuTime() - c0
 		b.StopTimer()
 		blob.Close()
 		cancel()
@@ -76,6 +79,7 @@ func BenchmarkFetch200MiB(b *testing.B) {
 		fetcher.store.Close()
 		b.StartTimer()
 	}
+	b.ReportMetric(cpu.Seconds()/float64(b.N), "cpu-s/op")
 }
 
 // BenchmarkFanout: 1 seed and N fetchers (libp2p hosts in this process)

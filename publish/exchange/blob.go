@@ -22,10 +22,12 @@ import (
 // big-endian, at most [MaxRequestLength]) of the bytes asked for. The
 // response is a status byte and, for OK, the blob's size (an unsigned
 // varint) and one message: exactly min(length, size-offset) bytes of the
-// blob; for another status, a message of at most 1 KiB. Status 1 (not
-// found) means the peer does not have the blob; 4 (busy) that it is
-// serving too many requests, or is fetching the blob itself and does not
-// hold that part yet. A length of 0 asks only for the size.
+// blob; for status 5, a message of the chunk size (an unsigned varint)
+// and a bitmap of the chunks held (chunk i is bit i%8 of byte i/8), at
+// most 64 KiB; for another status, a message of at most 1 KiB. Status 1
+// (not found) means the peer does not have the blob; 4 (busy) that it is
+// serving too many requests; 5 that it is fetching the blob itself and
+// does not hold that part yet. A length of 0 asks only for the size.
 const BlobProtocol protocol.ID = "/pyrsia-build/blob/1"
 
 const (

@@ -343,11 +343,15 @@ func (x *Exchange) run(d *download) {
 		err = x.fetchChunked(ctx, d)
 	}
 	if err == nil {
+		// Provide it onward, unless that was done as the fetch started.
 		go func() {
+			if d.announced != nil && <-d.announced == nil {
+				return
+			}
 			pctx, cancel := context.WithTimeout(x.ctx, time.Minute)
 			defer cancel()
 			if err := x.Provide(pctx, d.digest); err != nil {
-				x.log.Debug("providing a fetched blob", "digest", d.digest, "err", err)
+				x.log.Warn("cannot provide a fetched blob", "digest", d.digest, "err", err)
 			}
 		}()
 	}

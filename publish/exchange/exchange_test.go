@@ -11,6 +11,7 @@ import (
 	"io/fs"
 	"log/slog"
 	"math/rand/v2"
+	"os"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -36,7 +37,15 @@ func digestOf(b []byte) string {
 // newStore opens a store in a new folder.
 func newStore(t testing.TB) *store.Store {
 	t.Helper()
-	st, err := store.Open(t.TempDir(), store.Options{Logger: slog.New(slog.DiscardHandler)})
+	dir := t.TempDir()
+	if base := os.Getenv("EXCHANGE_STORE_DIR"); base != "" { // benchmarks: a tmpfs, say
+		var err error
+		if dir, err = os.MkdirTemp(base, "store-"); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { os.RemoveAll(dir) })
+	}
+	st, err := store.Open(dir, store.Options{Logger: slog.New(slog.DiscardHandler)})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -286,7 +295,7 @@ func TestStallingProvider(t *testing.T) {
 	data := randomBytes(2 << 20)
 	staller := net.add(Options{})
 	honest := net.add(Options{})
-	fetcher := net.add(Options{PeerTimeout: 500 * time.Millisecond})
+	fetcher := net.add(Options{PeerTimeout: 2 * time.Second})
 	d := staller.seed(t, data)
 	honest.seed(t, data)
 	release := make(chan struct{})
@@ -419,5 +428,36 @@ func TestBlobServerRefuses(t *testing.T) {
 				t.Fatalf("got %v, want status %d", err, tc.want)
 			}
 		})
+	}
+}
+
+// TestShareMemoryAccounting: a chunk kept twice (fetched again while
+// looking for a liar) is counted once, so that forgetting it gives back
+// exactly what was taken (it went negative, and the bound grew).
+func TestShareMemoryAccounting(t *testing.T) {
+	x := &Exchange{opts: Options{ShareMemory: 100}}
+	d := &download{x: x, size: 40, chunk: 10, parts: map[int64][]byte{}}
+	d.keep(0, make([]byte, 10))
+	d.keep(0, make([]byte, 10))
+	d.keep(1, make([]byte, 10))
+	if got := x.shared.Load(); got != 20 {
+		t.Fatalf("%d bytes counted for two chunks of 10, want 20", got)
+	}
+	if parts, ok := d.held(5, 10); !ok || len(parts) != 2 {
+		t.Fatalf("held(5, 10): %d parts, %v; want 2, true", len(parts), ok)
+	}
+	if _, ok := d.held(15, 10); ok {
+		t.Fatal("held(15, 10) without chunk 2")
+	}
+	d.forget()
+	if got := x.shared.Load(); got != 0 {
+		t.Fatalf("%d bytes counted after forgetting all, want 0", got)
+	}
+	for range 20 {
+		d.keep(2, make([]byte, 10))
+	}
+	d.keep(3, make([]byte, 95)) // over the bound: not kept
+	if got := x.shared.Load(); got != 10 {
+		t.Fatalf("%d bytes counted, want 10", got)
 	}
 }

@@ -32,6 +32,8 @@ type download struct {
 	done chan struct{}
 	err  error // set before done is closed
 
+	announced chan error // the result of providing it as the fetch started; nil if not
+
 	mu    sync.Mutex
 	parts map[int64][]byte // chunk index → bytes received (unverified)
 	kept  int64
@@ -50,12 +52,13 @@ func (d *download) keep(c int64, b []byte) {
 	defer d.mu.Unlock()
 	if old, ok := d.parts[c]; ok {
 		x.shared.Add(-int64(len(old)))
+		d.kept -= int64(len(old))
 	}
 	d.parts[c] = b
 	d.kept += int64(len(b))
 }
 
-// drop forgets the bytes held of chunk c (they were wrong).
+// forget drops the bytes held (they may be wrong).
 func (d *download) forget() {
 	d.mu.Lock()
 	defer d.mu.Unlock()
@@ -145,6 +148,7 @@ type provider struct {
 	gone     bool                // not asked again in this fetch
 	notYet   map[int64]time.Time // chunks it said it does not hold yet
 	busy     time.Time           // said busy: not before then
+	streak   int                 // busy answers in a row
 	sent     bool                // sent at least one chunk
 	have     []byte              // the chunks it said it holds, when it is fetching the blob too
 	haveAt   time.Time           // when it said so
@@ -192,7 +196,6 @@ type round struct {
 	passes    int           // DHT searches done
 	lostAt    int           // passes when the last usable provider went
 	needMore  chan struct{}
-	perLimit  int
 }
 
 func (x *Exchange) newRound(d *download, w *store.Writer) *round {
@@ -224,6 +227,9 @@ func (r *round) add(p peer.ID) {
 	if _, ok := r.provs[p]; ok {
 		return
 	}
+	if !r.fixed && r.usableLocked() >= maxProviders*r.x.opts.Parallel {
+		return // enough: more only cost connections (a later search adds others if these fail)
+	}
 	r.provs[p] = &provider{id: p, notYet: map[int64]time.Time{}}
 	r.broadcastLocked()
 }
@@ -239,10 +245,13 @@ func (r *round) usableLocked() int {
 }
 
 const (
-	notYetWait  = 100 * time.Millisecond // before asking again for a part a peer did not hold
-	busyWait    = 50 * time.Millisecond  // before asking a busy peer again
-	searchFirst = 100 * time.Millisecond // between the first DHT searches of a fetch
-	searchMax   = 2 * time.Second        // between later ones
+	notYetWait = 100 * time.Millisecond // before asking again for a part a peer did not hold
+	busyWait   = 100 * time.Millisecond // before asking a busy peer again (on average)
+	// maxProviders, times Parallel, bounds the providers a fetch uses at
+	// once: more cost connections and probes for little.
+	maxProviders = 2
+	searchFirst  = 100 * time.Millisecond // between the first DHT searches of a fetch
+	searchMax    = 2 * time.Second        // between later ones
 )
 
 // next hands a worker a chunk and the provider to ask for it; c < 0
@@ -375,7 +384,7 @@ func (r *round) result(c int64, p *provider, b []byte, err error) {
 		r.from[c] = p.id
 		r.left--
 		p.sent = true
-		p.fails = 0
+		p.fails, p.streak = 0, 0
 		r.d.keep(c, b)
 		return
 	case errors.Is(err, errLocal):
@@ -387,9 +396,13 @@ func (r *round) result(c int64, p *provider, b []byte, err error) {
 			p.have, p.haveAt = pe.have, time.Now()
 		}
 	case errors.As(err, &pe) && pe.Status == statusBusy:
+		// Busy serving others: back off, longer each time in a row, so
+		// that a seed many peers want is not kept busy saying so.
 		x.busy.Add(1)
 		p.notYet[c] = time.Now()
-		p.busy = time.Now().Add(busyWait/2 + rand.N(busyWait))
+		wait := busyWait << min(p.streak, 5)
+		p.streak++
+		p.busy = time.Now().Add(wait/2 + rand.N(wait))
 	case errors.As(err, &pe) && pe.Status == statusNotFound:
 		p.gone = true
 		r.notHere++
@@ -469,7 +482,7 @@ func (r *round) discover(ctx context.Context) {
 			case <-r.needMore:
 			case <-time.After(wait):
 				r.mu.Lock()
-				enough := r.usableLocked() >= 2*r.x.opts.Parallel
+				enough := r.usableLocked() >= maxProviders*r.x.opts.Parallel
 				r.mu.Unlock()
 				if enough { // enough providers: search again only when they fail
 					continue
@@ -526,10 +539,11 @@ func (x *Exchange) fetchChunked(ctx context.Context, d *download) error {
 		return err
 	}
 	// Peers fetching it too find this node while it fetches.
+	d.announced = make(chan error, 1)
 	go func() {
-		pctx, cancel := context.WithTimeout(ctx, time.Minute)
+		pctx, cancel := context.WithTimeout(x.ctx, time.Minute)
 		defer cancel()
-		x.Provide(pctx, d.digest)
+		d.announced <- x.Provide(pctx, d.digest)
 	}()
 	r := x.newRound(d, w)
 	err = r.run(ctx)

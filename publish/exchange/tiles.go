@@ -116,10 +116,12 @@ func (s *tilesServer) handle(st network.Stream) {
 		return
 	}
 	w := bufio.NewWriterSize(st, 64<<10)
-	if err := w.WriteByte(statusOK); err == nil {
-		if err = writeMessage(w, b); err == nil {
-			err = w.Flush()
-		}
+	err = w.WriteByte(statusOK)
+	if err == nil {
+		err = writeMessage(w, b)
+	}
+	if err == nil {
+		err = w.Flush()
 	}
 	if err != nil {
 		log.DebugContext(ctx, "writing a tiles response", "path", path, "err", err)

@@ -78,6 +78,12 @@ func (l *accessLog) wrap(h http.Handler) http.Handler {
 	})
 }
 
+func (l *accessLog) all() []string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return slices.Clone(l.paths)
+}
+
 func (l *accessLog) has(req string) bool {
 	l.mu.Lock()
 	defer l.mu.Unlock()
@@ -225,8 +231,8 @@ func newMavenClient(t *testing.T, versions ...string) *mavenClient {
 		goals = append(goals, strings.Join(parts[:n-2], ".")+":"+parts[n-2]+":"+parts[n-1]+":help")
 	}
 	c.mvn(c.plugins, c.dir, false, goals...)
-	if len(log.paths) > 0 {
-		t.Fatalf("resolving the plugins asked the node for %q: they must all come from %s", log.paths, debianMavenRepo)
+	if asked := log.all(); len(asked) > 0 {
+		t.Fatalf("resolving the plugins asked the node for %q: they must all come from %s", asked, debianMavenRepo)
 	}
 	return c
 }
@@ -281,7 +287,7 @@ func (c *mavenClient) fromNode(repo, version string) {
 		path := "/maven2/org/example/hello-lib/" + version + "/" + name
 		for _, p := range []string{path, path + ".sha1"} {
 			if !c.log.has("GET " + p) {
-				c.t.Errorf("the node was not asked for %s (asked: %q)", p, c.log.paths)
+				c.t.Errorf("the node was not asked for %s (asked: %q)", p, c.log.all())
 			}
 		}
 	}

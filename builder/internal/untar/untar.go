@@ -26,6 +26,9 @@ type Options struct {
 	// MaxSize bounds the sum of the regular files' sizes; 0 means no
 	// bound.
 	MaxSize int64
+	// MaxEntries bounds the number of entries (a few compressed bytes
+	// can hold millions of empty ones); 0 means no bound.
+	MaxEntries int
 	// Special keeps setuid, setgid and sticky bits and makes FIFOs (image
 	// layers). Without it those bits are dropped and FIFOs skipped
 	// (source trees).
@@ -61,13 +64,16 @@ func ExtractRoot(r io.Reader, root *os.Root, opts Options) error {
 	}
 	var dirs []dirMode
 	var total int64
-	for {
+	for entries := 1; ; entries++ {
 		hdr, err := tr.Next()
 		if errors.Is(err, io.EOF) {
 			break
 		}
 		if err != nil {
 			return fmt.Errorf("untar: reading the archive: %w", err)
+		}
+		if opts.MaxEntries > 0 && entries > opts.MaxEntries {
+			return memberErr(hdr.Name, fmt.Errorf("the archive has over %d entries", opts.MaxEntries))
 		}
 		name, err := MemberPath(hdr.Name)
 		if err != nil {

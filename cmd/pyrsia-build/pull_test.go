@@ -1,0 +1,261 @@
+package main
+
+import (
+	"archive/tar"
+	"archive/zip"
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/hashicorp/raft"
+	"github.com/libp2p/go-libp2p/core/peer"
+	"github.com/pyrsia/pyrsia-build/builder"
+	"github.com/pyrsia/pyrsia-build/node"
+	"github.com/pyrsia/pyrsia-build/publish/policy"
+)
+
+func sha256Of(b []byte) string {
+	sum := sha256.Sum256(b)
+	return "sha256:" + hex.EncodeToString(sum[:])
+}
+
+// imageOrJarBuilder is a test-only builder: an OCI image layout for an
+// oci spec, a jar and a pom for a maven spec, bytes that depend on the
+// input digest only.
+func imageOrJarBuilder(ctx context.Context, spec *builder.Spec, out string) (*builder.Result, error) {
+	input, _ := spec.InputDigest()
+	art := filepath.Join(out, "artifacts")
+	os.MkdirAll(art, 0o755)
+	res := &builder.Result{InputDigest: input, SourceDigest: "sha256:" + spec.Source.Archive.SHA256, BuilderImageDigest: spec.BuilderImage.Digest}
+	om := &builder.OutputManifest{Version: builder.ManifestVersion}
+	if spec.Ecosystem == "oci" {
+		var buf bytes.Buffer
+		tw := tar.NewWriter(&buf)
+		body := []byte("hello from " + input + "\n")
+		tw.WriteHeader(&tar.Header{Name: "hello.txt", Mode: 0o644, Size: int64(len(body)), ModTime: time.Unix(1700000000, 0), Typeflag: tar.TypeReg})
+		tw.Write(body)
+		tw.Close()
+		layer := buf.Bytes()
+		config := fmt.Appendf(nil, `{"architecture":"amd64","os":"linux","rootfs":{"type":"layers","diff_ids":["%s"]}}`, sha256Of(layer))
+		manifest := fmt.Appendf(nil, `{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","config":{"mediaType":"application/vnd.oci.image.config.v1+json","digest":"%s","size":%d},"layers":[{"mediaType":"application/vnd.oci.image.layer.v1.tar","digest":"%s","size":%d}]}`,
+			sha256Of(config), len(config), sha256Of(layer), len(layer))
+		os.MkdirAll(filepath.Join(art, "blobs", "sha256"), 0o755)
+		for _, b := range [][]byte{layer, config, manifest} {
+			os.WriteFile(filepath.Join(art, "blobs", "sha256", sha256Of(b)[7:]), b, 0o644)
+		}
+		os.WriteFile(filepath.Join(art, "index.json"), fmt.Appendf(nil, `{"schemaVersion":2,"manifests":[{"mediaType":"application/vnd.oci.image.manifest.v1+json","digest":"%s","size":%d}]}`, sha256Of(manifest), len(manifest)), 0o644)
+		os.WriteFile(filepath.Join(art, "oci-layout"), []byte(`{"imageLayoutVersion":"1.0.0"}`), 0o644)
+		am, err := builder.ManifestOCILayout(ctx, spec.Coordinate, art)
+		if err != nil {
+			return nil, err
+		}
+		am.Path = "artifacts"
+		om.Artifacts = append(om.Artifacts, am)
+		res.Artifacts = []builder.Artifact{{Name: spec.Coordinate, Digest: sha256Of(manifest), Path: "artifacts"}}
+	} else {
+		parts := strings.Split(spec.Coordinate, ":")
+		base := parts[1] + "-" + parts[2]
+		var jar bytes.Buffer
+		zw := zip.NewWriter(&jar)
+		w, _ := zw.CreateHeader(&zip.FileHeader{Name: "hello.txt", Method: zip.Store, Modified: time.Unix(1700000000, 0).UTC()})
+		io.WriteString(w, input)
+		zw.Close()
+		for _, f := range []struct {
+			name string
+			data []byte
+		}{{base + ".jar", jar.Bytes()}, {base + ".pom", []byte("<project>" + input + "</project>\n")}} {
+			p := filepath.Join(art, f.name)
+			os.WriteFile(p, f.data, 0o644)
+			am, err := builder.ManifestFile(ctx, f.name, p)
+			if err != nil {
+				return nil, err
+			}
+			am.Path = "artifacts/" + f.name
+			om.Artifacts = append(om.Artifacts, am)
+			res.Artifacts = append(res.Artifacts, builder.Artifact{Name: f.name, Digest: sha256Of(f.data), Path: am.Path})
+		}
+	}
+	return res, builder.WriteManifest(filepath.Join(out, "manifest.json"), om)
+}
+
+// startServingNetwork runs three build nodes that admit regular nodes, in
+// this process, and returns the policy file, the first node's data folder
+// and its libp2p address.
+func startServingNetwork(t *testing.T) (policyFile string, dirs []string, boot string) {
+	t.Helper()
+	root := t.TempDir()
+	p := &policy.Policy{Version: policy.Version, Name: "test.example/net"}
+	var keys []*node.Keys
+	for i := range 3 {
+		dir := filepath.Join(root, fmt.Sprint(i))
+		k, err := node.InitKeys(dir, fmt.Sprintf("node-%c", 'a'+i), nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		keys, dirs = append(keys, k), append(dirs, dir)
+		pn := k.PolicyNode()
+		p.Nodes = append(p.Nodes, policy.Node{Name: pn.Name, CosignKey: pn.CosignKey, PeerID: pn.PeerID, NoteKey: pn.NoteKey})
+	}
+	b, _ := p.Marshal()
+	policyFile = filepath.Join(root, "policy.json")
+	os.WriteFile(policyFile, b, 0o644)
+	rc := raft.DefaultConfig()
+	rc.HeartbeatTimeout, rc.ElectionTimeout, rc.LeaderLeaseTimeout, rc.CommitTimeout = 300*time.Millisecond, 300*time.Millisecond, 150*time.Millisecond, 5*time.Millisecond
+	var peers []peer.AddrInfo
+	var nodes []*node.Node
+	for i, k := range keys {
+		ln, _ := net.Listen("tcp", "127.0.0.1:0")
+		n, err := node.New(context.Background(), node.Options{Data: dirs[i], Policy: p, Keys: k,
+			Listen: []string{"/ip4/127.0.0.1/tcp/0"}, Bootstrap: peers, API: ln, Builder: node.BuilderFunc(imageOrJarBuilder), Deadline: time.Minute,
+			RaftConfig: rc, Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), Serving: node.ServingOptions{AdmitPeers: true}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		peers = append(peers, peer.AddrInfo{ID: n.Host().ID(), Addrs: n.Host().Addrs()})
+		nodes = append(nodes, n)
+		ctx, cancel := context.WithCancel(context.Background())
+		done := make(chan error, 1)
+		go func() { done <- n.Run(ctx) }()
+		t.Cleanup(func() {
+			cancel()
+			if err := <-done; err != nil {
+				t.Errorf("node %d: %v", i, err)
+			}
+		})
+	}
+	boot = fmt.Sprintf("%s/p2p/%s", nodes[0].Host().Addrs()[0], nodes[0].Host().ID())
+	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		for _, n := range nodes {
+			if n.Raft().State() == raft.Leader {
+				return policyFile, dirs, boot
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("no Raft leader in 30s")
+		}
+	}
+}
+
+// startRegularNode runs 'pyrsia-build node' (a regular node) in this
+// process and returns its HTTP address once it answers.
+func startRegularNode(t *testing.T, policyFile, boot string) string {
+	t.Helper()
+	ln, _ := net.Listen("tcp", "127.0.0.1:0")
+	addr := ln.Addr().String()
+	ln.Close()
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	var stderr syncBuffer
+	go func() {
+		done <- runApp(ctx, newApp(strings.NewReader(""), io.Discard, &stderr), []string{"pyrsia-build", "node", "--data", t.TempDir(), "--policy", policyFile,
+			"--bootstrap", boot, "--http", addr, "--listen", "/ip4/127.0.0.1/tcp/0", "--log-level", "warn"})
+	}()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil && ctx.Err() == nil {
+			t.Errorf("regular node: %v\n%s", err, stderr.String())
+		}
+	})
+	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		if resp, err := http.Get("http://" + addr + "/healthz"); err == nil {
+			resp.Body.Close()
+			return addr
+		}
+		select {
+		case err := <-done:
+			t.Fatalf("the regular node stopped: %v\n%s", err, stderr.String())
+		default:
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the regular node does not answer:\n%s", stderr.String())
+		}
+	}
+}
+
+const pullImageSpec = `version: 1
+ecosystem: oci
+coordinate: hello:1.0
+source:
+  archive:
+    url: http://source.invalid/hello-oci-1.0.tar
+    sha256: 0000000000000000000000000000000000000000000000000000000000000002
+recipe:
+  oci: {}
+builderImage:
+  name: busybox
+  digest: sha256:0000000000000000000000000000000000000000000000000000000000000009
+sourceDateEpoch: 1700000000
+`
+
+// TestPullFetchThroughRegularNode: a regular node started by 'node'
+// without --build follows a build network; 'publish --key' through it
+// gets an image and a jar built and published; 'pull' and 'fetch' write
+// them verified, with proof bundles that 'verify --policy' accepts; an
+// unpublished name exits 1 and writes nothing; 'status' works against it.
+func TestPullFetchThroughRegularNode(t *testing.T) {
+	t.Setenv("COSIGN_PASSWORD", "")
+	policyFile, dirs, boot := startServingNetwork(t)
+	reg := startRegularNode(t, policyFile, boot)
+	dir := t.TempDir()
+	key := filepath.Join(dirs[2], "keys", "cosign.key") // a build node's key may request builds
+	for name, spec := range map[string]string{"image.yaml": pullImageSpec, "jar.yaml": testNodeSpec} {
+		f := filepath.Join(dir, name)
+		os.WriteFile(f, []byte(spec), 0o644)
+		code, stdout, stderr := runCLI("publish", "--node", reg, "--key", key, "--policy", policyFile, "-o", filepath.Join(dir, name+".proof.json"), f)
+		if code != 0 || !strings.Contains(stdout, "final: checkpoint") || !strings.Contains(stdout, "vote  node-") {
+			t.Fatalf("publish %s through the regular node: exit %d\n%s\n%s", name, code, stdout, stderr)
+		}
+	}
+
+	img := filepath.Join(dir, "hello")
+	code, stdout, stderr := runCLI("pull", "--node", reg, "--policy", policyFile, "-o", img, "hello:1.0")
+	if code != 0 || !strings.Contains(stdout, "verified  hello:1.0") {
+		t.Fatalf("pull: exit %d\n%s\n%s", code, stdout, stderr)
+	}
+	var idx struct {
+		Manifests []struct{ Digest string } `json:"manifests"`
+	}
+	b, _ := os.ReadFile(filepath.Join(img, "index.json"))
+	if json.Unmarshal(b, &idx) != nil || len(idx.Manifests) != 1 {
+		t.Fatalf("index.json: %s", b)
+	}
+	manifest := filepath.Join(img, "blobs", "sha256", strings.TrimPrefix(idx.Manifests[0].Digest, "sha256:"))
+	if code, stdout, stderr := runCLI("verify", "--policy", policyFile, "--bundle", filepath.Join(img, node.ProofFile), manifest); code != 0 {
+		t.Errorf("verify the pulled manifest: exit %d\n%s\n%s", code, stdout, stderr)
+	}
+
+	lib := filepath.Join(dir, "lib")
+	code, stdout, stderr = runCLI("fetch", "--node", reg, "--policy", policyFile, "-o", lib, "org.example:hello:1.0")
+	if code != 0 || !strings.Contains(stdout, "hello-1.0.jar") {
+		t.Fatalf("fetch: exit %d\n%s\n%s", code, stdout, stderr)
+	}
+	if code, stdout, stderr := runCLI("verify", "--policy", policyFile, "--bundle", filepath.Join(lib, node.ProofFile), filepath.Join(lib, "hello-1.0.jar")); code != 0 {
+		t.Errorf("verify the fetched jar: exit %d\n%s\n%s", code, stdout, stderr)
+	}
+
+	none := filepath.Join(dir, "none")
+	if code, _, stderr := runCLI("pull", "--node", reg, "--policy", policyFile, "-o", none, "hello:9.9"); code != exitNotVerified || !strings.Contains(stderr, "pyrsia-build publish SPEC --node") {
+		t.Errorf("pull of an unpublished tag: exit %d, %s", code, stderr)
+	}
+	if _, err := os.Stat(none); !os.IsNotExist(err) {
+		t.Errorf("pull of an unpublished tag wrote %s", none)
+	}
+	if code, stdout, stderr := runCLI("status", "--node", reg, "hello:1.0"); code != 0 || !strings.Contains(stdout, "state     final") {
+		t.Errorf("status through the regular node: exit %d\n%s\n%s", code, stdout, stderr)
+	}
+	if code, stdout, stderr := runCLI("node", "status", "--node", reg); code != 0 || !strings.Contains(stdout, "node      regular") || !strings.Contains(stdout, "indexed   2 entries") {
+		t.Errorf("node status of the regular node: exit %d\n%s\n%s", code, stdout, stderr)
+	}
+}

@@ -1,0 +1,180 @@
+package main
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"strings"
+
+	"github.com/pyrsia/pyrsia-build/node"
+	"github.com/pyrsia/pyrsia-build/publish/policy"
+	"github.com/pyrsia/pyrsia-build/quorum"
+	"github.com/urfave/cli/v2"
+)
+
+// withRegular makes `node` run a regular node when --build is not given
+// (and no --config: a configuration file describes a build node), and
+// adds the serving flags.
+func withRegular(cmd *cli.Command) *cli.Command {
+	cmd.Usage = "run a build node or a regular node of a network, or make a build node's keys"
+	cmd.UsageText += "\n   pyrsia-build node --data DIR --policy POLICY (--bootstrap MULTIADDR... | --log-url URL) [--http HOST:PORT] [--listen MULTIADDR...] [--store-max-bytes N]"
+	cmd.Description += `
+
+Without --build, the node is a regular node: the entry point of build tools.
+It follows the log of the network in --policy (checkpoints and tiles from its
+--bootstrap peers over libp2p, or from the tlog-tiles mirror at --log-url),
+takes only checkpoints that a majority of the build nodes cosigned and that
+extend the one it verified last, indexes the published entries, and serves
+them on --http (default ` + node.DefaultHTTP + `):
+
+   /v2/        the OCI distribution API, pull side (docker, crane, skopeo)
+   /maven2/    a Maven 2 repository (mvn, Gradle)
+   /log/       the log as verified (checkpoint, tile/...), for other nodes
+   /status     what it follows, its last checkpoint, a fork if it saw one
+   /v1/...     publish (requests signed with 'pyrsia-build publish --key'
+               are passed on to a build node), status and proof bundles
+
+Content comes from the peers that provide it (a DHT of the network's own),
+checked against its digest, kept in DATA/store (at most --store-max-bytes,
+least recently used first out) and provided onward. A fork of the log stops
+the following: both checkpoints are kept in DATA/follow/evidence and shown
+in /status; what was verified before is still served, and the node does not
+follow again until the evidence is moved away. DATA/keys/p2p.key is made at
+the first start. Regular nodes take their settings from flags only.
+
+A build node serves /v2/ and /maven2/ on its --api, from its store: the
+published outputs it built are pinned there and provided to the network.
+
+Examples (regular nodes):
+   pyrsia-build node --data regular --policy policy.json \
+       --bootstrap /ip4/127.0.0.1/tcp/4001/p2p/12D3Koo...
+   pyrsia-build node --data regular --policy policy.json --log-url https://mirror.example/log/ --http 127.0.0.1:5000`
+	cmd.Flags = append(cmd.Flags,
+		&cli.StringFlag{Name: "http", Value: node.DefaultHTTP, Usage: "a regular node's HTTP `HOST:PORT` for build tools (empty: none)"},
+		&cli.StringFlag{Name: "log-url", Usage: "a regular node reads the log from the tlog-tiles mirror at `URL` instead of from its peers"},
+		&cli.Int64Flag{Name: "store-max-bytes", Value: node.DefaultStoreBytes, Usage: "bound the node's blob store to `N` bytes"},
+	)
+	build := cmd.Action
+	cmd.Action = func(c *cli.Context) error {
+		if !c.Bool("build") && c.String("config") == "" && c.NArg() == 0 {
+			return regularRun(c)
+		}
+		return build(c)
+	}
+	return cmd
+}
+
+// servingOptions are the serving options of a build node.
+func servingOptions(c *cli.Context) node.ServingOptions {
+	return node.ServingOptions{MaxStoreBytes: c.Int64("store-max-bytes"), AdmitPeers: true}
+}
+
+func regularRun(c *cli.Context) error {
+	switch {
+	case c.String("data") == "" || c.String("policy") == "":
+		return inputErr(errors.New("node needs --data and --policy (and --build for a build node)"), "run 'pyrsia-build node --help' for usage")
+	case c.IsSet("api"):
+		return inputErr(errors.New("--api is a build node's: a regular node serves build tools and its API on --http"), "pass --build for a build node, or --http for a regular node")
+	case c.Int64("store-max-bytes") <= 0:
+		return inputErr(fmt.Errorf("--store-max-bytes %d: want a positive number of bytes", c.Int64("store-max-bytes")))
+	case c.String("log-url") == "" && len(c.StringSlice("bootstrap")) == 0:
+		return inputErr(errors.New("a regular node reads the log from its --bootstrap peers or from --log-url: give one"),
+			"e.g. --bootstrap /ip4/127.0.0.1/tcp/4001/p2p/<a build node's peer id>, as a build node prints at its start")
+	}
+	level, err := node.ParseLogLevel(c.String("log-level"))
+	if err != nil {
+		return inputErr(fmt.Errorf("--log-level %w", err))
+	}
+	ho := &slog.HandlerOptions{Level: level}
+	var logger *slog.Logger
+	switch c.String("log-format") {
+	case "text":
+		logger = slog.New(slog.NewTextHandler(c.App.ErrWriter, ho))
+	case "json":
+		logger = slog.New(slog.NewJSONHandler(c.App.ErrWriter, ho))
+	default:
+		return inputErr(fmt.Errorf("--log-format %q: want text or json", c.String("log-format")))
+	}
+	p, err := policy.Load(c.String("policy"))
+	if err != nil {
+		return inputErr(err)
+	}
+	boot, err := quorum.ParseBootstrap(c.StringSlice("bootstrap"))
+	if err != nil {
+		return inputErr(err)
+	}
+	var ln net.Listener
+	if a := c.String("http"); a != "" {
+		if ln, err = net.Listen("tcp", a); err != nil {
+			return inputErr(fmt.Errorf("--http %s: %w", a, err), "choose another --http, or stop what listens there")
+		}
+	}
+	r, err := node.NewRegular(c.Context, node.RegularOptions{
+		Data: c.String("data"), Policy: p, Listen: c.StringSlice("listen"), Bootstrap: boot, LogURL: c.String("log-url"), HTTP: ln,
+		Serving: node.ServingOptions{MaxStoreBytes: c.Int64("store-max-bytes")}, Logger: logger,
+	})
+	if err != nil {
+		if ln != nil {
+			ln.Close()
+		}
+		return inputErr(err)
+	}
+	for _, a := range r.Host().Addrs() {
+		fmt.Fprintf(c.App.ErrWriter, "regular node listening on %s/p2p/%s\n", a, r.Host().ID())
+	}
+	if ln != nil {
+		fmt.Fprintf(c.App.ErrWriter, "regular node serving on http://%s (/v2/, /maven2/, /status)\n", ln.Addr())
+	}
+	return r.Run(c.Context)
+}
+
+// regularStatus prints raw, the /status of a node, if it is a regular
+// node's; it reports whether it was.
+func regularStatus(w io.Writer, raw []byte) bool {
+	var st node.RegularStatus
+	if json.Unmarshal(raw, &st) != nil || st.Kind != "regular" {
+		return false
+	}
+	none := func(s []string) string {
+		if len(s) == 0 {
+			return "none"
+		}
+		return strings.Join(s, ", ")
+	}
+	fmt.Fprintf(w, "node      regular (peer %s)\n", st.PeerID)
+	fmt.Fprintf(w, "policy    %s\n", st.Policy)
+	for _, a := range st.Addrs {
+		fmt.Fprintf(w, "listens   %s\n", a)
+	}
+	fmt.Fprintf(w, "peers     %d build nodes connected: %s; %d other peers\n", len(st.Peers), none(st.Peers), st.OtherPeers)
+	fmt.Fprintf(w, "follows   %s\n", st.Source)
+	if st.Checkpoint != "" {
+		fmt.Fprintf(w, "verified  final checkpoint of %d entries, cosigned by %s\n", st.Final, none(st.Cosigners))
+	} else {
+		fmt.Fprintf(w, "verified  no checkpoint yet\n")
+	}
+	fmt.Fprintf(w, "indexed   %d entries\n", st.Indexed)
+	if st.LastError != "" {
+		fmt.Fprintf(w, "error     %s\n", st.LastError)
+	}
+	if st.Stopped != nil {
+		kind := "a checkpoint the policy refuses"
+		if st.Stopped.Fork {
+			kind = "a FORK of the log"
+		}
+		fmt.Fprintf(w, "STOPPED   following, on %s: %s\n          evidence in %s\n", kind, st.Stopped.Reason, st.Stopped.Evidence)
+	}
+	for _, s := range st.Skipped {
+		fmt.Fprintf(w, "skipped   entry %s\n", s)
+	}
+	max := "unbounded"
+	if st.Store.MaxBytes > 0 {
+		max = fmt.Sprintf("of %d", st.Store.MaxBytes)
+	}
+	fmt.Fprintf(w, "store     %d blobs, %d bytes %s, %d evicted\n", st.Store.Blobs, st.Store.Bytes, max, st.Store.Evictions)
+	fmt.Fprintf(w, "exchange  %d bytes fetched from peers, %d served to them\n", st.Exchange.Fetched, st.Exchange.Served)
+	return true
+}

@@ -1,0 +1,214 @@
+package node
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/libp2p/go-libp2p/core/peer"
+	"github.com/pyrsia/pyrsia-build/attest"
+	"github.com/pyrsia/pyrsia-build/builder"
+	"github.com/pyrsia/pyrsia-build/publish"
+	"github.com/pyrsia/pyrsia-build/publish/exchange"
+	"github.com/pyrsia/pyrsia-build/publish/logservice"
+	"github.com/pyrsia/pyrsia-build/publish/policy"
+	"github.com/pyrsia/pyrsia-build/publish/tlog"
+	"github.com/pyrsia/pyrsia-build/publish/witness"
+	"github.com/pyrsia/pyrsia-build/quorum"
+	dssepb "github.com/sigstore/protobuf-specs/gen/pb-go/dsse"
+)
+
+// BenchmarkCatchUp measures a wiped node's catch-up from a peer's log of
+// PYRSIA_BENCH_ENTRIES entries (default 10,000) over libp2p: the peer's
+// final checkpoint, every entry bundle proven against it, every entry's
+// quorum re-checked against the policy (2 of 3 attestations), appended to
+// a fresh log. Building the peer's log is not measured.
+//
+//	PYRSIA_BENCH_ENTRIES=100000 go test ./node -run '^$' -bench BenchmarkCatchUp -benchtime 1x
+func BenchmarkCatchUp(b *testing.B) {
+	entries := 10_000
+	if s := os.Getenv("PYRSIA_BENCH_ENTRIES"); s != "" {
+		var err error
+		if entries, err = strconv.Atoi(s); err != nil || entries <= 0 {
+			b.Fatalf("PYRSIA_BENCH_ENTRIES=%q is not a positive number", s)
+		}
+	}
+	ctx := context.Background()
+	root := b.TempDir()
+	p := &policy.Policy{Version: policy.Version, Name: testNetwork}
+	var keys []*Keys
+	for i := range 3 {
+		name := fmt.Sprintf("node-%c", 'a'+i)
+		k, err := InitKeys(filepath.Join(root, name), name, nil)
+		if err != nil {
+			b.Fatal(err)
+		}
+		keys = append(keys, k)
+		pn := k.PolicyNode()
+		p.Nodes = append(p.Nodes, policy.Node{Name: pn.Name, CosignKey: pn.CosignKey, PeerID: pn.PeerID, NoteKey: pn.NoteKey})
+	}
+	trust, err := p.Trust()
+	if err != nil {
+		b.Fatal(err)
+	}
+	network, err := quorum.NetworkFromPolicy(p)
+	if err != nil {
+		b.Fatal(err)
+	}
+
+	// node-a's log: entries attested by node-a and node-b, cosigned by all.
+	var cosigners []logservice.Cosigner
+	for _, k := range keys {
+		w, err := witness.NewCosigner(witness.CosignerOptions{Signer: k.Cosigner, Origin: p.Name, LogVerifier: mustLogVerifier(keys[0].NoteKey),
+			StateDir: filepath.Join(root, k.Name, "cosigner")})
+		if err != nil {
+			b.Fatal(err)
+		}
+		cosigners = append(cosigners, w)
+	}
+	svc, err := logservice.Open(ctx, logservice.Options{
+		Log:       tlog.Options{Dir: filepath.Join(root, "node-a", "log"), Origin: p.Name, Signer: keys[0].LogSigner},
+		Cosigners: cosigners,
+		Final: func(n []byte) ([]string, error) {
+			_, names, err := trust.VerifyCheckpoint(n)
+			return names, err
+		},
+		RetryInterval: 50 * time.Millisecond,
+	})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer svc.Close()
+	sctx, stop := context.WithCancel(ctx)
+	defer stop()
+	go svc.Run(sctx)
+	start := time.Now()
+	var wg sync.WaitGroup
+	work := make(chan int)
+	errs := make(chan error, 1)
+	for range 32 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range work {
+				e, err := benchEntry(i, keys[:2])
+				if err == nil {
+					_, err = svc.Append(ctx, e)
+				}
+				if err != nil {
+					select {
+					case errs <- err:
+					default:
+					}
+				}
+			}
+		}()
+	}
+	for i := range entries {
+		work <- i
+	}
+	close(work)
+	wg.Wait()
+	select {
+	case err := <-errs:
+		b.Fatal(err)
+	default:
+	}
+	if _, err := svc.WaitFinal(ctx, uint64(entries)); err != nil {
+		b.Fatal(err)
+	}
+	b.Logf("built a log of %d entries in %v", entries, time.Since(start).Round(time.Millisecond))
+
+	src, err := quorum.NewHost(quorum.HostOptions{Key: keys[0].P2P, Listen: []string{"/ip4/127.0.0.1/tcp/0"}, Gater: quorum.NewGater(network.PeerIDs())})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer src.Close()
+	exchange.ServeLog(src, liveSource{svc}, exchange.LogOptions{})
+	dst, err := quorum.NewHost(quorum.HostOptions{Key: keys[2].P2P, Listen: []string{"/ip4/127.0.0.1/tcp/0"}, Gater: quorum.NewGater(network.PeerIDs())})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer dst.Close()
+	if err := dst.Connect(ctx, peer.AddrInfo{ID: src.ID(), Addrs: src.Addrs()}); err != nil {
+		b.Fatal(err)
+	}
+
+	b.ResetTimer()
+	for i := range b.N {
+		b.StopTimer()
+		l, err := tlog.Open(ctx, tlog.Options{Dir: filepath.Join(root, fmt.Sprintf("wiped-%d", i)), Origin: p.Name, Signer: keys[2].LogSigner})
+		if err != nil {
+			b.Fatal(err)
+		}
+		// Only node-a serves; node-b is not running.
+		n := &Node{o: Options{Keys: keys[2]}, host: dst, trust: trust, network: benchNetworkOf(b, network, src.ID())}
+		pe := &peerEntries{n: n}
+		b.StartTimer()
+		if err := pe.catchup().CatchUpInputs(ctx, l, 0, uint64(entries), map[string]uint64{}); err != nil {
+			b.Fatal(err)
+		}
+		b.StopTimer()
+		if l.Size() != uint64(entries) {
+			b.Fatalf("caught up to %d entries, want %d", l.Size(), entries)
+		}
+		l.Close()
+		b.StartTimer()
+	}
+	b.ReportMetric(float64(entries)*float64(b.N)/b.Elapsed().Seconds(), "entries/s")
+}
+
+// benchNetworkOf is network with only the serving peer to read from:
+// peerEntries reads from every member but itself.
+func benchNetworkOf(b *testing.B, network *quorum.Network, serving peer.ID) *quorum.Network {
+	var members []quorum.Member
+	for _, m := range network.Members() {
+		if m.PeerID == serving || m.Name == "node-c" {
+			members = append(members, m)
+		}
+	}
+	nw, err := quorum.NewNetwork(quorum.NetworkOptions{Digest: network.Digest(), Members: members})
+	if err != nil {
+		b.Fatal(err)
+	}
+	return nw
+}
+
+// benchEntry is the log entry of spec i attested by signers' nodes.
+func benchEntry(i int, signers []*Keys) ([]byte, error) {
+	spec, err := builder.ParseSpec(testSpec(100_000 + i))
+	if err != nil {
+		return nil, err
+	}
+	input, _ := spec.InputDigest()
+	canon, _ := spec.CanonicalJSON()
+	data := "<project><!-- " + input + " honest --></project>\n"
+	sum := sha256.Sum256([]byte(data))
+	res := &builder.Result{InputDigest: input, Artifacts: []builder.Artifact{{Name: "hello-1.0.pom", Digest: "sha256:" + hex.EncodeToString(sum[:]), Path: "artifacts/hello-1.0.pom", MediaType: "application/xml"}},
+		SourceDigest: "sha256:" + spec.Source.Archive.SHA256, BuilderImageDigest: spec.BuilderImage.Digest}
+	var envs []*dssepb.Envelope
+	t0 := time.Unix(1700000000, 0)
+	for _, k := range signers {
+		subjects, prov, err := builder.Provenance(spec, res, "urn:pyrsia-build:node:"+k.Name, t0, t0.Add(time.Second))
+		if err != nil {
+			return nil, err
+		}
+		bundle, err := attest.Attest(k.Cosign, subjects, attest.PredicateSLSAProvenanceV1, prov)
+		if err != nil {
+			return nil, err
+		}
+		envs = append(envs, bundle.Envelope())
+	}
+	e, err := publish.NewEntry(spec.Ecosystem, spec.Coordinate, canon, envs)
+	if err != nil {
+		return nil, err
+	}
+	return e.MarshalBinary()
+}
