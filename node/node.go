@@ -113,6 +113,7 @@ type Node struct {
 	rejectedSpecs atomic.Uint64
 	closers       []func() error
 	serving       buildServing // see serving_build.go
+	counts        nodeCounts   // see metrics.go
 }
 
 // New opens the node's state and starts its network parts (libp2p host,
@@ -629,6 +630,8 @@ func (n *Node) handleRequest(ctx context.Context, r *round) {
 		return n.gossip.PublishVote(ctx, vote, o)
 	}); err != nil && ctx.Err() == nil {
 		n.log.ErrorContext(ctx, "gossiping a vote", "input", input, "err", err)
+	} else if err == nil {
+		n.counts.votesSent.Add(1)
 	}
 }
 
@@ -647,6 +650,7 @@ func (n *Node) voteLoop(ctx context.Context) error {
 			return err
 		}
 		v := m.Msg
+		n.counts.received(n, v)
 		n.mu.Lock()
 		r := n.byRequest[v.Request]
 		if r == nil {
@@ -828,6 +832,7 @@ func (n *Node) applied(_ uint64, r quorum.ApplyResult) {
 	n.mu.Unlock()
 	i := r.Index
 	n.events.emit(r.InputDigest, Event{Type: EventPublished, Input: r.InputDigest, Index: &i})
+	n.counts.published.Add(1)
 	n.servePublished(r)
 	go func() {
 		ctx, cancel := context.WithTimeout(context.Background(), n.o.Deadline)
@@ -925,6 +930,7 @@ func (n *Node) giveVerdict(ctx context.Context, r *round, now time.Time) {
 		n.log.ErrorContext(ctx, "storing a verdict", "input", r.input, "err", err)
 	}
 	n.log.InfoContext(ctx, "no quorum", "input", r.input, "verdict", v.Text)
+	n.counts.noQuorum.Add(1)
 	n.events.emit(r.input, Event{Type: EventVerdict, Input: r.input, Verdict: v})
 }
 
