@@ -1095,6 +1095,8 @@ type Status struct {
 	// RefusedPeers counts the connections refused after the handshake:
 	// peers outside the policy.
 	RefusedPeers uint64 `json:"refusedPeers"`
+	// Serving is the node's store and exchange (see serving_build.go).
+	Serving *ServingStatus `json:"serving,omitempty"`
 }
 
 // RaftStatus is the Raft part of [Status].
@@ -1108,6 +1110,7 @@ type RaftStatus struct {
 func (n *Node) Status() Status {
 	s := Status{Name: n.o.Keys.Name, PeerID: n.host.ID().String(), Policy: n.network.Digest(), LogSize: n.svc.Size(),
 		Building: n.builds.inFlight(), Dropped: n.gossip.Drops(), Refused: n.rejectedSpecs.Load(), RefusedPeers: n.gater.Refused()}
+	s.Serving = n.servingStatus()
 	if d := n.sched.Dropped(); d > 0 {
 		s.Dropped["requests/"+quorum.DropRateQueueFull] = d
 	}
