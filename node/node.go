@@ -118,6 +118,7 @@ type Node struct {
 	rejectedSpecs atomic.Uint64
 	closers       []func() error
 	serving       buildServing // see serving_build.go
+	counts        nodeCounts   // see metrics.go
 }
 
 // New opens the node's state and starts its network parts (libp2p host,
@@ -642,6 +643,8 @@ func (n *Node) handleRequest(ctx context.Context, r *round) {
 		return n.gossip.PublishVote(ctx, vote, o)
 	}); err != nil && ctx.Err() == nil {
 		n.log.ErrorContext(ctx, "gossiping a vote", "input", input, "err", err)
+	} else if err == nil {
+		n.counts.votesSent.Add(1)
 	}
 }
 
@@ -660,6 +663,7 @@ func (n *Node) voteLoop(ctx context.Context) error {
 			return err
 		}
 		v := m.Msg
+		n.counts.received(n, v)
 		n.mu.Lock()
 		r := n.byRequest[v.Request]
 		if r == nil {
@@ -848,6 +852,7 @@ func (n *Node) applied(_ uint64, r quorum.ApplyResult) {
 	n.mu.Unlock()
 	i := r.Index
 	n.events.emit(r.InputDigest, Event{Type: EventPublished, Input: r.InputDigest, Index: &i})
+	n.counts.published.Add(1)
 	n.servePublished(r)
 	go func() {
 		ctx, cancel := context.WithTimeout(context.Background(), n.o.Deadline)
@@ -945,6 +950,7 @@ func (n *Node) giveVerdict(ctx context.Context, r *round, now time.Time) {
 		n.log.ErrorContext(ctx, "storing a verdict", "input", r.input, "err", err)
 	}
 	n.log.InfoContext(ctx, "no quorum", "input", r.input, "verdict", v.Text)
+	n.counts.noQuorum.Add(1)
 	n.events.emit(r.input, Event{Type: EventVerdict, Input: r.input, Verdict: v})
 }
 
@@ -1109,6 +1115,8 @@ type Status struct {
 	// RefusedPeers counts the connections refused after the handshake:
 	// peers outside the policy.
 	RefusedPeers uint64 `json:"refusedPeers"`
+	// Serving is the node's store and exchange (see serving_build.go).
+	Serving *ServingStatus `json:"serving,omitempty"`
 }
 
 // RaftStatus is the Raft part of [Status].
@@ -1122,6 +1130,7 @@ type RaftStatus struct {
 func (n *Node) Status() Status {
 	s := Status{Name: n.o.Keys.Name, PeerID: n.host.ID().String(), Policy: n.network.Digest(), LogSize: n.svc.Size(),
 		Building: n.builds.inFlight(), Dropped: n.gossip.Drops(), Refused: n.rejectedSpecs.Load(), RefusedPeers: n.gater.Refused()}
+	s.Serving = n.servingStatus()
 	if d := n.sched.Dropped(); d > 0 {
 		s.Dropped["requests/"+quorum.DropRateQueueFull] = d
 	}

@@ -235,3 +235,22 @@ func mavenOutputs(b *Build, subjects []publish.Subject) ([]storedFile, error) {
 	}
 	return out, nil
 }
+
+// ServingStatus is the serving part of a build node's [Status]: its store
+// and the bytes its exchange moved.
+type ServingStatus struct {
+	Store    store.Stats    `json:"store"`
+	Exchange exchange.Stats `json:"exchange"`
+}
+
+// servingStatus returns the serving part of the node's status.
+func (n *Node) servingStatus() *ServingStatus {
+	if n.serving.serving == nil {
+		return nil
+	}
+	s := &ServingStatus{Store: n.serving.store.Stats()}
+	if n.serving.xchg != nil {
+		s.Exchange = n.serving.xchg.Stats()
+	}
+	return s
+}

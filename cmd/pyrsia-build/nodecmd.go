@@ -71,7 +71,7 @@ Examples:
 			nodeStatusCommand(),
 		},
 		Flags: []cli.Flag{
-			&cli.BoolFlag{Name: "build", Usage: "run as a build node (the only kind there is yet)"},
+			&cli.BoolFlag{Name: "build", Usage: "run as a build node (without it: a regular node)"},
 			&cli.StringFlag{Name: "data", Usage: "the node's data `DIR`"},
 			&cli.StringFlag{Name: "policy", Usage: "the network policy `FILE`"},
 			&cli.StringSliceFlag{Name: "listen", Usage: "libp2p listen `MULTIADDR` (repeatable; default TCP and QUIC on 127.0.0.1, any port)"},
