@@ -9,10 +9,12 @@ import (
 	"io"
 	"log/slog"
 	"maps"
+	"math"
 	"net"
 	"os"
 	"path/filepath"
 	"sort"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -78,10 +80,13 @@ type Options struct {
 
 // Node is a running build node.
 type Node struct {
-	o       Options
-	log     *slog.Logger
-	self    policy.Node
-	trust   *policy.Trust
+	o     Options
+	log   *slog.Logger
+	self  policy.Node
+	trust *policy.Trust
+	// chain follows the policy changes of the log (policy.Chain): the FSM
+	// judges every entry by the policy in force at its index.
+	chain   *policy.Chain
 	network *quorum.Network
 	members []string // policy order
 
@@ -149,6 +154,9 @@ func New(ctx context.Context, o Options) (n *Node, err error) {
 	if n.trust, err = o.Policy.Trust(); err != nil {
 		return nil, fmt.Errorf("node: %w", err)
 	}
+	if n.chain, err = policy.NewChain(o.Policy); err != nil {
+		return nil, fmt.Errorf("node: %w", err)
+	}
 	if n.network, err = quorum.NetworkFromPolicy(o.Policy); err != nil {
 		return nil, err
 	}
@@ -183,7 +191,7 @@ func New(ctx context.Context, o Options) (n *Node, err error) {
 		Log:       tlog.Options{Dir: filepath.Join(o.Data, "log"), Origin: o.Policy.Name, Signer: o.Keys.LogSigner, Logger: n.log},
 		Cosigners: cosigners,
 		Final: func(b []byte) ([]string, error) {
-			_, names, err := n.trust.VerifyCheckpoint(b)
+			_, names, err := n.checkpointTrust(b).VerifyCheckpoint(b)
 			return names, err
 		},
 		RetryInterval: 50 * time.Millisecond,
@@ -194,6 +202,11 @@ func New(ctx context.Context, o Options) (n *Node, err error) {
 		return nil, err
 	}
 	n.closers = append(n.closers, n.svc.Close)
+	// The policy changes already in the log (the FSM checks the ones Raft
+	// replays again, and the new ones).
+	if err := publish.FollowChain(ctx, n.chain, n.svc.PolicyChanges(n.svc.Size()), n.svc.EntryAt); err != nil {
+		return nil, fmt.Errorf("node: the log's policy changes: %w", err)
+	}
 	if o.API != nil {
 		if n.apiToken, err = LoadAPIToken(o.Data); err != nil {
 			return nil, err
@@ -219,7 +232,7 @@ func New(ctx context.Context, o Options) (n *Node, err error) {
 
 	// Ordering: the FSM appends what Raft commits, after checking it.
 	if n.fsm, err = quorum.NewFSM(quorum.FSMOptions{
-		Checker: &quorum.PolicyChecker{Trust: n.trust},
+		Checker: &quorum.ChainChecker{Chain: n.chain},
 		Applier: n.svc,
 		Catchup: n.catchup.catchup(),
 		Observe: n.applied,
@@ -819,6 +832,13 @@ func (n *Node) applied(_ uint64, r quorum.ApplyResult) {
 	if r.Err != nil || r.InputDigest == "" {
 		return
 	}
+	if strings.HasPrefix(r.InputDigest, publish.PolicyKeyPrefix) {
+		// The FSM's chain holds it now; gossip, the gater, the peer
+		// cosigners and Raft's voters keep the policy the node started
+		// with (see the README: not yet followed at run time).
+		n.log.Info("policy change applied", "index", r.Index, "policy", strings.TrimPrefix(r.InputDigest, publish.PolicyKeyPrefix))
+		return
+	}
 	n.mu.Lock()
 	now := time.Now()
 	for _, rd := range n.byRequest {
@@ -1147,4 +1167,17 @@ func (n *Node) Status() Status {
 		s.Verdicts = s.Verdicts[len(s.Verdicts)-20:]
 	}
 	return s
+}
+
+// checkpointTrust is the trust a checkpoint note is judged by: that of the
+// policy in force at its size (policy.Chain.ForCheckpoint).
+func (n *Node) checkpointTrust(b []byte) *policy.Trust {
+	if nt, err := witness.OpenUnverified(b); err == nil {
+		if cp, err := witness.ParseCheckpointText([]byte(nt.Text)); err == nil {
+			_, t := n.chain.ForCheckpoint(cp.Size)
+			return t
+		}
+	}
+	_, t := n.chain.ForCheckpoint(math.MaxUint64) // the latest policy
+	return t
 }
