@@ -272,6 +272,7 @@ func lockRepo(ctx context.Context, l *Lock, client *repoClient, cache, dir strin
 			cache = ""
 		}
 	}
+	var total int64
 	for _, f := range l.Files {
 		if err := ctx.Err(); err != nil {
 			return fetched, err
@@ -287,8 +288,14 @@ func lockRepo(ctx context.Context, l *Lock, client *repoClient, cache, dir strin
 			}
 			continue
 		}
-		if cache != "" && copyIfDigest(filepath.Join(cache, f.SHA256), dst, f.SHA256) {
-			continue
+		if cache != "" {
+			if n, ok := copyIfDigest(filepath.Join(cache, f.SHA256), dst, f.SHA256); ok {
+				if total += n; total > maxLockBytes {
+					os.Remove(dst)
+					return fetched, lockTooLarge(p)
+				}
+				continue
+			}
 		}
 		if client == nil {
 			return fetched, fmt.Errorf("maven lock: %s is not cached and no repository is configured", p)
@@ -297,7 +304,7 @@ func lockRepo(ctx context.Context, l *Lock, client *repoClient, cache, dir strin
 		if err != nil {
 			return fetched, err
 		}
-		got, _, err := client.get(ctx, p, tmp)
+		got, n, err := client.get(ctx, p, tmp)
 		if cerr := tmp.Close(); err == nil {
 			err = cerr
 		}
@@ -313,6 +320,10 @@ func lockRepo(ctx context.Context, l *Lock, client *repoClient, cache, dir strin
 		if got != f.SHA256 {
 			os.Remove(tmp.Name())
 			return fetched, &LockMismatchError{Path: p, Want: f.SHA256, Got: got}
+		}
+		if total += n; total > maxLockBytes {
+			os.Remove(tmp.Name())
+			return fetched, lockTooLarge(p)
 		}
 		if err := os.Rename(tmp.Name(), dst); err != nil {
 			return fetched, err
@@ -340,18 +351,28 @@ func writeLockMetadata(l *Lock, f LockFile, dst string) error {
 	return os.WriteFile(dst, data, 0o644)
 }
 
-// copyIfDigest copies src to dst if src's content has the sha256 want.
-func copyIfDigest(src, dst, want string) bool {
+// copyIfDigest copies src to dst if src's content has the sha256 want,
+// returning its size.
+func copyIfDigest(src, dst, want string) (int64, bool) {
 	b, err := os.ReadFile(src)
 	if err != nil {
-		return false
+		return 0, false
 	}
 	sum := sha256.Sum256(b)
 	if hex.EncodeToString(sum[:]) != want {
 		os.Remove(src) // a damaged cache entry
-		return false
+		return 0, false
 	}
-	return os.WriteFile(dst, b, 0o644) == nil
+	return int64(len(b)), os.WriteFile(dst, b, 0o644) == nil
+}
+
+// maxLockBytes bounds the bytes of all of a lock's files (a variable for
+// the tests): a lock may list up to 40,000 files of up to maxMavenFile
+// each, which no build needs and no disk holds.
+var maxLockBytes int64 = 32 << 30
+
+func lockTooLarge(p string) error {
+	return fmt.Errorf("maven lock: the lock's files come to more than %d bytes at %s: no Maven build needs that much; check the lock", maxLockBytes, p)
 }
 
 // copyFile copies src to dst by way of a temporary file of its own, so a

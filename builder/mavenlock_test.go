@@ -492,3 +492,38 @@ func TestLoadLockChanged(t *testing.T) {
 		t.Fatalf("got %v, want an error naming the missing lock", err)
 	}
 }
+
+// TestLockRepoBounded: the lock's files together are bounded (a lock of
+// 40,000 of the largest files of a repository would fill the disk),
+// whether they are fetched or come from the cache.
+func TestLockRepoBounded(t *testing.T) {
+	old := maxLockBytes
+	t.Cleanup(func() { maxLockBytes = old })
+	maxLockBytes = 15
+	jar, pom := []byte("jar bytes"), []byte("<project/>")
+	lock := &Lock{Version: 1, Files: []LockFile{
+		{Coordinate: "org.x:lib:1.0", File: "lib-1.0.jar", SHA256: sha(jar)},
+		{Coordinate: "org.x:lib:1.0", File: "lib-1.0.pom", SHA256: sha(pom)},
+	}}
+	_, url := newRepo(t, map[string][]byte{"org/x/lib/1.0/lib-1.0.jar": jar, "org/x/lib/1.0/lib-1.0.pom": pom})
+	cache := t.TempDir()
+	for _, run := range []string{"fetched", "cached"} {
+		dir := t.TempDir()
+		_, err := lockRepo(context.Background(), lock, newRepoClient(url), cache, dir, io.Discard)
+		if err == nil || !strings.Contains(err.Error(), "more than 15 bytes at org/x/lib/1.0/lib-1.0.pom") {
+			t.Fatalf("%s: got %v, want the lock refused as too large at the pom", run, err)
+		}
+		if _, err := os.Stat(filepath.Join(dir, "org/x/lib/1.0/lib-1.0.pom")); err == nil {
+			t.Fatalf("%s: the file over the bound was placed", run)
+		}
+		// The first run cached the jar only; cache the pom as well.
+		writeCacheEntry(t, pom, filepath.Join(cache, sha(pom)))
+	}
+}
+
+func writeCacheEntry(t *testing.T, b []byte, dst string) {
+	t.Helper()
+	if err := os.WriteFile(dst, b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+}

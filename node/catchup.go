@@ -91,7 +91,7 @@ type peerEntries struct {
 }
 
 func (p *peerEntries) catchup() *quorum.CheckedCatchup {
-	return &quorum.CheckedCatchup{Source: p, Checker: &quorum.PolicyChecker{Trust: p.n.trust}, Verify: p.verify}
+	return &quorum.CheckedCatchup{Source: p, Checker: &quorum.ChainChecker{Chain: p.n.chain}, Verify: p.verify}
 }
 
 func (p *peerEntries) open() (*logclient.Client, error) {

@@ -181,7 +181,7 @@ func ParseConfig(file string, data []byte) (*Config, error) {
 		m = m.Content[0]
 	}
 	if m.Kind != yaml.MappingNode {
-		return nil, cerr(m.Line, "", fmt.Errorf("is %s, want a mapping of fields such as data: and policy:", describeYAML(m)))
+		return nil, cerr(m.Line, "", fmt.Errorf("is %s, want a mapping of fields such as data and policy", describeYAML(m)))
 	}
 	c := &Config{}
 	seen := map[string]int{}

@@ -94,7 +94,7 @@ func TestEntryTooLargeIsAVerdict(t *testing.T) {
 	}
 
 	// 140 artifacts: about 77 KB with 2 attestations.
-	input, evs = c.publish(ctx, 0, testSpec(140))
+	_, evs = c.publish(ctx, 0, testSpec(140))
 	ev := lastEvent(evs)
 	if ev.Type != EventVerdict {
 		t.Fatalf("140 artifacts: round ended with %v, want a verdict", ev)

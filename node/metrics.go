@@ -10,6 +10,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"github.com/pyrsia/pyrsia-build/quorum"
 )
 
 // The build node's metrics, served on GET /metrics of its API in the
@@ -29,6 +30,13 @@ var (
 		"Builds that failed or were cancelled.", nil, nil)
 	metricBuildsInFlight = prometheus.NewDesc("pyrsia_builds_in_flight",
 		"Builds running now.", nil, nil)
+	metricVotesSent = prometheus.NewDesc("pyrsia_votes_sent_total",
+		"Votes this node gossiped (for a build, or failed).", nil, nil)
+	metricVotesReceived = prometheus.NewDesc("pyrsia_votes_received_total",
+		"Votes of the other build nodes received from the gossip that passed validation.", nil, nil)
+	metricVerdicts = prometheus.NewDesc("pyrsia_verdicts_total",
+		"Rounds ended, by verdict: published (an entry applied to this node's log) or no-quorum.",
+		[]string{"verdict"}, nil)
 	metricRequests = prometheus.NewDesc("pyrsia_requests_received_total",
 		"Build requests received from the gossip that passed validation.", nil, nil)
 	metricSpecsRefused = prometheus.NewDesc("pyrsia_specs_refused_total",
@@ -72,6 +80,21 @@ func (c *buildCounts) finished(err error) {
 	}
 }
 
+// nodeCounts count what a node does not keep otherwise: its votes and
+// its verdicts.
+type nodeCounts struct {
+	votesSent, votesReceived atomic.Uint64
+	published, noQuorum      atomic.Uint64
+}
+
+// received counts a validated vote from the gossip, unless it is this
+// node's own.
+func (c *nodeCounts) received(n *Node, v *quorum.Vote) {
+	if v.Node != n.o.Keys.Name {
+		c.votesReceived.Add(1)
+	}
+}
+
 // raftStates are the values of pyrsia_raft_state's label, every one of
 // them present in each scrape.
 var raftStates = []raft.RaftState{raft.Follower, raft.Candidate, raft.Leader, raft.Shutdown}
@@ -82,7 +105,7 @@ type nodeCollector struct{ n *Node }
 // Describe implements [prometheus.Collector].
 func (c nodeCollector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{metricInfo, metricBuildsStarted, metricBuildsSucceeded, metricBuildsFailed,
-		metricBuildsInFlight, metricRequests, metricSpecsRefused, metricDropped, metricLogSize, metricFinalSize,
+		metricBuildsInFlight, metricVotesSent, metricVotesReceived, metricVerdicts, metricRequests, metricSpecsRefused, metricDropped, metricLogSize, metricFinalSize,
 		metricPeers, metricPolicyNodes, metricPeersRefused, metricRaftState, metricRaftTerm,
 		metricStoreBytes, metricStoreMaxBytes, metricStoreBlobs, metricStoreEvictions} {
 		ch <- d
@@ -105,6 +128,10 @@ func (c nodeCollector) Collect(ch chan<- prometheus.Metric) {
 	counter(metricBuildsSucceeded, bc.succeeded.Load())
 	counter(metricBuildsFailed, bc.failed.Load())
 	gauge(metricBuildsInFlight, float64(len(st.Building)))
+	counter(metricVotesSent, n.counts.votesSent.Load())
+	counter(metricVotesReceived, n.counts.votesReceived.Load())
+	counter(metricVerdicts, n.counts.published.Load(), "published")
+	counter(metricVerdicts, n.counts.noQuorum.Load(), "no-quorum")
 	counter(metricRequests, n.requests.Load())
 	counter(metricSpecsRefused, st.Refused)
 	for key, v := range st.Dropped {

@@ -12,6 +12,7 @@ import (
 	dto "github.com/prometheus/client_model/go"
 	"github.com/prometheus/common/expfmt"
 	"github.com/prometheus/common/model"
+	"github.com/pyrsia/pyrsia-build/builder"
 )
 
 // scrapeMetrics GETs /metrics from node i's API, as Prometheus does (no
@@ -87,10 +88,29 @@ func waitUntil(ctx context.Context, t *testing.T, what string, cond func() bool)
 	}
 }
 
-// TestMetricsScrape scrapes real build nodes after a round: four nodes,
-// one of whose builds fail, and a fifth policy node that gossips garbage.
+// failFor builds as b does, but fails the build of spec.
+func failFor(t *testing.T, b Builder, spec []byte) Builder {
+	s, err := builder.ParseSpec(spec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	bad, _ := s.InputDigest()
+	return BuilderFunc(func(ctx context.Context, spec *builder.Spec, out string) (*builder.Result, error) {
+		if in, _ := spec.InputDigest(); in == bad {
+			return failingBuild(ctx, spec, out)
+		}
+		return b.Build(ctx, spec, out)
+	})
+}
+
+// TestMetricsScrape scrapes real build nodes after two rounds, one
+// published and one without a quorum: four nodes, one of whose builds
+// fail (and two more fail the second spec), and a fifth policy node that
+// gossips garbage.
 func TestMetricsScrape(t *testing.T) {
-	c := newCluster(t, 5, map[int]Builder{3: BuilderFunc(failingBuild)})
+	spec, spec2 := testSpec(61), testSpec(62)
+	c := newCluster(t, 5, map[int]Builder{
+		1: failFor(t, fakeBuild("honest"), spec2), 2: failFor(t, fakeBuild("honest"), spec2), 3: BuilderFunc(failingBuild)})
 	for i := range 4 {
 		c.start(i)
 	}
@@ -99,17 +119,21 @@ func TestMetricsScrape(t *testing.T) {
 	f.send(ctx, t, f.reqs, 4, []byte(`not json`))
 	f.send(ctx, t, f.vots, 4, []byte(`not json`))
 
-	spec := testSpec(61)
 	_, evs := c.publish(ctx, 0, spec)
 	if ev := lastEvent(evs); ev.Type != EventFinal {
 		t.Fatalf("round ended with %+v, want final", ev)
+	}
+	_, evs = c.publish(ctx, 0, spec2)
+	if ev := lastEvent(evs); ev.Type != EventVerdict {
+		t.Fatalf("second round ended with %+v, want a verdict", ev)
 	}
 	a, d := c.nodes[0].node, c.nodes[3].node
 	waitUntil(ctx, t, "node-a's drops and stored output", func() bool {
 		dr := a.Status().Dropped
 		return dr["requests/malformed"] == 1 && dr["votes/malformed"] == 1 && a.serving.store.Stats().Blobs == 1
 	})
-	waitUntil(ctx, t, "node-d's failed build", func() bool { return d.builds.counts.failed.Load() == 1 })
+	waitUntil(ctx, t, "node-d's failed builds", func() bool { return d.builds.counts.failed.Load() == 2 })
+	waitUntil(ctx, t, "node-a's votes", func() bool { return a.counts.votesSent.Load() == 2 && a.counts.votesReceived.Load() == 6 })
 
 	st := a.Status()
 	fams := c.scrapeMetrics(ctx, 0)
@@ -124,11 +148,16 @@ func TestMetricsScrape(t *testing.T) {
 		want   float64
 	}{
 		{"pyrsia_node_info", dto.MetricType_GAUGE, []string{"name", "node-a", "peer_id", st.PeerID, "policy", c.policy.Digest()}, 1},
-		{"pyrsia_builds_started_total", dto.MetricType_COUNTER, nil, 1},
-		{"pyrsia_builds_succeeded_total", dto.MetricType_COUNTER, nil, 1},
+		{"pyrsia_builds_started_total", dto.MetricType_COUNTER, nil, 2},
+		{"pyrsia_builds_succeeded_total", dto.MetricType_COUNTER, nil, 2},
 		{"pyrsia_builds_failed_total", dto.MetricType_COUNTER, nil, 0},
 		{"pyrsia_builds_in_flight", dto.MetricType_GAUGE, nil, 0},
-		{"pyrsia_requests_received_total", dto.MetricType_COUNTER, nil, 1},
+		{"pyrsia_votes_sent_total", dto.MetricType_COUNTER, nil, 2},
+		// node-b, node-c and node-d in each round; node-e sent garbage.
+		{"pyrsia_votes_received_total", dto.MetricType_COUNTER, nil, 6},
+		{"pyrsia_verdicts_total", dto.MetricType_COUNTER, []string{"verdict", "published"}, 1},
+		{"pyrsia_verdicts_total", dto.MetricType_COUNTER, []string{"verdict", "no-quorum"}, 1},
+		{"pyrsia_requests_received_total", dto.MetricType_COUNTER, nil, 2},
 		{"pyrsia_specs_refused_total", dto.MetricType_COUNTER, nil, 0},
 		{"pyrsia_gossip_dropped_total", dto.MetricType_COUNTER, []string{"topic", "requests", "reason", "malformed"}, 1},
 		{"pyrsia_gossip_dropped_total", dto.MetricType_COUNTER, []string{"topic", "votes", "reason", "malformed"}, 1},
@@ -187,9 +216,9 @@ func TestMetricsScrape(t *testing.T) {
 		}
 	}
 
-	// The node whose build failed counts it.
+	// The node whose builds failed counts them.
 	dfams := c.scrapeMetrics(ctx, 3)
-	for name, want := range map[string]float64{"pyrsia_builds_started_total": 1, "pyrsia_builds_succeeded_total": 0, "pyrsia_builds_failed_total": 1} {
+	for name, want := range map[string]float64{"pyrsia_builds_started_total": 2, "pyrsia_builds_succeeded_total": 0, "pyrsia_builds_failed_total": 2} {
 		if got, ok := metricValue(dfams, name); !ok || got != want {
 			t.Errorf("node-d: %s: got %v (present %v), want %v", name, got, ok, want)
 		}
@@ -209,9 +238,9 @@ func TestMetricsLint(t *testing.T) {
 	for _, p := range problems {
 		t.Errorf("%s: %s", p.Metric, p.Text)
 	}
-	// One sample per description (19), but one per Raft state and none
-	// for drops yet.
-	if got, want := testutil.CollectAndCount(nodeCollector{n}), 19-2+len(raftStates); got != want {
+	// One sample per description (22), but one per Raft state, one per
+	// verdict, and none for drops yet.
+	if got, want := testutil.CollectAndCount(nodeCollector{n}), 22-3+len(raftStates)+2; got != want {
 		t.Errorf("collected %d samples, want %d", got, want)
 	}
 }

@@ -9,10 +9,12 @@ import (
 	"io"
 	"log/slog"
 	"maps"
+	"math"
 	"net"
 	"os"
 	"path/filepath"
 	"sort"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -78,10 +80,13 @@ type Options struct {
 
 // Node is a running build node.
 type Node struct {
-	o       Options
-	log     *slog.Logger
-	self    policy.Node
-	trust   *policy.Trust
+	o     Options
+	log   *slog.Logger
+	self  policy.Node
+	trust *policy.Trust
+	// chain follows the policy changes of the log (policy.Chain): the FSM
+	// judges every entry by the policy in force at its index.
+	chain   *policy.Chain
 	network *quorum.Network
 	members []string // policy order
 
@@ -113,6 +118,7 @@ type Node struct {
 	rejectedSpecs atomic.Uint64
 	closers       []func() error
 	serving       buildServing // see serving_build.go
+	counts        nodeCounts   // see metrics.go
 }
 
 // New opens the node's state and starts its network parts (libp2p host,
@@ -146,6 +152,9 @@ func New(ctx context.Context, o Options) (n *Node, err error) {
 		return nil, err
 	}
 	if n.trust, err = o.Policy.Trust(); err != nil {
+		return nil, fmt.Errorf("node: %w", err)
+	}
+	if n.chain, err = policy.NewChain(o.Policy); err != nil {
 		return nil, fmt.Errorf("node: %w", err)
 	}
 	if n.network, err = quorum.NetworkFromPolicy(o.Policy); err != nil {
@@ -182,7 +191,7 @@ func New(ctx context.Context, o Options) (n *Node, err error) {
 		Log:       tlog.Options{Dir: filepath.Join(o.Data, "log"), Origin: o.Policy.Name, Signer: o.Keys.LogSigner, Logger: n.log},
 		Cosigners: cosigners,
 		Final: func(b []byte) ([]string, error) {
-			_, names, err := n.trust.VerifyCheckpoint(b)
+			_, names, err := n.checkpointTrust(b).VerifyCheckpoint(b)
 			return names, err
 		},
 		RetryInterval: 50 * time.Millisecond,
@@ -193,6 +202,11 @@ func New(ctx context.Context, o Options) (n *Node, err error) {
 		return nil, err
 	}
 	n.closers = append(n.closers, n.svc.Close)
+	// The policy changes already in the log (the FSM checks the ones Raft
+	// replays again, and the new ones).
+	if err := publish.FollowChain(ctx, n.chain, n.svc.PolicyChanges(n.svc.Size()), n.svc.EntryAt); err != nil {
+		return nil, fmt.Errorf("node: the log's policy changes: %w", err)
+	}
 	if o.API != nil {
 		if n.apiToken, err = LoadAPIToken(o.Data); err != nil {
 			return nil, err
@@ -218,7 +232,7 @@ func New(ctx context.Context, o Options) (n *Node, err error) {
 
 	// Ordering: the FSM appends what Raft commits, after checking it.
 	if n.fsm, err = quorum.NewFSM(quorum.FSMOptions{
-		Checker: &quorum.PolicyChecker{Trust: n.trust},
+		Checker: &quorum.ChainChecker{Chain: n.chain},
 		Applier: n.svc,
 		Catchup: n.catchup.catchup(),
 		Observe: n.applied,
@@ -629,6 +643,8 @@ func (n *Node) handleRequest(ctx context.Context, r *round) {
 		return n.gossip.PublishVote(ctx, vote, o)
 	}); err != nil && ctx.Err() == nil {
 		n.log.ErrorContext(ctx, "gossiping a vote", "input", input, "err", err)
+	} else if err == nil {
+		n.counts.votesSent.Add(1)
 	}
 }
 
@@ -647,6 +663,7 @@ func (n *Node) voteLoop(ctx context.Context) error {
 			return err
 		}
 		v := m.Msg
+		n.counts.received(n, v)
 		n.mu.Lock()
 		r := n.byRequest[v.Request]
 		if r == nil {
@@ -818,6 +835,13 @@ func (n *Node) applied(_ uint64, r quorum.ApplyResult) {
 	if r.Err != nil || r.InputDigest == "" {
 		return
 	}
+	if strings.HasPrefix(r.InputDigest, publish.PolicyKeyPrefix) {
+		// The FSM's chain holds it now; gossip, the gater, the peer
+		// cosigners and Raft's voters keep the policy the node started
+		// with (see the README: not yet followed at run time).
+		n.log.Info("policy change applied", "index", r.Index, "policy", strings.TrimPrefix(r.InputDigest, publish.PolicyKeyPrefix))
+		return
+	}
 	n.mu.Lock()
 	now := time.Now()
 	for _, rd := range n.byRequest {
@@ -831,6 +855,7 @@ func (n *Node) applied(_ uint64, r quorum.ApplyResult) {
 	n.mu.Unlock()
 	i := r.Index
 	n.events.emit(r.InputDigest, Event{Type: EventPublished, Input: r.InputDigest, Index: &i})
+	n.counts.published.Add(1)
 	n.servePublished(r)
 	go func() {
 		ctx, cancel := context.WithTimeout(context.Background(), n.o.Deadline)
@@ -928,6 +953,7 @@ func (n *Node) giveVerdict(ctx context.Context, r *round, now time.Time) {
 		n.log.ErrorContext(ctx, "storing a verdict", "input", r.input, "err", err)
 	}
 	n.log.InfoContext(ctx, "no quorum", "input", r.input, "verdict", v.Text)
+	n.counts.noQuorum.Add(1)
 	n.events.emit(r.input, Event{Type: EventVerdict, Input: r.input, Verdict: v})
 }
 
@@ -1092,6 +1118,8 @@ type Status struct {
 	// RefusedPeers counts the connections refused after the handshake:
 	// peers outside the policy.
 	RefusedPeers uint64 `json:"refusedPeers"`
+	// Serving is the node's store and exchange (see serving_build.go).
+	Serving *ServingStatus `json:"serving,omitempty"`
 }
 
 // RaftStatus is the Raft part of [Status].
@@ -1105,6 +1133,7 @@ type RaftStatus struct {
 func (n *Node) Status() Status {
 	s := Status{Name: n.o.Keys.Name, PeerID: n.host.ID().String(), Policy: n.network.Digest(), LogSize: n.svc.Size(),
 		Building: n.builds.inFlight(), Dropped: n.gossip.Drops(), Refused: n.rejectedSpecs.Load(), RefusedPeers: n.gater.Refused()}
+	s.Serving = n.servingStatus()
 	if d := n.sched.Dropped(); d > 0 {
 		s.Dropped["requests/"+quorum.DropRateQueueFull] = d
 	}
@@ -1141,4 +1170,17 @@ func (n *Node) Status() Status {
 		s.Verdicts = s.Verdicts[len(s.Verdicts)-20:]
 	}
 	return s
+}
+
+// checkpointTrust is the trust a checkpoint note is judged by: that of the
+// policy in force at its size (policy.Chain.ForCheckpoint).
+func (n *Node) checkpointTrust(b []byte) *policy.Trust {
+	if nt, err := witness.OpenUnverified(b); err == nil {
+		if cp, err := witness.ParseCheckpointText([]byte(nt.Text)); err == nil {
+			_, t := n.chain.ForCheckpoint(cp.Size)
+			return t
+		}
+	}
+	_, t := n.chain.ForCheckpoint(math.MaxUint64) // the latest policy
+	return t
 }

@@ -17,6 +17,7 @@ import (
 	"github.com/pyrsia/pyrsia-build/publish/index"
 	"github.com/pyrsia/pyrsia-build/publish/serve"
 	"github.com/pyrsia/pyrsia-build/publish/store"
+	"github.com/pyrsia/pyrsia-build/publish/tlog"
 	"github.com/pyrsia/pyrsia-build/quorum"
 )
 
@@ -42,7 +43,15 @@ func (n *Node) openServing(ctx context.Context) error {
 		hint = publishHint(n.o.API.Addr().String())
 	}
 	var x *exchange.Exchange
-	s, err := openServing(n.o.Data, n.o.Serving, n.svc.Index(), func(st *store.Store) (serve.Content, error) {
+	// The faces serve only what a final checkpoint covers: the log
+	// service indexes an entry as soon as it is durable, before a
+	// majority has cosigned it, so they get an index of their own that
+	// indexFinal fills as checkpoints become final.
+	final, err := index.New()
+	if err != nil {
+		return fmt.Errorf("node: %w", err)
+	}
+	s, err := openServing(n.o.Data, n.o.Serving, final, func(st *store.Store) (serve.Content, error) {
 		var err error
 		x, err = newExchange(ctx, n.host, n.network.Digest(), st, n.o.Bootstrap, true, n.log)
 		return x, err
@@ -61,6 +70,14 @@ func (n *Node) openServing(ctx context.Context) error {
 // entry of the log at start (pins last only as long as the process), then
 // each one as it is applied. It ends with ctx.
 func (n *Node) runServing(ctx context.Context) error {
+	go func() {
+		if n.serving.serving == nil {
+			return
+		}
+		if err := indexFinal(ctx, n.svc, n.serving.idx); err != nil && ctx.Err() == nil {
+			n.log.ErrorContext(ctx, "the served index stopped following the final checkpoints: nothing published from now on is served", "err", err)
+		}
+	}()
 	for i := range uint64(n.svc.Index().Len()) {
 		if rec, ok := n.svc.Index().Get(i); ok {
 			n.storeOutputs(ctx, rec)
@@ -234,4 +251,57 @@ func mavenOutputs(b *Build, subjects []publish.Subject) ([]storedFile, error) {
 		}
 	}
 	return out, nil
+}
+
+// ServingStatus is the serving part of a build node's [Status]: its store
+// and the bytes its exchange moved.
+type ServingStatus struct {
+	Store    store.Stats    `json:"store"`
+	Exchange exchange.Stats `json:"exchange"`
+}
+
+// servingStatus returns the serving part of the node's status.
+func (n *Node) servingStatus() *ServingStatus {
+	if n.serving.serving == nil {
+		return nil
+	}
+	s := &ServingStatus{Store: n.serving.store.Stats()}
+	if n.serving.xchg != nil {
+		s.Exchange = n.serving.xchg.Stats()
+	}
+	return s
+}
+
+// finalLog is what indexFinal reads: the log service's final checkpoints
+// and entries.
+type finalLog interface {
+	WaitFinal(ctx context.Context, size uint64) (*tlog.Checkpoint, error)
+	EntryAt(ctx context.Context, index uint64) ([]byte, error)
+}
+
+// indexFinal adds to idx the publish entries of log, in order, as final
+// checkpoints cover them, until ctx is done: what a build node's faces
+// serve is what a client could verify. Entries of other kinds (policy
+// changes) are not indexed.
+func indexFinal(ctx context.Context, log finalLog, idx *index.Index) error {
+	var next uint64
+	for {
+		cp, err := log.WaitFinal(ctx, next+1)
+		if err != nil {
+			return err
+		}
+		for ; next < cp.Size; next++ {
+			b, err := log.EntryAt(ctx, next)
+			if err != nil {
+				return fmt.Errorf("reading entry %d: %w", next, err)
+			}
+			e, err := publish.ParseEntry(b)
+			if err != nil {
+				continue // not a publish entry: nothing to serve
+			}
+			if err := idx.Add(next, e); err != nil {
+				return fmt.Errorf("indexing entry %d: %w", next, err)
+			}
+		}
+	}
 }

@@ -56,6 +56,9 @@ func TestServingBuildNodeStoresOutputs(t *testing.T) {
 	c.start(0)
 	c.nodes[0].node.gater.AllowOthers(true)
 	waitStored(0)
+	if st := c.apiStatus(0); st.Serving == nil || st.Serving.Store.Blobs != 5 || st.Serving.Store.Pinned != 5 {
+		t.Errorf("GET /status of the build node: serving %+v, want its 5 pinned outputs", st.Serving)
+	}
 	rec, _ := c.nodes[0].node.Log().Index().ByInputDigest(ociIn)
 	checkPull(t, "http://"+c.nodes[0].api.Addr().String(), "hello", "1.7", rec.Subjects[0].Digest)
 	resp, err := http.Get("http://" + c.nodes[0].api.Addr().String() + "/maven2/org/example/hello/1.7/hello-1.7.jar")

@@ -210,41 +210,9 @@ func VerifyProofChain(ctx context.Context, a attest.Artifact, pb *ProofBundle, f
 	if first == nil {
 		return nil, errors.New("publish: no network policy to verify with")
 	}
-	chain, err := policy.NewChain(first)
+	chain, applied, err := FollowBundle(pb, first)
 	if err != nil {
-		return nil, &attest.InputError{Err: err}
-	}
-	fail := func(step string, err error) error { return &attest.VerificationError{Step: step, Err: err} }
-	var applied []uint64
-	if len(pb.PolicyChanges) > 0 {
-		n, err := witness.OpenUnverified([]byte(pb.Checkpoint))
-		if err != nil {
-			return nil, fail("checkpoint", err)
-		}
-		cp, err := witness.ParseCheckpointText([]byte(n.Text))
-		if err != nil {
-			return nil, fail("checkpoint", err)
-		}
-		if cp.Size != pb.TreeSize {
-			return nil, fail("checkpoint", fmt.Errorf("checkpoint is for %d entries, the proof for %d", cp.Size, pb.TreeSize))
-		}
-		// The checkpoint's signatures are checked below, with the
-		// policy these changes lead to: a change proven into a
-		// checkpoint that the policy in force at its size did not sign
-		// and cosign proves nothing.
-		for _, c := range pb.PolicyChanges {
-			if err := proof.VerifyInclusion(rfc6962.DefaultHasher, c.Index, pb.TreeSize, LeafHash(c.RawEntry), c.InclusionProof, cp.Hash); err != nil {
-				return nil, fail("policy", fmt.Errorf("policy change %d is not in the tree of %d entries: %w", c.Index, pb.TreeSize, err))
-			}
-			ch, err := ParsePolicyChange(c.RawEntry)
-			if err != nil {
-				return nil, fail("policy", fmt.Errorf("log entry %d: %w", c.Index, trimPkg(err)))
-			}
-			if _, err := chain.Apply(c.Index, ch); err != nil {
-				return nil, fail("policy", fmt.Errorf("policy change at log index %d: %w", c.Index, err))
-			}
-			applied = append(applied, c.Index)
-		}
+		return nil, err
 	}
 	_, cpTrust := chain.ForCheckpoint(pb.TreeSize)
 	inForce, entryTrust := chain.At(pb.Index)
@@ -255,6 +223,54 @@ func VerifyProofChain(ctx context.Context, a attest.Artifact, pb *ProofBundle, f
 	ev.Policy = inForce.Digest()
 	ev.PolicyChanges = applied
 	return ev, nil
+}
+
+// FollowBundle follows a proof bundle's policy changes from the network's
+// first policy: each proven included in the tree of the bundle's
+// checkpoint (whose signatures it does not check: judge the checkpoint
+// with chain.ForCheckpoint(pb.TreeSize)) and applied to a chain in log
+// order. It returns the chain and the indexes of the changes applied; the
+// entry is judged by chain.At(pb.Index). Errors are
+// *attest.VerificationError of step "policy" or "checkpoint", or an
+// *attest.InputError for a first policy that is not valid.
+func FollowBundle(pb *ProofBundle, first *policy.Policy) (*policy.Chain, []uint64, error) {
+	chain, err := policy.NewChain(first)
+	if err != nil {
+		return nil, nil, &attest.InputError{Err: err}
+	}
+	fail := func(step string, err error) error { return &attest.VerificationError{Step: step, Err: err} }
+	var applied []uint64
+	if len(pb.PolicyChanges) > 0 {
+		n, err := witness.OpenUnverified([]byte(pb.Checkpoint))
+		if err != nil {
+			return nil, nil, fail("checkpoint", err)
+		}
+		cp, err := witness.ParseCheckpointText([]byte(n.Text))
+		if err != nil {
+			return nil, nil, fail("checkpoint", err)
+		}
+		if cp.Size != pb.TreeSize {
+			return nil, nil, fail("checkpoint", fmt.Errorf("checkpoint is for %d entries, the proof for %d", cp.Size, pb.TreeSize))
+		}
+		// The checkpoint's signatures are checked below, with the
+		// policy these changes lead to: a change proven into a
+		// checkpoint that the policy in force at its size did not sign
+		// and cosign proves nothing.
+		for _, c := range pb.PolicyChanges {
+			if err := proof.VerifyInclusion(rfc6962.DefaultHasher, c.Index, pb.TreeSize, LeafHash(c.RawEntry), c.InclusionProof, cp.Hash); err != nil {
+				return nil, nil, fail("policy", fmt.Errorf("policy change %d is not in the tree of %d entries: %w", c.Index, pb.TreeSize, err))
+			}
+			ch, err := ParsePolicyChange(c.RawEntry)
+			if err != nil {
+				return nil, nil, fail("policy", fmt.Errorf("log entry %d: %w", c.Index, trimPkg(err)))
+			}
+			if _, err := chain.Apply(c.Index, ch); err != nil {
+				return nil, nil, fail("policy", fmt.Errorf("policy change at log index %d: %w", c.Index, err))
+			}
+			applied = append(applied, c.Index)
+		}
+	}
+	return chain, applied, nil
 }
 
 // verifyProof is VerifyProof with the checkpoint judged by cpTrust and the

@@ -38,3 +38,43 @@ func (c *PolicyChecker) CheckEntry(entry []byte) (string, error) {
 	}
 	return e.InputDigest, nil
 }
+
+// IndexedChecker is an optional upgrade of a [Checker] whose judgement
+// depends on the entry's log index: the policy in force there, when the
+// network's policy changes by log entries. The FSM calls CheckEntryAt with
+// the index the entry gets (or has, on a replay) instead of CheckEntry,
+// and checks a batch that holds a policy change entry by entry, in order.
+type IndexedChecker interface {
+	CheckEntryAt(index uint64, entry []byte) (key string, err error)
+}
+
+// checkAt runs c on the entry at index.
+func checkAt(c Checker, index uint64, entry []byte) (string, error) {
+	if ic, ok := c.(IndexedChecker); ok {
+		return ic.CheckEntryAt(index, entry)
+	}
+	return c.CheckEntry(entry)
+}
+
+// ChainChecker is the [Checker] of a network whose policy changes by log
+// entries (publish.CheckLogEntry): a publish entry is applied only if it
+// certifies itself under the policy in force at its index, a policy change
+// only if a majority of the policy in force at its index approved it, and
+// the change is then in force from the next index on. Every node checks,
+// so a faulty leader cannot slip in a change. Its key for a change is
+// publish.PolicyKeyPrefix and the new policy's digest.
+type ChainChecker struct {
+	Chain *policy.Chain
+}
+
+// CheckEntryAt implements [IndexedChecker].
+func (c *ChainChecker) CheckEntryAt(index uint64, entry []byte) (string, error) {
+	return publish.CheckLogEntry(context.Background(), c.Chain, index, entry)
+}
+
+// CheckEntry implements [Checker]: the entry judged at the index from
+// which the latest policy holds.
+func (c *ChainChecker) CheckEntry(entry []byte) (string, error) {
+	_, from := c.Chain.Current()
+	return c.CheckEntryAt(from, entry)
+}

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/hashicorp/raft"
+	"github.com/pyrsia/pyrsia-build/publish"
 )
 
 // CommandType is the first byte of every Raft log entry the FSM applies,
@@ -257,6 +258,17 @@ func (f *FSM) checkAll(b *applyBatch) {
 	if len(todo) < 2 {
 		return // checked in order
 	}
+	if _, ok := f.o.Checker.(IndexedChecker); ok {
+		// Without a policy change in the batch, one policy is in force
+		// at every index the batch fills: judge them all at its first.
+		// With one, the entries after it are judged by its policy: in
+		// order, at their own index.
+		for _, i := range todo {
+			if k, err := publish.EntryKind(b.logs[i].Data[1:]); err == nil && k == publish.KindPolicy {
+				return
+			}
+		}
+	}
 	next := make(chan int)
 	var wg sync.WaitGroup
 	for range min(runtime.GOMAXPROCS(0), len(todo)) {
@@ -264,7 +276,7 @@ func (f *FSM) checkAll(b *applyBatch) {
 		go func() {
 			defer wg.Done()
 			for i := range next {
-				input, err := f.o.Checker.CheckEntry(b.logs[i].Data[1:])
+				input, err := checkAt(f.o.Checker, b.pos, b.logs[i].Data[1:])
 				b.checks[i] = check{done: true, input: input, err: err}
 			}
 		}()
@@ -341,7 +353,7 @@ func (f *FSM) applyAppendEntry(b *applyBatch, i int, idx uint64, entry []byte) {
 	}
 	c := b.checks[i]
 	if !c.done {
-		c.input, c.err = f.o.Checker.CheckEntry(entry)
+		c.input, c.err = checkAt(f.o.Checker, b.pos, entry)
 	}
 	input, err := c.input, c.err
 	if err != nil {
@@ -530,7 +542,7 @@ func rebuildInputs(ctx context.Context, c Checker, log Applier, start, end uint6
 
 // addInput checks entry i and records its input, refusing a duplicate.
 func addInput(c Checker, inputs map[string]uint64, i uint64, entry []byte) error {
-	input, err := c.CheckEntry(entry)
+	input, err := checkAt(c, i, entry)
 	if err != nil {
 		return fmt.Errorf("%w: log entry %d: %w", ErrRefused, i, err)
 	}

@@ -42,7 +42,7 @@ vote; once a majority agrees, the Raft leader appends the entry, every node
 checks it against the policy and applies it to its own log, and the nodes
 cosign the checkpoint. The local HTTP API (--api) takes requests from
 'pyrsia-build publish' and 'pyrsia-build status' and serves /healthz,
-/status, /v1/... and the log under /log/.
+/status, /metrics (Prometheus), /v1/... and the log under /log/.
 
 A spec from the network may fetch its source only from the public internet:
 its URLs may not name localhost or an address that is not public, and every
@@ -58,7 +58,10 @@ given on the command line overrides its field. Unknown fields are errors.
 
 The cosign key's password comes from COSIGN_PASSWORD. SIGINT or SIGTERM stops
 the node cleanly (builds are cancelled, Raft leadership is handed over, the
-log is closed). Logs go to standard error.
+log is closed). SIGHUP re-reads the log level from the --config file; the
+other settings take effect at the next start. Logs go to standard error.
+deploy/ runs a build node as a systemd service (README: "Running a build
+node as a service").
 
 Examples:
    pyrsia-build node --build --data nodes/a --policy policy.json --api 127.0.0.1:7881 \
@@ -71,7 +74,7 @@ Examples:
 			nodeStatusCommand(),
 		},
 		Flags: []cli.Flag{
-			&cli.BoolFlag{Name: "build", Usage: "run as a build node (the only kind there is yet)"},
+			&cli.BoolFlag{Name: "build", Usage: "run as a build node (without it: a regular node)"},
 			&cli.StringFlag{Name: "data", Usage: "the node's data `DIR`"},
 			&cli.StringFlag{Name: "policy", Usage: "the network policy `FILE`"},
 			&cli.StringSliceFlag{Name: "listen", Usage: "libp2p listen `MULTIADDR` (repeatable; default TCP and QUIC on 127.0.0.1, any port)"},

@@ -90,8 +90,7 @@ Examples:
 			if err != nil {
 				return inputErr(err)
 			}
-			trust, err := p.Trust()
-			if err != nil {
+			if _, err := p.Trust(); err != nil {
 				return inputErr(err)
 			}
 			var token string
@@ -186,7 +185,15 @@ Examples:
 			if err != nil {
 				return failed(fmt.Errorf("the node's proof bundle: %w", err), "nothing was written")
 			}
-			if err := verifyPublished(c.Context, pb, trust, input); err != nil {
+			// The policy is the network's first: the bundle's policy
+			// changes lead to the policy in force at the entry.
+			chain, _, err := publish.FollowBundle(pb, p)
+			if err == nil {
+				_, cpTrust := chain.ForCheckpoint(pb.TreeSize)
+				_, entryTrust := chain.At(pb.Index)
+				err = verifyPublished(c.Context, pb, cpTrust, entryTrust, input)
+			}
+			if err != nil {
 				return failed(fmt.Errorf("the node's proof bundle does not hold under the policy %s: %w", c.String("policy"), err), "nothing was written")
 			}
 			path := c.String("output")
@@ -211,8 +218,8 @@ Examples:
 // includes the entry, and the entry is for input and certified by the
 // policy's build nodes (publish.VerifyEntry). 'pyrsia-build verify' then
 // checks an artifact against it (publish.VerifyProof).
-func verifyPublished(ctx context.Context, pb *publish.ProofBundle, trust *policy.Trust, input string) error {
-	cp, _, err := trust.VerifyCheckpoint([]byte(pb.Checkpoint))
+func verifyPublished(ctx context.Context, pb *publish.ProofBundle, cpTrust, trust *policy.Trust, input string) error {
+	cp, _, err := cpTrust.VerifyCheckpoint([]byte(pb.Checkpoint))
 	if err != nil {
 		return fmt.Errorf("checkpoint: %w", err)
 	}

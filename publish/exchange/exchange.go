@@ -43,7 +43,8 @@ type Options struct {
 	// Otherwise the DHT turns server when the host finds itself reachable.
 	Server bool
 	// MaxUnknownSize bounds a blob fetched without a known size (a
-	// manifest, a Maven file): default 64 MiB.
+	// manifest, a Maven file): default and at most MaxRequestLength
+	// (64 MiB), since such a blob comes in one request.
 	MaxUnknownSize int64
 	// ChunkSize is the size of the parts a blob of known size is fetched
 	// in, each from one provider: default 1 MiB, at most MaxRequestLength.
@@ -125,6 +126,11 @@ func New(ctx context.Context, o Options) (*Exchange, error) {
 		return nil, fmt.Errorf("exchange: namespace %q: want 1 to 64 letters, digits, '.', '_' or '-' (from the policy digest)", quoteShort(o.Namespace))
 	case o.ChunkSize > MaxRequestLength:
 		return nil, fmt.Errorf("exchange: chunk size %d is over the %d byte limit of a request", o.ChunkSize, MaxRequestLength)
+	case o.MaxUnknownSize > MaxRequestLength:
+		// A blob of unknown size comes in one request: a larger bound
+		// would fetch a blob over MaxRequestLength, which an honest
+		// provider sends only part of, and drop that provider as a liar.
+		return nil, fmt.Errorf("exchange: MaxUnknownSize %d is over the %d byte limit of a request (a blob of unknown size comes in one)", o.MaxUnknownSize, MaxRequestLength)
 	}
 	if o.MaxUnknownSize <= 0 {
 		o.MaxUnknownSize = 64 << 20

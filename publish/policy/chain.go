@@ -70,6 +70,15 @@ func (c *Chain) Apply(index uint64, ch *Change) (*ChangeEvidence, error) {
 	if err != nil {
 		return ev, err
 	}
+	// An approval binds the network and both digests, not a time: were a
+	// chain allowed to come back to a policy, the approvals of the change
+	// that once left it would be good again, and anyone could replay it.
+	d := ch.New.Digest()
+	for _, s := range c.steps {
+		if s.digest == d {
+			return ev, changeErr("the new policy %s was in force before (from index %d): a change may not return to an earlier policy, whose old changes could be replayed; make it differ (a new key, say)", d, s.from)
+		}
+	}
 	t, err := ch.New.Trust()
 	if err != nil {
 		return nil, err

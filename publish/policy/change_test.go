@@ -238,6 +238,14 @@ func TestChain(t *testing.T) {
 	if got := ch.Changes(); len(got) != 1 || got[0] != 4 {
 		t.Errorf("changes %v after a replay, want [4]", got)
 	}
+	// Back to the first policy, approved by the rotated policy's majority,
+	// is refused: the first change could then be replayed.
+	undo := &policy.Change{Previous: rotated.Digest(), New: three}
+	signRaw(t, undo, ms[0])
+	signRaw(t, undo, nk)
+	if _, err := ch.Apply(10, undo); err == nil || !strings.Contains(err.Error(), "was in force before") {
+		t.Fatalf("a change back to an earlier policy: got %v, want a refusal", err)
+	}
 	// A change before the one in force is out of order.
 	if _, err := ch.Apply(3, back); err == nil || !strings.Contains(err.Error(), "log order") {
 		t.Fatalf("got %v, want a refusal of the order", err)

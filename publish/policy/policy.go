@@ -38,7 +38,8 @@
 // verifiers apply alike: an entry at index i is judged by the policy in
 // force at i, the first policy replaced by every approved change at an
 // index below i; a change at i is judged by the policy in force at i and
-// holds from i+1; a checkpoint of size N is judged (signer, cosigners,
+// holds from i+1, and may not bring back a policy that was in force before
+// (its old changes' approvals would be replayable); a checkpoint of size N is judged (signer, cosigners,
 // threshold) by the policy in force at N. So a vote signed with a key that
 // a change rotated out counts for nothing in an entry after the change.
 // Everything a node gossips or signs names the digest of the policy in

@@ -144,15 +144,24 @@ func (h *ociHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 // repository is a name as published: the name asked for, or for
 // library/<name> with nothing of its own, <name>.
 func (h *ociHandler) repository(name string) (string, []index.Record) {
-	recs := h.o.Index.ByCoordinatePrefix(publish.EcosystemOCI, name+":")
+	recs := h.ofName(name)
 	if len(recs) == 0 {
 		if short, ok := strings.CutPrefix(name, "library/"); ok && !strings.Contains(short, "/") {
-			if recs := h.o.Index.ByCoordinatePrefix(publish.EcosystemOCI, short+":"); len(recs) > 0 {
+			if recs := h.ofName(short); len(recs) > 0 {
 				return short, recs
 			}
 		}
 	}
 	return name, recs
+}
+
+// ofName returns the records of the OCI entries published under name, in
+// log order. The prefix "name:" also finds a coordinate whose own name
+// goes on after a colon ("name:5000/other:tag", whose name is
+// "name:5000/other"): those are another repository's, and left out.
+func (h *ociHandler) ofName(name string) []index.Record {
+	recs := h.o.Index.ByCoordinatePrefix(publish.EcosystemOCI, name+":")
+	return slices.DeleteFunc(recs, func(rec index.Record) bool { return nameOf(rec.Coordinate) != name })
 }
 
 // tagOf returns the tag of a record of repository repo, or "".
@@ -266,7 +275,7 @@ func imageDigest(rec index.Record) string {
 // names).
 func (h *ociHandler) publishedName(name string) string {
 	if short, ok := strings.CutPrefix(name, "library/"); ok && !strings.Contains(short, "/") {
-		if len(h.o.Index.ByCoordinatePrefix(publish.EcosystemOCI, name+":")) == 0 {
+		if len(h.ofName(name)) == 0 {
 			return short
 		}
 	}
