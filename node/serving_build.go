@@ -74,7 +74,8 @@ func (n *Node) runServing(ctx context.Context) error {
 		if n.serving.serving == nil {
 			return
 		}
-		if err := indexFinal(ctx, n.svc, n.serving.idx); err != nil && ctx.Err() == nil {
+		// indexFinal ends only with an error: ctx's, or a log it cannot read.
+		if err := indexFinal(ctx, n.svc, n.serving.idx); ctx.Err() == nil {
 			n.log.ErrorContext(ctx, "the served index stopped following the final checkpoints: nothing published from now on is served", "err", err)
 		}
 	}()
