@@ -85,8 +85,11 @@ func TestLogReadersCheckTheSource(t *testing.T) {
 		{"good consistency", "", nil, []string{"consistency", "10", "299"}, 0, ""},
 		{"other entry", "/tile/entries/001", flip(4), []string{"entry", "--raw", "256"}, 1,
 			"entry 256 is not in the tree of its checkpoint (size 300)"},
+		// log proof first reads the log's policy changes (entries 0 to
+		// 255, proven in the same tree), which the flipped hash already
+		// breaks: either read may be the one that names it.
 		{"other hash", "/tile/0/001", flip(40), []string{"proof", "256"}, 1,
-			"entry 256 is not in the tree of its checkpoint (size 300)"},
+			"not in the tree of"},
 		{"other hash in a consistency proof", "/tile/0/000", flip(40), []string{"consistency", "3", "200"}, 1,
 			"the tree of size 3 in the log's tiles is not consistent with its checkpoint (size 300): the proof leads to root "},
 		{"truncated tile", "/tile/0/001", func(b []byte) []byte { return b[:len(b)-3] }, []string{"entry", "256"}, 2,
