@@ -11,6 +11,7 @@ import (
 	"log/slog"
 	"mime"
 	"net/http"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -325,12 +326,23 @@ func (f *forwarder) relay(st network.Stream, br *bufio.Reader, input string) {
 		}
 		switch ev.Type {
 		case EventVote:
+			// A vote counts for a build node of the policy, once: a
+			// build node naming others lies (and could grow Votes
+			// without end).
+			if _, ok := f.network.ByName(ev.Node); !ok {
+				st.Reset()
+				return
+			}
 			f.mu.Lock()
-			if rs := f.rounds[input]; rs != nil {
+			rs := f.rounds[input]
+			seen := rs != nil && slices.Contains(rs.Votes, ev.Node)
+			if rs != nil && !seen {
 				rs.Votes = append(rs.Votes, ev.Node)
 			}
 			f.mu.Unlock()
-			f.events.emit(input, ev)
+			if !seen {
+				f.events.emit(input, ev)
+			}
 		case EventVerdict:
 			f.mu.Lock()
 			if rs := f.rounds[input]; rs != nil && ev.Verdict != nil {
