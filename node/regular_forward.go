@@ -197,7 +197,11 @@ func (f *forwarder) forward(ctx context.Context, req *quorum.BuildRequest) (stri
 	if len(peers) == 0 {
 		return "", errors.New("node: no build node to pass the request on to: this node is connected to none of the policy's build nodes (check --bootstrap)")
 	}
+	// A refusal does not end the search: one lying build node must not
+	// censor the requesters of this node. The request is refused when
+	// the build nodes that answered all refused it.
 	var errs []error
+	var refusals []string
 	for _, p := range peers {
 		name := p.String()
 		if m, ok := f.network.ByPeer(p); ok {
@@ -206,13 +210,17 @@ func (f *forwarder) forward(ctx context.Context, req *quorum.BuildRequest) (stri
 		input, err := f.forwardTo(ctx, p, b, req.InputDigest)
 		var refused *refusedError
 		if errors.As(err, &refused) {
-			return "", &refusedError{fmt.Sprintf("node: build node %s refused the request: %s", name, refused.msg)}
+			refusals = append(refusals, fmt.Sprintf("build node %s refused the request: %s", name, refused.msg))
+			continue
 		}
 		if err == nil {
 			f.log.InfoContext(ctx, "passed a build request on", "input", input, "build-node", name)
 			return input, nil
 		}
 		errs = append(errs, fmt.Errorf("%s: %w", name, err))
+	}
+	if len(refusals) > 0 {
+		return "", &refusedError{"node: " + strings.Join(refusals, "; ")}
 	}
 	return "", fmt.Errorf("node: no build node took the request: %w", errors.Join(errs...))
 }

@@ -3,13 +3,19 @@ package node
 import (
 	"bufio"
 	"bytes"
+	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"log/slog"
 	"strings"
 	"testing"
+	"time"
 
+	"github.com/libp2p/go-libp2p"
+	"github.com/libp2p/go-libp2p/core/host"
 	"github.com/libp2p/go-libp2p/core/network"
+	"github.com/libp2p/go-libp2p/core/peer"
 	"github.com/pyrsia/pyrsia-build/quorum"
 )
 
@@ -74,5 +80,80 @@ func TestReviewRelayedVotesBounded(t *testing.T) {
 	}
 	if !st.reset {
 		t.Error("the stream of a build node naming a voter outside the policy was not reset")
+	}
+}
+
+// Regression (review-net): a regular node passed a request to its build
+// nodes in turn but gave up at the first refusal: one lying build node
+// (first among the bootstrap peers, say) that refuses every request
+// censored every requester of that regular node, though the others would
+// have taken it. A refusal now moves on to the next build node; the
+// request is refused only when none took it.
+func TestReviewForwardPastALyingRefusal(t *testing.T) {
+	c := newCluster(t, 3, nil)
+	nw, err := quorum.NetworkFromPolicy(c.policy)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := SignRequest(c.policy, ociSpec(6), c.nodes[2].keys.Cosign)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req, err := quorum.ParseBuildRequest(b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// node-a refuses everything; node-b takes the request.
+	serve := func(i int, answer func(line []byte) forwardAnswer) host.Host {
+		h, err := libp2p.New(libp2p.Identity(c.nodes[i].keys.P2P), libp2p.ListenAddrStrings("/ip4/127.0.0.1/tcp/0"), libp2p.DisableRelay())
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { h.Close() })
+		h.SetStreamHandler(RequestProtocol, func(st network.Stream) {
+			defer st.Close()
+			line, err := readLine(bufio.NewReader(st), quorum.MaxRequestSize+1)
+			if err != nil {
+				st.Reset()
+				return
+			}
+			json.NewEncoder(st).Encode(answer(line))
+		})
+		return h
+	}
+	liar := serve(0, func([]byte) forwardAnswer { return forwardAnswer{Error: "not one of the policy's requesters (a lie)"} })
+	honest := serve(1, func(line []byte) forwardAnswer {
+		r, err := quorum.ParseBuildRequest(line)
+		if err != nil {
+			return forwardAnswer{Error: err.Error()}
+		}
+		return forwardAnswer{InputDigest: r.InputDigest}
+	})
+	reg := newHost(t)
+	boot := []peer.AddrInfo{{ID: liar.ID(), Addrs: liar.Addrs()}, {ID: honest.ID(), Addrs: honest.Addrs()}}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	for _, ai := range boot {
+		if err := reg.Connect(ctx, ai); err != nil {
+			t.Fatal(err)
+		}
+	}
+	f := newForwarder(reg, nw, boot, slog.New(slog.DiscardHandler))
+	input, err := f.forward(ctx, req)
+	if err != nil || input != req.InputDigest {
+		t.Fatalf("forward with node-a refusing and node-b taking it: %q, %v; want node-b to take it", input, err)
+	}
+
+	// When every build node refuses, the refusal is the answer, naming
+	// each.
+	honest.SetStreamHandler(RequestProtocol, func(st network.Stream) {
+		defer st.Close()
+		readLine(bufio.NewReader(st), quorum.MaxRequestSize+1)
+		json.NewEncoder(st).Encode(forwardAnswer{Error: "requester not allowed"})
+	})
+	_, err = f.forward(ctx, req)
+	var refused *refusedError
+	if !errors.As(err, &refused) || !strings.Contains(err.Error(), "node-a") || !strings.Contains(err.Error(), "node-b") || !strings.Contains(err.Error(), "requester not allowed") {
+		t.Errorf("every build node refusing: %v, want a refusal naming node-a and node-b", err)
 	}
 }
