@@ -57,19 +57,22 @@ type forwardAnswer struct {
 // serveForwarded is a build node's end of [RequestProtocol].
 func (n *Node) serveForwarded(st network.Stream) {
 	defer st.Close()
+	// The request is read before the stream takes a slot: a peer that
+	// opens streams and sends nothing (or a byte at a time) holds no
+	// slot, and cannot make this node "busy" for everyone.
+	st.SetReadDeadline(time.Now().Add(30 * time.Second))
+	br := bufio.NewReaderSize(st, 4096)
+	line, err := readLine(br, quorum.MaxRequestSize+1)
+	if err != nil {
+		st.Reset()
+		return
+	}
 	select {
 	case n.serving.forwarded <- struct{}{}:
 		defer func() { <-n.serving.forwarded }()
 	default:
 		st.SetDeadline(time.Now().Add(10 * time.Second))
 		json.NewEncoder(st).Encode(forwardAnswer{Error: "busy: too many forwarded requests at once; try another build node or later"})
-		return
-	}
-	st.SetReadDeadline(time.Now().Add(30 * time.Second))
-	br := bufio.NewReaderSize(st, 4096)
-	line, err := readLine(br, quorum.MaxRequestSize+1)
-	if err != nil {
-		st.Reset()
 		return
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 2*n.o.Deadline+time.Minute)

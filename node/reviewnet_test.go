@@ -157,3 +157,66 @@ func TestReviewForwardPastALyingRefusal(t *testing.T) {
 		t.Errorf("every build node refusing: %v, want a refusal naming node-a and node-b", err)
 	}
 }
+
+// Regression (review-net): a build node took one of its maxForwarded
+// slots for a forwarded request before reading it, and kept it up to 30 s
+// while the stream sent nothing: any peer with maxForwarded silent
+// streams, opened again every 30 s, made the build node answer "busy" to
+// every regular node. A stream now takes a slot once its request is read,
+// and one peer holds at most a few.
+func TestReviewForwardSlotsNotHeldBySilentStreams(t *testing.T) {
+	n := &Node{serving: buildServing{forwarded: make(chan struct{}, maxForwarded)}, log: slog.New(slog.DiscardHandler)}
+	n.o.Deadline = time.Second
+	server := newHost(t)
+	server.SetStreamHandler(RequestProtocol, n.serveForwarded)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	dial := func(h host.Host) network.Stream {
+		t.Helper()
+		if err := h.Connect(ctx, peer.AddrInfo{ID: server.ID(), Addrs: server.Addrs()}); err != nil {
+			t.Fatal(err)
+		}
+		st, err := h.NewStream(ctx, server.ID(), RequestProtocol)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return st
+	}
+	attacker := newHost(t)
+	for range maxForwarded + 2 {
+		st := dial(attacker)
+		st.Write([]byte("{")) // a request that never ends
+		t.Cleanup(func() { st.Reset() })
+	}
+	// Wait until the server has handed every silent stream to its handler.
+	for ctx.Err() == nil {
+		open := 0
+		for _, conn := range server.Network().ConnsToPeer(attacker.ID()) {
+			for _, s := range conn.GetStreams() {
+				if s.Protocol() == RequestProtocol {
+					open++
+				}
+			}
+		}
+		if open >= maxForwarded { // (those answered "busy" are closed)
+			break
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	st := dial(newHost(t))
+	defer st.Close()
+	st.Write([]byte("{}\n"))
+	st.CloseWrite()
+	st.SetReadDeadline(time.Now().Add(20 * time.Second))
+	line, err := readLine(bufio.NewReader(st), maxEventLine)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var a forwardAnswer
+	if err := json.Unmarshal(line, &a); err != nil {
+		t.Fatal(err)
+	}
+	if strings.Contains(a.Error, "busy") || !strings.Contains(a.Error, "build request") {
+		t.Errorf("another peer's request while one peer holds %d silent streams: %q, want it judged (refused as not a build request)", maxForwarded+2, a.Error)
+	}
+}
