@@ -11,6 +11,7 @@ import (
 	"log/slog"
 	"mime"
 	"net/http"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -56,19 +57,22 @@ type forwardAnswer struct {
 // serveForwarded is a build node's end of [RequestProtocol].
 func (n *Node) serveForwarded(st network.Stream) {
 	defer st.Close()
+	// The request is read before the stream takes a slot: a peer that
+	// opens streams and sends nothing (or a byte at a time) holds no
+	// slot, and cannot make this node "busy" for everyone.
+	st.SetReadDeadline(time.Now().Add(30 * time.Second))
+	br := bufio.NewReaderSize(st, 4096)
+	line, err := readLine(br, quorum.MaxRequestSize+1)
+	if err != nil {
+		st.Reset()
+		return
+	}
 	select {
 	case n.serving.forwarded <- struct{}{}:
 		defer func() { <-n.serving.forwarded }()
 	default:
 		st.SetDeadline(time.Now().Add(10 * time.Second))
 		json.NewEncoder(st).Encode(forwardAnswer{Error: "busy: too many forwarded requests at once; try another build node or later"})
-		return
-	}
-	st.SetReadDeadline(time.Now().Add(30 * time.Second))
-	br := bufio.NewReaderSize(st, 4096)
-	line, err := readLine(br, quorum.MaxRequestSize+1)
-	if err != nil {
-		st.Reset()
 		return
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 2*n.o.Deadline+time.Minute)
@@ -178,7 +182,11 @@ func (f *forwarder) forward(ctx context.Context, req *quorum.BuildRequest) (stri
 	if len(peers) == 0 {
 		return "", errors.New("node: no build node to pass the request on to: this node is connected to none of the policy's build nodes (check --bootstrap)")
 	}
+	// A refusal does not end the search: one lying build node must not
+	// censor the requesters of this node. The request is refused when
+	// the build nodes that answered all refused it.
 	var errs []error
+	var refusals []string
 	for _, p := range peers {
 		name := p.String()
 		if m, ok := f.network.ByPeer(p); ok {
@@ -187,13 +195,17 @@ func (f *forwarder) forward(ctx context.Context, req *quorum.BuildRequest) (stri
 		input, err := f.forwardTo(ctx, p, b, req.InputDigest)
 		var refused *refusedError
 		if errors.As(err, &refused) {
-			return "", &refusedError{fmt.Sprintf("node: build node %s refused the request: %s", name, refused.msg)}
+			refusals = append(refusals, fmt.Sprintf("build node %s refused the request: %s", name, refused.msg))
+			continue
 		}
 		if err == nil {
 			f.log.InfoContext(ctx, "passed a build request on", "input", input, "build-node", name)
 			return input, nil
 		}
 		errs = append(errs, fmt.Errorf("%s: %w", name, err))
+	}
+	if len(refusals) > 0 {
+		return "", &refusedError{"node: " + strings.Join(refusals, "; ")}
 	}
 	return "", fmt.Errorf("node: no build node took the request: %w", errors.Join(errs...))
 }
@@ -307,12 +319,23 @@ func (f *forwarder) relay(st network.Stream, br *bufio.Reader, input string) {
 		}
 		switch ev.Type {
 		case EventVote:
+			// A vote counts for a build node of the policy, once: a
+			// build node naming others lies (and could grow Votes
+			// without end).
+			if _, ok := f.network.ByName(ev.Node); !ok {
+				st.Reset()
+				return
+			}
 			f.mu.Lock()
-			if rs := f.rounds[input]; rs != nil {
+			rs := f.rounds[input]
+			seen := rs != nil && slices.Contains(rs.Votes, ev.Node)
+			if rs != nil && !seen {
 				rs.Votes = append(rs.Votes, ev.Node)
 			}
 			f.mu.Unlock()
-			f.events.emit(input, ev)
+			if !seen {
+				f.events.emit(input, ev)
+			}
 		case EventVerdict:
 			f.mu.Lock()
 			if rs := f.rounds[input]; rs != nil && ev.Verdict != nil {
