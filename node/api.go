@@ -46,6 +46,7 @@ type RoundStatus struct {
 //	GET  /status                           the node's [Status], JSON
 //	POST /v1/publish                       a build spec (YAML or JSON): {"inputDigest": ...}
 //	POST /v1/requests                      a build request its requester signed (JSON): {"inputDigest": ...}
+//	POST /v1/policy-changes                a policy change a majority approved (JSON): a [PolicyChangeResult]
 //	GET  /v1/publish/<input>/events        the round's [Event]s, newline-delimited JSON,
 //	                                       until "final" or "verdict"
 //	GET  /v1/status/<input or coordinate>  a [RoundStatus]
@@ -69,6 +70,7 @@ func (n *Node) apiHandler() http.Handler {
 	})
 	mux.HandleFunc("POST /v1/publish", n.servePublish)
 	mux.HandleFunc("POST /v1/requests", n.serveRequest)
+	mux.HandleFunc("POST /v1/policy-changes", n.servePolicyChange)
 	mux.HandleFunc("GET /v1/publish/{input}/events", n.serveEvents)
 	mux.HandleFunc("GET /v1/status/{what...}", n.serveRoundStatus)
 	mux.HandleFunc("GET /v1/proof/{input}", n.serveProof)
@@ -198,7 +200,7 @@ func (n *Node) dissent(ctx context.Context, rec index.Record) ([]string, map[str
 		n.mu.Unlock()
 		return names, d
 	}
-	qv := r.tally(n.network, 0)
+	qv := r.tally(r.net, 0)
 	n.mu.Unlock()
 	published := quorum.SubjectsKey(rec.Subjects)
 	var pub []string

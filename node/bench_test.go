@@ -86,7 +86,7 @@ func median(ds []time.Duration) float64 {
 func BenchmarkRound(b *testing.B) {
 	c, ctx := newBenchCluster(b)
 	via := (c.leader(ctx) + 1) % 5
-	threshold := c.nodes[via].node.network.Threshold()
+	threshold := c.nodes[via].node.net().Threshold()
 	var q, pub, fin []time.Duration
 	b.ResetTimer()
 	for i := range b.N {

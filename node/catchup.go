@@ -101,7 +101,7 @@ func (p *peerEntries) open() (*logclient.Client, error) {
 		return p.client, nil
 	}
 	var peers []peer.ID
-	for _, m := range p.n.network.Members() {
+	for _, m := range p.n.net().Members() {
 		if m.Name != p.n.o.Keys.Name {
 			peers = append(peers, m.PeerID)
 		}

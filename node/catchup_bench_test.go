@@ -159,7 +159,8 @@ func BenchmarkCatchUp(b *testing.B) {
 			b.Fatal(err)
 		}
 		// Only node-a serves; node-b is not running.
-		n := &Node{o: Options{Keys: keys[2]}, host: dst, trust: trust, network: benchNetworkOf(b, network, src.ID())}
+		n := &Node{o: Options{Keys: keys[2]}, host: dst, trust: trust}
+		n.cur.Store(&membership{net: benchNetworkOf(b, network, src.ID())})
 		pe := &peerEntries{n: n}
 		b.StartTimer()
 		if err := pe.catchup().CatchUpInputs(ctx, l, 0, uint64(entries), map[string]uint64{}); err != nil {
