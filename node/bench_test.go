@@ -138,7 +138,7 @@ func BenchmarkBurst200(b *testing.B) {
 	c, ctx := newBenchCluster(b)
 	via := (c.leader(ctx) + 1) % 5
 	n := c.nodes[via].node
-	threshold := n.network.Threshold()
+	threshold := n.net().Threshold()
 	var e2e, toQuorum, toPublished, toFinal time.Duration
 	var entries, timed int
 	b.ResetTimer()
