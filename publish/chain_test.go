@@ -423,3 +423,55 @@ func TestCheckLogEntry(t *testing.T) {
 		t.Errorf("rebuilt chain: %s, want %s", p.Digest(), four.Digest())
 	}
 }
+
+// Regression (hostile review of the policy chain): the keys a change
+// rotated out (lost, stolen: the reason to rotate them) still make a
+// majority of the first policy. Their holders write a log of their own,
+// without the change, sign and cosign its checkpoint with the old note
+// keys and hand out its bundle, which carries no policy change: given only
+// the first policy, a verifier cannot tell it from the network's log.
+// ProofOptions.LaterPolicy, a policy the verifier knows was in force (the
+// one its nodes run), refuses every bundle whose checkpoint the chain
+// does not judge by that policy or a later one.
+func TestChainForkByRotatedOutKeys(t *testing.T) {
+	n := testChainNodes(t)
+	three := chainPolicy(t, n[:3]...)
+	// Every node gets new keys; node-6's cosign key goes to node-0, say.
+	rotated := chainPolicy(t, n[3:6]...)
+	rotated.Nodes[0].Name, rotated.Nodes[1].Name, rotated.Nodes[2].Name = "node-0", "node-1", "node-2"
+	rotated.Nodes[0].NoteKey, rotated.Nodes[1].NoteKey, rotated.Nodes[2].NoteKey = n[3].node.NoteKey, n[4].node.NoteKey, n[5].node.NoteKey
+	if err := rotated.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	real := [][]byte{
+		changeEntry(t, three, rotated, n[0], n[1]),
+		publishEntry(t, "real", n[3], n[4]),
+	}
+	pb, art := chainBundle(t, real, 1, "real", n[3], n[3], n[4])
+	if _, err := verifyChain(t, pb, art, three); err != nil {
+		t.Fatalf("the network's own bundle: %v", err)
+	}
+	opts := publish.ProofOptions{LaterPolicy: rotated.Digest()}
+	if _, err := publish.VerifyProofChain(context.Background(), attest.FileArtifact(art), pb, three, opts); err != nil {
+		t.Fatalf("the network's own bundle, knowing the rotated policy: %v", err)
+	}
+
+	// The fork: old keys only, no change.
+	fork := [][]byte{publishEntry(t, "evil", n[0], n[1])}
+	fpb, fart := chainBundle(t, fork, 0, "evil", n[0], n[0], n[1])
+	if _, err := verifyChain(t, fpb, fart, three); err != nil {
+		t.Fatalf("without a later policy the fork verifies (what LaterPolicy is for): %v", err)
+	}
+	_, err := publish.VerifyProofChain(context.Background(), attest.FileArtifact(fart), fpb, three, opts)
+	wantRefusal(t, err, "policy", "is not the policy in force at the checkpoint, nor one before it")
+	// The fork with the real change after its entry is judged by the
+	// rotated policy at its checkpoint, which the old keys did not sign.
+	fork = append(fork, real[0])
+	fpb, fart = chainBundle(t, fork, 0, "evil", n[0], n[0], n[1])
+	_, err = publish.VerifyProofChain(context.Background(), attest.FileArtifact(fart), fpb, three, opts)
+	wantRefusal(t, err, "checkpoint", "")
+	// A later policy that is not valid is the caller's error.
+	if _, err := publish.VerifyProofChain(context.Background(), attest.FileArtifact(art), pb, three, publish.ProofOptions{LaterPolicy: "sha256:nope"}); err == nil {
+		t.Fatal("a later policy digest that is not one was accepted")
+	}
+}
