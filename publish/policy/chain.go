@@ -136,6 +136,19 @@ func (c *Chain) At(index uint64) (*Policy, *Trust) {
 // by: the policy in force after its last entry, At(size).
 func (c *Chain) ForCheckpoint(size uint64) (*Policy, *Trust) { return c.At(size) }
 
+// From returns the first log index judged by the policy of digest, if
+// it is one of the chain's.
+func (c *Chain) From(digest string) (uint64, bool) {
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	for _, s := range c.steps {
+		if s.digest == digest {
+			return s.from, true
+		}
+	}
+	return 0, false
+}
+
 // Current returns the policy in force after the last change, and the
 // index it holds from.
 func (c *Chain) Current() (*Policy, uint64) {
