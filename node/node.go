@@ -86,9 +86,12 @@ type Node struct {
 	trust *policy.Trust
 	// chain follows the policy changes of the log (policy.Chain): the FSM
 	// judges every entry by the policy in force at its index.
-	chain   *policy.Chain
-	network *quorum.Network
-	members []string // policy order
+	chain *policy.Chain
+	// envelopes are the vote envelopes this node's gossip validator
+	// verified, which its FSM then need not verify again.
+	envelopes *quorum.VerifiedEnvelopes
+	network   *quorum.Network
+	members   []string // policy order
 
 	host   host.Host
 	gater  *quorum.Gater
@@ -231,8 +234,9 @@ func New(ctx context.Context, o Options) (n *Node, err error) {
 	n.catchup = &peerEntries{n: n}
 
 	// Ordering: the FSM appends what Raft commits, after checking it.
+	n.envelopes = quorum.NewVerifiedEnvelopes(0)
 	if n.fsm, err = quorum.NewFSM(quorum.FSMOptions{
-		Checker: &quorum.ChainChecker{Chain: n.chain},
+		Checker: &quorum.ChainChecker{Chain: n.chain, Envelopes: n.envelopes},
 		Applier: n.svc,
 		Catchup: n.catchup.catchup(),
 		Observe: n.applied,
@@ -259,7 +263,7 @@ func New(ctx context.Context, o Options) (n *Node, err error) {
 	// the one that ends Run): a router stopped by its context first fails
 	// the topics' Close.
 	gctx, gcancel := context.WithCancel(context.WithoutCancel(ctx))
-	if n.gossip, err = quorum.NewGossip(gctx, quorum.GossipOptions{Host: n.host, Network: n.network, Logger: n.log, OnEquivocation: n.equivocation}); err != nil {
+	if n.gossip, err = quorum.NewGossip(gctx, quorum.GossipOptions{Host: n.host, Network: n.network, Logger: n.log, OnEquivocation: n.equivocation, Envelopes: n.envelopes}); err != nil {
 		gcancel()
 		return nil, err
 	}
