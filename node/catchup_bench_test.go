@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/libp2p/go-libp2p/core/host"
 	"github.com/libp2p/go-libp2p/core/peer"
 	"github.com/pyrsia/pyrsia-build/attest"
 	"github.com/pyrsia/pyrsia-build/builder"
@@ -42,15 +43,50 @@ func BenchmarkCatchUp(b *testing.B) {
 			b.Fatalf("PYRSIA_BENCH_ENTRIES=%q is not a positive number", s)
 		}
 	}
+	cp := newCatchupPeer(b, entries)
 	ctx := context.Background()
-	root := b.TempDir()
+	b.ResetTimer()
+	for i := range b.N {
+		b.StopTimer()
+		l := cp.wiped(b, fmt.Sprintf("wiped-%d", i))
+		pe := cp.entries(l)
+		b.StartTimer()
+		if err := pe.catchup().CatchUpInputs(ctx, l, 0, uint64(entries), map[string]uint64{}); err != nil {
+			b.Fatal(err)
+		}
+		b.StopTimer()
+		if l.Size() != uint64(entries) {
+			b.Fatalf("caught up to %d entries, want %d", l.Size(), entries)
+		}
+		l.Close()
+		b.StartTimer()
+	}
+	b.ReportMetric(float64(entries)*float64(b.N)/b.Elapsed().Seconds(), "entries/s")
+}
+
+// catchupPeer is node-a's log of entries attested by node-a and node-b,
+// cosigned by all three, served over libp2p to node-c's host (dst).
+type catchupPeer struct {
+	root     string
+	p        *policy.Policy
+	keys     []*Keys
+	trust    *policy.Trust
+	chain    *policy.Chain
+	network  *quorum.Network
+	svc      *logservice.Service
+	src, dst host.Host
+}
+
+func newCatchupPeer(tb testing.TB, entries int) *catchupPeer {
+	ctx := context.Background()
+	root := tb.TempDir()
 	p := &policy.Policy{Version: policy.Version, Name: testNetwork}
 	var keys []*Keys
 	for i := range 3 {
 		name := fmt.Sprintf("node-%c", 'a'+i)
 		k, err := InitKeys(filepath.Join(root, name), name, nil)
 		if err != nil {
-			b.Fatal(err)
+			tb.Fatal(err)
 		}
 		keys = append(keys, k)
 		pn := k.PolicyNode()
@@ -58,11 +94,11 @@ func BenchmarkCatchUp(b *testing.B) {
 	}
 	trust, err := p.Trust()
 	if err != nil {
-		b.Fatal(err)
+		tb.Fatal(err)
 	}
 	network, err := quorum.NetworkFromPolicy(p)
 	if err != nil {
-		b.Fatal(err)
+		tb.Fatal(err)
 	}
 
 	// node-a's log: entries attested by node-a and node-b, cosigned by all.
@@ -71,7 +107,7 @@ func BenchmarkCatchUp(b *testing.B) {
 		w, err := witness.NewCosigner(witness.CosignerOptions{Signer: k.Cosigner, Origin: p.Name, LogVerifier: mustLogVerifier(keys[0].NoteKey),
 			StateDir: filepath.Join(root, k.Name, "cosigner")})
 		if err != nil {
-			b.Fatal(err)
+			tb.Fatal(err)
 		}
 		cosigners = append(cosigners, w)
 	}
@@ -85,11 +121,11 @@ func BenchmarkCatchUp(b *testing.B) {
 		RetryInterval: 50 * time.Millisecond,
 	})
 	if err != nil {
-		b.Fatal(err)
+		tb.Fatal(err)
 	}
-	defer svc.Close()
+	tb.Cleanup(func() { svc.Close() })
 	sctx, stop := context.WithCancel(ctx)
-	defer stop()
+	tb.Cleanup(stop)
 	go svc.Run(sctx)
 	// The entries are made on every core and appended in batches of
 	// 1,000 (one fsync each), straight to the log, not through Raft.
@@ -122,63 +158,62 @@ func BenchmarkCatchUp(b *testing.B) {
 	wg.Wait()
 	select {
 	case err := <-errs:
-		b.Fatal(err)
+		tb.Fatal(err)
 	default:
 	}
 	for i := 0; i < entries; i += chunk {
 		if _, err := svc.AppendBatch(ctx, made[i:min(i+chunk, entries)]); err != nil {
-			b.Fatal(err)
+			tb.Fatal(err)
 		}
 	}
 	made = nil
 	if _, err := svc.WaitFinal(ctx, uint64(entries)); err != nil {
-		b.Fatal(err)
+		tb.Fatal(err)
 	}
-	b.Logf("built a log of %d entries in %v", entries, time.Since(start).Round(time.Millisecond))
+	tb.Logf("built a log of %d entries in %v", entries, time.Since(start).Round(time.Millisecond))
 
 	src, err := quorum.NewHost(quorum.HostOptions{Key: keys[0].P2P, Listen: []string{"/ip4/127.0.0.1/tcp/0"}, Gater: quorum.NewGater(network.PeerIDs())})
 	if err != nil {
-		b.Fatal(err)
+		tb.Fatal(err)
 	}
-	defer src.Close()
+	tb.Cleanup(func() { src.Close() })
 	exchange.ServeLog(src, liveSource{svc}, exchange.LogOptions{})
 	dst, err := quorum.NewHost(quorum.HostOptions{Key: keys[2].P2P, Listen: []string{"/ip4/127.0.0.1/tcp/0"}, Gater: quorum.NewGater(network.PeerIDs())})
 	if err != nil {
-		b.Fatal(err)
+		tb.Fatal(err)
 	}
-	defer dst.Close()
+	tb.Cleanup(func() { dst.Close() })
 	if err := dst.Connect(ctx, peer.AddrInfo{ID: src.ID(), Addrs: src.Addrs()}); err != nil {
-		b.Fatal(err)
+		tb.Fatal(err)
 	}
 
-	b.ResetTimer()
-	for i := range b.N {
-		b.StopTimer()
-		l, err := tlog.Open(ctx, tlog.Options{Dir: filepath.Join(root, fmt.Sprintf("wiped-%d", i)), Origin: p.Name, Signer: keys[2].LogSigner})
-		if err != nil {
-			b.Fatal(err)
-		}
-		// Only node-a serves; node-b is not running.
-		n := &Node{o: Options{Keys: keys[2]}, host: dst, trust: trust}
-		n.cur.Store(&membership{net: benchNetworkOf(b, network, src.ID())})
-		pe := &peerEntries{n: n}
-		b.StartTimer()
-		if err := pe.catchup().CatchUpInputs(ctx, l, 0, uint64(entries), map[string]uint64{}); err != nil {
-			b.Fatal(err)
-		}
-		b.StopTimer()
-		if l.Size() != uint64(entries) {
-			b.Fatalf("caught up to %d entries, want %d", l.Size(), entries)
-		}
-		l.Close()
-		b.StartTimer()
+	chain, err := policy.NewChain(p)
+	if err != nil {
+		tb.Fatal(err)
 	}
-	b.ReportMetric(float64(entries)*float64(b.N)/b.Elapsed().Seconds(), "entries/s")
+	return &catchupPeer{root: root, p: p, keys: keys, trust: trust, chain: chain, network: network, svc: svc, src: src, dst: dst}
+}
+
+// wiped opens a new, empty log for node-c.
+func (cp *catchupPeer) wiped(tb testing.TB, name string) *tlog.Log {
+	l, err := tlog.Open(context.Background(), tlog.Options{Dir: filepath.Join(cp.root, name), Origin: cp.p.Name, Signer: cp.keys[2].LogSigner})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return l
+}
+
+// entries is node-c's peerEntries, its own log l: only node-a serves
+// (node-b is not running).
+func (cp *catchupPeer) entries(l *tlog.Log) *peerEntries {
+	n := &Node{o: Options{Keys: cp.keys[2]}, host: cp.dst, trust: cp.trust, chain: cp.chain}
+	n.cur.Store(&membership{net: benchNetworkOf(cp.network, cp.src.ID())})
+	return &peerEntries{n: n, own: l.Entry}
 }
 
 // benchNetworkOf is network with only the serving peer to read from:
 // peerEntries reads from every member but itself.
-func benchNetworkOf(b *testing.B, network *quorum.Network, serving peer.ID) *quorum.Network {
+func benchNetworkOf(network *quorum.Network, serving peer.ID) *quorum.Network {
 	var members []quorum.Member
 	for _, m := range network.Members() {
 		if m.PeerID == serving || m.Name == "node-c" {
@@ -187,7 +222,7 @@ func benchNetworkOf(b *testing.B, network *quorum.Network, serving peer.ID) *quo
 	}
 	nw, err := quorum.NewNetwork(quorum.NetworkOptions{Digest: network.Digest(), Members: members})
 	if err != nil {
-		b.Fatal(err)
+		panic(err) // the members of a valid network
 	}
 	return nw
 }
