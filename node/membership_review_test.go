@@ -1,0 +1,66 @@
+package node
+
+import (
+	"net/http"
+	"slices"
+	"testing"
+
+	"github.com/hashicorp/raft"
+)
+
+// Hostile review of membership.go (review-member): each test shows a hole
+// the review found, and holds once it is fixed.
+
+// TestRemoveMajorityAtOnce: a change that keeps the leader and removes the
+// other two of three build nodes, adding a fourth. Raft changes its
+// configuration one server at a time: adding the new node needs a majority
+// of the old voters and the new one, 3 of 4, so the leader must still reach
+// a removed node. Before the fix every node refused the removed nodes at
+// once (gater, Raft's streams), and the network could never make Raft's
+// voters the policy's: Raft was stuck forever.
+func TestRemoveMajorityAtOnce(t *testing.T) {
+	c := newCluster(t, 3, nil)
+	c.startAll()
+	ctx := c.ctx()
+	l := c.leader(ctx)
+	d := c.addNode(nil)
+	p2 := withNodes(c.policy, c.policyNode(l), c.policyNode(d))
+	c.nodes[d].policy = p2
+	c.start(d)
+	others := []int{}
+	for i := range 3 {
+		if i != l {
+			others = append(others, i)
+		}
+	}
+	if code, body := c.submit(ctx, l, c.changeBy(c.policy, p2, others...)); code != http.StatusCreated {
+		t.Fatalf("submit: %d %s", code, body)
+	}
+	for _, i := range []int{l, d} {
+		n := c.nodes[i].node
+		waitFor(ctx, t, c.nodes[i].name+" acting on the new policy", func() bool { return n.net().Digest() == p2.Digest() })
+	}
+	want := peerIDs(p2)
+	waitFor(ctx, t, "Raft's voters to be the new policy's", func() bool {
+		for _, i := range []int{l, d} {
+			if c.nodes[i].node.Raft().State() == raft.Leader && slices.Equal(c.raftServers(i), want) {
+				return true
+			}
+		}
+		return false
+	})
+	// Once out of Raft's configuration, the removed nodes are refused.
+	for _, i := range others {
+		removed := c.nodes[i].keys.PeerID
+		for _, j := range []int{l, d} {
+			n := c.nodes[j].node
+			waitFor(ctx, t, "the removed node refused", func() bool {
+				return !n.gater.Admits(removed) && !slices.Contains(n.host.Network().Peers(), removed)
+			})
+		}
+	}
+	spec := testSpec(391)
+	if _, evs := c.publish(ctx, l, spec); lastEvent(evs).Type != EventFinal {
+		t.Fatalf("after the change: round ended with %v", lastEvent(evs))
+	}
+}
