@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"slices"
 	"sync"
 	"time"
 
@@ -77,6 +78,99 @@ type membership struct {
 	// voter: the policy lists this node with the peer id and cosign key
 	// it runs with.
 	voter bool
+	// listed are the peer ids the policies of the chain list, up to this
+	// one: the only removed nodes Raft's streams still admit.
+	listed map[peer.ID]bool
+}
+
+// chainPeers returns the peer ids of the build nodes of every policy of
+// the chain.
+func (n *Node) chainPeers() map[peer.ID]bool {
+	out := map[peer.ID]bool{}
+	add := func(p *policy.Policy) {
+		for _, pn := range p.Nodes {
+			if id, err := peer.Decode(pn.PeerID); err == nil {
+				out[id] = true
+			}
+		}
+	}
+	first, _ := n.chain.At(0)
+	add(first)
+	for _, i := range n.chain.Changes() {
+		p, _ := n.chain.At(i + 1)
+		add(p)
+	}
+	return out
+}
+
+// kept returns the removed build nodes still admitted.
+func (n *Node) kept() []peer.ID {
+	if k := n.raftKept.Load(); k != nil {
+		return *k
+	}
+	return nil
+}
+
+// keptAfter returns the peers of ids, each once, that m's policy does not
+// list but a policy of its chain did, other than this node.
+func (n *Node) keptAfter(m *membership, ids []peer.ID) []peer.ID {
+	var out []peer.ID
+	for _, id := range ids {
+		if _, in := m.net.ByPeer(id); in || !m.listed[id] || id == n.host.ID() || slices.Contains(out, id) {
+			continue
+		}
+		out = append(out, id)
+	}
+	return out
+}
+
+// admitsRaft reports whether p's Raft streams are served: a build node of
+// the policy in force, or a removed one Raft's configuration still lists.
+func (n *Node) admitsRaft(p peer.ID) bool {
+	if m := n.cur.Load(); m != nil {
+		if _, ok := m.net.ByPeer(p); ok {
+			return true
+		}
+	}
+	return slices.Contains(n.kept(), p)
+}
+
+// refreshKept keeps admitted only the removed build nodes Raft's
+// configuration still lists, and closes the connections of the others:
+// the gater keeps them out from then on.
+func (n *Node) refreshKept() {
+	if n.raft == nil {
+		return
+	}
+	f := n.raft.GetConfiguration()
+	if f.Error() != nil {
+		return
+	}
+	var ids []peer.ID
+	for _, s := range f.Configuration().Servers {
+		if id, err := peer.Decode(string(s.ID)); err == nil {
+			ids = append(ids, id)
+		}
+	}
+	n.memberMu.Lock()
+	defer n.memberMu.Unlock()
+	m := n.cur.Load()
+	kept := n.keptAfter(m, ids)
+	before := n.kept()
+	// A node the configuration lists again (a leader's change not yet
+	// committed, rolled back) is not admitted again: only fewer.
+	kept = slices.DeleteFunc(kept, func(id peer.ID) bool { return !slices.Contains(before, id) })
+	if len(kept) == len(before) {
+		return
+	}
+	n.raftKept.Store(&kept)
+	n.gater.SetPeers(append(m.net.PeerIDs(), kept...))
+	for _, id := range before {
+		if !slices.Contains(kept, id) {
+			n.host.Network().ClosePeer(id)
+			n.log.Info("a removed build node is out of Raft's configuration: refused from now on", "peer", id.String())
+		}
+	}
 }
 
 // net returns the network of the policy in force.
@@ -98,17 +192,33 @@ func (n *Node) setMembership(p *policy.Policy, from uint64) error {
 		m.logVerifiers = append(m.logVerifiers, v)
 	}
 	m.voter = n.isVoter(net)
-	old := n.cur.Swap(m)
-	n.gater.SetPeers(net.PeerIDs())
+	m.listed = n.chainPeers()
+	// The nodes this policy removes stay admitted (connections and Raft's
+	// streams only: gossip, cosigning and manifests refuse them now)
+	// until Raft's configuration no longer lists them: Raft changes its
+	// voters one at a time, and each change needs a majority of the
+	// voters before it, which may be mostly removed nodes (a change that
+	// removes a majority at once, or the leader). refreshKept drops them
+	// once the leader has removed them.
+	var kept []peer.ID
+	old := n.cur.Load()
+	if old != nil {
+		cands := append(old.net.PeerIDs(), n.kept()...)
+		if n.raft == nil {
+			// Starting (New, before Raft runs): the log's changes are
+			// read at once, so any node of the chain may still be in
+			// Raft's configuration; the first refreshKept trims them.
+			for id := range m.listed {
+				cands = append(cands, id)
+			}
+		}
+		kept = n.keptAfter(m, cands)
+	}
+	n.raftKept.Store(&kept)
+	n.cur.Store(m)
+	n.gater.SetPeers(append(net.PeerIDs(), kept...))
 	if old == nil {
 		return nil
-	}
-	// The removed nodes lose their connections; the gater keeps them out.
-	for _, id := range n.host.Network().Peers() {
-		_, was := old.net.ByPeer(id)
-		if _, is := net.ByPeer(id); was && !is {
-			n.host.Network().ClosePeer(id)
-		}
 	}
 	n.log.Info("acting on the policy in force", "policy", p.Digest(), "from", from, "nodes", len(p.Nodes), "threshold", net.Threshold(), "voter", m.voter)
 	if !m.voter {
@@ -204,6 +314,7 @@ func (n *Node) membershipLoop(ctx context.Context) error {
 		if err := n.followChain(); err != nil {
 			n.log.ErrorContext(ctx, "following the policy in force", "err", err)
 		}
+		n.refreshKept()
 		n.redial(ctx)
 		if n.raft.State() == raft.Leader {
 			if err := n.reconcileRaft(ctx); err != nil && ctx.Err() == nil {
