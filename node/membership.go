@@ -79,7 +79,7 @@ type membership struct {
 	// it runs with.
 	voter bool
 	// listed are the peer ids the policies of the chain list, up to this
-	// one: the only removed nodes Raft's streams still admit.
+	// one: the only removed nodes the gater still admits.
 	listed map[peer.ID]bool
 }
 
@@ -122,17 +122,6 @@ func (n *Node) keptAfter(m *membership, ids []peer.ID) []peer.ID {
 		out = append(out, id)
 	}
 	return out
-}
-
-// admitsRaft reports whether p's Raft streams are served: a build node of
-// the policy in force, or a removed one Raft's configuration still lists.
-func (n *Node) admitsRaft(p peer.ID) bool {
-	if m := n.cur.Load(); m != nil {
-		if _, ok := m.net.ByPeer(p); ok {
-			return true
-		}
-	}
-	return slices.Contains(n.kept(), p)
 }
 
 // refreshKept keeps admitted only the removed build nodes Raft's
@@ -193,13 +182,15 @@ func (n *Node) setMembership(p *policy.Policy, from uint64) error {
 	}
 	m.voter = n.isVoter(net)
 	m.listed = n.chainPeers()
-	// The nodes this policy removes stay admitted (connections and Raft's
-	// streams only: gossip, cosigning and manifests refuse them now)
-	// until Raft's configuration no longer lists them: Raft changes its
-	// voters one at a time, and each change needs a majority of the
-	// voters before it, which may be mostly removed nodes (a change that
-	// removes a majority at once, or the leader). refreshKept drops them
-	// once the leader has removed them.
+	// The gater keeps admitting the connections of the nodes this policy
+	// removes until Raft's configuration no longer lists them: Raft
+	// changes its voters one at a time, and each change needs a majority
+	// of the voters before it, which may be mostly removed nodes (a
+	// change that removes a majority at once), so the leader must still
+	// reach them. They only answer: Raft's stream layer serves the RPCs
+	// (votes, appends) of the policy's build nodes only, so a removed
+	// node cannot be elected or lead; gossip, cosigning and manifests
+	// refuse them. refreshKept drops them once the leader removed them.
 	var kept []peer.ID
 	old := n.cur.Load()
 	if old != nil {

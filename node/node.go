@@ -107,8 +107,8 @@ type Node struct {
 	memberMu   sync.Mutex // serialises membership switches
 	selfKeyID  string     // this node's cosign key id
 	// raftKept are the build nodes a change removed that Raft's
-	// configuration still lists (membership.go): their connections and
-	// Raft streams are admitted until the leader has removed them.
+	// configuration still lists (membership.go): the gater admits their
+	// connections until the leader has removed them.
 	raftKept atomic.Pointer[[]peer.ID]
 	// envelopes are the vote envelopes this node's gossip validator
 	// verified, which its FSM then need not verify again.
@@ -280,7 +280,7 @@ func New(ctx context.Context, o Options) (n *Node, err error) {
 	// Only the first policy's nodes bootstrap Raft, with its voters: a
 	// node added later waits for the leader to add it (membership.go).
 	_, inFirst := n.first.ByName(o.Keys.Name)
-	if n.raft, err = quorum.NewRaft(quorum.RaftOptions{Host: n.host, Network: n.first, Admit: n.admitsRaft, Dir: filepath.Join(o.Data, "raft"),
+	if n.raft, err = quorum.NewRaft(quorum.RaftOptions{Host: n.host, Network: n.first, Members: n.net, Dir: filepath.Join(o.Data, "raft"),
 		FSM: n.fsm, Bootstrap: inFirst, Config: o.RaftConfig, LogOutput: raftLog}); err != nil {
 		return nil, err
 	}

@@ -93,11 +93,6 @@ type RaftOptions struct {
 	// which then admits Raft peers (Network still lists the voters a
 	// bootstrap starts with: the first policy's).
 	Members func() *Network
-	// Admit, when set, decides which peers' Raft streams are served
-	// instead of Network or Members: a build node admits the policy in
-	// force and, until Raft's configuration no longer lists them, the
-	// removed voters Raft still needs to commit its configuration changes.
-	Admit func(peer.ID) bool
 	// Dir holds the Raft state: Dir/wal (raft-wal: log and stable store)
 	// and Dir/snapshots. Created if missing.
 	Dir string
@@ -198,9 +193,6 @@ func NewRaft(o RaftOptions) (*Raft, error) {
 	admits := func(p peer.ID) bool { _, ok := o.Network.ByPeer(p); return ok }
 	if o.Members != nil {
 		admits = func(p peer.ID) bool { _, ok := o.Members().ByPeer(p); return ok }
-	}
-	if o.Admit != nil {
-		admits = o.Admit
 	}
 	layer, err := NewStreamLayer(o.Host, admits)
 	if err != nil {
