@@ -64,3 +64,36 @@ func TestRemoveMajorityAtOnce(t *testing.T) {
 		t.Fatalf("after the change: round ended with %v", lastEvent(evs))
 	}
 }
+
+// TestRemoveLeaderAndMajority: a change removing the leader and another of
+// three build nodes, keeping one follower and adding a fourth node. Only a
+// node of the new policy can lead (Raft's streams serve only its nodes'
+// RPCs), and it is elected by the old voters, the removed ones among them;
+// it then makes Raft's voters the new policy's.
+func TestRemoveLeaderAndMajority(t *testing.T) {
+	c := newCluster(t, 3, nil)
+	c.startAll()
+	ctx := c.ctx()
+	l := c.leader(ctx)
+	f := (l + 1) % 3
+	d := c.addNode(nil)
+	p2 := withNodes(c.policy, c.policyNode(f), c.policyNode(d))
+	c.nodes[d].policy = p2
+	c.start(d)
+	if code, body := c.submit(ctx, l, c.changeBy(c.policy, p2, l, f)); code != http.StatusCreated {
+		t.Fatalf("submit: %d %s", code, body)
+	}
+	want := peerIDs(p2)
+	waitFor(ctx, t, "Raft's voters to be the new policy's", func() bool {
+		for _, i := range []int{f, d} {
+			if c.nodes[i].node.Raft().State() == raft.Leader && slices.Equal(c.raftServers(i), want) {
+				return true
+			}
+		}
+		return false
+	})
+	spec := testSpec(392)
+	if _, evs := c.publish(ctx, f, spec); lastEvent(evs).Type != EventFinal {
+		t.Fatalf("after the change: round ended with %v", lastEvent(evs))
+	}
+}
