@@ -1,8 +1,10 @@
 package node
 
 import (
+	"bytes"
 	"net/http"
 	"slices"
+	"strings"
 	"testing"
 
 	"github.com/hashicorp/raft"
@@ -95,5 +97,62 @@ func TestRemoveLeaderAndMajority(t *testing.T) {
 	spec := testSpec(392)
 	if _, evs := c.publish(ctx, f, spec); lastEvent(evs).Type != EventFinal {
 		t.Fatalf("after the change: round ended with %v", lastEvent(evs))
+	}
+}
+
+// TestLeaderAddsStrangerVoter: a leader that adds a peer no policy lists
+// as a Raft voter (a lying or buggy leader) gives it nothing: no node's
+// gater admits it, and the leader's reconciliation takes it out again.
+func TestLeaderAddsStrangerVoter(t *testing.T) {
+	c := newCluster(t, 3, nil)
+	c.startAll()
+	ctx := c.ctx()
+	l := c.leader(ctx)
+	x := c.addNode(nil) // keys only, never started
+	stranger := c.nodes[x].keys.PeerID
+	id := raft.ServerID(stranger.String())
+	if err := c.nodes[l].node.Raft().AddVoter(id, raft.ServerAddress(id), 0, 0).Error(); err != nil {
+		t.Fatal(err)
+	}
+	want := peerIDs(c.policy)
+	waitFor(ctx, t, "the stranger out of Raft's voters", func() bool {
+		for i := range 3 {
+			if c.nodes[i].node.Raft().State() == raft.Leader && slices.Equal(c.raftServers(i), want) {
+				return true
+			}
+		}
+		return false
+	})
+	for i := range 3 {
+		c.nodes[i].node.refreshKept()
+		if c.nodes[i].node.gater.Admits(stranger) {
+			t.Errorf("%s's gater admits a voter no policy lists", c.nodes[i].name)
+		}
+	}
+}
+
+// TestSubmitLimits: POST /v1/policy-changes refuses a body over the
+// entry size limit (413) and one that is not application/json (415)
+// before reading it as a change.
+func TestSubmitLimits(t *testing.T) {
+	c := newCluster(t, 1, nil)
+	c.startAll()
+	ctx := c.ctx()
+	big := bytes.Repeat([]byte(" "), maxChange+1)
+	if code, body := c.submit(ctx, 0, big); code != http.StatusRequestEntityTooLarge {
+		t.Errorf("a body of %d bytes: %d %s", len(big), code, body)
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, "http://"+c.nodes[0].api.Addr().String()+"/v1/policy-changes", strings.NewReader("{}"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Content-Type", "text/plain")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusUnsupportedMediaType {
+		t.Errorf("text/plain: %d, want 415", resp.StatusCode)
 	}
 }
