@@ -156,3 +156,41 @@ func TestSubmitLimits(t *testing.T) {
 		t.Errorf("text/plain: %d, want 415", resp.StatusCode)
 	}
 }
+
+// TestChangeBackToEarlierPolicy: after P1 -> P2 -> P3, a change P3 -> P2
+// a majority approved cannot be appended (the chain refuses a return to an
+// earlier policy), and a replay of P1 -> P2 cannot either. The node
+// answered both with 200 "already in the log" and P2's old index, as if
+// P2 were in force: it must refuse them (409) and say that P2 is not.
+func TestChangeBackToEarlierPolicy(t *testing.T) {
+	c := newCluster(t, 3, nil)
+	c.startAll()
+	ctx := c.ctx()
+	p2 := withNodes(c.policy, c.policy.Nodes...)
+	p2.Open = true
+	p3 := withNodes(c.policy, c.policy.Nodes[:2]...)
+	toP2 := c.changeBy(c.policy, p2, 0, 1)
+	if code, body := c.submit(ctx, 0, toP2); code != http.StatusCreated {
+		t.Fatalf("P1 -> P2: %d %s", code, body)
+	}
+	c.waitActing(ctx, p2)
+	if code, body := c.submit(ctx, 0, c.changeBy(p2, p3, 0, 1)); code != http.StatusCreated {
+		t.Fatalf("P2 -> P3: %d %s", code, body)
+	}
+	for _, i := range []int{0, 1} {
+		n := c.nodes[i].node
+		waitFor(ctx, t, "acting on P3", func() bool { return n.net().Digest() == p3.Digest() })
+	}
+	for _, ch := range []struct {
+		what string
+		b    []byte
+	}{{"P3 -> P2", c.changeBy(p3, p2, 0, 1)}, {"P1 -> P2 replayed", toP2}} {
+		code, body := c.submit(ctx, 1, ch.b)
+		if code != http.StatusConflict || !strings.Contains(body, "not in force") {
+			t.Errorf("%s: %d %s, want 409 saying P2 is not in force", ch.what, code, body)
+		}
+	}
+	if got := c.nodes[1].node.net().Digest(); got != p3.Digest() {
+		t.Fatalf("policy in force %s, want P3 %s", got, p3.Digest())
+	}
+}
