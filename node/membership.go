@@ -454,11 +454,17 @@ func (n *Node) checkChange(b []byte) ([]byte, *PolicyChangeResult, error) {
 		return nil, nil, fmt.Errorf("%w: %w", ErrChangeMalformed, err)
 	}
 	res := &PolicyChangeResult{Policy: ch.New.Digest(), Previous: ch.Previous}
+	cur, from := n.chain.Current()
 	if i, ok := n.fsm.Lookup(publish.PolicyKeyPrefix + ch.New.Digest()); ok {
+		if cur.Digest() != ch.New.Digest() {
+			// A replay, or a return to an earlier policy (the chain
+			// refuses it): not "already" done.
+			return nil, nil, fmt.Errorf("%w: the policy %s was appended at log index %d but is not in force: %s is (from log index %d); a change may not return to an earlier policy: make it differ (a new key, say)",
+				ErrChangeStale, ch.New.Digest(), i, cur.Digest(), from)
+		}
 		res.Index, res.Already = i, true
 		return entry, res, nil
 	}
-	cur, from := n.chain.Current()
 	if ch.Previous != cur.Digest() {
 		why := fmt.Sprintf("it replaces %s, but the policy in force (from log index %d) is %s", ch.Previous, from, cur.Digest())
 		if n.inChain(ch.Previous) {
@@ -501,6 +507,9 @@ func (n *Node) proposeChange(ctx context.Context, entry []byte, res *PolicyChang
 	switch {
 	case errors.Is(ar.Err, quorum.ErrDuplicateInput):
 		i, _ := n.fsm.Lookup(publish.PolicyKeyPrefix + res.Policy)
+		if cur, _ := n.chain.Current(); cur.Digest() != res.Policy {
+			return nil, fmt.Errorf("%w: the policy %s was appended at log index %d but is not in force", ErrChangeStale, res.Policy, i)
+		}
 		res.Index, res.Already = i, true
 	case ar.Err != nil:
 		return nil, fmt.Errorf("%w: every node's FSM refused it: %w", ErrChangeNotApproved, ar.Err)
