@@ -38,9 +38,15 @@ import (
 //     node, is dropped;
 //   - the majority: a round opened after the change counts its votes by
 //     the new build nodes, floor(n/2)+1 of them;
-//   - the connection gater: it admits the new build nodes; connections of
-//     removed ones are closed, and the build protocols (Raft's streams,
-//     cosigning, manifests, gossip's peer filter) refuse them;
+//   - the connection gater: it admits the new build nodes; the build
+//     protocols (Raft's inbound streams, cosigning, manifests, gossip's
+//     peer filter) refuse removed ones at once, but the gater admits
+//     their connections until Raft's configuration no longer lists them
+//     (refreshKept closes them then): Raft changes voters one at a time,
+//     each change committed by a majority of the voters before it, so
+//     the leader must reach removed voters (a change removing a majority
+//     at once). They only answer the new policy's nodes: none can ask
+//     for votes or lead;
 //   - the cosigners of a checkpoint of size N: the build nodes of the
 //     policy in force at N (policy.Chain.ForCheckpoint), whose note keys
 //     make it final; a removed node's cosignature does not count;
