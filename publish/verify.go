@@ -81,6 +81,25 @@ type EntryEvidence struct {
 // attest.ErrNotVerified) of step "signature" (too few build nodes signed)
 // or "entry" (they signed something else).
 func VerifyEntry(ctx context.Context, e *Entry, trust *policy.Trust) (*EntryEvidence, error) {
+	return VerifyEntryWith(ctx, e, trust, EntryOptions{})
+}
+
+// EntryOptions change how [VerifyEntryWith] checks an entry's signatures.
+type EntryOptions struct {
+	// Signers, if set, is used instead of attest.VerifyEnvelope: the
+	// distinct keys of keys that signed env, in the order of keys. It must
+	// return only keys that verify a signature of env: it is for a cache
+	// of this process's own earlier verifications of the same envelope
+	// bytes (quorum.VerifiedEnvelopes), not for trusting anyone's word.
+	Signers func(env *dssepb.Envelope, keys []*attest.PublicKey) []*attest.PublicKey
+}
+
+// VerifyEntryWith is [VerifyEntry] with options.
+func VerifyEntryWith(ctx context.Context, e *Entry, trust *policy.Trust, o EntryOptions) (*EntryEvidence, error) {
+	signersOf := o.Signers
+	if signersOf == nil {
+		signersOf = attest.VerifyEnvelope
+	}
 	if trust == nil || len(trust.BuildKeys) == 0 {
 		return nil, errors.New("publish: no build node keys to check the attestations with")
 	}
@@ -115,7 +134,7 @@ func VerifyEntry(ctx context.Context, e *Entry, trust *policy.Trust) (*EntryEvid
 		if env.GetPayloadType() != attest.InTotoPayloadType {
 			continue
 		}
-		for _, k := range attest.VerifyEnvelope(env, trust.BuildKeys) {
+		for _, k := range signersOf(env, trust.BuildKeys) {
 			byKey[k] = append(byKey[k], env)
 		}
 	}

@@ -65,11 +65,19 @@ func checkAt(c Checker, index uint64, entry []byte) (string, error) {
 // publish.PolicyKeyPrefix and the new policy's digest.
 type ChainChecker struct {
 	Chain *policy.Chain
+	// Envelopes, if set, answers for the envelopes this node verified
+	// before (its votes topic validator's, the same cache): the entry's
+	// other checks all run, and an envelope not remembered is verified.
+	Envelopes *VerifiedEnvelopes
 }
 
 // CheckEntryAt implements [IndexedChecker].
 func (c *ChainChecker) CheckEntryAt(index uint64, entry []byte) (string, error) {
-	return publish.CheckLogEntry(context.Background(), c.Chain, index, entry)
+	var o publish.EntryOptions
+	if c.Envelopes != nil {
+		o.Signers = c.Envelopes.Verify
+	}
+	return publish.CheckLogEntryWith(context.Background(), c.Chain, index, entry, o)
 }
 
 // CheckEntry implements [Checker]: the entry judged at the index from

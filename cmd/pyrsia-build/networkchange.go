@@ -6,9 +6,11 @@ import (
 	"encoding/hex"
 	"fmt"
 	"io"
+	"net/http"
 	"os"
 	"strings"
 
+	"github.com/pyrsia/pyrsia-build/node"
 	"github.com/pyrsia/pyrsia-build/publish"
 	"github.com/pyrsia/pyrsia-build/publish/policy"
 	"github.com/urfave/cli/v2"
@@ -125,6 +127,82 @@ how many are needed (an absolute majority of the policy in force).`,
 				return err
 			}
 			fmt.Fprintf(c.App.ErrWriter, "approved by %s: %s written\n", name, path)
+			return nil
+		},
+	}
+}
+
+func networkSubmitCommand() *cli.Command {
+	return &cli.Command{
+		Name:      "submit",
+		Usage:     "have an approved change of the network's policy appended to its log",
+		UsageText: "pyrsia-build network submit --node HOST:PORT [--policy CURRENT] CHANGE",
+		Description: `Sends CHANGE (from 'network propose', approved with 'network approve') to the
+build node whose API is at --node (POST /v1/policy-changes). The node checks
+it against the policy in force in its log: it must replace that policy
+(its previous digest) and carry the approvals of an absolute majority of
+that policy's build nodes. It then has it appended through Raft (a node
+that does not lead forwards it to the leader), and every build node
+checks it again and acts on the new policy from the next log index on:
+who votes and requests, the majority, the peers admitted, the cosigners,
+Raft's voters. It prints the change's log index.
+
+With --policy, the change is first checked here against that policy, the
+one in force, and what it does is shown; without, only the node checks.
+Submitting a change already in the log prints its index again.
+
+Examples:
+   pyrsia-build network submit --node 127.0.0.1:7881 change.json
+   pyrsia-build network submit change.json --node 127.0.0.1:7881 --policy policy.json`,
+		Flags: []cli.Flag{
+			&cli.StringFlag{Name: "node", Required: true, Usage: "a build node's API `HOST:PORT` (or URL)"},
+			&cli.StringFlag{Name: "policy", Usage: "the policy in force `FILE`, to check the change here first"},
+		},
+		Action: func(c *cli.Context) error {
+			if c.NArg() != 1 {
+				return inputErr(fmt.Errorf("network submit takes one CHANGE file, got %d arguments", c.NArg()), "make one with 'pyrsia-build network propose' and 'network approve'")
+			}
+			path := c.Args().First()
+			base, err := nodeURL(c.String("node"))
+			if err != nil {
+				return err
+			}
+			ch, err := readChange(c, path)
+			if err != nil {
+				return err
+			}
+			if pf := c.String("policy"); pf != "" {
+				cur, err := policy.Load(pf)
+				if err != nil {
+					return inputErr(err)
+				}
+				ev, err := ch.Check(cur)
+				printChange(c.App.Writer, ch, cur, ev)
+				if err != nil {
+					return inputErr(fmt.Errorf("%s: %w", path, err), fmt.Sprintf("a change needs the approvals of %d of the %d build nodes of the policy in force: have more of them run 'pyrsia-build network approve'", cur.Threshold(), len(cur.Nodes)))
+				}
+			}
+			b, err := publish.MarshalPolicyChange(ch)
+			if err != nil {
+				return inputErr(fmt.Errorf("%s: %w", path, trimPrefix(err, "publish: ")))
+			}
+			var res node.PolicyChangeResult
+			hdr := http.Header{"Content-Type": {"application/json"}}
+			if err := nodeCallHeader(c.Context, http.MethodPost, base+"/v1/policy-changes", hdr, bytes.NewReader(b), &res); err != nil {
+				return err
+			}
+			if res.Policy != ch.New.Digest() {
+				return failed(fmt.Errorf("the node at %s answered for policy %q, not the change's %s", base, res.Policy, ch.New.Digest()))
+			}
+			what := "appended"
+			if res.Already {
+				what = "already in the log"
+			}
+			approvers := strings.Join(res.Approvers, ", ")
+			if approvers == "" {
+				approvers = "checked by the node"
+			}
+			fmt.Fprintf(c.App.Writer, "policy change %s at log index %d: policy %s in force from index %d (approved by %s)\n", what, res.Index, res.Policy, res.Index+1, approvers)
 			return nil
 		},
 	}
