@@ -87,7 +87,7 @@ Examples:
 			&cli.IntFlag{Name: "max-builds", Value: 2, Usage: "how many builds run at once, `N`"},
 			&cli.StringFlag{Name: "log-level", Value: "info", Usage: "`LEVEL` of the logs: debug, info, warn or error"},
 			&cli.StringFlag{Name: "log-format", Value: "text", Usage: "`FORMAT` of the logs on standard error: text or json"},
-			&cli.StringFlag{Name: "config", Usage: "read the settings from the YAML `FILE` (deploy/node.example.yaml explains every field); flags override it"},
+			&cli.StringFlag{Name: "config", Usage: "read the settings from the YAML `FILE` (deploy/node.example.yaml explains a build node's fields, deploy/regular.example.yaml a regular node's); flags override it"},
 		},
 		Action: nodeRun,
 	}

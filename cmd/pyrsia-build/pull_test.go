@@ -148,19 +148,29 @@ func startServingNetwork(t *testing.T) (policyFile string, dirs []string, boot s
 	}
 }
 
-// startRegularNode runs 'pyrsia-build node' (a regular node) in this
-// process and returns its HTTP address once it answers.
+// startRegularNode runs 'pyrsia-build node --config FILE' (a regular
+// node: its data folder relative to the file, its policy, bootstrap peer
+// and log level from the file; --http and --listen given as flags
+// override the file's, whose http cannot be listened on) in this process
+// and returns its HTTP address once it answers.
 func startRegularNode(t *testing.T, policyFile, boot string) string {
 	t.Helper()
 	ln, _ := net.Listen("tcp", "127.0.0.1:0")
 	addr := ln.Addr().String()
 	ln.Close()
+	dir := t.TempDir()
+	conf := filepath.Join(dir, "regular.yaml")
+	b, _ := json.Marshal(map[string]any{"data": "data", "policy": policyFile, "bootstrap": []string{boot},
+		"http": "127.0.0.1:99999", "listen": []string{"/ip4/192.0.2.1/tcp/1"}, "logLevel": "warn", "storeMaxBytes": 1 << 30})
+	if err := os.WriteFile(conf, b, 0o644); err != nil { // JSON is YAML
+		t.Fatal(err)
+	}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	var stderr syncBuffer
 	go func() {
-		done <- runApp(ctx, newApp(strings.NewReader(""), io.Discard, &stderr), []string{"pyrsia-build", "node", "--data", t.TempDir(), "--policy", policyFile,
-			"--bootstrap", boot, "--http", addr, "--listen", "/ip4/127.0.0.1/tcp/0", "--log-level", "warn"})
+		done <- runApp(ctx, newApp(strings.NewReader(""), io.Discard, &stderr), []string{"pyrsia-build", "node", "--config", conf,
+			"--http", addr, "--listen", "/ip4/127.0.0.1/tcp/0"})
 	}()
 	t.Cleanup(func() {
 		cancel()
@@ -171,6 +181,9 @@ func startRegularNode(t *testing.T, policyFile, boot string) string {
 	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(20 * time.Millisecond) {
 		if resp, err := http.Get("http://" + addr + "/healthz"); err == nil {
 			resp.Body.Close()
+			if _, err := os.Stat(filepath.Join(dir, "data", "keys", "p2p.key")); err != nil {
+				t.Fatalf("the data folder is not the file's data: relative to it: %v", err)
+			}
 			return addr
 		}
 		select {
