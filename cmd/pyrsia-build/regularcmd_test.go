@@ -1,10 +1,15 @@
 package main
 
 import (
+	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/pyrsia/pyrsia-build/node"
+	"github.com/urfave/cli/v2"
 )
 
 // TestRegularConfigErrors: a regular node's --config is checked before
@@ -45,5 +50,64 @@ func TestRegularConfigErrors(t *testing.T) {
 				t.Errorf("stderr %q does not name the file %s", stderr, f)
 			}
 		})
+	}
+}
+
+// The settings of a regular node: the flags over the --config file over
+// the flags' defaults.
+func TestRegularSettings(t *testing.T) {
+	dir := t.TempDir()
+	conf := filepath.Join(dir, "regular.yaml")
+	if err := os.WriteFile(conf, []byte(`data: state
+policy: ../policy.json
+listen: [/ip4/127.0.0.1/tcp/4001]
+bootstrap: [/ip4/127.0.0.1/tcp/4002/p2p/12D3KooWExample]
+logUrl: https://mirror.example/log/
+http: ""
+storeMaxBytes: 4096
+logLevel: debug
+logFormat: json
+`), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	run := func(args ...string) (*regularSettings, error) {
+		var s *regularSettings
+		var err error
+		cmd := withRegular(nodeCommand())
+		cmd.Action = func(c *cli.Context) error {
+			cfg, lerr := node.LoadConfig(c.Context, conf)
+			if lerr != nil {
+				t.Fatal(lerr)
+			}
+			s, err = readRegularSettings(c, cfg)
+			return nil
+		}
+		app := &cli.App{Commands: []*cli.Command{cmd}, Writer: io.Discard, ErrWriter: io.Discard}
+		if rerr := app.Run(append([]string{"pyrsia-build", "node"}, args...)); rerr != nil {
+			t.Fatal(rerr)
+		}
+		return s, err
+	}
+	s, err := run()
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := regularSettings{data: filepath.Join(dir, "state"), policy: filepath.Join(filepath.Dir(dir), "policy.json"), http: "",
+		logURL: "https://mirror.example/log/", listen: []string{"/ip4/127.0.0.1/tcp/4001"}, bootstrap: []string{"/ip4/127.0.0.1/tcp/4002/p2p/12D3KooWExample"},
+		storeMaxBytes: 4096, logLevel: "debug", logFormat: "json"}
+	if fmt.Sprint(*s) != fmt.Sprint(want) {
+		t.Errorf("from the file:\n got %+v\nwant %+v", *s, want)
+	}
+	s, err = run("--data", "other", "--policy", "p.json", "--http", "127.0.0.1:1", "--log-url", "http://m.example/",
+		"--listen", "/ip4/127.0.0.1/tcp/9", "--bootstrap", "/ip4/127.0.0.1/tcp/8/p2p/12D3KooWOther",
+		"--store-max-bytes", "8192", "--log-level", "warn", "--log-format", "text")
+	if err != nil {
+		t.Fatal(err)
+	}
+	want = regularSettings{data: "other", policy: "p.json", http: "127.0.0.1:1", logURL: "http://m.example/",
+		listen: []string{"/ip4/127.0.0.1/tcp/9"}, bootstrap: []string{"/ip4/127.0.0.1/tcp/8/p2p/12D3KooWOther"},
+		storeMaxBytes: 8192, logLevel: "warn", logFormat: "text"}
+	if fmt.Sprint(*s) != fmt.Sprint(want) {
+		t.Errorf("flags over the file:\n got %+v\nwant %+v", *s, want)
 	}
 }
