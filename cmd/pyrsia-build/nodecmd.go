@@ -163,18 +163,8 @@ func readNodeSettings(c *cli.Context) (*nodeSettings, error) {
 			return nil, inputErr(err, "deploy/node.example.yaml shows and explains every field")
 		}
 	}
-	str := func(flag, field string) string {
-		if c.IsSet(flag) || field == "" {
-			return c.String(flag)
-		}
-		return field
-	}
-	list := func(flag string, field []string) []string {
-		if c.IsSet(flag) || field == nil {
-			return c.StringSlice(flag)
-		}
-		return field
-	}
+	str := func(flag, field string) string { return flagOrField(c, flag, field) }
+	list := func(flag string, field []string) []string { return flagsOrField(c, flag, field) }
 	s := &nodeSettings{
 		build: c.Bool("build"), data: str("data", cfg.Data), policy: str("policy", cfg.Policy),
 		listen: list("listen", cfg.Listen), bootstrap: list("bootstrap", cfg.Bootstrap), allow: list("allow-source-host", cfg.AllowSourceHosts),

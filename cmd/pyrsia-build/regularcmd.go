@@ -90,6 +90,23 @@ Examples (regular nodes):
 	return cmd
 }
 
+// flagOrField is the value of flag if it was given or the --config
+// file's field is unset (""), else the field's.
+func flagOrField(c *cli.Context, flag, field string) string {
+	if c.IsSet(flag) || field == "" {
+		return c.String(flag)
+	}
+	return field
+}
+
+// flagsOrField is flagOrField for a repeatable flag and a list field.
+func flagsOrField(c *cli.Context, flag string, field []string) []string {
+	if c.IsSet(flag) || field == nil {
+		return c.StringSlice(flag)
+	}
+	return field
+}
+
 // regularSettings are a regular node's settings: the flags over the
 // --config file over the flags' defaults.
 type regularSettings struct {
@@ -103,18 +120,8 @@ func readRegularSettings(c *cli.Context, cfg *node.Config) (*regularSettings, er
 	if err := cfg.CheckKind(false); err != nil {
 		return nil, inputErr(err, "deploy/regular.example.yaml shows the fields of a regular node; add build: true for a build node")
 	}
-	str := func(flag, field string) string {
-		if c.IsSet(flag) || field == "" {
-			return c.String(flag)
-		}
-		return field
-	}
-	list := func(flag string, field []string) []string {
-		if c.IsSet(flag) || field == nil {
-			return c.StringSlice(flag)
-		}
-		return field
-	}
+	str := func(flag, field string) string { return flagOrField(c, flag, field) }
+	list := func(flag string, field []string) []string { return flagsOrField(c, flag, field) }
 	s := &regularSettings{
 		data: str("data", cfg.Data), policy: str("policy", cfg.Policy), logURL: str("log-url", cfg.LogURL),
 		listen: list("listen", cfg.Listen), bootstrap: list("bootstrap", cfg.Bootstrap),
