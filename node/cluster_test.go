@@ -103,8 +103,11 @@ type testNode struct {
 	builder Builder
 	node    *Node
 	api     net.Listener
-	cancel  context.CancelFunc
-	done    chan error
+	// policy, when set, is the policy the node starts with, the
+	// cluster's policy being the network's first (membership_test.go).
+	policy *policy.Policy
+	cancel context.CancelFunc
+	done   chan error
 }
 
 type cluster struct {
@@ -184,8 +187,12 @@ func (c *cluster) start(i int) {
 	// One context for New and Run, as the command line has: its end (a
 	// signal) must stop the node cleanly.
 	ctx, cancel := context.WithCancel(context.Background())
+	p, first := c.policy, (*policy.Policy)(nil)
+	if tn.policy != nil {
+		p, first = tn.policy, c.policy
+	}
 	n, err := New(ctx, Options{
-		Data: tn.dir, Policy: c.policy, Keys: tn.keys, Listen: []string{"/ip4/127.0.0.1/tcp/0"},
+		Data: tn.dir, Policy: p, FirstPolicy: first, Keys: tn.keys, Listen: []string{"/ip4/127.0.0.1/tcp/0"},
 		Bootstrap: boot, API: api, Builder: tn.builder, Deadline: c.deadline, RaftConfig: rc, Logger: logger,
 		Requests: c.requests,
 	})

@@ -38,6 +38,9 @@ type Config struct {
 	Data string `yaml:"data"`
 	// Policy is the network policy file.
 	Policy string `yaml:"policy"`
+	// FirstPolicy is the network's first policy file, for a node a
+	// policy change added (see [Options].FirstPolicy); "" means Policy.
+	FirstPolicy string `yaml:"firstPolicy"`
 	// Listen are libp2p listen multiaddrs.
 	Listen []string `yaml:"listen"`
 	// Bootstrap are peers to connect to at start (multiaddrs ending in
@@ -92,6 +95,7 @@ var configFields = map[string]func(c *Config, v *yaml.Node) error{
 	"build":            func(c *Config, v *yaml.Node) error { c.Build = new(bool); return decodeScalar(v, "!!bool", c.Build) },
 	"data":             func(c *Config, v *yaml.Node) error { return decodeScalar(v, "!!str", &c.Data) },
 	"policy":           func(c *Config, v *yaml.Node) error { return decodeScalar(v, "!!str", &c.Policy) },
+	"firstPolicy":      func(c *Config, v *yaml.Node) error { return decodeScalar(v, "!!str", &c.FirstPolicy) },
 	"listen":           func(c *Config, v *yaml.Node) error { return decodeStrings(v, &c.Listen) },
 	"bootstrap":        func(c *Config, v *yaml.Node) error { return decodeStrings(v, &c.Bootstrap) },
 	"api":              func(c *Config, v *yaml.Node) error { c.API = new(string); return decodeScalar(v, "!!str", c.API) },
@@ -222,7 +226,7 @@ func ParseConfig(file string, data []byte) (*Config, error) {
 	for _, f := range []struct {
 		name string
 		p    *string
-	}{{"data", &c.Data}, {"policy", &c.Policy}, {"images", &c.Images}} {
+	}{{"data", &c.Data}, {"policy", &c.Policy}, {"firstPolicy", &c.FirstPolicy}, {"images", &c.Images}} {
 		if line, ok := seen[f.name]; ok {
 			if *f.p == "" {
 				return nil, cerr(line, f.name, errors.New("is empty: give a path, or leave the field out"))

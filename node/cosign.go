@@ -67,6 +67,9 @@ type CosignServer struct {
 	// LogVerifiers are the policy's build nodes' log keys: a request must
 	// carry a note signed by one of them.
 	LogVerifiers []note.Verifier
+	// LogVerifiersFor, when set, returns them instead of LogVerifiers at
+	// each request: the log keys of the policy in force.
+	LogVerifiersFor func() []note.Verifier
 	// Signer is this node's log signer; Cosigner its witness.
 	Signer   note.Signer
 	Cosigner *witness.Cosigner
@@ -128,7 +131,11 @@ func (s *CosignServer) logger() *slog.Logger {
 // node's cosignature on its body. On a refusal because this node has
 // cosigned a later checkpoint, latest is that checkpoint's size.
 func (s *CosignServer) Cosign(ctx context.Context, cpNote []byte) (sig note.Signature, latest uint64, err error) {
-	n, err := note.Open(cpNote, note.VerifierList(s.LogVerifiers...))
+	vs := s.LogVerifiers
+	if s.LogVerifiersFor != nil {
+		vs = s.LogVerifiersFor()
+	}
+	n, err := note.Open(cpNote, note.VerifierList(vs...))
 	if err != nil {
 		return sig, 0, fmt.Errorf("node: checkpoint is not signed by a build node's log key of this network: %w", err)
 	}

@@ -124,7 +124,7 @@ func TestStatusCountsDroppedMessages(t *testing.T) {
 		t.Fatal(err)
 	}
 	outsiderID, _ := peer.IDFromPrivateKey(okey)
-	oh, err := quorum.NewHost(quorum.HostOptions{Key: okey, Listen: []string{"/ip4/127.0.0.1/tcp/0"}, Gater: quorum.NewGater(c.nodes[0].node.network.PeerIDs())})
+	oh, err := quorum.NewHost(quorum.HostOptions{Key: okey, Listen: []string{"/ip4/127.0.0.1/tcp/0"}, Gater: quorum.NewGater(c.nodes[0].node.net().PeerIDs())})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -143,7 +143,7 @@ func TestStatusCountsDroppedMessages(t *testing.T) {
 
 	// A genuine request by node-d (a build node may request builds): the
 	// network builds it. Then the same bytes again: a replay.
-	req, err := quorum.NewBuildRequest(quorum.RequestOptions{Policy: a.network.Digest(), Spec: mustCanonical(t, testSpec(80)), Signer: d.keys.Cosign})
+	req, err := quorum.NewBuildRequest(quorum.RequestOptions{Policy: a.net().Digest(), Spec: mustCanonical(t, testSpec(80)), Signer: d.keys.Cosign})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -155,7 +155,7 @@ func TestStatusCountsDroppedMessages(t *testing.T) {
 	f.send(ctx, t, f.reqs, 3, rb)
 
 	// A request written by the outsider, forwarded by node-d.
-	req2, err := quorum.NewBuildRequest(quorum.RequestOptions{Policy: a.network.Digest(), Spec: mustCanonical(t, testSpec(81)), Signer: d.keys.Cosign})
+	req2, err := quorum.NewBuildRequest(quorum.RequestOptions{Policy: a.net().Digest(), Spec: mustCanonical(t, testSpec(81)), Signer: d.keys.Cosign})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -172,7 +172,7 @@ func TestStatusCountsDroppedMessages(t *testing.T) {
 		t.Fatalf("node-a has no build of the request: %v", err)
 	}
 	for _, as := range []string{d.name, "node-a"} {
-		v, err := quorum.NewVote(quorum.VoteFor{Policy: a.network.Digest(), Request: req.ID(), InputDigest: req.InputDigest, Node: as}, b.Bundle, b.ManifestDigest)
+		v, err := quorum.NewVote(quorum.VoteFor{Policy: a.net().Digest(), Request: req.ID(), InputDigest: req.InputDigest, Node: as}, b.Bundle, b.ManifestDigest)
 		if err != nil {
 			t.Fatal(err)
 		}

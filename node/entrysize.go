@@ -122,6 +122,6 @@ func (n *Node) checkEntrySize(req *quorum.BuildRequest, spec *builder.Spec, b *B
 	slices.SortFunc(subjects, func(a, b publish.Subject) int {
 		return cmp.Or(strings.Compare(a.Name, b.Name), strings.Compare(a.Digest, b.Digest))
 	})
-	_, err = majorityEntrySize(req.InputDigest, spec.Ecosystem, spec.Coordinate, req.Spec, subjects, env, n.network.Threshold(), n.o.Keys.Name, n.members)
+	_, err = majorityEntrySize(req.InputDigest, spec.Ecosystem, spec.Coordinate, req.Spec, subjects, env, n.net().Threshold(), n.o.Keys.Name, n.cur.Load().members)
 	return err
 }

@@ -85,7 +85,7 @@ func TestEntryTooLargeIsAVerdict(t *testing.T) {
 	}
 	s, _ := builder.ParseSpec(testSpec(60))
 	canon, _ := s.CanonicalJSON()
-	est, err := majorityEntrySize(input, s.Ecosystem, s.Coordinate, canon, rec.Subjects, b.Bundle.Envelope(), 2, "node-a", n.members)
+	est, err := majorityEntrySize(input, s.Ecosystem, s.Coordinate, canon, rec.Subjects, b.Bundle.Envelope(), 2, "node-a", n.cur.Load().members)
 	if err != nil {
 		t.Fatal(err)
 	}

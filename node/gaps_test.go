@@ -16,7 +16,7 @@ import (
 func (c *cluster) deafToRequests(i int) {
 	c.t.Helper()
 	n := c.nodes[i].node
-	reqTopic, _ := quorum.Topics(n.network.Digest())
+	reqTopic, _ := quorum.Topics(n.net().Digest())
 	ps := n.gossip.PubSub()
 	if err := ps.UnregisterTopicValidator(reqTopic); err != nil {
 		c.t.Fatal(err)
@@ -67,7 +67,7 @@ func TestRoundFromVotesVotesWhenRequestComes(t *testing.T) {
 	a.mu.Lock()
 	req := a.rounds[input].req
 	a.mu.Unlock()
-	from, _ := cn.network.ByName("node-a")
+	from, _ := cn.net().ByName("node-a")
 	if !cn.sched.Submit(quorum.Received[*quorum.BuildRequest]{Msg: req, From: from, PeerID: a.Host().ID()}) {
 		t.Fatal("node-c's scheduler refused the request")
 	}

@@ -34,10 +34,10 @@ func (s *manifestServer) handle(st network.Stream) {
 	st.SetDeadline(time.Now().Add(30 * time.Second))
 	// Only the policy's build nodes (the connection gater keeps strangers
 	// out too; this holds without it).
-	if p := st.Conn().RemotePeer(); s.n.network == nil {
+	if p := st.Conn().RemotePeer(); s.n.cur.Load() == nil {
 		fmt.Fprintf(st, "error: no network\n")
 		return
-	} else if _, ok := s.n.network.ByPeer(p); !ok {
+	} else if _, ok := s.n.net().ByPeer(p); !ok {
 		fmt.Fprintf(st, "error: peer %s is not a build node of this network\n", p)
 		s.n.log.Warn("refused a manifest request from a peer outside the policy", "peer", p.String())
 		return

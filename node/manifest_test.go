@@ -20,7 +20,8 @@ func TestManifestServerRefusesStrangers(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	n := &Node{network: net, log: slog.New(slog.DiscardHandler), builds: &buildStore{dir: filepath.Join(t.TempDir(), "builds")}}
+	n := &Node{log: slog.New(slog.DiscardHandler), builds: &buildStore{dir: filepath.Join(t.TempDir(), "builds")}}
+	n.cur.Store(&membership{net: net})
 	server := newHost(t)
 	(&manifestServer{n: n}).register(server)
 	member, err := libp2p.New(libp2p.Identity(c.nodes[1].keys.P2P), libp2p.ListenAddrStrings("/ip4/127.0.0.1/tcp/0"), libp2p.DisableRelay())

@@ -141,7 +141,7 @@ func (c nodeCollector) Collect(ch chan<- prometheus.Metric) {
 	gauge(metricLogSize, float64(st.LogSize))
 	gauge(metricFinalSize, float64(st.Final))
 	gauge(metricPeers, float64(len(st.Peers)))
-	gauge(metricPolicyNodes, float64(len(n.members)))
+	gauge(metricPolicyNodes, float64(len(n.cur.Load().members)))
 	counter(metricPeersRefused, st.RefusedPeers)
 	for _, s := range raftStates {
 		v := 0.0

@@ -45,6 +45,14 @@ type Options struct {
 	// Policy is the network policy; it must list this node with its peer
 	// id.
 	Policy *policy.Policy
+	// FirstPolicy is the network's first policy, where the chain of the
+	// log's policy changes starts (and which names the gossip topics and
+	// the DHT namespace); nil means Policy. A node added to a running
+	// network by a policy change is started with the new Policy, which
+	// lists it, and the network's FirstPolicy: it follows the log's
+	// changes from there, and acts as a build node once the policy in
+	// force lists it (see membership.go).
+	FirstPolicy *policy.Policy
 	// Keys are the node's keys (see [LoadKeys]).
 	Keys *Keys
 	// Listen are the libp2p listen multiaddrs (default: TCP and QUIC on
@@ -86,9 +94,21 @@ type Node struct {
 	trust *policy.Trust
 	// chain follows the policy changes of the log (policy.Chain): the FSM
 	// judges every entry by the policy in force at its index.
-	chain   *policy.Chain
-	network *quorum.Network
-	members []string // policy order
+	chain *policy.Chain
+	// cur is the policy in force as this node acts on it (membership.go):
+	// swapped when the FSM applies a policy change.
+	cur atomic.Pointer[membership]
+	// first is the first policy's network: it names the gossip topics and
+	// lists the voters of a Raft bootstrap.
+	first      *quorum.Network
+	witness    *witness.Cosigner
+	cosigners  cosignerCache
+	reconcileC chan struct{}
+	memberMu   sync.Mutex // serialises membership switches
+	selfKeyID  string     // this node's cosign key id
+	// envelopes are the vote envelopes this node's gossip validator
+	// verified, which its FSM then need not verify again.
+	envelopes *quorum.VerifiedEnvelopes
 
 	host   host.Host
 	gater  *quorum.Gater
@@ -151,18 +171,26 @@ func New(ctx context.Context, o Options) (n *Node, err error) {
 	if err := n.checkPolicy(); err != nil {
 		return nil, err
 	}
+	if n.selfKeyID, err = selfKeyID(o.Keys); err != nil {
+		return nil, fmt.Errorf("node: %w", err)
+	}
 	if n.trust, err = o.Policy.Trust(); err != nil {
 		return nil, fmt.Errorf("node: %w", err)
 	}
-	if n.chain, err = policy.NewChain(o.Policy); err != nil {
-		return nil, fmt.Errorf("node: %w", err)
+	first := o.FirstPolicy
+	if first == nil {
+		first = o.Policy
 	}
-	if n.network, err = quorum.NetworkFromPolicy(o.Policy); err != nil {
-		return nil, err
+	if first.Name != o.Policy.Name {
+		return nil, fmt.Errorf("node: the first policy is of network %q, the policy of network %q: give the first policy of this node's network", first.Name, o.Policy.Name)
 	}
-	for _, pn := range o.Policy.Nodes {
-		n.members = append(n.members, pn.Name)
+	if n.chain, err = policy.NewChain(first); err != nil {
+		return nil, fmt.Errorf("node: first policy: %w", err)
 	}
+	if n.first, err = quorum.NetworkFromPolicy(first); err != nil {
+		return nil, fmt.Errorf("node: first policy: %w", err)
+	}
+	n.reconcileC = make(chan struct{}, 1)
 
 	// The log, its witness, and peer cosigners.
 	w, err := witness.NewCosigner(witness.CosignerOptions{Signer: o.Keys.Cosigner, Origin: o.Policy.Name,
@@ -170,26 +198,19 @@ func New(ctx context.Context, o Options) (n *Node, err error) {
 	if err != nil {
 		return nil, fmt.Errorf("node: %w", err)
 	}
-	n.gater = quorum.NewGater(n.network.PeerIDs())
+	n.witness = w
+	n.gater = quorum.NewGater(n.first.PeerIDs())
 	if n.host, err = quorum.NewHost(quorum.HostOptions{Key: o.Keys.P2P, Listen: o.Listen, Gater: n.gater, Logger: n.log}); err != nil {
 		return nil, err
 	}
 	n.closers = append(n.closers, n.host.Close)
-	cosigners := []logservice.Cosigner{w}
-	for _, pn := range o.Policy.Nodes {
-		if pn.Name == o.Keys.Name {
-			continue
-		}
-		id, _ := peer.Decode(pn.PeerID)
-		cv, err := witness.NewCosignatureVerifier(pn.NoteKey)
-		if err != nil {
-			return nil, fmt.Errorf("node: policy node %s: %w", pn.Name, err)
-		}
-		cosigners = append(cosigners, &PeerCosigner{Host: n.host, Peer: id, Name: pn.Name, Verifier: cv})
+	// Until the log's changes are read below: the first policy.
+	if err := n.setMembership(first, 0); err != nil {
+		return nil, err
 	}
 	n.svc, err = logservice.Open(ctx, logservice.Options{
-		Log:       tlog.Options{Dir: filepath.Join(o.Data, "log"), Origin: o.Policy.Name, Signer: o.Keys.LogSigner, Logger: n.log},
-		Cosigners: cosigners,
+		Log:          tlog.Options{Dir: filepath.Join(o.Data, "log"), Origin: o.Policy.Name, Signer: o.Keys.LogSigner, Logger: n.log},
+		CosignersFor: n.cosignersFor,
 		Final: func(b []byte) ([]string, error) {
 			_, names, err := n.checkpointTrust(b).VerifyCheckpoint(b)
 			return names, err
@@ -207,18 +228,19 @@ func New(ctx context.Context, o Options) (n *Node, err error) {
 	if err := publish.FollowChain(ctx, n.chain, n.svc.PolicyChanges(n.svc.Size()), n.svc.EntryAt); err != nil {
 		return nil, fmt.Errorf("node: the log's policy changes: %w", err)
 	}
+	if err := n.followChain(); err != nil {
+		return nil, err
+	}
 	if o.API != nil {
 		if n.apiToken, err = LoadAPIToken(o.Data); err != nil {
 			return nil, err
 		}
 	}
-	var logVerifiers []note.Verifier
-	for _, pn := range o.Policy.Nodes {
-		logVerifiers = append(logVerifiers, mustLogVerifier(pn.NoteKey))
-	}
-	(&CosignServer{Service: n.svc, Origin: o.Policy.Name, LogVerifiers: logVerifiers, Signer: o.Keys.LogSigner, Cosigner: w, Logger: n.log,
-		Admit: func(p peer.ID) bool { _, ok := n.network.ByPeer(p); return ok }}).Register(n.host)
+	(&CosignServer{Service: n.svc, Origin: o.Policy.Name, LogVerifiersFor: func() []note.Verifier { return n.cur.Load().logVerifiers },
+		Signer: o.Keys.LogSigner, Cosigner: w, Logger: n.log,
+		Admit: func(p peer.ID) bool { _, ok := n.net().ByPeer(p); return ok }}).Register(n.host)
 	(&manifestServer{n: n}).register(n.host)
+	n.host.SetStreamHandler(ChangeProtocol, n.serveChange)
 	if err := n.openServing(ctx); err != nil {
 		return nil, err
 	}
@@ -231,8 +253,9 @@ func New(ctx context.Context, o Options) (n *Node, err error) {
 	n.catchup = &peerEntries{n: n}
 
 	// Ordering: the FSM appends what Raft commits, after checking it.
+	n.envelopes = quorum.NewVerifiedEnvelopes(0)
 	if n.fsm, err = quorum.NewFSM(quorum.FSMOptions{
-		Checker: &quorum.ChainChecker{Chain: n.chain},
+		Checker: &quorum.ChainChecker{Chain: n.chain, Envelopes: n.envelopes},
 		Applier: n.svc,
 		Catchup: n.catchup.catchup(),
 		Observe: n.applied,
@@ -250,8 +273,11 @@ func New(ctx context.Context, o Options) (n *Node, err error) {
 	if n.o.RaftConfig != nil {
 		raftLog = io.Discard
 	}
-	if n.raft, err = quorum.NewRaft(quorum.RaftOptions{Host: n.host, Network: n.network, Dir: filepath.Join(o.Data, "raft"),
-		FSM: n.fsm, Bootstrap: true, Config: o.RaftConfig, LogOutput: raftLog}); err != nil {
+	// Only the first policy's nodes bootstrap Raft, with its voters: a
+	// node added later waits for the leader to add it (membership.go).
+	_, inFirst := n.first.ByName(o.Keys.Name)
+	if n.raft, err = quorum.NewRaft(quorum.RaftOptions{Host: n.host, Network: n.first, Members: n.net, Dir: filepath.Join(o.Data, "raft"),
+		FSM: n.fsm, Bootstrap: inFirst, Config: o.RaftConfig, LogOutput: raftLog}); err != nil {
 		return nil, err
 	}
 	n.closers = append(n.closers, n.raft.Close)
@@ -259,7 +285,7 @@ func New(ctx context.Context, o Options) (n *Node, err error) {
 	// the one that ends Run): a router stopped by its context first fails
 	// the topics' Close.
 	gctx, gcancel := context.WithCancel(context.WithoutCancel(ctx))
-	if n.gossip, err = quorum.NewGossip(gctx, quorum.GossipOptions{Host: n.host, Network: n.network, Logger: n.log, OnEquivocation: n.equivocation}); err != nil {
+	if n.gossip, err = quorum.NewGossip(gctx, quorum.GossipOptions{Host: n.host, Network: n.first, Members: n.net, Logger: n.log, OnEquivocation: n.equivocation, Envelopes: n.envelopes}); err != nil {
 		gcancel()
 		return nil, err
 	}
@@ -343,6 +369,7 @@ func (n *Node) Run(ctx context.Context) error {
 	}
 	g.Go(func() error { return n.voteLoop(gctx) })
 	g.Go(func() error { return n.leaderLoop(gctx) })
+	g.Go(func() error { return n.membershipLoop(gctx) })
 	g.Go(func() error { return n.deadlineLoop(gctx) })
 	g.Go(func() error { return n.republishLoop(gctx) })
 	g.Go(func() error { return n.runServing(gctx) })
@@ -394,7 +421,7 @@ func (n *Node) Publish(ctx context.Context, specData []byte) (string, error) {
 		n.events.emit(input, Event{Type: EventPublished, Input: input, Index: &i})
 		return input, nil
 	}
-	req, err := quorum.NewBuildRequest(quorum.RequestOptions{Policy: n.network.Digest(), Spec: canon, Signer: n.o.Keys.Cosign})
+	req, err := quorum.NewBuildRequest(quorum.RequestOptions{Policy: n.net().Digest(), Spec: canon, Signer: n.o.Keys.Cosign})
 	if err != nil {
 		return "", err
 	}
@@ -416,7 +443,7 @@ func (n *Node) Publish(ctx context.Context, specData []byte) (string, error) {
 func (n *Node) publishGossip(ctx context.Context, pub func(context.Context, quorum.PublishOptions) error) error {
 	peers := 0
 	for _, p := range n.host.Network().Peers() {
-		if _, ok := n.network.ByPeer(p); ok {
+		if _, ok := n.net().ByPeer(p); ok {
 			peers++
 		}
 	}
@@ -486,6 +513,7 @@ func (n *Node) openRound(req *quorum.BuildRequest, now time.Time) *round {
 		return n.openRound(req, now)
 	}
 	r := newRound(req, now, n.o.Deadline)
+	r.net = n.net()
 	n.byRequest[id] = r
 	n.rounds[req.InputDigest] = r
 	var added []*quorum.Vote
@@ -507,7 +535,7 @@ func (n *Node) openRound(req *quorum.BuildRequest, now time.Time) *round {
 // status shows) but change nothing: a closed round neither proposes nor
 // gets another verdict.
 func (n *Node) countable(r *round, v *quorum.Vote) bool {
-	return v.InputDigest == r.input && !v.Time.Before(r.reqTime.Add(-voteClockSkew))
+	return v.InputDigest == r.input && v.Policy == r.net.Digest() && !v.Time.Before(r.reqTime.Add(-voteClockSkew))
 }
 
 // openFromVotesLocked opens the round of request from the buffered votes
@@ -515,7 +543,8 @@ func (n *Node) countable(r *round, v *quorum.Vote) bool {
 // held.
 func (n *Node) openFromVotesLocked(request string, now time.Time) *round {
 	votes := n.pending.peek(request, now)
-	if len(votes) < n.network.Threshold() {
+	net := n.net()
+	if len(votes) < net.Threshold() {
 		return nil
 	}
 	input := votes[0].InputDigest
@@ -525,7 +554,7 @@ func (n *Node) openFromVotesLocked(request string, now time.Time) *round {
 			same = append(same, v)
 		}
 	}
-	if !quorum.Tally(n.network, input, same, 0).Quorum {
+	if !quorum.Tally(net, input, same, 0).Quorum {
 		return nil
 	}
 	var spec []byte
@@ -541,10 +570,10 @@ func (n *Node) openFromVotesLocked(request string, now time.Time) *round {
 	if spec == nil {
 		return nil
 	}
-	r := &round{request: request, reqTime: earliest, input: input, spec: spec, started: now, deadline: now.Add(n.o.Deadline),
+	r := &round{net: net, request: request, reqTime: earliest, input: input, spec: spec, started: now, deadline: now.Add(n.o.Deadline),
 		votes: make(map[string]*quorum.Vote), equivocations: map[string][]string{}, index: -1}
 	for _, v := range n.pending.take(request, now) {
-		if v.InputDigest == input {
+		if v.InputDigest == input && v.Policy == net.Digest() {
 			r.add(v)
 		}
 	}
@@ -607,6 +636,13 @@ func (n *Node) workLoop(ctx context.Context) error {
 func (n *Node) handleRequest(ctx context.Context, r *round) {
 	req := r.req
 	input := req.InputDigest
+	if !n.isVoter(r.net) {
+		// Not a build node of the policy the round opened under (a
+		// node added later, before it caught up; a removed one; a key
+		// the policy rotated out): its vote would count for nothing.
+		n.log.InfoContext(ctx, "not voting: the round's policy does not list this node with its keys", "input", input, "policy", r.net.Digest())
+		return
+	}
 	// A node votes even when the entry is in the log already (its
 	// request came late): the vote is its word on the build, and a
 	// dissenting one is reported (status shows the dissent).
@@ -615,7 +651,7 @@ func (n *Node) handleRequest(ctx context.Context, r *round) {
 	if err != nil {
 		n.rejectedSpecs.Add(1)
 		n.log.WarnContext(ctx, "refusing a requested spec", "input", input, "err", err)
-		vote, err = quorum.NewFailedVote(n.voteFor(req), "spec refused: "+err.Error())
+		vote, err = quorum.NewFailedVote(n.voteFor(r), "spec refused: "+err.Error())
 	} else {
 		bctx, cancel := context.WithTimeout(ctx, n.o.Deadline)
 		var b *Build
@@ -626,13 +662,13 @@ func (n *Node) handleRequest(ctx context.Context, r *round) {
 		}
 		if err != nil {
 			n.log.WarnContext(ctx, "build failed", "input", input, "err", err)
-			vote, err = quorum.NewFailedVote(n.voteFor(req), err.Error())
+			vote, err = quorum.NewFailedVote(n.voteFor(r), err.Error())
 		} else if serr := n.checkEntrySize(req, spec, b); serr != nil {
 			// A quorum for it could never be appended: say so instead.
 			n.log.WarnContext(ctx, "refusing to vote for a build whose entry would be too large", "input", input, "err", serr)
-			vote, err = quorum.NewFailedVote(n.voteFor(req), serr.Error())
+			vote, err = quorum.NewFailedVote(n.voteFor(r), serr.Error())
 		} else {
-			vote, err = quorum.NewVote(n.voteFor(req), b.Bundle, b.ManifestDigest)
+			vote, err = quorum.NewVote(n.voteFor(r), b.Bundle, b.ManifestDigest)
 		}
 	}
 	if err != nil {
@@ -648,9 +684,11 @@ func (n *Node) handleRequest(ctx context.Context, r *round) {
 	}
 }
 
-// voteFor names this node's vote on req.
-func (n *Node) voteFor(req *quorum.BuildRequest) quorum.VoteFor {
-	return quorum.VoteFor{Policy: n.network.Digest(), Request: req.ID(), InputDigest: req.InputDigest, Node: n.o.Keys.Name}
+// voteFor names this node's vote in r, bound to the policy r opened
+// under.
+func (n *Node) voteFor(r *round) quorum.VoteFor {
+	req := r.req
+	return quorum.VoteFor{Policy: r.net.Digest(), Request: req.ID(), InputDigest: req.InputDigest, Node: n.o.Keys.Name}
 }
 
 func (n *Node) voteLoop(ctx context.Context) error {
@@ -721,7 +759,7 @@ func (n *Node) equivocation(e quorum.Equivocation) {
 	n.log.Warn("a build node signed two different votes for one request", "voter", e.Node, "request", e.Request, "input", e.InputDigest)
 	n.mu.Lock()
 	defer n.mu.Unlock()
-	if r := n.byRequest[e.Request]; r != nil && len(r.equivocations) < len(n.members) {
+	if r := n.byRequest[e.Request]; r != nil && len(r.equivocations) < len(r.net.Members()) {
 		r.equivocations[e.Node] = []string{e.First, "sha256:" + digestHex(e.Second)}
 	}
 }
@@ -735,7 +773,7 @@ func (n *Node) hopeless(r *round) bool {
 	if !r.open() || r.proposed {
 		return false
 	}
-	v := r.tally(n.network, time.Since(r.started))
+	v := r.tally(r.net, time.Since(r.started))
 	largest := 0
 	if g, ok := v.Agreed(); ok {
 		largest = len(g.Nodes)
@@ -754,7 +792,7 @@ func (n *Node) maybePropose(ctx context.Context, r *round) {
 		n.mu.Unlock()
 		return
 	}
-	envs, ok := r.quorum(n.network)
+	envs, ok := r.quorum(r.net)
 	if !ok {
 		n.mu.Unlock()
 		return
@@ -836,10 +874,12 @@ func (n *Node) applied(_ uint64, r quorum.ApplyResult) {
 		return
 	}
 	if strings.HasPrefix(r.InputDigest, publish.PolicyKeyPrefix) {
-		// The FSM's chain holds it now; gossip, the gater, the peer
-		// cosigners and Raft's voters keep the policy the node started
-		// with (see the README: not yet followed at run time).
+		// The FSM's chain holds it now: the node acts on it before the
+		// FSM applies the next entry (membership.go).
 		n.log.Info("policy change applied", "index", r.Index, "policy", strings.TrimPrefix(r.InputDigest, publish.PolicyKeyPrefix))
+		if err := n.followChain(); err != nil {
+			n.log.Error("acting on the policy change", "index", r.Index, "err", err)
+		}
 		return
 	}
 	n.mu.Lock()
@@ -890,7 +930,7 @@ func (n *Node) deadlineLoop(ctx context.Context) error {
 							delete(n.rounds, r.input)
 						}
 					}
-				case now.After(r.deadline) && !r.awaitsEntry(n.network):
+				case now.After(r.deadline) && !r.awaitsEntry(r.net):
 					if !r.judging {
 						due = append(due, r)
 					}
@@ -931,12 +971,12 @@ func (n *Node) giveVerdict(ctx context.Context, r *round, now time.Time) {
 		return
 	}
 	n.mu.Lock()
-	if r.verdict != nil || r.judging || r.awaitsEntry(n.network) {
+	if r.verdict != nil || r.judging || r.awaitsEntry(r.net) {
 		n.mu.Unlock()
 		return
 	}
 	r.judging = true
-	qv := r.tally(n.network, min(now.Sub(r.started), n.o.Deadline))
+	qv := r.tally(r.net, min(now.Sub(r.started), n.o.Deadline))
 	n.mu.Unlock()
 	if len(qv.Groups) > 1 {
 		qv.Differs = n.explain(ctx, r.input, qv.Groups[0].Nodes, qv.Groups[1:])
@@ -990,7 +1030,7 @@ func (n *Node) fetchManifest(ctx context.Context, nodes []string, input string) 
 		if name == n.o.Keys.Name {
 			b, err = n.localManifest(input)
 		} else {
-			m, _ := n.network.ByName(name)
+			m, _ := n.net().ByName(name)
 			b, err = fetchManifest(ctx, n.host, m.PeerID, input)
 		}
 		if err != nil {
@@ -1131,7 +1171,7 @@ type RaftStatus struct {
 
 // Status returns the node's state.
 func (n *Node) Status() Status {
-	s := Status{Name: n.o.Keys.Name, PeerID: n.host.ID().String(), Policy: n.network.Digest(), LogSize: n.svc.Size(),
+	s := Status{Name: n.o.Keys.Name, PeerID: n.host.ID().String(), Policy: n.net().Digest(), LogSize: n.svc.Size(),
 		Building: n.builds.inFlight(), Dropped: n.gossip.Drops(), Refused: n.rejectedSpecs.Load(), RefusedPeers: n.gater.Refused()}
 	s.Serving = n.servingStatus()
 	if d := n.sched.Dropped(); d > 0 {
@@ -1141,7 +1181,7 @@ func (n *Node) Status() Status {
 		s.Addrs = append(s.Addrs, a.String())
 	}
 	for _, p := range n.host.Network().Peers() {
-		if m, ok := n.network.ByPeer(p); ok {
+		if m, ok := n.net().ByPeer(p); ok {
 			s.Peers = append(s.Peers, m.Name)
 		}
 	}
@@ -1153,7 +1193,7 @@ func (n *Node) Status() Status {
 	_, leader := n.raft.LeaderWithID()
 	s.Raft.Leader = string(leader)
 	if id, err := peer.Decode(string(leader)); err == nil {
-		if m, ok := n.network.ByPeer(id); ok {
+		if m, ok := n.net().ByPeer(id); ok {
 			s.Raft.Leader = m.Name
 		}
 	}

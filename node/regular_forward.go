@@ -100,33 +100,15 @@ func (n *Node) serveForwarded(st network.Stream) {
 	if !send(forwardAnswer{InputDigest: input}) {
 		return
 	}
-	for _, ev := range past {
-		if !send(ev) || ev.Type == EventFinal || ev.Type == EventVerdict {
-			return
+	// A verdict is not passed on for a round that ended before: the
+	// request was gossiped again just now and a new round is open.
+	ended := func() (Event, bool) {
+		if ev, ok := n.endedEvent(input); ok && ev.Type == EventFinal {
+			return ev, true
 		}
+		return Event{}, false
 	}
-	if st := n.roundStatus(input); st.State == "final" {
-		// Published before: no round, its final event now.
-		ev := Event{Type: EventFinal, Input: input, Index: st.Index, Time: time.Now().UTC()}
-		if cp := n.svc.Final(); cp != nil {
-			size := cp.Size
-			ev.Size = &size
-		}
-		send(ev)
-		return
-	}
-	for {
-		select {
-		case ev := <-ch:
-			if !send(ev) || ev.Type == EventFinal || ev.Type == EventVerdict {
-				return
-			}
-		case <-ctx.Done():
-			return
-		case <-n.stopping:
-			return
-		}
-	}
+	streamEvents(ctx, n.stopping, eventStream{past: past, ch: ch, ended: ended, send: func(ev Event) bool { return send(ev) }})
 }
 
 // readLine reads one line of at most limit bytes, without its newline.
@@ -440,54 +422,19 @@ func (r *Regular) serveRequest(w http.ResponseWriter, req *http.Request) {
 
 // serveEvents streams the events of a round passed on by this node.
 func (r *Regular) serveEvents(w http.ResponseWriter, req *http.Request) {
-	input := req.PathValue("input")
-	if _, err := inputHex(input); err != nil {
-		httpErr(w, http.StatusBadRequest, err)
-		return
-	}
-	past, ch, cancel := r.fwd.events.subscribe(input)
-	defer cancel()
-	w.Header().Set("Content-Type", "application/x-ndjson")
-	w.WriteHeader(http.StatusOK)
-	rc := http.NewResponseController(w)
-	enc := json.NewEncoder(w)
-	send := func(ev Event) bool {
-		rc.SetWriteDeadline(time.Now().Add(time.Minute))
-		enc.Encode(ev)
-		rc.Flush()
-		return ev.Type == EventFinal || ev.Type == EventVerdict
-	}
-	for _, ev := range past {
-		if send(ev) {
-			return
+	serveEventStream(w, req, nil, r.fwd.events, func(input string) (Event, bool) {
+		rec, ok := r.idx.ByInputDigest(input)
+		if !ok {
+			return Event{}, false
 		}
-	}
-	if rec, ok := r.idx.ByInputDigest(input); ok {
 		i := rec.LogIndex
 		ev := Event{Type: EventFinal, Input: input, Index: &i, Time: time.Now().UTC()}
 		if cp := r.checkpoint(); cp != nil {
 			size := cp.Size
 			ev.Size = &size
 		}
-		send(ev)
-		return
-	}
-	keepalive := time.NewTicker(15 * time.Second)
-	defer keepalive.Stop()
-	for {
-		select {
-		case ev := <-ch:
-			if send(ev) {
-				return
-			}
-		case <-keepalive.C:
-			rc.SetWriteDeadline(time.Now().Add(time.Minute))
-			io.WriteString(w, "\n")
-			rc.Flush()
-		case <-req.Context().Done():
-			return
-		}
-	}
+		return ev, true
+	})
 }
 
 // SignRequest returns a build request for spec (YAML or JSON) signed by

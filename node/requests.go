@@ -35,17 +35,17 @@ func (n *Node) PublishRequest(ctx context.Context, b []byte) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	if req.Policy != n.network.Digest() {
-		return "", fmt.Errorf("node: the request is for the network with policy %s, this node's is %s (%s): sign it with this network's policy", req.Policy, n.network.Digest(), n.o.Policy.Name)
+	if req.Policy != n.net().Digest() {
+		return "", fmt.Errorf("node: the request is for the network with policy %s, this node's is %s (%s): sign it with this network's policy", req.Policy, n.net().Digest(), n.o.Policy.Name)
 	}
-	key, listed := n.network.Requester(req.Requester)
+	key, listed := n.net().Requester(req.Requester)
 	switch {
 	case listed:
-	case n.network.Open() && len(req.RequesterKey) > 0:
+	case n.net().Open() && len(req.RequesterKey) > 0:
 		if key, err = attest.ParsePublicKey("requester", req.RequesterKey); err != nil {
 			return "", fmt.Errorf("node: the request's requesterKey: %w", err)
 		}
-	case n.network.Open():
+	case n.net().Open():
 		return "", fmt.Errorf("%w: the policy %s is open, but the request does not include its requester's public key (requesterKey)", ErrRequesterNotAllowed, n.o.Policy.Name)
 	default:
 		return "", fmt.Errorf("%w: requester key %s is not one of the policy %s's build nodes or requesters, and the policy is not open: ask the network to add the public key to the policy's requesters",

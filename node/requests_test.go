@@ -62,7 +62,7 @@ func TestRequesterSignedRequests(t *testing.T) {
 
 	// The listed requester's request, through node-a's API (no API token:
 	// the requester's signature is what counts).
-	req, err := quorum.NewBuildRequest(quorum.RequestOptions{Policy: a.network.Digest(), Spec: mustCanonical(t, testSpec(90)), Signer: listed})
+	req, err := quorum.NewBuildRequest(quorum.RequestOptions{Policy: a.net().Digest(), Spec: mustCanonical(t, testSpec(90)), Signer: listed})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -80,7 +80,7 @@ func TestRequesterSignedRequests(t *testing.T) {
 
 	// A key the policy does not list (with its key included, as for an
 	// open policy): refused, nothing gossiped.
-	sreq, err := quorum.NewBuildRequest(quorum.RequestOptions{Policy: a.network.Digest(), Spec: mustCanonical(t, testSpec(91)), Signer: stranger, IncludeKey: true})
+	sreq, err := quorum.NewBuildRequest(quorum.RequestOptions{Policy: a.net().Digest(), Spec: mustCanonical(t, testSpec(91)), Signer: stranger, IncludeKey: true})
 	if err != nil {
 		t.Fatal(err)
 	}

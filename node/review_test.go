@@ -106,7 +106,7 @@ func TestReviewPreVoteCensorsInput(t *testing.T) {
 	}
 	input, _ := s.InputDigest()
 	evil := c.nodes[2].node
-	v, err := quorum.NewFailedVote(quorum.VoteFor{Policy: evil.network.Digest(), Request: "sha256:" + strings.Repeat("0", 64), InputDigest: input, Node: c.nodes[2].name}, "censored")
+	v, err := quorum.NewFailedVote(quorum.VoteFor{Policy: evil.net().Digest(), Request: "sha256:" + strings.Repeat("0", 64), InputDigest: input, Node: c.nodes[2].name}, "censored")
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -53,7 +53,7 @@ func (n *Node) openServing(ctx context.Context) error {
 	}
 	s, err := openServing(n.o.Data, n.o.Serving, final, func(st *store.Store) (serve.Content, error) {
 		var err error
-		x, err = newExchange(ctx, n.host, n.network.Digest(), st, n.o.Bootstrap, true, n.log)
+		x, err = newExchange(ctx, n.host, n.chain.NetworkID(), st, n.o.Bootstrap, true, n.log)
 		return x, err
 	}, hint, n.log)
 	if err != nil {

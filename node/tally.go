@@ -23,6 +23,10 @@ import (
 // request count in it; a verdict closes the request, not the input: a new
 // request for the input opens a new round.
 type round struct {
+	// net is the network of the policy in force when the round opened:
+	// it counts its votes (only votes bound to that policy), by its
+	// majority, to the end (see membership.go).
+	net      *quorum.Network
 	req      *quorum.BuildRequest
 	request  string // req.ID()
 	reqTime  time.Time

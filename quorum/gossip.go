@@ -55,8 +55,16 @@ func Topics(policyDigest string) (requests, votes string) {
 
 // GossipOptions configure [NewGossip].
 type GossipOptions struct {
-	Host    host.Host
+	Host host.Host
+	// Network names the topics (the network's first policy: the topics
+	// keep its digest across policy changes, policy.Chain.NetworkID) and,
+	// without Members, is the network the validators judge by.
 	Network *Network
+	// Members, when set, returns the network of the policy in force: each
+	// message is judged by what it returns when the message comes (its
+	// author, digest, requester and keys), so that a node follows the
+	// policy changes of its log.
+	Members func() *Network
 	// ReplayWindow is how far a request's time may be from this node's
 	// clock; older or newer requests are dropped as stale. Default 10m.
 	ReplayWindow time.Duration
@@ -78,6 +86,10 @@ type GossipOptions struct {
 	// its first vote and the second vote. The second vote is rejected
 	// (equivocation).
 	OnEquivocation func(Equivocation)
+	// Envelopes, if set, remembers the vote envelopes the validator
+	// verified, for the FSM's check of the entry made of them (the same
+	// cache as its ChainChecker's).
+	Envelopes *VerifiedEnvelopes
 	// Now is the clock; nil means time.Now.
 	Now    func() time.Time
 	Logger *slog.Logger
@@ -147,7 +159,7 @@ func NewGossip(ctx context.Context, o GossipOptions) (*Gossip, error) {
 		// Speak the build topics only with policy build nodes, whatever
 		// the connection gater lets in (regular nodes, later).
 		pubsub.WithPeerFilter(func(p peer.ID, topic string) bool {
-			_, ok := o.Network.ByPeer(p)
+			_, ok := g.net().ByPeer(p)
 			return ok
 		}),
 	)
@@ -304,11 +316,16 @@ func (g *Gossip) drop(topic, reason string, m *pubsub.Message, err error) pubsub
 	return pubsub.ValidationReject
 }
 
-// author returns the policy build node that signed m. The router has
-// checked m's signature by m.GetFrom()'s key (StrictSign); the forwarder
-// (m.ReceivedFrom) is irrelevant.
-func (g *Gossip) author(m *pubsub.Message) (Member, bool) {
-	return g.o.Network.ByPeer(m.GetFrom())
+// net is the network messages are judged by now. A message's author is
+// the policy build node that signed it, m.GetFrom() (the router checked
+// the signature, StrictSign), never the peer that forwarded it.
+func (g *Gossip) net() *Network {
+	if g.o.Members != nil {
+		if n := g.o.Members(); n != nil {
+			return n
+		}
+	}
+	return g.o.Network
 }
 
 func (g *Gossip) validateRequest(_ context.Context, _ peer.ID, m *pubsub.Message) pubsub.ValidationResult {
@@ -317,7 +334,8 @@ func (g *Gossip) validateRequest(_ context.Context, _ peer.ID, m *pubsub.Message
 	if len(data) > MaxRequestSize {
 		return g.drop(topic, DropOversized, m, nil)
 	}
-	from, ok := g.author(m)
+	net := g.net()
+	from, ok := net.ByPeer(m.GetFrom())
 	if !ok {
 		return g.drop(topic, DropUnknownPeer, m, nil)
 	}
@@ -328,11 +346,11 @@ func (g *Gossip) validateRequest(_ context.Context, _ peer.ID, m *pubsub.Message
 		}
 		return g.drop(topic, DropMalformed, m, err)
 	}
-	if r.Policy != g.o.Network.Digest() {
+	if r.Policy != net.Digest() {
 		return g.drop(topic, DropPolicy, m, nil)
 	}
-	key, ok := g.o.Network.Requester(r.Requester)
-	if !ok && g.o.Network.Open() && len(r.RequesterKey) > 0 {
+	key, ok := net.Requester(r.Requester)
+	if !ok && net.Open() && len(r.RequesterKey) > 0 {
 		key, err = attest.ParsePublicKey("requester "+short(r.Requester), r.RequesterKey)
 		ok = err == nil
 	}
@@ -349,7 +367,7 @@ func (g *Gossip) validateRequest(_ context.Context, _ peer.ID, m *pubsub.Message
 	// The nonce budget: the listed requester's own, or, for a key the
 	// policy does not list, the publishing build node's.
 	budget := "requester/" + r.Requester
-	if _, listed := g.o.Network.Requester(r.Requester); !listed {
+	if _, listed := net.Requester(r.Requester); !listed {
 		budget = "via/" + from.Name
 	}
 	switch res, _ := g.nonces.add(budget, r.Requester+"/"+r.Nonce, "", r.Time.Add(g.o.ReplayWindow), now); res {
@@ -374,7 +392,8 @@ func (g *Gossip) validateVote(_ context.Context, _ peer.ID, m *pubsub.Message) p
 	if len(data) > MaxVoteSize {
 		return g.drop(topic, DropOversized, m, nil)
 	}
-	from, ok := g.author(m)
+	net := g.net()
+	from, ok := net.ByPeer(m.GetFrom())
 	if !ok {
 		return g.drop(topic, DropUnknownPeer, m, nil)
 	}
@@ -385,13 +404,13 @@ func (g *Gossip) validateVote(_ context.Context, _ peer.ID, m *pubsub.Message) p
 		}
 		return g.drop(topic, DropMalformed, m, err)
 	}
-	if v.Policy != g.o.Network.Digest() {
+	if v.Policy != net.Digest() {
 		return g.drop(topic, DropPolicy, m, nil)
 	}
 	if v.Node != from.Name {
 		return g.drop(topic, DropWrongNode, m, nil)
 	}
-	if err := v.VerifySignature(from); err != nil {
+	if err := v.verifySignature(from, g.o.Envelopes.Verify); err != nil {
 		return g.drop(topic, DropBadSignature, m, err)
 	}
 	now := g.o.Now()

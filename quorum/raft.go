@@ -89,6 +89,10 @@ type RaftOptions struct {
 	Host host.Host
 	// Network admits Raft peers and, with Bootstrap, lists the voters.
 	Network *Network
+	// Members, when set, returns the network of the policy in force,
+	// which then admits Raft peers (Network still lists the voters a
+	// bootstrap starts with: the first policy's).
+	Members func() *Network
 	// Dir holds the Raft state: Dir/wal (raft-wal: log and stable store)
 	// and Dir/snapshots. Created if missing.
 	Dir string
@@ -112,6 +116,7 @@ type RaftOptions struct {
 type Raft struct {
 	*raft.Raft
 	Layer      *StreamLayer
+	self       raft.ServerID
 	transport  *raft.NetworkTransport
 	closeStore func() error
 	proposals  atomic.Uint64
@@ -185,7 +190,11 @@ func NewRaft(o RaftOptions) (*Raft, error) {
 		closeStore()
 		return nil, fmt.Errorf("quorum: raft: opening snapshot store in %s: %w", o.Dir, err)
 	}
-	layer, err := NewStreamLayer(o.Host, func(p peer.ID) bool { _, ok := o.Network.ByPeer(p); return ok })
+	admits := func(p peer.ID) bool { _, ok := o.Network.ByPeer(p); return ok }
+	if o.Members != nil {
+		admits = func(p peer.ID) bool { _, ok := o.Members().ByPeer(p); return ok }
+	}
+	layer, err := NewStreamLayer(o.Host, admits)
 	if err != nil {
 		closeStore()
 		return nil, err
@@ -222,7 +231,7 @@ func NewRaft(o RaftOptions) (*Raft, error) {
 		closeStore()
 		return nil, fmt.Errorf("quorum: raft: %w", err)
 	}
-	return &Raft{Raft: r, Layer: layer, transport: trans, closeStore: closeStore}, nil
+	return &Raft{Raft: r, Layer: layer, self: conf.LocalID, transport: trans, closeStore: closeStore}, nil
 }
 
 // Close shuts the server down (without leaving the cluster: a restarted
@@ -283,4 +292,68 @@ func (r *Raft) Propose(ctx context.Context, cmd []byte) (any, error) {
 	r.proposals.Add(1)
 	r.waited.Add(int64(time.Since(started)))
 	return f.Response(), nil
+}
+
+// Reconcile makes Raft's configuration the voters of net, on the leader:
+// it adds each build node of net that is not a voter (its peer id as id
+// and address, over the libp2p transport) and then removes each server
+// net does not list. It is idempotent: a new leader calls it again with
+// the policy in force and finishes what an earlier one began. On a
+// follower it does nothing and returns [ErrNotLeader]. Each change waits
+// for Raft's commit of the new configuration (bounded by ctx).
+func (r *Raft) Reconcile(ctx context.Context, net *Network) (added, removed []string, err error) {
+	if r.Raft.State() != raft.Leader {
+		return nil, nil, ErrNotLeader
+	}
+	f := r.Raft.GetConfiguration()
+	if err := f.Error(); err != nil {
+		return nil, nil, fmt.Errorf("quorum: raft: reading the configuration: %w", err)
+	}
+	have := map[raft.ServerID]raft.ServerSuffrage{}
+	for _, s := range f.Configuration().Servers {
+		have[s.ID] = s.Suffrage
+	}
+	want := map[raft.ServerID]bool{}
+	timeout := 10 * time.Second
+	if d, ok := ctx.Deadline(); ok {
+		timeout = max(time.Until(d), time.Millisecond)
+	}
+	for _, m := range net.Members() {
+		id := raft.ServerID(m.PeerID.String())
+		want[id] = true
+		if s, ok := have[id]; ok && s == raft.Voter {
+			continue
+		}
+		if err := ctx.Err(); err != nil {
+			return added, removed, err
+		}
+		if err := r.Raft.AddVoter(id, raft.ServerAddress(id), 0, timeout).Error(); err != nil {
+			return added, removed, fmt.Errorf("quorum: raft: adding %s (%s) as a voter: %w", m.Name, id, err)
+		}
+		added = append(added, m.Name)
+	}
+	var selfRemoved bool
+	for id := range have {
+		if want[id] {
+			continue
+		}
+		if err := ctx.Err(); err != nil {
+			return added, removed, err
+		}
+		if id == r.self {
+			selfRemoved = true // last: the leader steps down once it is out
+			continue
+		}
+		if err := r.Raft.RemoveServer(id, 0, timeout).Error(); err != nil {
+			return added, removed, fmt.Errorf("quorum: raft: removing %s: %w", id, err)
+		}
+		removed = append(removed, string(id))
+	}
+	if selfRemoved {
+		if err := r.Raft.RemoveServer(r.self, 0, timeout).Error(); err != nil {
+			return added, removed, fmt.Errorf("quorum: raft: removing this node: %w", err)
+		}
+		removed = append(removed, string(r.self))
+	}
+	return added, removed, nil
 }

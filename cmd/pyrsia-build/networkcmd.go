@@ -31,13 +31,15 @@ Examples:
    pyrsia-build network init --name example.org/net --policy policy.json node-a.json node-b.json node-c.json
    pyrsia-build network show --policy policy.json
    pyrsia-build network propose --policy policy.json --new policy-2.json -o change.json
-   pyrsia-build network approve --policy policy.json --key a/keys/cosign.key change.json`,
+   pyrsia-build network approve --policy policy.json --key a/keys/cosign.key change.json
+   pyrsia-build network submit --node 127.0.0.1:7881 change.json`,
 		Subcommands: []*cli.Command{
 			networkInitCommand(),
 			networkAddNodeCommand(),
 			networkShowCommand(),
 			networkProposeCommand(),
 			networkApproveCommand(),
+			networkSubmitCommand(),
 		},
 	}
 }

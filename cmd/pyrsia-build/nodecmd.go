@@ -24,7 +24,7 @@ func nodeCommand() *cli.Command {
 	return &cli.Command{
 		Name:      "node",
 		Usage:     "run a build node of a network, or make its keys",
-		UsageText: "pyrsia-build node init --data DIR --name NAME\n   pyrsia-build node --build --data DIR --policy POLICY [--listen MULTIADDR...] [--api HOST:PORT] [--bootstrap MULTIADDR...] [--buildkit-addr ADDR] [--images DIR] [--max-builds N] [--deadline D] [--allow-source-host HOST[:PORT]...] [--log-level LEVEL] [--log-format text|json]\n   pyrsia-build node --config FILE [FLAGS...]\n   pyrsia-build node status --node HOST:PORT [--json]",
+		UsageText: "pyrsia-build node init --data DIR --name NAME\n   pyrsia-build node --build --data DIR --policy POLICY [--first-policy POLICY] [--listen MULTIADDR...] [--api HOST:PORT] [--bootstrap MULTIADDR...] [--buildkit-addr ADDR] [--images DIR] [--max-builds N] [--deadline D] [--allow-source-host HOST[:PORT]...] [--log-level LEVEL] [--log-format text|json]\n   pyrsia-build node --config FILE [FLAGS...]\n   pyrsia-build node status --node HOST:PORT [--json]",
 		Description: `Runs a build node of the network in --policy, with its keys and state in
 --data (made by 'pyrsia-build node init'):
 
@@ -77,6 +77,7 @@ Examples:
 			&cli.BoolFlag{Name: "build", Usage: "run as a build node (without it: a regular node)"},
 			&cli.StringFlag{Name: "data", Usage: "the node's data `DIR`"},
 			&cli.StringFlag{Name: "policy", Usage: "the network policy `FILE`"},
+			&cli.StringFlag{Name: "first-policy", Usage: "the network's first policy `FILE`, for a node a policy change added (default: --policy)"},
 			&cli.StringSliceFlag{Name: "listen", Usage: "libp2p listen `MULTIADDR` (repeatable; default TCP and QUIC on 127.0.0.1, any port)"},
 			&cli.StringFlag{Name: "api", Value: "127.0.0.1:7888", Usage: "the local HTTP API's `HOST:PORT` (empty: none)"},
 			&cli.StringSliceFlag{Name: "bootstrap", Usage: "a peer to connect to, `MULTIADDR` ending in /p2p/<peer id> (repeatable)"},
@@ -146,6 +147,7 @@ Examples:
 type nodeSettings struct {
 	build                    bool
 	data, policy, api        string
+	firstPolicy              string
 	listen, bootstrap, allow []string
 	buildkitAddr, images     string
 	maxBuilds                int
@@ -176,7 +178,7 @@ func readNodeSettings(c *cli.Context) (*nodeSettings, error) {
 		return field
 	}
 	s := &nodeSettings{
-		build: c.Bool("build"), data: str("data", cfg.Data), policy: str("policy", cfg.Policy),
+		build: c.Bool("build"), data: str("data", cfg.Data), policy: str("policy", cfg.Policy), firstPolicy: str("first-policy", cfg.FirstPolicy),
 		listen: list("listen", cfg.Listen), bootstrap: list("bootstrap", cfg.Bootstrap), allow: list("allow-source-host", cfg.AllowSourceHosts),
 		buildkitAddr: str("buildkit-addr", cfg.BuildkitAddr), images: str("images", cfg.Images),
 		maxBuilds: c.Int("max-builds"), deadline: c.Duration("deadline"), logFormat: str("log-format", cfg.LogFormat),
@@ -241,6 +243,12 @@ func nodeRun(c *cli.Context) error {
 	if err != nil {
 		return inputErr(err)
 	}
+	var first *policy.Policy
+	if s.firstPolicy != "" {
+		if first, err = policy.Load(s.firstPolicy); err != nil {
+			return inputErr(err)
+		}
+	}
 	pw, err := readPassword(c.Context, "Enter password for the node's cosign key: ", false, c.App.ErrWriter)
 	if err != nil {
 		return err
@@ -287,7 +295,7 @@ func nodeRun(c *cli.Context) error {
 		}
 	}
 	n, err := node.New(c.Context, node.Options{
-		Data: data, Policy: p, Keys: keys, Listen: s.listen, Bootstrap: boot, API: api,
+		Data: data, Policy: p, FirstPolicy: first, Keys: keys, Listen: s.listen, Bootstrap: boot, API: api,
 		Builder:          &node.BuildKitBuilder{BuildKit: bk, Images: s.images, AllowHosts: allow},
 		AllowSourceHosts: allow, Deadline: s.deadline, MaxBuilds: s.maxBuilds, Logger: logger,
 		Serving: servingOptions(c),

@@ -63,6 +63,10 @@ type Options struct {
 	Log tlog.Options
 	// Cosigners are asked for cosignatures on every checkpoint.
 	Cosigners []Cosigner
+	// CosignersFor, when set, returns the cosigners of a checkpoint of
+	// size entries instead of Cosigners: a network whose policy changes
+	// asks the nodes of the policy in force at that size.
+	CosignersFor func(size uint64) []Cosigner
 	// Final decides whether a cosigned checkpoint note may be served, and
 	// returns the names of its cosigners: policy.Trust.VerifyCheckpoint,
 	// or [AllCosigned]. Required.
@@ -428,7 +432,7 @@ func (s *Service) publish(ctx context.Context) error {
 		return nil
 	}
 	cctx, cancel := context.WithTimeout(ctx, s.opts.CosignTimeout)
-	sigs, errs := s.cosign(cctx, cp.Note)
+	sigs, errs := s.cosign(cctx, cp.Size, cp.Note)
 	cancel()
 	signed := cp.Note
 	if len(sigs) > 0 {
@@ -486,14 +490,18 @@ func cosignedAhead(errs []error, size uint64) uint64 {
 }
 
 // cosign asks every cosigner at once.
-func (s *Service) cosign(ctx context.Context, cpNote []byte) ([]note.Signature, []error) {
+func (s *Service) cosign(ctx context.Context, size uint64, cpNote []byte) ([]note.Signature, []error) {
 	type result struct {
 		sig note.Signature
 		err error
 	}
-	res := make([]result, len(s.opts.Cosigners))
+	cosigners := s.opts.Cosigners
+	if s.opts.CosignersFor != nil {
+		cosigners = s.opts.CosignersFor(size)
+	}
+	res := make([]result, len(cosigners))
 	var wg sync.WaitGroup
-	for i, c := range s.opts.Cosigners {
+	for i, c := range cosigners {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
