@@ -78,9 +78,9 @@ type mavenRun struct {
 	// as its only repository, a fresh local repository, the host's
 	// network, nothing exported.
 	mirror string
-	// repoDir, when set, is a folder with the lock's files: the build's
-	// local repository (offline, network off).
-	repoDir string
+	// repo, when set, holds the lock's files: the build's local
+	// repository (offline, network off).
+	repo fsutil.FS
 }
 
 func (b *BuildKit) solveMaven(ctx context.Context, spec *Spec, iso isolation, srcDir string, store content.Store, out string, mo mavenRun, ch chan *client.SolveStatus) error {
@@ -140,12 +140,8 @@ func (b *BuildKit) solveMaven(ctx context.Context, spec *Spec, iso isolation, sr
 	case mo.mirror != "":
 		runOpts = append(runOpts, llb.AddEnv("PYRSIA_M2", "/tmp/pyrsia-resolve-m2"), llb.AddEnv("PYRSIA_MIRROR", mo.mirror))
 		entitlements = append(entitlements, "network.host")
-	case mo.repoDir != "":
-		repoFS, err := fsutil.NewFS(mo.repoDir)
-		if err != nil {
-			return err
-		}
-		mounts["mavenrepo"] = repoFS
+	case mo.repo != nil:
+		mounts["mavenrepo"] = mo.repo
 		repo := llb.Local("mavenrepo", llb.SharedKeyHint("mavenrepo"))
 		base = base.File(llb.Copy(repo, "/", mavenRepoDir, &llb.CopyInfo{CopyDirContentsOnly: true, CreateDestPath: true}), llb.IgnoreCache)
 		runOpts = append(runOpts, llb.AddEnv("PYRSIA_M2", mavenRepoDir))
