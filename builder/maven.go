@@ -143,8 +143,10 @@ func (b *BuildKit) solveMaven(ctx context.Context, spec *Spec, iso isolation, sr
 	case mo.repo != nil:
 		mounts["mavenrepo"] = mo.repo
 		repo := llb.Local("mavenrepo", llb.SharedKeyHint("mavenrepo"))
-		base = base.File(llb.Copy(repo, "/", mavenRepoDir, &llb.CopyInfo{CopyDirContentsOnly: true, CreateDestPath: true}), llb.IgnoreCache)
-		runOpts = append(runOpts, llb.AddEnv("PYRSIA_M2", mavenRepoDir))
+		// Mounted, not copied into a layer: what Maven writes to its
+		// local repository lands in the mount's own writable layer, which
+		// is dropped with the mount; the exported /out is in the root.
+		runOpts = append(runOpts, llb.AddMount(mavenRepoDir, repo), llb.AddEnv("PYRSIA_M2", mavenRepoDir))
 	}
 	run := base.Run(runOpts...)
 	var def *llb.Definition
