@@ -77,6 +77,10 @@ func benchHost(b *testing.B) host.Host {
 func BenchmarkFetch200MiB(b *testing.B) {
 	data := randomBytes(200 << 20)
 	d := digestOf(data)
+	var o Options // EXCHANGE_CHUNK_KIB: the fetcher's chunk size
+	if v, err := strconv.ParseInt(os.Getenv("EXCHANGE_CHUNK_KIB"), 10, 64); err == nil && v > 0 {
+		o.ChunkSize = v << 10
+	}
 	nodes := benchNet(b, 1, Options{})
 	seed := nodes[0]
 	seed.put(b, data)
@@ -85,7 +89,8 @@ func BenchmarkFetch200MiB(b *testing.B) {
 	b.ResetTimer()
 	for range b.N {
 		b.StopTimer()
-		fetcher := benchNet(b, 1, Options{Bootstrap: []peer.AddrInfo{{ID: seed.x.h.ID(), Addrs: seed.x.h.Addrs()}}})[0]
+		o.Bootstrap = []peer.AddrInfo{{ID: seed.x.h.ID(), Addrs: seed.x.h.Addrs()}}
+		fetcher := benchNet(b, 1, o)[0]
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 		if err := seed.x.Provide(ctx, d); err != nil {
 			b.Fatal(err)
