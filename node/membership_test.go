@@ -84,11 +84,12 @@ func waitFor(ctx context.Context, t *testing.T, what string, cond func() bool) {
 	}
 }
 
-// waitActing waits until every running node acts on policy p.
-func (c *cluster) waitActing(ctx context.Context, p *policy.Policy) {
+// waitActing waits until every running node (or those of only) acts on
+// policy p.
+func (c *cluster) waitActing(ctx context.Context, p *policy.Policy, only ...int) {
 	c.t.Helper()
-	for _, tn := range c.nodes {
-		if tn.node == nil {
+	for i, tn := range c.nodes {
+		if tn.node == nil || len(only) > 0 && !slices.Contains(only, i) {
 			continue
 		}
 		waitFor(ctx, c.t, tn.name+" acting on the new policy", func() bool { return tn.node.net().Digest() == p.Digest() })
@@ -228,8 +229,10 @@ func TestAddNodeToRunningNetwork(t *testing.T) {
 // TestRemovedNodeVotesDoNotCount: node-c agrees with node-a (2 of 3, a
 // quorum under the first policy), node-b builds other bytes; once a change
 // removed node-c, that agreement is a minority of one, and the round ends
-// with no quorum. The removed node is disconnected, out of Raft's voters,
-// and votes no more.
+// with no quorum. The removed node is disconnected and out of Raft's
+// voters. (It may not learn of the change: the leader stops replicating to
+// it once it applies the new configuration, maybe before the removed node
+// heard that the change is committed.)
 func TestRemovedNodeVotesDoNotCount(t *testing.T) {
 	c := newCluster(t, 3, map[int]Builder{1: fakeBuild("other")})
 	c.startAll()
@@ -239,7 +242,7 @@ func TestRemovedNodeVotesDoNotCount(t *testing.T) {
 	if code, body := c.submit(ctx, l, c.changeBy(c.policy, p2, 0, 2)); code != http.StatusCreated {
 		t.Fatalf("submit: %d %s", code, body)
 	}
-	c.waitActing(ctx, p2)
+	c.waitActing(ctx, p2, 0, 1)
 	removed := c.nodes[2].keys.PeerID
 	want := peerIDs(p2)
 	waitFor(ctx, t, "Raft's voters without the removed node", func() bool {
@@ -256,9 +259,6 @@ func TestRemovedNodeVotesDoNotCount(t *testing.T) {
 			t.Errorf("%s's gater still admits the removed node", c.nodes[i].name)
 		}
 		waitFor(ctx, t, "the removed node's connection closed", func() bool { return !slices.Contains(n.host.Network().Peers(), removed) })
-	}
-	if c.nodes[2].node.cur.Load().voter {
-		t.Error("the removed node still votes")
 	}
 	spec := testSpec(311)
 	_, evs := c.publish(ctx, 0, spec)
