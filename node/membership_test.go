@@ -284,7 +284,10 @@ func TestRotatedCosignKey(t *testing.T) {
 	c := newCluster(t, 3, nil)
 	c.deadline = 5 * time.Second // one round waits for its deadline
 	c.startAll()
-	ctx := c.ctx()
+	// Longer than c.ctx() (twice the short deadline, and 30s): a node
+	// restarts, and the race detector slows everything.
+	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
+	defer cancel()
 	spec1 := testSpec(321)
 	input1, evs := c.publish(ctx, 0, spec1)
 	if ev := lastEvent(evs); ev.Type != EventFinal {
