@@ -131,6 +131,8 @@ func (b *BuildKit) build(ctx context.Context, spec *Spec, input string, opts Bui
 	if progress == nil {
 		progress = io.Discard
 	}
+	var times phaseTimes
+	times.start()
 	// The lock's files are fetched and checked before anything is written
 	// to the output folder: a repository that serves other bytes fails the
 	// build with nothing half-written.
@@ -145,6 +147,7 @@ func (b *BuildKit) build(ctx context.Context, spec *Spec, input string, opts Bui
 			return nil, err
 		}
 		mo.repoDir = repoDir
+		times.done("maven lock files")
 	}
 	layout, err := ResolveImage(opts.Images, spec.BuilderImage)
 	if err != nil {
@@ -167,6 +170,7 @@ func (b *BuildKit) build(ctx context.Context, spec *Spec, input string, opts Bui
 	if err != nil {
 		return nil, err
 	}
+	times.done("source")
 	if err := prepareOutDir(opts.OutDir); err != nil {
 		return nil, err
 	}
@@ -204,6 +208,7 @@ func (b *BuildKit) build(ctx context.Context, spec *Spec, input string, opts Bui
 		}
 		return nil, &BuildError{Err: err, LogTail: tail(string(log), 25), LogPath: logFile.Name()}
 	}
+	times.done("solve")
 
 	res := &Result{InputDigest: input, Coordinate: spec.Coordinate, SourceDigest: sourceDigest, BuilderImageDigest: spec.BuilderImage.Digest}
 	m := &OutputManifest{Version: 1}
@@ -255,6 +260,8 @@ func (b *BuildKit) build(ctx context.Context, spec *Spec, input string, opts Bui
 	if err := WriteManifest(filepath.Join(opts.OutDir, "manifest.json"), m); err != nil {
 		return nil, err
 	}
+	times.done("outputs")
+	times.write(logFile)
 	if mo.repoDir != "" {
 		res.MavenLockDigest = "sha256:" + spec.Recipe.Maven.Lock.SHA256
 	}
@@ -496,4 +503,26 @@ func within(root, dir string) (string, error) {
 		return "", fmt.Errorf("leads outside the source (to %s)", real)
 	}
 	return real, nil
+}
+
+// phaseTimes records how long each phase of a build took, for the end of
+// its log: where a slow build spends its time.
+type phaseTimes struct {
+	last   time.Time
+	phases []string
+}
+
+func (t *phaseTimes) start() { t.last = time.Now() }
+
+// done ends the phase name, which began when the last one ended.
+func (t *phaseTimes) done(name string) {
+	now := time.Now()
+	t.phases = append(t.phases, fmt.Sprintf("%s %.3fs", name, now.Sub(t.last).Seconds()))
+	t.last = now
+}
+
+func (t *phaseTimes) write(w io.Writer) {
+	for _, p := range t.phases {
+		fmt.Fprintf(w, "pyrsia-build: phase %s\n", p)
+	}
 }

@@ -103,34 +103,39 @@ sourceDateEpoch: %d
 		}
 	}
 
+	// The lock is needed by every other step: resolve runs even when -bench
+	// does not select it (then untimed).
 	var locked *Spec
+	resolve := func(b *testing.B) {
+		lock, err := bk.Resolve(ctx, s, ResolveOptions{SpecDir: work, Images: images, Cache: cache})
+		if err != nil {
+			b.Fatal(err)
+		}
+		data, err := lock.Marshal()
+		if err != nil {
+			b.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(work, "maven.lock.json"), data, 0o644); err != nil {
+			b.Fatal(err)
+		}
+		ls := sha256.Sum256(data)
+		withLock, err := SetSpecLock([]byte(specText), LockRef{Path: "maven.lock.json", SHA256: hex.EncodeToString(ls[:])})
+		if err != nil {
+			b.Fatal(err)
+		}
+		if locked, err = ParseSpec(withLock); err != nil {
+			b.Fatal(err)
+		}
+		b.ReportMetric(float64(len(lock.Files)), "files")
+	}
 	b.Run("resolve", func(b *testing.B) {
 		load(b)
 		for i := 0; i < b.N; i++ {
-			lock, err := bk.Resolve(ctx, s, ResolveOptions{SpecDir: work, Images: images, Cache: cache})
-			if err != nil {
-				b.Fatal(err)
-			}
-			data, err := lock.Marshal()
-			if err != nil {
-				b.Fatal(err)
-			}
-			if err := os.WriteFile(filepath.Join(work, "maven.lock.json"), data, 0o644); err != nil {
-				b.Fatal(err)
-			}
-			ls := sha256.Sum256(data)
-			withLock, err := SetSpecLock([]byte(specText), LockRef{Path: "maven.lock.json", SHA256: hex.EncodeToString(ls[:])})
-			if err != nil {
-				b.Fatal(err)
-			}
-			if locked, err = ParseSpec(withLock); err != nil {
-				b.Fatal(err)
-			}
-			b.ReportMetric(float64(len(lock.Files)), "files")
+			resolve(b)
 		}
 	})
 	if locked == nil {
-		b.Fatal("resolve did not run")
+		resolve(b)
 	}
 	build := func(b *testing.B, cache string) {
 		load(b)
@@ -139,6 +144,7 @@ sourceDateEpoch: %d
 			if _, err := bk.Build(ctx, locked, BuildOptions{OutDir: out, SpecDir: work, Images: images, MavenCache: cache}); err != nil {
 				b.Fatal(err)
 			}
+			logPhases(b, filepath.Join(out, "build.log"))
 		}
 	}
 	b.Run("locked-build-cold", func(b *testing.B) { build(b, "-") })
@@ -176,6 +182,23 @@ sourceDateEpoch: %d
 			}
 		}
 	})
+}
+
+// logPhases logs where a build spent its time: the build's own phases
+// and BuildKit's steps (their names and how long each took).
+func logPhases(b *testing.B, logPath string) {
+	data, err := os.ReadFile(logPath)
+	if err != nil {
+		b.Fatal(err)
+	}
+	step := regexp.MustCompile(`^#[0-9]+ (\[|DONE|transferring|exporting|copying|resolve|load|sending|writing)`)
+	var lines []string
+	for _, l := range strings.Split(string(data), "\n") {
+		if strings.HasPrefix(l, "pyrsia-build: phase ") || step.MatchString(l) {
+			lines = append(lines, l)
+		}
+	}
+	b.Logf("phases:\n%s", strings.Join(lines, "\n"))
 }
 
 // midSizeSource writes the benchmark library's source as a reproducible

@@ -125,63 +125,25 @@ func (n *Node) servePublish(w http.ResponseWriter, r *http.Request) {
 // serveEvents streams a round's events until it ends (final or verdict),
 // the client leaves, or the node stops.
 func (n *Node) serveEvents(w http.ResponseWriter, r *http.Request) {
-	input := r.PathValue("input")
-	if _, err := inputHex(input); err != nil {
-		httpErr(w, http.StatusBadRequest, err)
-		return
-	}
-	past, ch, cancel := n.events.subscribe(input)
-	defer cancel()
-	w.Header().Set("Content-Type", "application/x-ndjson")
-	w.WriteHeader(http.StatusOK)
-	rc := http.NewResponseController(w)
-	enc := json.NewEncoder(w)
-	flush := func() {
-		// The server's write timeout is for ordinary answers; a stream
-		// lives as long as its round, kept alive every 15s.
-		rc.SetWriteDeadline(time.Now().Add(time.Minute))
-		rc.Flush()
-	}
-	send := func(ev Event) bool {
-		rc.SetWriteDeadline(time.Now().Add(time.Minute))
-		enc.Encode(ev)
-		flush()
-		return ev.Type == EventFinal || ev.Type == EventVerdict
-	}
-	for _, ev := range past {
-		if send(ev) {
-			return
-		}
-	}
-	// A round that ended before this node saw it (a restart): its state.
-	if st := n.roundStatus(input); st.State == "final" || st.State == "no-quorum" {
+	serveEventStream(w, r, n.stopping, n.events, n.endedEvent)
+}
+
+// endedEvent is the last event of a round that ended before this node saw
+// it (a restart, or an input published before): its state.
+func (n *Node) endedEvent(input string) (Event, bool) {
+	st := n.roundStatus(input)
+	switch st.State {
+	case "final":
 		ev := Event{Type: EventFinal, Input: input, Index: st.Index, Time: time.Now().UTC()}
-		if st.State == "no-quorum" {
-			ev = Event{Type: EventVerdict, Input: input, Verdict: st.Verdict, Time: time.Now().UTC()}
-		} else if cp := n.svc.Final(); cp != nil {
+		if cp := n.svc.Final(); cp != nil {
 			size := cp.Size
 			ev.Size = &size
 		}
-		send(ev)
-		return
+		return ev, true
+	case "no-quorum":
+		return Event{Type: EventVerdict, Input: input, Verdict: st.Verdict, Time: time.Now().UTC()}, true
 	}
-	keepalive := time.NewTicker(15 * time.Second)
-	defer keepalive.Stop()
-	for {
-		select {
-		case ev := <-ch:
-			if send(ev) {
-				return
-			}
-		case <-keepalive.C:
-			io.WriteString(w, "\n")
-			flush()
-		case <-r.Context().Done():
-			return
-		case <-n.stopping:
-			return
-		}
-	}
+	return Event{}, false
 }
 
 // roundStatus answers for an input digest.

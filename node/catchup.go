@@ -3,6 +3,7 @@ package node
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -86,6 +87,10 @@ type peerEntries struct {
 	cp     *logclient.Checkpoint
 	had    uint64 // the log's size when the catch-up began
 	began  bool
+	same   bool // the log's entries [0, had) are proven the peers'
+
+	// own reads this node's log entries (default: n.svc's).
+	own func(ctx context.Context, i uint64) ([]byte, error)
 
 	fetched atomic.Uint64 // entries fetched from peers, for status and tests
 }
@@ -163,6 +168,11 @@ func (p *peerEntries) Entries(ctx context.Context, start, end uint64) ([][]byte,
 	if err != nil {
 		return nil, err
 	}
+	// Before the first entry is appended: a log whose own entries are
+	// not the peers' has forked, and is not extended.
+	if err := p.compare(ctx, c, cp); err != nil {
+		return nil, err
+	}
 	out := make([][]byte, 0, end-start)
 	if err := c.Entries(ctx, cp, start, end, func(_ uint64, e []byte) error {
 		out = append(out, bytes.Clone(e))
@@ -176,26 +186,51 @@ func (p *peerEntries) Entries(ctx context.Context, start, end uint64) ([][]byte,
 
 // verify is step 3: the entries the log held before the catch-up are the
 // peers' (proven included in the checkpoint), so the log's tree up to the
-// checkpoint is the checkpoint's.
+// checkpoint is the checkpoint's. Entries compares them before it returns
+// the first entries to append; verify does if it has not (nothing was
+// fetched).
 func (p *peerEntries) verify(ctx context.Context, size uint64) error {
 	p.mu.Lock()
-	had := p.had
+	had, same := p.had, p.same
 	p.mu.Unlock()
-	if had == 0 {
+	if had == 0 || same {
 		return nil
 	}
 	c, cp, err := p.checkpoint(ctx, min(had, size))
 	if err != nil {
 		return err
 	}
-	return c.Entries(ctx, cp, 0, min(had, cp.Size), func(i uint64, e []byte) error {
-		own, err := p.n.svc.EntryAt(ctx, i)
+	return p.compare(ctx, c, cp)
+}
+
+// compare checks that the log's entries [0, had) are those cp proves at
+// their indices, once; an entry that differs is the evidence of a fork,
+// named by index with both entries' SHA-256.
+func (p *peerEntries) compare(ctx context.Context, c *logclient.Client, cp *logclient.Checkpoint) error {
+	p.mu.Lock()
+	had, same := p.had, p.same
+	p.mu.Unlock()
+	if had == 0 || same {
+		return nil
+	}
+	own := p.own
+	if own == nil {
+		own = p.n.svc.EntryAt
+	}
+	err := c.Entries(ctx, cp, 0, min(had, cp.Size), func(i uint64, e []byte) error {
+		mine, err := own(ctx, i)
 		if err != nil {
 			return fmt.Errorf("node: reading this node's entry %d: %w", i, err)
 		}
-		if !bytes.Equal(own, e) {
-			return fmt.Errorf("node: this node's log entry %d is not the network's (the final checkpoint of %d entries proves another): its log has forked; restore DATA/log from another build node or wipe it", i, cp.Size)
+		if !bytes.Equal(mine, e) {
+			return fmt.Errorf("node: this node's log entry %d (sha256:%x) is not the network's (sha256:%x, proven by the final checkpoint of %d entries): its log has forked; restore DATA/log from another build node or wipe it", i, sha256.Sum256(mine), sha256.Sum256(e), cp.Size)
 		}
 		return nil
 	})
+	if err == nil && cp.Size >= had {
+		p.mu.Lock()
+		p.same = true
+		p.mu.Unlock()
+	}
+	return err
 }

@@ -106,6 +106,9 @@ type Node struct {
 	reconcileC chan struct{}
 	memberMu   sync.Mutex // serialises membership switches
 	selfKeyID  string     // this node's cosign key id
+	// envelopes are the vote envelopes this node's gossip validator
+	// verified, which its FSM then need not verify again.
+	envelopes *quorum.VerifiedEnvelopes
 
 	host   host.Host
 	gater  *quorum.Gater
@@ -250,8 +253,9 @@ func New(ctx context.Context, o Options) (n *Node, err error) {
 	n.catchup = &peerEntries{n: n}
 
 	// Ordering: the FSM appends what Raft commits, after checking it.
+	n.envelopes = quorum.NewVerifiedEnvelopes(0)
 	if n.fsm, err = quorum.NewFSM(quorum.FSMOptions{
-		Checker: &quorum.ChainChecker{Chain: n.chain},
+		Checker: &quorum.ChainChecker{Chain: n.chain, Envelopes: n.envelopes},
 		Applier: n.svc,
 		Catchup: n.catchup.catchup(),
 		Observe: n.applied,
@@ -281,7 +285,7 @@ func New(ctx context.Context, o Options) (n *Node, err error) {
 	// the one that ends Run): a router stopped by its context first fails
 	// the topics' Close.
 	gctx, gcancel := context.WithCancel(context.WithoutCancel(ctx))
-	if n.gossip, err = quorum.NewGossip(gctx, quorum.GossipOptions{Host: n.host, Network: n.first, Members: n.net, Logger: n.log, OnEquivocation: n.equivocation}); err != nil {
+	if n.gossip, err = quorum.NewGossip(gctx, quorum.GossipOptions{Host: n.host, Network: n.first, Members: n.net, Logger: n.log, OnEquivocation: n.equivocation, Envelopes: n.envelopes}); err != nil {
 		gcancel()
 		return nil, err
 	}

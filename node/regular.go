@@ -72,6 +72,10 @@ type Regular struct {
 
 	mu      sync.Mutex
 	skipped []string // entries that did not certify themselves, by index
+	// changes are the indexes of the log's policy change entries, in
+	// order: proof bundles carry them (version 2), for a verifier that
+	// knows the network's first policy.
+	changes []uint64
 }
 
 // maxSkipped bounds the skipped entries /status lists.
@@ -171,6 +175,15 @@ func NewRegular(ctx context.Context, o RegularOptions) (_ *Regular, err error) {
 // majority of the build nodes would have had to sign a checkpoint over
 // it) is not served, and is listed in the status.
 func (r *Regular) visit(ctx context.Context, i uint64, b []byte) error {
+	if k, err := publish.EntryKind(b); err == nil && k == publish.KindPolicy {
+		r.mu.Lock()
+		if n := len(r.changes); n == 0 || r.changes[n-1] < i { // an entry is visited again after a failed poll
+			r.changes = append(r.changes, i)
+		}
+		r.mu.Unlock()
+		r.log.InfoContext(ctx, "a policy change in the log: proof bundles carry it", "index", i)
+		return nil
+	}
 	e, err := publish.ParseEntry(b)
 	if err == nil {
 		_, err = publish.VerifyEntry(ctx, e, r.trust)
@@ -330,13 +343,24 @@ func stoppedStatus(se *logclient.StopError) *StoppedStatus {
 func (r *Regular) checkpoint() *logclient.Checkpoint { return r.follower.Status().Checkpoint }
 
 // ProofBundle returns the proof bundle of the entry at index against the
-// last checkpoint verified, its inclusion proof checked.
+// last checkpoint verified, its inclusion proof checked, with the log's
+// policy changes in that checkpoint's tree and their inclusion proofs
+// (version 2, when there are any: publish.VerifyProofChain follows them
+// from the network's first policy).
 func (r *Regular) ProofBundle(ctx context.Context, i uint64) (*publish.ProofBundle, error) {
 	cp := r.checkpoint()
 	if cp == nil || i >= cp.Size {
 		return nil, fmt.Errorf("node: entry %d: no checkpoint verified covers it yet", i)
 	}
-	pb, err := r.client.ProofBundle(ctx, cp, i)
+	var changes []uint64
+	r.mu.Lock()
+	for _, c := range r.changes {
+		if c < cp.Size {
+			changes = append(changes, c)
+		}
+	}
+	r.mu.Unlock()
+	pb, err := r.client.ProofBundleChain(ctx, cp, i, changes)
 	if err != nil {
 		return nil, fmt.Errorf("node: %w", err)
 	}

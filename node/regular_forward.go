@@ -11,6 +11,7 @@ import (
 	"log/slog"
 	"mime"
 	"net/http"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -56,19 +57,22 @@ type forwardAnswer struct {
 // serveForwarded is a build node's end of [RequestProtocol].
 func (n *Node) serveForwarded(st network.Stream) {
 	defer st.Close()
+	// The request is read before the stream takes a slot: a peer that
+	// opens streams and sends nothing (or a byte at a time) holds no
+	// slot, and cannot make this node "busy" for everyone.
+	st.SetReadDeadline(time.Now().Add(30 * time.Second))
+	br := bufio.NewReaderSize(st, 4096)
+	line, err := readLine(br, quorum.MaxRequestSize+1)
+	if err != nil {
+		st.Reset()
+		return
+	}
 	select {
 	case n.serving.forwarded <- struct{}{}:
 		defer func() { <-n.serving.forwarded }()
 	default:
 		st.SetDeadline(time.Now().Add(10 * time.Second))
 		json.NewEncoder(st).Encode(forwardAnswer{Error: "busy: too many forwarded requests at once; try another build node or later"})
-		return
-	}
-	st.SetReadDeadline(time.Now().Add(30 * time.Second))
-	br := bufio.NewReaderSize(st, 4096)
-	line, err := readLine(br, quorum.MaxRequestSize+1)
-	if err != nil {
-		st.Reset()
 		return
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 2*n.o.Deadline+time.Minute)
@@ -96,33 +100,15 @@ func (n *Node) serveForwarded(st network.Stream) {
 	if !send(forwardAnswer{InputDigest: input}) {
 		return
 	}
-	for _, ev := range past {
-		if !send(ev) || ev.Type == EventFinal || ev.Type == EventVerdict {
-			return
+	// A verdict is not passed on for a round that ended before: the
+	// request was gossiped again just now and a new round is open.
+	ended := func() (Event, bool) {
+		if ev, ok := n.endedEvent(input); ok && ev.Type == EventFinal {
+			return ev, true
 		}
+		return Event{}, false
 	}
-	if st := n.roundStatus(input); st.State == "final" {
-		// Published before: no round, its final event now.
-		ev := Event{Type: EventFinal, Input: input, Index: st.Index, Time: time.Now().UTC()}
-		if cp := n.svc.Final(); cp != nil {
-			size := cp.Size
-			ev.Size = &size
-		}
-		send(ev)
-		return
-	}
-	for {
-		select {
-		case ev := <-ch:
-			if !send(ev) || ev.Type == EventFinal || ev.Type == EventVerdict {
-				return
-			}
-		case <-ctx.Done():
-			return
-		case <-n.stopping:
-			return
-		}
-	}
+	streamEvents(ctx, n.stopping, eventStream{past: past, ch: ch, ended: ended, send: func(ev Event) bool { return send(ev) }})
 }
 
 // readLine reads one line of at most limit bytes, without its newline.
@@ -196,7 +182,11 @@ func (f *forwarder) forward(ctx context.Context, req *quorum.BuildRequest) (stri
 	if len(peers) == 0 {
 		return "", errors.New("node: no build node to pass the request on to: this node is connected to none of the policy's build nodes (check --bootstrap)")
 	}
+	// A refusal does not end the search: one lying build node must not
+	// censor the requesters of this node. The request is refused when
+	// the build nodes that answered all refused it.
 	var errs []error
+	var refusals []string
 	for _, p := range peers {
 		name := p.String()
 		if m, ok := f.network.ByPeer(p); ok {
@@ -205,13 +195,17 @@ func (f *forwarder) forward(ctx context.Context, req *quorum.BuildRequest) (stri
 		input, err := f.forwardTo(ctx, p, b, req.InputDigest)
 		var refused *refusedError
 		if errors.As(err, &refused) {
-			return "", &refusedError{fmt.Sprintf("node: build node %s refused the request: %s", name, refused.msg)}
+			refusals = append(refusals, fmt.Sprintf("build node %s refused the request: %s", name, refused.msg))
+			continue
 		}
 		if err == nil {
 			f.log.InfoContext(ctx, "passed a build request on", "input", input, "build-node", name)
 			return input, nil
 		}
 		errs = append(errs, fmt.Errorf("%s: %w", name, err))
+	}
+	if len(refusals) > 0 {
+		return "", &refusedError{"node: " + strings.Join(refusals, "; ")}
 	}
 	return "", fmt.Errorf("node: no build node took the request: %w", errors.Join(errs...))
 }
@@ -325,12 +319,23 @@ func (f *forwarder) relay(st network.Stream, br *bufio.Reader, input string) {
 		}
 		switch ev.Type {
 		case EventVote:
+			// A vote counts for a build node of the policy, once: a
+			// build node naming others lies (and could grow Votes
+			// without end).
+			if _, ok := f.network.ByName(ev.Node); !ok {
+				st.Reset()
+				return
+			}
 			f.mu.Lock()
-			if rs := f.rounds[input]; rs != nil {
+			rs := f.rounds[input]
+			seen := rs != nil && slices.Contains(rs.Votes, ev.Node)
+			if rs != nil && !seen {
 				rs.Votes = append(rs.Votes, ev.Node)
 			}
 			f.mu.Unlock()
-			f.events.emit(input, ev)
+			if !seen {
+				f.events.emit(input, ev)
+			}
 		case EventVerdict:
 			f.mu.Lock()
 			if rs := f.rounds[input]; rs != nil && ev.Verdict != nil {
@@ -417,54 +422,19 @@ func (r *Regular) serveRequest(w http.ResponseWriter, req *http.Request) {
 
 // serveEvents streams the events of a round passed on by this node.
 func (r *Regular) serveEvents(w http.ResponseWriter, req *http.Request) {
-	input := req.PathValue("input")
-	if _, err := inputHex(input); err != nil {
-		httpErr(w, http.StatusBadRequest, err)
-		return
-	}
-	past, ch, cancel := r.fwd.events.subscribe(input)
-	defer cancel()
-	w.Header().Set("Content-Type", "application/x-ndjson")
-	w.WriteHeader(http.StatusOK)
-	rc := http.NewResponseController(w)
-	enc := json.NewEncoder(w)
-	send := func(ev Event) bool {
-		rc.SetWriteDeadline(time.Now().Add(time.Minute))
-		enc.Encode(ev)
-		rc.Flush()
-		return ev.Type == EventFinal || ev.Type == EventVerdict
-	}
-	for _, ev := range past {
-		if send(ev) {
-			return
+	serveEventStream(w, req, nil, r.fwd.events, func(input string) (Event, bool) {
+		rec, ok := r.idx.ByInputDigest(input)
+		if !ok {
+			return Event{}, false
 		}
-	}
-	if rec, ok := r.idx.ByInputDigest(input); ok {
 		i := rec.LogIndex
 		ev := Event{Type: EventFinal, Input: input, Index: &i, Time: time.Now().UTC()}
 		if cp := r.checkpoint(); cp != nil {
 			size := cp.Size
 			ev.Size = &size
 		}
-		send(ev)
-		return
-	}
-	keepalive := time.NewTicker(15 * time.Second)
-	defer keepalive.Stop()
-	for {
-		select {
-		case ev := <-ch:
-			if send(ev) {
-				return
-			}
-		case <-keepalive.C:
-			rc.SetWriteDeadline(time.Now().Add(time.Minute))
-			io.WriteString(w, "\n")
-			rc.Flush()
-		case <-req.Context().Done():
-			return
-		}
-	}
+		return ev, true
+	})
 }
 
 // SignRequest returns a build request for spec (YAML or JSON) signed by

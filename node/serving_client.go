@@ -44,8 +44,12 @@ const (
 type PullOptions struct {
 	// Node is the base URL of a node's HTTP face ("http://127.0.0.1:7888").
 	Node string
-	// Trust is the network policy's: everything the node sends is checked
-	// against it.
+	// Policy is the network's first policy: everything the node sends is
+	// checked against the policy in force, following the policy changes
+	// the proof bundle carries (publish.VerifyProofChain).
+	Policy *policy.Policy
+	// Trust, when Policy is nil, is the policy's trust: a proof bundle
+	// that carries policy changes is then refused.
 	Trust *policy.Trust
 	// Out is the folder to write: it must not exist, or be empty. It is
 	// written whole or not at all.
@@ -108,9 +112,9 @@ func Pull(ctx context.Context, ref string, o PullOptions) (*Pulled, error) {
 	if got := sha256Digest(manifest); got != digest {
 		return nil, fmt.Errorf("%w: the node sent a manifest of digest %s for %s, published as %s", ErrNotVerified, got, ref, digest)
 	}
-	ev, err := publish.VerifyProof(ctx, attest.Artifact{Name: ref, Open: func() (io.ReadCloser, error) {
+	ev, err := c.verify(ctx, attest.Artifact{Name: ref, Open: func() (io.ReadCloser, error) {
 		return io.NopCloser(bytes.NewReader(manifest)), nil
-	}}, pb, c.o.Trust, publish.ProofOptions{})
+	}}, pb)
 	if err != nil {
 		return nil, fmt.Errorf("node: pull %s: %w", ref, err)
 	}
@@ -185,7 +189,7 @@ func Fetch(ctx context.Context, coordinate string, o PullOptions) (*Pulled, erro
 		if err := c.getFile(ctx, dir+url.PathEscape(s.Name), p, s.Digest, -1); err != nil {
 			return nil, err
 		}
-		ev, err := publish.VerifyProof(ctx, attest.Artifact{Name: s.Name, Open: func() (io.ReadCloser, error) { return os.Open(p) }}, pb, c.o.Trust, publish.ProofOptions{})
+		ev, err := c.verify(ctx, attest.Artifact{Name: s.Name, Open: func() (io.ReadCloser, error) { return os.Open(p) }}, pb)
 		if err != nil {
 			return nil, fmt.Errorf("node: fetch %s: %s: %w", coordinate, s.Name, err)
 		}
@@ -203,7 +207,7 @@ type pullClient struct {
 
 func newPullClient(o PullOptions) (*pullClient, error) {
 	switch {
-	case o.Trust == nil:
+	case o.Policy == nil && o.Trust == nil:
 		return nil, errors.New("node: no policy to check the node's answers with")
 	case o.Out == "":
 		return nil, errors.New("node: no output folder")
@@ -247,7 +251,7 @@ func (c *pullClient) published(ctx context.Context, ecosystem, coordinate string
 	if _, err := inputHex(st.InputDigest); err != nil {
 		return nil, nil, fmt.Errorf("node: %s: its status names no input digest: %w", c.base, err)
 	}
-	b, _, err = c.getBytes(ctx, "/v1/proof/"+st.InputDigest, publish.MaxProofBundleSize, publish.ProofBundleMediaType)
+	b, _, err = c.getBytes(ctx, "/v1/proof/"+st.InputDigest, publish.MaxProofBundleSize, publish.ProofBundleV2MediaType+", "+publish.ProofBundleMediaType)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -255,7 +259,11 @@ func (c *pullClient) published(ctx context.Context, ecosystem, coordinate string
 	if err != nil {
 		return nil, nil, fmt.Errorf("%w: the node's proof bundle of %s: %w", ErrNotVerified, coordinate, err)
 	}
-	cp, _, err := c.o.Trust.VerifyCheckpoint([]byte(pb.Checkpoint))
+	cpTrust, entryTrust, err := c.trustOf(pb)
+	if err != nil {
+		return nil, nil, fmt.Errorf("%w: the proof bundle of %s: %w", ErrNotVerified, coordinate, err)
+	}
+	cp, _, err := cpTrust.VerifyCheckpoint([]byte(pb.Checkpoint))
 	if err != nil {
 		return nil, nil, fmt.Errorf("%w: the proof bundle of %s: checkpoint: %w", ErrNotVerified, coordinate, err)
 	}
@@ -272,10 +280,38 @@ func (c *pullClient) published(ctx context.Context, ecosystem, coordinate string
 	if e.Ecosystem != ecosystem || e.Coordinate != coordinate || e.InputDigest != st.InputDigest {
 		return nil, nil, fmt.Errorf("%w: the node's proof bundle for %s %s is of %s %s (input %s)", ErrNotVerified, ecosystem, coordinate, e.Ecosystem, e.Coordinate, e.InputDigest)
 	}
-	if _, err := publish.VerifyEntry(ctx, e, c.o.Trust); err != nil {
+	if _, err := publish.VerifyEntry(ctx, e, entryTrust); err != nil {
 		return nil, nil, fmt.Errorf("node: %s: %w", coordinate, err)
 	}
 	return pb, e, nil
+}
+
+// trustOf returns the trust that judges pb's checkpoint and the one that
+// judges its entry: with a first policy, those in force at the
+// checkpoint's size and at the entry's index once pb's policy changes
+// are followed.
+func (c *pullClient) trustOf(pb *publish.ProofBundle) (cp, entry *policy.Trust, err error) {
+	if c.o.Policy == nil {
+		if len(pb.PolicyChanges) > 0 {
+			return nil, nil, fmt.Errorf("it carries %d policy changes: check it with the network's first policy (PullOptions.Policy)", len(pb.PolicyChanges))
+		}
+		return c.o.Trust, c.o.Trust, nil
+	}
+	chain, _, err := publish.FollowBundle(pb, c.o.Policy)
+	if err != nil {
+		return nil, nil, err
+	}
+	_, cp = chain.ForCheckpoint(pb.TreeSize)
+	_, entry = chain.At(pb.Index)
+	return cp, entry, nil
+}
+
+// verify checks an artifact against pb under the client's policy.
+func (c *pullClient) verify(ctx context.Context, a attest.Artifact, pb *publish.ProofBundle) (*publish.ProofEvidence, error) {
+	if c.o.Policy != nil {
+		return publish.VerifyProofChain(ctx, a, pb, c.o.Policy, publish.ProofOptions{})
+	}
+	return publish.VerifyProof(ctx, a, pb, c.o.Trust, publish.ProofOptions{})
 }
 
 var errNotFound = errors.New("not found")

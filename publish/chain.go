@@ -29,6 +29,12 @@ const PolicyKeyPrefix = "policy:"
 // them: the policy in force at an index depends on the changes before it.
 // Other kinds are refused.
 func CheckLogEntry(ctx context.Context, chain *policy.Chain, index uint64, entry []byte) (string, error) {
+	return CheckLogEntryWith(ctx, chain, index, entry, EntryOptions{})
+}
+
+// CheckLogEntryWith is [CheckLogEntry] with the options of a publish
+// entry's check ([VerifyEntryWith]).
+func CheckLogEntryWith(ctx context.Context, chain *policy.Chain, index uint64, entry []byte, o EntryOptions) (string, error) {
 	kind, err := EntryKind(entry)
 	if err != nil {
 		return "", err
@@ -40,7 +46,7 @@ func CheckLogEntry(ctx context.Context, chain *policy.Chain, index uint64, entry
 			return "", err
 		}
 		_, trust := chain.At(index)
-		if _, err := VerifyEntry(ctx, e, trust); err != nil {
+		if _, err := VerifyEntryWith(ctx, e, trust, o); err != nil {
 			return "", fmt.Errorf("entry for %s: %w", e.InputDigest, err)
 		}
 		return e.InputDigest, nil

@@ -38,7 +38,7 @@ var chainNodes struct {
 
 // testChainNodes makes seven nodes' keys once, node-0 to node-6 (scrypt
 // is slow). rekey(i) gives node i another cosign key: node-6's.
-func testChainNodes(t *testing.T) []chainNode {
+func testChainNodes(t testing.TB) []chainNode {
 	t.Helper()
 	chainNodes.once.Do(func() {
 		chainNodes.n = make([]chainNode, 7)
@@ -67,7 +67,7 @@ func testChainNodes(t *testing.T) []chainNode {
 	return chainNodes.n
 }
 
-func chainPolicy(t *testing.T, ns ...chainNode) *policy.Policy {
+func chainPolicy(t testing.TB, ns ...chainNode) *policy.Policy {
 	t.Helper()
 	p := &policy.Policy{Version: 1, Name: chainNet}
 	for _, n := range ns {
@@ -81,7 +81,7 @@ func chainPolicy(t *testing.T, ns ...chainNode) *policy.Policy {
 
 // changeEntry makes the log entry of a change from old to new approved by
 // approvers (signed as they are: with whatever key they hold).
-func changeEntry(t *testing.T, old, new *policy.Policy, approvers ...chainNode) []byte {
+func changeEntry(t testing.TB, old, new *policy.Policy, approvers ...chainNode) []byte {
 	t.Helper()
 	c := &policy.Change{Previous: old.Digest(), New: new}
 	st, err := c.Statement()
@@ -422,4 +422,101 @@ func TestCheckLogEntry(t *testing.T) {
 	if p, _ := again.Current(); p.Digest() != four.Digest() {
 		t.Errorf("rebuilt chain: %s, want %s", p.Digest(), four.Digest())
 	}
+}
+
+// Regression (hostile review of the policy chain): the keys a change
+// rotated out (lost, stolen: the reason to rotate them) still make a
+// majority of the first policy. Their holders write a log of their own,
+// without the change, sign and cosign its checkpoint with the old note
+// keys and hand out its bundle, which carries no policy change: given only
+// the first policy, a verifier cannot tell it from the network's log.
+// ProofOptions.LaterPolicy, a policy the verifier knows was in force (the
+// one its nodes run), refuses every bundle whose checkpoint the chain
+// does not judge by that policy or a later one.
+func TestChainForkByRotatedOutKeys(t *testing.T) {
+	n := testChainNodes(t)
+	three := chainPolicy(t, n[:3]...)
+	// Every node gets new keys; node-6's cosign key goes to node-0, say.
+	rotated := chainPolicy(t, n[3:6]...)
+	rotated.Nodes[0].Name, rotated.Nodes[1].Name, rotated.Nodes[2].Name = "node-0", "node-1", "node-2"
+	rotated.Nodes[0].NoteKey, rotated.Nodes[1].NoteKey, rotated.Nodes[2].NoteKey = n[3].node.NoteKey, n[4].node.NoteKey, n[5].node.NoteKey
+	if err := rotated.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	real := [][]byte{
+		changeEntry(t, three, rotated, n[0], n[1]),
+		publishEntry(t, "real", n[3], n[4]),
+	}
+	pb, art := chainBundle(t, real, 1, "real", n[3], n[3], n[4])
+	if _, err := verifyChain(t, pb, art, three); err != nil {
+		t.Fatalf("the network's own bundle: %v", err)
+	}
+	opts := publish.ProofOptions{LaterPolicy: rotated.Digest()}
+	if _, err := publish.VerifyProofChain(context.Background(), attest.FileArtifact(art), pb, three, opts); err != nil {
+		t.Fatalf("the network's own bundle, knowing the rotated policy: %v", err)
+	}
+
+	// The fork: old keys only, no change.
+	fork := [][]byte{publishEntry(t, "evil", n[0], n[1])}
+	fpb, fart := chainBundle(t, fork, 0, "evil", n[0], n[0], n[1])
+	if _, err := verifyChain(t, fpb, fart, three); err != nil {
+		t.Fatalf("without a later policy the fork verifies (what LaterPolicy is for): %v", err)
+	}
+	_, err := publish.VerifyProofChain(context.Background(), attest.FileArtifact(fart), fpb, three, opts)
+	wantRefusal(t, err, "policy", "is not the policy in force at the checkpoint, nor one before it")
+	// The fork with the real change after its entry is judged by the
+	// rotated policy at its checkpoint, which the old keys did not sign.
+	fork = append(fork, real[0])
+	fpb, fart = chainBundle(t, fork, 0, "evil", n[0], n[0], n[1])
+	_, err = publish.VerifyProofChain(context.Background(), attest.FileArtifact(fart), fpb, three, opts)
+	wantRefusal(t, err, "checkpoint", "")
+	// A later policy that is not valid is the caller's error.
+	if _, err := publish.VerifyProofChain(context.Background(), attest.FileArtifact(art), pb, three, publish.ProofOptions{LaterPolicy: "sha256:nope"}); err == nil {
+		t.Fatal("a later policy digest that is not one was accepted")
+	}
+}
+
+// FuzzChainCheck: whatever bytes a log holds at an index, Chain.Check
+// (what ChainChecker.CheckEntry asks) applies nothing and gives the answer
+// Chain.Apply gives, and Apply changes the chain only when it accepts.
+func FuzzChainCheck(f *testing.F) {
+	n := testChainNodes(f)
+	three := chainPolicy(f, n[:3]...)
+	four := chainPolicy(f, n[:4]...)
+	seeds, _ := filepath.Glob(filepath.Join("testdata", "policychange", "*.json"))
+	for _, name := range seeds {
+		b, err := os.ReadFile(name)
+		if err != nil {
+			f.Fatal(err)
+		}
+		f.Add(b, uint64(3))
+	}
+	f.Add(changeEntry(f, three, four, n[0], n[1]), uint64(3))
+	f.Add(changeEntry(f, three, four, n[0]), uint64(0))
+	f.Add(changeEntry(f, four, three, n[0], n[1], n[2]), uint64(7))
+	f.Fuzz(func(t *testing.T, b []byte, index uint64) {
+		chain, err := policy.NewChain(three)
+		if err != nil {
+			t.Fatal(err)
+		}
+		c, err := publish.ParsePolicyChange(b)
+		if err != nil {
+			return
+		}
+		_, checkErr := chain.Check(index, c)
+		if got := chain.Changes(); len(got) != 0 {
+			t.Fatalf("Check applied a change: %v", got)
+		}
+		_, applyErr := chain.Apply(index, c)
+		if (checkErr == nil) != (applyErr == nil) {
+			t.Fatalf("Check says %v, Apply %v", checkErr, applyErr)
+		}
+		p, from := chain.Current()
+		switch {
+		case applyErr != nil && (len(chain.Changes()) != 0 || p.Digest() != three.Digest()):
+			t.Fatalf("a refused change changed the chain: %v, %s", chain.Changes(), p.Digest())
+		case applyErr == nil && (p.Digest() != c.New.Digest() || from != index+1):
+			t.Fatalf("an accepted change at %d: policy %s from %d", index, p.Digest(), from)
+		}
+	})
 }

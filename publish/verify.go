@@ -33,6 +33,15 @@ type ProofOptions struct {
 	// Cosigners: a log's own signature does not stop it from showing
 	// different verifiers different trees.
 	AllowUnwitnessed bool
+	// LaterPolicy, for [VerifyProofChain], is the digest of a policy of
+	// the network that the verifier knows was in force (the one its
+	// nodes run, say): the bundle is refused unless its changes lead from
+	// the first policy to that one, at or before the checkpoint. Given
+	// only the first policy, a verifier cannot tell the network's log
+	// from a fork signed and cosigned by keys that a change rotated out
+	// (lost or stolen: why they were rotated), whose bundle leaves the
+	// change out; such a fork never reaches a policy after its keys'.
+	LaterPolicy string
 }
 
 // ProofEvidence is what [VerifyProof] established.
@@ -72,6 +81,25 @@ type EntryEvidence struct {
 // attest.ErrNotVerified) of step "signature" (too few build nodes signed)
 // or "entry" (they signed something else).
 func VerifyEntry(ctx context.Context, e *Entry, trust *policy.Trust) (*EntryEvidence, error) {
+	return VerifyEntryWith(ctx, e, trust, EntryOptions{})
+}
+
+// EntryOptions change how [VerifyEntryWith] checks an entry's signatures.
+type EntryOptions struct {
+	// Signers, if set, is used instead of attest.VerifyEnvelope: the
+	// distinct keys of keys that signed env, in the order of keys. It must
+	// return only keys that verify a signature of env: it is for a cache
+	// of this process's own earlier verifications of the same envelope
+	// bytes (quorum.VerifiedEnvelopes), not for trusting anyone's word.
+	Signers func(env *dssepb.Envelope, keys []*attest.PublicKey) []*attest.PublicKey
+}
+
+// VerifyEntryWith is [VerifyEntry] with options.
+func VerifyEntryWith(ctx context.Context, e *Entry, trust *policy.Trust, o EntryOptions) (*EntryEvidence, error) {
+	signersOf := o.Signers
+	if signersOf == nil {
+		signersOf = attest.VerifyEnvelope
+	}
 	if trust == nil || len(trust.BuildKeys) == 0 {
 		return nil, errors.New("publish: no build node keys to check the attestations with")
 	}
@@ -106,7 +134,7 @@ func VerifyEntry(ctx context.Context, e *Entry, trust *policy.Trust) (*EntryEvid
 		if env.GetPayloadType() != attest.InTotoPayloadType {
 			continue
 		}
-		for _, k := range attest.VerifyEnvelope(env, trust.BuildKeys) {
+		for _, k := range signersOf(env, trust.BuildKeys) {
 			byKey[k] = append(byKey[k], env)
 		}
 	}
@@ -210,9 +238,20 @@ func VerifyProofChain(ctx context.Context, a attest.Artifact, pb *ProofBundle, f
 	if first == nil {
 		return nil, errors.New("publish: no network policy to verify with")
 	}
+	if o.LaterPolicy != "" {
+		if err := checkDigest(o.LaterPolicy); err != nil {
+			return nil, &attest.InputError{Err: fmt.Errorf("publish: the later policy: %w", err)}
+		}
+	}
 	chain, applied, err := FollowBundle(pb, first)
 	if err != nil {
 		return nil, err
+	}
+	if o.LaterPolicy != "" {
+		if _, ok := chain.From(o.LaterPolicy); !ok {
+			cur, _ := chain.ForCheckpoint(pb.TreeSize)
+			return nil, &attest.VerificationError{Step: "policy", Err: fmt.Errorf("the later policy %s is not the policy in force at the checkpoint, nor one before it (the bundle's changes lead to %s): the bundle leaves out the changes to it, or is of a fork signed by keys they rotated out", o.LaterPolicy, cur.Digest())}
+		}
 	}
 	_, cpTrust := chain.ForCheckpoint(pb.TreeSize)
 	inForce, entryTrust := chain.At(pb.Index)

@@ -65,16 +65,37 @@ func checkAt(c Checker, index uint64, entry []byte) (string, error) {
 // publish.PolicyKeyPrefix and the new policy's digest.
 type ChainChecker struct {
 	Chain *policy.Chain
+	// Envelopes, if set, answers for the envelopes this node verified
+	// before (its votes topic validator's, the same cache): the entry's
+	// other checks all run, and an envelope not remembered is verified.
+	Envelopes *VerifiedEnvelopes
 }
 
 // CheckEntryAt implements [IndexedChecker].
 func (c *ChainChecker) CheckEntryAt(index uint64, entry []byte) (string, error) {
-	return publish.CheckLogEntry(context.Background(), c.Chain, index, entry)
+	var o publish.EntryOptions
+	if c.Envelopes != nil {
+		o.Signers = c.Envelopes.Verify
+	}
+	return publish.CheckLogEntryWith(context.Background(), c.Chain, index, entry, o)
 }
 
 // CheckEntry implements [Checker]: the entry judged at the index from
-// which the latest policy holds.
+// which the latest policy holds. It changes nothing: a policy change is
+// judged as the chain would apply it next ([policy.Chain.Check]), not
+// applied, for the chain holds only the changes of the log (the FSM
+// applies them with CheckEntryAt, at their index).
 func (c *ChainChecker) CheckEntry(entry []byte) (string, error) {
 	_, from := c.Chain.Current()
+	if kind, err := publish.EntryKind(entry); err == nil && kind == publish.KindPolicy {
+		ch, err := publish.ParsePolicyChange(entry)
+		if err != nil {
+			return "", err
+		}
+		if _, err := c.Chain.Check(from, ch); err != nil {
+			return "", fmt.Errorf("policy change to %s: %w", ch.New.Digest(), err)
+		}
+		return publish.PolicyKeyPrefix + ch.New.Digest(), nil
+	}
 	return c.CheckEntryAt(from, entry)
 }

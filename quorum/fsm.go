@@ -632,7 +632,10 @@ type EntrySource interface {
 
 // CheckedCatchup is a [Catchup] that fetches the missing entries from a
 // peer and re-checks each with the Checker before appending it (step 2 of
-// [Catchup]'s design). Verify, if set, is called at the end with the new
+// [Catchup]'s design). The entries of a fetch are checked (at once, on
+// GOMAXPROCS goroutines, unless one is a policy change) and then appended
+// together, with one fsync when the log is a [BatchAppender]; an entry
+// refused stops the catch-up with only the entries before it appended. Verify, if set, is called at the end with the new
 // size: the daemon compares the log's root with the latest cosigned
 // checkpoint there (step 3), which needs the log's tree and the policy's
 // cosigners.
@@ -680,23 +683,113 @@ func (c *CheckedCatchup) CatchUpInputs(ctx context.Context, log Applier, have, w
 		if uint64(len(entries)) != end-start {
 			return fmt.Errorf("asked for entries %d to %d, got %d", start, end, len(entries))
 		}
-		for i, e := range entries {
-			idx := start + uint64(i)
-			if err := addInput(c.Checker, inputs, idx, e); err != nil {
-				return fmt.Errorf("entry %d from the peer: %w", idx, err)
-			}
-			got, err := log.Append(ctx, e)
-			if err != nil {
-				return fmt.Errorf("appending entry %d: %w", idx, err)
-			}
-			if got != idx {
-				return fmt.Errorf("the log put entry %d at index %d", idx, got)
-			}
+		if err := c.appendChecked(ctx, log, start, entries, inputs); err != nil {
+			return err
 		}
 		start = end
 	}
 	if c.Verify != nil {
 		return c.Verify(ctx, want)
+	}
+	return nil
+}
+
+// appendChecked checks the peer's entries, which go at start, start+1,
+// ... in the log, then appends those before the first refused one (all,
+// if none is) and returns the refusal.
+func (c *CheckedCatchup) appendChecked(ctx context.Context, log Applier, start uint64, entries [][]byte, inputs map[string]uint64) error {
+	checks := checkEntries(c.Checker, start, entries)
+	good, refused := len(entries), error(nil)
+	for i, ch := range checks {
+		idx := start + uint64(i)
+		if ch.err != nil {
+			good, refused = i, fmt.Errorf("entry %d from the peer: %w: log entry %d: %w", idx, ErrRefused, idx, ch.err)
+			break
+		}
+		if prev, dup := inputs[ch.input]; dup {
+			good, refused = i, fmt.Errorf("entry %d from the peer: %w: log entry %d is a second entry for %s (entry %d)", idx, ErrDuplicateInput, idx, ch.input, prev)
+			break
+		}
+		inputs[ch.input] = idx
+	}
+	if good > 0 {
+		if err := appendAt(ctx, log, start, entries[:good]); err != nil {
+			for _, ch := range checks[:good] {
+				delete(inputs, ch.input)
+			}
+			return err
+		}
+	}
+	return refused
+}
+
+// checkEntries runs the Checker on entries, which go at start, start+1,
+// ...: at once on up to GOMAXPROCS goroutines, or in order when one of
+// them is a policy change (the entries after it are judged by its
+// policy, which the Checker learns by checking it).
+func checkEntries(c Checker, start uint64, entries [][]byte) []check {
+	out := make([]check, len(entries))
+	inOrder := len(entries) < 2
+	if _, ok := c.(IndexedChecker); ok && !inOrder {
+		for _, e := range entries {
+			if k, err := publish.EntryKind(e); err == nil && k == publish.KindPolicy {
+				inOrder = true
+				break
+			}
+		}
+	}
+	if inOrder {
+		for i, e := range entries {
+			in, err := checkAt(c, start+uint64(i), e)
+			out[i] = check{done: true, input: in, err: err}
+			if err != nil {
+				break // the entries after a refused one are not used
+			}
+		}
+		return out
+	}
+	next := make(chan int)
+	var wg sync.WaitGroup
+	for range min(runtime.GOMAXPROCS(0), len(entries)) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range next {
+				in, err := checkAt(c, start+uint64(i), entries[i])
+				out[i] = check{done: true, input: in, err: err}
+			}
+		}()
+	}
+	for i := range entries {
+		next <- i
+	}
+	close(next)
+	wg.Wait()
+	return out
+}
+
+// appendAt appends entries to log, which must put the first at index
+// start: in one batch if the log can, else one by one.
+func appendAt(ctx context.Context, log Applier, start uint64, entries [][]byte) error {
+	if ba, ok := log.(BatchAppender); ok {
+		first, err := ba.AppendBatch(ctx, entries)
+		if err != nil {
+			return fmt.Errorf("appending entries %d to %d: %w", start, start+uint64(len(entries))-1, err)
+		}
+		if first != start {
+			return fmt.Errorf("the log put entries %d to %d at index %d", start, start+uint64(len(entries))-1, first)
+		}
+		return nil
+	}
+	for i, e := range entries {
+		idx := start + uint64(i)
+		got, err := log.Append(ctx, e)
+		if err != nil {
+			return fmt.Errorf("appending entry %d: %w", idx, err)
+		}
+		if got != idx {
+			return fmt.Errorf("the log put entry %d at index %d", idx, got)
+		}
 	}
 	return nil
 }

@@ -105,3 +105,47 @@ func TestFSMPolicyChange(t *testing.T) {
 		}
 	}
 }
+
+// Regression (hostile review of the policy chain): ChainChecker.CheckEntry,
+// the Checker method without an index, applied a policy change to the
+// chain at the index the latest policy holds from. A caller checking a
+// submitted change before proposing it (what a Checker is for) put a
+// phantom change into the node's chain, in force over entries already in
+// the log; the FSM then refused the real change at its index ("it
+// replaces policy ..., but the policy in force is ...") and judged every
+// later entry by a policy the network never applied.
+func TestChainCheckerCheckEntryAppliesNothing(t *testing.T) {
+	nodes := testNodes(t, 4)
+	three := testPolicy(t, nodes[:3])
+	four := &policy.Policy{Version: 1, Name: three.Name, Nodes: append(append([]policy.Node{}, three.Nodes...), testPolicy(t, nodes[3:]).Nodes[0])}
+	if err := four.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	chain, err := policy.NewChain(three)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := &ChainChecker{Chain: chain}
+	spec, _ := testSpec(t, "demo:1")
+	if _, err := c.CheckEntryAt(0, testEntry(t, nodes[:2], spec, "a")); err != nil {
+		t.Fatal(err)
+	}
+	change := testChange(t, three, four, nodes[0], nodes[1])
+	key, err := c.CheckEntry(change)
+	if err != nil || key != publish.PolicyKeyPrefix+four.Digest() {
+		t.Fatalf("CheckEntry of an approved change: %q, %v", key, err)
+	}
+	if got := chain.Changes(); len(got) != 0 {
+		t.Fatalf("CheckEntry applied the change to the chain at %v", got)
+	}
+	if _, err := c.CheckEntry(testChange(t, three, four, nodes[0])); err == nil {
+		t.Fatal("CheckEntry accepted a change of one approval in three")
+	}
+	// The FSM's check at the change's real index applies it.
+	if _, err := c.CheckEntryAt(1, change); err != nil {
+		t.Fatalf("the change at its index after CheckEntry: %v", err)
+	}
+	if p, from := chain.Current(); p.Digest() != four.Digest() || from != 2 {
+		t.Errorf("policy in force %s from %d, want %s from 2", p.Digest(), from, four.Digest())
+	}
+}

@@ -86,6 +86,10 @@ type GossipOptions struct {
 	// its first vote and the second vote. The second vote is rejected
 	// (equivocation).
 	OnEquivocation func(Equivocation)
+	// Envelopes, if set, remembers the vote envelopes the validator
+	// verified, for the FSM's check of the entry made of them (the same
+	// cache as its ChainChecker's).
+	Envelopes *VerifiedEnvelopes
 	// Now is the clock; nil means time.Now.
 	Now    func() time.Time
 	Logger *slog.Logger
@@ -406,7 +410,7 @@ func (g *Gossip) validateVote(_ context.Context, _ peer.ID, m *pubsub.Message) p
 	if v.Node != from.Name {
 		return g.drop(topic, DropWrongNode, m, nil)
 	}
-	if err := v.VerifySignature(from); err != nil {
+	if err := v.verifySignature(from, g.o.Envelopes.Verify); err != nil {
 		return g.drop(topic, DropBadSignature, m, err)
 	}
 	now := g.o.Now()

@@ -442,6 +442,12 @@ func (v *Vote) Marshal() ([]byte, error) {
 // key. A failed build's vote has no envelope; its author is vouched for by
 // the gossip message signature alone.
 func (v *Vote) VerifySignature(m Member) error {
+	return v.verifySignature(m, attest.VerifyEnvelope)
+}
+
+// verifySignature is VerifySignature with the envelope checked by
+// signers (attest.VerifyEnvelope, or a [VerifiedEnvelopes]' Verify).
+func (v *Vote) verifySignature(m Member, signers func(*dssepb.Envelope, []*attest.PublicKey) []*attest.PublicKey) error {
 	if v.Node != m.Name {
 		return fmt.Errorf("quorum: vote for %s names node %q, checked against %q", v.InputDigest, v.Node, m.Name)
 	}
@@ -449,7 +455,7 @@ func (v *Vote) VerifySignature(m Member) error {
 	if env == nil {
 		return nil
 	}
-	if len(attest.VerifyEnvelope(env, []*attest.PublicKey{m.Key})) != 1 {
+	if len(signers(env, []*attest.PublicKey{m.Key})) != 1 {
 		return fmt.Errorf("quorum: vote of %q for %s: attestation is not signed by the node's policy key %s", m.Name, v.InputDigest, short(m.Key.ID))
 	}
 	return nil

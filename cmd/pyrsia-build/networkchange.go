@@ -77,10 +77,11 @@ func networkApproveCommand() *cli.Command {
 		UsageText: "pyrsia-build network approve --policy CURRENT --key NODE.key CHANGE",
 		Description: `Checks CHANGE (from 'network propose'): it is well-formed, it replaces the
 policy in force (--policy), and --key is the cosign key of one of that
-policy's build nodes. It shows what the change does, then adds this node's
-approval (a signature over the network's name and both policies' digests,
-payload type ` + policy.ChangePayloadType + `)
-and writes CHANGE back. The key's password is read from COSIGN_PASSWORD or
+policy's build nodes. It shows what the change does and who approved it
+so far, before it reads the key and asks for its password (stop at the
+prompt to sign nothing), then adds this node's approval (a signature over
+the network's name and both policies' digests, payload type
+` + policy.ChangePayloadType + `) and writes CHANGE back. The key's password is read from COSIGN_PASSWORD or
 the terminal. It prints how many of the build nodes approved so far, and
 how many are needed (an absolute majority of the policy in force).`,
 		Flags: []cli.Flag{
@@ -103,6 +104,11 @@ how many are needed (an absolute majority of the policy in force).`,
 			if err := ch.Replaces(cur); err != nil {
 				return inputErr(fmt.Errorf("%s: %w", path, err), "give the policy in force with --policy, or propose the change again against it")
 			}
+			// What the change does is shown before the key is read (and
+			// its password asked for): the operator sees what they are
+			// asked to sign, and may stop at the prompt.
+			ev, _ := ch.Check(cur)
+			printChange(c.App.Writer, ch, cur, ev)
 			signer, err := loadSigner(c.Context, c.String("key"), c.App.ErrWriter)
 			if err != nil {
 				return err
@@ -115,8 +121,8 @@ how many are needed (an absolute majority of the policy in force).`,
 			if err != nil {
 				return err
 			}
-			ev, _ := ch.Check(cur)
-			printChange(c.App.Writer, ch, cur, ev)
+			ev, _ = ch.Check(cur)
+			printApprovals(c.App.Writer, cur, ev)
 			if err := writeFileAtomic(path, append(b, '\n'), 0o644); err != nil {
 				return err
 			}
@@ -227,6 +233,12 @@ func printChange(w io.Writer, ch *policy.Change, cur *policy.Policy, ev *policy.
 	for _, d := range policy.Diff(cur, ch.New) {
 		fmt.Fprintf(w, "  %s\n", d)
 	}
+	printApprovals(w, cur, ev)
+}
+
+// printApprovals prints who approved a change so far, and, with ev, the
+// approvals that do not count.
+func printApprovals(w io.Writer, cur *policy.Policy, ev *policy.ChangeEvidence) {
 	approvers := "none"
 	n := 0
 	if ev != nil && len(ev.Approvers) > 0 {

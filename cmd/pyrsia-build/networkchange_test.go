@@ -1,104 +1,96 @@
 package main
 
 import (
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
-	"time"
 
+	"github.com/pyrsia/pyrsia-build/attest"
 	"github.com/pyrsia/pyrsia-build/publish/policy"
+	"github.com/pyrsia/pyrsia-build/publish/witness"
 )
 
-// TestNetworkSubmit: propose, approve and submit a change to a running
-// network of three build nodes: a minority's change is refused (by this
-// command with --policy, and by the node without), malformed bytes name
-// the file, a majority's change is appended (flags after the operand),
-// submitted again it is already there, and a change of the policy it
-// replaced is refused as stale.
-func TestNetworkSubmit(t *testing.T) {
-	t.Setenv("COSIGN_PASSWORD", "")
-	api, policyFile := startTestNetwork(t, []string{"honest", "honest", "honest"}, 20*time.Second)
-	root := filepath.Dir(policyFile)
-	key := func(i int) string { return filepath.Join(root, string(rune('0'+i)), "keys", "cosign.key") }
-	cur, err := policy.Load(policyFile)
-	if err != nil {
-		t.Fatal(err)
+// changeNet writes a policy of n build nodes to dir/current.json and one
+// with a node more to dir/new.json, each node's cosign private key to
+// dir/node-i.key (password "pw"), and returns the two policies.
+func changeNet(t *testing.T, dir string, n int) (cur, next *policy.Policy) {
+	t.Helper()
+	cur = &policy.Policy{Version: 1, Name: "example.org/change-test"}
+	next = &policy.Policy{Version: 1, Name: cur.Name}
+	for i := range n + 1 {
+		name := fmt.Sprintf("node-%d", i)
+		kp, err := attest.GenerateKeyPair([]byte("pw"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(dir, name+".key"), kp.Private, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		_, vkey, err := witness.GenerateKey(name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		nd := policy.Node{Name: name, CosignKey: string(kp.Public), NoteKey: vkey}
+		if i < n {
+			cur.Nodes = append(cur.Nodes, nd)
+		}
+		next.Nodes = append(next.Nodes, nd)
 	}
-	writePolicy := func(name string, p *policy.Policy) string {
+	for file, p := range map[string]*policy.Policy{"current.json": cur, "new.json": next} {
 		b, err := p.Marshal()
 		if err != nil {
 			t.Fatal(err)
 		}
-		f := filepath.Join(root, name)
-		if err := os.WriteFile(f, b, 0o644); err != nil {
+		if err := os.WriteFile(filepath.Join(dir, file), b, 0o644); err != nil {
 			t.Fatal(err)
 		}
-		return f
 	}
-	open := *cur
-	open.Open = true
-	openFile := writePolicy("open.json", &open)
-	change := filepath.Join(root, "change.json")
-	if code, _, errOut := runCLI("network", "propose", "--policy", policyFile, "--new", openFile, "-o", change); code != 0 {
-		t.Fatalf("propose: %d %s", code, errOut)
+	return cur, next
+}
+
+// Regression (hostile review of the policy chain): `network approve`
+// asked for the key's password and signed before it showed what the
+// change does, so a node's operator approved a change file from a
+// proposer without seeing it first. It must show the change before it
+// reads the key: a wrong password (or ^C at the prompt) leaves the
+// operator having seen what they were asked to sign, and nothing signed.
+func TestNetworkApproveShowsTheChangeBeforeSigning(t *testing.T) {
+	dir := t.TempDir()
+	changeNet(t, dir, 2)
+	cur, change := filepath.Join(dir, "current.json"), filepath.Join(dir, "change.json")
+	if code, _, stderr := runCLI("network", "propose", "--policy", cur, "--new", filepath.Join(dir, "new.json"), "-o", change); code != 0 {
+		t.Fatalf("propose: exit %d: %s", code, stderr)
 	}
-	if code, _, errOut := runCLI("network", "approve", "--policy", policyFile, "--key", key(0), change); code != 0 {
-		t.Fatalf("approve: %d %s", code, errOut)
+	before, err := os.ReadFile(change)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv(passwordEnv, "wrong")
+	code, stdout, stderr := runCLI("network", "approve", "--policy", cur, "--key", filepath.Join(dir, "node-0.key"), change)
+	if code == 0 {
+		t.Fatalf("approve with a wrong password succeeded: %s", stdout)
+	}
+	if !strings.Contains(stdout, "add node node-2") || !strings.Contains(stdout, "approved  0 of 2 build nodes (none), 2 needed") {
+		t.Errorf("approve did not show the change before reading the key:\nstdout: %s\nstderr: %s", stdout, stderr)
+	}
+	if after, _ := os.ReadFile(change); string(after) != string(before) {
+		t.Error("a failed approval changed the change file")
 	}
 
-	// One approval of three: refused here with --policy, and by the node.
-	code, out, errOut := runCLI("network", "submit", "--node", api, "--policy", policyFile, change)
-	if code == 0 || !strings.Contains(errOut, "2 of the 3 build nodes") || !strings.Contains(out, "approved  1 of 3") {
-		t.Errorf("a minority's change with --policy: %d\n%s\n%s", code, out, errOut)
-	}
-	code, _, errOut = runCLI("network", "submit", "--node", api, change)
-	if code == 0 || !strings.Contains(errOut, "the node refused") || !strings.Contains(errOut, "refused") {
-		t.Errorf("a minority's change: %d %s", code, errOut)
-	}
-
-	bad := filepath.Join(root, "bad.json")
-	os.WriteFile(bad, []byte(`{"v":1,"kind":"policy","previous":`), 0o644)
-	if code, _, errOut := runCLI("network", "submit", "--node", api, bad); code == 0 || !strings.Contains(errOut, bad) {
-		t.Errorf("malformed bytes: %d %s (want the file named)", code, errOut)
-	}
-
-	if code, _, errOut := runCLI("network", "approve", "--policy", policyFile, "--key", key(2), change); code != 0 {
-		t.Fatalf("approve: %d %s", code, errOut)
-	}
-	code, out, errOut = runCLI("network", "submit", change, "--node", api)
-	if code != 0 || !strings.Contains(out, "appended at log index 0") || !strings.Contains(out, open.Digest()) {
-		t.Fatalf("a majority's change: %d\n%s\n%s", code, out, errOut)
-	}
-	code, out, errOut = runCLI("network", "submit", "--node", api, change)
-	if code != 0 || !strings.Contains(out, "already in the log at log index 0") {
-		t.Errorf("the change again: %d\n%s\n%s", code, out, errOut)
-	}
-
-	// A change of the first policy, now replaced: stale.
-	other := *cur
-	other.Requesters = nil
-	other.Nodes = cur.Nodes[:2]
-	otherFile := writePolicy("other.json", &other)
-	stale := filepath.Join(root, "stale.json")
-	if code, _, errOut := runCLI("network", "propose", "--policy", policyFile, "--new", otherFile, "-o", stale); code != 0 {
-		t.Fatalf("propose: %d %s", code, errOut)
-	}
-	for _, i := range []int{0, 1} {
-		if code, _, errOut := runCLI("network", "approve", "--policy", policyFile, "--key", key(i), stale); code != 0 {
-			t.Fatalf("approve: %d %s", code, errOut)
+	t.Setenv(passwordEnv, "pw")
+	for i, key := range []string{"node-0.key", "node-1.key"} {
+		code, stdout, stderr := runCLI("network", "approve", "--policy", cur, "--key", filepath.Join(dir, key), change)
+		if code != 0 {
+			t.Fatalf("approve with %s: exit %d: %s", key, code, stderr)
+		}
+		if want := fmt.Sprintf("approved  %d of 2 build nodes", i+1); !strings.Contains(stdout, want) {
+			t.Errorf("approve with %s: got %s, want %q", key, stdout, want)
 		}
 	}
-	code, _, errOut = runCLI("network", "submit", "--node", api, stale)
-	if code == 0 || !strings.Contains(errOut, "a later change replaced it") || !strings.Contains(errOut, open.Digest()) {
-		t.Errorf("a stale change: %d %s", code, errOut)
-	}
-
-	code, out, _ = runCLI("network", "submit", "--help")
-	if code != 0 || !strings.Contains(out, "Examples:") || !strings.Contains(out, "--node") {
-		t.Errorf("network submit --help: %d\n%s", code, out)
-	}
-	if code, _, errOut := runCLI("network", "submit", "--node", api); code == 0 || !strings.Contains(errOut, "one CHANGE file") {
-		t.Errorf("no CHANGE: %d %s", code, errOut)
+	// A node outside the policy in force approves nothing.
+	if code, _, stderr := runCLI("network", "approve", "--policy", cur, "--key", filepath.Join(dir, "node-2.key"), change); code == 0 || !strings.Contains(stderr, "not the cosign key of a build node of the policy in force") {
+		t.Errorf("approve by the new node: exit %d: %s", code, stderr)
 	}
 }

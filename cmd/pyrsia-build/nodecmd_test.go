@@ -166,6 +166,19 @@ func TestPublishVerifyStatus(t *testing.T) {
 	if code, _, stderr = runCLI("verify", "--policy", policyFile, "--key", policyFile, "--bundle", proof, artifact); code != exitInput || !strings.Contains(stderr, "--policy gives every key") {
 		t.Errorf("verify --policy --key: exit %d, %s", code, stderr)
 	}
+	os.WriteFile(artifact, []byte("<project>"+input+" honest</project>\n"), 0o644)
+	// --later-policy: the policy in force is one the bundle leads to; a
+	// policy it does not lead to (here another network's) is refused.
+	if code, stdout, stderr = runCLI("verify", "--policy", policyFile, "--later-policy", policyFile, "--bundle", proof, artifact); code != 0 {
+		t.Errorf("verify --later-policy (the first policy, still in force): exit %d\n%s\n%s", code, stdout, stderr)
+	}
+	other := "../../publish/policy/testdata/valid-three-nodes.json"
+	if code, _, stderr = runCLI("verify", "--policy", policyFile, "--later-policy", other, "--bundle", proof, artifact); code != exitNotVerified || !strings.Contains(stderr, "is not the policy in force at the checkpoint, nor one before it") {
+		t.Errorf("verify --later-policy of a policy the bundle does not lead to: exit %d, %s", code, stderr)
+	}
+	if code, _, stderr = runCLI("verify", "--key", policyFile, "--later-policy", other, "--bundle", proof, artifact); code != exitInput || !strings.Contains(stderr, "--later-policy goes with --policy") {
+		t.Errorf("verify --later-policy without --policy: exit %d, %s", code, stderr)
+	}
 	for _, what := range []string{input, "org.example:hello:1.0"} {
 		code, stdout, stderr = runCLI("status", "--node", api, what)
 		if code != 0 || !strings.Contains(stdout, "state     final") || !strings.Contains(stdout, "entry     0 (maven org.example:hello:1.0)") {

@@ -48,7 +48,7 @@ Examples:
 func pullFlags() []cli.Flag {
 	return []cli.Flag{
 		&cli.StringFlag{Name: "node", Value: node.DefaultHTTP, Usage: "the node's HTTP `HOST:PORT` (or URL)"},
-		&cli.StringFlag{Name: "policy", Usage: "the network policy `FILE` everything is checked against (required)"},
+		&cli.StringFlag{Name: "policy", Usage: "the network's first policy `FILE`: everything is checked against it and the policy changes in the log (required)"},
 		&cli.StringFlag{Name: "output", Aliases: []string{"o"}, Usage: "write to the folder `DIR` (must not exist, or be empty; required)"},
 	}
 }
@@ -69,11 +69,10 @@ func pullOrFetch(c *cli.Context, cmd, what string, get func(*cli.Context, string
 	if err != nil {
 		return inputErr(err)
 	}
-	trust, err := p.Trust()
-	if err != nil {
+	if _, err := p.Trust(); err != nil {
 		return inputErr(err)
 	}
-	res, err := get(c, c.Args().First(), node.PullOptions{Node: base, Trust: trust, Out: c.String("output")})
+	res, err := get(c, c.Args().First(), node.PullOptions{Node: base, Policy: p, Out: c.String("output")})
 	if errors.Is(err, node.ErrNotVerified) || errors.Is(err, attest.ErrNotVerified) {
 		return failed(err, "nothing was written to "+c.String("output"))
 	}

@@ -48,6 +48,11 @@ With --policy, the network policy of a build network gives all of that for a
 proof bundle: its name is the checkpoint's origin, any build node's note key
 may have signed the checkpoint, a majority of them must have cosigned it, and
 a majority of the build nodes' cosign keys must have signed the attestations.
+--policy is the network's first policy; the bundle's policy changes lead
+from it to the policy in force at the entry and at the checkpoint. Keys a
+change rotated out still make a majority of the first policy: give the
+policy the nodes run now with --later-policy, and a bundle whose changes do
+not lead to it (a fork signed by the rotated-out keys) is refused.
 
 The bundle defaults to ARTIFACT.sigstore.json. Prints who signed, which
 subject, the predicate type, and for a proof bundle the log position.
@@ -64,6 +69,7 @@ Examples:
 		Flags: []cli.Flag{
 			&cli.StringSliceFlag{Name: "key", Usage: "cosign public key `FILE` that may have signed; repeat for several (the build nodes); required without --policy"},
 			&cli.StringFlag{Name: "policy", Usage: "proof bundles: the network policy `FILE`, which gives every key and threshold (instead of --key, --log-key, --cosigner-key)"},
+			&cli.StringFlag{Name: "later-policy", Usage: "with --policy: a later policy `FILE` of the network, known to have been in force (the one its nodes run): refuse a bundle whose policy changes do not lead to it (a fork signed by rotated-out keys)"},
 			&cli.StringFlag{Name: "bundle", Usage: "Sigstore bundle or proof bundle `FILE` (default: ARTIFACT.sigstore.json)"},
 			&cli.IntFlag{Name: "threshold", Usage: "`N` of the keys must have signed (default: 1 for a Sigstore bundle, a majority for a proof bundle)"},
 			&cli.StringFlag{Name: "type", Usage: "require this predicate `TYPE`: a URI, or slsaprovenance1"},
@@ -85,6 +91,9 @@ Examples:
 			if c.String("policy") == "" && len(c.StringSlice("key")) == 0 {
 				return inputErr(errors.New("no --key given: verify needs the keys that may have signed"),
 					"give the build nodes' cosign public keys with --key, or, for a proof bundle of a build network, its policy with --policy POLICY")
+			}
+			if c.String("later-policy") != "" && c.String("policy") == "" {
+				return inputErr(errors.New("--later-policy goes with --policy, the network's first policy"))
 			}
 			if c.String("policy") != "" && (len(c.StringSlice("key")) > 0 || c.String("log-key") != "" || len(c.StringSlice("cosigner-key")) > 0) {
 				return inputErr(errors.New("--policy gives every key: --key, --log-key and --cosigner-key do not go with it"))
@@ -149,10 +158,18 @@ func verifyProof(c *cli.Context, artifact, bundlePath string, data []byte, keys 
 		if err != nil {
 			return inputErr(err)
 		}
+		later := ""
+		if path := c.String("later-policy"); path != "" {
+			lp, err := policy.Load(path)
+			if err != nil {
+				return inputErr(err)
+			}
+			later = lp.Digest()
+		}
 		// The policy is the network's first: the bundle's policy
 		// changes lead from it to the policy in force at the entry.
 		ev, err := publish.VerifyProofChain(c.Context, attest.FileArtifact(artifact), pb, p, publish.ProofOptions{
-			PredicateType: ptype, AllowUnwitnessed: c.Bool("allow-unwitnessed"),
+			PredicateType: ptype, AllowUnwitnessed: c.Bool("allow-unwitnessed"), LaterPolicy: later,
 		})
 		return proofVerdict(c, artifact, bundlePath, ev, err)
 	}

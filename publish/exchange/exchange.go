@@ -14,6 +14,7 @@ import (
 
 	"github.com/ipfs/go-cid"
 	dht "github.com/libp2p/go-libp2p-kad-dht"
+	"github.com/libp2p/go-libp2p-kad-dht/records"
 	"github.com/libp2p/go-libp2p/core/host"
 	"github.com/libp2p/go-libp2p/core/peer"
 	"github.com/libp2p/go-libp2p/core/protocol"
@@ -64,6 +65,17 @@ type Options struct {
 	// memory to serve to other peers before the blob is complete: default
 	// 64 MiB; negative: none.
 	ShareMemory int64
+	// Reprovide is how often the exchange announces every blob of its
+	// store again in the DHT, where provider records expire (after
+	// ProviderTTL on the nodes that keep them): default 12h; negative:
+	// never (only Provide and fetches announce). It also announces them
+	// once as it starts, for a node that was down while its records
+	// expired.
+	Reprovide time.Duration
+	// ProviderTTL is how long this node's DHT keeps the provider records
+	// other nodes put with it: default the DHT's own (48h). Every node of
+	// a network should use the same, over Reprovide.
+	ProviderTTL time.Duration
 	// Logger receives the exchange's messages (default slog.Default()).
 	Logger *slog.Logger
 }
@@ -91,6 +103,8 @@ type Exchange struct {
 
 	served, fetched      atomic.Int64
 	chunks, busy, failed atomic.Int64
+	reprovides           atomic.Int64 // passes of reprovide done
+	loops                sync.WaitGroup
 
 	mu      sync.Mutex
 	fetches map[string]*download
@@ -150,6 +164,12 @@ func New(ctx context.Context, o Options) (*Exchange, error) {
 	if o.ShareMemory == 0 {
 		o.ShareMemory = 64 << 20
 	}
+	if o.Reprovide == 0 {
+		o.Reprovide = DefaultReprovide
+	}
+	if o.ProviderTTL < 0 {
+		return nil, fmt.Errorf("exchange: provider TTL %v is negative", o.ProviderTTL)
+	}
 	if o.Logger == nil {
 		o.Logger = slog.Default()
 	}
@@ -157,12 +177,16 @@ func New(ctx context.Context, o Options) (*Exchange, error) {
 	if o.Server {
 		mode = dht.ModeServer
 	}
-	d, err := dht.New(o.Host,
-		dht.ProtocolPrefix(protocol.ID("/pyrsia-build/"+o.Namespace)),
+	dopts := []dht.Option{
+		dht.ProtocolPrefix(protocol.ID("/pyrsia-build/" + o.Namespace)),
 		dht.Mode(mode),
 		dht.DisableValues(),
 		dht.BootstrapPeers(o.Bootstrap...),
-	)
+	}
+	if o.ProviderTTL > 0 {
+		dopts = append(dopts, dht.ProviderManagerOpts(records.ProvideValidity(o.ProviderTTL)))
+	}
+	d, err := dht.New(o.Host, dopts...)
 	if err != nil {
 		return nil, fmt.Errorf("exchange: starting the DHT: %w", err)
 	}
@@ -185,13 +209,77 @@ func New(ctx context.Context, o Options) (*Exchange, error) {
 	if err := d.Bootstrap(ctx); err != nil {
 		x.log.WarnContext(ctx, "DHT bootstrap", "err", err)
 	}
+	if o.Reprovide > 0 {
+		x.loops.Add(1)
+		go func() {
+			defer x.loops.Done()
+			x.reprovideLoop(o.Reprovide)
+		}()
+	}
 	return x, nil
+}
+
+// DefaultReprovide is the default of Options.Reprovide: a quarter of the
+// DHT's default provider record lifetime (48h), so that a record is put
+// again several times before it expires.
+const DefaultReprovide = 12 * time.Hour
+
+// reprovideLoop announces the store's blobs as the exchange starts and
+// then every interval, until Close.
+func (x *Exchange) reprovideLoop(interval time.Duration) {
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	for {
+		x.waitRoutable(x.ctx)
+		x.reprovide()
+		select {
+		case <-x.ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}
+
+// reprovide announces every blob of the store once, one at a time.
+func (x *Exchange) reprovide() {
+	var done, failed int
+	var last error
+	ds := x.store.Digests()
+	for i, d := range ds {
+		if x.ctx.Err() != nil {
+			return
+		}
+		if x.dht.RoutingTable().Size() == 0 {
+			failed += len(ds) - i
+			last = errors.New("no peer in the DHT's routing table")
+			break
+		}
+		ctx, cancel := context.WithTimeout(x.ctx, time.Minute)
+		err := x.Provide(ctx, d)
+		cancel()
+		if err != nil {
+			failed++
+			last = err
+			continue
+		}
+		done++
+	}
+	if x.ctx.Err() != nil {
+		return
+	}
+	x.reprovides.Add(1)
+	if failed > 0 {
+		x.log.Warn("announcing the store's blobs again: some failed", "announced", done, "failed", failed, "last error", last)
+		return
+	}
+	x.log.Debug("announced the store's blobs again", "announced", done)
 }
 
 // Close stops serving and leaves the DHT. Fetches in progress fail.
 func (x *Exchange) Close() error {
 	x.h.RemoveStreamHandler(BlobProtocol)
 	x.cancel()
+	x.loops.Wait()
 	return x.dht.Close()
 }
 

@@ -461,3 +461,70 @@ func TestShareMemoryAccounting(t *testing.T) {
 		t.Fatalf("%d bytes counted, want 10", got)
 	}
 }
+
+// providers returns the providers of d that the node finds in the DHT.
+func (nd *node) providers(t *testing.T, d string) []peer.ID {
+	t.Helper()
+	sum, err := parseDigest(d)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	var ps []peer.ID
+	for ai := range nd.x.dht.FindProvidersAsync(ctx, keyOf(sum), 0) {
+		ps = append(ps, ai.ID)
+	}
+	return ps
+}
+
+// TestReprovide: provider records expire after ProviderTTL; a node that
+// re-provides announces what its store holds again (without a Provide
+// call), so its blob is still found after another node's record, put
+// once, has expired.
+func TestReprovide(t *testing.T) {
+	const ttl = 3 * time.Second
+	net := newTestNet(t)
+	net.add(Options{ProviderTTL: ttl, Reprovide: -1}) // the DHT's first node
+	again := net.add(Options{ProviderTTL: ttl, Reprovide: 300 * time.Millisecond})
+	once := net.add(Options{ProviderTTL: ttl, Reprovide: -1})
+	asker := net.add(Options{ProviderTTL: ttl, Reprovide: -1})
+	a := again.put(t, randomBytes(1000)) // never given to Provide
+	b := once.seed(t, randomBytes(1001))
+	if ps := asker.providers(t, b); !slices.Contains(ps, once.x.h.ID()) {
+		t.Fatalf("a record just put is not found: providers %v", ps)
+	}
+	// Wait for the record put once to expire (the TTL works).
+	deadline := time.Now().Add(time.Minute)
+	for slices.Contains(asker.providers(t, b), once.x.h.ID()) {
+		if time.Now().After(deadline) {
+			t.Fatalf("a record put once is still found a minute later, with a TTL of %v", ttl)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	// The blob announced again is found, now and after another TTL.
+	for _, when := range []string{"when the other expired", "a TTL later"} {
+		var found bool
+		for range 10 {
+			if found = slices.Contains(asker.providers(t, a), again.x.h.ID()); found {
+				break
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
+		if !found {
+			t.Fatalf("%s: the re-provided blob is not found (%d passes of reprovide)", when, again.x.reprovides.Load())
+		}
+		time.Sleep(ttl)
+	}
+	if once.x.reprovides.Load() != 0 {
+		t.Error("a node with Reprovide < 0 announced again")
+	}
+	asker.mustOpen(t, a, 1000, randomBytes(1000))
+}
+
+func TestProviderTTLNegative(t *testing.T) {
+	_, err := New(context.Background(), Options{Host: newHost(t), Store: newStore(t), Namespace: "test", ProviderTTL: -time.Second})
+	if err == nil {
+		t.Fatal("a negative ProviderTTL was accepted")
+	}
+}

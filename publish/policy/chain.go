@@ -55,29 +55,9 @@ func NewChain(first *Policy) (*Chain, error) {
 func (c *Chain) Apply(index uint64, ch *Change) (*ChangeEvidence, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	last := c.steps[len(c.steps)-1]
-	if index < last.from && ch != nil && ch.New != nil {
-		for k, s := range c.steps[1:] {
-			if s.change == index && s.digest == ch.New.Digest() && ch.Previous == c.steps[k].digest {
-				return &ChangeEvidence{}, nil
-			}
-		}
-	}
-	if index < last.from {
-		return nil, fmt.Errorf("policy: chain: a change at index %d, but the policy in force holds from index %d: changes are applied in log order", index, last.from)
-	}
-	ev, err := ch.Check(last.p)
-	if err != nil {
+	ev, replay, err := c.judge(index, ch)
+	if err != nil || replay {
 		return ev, err
-	}
-	// An approval binds the network and both digests, not a time: were a
-	// chain allowed to come back to a policy, the approvals of the change
-	// that once left it would be good again, and anyone could replay it.
-	d := ch.New.Digest()
-	for _, s := range c.steps {
-		if s.digest == d {
-			return ev, changeErr("the new policy %s was in force before (from index %d): a change may not return to an earlier policy, whose old changes could be replayed; make it differ (a new key, say)", d, s.from)
-		}
 	}
 	t, err := ch.New.Trust()
 	if err != nil {
@@ -85,6 +65,46 @@ func (c *Chain) Apply(index uint64, ch *Change) (*ChangeEvidence, error) {
 	}
 	c.steps = append(c.steps, chainStep{from: index + 1, change: index, p: ch.New, trust: t, digest: ch.New.Digest()})
 	return ev, nil
+}
+
+// Check judges the change at log index as [Chain.Apply] does, and applies
+// nothing: the answer Apply would give, for a caller that checks a change
+// before it is in the log.
+func (c *Chain) Check(index uint64, ch *Change) (*ChangeEvidence, error) {
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	ev, _, err := c.judge(index, ch)
+	return ev, err
+}
+
+// judge is Apply without the change: replay is true for the change the
+// chain holds at index already. c.mu is held.
+func (c *Chain) judge(index uint64, ch *Change) (ev *ChangeEvidence, replay bool, err error) {
+	last := c.steps[len(c.steps)-1]
+	if index < last.from && ch != nil && ch.New != nil {
+		for k, s := range c.steps[1:] {
+			if s.change == index && s.digest == ch.New.Digest() && ch.Previous == c.steps[k].digest {
+				return &ChangeEvidence{}, true, nil
+			}
+		}
+	}
+	if index < last.from {
+		return nil, false, fmt.Errorf("policy: chain: a change at index %d, but the policy in force holds from index %d: changes are applied in log order", index, last.from)
+	}
+	ev, err = ch.Check(last.p)
+	if err != nil {
+		return ev, false, err
+	}
+	// An approval binds the network and both digests, not a time: were a
+	// chain allowed to come back to a policy, the approvals of the change
+	// that once left it would be good again, and anyone could replay it.
+	d := ch.New.Digest()
+	for _, s := range c.steps {
+		if s.digest == d {
+			return ev, false, changeErr("the new policy %s was in force before (from index %d): a change may not return to an earlier policy, whose old changes could be replayed; make it differ (a new key, say)", d, s.from)
+		}
+	}
+	return ev, false, nil
 }
 
 // at returns the step in force at index.
@@ -115,6 +135,19 @@ func (c *Chain) At(index uint64) (*Policy, *Trust) {
 // ForCheckpoint returns the policy a checkpoint of size entries is judged
 // by: the policy in force after its last entry, At(size).
 func (c *Chain) ForCheckpoint(size uint64) (*Policy, *Trust) { return c.At(size) }
+
+// From returns the first log index judged by the policy of digest, if
+// it is one of the chain's.
+func (c *Chain) From(digest string) (uint64, bool) {
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	for _, s := range c.steps {
+		if s.digest == digest {
+			return s.from, true
+		}
+	}
+	return 0, false
+}
 
 // Current returns the policy in force after the last change, and the
 // index it holds from.

@@ -332,6 +332,9 @@ func (p *Policy) Validate() error {
 		if err != nil {
 			return &Error{Field: f + ".noteKey", Err: trim(err)}
 		}
+		if err := checkNoteKeyName(v.Name()); err != nil {
+			return &Error{Field: f + ".noteKey", Err: err}
+		}
 		id := witness.PublicKey(v)
 		if j, dup := notes[id]; dup {
 			return fieldErr(f+".noteKey", "the same key as that of nodes[%d] (%s): one key under two names would be counted twice", j, p.Nodes[j].Name)
@@ -391,6 +394,21 @@ func checkNetworkName(s string) error {
 	for _, c := range []byte(s) {
 		if c <= ' ' || c >= 0x7f || c == '+' {
 			return fmt.Errorf("%q holds a space, '+' or a character outside printable ASCII", truncate(s))
+		}
+	}
+	return nil
+}
+
+// checkNoteKeyName checks the name of a note key, which the CLI prints
+// (a rotated note key in `network propose` and `approve`, the cosigners of
+// a checkpoint in `verify`): printable ASCII only. note.NewVerifier takes
+// any name without white space or '+', terminal escapes and bidi
+// overrides included, with which a hostile policy could hide a line of
+// what a change does from the nodes asked to approve it.
+func checkNoteKeyName(s string) error {
+	for _, c := range []byte(s) {
+		if c <= ' ' || c >= 0x7f {
+			return fmt.Errorf("key name %q holds a character outside printable ASCII (a note key's name is printed: write it like the node's name)", truncate(s))
 		}
 	}
 	return nil

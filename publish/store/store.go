@@ -337,6 +337,18 @@ func (s *Store) Unpin(digest string) {
 	delete(s.pins, h)
 }
 
+// Digests returns the digests of the blobs in the store, sorted.
+func (s *Store) Digests() []string {
+	s.mu.Lock()
+	ds := make([]string, 0, len(s.blobs))
+	for h := range s.blobs {
+		ds = append(ds, "sha256:"+h)
+	}
+	s.mu.Unlock()
+	slices.Sort(ds)
+	return ds
+}
+
 // Stats returns a snapshot of the store's use.
 func (s *Store) Stats() Stats {
 	s.mu.Lock()

@@ -595,6 +595,9 @@ func TestWriter(t *testing.T) {
 		if s.Has(d) {
 			t.Error("the blob is in the store before Commit")
 		}
+		if w.dirty || w.hashed != int64(len(b)) || len(w.pending) != 0 {
+			t.Errorf("after writes that do not overlap: dirty %v, %d of %d bytes hashed, %d ranges pending", w.dirty, w.hashed, len(b), len(w.pending))
+		}
 		if err := w.Commit(); err != nil {
 			t.Fatal(err)
 		}
@@ -630,6 +633,35 @@ func TestWriter(t *testing.T) {
 			_, err := w.WriteAt(other[20:], 20)
 			return err
 		}, isDigestError},
+		{"chunks out of order", func(w *Writer) error {
+			w.WriteAt(other[20:], 20)
+			w.WriteAt(other[10:20], 10)
+			_, err := w.WriteAt(other[:10], 0)
+			return err
+		}, func(err error) bool { return err == nil }},
+		{"a wrong chunk, then the right one over it", func(w *Writer) error {
+			w.WriteAt([]byte("XXXXXXXXXX"), 0)
+			w.WriteAt(other[10:], 10)
+			_, err := w.WriteAt(other[:10], 0)
+			return err
+		}, func(err error) bool { return err == nil }},
+		{"the right chunk, then a wrong one over it", func(w *Writer) error {
+			w.WriteAt(other, 0)
+			_, err := w.WriteAt([]byte("XXXXX"), 12)
+			return err
+		}, isDigestError},
+		{"a wrong chunk over part of one not yet hashed, then the rest", func(w *Writer) error {
+			w.WriteAt(other[15:], 15)
+			w.WriteAt([]byte("XXXXXXXXXX"), 10)
+			_, err := w.WriteAt(other[:10], 0)
+			return err
+		}, isDigestError},
+		{"the right bytes over part of a wrong chunk not yet hashed", func(w *Writer) error {
+			w.WriteAt([]byte("XXXXXXXXXX"), 10)
+			w.WriteAt(other[15:], 15)
+			_, err := w.WriteAt(other[:15], 0)
+			return err
+		}, func(err error) bool { return err == nil }},
 		{"a missing chunk at the end", func(w *Writer) error { _, err := w.WriteAt(other[:10], 0); return err },
 			func(err error) bool { return errors.Is(err, ErrSize) }},
 		{"too many bytes, then the right ones", func(w *Writer) error {

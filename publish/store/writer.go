@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"fmt"
+	"hash"
 	"io"
 	"os"
 	"sync"
@@ -24,6 +25,19 @@ type Writer struct {
 
 	mu   sync.Mutex
 	done bool
+
+	// The blob is hashed as it is written, so that Commit need not read
+	// it all back: hh has hashed its first hashed bytes; pending holds
+	// the ranges written beyond them (offset → end), hashed from the file
+	// once the bytes before them are. A write that overlaps bytes already
+	// written or hashed may have changed them: dirty, and Commit hashes
+	// the whole file instead.
+	hmu     sync.Mutex
+	hh      hash.Hash
+	hashed  int64
+	pending map[int64]int64
+	dirty   bool
+	buf     []byte
 }
 
 // Create starts a chunked write of the blob with this digest and size. A
@@ -50,7 +64,7 @@ func (s *Store) Create(digest string, size int64) (*Writer, error) {
 		s.end(h, fl, size, 0, err)
 		return nil, err
 	}
-	return &Writer{s: s, digest: digest, hex: h, size: size, f: f, fl: fl}, nil
+	return &Writer{s: s, digest: digest, hex: h, size: size, f: f, fl: fl, hh: sha256.New(), pending: map[int64]int64{}}, nil
 }
 
 // WriteAt writes p at offset off of the blob. Bytes beyond the announced
@@ -67,15 +81,67 @@ func (w *Writer) WriteAt(p []byte, off int64) (int, error) {
 	}
 	n, err := w.f.WriteAt(p, off)
 	if err != nil {
+		w.hmu.Lock()
+		w.dirty = true // some of p may be in the file
+		w.hmu.Unlock()
 		return n, fmt.Errorf("store: writing %s at offset %d: %w%s", w.digest, off, err, diskHint(err))
 	}
+	w.hash(p, off)
 	return n, nil
+}
+
+// hash records that p is in the file at off and hashes what of the blob
+// is now written without a gap from its start: p from memory when it is
+// next, the ranges written before it from the file.
+func (w *Writer) hash(p []byte, off int64) {
+	if len(p) == 0 {
+		return
+	}
+	end := off + int64(len(p))
+	w.hmu.Lock()
+	defer w.hmu.Unlock()
+	if w.dirty {
+		return
+	}
+	if off < w.hashed {
+		w.dirty = true
+		return
+	}
+	for o, e := range w.pending {
+		if off < e && o < end {
+			w.dirty = true
+			return
+		}
+	}
+	if off != w.hashed {
+		w.pending[off] = end
+		return
+	}
+	w.hh.Write(p)
+	w.hashed = end
+	for {
+		e, ok := w.pending[w.hashed]
+		if !ok {
+			return
+		}
+		delete(w.pending, w.hashed)
+		if w.buf == nil {
+			w.buf = make([]byte, 1<<20)
+		}
+		n, err := io.CopyBuffer(w.hh, io.NewSectionReader(w.f, w.hashed, e-w.hashed), w.buf)
+		if err != nil || n != e-w.hashed {
+			w.dirty = true // Commit reads it all again, and reports the error
+			return
+		}
+		w.hashed = e
+	}
 }
 
 // Size is the blob's announced size.
 func (w *Writer) Size() int64 { return w.size }
 
-// Commit hashes the whole blob as written, checks it against the digest
+// Commit hashes what of the blob its writes did not (all of it, if
+// writes overlapped), checks it against the digest
 // (else a *DigestError: a chunk was wrong, or missing), syncs it and puts
 // it in the store. Call it once every WriteAt has returned. On an error
 // nothing is kept and the Writer is done.
@@ -93,8 +159,14 @@ func (w *Writer) Commit() error {
 }
 
 func (w *Writer) commit() error {
-	hh := sha256.New()
-	n, err := io.Copy(hh, io.NewSectionReader(w.f, 0, w.size))
+	w.hmu.Lock()
+	hh, from := w.hh, w.hashed
+	if w.dirty {
+		hh, from = sha256.New(), 0
+	}
+	w.hmu.Unlock()
+	n, err := io.CopyBuffer(hh, io.NewSectionReader(w.f, from, w.size-from), make([]byte, 1<<20))
+	n += from
 	if err != nil {
 		return fmt.Errorf("store: checking %s: %w", w.digest, err)
 	}

@@ -1,0 +1,128 @@
+package quorum
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"testing"
+
+	"github.com/pyrsia/pyrsia-build/attest"
+	"github.com/pyrsia/pyrsia-build/publish"
+	"github.com/pyrsia/pyrsia-build/publish/policy"
+	dssepb "github.com/sigstore/protobuf-specs/gen/pb-go/dsse"
+	"google.golang.org/protobuf/proto"
+)
+
+// entryOf is the log entry of spec with envs.
+func entryOf(t *testing.T, spec []byte, envs ...*dssepb.Envelope) []byte {
+	t.Helper()
+	var labels struct{ Coordinate string }
+	if err := json.Unmarshal(spec, &labels); err != nil {
+		t.Fatal(err)
+	}
+	e, err := publish.NewEntry(publish.EcosystemOCI, labels.Coordinate, spec, envs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := e.MarshalBinary()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+// TestVerifiedEnvelopesInTheFSMCheck: the envelopes the vote validator
+// verified are answered from memory in the FSM's check of the entry made
+// of them, and an entry whose envelopes differ in any byte (a lying
+// leader) is verified in full and refused.
+func TestVerifiedEnvelopesInTheFSMCheck(t *testing.T) {
+	nodes := testNodes(t, 3)
+	chain, err := policy.NewChain(testPolicy(t, nodes))
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, trust := chain.At(0)
+	cache := NewVerifiedEnvelopes(0)
+	spec, input := testSpec(t, "demo:cached")
+	subjects := map[string]string{"demo": hexDigest("a")}
+	var envs []*dssepb.Envelope
+	for i, nd := range nodes[:2] {
+		env := testBundle(t, nd.signer, spec, subjects).Envelope()
+		// As the votes validator does: one envelope, its member's key.
+		if got := cache.Verify(env, trust.BuildKeys[i:i+1]); len(got) != 1 {
+			t.Fatalf("%s's envelope does not verify", nd.name)
+		}
+		envs = append(envs, env)
+	}
+	if cache.Hits() != 0 {
+		t.Fatalf("%d hits before any envelope was seen twice", cache.Hits())
+	}
+	c := &ChainChecker{Chain: chain, Envelopes: cache}
+	got, err := c.CheckEntryAt(0, entryOf(t, spec, envs...))
+	if err != nil || got != input {
+		t.Fatalf("the entry of the verified votes: %q, %v", got, err)
+	}
+	if cache.Hits() != 2 {
+		t.Fatalf("%d envelopes answered from memory, want 2", cache.Hits())
+	}
+
+	// A lying leader: node-b's envelope with a signature changed, or a
+	// payload changed under its signature.
+	stolen := proto.Clone(envs[1]).(*dssepb.Envelope)
+	stolen.Signatures[0].Sig = bytes.Clone(stolen.Signatures[0].Sig)
+	stolen.Signatures[0].Sig[len(stolen.Signatures[0].Sig)-1] ^= 1
+	changed := proto.Clone(envs[1]).(*dssepb.Envelope)
+	changed.Payload = bytes.Replace(changed.Payload, []byte(`"`), []byte(` "`), 1)
+	for name, bad := range map[string]*dssepb.Envelope{"a changed signature": stolen, "a changed payload": changed} {
+		hits := cache.Hits()
+		if _, err := c.CheckEntryAt(0, entryOf(t, spec, envs[0], bad)); !errors.Is(err, attest.ErrNotVerified) {
+			t.Fatalf("an entry with %s: got %v, want it refused", name, err)
+		}
+		if cache.Hits() != hits+1 {
+			t.Fatalf("an entry with %s: %d answers from memory, want 1 (node-a's envelope only)", name, cache.Hits()-hits)
+		}
+	}
+	// A bad envelope is not remembered: it is refused again, in full.
+	if got := cache.Verify(stolen, trust.BuildKeys); len(got) != 0 {
+		t.Fatalf("the changed signature counted for %v", got)
+	}
+	// The same envelope against another key is verified, not remembered.
+	if got := cache.Verify(envs[0], trust.BuildKeys[1:]); len(got) != 0 {
+		t.Fatalf("node-a's envelope counted for %v", got)
+	}
+}
+
+// TestVerifiedEnvelopesBound: the cache keeps at most its bound, the
+// least recently used go first, and a forgotten envelope is verified
+// again (and still verifies).
+func TestVerifiedEnvelopesBound(t *testing.T) {
+	nodes := testNodes(t, 3)
+	p := testPolicy(t, nodes)
+	trust, err := p.Trust()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cache := NewVerifiedEnvelopes(2)
+	var envs []*dssepb.Envelope
+	for i, nd := range nodes {
+		spec, _ := testSpec(t, "demo:bound")
+		env := testBundle(t, nd.signer, spec, map[string]string{"demo": hexDigest("a")}).Envelope()
+		envs = append(envs, env)
+		if len(cache.Verify(env, trust.BuildKeys[i:i+1])) != 1 {
+			t.Fatal("does not verify")
+		}
+		if i == 1 {
+			cache.Verify(envs[0], trust.BuildKeys[:1]) // node-a's is now the most recent
+		}
+	}
+	if len(cache.at) != 2 || cache.order.Len() != 2 {
+		t.Fatalf("the cache holds %d (%d in order), bound 2", len(cache.at), cache.order.Len())
+	}
+	hits := cache.Hits()
+	if len(cache.Verify(envs[1], trust.BuildKeys[1:2])) != 1 || cache.Hits() != hits {
+		t.Fatal("node-b's envelope, the least recently used, was not forgotten (or no longer verifies)")
+	}
+	if len(cache.Verify(envs[2], trust.BuildKeys[2:3])) != 1 || cache.Hits() != hits+1 {
+		t.Fatal("node-c's envelope was forgotten")
+	}
+}
