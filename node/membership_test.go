@@ -413,4 +413,15 @@ func TestSubmitRefusesBadChanges(t *testing.T) {
 	if err != nil || !res.Already || res.Index != 0 {
 		t.Errorf("the change again: %+v, %v; want already at 0", res, err)
 	}
+	// A majority's change back to the first policy is refused here, by
+	// the chain's rule against returning to an earlier policy, before it
+	// is proposed (it was judged by the change alone and left to the FSMs).
+	back := c.changeBy(&open, c.policy, 0, 1)
+	_, err = c.nodes[0].node.SubmitPolicyChange(ctx, back)
+	if !errors.Is(err, ErrChangeNotApproved) || !strings.Contains(err.Error(), "earlier policy") || strings.Contains(err.Error(), "FSM") {
+		t.Errorf("a change back to the first policy: %v, want it refused before Raft as a return to an earlier policy", err)
+	}
+	if size := c.nodes[0].node.Log().Size(); size != 1 {
+		t.Errorf("log size %d after a refused change, want 1", size)
+	}
 }
