@@ -138,15 +138,12 @@ func (b *BuildKit) build(ctx context.Context, spec *Spec, input string, opts Bui
 	// build with nothing half-written.
 	var mo mavenRun
 	if spec.Ecosystem == "maven" && spec.Recipe.Maven.Lock != nil {
-		repoDir, err := os.MkdirTemp("", "pyrsia-m2-*")
+		repo, cleanup, err := prepareLockRepo(ctx, spec.Recipe.Maven.Lock, opts, progress)
 		if err != nil {
 			return nil, err
 		}
-		defer os.RemoveAll(repoDir)
-		if err := prepareLockRepo(ctx, spec.Recipe.Maven.Lock, opts, repoDir, progress); err != nil {
-			return nil, err
-		}
-		mo.repoDir = repoDir
+		defer cleanup()
+		mo.repo = repo
 		times.done("maven lock files")
 	}
 	layout, err := ResolveImage(opts.Images, spec.BuilderImage)
@@ -198,12 +195,22 @@ func (b *BuildKit) build(ctx context.Context, spec *Spec, input string, opts Bui
 	default:
 		return nil, fmt.Errorf("builder: ecosystem %q is not supported", spec.Ecosystem)
 	}
-	if err := b.run(ctx, solve, progress, logFile); err != nil {
+	solveCtx, cancelSolve := context.WithCancel(ctx)
+	defer cancelSolve()
+	if lfs, ok := mo.repo.(*lockFS); ok {
+		lfs.onDamage = cancelSolve
+	}
+	if err := b.run(solveCtx, solve, progress, logFile); err != nil {
 		logFile.Sync()
 		log, _ := os.ReadFile(logFile.Name())
-		if mo.repoDir != "" {
+		if mo.repo != nil {
 			if nl := notLocked(string(log), err); nl != nil {
 				err = nl
+			}
+		}
+		if lfs, ok := mo.repo.(*lockFS); ok {
+			if d := lfs.damaged(); d != nil {
+				err = d
 			}
 		}
 		return nil, &BuildError{Err: err, LogTail: tail(string(log), 25), LogPath: logFile.Name()}
@@ -262,7 +269,7 @@ func (b *BuildKit) build(ctx context.Context, spec *Spec, input string, opts Bui
 	}
 	times.done("outputs")
 	times.write(logFile)
-	if mo.repoDir != "" {
+	if mo.repo != nil {
 		res.MavenLockDigest = "sha256:" + spec.Recipe.Maven.Lock.SHA256
 	}
 	if spec.Ecosystem == "maven" && spec.Recipe.Maven.CompareUpstream {
@@ -338,27 +345,50 @@ func prepareOutDir(dir string) error {
 	return os.Mkdir(filepath.Join(dir, "artifacts"), 0o755)
 }
 
-// prepareLockRepo fills dir with the lock's files, fetched from the
-// configured Maven repository (or the cache) and checked.
-func prepareLockRepo(ctx context.Context, ref *LockRef, opts BuildOptions, dir string, progress io.Writer) error {
+// prepareLockRepo makes the local repository the build sees: the lock's
+// files, fetched from the configured Maven repository (or the cache) and
+// checked. With a cache, the files are sent to BuildKit from the cache
+// entries themselves, checked as they are sent (see [lockFS]); without
+// one, they are fetched into a temporary folder that cleanup removes.
+func prepareLockRepo(ctx context.Context, ref *LockRef, opts BuildOptions, progress io.Writer) (repo fsutil.FS, cleanup func(), err error) {
+	cleanup = func() {}
 	load := loadLock
 	if opts.Remote {
 		load = loadRemoteLock
 	}
 	l, err := load(ref, opts.SpecDir)
 	if err != nil {
-		return err
+		return nil, cleanup, err
 	}
-	repo, cache, err := mavenRepoOpts{opts.MavenRepository, opts.MavenCache}.resolve()
+	rc, cache, err := mavenRepoOpts{opts.MavenRepository, opts.MavenCache}.resolve()
 	if err != nil {
-		return err
+		return nil, cleanup, err
 	}
-	n, err := lockRepo(ctx, l, repo.client(), cache, dir, progress)
-	if err != nil {
-		return fmt.Errorf("builder: %w", err)
+	var n int
+	if cache != "" {
+		var lfs *lockFS
+		lfs, n, err = newLockFS(ctx, l, rc.client(), cache, progress)
+		if err != nil {
+			return nil, cleanup, fmt.Errorf("builder: %w", err)
+		}
+		repo = lfs
+	} else {
+		dir, err := os.MkdirTemp("", "pyrsia-m2-*")
+		if err != nil {
+			return nil, cleanup, err
+		}
+		cleanup = func() { os.RemoveAll(dir) }
+		if n, err = lockRepo(ctx, l, rc.client(), "", dir, progress); err != nil {
+			cleanup()
+			return nil, func() {}, fmt.Errorf("builder: %w", err)
+		}
+		if repo, err = fsutil.NewFS(dir); err != nil {
+			cleanup()
+			return nil, func() {}, err
+		}
 	}
-	fmt.Fprintf(progress, "maven: %d locked files checked (%d fetched, %d from the cache)\n", len(l.Files), n, len(l.Files)-n)
-	return nil
+	fmt.Fprintf(progress, "maven: %d locked files ready (%d fetched, %d from the cache)\n", len(l.Files), n, len(l.Files)-n)
+	return repo, cleanup, nil
 }
 
 // run solves, showing progress to the user and writing plain progress to

@@ -78,9 +78,9 @@ type mavenRun struct {
 	// as its only repository, a fresh local repository, the host's
 	// network, nothing exported.
 	mirror string
-	// repoDir, when set, is a folder with the lock's files: the build's
-	// local repository (offline, network off).
-	repoDir string
+	// repo, when set, holds the lock's files: the build's local
+	// repository (offline, network off).
+	repo fsutil.FS
 }
 
 func (b *BuildKit) solveMaven(ctx context.Context, spec *Spec, iso isolation, srcDir string, store content.Store, out string, mo mavenRun, ch chan *client.SolveStatus) error {
@@ -140,15 +140,13 @@ func (b *BuildKit) solveMaven(ctx context.Context, spec *Spec, iso isolation, sr
 	case mo.mirror != "":
 		runOpts = append(runOpts, llb.AddEnv("PYRSIA_M2", "/tmp/pyrsia-resolve-m2"), llb.AddEnv("PYRSIA_MIRROR", mo.mirror))
 		entitlements = append(entitlements, "network.host")
-	case mo.repoDir != "":
-		repoFS, err := fsutil.NewFS(mo.repoDir)
-		if err != nil {
-			return err
-		}
-		mounts["mavenrepo"] = repoFS
+	case mo.repo != nil:
+		mounts["mavenrepo"] = mo.repo
 		repo := llb.Local("mavenrepo", llb.SharedKeyHint("mavenrepo"))
-		base = base.File(llb.Copy(repo, "/", mavenRepoDir, &llb.CopyInfo{CopyDirContentsOnly: true, CreateDestPath: true}), llb.IgnoreCache)
-		runOpts = append(runOpts, llb.AddEnv("PYRSIA_M2", mavenRepoDir))
+		// Mounted, not copied into a layer: what Maven writes to its
+		// local repository lands in the mount's own writable layer, which
+		// is dropped with the mount; the exported /out is in the root.
+		runOpts = append(runOpts, llb.AddMount(mavenRepoDir, repo), llb.AddEnv("PYRSIA_M2", mavenRepoDir))
 	}
 	run := base.Run(runOpts...)
 	var def *llb.Definition

@@ -191,10 +191,19 @@ func logPhases(b *testing.B, logPath string) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	step := regexp.MustCompile(`^#[0-9]+ (\[|DONE|transferring|exporting|copying|resolve|load|sending|writing)`)
+	step := regexp.MustCompile(`^#[0-9]+ (DONE|transferring|exporting|copying)`)
+	first := regexp.MustCompile(`^#([0-9]+) `)
+	named := map[string]bool{}
 	var lines []string
 	for _, l := range strings.Split(string(data), "\n") {
-		if strings.HasPrefix(l, "pyrsia-build: phase ") || step.MatchString(l) {
+		m := first.FindStringSubmatch(l)
+		if strings.HasPrefix(l, "pyrsia-build: phase ") || step.MatchString(l) || m != nil && !named[m[1]] {
+			if m != nil {
+				named[m[1]] = true
+			}
+			if len(l) > 120 {
+				l = l[:120]
+			}
 			lines = append(lines, l)
 		}
 	}

@@ -115,8 +115,33 @@ func (p *peerEntries) open() (*logclient.Client, error) {
 	if err != nil {
 		return nil, err
 	}
-	p.client = logclient.New(src, logclient.Options{Trust: p.n.trust})
+	p.client = logclient.New(src, p.clientOptions())
 	return p.client, nil
+}
+
+// clientOptions are the options of the catch-up's log client. With the
+// node's policy chain, the client takes checkpoints unverified and
+// [peerEntries.judge] checks each by the policy in force at its size (the
+// first policy's trust would take a checkpoint cosigned by nodes that a
+// change removed, and refuse one signed by nodes it added).
+func (p *peerEntries) clientOptions() logclient.Options {
+	if p.n.chain == nil {
+		return logclient.Options{Trust: p.n.trust}
+	}
+	first, _ := p.n.chain.At(0) // a change keeps the network's name, the log's origin
+	return logclient.Options{Origin: first.Name}
+}
+
+// judge checks a checkpoint of the peers by the policy in force at its
+// size, as the node judges its own log's (Node.checkpointTrust).
+func (p *peerEntries) judge(cp *logclient.Checkpoint) error {
+	if p.n.chain == nil {
+		return nil // the client checked it against p.n.trust
+	}
+	if _, _, err := p.n.checkpointTrust(cp.Note).VerifyCheckpoint(cp.Note); err != nil {
+		return fmt.Errorf("the peers' checkpoint of %d entries, judged by the policy in force at its size: %w", cp.Size, err)
+	}
+	return nil
 }
 
 // checkpoint returns the peers' latest final checkpoint of at least size
@@ -137,6 +162,9 @@ func (p *peerEntries) checkpoint(ctx context.Context, size uint64) (*logclient.C
 	var last error
 	for {
 		cp, err := c.Checkpoint(ctx)
+		if err == nil {
+			err = p.judge(cp)
+		}
 		switch {
 		case err == nil && cp.Size >= size:
 			p.mu.Lock()

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net/url"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -27,12 +28,14 @@ const MaxConfigSize = 64 << 10
 // FILE`), YAML: every flag of `pyrsia-build node` under the name given in
 // its yaml tag. A field left out is unset (the flag's default applies);
 // a flag given on the command line overrides the file. Relative paths are
-// relative to the file's folder. Unknown and repeated fields are errors.
-// deploy/node.example.yaml explains every field.
+// relative to the file's folder. Unknown and repeated fields are errors,
+// and so are the fields of the other kind of node ([Config.CheckKind]).
+// deploy/node.example.yaml explains the fields of a build node,
+// deploy/regular.example.yaml those of a regular node.
 type Config struct {
 	// Version is 1 (optional).
 	Version int `yaml:"version"`
-	// Build runs a build node (the only kind there is yet).
+	// Build runs a build node; false or left out, a regular node.
 	Build *bool `yaml:"build"`
 	// Data is the node's data folder.
 	Data string `yaml:"data"`
@@ -62,6 +65,43 @@ type Config struct {
 	// LogLevel is debug, info, warn or error; LogFormat text or json.
 	LogLevel  string `yaml:"logLevel"`
 	LogFormat string `yaml:"logFormat"`
+	// StoreMaxBytes bounds a regular node's blob store (a build node
+	// takes --store-max-bytes).
+	StoreMaxBytes int64 `yaml:"storeMaxBytes"`
+	// HTTP is a regular node's HTTP HOST:PORT for build tools; "" means
+	// none.
+	HTTP *string `yaml:"http"`
+	// LogURL is a tlog-tiles mirror a regular node reads the log from,
+	// instead of from its bootstrap peers.
+	LogURL string `yaml:"logUrl"`
+
+	file  string
+	lines map[string]int // the line of each field given
+}
+
+// buildOnly and regularOnly are the fields of one kind of node only.
+var (
+	buildOnly   = []string{"api", "buildkitAddr", "images", "maxBuilds", "deadline", "allowSourceHosts"}
+	regularOnly = []string{"http", "logUrl", "storeMaxBytes"}
+)
+
+// CheckKind returns a *ConfigError for the first field, in file order,
+// that the kind of node (a build node, or a regular one) does not take.
+func (c *Config) CheckKind(build bool) error {
+	other, kind, is := buildOnly, "a build node's", "a regular node (build: false or left out, and no --build)"
+	if build {
+		other, kind, is = regularOnly, "a regular node's", "a build node"
+	}
+	field, line := "", 0
+	for _, f := range other {
+		if l, ok := c.lines[f]; ok && (field == "" || l < line) {
+			field, line = f, l
+		}
+	}
+	if field == "" {
+		return nil
+	}
+	return &ConfigError{File: c.file, Line: line, Field: field, Err: fmt.Errorf("is %s field, and this configuration runs %s", kind, is)}
 }
 
 // ConfigError is an error in a configuration file, naming the file, the
@@ -106,6 +146,9 @@ var configFields = map[string]func(c *Config, v *yaml.Node) error{
 	"allowSourceHosts": func(c *Config, v *yaml.Node) error { return decodeStrings(v, &c.AllowSourceHosts) },
 	"logLevel":         func(c *Config, v *yaml.Node) error { return decodeScalar(v, "!!str", &c.LogLevel) },
 	"logFormat":        func(c *Config, v *yaml.Node) error { return decodeScalar(v, "!!str", &c.LogFormat) },
+	"storeMaxBytes":    func(c *Config, v *yaml.Node) error { return decodeScalar(v, "!!int", &c.StoreMaxBytes) },
+	"http":             func(c *Config, v *yaml.Node) error { c.HTTP = new(string); return decodeScalar(v, "!!str", c.HTTP) },
+	"logUrl":           func(c *Config, v *yaml.Node) error { return decodeScalar(v, "!!str", &c.LogURL) },
 }
 
 func decodeScalar(v *yaml.Node, tag string, out any) error {
@@ -187,8 +230,8 @@ func ParseConfig(file string, data []byte) (*Config, error) {
 	if m.Kind != yaml.MappingNode {
 		return nil, cerr(m.Line, "", fmt.Errorf("is %s, want a mapping of fields such as data and policy", describeYAML(m)))
 	}
-	c := &Config{}
 	seen := map[string]int{}
+	c := &Config{file: file, lines: seen}
 	for i := 0; i+1 < len(m.Content); i += 2 {
 		k, v := m.Content[i], m.Content[i+1]
 		if k.Kind != yaml.ScalarNode || k.ShortTag() != "!!str" {
@@ -214,6 +257,14 @@ func ParseConfig(file string, data []byte) (*Config, error) {
 	}
 	if line, ok := seen["maxBuilds"]; ok && c.MaxBuilds <= 0 {
 		return nil, cerr(line, "maxBuilds", fmt.Errorf("%d: want at least 1", c.MaxBuilds))
+	}
+	if line, ok := seen["storeMaxBytes"]; ok && c.StoreMaxBytes <= 0 {
+		return nil, cerr(line, "storeMaxBytes", fmt.Errorf("%d: want a positive number of bytes", c.StoreMaxBytes))
+	}
+	if line, ok := seen["logUrl"]; ok {
+		if u, err := url.Parse(c.LogURL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			return nil, cerr(line, "logUrl", fmt.Errorf("%q: want an http:// or https:// URL of a tlog-tiles log", truncateString(c.LogURL, 80)))
+		}
 	}
 	if line, ok := seen["logLevel"]; ok {
 		if _, err := ParseLogLevel(c.LogLevel); err != nil {

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -21,12 +22,63 @@ func TestExampleConfig(t *testing.T) {
 		len(c.AllowSourceHosts) != 1 || c.LogLevel != "info" || c.LogFormat != "text" {
 		t.Errorf("example configuration: got %+v", c)
 	}
-	// Every field of the format is in the example (and so explained).
-	b, _ := os.ReadFile("../deploy/node.example.yaml")
+	if err := c.CheckKind(true); err != nil {
+		t.Errorf("the build node's example has a field of the other kind: %v", err)
+	}
+	r, err := LoadConfig(context.Background(), "../deploy/regular.example.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r.Build == nil || *r.Build || r.Data != "/var/lib/pyrsia-build-regular" || r.Policy != "/etc/pyrsia-build/policy.json" ||
+		len(r.Listen) != 1 || len(r.Bootstrap) != 1 || r.HTTP == nil || *r.HTTP != DefaultHTTP || r.LogURL != "" ||
+		r.StoreMaxBytes != DefaultStoreBytes || r.LogLevel != "info" || r.LogFormat != "text" {
+		t.Errorf("example regular configuration: got %+v", r)
+	}
+	if err := r.CheckKind(false); err != nil {
+		t.Errorf("the regular node's example has a field of the other kind: %v", err)
+	}
+	// Every field of the format is in the example of its kind (and so
+	// explained); the fields both kinds take, in both.
+	build, _ := os.ReadFile("../deploy/node.example.yaml")
+	regular, _ := os.ReadFile("../deploy/regular.example.yaml")
+	shows := func(b []byte, name string) bool {
+		return strings.Contains(string(b), "\n"+name+":") || strings.Contains(string(b), "\n# "+name+":")
+	}
 	for _, name := range configFieldNames() {
-		if !strings.Contains(string(b), "\n"+name+":") && !strings.Contains(string(b), "\n# "+name+":") {
-			t.Errorf("deploy/node.example.yaml does not show field %s", name)
+		wantBuild, wantRegular := !slices.Contains(regularOnly, name), !slices.Contains(buildOnly, name)
+		if wantBuild != shows(build, name) {
+			t.Errorf("deploy/node.example.yaml shows field %s: %v, want %v", name, !wantBuild, wantBuild)
 		}
+		if wantRegular != shows(regular, name) {
+			t.Errorf("deploy/regular.example.yaml shows field %s: %v, want %v", name, !wantRegular, wantRegular)
+		}
+	}
+}
+
+func TestConfigCheckKind(t *testing.T) {
+	c, err := ParseConfig("r.yaml", []byte("data: d\nlogUrl: https://mirror.example/log/\nhttp: \"\"\nstoreMaxBytes: 1024\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.LogURL != "https://mirror.example/log/" || c.HTTP == nil || *c.HTTP != "" || c.StoreMaxBytes != 1024 {
+		t.Errorf("got %+v", c)
+	}
+	if err := c.CheckKind(false); err != nil {
+		t.Errorf("a regular node's fields for a regular node: %v", err)
+	}
+	var ce *ConfigError
+	if err := c.CheckKind(true); !errors.As(err, &ce) || err.Error() != "r.yaml:2: logUrl: is a regular node's field, and this configuration runs a build node" {
+		t.Errorf("a regular node's fields for a build node: got %v", err)
+	}
+	b, err := ParseConfig("b.yaml", []byte("data: d\nmaxBuilds: 3\napi: x:1\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := b.CheckKind(false); err == nil || !strings.HasPrefix(err.Error(), "b.yaml:2: maxBuilds: is a build node's field") {
+		t.Errorf("a build node's field for a regular node: got %v", err)
+	}
+	if err := (&Config{}).CheckKind(false); err != nil {
+		t.Errorf("an empty configuration: %v", err)
 	}
 }
 
@@ -69,6 +121,10 @@ func TestParseConfigErrors(t *testing.T) {
 		{"two documents", "data: a\n---\ndata: b\n", "more than one YAML document"},
 		{"bad YAML", "data: [\n", "node.yaml: not valid YAML"},
 		{"alias", "listen: &l [a]\nbootstrap: *l\n", "node.yaml:2: bootstrap: is an alias"},
+		{"store bound", "storeMaxBytes: 0\n", "node.yaml:1: storeMaxBytes: 0: want a positive number of bytes"},
+		{"store bound as string", "storeMaxBytes: 10GiB\n", `node.yaml:1: storeMaxBytes: is str "10GiB", want int`},
+		{"log URL", "logUrl: file:///log\n", `node.yaml:1: logUrl: "file:///log": want an http:// or https:// URL`},
+		{"http as number", "http: 7888\n", `node.yaml:1: http: is int "7888", want str`},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			_, err := ParseConfig("node.yaml", []byte(tc.in))
@@ -101,12 +157,24 @@ func FuzzParseConfig(f *testing.F) {
 		f.Fatal(err)
 	}
 	f.Add(b)
+	if b, err = os.ReadFile("../deploy/regular.example.yaml"); err != nil {
+		f.Fatal(err)
+	}
+	f.Add(b)
 	f.Add([]byte("data: a\ndata: b\n"))
 	f.Add([]byte("listen: &l [a]\nbootstrap: *l\n"))
 	f.Fuzz(func(t *testing.T, in []byte) {
 		c, err := ParseConfig("node.yaml", in)
 		if err == nil && c == nil {
 			t.Fatal("no config and no error")
+		}
+		if err == nil {
+			for _, build := range []bool{true, false} {
+				var ce *ConfigError
+				if err := c.CheckKind(build); err != nil && (!errors.As(err, &ce) || ce.Line <= 0) {
+					t.Fatalf("CheckKind(%v): %v, want a *ConfigError with a line", build, err)
+				}
+			}
 		}
 	})
 }

@@ -478,7 +478,9 @@ func (n *Node) checkChange(b []byte) ([]byte, *PolicyChangeResult, error) {
 		}
 		return nil, nil, fmt.Errorf("%w: %s", ErrChangeStale, why)
 	}
-	ev, err := ch.Check(cur)
+	// The chain's judgement, not the change's alone: it also refuses a
+	// return to an earlier policy, as every node's FSM will.
+	ev, err := n.chain.Check(from, ch)
 	if ev != nil {
 		res.Approvers = ev.Approvers
 	}

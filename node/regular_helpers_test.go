@@ -1,150 +1,29 @@
 package node
 
 import (
-	"archive/tar"
-	"archive/zip"
-	"bytes"
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"io"
 	"log/slog"
-	"maps"
 	"net"
 	"net/http"
 	"os"
-	"path/filepath"
-	"slices"
 	"testing"
 	"time"
 
 	"github.com/libp2p/go-libp2p/core/peer"
-	"github.com/pyrsia/pyrsia-build/builder"
-	"github.com/pyrsia/pyrsia-build/publish"
+	"github.com/pyrsia/pyrsia-build/node/nodetest"
 )
 
 // The regular-node tests run a small build network of real nodes (see
-// cluster_test.go) whose builder writes, in milliseconds, an OCI image
-// layout for an oci spec and a jar and a pom for a maven spec, and
+// cluster_test.go) whose builder (nodetest.Build) writes, in
+// milliseconds, an OCI image layout for an oci spec and a jar and a pom
+// for a maven spec, and
 // regular nodes bootstrapped to it, with real libp2p hosts, HTTP servers
 // and stores.
 
-func sha(b []byte) string {
-	sum := sha256.Sum256(b)
-	return "sha256:" + hex.EncodeToString(sum[:])
-}
-
-// servingBuild builds oci and maven specs; the bytes are a function of
-// the input digest.
-func servingBuild(ctx context.Context, spec *builder.Spec, out string) (*builder.Result, error) {
-	input, err := spec.InputDigest()
-	if err != nil {
-		return nil, err
-	}
-	art := filepath.Join(out, "artifacts")
-	if err := os.MkdirAll(art, 0o755); err != nil {
-		return nil, err
-	}
-	res := &builder.Result{InputDigest: input, SourceDigest: "sha256:" + spec.Source.Archive.SHA256, BuilderImageDigest: spec.BuilderImage.Digest}
-	var om builder.OutputManifest
-	om.Version = builder.ManifestVersion
-	if spec.Ecosystem == publish.EcosystemOCI {
-		layer, config, manifest := testImage(input)
-		blobs := filepath.Join(art, "blobs", "sha256")
-		if err := os.MkdirAll(blobs, 0o755); err != nil {
-			return nil, err
-		}
-		for _, b := range [][]byte{layer, config, manifest} {
-			if err := os.WriteFile(filepath.Join(blobs, sha(b)[7:]), b, 0o644); err != nil {
-				return nil, err
-			}
-		}
-		idx := fmt.Sprintf(`{"schemaVersion":2,"mediaType":"application/vnd.oci.image.index.v1+json","manifests":[{"mediaType":"application/vnd.oci.image.manifest.v1+json","digest":"%s","size":%d}]}`, sha(manifest), len(manifest))
-		os.WriteFile(filepath.Join(art, "index.json"), []byte(idx), 0o644)
-		os.WriteFile(filepath.Join(art, "oci-layout"), []byte(`{"imageLayoutVersion":"1.0.0"}`), 0o644)
-		am, err := builder.ManifestOCILayout(ctx, spec.Coordinate, art)
-		if err != nil {
-			return nil, err
-		}
-		am.Path = "artifacts"
-		om.Artifacts = append(om.Artifacts, am)
-		res.Artifacts = []builder.Artifact{{Name: spec.Coordinate, Digest: sha(manifest), Path: "artifacts", MediaType: "application/vnd.oci.image.manifest.v1+json"}}
-	} else {
-		files := mavenFiles(spec.Coordinate, input)
-		for _, name := range slices.Sorted(maps.Keys(files)) {
-			data := files[name]
-			p := filepath.Join(art, name)
-			if err := os.WriteFile(p, data, 0o644); err != nil {
-				return nil, err
-			}
-			am, err := builder.ManifestFile(ctx, name, p)
-			if err != nil {
-				return nil, err
-			}
-			am.Path = "artifacts/" + name
-			om.Artifacts = append(om.Artifacts, am)
-			res.Artifacts = append(res.Artifacts, builder.Artifact{Name: name, Digest: sha(data), Path: "artifacts/" + name})
-		}
-	}
-	if err := builder.WriteManifest(filepath.Join(out, "manifest.json"), &om); err != nil {
-		return nil, err
-	}
-	return res, nil
-}
-
-// testImage returns an image's layer, config and manifest.
-func testImage(input string) (layer, config, manifest []byte) {
-	var buf bytes.Buffer
-	tw := tar.NewWriter(&buf)
-	body := []byte("hello from " + input + "\n")
-	tw.WriteHeader(&tar.Header{Name: "hello.txt", Mode: 0o644, Size: int64(len(body)), ModTime: time.Unix(1700000000, 0), Typeflag: tar.TypeReg})
-	tw.Write(body)
-	tw.Close()
-	layer = buf.Bytes()
-	config = fmt.Appendf(nil, `{"architecture":"amd64","os":"linux","rootfs":{"type":"layers","diff_ids":["%s"]},"config":{"Cmd":["cat","/hello.txt"]}}`, sha(layer))
-	manifest = fmt.Appendf(nil, `{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","config":{"mediaType":"application/vnd.oci.image.config.v1+json","digest":"%s","size":%d},"layers":[{"mediaType":"application/vnd.oci.image.layer.v1.tar","digest":"%s","size":%d}]}`,
-		sha(config), len(config), sha(layer), len(layer))
-	return layer, config, manifest
-}
-
-// mavenFiles returns the jar and pom of a coordinate g:a:v.
-func mavenFiles(coordinate, input string) map[string][]byte {
-	g, a, v, _ := splitGAV(coordinate)
-	base := a + "-" + v
-	return map[string][]byte{
-		base + ".jar": testJar(input),
-		base + ".pom": fmt.Appendf(nil, "<project><groupId>%s</groupId><artifactId>%s</artifactId><version>%s</version><!-- %s --></project>\n", g, a, v, input),
-	}
-}
-
-// testJar returns a small jar whose bytes depend on input only.
-func testJar(input string) []byte {
-	var buf bytes.Buffer
-	zw := zip.NewWriter(&buf)
-	w, _ := zw.CreateHeader(&zip.FileHeader{Name: "hello.txt", Method: zip.Store, Modified: time.Unix(1700000000, 0).UTC()})
-	io.WriteString(w, "hello from "+input+"\n")
-	zw.Close()
-	return buf.Bytes()
-}
-
-func splitGAV(c string) (g, a, v string, ok bool) {
-	var parts [3]string
-	n := 0
-	start := 0
-	for i := 0; i <= len(c); i++ {
-		if i == len(c) || c[i] == ':' {
-			if n == 3 {
-				return "", "", "", false
-			}
-			parts[n] = c[start:i]
-			n++
-			start = i + 1
-		}
-	}
-	return parts[0], parts[1], parts[2], n == 3
-}
+func sha(b []byte) string { return nodetest.Digest(b) }
 
 // ociSpec is a remote oci spec; n makes a distinct input digest.
 func ociSpec(n int) []byte {
@@ -169,7 +48,7 @@ func servingCluster(t *testing.T, n int) *cluster {
 	t.Helper()
 	builders := map[int]Builder{}
 	for i := range n {
-		builders[i] = BuilderFunc(servingBuild)
+		builders[i] = BuilderFunc(nodetest.Build)
 	}
 	c := newCluster(t, n, builders)
 	c.startAll()

@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -16,6 +17,12 @@ import (
 	"github.com/libp2p/go-libp2p/core/host"
 	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
+	"github.com/pyrsia/pyrsia-build/publish"
+	"github.com/pyrsia/pyrsia-build/publish/logclient"
+	"github.com/pyrsia/pyrsia-build/publish/logservice"
+	"github.com/pyrsia/pyrsia-build/publish/policy"
+	"github.com/pyrsia/pyrsia-build/publish/tlog"
+	"github.com/pyrsia/pyrsia-build/publish/witness"
 	"github.com/pyrsia/pyrsia-build/quorum"
 )
 
@@ -218,5 +225,110 @@ func TestReviewForwardSlotsNotHeldBySilentStreams(t *testing.T) {
 	}
 	if strings.Contains(a.Error, "busy") || !strings.Contains(a.Error, "build request") {
 		t.Errorf("another peer's request while one peer holds %d silent streams: %q, want it judged (refused as not a build request)", maxForwarded+2, a.Error)
+	}
+}
+
+// Regression (review-net): a node catching up judged the peers'
+// checkpoints by the first policy (n.trust), while the FSM and the node's
+// own log judge a checkpoint by the policy in force at its size. After a
+// change that rotated node-b and node-c out (their keys leaked, say),
+// those two could sign and cosign a forked log whose checkpoint a
+// catching-up node took as final. The catch-up now judges every
+// checkpoint by the policy in force at its size.
+func TestReviewCatchupJudgesCheckpointsByTheChain(t *testing.T) {
+	c := newCluster(t, 3, nil)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	first := c.policy
+	trust, err := first.Trust()
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The new policy: node-a, and node-d and node-e instead of b and c.
+	next := &policy.Policy{Version: policy.Version, Name: first.Name, Nodes: []policy.Node{first.Nodes[0]}}
+	var added []*Keys
+	for _, name := range []string{"node-d", "node-e"} {
+		k, err := InitKeys(filepath.Join(t.TempDir(), name), name, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		added = append(added, k)
+		pn := k.PolicyNode()
+		next.Nodes = append(next.Nodes, policy.Node{Name: pn.Name, CosignKey: pn.CosignKey, PeerID: pn.PeerID, NoteKey: pn.NoteKey})
+	}
+	chain, err := policy.NewChain(first)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ch, err := publish.ParsePolicyChange(c.changeBy(first, next, 0, 1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := chain.Apply(0, ch); err != nil {
+		t.Fatal(err)
+	}
+
+	nextTrust, err := next.Trust()
+	if err != nil {
+		t.Fatal(err)
+	}
+	// A log of two entries signed by signer, cosigned by cosign, final
+	// under trust.
+	logOf := func(signer *Keys, cosign []*Keys, trust *policy.Trust) *logservice.Service {
+		var cosigners []logservice.Cosigner
+		for _, k := range cosign {
+			w, err := witness.NewCosigner(witness.CosignerOptions{Signer: k.Cosigner, Origin: first.Name, LogVerifier: mustLogVerifier(signer.NoteKey),
+				StateDir: filepath.Join(t.TempDir(), "cosigner")})
+			if err != nil {
+				t.Fatal(err)
+			}
+			cosigners = append(cosigners, w)
+		}
+		svc, err := logservice.Open(ctx, logservice.Options{
+			Log:       tlog.Options{Dir: filepath.Join(t.TempDir(), "log"), Origin: first.Name, Signer: signer.LogSigner},
+			Cosigners: cosigners,
+			Final: func(n []byte) ([]string, error) {
+				_, names, err := trust.VerifyCheckpoint(n)
+				return names, err
+			},
+			RetryInterval: 50 * time.Millisecond,
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { svc.Close() })
+		sctx, stop := context.WithCancel(ctx)
+		t.Cleanup(stop)
+		go svc.Run(sctx)
+		for _, e := range []string{`{"entry":0}`, `{"entry":1}`} {
+			if _, err := svc.Append(ctx, []byte(e)); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if _, err := svc.WaitFinal(ctx, 2); err != nil {
+			t.Fatal(err)
+		}
+		return svc
+	}
+	a, b, cc := c.nodes[0].keys, c.nodes[1].keys, c.nodes[2].keys
+	catchup := func(svc *logservice.Service) error {
+		// node-a, its log of one entry (the change), catches up to 2; a
+		// short wait for a checkpoint it can take.
+		n := &Node{o: Options{Keys: a, Policy: first}, trust: trust, chain: chain}
+		pe := &peerEntries{n: n}
+		pe.client = logclient.New(liveSource{svc}, pe.clientOptions())
+		wctx, wcancel := context.WithTimeout(ctx, 2*time.Second)
+		defer wcancel()
+		_, _, err := pe.checkpoint(wctx, 2)
+		return err
+	}
+	// node-b and node-c's log: final under the first policy only.
+	if err := catchup(logOf(b, []*Keys{b, cc}, trust)); err == nil {
+		t.Error("the catch-up took a checkpoint cosigned by node-b and node-c, whom the policy in force at its size does not list")
+	}
+	// The network's log under the new policy: node-a signs, node-a and
+	// node-d cosign.
+	if err := catchup(logOf(a, []*Keys{a, added[0]}, nextTrust)); err != nil {
+		t.Errorf("the catch-up refused a checkpoint final under the policy in force at its size: %v", err)
 	}
 }

@@ -17,6 +17,7 @@ import (
 	"github.com/pyrsia/pyrsia-build/attest"
 	"github.com/pyrsia/pyrsia-build/publish"
 	"github.com/pyrsia/pyrsia-build/publish/policy"
+	"github.com/pyrsia/pyrsia-build/publish/policy/policytest"
 	"github.com/pyrsia/pyrsia-build/publish/tlog"
 	"github.com/pyrsia/pyrsia-build/publish/witness"
 	dssepb "github.com/sigstore/protobuf-specs/gen/pb-go/dsse"
@@ -83,23 +84,11 @@ func chainPolicy(t testing.TB, ns ...chainNode) *policy.Policy {
 // approvers (signed as they are: with whatever key they hold).
 func changeEntry(t testing.TB, old, new *policy.Policy, approvers ...chainNode) []byte {
 	t.Helper()
-	c := &policy.Change{Previous: old.Digest(), New: new}
-	st, err := c.Statement()
-	if err != nil {
-		t.Fatal(err)
-	}
+	var signers []*attest.Signer
 	for _, a := range approvers {
-		env, err := a.signer.SignEnvelope(policy.ChangePayloadType, st)
-		if err != nil {
-			t.Fatal(err)
-		}
-		c.Approvals = append(c.Approvals, policy.Approval{KeyID: a.signer.KeyID(), Sig: env.GetSignatures()[0].GetSig()})
+		signers = append(signers, a.signer)
 	}
-	b, err := publish.MarshalPolicyChange(c)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return b
+	return policytest.ChangeEntry(t, old, new, signers...)
 }
 
 // publishEntry makes the publish entry of content attested by voters.

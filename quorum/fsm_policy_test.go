@@ -6,31 +6,21 @@ import (
 	"testing"
 
 	"github.com/hashicorp/raft"
+	"github.com/pyrsia/pyrsia-build/attest"
 	"github.com/pyrsia/pyrsia-build/publish"
 	"github.com/pyrsia/pyrsia-build/publish/policy"
+	"github.com/pyrsia/pyrsia-build/publish/policy/policytest"
 )
 
 // testChange is the log entry of a change from old to new approved by
 // approvers.
 func testChange(t testing.TB, old, new *policy.Policy, approvers ...*testNode) []byte {
 	t.Helper()
-	c := &policy.Change{Previous: old.Digest(), New: new}
-	st, err := c.Statement()
-	if err != nil {
-		t.Fatal(err)
-	}
+	var signers []*attest.Signer
 	for _, a := range approvers {
-		env, err := a.signer.SignEnvelope(policy.ChangePayloadType, st)
-		if err != nil {
-			t.Fatal(err)
-		}
-		c.Approvals = append(c.Approvals, policy.Approval{KeyID: a.signer.KeyID(), Sig: env.GetSignatures()[0].GetSig()})
+		signers = append(signers, a.signer)
 	}
-	b, err := publish.MarshalPolicyChange(c)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return b
+	return policytest.ChangeEntry(t, old, new, signers...)
 }
 
 // TestFSMPolicyChange: every node's FSM refuses a change a minority

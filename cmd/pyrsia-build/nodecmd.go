@@ -88,7 +88,7 @@ Examples:
 			&cli.IntFlag{Name: "max-builds", Value: 2, Usage: "how many builds run at once, `N`"},
 			&cli.StringFlag{Name: "log-level", Value: "info", Usage: "`LEVEL` of the logs: debug, info, warn or error"},
 			&cli.StringFlag{Name: "log-format", Value: "text", Usage: "`FORMAT` of the logs on standard error: text or json"},
-			&cli.StringFlag{Name: "config", Usage: "read the settings from the YAML `FILE` (deploy/node.example.yaml explains every field); flags override it"},
+			&cli.StringFlag{Name: "config", Usage: "read the settings from the YAML `FILE` (deploy/node.example.yaml explains a build node's fields, deploy/regular.example.yaml a regular node's); flags override it"},
 		},
 		Action: nodeRun,
 	}
@@ -165,18 +165,8 @@ func readNodeSettings(c *cli.Context) (*nodeSettings, error) {
 			return nil, inputErr(err, "deploy/node.example.yaml shows and explains every field")
 		}
 	}
-	str := func(flag, field string) string {
-		if c.IsSet(flag) || field == "" {
-			return c.String(flag)
-		}
-		return field
-	}
-	list := func(flag string, field []string) []string {
-		if c.IsSet(flag) || field == nil {
-			return c.StringSlice(flag)
-		}
-		return field
-	}
+	str := func(flag, field string) string { return flagOrField(c, flag, field) }
+	list := func(flag string, field []string) []string { return flagsOrField(c, flag, field) }
 	s := &nodeSettings{
 		build: c.Bool("build"), data: str("data", cfg.Data), policy: str("policy", cfg.Policy), firstPolicy: str("first-policy", cfg.FirstPolicy),
 		listen: list("listen", cfg.Listen), bootstrap: list("bootstrap", cfg.Bootstrap), allow: list("allow-source-host", cfg.AllowSourceHosts),

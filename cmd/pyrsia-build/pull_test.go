@@ -1,12 +1,7 @@
 package main
 
 import (
-	"archive/tar"
-	"archive/zip"
-	"bytes"
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -21,74 +16,10 @@ import (
 
 	"github.com/hashicorp/raft"
 	"github.com/libp2p/go-libp2p/core/peer"
-	"github.com/pyrsia/pyrsia-build/builder"
 	"github.com/pyrsia/pyrsia-build/node"
+	"github.com/pyrsia/pyrsia-build/node/nodetest"
 	"github.com/pyrsia/pyrsia-build/publish/policy"
 )
-
-func sha256Of(b []byte) string {
-	sum := sha256.Sum256(b)
-	return "sha256:" + hex.EncodeToString(sum[:])
-}
-
-// imageOrJarBuilder is a test-only builder: an OCI image layout for an
-// oci spec, a jar and a pom for a maven spec, bytes that depend on the
-// input digest only.
-func imageOrJarBuilder(ctx context.Context, spec *builder.Spec, out string) (*builder.Result, error) {
-	input, _ := spec.InputDigest()
-	art := filepath.Join(out, "artifacts")
-	os.MkdirAll(art, 0o755)
-	res := &builder.Result{InputDigest: input, SourceDigest: "sha256:" + spec.Source.Archive.SHA256, BuilderImageDigest: spec.BuilderImage.Digest}
-	om := &builder.OutputManifest{Version: builder.ManifestVersion}
-	if spec.Ecosystem == "oci" {
-		var buf bytes.Buffer
-		tw := tar.NewWriter(&buf)
-		body := []byte("hello from " + input + "\n")
-		tw.WriteHeader(&tar.Header{Name: "hello.txt", Mode: 0o644, Size: int64(len(body)), ModTime: time.Unix(1700000000, 0), Typeflag: tar.TypeReg})
-		tw.Write(body)
-		tw.Close()
-		layer := buf.Bytes()
-		config := fmt.Appendf(nil, `{"architecture":"amd64","os":"linux","rootfs":{"type":"layers","diff_ids":["%s"]}}`, sha256Of(layer))
-		manifest := fmt.Appendf(nil, `{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","config":{"mediaType":"application/vnd.oci.image.config.v1+json","digest":"%s","size":%d},"layers":[{"mediaType":"application/vnd.oci.image.layer.v1.tar","digest":"%s","size":%d}]}`,
-			sha256Of(config), len(config), sha256Of(layer), len(layer))
-		os.MkdirAll(filepath.Join(art, "blobs", "sha256"), 0o755)
-		for _, b := range [][]byte{layer, config, manifest} {
-			os.WriteFile(filepath.Join(art, "blobs", "sha256", sha256Of(b)[7:]), b, 0o644)
-		}
-		os.WriteFile(filepath.Join(art, "index.json"), fmt.Appendf(nil, `{"schemaVersion":2,"manifests":[{"mediaType":"application/vnd.oci.image.manifest.v1+json","digest":"%s","size":%d}]}`, sha256Of(manifest), len(manifest)), 0o644)
-		os.WriteFile(filepath.Join(art, "oci-layout"), []byte(`{"imageLayoutVersion":"1.0.0"}`), 0o644)
-		am, err := builder.ManifestOCILayout(ctx, spec.Coordinate, art)
-		if err != nil {
-			return nil, err
-		}
-		am.Path = "artifacts"
-		om.Artifacts = append(om.Artifacts, am)
-		res.Artifacts = []builder.Artifact{{Name: spec.Coordinate, Digest: sha256Of(manifest), Path: "artifacts"}}
-	} else {
-		parts := strings.Split(spec.Coordinate, ":")
-		base := parts[1] + "-" + parts[2]
-		var jar bytes.Buffer
-		zw := zip.NewWriter(&jar)
-		w, _ := zw.CreateHeader(&zip.FileHeader{Name: "hello.txt", Method: zip.Store, Modified: time.Unix(1700000000, 0).UTC()})
-		io.WriteString(w, input)
-		zw.Close()
-		for _, f := range []struct {
-			name string
-			data []byte
-		}{{base + ".jar", jar.Bytes()}, {base + ".pom", []byte("<project>" + input + "</project>\n")}} {
-			p := filepath.Join(art, f.name)
-			os.WriteFile(p, f.data, 0o644)
-			am, err := builder.ManifestFile(ctx, f.name, p)
-			if err != nil {
-				return nil, err
-			}
-			am.Path = "artifacts/" + f.name
-			om.Artifacts = append(om.Artifacts, am)
-			res.Artifacts = append(res.Artifacts, builder.Artifact{Name: f.name, Digest: sha256Of(f.data), Path: am.Path})
-		}
-	}
-	return res, builder.WriteManifest(filepath.Join(out, "manifest.json"), om)
-}
 
 // startServingNetwork runs three build nodes that admit regular nodes, in
 // this process, and returns the policy file, the first node's data folder
@@ -118,7 +49,7 @@ func startServingNetwork(t *testing.T) (policyFile string, dirs []string, boot s
 	for i, k := range keys {
 		ln, _ := net.Listen("tcp", "127.0.0.1:0")
 		n, err := node.New(context.Background(), node.Options{Data: dirs[i], Policy: p, Keys: k,
-			Listen: []string{"/ip4/127.0.0.1/tcp/0"}, Bootstrap: peers, API: ln, Builder: node.BuilderFunc(imageOrJarBuilder), Deadline: time.Minute,
+			Listen: []string{"/ip4/127.0.0.1/tcp/0"}, Bootstrap: peers, API: ln, Builder: node.BuilderFunc(nodetest.Build), Deadline: time.Minute,
 			RaftConfig: rc, Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), Serving: node.ServingOptions{AdmitPeers: true}})
 		if err != nil {
 			t.Fatal(err)
@@ -148,19 +79,29 @@ func startServingNetwork(t *testing.T) (policyFile string, dirs []string, boot s
 	}
 }
 
-// startRegularNode runs 'pyrsia-build node' (a regular node) in this
-// process and returns its HTTP address once it answers.
+// startRegularNode runs 'pyrsia-build node --config FILE' (a regular
+// node: its data folder relative to the file, its policy, bootstrap peer
+// and log level from the file; --http and --listen given as flags
+// override the file's, whose http cannot be listened on) in this process
+// and returns its HTTP address once it answers.
 func startRegularNode(t *testing.T, policyFile, boot string) string {
 	t.Helper()
 	ln, _ := net.Listen("tcp", "127.0.0.1:0")
 	addr := ln.Addr().String()
 	ln.Close()
+	dir := t.TempDir()
+	conf := filepath.Join(dir, "regular.yaml")
+	b, _ := json.Marshal(map[string]any{"data": "data", "policy": policyFile, "bootstrap": []string{boot},
+		"http": "127.0.0.1:99999", "listen": []string{"/ip4/192.0.2.1/tcp/1"}, "logLevel": "warn", "storeMaxBytes": 1 << 30})
+	if err := os.WriteFile(conf, b, 0o644); err != nil { // JSON is YAML
+		t.Fatal(err)
+	}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	var stderr syncBuffer
 	go func() {
-		done <- runApp(ctx, newApp(strings.NewReader(""), io.Discard, &stderr), []string{"pyrsia-build", "node", "--data", t.TempDir(), "--policy", policyFile,
-			"--bootstrap", boot, "--http", addr, "--listen", "/ip4/127.0.0.1/tcp/0", "--log-level", "warn"})
+		done <- runApp(ctx, newApp(strings.NewReader(""), io.Discard, &stderr), []string{"pyrsia-build", "node", "--config", conf,
+			"--http", addr, "--listen", "/ip4/127.0.0.1/tcp/0"})
 	}()
 	t.Cleanup(func() {
 		cancel()
@@ -171,6 +112,9 @@ func startRegularNode(t *testing.T, policyFile, boot string) string {
 	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(20 * time.Millisecond) {
 		if resp, err := http.Get("http://" + addr + "/healthz"); err == nil {
 			resp.Body.Close()
+			if _, err := os.Stat(filepath.Join(dir, "data", "keys", "p2p.key")); err != nil {
+				t.Fatalf("the data folder is not the file's data: relative to it: %v", err)
+			}
 			return addr
 		}
 		select {

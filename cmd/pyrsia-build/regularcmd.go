@@ -15,9 +15,8 @@ import (
 	"github.com/urfave/cli/v2"
 )
 
-// withRegular makes `node` run a regular node when --build is not given
-// (and no --config: a configuration file describes a build node), and
-// adds the serving flags.
+// withRegular makes `node` run a regular node when neither --build nor
+// the --config file's build: true is given, and adds the serving flags.
 func withRegular(cmd *cli.Command) *cli.Command {
 	cmd.Usage = "run a build node or a regular node of a network, or make a build node's keys"
 	cmd.UsageText += "\n   pyrsia-build node --data DIR --policy POLICY (--bootstrap MULTIADDR... | --log-url URL) [--http HOST:PORT] [--listen MULTIADDR...] [--store-max-bytes N]"
@@ -43,7 +42,13 @@ least recently used first out) and provided onward. A fork of the log stops
 the following: both checkpoints are kept in DATA/follow/evidence and shown
 in /status; what was verified before is still served, and the node does not
 follow again until the evidence is moved away. DATA/keys/p2p.key is made at
-the first start. Regular nodes take their settings from flags only.
+the first start.
+
+--config FILE works for a regular node too: a YAML file without build: true
+(deploy/regular.example.yaml explains its fields: data, policy, listen,
+bootstrap, http, logUrl, storeMaxBytes, logLevel, logFormat). A flag given
+on the command line overrides the field; a build node's field (api,
+images, ...) in it is an error naming the file, the line and the field.
 
 A build node serves /v2/ and /maven2/ on its --api, from its store: the
 published outputs it built are pinned there and provided to the network.
@@ -51,7 +56,8 @@ published outputs it built are pinned there and provided to the network.
 Examples (regular nodes):
    pyrsia-build node --data regular --policy policy.json \
        --bootstrap /ip4/127.0.0.1/tcp/4001/p2p/12D3Koo...
-   pyrsia-build node --data regular --policy policy.json --log-url https://mirror.example/log/ --http 127.0.0.1:5000`
+   pyrsia-build node --data regular --policy policy.json --log-url https://mirror.example/log/ --http 127.0.0.1:5000
+   pyrsia-build node --config /etc/pyrsia-build/regular.yaml`
 	cmd.Flags = append(cmd.Flags,
 		&cli.StringFlag{Name: "http", Value: node.DefaultHTTP, Usage: "a regular node's HTTP `HOST:PORT` for build tools (empty: none)"},
 		&cli.StringFlag{Name: "log-url", Usage: "a regular node reads the log from the tlog-tiles mirror at `URL` instead of from its peers"},
@@ -59,12 +65,87 @@ Examples (regular nodes):
 	)
 	build := cmd.Action
 	cmd.Action = func(c *cli.Context) error {
-		if !c.Bool("build") && c.String("config") == "" && c.NArg() == 0 {
-			return regularRun(c)
+		if c.NArg() > 0 {
+			return build(c) // its own check names the argument
 		}
-		return build(c)
+		cfg := &node.Config{}
+		if f := c.String("config"); f != "" {
+			var err error
+			if cfg, err = node.LoadConfig(c.Context, f); err != nil {
+				return inputErr(err, "deploy/regular.example.yaml (a regular node) and deploy/node.example.yaml (a build node) show and explain every field")
+			}
+		}
+		isBuild := c.Bool("build")
+		if !c.IsSet("build") && cfg.Build != nil {
+			isBuild = *cfg.Build
+		}
+		if isBuild {
+			if err := cfg.CheckKind(true); err != nil {
+				return inputErr(err, "deploy/node.example.yaml shows the fields of a build node")
+			}
+			return build(c)
+		}
+		return regularRun(c, cfg)
 	}
 	return cmd
+}
+
+// flagOrField is the value of flag if it was given or the --config
+// file's field is unset (""), else the field's.
+func flagOrField(c *cli.Context, flag, field string) string {
+	if c.IsSet(flag) || field == "" {
+		return c.String(flag)
+	}
+	return field
+}
+
+// flagsOrField is flagOrField for a repeatable flag and a list field.
+func flagsOrField(c *cli.Context, flag string, field []string) []string {
+	if c.IsSet(flag) || field == nil {
+		return c.StringSlice(flag)
+	}
+	return field
+}
+
+// regularSettings are a regular node's settings: the flags over the
+// --config file over the flags' defaults.
+type regularSettings struct {
+	data, policy, http, logURL string
+	listen, bootstrap          []string
+	storeMaxBytes              int64
+	logLevel, logFormat        string
+}
+
+func readRegularSettings(c *cli.Context, cfg *node.Config) (*regularSettings, error) {
+	if err := cfg.CheckKind(false); err != nil {
+		return nil, inputErr(err, "deploy/regular.example.yaml shows the fields of a regular node; add build: true for a build node")
+	}
+	str := func(flag, field string) string { return flagOrField(c, flag, field) }
+	list := func(flag string, field []string) []string { return flagsOrField(c, flag, field) }
+	s := &regularSettings{
+		data: str("data", cfg.Data), policy: str("policy", cfg.Policy), logURL: str("log-url", cfg.LogURL),
+		listen: list("listen", cfg.Listen), bootstrap: list("bootstrap", cfg.Bootstrap),
+		logLevel: str("log-level", cfg.LogLevel), logFormat: str("log-format", cfg.LogFormat),
+		http: c.String("http"), storeMaxBytes: c.Int64("store-max-bytes"),
+	}
+	if !c.IsSet("http") && cfg.HTTP != nil {
+		s.http = *cfg.HTTP
+	}
+	if !c.IsSet("store-max-bytes") && cfg.StoreMaxBytes > 0 {
+		s.storeMaxBytes = cfg.StoreMaxBytes
+	}
+	switch {
+	case s.data == "" || s.policy == "":
+		return nil, inputErr(errors.New("node needs --data and --policy (flags or --config fields data: and policy:; and --build for a build node)"), "run 'pyrsia-build node --help' for usage")
+	case c.IsSet("api"):
+		return nil, inputErr(errors.New("--api is a build node's: a regular node serves build tools and its API on --http"), "pass --build for a build node, or --http for a regular node")
+	case s.storeMaxBytes <= 0:
+		return nil, inputErr(fmt.Errorf("--store-max-bytes %d: want a positive number of bytes", s.storeMaxBytes))
+	case s.logURL == "" && len(s.bootstrap) == 0:
+		return nil, inputErr(errors.New("a regular node reads the log from its --bootstrap peers or from --log-url (fields bootstrap: and logUrl: of --config): give one"),
+			"e.g. --bootstrap /ip4/127.0.0.1/tcp/4001/p2p/<a build node's peer id>, as a build node prints at its start")
+	}
+	return s, nil
 }
 
 // servingOptions are the serving options of a build node.
@@ -72,49 +153,42 @@ func servingOptions(c *cli.Context) node.ServingOptions {
 	return node.ServingOptions{MaxStoreBytes: c.Int64("store-max-bytes"), AdmitPeers: true}
 }
 
-func regularRun(c *cli.Context) error {
-	switch {
-	case c.String("data") == "" || c.String("policy") == "":
-		return inputErr(errors.New("node needs --data and --policy (and --build for a build node)"), "run 'pyrsia-build node --help' for usage")
-	case c.IsSet("api"):
-		return inputErr(errors.New("--api is a build node's: a regular node serves build tools and its API on --http"), "pass --build for a build node, or --http for a regular node")
-	case c.Int64("store-max-bytes") <= 0:
-		return inputErr(fmt.Errorf("--store-max-bytes %d: want a positive number of bytes", c.Int64("store-max-bytes")))
-	case c.String("log-url") == "" && len(c.StringSlice("bootstrap")) == 0:
-		return inputErr(errors.New("a regular node reads the log from its --bootstrap peers or from --log-url: give one"),
-			"e.g. --bootstrap /ip4/127.0.0.1/tcp/4001/p2p/<a build node's peer id>, as a build node prints at its start")
+func regularRun(c *cli.Context, cfg *node.Config) error {
+	s, err := readRegularSettings(c, cfg)
+	if err != nil {
+		return err
 	}
-	level, err := node.ParseLogLevel(c.String("log-level"))
+	level, err := node.ParseLogLevel(s.logLevel)
 	if err != nil {
 		return inputErr(fmt.Errorf("--log-level %w", err))
 	}
 	ho := &slog.HandlerOptions{Level: level}
 	var logger *slog.Logger
-	switch c.String("log-format") {
+	switch s.logFormat {
 	case "text":
 		logger = slog.New(slog.NewTextHandler(c.App.ErrWriter, ho))
 	case "json":
 		logger = slog.New(slog.NewJSONHandler(c.App.ErrWriter, ho))
 	default:
-		return inputErr(fmt.Errorf("--log-format %q: want text or json", c.String("log-format")))
+		return inputErr(fmt.Errorf("--log-format %q: want text or json", s.logFormat))
 	}
-	p, err := policy.Load(c.String("policy"))
+	p, err := policy.Load(s.policy)
 	if err != nil {
 		return inputErr(err)
 	}
-	boot, err := quorum.ParseBootstrap(c.StringSlice("bootstrap"))
+	boot, err := quorum.ParseBootstrap(s.bootstrap)
 	if err != nil {
 		return inputErr(err)
 	}
 	var ln net.Listener
-	if a := c.String("http"); a != "" {
+	if a := s.http; a != "" {
 		if ln, err = net.Listen("tcp", a); err != nil {
 			return inputErr(fmt.Errorf("--http %s: %w", a, err), "choose another --http, or stop what listens there")
 		}
 	}
 	r, err := node.NewRegular(c.Context, node.RegularOptions{
-		Data: c.String("data"), Policy: p, Listen: c.StringSlice("listen"), Bootstrap: boot, LogURL: c.String("log-url"), HTTP: ln,
-		Serving: node.ServingOptions{MaxStoreBytes: c.Int64("store-max-bytes")}, Logger: logger,
+		Data: s.data, Policy: p, Listen: s.listen, Bootstrap: boot, LogURL: s.logURL, HTTP: ln,
+		Serving: node.ServingOptions{MaxStoreBytes: s.storeMaxBytes}, Logger: logger,
 	})
 	if err != nil {
 		if ln != nil {

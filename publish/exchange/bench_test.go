@@ -17,7 +17,11 @@ import (
 	"testing"
 	"time"
 
+	"github.com/libp2p/go-libp2p"
+	"github.com/libp2p/go-libp2p/core/host"
 	"github.com/libp2p/go-libp2p/core/peer"
+	"github.com/libp2p/go-libp2p/p2p/security/noise"
+	libp2pquic "github.com/libp2p/go-libp2p/p2p/transport/quic"
 )
 
 // benchNet starts n nodes, all bootstrapped through the first, logging
@@ -27,7 +31,7 @@ func benchNet(b *testing.B, n int, o Options) []*node {
 	quiet := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelError}))
 	var nodes []*node
 	for i := range n {
-		h := newHost(b)
+		h := benchHost(b)
 		st := newStore(b)
 		oo := o
 		oo.Host, oo.Store, oo.Namespace, oo.Server, oo.Logger = h, st, "bench", true, quiet
@@ -45,11 +49,38 @@ func benchNet(b *testing.B, n int, o Options) []*node {
 	return nodes
 }
 
+// benchHost is a host on the transport EXCHANGE_TRANSPORT names: tls
+// (TCP, TLS 1.3, yamux: the default), noise (TCP, Noise, yamux) or quic.
+func benchHost(b *testing.B) host.Host {
+	b.Helper()
+	var opts []libp2p.Option
+	switch t := os.Getenv("EXCHANGE_TRANSPORT"); t {
+	case "", "tls":
+		return newHost(b)
+	case "noise":
+		opts = []libp2p.Option{libp2p.ListenAddrStrings("/ip4/127.0.0.1/tcp/0"), libp2p.Security(noise.ID, noise.New)}
+	case "quic":
+		opts = []libp2p.Option{libp2p.ListenAddrStrings("/ip4/127.0.0.1/udp/0/quic-v1"), libp2p.Transport(libp2pquic.NewTransport)}
+	default:
+		b.Fatalf("EXCHANGE_TRANSPORT=%q: want tls, noise or quic", t)
+	}
+	h, err := libp2p.New(append(opts, libp2p.DisableRelay(), libp2p.DisableMetrics())...)
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { h.Close() })
+	return h
+}
+
 // BenchmarkFetch200MiB: one node fetches a 200 MiB blob from a peer over
 // loopback, hashing included (the store's Commit hashes it).
 func BenchmarkFetch200MiB(b *testing.B) {
 	data := randomBytes(200 << 20)
 	d := digestOf(data)
+	var o Options // EXCHANGE_CHUNK_KIB: the fetcher's chunk size
+	if v, err := strconv.ParseInt(os.Getenv("EXCHANGE_CHUNK_KIB"), 10, 64); err == nil && v > 0 {
+		o.ChunkSize = v << 10
+	}
 	nodes := benchNet(b, 1, Options{})
 	seed := nodes[0]
 	seed.put(b, data)
@@ -58,7 +89,8 @@ func BenchmarkFetch200MiB(b *testing.B) {
 	b.ResetTimer()
 	for range b.N {
 		b.StopTimer()
-		fetcher := benchNet(b, 1, Options{Bootstrap: []peer.AddrInfo{{ID: seed.x.h.ID(), Addrs: seed.x.h.Addrs()}}})[0]
+		o.Bootstrap = []peer.AddrInfo{{ID: seed.x.h.ID(), Addrs: seed.x.h.Addrs()}}
+		fetcher := benchNet(b, 1, o)[0]
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 		if err := seed.x.Provide(ctx, d); err != nil {
 			b.Fatal(err)

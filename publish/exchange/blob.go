@@ -176,11 +176,17 @@ func (x *Exchange) handleBlob(st network.Stream) {
 		writeStatus(st, statusBusy, "serving too many requests: ask again or elsewhere")
 		return
 	}
-	w := bufio.NewWriterSize(st, 256<<10)
+	w, ok := x.writers.Get().(*bufio.Writer)
+	if !ok {
+		w = bufio.NewWriterSize(st, 256<<10)
+	}
+	w.Reset(st)
 	n, err := x.serveBlob(w, digest, req)
 	if err == nil {
 		err = w.Flush()
 	}
+	w.Reset(nil)
+	x.writers.Put(w)
 	x.served.Add(n)
 	if err != nil {
 		log.DebugContext(ctx, "serving a blob", "digest", digest, "err", err)

@@ -99,6 +99,8 @@ type Exchange struct {
 	cancel context.CancelFunc
 
 	uploads chan struct{}
+	bufs    sync.Pool    // of *[]byte of ChunkSize bytes: chunk buffers to reuse
+	writers sync.Pool    // of *bufio.Writer: the buffers of blob responses
 	shared  atomic.Int64 // bytes held in memory by fetches in progress
 
 	served, fetched      atomic.Int64

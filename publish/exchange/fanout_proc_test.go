@@ -93,11 +93,12 @@ func fanoutChild(mode string) error {
 	if err != nil {
 		return fmt.Errorf("FANOUT_BOOT: %w", err)
 	}
+	// The host, DHT and store are not closed: the process ends (a host's
+	// Close has hung here, in autonat, with 50 processes on two cores).
 	h, err := libp2p.New(libp2p.ListenAddrStrings("/ip4/127.0.0.1/tcp/0"), libp2p.DisableRelay(), libp2p.DisableMetrics())
 	if err != nil {
 		return err
 	}
-	defer h.Close()
 	dir, err := os.MkdirTemp(os.Getenv("FANOUT_STORE_DIR"), "fanout-")
 	if err != nil {
 		return err
@@ -107,13 +108,11 @@ func fanoutChild(mode string) error {
 	if err != nil {
 		return err
 	}
-	defer st.Close()
 	quiet := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelError}))
 	x, err := New(ctx, Options{Host: h, Store: st, Namespace: "bench", Server: true, Bootstrap: []peer.AddrInfo{*boot}, Logger: quiet, Reprovide: -1})
 	if err != nil {
 		return err
 	}
-	defer x.Close()
 	x.waitRoutable(ctx)
 	if err := wait(); err != nil {
 		return err
@@ -152,6 +151,20 @@ type child struct {
 	cmd   *exec.Cmd
 	stdin io.WriteCloser
 	out   *bufio.Scanner
+	done  bool // said done (under race's lock)
+}
+
+// fanoutTimeout bounds the wait for all fetchers of one race.
+const fanoutTimeout = 5 * time.Minute
+
+func doneCount(cs []*child) int {
+	n := 0
+	for _, c := range cs {
+		if c.done {
+			n++
+		}
+	}
+	return n
 }
 
 // line reads the child's next line, which must start with prefix.
@@ -222,6 +235,7 @@ func race(b *testing.B, cs []*child) (took, cpu time.Duration, served []int64) {
 			f, err := c.line("done")
 			mu.Lock()
 			defer mu.Unlock()
+			c.done = true
 			if err != nil {
 				errs = append(errs, err.Error())
 				return
@@ -233,7 +247,15 @@ func race(b *testing.B, cs []*child) (took, cpu time.Duration, served []int64) {
 			}
 		})
 	}
-	wg.Wait()
+	all := make(chan struct{})
+	go func() { wg.Wait(); close(all) }()
+	select {
+	case <-all:
+	case <-time.After(fanoutTimeout):
+		mu.Lock()
+		defer mu.Unlock()
+		b.Fatalf("after %v, %d of %d fetchers are not done (%d failed)", fanoutTimeout, len(cs)-doneCount(cs), len(cs), len(errs))
+	}
 	took = time.Since(start)
 	if len(errs) > 0 {
 		b.Fatalf("%d fetches failed; the first: %s", len(errs), errs[0])

@@ -39,14 +39,15 @@ type download struct {
 	kept  int64
 }
 
-// keep holds chunk c's bytes for peers, within the exchange's ShareMemory.
-func (d *download) keep(c int64, b []byte) {
+// keep holds chunk c's bytes for peers, within the exchange's ShareMemory,
+// and says whether it did (if not, nothing refers to b).
+func (d *download) keep(c int64, b []byte) bool {
 	x := d.x
 	if x.opts.ShareMemory < 0 || x.shared.Add(int64(len(b))) > x.opts.ShareMemory {
 		if x.opts.ShareMemory >= 0 {
 			x.shared.Add(-int64(len(b)))
 		}
-		return
+		return false
 	}
 	d.mu.Lock()
 	defer d.mu.Unlock()
@@ -56,6 +57,25 @@ func (d *download) keep(c int64, b []byte) {
 	}
 	d.parts[c] = b
 	d.kept += int64(len(b))
+	return true
+}
+
+// chunkBuf returns a buffer of n bytes for a chunk: one given back by
+// freeChunk when n is the chunk size.
+func (x *Exchange) chunkBuf(n int64) []byte {
+	if n == x.opts.ChunkSize {
+		if b, ok := x.bufs.Get().(*[]byte); ok {
+			return *b
+		}
+	}
+	return make([]byte, n)
+}
+
+// freeChunk gives back a chunk's buffer that nothing refers to any more.
+func (x *Exchange) freeChunk(b []byte) {
+	if int64(len(b)) == x.opts.ChunkSize {
+		x.bufs.Put(&b)
+	}
 }
 
 // forget drops the bytes held (they may be wrong).
@@ -128,7 +148,15 @@ func (x *Exchange) fetchChunk(ctx context.Context, p peer.ID, req blobRequest) (
 		return 0, nil, err
 	}
 	st.CloseWrite()
-	size, b, err = readBlobResponse(bufio.NewReaderSize(st, 64<<10), req)
+	r := bufio.NewReaderSize(st, 64<<10)
+	size, n, err := readBlobHeader(r, req)
+	if err == nil {
+		b = x.chunkBuf(n)
+		if k, rerr := io.ReadFull(r, b); rerr != nil {
+			x.freeChunk(b)
+			b, err = nil, fmt.Errorf("%d of %d bytes: %w", k, n, noEOF(rerr))
+		}
+	}
 	if err != nil {
 		st.Reset()
 		if ctx.Err() != nil {
@@ -385,7 +413,9 @@ func (r *round) result(c int64, p *provider, b []byte, err error) {
 		r.left--
 		p.sent = true
 		p.fails, p.streak = 0, 0
-		r.d.keep(c, b)
+		if !r.d.keep(c, b) {
+			x.freeChunk(b) // written, and not kept to share
+		}
 		return
 	case errors.Is(err, errLocal):
 		r.errs = append(r.errs, err)

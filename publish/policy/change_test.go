@@ -265,3 +265,50 @@ func TestDiff(t *testing.T) {
 		}
 	}
 }
+
+// Hostile review of the policy chain: an old change, replayed later in
+// the log (right after itself, or after the chain moved on), is refused:
+// its previous policy is no longer in force; and Chain.Check agrees with
+// Apply without changing the chain.
+func TestChainReplayOfAnOldChange(t *testing.T) {
+	ms := testMembers(t)
+	a := netOf(t, ms[:3]...)
+	b := netOf(t, ms[:4]...)
+	c := netOf(t, ms[:5]...)
+	ch, err := policy.NewChain(a)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ab := &policy.Change{Previous: a.Digest(), New: b}
+	approve(t, ab, a, ms[0], ms[1])
+	if _, err := ch.Check(4, ab); err != nil {
+		t.Fatal(err)
+	}
+	if got := ch.Changes(); len(got) != 0 {
+		t.Fatalf("Check applied the change: %v", got)
+	}
+	if _, err := ch.Apply(4, ab); err != nil {
+		t.Fatal(err)
+	}
+	for _, idx := range []uint64{5, 6} {
+		if _, err := ch.Apply(idx, ab); err == nil || !strings.Contains(err.Error(), "but the policy in force is") {
+			t.Fatalf("A->B replayed at %d: got %v, want a refusal", idx, err)
+		}
+	}
+	bc := &policy.Change{Previous: b.Digest(), New: c}
+	approve(t, bc, b, ms[0], ms[1], ms[2])
+	if _, err := ch.Apply(9, bc); err != nil {
+		t.Fatal(err)
+	}
+	for _, old := range []*policy.Change{ab, bc} {
+		if _, err := ch.Check(15, old); err == nil {
+			t.Errorf("Check of an old change at 15 accepted it")
+		}
+		if _, err := ch.Apply(15, old); err == nil || !strings.Contains(err.Error(), "but the policy in force is") {
+			t.Errorf("an old change replayed at 15: got %v, want a refusal", err)
+		}
+	}
+	if got := ch.Changes(); !slices.Equal(got, []uint64{4, 9}) {
+		t.Errorf("changes %v, want [4 9]", got)
+	}
+}

@@ -94,6 +94,67 @@ func BenchmarkOCIPullCached(b *testing.B) {
 	}
 }
 
+// BenchmarkOCIPullCachedPipelined is BenchmarkOCIPullCached's hashing
+// client with its reading and its hashing in two goroutines (four 1 MiB
+// buffers passed between them), so that the socket reads overlap the hash
+// on a second core.
+func BenchmarkOCIPullCachedPipelined(b *testing.B) {
+	size := int64(200 << 20)
+	if v, err := strconv.ParseInt(os.Getenv("PYRSIA_BENCH_SIZE"), 10, 64); err == nil && v > 0 {
+		size = v
+	}
+	srv, im := benchServer(b, size)
+	want := digestOf(im.layers[0])
+	url := srv.URL + "/v2/bench/blobs/" + want
+	client := &http.Client{Transport: &http.Transport{DisableCompression: true}}
+	free := make(chan []byte, 4)
+	for range cap(free) {
+		free <- make([]byte, 1<<20)
+	}
+	b.SetBytes(size)
+	cpu0 := cpuTime()
+	for range b.N {
+		resp, err := client.Get(url)
+		if err != nil {
+			b.Fatal(err)
+		}
+		full := make(chan []byte, cap(free))
+		sum := make(chan string)
+		go func() {
+			h := sha256.New()
+			for p := range full {
+				h.Write(p)
+				free <- p[:cap(p)]
+			}
+			sum <- fmt.Sprintf("sha256:%x", h.Sum(nil))
+		}()
+		var n int64
+		for {
+			p := <-free
+			k, err := io.ReadFull(resp.Body, p)
+			n += int64(k)
+			if k > 0 {
+				full <- p[:k]
+			} else {
+				free <- p
+			}
+			if err == io.EOF || err == io.ErrUnexpectedEOF {
+				break
+			}
+			if err != nil {
+				b.Fatal(err)
+			}
+		}
+		close(full)
+		got := <-sum
+		resp.Body.Close()
+		if n != size || resp.StatusCode != 200 || got != want {
+			b.Fatalf("GET: %d, %d bytes hashing to %s, want %d bytes, %s", resp.StatusCode, n, got, size, want)
+		}
+	}
+	b.ReportMetric((cpuTime()-cpu0).Seconds()/float64(b.N), "cpu-s/op")
+}
+
 // cpuTime is the process's user and system CPU time so far: on a loaded
 // machine, what a pull cost rather than how much of the cores it got.
 func cpuTime() time.Duration {
