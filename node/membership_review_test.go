@@ -2,10 +2,12 @@ package node
 
 import (
 	"bytes"
+	"github.com/pyrsia/pyrsia-build/quorum"
 	"net/http"
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/hashicorp/raft"
 )
@@ -192,5 +194,34 @@ func TestChangeBackToEarlierPolicy(t *testing.T) {
 	}
 	if got := c.nodes[1].node.net().Digest(); got != p3.Digest() {
 		t.Fatalf("policy in force %s, want P3 %s", got, p3.Digest())
+	}
+}
+
+// TestRequestSettledByRoundPolicy: a node stops gossiping its request
+// again once every build node of the round's policy voted. It counted the
+// nodes of the policy it was started with (--policy), so after a change
+// removing a node it gossiped on until the deadline, and after one adding
+// nodes it stopped before the added ones had voted.
+func TestRequestSettledByRoundPolicy(t *testing.T) {
+	c := newCluster(t, 3, nil)
+	p2 := withNodes(c.policy, c.policyNode(0), c.policyNode(1))
+	net2, err := quorum.NetworkFromPolicy(p2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req, err := quorum.NewBuildRequest(quorum.RequestOptions{Policy: p2.Digest(), Spec: mustCanonical(t, testSpec(393)), Signer: c.nodes[0].keys.Cosign})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := newRound(req, time.Now(), time.Minute)
+	r.net = net2
+	n := &Node{o: Options{Policy: c.policy}, fsm: &quorum.FSM{}, byRequest: map[string]*round{req.ID(): r}}
+	r.votes["node-a"] = &quorum.Vote{}
+	if n.requestSettled(req) {
+		t.Fatal("settled with one vote of two")
+	}
+	r.votes["node-b"] = &quorum.Vote{}
+	if !n.requestSettled(req) {
+		t.Error("not settled though both build nodes of the round's policy voted")
 	}
 }
