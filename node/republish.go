@@ -94,8 +94,8 @@ func (n *Node) republishLoop(ctx context.Context) error {
 }
 
 // requestSettled reports whether the round of req needs no more votes: its
-// input is in the log, the round has a verdict, or every policy node has
-// voted.
+// input is in the log, the round has a verdict, or every build node of
+// the policy the round opened under has voted.
 func (n *Node) requestSettled(req *quorum.BuildRequest) bool {
 	if _, ok := n.fsm.Lookup(req.InputDigest); ok {
 		return true
@@ -106,5 +106,5 @@ func (n *Node) requestSettled(req *quorum.BuildRequest) bool {
 	if r == nil {
 		return false // not seen back yet, or forgotten after its grace
 	}
-	return !r.open() || len(r.votes) >= len(n.o.Policy.Nodes)
+	return !r.open() || len(r.votes) >= len(r.net.Members())
 }
