@@ -225,3 +225,34 @@ func TestRequestSettledByRoundPolicy(t *testing.T) {
 		t.Error("not settled though both build nodes of the round's policy voted")
 	}
 }
+
+// TestCatchupFollowsMembership: the catch-up's peers are the build nodes
+// of the policy in force when it reads, not those of the first read: the
+// client was made once and kept, so after changes that removed its peers
+// a node restoring a snapshot could only ask removed nodes (refused).
+func TestCatchupFollowsMembership(t *testing.T) {
+	c := newCluster(t, 3, nil)
+	c.start(0)
+	n := c.nodes[0].node
+	first, err := n.catchup.open()
+	if err != nil {
+		t.Fatal(err)
+	}
+	d := c.addNode(nil)
+	p2 := withNodes(c.policy, c.policyNode(0), c.policyNode(d))
+	net2, err := quorum.NetworkFromPolicy(p2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	n.cur.Store(&membership{policy: p2, from: 1, net: net2})
+	again, err := n.catchup.open()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if again == first {
+		t.Fatal("the catch-up reads through the client made under the first policy")
+	}
+	if got, want := again.Source().String(), "log of peer "+c.nodes[d].keys.PeerID.String(); got != want {
+		t.Errorf("catch-up source %q, want %q (the only other node of the policy in force)", got, want)
+	}
+}
