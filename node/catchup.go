@@ -84,6 +84,7 @@ type peerEntries struct {
 
 	mu     sync.Mutex
 	client *logclient.Client
+	net    *quorum.Network // the policy in force client reads from
 	cp     *logclient.Checkpoint
 	had    uint64 // the log's size when the catch-up began
 	began  bool
@@ -102,11 +103,14 @@ func (p *peerEntries) catchup() *quorum.CheckedCatchup {
 func (p *peerEntries) open() (*logclient.Client, error) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	if p.client != nil {
+	net := p.n.net()
+	if p.client != nil && p.net == net {
 		return p.client, nil
 	}
+	// Made again when the policy in force changed: its build nodes are
+	// the peers to read from.
 	var peers []peer.ID
-	for _, m := range p.n.net().Members() {
+	for _, m := range net.Members() {
 		if m.Name != p.n.o.Keys.Name {
 			peers = append(peers, m.PeerID)
 		}
@@ -115,7 +119,7 @@ func (p *peerEntries) open() (*logclient.Client, error) {
 	if err != nil {
 		return nil, err
 	}
-	p.client = logclient.New(src, p.clientOptions())
+	p.client, p.net = logclient.New(src, p.clientOptions()), net
 	return p.client, nil
 }
 
