@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"testing"
 
 	"github.com/pyrsia/pyrsia-build/attest"
@@ -124,5 +125,41 @@ func TestVerifiedEnvelopesBound(t *testing.T) {
 	}
 	if len(cache.Verify(envs[2], trust.BuildKeys[2:3])) != 1 || cache.Hits() != hits+1 {
 		t.Fatal("node-c's envelope was forgotten")
+	}
+}
+
+// TestVerifiedEnvelopesConcurrent: the FSM's checks of a batch (on
+// GOMAXPROCS goroutines) and the validators use one cache at once; run
+// with -race. Every answer is still right.
+func TestVerifiedEnvelopesConcurrent(t *testing.T) {
+	nodes := testNodes(t, 3)
+	trust, err := testPolicy(t, nodes).Trust()
+	if err != nil {
+		t.Fatal(err)
+	}
+	spec, _ := testSpec(t, "demo:concurrent")
+	var envs []*dssepb.Envelope
+	for _, nd := range nodes {
+		envs = append(envs, testBundle(t, nd.signer, spec, map[string]string{"demo": hexDigest("a")}).Envelope())
+	}
+	cache := NewVerifiedEnvelopes(2) // smaller than the set: entries come and go
+	errs := make(chan error, 8)
+	for g := range 8 {
+		go func() {
+			for i := range 30 {
+				k := (g + i) % 3
+				got := cache.Verify(envs[k], trust.BuildKeys)
+				if len(got) != 1 || got[0] != trust.BuildKeys[k] {
+					errs <- fmt.Errorf("node %d's envelope counted for %v", k, got)
+					return
+				}
+			}
+			errs <- nil
+		}()
+	}
+	for range 8 {
+		if err := <-errs; err != nil {
+			t.Fatal(err)
+		}
 	}
 }
