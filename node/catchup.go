@@ -103,10 +103,14 @@ func (p *peerEntries) catchup() *quorum.CheckedCatchup {
 func (p *peerEntries) open() (*logclient.Client, error) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	net := p.n.net()
-	if p.client != nil && p.net == net {
-		return p.client, nil
+	m := p.n.cur.Load()
+	if p.client != nil && (m == nil || p.net == m.net) {
+		return p.client, nil // m == nil: a client given by a test
 	}
+	if m == nil {
+		return nil, errors.New("node: catch-up: no policy in force")
+	}
+	net := m.net
 	// Made again when the policy in force changed: its build nodes are
 	// the peers to read from.
 	var peers []peer.ID
