@@ -16,6 +16,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/libp2p/go-libp2p/core/host"
@@ -165,7 +166,7 @@ func readLine(r *bufio.Reader, limit int) ([]byte, error) {
 // requests on to a build node and keeps the events of their rounds.
 type forwarder struct {
 	h       host.Host
-	network *quorum.Network
+	network atomic.Pointer[quorum.Network] // of the policy in force
 	boot    []peer.AddrInfo
 	log     *slog.Logger
 	events  *events
@@ -176,7 +177,9 @@ type forwarder struct {
 }
 
 func newForwarder(h host.Host, nw *quorum.Network, boot []peer.AddrInfo, log *slog.Logger) *forwarder {
-	return &forwarder{h: h, network: nw, boot: boot, log: log, events: newEvents(), rounds: map[string]*RoundStatus{}, poke: func() {}}
+	f := &forwarder{h: h, boot: boot, log: log, events: newEvents(), rounds: map[string]*RoundStatus{}, poke: func() {}}
+	f.network.Store(nw)
+	return f
 }
 
 // buildPeers returns the build nodes to pass a request to: those this
@@ -185,7 +188,7 @@ func (f *forwarder) buildPeers() []peer.ID {
 	seen := map[peer.ID]bool{}
 	var out []peer.ID
 	add := func(p peer.ID) {
-		if _, ok := f.network.ByPeer(p); ok && !seen[p] {
+		if _, ok := f.network.Load().ByPeer(p); ok && !seen[p] {
 			seen[p] = true
 			out = append(out, p)
 		}
@@ -218,7 +221,7 @@ func (f *forwarder) forward(ctx context.Context, req *quorum.BuildRequest) (stri
 	var refusals []string
 	for _, p := range peers {
 		name := p.String()
-		if m, ok := f.network.ByPeer(p); ok {
+		if m, ok := f.network.Load().ByPeer(p); ok {
 			name = m.Name
 		}
 		input, err := f.forwardTo(ctx, p, b, req.InputDigest)
@@ -351,7 +354,7 @@ func (f *forwarder) forwardTo(ctx context.Context, p peer.ID, req []byte, input 
 // request finds it there).
 func (f *forwarder) lost(p peer.ID, input string, err error) {
 	name := p.String()
-	if m, ok := f.network.ByPeer(p); ok {
+	if m, ok := f.network.Load().ByPeer(p); ok {
 		name = m.Name
 	}
 	f.mu.Lock()
@@ -409,7 +412,7 @@ func (f *forwarder) relay(st network.Stream, br *bufio.Reader, input string, lim
 			// A vote counts for a build node of the policy, once: a
 			// build node naming others lies (and could grow Votes
 			// without end).
-			if _, ok := f.network.ByName(ev.Node); !ok {
+			if _, ok := f.network.Load().ByName(ev.Node); !ok {
 				st.Reset()
 				return fmt.Errorf("sent a vote of %q, not a build node of the policy", printableText(ev.Node, 80))
 			}
