@@ -5,6 +5,7 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -87,6 +88,17 @@ func TestRegularFollowsPolicyChain(t *testing.T) {
 	reg.waitIndexed(ctx, in1, in2)
 	if st := reg.status(); st.Policy != p2.Digest() || st.LastError != "" || len(st.Skipped) != 0 {
 		t.Errorf("status after a restart: policy %s (want %s), error %q, skipped %v", st.Policy, p2.Digest(), st.LastError, st.Skipped)
+	}
+	// Without DATA/follow/changes (a data folder of an older version),
+	// the stored checkpoint is judged at the first read of the log.
+	reg.stop()
+	if err := os.Remove(filepath.Join(reg.dir, "follow", logclient.ChangesFile)); err != nil {
+		t.Fatal(err)
+	}
+	reg = startRegular(t, c, reg.dir, 0, "")
+	reg.waitIndexed(ctx, in1, in2)
+	if st := reg.status(); st.Policy != p2.Digest() || st.LastError != "" || st.LogSize != before.Size {
+		t.Errorf("status after a restart without the changes file: policy %s (want %s), error %q, size %d", st.Policy, p2.Digest(), st.LastError, st.LogSize)
 	}
 
 	// A checkpoint of the same tree, log-signed by node-a and cosigned by
