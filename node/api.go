@@ -288,6 +288,18 @@ func (n *Node) serveProof(w http.ResponseWriter, r *http.Request) {
 		httpErr(w, http.StatusInternalServerError, err)
 		return
 	}
-	w.Header().Set("Content-Type", publish.ProofBundleMediaType)
+	w.Header().Set("Content-Type", proofMediaType(pb))
 	w.Write(append(b, '\n'))
+}
+
+// proofMediaType is the media type of pb's JSON body, as MarshalJSON
+// writes it: version 2 when the bundle carries policy changes.
+func proofMediaType(pb *publish.ProofBundle) string {
+	switch {
+	case pb.MediaType != "":
+		return pb.MediaType
+	case len(pb.PolicyChanges) > 0:
+		return publish.ProofBundleV2MediaType
+	}
+	return publish.ProofBundleMediaType
 }

@@ -30,7 +30,9 @@ type RegularOptions struct {
 	// identity, made at the first start), DATA/follow (the last checkpoint
 	// verified and, after a fork, the evidence), DATA/store (its blobs).
 	Data string
-	// Policy is the network policy whose log the node follows.
+	// Policy is the network's first policy: the node follows the log's
+	// policy changes from it (policy.Chain), judging each checkpoint and
+	// entry by the policy in force at its size or index.
 	Policy *policy.Policy
 	// Listen are the libp2p listen multiaddrs (default: TCP and QUIC on
 	// 127.0.0.1, ports chosen by the system).
@@ -58,8 +60,10 @@ type RegularOptions struct {
 type Regular struct {
 	o        RegularOptions
 	log      *slog.Logger
-	trust    *policy.Trust
-	network  *quorum.Network
+	trust    *policy.Trust   // the first policy's
+	network  *quorum.Network // the first policy's: it names the network (DHT namespace)
+	chain    *policy.Chain   // the policies along the log, as far as followed
+	gater    *quorum.Gater
 	host     host.Host
 	src      logclient.Source
 	client   *logclient.Client
@@ -110,15 +114,18 @@ func NewRegular(ctx context.Context, o RegularOptions) (_ *Regular, err error) {
 	if r.network, err = quorum.NetworkFromPolicy(o.Policy); err != nil {
 		return nil, err
 	}
+	if r.chain, err = policy.NewChain(o.Policy); err != nil {
+		return nil, fmt.Errorf("node: %w", err)
+	}
 	key, _, err := quorum.LoadOrCreateKey(filepath.Join(o.Data, "keys", p2pKeyFile))
 	if err != nil {
 		return nil, fmt.Errorf("node: %w", err)
 	}
 	// Any peer may connect (other regular nodes share content and the
 	// log); the build nodes' own protocols admit only them.
-	gater := quorum.NewGater(r.network.PeerIDs())
-	gater.AllowOthers(true)
-	if r.host, err = quorum.NewHost(quorum.HostOptions{Key: key, Listen: o.Listen, Gater: gater, Logger: r.log}); err != nil {
+	r.gater = quorum.NewGater(r.network.PeerIDs())
+	r.gater.AllowOthers(true)
+	if r.host, err = quorum.NewHost(quorum.HostOptions{Key: key, Listen: o.Listen, Gater: r.gater, Logger: r.log}); err != nil {
 		return nil, err
 	}
 	r.closers = append(r.closers, r.host.Close)
@@ -147,7 +154,7 @@ func NewRegular(ctx context.Context, o RegularOptions) (_ *Regular, err error) {
 		return nil, fmt.Errorf("node: %w", err)
 	}
 	r.follower, err = logclient.NewFollower(ctx, logclient.FollowerOptions{
-		Source: r.src, Trust: r.trust, StateDir: filepath.Join(o.Data, "follow"),
+		Source: r.src, Chain: r.chain, OnChange: r.policyChanged, StateDir: filepath.Join(o.Data, "follow"),
 		Visit: r.visit, Interval: o.PollInterval, Logger: r.log,
 	})
 	if err != nil {
@@ -161,7 +168,11 @@ func NewRegular(ctx context.Context, o RegularOptions) (_ *Regular, err error) {
 		return nil, err
 	}
 	r.closers = append(r.closers, r.serving.close)
-	r.fwd = newForwarder(r.host, r.network, o.Bootstrap, r.log)
+	cur, err := quorum.NetworkFromPolicy(r.chainCurrent())
+	if err != nil {
+		return nil, err
+	}
+	r.fwd = newForwarder(r.host, cur, o.Bootstrap, r.log)
 	r.fwd.poke = func() {
 		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 		defer cancel()
@@ -170,10 +181,39 @@ func NewRegular(ctx context.Context, o RegularOptions) (_ *Regular, err error) {
 	return r, nil
 }
 
+// policyChanged acts on a policy change the follower verified and
+// applied (in log order, before visiting the entries after it): the
+// build nodes of the new policy are those requests go to and votes are
+// counted for.
+func (r *Regular) policyChanged(i uint64, c *policy.Change) {
+	nw, err := quorum.NetworkFromPolicy(c.New)
+	if err != nil { // the chain accepted it: cannot happen
+		r.log.Error("the policy in force", "index", i, "err", err)
+		return
+	}
+	if r.fwd != nil {
+		r.fwd.network.Store(nw)
+	}
+	r.gater.SetPeers(nw.PeerIDs())
+	r.log.Info("following the policy in force", "from", i+1, "policy", c.New.Digest(), "nodes", len(c.New.Nodes))
+}
+
+// chainCurrent is the policy in force after the last change followed
+// (the follower applies those of its stored checkpoint at its start).
+func (r *Regular) chainCurrent() *policy.Policy {
+	p, _ := r.chain.Current()
+	return p
+}
+
+// current returns the network of the policy in force after the last
+// change followed.
+func (r *Regular) current() *quorum.Network { return r.fwd.network.Load() }
+
 // visit indexes an entry the follower proved included in a final
-// checkpoint. An entry that does not certify itself under the policy (a
-// majority of the build nodes would have had to sign a checkpoint over
-// it) is not served, and is listed in the status.
+// checkpoint. An entry that does not certify itself under the policy in
+// force at its index (a majority of that policy's build nodes would have
+// had to sign a checkpoint over it) is not served, and is listed in the
+// status.
 func (r *Regular) visit(ctx context.Context, i uint64, b []byte) error {
 	if k, err := publish.EntryKind(b); err == nil && k == publish.KindPolicy {
 		r.mu.Lock()
@@ -186,7 +226,8 @@ func (r *Regular) visit(ctx context.Context, i uint64, b []byte) error {
 	}
 	e, err := publish.ParseEntry(b)
 	if err == nil {
-		_, err = publish.VerifyEntry(ctx, e, r.trust)
+		_, trust := r.chain.At(i)
+		_, err = publish.VerifyEntry(ctx, e, trust)
 	}
 	if err != nil {
 		r.log.ErrorContext(ctx, "a log entry does not certify itself under the policy: not served", "index", i, "err", err)
@@ -302,13 +343,14 @@ type StoppedStatus struct {
 
 // Status returns the node's state.
 func (r *Regular) Status() RegularStatus {
-	s := RegularStatus{Kind: "regular", PeerID: r.host.ID().String(), Policy: r.network.Digest(), Source: r.src.String(),
+	cur := r.current()
+	s := RegularStatus{Kind: "regular", PeerID: r.host.ID().String(), Policy: cur.Digest(), Source: r.src.String(),
 		Indexed: r.idx.Len(), Store: r.serving.store.Stats()}
 	for _, a := range r.host.Addrs() {
 		s.Addrs = append(s.Addrs, a.String())
 	}
 	for _, p := range r.host.Network().Peers() {
-		if m, ok := r.network.ByPeer(p); ok {
+		if m, ok := cur.ByPeer(p); ok {
 			s.Peers = append(s.Peers, m.Name)
 		} else {
 			s.OtherPeers++

@@ -10,10 +10,13 @@ import (
 	"io"
 	"log/slog"
 	"mime"
+	"net"
 	"net/http"
+	"os"
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/libp2p/go-libp2p/core/host"
@@ -52,7 +55,24 @@ const (
 type forwardAnswer struct {
 	InputDigest string `json:"inputDigest,omitempty"`
 	Error       string `json:"error,omitempty"`
+	// Until is when the build node stops following the round (its
+	// deadline and a margin): the regular node waits no longer.
+	Until *time.Time `json:"until,omitempty"`
 }
+
+// Bounds of a regular node's wait for a build node that took a request.
+var (
+	// forwardKeepalive is how often a build node sends an empty line on
+	// an idle request stream; the regular node gives up after
+	// 3*forwardKeepalive without a byte.
+	forwardKeepalive = 15 * time.Second
+	// forwardMargin is added to the build node's Until (clocks differ,
+	// and the last event takes time to come).
+	forwardMargin = time.Minute
+	// forwardMaxWait bounds the wait whatever Until a build node names
+	// (and is the wait when it names none).
+	forwardMaxWait = 2*time.Hour + time.Minute
+)
 
 // serveForwarded is a build node's end of [RequestProtocol].
 func (n *Node) serveForwarded(st network.Stream) {
@@ -75,7 +95,8 @@ func (n *Node) serveForwarded(st network.Stream) {
 		json.NewEncoder(st).Encode(forwardAnswer{Error: "busy: too many forwarded requests at once; try another build node or later"})
 		return
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 2*n.o.Deadline+time.Minute)
+	until := time.Now().Add(2*n.o.Deadline + time.Minute)
+	ctx, cancel := context.WithDeadline(context.Background(), until)
 	defer cancel()
 	stop := context.AfterFunc(ctx, func() { st.Reset() })
 	defer stop()
@@ -97,7 +118,7 @@ func (n *Node) serveForwarded(st network.Stream) {
 	}
 	past, ch, unsubscribe := n.events.subscribe(input)
 	defer unsubscribe()
-	if !send(forwardAnswer{InputDigest: input}) {
+	if !send(forwardAnswer{InputDigest: input, Until: &until}) {
 		return
 	}
 	// A verdict is not passed on for a round that ended before: the
@@ -108,7 +129,16 @@ func (n *Node) serveForwarded(st network.Stream) {
 		}
 		return Event{}, false
 	}
-	streamEvents(ctx, n.stopping, eventStream{past: past, ch: ch, ended: ended, send: func(ev Event) bool { return send(ev) }})
+	// An empty line while nothing happens: the regular node tells a
+	// build node at work from a silent one.
+	tick := time.NewTicker(forwardKeepalive)
+	defer tick.Stop()
+	keepalive := func() bool {
+		st.SetWriteDeadline(time.Now().Add(time.Minute))
+		_, err := st.Write([]byte("\n"))
+		return err == nil
+	}
+	streamEvents(ctx, n.stopping, eventStream{past: past, ch: ch, ended: ended, send: func(ev Event) bool { return send(ev) }, tick: tick.C, keepalive: keepalive})
 }
 
 // readLine reads one line of at most limit bytes, without its newline.
@@ -136,7 +166,7 @@ func readLine(r *bufio.Reader, limit int) ([]byte, error) {
 // requests on to a build node and keeps the events of their rounds.
 type forwarder struct {
 	h       host.Host
-	network *quorum.Network
+	network atomic.Pointer[quorum.Network] // of the policy in force
 	boot    []peer.AddrInfo
 	log     *slog.Logger
 	events  *events
@@ -147,7 +177,9 @@ type forwarder struct {
 }
 
 func newForwarder(h host.Host, nw *quorum.Network, boot []peer.AddrInfo, log *slog.Logger) *forwarder {
-	return &forwarder{h: h, network: nw, boot: boot, log: log, events: newEvents(), rounds: map[string]*RoundStatus{}, poke: func() {}}
+	f := &forwarder{h: h, boot: boot, log: log, events: newEvents(), rounds: map[string]*RoundStatus{}, poke: func() {}}
+	f.network.Store(nw)
+	return f
 }
 
 // buildPeers returns the build nodes to pass a request to: those this
@@ -156,7 +188,7 @@ func (f *forwarder) buildPeers() []peer.ID {
 	seen := map[peer.ID]bool{}
 	var out []peer.ID
 	add := func(p peer.ID) {
-		if _, ok := f.network.ByPeer(p); ok && !seen[p] {
+		if _, ok := f.network.Load().ByPeer(p); ok && !seen[p] {
 			seen[p] = true
 			out = append(out, p)
 		}
@@ -189,7 +221,7 @@ func (f *forwarder) forward(ctx context.Context, req *quorum.BuildRequest) (stri
 	var refusals []string
 	for _, p := range peers {
 		name := p.String()
-		if m, ok := f.network.ByPeer(p); ok {
+		if m, ok := f.network.Load().ByPeer(p); ok {
 			name = m.Name
 		}
 		input, err := f.forwardTo(ctx, p, b, req.InputDigest)
@@ -211,19 +243,28 @@ func (f *forwarder) forward(ctx context.Context, req *quorum.BuildRequest) (stri
 }
 
 // parseAnswer checks a build node's first line on [RequestProtocol]: it
-// took the request of input, or refused it (a *refusedError).
-func parseAnswer(line []byte, input string) error {
+// took the request of input, or refused it (a *refusedError). It returns
+// when the regular node stops waiting for the round's end: the build
+// node's Until and forwardMargin, at most forwardMaxWait from now.
+func parseAnswer(line []byte, input string) (time.Time, error) {
 	var a forwardAnswer
 	if err := json.Unmarshal(line, &a); err != nil {
-		return fmt.Errorf("its answer is not JSON: %w", err)
+		return time.Time{}, fmt.Errorf("its answer is not JSON: %w", err)
 	}
 	switch {
 	case a.Error != "":
-		return &refusedError{printableText(a.Error, 1024)}
+		return time.Time{}, &refusedError{printableText(a.Error, 1024)}
 	case a.InputDigest != input:
-		return fmt.Errorf("it answered input digest %q for the request of %s", printableText(a.InputDigest, 80), input)
+		return time.Time{}, fmt.Errorf("it answered input digest %q for the request of %s", printableText(a.InputDigest, 80), input)
 	}
-	return nil
+	now := time.Now()
+	limit := now.Add(forwardMaxWait)
+	if a.Until != nil {
+		if u := a.Until.Add(forwardMargin); u.Before(limit) {
+			limit = u
+		}
+	}
+	return limit, nil
 }
 
 // parseRelayed decodes an event a build node sent of the round of input.
@@ -282,7 +323,8 @@ func (f *forwarder) forwardTo(ctx context.Context, p peer.ID, req []byte, input 
 		st.Reset()
 		return "", err
 	}
-	if err := parseAnswer(line, input); err != nil {
+	limit, err := parseAnswer(line, input)
+	if err != nil {
 		st.Reset()
 		return "", err
 	}
@@ -297,34 +339,82 @@ func (f *forwarder) forwardTo(ctx context.Context, p peer.ID, req []byte, input 
 	f.mu.Unlock()
 	f.events.reset(input)
 	st.SetDeadline(time.Time{})
-	go f.relay(st, br, input)
+	go func() {
+		if err := f.relay(st, br, input, limit); err != nil {
+			f.lost(p, input, err)
+		}
+	}()
 	return input, nil
+}
+
+// lost ends the round of input that build node p took, as this node's
+// subscribers see it: the relay of its events ended (err) before the
+// round did. Unless the node's follower saw the entry meanwhile, they get
+// a verdict that says so (the round may still end in the log: a later
+// request finds it there).
+func (f *forwarder) lost(p peer.ID, input string, err error) {
+	name := p.String()
+	if m, ok := f.network.Load().ByPeer(p); ok {
+		name = m.Name
+	}
+	f.mu.Lock()
+	_, pending := f.rounds[input]
+	delete(f.rounds, input)
+	f.mu.Unlock()
+	if !pending {
+		return // published, or forgotten
+	}
+	text := fmt.Sprintf("this node stopped following the round: build node %s, which took the request, %v; "+
+		"the artifact is not published yet: its status shows it if the round still ends in the log, else send the request again", name, err)
+	f.log.Warn("a build node that took a request stopped sending its round's events", "input", input, "build-node", name, "err", err)
+	now := time.Now().UTC()
+	f.events.emit(input, Event{Type: EventVerdict, Input: input, Error: text, Time: now,
+		Verdict: &Verdict{InputDigest: input, Time: now, Silent: []string{name}, Text: text}})
 }
 
 // relay passes a build node's events of a round on to this node's
 // subscribers. "published" and "final" come from this node's own
 // follower instead (see published): a client that sees "final" can then
-// get the proof bundle from this node.
-func (f *forwarder) relay(st network.Stream, br *bufio.Reader, input string) {
+// get the proof bundle from this node. It returns nil at the round's end
+// (a verdict, or final), else why it stopped before: the stream ended or
+// carried a bad event, 3*forwardKeepalive passed without a byte, or limit
+// passed.
+func (f *forwarder) relay(st network.Stream, br *bufio.Reader, input string, limit time.Time) error {
 	defer st.Close()
+	idle := 3 * forwardKeepalive
 	for {
+		d, overall := time.Now().Add(idle), false
+		if !limit.After(d) {
+			d, overall = limit, true
+		}
+		st.SetReadDeadline(d)
 		line, err := readLine(br, maxEventLine)
-		if err != nil {
-			return
+		switch {
+		case isTimeout(err) && overall:
+			st.Reset()
+			return fmt.Errorf("did not end it by %s (its deadline and a margin)", limit.UTC().Format(time.RFC3339))
+		case isTimeout(err):
+			st.Reset()
+			return fmt.Errorf("sent nothing for %s, not even a keepalive", idle)
+		case err != nil:
+			st.Reset()
+			return fmt.Errorf("ended the stream before the round's end: %w", err)
+		case len(line) == 0:
+			continue // a keepalive
 		}
 		ev, err := parseRelayed(line, input)
 		if err != nil {
 			st.Reset()
-			return
+			return fmt.Errorf("sent %w", err)
 		}
 		switch ev.Type {
 		case EventVote:
 			// A vote counts for a build node of the policy, once: a
 			// build node naming others lies (and could grow Votes
 			// without end).
-			if _, ok := f.network.ByName(ev.Node); !ok {
+			if _, ok := f.network.Load().ByName(ev.Node); !ok {
 				st.Reset()
-				return
+				return fmt.Errorf("sent a vote of %q, not a build node of the policy", printableText(ev.Node, 80))
 			}
 			f.mu.Lock()
 			rs := f.rounds[input]
@@ -343,12 +433,18 @@ func (f *forwarder) relay(st network.Stream, br *bufio.Reader, input string) {
 			}
 			f.mu.Unlock()
 			f.events.emit(input, ev)
-			return
+			return nil
 		case EventFinal:
 			f.poke()
-			return
+			return nil
 		}
 	}
+}
+
+// isTimeout reports whether err is a read deadline's.
+func isTimeout(err error) bool {
+	var ne net.Error
+	return errors.Is(err, os.ErrDeadlineExceeded) || errors.As(err, &ne) && ne.Timeout()
 }
 
 // published is called for every entry the node's follower indexed.

@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/pyrsia/pyrsia-build/attest"
 )
@@ -17,6 +18,11 @@ import (
 // node, which then has the entry and its proof. An unsigned spec and a
 // requester the policy does not admit are refused with what to do.
 func TestRegularPassesPublishOn(t *testing.T) {
+	// The build node's keepalives hold the stream through the build: the
+	// regular node would give up after 3 of them without a byte.
+	old := forwardKeepalive
+	forwardKeepalive = 200 * time.Millisecond
+	t.Cleanup(func() { forwardKeepalive = old })
 	c := servingCluster(t, 3)
 	ctx := c.ctx()
 	c.leader(ctx)

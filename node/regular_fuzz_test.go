@@ -36,7 +36,7 @@ func FuzzRequestProtocolLines(f *testing.F) {
 			if len(line) > 256 {
 				t.Fatalf("readLine returned %d bytes, over its bound", len(line))
 			}
-			err = parseAnswer(line, fuzzInput)
+			_, err = parseAnswer(line, fuzzInput)
 			var refused *refusedError
 			if err == nil && !bytes.Contains(line, []byte(fuzzInput)) {
 				t.Fatalf("answer %q taken without the input digest", line)

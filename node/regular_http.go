@@ -115,7 +115,7 @@ func (r *Regular) serveProof(w http.ResponseWriter, req *http.Request) {
 		httpErr(w, http.StatusInternalServerError, err)
 		return
 	}
-	w.Header().Set("Content-Type", pb.MediaType)
+	w.Header().Set("Content-Type", proofMediaType(pb))
 	w.Write(append(b, '\n'))
 }
 

@@ -47,6 +47,19 @@ func TestRegularProofBundleCarriesPolicyChanges(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// The build node's /v1/proof declares the version its body is.
+	for i, tn := range c.nodes {
+		resp, err := http.Get("http://" + tn.api.Addr().String() + "/v1/proof/" + in)
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		bpb, perr := publish.ParseProofBundle(bytes.TrimSpace(body))
+		if resp.StatusCode != http.StatusOK || perr != nil || len(bpb.PolicyChanges) != 1 || resp.Header.Get("Content-Type") != publish.ProofBundleV2MediaType {
+			t.Errorf("build node %d: GET /v1/proof: %d %q (%v) %s; want 200 with a version 2 bundle declared so", i, resp.StatusCode, resp.Header.Get("Content-Type"), perr, body)
+		}
+	}
 	if pb.Index != 1 || len(pb.PolicyChanges) != 1 || pb.PolicyChanges[0].Index != 0 {
 		t.Fatalf("the bundle of entry %d carries %+v, want entry 1 with the change at 0", pb.Index, pb.PolicyChanges)
 	}

@@ -36,6 +36,8 @@ type fakeStream struct {
 func (s *fakeStream) Close() error { s.closed = true; return nil }
 func (s *fakeStream) Reset() error { s.reset = true; return nil }
 
+func (s *fakeStream) SetReadDeadline(time.Time) error { return nil }
+
 func reviewForwarder(t *testing.T, members int) (*forwarder, *cluster) {
 	t.Helper()
 	c := newCluster(t, members, nil)
@@ -68,7 +70,7 @@ func TestReviewRelayedVotesBounded(t *testing.T) {
 		enc.Encode(Event{Type: EventVote, Input: input, Node: fmt.Sprintf("sybil-%d-%s", i, strings.Repeat("x", 512))})
 	}
 	st := &fakeStream{}
-	f.relay(st, bufio.NewReader(&lines), input)
+	f.relay(st, bufio.NewReader(&lines), input, time.Now().Add(time.Hour))
 	rs := f.status(input)
 	if len(rs.Votes) != 1 || rs.Votes[0] != c.nodes[0].name {
 		t.Errorf("round status after a lying relay: %d votes (first %.40q), want node-a's only", len(rs.Votes), rs.Votes)

@@ -78,3 +78,42 @@ func TestSystemdReloadSignal(t *testing.T) {
 		t.Errorf("logs: %q, want the reload named with its level", logs.String())
 	}
 }
+
+// TestRegularReloadSignal: a regular node's logger follows SIGHUP as a
+// build node's does: its level comes from its settings, and a reload reads
+// a regular node's --config file (no build: field) into it, so messages
+// below the new level stop.
+func TestRegularReloadSignal(t *testing.T) {
+	file := filepath.Join(t.TempDir(), "regular.yaml")
+	if err := os.WriteFile(file, []byte("data: d\npolicy: p.json\nlogUrl: http://127.0.0.1:1/log/\nlogLevel: error\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	var logs bytes.Buffer
+	logger, level, err := regularLogger(&logs, &regularSettings{logLevel: "debug", logFormat: "text"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	logger.Debug("before the reload")
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	stop := reloadOnHangup(ctx, file, false, level, logger)
+	if err := syscall.Kill(os.Getpid(), syscall.SIGHUP); err != nil {
+		t.Fatal(err)
+	}
+	for level.Level() != slog.LevelError {
+		select {
+		case <-ctx.Done():
+			stop()
+			t.Fatalf("the level is still %s after SIGHUP; logs:\n%s", level.Level(), logs.String())
+		case <-time.After(10 * time.Millisecond):
+		}
+	}
+	stop()
+	logger.Warn("after the reload")
+	if s := logs.String(); !strings.Contains(s, "before the reload") || strings.Contains(s, "after the reload") {
+		t.Errorf("logs %q: want the debug message before the reload and no warning after it (the reload itself logs at info, below error)", s)
+	}
+	if _, _, err := regularLogger(&logs, &regularSettings{logLevel: "debug", logFormat: "xml"}); err == nil || !strings.Contains(err.Error(), `--log-format "xml"`) {
+		t.Errorf("bad format: got %v", err)
+	}
+}

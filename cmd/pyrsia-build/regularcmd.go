@@ -153,25 +153,35 @@ func servingOptions(c *cli.Context) node.ServingOptions {
 	return node.ServingOptions{MaxStoreBytes: c.Int64("store-max-bytes"), AdmitPeers: true}
 }
 
+// regularLogger is the logger of a regular node's settings, with its
+// level in a LevelVar that a SIGHUP reload sets (as a build node's).
+func regularLogger(w io.Writer, s *regularSettings) (*slog.Logger, *slog.LevelVar, error) {
+	l, err := node.ParseLogLevel(s.logLevel)
+	if err != nil {
+		return nil, nil, inputErr(fmt.Errorf("--log-level %w", err))
+	}
+	level := new(slog.LevelVar)
+	level.Set(l)
+	ho := &slog.HandlerOptions{Level: level}
+	switch s.logFormat {
+	case "text":
+		return slog.New(slog.NewTextHandler(w, ho)), level, nil
+	case "json":
+		return slog.New(slog.NewJSONHandler(w, ho)), level, nil
+	}
+	return nil, nil, inputErr(fmt.Errorf("--log-format %q: want text or json", s.logFormat))
+}
+
 func regularRun(c *cli.Context, cfg *node.Config) error {
 	s, err := readRegularSettings(c, cfg)
 	if err != nil {
 		return err
 	}
-	level, err := node.ParseLogLevel(s.logLevel)
+	logger, level, err := regularLogger(c.App.ErrWriter, s)
 	if err != nil {
-		return inputErr(fmt.Errorf("--log-level %w", err))
+		return err
 	}
-	ho := &slog.HandlerOptions{Level: level}
-	var logger *slog.Logger
-	switch s.logFormat {
-	case "text":
-		logger = slog.New(slog.NewTextHandler(c.App.ErrWriter, ho))
-	case "json":
-		logger = slog.New(slog.NewJSONHandler(c.App.ErrWriter, ho))
-	default:
-		return inputErr(fmt.Errorf("--log-format %q: want text or json", s.logFormat))
-	}
+	defer reloadOnHangup(c.Context, c.String("config"), c.IsSet("log-level"), level, logger)()
 	p, err := policy.Load(s.policy)
 	if err != nil {
 		return inputErr(err)

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/base64"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -16,6 +17,7 @@ import (
 
 	"github.com/pyrsia/pyrsia-build/internal/fileread"
 	"github.com/pyrsia/pyrsia-build/internal/fsutil"
+	"github.com/pyrsia/pyrsia-build/publish"
 	"github.com/pyrsia/pyrsia-build/publish/policy"
 	"github.com/pyrsia/pyrsia-build/publish/witness"
 )
@@ -24,6 +26,11 @@ import (
 const (
 	// StateFile holds the last checkpoint the follower verified.
 	StateFile = "checkpoint"
+	// ChangesFile holds, for a follower of a policy chain, the policy
+	// change entries of the log it verified, a JSON line each
+	// ({"index":N,"entry":BASE64}), so that it judges StateFile again at
+	// a restart without reading the log.
+	ChangesFile = "changes"
 	// EvidenceDir holds, once the follower stopped, the evidence:
 	// "verified.checkpoint" (the last checkpoint verified), "offered.checkpoint"
 	// (the one refused), "proof" (for a fork of two sizes, the consistency
@@ -74,7 +81,24 @@ type FollowerOptions struct {
 	// Source is the log to follow.
 	Source Source
 	// Trust must have cosigners: only final checkpoints are followed.
+	// With a Chain it may be nil (it is then the chain's first policy's,
+	// for the origin).
 	Trust *policy.Trust
+	// Chain, if set, is the network's policy chain from its first policy
+	// (the follower applies the changes; its owner only reads it): a
+	// checkpoint of size N is judged by the policy in force at N
+	// ([policy.Chain.ForCheckpoint]) instead of Trust. Before judging a
+	// new checkpoint the follower reads the entries its tree adds, each
+	// proven included in it, and judges each policy change among them by
+	// the policy in force at its index; once the checkpoint verifies
+	// under the policy they put in force, it applies them to Chain, in
+	// log order, before visiting any entry of the tree (so Visit can
+	// judge entry i by Chain.At(i)). A stored checkpoint is judged so at
+	// the first poll after a restart.
+	Chain *policy.Chain
+	// OnChange, if set, is called for each policy change applied to
+	// Chain, in log order.
+	OnChange func(index uint64, c *policy.Change)
 	// StateDir keeps the last checkpoint verified (StateFile) and, once
 	// stopped, the evidence (EvidenceDir). It is created if missing.
 	StateDir string
@@ -110,6 +134,12 @@ type Follower struct {
 
 	poll sync.Mutex // one Poll at a time
 
+	// applied are the changes applied to opts.Chain, in log order; resume
+	// is a stored checkpoint that a Chain follower judges at its first
+	// poll. Both are held by poll.
+	applied []appliedChange
+	resume  []byte
+
 	mu      sync.Mutex
 	last    *Checkpoint
 	next    uint64
@@ -133,6 +163,9 @@ type FollowerStatus struct {
 // opts.StateDir, if there is one; it checks that checkpoint against the
 // Trust again. A state directory holding evidence is a *StopError.
 func NewFollower(ctx context.Context, opts FollowerOptions) (*Follower, error) {
+	if opts.Chain != nil && opts.Trust == nil {
+		_, opts.Trust = opts.Chain.At(0)
+	}
 	switch {
 	case opts.Source == nil:
 		return nil, errors.New("logclient: follower: no source")
@@ -167,6 +200,16 @@ func NewFollower(ctx context.Context, opts FollowerOptions) (*Follower, error) {
 		return f, nil
 	case err != nil:
 		return nil, fmt.Errorf("logclient: follower: %w", err)
+	}
+	if opts.Chain != nil {
+		cp, err := f.resumeChain(ctx, b)
+		if err != nil {
+			f.logger.WarnContext(ctx, "the stored checkpoint is judged at the first read of the log, with the policy changes of its tree", "checkpoint", path, "err", err)
+			f.resume = b
+		} else {
+			f.last = cp
+		}
+		return f, nil
 	}
 	cp, err := f.client.VerifyCheckpoint(b)
 	if err != nil {
@@ -246,6 +289,21 @@ func (f *Follower) pollOnce(ctx context.Context) error {
 	if stopped != nil {
 		return stopped
 	}
+	if f.resume != nil {
+		cp, found, err := f.verifyChain(ctx, f.resume)
+		if err != nil {
+			return fmt.Errorf("logclient: follower: the stored checkpoint (%s) does not verify under the policy chain: %w; if the policy changed on purpose, move the file away to follow from the log's current checkpoint",
+				filepath.Join(f.opts.StateDir, StateFile), err)
+		}
+		if err := f.storeChanges(found); err != nil {
+			return err
+		}
+		f.applyChanges(found)
+		f.resume = nil
+		f.mu.Lock()
+		f.last, last = cp, cp
+		f.mu.Unlock()
+	}
 	b, err := f.opts.Source.ReadCheckpoint(ctx)
 	if err != nil {
 		return f.client.fail("reading checkpoint", err, "the source is away or serves no log: the next poll tries again; check it, or follow another build node or mirror")
@@ -291,7 +349,13 @@ func (f *Follower) check(ctx context.Context, last *Checkpoint, b []byte) (*Chec
 		}
 		return nil, f.client.fail("", tag(ErrCheckpoint, "checkpoint: %w", trimmed{err}), "check that the source serves this network's log")
 	}
-	cp, err := f.client.VerifyCheckpoint(b)
+	var found []appliedChange
+	var cp *Checkpoint
+	if f.opts.Chain != nil {
+		cp, found, err = f.verifyChain(ctx, b)
+	} else {
+		cp, err = f.client.VerifyCheckpoint(b)
+	}
 	if err != nil {
 		// Anyone can write a checkpoint that no log key signed, or strip
 		// cosignatures from a genuine one: that proves nothing about the
@@ -311,9 +375,13 @@ func (f *Follower) check(ctx context.Context, last *Checkpoint, b []byte) (*Chec
 			return nil, f.notExtending(ctx, last, cp, err)
 		}
 	}
+	if err := f.storeChanges(found); err != nil {
+		return nil, err
+	}
 	if err := fsutil.WriteFileAtomic(filepath.Join(f.opts.StateDir, StateFile), b, 0o644); err != nil {
 		return nil, fmt.Errorf("logclient: follower: storing the checkpoint: %w", err)
 	}
+	f.applyChanges(found)
 	f.mu.Lock()
 	f.last = cp
 	f.mu.Unlock()
@@ -414,4 +482,169 @@ func (f *Follower) writeEvidence(se *StopError) error {
 		return err
 	}
 	return nil
+}
+
+// appliedChange is a policy change of the log, at its index.
+type appliedChange struct {
+	index  uint64
+	change *policy.Change
+}
+
+// verifyChain judges the checkpoint note b by the policy in force at its
+// size: it reads the entries b's tree holds past the changes applied so
+// far (each proven included in b's tree), judges the policy changes
+// among them in log order on a copy of the chain, and verifies b under
+// the policy in force at its size. It returns the checkpoint and the
+// changes to apply; it applies none.
+func (f *Follower) verifyChain(ctx context.Context, b []byte) (*Checkpoint, []appliedChange, error) {
+	body, err := parseUnverified(b)
+	if err != nil {
+		return nil, nil, f.client.fail("", tag(ErrCheckpoint, "checkpoint: %w", trimmed{err}), "check that the source serves this network's log")
+	}
+	claimed := &Checkpoint{Checkpoint: *body, Note: b}
+	first, _ := f.opts.Chain.At(0)
+	trial, err := policy.NewChain(first)
+	if err != nil {
+		return nil, nil, err
+	}
+	from := uint64(0)
+	for _, a := range f.applied {
+		if a.index >= body.Size {
+			break
+		}
+		if _, err := trial.Apply(a.index, a.change); err != nil {
+			return nil, nil, err // applied before: cannot fail
+		}
+		from = a.index + 1
+	}
+	if f.last != nil && f.last.Size > from && f.last.Size <= body.Size {
+		from = f.last.Size // the entries below were read when it was accepted
+	}
+	var found []appliedChange
+	err = f.client.Entries(ctx, claimed, from, body.Size, func(i uint64, e []byte) error {
+		if k, err := publish.EntryKind(e); err != nil || k != publish.KindPolicy {
+			return nil // judged by Visit
+		}
+		c, err := publish.ParsePolicyChange(e)
+		if err == nil {
+			_, err = trial.Apply(i, c)
+		}
+		if err != nil {
+			return tag(ErrCheckpoint, "the policy change at index %d of its tree does not hold under the policy in force there: %w", i, err)
+		}
+		found = append(found, appliedChange{i, c})
+		return nil
+	})
+	if err != nil {
+		return nil, nil, err
+	}
+	p, trust := trial.ForCheckpoint(body.Size)
+	cp, err := New(f.opts.Source, Options{Trust: trust}).VerifyCheckpoint(b)
+	if err != nil {
+		return nil, nil, fmt.Errorf("under the policy in force at size %d (%s): %w", body.Size, p.Digest(), err)
+	}
+	return cp, found, nil
+}
+
+// applyChanges applies found, verified, to the chain.
+func (f *Follower) applyChanges(found []appliedChange) {
+	for _, a := range found {
+		if n := len(f.applied); n > 0 && f.applied[n-1].index >= a.index {
+			continue
+		}
+		if _, err := f.opts.Chain.Apply(a.index, a.change); err != nil {
+			// The chain's owner applied something else: say so, keep going.
+			f.logger.Error("applying a verified policy change to the chain", "index", a.index, "err", err)
+			continue
+		}
+		f.applied = append(f.applied, a)
+		f.logger.Info("a policy change in force", "index", a.index, "policy", a.change.New.Digest())
+		if f.opts.OnChange != nil {
+			f.opts.OnChange(a.index, a.change)
+		}
+	}
+}
+
+type wireChange struct {
+	Index uint64 `json:"index"`
+	Entry []byte `json:"entry"`
+}
+
+// storeChanges writes ChangesFile: the changes applied and found (the
+// changes of the checkpoint about to be stored).
+func (f *Follower) storeChanges(found []appliedChange) error {
+	if f.opts.Chain == nil {
+		return nil
+	}
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
+	var last uint64
+	some := false
+	for _, list := range [][]appliedChange{f.applied, found} {
+		for _, a := range list {
+			if some && a.index <= last {
+				continue
+			}
+			b, err := publish.MarshalPolicyChange(a.change)
+			if err != nil {
+				return fmt.Errorf("logclient: follower: storing the policy changes: %w", err)
+			}
+			enc.Encode(wireChange{a.index, b})
+			last, some = a.index, true
+		}
+	}
+	if err := fsutil.WriteFileAtomic(filepath.Join(f.opts.StateDir, ChangesFile), buf.Bytes(), 0o644); err != nil {
+		return fmt.Errorf("logclient: follower: storing the policy changes: %w", err)
+	}
+	return nil
+}
+
+// maxChangesFile bounds ChangesFile.
+const maxChangesFile = 64 << 20
+
+// resumeChain judges the stored checkpoint b by the chain of the changes
+// in ChangesFile (each judged again by the policy in force at its index)
+// and, if it verifies, applies them.
+func (f *Follower) resumeChain(ctx context.Context, b []byte) (*Checkpoint, error) {
+	path := filepath.Join(f.opts.StateDir, ChangesFile)
+	raw, err := fileread.ReadFile(ctx, path, "policy changes", maxChangesFile)
+	if err != nil {
+		return nil, err
+	}
+	body, err := parseUnverified(b)
+	if err != nil {
+		return nil, err
+	}
+	first, _ := f.opts.Chain.At(0)
+	trial, err := policy.NewChain(first)
+	if err != nil {
+		return nil, err
+	}
+	var found []appliedChange
+	dec := json.NewDecoder(bytes.NewReader(raw))
+	dec.DisallowUnknownFields()
+	for dec.More() {
+		var w wireChange
+		if err := dec.Decode(&w); err != nil {
+			return nil, fmt.Errorf("%s: %w", path, err)
+		}
+		if w.Index >= body.Size {
+			break // stored before a checkpoint that was not
+		}
+		c, err := publish.ParsePolicyChange(w.Entry)
+		if err == nil {
+			_, err = trial.Apply(w.Index, c)
+		}
+		if err != nil {
+			return nil, fmt.Errorf("%s: the change at index %d: %w", path, w.Index, err)
+		}
+		found = append(found, appliedChange{w.Index, c})
+	}
+	_, trust := trial.ForCheckpoint(body.Size)
+	cp, err := New(f.opts.Source, Options{Trust: trust}).VerifyCheckpoint(b)
+	if err != nil {
+		return nil, err
+	}
+	f.applyChanges(found)
+	return cp, nil
 }
