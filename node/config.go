@@ -81,7 +81,7 @@ type Config struct {
 
 // buildOnly and regularOnly are the fields of one kind of node only.
 var (
-	buildOnly   = []string{"api", "buildkitAddr", "images", "maxBuilds", "deadline", "allowSourceHosts"}
+	buildOnly   = []string{"api", "buildkitAddr", "images", "maxBuilds", "deadline", "allowSourceHosts", "firstPolicy"}
 	regularOnly = []string{"http", "logUrl", "storeMaxBytes"}
 )
 
