@@ -157,3 +157,46 @@ func TestRegularFollowsPolicyChain(t *testing.T) {
 		t.Errorf("after the genuine checkpoint: chain at %s, changes applied at %v; want %s from the change at index 1", cur.Digest(), changed, p2.Digest())
 	}
 }
+
+// TestReviewChangesFileOmission (review-follow): DATA/follow/changes is a
+// cache of the log's policy changes. A disk that lost its last line (or
+// an attacker with write access who removed it) must not leave the
+// restarted node on the policy the change replaced: the stored
+// checkpoint, cosigned by node-a and node-c, verifies under the first
+// policy too, and the follower then reads only the entries past it, so
+// it would never see the change again.
+func TestReviewChangesFileOmission(t *testing.T) {
+	c := servingCluster(t, 3)
+	ctx := c.ctx()
+	c.leader(ctx)
+	reg := startRegular(t, c, filepath.Join(t.TempDir(), "regular"), 0, "")
+	in1, _ := c.publish(ctx, 0, ociSpec(11))
+	reg.waitIndexed(ctx, in1)
+
+	fresh, err := InitKeys(t.TempDir(), "node-b", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pb := c.policyNode(1)
+	pb.CosignKey, pb.NoteKey = string(fresh.CosignPub), fresh.NoteKey
+	p2 := withNodes(c.policy, c.policyNode(0), pb, c.policyNode(2))
+	if code, body := c.submit(ctx, 0, c.changeBy(c.policy, p2, 0, 1)); code != http.StatusCreated {
+		t.Fatalf("submit: %d %s", code, body)
+	}
+	c.waitActing(ctx, p2)
+	in2, _ := c.publish(ctx, 0, ociSpec(12))
+	reg.waitIndexed(ctx, in2)
+	if st := reg.status(); st.Policy != p2.Digest() {
+		t.Fatalf("status after the change: policy %s, want %s", st.Policy, p2.Digest())
+	}
+	reg.stop()
+	changes := filepath.Join(reg.dir, "follow", logclient.ChangesFile)
+	if err := os.WriteFile(changes, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	reg = startRegular(t, c, reg.dir, 0, "")
+	reg.waitIndexed(ctx, in1, in2)
+	if st := reg.status(); st.Policy != p2.Digest() {
+		t.Errorf("restarted with the change removed from %s: policy %s (the first policy is %s), want %s, or an error naming the file", changes, st.Policy, c.policy.Digest(), p2.Digest())
+	}
+}
