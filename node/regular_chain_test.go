@@ -1,6 +1,7 @@
 package node
 
 import (
+	"bytes"
 	"context"
 	"io"
 	"log/slog"
@@ -191,6 +192,10 @@ func TestReviewChangesFileOmission(t *testing.T) {
 	}
 	reg.stop()
 	changes := filepath.Join(reg.dir, "follow", logclient.ChangesFile)
+	stored, err := os.ReadFile(changes)
+	if err != nil {
+		t.Fatal(err)
+	}
 	if err := os.WriteFile(changes, nil, 0o644); err != nil {
 		t.Fatal(err)
 	}
@@ -198,5 +203,48 @@ func TestReviewChangesFileOmission(t *testing.T) {
 	reg.waitIndexed(ctx, in1, in2)
 	if st := reg.status(); st.Policy != p2.Digest() {
 		t.Errorf("restarted with the change removed from %s: policy %s (the first policy is %s), want %s, or an error naming the file", changes, st.Policy, c.policy.Digest(), p2.Digest())
+	}
+	if b, err := os.ReadFile(changes); err != nil || !bytes.Equal(b, stored) {
+		t.Errorf("%s after the restart: %q, %v; want it written again from the log: %q", changes, b, err, stored)
+	}
+
+	// The change moved to a later index of the stored tree (it still
+	// holds under the first policy there): entries between would be
+	// judged by the replaced policy. The node says what is wrong and
+	// visits nothing until the file is moved away.
+	reg.stop()
+	moved := bytes.Replace(stored, []byte(`{"index":1,`), []byte(`{"index":2,`), 1)
+	if bytes.Equal(moved, stored) {
+		t.Fatalf("%s holds no change at index 1: %q", changes, stored)
+	}
+	if err := os.WriteFile(changes, moved, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	reg = startRegular(t, c, reg.dir, 0, "")
+	for {
+		st := reg.status()
+		if st.LastError != "" {
+			if !strings.Contains(st.LastError, changes) || !strings.Contains(st.LastError, "move") || st.Indexed != 0 {
+				t.Errorf("restarted with the change moved in %s: error %q, %d entries indexed; want an error naming the file and what to do, nothing indexed", changes, st.LastError, st.Indexed)
+			}
+			break
+		}
+		if st.Indexed != 0 {
+			t.Fatalf("restarted with the change moved in %s: %d entries indexed, no error", changes, st.Indexed)
+		}
+		select {
+		case <-ctx.Done():
+			t.Fatal(ctx.Err())
+		case <-c.after():
+		}
+	}
+	reg.stop()
+	if err := os.Remove(changes); err != nil {
+		t.Fatal(err)
+	}
+	reg = startRegular(t, c, reg.dir, 0, "")
+	reg.waitIndexed(ctx, in1, in2)
+	if st := reg.status(); st.Policy != p2.Digest() || st.LastError != "" {
+		t.Errorf("with the file moved away: policy %s, error %q; want %s, none", st.Policy, st.LastError, p2.Digest())
 	}
 }
