@@ -173,6 +173,10 @@ func TestReviewChangesFileOmission(t *testing.T) {
 	reg := startRegular(t, c, filepath.Join(t.TempDir(), "regular"), 0, "")
 	in1, _ := c.publish(ctx, 0, ociSpec(11))
 	reg.waitIndexed(ctx, in1)
+	early, err := os.ReadFile(filepath.Join(reg.dir, "follow", logclient.StateFile))
+	if err != nil {
+		t.Fatal(err)
+	}
 
 	fresh, err := InitKeys(t.TempDir(), "node-b", nil)
 	if err != nil {
@@ -246,5 +250,29 @@ func TestReviewChangesFileOmission(t *testing.T) {
 	reg.waitIndexed(ctx, in1, in2)
 	if st := reg.status(); st.Policy != p2.Digest() || st.LastError != "" {
 		t.Errorf("with the file moved away: policy %s, error %q; want %s, none", st.Policy, st.LastError, p2.Digest())
+	}
+	// A crash after the changes of a new checkpoint were stored and
+	// before the checkpoint was: the stored checkpoint is the one before
+	// the change, the file holds the change past it. The change is not
+	// applied at the restart, and is applied from the log once the
+	// checkpoint after it is verified.
+	reg.stop()
+	if err := os.WriteFile(filepath.Join(reg.dir, "follow", logclient.StateFile), early, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	o := reg.o
+	o.HTTP = nil
+	r, err := NewRegular(ctx, o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cur := r.chainCurrent(); cur.Digest() != c.policy.Digest() {
+		t.Errorf("restarted on the checkpoint before the change: chain at %s, want the first policy %s", cur.Digest(), c.policy.Digest())
+	}
+	r.close()
+	reg = startRegular(t, c, reg.dir, 0, "")
+	reg.waitIndexed(ctx, in1, in2)
+	if st := reg.status(); st.Policy != p2.Digest() || st.LastError != "" {
+		t.Errorf("after the crash between the two files: policy %s, error %q; want %s, none", st.Policy, st.LastError, p2.Digest())
 	}
 }
