@@ -95,8 +95,10 @@ type FollowerOptions struct {
 	// the policy in force at its index; once the checkpoint verifies
 	// under the policy they put in force, it applies them to Chain, in
 	// log order, before visiting any entry of the tree (so Visit can
-	// judge entry i by Chain.At(i)). A stored checkpoint is judged so at
-	// the first poll after a restart.
+	// judge entry i by Chain.At(i)). At a restart the stored checkpoint
+	// is judged by the changes of ChangesFile, which the first poll then
+	// checks against the entries of its tree before visiting any (or, with
+	// no usable file, it is judged so at the first poll).
 	Chain *policy.Chain
 	// OnChange, if set, is called for each policy change applied to
 	// Chain, in log order.
