@@ -1,6 +1,7 @@
 package node
 
 import (
+	"bytes"
 	"context"
 	"io"
 	"log/slog"
@@ -155,5 +156,123 @@ func TestRegularFollowsPolicyChain(t *testing.T) {
 	}
 	if cur, _ := chain2.Current(); cur.Digest() != p2.Digest() || len(changed) != 1 || changed[0] != 1 {
 		t.Errorf("after the genuine checkpoint: chain at %s, changes applied at %v; want %s from the change at index 1", cur.Digest(), changed, p2.Digest())
+	}
+}
+
+// TestReviewChangesFileOmission (review-follow): DATA/follow/changes is a
+// cache of the log's policy changes. A disk that lost its last line (or
+// an attacker with write access who removed it) must not leave the
+// restarted node on the policy the change replaced: the stored
+// checkpoint, cosigned by node-a and node-c, verifies under the first
+// policy too, and the follower then reads only the entries past it, so
+// it would never see the change again.
+func TestReviewChangesFileOmission(t *testing.T) {
+	c := servingCluster(t, 3)
+	ctx := c.ctx()
+	c.leader(ctx)
+	reg := startRegular(t, c, filepath.Join(t.TempDir(), "regular"), 0, "")
+	in1, _ := c.publish(ctx, 0, ociSpec(11))
+	reg.waitIndexed(ctx, in1)
+	early, err := os.ReadFile(filepath.Join(reg.dir, "follow", logclient.StateFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	fresh, err := InitKeys(t.TempDir(), "node-b", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pb := c.policyNode(1)
+	pb.CosignKey, pb.NoteKey = string(fresh.CosignPub), fresh.NoteKey
+	p2 := withNodes(c.policy, c.policyNode(0), pb, c.policyNode(2))
+	if code, body := c.submit(ctx, 0, c.changeBy(c.policy, p2, 0, 1)); code != http.StatusCreated {
+		t.Fatalf("submit: %d %s", code, body)
+	}
+	c.waitActing(ctx, p2)
+	in2, _ := c.publish(ctx, 0, ociSpec(12))
+	reg.waitIndexed(ctx, in2)
+	if st := reg.status(); st.Policy != p2.Digest() {
+		t.Fatalf("status after the change: policy %s, want %s", st.Policy, p2.Digest())
+	}
+	reg.stop()
+	changes := filepath.Join(reg.dir, "follow", logclient.ChangesFile)
+	stored, err := os.ReadFile(changes)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(changes, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	reg = startRegular(t, c, reg.dir, 0, "")
+	reg.waitIndexed(ctx, in1, in2)
+	if st := reg.status(); st.Policy != p2.Digest() {
+		t.Errorf("restarted with the change removed from %s: policy %s (the first policy is %s), want %s, or an error naming the file", changes, st.Policy, c.policy.Digest(), p2.Digest())
+	}
+	if b, err := os.ReadFile(changes); err != nil || !bytes.Equal(b, stored) {
+		t.Errorf("%s after the restart: %q, %v; want it written again from the log: %q", changes, b, err, stored)
+	}
+
+	// The change moved to a later index of the stored tree (it still
+	// holds under the first policy there): entries between would be
+	// judged by the replaced policy. The node says what is wrong and
+	// visits nothing until the file is moved away.
+	reg.stop()
+	moved := bytes.Replace(stored, []byte(`{"index":1,`), []byte(`{"index":2,`), 1)
+	if bytes.Equal(moved, stored) {
+		t.Fatalf("%s holds no change at index 1: %q", changes, stored)
+	}
+	if err := os.WriteFile(changes, moved, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	reg = startRegular(t, c, reg.dir, 0, "")
+	for {
+		st := reg.status()
+		if st.LastError != "" {
+			if !strings.Contains(st.LastError, changes) || !strings.Contains(st.LastError, "move") || st.Indexed != 0 {
+				t.Errorf("restarted with the change moved in %s: error %q, %d entries indexed; want an error naming the file and what to do, nothing indexed", changes, st.LastError, st.Indexed)
+			}
+			break
+		}
+		if st.Indexed != 0 {
+			t.Fatalf("restarted with the change moved in %s: %d entries indexed, no error", changes, st.Indexed)
+		}
+		select {
+		case <-ctx.Done():
+			t.Fatal(ctx.Err())
+		case <-c.after():
+		}
+	}
+	reg.stop()
+	if err := os.Remove(changes); err != nil {
+		t.Fatal(err)
+	}
+	reg = startRegular(t, c, reg.dir, 0, "")
+	reg.waitIndexed(ctx, in1, in2)
+	if st := reg.status(); st.Policy != p2.Digest() || st.LastError != "" {
+		t.Errorf("with the file moved away: policy %s, error %q; want %s, none", st.Policy, st.LastError, p2.Digest())
+	}
+	// A crash after the changes of a new checkpoint were stored and
+	// before the checkpoint was: the stored checkpoint is the one before
+	// the change, the file holds the change past it. The change is not
+	// applied at the restart, and is applied from the log once the
+	// checkpoint after it is verified.
+	reg.stop()
+	if err := os.WriteFile(filepath.Join(reg.dir, "follow", logclient.StateFile), early, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	o := reg.o
+	o.HTTP = nil
+	r, err := NewRegular(ctx, o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cur := r.chainCurrent(); cur.Digest() != c.policy.Digest() {
+		t.Errorf("restarted on the checkpoint before the change: chain at %s, want the first policy %s", cur.Digest(), c.policy.Digest())
+	}
+	r.close()
+	reg = startRegular(t, c, reg.dir, 0, "")
+	reg.waitIndexed(ctx, in1, in2)
+	if st := reg.status(); st.Policy != p2.Digest() || st.LastError != "" {
+		t.Errorf("after the crash between the two files: policy %s, error %q; want %s, none", st.Policy, st.LastError, p2.Digest())
 	}
 }

@@ -29,7 +29,9 @@ const (
 	// ChangesFile holds, for a follower of a policy chain, the policy
 	// change entries of the log it verified, a JSON line each
 	// ({"index":N,"entry":BASE64}), so that it judges StateFile again at
-	// a restart without reading the log.
+	// a restart without reading the log. It is only a cache: the first
+	// poll after a restart checks it against the stored checkpoint's
+	// entries before visiting any.
 	ChangesFile = "changes"
 	// EvidenceDir holds, once the follower stopped, the evidence:
 	// "verified.checkpoint" (the last checkpoint verified), "offered.checkpoint"
@@ -93,8 +95,10 @@ type FollowerOptions struct {
 	// the policy in force at its index; once the checkpoint verifies
 	// under the policy they put in force, it applies them to Chain, in
 	// log order, before visiting any entry of the tree (so Visit can
-	// judge entry i by Chain.At(i)). A stored checkpoint is judged so at
-	// the first poll after a restart.
+	// judge entry i by Chain.At(i)). At a restart the stored checkpoint
+	// is judged by the changes of ChangesFile, which the first poll then
+	// checks against the entries of its tree before visiting any (or, with
+	// no usable file, it is judged so at the first poll).
 	Chain *policy.Chain
 	// OnChange, if set, is called for each policy change applied to
 	// Chain, in log order.
@@ -139,6 +143,10 @@ type Follower struct {
 	// poll. Both are held by poll.
 	applied []appliedChange
 	resume  []byte
+	// confirm is set when the changes applied at a restart came from
+	// ChangesFile: a cache, which the first poll checks against the
+	// entries of the stored checkpoint's tree before anything is visited.
+	confirm bool
 
 	mu      sync.Mutex
 	last    *Checkpoint
@@ -207,7 +215,7 @@ func NewFollower(ctx context.Context, opts FollowerOptions) (*Follower, error) {
 			f.logger.WarnContext(ctx, "the stored checkpoint is judged at the first read of the log, with the policy changes of its tree", "checkpoint", path, "err", err)
 			f.resume = b
 		} else {
-			f.last = cp
+			f.last, f.confirm = cp, true
 		}
 		return f, nil
 	}
@@ -303,6 +311,12 @@ func (f *Follower) pollOnce(ctx context.Context) error {
 		f.mu.Lock()
 		f.last, last = cp, cp
 		f.mu.Unlock()
+	}
+	if f.confirm {
+		if err := f.confirmChanges(ctx, last); err != nil {
+			return err
+		}
+		f.confirm = false
 	}
 	b, err := f.opts.Source.ReadCheckpoint(ctx)
 	if err != nil {
@@ -497,6 +511,13 @@ type appliedChange struct {
 // the policy in force at its size. It returns the checkpoint and the
 // changes to apply; it applies none.
 func (f *Follower) verifyChain(ctx context.Context, b []byte) (*Checkpoint, []appliedChange, error) {
+	return f.verifyChainFrom(ctx, b, f.applied, f.last)
+}
+
+// verifyChainFrom is verifyChain with the changes applied and the last
+// checkpoint verified given: the entries below last (or below the last
+// change in applied) are not read again.
+func (f *Follower) verifyChainFrom(ctx context.Context, b []byte, applied []appliedChange, last *Checkpoint) (*Checkpoint, []appliedChange, error) {
 	body, err := parseUnverified(b)
 	if err != nil {
 		return nil, nil, f.client.fail("", tag(ErrCheckpoint, "checkpoint: %w", trimmed{err}), "check that the source serves this network's log")
@@ -508,7 +529,7 @@ func (f *Follower) verifyChain(ctx context.Context, b []byte) (*Checkpoint, []ap
 		return nil, nil, err
 	}
 	from := uint64(0)
-	for _, a := range f.applied {
+	for _, a := range applied {
 		if a.index >= body.Size {
 			break
 		}
@@ -517,8 +538,8 @@ func (f *Follower) verifyChain(ctx context.Context, b []byte) (*Checkpoint, []ap
 		}
 		from = a.index + 1
 	}
-	if f.last != nil && f.last.Size > from && f.last.Size <= body.Size {
-		from = f.last.Size // the entries below were read when it was accepted
+	if last != nil && last.Size > from && last.Size <= body.Size {
+		from = last.Size // the entries below were read when it was accepted
 	}
 	var found []appliedChange
 	err = f.client.Entries(ctx, claimed, from, body.Size, func(i uint64, e []byte) error {
@@ -597,6 +618,43 @@ func (f *Follower) storeChanges(found []appliedChange) error {
 		return fmt.Errorf("logclient: follower: storing the policy changes: %w", err)
 	}
 	return nil
+}
+
+// confirmChanges checks the changes applied from ChangesFile at a
+// restart against the log: it reads every entry of the stored checkpoint
+// cp's tree (each proven included in it) and judges the policy changes
+// among them from the first policy on. The file is only a cache: a
+// change it lacks at its end (a disk that lost its tail, or someone who
+// removed it) is applied now, from the log; a file that says anything
+// else than the log (a change at another index, or one the log does not
+// hold there) is an error of every poll until it is moved away, and
+// nothing is visited meanwhile.
+func (f *Follower) confirmChanges(ctx context.Context, cp *Checkpoint) error {
+	path := filepath.Join(f.opts.StateDir, ChangesFile)
+	_, found, err := f.verifyChainFrom(ctx, cp.Note, nil, nil)
+	if err != nil {
+		return fmt.Errorf("logclient: follower: checking %s against the log: %w", path, err)
+	}
+	for k, a := range f.applied {
+		if k >= len(found) || found[k].index != a.index || !sameChange(found[k].change, a.change) {
+			return fmt.Errorf("logclient: follower: %s does not match the log: it holds a policy change at index %d that the log's tree of size %d does not hold there; the chain applied at the restart is wrong: stop the node, move %s away and start it again, to read the changes from the log",
+				path, a.index, cp.Size, path)
+		}
+	}
+	if len(found) > len(f.applied) {
+		f.logger.WarnContext(ctx, "the policy changes file lacks changes of the log: applying them from the log", "file", path, "from", found[len(f.applied)].index)
+		if err := f.storeChanges(found); err != nil {
+			return err
+		}
+		f.applyChanges(found)
+	}
+	return nil
+}
+
+func sameChange(a, b *policy.Change) bool {
+	x, err1 := publish.MarshalPolicyChange(a)
+	y, err2 := publish.MarshalPolicyChange(b)
+	return err1 == nil && err2 == nil && bytes.Equal(x, y)
 }
 
 // maxChangesFile bounds ChangesFile.
