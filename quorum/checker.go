@@ -48,6 +48,17 @@ type IndexedChecker interface {
 	CheckEntryAt(index uint64, entry []byte) (key string, err error)
 }
 
+// StagedChecker is an optional upgrade of an [IndexedChecker] whose
+// CheckEntryAt changes its state (a policy change, applied to the chain):
+// PreCheckEntryAt judges the entry at index as CheckEntryAt would and
+// changes nothing. [CheckedCatchup] pre-checks a change so, appends it,
+// and only once the log holds it calls CheckEntryAt to apply it: the
+// checker then never holds a change its log does not.
+type StagedChecker interface {
+	IndexedChecker
+	PreCheckEntryAt(index uint64, entry []byte) (key string, err error)
+}
+
 // checkAt runs c on the entry at index.
 func checkAt(c Checker, index uint64, entry []byte) (string, error) {
 	if ic, ok := c.(IndexedChecker); ok {
@@ -78,6 +89,23 @@ func (c *ChainChecker) CheckEntryAt(index uint64, entry []byte) (string, error) 
 		o.Signers = c.Envelopes.Verify
 	}
 	return publish.CheckLogEntryWith(context.Background(), c.Chain, index, entry, o)
+}
+
+// PreCheckEntryAt implements [StagedChecker]: a policy change is judged
+// as the chain would apply it at index ([policy.Chain.Check]), not
+// applied; any other entry as CheckEntryAt judges it.
+func (c *ChainChecker) PreCheckEntryAt(index uint64, entry []byte) (string, error) {
+	if kind, err := publish.EntryKind(entry); err == nil && kind == publish.KindPolicy {
+		ch, err := publish.ParsePolicyChange(entry)
+		if err != nil {
+			return "", err
+		}
+		if _, err := c.Chain.Check(index, ch); err != nil {
+			return "", fmt.Errorf("policy change to %s: %w", ch.New.Digest(), err)
+		}
+		return publish.PolicyKeyPrefix + ch.New.Digest(), nil
+	}
+	return c.CheckEntryAt(index, entry)
 }
 
 // CheckEntry implements [Checker]: the entry judged at the index from

@@ -696,41 +696,63 @@ func (c *CheckedCatchup) CatchUpInputs(ctx context.Context, log Applier, have, w
 
 // appendChecked checks the peer's entries, which go at start, start+1,
 // ... in the log, then appends those before the first refused one (all,
-// if none is) and returns the refusal.
+// if none is) and returns the refusal. With a [StagedChecker], a policy
+// change ends a run of entries: it is pre-checked, appended with the
+// entries before it, and applied only then, so that the checker never
+// holds a change the log does not (an append that fails leaves the chain
+// as it was); the entries after it are checked by its policy next.
 func (c *CheckedCatchup) appendChecked(ctx context.Context, log Applier, start uint64, entries [][]byte, inputs map[string]uint64) error {
-	checks := checkEntries(c.Checker, start, entries)
-	good, refused := len(entries), error(nil)
-	for i, ch := range checks {
-		idx := start + uint64(i)
-		if ch.err != nil {
-			good, refused = i, fmt.Errorf("entry %d from the peer: %w: log entry %d: %w", idx, ErrRefused, idx, ch.err)
-			break
-		}
-		if prev, dup := inputs[ch.input]; dup {
-			good, refused = i, fmt.Errorf("entry %d from the peer: %w: log entry %d is a second entry for %s (entry %d)", idx, ErrDuplicateInput, idx, ch.input, prev)
-			break
-		}
-		inputs[ch.input] = idx
-	}
-	if good > 0 {
-		if err := appendAt(ctx, log, start, entries[:good]); err != nil {
-			for _, ch := range checks[:good] {
-				delete(inputs, ch.input)
+	for len(entries) > 0 {
+		checks, staged := checkEntries(c.Checker, start, entries)
+		good, refused := len(checks), error(nil)
+		for i, ch := range checks {
+			idx := start + uint64(i)
+			if ch.err != nil {
+				good, refused = i, fmt.Errorf("entry %d from the peer: %w: log entry %d: %w", idx, ErrRefused, idx, ch.err)
+				break
 			}
-			return err
+			if prev, dup := inputs[ch.input]; dup {
+				good, refused = i, fmt.Errorf("entry %d from the peer: %w: log entry %d is a second entry for %s (entry %d)", idx, ErrDuplicateInput, idx, ch.input, prev)
+				break
+			}
+			inputs[ch.input] = idx
 		}
+		if good > 0 {
+			if err := appendAt(ctx, log, start, entries[:good]); err != nil {
+				for _, ch := range checks[:good] {
+					delete(inputs, ch.input)
+				}
+				return err
+			}
+		}
+		if refused != nil {
+			return refused
+		}
+		if staged {
+			// The change is the last of the run, and in the log now.
+			idx := start + uint64(good) - 1
+			if _, err := c.Checker.(IndexedChecker).CheckEntryAt(idx, entries[good-1]); err != nil {
+				return fmt.Errorf("entry %d from the peer: applying the policy change it is, appended after its check: %w", idx, err)
+			}
+		}
+		start += uint64(good)
+		entries = entries[good:]
 	}
-	return refused
+	return nil
 }
 
 // checkEntries runs the Checker on entries, which go at start, start+1,
 // ...: at once on up to GOMAXPROCS goroutines, or in order when one of
 // them is a policy change (the entries after it are judged by its
-// policy, which the Checker learns by checking it).
-func checkEntries(c Checker, start uint64, entries [][]byte) []check {
-	out := make([]check, len(entries))
+// policy, which the Checker learns by checking it). With a
+// [StagedChecker] the check stops at the first policy change, which it
+// pre-checks without applying: staged is then true and the change is the
+// last of the checks returned.
+func checkEntries(c Checker, start uint64, entries [][]byte) (out []check, staged bool) {
+	out = make([]check, len(entries))
 	inOrder := len(entries) < 2
-	if _, ok := c.(IndexedChecker); ok && !inOrder {
+	sc, canStage := c.(StagedChecker)
+	if _, ok := c.(IndexedChecker); ok && (!inOrder || canStage) {
 		for _, e := range entries {
 			if k, err := publish.EntryKind(e); err == nil && k == publish.KindPolicy {
 				inOrder = true
@@ -740,13 +762,18 @@ func checkEntries(c Checker, start uint64, entries [][]byte) []check {
 	}
 	if inOrder {
 		for i, e := range entries {
+			if k, err := publish.EntryKind(e); canStage && err == nil && k == publish.KindPolicy {
+				in, err := sc.PreCheckEntryAt(start+uint64(i), e)
+				out[i] = check{done: true, input: in, err: err}
+				return out[:i+1], err == nil
+			}
 			in, err := checkAt(c, start+uint64(i), e)
 			out[i] = check{done: true, input: in, err: err}
 			if err != nil {
 				break // the entries after a refused one are not used
 			}
 		}
-		return out
+		return out, false
 	}
 	next := make(chan int)
 	var wg sync.WaitGroup
@@ -765,7 +792,7 @@ func checkEntries(c Checker, start uint64, entries [][]byte) []check {
 	}
 	close(next)
 	wg.Wait()
-	return out
+	return out, false
 }
 
 // appendAt appends entries to log, which must put the first at index
