@@ -669,3 +669,33 @@ func selfKeyID(k *Keys) (string, error) {
 	}
 	return pub.ID, nil
 }
+
+// awaitPolicyWait bounds how long a gossip validator waits for this node to
+// apply the policy change a message names (AwaitPolicy).
+const awaitPolicyWait = 5 * time.Second
+
+// awaitPolicy is the gossip validators' quorum.GossipOptions.AwaitPolicy:
+// it returns the network of the policy in force once its digest is digest,
+// or nil at once for a policy the chain already left, and after
+// awaitPolicyWait (or ctx's end) for one it has not reached.
+func (n *Node) awaitPolicy(ctx context.Context, digest string) *quorum.Network {
+	if n.inChain(digest) && n.net().Digest() != digest {
+		return nil
+	}
+	t := time.NewTimer(awaitPolicyWait)
+	defer t.Stop()
+	tick := time.NewTicker(10 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		if net := n.net(); net.Digest() == digest {
+			return net
+		}
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-t.C:
+			return nil
+		case <-tick.C:
+		}
+	}
+}

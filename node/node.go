@@ -289,7 +289,7 @@ func New(ctx context.Context, o Options) (n *Node, err error) {
 	// the one that ends Run): a router stopped by its context first fails
 	// the topics' Close.
 	gctx, gcancel := context.WithCancel(context.WithoutCancel(ctx))
-	if n.gossip, err = quorum.NewGossip(gctx, quorum.GossipOptions{Host: n.host, Network: n.first, Members: n.net, Logger: n.log, OnEquivocation: n.equivocation, Envelopes: n.envelopes}); err != nil {
+	if n.gossip, err = quorum.NewGossip(gctx, quorum.GossipOptions{Host: n.host, Network: n.first, Members: n.net, AwaitPolicy: n.awaitPolicy, Logger: n.log, OnEquivocation: n.equivocation, Envelopes: n.envelopes}); err != nil {
 		gcancel()
 		return nil, err
 	}

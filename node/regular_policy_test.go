@@ -35,7 +35,11 @@ func TestRegularProofBundleCarriesPolicyChanges(t *testing.T) {
 	if r := res.(quorum.ApplyResult); r.Err != nil || r.Index != 0 {
 		t.Fatalf("the change: got %+v, want it at index 0", r)
 	}
-	in, _ := c.publish(ctx, 0, ociSpec(7))
+	c.waitActing(ctx, &open)
+	in, evs := c.publish(ctx, 0, ociSpec(7))
+	if ev := lastEvent(evs); ev.Type != EventFinal {
+		t.Fatalf("the round after the change ended with %+v, want final", ev)
+	}
 	reg := startRegular(t, c, filepath.Join(t.TempDir(), "regular"), 0, "")
 	reg.waitIndexed(ctx, in)
 

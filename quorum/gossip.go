@@ -65,6 +65,16 @@ type GossipOptions struct {
 	// author, digest, requester and keys), so that a node follows the
 	// policy changes of its log.
 	Members func() *Network
+	// AwaitPolicy, when set, is asked for the network of a policy digest
+	// that a message names and that is not the one in force: nodes apply a
+	// policy change at the same log index but not at the same instant, so
+	// a peer that applied it first gossips under the new digest while this
+	// node is a few milliseconds behind. It returns the network once that
+	// digest is the policy in force, or nil when it is not soon (a policy
+	// already replaced, or one this node never reaches). Without it such
+	// messages are dropped at once, and the router's seen-cache then drops
+	// their copies for minutes: the round they belong to stalls.
+	AwaitPolicy func(ctx context.Context, digest string) *Network
 	// ReplayWindow is how far a request's time may be from this node's
 	// clock; older or newer requests are dropped as stale. Default 10m.
 	ReplayWindow time.Duration
@@ -328,23 +338,41 @@ func (g *Gossip) net() *Network {
 	return g.o.Network
 }
 
-func (g *Gossip) validateRequest(_ context.Context, _ peer.ID, m *pubsub.Message) pubsub.ValidationResult {
+// judgeBy returns the network a message naming digest is judged by: the
+// policy in force, or, when digest is another, the one AwaitPolicy gives
+// (this node catching up with a change its peers applied first).
+func (g *Gossip) judgeBy(ctx context.Context, net *Network, digest string) *Network {
+	if digest == net.Digest() || g.o.AwaitPolicy == nil {
+		return net
+	}
+	if n := g.o.AwaitPolicy(ctx, digest); n != nil {
+		return n
+	}
+	return net
+}
+
+func (g *Gossip) validateRequest(ctx context.Context, _ peer.ID, m *pubsub.Message) pubsub.ValidationResult {
 	const topic = "requests"
 	data := m.GetData()
 	if len(data) > MaxRequestSize {
 		return g.drop(topic, DropOversized, m, nil)
 	}
 	net := g.net()
-	from, ok := net.ByPeer(m.GetFrom())
-	if !ok {
+	_, known := net.ByPeer(m.GetFrom())
+	r, err := ParseBuildRequest(data)
+	if err != nil && !known {
 		return g.drop(topic, DropUnknownPeer, m, nil)
 	}
-	r, err := ParseBuildRequest(data)
 	if err != nil {
 		if errors.Is(err, ErrUnsupportedVersion) {
 			return g.drop(topic, DropVersion, m, err)
 		}
 		return g.drop(topic, DropMalformed, m, err)
+	}
+	net = g.judgeBy(ctx, net, r.Policy)
+	from, ok := net.ByPeer(m.GetFrom())
+	if !ok {
+		return g.drop(topic, DropUnknownPeer, m, nil)
 	}
 	if r.Policy != net.Digest() {
 		return g.drop(topic, DropPolicy, m, nil)
@@ -386,23 +414,28 @@ func (g *Gossip) validateRequest(_ context.Context, _ peer.ID, m *pubsub.Message
 	return pubsub.ValidationAccept
 }
 
-func (g *Gossip) validateVote(_ context.Context, _ peer.ID, m *pubsub.Message) pubsub.ValidationResult {
+func (g *Gossip) validateVote(ctx context.Context, _ peer.ID, m *pubsub.Message) pubsub.ValidationResult {
 	const topic = "votes"
 	data := m.GetData()
 	if len(data) > MaxVoteSize {
 		return g.drop(topic, DropOversized, m, nil)
 	}
 	net := g.net()
-	from, ok := net.ByPeer(m.GetFrom())
-	if !ok {
+	_, known := net.ByPeer(m.GetFrom())
+	v, err := ParseVote(data)
+	if err != nil && !known {
 		return g.drop(topic, DropUnknownPeer, m, nil)
 	}
-	v, err := ParseVote(data)
 	if err != nil {
 		if errors.Is(err, ErrUnsupportedVersion) {
 			return g.drop(topic, DropVersion, m, err)
 		}
 		return g.drop(topic, DropMalformed, m, err)
+	}
+	net = g.judgeBy(ctx, net, v.Policy)
+	from, ok := net.ByPeer(m.GetFrom())
+	if !ok {
+		return g.drop(topic, DropUnknownPeer, m, nil)
 	}
 	if v.Policy != net.Digest() {
 		return g.drop(topic, DropPolicy, m, nil)
