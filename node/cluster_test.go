@@ -411,10 +411,28 @@ func (c *cluster) waitVotes(ctx context.Context, i int, input string, n int) {
 	}
 }
 
+// waitGossip waits until every running node sees want peers on both
+// gossip topics: a request gossiped before a node subscribed misses it,
+// and once the round is final its requester stops gossiping it again, so
+// a test that counts every node's vote waits for the topics first.
+func (c *cluster) waitGossip(ctx context.Context, want int) {
+	c.t.Helper()
+	for _, tn := range c.nodes {
+		if tn.node == nil {
+			continue
+		}
+		waitFor(ctx, c.t, tn.name+" to see its peers on the gossip topics", func() bool {
+			r, v := tn.node.gossip.Peers()
+			return len(r) >= want && len(v) >= want
+		})
+	}
+}
+
 func TestOneNodeDiffers(t *testing.T) {
 	c := newCluster(t, 5, map[int]Builder{4: fakeBuild("lying")})
 	c.startAll()
 	ctx := c.ctx()
+	c.waitGossip(ctx, 4)
 	spec := testSpec(3)
 	input, evs := c.publish(ctx, 0, spec)
 	if ev := lastEvent(evs); ev.Type != EventFinal {

@@ -350,6 +350,13 @@ func TestRotatedCosignKey(t *testing.T) {
 	c.stop(1)
 	c.nodes[1].keys, c.nodes[1].policy = &rotated, p2
 	c.start(1)
+	// node-b votes once it has replayed the log to the change and is on
+	// the topics again (node-a's rounds wait only the short deadline).
+	waitFor(ctx, t, "node-b a voter on its new key", func() bool {
+		m := c.nodes[1].node.cur.Load()
+		return m.voter && m.policy.Digest() == p2.Digest()
+	})
+	c.waitGossip(ctx, 1)
 	spec3 := testSpec(323)
 	input3, evs := c.publish(ctx, 0, spec3)
 	if ev := lastEvent(evs); ev.Type != EventFinal {
