@@ -101,8 +101,12 @@ func (n *Node) serveForwarded(st network.Stream) {
 	stop := context.AfterFunc(ctx, func() { st.Reset() })
 	defer stop()
 	go func() { // the regular node went away: stop following
-		io.Copy(io.Discard, br)
-		cancel()
+		// A clean end of its side (CloseWrite: it sent its request and
+		// now only reads) is not going away; a reset or a broken stream
+		// is. Writes to a regular node that closed the stream fail.
+		if _, err := io.Copy(io.Discard, br); err != nil {
+			cancel()
+		}
 	}()
 	st.SetReadDeadline(time.Time{})
 	enc := json.NewEncoder(st)
