@@ -222,6 +222,9 @@ func New(ctx context.Context, o Options) (n *Node, err error) {
 		RetryInterval: 50 * time.Millisecond,
 		CosignTimeout: 10 * time.Second,
 		Logger:        n.log,
+		// The FSM appends publish entries and policy changes only: any
+		// other entry is damage, not something to skip.
+		KnownEntries: true,
 	})
 	if err != nil {
 		return nil, err

@@ -79,6 +79,16 @@ type Options struct {
 	RetryInterval time.Duration
 	// Logger receives the service's messages (default slog.Default()).
 	Logger *slog.Logger
+	// KnownEntries makes Open refuse a log that holds an entry this build
+	// cannot read: a publish entry that publish.ParseEntry refuses, a
+	// policy change that publish.ParsePolicyChange refuses, an entry of
+	// another kind, or one that is no entry at all. A build node's log
+	// holds only those two kinds (its state machine refuses others), so
+	// such an entry is damage, or a newer version's: Open's error names
+	// the log, the index and the problem, where it would otherwise serve
+	// a log whose index and policy chain silently lack that entry. Unset,
+	// such entries are kept but not indexed (a log of other entries).
+	KnownEntries bool
 }
 
 // Service is an open log with its index and cosigners. Its methods are
@@ -165,7 +175,14 @@ func Open(ctx context.Context, o Options) (*Service, error) {
 		}
 		e, err := publish.ParseEntry(data)
 		if err != nil {
-			if k, kerr := publish.EntryKind(data); kerr == nil && k == publish.KindPolicy {
+			kind, kerr := publish.EntryKind(data)
+			if o.KnownEntries {
+				if bad := unreadable(data, kind, kerr, err); bad != nil {
+					return fmt.Errorf("logservice: log %s (origin %q): entry %d cannot be read by this build: %w; the log is damaged, or a newer pyrsia-build wrote it: restore the data folder from a replica, or upgrade",
+						o.Log.Dir, o.Log.Origin, i, bad)
+				}
+			}
+			if kerr == nil && kind == publish.KindPolicy {
 				changes = append(changes, i)
 			}
 			o.Logger.DebugContext(ctx, "not indexing a log entry that is not a publish entry", "index", i, "err", err)
@@ -196,6 +213,20 @@ func Open(ctx context.Context, o Options) (*Service, error) {
 	}
 	o.Logger.InfoContext(ctx, "log opened and indexed", "entries", l.Size(), "indexed", idx.Len(), "took", time.Since(started).Round(time.Millisecond))
 	return s, nil
+}
+
+// unreadable returns why an entry that publish.ParseEntry refused
+// (perr) is not one a build node's log may hold, or nil for a policy
+// change that parses. kind and kerr are publish.EntryKind's answer.
+func unreadable(data []byte, kind string, kerr, perr error) error {
+	switch {
+	case kerr != nil:
+		return kerr
+	case kind == publish.KindPolicy:
+		_, err := publish.ParsePolicyChange(data)
+		return err
+	}
+	return perr // a publish entry that does not parse, or another kind
 }
 
 // Log returns the underlying log, for reads (entries, tiles, proofs).
