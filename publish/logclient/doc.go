@@ -38,6 +38,14 @@
 // them): they are errors, the checkpoint is not accepted, and the next
 // poll tries again. Nothing is ever accepted silently.
 //
+// A source is not trusted with the follower's time either: a checkpoint
+// is refused before any of its entries is read unless a key of the
+// policy the follower holds signed or cosigned it; one that such a key
+// signed but a majority did not (yet) cosign has at most
+// [FollowerOptions.MaxUnverified] of its entries read a poll; each read
+// ends after [FollowerOptions.ReadTimeout]; and a poll that fails on one
+// source of a [Failover] goes on with the next.
+//
 // Errors name the source, what was read (an index, a size) and, through
 // [Hint], what to do.
 package logclient

@@ -11,9 +11,11 @@ import (
 // each read tries the one that answered last, then the others in order,
 // and fails only if all fail (with every error). It suits a follower that
 // may read from any build node or mirror: as every answer is checked,
-// any of them will do. A source that answers with wrong bytes is not
-// skipped (its answer fails the check, and the read is tried again at the
-// next poll); one that is away or has not got a tile yet is.
+// any of them will do. A read skips a source that is away or has not got
+// a tile yet; one that answers with wrong bytes is not skipped by the
+// read (its answer fails the check), but a [Follower] given a Failover
+// reads its sources one at a time and goes on with the next when one
+// fails its poll for any reason.
 func Failover(srcs ...Source) Source {
 	return &failover{srcs: srcs}
 }

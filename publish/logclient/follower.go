@@ -20,6 +20,8 @@ import (
 	"github.com/pyrsia/pyrsia-build/publish"
 	"github.com/pyrsia/pyrsia-build/publish/policy"
 	"github.com/pyrsia/pyrsia-build/publish/witness"
+	fmtlog "github.com/transparency-dev/formats/log"
+	"golang.org/x/mod/sumdb/note"
 )
 
 // Files in a Follower's state directory.
@@ -117,9 +119,37 @@ type FollowerOptions struct {
 	Visit func(ctx context.Context, index uint64, entry []byte) error
 	// Interval is the time between two polls of Run (default 10s).
 	Interval time.Duration
+	// MaxUnverified bounds, for a follower of a Chain, the entries one
+	// poll reads of the trees of checkpoints it cannot judge yet: a
+	// checkpoint signed by a key of the policy the follower holds but
+	// not final under it (the policy changes its tree adds may make it
+	// final). Past the bound the poll fails over to the next source, and
+	// the next poll reads on where it stopped (default
+	// DefaultMaxUnverified; a negative value reads none). A checkpoint that
+	// no key of that policy signed or cosigned is refused before any of
+	// its entries is read.
+	MaxUnverified int
+	// ReadTimeout bounds each read from a source (default
+	// DefaultReadTimeout): a source that stalls fails that read, and the
+	// poll goes on with the next source.
+	ReadTimeout time.Duration
 	// Logger receives what Run does (default slog.Default()).
 	Logger *slog.Logger
 }
+
+// Defaults of FollowerOptions.
+const (
+	// DefaultMaxUnverified is the default of FollowerOptions.MaxUnverified:
+	// 16 entry bundles.
+	DefaultMaxUnverified = 4096
+	// DefaultReadTimeout is the default of FollowerOptions.ReadTimeout.
+	DefaultReadTimeout = 30 * time.Second
+)
+
+// ErrUnverifiedLimit is wrapped by the error of a poll that stopped
+// reading the tree of a checkpoint it could not judge yet at
+// FollowerOptions.MaxUnverified entries. Use errors.Is.
+var ErrUnverifiedLimit = errors.New("logclient: too many entries read of a checkpoint not yet judged")
 
 // Follower follows a log: it polls a Source for checkpoints, accepts each
 // new one only if it is final under the Trust and consistent with the last
@@ -131,10 +161,24 @@ type FollowerOptions struct {
 // errors of one poll: anyone on the path can forge those, so they prove
 // nothing and must not stop the follower for good. Nothing is accepted
 // silently.
+//
+// A Source made by [Failover] is read one member at a time: a poll that
+// fails on one source (away, stalled, behind, or answering what does
+// not verify) goes on with the next, and the error names each.
 type Follower struct {
 	opts   FollowerOptions
-	client *Client
+	client *Client // of the first source
 	logger *slog.Logger
+
+	// clients read each source (a Failover's members); good is the one
+	// that answered last. Held by poll.
+	clients []*Client
+	good    int
+	// budget is what is left, in this poll, of opts.MaxUnverified;
+	// pending is a checkpoint whose tree a poll stopped reading at the
+	// budget. Held by poll.
+	budget  int
+	pending *pendingJudge
 
 	poll sync.Mutex // one Poll at a time
 
@@ -187,11 +231,28 @@ func NewFollower(ctx context.Context, opts FollowerOptions) (*Follower, error) {
 	if opts.Interval <= 0 {
 		opts.Interval = 10 * time.Second
 	}
+	switch {
+	case opts.MaxUnverified == 0:
+		opts.MaxUnverified = DefaultMaxUnverified
+	case opts.MaxUnverified < 0:
+		opts.MaxUnverified = 0
+	}
+	if opts.ReadTimeout <= 0 {
+		opts.ReadTimeout = DefaultReadTimeout
+	}
 	logger := opts.Logger
 	if logger == nil {
 		logger = slog.Default()
 	}
-	f := &Follower{opts: opts, client: New(opts.Source, Options{Trust: opts.Trust}), logger: logger, next: opts.Next}
+	f := &Follower{opts: opts, logger: logger, next: opts.Next}
+	srcs := []Source{opts.Source}
+	if fo, ok := opts.Source.(*failover); ok && len(fo.srcs) > 0 {
+		srcs = fo.srcs
+	}
+	for _, s := range srcs {
+		f.clients = append(f.clients, New(timed{s, opts.ReadTimeout}, Options{Trust: opts.Trust}))
+	}
+	f.client = f.clients[0]
 	if err := os.MkdirAll(opts.StateDir, 0o755); err != nil {
 		return nil, fmt.Errorf("logclient: follower: %w", err)
 	}
@@ -290,15 +351,81 @@ func (f *Follower) Poll(ctx context.Context) error {
 	return err
 }
 
+// pollOnce polls the sources in turn, from the one that answered last,
+// until one poll succeeds. A stop, an error of Visit and the end of ctx
+// end it at once; any other error is the source's, and the next source
+// is tried.
 func (f *Follower) pollOnce(ctx context.Context) error {
 	f.mu.Lock()
-	last, stopped := f.last, f.stopped
+	stopped := f.stopped
 	f.mu.Unlock()
 	if stopped != nil {
 		return stopped
 	}
+	f.budget = f.opts.MaxUnverified
+	var errs []error
+	for k := range f.clients {
+		i := (f.good + k) % len(f.clients)
+		c := f.clients[i]
+		err := f.pollFrom(ctx, c)
+		var se *StopError
+		var ve *visitError
+		switch {
+		case err == nil:
+			f.good = i
+			return nil
+		case errors.As(err, &se), errors.As(err, &ve), ctx.Err() != nil:
+			return err
+		}
+		errs = append(errs, err)
+		if len(f.clients) > 1 {
+			f.logger.WarnContext(ctx, "a log source failed: trying the next", "source", c.src.String(), "err", err)
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// visitError is an error of FollowerOptions.Visit: not the source's.
+type visitError struct{ err error }
+
+func (e *visitError) Error() string { return e.err.Error() }
+func (e *visitError) Unwrap() error { return e.err }
+
+// timed is a Source each read of which ends after d.
+type timed struct {
+	Source
+	d time.Duration
+}
+
+func (t timed) read(ctx context.Context, what string, read func(context.Context) ([]byte, error)) ([]byte, error) {
+	ctx, cancel := context.WithTimeout(ctx, t.d)
+	defer cancel()
+	b, err := read(ctx)
+	if err != nil && errors.Is(ctx.Err(), context.DeadlineExceeded) {
+		return nil, fmt.Errorf("%s: no answer within %s (FollowerOptions.ReadTimeout): %w", what, t.d, err)
+	}
+	return b, err
+}
+
+func (t timed) ReadCheckpoint(ctx context.Context) ([]byte, error) {
+	return t.read(ctx, "checkpoint", t.Source.ReadCheckpoint)
+}
+
+func (t timed) ReadTile(ctx context.Context, level, index uint64, p uint8) ([]byte, error) {
+	return t.read(ctx, fmt.Sprintf("tile %d/%d", level, index), func(ctx context.Context) ([]byte, error) { return t.Source.ReadTile(ctx, level, index, p) })
+}
+
+func (t timed) ReadEntryBundle(ctx context.Context, index uint64, p uint8) ([]byte, error) {
+	return t.read(ctx, fmt.Sprintf("entry bundle %d", index), func(ctx context.Context) ([]byte, error) { return t.Source.ReadEntryBundle(ctx, index, p) })
+}
+
+// pollFrom is one poll of the source c reads.
+func (f *Follower) pollFrom(ctx context.Context, c *Client) error {
+	f.mu.Lock()
+	last := f.last
+	f.mu.Unlock()
 	if f.resume != nil {
-		cp, found, err := f.verifyChain(ctx, f.resume)
+		cp, found, err := f.verifyChainFrom(ctx, c, f.resume, f.applied, f.last, true)
 		if err != nil {
 			return fmt.Errorf("logclient: follower: the stored checkpoint (%s) does not verify under the policy chain: %w; if the policy changed on purpose, move the file away to follow from the log's current checkpoint",
 				filepath.Join(f.opts.StateDir, StateFile), err)
@@ -313,17 +440,17 @@ func (f *Follower) pollOnce(ctx context.Context) error {
 		f.mu.Unlock()
 	}
 	if f.confirm {
-		if err := f.confirmChanges(ctx, last); err != nil {
+		if err := f.confirmChanges(ctx, c, last); err != nil {
 			return err
 		}
 		f.confirm = false
 	}
-	b, err := f.opts.Source.ReadCheckpoint(ctx)
+	b, err := c.src.ReadCheckpoint(ctx)
 	if err != nil {
-		return f.client.fail("reading checkpoint", err, "the source is away or serves no log: the next poll tries again; check it, or follow another build node or mirror")
+		return c.fail("reading checkpoint", err, "the source is away or serves no log: the next poll tries again; check it, or follow another build node or mirror")
 	}
 	if last == nil || !bytes.Equal(b, last.Note) {
-		cp, err := f.check(ctx, last, b)
+		cp, err := f.check(ctx, c, last, b)
 		if err != nil {
 			return err
 		}
@@ -340,9 +467,9 @@ func (f *Follower) pollOnce(ctx context.Context) error {
 	if next >= last.Size || f.opts.Visit == nil {
 		return nil
 	}
-	return f.client.Entries(ctx, last, next, last.Size, func(index uint64, entry []byte) error {
+	return c.Entries(ctx, last, next, last.Size, func(index uint64, entry []byte) error {
 		if err := f.opts.Visit(ctx, index, entry); err != nil {
-			return fmt.Errorf("logclient: visiting entry %d: %w", index, err)
+			return &visitError{fmt.Errorf("logclient: visiting entry %d: %w", index, err)}
 		}
 		f.mu.Lock()
 		f.next = index + 1
@@ -354,21 +481,21 @@ func (f *Follower) pollOnce(ctx context.Context) error {
 // check judges a checkpoint note that differs from the last one verified.
 // It returns the checkpoint once it is accepted and stored, nil for one
 // that adds nothing, or an error.
-func (f *Follower) check(ctx context.Context, last *Checkpoint, b []byte) (*Checkpoint, error) {
+func (f *Follower) check(ctx context.Context, c *Client, last *Checkpoint, b []byte) (*Checkpoint, error) {
 	body, err := parseUnverified(b)
 	if err != nil || body.Origin != f.opts.Trust.Origin {
 		// Not a checkpoint of this log at all: nothing to keep as evidence.
 		if err == nil {
 			err = fmt.Errorf("it is for log %q, want %q", body.Origin, f.opts.Trust.Origin)
 		}
-		return nil, f.client.fail("", tag(ErrCheckpoint, "checkpoint: %w", trimmed{err}), "check that the source serves this network's log")
+		return nil, c.fail("", tag(ErrCheckpoint, "checkpoint: %w", trimmed{err}), "check that the source serves this network's log")
 	}
 	var found []appliedChange
 	var cp *Checkpoint
 	if f.opts.Chain != nil {
-		cp, found, err = f.verifyChain(ctx, b)
+		cp, found, err = f.verifyChainFrom(ctx, c, b, f.applied, last, false)
 	} else {
-		cp, err = f.client.VerifyCheckpoint(b)
+		cp, err = c.VerifyCheckpoint(b)
 	}
 	if err != nil {
 		// Anyone can write a checkpoint that no log key signed, or strip
@@ -379,14 +506,14 @@ func (f *Follower) check(ctx context.Context, last *Checkpoint, b []byte) (*Chec
 	if last != nil {
 		switch {
 		case cp.Size == last.Size && !bytes.Equal(cp.Hash, last.Hash):
-			return nil, f.stop(ctx, last, b, nil, tag(ErrFork, "two final checkpoints of size %d with different roots", cp.Size))
+			return nil, f.stop(ctx, c, last, b, nil, tag(ErrFork, "two final checkpoints of size %d with different roots", cp.Size))
 		case cp.Size == last.Size:
 			return nil, nil // the same tree, other cosignatures
 		case cp.Size < last.Size:
-			return nil, f.behind(ctx, last, cp)
+			return nil, f.behind(ctx, c, last, cp)
 		}
-		if _, err := f.client.Consistency(ctx, last, cp); err != nil {
-			return nil, f.notExtending(ctx, last, cp, err)
+		if _, err := c.Consistency(ctx, last, cp); err != nil {
+			return nil, f.notExtending(ctx, c, last, cp, err)
 		}
 	}
 	if err := f.storeChanges(found); err != nil {
@@ -396,10 +523,11 @@ func (f *Follower) check(ctx context.Context, last *Checkpoint, b []byte) (*Chec
 		return nil, fmt.Errorf("logclient: follower: storing the checkpoint: %w", err)
 	}
 	f.applyChanges(found)
+	f.pending = nil
 	f.mu.Lock()
 	f.last = cp
 	f.mu.Unlock()
-	f.logger.InfoContext(ctx, "new checkpoint", "source", f.opts.Source.String(), "size", cp.Size, "cosigners", cp.Cosigners)
+	f.logger.InfoContext(ctx, "new checkpoint", "source", c.src.String(), "size", cp.Size, "cosigners", cp.Cosigners)
 	return cp, nil
 }
 
@@ -410,40 +538,40 @@ func (f *Follower) check(ctx context.Context, last *Checkpoint, b []byte) (*Chec
 // checkpoint's tree, and the prefix of that tree at the old size has
 // another root than the old checkpoint: then the log signed two trees
 // that cannot both be true.
-func (f *Follower) notExtending(ctx context.Context, last, cp *Checkpoint, err error) error {
+func (f *Follower) notExtending(ctx context.Context, c *Client, last, cp *Checkpoint, err error) error {
 	if !errors.Is(err, ErrProof) {
 		return err
 	}
-	root, p, rerr := f.client.rootAndProof(ctx, cp, last.Size)
+	root, p, rerr := c.rootAndProof(ctx, cp, last.Size)
 	if rerr != nil || bytes.Equal(root, last.Hash) {
-		return f.client.fail("", tag(ErrProof, "its tiles do not prove that the checkpoint of size %d extends the one verified (size %d): %w", cp.Size, last.Size, err),
+		return c.fail("", tag(ErrProof, "its tiles do not prove that the checkpoint of size %d extends the one verified (size %d): %w", cp.Size, last.Size, err),
 			"the source's tiles are wrong, or the log forked: follow another build node or mirror; if every one fails so, the log forked")
 	}
-	return f.stop(ctx, last, cp.Note, p, tag(ErrFork, "the checkpoint of size %d does not extend the one verified (size %d): its tree of size %d has root %s, the verified one %s",
+	return f.stop(ctx, c, last, cp.Note, p, tag(ErrFork, "the checkpoint of size %d does not extend the one verified (size %d): its tree of size %d has root %s, the verified one %s",
 		cp.Size, last.Size, last.Size, b64(root), b64(last.Hash)))
 }
 
 // behind judges a checkpoint smaller than the last one verified: a stale
 // source, unless the source's tiles of the verified tree prove that its
 // prefix at the smaller size has another root (a fork).
-func (f *Follower) behind(ctx context.Context, last, cp *Checkpoint) error {
-	root, p, err := f.client.rootAndProof(ctx, last, cp.Size)
+func (f *Follower) behind(ctx context.Context, c *Client, last, cp *Checkpoint) error {
+	root, p, err := c.rootAndProof(ctx, last, cp.Size)
 	if err == nil && !bytes.Equal(root, cp.Hash) {
-		return f.stop(ctx, last, cp.Note, p, tag(ErrFork, "the source's checkpoint of size %d is not a prefix of the one verified (size %d): the verified tree of size %d has root %s, the source's %s",
+		return f.stop(ctx, c, last, cp.Note, p, tag(ErrFork, "the source's checkpoint of size %d is not a prefix of the one verified (size %d): the verified tree of size %d has root %s, the source's %s",
 			cp.Size, last.Size, cp.Size, b64(root), b64(cp.Hash)))
 	}
 	// The source may lack the verified tree's tiles: then nothing is
 	// proven, and a fork shows once it grows past the verified size.
-	return f.client.fail("", tag(ErrStale, "its checkpoint has size %d, behind the one verified (size %d)", cp.Size, last.Size),
+	return c.fail("", tag(ErrStale, "its checkpoint has size %d, behind the one verified (size %d)", cp.Size, last.Size),
 		"the source lags behind: wait, or follow another build node or mirror")
 }
 
 func b64(b []byte) string { return base64.StdEncoding.EncodeToString(b) }
 
 // stop keeps the evidence and stops the follower.
-func (f *Follower) stop(ctx context.Context, last *Checkpoint, offered []byte, p [][]byte, reason error) error {
+func (f *Follower) stop(ctx context.Context, c *Client, last *Checkpoint, offered []byte, p [][]byte, reason error) error {
 	dir := filepath.Join(f.opts.StateDir, EvidenceDir)
-	se := &StopError{Source: f.opts.Source.String(), Offered: offered, Proof: p, Dir: dir, Err: reason}
+	se := &StopError{Source: c.src.String(), Offered: offered, Proof: p, Dir: dir, Err: reason}
 	if last != nil {
 		se.Verified = last.Note
 	}
@@ -504,67 +632,126 @@ type appliedChange struct {
 	change *policy.Change
 }
 
-// verifyChain judges the checkpoint note b by the policy in force at its
-// size: it reads the entries b's tree holds past the changes applied so
-// far (each proven included in b's tree), judges the policy changes
-// among them in log order on a copy of the chain, and verifies b under
-// the policy in force at its size. It returns the checkpoint and the
-// changes to apply; it applies none.
-func (f *Follower) verifyChain(ctx context.Context, b []byte) (*Checkpoint, []appliedChange, error) {
-	return f.verifyChainFrom(ctx, b, f.applied, f.last)
+// pendingJudge is a checkpoint whose tree a poll stopped reading at the
+// budget (FollowerOptions.MaxUnverified): the next poll offered the same
+// checkpoint, with the same one verified before it, reads on from next.
+type pendingJudge struct {
+	text  string      // the checkpoint's body
+	base  *Checkpoint // the last one verified when it started
+	trial *policy.Chain
+	found []appliedChange
+	next  uint64
 }
 
-// verifyChainFrom is verifyChain with the changes applied and the last
-// checkpoint verified given: the entries below last (or below the last
-// change in applied) are not read again.
-func (f *Follower) verifyChainFrom(ctx context.Context, b []byte, applied []appliedChange, last *Checkpoint) (*Checkpoint, []appliedChange, error) {
-	body, err := parseUnverified(b)
+// verifyChainFrom judges the checkpoint note b by the policy in force at
+// its size: it reads the entries b's tree holds past the changes applied
+// (applied) and the last checkpoint verified (last), each proven
+// included in b's tree, judges the policy changes among them in log order
+// on a copy of the chain, and verifies b under the policy in force at its
+// size. It returns the checkpoint and the changes to apply; it applies
+// none.
+//
+// Unless b is the follower's own (stored, judged before), nothing of a
+// source's claim is read before a key vouches for it: b must carry a
+// signature or a cosignature by a key of the policy in force where the
+// reading starts, else it is refused unread; and when it is not final
+// under that policy, at most the poll's budget of its entries is read
+// (past it, the error wraps ErrUnverifiedLimit and the next poll offered
+// b reads on).
+func (f *Follower) verifyChainFrom(ctx context.Context, c *Client, b []byte, applied []appliedChange, last *Checkpoint, own bool) (*Checkpoint, []appliedChange, error) {
+	n, err := witness.OpenUnverified(b)
+	var body *fmtlog.Checkpoint
+	if err == nil {
+		body, err = witness.ParseCheckpointText([]byte(n.Text))
+	}
 	if err != nil {
-		return nil, nil, f.client.fail("", tag(ErrCheckpoint, "checkpoint: %w", trimmed{err}), "check that the source serves this network's log")
+		return nil, nil, c.fail("", tag(ErrCheckpoint, "checkpoint: %w", trimmed{err}), "check that the source serves this network's log")
 	}
 	claimed := &Checkpoint{Checkpoint: *body, Note: b}
-	first, _ := f.opts.Chain.At(0)
-	trial, err := policy.NewChain(first)
-	if err != nil {
-		return nil, nil, err
-	}
-	from := uint64(0)
-	for _, a := range applied {
-		if a.index >= body.Size {
-			break
-		}
-		if _, err := trial.Apply(a.index, a.change); err != nil {
-			return nil, nil, err // applied before: cannot fail
-		}
-		from = a.index + 1
-	}
-	if last != nil && last.Size > from && last.Size <= body.Size {
-		from = last.Size // the entries below were read when it was accepted
-	}
+	var trial *policy.Chain
 	var found []appliedChange
-	err = f.client.Entries(ctx, claimed, from, body.Size, func(i uint64, e []byte) error {
+	from := uint64(0)
+	if p := f.pending; !own && p != nil && p.text == n.Text && p.base == last {
+		trial, found, from = p.trial, p.found, p.next
+	} else {
+		first, _ := f.opts.Chain.At(0)
+		if trial, err = policy.NewChain(first); err != nil {
+			return nil, nil, err
+		}
+		for _, a := range applied {
+			if a.index >= body.Size {
+				break
+			}
+			if _, err := trial.Apply(a.index, a.change); err != nil {
+				return nil, nil, err // applied before: cannot fail
+			}
+			from = a.index + 1
+		}
+		if last != nil && last.Size > from && last.Size <= body.Size {
+			from = last.Size // the entries below were read when it was accepted
+		}
+	}
+	to := body.Size
+	if !own && from < to {
+		p, known := trial.At(from)
+		signer := knownSigner(b, known)
+		if signer == "" {
+			return nil, nil, c.fail("", tag(ErrCheckpoint, "its checkpoint of size %d carries no signature or cosignature by a key of the policy in force at index %d (%s): none of its entries was read", body.Size, from, p.Digest()),
+				"the source is not this network's build node or mirror, or the policy changed in a way this node cannot follow: follow another build node or mirror")
+		}
+		if _, _, err := known.VerifyCheckpoint(b); err != nil {
+			// Vouched for by a key, not by a majority: read a bounded
+			// part of what it claims.
+			budget := uint64(max(f.budget, 0))
+			if to-from > budget {
+				to = from + budget
+			}
+			f.budget -= int(to - from)
+		}
+	}
+	err = c.Entries(ctx, claimed, from, to, func(i uint64, e []byte) error {
 		if k, err := publish.EntryKind(e); err != nil || k != publish.KindPolicy {
 			return nil // judged by Visit
 		}
-		c, err := publish.ParsePolicyChange(e)
+		ch, err := publish.ParsePolicyChange(e)
 		if err == nil {
-			_, err = trial.Apply(i, c)
+			_, err = trial.Apply(i, ch)
 		}
 		if err != nil {
 			return tag(ErrCheckpoint, "the policy change at index %d of its tree does not hold under the policy in force there: %w", i, err)
 		}
-		found = append(found, appliedChange{i, c})
+		found = append(found, appliedChange{i, ch})
 		return nil
 	})
 	if err != nil {
+		f.pending = nil
 		return nil, nil, err
 	}
+	if to < body.Size {
+		f.pending = &pendingJudge{text: n.Text, base: last, trial: trial, found: found, next: to}
+		return nil, nil, c.fail("", tag(ErrUnverifiedLimit, "its checkpoint of size %d is not final under the policy in force at index %d: this poll read its entries up to index %d, %d at most before a checkpoint is judged (FollowerOptions.MaxUnverified); the next poll reads on", body.Size, from, to, f.opts.MaxUnverified),
+			"a policy change among its entries may make it final; if none does, the source lies: follow another build node or mirror")
+	}
+	f.pending = nil
 	p, trust := trial.ForCheckpoint(body.Size)
-	cp, err := New(f.opts.Source, Options{Trust: trust}).VerifyCheckpoint(b)
+	cp, err := New(c.src, Options{Trust: trust}).VerifyCheckpoint(b)
 	if err != nil {
 		return nil, nil, fmt.Errorf("under the policy in force at size %d (%s): %w", body.Size, p.Digest(), err)
 	}
 	return cp, found, nil
+}
+
+// knownSigner returns the name of a key of t whose signature (as the log)
+// or cosignature on the checkpoint note b verifies, "" if none does.
+func knownSigner(b []byte, t *policy.Trust) string {
+	for _, vs := range [][]note.Verifier{t.LogVerifiers, t.Cosigners} {
+		for _, v := range vs {
+			if _, err := note.Open(b, note.VerifierList(v)); err == nil {
+				return v.Name()
+			}
+		}
+	}
+	return ""
 }
 
 // applyChanges applies found, verified, to the chain.
@@ -629,9 +816,9 @@ func (f *Follower) storeChanges(found []appliedChange) error {
 // else than the log (a change at another index, or one the log does not
 // hold there) is an error of every poll until it is moved away, and
 // nothing is visited meanwhile.
-func (f *Follower) confirmChanges(ctx context.Context, cp *Checkpoint) error {
+func (f *Follower) confirmChanges(ctx context.Context, c *Client, cp *Checkpoint) error {
 	path := filepath.Join(f.opts.StateDir, ChangesFile)
-	_, found, err := f.verifyChainFrom(ctx, cp.Note, nil, nil)
+	_, found, err := f.verifyChainFrom(ctx, c, cp.Note, nil, nil, true)
 	if err != nil {
 		return fmt.Errorf("logclient: follower: checking %s against the log: %w", path, err)
 	}
