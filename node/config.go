@@ -72,7 +72,7 @@ type Config struct {
 	// none.
 	HTTP *string `yaml:"http"`
 	// LogURL is a tlog-tiles mirror a regular node reads the log from,
-	// instead of from its bootstrap peers.
+	// before its bootstrap peers (RegularOptions.LogURL).
 	LogURL string `yaml:"logUrl"`
 
 	file  string

@@ -38,11 +38,14 @@ type RegularOptions struct {
 	// 127.0.0.1, ports chosen by the system).
 	Listen []string
 	// Bootstrap are peers to connect to at start: build nodes, or any
-	// peers of the network. Without LogURL the log is read from them.
+	// peers of the network.
 	Bootstrap []peer.AddrInfo
 	// LogURL, if set, is a C2SP tlog-tiles mirror of the log (any HTTP
-	// server of a build node's log folder, or another node's /log/): the
-	// log is read from there instead of from the peers.
+	// server of a build node's log folder, or another node's /log/).
+	// The log is read from the first of these that answers with what
+	// verifies (logclient.Failover): LogURL, the bootstrap peers, then
+	// the first policy's build nodes (over libp2p, those the host can
+	// reach).
 	LogURL string
 	// HTTP is the listener build tools reach the node on; nil: none.
 	HTTP net.Listener
@@ -135,18 +138,8 @@ func NewRegular(ctx context.Context, o RegularOptions) (_ *Regular, err error) {
 	if err := quorum.Bootstrap(ctx, r.host, o.Bootstrap); err != nil {
 		r.log.WarnContext(ctx, "no bootstrap peer is reachable yet; continuing", "err", err)
 	}
-	if o.LogURL != "" {
-		if r.src, err = logclient.OpenURL(o.LogURL, logclient.URLOptions{}); err != nil {
-			return nil, fmt.Errorf("node: --log-url: %w", err)
-		}
-	} else {
-		var peers []peer.ID
-		for _, b := range o.Bootstrap {
-			peers = append(peers, b.ID)
-		}
-		if r.src, err = exchange.NewPeerSource(r.host, peers, exchange.PeerSourceOptions{}); err != nil {
-			return nil, err
-		}
+	if r.src, err = r.logSources(); err != nil {
+		return nil, err
 	}
 	r.closers = append(r.closers, r.src.Close)
 	r.client = logclient.New(r.src, logclient.Options{Trust: r.trust})
@@ -179,6 +172,45 @@ func NewRegular(ctx context.Context, o RegularOptions) (_ *Regular, err error) {
 		r.follower.Poll(ctx)
 	}
 	return r, nil
+}
+
+// logSources returns the sources the node reads the log from, in the
+// order they are tried: LogURL, the bootstrap peers, the first policy's
+// build nodes that are not among them.
+func (r *Regular) logSources() (logclient.Source, error) {
+	var srcs []logclient.Source
+	if r.o.LogURL != "" {
+		s, err := logclient.OpenURL(r.o.LogURL, logclient.URLOptions{})
+		if err != nil {
+			return nil, fmt.Errorf("node: --log-url: %w", err)
+		}
+		srcs = append(srcs, s)
+	}
+	var peers []peer.ID
+	seen := map[peer.ID]bool{r.host.ID(): true}
+	for _, b := range r.o.Bootstrap {
+		if !seen[b.ID] {
+			seen[b.ID] = true
+			peers = append(peers, b.ID)
+		}
+	}
+	for _, p := range r.network.PeerIDs() {
+		if !seen[p] {
+			seen[p] = true
+			peers = append(peers, p)
+		}
+	}
+	if len(peers) > 0 {
+		s, err := exchange.NewPeerSource(r.host, peers, exchange.PeerSourceOptions{})
+		if err != nil {
+			return nil, err
+		}
+		srcs = append(srcs, s)
+	}
+	if len(srcs) == 1 {
+		return srcs[0], nil
+	}
+	return logclient.Failover(srcs...), nil
 }
 
 // policyChanged acts on a policy change the follower verified and

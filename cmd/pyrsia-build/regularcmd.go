@@ -23,8 +23,9 @@ func withRegular(cmd *cli.Command) *cli.Command {
 	cmd.Description += `
 
 Without --build, the node is a regular node: the entry point of build tools.
-It follows the log of the network in --policy (checkpoints and tiles from its
---bootstrap peers over libp2p, or from the tlog-tiles mirror at --log-url),
+It follows the log of the network in --policy (checkpoints and tiles from the
+tlog-tiles mirror at --log-url, its --bootstrap peers and the policy's build
+nodes over libp2p: the first that answers with what verifies),
 takes only checkpoints that a majority of the build nodes cosigned and that
 extend the one it verified last, indexes the published entries, and serves
 them on --http (default ` + node.DefaultHTTP + `):
@@ -60,7 +61,7 @@ Examples (regular nodes):
    pyrsia-build node --config /etc/pyrsia-build/regular.yaml`
 	cmd.Flags = append(cmd.Flags,
 		&cli.StringFlag{Name: "http", Value: node.DefaultHTTP, Usage: "a regular node's HTTP `HOST:PORT` for build tools (empty: none)"},
-		&cli.StringFlag{Name: "log-url", Usage: "a regular node reads the log from the tlog-tiles mirror at `URL` instead of from its peers"},
+		&cli.StringFlag{Name: "log-url", Usage: "a regular node reads the log from the tlog-tiles mirror at `URL` (before its peers)"},
 		&cli.Int64Flag{Name: "store-max-bytes", Value: node.DefaultStoreBytes, Usage: "bound the node's blob store to `N` bytes"},
 	)
 	build := cmd.Action

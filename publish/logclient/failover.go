@@ -16,8 +16,19 @@ import (
 // read (its answer fails the check), but a [Follower] given a Failover
 // reads its sources one at a time and goes on with the next when one
 // fails its poll for any reason.
+//
+// A Failover among srcs counts as its members, in its place: the result
+// reads one flat list.
 func Failover(srcs ...Source) Source {
-	return &failover{srcs: srcs}
+	var flat []Source
+	for _, s := range srcs {
+		if f, ok := s.(*failover); ok {
+			flat = append(flat, f.srcs...)
+			continue
+		}
+		flat = append(flat, s)
+	}
+	return &failover{srcs: flat}
 }
 
 type failover struct {

@@ -179,6 +179,8 @@ type Follower struct {
 	// budget. Held by poll.
 	budget  int
 	pending *pendingJudge
+	// probed is the source probed last (see probe). Held by poll.
+	probed int
 
 	poll sync.Mutex // one Poll at a time
 
@@ -367,12 +369,16 @@ func (f *Follower) pollOnce(ctx context.Context) error {
 	for k := range f.clients {
 		i := (f.good + k) % len(f.clients)
 		c := f.clients[i]
+		before := f.Status().Checkpoint
 		err := f.pollFrom(ctx, c)
 		var se *StopError
 		var ve *visitError
 		switch {
 		case err == nil:
 			f.good = i
+			if f.Status().Checkpoint == before {
+				return f.probe(ctx)
+			}
 			return nil
 		case errors.As(err, &se), errors.As(err, &ve), ctx.Err() != nil:
 			return err
@@ -383,6 +389,36 @@ func (f *Follower) pollOnce(ctx context.Context) error {
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// probe polls one other source than the good one, in turn, after the
+// good one had nothing new: a source that lags behind at the checkpoint
+// last verified answers without error, and the follower must not stay
+// behind with it. The probed source becomes the good one if it gave a
+// new checkpoint; its other errors are the probe's alone (the poll
+// succeeded), but a stop or an error of Visit is the poll's.
+func (f *Follower) probe(ctx context.Context) error {
+	if len(f.clients) < 2 {
+		return nil
+	}
+	f.probed = (f.probed + 1) % len(f.clients)
+	if f.probed == f.good {
+		f.probed = (f.probed + 1) % len(f.clients)
+	}
+	before := f.Status().Checkpoint
+	c := f.clients[f.probed]
+	err := f.pollFrom(ctx, c)
+	var se *StopError
+	var ve *visitError
+	switch {
+	case errors.As(err, &se), errors.As(err, &ve):
+		return err
+	case err != nil:
+		f.logger.DebugContext(ctx, "probing another log source", "source", c.src.String(), "err", err)
+	case f.Status().Checkpoint != before:
+		f.good = f.probed
+	}
+	return nil
 }
 
 // visitError is an error of FollowerOptions.Visit: not the source's.

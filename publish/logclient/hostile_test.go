@@ -293,3 +293,32 @@ func TestChainFollowerBoundsUnverifiedReads(t *testing.T) {
 		t.Errorf("the liar had %d bundles read, want at most 2", n)
 	}
 }
+
+// TestFollowerLeavesALaggingSource: a source that answered, then stays at
+// the checkpoint the follower verified (a build node behind the others,
+// or a mirror no longer updated), gives no error: the follower still
+// reads the new checkpoint from another source, in the next poll.
+func TestFollowerLeavesALaggingSource(t *testing.T) {
+	ctx := context.Background()
+	cn := newChainNet(t)
+	tl := newTestLog(t, cn.network, "a")
+	tl.append(10, "a")
+	old := tl.publish(2)
+	h := &hostile{honest: tl.log.Handler()}
+	h.set(old)
+	lagging := tl.serve(func(http.Handler) http.Handler { return h })
+	honest := tl.serve(nil)
+	v := &visits{}
+	f := cn.follower(t, Failover(openURL(t, lagging.URL), openURL(t, honest.URL)), v, 0)
+	if err := f.Poll(ctx); err != nil {
+		t.Fatal(err)
+	}
+	tl.append(5, "a")
+	tl.publish(2)
+	for range 2 {
+		if err := f.Poll(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	v.check(t, "a", 15)
+}
