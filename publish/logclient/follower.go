@@ -407,7 +407,12 @@ func (f *Follower) probe(ctx context.Context) error {
 	}
 	before := f.Status().Checkpoint
 	c := f.clients[f.probed]
-	err := f.pollFrom(ctx, c)
+	// A probe must not hold the poll up for long (a source that stalls):
+	// what it started, the next poll finishes (the lagging source is
+	// then behind the new checkpoint, an error, and the next is tried).
+	pctx, cancel := context.WithTimeout(ctx, max(f.opts.Interval, time.Second))
+	defer cancel()
+	err := f.pollFrom(pctx, c)
 	var se *StopError
 	var ve *visitError
 	switch {
@@ -765,7 +770,7 @@ func (f *Follower) verifyChainFrom(ctx context.Context, c *Client, b []byte, app
 	}
 	if to < body.Size {
 		f.pending = &pendingJudge{text: n.Text, base: last, trial: trial, found: found, next: to}
-		return nil, nil, c.fail("", tag(ErrUnverifiedLimit, "its checkpoint of size %d is not final under the policy in force at index %d: this poll read its entries up to index %d, %d at most before a checkpoint is judged (FollowerOptions.MaxUnverified); the next poll reads on", body.Size, from, to, f.opts.MaxUnverified),
+		return nil, nil, c.fail("", tag(ErrUnverifiedLimit, "its checkpoint of size %d is not final under the policy in force at index %d: this poll read its entries below index %d, at most %d a poll before a checkpoint is judged (FollowerOptions.MaxUnverified); the next poll reads on", body.Size, from, to, f.opts.MaxUnverified),
 			"a policy change among its entries may make it final; if none does, the source lies: follow another build node or mirror")
 	}
 	f.pending = nil
