@@ -201,6 +201,7 @@ type Raft struct {
 	closeStore func() error
 	proposals  atomic.Uint64
 	waited     atomic.Int64 // nanoseconds
+	fsmStats   *fsmTimes
 }
 
 // ProposeStats count the commands [Raft.Propose] saw applied.
@@ -305,13 +306,14 @@ func NewRaft(o RaftOptions) (*Raft, error) {
 			}
 		}
 	}
-	r, err := raft.NewRaft(&conf, o.FSM, wal, wal, snaps, trans)
+	times := &fsmTimes{}
+	r, err := raft.NewRaft(&conf, timeFSM(o.FSM, times), wal, wal, snaps, trans)
 	if err != nil {
 		trans.Close()
 		closeStore()
 		return nil, fmt.Errorf("quorum: raft: %w", err)
 	}
-	return &Raft{Raft: r, Layer: layer, self: conf.LocalID, transport: trans, closeStore: closeStore}, nil
+	return &Raft{Raft: r, Layer: layer, self: conf.LocalID, transport: trans, closeStore: closeStore, fsmStats: times}, nil
 }
 
 // Close shuts the server down (without leaving the cluster: a restarted
