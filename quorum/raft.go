@@ -202,6 +202,7 @@ type Raft struct {
 	proposals  atomic.Uint64
 	waited     atomic.Int64 // nanoseconds
 	fsmStats   *fsmTimes
+	stopFSM    func()
 }
 
 // ProposeStats count the commands [Raft.Propose] saw applied.
@@ -313,7 +314,11 @@ func NewRaft(o RaftOptions) (*Raft, error) {
 		closeStore()
 		return nil, fmt.Errorf("quorum: raft: %w", err)
 	}
-	return &Raft{Raft: r, Layer: layer, self: conf.LocalID, transport: trans, closeStore: closeStore, fsmStats: times}, nil
+	rr := &Raft{Raft: r, Layer: layer, self: conf.LocalID, transport: trans, closeStore: closeStore, fsmStats: times, stopFSM: func() {}}
+	if s, ok := o.FSM.(interface{ Stop() }); ok {
+		rr.stopFSM = s.Stop
+	}
+	return rr, nil
 }
 
 // Close shuts the server down (without leaving the cluster: a restarted
@@ -326,10 +331,12 @@ func NewRaft(o RaftOptions) (*Raft, error) {
 // them, and Raft's replication, heartbeat and vote goroutines blocked on a
 // peer (a slow or stuck one) return at once instead of at their RPC's
 // deadline. (Raft itself closes the transport only after its goroutines
-// have stopped.)
+// have stopped.) An FSM with a Stop method (an [FSM]: a catch-up in its
+// Restore) is stopped too.
 func (r *Raft) Close() error {
 	f := r.Raft.Shutdown()
 	terr := r.transport.Close()
+	r.stopFSM()
 	err := f.Error()
 	return errors.Join(err, terr, r.closeStore())
 }

@@ -1,6 +1,9 @@
 package quorum
 
 import (
+	"bytes"
+	"context"
+	"errors"
 	"fmt"
 	"io"
 	"path/filepath"
@@ -116,4 +119,65 @@ func TestRaftCloseWhileFlooded(t *testing.T) {
 	}
 	leader.h.Close()
 	leader.log.Close()
+}
+
+// stuckCatchup is a catch-up whose peers never answer: it waits for its
+// context, or for release.
+type stuckCatchup struct {
+	entered chan struct{}
+	once    sync.Once
+	release chan struct{}
+}
+
+func (s *stuckCatchup) CatchUp(ctx context.Context, _ Applier, _, _ uint64) error {
+	s.once.Do(func() { close(s.entered) })
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-s.release:
+		return errors.New("released by the test")
+	}
+}
+
+// TestRaftCloseDuringCatchup: a node whose FSM restores a snapshot larger
+// than its log catches up in Restore, on Raft's FSM goroutine (a wiped
+// follower given the leader's snapshot). Raft's shutdown waits for that
+// goroutine, and the catch-up ran under a context nothing cancelled: with
+// peers that do not answer, Close waited for good. FSM.Stop ends it, and
+// Raft.Close calls it.
+func TestRaftCloseDuringCatchup(t *testing.T) {
+	stuck := &stuckCatchup{entered: make(chan struct{}), release: make(chan struct{})}
+	defer close(stuck.release)
+	c := newRaftCluster(t, 1)
+	rn := c.nodes[0]
+	fsm, err := NewFSM(FSMOptions{Checker: digestChecker, Applier: rn.log, Catchup: stuck})
+	if err != nil {
+		t.Fatal(err)
+	}
+	restored := make(chan error, 1)
+	go func() { restored <- fsm.Restore(io.NopCloser(bytes.NewReader([]byte(`{"v":2,"size":50}`)))) }()
+	select {
+	case <-stuck.entered:
+	case <-time.After(10 * time.Second):
+		t.Fatal("Restore did not catch up")
+	}
+	fsm.Stop()
+	select {
+	case err := <-restored:
+		if !errors.Is(err, context.Canceled) {
+			t.Fatalf("Restore stopped during its catch-up: %v, want context.Canceled", err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("Stop did not end the catch-up in Restore")
+	}
+	// Raft.Close stops its FSM.
+	if err := rn.raft.Close(); err != nil {
+		t.Fatal(err)
+	}
+	rn.down = true
+	rn.h.Close()
+	rn.log.Close()
+	if rn.fsm.stopped.Err() == nil {
+		t.Fatal("Raft.Close did not stop its FSM")
+	}
 }
