@@ -128,6 +128,13 @@ func reportRaft(b *testing.B, c *cluster, via int) {
 		}
 		as := tn.node.fsm.Stats()
 		b.ReportMetric(float64(ps.Wait.Microseconds())/1000/float64(ps.Proposals), "propose-ms/entry")
+		// The leader's Raft share (quorum.RaftTimings): from its append of
+		// an entry to its FSM's apply (replication, commit, FSM queue),
+		// and its FSM's apply.
+		if rt := tn.node.Raft().Timings(); rt.Applied > 0 {
+			b.ReportMetric(float64(rt.CommitWait.Microseconds())/1000/float64(rt.Applied), "commit-ms/entry")
+			b.ReportMetric(float64(rt.FSMApply.Microseconds())/1000/float64(rt.Applied), "fsm-ms/entry")
+		}
 		if as.Entries > 0 {
 			b.ReportMetric(float64(as.Apply.Microseconds())/1000/float64(as.Batches), "apply-ms/batch")
 			b.ReportMetric(float64(as.Check.Microseconds())/1000/float64(as.Batches), "check-ms/batch")

@@ -10,6 +10,7 @@ import (
 	"runtime"
 	"strconv"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -34,7 +35,12 @@ import (
 // quorum re-checked against the policy (2 of 3 attestations), appended to
 // a fresh log. Building the peer's log is not measured.
 //
-//	PYRSIA_BENCH_ENTRIES=100000 go test ./node -run '^$' -bench BenchmarkCatchUp -benchtime 1x
+// PYRSIA_BENCH_CATCHUP_DIR, when set, keeps the peer's log (and the three
+// nodes' keys) in DIR/entries-N: a run that finds one complete there
+// reopens it instead of building it again (building 100,000 entries, two
+// attestations each, takes minutes of CPU).
+//
+//	PYRSIA_BENCH_ENTRIES=100000 PYRSIA_BENCH_CATCHUP_DIR=/var/tmp/catchup go test ./node -run '^$' -bench BenchmarkCatchUp -benchtime 1x
 func BenchmarkCatchUp(b *testing.B) {
 	entries := 10_000
 	if s := os.Getenv("PYRSIA_BENCH_ENTRIES"); s != "" {
@@ -50,6 +56,7 @@ func BenchmarkCatchUp(b *testing.B) {
 	// batching), on the same peer's log at the same load.
 	for _, mode := range []string{"batch", "one"} {
 		b.Run("append="+mode, func(b *testing.B) {
+			var cpu time.Duration
 			for i := range b.N {
 				b.StopTimer()
 				l := cp.wiped(b, fmt.Sprintf("wiped-%s-%d", mode, i))
@@ -58,11 +65,13 @@ func BenchmarkCatchUp(b *testing.B) {
 				if mode == "one" {
 					log = oneByOne{l}
 				}
+				c0 := processCPU()
 				b.StartTimer()
 				if err := pe.catchup().CatchUpInputs(ctx, log, 0, uint64(entries), map[string]uint64{}); err != nil {
 					b.Fatal(err)
 				}
 				b.StopTimer()
+				cpu += processCPU() - c0
 				if l.Size() != uint64(entries) {
 					b.Fatalf("caught up to %d entries, want %d", l.Size(), entries)
 				}
@@ -70,8 +79,21 @@ func BenchmarkCatchUp(b *testing.B) {
 				b.StartTimer()
 			}
 			b.ReportMetric(float64(entries)*float64(b.N)/b.Elapsed().Seconds(), "entries/s")
+			// The process's CPU (user and system) in the catch-up, both
+			// hosts' (the serving peer's too): the load does not inflate it
+			// as it does the wall time.
+			b.ReportMetric(cpu.Seconds()/float64(b.N), "cpu-s/op")
 		})
 	}
+}
+
+// processCPU is the process's user and system CPU time so far.
+func processCPU() time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
 
 // oneByOne is a log that appends one entry at a time (no AppendBatch).
@@ -98,11 +120,27 @@ type catchupPeer struct {
 func newCatchupPeer(tb testing.TB, entries int) *catchupPeer {
 	ctx := context.Background()
 	root := tb.TempDir()
+	wipedRoot := root // the wiped node's logs: never kept
+	built := false
+	if d := os.Getenv("PYRSIA_BENCH_CATCHUP_DIR"); d != "" {
+		root = filepath.Join(d, fmt.Sprintf("entries-%d", entries))
+		if m, err := os.ReadFile(filepath.Join(root, "built")); err == nil && string(m) == strconv.Itoa(entries) {
+			built = true
+		} else if err := os.RemoveAll(root); err != nil {
+			tb.Fatal(err)
+		}
+	}
 	p := &policy.Policy{Version: policy.Version, Name: testNetwork}
 	var keys []*Keys
 	for i := range 3 {
 		name := fmt.Sprintf("node-%c", 'a'+i)
-		k, err := InitKeys(filepath.Join(root, name), name, nil)
+		var k *Keys
+		var err error
+		if built {
+			k, err = LoadKeys(filepath.Join(root, name), nil)
+		} else {
+			k, err = InitKeys(filepath.Join(root, name), name, nil)
+		}
 		if err != nil {
 			tb.Fatal(err)
 		}
@@ -145,50 +183,24 @@ func newCatchupPeer(tb testing.TB, entries int) *catchupPeer {
 	sctx, stop := context.WithCancel(ctx)
 	tb.Cleanup(stop)
 	go svc.Run(sctx)
-	// The entries are made on every core and appended in batches of
-	// 1,000 (one fsync each), straight to the log, not through Raft.
-	start := time.Now()
-	const chunk = 1000
-	made := make([][]byte, entries)
-	var wg sync.WaitGroup
-	work := make(chan int)
-	errs := make(chan error, 1)
-	for range runtime.GOMAXPROCS(0) {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for i := range work {
-				e, err := benchEntry(i, keys[:2])
-				if err != nil {
-					select {
-					case errs <- err:
-					default:
-					}
-				}
-				made[i] = e
+	if built {
+		if got := svc.Size(); got != uint64(entries) {
+			tb.Fatalf("%s holds a log of %d entries, want %d: remove it", root, got, entries)
+		}
+		tb.Logf("reopened the log of %d entries in %s", entries, root)
+	} else {
+		buildCatchupLog(tb, svc, entries, keys[:2])
+		if os.Getenv("PYRSIA_BENCH_CATCHUP_DIR") != "" {
+			if err := os.WriteFile(filepath.Join(root, "built"), []byte(strconv.Itoa(entries)), 0o600); err != nil {
+				tb.Fatal(err)
 			}
-		}()
-	}
-	for i := range entries {
-		work <- i
-	}
-	close(work)
-	wg.Wait()
-	select {
-	case err := <-errs:
-		tb.Fatal(err)
-	default:
-	}
-	for i := 0; i < entries; i += chunk {
-		if _, err := svc.AppendBatch(ctx, made[i:min(i+chunk, entries)]); err != nil {
-			tb.Fatal(err)
 		}
 	}
-	made = nil
-	if _, err := svc.WaitFinal(ctx, uint64(entries)); err != nil {
+	wctx, wcancel := context.WithTimeout(ctx, 5*time.Minute)
+	defer wcancel()
+	if _, err := svc.WaitFinal(wctx, uint64(entries)); err != nil {
 		tb.Fatal(err)
 	}
-	tb.Logf("built a log of %d entries in %v", entries, time.Since(start).Round(time.Millisecond))
 
 	src, err := quorum.NewHost(quorum.HostOptions{Key: keys[0].P2P, Listen: []string{"/ip4/127.0.0.1/tcp/0"}, Gater: quorum.NewGater(network.PeerIDs())})
 	if err != nil {
@@ -209,7 +221,54 @@ func newCatchupPeer(tb testing.TB, entries int) *catchupPeer {
 	if err != nil {
 		tb.Fatal(err)
 	}
-	return &catchupPeer{root: root, p: p, keys: keys, trust: trust, chain: chain, network: network, svc: svc, src: src, dst: dst}
+	return &catchupPeer{root: wipedRoot, p: p, keys: keys, trust: trust, chain: chain, network: network, svc: svc, src: src, dst: dst}
+}
+
+// buildCatchupLog appends entries entries attested by signers to svc: made
+// on every core, appended in batches of 1,000 (one fsync each), straight
+// to the log, not through Raft.
+func buildCatchupLog(tb testing.TB, svc *logservice.Service, entries int, signers []*Keys) {
+	ctx := context.Background()
+	start := time.Now()
+	// A chunk at a time: 100,000 entries of two attestations do not fit
+	// in memory at once here.
+	const chunk = 1000
+	for c := 0; c < entries; c += chunk {
+		made := make([][]byte, min(chunk, entries-c))
+		var wg sync.WaitGroup
+		work := make(chan int)
+		errs := make(chan error, 1)
+		for range runtime.GOMAXPROCS(0) {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				for k := range work {
+					e, err := benchEntry(c+k, signers)
+					if err != nil {
+						select {
+						case errs <- err:
+						default:
+						}
+					}
+					made[k] = e
+				}
+			}()
+		}
+		for k := range made {
+			work <- k
+		}
+		close(work)
+		wg.Wait()
+		select {
+		case err := <-errs:
+			tb.Fatal(err)
+		default:
+		}
+		if _, err := svc.AppendBatch(ctx, made); err != nil {
+			tb.Fatal(err)
+		}
+	}
+	tb.Logf("built a log of %d entries in %v", entries, time.Since(start).Round(time.Millisecond))
 }
 
 // wiped opens a new, empty log for node-c.

@@ -163,6 +163,10 @@ type FSM struct {
 	inputs map[string]uint64 // input digest -> index in the log
 	failed error
 	stats  FSMStats
+
+	// stopped ends a catch-up in Restore (Stop).
+	stopped context.Context
+	stop    context.CancelFunc
 }
 
 // FSMStats count the FSM's work, for benchmarks and /status.
@@ -193,6 +197,7 @@ func NewFSM(o FSMOptions) (*FSM, error) {
 		o.AppendTimeout = time.Minute
 	}
 	f := &FSM{o: o, log: o.Logger, inputs: make(map[string]uint64)}
+	f.stopped, f.stop = context.WithCancel(context.Background())
 	if f.log == nil {
 		f.log = slog.Default()
 	}
@@ -201,6 +206,12 @@ func NewFSM(o FSMOptions) (*FSM, error) {
 	}
 	return f, nil
 }
+
+// Stop ends a catch-up that [FSM.Restore] is running, and makes later
+// ones fail at once: the node is shutting down, and Raft's shutdown waits
+// for its FSM goroutine ([Raft.Close] calls Stop). Applies are not
+// affected.
+func (f *FSM) Stop() { f.stop() }
 
 // Size returns the number of entries the FSM has placed in the log.
 func (f *FSM) Size() uint64 {
@@ -571,7 +582,7 @@ func (f *FSM) Restore(rc io.ReadCloser) error {
 	if s.V != snapshotVersion && s.V != 1 {
 		return fmt.Errorf("quorum: fsm: snapshot version %d, this build reads 1 and %d (upgrade pyrsia-build?)", s.V, snapshotVersion)
 	}
-	ctx := context.Background()
+	ctx := f.stopped
 	have := f.o.Applier.Size()
 	inputs := make(map[string]uint64)
 	if err := rebuildInputs(ctx, f.o.Checker, f.o.Applier, 0, min(have, s.Size), inputs); err != nil {

@@ -8,6 +8,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -29,11 +30,66 @@ const RaftProtocol protocol.ID = "/pyrsia-build/raft/1"
 // Accept returns the streams other build nodes open. Streams from peers the
 // admit function refuses are closed unread (the connection gater already
 // keeps strangers out; this holds when it lets regular nodes in).
+//
+// The layer keeps every stream it accepted or dialed until it is closed,
+// and [StreamLayer.Close] closes them all and refuses new dials: Raft's
+// NetworkTransport closes neither its inbound streams (their handlers wait
+// on the next RPC, or hand one to a Raft loop that has stopped, until the
+// peer hangs up) nor the outbound ones its goroutines are writing to or
+// reading from (a shutdown then waits for each such RPC's deadline).
 type StreamLayer struct {
 	h       host.Host
 	l       net.Listener
 	admit   func(peer.ID) bool
 	refused atomic.Uint64
+
+	mu     sync.Mutex
+	closed bool
+	open   map[*layerConn]struct{}
+}
+
+// layerConn is a stream of the layer; closing it forgets it.
+type layerConn struct {
+	net.Conn
+	s    *StreamLayer
+	once sync.Once
+	err  error
+}
+
+func (c *layerConn) Close() error {
+	c.once.Do(func() {
+		c.s.mu.Lock()
+		delete(c.s.open, c)
+		c.s.mu.Unlock()
+		c.err = c.Conn.Close()
+	})
+	return c.err
+}
+
+// track registers c, or closes it when the layer is closed.
+func (s *StreamLayer) track(c net.Conn) (net.Conn, error) {
+	lc := &layerConn{Conn: c, s: s}
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		c.Close()
+		return nil, errLayerClosed
+	}
+	if s.open == nil {
+		s.open = make(map[*layerConn]struct{})
+	}
+	s.open[lc] = struct{}{}
+	s.mu.Unlock()
+	return lc, nil
+}
+
+var errLayerClosed = errors.New("quorum: raft: the stream layer is closed")
+
+// Open returns how many of the layer's streams are open.
+func (s *StreamLayer) Open() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return len(s.open)
 }
 
 // NewStreamLayer listens for Raft streams on h.
@@ -42,7 +98,7 @@ func NewStreamLayer(h host.Host, admit func(peer.ID) bool) (*StreamLayer, error)
 	if err != nil {
 		return nil, fmt.Errorf("quorum: raft: listening on %s: %w", RaftProtocol, err)
 	}
-	return &StreamLayer{h: h, l: l, admit: admit}, nil
+	return &StreamLayer{h: h, l: l, admit: admit, open: make(map[*layerConn]struct{})}, nil
 }
 
 // Accept implements net.Listener.
@@ -58,12 +114,26 @@ func (s *StreamLayer) Accept() (net.Conn, error) {
 			c.Close()
 			continue
 		}
-		return c, nil
+		return s.track(c)
 	}
 }
 
-// Close implements net.Listener.
-func (s *StreamLayer) Close() error { return s.l.Close() }
+// Close implements net.Listener: it stops accepting, closes every stream
+// the layer accepted or dialed, and refuses to dial again.
+func (s *StreamLayer) Close() error {
+	err := s.l.Close()
+	s.mu.Lock()
+	s.closed = true
+	open := make([]*layerConn, 0, len(s.open))
+	for c := range s.open {
+		open = append(open, c)
+	}
+	s.mu.Unlock()
+	for _, c := range open {
+		c.Close()
+	}
+	return err
+}
 
 // Addr implements net.Listener: the host's peer id.
 func (s *StreamLayer) Addr() net.Addr { return s.l.Addr() }
@@ -74,9 +144,19 @@ func (s *StreamLayer) Dial(address raft.ServerAddress, timeout time.Duration) (n
 	if err != nil {
 		return nil, fmt.Errorf("quorum: raft: server address %q is not a peer id: %w", address, err)
 	}
+	s.mu.Lock()
+	closed := s.closed
+	s.mu.Unlock()
+	if closed {
+		return nil, errLayerClosed
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
-	return gostream.Dial(ctx, s.h, p, RaftProtocol)
+	c, err := gostream.Dial(ctx, s.h, p, RaftProtocol)
+	if err != nil {
+		return nil, err
+	}
+	return s.track(c)
 }
 
 // Refused returns how many Raft streams from peers outside the policy
@@ -121,6 +201,8 @@ type Raft struct {
 	closeStore func() error
 	proposals  atomic.Uint64
 	waited     atomic.Int64 // nanoseconds
+	fsmStats   *fsmTimes
+	stopFSM    func()
 }
 
 // ProposeStats count the commands [Raft.Propose] saw applied.
@@ -225,20 +307,38 @@ func NewRaft(o RaftOptions) (*Raft, error) {
 			}
 		}
 	}
-	r, err := raft.NewRaft(&conf, o.FSM, wal, wal, snaps, trans)
+	times := &fsmTimes{}
+	r, err := raft.NewRaft(&conf, timeFSM(o.FSM, times), wal, wal, snaps, trans)
 	if err != nil {
 		trans.Close()
 		closeStore()
 		return nil, fmt.Errorf("quorum: raft: %w", err)
 	}
-	return &Raft{Raft: r, Layer: layer, self: conf.LocalID, transport: trans, closeStore: closeStore}, nil
+	rr := &Raft{Raft: r, Layer: layer, self: conf.LocalID, transport: trans, closeStore: closeStore, fsmStats: times, stopFSM: func() {}}
+	if s, ok := o.FSM.(interface{ Stop() }); ok {
+		rr.stopFSM = s.Stop
+	}
+	return rr, nil
 }
 
 // Close shuts the server down (without leaving the cluster: a restarted
 // node rejoins with its state) and closes its transport and store.
+//
+// The transport is closed as soon as Raft is told to stop, before Raft's
+// goroutines are waited for, and with it every Raft stream of this node
+// ([StreamLayer.Close]): the RPCs peers keep sending are refused at once
+// instead of waiting in the transport for a Raft loop that no longer takes
+// them, and Raft's replication, heartbeat and vote goroutines blocked on a
+// peer (a slow or stuck one) return at once instead of at their RPC's
+// deadline. (Raft itself closes the transport only after its goroutines
+// have stopped.) An FSM with a Stop method (an [FSM]: a catch-up in its
+// Restore) is stopped too.
 func (r *Raft) Close() error {
-	err := r.Raft.Shutdown().Error()
-	return errors.Join(err, r.transport.Close(), r.closeStore())
+	f := r.Raft.Shutdown()
+	terr := r.transport.Close()
+	r.stopFSM()
+	err := f.Error()
+	return errors.Join(err, terr, r.closeStore())
 }
 
 // ErrNotLeader is returned by [Raft.Propose] on a follower. Use errors.Is.
