@@ -20,6 +20,7 @@ import (
 	"github.com/libp2p/go-libp2p"
 	"github.com/libp2p/go-libp2p/core/host"
 	"github.com/libp2p/go-libp2p/core/peer"
+	"github.com/libp2p/go-libp2p/p2p/muxer/yamux"
 	"github.com/libp2p/go-libp2p/p2p/security/noise"
 	libp2pquic "github.com/libp2p/go-libp2p/p2p/transport/quic"
 )
@@ -54,13 +55,23 @@ func benchNet(b *testing.B, n int, o Options) []*node {
 func benchHost(b *testing.B) host.Host {
 	b.Helper()
 	var opts []libp2p.Option
+	if v := os.Getenv("EXCHANGE_YAMUX_KIB"); v != "" { // the initial stream window and the frame size, in KiB
+		var win, msg uint32
+		if _, err := fmt.Sscanf(v, "%d,%d", &win, &msg); err != nil {
+			b.Fatalf("EXCHANGE_YAMUX_KIB=%q: want WINDOW,FRAME", v)
+		}
+		t := *yamux.DefaultTransport
+		t.InitialStreamWindowSize, t.MaxMessageSize = win<<10, msg<<10
+		t.MaxStreamWindowSize = max(t.MaxStreamWindowSize, t.InitialStreamWindowSize)
+		opts = append(opts, libp2p.Muxer(yamux.ID, &t))
+	}
 	switch t := os.Getenv("EXCHANGE_TRANSPORT"); t {
 	case "", "tls":
-		return newHost(b)
+		opts = append(opts, libp2p.ListenAddrStrings("/ip4/127.0.0.1/tcp/0"))
 	case "noise":
-		opts = []libp2p.Option{libp2p.ListenAddrStrings("/ip4/127.0.0.1/tcp/0"), libp2p.Security(noise.ID, noise.New)}
+		opts = append(opts, libp2p.ListenAddrStrings("/ip4/127.0.0.1/tcp/0"), libp2p.Security(noise.ID, noise.New))
 	case "quic":
-		opts = []libp2p.Option{libp2p.ListenAddrStrings("/ip4/127.0.0.1/udp/0/quic-v1"), libp2p.Transport(libp2pquic.NewTransport)}
+		opts = append(opts, libp2p.ListenAddrStrings("/ip4/127.0.0.1/udp/0/quic-v1"), libp2p.Transport(libp2pquic.NewTransport))
 	default:
 		b.Fatalf("EXCHANGE_TRANSPORT=%q: want tls, noise or quic", t)
 	}
