@@ -35,7 +35,7 @@ func CheckLogEntry(ctx context.Context, chain *policy.Chain, index uint64, entry
 // CheckLogEntryWith is [CheckLogEntry] with the options of a publish
 // entry's check ([VerifyEntryWith]).
 func CheckLogEntryWith(ctx context.Context, chain *policy.Chain, index uint64, entry []byte, o EntryOptions) (string, error) {
-	kind, err := EntryKind(entry)
+	kind, err := entryKind(entry)
 	if err != nil {
 		return "", err
 	}

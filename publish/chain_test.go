@@ -92,7 +92,7 @@ func changeEntry(t testing.TB, old, new *policy.Policy, approvers ...chainNode) 
 }
 
 // publishEntry makes the publish entry of content attested by voters.
-func publishEntry(t *testing.T, content string, voters ...chainNode) []byte {
+func publishEntry(t testing.TB, content string, voters ...chainNode) []byte {
 	t.Helper()
 	sum := sha256.Sum256([]byte(content))
 	digest := hex.EncodeToString(sum[:])

@@ -4,12 +4,14 @@ import (
 	"bytes"
 	"cmp"
 	"crypto/sha256"
+	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"slices"
+	"strconv"
 	"strings"
 	"unicode"
 	"unicode/utf8"
@@ -121,10 +123,7 @@ func (e *Entry) MarshalBinary() ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	b, err := marshalJSON(w)
-	if err != nil {
-		return nil, fmt.Errorf("publish: entry: encoding: %w", err)
-	}
+	b := appendEntry(make([]byte, 0, 4096), w)
 	if len(b) > MaxEntrySize {
 		return nil, fmt.Errorf("publish: entry: encoding is %d bytes, over the %d byte limit", len(b), MaxEntrySize)
 	}
@@ -281,12 +280,126 @@ func wireEnv(env *dssepb.Envelope) (wireEnvelope, error) {
 
 // envelopeKey is the sort key of an envelope: the SHA-256 of its encoding.
 func envelopeKey(we wireEnvelope) [sha256.Size]byte {
-	b, err := marshalJSON(we)
-	if err != nil {
-		// Strings and bytes always encode.
-		panic("publish: encoding an envelope: " + err.Error())
+	return sha256.Sum256(appendEnvelope(make([]byte, 0, 2048), we))
+}
+
+// appendEntry appends the JSON encoding of w, byte for byte what
+// marshalJSON(w) writes (TestEntryEncoderIsEncodingJSON,
+// FuzzEntryEncoder): written by hand because encoding/json's reflection
+// was a large part of checking an entry's canonical form.
+func appendEntry(b []byte, w *wireEntry) []byte {
+	b = append(b, `{"v":`...)
+	b = strconv.AppendInt(b, int64(w.V), 10)
+	b = append(b, `,"kind":`...)
+	b = appendJSONString(b, w.Kind)
+	b = append(b, `,"inputDigest":`...)
+	b = appendJSONString(b, w.InputDigest)
+	b = append(b, `,"ecosystem":`...)
+	b = appendJSONString(b, w.Ecosystem)
+	b = append(b, `,"coordinate":`...)
+	b = appendJSONString(b, w.Coordinate)
+	b = append(b, `,"spec":`...)
+	if w.Spec == nil {
+		b = append(b, "null"...)
+	} else {
+		// encoding/json compacts a RawMessage; wire() has checked that
+		// the spec is canonical JSON, which is compact.
+		var c bytes.Buffer
+		if json.Compact(&c, w.Spec) != nil {
+			panic("publish: encoding an entry: the spec is not JSON")
+		}
+		b = append(b, c.Bytes()...)
 	}
-	return sha256.Sum256(b)
+	b = append(b, `,"subjects":`...)
+	if w.Subjects == nil {
+		b = append(b, "null"...)
+	} else {
+		b = append(b, '[')
+		for i, s := range w.Subjects {
+			if i > 0 {
+				b = append(b, ',')
+			}
+			b = append(b, `{"name":`...)
+			b = appendJSONString(b, s.Name)
+			b = append(b, `,"digest":`...)
+			b = appendJSONString(b, s.Digest)
+			b = append(b, '}')
+		}
+		b = append(b, ']')
+	}
+	b = append(b, `,"envelopes":`...)
+	if w.Envelopes == nil {
+		b = append(b, "null"...)
+	} else {
+		b = append(b, '[')
+		for i, we := range w.Envelopes {
+			if i > 0 {
+				b = append(b, ',')
+			}
+			b = appendEnvelope(b, we)
+		}
+		b = append(b, ']')
+	}
+	return append(b, '}')
+}
+
+// appendEnvelope appends the JSON encoding of we, as marshalJSON(we).
+func appendEnvelope(b []byte, we wireEnvelope) []byte {
+	b = append(b, `{"payloadType":`...)
+	b = appendJSONString(b, we.PayloadType)
+	b = append(b, `,"payload":`...)
+	b = appendJSONBytes(b, we.Payload)
+	b = append(b, `,"signatures":`...)
+	if we.Signatures == nil {
+		b = append(b, "null"...)
+	} else {
+		b = append(b, '[')
+		for i, s := range we.Signatures {
+			if i > 0 {
+				b = append(b, ',')
+			}
+			b = append(b, '{')
+			if s.KeyID != "" {
+				b = append(b, `"keyid":`...)
+				b = appendJSONString(b, s.KeyID)
+				b = append(b, ',')
+			}
+			b = append(b, `"sig":`...)
+			b = appendJSONBytes(b, s.Sig)
+			b = append(b, '}')
+		}
+		b = append(b, ']')
+	}
+	return append(b, '}')
+}
+
+// appendJSONString appends s as marshalJSON(s) writes it: a string of
+// printable ASCII other than '"' and '\\' as it is, any other through
+// encoding/json.
+func appendJSONString(b []byte, s string) []byte {
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c < 0x20 || c >= 0x7f || c == '"' || c == '\\' {
+			enc, err := marshalJSON(s)
+			if err != nil {
+				panic("publish: encoding a string: " + err.Error()) // a string always encodes
+			}
+			return append(b, enc...)
+		}
+	}
+	b = append(b, '"')
+	b = append(b, s...)
+	return append(b, '"')
+}
+
+// appendJSONBytes appends p as encoding/json writes a []byte: padded
+// standard base64, null for nil.
+func appendJSONBytes(b []byte, p []byte) []byte {
+	if p == nil {
+		return append(b, "null"...)
+	}
+	b = append(b, '"')
+	b = base64.StdEncoding.AppendEncode(b, p)
+	return append(b, '"')
 }
 
 // ParseEntry decodes a log entry and checks it strictly: version
@@ -297,17 +410,22 @@ func envelopeKey(we wireEnvelope) [sha256.Size]byte {
 // the canonical encoding: MarshalBinary of the result gives back b exactly.
 // It checks no signature.
 func ParseEntry(b []byte) (*Entry, error) {
-	kind, err := EntryKind(b)
-	if err != nil {
+	// A canonical publish entry starts with publishPrefix: for such bytes
+	// the kind is known without EntryKind's scan of the whole entry. What
+	// the prefix does not prove (the rest of the JSON, no second "v" or
+	// "kind" further on) the strict decoding and the comparison with the
+	// canonical encoding below refuse, as they do for any other bytes.
+	if err := checkEntryBytes(b); err != nil {
 		return nil, err
 	}
-	if kind != KindPublish {
-		return nil, &KindError{Kind: kind}
-	}
-
-	var compact bytes.Buffer
-	if err := json.Compact(&compact, b); err == nil && compact.Len() != len(b) {
-		return nil, errors.New("publish: entry: not in canonical form (whitespace between JSON tokens: was it reformatted?)")
+	if !bytes.HasPrefix(b, publishPrefix) {
+		kind, err := EntryKind(b)
+		if err != nil {
+			return nil, err
+		}
+		if kind != KindPublish {
+			return nil, &KindError{Kind: kind}
+		}
 	}
 	var w wireEntry
 	if err := decodeOne(b, &w, true); err != nil {
@@ -337,13 +455,36 @@ func ParseEntry(b []byte) (*Entry, error) {
 		return nil, err
 	}
 	if !bytes.Equal(canon, b) {
-		return nil, fmt.Errorf("publish: entry: not in canonical form (%s)", diagnoseEntry(&w))
+		return nil, fmt.Errorf("publish: entry: not in canonical form (%s)", diagnoseEntry(b, &w))
 	}
 	return e, nil
 }
 
-// diagnoseEntry says why an entry that checks out is not in canonical form.
-func diagnoseEntry(w *wireEntry) string {
+// publishPrefix is how every canonical publish entry starts.
+var publishPrefix = []byte(`{"v":1,"kind":"publish",`)
+
+// checkEntryBytes checks what every entry must be before it is decoded:
+// within the size limit, not empty, valid UTF-8.
+func checkEntryBytes(b []byte) error {
+	if len(b) > MaxEntrySize {
+		return fmt.Errorf("publish: entry: %d bytes is over the %d byte limit", len(b), MaxEntrySize)
+	}
+	if len(b) == 0 {
+		return errors.New("publish: entry: empty")
+	}
+	if !utf8.Valid(b) {
+		return errors.New("publish: entry: not valid UTF-8")
+	}
+	return nil
+}
+
+// diagnoseEntry says why an entry (b, decoded as w) that checks out is not
+// in canonical form.
+func diagnoseEntry(b []byte, w *wireEntry) string {
+	var compact bytes.Buffer
+	if err := json.Compact(&compact, b); err == nil && compact.Len() != len(b) {
+		return "whitespace between JSON tokens: was it reformatted?"
+	}
 	if !slices.IsSortedFunc(w.Subjects, compareSubjects) {
 		return "subjects are not sorted by name, then digest"
 	}

@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"slices"
 	"strings"
-	"unicode/utf8"
 
 	"github.com/pyrsia/pyrsia-build/publish/policy"
 )
@@ -49,14 +48,8 @@ func (e *KindError) Is(target error) bool {
 // kind a later version may add. It fails on bytes that are not a JSON
 // object with "v" 1 and a string "kind".
 func EntryKind(b []byte) (string, error) {
-	if len(b) > MaxEntrySize {
-		return "", fmt.Errorf("publish: entry: %d bytes is over the %d byte limit", len(b), MaxEntrySize)
-	}
-	if len(b) == 0 {
-		return "", errors.New("publish: entry: empty")
-	}
-	if !utf8.Valid(b) {
-		return "", errors.New("publish: entry: not valid UTF-8")
+	if err := checkEntryBytes(b); err != nil {
+		return "", err
 	}
 	var probe struct {
 		V    *json.RawMessage `json:"v"`
@@ -79,6 +72,16 @@ func EntryKind(b []byte) (string, error) {
 		return "", fmt.Errorf("publish: entry: kind is %s, not a string", *probe.Kind)
 	}
 	return kind, nil
+}
+
+// entryKind is the kind by which an entry is to be parsed: [KindPublish]
+// for bytes that start as a canonical publish entry does, without a scan
+// of the rest ([ParseEntry] checks all of it), else [EntryKind]'s.
+func entryKind(b []byte) (string, error) {
+	if bytes.HasPrefix(b, publishPrefix) {
+		return KindPublish, nil
+	}
+	return EntryKind(b)
 }
 
 // wirePolicyEntry is the JSON form of a policy change entry, fields in

@@ -92,6 +92,55 @@ type EntryOptions struct {
 	// of this process's own earlier verifications of the same envelope
 	// bytes (quorum.VerifiedEnvelopes), not for trusting anyone's word.
 	Signers func(env *dssepb.Envelope, keys []*attest.PublicKey) []*attest.PublicKey
+	// Statements, if set, is used instead of [ParseStatement] for an
+	// envelope's payload. It must answer as ParseStatement does for the
+	// same bytes: it is for a cache of this process's own earlier parses
+	// of the same payload (quorum.VerifiedEnvelopes), keyed by all of its
+	// bytes. The statements it returns are shared: read only.
+	Statements func(payload []byte) (*ParsedStatement, error)
+}
+
+// ParsedStatement is an in-toto statement ([attest.ParseStatement]) and
+// the canonical JSON of its SLSA externalParameters.spec, which an entry's
+// spec and a vote's input digest are compared with.
+type ParsedStatement struct {
+	Statement *intoto.Statement
+	// Spec is the canonical JSON of the predicate's
+	// buildDefinition.externalParameters.spec; nil when SpecErr is set.
+	Spec []byte
+	// SpecErr says why there is no Spec: the statement has none, or it
+	// does not encode.
+	SpecErr error
+}
+
+// ErrNoSpec is the [ParsedStatement.SpecErr] of a statement without an
+// SLSA externalParameters.spec. Use errors.Is.
+var ErrNoSpec = errors.New("no externalParameters.spec")
+
+// ParseStatement parses an envelope's payload as an in-toto statement
+// ([attest.ParseStatement]) and puts its externalParameters.spec in
+// canonical form. A statement without a spec is not an error here
+// (SpecErr says so): the checks that need one refuse it.
+func ParseStatement(payload []byte) (*ParsedStatement, error) {
+	st, err := attest.ParseStatement(payload)
+	if err != nil {
+		return nil, err
+	}
+	ps := &ParsedStatement{Statement: st}
+	spec := st.GetPredicate().GetFields()["buildDefinition"].GetStructValue().
+		GetFields()["externalParameters"].GetStructValue().GetFields()["spec"]
+	if spec == nil {
+		ps.SpecErr = ErrNoSpec
+		return ps, nil
+	}
+	raw, err := protojson.Marshal(spec)
+	if err == nil {
+		ps.Spec, err = CanonicalJSON(raw)
+	}
+	if err != nil {
+		ps.Spec, ps.SpecErr = nil, err
+	}
+	return ps, nil
 }
 
 // VerifyEntryWith is [VerifyEntry] with options.
@@ -99,6 +148,10 @@ func VerifyEntryWith(ctx context.Context, e *Entry, trust *policy.Trust, o Entry
 	signersOf := o.Signers
 	if signersOf == nil {
 		signersOf = attest.VerifyEnvelope
+	}
+	parse := o.Statements
+	if parse == nil {
+		parse = ParseStatement
 	}
 	if trust == nil || len(trust.BuildKeys) == 0 {
 		return nil, errors.New("publish: no build node keys to check the attestations with")
@@ -146,16 +199,17 @@ func VerifyEntryWith(ctx context.Context, e *Entry, trust *policy.Trust, o Entry
 		signers = append(signers, k.Name)
 		reason := ""
 		for _, env := range envs {
-			st, err := attest.ParseStatement(env.GetPayload())
+			ps, err := parse(env.GetPayload())
 			if err != nil {
 				reason = strings.TrimPrefix(err.Error(), "attest: ")
 				continue
 			}
+			st := ps.Statement
 			if pt := st.GetPredicateType(); pt != attest.PredicateSLSAProvenanceV1 {
 				reason = fmt.Sprintf("predicate type %q, not SLSA provenance %q", truncate(pt), attest.PredicateSLSAProvenanceV1)
 				continue
 			}
-			if err := bindsTo(st, e); err != nil {
+			if err := bindsTo(ps, e); err != nil {
 				reason = err.Error()
 				continue
 			}
@@ -444,9 +498,9 @@ func (w wrapMsg) Unwrap() error { return w.err }
 // bindsTo checks that a signed statement is about the entry: its subjects
 // are the entry's subjects, and its SLSA externalParameters.spec, in
 // canonical form, is the entry's spec.
-func bindsTo(st *intoto.Statement, e *Entry) error {
+func bindsTo(ps *ParsedStatement, e *Entry) error {
 	var subjects []Subject
-	for _, s := range st.GetSubject() {
+	for _, s := range ps.Statement.GetSubject() {
 		subjects = append(subjects, Subject{Name: s.GetName(), Digest: "sha256:" + strings.ToLower(s.GetDigest()["sha256"])})
 	}
 	slices.SortFunc(subjects, compareSubjects)
@@ -454,20 +508,10 @@ func bindsTo(st *intoto.Statement, e *Entry) error {
 	if !slices.Equal(subjects, want) {
 		return errors.New("other subjects")
 	}
-	spec := st.GetPredicate().GetFields()["buildDefinition"].GetStructValue().
-		GetFields()["externalParameters"].GetStructValue().GetFields()["spec"]
-	if spec == nil {
-		return errors.New("no externalParameters.spec")
+	if ps.SpecErr != nil {
+		return ps.SpecErr
 	}
-	raw, err := protojson.Marshal(spec)
-	if err != nil {
-		return err
-	}
-	canon, err := CanonicalJSON(raw)
-	if err != nil {
-		return err
-	}
-	if !bytes.Equal(canon, e.Spec) {
+	if !bytes.Equal(ps.Spec, e.Spec) {
 		return errors.New("another spec")
 	}
 	return nil

@@ -87,6 +87,7 @@ func (c *ChainChecker) CheckEntryAt(index uint64, entry []byte) (string, error) 
 	var o publish.EntryOptions
 	if c.Envelopes != nil {
 		o.Signers = c.Envelopes.Verify
+		o.Statements = c.Envelopes.Statement
 	}
 	return publish.CheckLogEntryWith(context.Background(), c.Chain, index, entry, o)
 }

@@ -52,8 +52,20 @@ func FuzzParseBuildRequest(f *testing.F) {
 // FuzzParseVote: likewise for votes.
 func FuzzParseVote(f *testing.F) {
 	addSeeds(f, "vote")
+	// One node's memory of parsed statements across the inputs, as a
+	// validator keeps it: it must never change a verdict.
+	cache := NewVerifiedEnvelopes(64)
 	f.Fuzz(func(t *testing.T, b []byte) {
 		v, err := ParseVote(b)
+		for range 2 {
+			vc, errc := parseVote(b, cache.Statement)
+			if (err == nil) != (errc == nil) || err != nil && err.Error() != errc.Error() {
+				t.Fatalf("with the statement memory: %v, without: %v", errc, err)
+			}
+			if err == nil && !reflect.DeepEqual(vc.Subjects, v.Subjects) {
+				t.Fatalf("with the statement memory, subjects %v, without %v", vc.Subjects, v.Subjects)
+			}
+		}
 		if err != nil {
 			return
 		}

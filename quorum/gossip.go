@@ -422,7 +422,7 @@ func (g *Gossip) validateVote(ctx context.Context, _ peer.ID, m *pubsub.Message)
 	}
 	net := g.net()
 	_, known := net.ByPeer(m.GetFrom())
-	v, err := ParseVote(data)
+	v, err := parseVote(data, g.o.Envelopes.Statement)
 	if err != nil && !known {
 		return g.drop(topic, DropUnknownPeer, m, nil)
 	}

@@ -19,7 +19,6 @@ import (
 	"github.com/pyrsia/pyrsia-build/publish"
 	dssepb "github.com/sigstore/protobuf-specs/gen/pb-go/dsse"
 	"github.com/sigstore/sigstore/pkg/cryptoutils"
-	"google.golang.org/protobuf/encoding/protojson"
 )
 
 // MessageVersion is the version of the build requests this package reads
@@ -464,15 +463,35 @@ func (v *Vote) verifySignature(m Member, signers func(*dssepb.Envelope, []*attes
 // ParseVote decodes a vote and checks its form (see [Vote]). It checks no
 // signature: see [Vote.VerifySignature].
 func ParseVote(b []byte) (*Vote, error) {
+	return parseVote(b, publish.ParseStatement)
+}
+
+// votePrefix is how every vote this package writes starts.
+var votePrefix = []byte(`{"v":2,"type":"vote",`)
+
+// parseVote is ParseVote with the statement parsed by parse
+// (publish.ParseStatement, or a [VerifiedEnvelopes]' Statement).
+func parseVote(b []byte, parse func([]byte) (*publish.ParsedStatement, error)) (*Vote, error) {
 	if len(b) > MaxVoteSize {
 		return nil, fmt.Errorf("quorum: vote: %d bytes, over the %d byte limit", len(b), MaxVoteSize)
 	}
-	if err := checkVersion(b, typeVote, VoteVersion); err != nil {
-		return nil, fmt.Errorf("quorum: vote: %w", err)
+	// A vote that starts as ours do is of this version and type: its
+	// "v" and "type" are checked again once decoded (a second "v" or
+	// "type" further on, which encoding/json would take, is refused
+	// there); any other is probed first, to tell a vote of another
+	// version from a malformed one.
+	fast := bytes.HasPrefix(b, votePrefix)
+	if !fast {
+		if err := checkVersion(b, typeVote, VoteVersion); err != nil {
+			return nil, fmt.Errorf("quorum: vote: %w", err)
+		}
 	}
 	var w wireVote
 	if err := decodeStrict(b, &w); err != nil {
 		return nil, fmt.Errorf("quorum: vote: %w", err)
+	}
+	if w.V != VoteVersion || w.Type != typeVote {
+		return nil, fmt.Errorf("quorum: vote: \"v\" %d and \"type\" %q, want %d and %q (is \"v\" or \"type\" given twice?)", w.V, truncate(w.Type), VoteVersion, typeVote)
 	}
 	if err := checkDigest(w.Policy); err != nil {
 		return nil, fmt.Errorf("quorum: vote: policy: %w", err)
@@ -511,10 +530,11 @@ func ParseVote(b []byte) (*Vote, error) {
 	if err != nil {
 		return nil, fmt.Errorf("quorum: vote of %q: %w", w.Node, err)
 	}
-	st, err := attest.ParseStatement(bundle.Envelope().GetPayload())
+	ps, err := parse(bundle.Envelope().GetPayload())
 	if err != nil {
 		return nil, fmt.Errorf("quorum: vote of %q: %w", w.Node, err)
 	}
+	st := ps.Statement
 	for _, s := range st.GetSubject() {
 		d, ok := s.GetDigest()["sha256"]
 		if !ok {
@@ -539,20 +559,13 @@ func ParseVote(b []byte) (*Vote, error) {
 		}
 	}
 	// The attestation must be about this input.
-	spec := st.GetPredicate().GetFields()["buildDefinition"].GetStructValue().
-		GetFields()["externalParameters"].GetStructValue().GetFields()["spec"]
-	if spec == nil {
-		return nil, fmt.Errorf("quorum: vote of %q: the attestation has no externalParameters.spec", w.Node)
+	if ps.Spec == nil {
+		if ps.SpecErr == nil || errors.Is(ps.SpecErr, publish.ErrNoSpec) {
+			return nil, fmt.Errorf("quorum: vote of %q: the attestation has no externalParameters.spec", w.Node)
+		}
+		return nil, fmt.Errorf("quorum: vote of %q: attestation spec: %w", w.Node, ps.SpecErr)
 	}
-	raw, err := protojson.Marshal(spec)
-	if err != nil {
-		return nil, fmt.Errorf("quorum: vote of %q: attestation spec: %w", w.Node, err)
-	}
-	canon, err := publish.CanonicalJSON(raw)
-	if err != nil {
-		return nil, fmt.Errorf("quorum: vote of %q: attestation spec: %w", w.Node, err)
-	}
-	sum := sha256.Sum256(canon)
+	sum := sha256.Sum256(ps.Spec)
 	if got := "sha256:" + hex.EncodeToString(sum[:]); got != w.InputDigest {
 		return nil, fmt.Errorf("quorum: vote of %q: the attestation is for input %s, the vote for %s", w.Node, got, w.InputDigest)
 	}

@@ -8,6 +8,7 @@ import (
 	"sync"
 
 	"github.com/pyrsia/pyrsia-build/attest"
+	"github.com/pyrsia/pyrsia-build/publish"
 	dssepb "github.com/sigstore/protobuf-specs/gen/pb-go/dsse"
 )
 
@@ -22,12 +23,28 @@ import (
 // An entry is keyed by the SHA-256 of the key's id and the envelope's
 // payload type, payload and signatures (each field with its length), so
 // an envelope that differs in any byte, or a different key, misses.
+//
+// It remembers the statements parsed from envelope payloads too
+// ([VerifiedEnvelopes.Statement]), keyed by the SHA-256 of the payload:
+// the votes topic's validator parses a vote's statement, and the FSM's
+// check of the entry made of the votes finds it parsed.
 type VerifiedEnvelopes struct {
 	mu    sync.Mutex
 	max   int
 	order *list.List // of [sha256.Size]byte, the most recent first
 	at    map[[sha256.Size]byte]*list.Element
 	hits  uint64
+
+	stMu     sync.Mutex
+	stOrder  *list.List // of parsedEntry, the most recent first
+	stAt     map[[sha256.Size]byte]*list.Element
+	stHits   uint64
+	stParsed uint64
+}
+
+type parsedEntry struct {
+	key [sha256.Size]byte
+	ps  *publish.ParsedStatement
 }
 
 // NewVerifiedEnvelopes makes a cache of at most max entries (default,
@@ -36,7 +53,53 @@ func NewVerifiedEnvelopes(max int) *VerifiedEnvelopes {
 	if max <= 0 {
 		max = 4096
 	}
-	return &VerifiedEnvelopes{max: max, order: list.New(), at: make(map[[sha256.Size]byte]*list.Element)}
+	return &VerifiedEnvelopes{max: max, order: list.New(), at: make(map[[sha256.Size]byte]*list.Element),
+		stOrder: list.New(), stAt: make(map[[sha256.Size]byte]*list.Element)}
+}
+
+// Statement is publish.ParseStatement(payload), answered from memory for
+// a payload parsed before: parsing is a function of the bytes alone, and
+// the key is the SHA-256 of all of them. Only statements that parse are
+// remembered (at most as many as envelopes); the answer is shared, read
+// only. On a nil c it parses.
+func (c *VerifiedEnvelopes) Statement(payload []byte) (*publish.ParsedStatement, error) {
+	if c == nil {
+		return publish.ParseStatement(payload)
+	}
+	k := sha256.Sum256(payload)
+	c.stMu.Lock()
+	if e, ok := c.stAt[k]; ok {
+		c.stOrder.MoveToFront(e)
+		c.stHits++
+		ps := e.Value.(parsedEntry).ps
+		c.stMu.Unlock()
+		return ps, nil
+	}
+	c.stMu.Unlock()
+	ps, err := publish.ParseStatement(payload)
+	if err != nil {
+		return nil, err
+	}
+	c.stMu.Lock()
+	defer c.stMu.Unlock()
+	c.stParsed++
+	if _, ok := c.stAt[k]; !ok {
+		c.stAt[k] = c.stOrder.PushFront(parsedEntry{k, ps})
+		for c.stOrder.Len() > c.max {
+			last := c.stOrder.Back()
+			delete(c.stAt, last.Value.(parsedEntry).key)
+			c.stOrder.Remove(last)
+		}
+	}
+	return ps, nil
+}
+
+// StatementHits returns how many statements were answered from memory,
+// and how many were parsed.
+func (c *VerifiedEnvelopes) StatementHits() (hits, parsed uint64) {
+	c.stMu.Lock()
+	defer c.stMu.Unlock()
+	return c.stHits, c.stParsed
 }
 
 func envelopeKey(env *dssepb.Envelope, key *attest.PublicKey) [sha256.Size]byte {

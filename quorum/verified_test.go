@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strings"
 	"testing"
 
 	"github.com/pyrsia/pyrsia-build/attest"
@@ -161,5 +162,100 @@ func TestVerifiedEnvelopesConcurrent(t *testing.T) {
 		if err := <-errs; err != nil {
 			t.Fatal(err)
 		}
+	}
+}
+
+// TestVerifiedStatementsInTheFSMCheck: the statements the vote validator
+// parsed are answered from memory in the FSM's check, and every check of
+// the entry still runs on them: an entry that claims another spec than
+// the one the remembered statement binds is refused; a payload that does
+// not parse is refused every time and not remembered.
+func TestVerifiedStatementsInTheFSMCheck(t *testing.T) {
+	nodes := testNodes(t, 3)
+	chain, err := policy.NewChain(testPolicy(t, nodes))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cache := NewVerifiedEnvelopes(0)
+	spec, input := testSpec(t, "demo:parsed")
+	other, _ := testSpec(t, "demo:other")
+	subjects := map[string]string{"demo": hexDigest("a")}
+	var envs []*dssepb.Envelope
+	for _, nd := range nodes[:2] {
+		b := testBundle(t, nd.signer, spec, subjects)
+		v, err := NewVote(testVoteFor(testPolicyDigest, input, nd.name), b, "sha256:"+hexDigest("m"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		raw, err := v.Marshal()
+		if err != nil {
+			t.Fatal(err)
+		}
+		// As the votes validator parses it.
+		if _, err := parseVote(raw, cache.Statement); err != nil {
+			t.Fatal(err)
+		}
+		envs = append(envs, b.Envelope())
+	}
+	// The test's two statements are the same bytes (one builder id, one
+	// spec and subject): the second is found parsed.
+	if hits, parsed := cache.StatementHits(); hits != 1 || parsed != 1 {
+		t.Fatalf("%d hits, %d parsed; want 1 and 1", hits, parsed)
+	}
+	c := &ChainChecker{Chain: chain, Envelopes: cache}
+	if got, err := c.CheckEntryAt(0, entryOf(t, spec, envs...)); err != nil || got != input {
+		t.Fatalf("the entry of the parsed votes: %q, %v", got, err)
+	}
+	if hits, parsed := cache.StatementHits(); hits != 3 || parsed != 1 {
+		t.Fatalf("%d hits, %d parsed; want 3 and 1", hits, parsed)
+	}
+	// A lying leader files the genuine votes under another spec.
+	if _, err := c.CheckEntryAt(0, entryOf(t, other, envs...)); !errors.Is(err, attest.ErrNotVerified) || !strings.Contains(err.Error(), "another spec") {
+		t.Fatalf("the votes under another spec: got %v, want it refused for another spec", err)
+	}
+	// A vote whose remembered statement is for spec, sent for other's
+	// input, is refused by the validator's parse.
+	_, otherInput := testSpec(t, "demo:other")
+	v, err := NewVote(testVoteFor(testPolicyDigest, input, nodes[0].name), testBundle(t, nodes[0].signer, spec, subjects), "sha256:"+hexDigest("m"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	v.InputDigest = otherInput
+	raw, err := v.Marshal()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := parseVote(raw, cache.Statement); err == nil || !strings.Contains(err.Error(), "the attestation is for input") {
+		t.Fatalf("a remembered statement in a vote for another input: got %v", err)
+	}
+	// A payload that does not parse: refused each time, never remembered.
+	n := len(cache.stAt)
+	for range 2 {
+		if _, err := cache.Statement([]byte(`{"_type":"https://in-toto.io/Statement/v1","extra":1}`)); err == nil {
+			t.Fatal("a statement with an unknown field parsed")
+		}
+	}
+	if len(cache.stAt) != n {
+		t.Fatalf("a failed parse was remembered (%d, was %d)", len(cache.stAt), n)
+	}
+	var none *VerifiedEnvelopes
+	if ps, err := none.Statement(envs[0].GetPayload()); err != nil || !bytes.Equal(ps.Spec, spec) {
+		t.Fatalf("a nil cache: %v, %v", ps, err)
+	}
+}
+
+// TestVerifiedStatementsBound: at most the bound are remembered.
+func TestVerifiedStatementsBound(t *testing.T) {
+	nodes := testNodes(t, 1)
+	cache := NewVerifiedEnvelopes(2)
+	for i := range 3 {
+		spec, _ := testSpec(t, fmt.Sprintf("demo:%d", i))
+		env := testBundle(t, nodes[0].signer, spec, map[string]string{"demo": hexDigest("a")}).Envelope()
+		if _, err := cache.Statement(env.GetPayload()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if len(cache.stAt) != 2 || cache.stOrder.Len() != 2 {
+		t.Fatalf("%d statements remembered (%d in order), bound 2", len(cache.stAt), cache.stOrder.Len())
 	}
 }
