@@ -13,6 +13,7 @@ import (
 	pb "github.com/libp2p/go-libp2p-pubsub/pb"
 	"github.com/libp2p/go-libp2p/core/host"
 	"github.com/libp2p/go-libp2p/core/peer"
+	ma "github.com/multiformats/go-multiaddr"
 )
 
 func TestLoadOrCreateKey(t *testing.T) {
@@ -140,5 +141,51 @@ func TestHostQUIC(t *testing.T) {
 	stranger := testNodes(t, 3)[2]
 	if err := Bootstrap(ctx, hosts[0], []peer.AddrInfo{{ID: stranger.id, Addrs: hosts[1].Addrs()}}); err == nil {
 		t.Fatal("bootstrapping to a peer outside the policy succeeded")
+	}
+}
+
+// A host with both transports connects to a peer that has both over TCP
+// (tcpFirstRanker), and reaches a QUIC-only peer over QUIC all the same.
+func TestHostPrefersTCP(t *testing.T) {
+	nodes := testNodes(t, 3)
+	g := NewGater([]peer.ID{nodes[0].id, nodes[1].id, nodes[2].id})
+	var hosts []host.Host
+	for i, nd := range nodes {
+		var listen []string // both
+		if i == 2 {
+			listen = []string{"/ip4/127.0.0.1/udp/0/quic-v1"}
+		}
+		h, err := NewHost(HostOptions{Key: nd.key, Gater: g, Listen: listen, Logger: slog.New(slog.DiscardHandler)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { h.Close() })
+		hosts = append(hosts, h)
+	}
+	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
+	defer cancel()
+	for _, want := range []struct {
+		to    int
+		proto string
+	}{{1, "/tcp/"}, {2, "/quic-v1"}} {
+		if err := Bootstrap(ctx, hosts[0], []peer.AddrInfo{AddrInfo(hosts[want.to])}); err != nil {
+			t.Fatal(err)
+		}
+		conns := hosts[0].Network().ConnsToPeer(hosts[want.to].ID())
+		if len(conns) != 1 || !strings.Contains(conns[0].RemoteMultiaddr().String(), want.proto) {
+			t.Fatalf("connections to host %d: %v, want one over %s", want.to, conns, want.proto)
+		}
+	}
+}
+
+func TestTCPFirstRanker(t *testing.T) {
+	q := ma.StringCast("/ip4/10.0.0.1/udp/4001/quic-v1")
+	c := ma.StringCast("/ip4/10.0.0.1/tcp/4001")
+	got := tcpFirstRanker([]ma.Multiaddr{q, c})
+	if len(got) != 2 || !got[0].Addr.Equal(c) || got[0].Delay != 0 || !got[1].Addr.Equal(q) || got[1].Delay != quicDialDelay {
+		t.Fatalf("ranked %v, want TCP at once, then QUIC after %v", got, quicDialDelay)
+	}
+	if got := tcpFirstRanker([]ma.Multiaddr{q}); len(got) != 1 || got[0].Delay != 0 {
+		t.Fatalf("QUIC alone ranked %v, want it at once", got)
 	}
 }
