@@ -16,30 +16,49 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
 	"github.com/libp2p/go-libp2p"
 	"github.com/libp2p/go-libp2p/core/peer"
-	"github.com/multiformats/go-multiaddr"
+	"github.com/libp2p/go-libp2p/p2p/host/resource-manager"
+	"github.com/libp2p/go-libp2p/p2p/net/connmgr"
+	"github.com/libp2p/go-libp2p/p2p/net/swarm"
+	"github.com/pyrsia/pyrsia-build/internal/netns"
 	"github.com/pyrsia/pyrsia-build/publish/store"
 )
 
-// The fan-out with fetchers in processes of their own: the test binary,
-// started with FANOUT_CHILD set, is one fetcher (TestMain runs it instead
-// of the tests). It talks to the benchmark over its standard input and
-// output, a line each way:
+// The fan-out with every host in a process of its own: the test binary,
+// started with FANOUT_CHILD set, is one host (TestMain runs it instead of
+// the tests). It talks to the benchmark over its standard input and
+// output, a line each way. A fetcher (FANOUT_CHILD=p2p or http):
 //
 //	child: "ready"                 (its host is up, its DHT has a peer)
 //	bench: "go"
 //	child: "done <cpu-ns> <err>"   (the blob is verified in its store; the CPU
 //	                                time it used since "go"; err "-" for none)
 //	bench: closes the child's standard input (every fetcher is done)
-//	child: "served <bytes>"        (blob bytes it sent to other fetchers), exits
+//	child: "served <bytes> <cpu-ns> <failed> <busy>", exits
+//
+// and a server (FANOUT_CHILD=seed or httpd), which has the blob
+// FANOUT_BLOB (a file) from the start:
+//
+//	child: "ready <address>"       (a multiaddr with /p2p/, or a URL)
+//	bench: "provide", child: "provided <err>"   (the seed only, once the
+//	                                fetchers are up: it announces the blob)
+//	bench: "go"
+//	bench: closes the child's standard input (every fetcher is done)
+//	child: "served <bytes> <cpu-ns> <failed> <busy>", exits
+//
+// In "served", bytes is the blob bytes it sent, cpu-ns the CPU time it
+// used since "go", failed and busy its chunk requests that failed or were
+// told to come back (Exchange.Stats; 0 for HTTP).
 //
 // FANOUT_CHILD=p2p: an Exchange fetching FANOUT_DIGEST (FANOUT_SIZE bytes)
-// through the seed FANOUT_BOOT (a multiaddr with /p2p/); FANOUT_CHILD=http:
-// a GET of FANOUT_URL, hashed and checked against FANOUT_DIGEST.
+// through the seed FANOUT_BOOT; FANOUT_CHILD=http: a GET of FANOUT_URL,
+// hashed and checked against FANOUT_DIGEST. Hosts listen on FANOUT_IP.
 
 func TestMain(m *testing.M) {
 	if mode := os.Getenv("FANOUT_CHILD"); mode != "" {
@@ -55,47 +74,73 @@ func TestMain(m *testing.M) {
 func fanoutChild(mode string) error {
 	in := bufio.NewScanner(os.Stdin)
 	digest := os.Getenv("FANOUT_DIGEST")
-	wait := func() error {
-		fmt.Println("ready")
-		if !in.Scan() || in.Text() != "go" {
-			return fmt.Errorf("no go from the benchmark")
+	ip := os.Getenv("FANOUT_IP")
+	if ip == "" {
+		ip = "127.0.0.1"
+	}
+	await := func(what string) error {
+		if !in.Scan() || in.Text() != what {
+			return fmt.Errorf("no %q from the benchmark", what)
 		}
 		return nil
 	}
-	done := func(cpu0 time.Duration, err error) {
-		msg := "-"
-		if err != nil {
-			msg = strings.ReplaceAll(err.Error(), "\n", " ")
+	errText := func(err error) string {
+		if err == nil {
+			return "-"
 		}
-		fmt.Printf("done %d %s\n", cpuTime()-cpu0, msg)
+		return strings.ReplaceAll(err.Error(), "\n", " ")
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
+	var cpu0 time.Duration
+	served := func(stats func() (int64, Stats)) {
+		for in.Scan() { // serve the others until all are done
+		}
+		n, st := stats()
+		fmt.Printf("served %d %d %d %d\n", n, cpuTime()-cpu0, st.Failed, st.Busy)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Hour)
 	defer cancel()
-	if mode == "http" {
-		if err := wait(); err != nil {
+	switch mode {
+	case "http":
+		fmt.Println("ready")
+		if err := await("go"); err != nil {
 			return err
 		}
-		cpu0 := cpuTime()
-		done(cpu0, httpFetch(os.Getenv("FANOUT_URL"), digest))
-		for in.Scan() {
-		}
-		fmt.Println("served 0")
+		cpu0 = cpuTime()
+		err := httpFetch(os.Getenv("FANOUT_URL"), digest)
+		fmt.Printf("done %d %s\n", cpuTime()-cpu0, errText(err))
+		served(func() (int64, Stats) { return 0, Stats{} })
 		return nil
-	}
-	if mode != "p2p" {
-		return fmt.Errorf("FANOUT_CHILD=%q: want p2p or http", mode)
+	case "httpd":
+		return httpdChild(in, ip, await, &cpu0, served)
+	case "p2p", "seed":
+	default:
+		return fmt.Errorf("FANOUT_CHILD=%q: want p2p, http, seed or httpd", mode)
 	}
 	size, err := strconv.ParseInt(os.Getenv("FANOUT_SIZE"), 10, 64)
 	if err != nil {
 		return fmt.Errorf("FANOUT_SIZE: %w", err)
 	}
-	boot, err := peer.AddrInfoFromString(os.Getenv("FANOUT_BOOT"))
-	if err != nil {
-		return fmt.Errorf("FANOUT_BOOT: %w", err)
+	o := Options{Namespace: "bench", Server: true, Reprovide: -1,
+		Logger: slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelError}))}
+	if err := childOptions(&o); err != nil {
+		return err
 	}
 	// The host, DHT and store are not closed: the process ends (a host's
 	// Close has hung here, in autonat, with 50 processes on two cores).
-	h, err := libp2p.New(libp2p.ListenAddrStrings("/ip4/127.0.0.1/tcp/0"), libp2p.DisableRelay(), libp2p.DisableMetrics())
+	// At 200 fetchers, 90 to 115 of them found no provider ("0 asked":
+	// no DHT peer) with libp2p's default connection manager (it trims a
+	// host's connections from 192 down to 160) and resource manager (it
+	// bounds a host's inbound connections): the seed is every fetcher's
+	// first peer. The benchmark lifts both.
+	cm, err := connmgr.NewConnManager(1000, 2000)
+	if err != nil {
+		return err
+	}
+	rm, err := rcmgr.NewResourceManager(rcmgr.NewFixedLimiter(rcmgr.InfiniteLimits))
+	if err != nil {
+		return err
+	}
+	h, err := libp2p.New(libp2p.ListenAddrStrings("/ip4/"+ip+"/tcp/0"), libp2p.DisableRelay(), libp2p.DisableMetrics(), libp2p.ConnectionManager(cm), libp2p.ResourceManager(rm))
 	if err != nil {
 		return err
 	}
@@ -108,24 +153,144 @@ func fanoutChild(mode string) error {
 	if err != nil {
 		return err
 	}
-	quiet := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelError}))
-	x, err := New(ctx, Options{Host: h, Store: st, Namespace: "bench", Server: true, Bootstrap: []peer.AddrInfo{*boot}, Logger: quiet, Reprovide: -1})
+	o.Host, o.Store = h, st
+	if mode == "seed" {
+		f, err := os.Open(os.Getenv("FANOUT_BLOB"))
+		if err != nil {
+			return err
+		}
+		err = st.Put(ctx, digest, size, f)
+		f.Close()
+		if err != nil {
+			return err
+		}
+		x, err := New(ctx, o)
+		if err != nil {
+			return err
+		}
+		fmt.Printf("ready %s/p2p/%s\n", h.Addrs()[0], h.ID())
+		if err := await("provide"); err != nil {
+			return err
+		}
+		fmt.Println("provided", errText(x.Provide(ctx, digest)))
+		if err := await("go"); err != nil {
+			return err
+		}
+		cpu0 = cpuTime()
+		served(func() (int64, Stats) { return x.Stats().Served, x.Stats() })
+		return nil
+	}
+	boot, err := peer.AddrInfoFromString(os.Getenv("FANOUT_BOOT"))
+	if err != nil {
+		return fmt.Errorf("FANOUT_BOOT: %w", err)
+	}
+	o.Bootstrap = []peer.AddrInfo{*boot}
+	x, err := New(ctx, o)
 	if err != nil {
 		return err
 	}
 	x.waitRoutable(ctx)
-	if err := wait(); err != nil {
+	// With 200 fetchers starting at once on two cores, 92 had no DHT peer
+	// after waitRoutable's 10 s (the seed had not answered them yet), and
+	// an Exchange does not bootstrap again: their fetches found no
+	// provider ("0 asked"). Try again, for up to 5 minutes.
+	for try := 0; x.dht.RoutingTable().Size() == 0; try++ {
+		if try == 300 {
+			return fmt.Errorf("no DHT peer after 5 minutes of connecting to %s", boot)
+		}
+		// The DHT adds a peer to its table when it connects, so a fetcher
+		// connected to a seed that dropped out of its table (a query that
+		// timed out under the load) must connect again.
+		h.Network().ClosePeer(boot.ID)
+		if sw, ok := h.Network().(*swarm.Swarm); ok {
+			sw.Backoff().Clear(boot.ID) // a failed dial is not tried again for a while
+		}
+		if err := h.Connect(ctx, *boot); err != nil && try%30 == 0 {
+			fmt.Fprintln(os.Stderr, "fan-out child: connecting to the seed:", err)
+		}
+		x.dht.ForceRefresh()
+		time.Sleep(time.Second)
+	}
+	fmt.Println("ready")
+	if err := await("go"); err != nil {
 		return err
 	}
-	cpu0 := cpuTime()
+	cpu0 = cpuTime()
 	blob, err := x.Open(ctx, digest, size)
 	if err == nil {
 		blob.Close()
 	}
-	done(cpu0, err)
-	for in.Scan() { // serve the others until all are done
+	fmt.Printf("done %d %s\n", cpuTime()-cpu0, errText(err))
+	served(func() (int64, Stats) { return x.Stats().Served, x.Stats() })
+	return nil
+}
+
+// childOptions sets the exchange options the benchmark passes on:
+// FANOUT_SHARE_MIB (ShareMemory; 0: none), FANOUT_UPLOADS (MaxUploads),
+// FANOUT_PARALLEL (Parallel), FANOUT_PEER_TIMEOUT (PeerTimeout, a
+// duration).
+func childOptions(o *Options) error {
+	for _, v := range []struct {
+		env string
+		set func(n int64)
+	}{
+		{"FANOUT_SHARE_MIB", func(n int64) {
+			o.ShareMemory = n << 20
+			if n == 0 {
+				o.ShareMemory = -1
+			}
+		}},
+		{"FANOUT_UPLOADS", func(n int64) { o.MaxUploads = int(n) }},
+		{"FANOUT_PARALLEL", func(n int64) { o.Parallel = int(n) }},
+	} {
+		if s := os.Getenv(v.env); s != "" {
+			n, err := strconv.ParseInt(s, 10, 64)
+			if err != nil || n < 0 {
+				return fmt.Errorf("%s=%q: want a number, 0 or more", v.env, s)
+			}
+			v.set(n)
+		}
 	}
-	fmt.Printf("served %d\n", x.Stats().Served)
+	if s := os.Getenv("FANOUT_PEER_TIMEOUT"); s != "" {
+		d, err := time.ParseDuration(s)
+		if err != nil || d <= 0 {
+			return fmt.Errorf("FANOUT_PEER_TIMEOUT=%q: want a duration over 0 (10s, say)", s)
+		}
+		o.PeerTimeout = d
+	}
+	return nil
+}
+
+// httpdChild is the plain server: one net/http server sending the blob's
+// file with sendfile.
+func httpdChild(in *bufio.Scanner, ip string, await func(string) error, cpu0 *time.Duration, served func(func() (int64, Stats))) error {
+	path := os.Getenv("FANOUT_BLOB")
+	fi, err := os.Stat(path)
+	if err != nil {
+		return err
+	}
+	ln, err := net.Listen("tcp", net.JoinHostPort(ip, "0"))
+	if err != nil {
+		return err
+	}
+	var sent atomic.Int64
+	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		f, err := os.Open(path)
+		if err != nil {
+			http.Error(w, err.Error(), 500)
+			return
+		}
+		defer f.Close()
+		http.ServeContent(w, r, "", time.Time{}, f) // *os.File: sendfile
+		sent.Add(fi.Size())
+	})}
+	go srv.Serve(ln)
+	fmt.Printf("ready http://%s/blob\n", ln.Addr())
+	if err := await("go"); err != nil {
+		return err
+	}
+	*cpu0 = cpuTime()
+	served(func() (int64, Stats) { return sent.Load(), Stats{} })
 	return nil
 }
 
@@ -146,16 +311,75 @@ func httpFetch(url, digest string) error {
 	return nil
 }
 
-// child is one fetcher process.
+// fanoutHosts is where the fan-out's processes run: all on this machine's
+// loopback, or each on a host of its own in a netns.Net, with its own link
+// (FANOUT_UPLINK_MBIT, FANOUT_NETNS, FANOUT_DELAY_MS; see
+// BenchmarkFanoutProc). Host 0 is the server (the seed or the plain HTTP
+// server), hosts 1 to N the fetchers.
+type fanoutHosts struct {
+	net   *netns.Net // nil: loopback
+	mbit  float64    // each host's uplink; 0: not shaped
+	delay time.Duration
+}
+
+// newFanoutHosts makes the hosts for a server and n fetchers, as the
+// environment says: unset, loopback (no root needed).
+func newFanoutHosts(b *testing.B, n int) *fanoutHosts {
+	b.Helper()
+	fh := &fanoutHosts{}
+	if s := os.Getenv("FANOUT_UPLINK_MBIT"); s != "" {
+		r, err := strconv.ParseFloat(s, 64)
+		if err != nil || r < 0 {
+			b.Fatalf("FANOUT_UPLINK_MBIT=%q: want a rate in Mbit/s (100, say; 0: not shaped)", s)
+		}
+		fh.mbit = r
+	}
+	if s := os.Getenv("FANOUT_DELAY_MS"); s != "" {
+		ms, err := strconv.ParseFloat(s, 64)
+		if err != nil || ms < 0 {
+			b.Fatalf("FANOUT_DELAY_MS=%q: want milliseconds, 0 or more", s)
+		}
+		fh.delay = time.Duration(ms * float64(time.Millisecond))
+	}
+	if fh.mbit == 0 && fh.delay == 0 && os.Getenv("FANOUT_NETNS") == "" {
+		return fh
+	}
+	nt, err := netns.New(netns.Options{Hosts: n + 1, UplinkMbit: fh.mbit, Delay: fh.delay, Prefix: "pbfanout"})
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() {
+		if err := nt.Close(); err != nil {
+			b.Error(err)
+		}
+	})
+	fh.net = nt
+	return fh
+}
+
+func (fh *fanoutHosts) ip(i int) string {
+	if fh.net == nil {
+		return "127.0.0.1"
+	}
+	return fh.net.Hosts()[i].IP.String()
+}
+
+// floor is the least time size bytes take through one uplink (0 if not
+// shaped).
+func (fh *fanoutHosts) floor(size int64) time.Duration {
+	if fh.mbit == 0 {
+		return 0
+	}
+	return time.Duration(float64(size*8) / (fh.mbit * 1e6) * float64(time.Second))
+}
+
+// child is one host's process.
 type child struct {
 	cmd   *exec.Cmd
 	stdin io.WriteCloser
 	out   *bufio.Scanner
 	done  bool // said done (under race's lock)
 }
-
-// fanoutTimeout bounds the wait for all fetchers of one race.
-const fanoutTimeout = 5 * time.Minute
 
 func doneCount(cs []*child) int {
 	n := 0
@@ -170,60 +394,134 @@ func doneCount(cs []*child) int {
 // line reads the child's next line, which must start with prefix.
 func (c *child) line(prefix string) ([]string, error) {
 	if !c.out.Scan() {
-		return nil, fmt.Errorf("a fetcher process ended without %q (its errors are above)", prefix)
+		return nil, fmt.Errorf("a fan-out process ended without %q (its errors are above)", prefix)
 	}
 	f := strings.SplitN(c.out.Text(), " ", 3)
 	if f[0] != prefix || (prefix != "ready" && len(f) < 2) {
-		return nil, fmt.Errorf("a fetcher process said %q, want %q", c.out.Text(), prefix)
+		return nil, fmt.Errorf("a fan-out process said %q, want %q", c.out.Text(), prefix)
 	}
 	return f, nil
 }
 
-// spawn starts n fetcher processes in mode with env, and waits until all
-// are ready.
-func spawn(b *testing.B, n int, mode string, env ...string) []*child {
+// start starts the process of host i in mode with env. It is killed when
+// the benchmark's process ends (Pdeathsig), so a run killed at its
+// timeout leaves no processes (and netns.New sweeps its namespaces).
+func start(b *testing.B, fh *fanoutHosts, i int, mode string, env ...string) *child {
 	b.Helper()
 	self, err := os.Executable()
 	if err != nil {
 		b.Fatal(err)
 	}
-	cs := make([]*child, n)
-	for i := range cs {
-		cmd := exec.Command(self, "-test.run=^$")
-		cmd.Env = append(os.Environ(), append([]string{"FANOUT_CHILD=" + mode, "GOMAXPROCS=1"}, env...)...)
-		cmd.Stderr = os.Stderr
-		stdin, err := cmd.StdinPipe()
-		if err != nil {
-			b.Fatal(err)
-		}
-		stdout, err := cmd.StdoutPipe()
-		if err != nil {
-			b.Fatal(err)
-		}
-		if err := cmd.Start(); err != nil {
-			b.Fatal(err)
-		}
-		c := &child{cmd: cmd, stdin: stdin, out: bufio.NewScanner(stdout)}
-		b.Cleanup(func() {
-			c.stdin.Close()
-			c.cmd.Process.Kill()
-			c.cmd.Wait()
-		})
-		cs[i] = c
+	cmd := exec.Command(self, "-test.run=^$")
+	if fh.net != nil {
+		cmd = fh.net.Command(i, self, "-test.run=^$")
 	}
-	for _, c := range cs {
-		if _, err := c.line("ready"); err != nil {
-			b.Fatal(err)
+	cmd.Env = append(os.Environ(), "FANOUT_CHILD="+mode, "FANOUT_IP="+fh.ip(i))
+	if mode == "p2p" || mode == "http" {
+		cmd.Env = append(cmd.Env, "GOMAXPROCS=1")
+	}
+	cmd.Env = append(cmd.Env, env...)
+	cmd.Stderr = os.Stderr
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	stdin, err := cmd.StdinPipe()
+	if err != nil {
+		b.Fatal(err)
+	}
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		b.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		b.Fatal(err)
+	}
+	c := &child{cmd: cmd, stdin: stdin, out: bufio.NewScanner(stdout)}
+	b.Cleanup(func() {
+		c.stdin.Close()
+		c.cmd.Process.Kill()
+		c.cmd.Wait()
+	})
+	return c
+}
+
+// spawn starts n fetchers in mode with env on hosts 1 to n, and waits
+// until all are ready.
+func spawn(b *testing.B, fh *fanoutHosts, n int, mode string, env ...string) []*child {
+	b.Helper()
+	cs := make([]*child, n)
+	// In waves of 25: 200 fetchers dialing the seed at once, on two cores,
+	// timed out in its TLS handshakes.
+	const wave = 25
+	for w := 0; w < n; w += wave {
+		for i := w; i < min(n, w+wave); i++ {
+			cs[i] = start(b, fh, i+1, mode, env...)
+		}
+		for _, c := range cs[w:min(n, w+wave)] {
+			if _, err := c.line("ready"); err != nil {
+				b.Fatal(err)
+			}
 		}
 	}
 	return cs
 }
 
-// race says go to every child and returns the time until all are done,
-// their CPU time since go, and the bytes each served.
-func race(b *testing.B, cs []*child) (took, cpu time.Duration, served []int64) {
+// raceResult is what one race measured.
+type raceResult struct {
+	took    time.Duration // until every fetcher had the blob verified
+	cpu     time.Duration // of all processes, since go
+	srvCPU  time.Duration // of the server, since go
+	sent    int64         // blob bytes sent by the server
+	total   int64         // blob bytes sent by all
+	failed  int64         // chunk requests that failed (timed out, say)
+	busy    int64         // chunk requests told to come back
+	memPeak int64         // the most private resident memory of all processes at once
+}
+
+// rss is the private resident memory of process pid in bytes (resident
+// but not shared with files, as the test binary's own code is between all
+// the processes), 0 if it is gone.
+func rss(pid int) int64 {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/statm", pid))
+	if err != nil {
+		return 0
+	}
+	f := strings.Fields(string(b))
+	if len(f) < 3 {
+		return 0
+	}
+	resident, _ := strconv.ParseInt(f[1], 10, 64)
+	shared, _ := strconv.ParseInt(f[2], 10, 64)
+	return (resident - shared) * int64(os.Getpagesize())
+}
+
+// race says go to the server srv and every fetcher in cs and measures
+// until all fetchers are done, giving up after timeout.
+func race(b *testing.B, srv *child, cs []*child, timeout time.Duration) raceResult {
 	b.Helper()
+	all := append([]*child{srv}, cs...)
+	var res raceResult
+	stop := make(chan struct{})
+	sampled := make(chan int64)
+	go func() { // the memory of all processes, twice a second
+		var peak int64
+		t := time.NewTicker(500 * time.Millisecond)
+		defer t.Stop()
+		for {
+			var sum int64
+			for _, c := range all {
+				sum += rss(c.cmd.Process.Pid)
+			}
+			peak = max(peak, sum)
+			select {
+			case <-stop:
+				sampled <- peak
+				return
+			case <-t.C:
+			}
+		}
+	}()
+	cpu0 := cpuTime()
 	start := time.Now()
+	fmt.Fprintln(srv.stdin, "go")
 	for _, c := range cs {
 		fmt.Fprintln(c.stdin, "go")
 	}
@@ -240,48 +538,87 @@ func race(b *testing.B, cs []*child) (took, cpu time.Duration, served []int64) {
 				errs = append(errs, err.Error())
 				return
 			}
-			ns, _ := strconv.ParseInt(f[1], 10, 64)
-			cpu += time.Duration(ns)
 			if len(f) > 2 && f[2] != "-" {
 				errs = append(errs, f[2])
 			}
 		})
 	}
-	all := make(chan struct{})
-	go func() { wg.Wait(); close(all) }()
+	finished := make(chan struct{})
+	go func() { wg.Wait(); close(finished) }()
 	select {
-	case <-all:
-	case <-time.After(fanoutTimeout):
+	case <-finished:
+	case <-time.After(timeout):
 		mu.Lock()
 		defer mu.Unlock()
-		b.Fatalf("after %v, %d of %d fetchers are not done (%d failed)", fanoutTimeout, len(cs)-doneCount(cs), len(cs), len(errs))
+		b.Fatalf("after %v, %d of %d fetchers are not done (%d failed)", timeout, len(cs)-doneCount(cs), len(cs), len(errs))
 	}
-	took = time.Since(start)
+	res.took = time.Since(start)
+	close(stop)
+	res.memPeak = <-sampled
 	if len(errs) > 0 {
 		b.Fatalf("%d fetches failed; the first: %s", len(errs), errs[0])
 	}
-	for _, c := range cs {
+	for _, c := range all {
 		c.stdin.Close()
 	}
-	for _, c := range cs {
+	for i, c := range all {
 		f, err := c.line("served")
 		if err != nil {
 			b.Fatal(err)
 		}
-		n, _ := strconv.ParseInt(f[1], 10, 64)
-		served = append(served, n)
+		var n, cpu, failed, busy int64
+		if _, err := fmt.Sscan(strings.Join(f[1:], " "), &n, &cpu, &failed, &busy); err != nil {
+			b.Fatalf("a fan-out process said %q: %v", c.out.Text(), err)
+		}
+		if i == 0 {
+			res.sent, res.srvCPU = n, time.Duration(cpu)
+		}
+		res.total += n
+		res.cpu += time.Duration(cpu)
+		res.failed += failed
+		res.busy += busy
 		c.cmd.Wait()
 	}
-	return took, cpu, served
+	res.cpu += cpuTime() - cpu0
+	return res
 }
 
-// BenchmarkFanoutProc is BenchmarkFanout with each fetcher (and each plain
-// HTTP client) a process of its own, one libp2p host each: 1 seed (in
-// the benchmark's process) and N fetchers fetch a new blob at once; then
-// one plain net/http server (the blob in a file, sendfile) serves the
-// same N downloads at once to N client processes that hash what they
-// read. FANOUT_NODES lists the Ns (default 50), FANOUT_MIB the blob size
-// (default 50).
+// loadavg is the machine's load average over the last minute.
+func loadavg() string {
+	b, _ := os.ReadFile("/proc/loadavg")
+	f := strings.Fields(string(b))
+	if len(f) == 0 {
+		return "?"
+	}
+	return f[0]
+}
+
+// BenchmarkFanoutProc: 1 seed and N fetchers, each a process and libp2p
+// host of its own, fetch a new blob at once; then one plain net/http
+// server (the blob in a file, sendfile) serves the same N downloads at
+// once to N client processes that hash what they read. FANOUT_NODES lists
+// the Ns (default 50), FANOUT_MIB the blob size (default 50).
+//
+// By default every process is on this machine's loopback, where nothing
+// bounds a link and the run is bound by CPU. With FANOUT_UPLINK_MBIT (a
+// rate in Mbit/s; needs root) every host, the seed, each fetcher, the
+// plain server and each client, is a network namespace of its own whose
+// egress is shaped to that rate, as if each had its own uplink on one
+// switch (internal/netns); FANOUT_DELAY_MS adds a delay to each host's
+// egress (where the kernel has netem), FANOUT_NETNS=1 the namespaces
+// without shaping. The p2p run and the HTTP run use the same network.
+// FANOUT_SHARE_MIB, FANOUT_UPLOADS, FANOUT_PARALLEL and FANOUT_PEER_TIMEOUT
+// set the exchanges' options (childOptions); GOGC and GOMEMLIMIT pass to
+// every process.
+//
+// Metrics: p2p-s and http-s the time until all fetchers have the blob
+// verified, p2p/http their ratio, seed-% the seed's share of the blob bytes
+// sent, p2p-cpu-s and http-cpu-s the CPU time of all processes, p2p-MiB
+// and http-MiB the most private memory all processes had resident at once
+// (sampled twice a second; the binary's shared code not counted); when
+// shaped, p2p-floor-s the time of the blob through one uplink (no fan-out
+// can be faster) and http-floor-s N blobs through one (the plain server
+// cannot be faster).
 func BenchmarkFanoutProc(b *testing.B) {
 	ns := []int{50}
 	if s := os.Getenv("FANOUT_NODES"); s != "" {
@@ -306,80 +643,67 @@ func BenchmarkFanoutProc(b *testing.B) {
 		b.Run(fmt.Sprintf("nodes=%d", n), func(b *testing.B) {
 			for i := range b.N {
 				b.StopTimer()
+				fh := newFanoutHosts(b, n)
 				data := randomBytes(size + i)
 				d := digestOf(data)
-				seed := benchNet(b, 1, Options{Reprovide: -1})[0]
-				seed.put(b, data)
-				addr := seed.x.h.Addrs()[0].Encapsulate(multiaddr.StringCast("/p2p/" + seed.x.h.ID().String()))
-				base := os.Getenv("EXCHANGE_STORE_DIR")
-				cs := spawn(b, n, "p2p", "FANOUT_BOOT="+addr.String(), "FANOUT_DIGEST="+d, fmt.Sprint("FANOUT_SIZE=", size), "FANOUT_STORE_DIR="+base)
-				ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-				if err := seed.x.Provide(ctx, d); err != nil {
+				dir := b.TempDir()
+				if base := os.Getenv("EXCHANGE_STORE_DIR"); base != "" {
+					var err error
+					if dir, err = os.MkdirTemp(base, "fanout-"); err != nil {
+						b.Fatal(err)
+					}
+					b.Cleanup(func() { os.RemoveAll(dir) })
+				}
+				path := filepath.Join(dir, "blob")
+				if err := os.WriteFile(path, data, 0o644); err != nil {
 					b.Fatal(err)
 				}
-				cancel()
-				b.StartTimer()
-				cpu0 := cpuTime()
-				p2p, p2pCPU, served := race(b, cs)
-				p2pCPU += cpuTime() - cpu0
-				b.StopTimer()
-				seedSent := seed.x.Stats().Served
-				total := seedSent
-				for _, s := range served {
-					total += s
-				}
-				seed.x.Close()
-				seed.x.h.Close()
+				data = nil
+				common := []string{"FANOUT_DIGEST=" + d, fmt.Sprint("FANOUT_SIZE=", size), "FANOUT_STORE_DIR=" + dir, "FANOUT_BLOB=" + path}
+				timeout := max(5*time.Minute, 3*fh.floor(int64(n)*int64(size)))
 
-				plain, httpCPU := fanoutHTTPProc(b, n, data, d)
-				b.ReportMetric(p2pCPU.Seconds(), "p2p-cpu-s")
-				b.ReportMetric(httpCPU.Seconds(), "http-cpu-s")
-				b.ReportMetric(p2p.Seconds(), "p2p-s")
-				b.ReportMetric(plain.Seconds(), "http-s")
-				b.ReportMetric(p2p.Seconds()/plain.Seconds(), "p2p/http")
-				b.ReportMetric(100*float64(seedSent)/float64(total), "seed-%")
+				load0 := loadavg()
+				seed := start(b, fh, 0, "seed", common...)
+				f, err := seed.line("ready")
+				if err != nil {
+					b.Fatal(err)
+				}
+				cs := spawn(b, fh, n, "p2p", append(common, "FANOUT_BOOT="+f[1])...)
+				fmt.Fprintln(seed.stdin, "provide")
+				if f, err := seed.line("provided"); err != nil || f[1] != "-" {
+					b.Fatalf("the seed's Provide: %v %q", err, f)
+				}
+				b.StartTimer()
+				p2p := race(b, seed, cs, timeout)
+				b.StopTimer()
+				load1 := loadavg()
+
+				srv := start(b, fh, 0, "httpd", common...)
+				f, err = srv.line("ready")
+				if err != nil {
+					b.Fatal(err)
+				}
+				cs = spawn(b, fh, n, "http", append(common, "FANOUT_URL="+f[1])...)
+				b.StartTimer()
+				plain := race(b, srv, cs, timeout)
+				b.StopTimer()
+				b.Logf("load average %s, %s, %s (start, after p2p, after http); p2p: %d chunk requests failed, %d told to come back; CPU of the seed %.1f s, of the plain server %.1f s",
+					load0, load1, loadavg(), p2p.failed, p2p.busy, p2p.srvCPU.Seconds(), plain.srvCPU.Seconds())
+
+				b.ReportMetric(p2p.cpu.Seconds(), "p2p-cpu-s")
+				b.ReportMetric(plain.cpu.Seconds(), "http-cpu-s")
+				b.ReportMetric(p2p.took.Seconds(), "p2p-s")
+				b.ReportMetric(plain.took.Seconds(), "http-s")
+				b.ReportMetric(p2p.took.Seconds()/plain.took.Seconds(), "p2p/http")
+				b.ReportMetric(100*float64(p2p.sent)/float64(p2p.total), "seed-%")
+				b.ReportMetric(float64(p2p.memPeak>>20), "p2p-MiB")
+				b.ReportMetric(float64(plain.memPeak>>20), "http-MiB")
+				if fh.mbit > 0 {
+					b.ReportMetric(fh.floor(int64(size)).Seconds(), "p2p-floor-s")
+					b.ReportMetric(fh.floor(int64(n)*int64(size)).Seconds(), "http-floor-s")
+				}
 				b.StartTimer()
 			}
 		})
 	}
-}
-
-// fanoutHTTPProc serves data from a file with one net/http server to n
-// client processes at once.
-func fanoutHTTPProc(b *testing.B, n int, data []byte, d string) (took, cpu time.Duration) {
-	b.Helper()
-	dir := b.TempDir()
-	if base := os.Getenv("EXCHANGE_STORE_DIR"); base != "" {
-		var err error
-		if dir, err = os.MkdirTemp(base, "http-"); err != nil {
-			b.Fatal(err)
-		}
-		defer os.RemoveAll(dir)
-	}
-	path := filepath.Join(dir, "blob")
-	if err := os.WriteFile(path, data, 0o644); err != nil {
-		b.Fatal(err)
-	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		b.Fatal(err)
-	}
-	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		f, err := os.Open(path)
-		if err != nil {
-			http.Error(w, err.Error(), 500)
-			return
-		}
-		defer f.Close()
-		http.ServeContent(w, r, "", time.Time{}, f) // *os.File: sendfile
-	})}
-	go srv.Serve(ln)
-	defer srv.Close()
-	cs := spawn(b, n, "http", "FANOUT_URL=http://"+ln.Addr().String()+"/blob", "FANOUT_DIGEST="+d)
-	b.StartTimer()
-	cpu0 := cpuTime()
-	took, cpu, _ = race(b, cs)
-	cpu += cpuTime() - cpu0
-	b.StopTimer()
-	return took, cpu
 }
