@@ -12,11 +12,12 @@
 // the writer falls behind.
 //
 // [Log.Publish] signs a candidate checkpoint at the current size, after
-// writing and syncing the partial tiles of that size, so that everything a
-// checkpoint commits to can be fetched. A candidate is not stored nor
-// served: the caller has it cosigned and hands the cosigned note to
-// [Log.Commit], which checks it with [Options.CheckFinal], stores it as
-// DIR/checkpoint and serves it. A candidate that is never committed (the
+// writing the partial tiles of that size, and starts syncing them. A
+// candidate is not stored nor served: the caller has it cosigned (while
+// the tiles are synced) and hands the cosigned note to [Log.Commit], which
+// waits for those tiles to be durable, so that everything a committed
+// checkpoint commits to can be fetched, checks the note with
+// [Options.CheckFinal], stores it as DIR/checkpoint and serves it. A candidate that is never committed (the
 // cosigners were away, the process stopped) is simply published again: a
 // later Publish at the same or a bigger size makes a new one.
 //
@@ -170,11 +171,17 @@ type Log struct {
 	cp   atomic.Pointer[Checkpoint] // committed: stored and served
 	cand atomic.Pointer[Checkpoint] // the latest candidate, or nil
 	cpMu sync.Mutex                 // orders Publish and Commit
-	// synced: the partial tiles that the last successful Publish made
-	// durable (guarded by cpMu). A partial tile is named by its width, and
-	// tiles are a function of the entries, so one that was synced holds the
-	// same bytes until its full tile replaces it: it is not synced again.
+	// synced: the partial tiles that the last successful tile sync made
+	// durable (used by one tileSync at a time: each waits for the one
+	// before). A partial tile is named by its width, and tiles are a
+	// function of the entries, so one that was synced holds the same
+	// bytes until its full tile replaces it: it is not synced again.
 	synced map[TileID]bool
+	// candSync is the sync of the partial tiles of cand, lastSync the
+	// latest sync started (guarded by cpMu); syncs counts the running
+	// ones, which Close waits for.
+	candSync, lastSync *tileSync
+	syncs              sync.WaitGroup
 
 	overlay map[TileID][]byte // read-only: tiles recomputed at Open, not yet on disk
 
@@ -209,6 +216,28 @@ type appendReq struct {
 type appendResult struct {
 	index uint64 // of the first entry
 	err   error
+}
+
+// tileSync makes the partial tiles of one candidate durable, in the
+// background: Publish starts it, Commit waits for it.
+type tileSync struct {
+	done chan struct{}
+	err  error // set before done is closed
+}
+
+func (t *tileSync) wait() error {
+	<-t.done
+	return t.err
+}
+
+// failed reports whether t has ended with an error.
+func (t *tileSync) failed() bool {
+	select {
+	case <-t.done:
+		return t.err != nil
+	default:
+		return false
+	}
 }
 
 type publishResult struct {
@@ -306,6 +335,11 @@ func (l *Log) Close() error {
 	l.closeMu.Unlock()
 	close(l.done)
 	l.wg.Wait()
+	// No Publish can start a tile sync now (the writer has stopped);
+	// one holding cpMu has started its own.
+	l.cpMu.Lock()
+	l.syncs.Wait()
+	l.cpMu.Unlock()
 	err := l.wal.close()
 	if l.lock != nil {
 		l.lock.Close()
@@ -585,7 +619,8 @@ func (l *Log) publishPartials() publishResult {
 }
 
 // syncPartials makes the partial tiles of a candidate durable before it can
-// be committed, but for those that the last successful call synced. A partial tile that a full one has replaced meanwhile is
+// be committed, but for those that the last successful call synced. A
+// partial tile that a full one has replaced meanwhile is
 // gone; the full tile is covered by the write-ahead log until it is synced.
 //
 // The files are synced at once, then their folders at once: the
@@ -661,9 +696,9 @@ func parallel(n int, fn func(i int)) {
 	wg.Wait()
 }
 
-// Publish makes a candidate checkpoint at the current size: it writes and
-// syncs the partial tiles of that size, signs the checkpoint and returns
-// it. The candidate is neither stored nor served until [Log.Commit] is given
+// Publish makes a candidate checkpoint at the current size: it writes the
+// partial tiles of that size, starts syncing them (Commit waits for that),
+// signs the checkpoint and returns it. The candidate is neither stored nor served until [Log.Commit] is given
 // its cosigned note. If the size has not changed since the last committed
 // checkpoint, Publish returns that one; if it has not changed since the
 // last candidate, that candidate. Publish may be called as often as
@@ -689,13 +724,13 @@ func (l *Log) Publish(ctx context.Context) (*Checkpoint, error) {
 	if r.err != nil {
 		return nil, r.err
 	}
-	if err := l.syncPartials(r.partials); err != nil {
-		return nil, err
-	}
 	if cur := l.cp.Load(); cur != nil && cur.Size == r.size {
 		return cur, nil
 	}
 	if cur := l.cand.Load(); cur != nil && cur.Size == r.size {
+		if l.candSync != nil && l.candSync.failed() {
+			l.candSync = l.startSync(r.partials) // try again
+		}
 		return cur, nil
 	}
 	body := fmtlog.Checkpoint{Origin: l.opts.Origin, Size: r.size, Hash: r.root}
@@ -703,9 +738,31 @@ func (l *Log) Publish(ctx context.Context) (*Checkpoint, error) {
 	if err != nil {
 		return nil, fmt.Errorf("tlog: signing checkpoint: %w", err)
 	}
+	// The partial tiles of this size are synced while the candidate is
+	// being cosigned (its cosigners check it against their own replicas,
+	// not these tiles), and before Commit stores it.
 	cp := &Checkpoint{Checkpoint: body, Note: signed}
 	l.cand.Store(cp)
+	l.candSync = l.startSync(r.partials)
 	return cp, nil
+}
+
+// startSync starts syncing the partial tiles ids (syncPartials) once the
+// sync started before it has ended. Called with cpMu held.
+func (l *Log) startSync(ids []TileID) *tileSync {
+	ts := &tileSync{done: make(chan struct{})}
+	prev := l.lastSync
+	l.lastSync = ts
+	l.syncs.Add(1)
+	go func() {
+		defer l.syncs.Done()
+		defer close(ts.done)
+		if prev != nil {
+			<-prev.done // one at a time: they share l.synced
+		}
+		ts.err = l.syncPartials(ids)
+	}()
+	return ts
 }
 
 // Commit stores and serves a checkpoint: signed must be the note of the
@@ -748,6 +805,11 @@ func (l *Log) Commit(signed []byte) error {
 			return fmt.Errorf("tlog: checkpoint size %d is not final: %w", base.Size, err)
 		}
 	}
+	if base == l.cand.Load() && l.candSync != nil {
+		if err := l.candSync.wait(); err != nil {
+			return fmt.Errorf("tlog: checkpoint size %d: making its tiles durable: %w", base.Size, err)
+		}
+	}
 	cp := &Checkpoint{Checkpoint: base.Checkpoint, Note: bytes.Clone(signed)}
 	if err := l.fsys.WriteFile("checkpoint", cp.Note, true); err != nil {
 		return fmt.Errorf("tlog: storing checkpoint: %w", err)
@@ -755,6 +817,7 @@ func (l *Log) Commit(signed []byte) error {
 	l.cp.Store(cp)
 	if c := l.cand.Load(); c != nil && c.Size <= cp.Size {
 		l.cand.Store(nil)
+		l.candSync = nil
 	}
 	return nil
 }
