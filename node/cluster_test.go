@@ -11,6 +11,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"sort"
 	"testing"
 	"time"
 
@@ -392,12 +393,17 @@ func TestTwoNodesDown(t *testing.T) {
 // waitVotes waits until node i's round of input holds n votes.
 func (c *cluster) waitVotes(ctx context.Context, i int, input string, n int) {
 	c.t.Helper()
+	var from []string // the voters while the round was kept
 	for {
 		nd := c.nodes[i].node
 		nd.mu.Lock()
 		got := 0
 		if r := nd.rounds[input]; r != nil {
 			got = len(r.votes)
+			from = from[:0]
+			for name := range r.votes {
+				from = append(from, name)
+			}
 		}
 		nd.mu.Unlock()
 		if got >= n {
@@ -405,7 +411,17 @@ func (c *cluster) waitVotes(ctx context.Context, i int, input string, n int) {
 		}
 		select {
 		case <-ctx.Done():
-			c.t.Fatalf("%s: %d votes for %s, want %d", c.nodes[i].name, got, input, n)
+			// Which node is missing and why: it never got the request
+			// (requests 0), its vote was dropped (dropped), or the round
+			// was forgotten after its grace (0 votes now).
+			for _, tn := range c.nodes {
+				if tn.node != nil {
+					c.t.Logf("%s: requests %d, votes sent %d, received %d, dropped %v", tn.name, tn.node.requests.Load(),
+						tn.node.counts.votesSent.Load(), tn.node.counts.votesReceived.Load(), tn.node.Status().Dropped)
+				}
+			}
+			sort.Strings(from)
+			c.t.Fatalf("%s: %d votes for %s (the round had votes of %v), want %d", c.nodes[i].name, got, input, from, n)
 		case <-time.After(10 * time.Millisecond):
 		}
 	}

@@ -226,6 +226,41 @@ func TestRequestSettledByRoundPolicy(t *testing.T) {
 	}
 }
 
+// TestRequestNotSettledByItsEntry: a round with its entry in the log but
+// a build node's vote missing is not settled, so its requester gossips
+// the request again: a node that lost the first copy (a round final
+// within a second) would otherwise never vote, and status would lack its
+// word (TestOneNodeDiffers failed so under -race). A verdict settles it.
+func TestRequestNotSettledByItsEntry(t *testing.T) {
+	c := newCluster(t, 3, nil)
+	net, err := quorum.NetworkFromPolicy(c.policy)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req, err := quorum.NewBuildRequest(quorum.RequestOptions{Policy: c.policy.Digest(), Spec: mustCanonical(t, testSpec(394)), Signer: c.nodes[0].keys.Cosign})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := newRound(req, time.Now(), time.Minute)
+	r.net = net
+	r.index = 0 // its entry is in the log
+	n := &Node{o: Options{Policy: c.policy}, fsm: &quorum.FSM{}, byRequest: map[string]*round{req.ID(): r}}
+	r.votes["node-a"] = &quorum.Vote{}
+	r.votes["node-b"] = &quorum.Vote{}
+	if n.requestSettled(req) {
+		t.Fatal("settled by its entry though node-c has not voted")
+	}
+	r.votes["node-c"] = &quorum.Vote{}
+	if !n.requestSettled(req) {
+		t.Error("not settled though every build node voted")
+	}
+	delete(r.votes, "node-c")
+	r.index, r.verdict = -1, &Verdict{Text: "no quorum"}
+	if !n.requestSettled(req) {
+		t.Error("not settled though the round has its verdict")
+	}
+}
+
 // TestCatchupFollowsMembership: the catch-up's peers are the build nodes
 // of the policy in force when it reads, not those of the first read: the
 // client was made once and kept, so after changes that removed its peers
