@@ -12,6 +12,8 @@ import (
 	"os"
 	"path/filepath"
 	"sort"
+	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -126,6 +128,90 @@ type cluster struct {
 
 // newCluster makes n build nodes' keys and the policy; builders[i] builds
 // for node i (default: honest).
+// keyCache holds the build node keys the tests made, by name: cosign's
+// scrypt makes InitKeys cost about 0.5 s (several seconds under -race on a
+// loaded machine), and the cluster tests made them for every node anew.
+var keyCache struct {
+	sync.Mutex
+	root string                    // the folder of the keys made
+	made map[string][]cachedKeys   // by name
+	used map[string]map[string]int // top-level test -> name -> keys taken
+}
+
+type cachedKeys struct {
+	dir  string // holds keys/
+	keys *Keys
+}
+
+// TestMain removes the keys testKeys made.
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if keyCache.root != "" {
+		os.RemoveAll(keyCache.root)
+	}
+	os.Exit(code)
+}
+
+// testKeys puts keys of a build node named name into dir/keys, as
+// InitKeys does, reusing keys an earlier test made: within one top-level
+// test (its subtests too) each call gets keys of its own, so two clusters
+// of one test never share a node's keys.
+func testKeys(t testing.TB, dir, name string) *Keys {
+	t.Helper()
+	test, _, _ := strings.Cut(t.Name(), "/")
+	keyCache.Lock()
+	defer keyCache.Unlock()
+	if keyCache.made == nil {
+		root, err := os.MkdirTemp("", "pyrsia-node-test-keys-")
+		if err != nil {
+			t.Fatal(err)
+		}
+		keyCache.root, keyCache.made, keyCache.used = root, map[string][]cachedKeys{}, map[string]map[string]int{}
+	}
+	if keyCache.used[test] == nil {
+		keyCache.used[test] = map[string]int{}
+		t.Cleanup(func() {
+			keyCache.Lock()
+			delete(keyCache.used, test)
+			keyCache.Unlock()
+		})
+	}
+	n := keyCache.used[test][name]
+	keyCache.used[test][name]++
+	if n == len(keyCache.made[name]) {
+		src := filepath.Join(keyCache.root, fmt.Sprintf("%s-%d", name, n))
+		k, err := InitKeys(src, name, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		keyCache.made[name] = append(keyCache.made[name], cachedKeys{dir: src, keys: k})
+	}
+	ck := keyCache.made[name][n]
+	from, to := filepath.Join(ck.dir, "keys"), filepath.Join(dir, "keys")
+	files, err := os.ReadDir(from)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.MkdirAll(to, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range files {
+		b, err := os.ReadFile(filepath.Join(from, f.Name()))
+		if err != nil {
+			t.Fatal(err)
+		}
+		fi, err := f.Info()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(to, f.Name()), b, fi.Mode().Perm()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	k := *ck.keys
+	return &k
+}
+
 func newCluster(t *testing.T, n int, builders map[int]Builder) *cluster {
 	t.Helper()
 	c := &cluster{t: t, deadline: 20 * time.Second}
@@ -134,10 +220,7 @@ func newCluster(t *testing.T, n int, builders map[int]Builder) *cluster {
 	for i := range n {
 		name := fmt.Sprintf("node-%c", 'a'+i)
 		dir := filepath.Join(root, name)
-		k, err := InitKeys(dir, name, nil)
-		if err != nil {
-			t.Fatal(err)
-		}
+		k := testKeys(t, dir, name)
 		b := builders[i]
 		if b == nil {
 			b = fakeBuild("honest")
