@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/hashicorp/raft"
+	"github.com/pyrsia/pyrsia-build/publish/policy"
 )
 
 // Hostile review of membership.go (review-member): each test shows a hole
@@ -197,6 +198,24 @@ func TestChangeBackToEarlierPolicy(t *testing.T) {
 	}
 }
 
+// settleFixture returns a node (not started, with the cluster's first
+// policy) holding the round of a request node-a signed under p, with
+// testSpec(k) and no votes yet: what requestSettled judges.
+func (c *cluster) settleFixture(t *testing.T, p *policy.Policy, k int) (*Node, *round, *quorum.BuildRequest) {
+	t.Helper()
+	net, err := quorum.NetworkFromPolicy(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req, err := quorum.NewBuildRequest(quorum.RequestOptions{Policy: p.Digest(), Spec: mustCanonical(t, testSpec(k)), Signer: c.nodes[0].keys.Cosign})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := newRound(req, time.Now(), time.Minute)
+	r.net = net
+	return &Node{o: Options{Policy: c.policy}, fsm: &quorum.FSM{}, byRequest: map[string]*round{req.ID(): r}}, r, req
+}
+
 // TestRequestSettledByRoundPolicy: a node stops gossiping its request
 // again once every build node of the round's policy voted. It counted the
 // nodes of the policy it was started with (--policy), so after a change
@@ -204,18 +223,7 @@ func TestChangeBackToEarlierPolicy(t *testing.T) {
 // nodes it stopped before the added ones had voted.
 func TestRequestSettledByRoundPolicy(t *testing.T) {
 	c := newCluster(t, 3, nil)
-	p2 := withNodes(c.policy, c.policyNode(0), c.policyNode(1))
-	net2, err := quorum.NetworkFromPolicy(p2)
-	if err != nil {
-		t.Fatal(err)
-	}
-	req, err := quorum.NewBuildRequest(quorum.RequestOptions{Policy: p2.Digest(), Spec: mustCanonical(t, testSpec(393)), Signer: c.nodes[0].keys.Cosign})
-	if err != nil {
-		t.Fatal(err)
-	}
-	r := newRound(req, time.Now(), time.Minute)
-	r.net = net2
-	n := &Node{o: Options{Policy: c.policy}, fsm: &quorum.FSM{}, byRequest: map[string]*round{req.ID(): r}}
+	n, r, req := c.settleFixture(t, withNodes(c.policy, c.policyNode(0), c.policyNode(1)), 393)
 	r.votes["node-a"] = &quorum.Vote{}
 	if n.requestSettled(req) {
 		t.Fatal("settled with one vote of two")
@@ -233,18 +241,8 @@ func TestRequestSettledByRoundPolicy(t *testing.T) {
 // word (TestOneNodeDiffers failed so under -race). A verdict settles it.
 func TestRequestNotSettledByItsEntry(t *testing.T) {
 	c := newCluster(t, 3, nil)
-	net, err := quorum.NetworkFromPolicy(c.policy)
-	if err != nil {
-		t.Fatal(err)
-	}
-	req, err := quorum.NewBuildRequest(quorum.RequestOptions{Policy: c.policy.Digest(), Spec: mustCanonical(t, testSpec(394)), Signer: c.nodes[0].keys.Cosign})
-	if err != nil {
-		t.Fatal(err)
-	}
-	r := newRound(req, time.Now(), time.Minute)
-	r.net = net
+	n, r, req := c.settleFixture(t, c.policy, 394)
 	r.index = 0 // its entry is in the log
-	n := &Node{o: Options{Policy: c.policy}, fsm: &quorum.FSM{}, byRequest: map[string]*round{req.ID(): r}}
 	r.votes["node-a"] = &quorum.Vote{}
 	r.votes["node-b"] = &quorum.Vote{}
 	if n.requestSettled(req) {
