@@ -268,10 +268,7 @@ func TestReviewCatchupJudgesCheckpointsByTheChain(t *testing.T) {
 	next := &policy.Policy{Version: policy.Version, Name: first.Name, Nodes: []policy.Node{first.Nodes[0]}}
 	var added []*Keys
 	for _, name := range []string{"node-d", "node-e"} {
-		k, err := InitKeys(filepath.Join(t.TempDir(), name), name, nil)
-		if err != nil {
-			t.Fatal(err)
-		}
+		k := testKeys(t, filepath.Join(t.TempDir(), name), name)
 		added = append(added, k)
 		pn := k.PolicyNode()
 		next.Nodes = append(next.Nodes, policy.Node{Name: pn.Name, CosignKey: pn.CosignKey, PeerID: pn.PeerID, NoteKey: pn.NoteKey})
