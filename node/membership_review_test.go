@@ -2,6 +2,7 @@ package node
 
 import (
 	"bytes"
+	"errors"
 	"github.com/pyrsia/pyrsia-build/quorum"
 	"net/http"
 	"slices"
@@ -110,12 +111,20 @@ func TestLeaderAddsStrangerVoter(t *testing.T) {
 	c := newCluster(t, 3, nil)
 	c.startAll()
 	ctx := c.ctx()
-	l := c.leader(ctx)
 	x := c.addNode(nil) // keys only, never started
 	stranger := c.nodes[x].keys.PeerID
 	id := raft.ServerID(stranger.String())
-	if err := c.nodes[l].node.Raft().AddVoter(id, raft.ServerAddress(id), 0, 0).Error(); err != nil {
-		t.Fatal(err)
+	// Just after the first election the leader may still lose its
+	// leadership (the nodes start one after another): ask the next one.
+	for {
+		err := c.nodes[c.leader(ctx)].node.Raft().AddVoter(id, raft.ServerAddress(id), 0, 0).Error()
+		if err == nil {
+			break
+		}
+		if !errors.Is(err, raft.ErrLeadershipLost) && !errors.Is(err, raft.ErrNotLeader) {
+			t.Fatal(err)
+		}
+		t.Logf("adding the stranger: %v; again", err)
 	}
 	want := peerIDs(c.policy)
 	waitFor(ctx, t, "the stranger out of Raft's voters", func() bool {
