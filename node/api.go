@@ -101,17 +101,28 @@ func httpErr(w http.ResponseWriter, code int, err error) {
 	writeJSON(w, code, map[string]string{"error": err.Error()})
 }
 
+// readBody reads r's body of at most max bytes; what names the body in
+// the errors. When it returns false it has answered already: 400 for a
+// body it could not read, 413 for one over max.
+func readBody(w http.ResponseWriter, r *http.Request, max int, what string) ([]byte, bool) {
+	b, err := io.ReadAll(io.LimitReader(r.Body, int64(max)+1))
+	if err != nil {
+		httpErr(w, http.StatusBadRequest, fmt.Errorf("reading %s: %w", what, err))
+		return nil, false
+	}
+	if len(b) > max {
+		httpErr(w, http.StatusRequestEntityTooLarge, fmt.Errorf("%s is over %d bytes", what, max))
+		return nil, false
+	}
+	return b, true
+}
+
 func (n *Node) servePublish(w http.ResponseWriter, r *http.Request) {
 	if !n.checkPost(w, r) {
 		return
 	}
-	b, err := io.ReadAll(io.LimitReader(r.Body, maxSpecRequest+1))
-	if err != nil {
-		httpErr(w, http.StatusBadRequest, fmt.Errorf("reading the spec: %w", err))
-		return
-	}
-	if len(b) > maxSpecRequest {
-		httpErr(w, http.StatusRequestEntityTooLarge, fmt.Errorf("the spec is over %d bytes", maxSpecRequest))
+	b, ok := readBody(w, r, maxSpecRequest, "the spec")
+	if !ok {
 		return
 	}
 	input, err := n.Publish(r.Context(), b)

@@ -635,13 +635,8 @@ func (n *Node) servePolicyChange(w http.ResponseWriter, r *http.Request) {
 		httpErr(w, http.StatusUnsupportedMediaType, fmt.Errorf("Content-Type %q: send the policy change as application/json", ct))
 		return
 	}
-	b, err := io.ReadAll(io.LimitReader(r.Body, maxChange+1))
-	if err != nil {
-		httpErr(w, http.StatusBadRequest, fmt.Errorf("reading the policy change: %w", err))
-		return
-	}
-	if len(b) > maxChange {
-		httpErr(w, http.StatusRequestEntityTooLarge, fmt.Errorf("the policy change is over %d bytes", maxChange))
+	b, ok := readBody(w, r, maxChange, "the policy change")
+	if !ok {
 		return
 	}
 	res, err := n.SubmitPolicyChange(r.Context(), b)

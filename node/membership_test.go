@@ -43,10 +43,7 @@ func (c *cluster) addNode(b Builder) int {
 	i := len(c.nodes)
 	name := fmt.Sprintf("node-%c", 'a'+i)
 	dir := filepath.Join(c.t.TempDir(), name)
-	k, err := InitKeys(dir, name, nil)
-	if err != nil {
-		c.t.Fatal(err)
-	}
+	k := testKeys(c.t, dir, name)
 	if b == nil {
 		b = fakeBuild("honest")
 	}

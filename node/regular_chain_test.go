@@ -26,6 +26,26 @@ type offered struct {
 
 func (o offered) ReadCheckpoint(context.Context) ([]byte, error) { return o.cp, nil }
 
+// rotateKeysOfB has node-a and node-b (its old key) approve a change that
+// gives node-b of a three-node cluster fresh cosign and note keys, and
+// waits until every running node acts on it. node-b still runs on its old
+// keys. It returns the new policy.
+func (c *cluster) rotateKeysOfB(ctx context.Context, t *testing.T) *policy.Policy {
+	t.Helper()
+	fresh, err := InitKeys(t.TempDir(), "node-b", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pb := c.policyNode(1)
+	pb.CosignKey, pb.NoteKey = string(fresh.CosignPub), fresh.NoteKey
+	p2 := withNodes(c.policy, c.policyNode(0), pb, c.policyNode(2))
+	if code, body := c.submit(ctx, 0, c.changeBy(c.policy, p2, 0, 1)); code != http.StatusCreated {
+		t.Fatalf("submit: %d %s", code, body)
+	}
+	c.waitActing(ctx, p2)
+	return p2
+}
+
 // TestRegularFollowsPolicyChain: a regular node started with the
 // network's first policy follows a change that rotates node-b's cosign
 // and note keys: it applies the change (its status names the new policy),
@@ -43,18 +63,8 @@ func TestRegularFollowsPolicyChain(t *testing.T) {
 	in1, _ := c.publish(ctx, 0, ociSpec(11))
 	reg.waitIndexed(ctx, in1)
 
-	fresh, err := InitKeys(t.TempDir(), "node-b", nil)
-	if err != nil {
-		t.Fatal(err)
-	}
 	oldB := c.nodes[1].keys
-	pb := c.policyNode(1)
-	pb.CosignKey, pb.NoteKey = string(fresh.CosignPub), fresh.NoteKey
-	p2 := withNodes(c.policy, c.policyNode(0), pb, c.policyNode(2))
-	if code, body := c.submit(ctx, 0, c.changeBy(c.policy, p2, 0, 1)); code != http.StatusCreated {
-		t.Fatalf("submit: %d %s", code, body)
-	}
-	c.waitActing(ctx, p2)
+	p2 := c.rotateKeysOfB(ctx, t)
 	// node-b runs on its rotated-out keys: node-a and node-c are the
 	// majority of the new policy.
 	in2, evs := c.publish(ctx, 0, ociSpec(12))
@@ -178,17 +188,7 @@ func TestReviewChangesFileOmission(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	fresh, err := InitKeys(t.TempDir(), "node-b", nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	pb := c.policyNode(1)
-	pb.CosignKey, pb.NoteKey = string(fresh.CosignPub), fresh.NoteKey
-	p2 := withNodes(c.policy, c.policyNode(0), pb, c.policyNode(2))
-	if code, body := c.submit(ctx, 0, c.changeBy(c.policy, p2, 0, 1)); code != http.StatusCreated {
-		t.Fatalf("submit: %d %s", code, body)
-	}
-	c.waitActing(ctx, p2)
+	p2 := c.rotateKeysOfB(ctx, t)
 	in2, _ := c.publish(ctx, 0, ociSpec(12))
 	reg.waitIndexed(ctx, in2)
 	if st := reg.status(); st.Policy != p2.Digest() {

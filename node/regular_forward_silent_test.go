@@ -9,7 +9,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/libp2p/go-libp2p"
 	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
 	"github.com/pyrsia/pyrsia-build/quorum"
@@ -26,19 +25,7 @@ func TestRegularForwardGivesUpOnASilentBuildNode(t *testing.T) {
 	forwardKeepalive, forwardMargin = 50*time.Millisecond, 300*time.Millisecond
 	t.Cleanup(func() { forwardKeepalive, forwardMargin = oldKeep, oldMargin })
 
-	c := newCluster(t, 3, nil)
-	nw, err := quorum.NetworkFromPolicy(c.policy)
-	if err != nil {
-		t.Fatal(err)
-	}
-	b, err := SignRequest(c.policy, ociSpec(6), c.nodes[2].keys.Cosign)
-	if err != nil {
-		t.Fatal(err)
-	}
-	req, err := quorum.ParseBuildRequest(b)
-	if err != nil {
-		t.Fatal(err)
-	}
+	c, nw, req := forwardFixture(t)
 	for _, tc := range []struct {
 		name      string
 		keepalive bool // the build node sends empty lines, but no event
@@ -48,13 +35,8 @@ func TestRegularForwardGivesUpOnASilentBuildNode(t *testing.T) {
 		{"keepalives past the deadline", true, "did not end it by"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			h, err := libp2p.New(libp2p.Identity(c.nodes[0].keys.P2P), libp2p.ListenAddrStrings("/ip4/127.0.0.1/tcp/0"), libp2p.DisableRelay())
-			if err != nil {
-				t.Fatal(err)
-			}
-			t.Cleanup(func() { h.Close() })
 			ended := make(chan error, 1) // the build node's stream ended, with the read's error
-			h.SetStreamHandler(RequestProtocol, func(st network.Stream) {
+			h := c.buildNodeHost(t, 0, func(st network.Stream) {
 				br := bufio.NewReader(st)
 				line, err := readLine(br, quorum.MaxRequestSize+1)
 				if err != nil {

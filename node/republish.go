@@ -12,8 +12,9 @@ import (
 // is still forming is lost even when the topic lists the peers, and a build
 // node that never saw a request would never build or vote on it. So a node
 // gossips the requests it signed again, at growing intervals (1s, 2s, 4s,
-// then every 8s), until their round is over (an entry or a verdict), every
-// policy node has voted, or the deadline passes. The signed request is the
+// then every 8s), until their round has a verdict, every policy node has
+// voted, or the deadline passes (an entry in the log is not enough: the
+// votes after it are the dissent status shows). The signed request is the
 // same each time: nodes that have it already ignore the copy.
 
 // maxOwnRequests bounds the requests a node keeps gossiping; past it, the
@@ -93,18 +94,22 @@ func (n *Node) republishLoop(ctx context.Context) error {
 	}
 }
 
-// requestSettled reports whether the round of req needs no more votes: its
-// input is in the log, the round has a verdict, or every build node of
-// the policy the round opened under has voted.
+// requestSettled reports whether the round of req needs no more votes: the
+// round has a verdict, or every build node of the policy the round opened
+// under has voted. An entry in the log does not settle it: a node that
+// missed the request still votes when it comes (its word on the build,
+// the dissent status shows), and a round that is final within a second
+// would otherwise leave a node that lost the first copy without a vote
+// for good. The deadline bounds the gossiping again (ownRequests.due).
 func (n *Node) requestSettled(req *quorum.BuildRequest) bool {
-	if _, ok := n.fsm.Lookup(req.InputDigest); ok {
-		return true
-	}
 	n.mu.Lock()
-	defer n.mu.Unlock()
 	r := n.byRequest[req.ID()]
+	settled := r != nil && (r.verdict != nil || len(r.votes) >= len(r.net.Members()))
+	n.mu.Unlock()
 	if r == nil {
-		return false // not seen back yet, or forgotten after its grace
+		// Not seen back yet, or forgotten after its grace.
+		_, ok := n.fsm.Lookup(req.InputDigest)
+		return ok
 	}
-	return !r.open() || len(r.votes) >= len(r.net.Members())
+	return settled
 }

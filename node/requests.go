@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"mime"
 	"net/http"
 	"time"
@@ -88,13 +87,8 @@ func (n *Node) serveRequest(w http.ResponseWriter, r *http.Request) {
 		httpErr(w, http.StatusUnsupportedMediaType, fmt.Errorf("Content-Type %q: send the signed request as application/json", r.Header.Get("Content-Type")))
 		return
 	}
-	b, err := io.ReadAll(io.LimitReader(r.Body, quorum.MaxRequestSize+1))
-	if err != nil {
-		httpErr(w, http.StatusBadRequest, fmt.Errorf("reading the request: %w", err))
-		return
-	}
-	if len(b) > quorum.MaxRequestSize {
-		httpErr(w, http.StatusRequestEntityTooLarge, fmt.Errorf("the request is over %d bytes", quorum.MaxRequestSize))
+	b, ok := readBody(w, r, quorum.MaxRequestSize, "the request")
+	if !ok {
 		return
 	}
 	input, err := n.PublishRequest(r.Context(), b)

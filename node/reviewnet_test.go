@@ -92,13 +92,11 @@ func TestReviewRelayedVotesBounded(t *testing.T) {
 	}
 }
 
-// Regression (review-net): a regular node passed a request to its build
-// nodes in turn but gave up at the first refusal: one lying build node
-// (first among the bootstrap peers, say) that refuses every request
-// censored every requester of that regular node, though the others would
-// have taken it. A refusal now moves on to the next build node; the
-// request is refused only when none took it.
-func TestReviewForwardPastALyingRefusal(t *testing.T) {
+// forwardFixture returns a cluster of three (not started), its network,
+// and a request node-c signed: what the forward tests pass to build
+// nodes of their own (buildNodeHost).
+func forwardFixture(t *testing.T) (*cluster, *quorum.Network, *quorum.BuildRequest) {
+	t.Helper()
 	c := newCluster(t, 3, nil)
 	nw, err := quorum.NetworkFromPolicy(c.policy)
 	if err != nil {
@@ -112,14 +110,35 @@ func TestReviewForwardPastALyingRefusal(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	return c, nw, req
+}
+
+// buildNodeHost returns a loopback libp2p host with node i's identity
+// whose RequestProtocol streams handle serves, closed at the test's end: a
+// build node as a regular node's forwarder meets it, answering as the
+// test says.
+func (c *cluster) buildNodeHost(t *testing.T, i int, handle network.StreamHandler) host.Host {
+	t.Helper()
+	h, err := libp2p.New(libp2p.Identity(c.nodes[i].keys.P2P), libp2p.ListenAddrStrings("/ip4/127.0.0.1/tcp/0"), libp2p.DisableRelay())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { h.Close() })
+	h.SetStreamHandler(RequestProtocol, handle)
+	return h
+}
+
+// Regression (review-net): a regular node passed a request to its build
+// nodes in turn but gave up at the first refusal: one lying build node
+// (first among the bootstrap peers, say) that refuses every request
+// censored every requester of that regular node, though the others would
+// have taken it. A refusal now moves on to the next build node; the
+// request is refused only when none took it.
+func TestReviewForwardPastALyingRefusal(t *testing.T) {
+	c, nw, req := forwardFixture(t)
 	// node-a refuses everything; node-b takes the request.
 	serve := func(i int, answer func(line []byte) forwardAnswer) host.Host {
-		h, err := libp2p.New(libp2p.Identity(c.nodes[i].keys.P2P), libp2p.ListenAddrStrings("/ip4/127.0.0.1/tcp/0"), libp2p.DisableRelay())
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { h.Close() })
-		h.SetStreamHandler(RequestProtocol, func(st network.Stream) {
+		return c.buildNodeHost(t, i, func(st network.Stream) {
 			defer st.Close()
 			line, err := readLine(bufio.NewReader(st), quorum.MaxRequestSize+1)
 			if err != nil {
@@ -128,7 +147,6 @@ func TestReviewForwardPastALyingRefusal(t *testing.T) {
 			}
 			json.NewEncoder(st).Encode(answer(line))
 		})
-		return h
 	}
 	liar := serve(0, func([]byte) forwardAnswer { return forwardAnswer{Error: "not one of the policy's requesters (a lie)"} })
 	honest := serve(1, func(line []byte) forwardAnswer {
@@ -250,10 +268,7 @@ func TestReviewCatchupJudgesCheckpointsByTheChain(t *testing.T) {
 	next := &policy.Policy{Version: policy.Version, Name: first.Name, Nodes: []policy.Node{first.Nodes[0]}}
 	var added []*Keys
 	for _, name := range []string{"node-d", "node-e"} {
-		k, err := InitKeys(filepath.Join(t.TempDir(), name), name, nil)
-		if err != nil {
-			t.Fatal(err)
-		}
+		k := testKeys(t, filepath.Join(t.TempDir(), name), name)
 		added = append(added, k)
 		pn := k.PolicyNode()
 		next.Nodes = append(next.Nodes, policy.Node{Name: pn.Name, CosignKey: pn.CosignKey, PeerID: pn.PeerID, NoteKey: pn.NoteKey})

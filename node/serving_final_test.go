@@ -65,11 +65,7 @@ func TestServedIndexFollowsFinalCheckpoints(t *testing.T) {
 	var keys []*Keys
 	for i := range 2 {
 		name := fmt.Sprintf("node-%c", 'a'+i)
-		k, err := InitKeys(filepath.Join(root, name), name, nil)
-		if err != nil {
-			t.Fatal(err)
-		}
-		keys = append(keys, k)
+		keys = append(keys, testKeys(t, filepath.Join(root, name), name))
 	}
 	log := &memFinalLog{grown: make(chan struct{})}
 	for i := range 3 {

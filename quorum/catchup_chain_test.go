@@ -26,11 +26,7 @@ func (f *brokenLog) Append(context.Context, []byte) (uint64, error) {
 // An append that succeeds applies the change.
 func TestCatchupChangeNotAppliedBeforeAppend(t *testing.T) {
 	nodes := testNodes(t, 6)
-	five := testPolicy(t, nodes[:5])
-	six := &policy.Policy{Version: 1, Name: five.Name, Nodes: append(append([]policy.Node{}, five.Nodes...), testPolicy(t, nodes[5:]).Nodes[0])}
-	if err := six.Validate(); err != nil {
-		t.Fatal(err)
-	}
+	five, six := grownPolicy(t, nodes, 5)
 	spec1, _ := testSpec(t, "demo:1")
 	spec2, _ := testSpec(t, "demo:2")
 	peer := [][]byte{
@@ -75,11 +71,7 @@ func TestCatchupChangeNotAppliedBeforeAppend(t *testing.T) {
 // the change after the refused entry is not in the log, nor in the chain.
 func TestCatchupRefusedBeforeChangeKeepsChainWithLog(t *testing.T) {
 	nodes := testNodes(t, 6)
-	five := testPolicy(t, nodes[:5])
-	six := &policy.Policy{Version: 1, Name: five.Name, Nodes: append(append([]policy.Node{}, five.Nodes...), testPolicy(t, nodes[5:]).Nodes[0])}
-	if err := six.Validate(); err != nil {
-		t.Fatal(err)
-	}
+	five, six := grownPolicy(t, nodes, 5)
 	seven := &policy.Policy{Version: 1, Name: five.Name, Nodes: six.Nodes[1:]}
 	if err := seven.Validate(); err != nil {
 		t.Fatal(err)

@@ -23,17 +23,25 @@ func testChange(t testing.TB, old, new *policy.Policy, approvers ...*testNode) [
 	return policytest.ChangeEntry(t, old, new, signers...)
 }
 
+// grownPolicy returns the policy of nodes[:n] and the one that adds
+// nodes[n] to it.
+func grownPolicy(t testing.TB, nodes []*testNode, n int) (old, grown *policy.Policy) {
+	t.Helper()
+	old = testPolicy(t, nodes[:n])
+	grown = &policy.Policy{Version: 1, Name: old.Name, Nodes: append(append([]policy.Node{}, old.Nodes...), testPolicy(t, nodes[n:n+1]).Nodes[0])}
+	if err := grown.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	return old, grown
+}
+
 // TestFSMPolicyChange: every node's FSM refuses a change a minority
 // signed, applies one a majority signed at one log index, and judges the
 // entries after it by the new policy: a sixth node joins and publishes
 // with the new majority, the old majority is no longer enough.
 func TestFSMPolicyChange(t *testing.T) {
 	nodes := testNodes(t, 6)
-	five := testPolicy(t, nodes[:5])
-	six := &policy.Policy{Version: 1, Name: five.Name, Nodes: append(append([]policy.Node{}, five.Nodes...), testPolicy(t, nodes[5:]).Nodes[0])}
-	if err := six.Validate(); err != nil {
-		t.Fatal(err)
-	}
+	five, six := grownPolicy(t, nodes, 5)
 	spec1, _ := testSpec(t, "demo:1")
 	spec2, _ := testSpec(t, "demo:2")
 	spec3, in3 := testSpec(t, "demo:3")
@@ -106,11 +114,7 @@ func TestFSMPolicyChange(t *testing.T) {
 // later entry by a policy the network never applied.
 func TestChainCheckerCheckEntryAppliesNothing(t *testing.T) {
 	nodes := testNodes(t, 4)
-	three := testPolicy(t, nodes[:3])
-	four := &policy.Policy{Version: 1, Name: three.Name, Nodes: append(append([]policy.Node{}, three.Nodes...), testPolicy(t, nodes[3:]).Nodes[0])}
-	if err := four.Validate(); err != nil {
-		t.Fatal(err)
-	}
+	three, four := grownPolicy(t, nodes, 3)
 	chain, err := policy.NewChain(three)
 	if err != nil {
 		t.Fatal(err)
