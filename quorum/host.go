@@ -21,6 +21,7 @@ import (
 	"github.com/libp2p/go-libp2p/p2p/muxer/yamux"
 	"github.com/libp2p/go-libp2p/p2p/net/swarm"
 	"github.com/libp2p/go-libp2p/p2p/security/noise"
+	libp2ptls "github.com/libp2p/go-libp2p/p2p/security/tls"
 	libp2pquic "github.com/libp2p/go-libp2p/p2p/transport/quic"
 	"github.com/libp2p/go-libp2p/p2p/transport/tcp"
 	ma "github.com/multiformats/go-multiaddr"
@@ -113,8 +114,11 @@ type HostOptions struct {
 	Logger *slog.Logger
 }
 
-// NewHost starts a libp2p host: TCP and QUIC, Noise, no relay, admitting
-// the peers o.Gater admits. The caller closes it.
+// NewHost starts a libp2p host: TCP and QUIC, TLS 1.3 or Noise (TLS
+// preferred: AES-GCM with the CPU's instructions cost less per byte than
+// Noise's ChaCha20 here, 0.72 against 0.88-0.92 CPU-s per 200 MiB
+// fetched), no relay, admitting the peers o.Gater admits. The caller
+// closes it.
 //
 // It dials a peer's TCP addresses first and its QUIC addresses only
 // [quicDialDelay] later (libp2p's default is the other way round): blobs
@@ -145,6 +149,7 @@ func NewHost(o HostOptions) (host.Host, error) {
 		libp2p.ListenAddrStrings(listen...),
 		libp2p.Transport(tcp.NewTCPTransport),
 		libp2p.Transport(libp2pquic.NewTransport),
+		libp2p.Security(libp2ptls.ID, libp2ptls.New),
 		libp2p.Security(noise.ID, noise.New),
 		libp2p.Muxer(yamux.ID, bulkYamux()),
 		libp2p.SwarmOpts(swarm.WithDialRanker(tcpFirstRanker)),

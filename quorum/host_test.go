@@ -13,6 +13,7 @@ import (
 	pb "github.com/libp2p/go-libp2p-pubsub/pb"
 	"github.com/libp2p/go-libp2p/core/host"
 	"github.com/libp2p/go-libp2p/core/peer"
+	libp2ptls "github.com/libp2p/go-libp2p/p2p/security/tls"
 	ma "github.com/multiformats/go-multiaddr"
 )
 
@@ -174,6 +175,9 @@ func TestHostPrefersTCP(t *testing.T) {
 		conns := hosts[0].Network().ConnsToPeer(hosts[want.to].ID())
 		if len(conns) != 1 || !strings.Contains(conns[0].RemoteMultiaddr().String(), want.proto) {
 			t.Fatalf("connections to host %d: %v, want one over %s", want.to, conns, want.proto)
+		}
+		if sec := conns[0].ConnState().Security; want.proto == "/tcp/" && sec != libp2ptls.ID {
+			t.Fatalf("connection over TCP secured by %q, want %q", sec, libp2ptls.ID)
 		}
 	}
 }
