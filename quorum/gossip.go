@@ -2,6 +2,7 @@ package quorum
 
 import (
 	"context"
+	"crypto/sha256"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -14,6 +15,7 @@ import (
 	"github.com/libp2p/go-libp2p/core/host"
 	"github.com/libp2p/go-libp2p/core/peer"
 	"github.com/pyrsia/pyrsia-build/attest"
+	"github.com/pyrsia/pyrsia-build/publish"
 )
 
 // Queue sizes of the gossip router. With the default of 32 about three
@@ -422,7 +424,17 @@ func (g *Gossip) validateVote(ctx context.Context, _ peer.ID, m *pubsub.Message)
 	}
 	net := g.net()
 	_, known := net.ByPeer(m.GetFrom())
-	v, err := parseVote(data, g.o.Envelopes.Statement)
+	// The statement is remembered only once the vote is accepted: until
+	// its signature checks, anyone may have sent it.
+	var (
+		parsed *publish.ParsedStatement
+		key    [sha256.Size]byte
+	)
+	v, err := parseVote(data, func(payload []byte) (*publish.ParsedStatement, error) {
+		ps, k, err := g.o.Envelopes.lookupStatement(payload)
+		parsed, key = ps, k
+		return ps, err
+	})
 	if err != nil && !known {
 		return g.drop(topic, DropUnknownPeer, m, nil)
 	}
@@ -466,6 +478,7 @@ func (g *Gossip) validateVote(ctx context.Context, _ peer.ID, m *pubsub.Message)
 	case res == addFull:
 		return g.drop(topic, DropVoteBudget, m, nil)
 	}
+	g.o.Envelopes.rememberStatement(key, parsed)
 	m.ValidatorData = validated[*Vote]{msg: v, from: from}
 	return pubsub.ValidationAccept
 }

@@ -61,37 +61,64 @@ func NewVerifiedEnvelopes(max int) *VerifiedEnvelopes {
 // a payload parsed before: parsing is a function of the bytes alone, and
 // the key is the SHA-256 of all of them. Only statements that parse are
 // remembered (at most as many as envelopes); the answer is shared, read
-// only. On a nil c it parses.
+// only. On a nil c it parses. Call it only for payloads whose envelope a
+// known key signed: the memory is a few MiB a statement at worst.
 func (c *VerifiedEnvelopes) Statement(payload []byte) (*publish.ParsedStatement, error) {
-	if c == nil {
-		return publish.ParseStatement(payload)
+	ps, k, err := c.lookupStatement(payload)
+	if err != nil || c == nil {
+		return ps, err
 	}
-	k := sha256.Sum256(payload)
+	c.rememberStatement(k, ps)
+	return ps, nil
+}
+
+// lookupStatement is Statement without remembering what it parsed: the
+// votes validator parses a vote before it knows who signed it (a stranger
+// may have); it remembers the statement (rememberStatement) once the
+// vote is accepted. k is the payload's key.
+func (c *VerifiedEnvelopes) lookupStatement(payload []byte) (ps *publish.ParsedStatement, k [sha256.Size]byte, err error) {
+	if c == nil {
+		ps, err = publish.ParseStatement(payload)
+		return ps, k, err
+	}
+	k = sha256.Sum256(payload)
 	c.stMu.Lock()
 	if e, ok := c.stAt[k]; ok {
 		c.stOrder.MoveToFront(e)
 		c.stHits++
 		ps := e.Value.(parsedEntry).ps
 		c.stMu.Unlock()
-		return ps, nil
+		return ps, k, nil
 	}
 	c.stMu.Unlock()
-	ps, err := publish.ParseStatement(payload)
+	ps, err = publish.ParseStatement(payload)
 	if err != nil {
-		return nil, err
+		return nil, k, err
+	}
+	c.stMu.Lock()
+	c.stParsed++
+	c.stMu.Unlock()
+	return ps, k, nil
+}
+
+// rememberStatement remembers ps as the statement of the payload whose
+// key is k.
+func (c *VerifiedEnvelopes) rememberStatement(k [sha256.Size]byte, ps *publish.ParsedStatement) {
+	if c == nil || ps == nil {
+		return
 	}
 	c.stMu.Lock()
 	defer c.stMu.Unlock()
-	c.stParsed++
-	if _, ok := c.stAt[k]; !ok {
-		c.stAt[k] = c.stOrder.PushFront(parsedEntry{k, ps})
-		for c.stOrder.Len() > c.max {
-			last := c.stOrder.Back()
-			delete(c.stAt, last.Value.(parsedEntry).key)
-			c.stOrder.Remove(last)
-		}
+	if e, ok := c.stAt[k]; ok {
+		c.stOrder.MoveToFront(e)
+		return
 	}
-	return ps, nil
+	c.stAt[k] = c.stOrder.PushFront(parsedEntry{k, ps})
+	for c.stOrder.Len() > c.max {
+		last := c.stOrder.Back()
+		delete(c.stAt, last.Value.(parsedEntry).key)
+		c.stOrder.Remove(last)
+	}
 }
 
 // StatementHits returns how many statements were answered from memory,
