@@ -120,7 +120,9 @@ type FollowerOptions struct {
 	// Interval is the time between two polls of Run (default 10s).
 	Interval time.Duration
 	// MaxUnverified bounds, for a follower of a Chain, the entries one
-	// poll reads of the trees of checkpoints it cannot judge yet: a
+	// poll reads from each source of the tree of a checkpoint it cannot
+	// judge yet (each source its own bound, so that a lying source does
+	// not use up an honest one's): a
 	// checkpoint signed by a key of the policy the follower holds but
 	// not final under it (the policy changes its tree adds may make it
 	// final). Past the bound the poll fails over to the next source, and
@@ -174,11 +176,11 @@ type Follower struct {
 	// that answered last. Held by poll.
 	clients []*Client
 	good    int
-	// budget is what is left, in this poll, of opts.MaxUnverified;
-	// pending is a checkpoint whose tree a poll stopped reading at the
-	// budget. Held by poll.
-	budget  int
-	pending *pendingJudge
+	// pending is, per source, a checkpoint whose tree a poll stopped
+	// reading at opts.MaxUnverified: one per source, so that a source
+	// that lies does not take the place of an honest one's judgement in
+	// progress. Held by poll.
+	pending map[*Client]*pendingJudge
 	// probed is the source probed last (see probe). Held by poll.
 	probed int
 
@@ -246,7 +248,7 @@ func NewFollower(ctx context.Context, opts FollowerOptions) (*Follower, error) {
 	if logger == nil {
 		logger = slog.Default()
 	}
-	f := &Follower{opts: opts, logger: logger, next: opts.Next}
+	f := &Follower{opts: opts, logger: logger, next: opts.Next, pending: make(map[*Client]*pendingJudge)}
 	srcs := []Source{opts.Source}
 	if fo, ok := opts.Source.(*failover); ok && len(fo.srcs) > 0 {
 		srcs = fo.srcs
@@ -364,7 +366,6 @@ func (f *Follower) pollOnce(ctx context.Context) error {
 	if stopped != nil {
 		return stopped
 	}
-	f.budget = f.opts.MaxUnverified
 	var errs []error
 	for k := range f.clients {
 		i := (f.good + k) % len(f.clients)
@@ -564,7 +565,7 @@ func (f *Follower) check(ctx context.Context, c *Client, last *Checkpoint, b []b
 		return nil, fmt.Errorf("logclient: follower: storing the checkpoint: %w", err)
 	}
 	f.applyChanges(found)
-	f.pending = nil
+	clear(f.pending)
 	f.mu.Lock()
 	f.last = cp
 	f.mu.Unlock()
@@ -696,9 +697,9 @@ type pendingJudge struct {
 // source's claim is read before a key vouches for it: b must carry a
 // signature or a cosignature by a key of the policy in force where the
 // reading starts, else it is refused unread; and when it is not final
-// under that policy, at most the poll's budget of its entries is read
+// under that policy, at most MaxUnverified of its entries is read
 // (past it, the error wraps ErrUnverifiedLimit and the next poll offered
-// b reads on).
+// b by the same source reads on).
 func (f *Follower) verifyChainFrom(ctx context.Context, c *Client, b []byte, applied []appliedChange, last *Checkpoint, own bool) (*Checkpoint, []appliedChange, error) {
 	n, err := witness.OpenUnverified(b)
 	var body *fmtlog.Checkpoint
@@ -712,7 +713,7 @@ func (f *Follower) verifyChainFrom(ctx context.Context, c *Client, b []byte, app
 	var trial *policy.Chain
 	var found []appliedChange
 	from := uint64(0)
-	if p := f.pending; !own && p != nil && p.text == n.Text && p.base == last {
+	if p := f.pending[c]; !own && p != nil && p.text == n.Text && p.base == last {
 		trial, found, from = p.trial, p.found, p.next
 	} else {
 		first, _ := f.opts.Chain.At(0)
@@ -743,11 +744,9 @@ func (f *Follower) verifyChainFrom(ctx context.Context, c *Client, b []byte, app
 		if _, _, err := known.VerifyCheckpoint(b); err != nil {
 			// Vouched for by a key, not by a majority: read a bounded
 			// part of what it claims.
-			budget := uint64(max(f.budget, 0))
-			if to-from > budget {
+			if budget := uint64(f.opts.MaxUnverified); to-from > budget {
 				to = from + budget
 			}
-			f.budget -= int(to - from)
 		}
 	}
 	err = c.Entries(ctx, claimed, from, to, func(i uint64, e []byte) error {
@@ -765,15 +764,15 @@ func (f *Follower) verifyChainFrom(ctx context.Context, c *Client, b []byte, app
 		return nil
 	})
 	if err != nil {
-		f.pending = nil
+		delete(f.pending, c)
 		return nil, nil, err
 	}
 	if to < body.Size {
-		f.pending = &pendingJudge{text: n.Text, base: last, trial: trial, found: found, next: to}
+		f.pending[c] = &pendingJudge{text: n.Text, base: last, trial: trial, found: found, next: to}
 		return nil, nil, c.fail("", tag(ErrUnverifiedLimit, "its checkpoint of size %d is not final under the policy in force at index %d: this poll read its entries below index %d, at most %d a poll before a checkpoint is judged (FollowerOptions.MaxUnverified); the next poll reads on", body.Size, from, to, f.opts.MaxUnverified),
 			"a policy change among its entries may make it final; if none does, the source lies: follow another build node or mirror")
 	}
-	f.pending = nil
+	delete(f.pending, c)
 	p, trust := trial.ForCheckpoint(body.Size)
 	cp, err := New(c.src, Options{Trust: trust}).VerifyCheckpoint(b)
 	if err != nil {
