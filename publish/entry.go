@@ -452,6 +452,9 @@ func ParseEntry(b []byte) (*Entry, error) {
 	}
 	canon, err := e.MarshalBinary()
 	if err != nil {
+		if reformatted(b) { // a reformatted entry, not only its spec
+			return nil, fmt.Errorf("publish: entry: not in canonical form (%s)", diagnoseEntry(b, &w))
+		}
 		return nil, err
 	}
 	if !bytes.Equal(canon, b) {
@@ -481,8 +484,7 @@ func checkEntryBytes(b []byte) error {
 // diagnoseEntry says why an entry (b, decoded as w) that checks out is not
 // in canonical form.
 func diagnoseEntry(b []byte, w *wireEntry) string {
-	var compact bytes.Buffer
-	if err := json.Compact(&compact, b); err == nil && compact.Len() != len(b) {
+	if reformatted(b) {
 		return "whitespace between JSON tokens: was it reformatted?"
 	}
 	if !slices.IsSortedFunc(w.Subjects, compareSubjects) {
@@ -500,6 +502,13 @@ func diagnoseEntry(b []byte, w *wireEntry) string {
 		}
 	}
 	return "whitespace, field order, escaping, base64 or a field that should be left out differ from what MarshalBinary writes"
+}
+
+// reformatted reports whether b, valid JSON, has whitespace between its
+// tokens (run only to explain a refusal: it costs a pass over b).
+func reformatted(b []byte) bool {
+	var compact bytes.Buffer
+	return json.Compact(&compact, b) == nil && compact.Len() != len(b)
 }
 
 // LeafHash returns the RFC 6962 leaf hash of an entry's bytes: the hash the

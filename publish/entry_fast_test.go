@@ -125,3 +125,17 @@ func TestParseEntryPrefixShortcut(t *testing.T) {
 		})
 	}
 }
+
+// A whole entry reformatted (indented) is named as reformatted, not as a
+// spec that is not canonical (its spec is indented too, and the spec's
+// check used to answer first: log_badinput's script failed so).
+func TestParseEntryReformatted(t *testing.T) {
+	var pretty bytes.Buffer
+	if err := json.Indent(&pretty, mustMarshal(t, sampleEntry(t)), "", "  "); err != nil {
+		t.Fatal(err)
+	}
+	_, err := ParseEntry(pretty.Bytes())
+	if err == nil || !strings.Contains(err.Error(), "not in canonical form (whitespace between JSON tokens") {
+		t.Fatalf("ParseEntry(indented entry) = %v, want not in canonical form (whitespace ...)", err)
+	}
+}
