@@ -22,16 +22,18 @@ func TestSchedulerSlowsAFlooder(t *testing.T) {
 	// within the test: the order of service does not depend on timing.
 	s := NewScheduler(ctx, RateOptions{Rate: rate.Every(time.Hour), Burst: 3, MaxPending: 10})
 	// While the flood comes in, the scheduler may already hand on up to
-	// its burst, each freeing a pending place: between 10 and 10+3 of the
-	// 20 are taken, the rest are dropped.
+	// its burst, each freeing a pending place, and take one more off the
+	// queue to wait for its token (drain holds it outside pending): between
+	// 10 and 10+3+1 of the 20 are taken, the rest are dropped (14 was seen
+	// under -race in CI, when the bound here was 13).
 	accepted := 0
 	for i := range 20 {
 		if s.Submit(fakeRequest("flooder", i)) {
 			accepted++
 		}
 	}
-	if accepted < 10 || accepted > 13 {
-		t.Fatalf("accepted %d of 20, want 10 pending plus at most the burst of 3", accepted)
+	if accepted < 10 || accepted > 14 {
+		t.Fatalf("accepted %d of 20, want 10 pending plus at most the burst of 3 and the one waiting for a token", accepted)
 	}
 	if got := s.Dropped(); got != uint64(20-accepted) {
 		t.Fatalf("dropped %d, want %d (20 sent, %d accepted)", got, 20-accepted, accepted)
