@@ -192,9 +192,11 @@ func makeDebianMaven(ctx context.Context, storeDir string, d debianMaven, progre
 		}
 	}
 	var out tailBuffer
-	cmd.Stdout = io.MultiWriter(progress, &out)
-	cmd.Stderr = cmd.Stdout
-	if err := cmd.Run(); err != nil {
+	err = runDebootstrap(ctx, cmd, progress, &out, func() error {
+		unmountUnder(work)
+		return os.RemoveAll(root)
+	})
+	if err != nil {
 		msg := fmt.Sprintf("image %s: debootstrap %s %s from %s failed (%v):\n%s", d.name, d.suite, strings.Join(d.packages, ","), mirror, err, out.Tail(15))
 		if log, lerr := os.ReadFile(filepath.Join(root, "debootstrap", "debootstrap.log")); lerr == nil {
 			msg += "\ndebootstrap.log ends:\n" + tail(log, 25)
@@ -424,6 +426,48 @@ func unescapeMount(s string) string {
 		b.WriteByte(s[i])
 	}
 	return b.String()
+}
+
+// debootstrapTries is how many times a debootstrap whose downloads failed
+// runs: a mirror that drops connections under load fails a whole run
+// ("Couldn't download packages"), and the .deb cache keeps what came, so
+// another try fetches only the rest.
+const debootstrapTries = 3
+
+// debootstrapPause is the wait before the second try; the third waits
+// twice as long.
+var debootstrapPause = 5 * time.Second
+
+// runDebootstrap runs cmd (a debootstrap) with its output to progress and
+// out, and runs it again, after clean has removed the half-made rootfs,
+// when it failed only on downloads; any other failure is returned at once.
+func runDebootstrap(ctx context.Context, cmd *exec.Cmd, progress io.Writer, out *tailBuffer, clean func() error) error {
+	for try := 1; ; try++ {
+		out.b = out.b[:0]
+		c := exec.CommandContext(ctx, cmd.Path, cmd.Args[1:]...)
+		c.Env = cmd.Env
+		c.Stdout = io.MultiWriter(progress, out)
+		c.Stderr = c.Stdout
+		err := c.Run()
+		if err == nil || try == debootstrapTries || ctx.Err() != nil || !downloadFailed(out.b) {
+			return err
+		}
+		fmt.Fprintf(progress, "debootstrap could not download some packages (try %d of %d): trying again in %s; what came is in the .deb cache\n", try, debootstrapTries, time.Duration(try)*debootstrapPause)
+		if err := clean(); err != nil {
+			return fmt.Errorf("removing the half-made rootfs before another try: %w", err)
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(time.Duration(try) * debootstrapPause):
+		}
+	}
+}
+
+// downloadFailed reports whether debootstrap's output says that its
+// failure was a download.
+func downloadFailed(out []byte) bool {
+	return bytes.Contains(out, []byte("E: Couldn't download")) || bytes.Contains(out, []byte("E: Failed getting release file"))
 }
 
 // tailBuffer keeps the last 64 KiB written to it.
