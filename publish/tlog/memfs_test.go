@@ -18,6 +18,11 @@ import (
 // the rest. Folders are durable once made (the log recreates the ones it
 // needs). fault, if set, is called before every operation that changes
 // something and may fail it.
+//
+// A Sync (or SyncAll) that fails leaves the data it did not make durable
+// marked clean, as Linux does after an fsync fails with EIO: a later Sync
+// of the file succeeds and makes nothing more durable, until the file is
+// written again.
 type memFS struct {
 	mu      sync.Mutex
 	files   map[string]*inode // the names as a reader sees them
@@ -29,6 +34,7 @@ type memFS struct {
 type inode struct {
 	data   []byte
 	synced []byte // the data that a crash keeps
+	clean  bool   // a Sync failed: the unsynced data will not reach the disk
 }
 
 var errCrashed = errors.New("memfs: the machine is down")
@@ -133,6 +139,7 @@ func (f *memFile) Write(p []byte) (int, error) {
 	if err := f.m.check("write", f.nm); err != nil {
 		return 0, err
 	}
+	f.ino.clean = false
 	if int64(len(f.ino.data)) < f.off {
 		f.ino.data = append(f.ino.data, make([]byte, f.off-int64(len(f.ino.data)))...)
 	}
@@ -145,9 +152,12 @@ func (f *memFile) Sync() error {
 	f.m.mu.Lock()
 	defer f.m.mu.Unlock()
 	if err := f.m.check("sync", f.nm); err != nil {
+		f.ino.clean = true
 		return err
 	}
-	f.ino.synced = bytes.Clone(f.ino.data)
+	if !f.ino.clean {
+		f.ino.synced = bytes.Clone(f.ino.data)
+	}
 	return nil
 }
 
@@ -281,11 +291,16 @@ func (m *memFS) SyncAll() error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	if err := m.check("syncall", "."); err != nil {
+		for _, ino := range m.files {
+			ino.clean = true
+		}
 		return err
 	}
 	m.durable = make(map[string]*inode, len(m.files))
 	for n, ino := range m.files {
-		ino.synced = bytes.Clone(ino.data)
+		if !ino.clean {
+			ino.synced = bytes.Clone(ino.data)
+		}
 		m.durable[n] = ino
 	}
 	return nil

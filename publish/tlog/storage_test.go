@@ -5,6 +5,7 @@ import (
 	"io"
 	"io/fs"
 	"slices"
+	"syscall"
 	"testing"
 )
 
@@ -129,5 +130,40 @@ func TestMemFSCrash(t *testing.T) {
 		if ok, _ := m.Exists(name); ok {
 			t.Errorf("after a crash, %s exists (its name was never synced)", name)
 		}
+	}
+}
+
+// TestMemFSFailedSync checks the fake's model of a failed fsync: the data
+// it did not make durable is marked clean, so a later Sync succeeds and
+// keeps nothing more, until the file is written again; a new file (a
+// rewrite) is synced as any.
+func TestMemFSFailedSync(t *testing.T) {
+	m := newMemFS()
+	m.MkdirAll("d")
+	f, _ := m.Append("d/f", true, 0)
+	f.Write([]byte("data"))
+	m.fault = func(op, name string) error {
+		if op == "sync" {
+			return syscall.EIO
+		}
+		return nil
+	}
+	if err := f.Sync(); !errors.Is(err, syscall.EIO) {
+		t.Fatalf("Sync: %v, want EIO", err)
+	}
+	m.fault = nil
+	if err := f.Sync(); err != nil {
+		t.Fatalf("Sync after EIO: %v", err)
+	}
+	m.WriteFile("d/g", []byte("rewritten"), false)
+	g, _ := m.Append("d/g", false, 9)
+	g.Sync()
+	m.SyncDir("d")
+	m.Crash(nil)
+	if got, _ := m.ReadFile("d/f"); len(got) != 0 {
+		t.Errorf("after EIO, a Sync and a crash, d/f = %q, want it empty (the pages were marked clean)", got)
+	}
+	if got, _ := m.ReadFile("d/g"); string(got) != "rewritten" {
+		t.Errorf("a rewritten file after Sync and a crash = %q, want %q", got, "rewritten")
 	}
 }

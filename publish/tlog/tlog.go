@@ -177,6 +177,13 @@ type Log struct {
 	// function of the entries, so one that was synced holds the same
 	// bytes until its full tile replaces it: it is not synced again.
 	synced map[TileID]bool
+	// syncFailures counts the tile syncs that failed. An fsync that
+	// failed may leave the pages it did not write marked clean (Linux,
+	// after EIO): a later fsync of the same file succeeds and writes
+	// nothing. So after a failure the writer forgets which partial tiles
+	// it wrote (written) and writes them again, as new files, from memory,
+	// and synced is forgotten: the next sync syncs every one of them.
+	syncFailures atomic.Uint64
 	// candSync is the sync of the partial tiles of cand, lastSync the
 	// latest sync started (guarded by cpMu); syncs counts the running
 	// ones, which Close waits for.
@@ -195,8 +202,11 @@ type Log struct {
 	syncing chan struct{} // closed when the last background tile sync ends
 	// written: the partial tiles this process has written at the last
 	// publish. One of them still at the right edge is not written again
-	// (a rewrite is a new file to sync).
-	written map[TileID]bool
+	// (a rewrite is a new file to sync). writtenAt is the value of
+	// syncFailures when they were written: a failure since then makes
+	// them be written again.
+	written   map[TileID]bool
+	writtenAt uint64
 }
 
 // Checkpoint is a published tree head: the checkpoint body and its signed
@@ -223,6 +233,10 @@ type appendResult struct {
 type tileSync struct {
 	done chan struct{}
 	err  error // set before done is closed
+	// failures is, once it failed, the count of tile syncs that failed
+	// (Log.syncFailures) with this one: partial tiles written before it
+	// (publishResult.failures below it) must be written again.
+	failures uint64
 }
 
 func (t *tileSync) wait() error {
@@ -244,6 +258,7 @@ type publishResult struct {
 	size     uint64
 	root     []byte
 	partials []TileID
+	failures uint64 // Log.syncFailures when the partials were written
 	err      error
 }
 
@@ -602,6 +617,10 @@ func (l *Log) publishPartials() publishResult {
 	if l.err != nil {
 		return publishResult{err: l.err}
 	}
+	failures := l.syncFailures.Load()
+	if failures != l.writtenAt {
+		l.written, l.writtenAt = nil, failures // a sync failed: write every partial tile again
+	}
 	var ids []TileID
 	written := make(map[TileID]bool)
 	for id, data := range l.b.partials() {
@@ -615,18 +634,24 @@ func (l *Log) publishPartials() publishResult {
 	}
 	l.written = written
 	root, err := l.b.root()
-	return publishResult{size: l.b.size(), root: root, partials: ids, err: err}
+	return publishResult{size: l.b.size(), root: root, partials: ids, failures: failures, err: err}
 }
 
 // syncPartials makes the partial tiles of a candidate durable before it can
-// be committed, but for those that the last successful call synced. A
+// be committed, but for those that the last successful call synced (all
+// of them after a failure: see syncFailures). A
 // partial tile that a full one has replaced meanwhile is
 // gone; the full tile is covered by the write-ahead log until it is synced.
 //
 // The files are synced at once, then their folders at once: the
 // filesystem folds concurrent syncs into fewer journal commits, so a
 // candidate waits for about two syncs rather than one per tile and folder.
-func (l *Log) syncPartials(ids []TileID) error {
+func (l *Log) syncPartials(ids []TileID) (err error) {
+	defer func() {
+		if err != nil {
+			l.synced = nil
+		}
+	}()
 	dirs := make(map[string]bool)
 	synced := make(map[TileID]bool, len(ids))
 	var todo []TileID
@@ -712,24 +737,23 @@ func (l *Log) Publish(ctx context.Context) (*Checkpoint, error) {
 	}
 	l.cpMu.Lock()
 	defer l.cpMu.Unlock()
-	reply := make(chan publishResult, 1)
-	select {
-	case l.publish <- reply:
-	case <-ctx.Done():
-		return nil, ctx.Err()
-	case <-l.done:
-		return nil, ErrClosed
+	r, err := l.writePartials(ctx)
+	if err != nil {
+		return nil, err
 	}
-	r := <-reply
-	if r.err != nil {
-		return nil, r.err
+	if ls := l.lastSync; ls != nil && ls.failed() && r.failures < ls.failures {
+		// A tile sync failed since these tiles were written: the writer
+		// writes them again now that it sees the failure.
+		if r, err = l.writePartials(ctx); err != nil {
+			return nil, err
+		}
 	}
 	if cur := l.cp.Load(); cur != nil && cur.Size == r.size {
 		return cur, nil
 	}
 	if cur := l.cand.Load(); cur != nil && cur.Size == r.size {
 		if l.candSync != nil && l.candSync.failed() {
-			l.candSync = l.startSync(r.partials) // try again
+			l.candSync = l.startSync(r) // try again
 		}
 		return cur, nil
 	}
@@ -743,13 +767,31 @@ func (l *Log) Publish(ctx context.Context) (*Checkpoint, error) {
 	// not these tiles), and before Commit stores it.
 	cp := &Checkpoint{Checkpoint: body, Note: signed}
 	l.cand.Store(cp)
-	l.candSync = l.startSync(r.partials)
+	l.candSync = l.startSync(r)
 	return cp, nil
 }
 
-// startSync starts syncing the partial tiles ids (syncPartials) once the
-// sync started before it has ended. Called with cpMu held.
-func (l *Log) startSync(ids []TileID) *tileSync {
+// writePartials has the writer write the partial tiles of the current
+// size (publishPartials).
+func (l *Log) writePartials(ctx context.Context) (publishResult, error) {
+	reply := make(chan publishResult, 1)
+	select {
+	case l.publish <- reply:
+	case <-ctx.Done():
+		return publishResult{}, ctx.Err()
+	case <-l.done:
+		return publishResult{}, ErrClosed
+	}
+	r := <-reply
+	return r, r.err
+}
+
+// startSync starts syncing the partial tiles of r (syncPartials) once the
+// sync started before it has ended. If that one failed after r's tiles
+// were written, this one fails too, syncing nothing: a tile they share
+// may have lost its data, and must be written again (the next Publish
+// does) before a sync can make it durable. Called with cpMu held.
+func (l *Log) startSync(r publishResult) *tileSync {
 	ts := &tileSync{done: make(chan struct{})}
 	prev := l.lastSync
 	l.lastSync = ts
@@ -759,8 +801,15 @@ func (l *Log) startSync(ids []TileID) *tileSync {
 		defer close(ts.done)
 		if prev != nil {
 			<-prev.done // one at a time: they share l.synced
+			if prev.err != nil && r.failures < prev.failures {
+				ts.err = fmt.Errorf("%w (publish again: the tiles are written again before they are synced)", prev.err)
+				ts.failures = prev.failures
+				return
+			}
 		}
-		ts.err = l.syncPartials(ids)
+		if ts.err = l.syncPartials(r.partials); ts.err != nil {
+			ts.failures = l.syncFailures.Add(1)
+		}
 	}()
 	return ts
 }
