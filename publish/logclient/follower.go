@@ -135,6 +135,15 @@ type FollowerOptions struct {
 	// DefaultReadTimeout): a source that stalls fails that read, and the
 	// poll goes on with the next source.
 	ReadTimeout time.Duration
+	// PollTimeout bounds the time one poll spends on one source (default
+	// DefaultPollTimeout): a source that answers every read within
+	// ReadTimeout, but slowly (a mirror that replays the log at a
+	// trickle), is left for the next source once it is spent, with an
+	// error wrapping ErrPollTimeout. What the poll verified stays: the
+	// entries visited, and the entries read so far of a checkpoint being
+	// judged (the next poll that is offered the same checkpoint, by any
+	// source, reads on from there).
+	PollTimeout time.Duration
 	// Logger receives what Run does (default slog.Default()).
 	Logger *slog.Logger
 }
@@ -146,12 +155,20 @@ const (
 	DefaultMaxUnverified = 4096
 	// DefaultReadTimeout is the default of FollowerOptions.ReadTimeout.
 	DefaultReadTimeout = 30 * time.Second
+	// DefaultPollTimeout is the default of FollowerOptions.PollTimeout:
+	// time to read some 100,000 entries from a build node or a mirror
+	// nearby.
+	DefaultPollTimeout = 2 * time.Minute
 )
 
 // ErrUnverifiedLimit is wrapped by the error of a poll that stopped
 // reading the tree of a checkpoint it could not judge yet at
 // FollowerOptions.MaxUnverified entries. Use errors.Is.
 var ErrUnverifiedLimit = errors.New("logclient: too many entries read of a checkpoint not yet judged")
+
+// ErrPollTimeout is wrapped by the error of a poll of one source that
+// did not end within FollowerOptions.PollTimeout. Use errors.Is.
+var ErrPollTimeout = errors.New("logclient: the poll of the source took too long")
 
 // Follower follows a log: it polls a Source for checkpoints, accepts each
 // new one only if it is final under the Trust and consistent with the last
@@ -243,6 +260,9 @@ func NewFollower(ctx context.Context, opts FollowerOptions) (*Follower, error) {
 	}
 	if opts.ReadTimeout <= 0 {
 		opts.ReadTimeout = DefaultReadTimeout
+	}
+	if opts.PollTimeout <= 0 {
+		opts.PollTimeout = DefaultPollTimeout
 	}
 	logger := opts.Logger
 	if logger == nil {
@@ -439,11 +459,11 @@ type timed struct {
 	d time.Duration
 }
 
-func (t timed) read(ctx context.Context, what string, read func(context.Context) ([]byte, error)) ([]byte, error) {
-	ctx, cancel := context.WithTimeout(ctx, t.d)
+func (t timed) read(parent context.Context, what string, read func(context.Context) ([]byte, error)) ([]byte, error) {
+	ctx, cancel := context.WithTimeout(parent, t.d)
 	defer cancel()
 	b, err := read(ctx)
-	if err != nil && errors.Is(ctx.Err(), context.DeadlineExceeded) {
+	if err != nil && parent.Err() == nil && errors.Is(ctx.Err(), context.DeadlineExceeded) {
 		return nil, fmt.Errorf("%s: no answer within %s (FollowerOptions.ReadTimeout): %w", what, t.d, err)
 	}
 	return b, err
@@ -461,13 +481,30 @@ func (t timed) ReadEntryBundle(ctx context.Context, index uint64, p uint8) ([]by
 	return t.read(ctx, fmt.Sprintf("entry bundle %d", index), func(ctx context.Context) ([]byte, error) { return t.Source.ReadEntryBundle(ctx, index, p) })
 }
 
-// pollFrom is one poll of the source c reads.
+// pollFrom is one poll of the source c reads, its reads bounded by
+// PollTimeout. Visit is called with ctx.
 func (f *Follower) pollFrom(ctx context.Context, c *Client) error {
+	rctx, cancel := context.WithTimeout(ctx, f.opts.PollTimeout)
+	defer cancel()
+	err := f.pollReads(ctx, rctx, c)
+	var ve *visitError
+	if err == nil || ctx.Err() != nil || rctx.Err() == nil || errors.As(err, &ve) {
+		return err
+	}
+	f.mu.Lock()
+	next := f.next
+	f.mu.Unlock()
+	return &Error{Source: c.src.String(), Err: tag(ErrPollTimeout, "the poll took longer than %s (FollowerOptions.PollTimeout), the next entry to visit is %d: %w", f.opts.PollTimeout, next, unnamed{err, c.src.String()}),
+		Hint: "the source is slow: the poll goes on with the next source, if any, and the next poll reads on where this one stopped; follow a faster build node or mirror"}
+}
+
+// pollReads is pollFrom with the reads done with rctx.
+func (f *Follower) pollReads(ctx, rctx context.Context, c *Client) error {
 	f.mu.Lock()
 	last := f.last
 	f.mu.Unlock()
 	if f.resume != nil {
-		cp, found, err := f.verifyChainFrom(ctx, c, f.resume, f.applied, f.last, true)
+		cp, found, err := f.verifyChainFrom(rctx, c, f.resume, f.applied, f.last, true)
 		if err != nil {
 			return fmt.Errorf("logclient: follower: the stored checkpoint (%s) does not verify under the policy chain: %w; if the policy changed on purpose, move the file away to follow from the log's current checkpoint",
 				filepath.Join(f.opts.StateDir, StateFile), err)
@@ -482,17 +519,17 @@ func (f *Follower) pollFrom(ctx context.Context, c *Client) error {
 		f.mu.Unlock()
 	}
 	if f.confirm {
-		if err := f.confirmChanges(ctx, c, last); err != nil {
+		if err := f.confirmChanges(rctx, c, last); err != nil {
 			return err
 		}
 		f.confirm = false
 	}
-	b, err := c.src.ReadCheckpoint(ctx)
+	b, err := c.src.ReadCheckpoint(rctx)
 	if err != nil {
 		return c.fail("reading checkpoint", err, "the source is away or serves no log: the next poll tries again; check it, or follow another build node or mirror")
 	}
 	if last == nil || !bytes.Equal(b, last.Note) {
-		cp, err := f.check(ctx, c, last, b)
+		cp, err := f.check(rctx, c, last, b)
 		if err != nil {
 			return err
 		}
@@ -509,7 +546,7 @@ func (f *Follower) pollFrom(ctx context.Context, c *Client) error {
 	if next >= last.Size || f.opts.Visit == nil {
 		return nil
 	}
-	return c.Entries(ctx, last, next, last.Size, func(index uint64, entry []byte) error {
+	return c.Entries(rctx, last, next, last.Size, func(index uint64, entry []byte) error {
 		if err := f.opts.Visit(ctx, index, entry); err != nil {
 			return &visitError{fmt.Errorf("logclient: visiting entry %d: %w", index, err)}
 		}
@@ -713,7 +750,7 @@ func (f *Follower) verifyChainFrom(ctx context.Context, c *Client, b []byte, app
 	var trial *policy.Chain
 	var found []appliedChange
 	from := uint64(0)
-	if p := f.pending[c]; !own && p != nil && p.text == n.Text && p.base == last {
+	if p := f.pendingFor(c, n.Text, last); !own && p != nil {
 		trial, found, from = p.trial, p.found, p.next
 	} else {
 		first, _ := f.opts.Chain.At(0)
@@ -749,7 +786,9 @@ func (f *Follower) verifyChainFrom(ctx context.Context, c *Client, b []byte, app
 			}
 		}
 	}
+	read := from // the entries read, each proven included in b's tree
 	err = c.Entries(ctx, claimed, from, to, func(i uint64, e []byte) error {
+		read = i + 1
 		if k, err := publish.EntryKind(e); err != nil || k != publish.KindPolicy {
 			return nil // judged by Visit
 		}
@@ -763,6 +802,11 @@ func (f *Follower) verifyChainFrom(ctx context.Context, c *Client, b []byte, app
 		found = append(found, appliedChange{i, ch})
 		return nil
 	})
+	if err != nil && !own && ctx.Err() != nil && read > from {
+		// Out of time (PollTimeout): what was read and proven stays.
+		f.pending[c] = &pendingJudge{text: n.Text, base: last, trial: trial, found: found, next: read}
+		return nil, nil, err
+	}
 	if err != nil {
 		delete(f.pending, c)
 		return nil, nil, err
@@ -779,6 +823,24 @@ func (f *Follower) verifyChainFrom(ctx context.Context, c *Client, b []byte, app
 		return nil, nil, fmt.Errorf("under the policy in force at size %d (%s): %w", body.Size, p.Digest(), err)
 	}
 	return cp, found, nil
+}
+
+// pendingFor returns the judgement in progress of the checkpoint of body
+// text, begun with last the last one verified: c's own, or one another
+// source began (the entries are proven included in the checkpoint, and
+// the same text is the same tree whoever serves it), which c takes over.
+func (f *Follower) pendingFor(c *Client, text string, last *Checkpoint) *pendingJudge {
+	if p := f.pending[c]; p != nil && p.text == text && p.base == last {
+		return p
+	}
+	for o, p := range f.pending {
+		if p.text == text && p.base == last {
+			delete(f.pending, o) // its trial chain goes on with c
+			f.pending[c] = p
+			return p
+		}
+	}
+	return nil
 }
 
 // knownSigner returns the name of a key of t whose signature (as the log)

@@ -104,12 +104,14 @@ func entryText(tag string, i int) []byte { return fmt.Appendf(nil, "%s entry %d"
 // append adds n entries (numbered on from the last) with the given tag.
 func (tl *testLog) append(n int, tag string) {
 	tl.t.Helper()
-	for range n {
-		if _, err := tl.log.Append(context.Background(), entryText(tag, tl.next)); err != nil {
-			tl.t.Fatal(err)
-		}
-		tl.next++
+	batch := make([][]byte, n)
+	for i := range batch {
+		batch[i] = entryText(tag, tl.next+i)
 	}
+	if _, err := tl.log.AppendBatch(context.Background(), batch); err != nil {
+		tl.t.Fatal(err)
+	}
+	tl.next += n
 }
 
 // publish publishes a checkpoint cosigned by the first k cosigners and
