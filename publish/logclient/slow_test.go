@@ -7,8 +7,6 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
-
-	"github.com/pyrsia/pyrsia-build/publish/policy"
 )
 
 // slowSource is a source that replays a real log, each answer just under
@@ -145,18 +143,10 @@ func TestChainFollowerLeavesASlowSource(t *testing.T) {
 	tl := newTestLog(t, cn.network, "a")
 	tl.append(slowEntries, "a")
 	tl.publish(2)
-	chain, err := policy.NewChain(cn.policy)
-	if err != nil {
-		t.Fatal(err)
-	}
 	slow := &slowSource{Source: openDir(t, tl.dir), name: "slow", delay: slowDelay}
 	good := &slowSource{Source: openDir(t, tl.dir), name: "good"} // no delay: counts
 	v := &visits{}
-	f, err := NewFollower(ctx, FollowerOptions{Source: Failover(slow, good), Chain: chain, StateDir: t.TempDir(), Visit: v.visit,
-		ReadTimeout: slowReadTimeout, PollTimeout: slowPollTimeout})
-	if err != nil {
-		t.Fatal(err)
-	}
+	f := cn.followerWith(t, FollowerOptions{Source: Failover(slow, good), Visit: v.visit, ReadTimeout: slowReadTimeout, PollTimeout: slowPollTimeout})
 	if err := f.Poll(ctx); err != nil {
 		t.Fatalf("a slow source, then a good one: %v", err)
 	}
@@ -185,15 +175,8 @@ func TestChainFollowerFetchesEachBundleOnce(t *testing.T) {
 	tl.append(700, "a") // bundles 0, 1 and 2 (partial)
 	tl.publish(2)
 	src := &slowSource{Source: openDir(t, tl.dir), name: "counted"}
-	chain, err := policy.NewChain(cn.policy)
-	if err != nil {
-		t.Fatal(err)
-	}
 	v := &visits{}
-	f, err := NewFollower(ctx, FollowerOptions{Source: src, Chain: chain, StateDir: t.TempDir(), Visit: v.visit})
-	if err != nil {
-		t.Fatal(err)
-	}
+	f := cn.followerWith(t, FollowerOptions{Source: src, Visit: v.visit})
 	if err := f.Poll(ctx); err != nil {
 		t.Fatal(err)
 	}
@@ -223,15 +206,8 @@ func TestChainFollowerHeldBound(t *testing.T) {
 	tl.append(1000, "a") // 4 bundles
 	tl.publish(2)
 	src := &slowSource{Source: openDir(t, tl.dir), name: "counted"}
-	chain, err := policy.NewChain(cn.policy)
-	if err != nil {
-		t.Fatal(err)
-	}
 	v := &visits{}
-	f, err := NewFollower(ctx, FollowerOptions{Source: src, Chain: chain, StateDir: t.TempDir(), Visit: v.visit})
-	if err != nil {
-		t.Fatal(err)
-	}
+	f := cn.followerWith(t, FollowerOptions{Source: src, Visit: v.visit})
 	f.maxHeld = 300 * len("a entry 999") // entries 0 to 299 or so
 	if err := f.Poll(ctx); err != nil {
 		t.Fatal(err)
