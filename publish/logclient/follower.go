@@ -867,6 +867,7 @@ func (f *Follower) verifyChainFrom(ctx context.Context, c *Client, b []byte, app
 		}
 	}
 	read := from // the entries read, each proven included in b's tree
+	refused := false
 	err = c.Entries(ctx, claimed, from, to, func(i uint64, e []byte) error {
 		read = i + 1
 		held.add(i, e)
@@ -878,13 +879,16 @@ func (f *Follower) verifyChainFrom(ctx context.Context, c *Client, b []byte, app
 			_, err = trial.Apply(i, ch)
 		}
 		if err != nil {
+			refused = true
 			return tag(ErrCheckpoint, "the policy change at index %d of its tree does not hold under the policy in force there: %w", i, err)
 		}
 		found = append(found, appliedChange{i, ch})
 		return nil
 	})
-	if err != nil && !own && ctx.Err() != nil && read > from {
-		// Out of time (PollTimeout): what was read and proven stays.
+	if err != nil && !own && !refused && read > from {
+		// A read failed or the poll ran out of time (PollTimeout): what
+		// was read and proven included in b's tree stays, for the next
+		// poll offered b (by any source) to read on.
 		f.pending[c] = &pendingJudge{text: n.Text, base: last, trial: trial, found: found, held: held, next: read}
 		return nil, nil, nil, err
 	}
