@@ -47,7 +47,9 @@
 // [Open] replays the whole log once: it reads every entry (entry bundles,
 // then the write-ahead log), recomputes every hash tile and compares it with
 // the one on disk, cuts off a torn write-ahead-log tail (never acknowledged),
-// rewrites tiles that were not yet synced, rechecks the partial tiles of
+// writes again the tiles that the write-ahead log still covers (they may
+// not have reached the disk, even when they read back right: a failed
+// sync leaves pages marked clean), rechecks the partial tiles of
 // older checkpoints, and checks the checkpoint's root. A tile that was
 // durable and does not match is reported, never served.
 //
@@ -200,6 +202,11 @@ type Log struct {
 	wal     *walWriter
 	err     error         // a write failure: the log accepts no more appends
 	syncing chan struct{} // closed when the last background tile sync ends
+	// retireErr is set by a background tile sync (retireSegments) that
+	// failed: the full tiles it did not write may be lost while a later
+	// sync succeeds (the pages marked clean), so no segment may be
+	// retired after it. The writer then stops the log (see checkRetire).
+	retireErr atomic.Pointer[error]
 	// written: the partial tiles this process has written at the last
 	// publish. One of them still at the right edge is not written again
 	// (a rewrite is a new file to sync). writtenAt is the value of
@@ -498,6 +505,7 @@ func (l *Log) writeBatch(batch []*appendReq, entries [][]byte) {
 	if l.testHookBatch != nil {
 		l.testHookBatch()
 	}
+	l.checkRetire()
 	if l.err != nil {
 		for _, r := range batch {
 			r.done <- appendResult{err: l.err}
@@ -534,6 +542,15 @@ func (l *Log) writeBatch(batch []*appendReq, entries [][]byte) {
 	}
 }
 
+// checkRetire stops the log once a background tile sync failed: a
+// restart rewrites the tiles the write-ahead log covers (every segment
+// is still there) before it retires any. Run by the writer goroutine.
+func (l *Log) checkRetire() {
+	if p := l.retireErr.Load(); p != nil && l.err == nil {
+		l.fail(fmt.Errorf("making the tiles durable: %w", *p))
+	}
+}
+
 // fail stops appends after a write error: what is durable stays durable,
 // and a restart recovers.
 func (l *Log) fail(err error) {
@@ -557,6 +574,9 @@ func (l *Log) rotate() error {
 		default:
 			return nil // the last sync is still running: rotate at the next batch
 		}
+	}
+	if l.checkRetire(); l.err != nil {
+		return nil // stopped: nothing more is retired
 	}
 	pending := l.b.pendingEntries()
 	w, err := createWALSegment(l.fsys, walDir, start)
@@ -588,8 +608,11 @@ func (l *Log) rotate() error {
 }
 
 // retireSegments syncs the tiles and deletes the segments before start.
+// A failed sync stops the log (retireErr): the segments are kept.
 func (l *Log) retireSegments(start uint64) error {
 	if err := l.fsys.SyncAll(); err != nil {
+		err = fmt.Errorf("tlog: syncing the tiles: %w", err)
+		l.retireErr.Store(&err)
 		return err
 	}
 	starts, err := listWALSegments(l.fsys, walDir)
@@ -1158,24 +1181,33 @@ func keepCutTail(fsys FS, start uint64, offset int64) (string, error) {
 // that covers only synced entries must be on disk and equal; a later one is
 // rewritten if it is missing or differs (it may not have reached the disk).
 // The partial versions of the tile left on disk are checked too.
+//
+// A writer writes every tile past the synced entries again, as a new
+// file, even one that reads back right: after a failed sync the page
+// cache may hold its bytes marked clean, never to reach the disk, and a
+// later sync (before segments are retired) would not write them.
 func (l *Log) checkTile(id TileID, data []byte, synced, cpSize uint64) error {
 	same, err := l.tiles.same(id, data)
 	if err != nil {
 		return &CorruptError{Path: id.Path(), Err: err}
 	}
-	if !same {
-		end := (id.Index + 1) * TileWidth << (TileHeight * uint(id.Level))
-		if id.Entries {
-			end = (id.Index + 1) * TileWidth
+	end := (id.Index + 1) * TileWidth << (TileHeight * uint(id.Level))
+	if id.Entries {
+		end = (id.Index + 1) * TileWidth
+	}
+	switch {
+	case !same && end <= synced:
+		if ok, _ := l.fsys.Exists(id.Path()); !ok {
+			return &CorruptError{Path: id.Path(), Err: errors.New("the tile is missing")}
 		}
-		if end <= synced {
-			if ok, _ := l.fsys.Exists(id.Path()); !ok {
-				return &CorruptError{Path: id.Path(), Err: errors.New("the tile is missing")}
-			}
-			return &CorruptError{Path: id.Path(), Err: errors.New("its hashes differ from those of the entries")}
-		}
+		return &CorruptError{Path: id.Path(), Err: errors.New("its hashes differ from those of the entries")}
+	case !same:
 		if err := l.repairTile(id, data); err != nil {
 			return err
+		}
+	case end > synced && !l.opts.ReadOnly:
+		if err := l.tiles.write(id, data); err != nil {
+			return fmt.Errorf("tlog: writing %s again: %w", id, err)
 		}
 	}
 	return l.checkPartials(id, data, cpSize)
