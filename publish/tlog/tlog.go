@@ -47,9 +47,10 @@
 // [Open] replays the whole log once: it reads every entry (entry bundles,
 // then the write-ahead log), recomputes every hash tile and compares it with
 // the one on disk, cuts off a torn write-ahead-log tail (never acknowledged),
-// writes again the tiles that the write-ahead log still covers (they may
-// not have reached the disk, even when they read back right: a failed
-// sync leaves pages marked clean), rechecks the partial tiles of
+// writes again the newest write-ahead-log segment and the tiles that the
+// write-ahead log still covers (they may not have reached the disk, even
+// when they read back right: a failed sync leaves pages marked clean),
+// rechecks the partial tiles of
 // older checkpoints, and checks the checkpoint's root. A tile that was
 // durable and does not match is reported, never served.
 //
@@ -1139,8 +1140,24 @@ func (l *Log) recover(ctx context.Context) error {
 			}
 		}
 		l.wal = w
-	} else if l.wal, err = openWALSegment(fsys, walDir, newest, last); err != nil {
-		return err
+	} else {
+		// The newest segment may hold records that a failed fsync left in
+		// the page cache only (marked clean: they never reach the disk,
+		// and an fsync after them does not write them), replayed above as
+		// if durable: it is written again, durably, before it is appended
+		// to, or a power cut would leave them damaged before acknowledged
+		// records.
+		seg := path.Join(walDir, walSegmentName(newest))
+		data, err := fsys.ReadFile(seg)
+		if err == nil {
+			err = fsys.WriteFile(seg, data[:min(last, int64(len(data)))], true)
+		}
+		if err != nil {
+			return fmt.Errorf("tlog: writing %s again: %w", seg, err)
+		}
+		if l.wal, err = openWALSegment(fsys, walDir, newest, last); err != nil {
+			return err
+		}
 	}
 	log.InfoContext(ctx, "tlog: opened", "dir", dir, "size", size)
 	return nil
