@@ -591,3 +591,72 @@ func TestWALSyncFailureRestart(t *testing.T) {
 	defer l.Close()
 	checkRecovered(t, "failed write-ahead-log fsync", l, got, acked, last)
 }
+
+// TestTileWriteNoSpace: a disk that fills up while the tiles are written
+// (the write-ahead log record made it, the entry was acknowledged): the
+// log stops with an error that says so, and everything acknowledged is
+// there after a restart, once there is room again. A Publish that cannot
+// write its partial tiles fails and publishes nothing.
+func TestTileWriteNoSpace(t *testing.T) {
+	s, _ := testKeys(t)
+	ctx := context.Background()
+	for _, what := range []string{"full tile", "partial tile"} {
+		t.Run(strings.ReplaceAll(what, " ", "_"), func(t *testing.T) {
+			m := newMemFS()
+			mod := func(o *Options) { o.Signer = s }
+			l, err := Open(ctx, memOptions(m, mod))
+			if err != nil {
+				t.Fatal(err)
+			}
+			acked := make(map[uint64][]byte)
+			for i := range 200 {
+				if _, err := l.Append(ctx, entry(i)); err != nil {
+					t.Fatal(err)
+				}
+				acked[uint64(i)] = entry(i)
+			}
+			last, err := publishCommit(l, ctx)
+			if err != nil {
+				t.Fatal(err)
+			}
+			m.mu.Lock()
+			m.fault = func(op, name string) error {
+				if op == "write" && strings.HasPrefix(name, "tile/") {
+					return syscall.ENOSPC
+				}
+				return nil
+			}
+			m.mu.Unlock()
+			if what == "partial tile" {
+				if _, err := l.Append(ctx, entry(200)); err != nil {
+					t.Fatal(err)
+				}
+				acked[200] = entry(200)
+				if cp, err := l.Publish(ctx); !errors.Is(err, syscall.ENOSPC) {
+					t.Fatalf("Publish on a full disk: %v, %v, want ENOSPC", cp, err)
+				}
+			} else {
+				var err error
+				for i := 200; i < 300 && err == nil; i++ {
+					if _, err = l.Append(ctx, entry(i)); err == nil {
+						acked[uint64(i)] = entry(i)
+					}
+				}
+				if _, err := l.Append(ctx, []byte("no room")); !errors.Is(err, syscall.ENOSPC) || !strings.Contains(err.Error(), "restart to recover") {
+					t.Fatalf("Append after a tile did not fit: %v, want ENOSPC and restart to recover", err)
+				}
+			}
+			if cp := l.Checkpoint(); cp.Size != last.Size {
+				t.Fatalf("checkpoint of size %d served, want %d", cp.Size, last.Size)
+			}
+			l.Close()
+			m.Crash(nil)
+			l, got, err := reopen(t, m, mod)
+			if err != nil {
+				t.Fatalf("Open with room again: %v", err)
+			}
+			defer l.Close()
+			checkRecovered(t, "no space for tiles", l, got, acked, last)
+		})
+	}
+}
