@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"math/rand/v2"
 	"net/http/httptest"
 	"strings"
@@ -657,6 +658,73 @@ func TestTileWriteNoSpace(t *testing.T) {
 			}
 			defer l.Close()
 			checkRecovered(t, "no space for tiles", l, got, acked, last)
+		})
+	}
+}
+
+// readCounter is an FS that counts the bytes read from it.
+type readCounter struct {
+	FS
+	n atomic.Int64
+}
+
+func (r *readCounter) ReadFile(name string) ([]byte, error) {
+	b, err := r.FS.ReadFile(name)
+	r.n.Add(int64(len(b)))
+	return b, err
+}
+
+func (r *readCounter) Open(name string) (io.ReadSeekCloser, error) {
+	f, err := r.FS.Open(name)
+	if err != nil {
+		return nil, err
+	}
+	return countingFile{f, r}, nil
+}
+
+type countingFile struct {
+	io.ReadSeekCloser
+	r *readCounter
+}
+
+func (f countingFile) Read(p []byte) (int, error) {
+	n, err := f.ReadSeekCloser.Read(p)
+	f.r.n.Add(int64(n))
+	return n, err
+}
+
+// TestHugeFileInLogFolder: a file in the log folder far larger than what
+// its name may hold (a hash tile of 1 MiB, a checkpoint of 1 MiB: a
+// folder copied from a hostile mirror, a link to a device) stops Open
+// with an error naming it, after reading no more than the most it may
+// hold. Before, Open read all of it into memory (a link to /dev/zero: until
+// the memory ran out).
+func TestHugeFileInLogFolder(t *testing.T) {
+	base, _ := baseMemLog(t, 600, 530, 4000)
+	for _, tc := range []struct {
+		name  string
+		limit int64
+	}{
+		{"tile/0/000", TileWidth * HashSize},
+		{"checkpoint", 64 << 10},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			m := base.Clone()
+			m.WriteFile(tc.name, make([]byte, 1<<20), true)
+			for _, ro := range []bool{false, true} {
+				rc := &readCounter{FS: m}
+				l, err := Open(context.Background(), Options{Dir: "memfs", FS: rc, Origin: testOrigin, Logger: quiet, ReadOnly: ro})
+				if err == nil {
+					l.Close()
+					t.Fatalf("Open (read-only %v) with a %s of 1 MiB succeeded", ro, tc.name)
+				}
+				if !strings.Contains(err.Error(), tc.name) || !strings.Contains(err.Error(), fmt.Sprintf("over %d bytes", tc.limit)) {
+					t.Errorf("Open (read-only %v): %v, want an error naming %s and its limit", ro, err, tc.name)
+				}
+				if n := rc.n.Load(); n > 1<<20 {
+					t.Errorf("Open (read-only %v) read %d bytes, more than the 1 MiB file: it was read whole", ro, n)
+				}
+			}
 		})
 	}
 }

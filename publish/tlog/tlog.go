@@ -918,13 +918,15 @@ func (l *Log) recover(ctx context.Context) error {
 	ro := l.opts.ReadOnly
 
 	var cp *Checkpoint
-	if data, err := fsys.ReadFile("checkpoint"); err == nil {
+	if data, err := readLimited(fsys, "checkpoint", witness.MaxCheckpointSize); err == nil {
 		if cp, err = parseCheckpointBody(data); err != nil {
 			return &CorruptError{Path: "checkpoint", Err: err}
 		}
 		if cp.Origin != l.opts.Origin {
 			return fmt.Errorf("tlog: %s holds the log %q, not %q", dir, cp.Origin, l.opts.Origin)
 		}
+	} else if errors.Is(err, errOverLimit) {
+		return &CorruptError{Path: "checkpoint", Err: err}
 	} else if !errors.Is(err, fs.ErrNotExist) {
 		return fmt.Errorf("tlog: reading checkpoint: %w", err)
 	}
