@@ -766,9 +766,9 @@ type pendingJudge struct {
 	next  uint64
 }
 
-// maxHeld bounds the bytes of entries that one judgement of a checkpoint
-// holds to be visited (heldEntries) by default; the entries past it are read again
-// when they are visited.
+// defaultMaxHeld bounds the bytes of entries that one judgement of a
+// checkpoint holds to be visited (heldEntries); the entries past it are
+// read again when they are visited.
 const defaultMaxHeld = 64 << 20
 
 // heldEntries are entries read while a checkpoint was judged, each proven
@@ -825,8 +825,12 @@ func (f *Follower) verifyChainFrom(ctx context.Context, c *Client, b []byte, app
 	var found []appliedChange
 	var held *heldEntries
 	from := uint64(0)
-	if p := f.pendingFor(c, n.Text, last); !own && p != nil {
-		trial, found, held, from = p.trial, p.found, p.held, p.next
+	var pj *pendingJudge
+	if !own {
+		pj = f.pendingFor(c, n.Text, last)
+	}
+	if pj != nil {
+		trial, found, held, from = pj.trial, pj.found, pj.held, pj.next
 	} else {
 		first, _ := f.opts.Chain.At(0)
 		if trial, err = policy.NewChain(first); err != nil {
