@@ -13,6 +13,7 @@ import (
 	"sync/atomic"
 	"syscall"
 	"testing"
+	"time"
 
 	"github.com/transparency-dev/merkle/proof"
 )
@@ -494,10 +495,21 @@ func TestTileSyncAllFailureKeepsSegments(t *testing.T) {
 		}
 		return nil
 	}
-	err = appendAll(l, 2000)
-	if !failed.Load() {
-		t.Fatal("no tile sync ran: the segments never rotated")
+	// 256 entries: the segment rotates at the last, and the tile sync
+	// (in the background) fails.
+	if err := appendAll(l, 256); err != nil {
+		t.Fatal(err)
 	}
+	for deadline := time.Now().Add(10 * time.Second); l.retireErr.Load() == nil; time.Sleep(time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("no tile sync failed (tried: %v): the segments never rotated", failed.Load())
+		}
+	}
+	// No more is published or appended.
+	if _, err := l.Publish(ctx); !errors.Is(err, syscall.EIO) || !strings.Contains(err.Error(), "restart to recover") {
+		t.Fatalf("Publish after the failed tile sync: %v, want EIO and restart to recover", err)
+	}
+	err = appendAll(l, 1)
 	if !errors.Is(err, syscall.EIO) || !strings.Contains(err.Error(), "restart to recover") || !strings.Contains(err.Error(), "syncing the tiles") {
 		t.Fatalf("appends after the failed tile sync: %v, want EIO, what failed and restart to recover", err)
 	}

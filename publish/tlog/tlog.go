@@ -638,7 +638,7 @@ const walDir = "wal"
 // the root and every partial tile of that size (the caller syncs them,
 // outside the writer goroutine). Run by the writer goroutine.
 func (l *Log) publishPartials() publishResult {
-	if l.err != nil {
+	if l.checkRetire(); l.err != nil {
 		return publishResult{err: l.err}
 	}
 	failures := l.syncFailures.Load()
