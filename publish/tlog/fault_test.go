@@ -484,20 +484,10 @@ func TestTileSyncAllFailureKeepsSegments(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	acked := make(map[uint64][]byte)
-	appendAll := func(l *Log, n int) error {
-		for range n {
-			i := len(acked)
-			if _, err := l.Append(ctx, entry(i)); err != nil {
-				return err
-			}
-			acked[uint64(i)] = entry(i)
-		}
-		return nil
-	}
+	acked := ackedEntries{}
 	// 256 entries: the segment rotates at the last, and the tile sync
 	// (in the background) fails.
-	if err := appendAll(l, 256); err != nil {
+	if err := acked.add(ctx, l, 256); err != nil {
 		t.Fatal(err)
 	}
 	for deadline := time.Now().Add(10 * time.Second); l.retireErr.Load() == nil; time.Sleep(time.Millisecond) {
@@ -509,7 +499,7 @@ func TestTileSyncAllFailureKeepsSegments(t *testing.T) {
 	if _, err := l.Publish(ctx); !errors.Is(err, syscall.EIO) || !strings.Contains(err.Error(), "restart to recover") {
 		t.Fatalf("Publish after the failed tile sync: %v, want EIO and restart to recover", err)
 	}
-	err = appendAll(l, 1)
+	err = acked.add(ctx, l, 1)
 	if !errors.Is(err, syscall.EIO) || !strings.Contains(err.Error(), "restart to recover") || !strings.Contains(err.Error(), "syncing the tiles") {
 		t.Fatalf("appends after the failed tile sync: %v, want EIO, what failed and restart to recover", err)
 	}
@@ -520,21 +510,14 @@ func TestTileSyncAllFailureKeepsSegments(t *testing.T) {
 	if err != nil {
 		t.Fatalf("Open after the failed tile sync: %v", err)
 	}
-	if err := appendAll(l, 2000); err != nil {
+	if err := acked.add(ctx, l, 2000); err != nil {
 		t.Fatal(err)
 	}
 	last, err := publishCommit(l, ctx)
 	if err != nil {
 		t.Fatal(err)
 	}
-	l.Close()
-	m.Crash(nil)
-	l, got, err := reopen(t, m, mod)
-	if err != nil {
-		t.Fatalf("Open after the power cut: %v", err)
-	}
-	defer l.Close()
-	checkRecovered(t, "failed tile sync", l, got, acked, last)
+	crashRecover(t, l, m, mod, "failed tile sync", acked, last).Close()
 }
 
 // TestWALSyncFailureRestart: an append whose write-ahead-log fsync failed
@@ -549,17 +532,7 @@ func TestWALSyncFailureRestart(t *testing.T) {
 	ctx := context.Background()
 	m := newMemFS()
 	mod := func(o *Options) { o.Signer = s }
-	l, err := Open(ctx, memOptions(m, mod))
-	if err != nil {
-		t.Fatal(err)
-	}
-	acked := make(map[uint64][]byte)
-	for i := range 100 {
-		if _, err := l.Append(ctx, entry(i)); err != nil {
-			t.Fatal(err)
-		}
-		acked[uint64(i)] = entry(i)
-	}
+	l, acked := openMem(t, m, mod, 100)
 	m.mu.Lock()
 	m.fault = func(op, name string) error {
 		if op == "sync" && strings.HasPrefix(name, "wal/") {
@@ -575,7 +548,7 @@ func TestWALSyncFailureRestart(t *testing.T) {
 	m.mu.Lock()
 	m.fault = nil
 	m.mu.Unlock()
-	l, _, err = reopen(t, m, mod)
+	l, _, err := reopen(t, m, mod)
 	if err != nil {
 		t.Fatalf("Open after the failed fsync: %v", err)
 	}
@@ -595,14 +568,7 @@ func TestWALSyncFailureRestart(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	l.Close()
-	m.Crash(nil)
-	l, got, err := reopen(t, m, mod)
-	if err != nil {
-		t.Fatalf("Open after the power cut: %v", err)
-	}
-	defer l.Close()
-	checkRecovered(t, "failed write-ahead-log fsync", l, got, acked, last)
+	crashRecover(t, l, m, mod, "failed write-ahead-log fsync", acked, last).Close()
 }
 
 // TestTileWriteNoSpace: a disk that fills up while the tiles are written
@@ -617,17 +583,7 @@ func TestTileWriteNoSpace(t *testing.T) {
 		t.Run(strings.ReplaceAll(what, " ", "_"), func(t *testing.T) {
 			m := newMemFS()
 			mod := func(o *Options) { o.Signer = s }
-			l, err := Open(ctx, memOptions(m, mod))
-			if err != nil {
-				t.Fatal(err)
-			}
-			acked := make(map[uint64][]byte)
-			for i := range 200 {
-				if _, err := l.Append(ctx, entry(i)); err != nil {
-					t.Fatal(err)
-				}
-				acked[uint64(i)] = entry(i)
-			}
+			l, acked := openMem(t, m, mod, 200)
 			last, err := publishCommit(l, ctx)
 			if err != nil {
 				t.Fatal(err)
@@ -641,20 +597,14 @@ func TestTileWriteNoSpace(t *testing.T) {
 			}
 			m.mu.Unlock()
 			if what == "partial tile" {
-				if _, err := l.Append(ctx, entry(200)); err != nil {
+				if err := acked.add(ctx, l, 1); err != nil {
 					t.Fatal(err)
 				}
-				acked[200] = entry(200)
 				if cp, err := l.Publish(ctx); !errors.Is(err, syscall.ENOSPC) {
 					t.Fatalf("Publish on a full disk: %v, %v, want ENOSPC", cp, err)
 				}
 			} else {
-				var err error
-				for i := 200; i < 300 && err == nil; i++ {
-					if _, err = l.Append(ctx, entry(i)); err == nil {
-						acked[uint64(i)] = entry(i)
-					}
-				}
+				_ = acked.add(ctx, l, 100) // fails once a bundle fills
 				if _, err := l.Append(ctx, []byte("no room")); !errors.Is(err, syscall.ENOSPC) || !strings.Contains(err.Error(), "restart to recover") {
 					t.Fatalf("Append after a tile did not fit: %v, want ENOSPC and restart to recover", err)
 				}
@@ -662,14 +612,7 @@ func TestTileWriteNoSpace(t *testing.T) {
 			if cp := l.Checkpoint(); cp.Size != last.Size {
 				t.Fatalf("checkpoint of size %d served, want %d", cp.Size, last.Size)
 			}
-			l.Close()
-			m.Crash(nil)
-			l, got, err := reopen(t, m, mod)
-			if err != nil {
-				t.Fatalf("Open with room again: %v", err)
-			}
-			defer l.Close()
-			checkRecovered(t, "no space for tiles", l, got, acked, last)
+			crashRecover(t, l, m, mod, "no space for tiles", acked, last).Close()
 		})
 	}
 }

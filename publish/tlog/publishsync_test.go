@@ -196,24 +196,9 @@ func TestTileSyncFailureRewrites(t *testing.T) {
 		t.Run(strings.ReplaceAll(failing, "/", "|"), func(t *testing.T) {
 			m := newMemFS()
 			mod := func(o *Options) { o.Signer = s }
-			l, err := Open(ctx, memOptions(m, mod))
-			if err != nil {
-				t.Fatal(err)
-			}
-			acked := make(map[uint64][]byte)
-			add := func(n int) {
-				t.Helper()
-				for range n {
-					i := len(acked)
-					if _, err := l.Append(ctx, entry(i)); err != nil {
-						t.Fatal(err)
-					}
-					acked[uint64(i)] = entry(i)
-				}
-			}
 			// 300 entries: partial tiles entries/001.p/44, 0/001.p/44 and
 			// 1/000.p/1, all written by this Publish.
-			add(300)
+			l, acked := openMem(t, m, mod, 300)
 			var failed atomic.Bool
 			m.mu.Lock()
 			m.fault = func(op, name string) error {
@@ -238,14 +223,8 @@ func TestTileSyncFailureRewrites(t *testing.T) {
 			if !failed.Load() {
 				t.Fatalf("%s was never synced", failing)
 			}
-			l.Close()
-			m.Crash(nil)
-			l, got, err := reopen(t, m, mod)
-			if err != nil {
-				t.Fatalf("Open after the retry was committed and the power cut: %v", err)
-			}
+			l = crashRecover(t, l, m, mod, "the retry committed", acked, last)
 			defer l.Close()
-			checkRecovered(t, "failed fsync", l, got, acked, last)
 			id, err := ParseTilePath(failing)
 			if err != nil {
 				t.Fatal(err)
@@ -278,22 +257,13 @@ func TestTileSyncFailureFailsTheNextSync(t *testing.T) {
 	}
 	gate := &slowTileSyncs{FS: m, release: make(chan struct{}), waiting: make(chan struct{}, 1)}
 	mod := func(o *Options) { o.Signer = s; o.FS = gate }
-	l, err := Open(ctx, memOptions(m, mod))
-	if err != nil {
+	l, acked := openMem(t, m, mod, 300)
+	if _, err := l.Publish(ctx); err != nil { // its sync waits
 		t.Fatal(err)
 	}
-	acked := make(map[uint64][]byte)
-	for i := range 301 {
-		if i == 300 {
-			if _, err := l.Publish(ctx); err != nil { // its sync waits
-				t.Fatal(err)
-			}
-			<-gate.waiting
-		}
-		if _, err := l.Append(ctx, entry(i)); err != nil {
-			t.Fatal(err)
-		}
-		acked[uint64(i)] = entry(i)
+	<-gate.waiting
+	if err := acked.add(ctx, l, 1); err != nil {
+		t.Fatal(err)
 	}
 	second, err := l.Publish(ctx)
 	if err != nil {
@@ -309,12 +279,5 @@ func TestTileSyncFailureFailsTheNextSync(t *testing.T) {
 	if err != nil {
 		t.Fatalf("publishing again: %v", err)
 	}
-	l.Close()
-	m.Crash(nil)
-	l, got, err := reopen(t, m, func(o *Options) { o.Signer = s })
-	if err != nil {
-		t.Fatalf("Open after the power cut: %v", err)
-	}
-	defer l.Close()
-	checkRecovered(t, "a failed fsync before", l, got, acked, last)
+	crashRecover(t, l, m, func(o *Options) { o.Signer = s }, "a failed fsync before", acked, last).Close()
 }
