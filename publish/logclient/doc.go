@@ -43,8 +43,10 @@
 // policy the follower holds signed or cosigned it; one that such a key
 // signed but a majority did not (yet) cosign has at most
 // [FollowerOptions.MaxUnverified] of its entries read a poll; each read
-// ends after [FollowerOptions.ReadTimeout]; and a poll that fails on one
-// source of a [Failover] goes on with the next.
+// ends after [FollowerOptions.ReadTimeout] and a poll's reads from one
+// source after [FollowerOptions.PollTimeout] (what was verified stays,
+// and the next poll reads on); and a poll that fails on one source of a
+// [Failover] goes on with the next.
 //
 // Errors name the source, what was read (an index, a size) and, through
 // [Hint], what to do.

@@ -83,6 +83,18 @@ func (t trimmed) Error() string {
 }
 func (t trimmed) Unwrap() error { return t.err }
 
+// unnamed is an *Error of source src with the package and source cut off
+// its message, to wrap in another error that names the source.
+type unnamed struct {
+	err error
+	src string
+}
+
+func (u unnamed) Error() string {
+	return strings.TrimPrefix(u.err.Error(), "logclient: "+u.src+": ")
+}
+func (u unnamed) Unwrap() error { return u.err }
+
 // merkleErr makes the proof errors of package merkle readable: its root
 // mismatch prints the roots as lists of byte values.
 func merkleErr(err error) error {

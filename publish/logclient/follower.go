@@ -97,7 +97,9 @@ type FollowerOptions struct {
 	// the policy in force at its index; once the checkpoint verifies
 	// under the policy they put in force, it applies them to Chain, in
 	// log order, before visiting any entry of the tree (so Visit can
-	// judge entry i by Chain.At(i)). At a restart the stored checkpoint
+	// judge entry i by Chain.At(i)); the entries read to judge it are
+	// visited from memory (up to 64 MiB of them a checkpoint), not read
+	// again. At a restart the stored checkpoint
 	// is judged by the changes of ChangesFile, which the first poll then
 	// checks against the entries of its tree before visiting any (or, with
 	// no usable file, it is judged so at the first poll).
@@ -135,6 +137,15 @@ type FollowerOptions struct {
 	// DefaultReadTimeout): a source that stalls fails that read, and the
 	// poll goes on with the next source.
 	ReadTimeout time.Duration
+	// PollTimeout bounds the time one poll spends on one source (default
+	// DefaultPollTimeout): a source that answers every read within
+	// ReadTimeout, but slowly (a mirror that replays the log at a
+	// trickle), is left for the next source once it is spent, with an
+	// error wrapping ErrPollTimeout. What the poll verified stays: the
+	// entries visited, and the entries read so far of a checkpoint being
+	// judged (the next poll that is offered the same checkpoint, by any
+	// source, reads on from there).
+	PollTimeout time.Duration
 	// Logger receives what Run does (default slog.Default()).
 	Logger *slog.Logger
 }
@@ -146,12 +157,20 @@ const (
 	DefaultMaxUnverified = 4096
 	// DefaultReadTimeout is the default of FollowerOptions.ReadTimeout.
 	DefaultReadTimeout = 30 * time.Second
+	// DefaultPollTimeout is the default of FollowerOptions.PollTimeout:
+	// time to read some 100,000 entries from a build node or a mirror
+	// nearby.
+	DefaultPollTimeout = 2 * time.Minute
 )
 
 // ErrUnverifiedLimit is wrapped by the error of a poll that stopped
 // reading the tree of a checkpoint it could not judge yet at
 // FollowerOptions.MaxUnverified entries. Use errors.Is.
 var ErrUnverifiedLimit = errors.New("logclient: too many entries read of a checkpoint not yet judged")
+
+// ErrPollTimeout is wrapped by the error of a poll of one source that
+// did not end within FollowerOptions.PollTimeout. Use errors.Is.
+var ErrPollTimeout = errors.New("logclient: the poll of the source took too long")
 
 // Follower follows a log: it polls a Source for checkpoints, accepts each
 // new one only if it is final under the Trust and consistent with the last
@@ -183,6 +202,11 @@ type Follower struct {
 	pending map[*Client]*pendingJudge
 	// probed is the source probed last (see probe). Held by poll.
 	probed int
+	// held are the entries a poll read, proven included in a checkpoint
+	// it accepted, while it judged that checkpoint: visited from memory,
+	// not read again. Held by poll.
+	held    []*heldEntries
+	maxHeld int // bytes a judgement holds (defaultMaxHeld; tests lower it)
 
 	poll sync.Mutex // one Poll at a time
 
@@ -244,11 +268,14 @@ func NewFollower(ctx context.Context, opts FollowerOptions) (*Follower, error) {
 	if opts.ReadTimeout <= 0 {
 		opts.ReadTimeout = DefaultReadTimeout
 	}
+	if opts.PollTimeout <= 0 {
+		opts.PollTimeout = DefaultPollTimeout
+	}
 	logger := opts.Logger
 	if logger == nil {
 		logger = slog.Default()
 	}
-	f := &Follower{opts: opts, logger: logger, next: opts.Next, pending: make(map[*Client]*pendingJudge)}
+	f := &Follower{opts: opts, logger: logger, next: opts.Next, pending: make(map[*Client]*pendingJudge), maxHeld: defaultMaxHeld}
 	srcs := []Source{opts.Source}
 	if fo, ok := opts.Source.(*failover); ok && len(fo.srcs) > 0 {
 		srcs = fo.srcs
@@ -439,11 +466,11 @@ type timed struct {
 	d time.Duration
 }
 
-func (t timed) read(ctx context.Context, what string, read func(context.Context) ([]byte, error)) ([]byte, error) {
-	ctx, cancel := context.WithTimeout(ctx, t.d)
+func (t timed) read(parent context.Context, what string, read func(context.Context) ([]byte, error)) ([]byte, error) {
+	ctx, cancel := context.WithTimeout(parent, t.d)
 	defer cancel()
 	b, err := read(ctx)
-	if err != nil && errors.Is(ctx.Err(), context.DeadlineExceeded) {
+	if err != nil && parent.Err() == nil && errors.Is(ctx.Err(), context.DeadlineExceeded) {
 		return nil, fmt.Errorf("%s: no answer within %s (FollowerOptions.ReadTimeout): %w", what, t.d, err)
 	}
 	return b, err
@@ -461,13 +488,32 @@ func (t timed) ReadEntryBundle(ctx context.Context, index uint64, p uint8) ([]by
 	return t.read(ctx, fmt.Sprintf("entry bundle %d", index), func(ctx context.Context) ([]byte, error) { return t.Source.ReadEntryBundle(ctx, index, p) })
 }
 
-// pollFrom is one poll of the source c reads.
+// pollFrom is one poll of the source c reads, its reads bounded by
+// PollTimeout. Visit is called with ctx.
 func (f *Follower) pollFrom(ctx context.Context, c *Client) error {
+	rctx, cancel := context.WithTimeout(ctx, f.opts.PollTimeout)
+	defer cancel()
+	err := f.pollReads(ctx, rctx, c)
+	var ve *visitError
+	if err == nil || ctx.Err() != nil || rctx.Err() == nil || errors.As(err, &ve) {
+		return err
+	}
+	f.mu.Lock()
+	next := f.next
+	f.mu.Unlock()
+	return &Error{Source: c.src.String(), Err: tag(ErrPollTimeout, "the poll took longer than %s (FollowerOptions.PollTimeout), the next entry to visit is %d: %w", f.opts.PollTimeout, next, unnamed{err, c.src.String()}),
+		Hint: "the source is slow: the poll goes on with the next source, if any, and the next poll reads on where this one stopped; follow a faster build node or mirror"}
+}
+
+// pollReads is pollFrom with the reads done with rctx.
+func (f *Follower) pollReads(ctx, rctx context.Context, c *Client) error {
+	f.held = nil
+	defer func() { f.held = nil }()
 	f.mu.Lock()
 	last := f.last
 	f.mu.Unlock()
 	if f.resume != nil {
-		cp, found, err := f.verifyChainFrom(ctx, c, f.resume, f.applied, f.last, true)
+		cp, found, held, err := f.verifyChainFrom(rctx, c, f.resume, f.applied, f.last, true)
 		if err != nil {
 			return fmt.Errorf("logclient: follower: the stored checkpoint (%s) does not verify under the policy chain: %w; if the policy changed on purpose, move the file away to follow from the log's current checkpoint",
 				filepath.Join(f.opts.StateDir, StateFile), err)
@@ -477,22 +523,23 @@ func (f *Follower) pollFrom(ctx context.Context, c *Client) error {
 		}
 		f.applyChanges(found)
 		f.resume = nil
+		f.held = append(f.held, held)
 		f.mu.Lock()
 		f.last, last = cp, cp
 		f.mu.Unlock()
 	}
 	if f.confirm {
-		if err := f.confirmChanges(ctx, c, last); err != nil {
+		if err := f.confirmChanges(rctx, c, last); err != nil {
 			return err
 		}
 		f.confirm = false
 	}
-	b, err := c.src.ReadCheckpoint(ctx)
+	b, err := c.src.ReadCheckpoint(rctx)
 	if err != nil {
 		return c.fail("reading checkpoint", err, "the source is away or serves no log: the next poll tries again; check it, or follow another build node or mirror")
 	}
 	if last == nil || !bytes.Equal(b, last.Note) {
-		cp, err := f.check(ctx, c, last, b)
+		cp, err := f.check(rctx, c, last, b)
 		if err != nil {
 			return err
 		}
@@ -509,7 +556,7 @@ func (f *Follower) pollFrom(ctx context.Context, c *Client) error {
 	if next >= last.Size || f.opts.Visit == nil {
 		return nil
 	}
-	return c.Entries(ctx, last, next, last.Size, func(index uint64, entry []byte) error {
+	visit := func(index uint64, entry []byte) error {
 		if err := f.opts.Visit(ctx, index, entry); err != nil {
 			return &visitError{fmt.Errorf("logclient: visiting entry %d: %w", index, err)}
 		}
@@ -517,7 +564,36 @@ func (f *Follower) pollFrom(ctx context.Context, c *Client) error {
 		f.next = index + 1
 		f.mu.Unlock()
 		return nil
-	})
+	}
+	// The entries held (read while judging last, or the checkpoint it
+	// extends) are visited from memory; the source is read for the rest.
+	for next < last.Size {
+		end := last.Size
+		var from *heldEntries
+		for _, h := range f.held {
+			switch {
+			case h.first <= next && next < min(h.end(), last.Size):
+				from = h
+			case h.first > next && h.first < end:
+				end = h.first
+			}
+		}
+		if from != nil {
+			end = min(from.end(), last.Size)
+			for i := next; i < end; i++ {
+				if err := ctx.Err(); err != nil {
+					return err
+				}
+				if err := visit(i, from.entries[i-from.first]); err != nil {
+					return err
+				}
+			}
+		} else if err := c.Entries(rctx, last, next, end, visit); err != nil {
+			return err
+		}
+		next = end
+	}
+	return nil
 }
 
 // check judges a checkpoint note that differs from the last one verified.
@@ -534,8 +610,9 @@ func (f *Follower) check(ctx context.Context, c *Client, last *Checkpoint, b []b
 	}
 	var found []appliedChange
 	var cp *Checkpoint
+	var held *heldEntries
 	if f.opts.Chain != nil {
-		cp, found, err = f.verifyChainFrom(ctx, c, b, f.applied, last, false)
+		cp, found, held, err = f.verifyChainFrom(ctx, c, b, f.applied, last, false)
 	} else {
 		cp, err = c.VerifyCheckpoint(b)
 	}
@@ -566,6 +643,9 @@ func (f *Follower) check(ctx context.Context, c *Client, last *Checkpoint, b []b
 	}
 	f.applyChanges(found)
 	clear(f.pending)
+	if held != nil {
+		f.held = append(f.held, held)
+	}
 	f.mu.Lock()
 	f.last = cp
 	f.mu.Unlock()
@@ -682,7 +762,38 @@ type pendingJudge struct {
 	base  *Checkpoint // the last one verified when it started
 	trial *policy.Chain
 	found []appliedChange
+	held  *heldEntries
 	next  uint64
+}
+
+// defaultMaxHeld bounds the bytes of entries that one judgement of a
+// checkpoint holds to be visited (heldEntries); the entries past it are
+// read again when they are visited.
+const defaultMaxHeld = 64 << 20
+
+// heldEntries are entries read while a checkpoint was judged, each proven
+// included in it, from index first on and in order, up to max bytes:
+// once it is accepted, they are visited without being read again.
+type heldEntries struct {
+	first   uint64
+	entries [][]byte
+	size    int
+	max     int  // bytes at most
+	full    bool // an entry did not fit: no more are held
+}
+
+func (h *heldEntries) end() uint64 { return h.first + uint64(len(h.entries)) }
+
+// add holds the entry at index i, if it is the next one and fits.
+func (h *heldEntries) add(i uint64, e []byte) {
+	switch {
+	case i < h.first || h.full:
+	case i != h.end() || h.size+len(e) > h.max:
+		h.full = true
+	default:
+		h.entries = append(h.entries, e)
+		h.size += len(e)
+	}
 }
 
 // verifyChainFrom judges the checkpoint note b by the policy in force at
@@ -700,32 +811,37 @@ type pendingJudge struct {
 // under that policy, at most MaxUnverified of its entries is read
 // (past it, the error wraps ErrUnverifiedLimit and the next poll offered
 // b by the same source reads on).
-func (f *Follower) verifyChainFrom(ctx context.Context, c *Client, b []byte, applied []appliedChange, last *Checkpoint, own bool) (*Checkpoint, []appliedChange, error) {
+func (f *Follower) verifyChainFrom(ctx context.Context, c *Client, b []byte, applied []appliedChange, last *Checkpoint, own bool) (*Checkpoint, []appliedChange, *heldEntries, error) {
 	n, err := witness.OpenUnverified(b)
 	var body *fmtlog.Checkpoint
 	if err == nil {
 		body, err = witness.ParseCheckpointText([]byte(n.Text))
 	}
 	if err != nil {
-		return nil, nil, c.fail("", tag(ErrCheckpoint, "checkpoint: %w", trimmed{err}), "check that the source serves this network's log")
+		return nil, nil, nil, c.fail("", tag(ErrCheckpoint, "checkpoint: %w", trimmed{err}), "check that the source serves this network's log")
 	}
 	claimed := &Checkpoint{Checkpoint: *body, Note: b}
 	var trial *policy.Chain
 	var found []appliedChange
+	var held *heldEntries
 	from := uint64(0)
-	if p := f.pending[c]; !own && p != nil && p.text == n.Text && p.base == last {
-		trial, found, from = p.trial, p.found, p.next
+	var pj *pendingJudge
+	if !own {
+		pj = f.pendingFor(c, n.Text, last)
+	}
+	if pj != nil {
+		trial, found, held, from = pj.trial, pj.found, pj.held, pj.next
 	} else {
 		first, _ := f.opts.Chain.At(0)
 		if trial, err = policy.NewChain(first); err != nil {
-			return nil, nil, err
+			return nil, nil, nil, err
 		}
 		for _, a := range applied {
 			if a.index >= body.Size {
 				break
 			}
 			if _, err := trial.Apply(a.index, a.change); err != nil {
-				return nil, nil, err // applied before: cannot fail
+				return nil, nil, nil, err // applied before: cannot fail
 			}
 			from = a.index + 1
 		}
@@ -733,12 +849,17 @@ func (f *Follower) verifyChainFrom(ctx context.Context, c *Client, b []byte, app
 			from = last.Size // the entries below were read when it was accepted
 		}
 	}
+	if held == nil {
+		f.mu.Lock()
+		held = &heldEntries{first: max(from, f.next), max: f.maxHeld}
+		f.mu.Unlock()
+	}
 	to := body.Size
 	if !own && from < to {
 		p, known := trial.At(from)
 		signer := knownSigner(b, known)
 		if signer == "" {
-			return nil, nil, c.fail("", tag(ErrCheckpoint, "its checkpoint of size %d carries no signature or cosignature by a key of the policy in force at index %d (%s): none of its entries was read", body.Size, from, p.Digest()),
+			return nil, nil, nil, c.fail("", tag(ErrCheckpoint, "its checkpoint of size %d carries no signature or cosignature by a key of the policy in force at index %d (%s): none of its entries was read", body.Size, from, p.Digest()),
 				"the source is not this network's build node or mirror, or the policy changed in a way this node cannot follow: follow another build node or mirror")
 		}
 		if _, _, err := known.VerifyCheckpoint(b); err != nil {
@@ -749,7 +870,11 @@ func (f *Follower) verifyChainFrom(ctx context.Context, c *Client, b []byte, app
 			}
 		}
 	}
+	read := from // the entries read, each proven included in b's tree
+	refused := false
 	err = c.Entries(ctx, claimed, from, to, func(i uint64, e []byte) error {
+		read = i + 1
+		held.add(i, e)
 		if k, err := publish.EntryKind(e); err != nil || k != publish.KindPolicy {
 			return nil // judged by Visit
 		}
@@ -758,27 +883,53 @@ func (f *Follower) verifyChainFrom(ctx context.Context, c *Client, b []byte, app
 			_, err = trial.Apply(i, ch)
 		}
 		if err != nil {
+			refused = true
 			return tag(ErrCheckpoint, "the policy change at index %d of its tree does not hold under the policy in force there: %w", i, err)
 		}
 		found = append(found, appliedChange{i, ch})
 		return nil
 	})
+	if err != nil && !own && !refused && read > from {
+		// A read failed or the poll ran out of time (PollTimeout): what
+		// was read and proven included in b's tree stays, for the next
+		// poll offered b (by any source) to read on.
+		f.pending[c] = &pendingJudge{text: n.Text, base: last, trial: trial, found: found, held: held, next: read}
+		return nil, nil, nil, err
+	}
 	if err != nil {
 		delete(f.pending, c)
-		return nil, nil, err
+		return nil, nil, nil, err
 	}
 	if to < body.Size {
-		f.pending[c] = &pendingJudge{text: n.Text, base: last, trial: trial, found: found, next: to}
-		return nil, nil, c.fail("", tag(ErrUnverifiedLimit, "its checkpoint of size %d is not final under the policy in force at index %d: this poll read its entries below index %d, at most %d a poll before a checkpoint is judged (FollowerOptions.MaxUnverified); the next poll reads on", body.Size, from, to, f.opts.MaxUnverified),
+		f.pending[c] = &pendingJudge{text: n.Text, base: last, trial: trial, found: found, held: held, next: to}
+		return nil, nil, nil, c.fail("", tag(ErrUnverifiedLimit, "its checkpoint of size %d is not final under the policy in force at index %d: this poll read its entries below index %d, at most %d a poll before a checkpoint is judged (FollowerOptions.MaxUnverified); the next poll reads on", body.Size, from, to, f.opts.MaxUnverified),
 			"a policy change among its entries may make it final; if none does, the source lies: follow another build node or mirror")
 	}
 	delete(f.pending, c)
 	p, trust := trial.ForCheckpoint(body.Size)
 	cp, err := New(c.src, Options{Trust: trust}).VerifyCheckpoint(b)
 	if err != nil {
-		return nil, nil, fmt.Errorf("under the policy in force at size %d (%s): %w", body.Size, p.Digest(), err)
+		return nil, nil, nil, fmt.Errorf("under the policy in force at size %d (%s): %w", body.Size, p.Digest(), err)
 	}
-	return cp, found, nil
+	return cp, found, held, nil
+}
+
+// pendingFor returns the judgement in progress of the checkpoint of body
+// text, begun with last the last one verified: c's own, or one another
+// source began (the entries are proven included in the checkpoint, and
+// the same text is the same tree whoever serves it), which c takes over.
+func (f *Follower) pendingFor(c *Client, text string, last *Checkpoint) *pendingJudge {
+	if p := f.pending[c]; p != nil && p.text == text && p.base == last {
+		return p
+	}
+	for o, p := range f.pending {
+		if p.text == text && p.base == last {
+			delete(f.pending, o) // its trial chain goes on with c
+			f.pending[c] = p
+			return p
+		}
+	}
+	return nil
 }
 
 // knownSigner returns the name of a key of t whose signature (as the log)
@@ -858,7 +1009,7 @@ func (f *Follower) storeChanges(found []appliedChange) error {
 // nothing is visited meanwhile.
 func (f *Follower) confirmChanges(ctx context.Context, c *Client, cp *Checkpoint) error {
 	path := filepath.Join(f.opts.StateDir, ChangesFile)
-	_, found, err := f.verifyChainFrom(ctx, c, cp.Note, nil, nil, true)
+	_, found, held, err := f.verifyChainFrom(ctx, c, cp.Note, nil, nil, true)
 	if err != nil {
 		return fmt.Errorf("logclient: follower: checking %s against the log: %w", path, err)
 	}
@@ -875,6 +1026,7 @@ func (f *Follower) confirmChanges(ctx context.Context, c *Client, cp *Checkpoint
 		}
 		f.applyChanges(found)
 	}
+	f.held = append(f.held, held)
 	return nil
 }
 

@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"net/http"
 	"path/filepath"
-	"strings"
 	"testing"
 
 	"github.com/pyrsia/pyrsia-build/attest"
@@ -49,26 +48,14 @@ func TestChainFollowerNotStarvedByALiar(t *testing.T) {
 	var newCos []*witness.Cosigner
 	for i := 3; i < 5; i++ {
 		name := fmt.Sprintf("node-%c", 'a'+i)
-		skey, vkey, err := witness.GenerateKey(name)
-		if err != nil {
-			t.Fatal(err)
-		}
-		s, err := witness.NewCosignatureSigner(skey)
-		if err != nil {
-			t.Fatal(err)
-		}
-		c, err := witness.NewCosigner(witness.CosignerOptions{Signer: s, Origin: testOrigin, LogVerifier: cn.logKey,
+		k := newNodeKeys(t, name)
+		c, err := witness.NewCosigner(witness.CosignerOptions{Signer: k.cosSigner, Origin: testOrigin, LogVerifier: cn.logKey,
 			StateDir: filepath.Join(t.TempDir(), name)})
 		if err != nil {
 			t.Fatal(err)
 		}
 		newCos = append(newCos, c)
-		k, err := attest.GenerateKeyPair([]byte("pw"))
-		if err != nil {
-			t.Fatal(err)
-		}
-		grown.Nodes = append(grown.Nodes, policy.Node{Name: name, CosignKey: string(k.Public),
-			PeerID: "12D3KooW" + strings.Repeat("b", 43) + string(rune('A'+i)), NoteKey: vkey})
+		grown.Nodes = append(grown.Nodes, policyNode(t, name, k.vkey, "b", i))
 	}
 	if err := grown.Validate(); err != nil {
 		t.Fatal(err)

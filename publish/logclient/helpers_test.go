@@ -6,9 +6,11 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"path/filepath"
+	"strings"
 	"sync/atomic"
 	"testing"
 
+	"github.com/pyrsia/pyrsia-build/attest"
 	"github.com/pyrsia/pyrsia-build/publish/policy"
 	"github.com/pyrsia/pyrsia-build/publish/tlog"
 	"github.com/pyrsia/pyrsia-build/publish/witness"
@@ -27,34 +29,55 @@ type network struct {
 
 func newNetwork(t testing.TB, n int) *network {
 	t.Helper()
-	net := &network{}
-	skey, vkey, err := witness.GenerateKey(testOrigin)
+	log := newNodeKeys(t, testOrigin)
+	net := &network{logSigner: log.logSigner, logKey: log.logKey}
+	for i := range n {
+		k := newNodeKeys(t, fmt.Sprintf("node-%c", 'a'+i))
+		net.cosSigners = append(net.cosSigners, k.cosSigner)
+		net.cosKeys = append(net.cosKeys, k.cosKey)
+	}
+	return net
+}
+
+// nodeKeys is a new note key of a build node, as the log's key (it
+// signs checkpoints) and as a cosigner's.
+type nodeKeys struct {
+	vkey                 string // the verifier key, as a policy names it
+	logSigner, cosSigner note.Signer
+	logKey, cosKey       note.Verifier
+}
+
+func newNodeKeys(t testing.TB, name string) *nodeKeys {
+	t.Helper()
+	skey, vkey, err := witness.GenerateKey(name)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if net.logSigner, err = witness.NewLogSigner(skey); err != nil {
+	k := &nodeKeys{vkey: vkey}
+	if k.logSigner, err = witness.NewLogSigner(skey); err == nil {
+		if k.logKey, err = witness.NewLogVerifier(vkey); err == nil {
+			if k.cosSigner, err = witness.NewCosignatureSigner(skey); err == nil {
+				k.cosKey, err = witness.NewCosignatureVerifier(vkey)
+			}
+		}
+	}
+	if err != nil {
 		t.Fatal(err)
 	}
-	if net.logKey, err = witness.NewLogVerifier(vkey); err != nil {
+	return k
+}
+
+// policyNode returns the node of a policy named name with note key vkey,
+// a new cosign key (attestations are not judged here, but a policy names
+// one a node) and a peer ID made of fill and i.
+func policyNode(t testing.TB, name, vkey, fill string, i int) policy.Node {
+	t.Helper()
+	k, err := attest.GenerateKeyPair([]byte("pw"))
+	if err != nil {
 		t.Fatal(err)
 	}
-	for i := range n {
-		skey, vkey, err := witness.GenerateKey(fmt.Sprintf("node-%c", 'a'+i))
-		if err != nil {
-			t.Fatal(err)
-		}
-		s, err := witness.NewCosignatureSigner(skey)
-		if err != nil {
-			t.Fatal(err)
-		}
-		v, err := witness.NewCosignatureVerifier(vkey)
-		if err != nil {
-			t.Fatal(err)
-		}
-		net.cosSigners = append(net.cosSigners, s)
-		net.cosKeys = append(net.cosKeys, v)
-	}
-	return net
+	return policy.Node{Name: name, CosignKey: string(k.Public), NoteKey: vkey,
+		PeerID: "12D3KooW" + strings.Repeat(fill, 43) + string(rune('A'+i))}
 }
 
 // trust returns the Trust of the network: the log key and a majority of
@@ -104,12 +127,14 @@ func entryText(tag string, i int) []byte { return fmt.Appendf(nil, "%s entry %d"
 // append adds n entries (numbered on from the last) with the given tag.
 func (tl *testLog) append(n int, tag string) {
 	tl.t.Helper()
-	for range n {
-		if _, err := tl.log.Append(context.Background(), entryText(tag, tl.next)); err != nil {
-			tl.t.Fatal(err)
-		}
-		tl.next++
+	batch := make([][]byte, n)
+	for i := range batch {
+		batch[i] = entryText(tag, tl.next+i)
 	}
+	if _, err := tl.log.AppendBatch(context.Background(), batch); err != nil {
+		tl.t.Fatal(err)
+	}
+	tl.next += n
 }
 
 // publish publishes a checkpoint cosigned by the first k cosigners and

@@ -12,7 +12,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/pyrsia/pyrsia-build/attest"
 	"github.com/pyrsia/pyrsia-build/publish/policy"
 	"github.com/pyrsia/pyrsia-build/publish/witness"
 	fmtlog "github.com/transparency-dev/formats/log"
@@ -32,36 +31,13 @@ func newChainNet(t *testing.T) *chainNet {
 	cn := &chainNet{network: &network{}, policy: &policy.Policy{Version: 1, Name: testOrigin}}
 	for i := range 3 {
 		name := fmt.Sprintf("node-%c", 'a'+i)
-		skey, vkey, err := witness.GenerateKey(name)
-		if err != nil {
-			t.Fatal(err)
-		}
+		k := newNodeKeys(t, name)
 		if i == 0 {
-			if cn.logSigner, err = witness.NewLogSigner(skey); err != nil {
-				t.Fatal(err)
-			}
-			if cn.logKey, err = witness.NewLogVerifier(vkey); err != nil {
-				t.Fatal(err)
-			}
+			cn.logSigner, cn.logKey = k.logSigner, k.logKey
 		}
-		s, err := witness.NewCosignatureSigner(skey)
-		if err != nil {
-			t.Fatal(err)
-		}
-		v, err := witness.NewCosignatureVerifier(vkey)
-		if err != nil {
-			t.Fatal(err)
-		}
-		cn.cosSigners = append(cn.cosSigners, s)
-		cn.cosKeys = append(cn.cosKeys, v)
-		// Cosign keys: attestations are not judged here, but a policy
-		// names one a node.
-		k, err := attest.GenerateKeyPair([]byte("pw"))
-		if err != nil {
-			t.Fatal(err)
-		}
-		cn.policy.Nodes = append(cn.policy.Nodes, policy.Node{Name: name, CosignKey: string(k.Public),
-			PeerID: "12D3KooW" + strings.Repeat("a", 43) + string(rune('A'+i)), NoteKey: vkey})
+		cn.cosSigners = append(cn.cosSigners, k.cosSigner)
+		cn.cosKeys = append(cn.cosKeys, k.cosKey)
+		cn.policy.Nodes = append(cn.policy.Nodes, policyNode(t, name, k.vkey, "a", i))
 	}
 	if err := cn.policy.Validate(); err != nil {
 		t.Fatal(err)
@@ -72,12 +48,19 @@ func newChainNet(t *testing.T) *chainNet {
 // follower returns a chain follower of src.
 func (cn *chainNet) follower(t *testing.T, src Source, v *visits, max int) *Follower {
 	t.Helper()
+	return cn.followerWith(t, FollowerOptions{Source: src, Visit: v.visit, MaxUnverified: max, ReadTimeout: 300 * time.Millisecond})
+}
+
+// followerWith returns a chain follower with opts, from the network's
+// policy, in a new state directory.
+func (cn *chainNet) followerWith(t *testing.T, opts FollowerOptions) *Follower {
+	t.Helper()
 	chain, err := policy.NewChain(cn.policy)
 	if err != nil {
 		t.Fatal(err)
 	}
-	f, err := NewFollower(context.Background(), FollowerOptions{Source: src, Chain: chain, StateDir: t.TempDir(), Visit: v.visit,
-		MaxUnverified: max, ReadTimeout: 300 * time.Millisecond})
+	opts.Chain, opts.StateDir = chain, t.TempDir()
+	f, err := NewFollower(context.Background(), opts)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -127,19 +110,8 @@ func forge(t *testing.T, size uint64, signers ...note.Signer) []byte {
 
 func stranger(t *testing.T, name string) (note.Signer, note.Signer) {
 	t.Helper()
-	skey, _, err := witness.GenerateKey(name)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ls, err := witness.NewLogSigner(skey)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cs, err := witness.NewCosignatureSigner(skey)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return ls, cs
+	k := newNodeKeys(t, name)
+	return k.logSigner, k.cosSigner
 }
 
 // TestChainFollowerHostileSource: a chain follower reading a hostile

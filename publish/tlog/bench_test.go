@@ -34,6 +34,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -533,4 +534,56 @@ end
 		}
 	}
 	b.ReportMetric(rps, "proofs/s")
+}
+
+// BenchmarkOpen measures opening (recovering) a log on disk of 20,000
+// entries of 1 KiB, all still in the write-ahead log (one segment: the
+// worst case for a writer's Open, which writes the newest segment and the
+// tiles it covers again), as a writer and read-only. cpu-s/op is the
+// process's CPU time (getrusage) per Open.
+func BenchmarkOpen(b *testing.B) {
+	signer := benchSigner(b)
+	dir := benchDir(b)
+	l, err := Open(context.Background(), Options{Dir: dir, Origin: benchOrigin, Signer: signer, Logger: benchQuiet})
+	if err != nil {
+		b.Fatal(err)
+	}
+	batch := make([][]byte, 1000)
+	for n := range 20 {
+		for i := range batch {
+			batch[i] = fmt.Appendf(nil, "%d %d %s", n, i, strings.Repeat("x", 1000))
+		}
+		if _, err := l.AppendBatch(context.Background(), batch); err != nil {
+			b.Fatal(err)
+		}
+	}
+	if _, err := publishCommit(l, context.Background()); err != nil {
+		b.Fatal(err)
+	}
+	l.Close()
+	for _, ro := range []bool{false, true} {
+		b.Run(fmt.Sprintf("readonly=%v", ro), func(b *testing.B) {
+			cpu0 := rusageCPU(b)
+			for range b.N {
+				l, err := Open(context.Background(), Options{Dir: dir, Origin: benchOrigin, Signer: signer, Logger: benchQuiet, ReadOnly: ro})
+				if err != nil {
+					b.Fatal(err)
+				}
+				if l.Size() != 20000 {
+					b.Fatalf("size %d", l.Size())
+				}
+				l.Close()
+			}
+			b.ReportMetric((rusageCPU(b)-cpu0).Seconds()/float64(b.N), "cpu-s/op")
+		})
+	}
+}
+
+// rusageCPU returns the process's user and system CPU time.
+func rusageCPU(b *testing.B) time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		b.Fatal(err)
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }

@@ -5,12 +5,15 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"math/rand/v2"
 	"net/http/httptest"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"testing"
+	"time"
 
 	"github.com/transparency-dev/merkle/proof"
 )
@@ -452,5 +455,231 @@ func TestReadOnlyBesideWriter(t *testing.T) {
 			t.Fatalf("open %d: %v", opens, err)
 		}
 		r.Close()
+	}
+}
+
+// TestTileSyncAllFailureKeepsSegments: when the sync of the full tiles
+// that precedes retiring write-ahead-log segments fails, the tiles it did
+// not write may be lost while a later sync succeeds (the pages marked
+// clean after EIO; memFS models that). So the log stops (appends fail,
+// "restart to recover"), keeps every segment, and the restart writes
+// the tiles the segments cover again before a sync can retire them: no
+// acknowledged entry is lost, even at a power cut after the log went on.
+// Before, the next rotation's sync succeeded, its retirement deleted the
+// segments, and the entries of the lost tiles were gone at the next
+// power cut ("tile/entries/000 is damaged: holds 0 entries").
+func TestTileSyncAllFailureKeepsSegments(t *testing.T) {
+	s, _ := testKeys(t)
+	ctx := context.Background()
+	m := newMemFS()
+	var failed atomic.Bool
+	m.fault = func(op, name string) error {
+		if op == "syncall" && failed.CompareAndSwap(false, true) {
+			return syscall.EIO
+		}
+		return nil
+	}
+	mod := func(o *Options) { o.Signer = s; o.SegmentSize = 4000 }
+	l, err := Open(ctx, memOptions(m, mod))
+	if err != nil {
+		t.Fatal(err)
+	}
+	acked := ackedEntries{}
+	// 256 entries: the segment rotates at the last, and the tile sync
+	// (in the background) fails.
+	if err := acked.add(ctx, l, 256); err != nil {
+		t.Fatal(err)
+	}
+	for deadline := time.Now().Add(10 * time.Second); l.retireErr.Load() == nil; time.Sleep(time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("no tile sync failed (tried: %v): the segments never rotated", failed.Load())
+		}
+	}
+	// No more is published or appended.
+	if _, err := l.Publish(ctx); !errors.Is(err, syscall.EIO) || !strings.Contains(err.Error(), "restart to recover") {
+		t.Fatalf("Publish after the failed tile sync: %v, want EIO and restart to recover", err)
+	}
+	err = acked.add(ctx, l, 1)
+	if !errors.Is(err, syscall.EIO) || !strings.Contains(err.Error(), "restart to recover") || !strings.Contains(err.Error(), "syncing the tiles") {
+		t.Fatalf("appends after the failed tile sync: %v, want EIO, what failed and restart to recover", err)
+	}
+	l.Close()
+	// A restart (the machine did not go down: the pages are still
+	// cached, marked clean), more appends, rotations that retire segments.
+	l, _, err = reopen(t, m, mod)
+	if err != nil {
+		t.Fatalf("Open after the failed tile sync: %v", err)
+	}
+	if err := acked.add(ctx, l, 2000); err != nil {
+		t.Fatal(err)
+	}
+	last, err := publishCommit(l, ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	crashRecover(t, l, m, mod, "failed tile sync", acked, last).Close()
+}
+
+// TestWALSyncFailureRestart: an append whose write-ahead-log fsync failed
+// is not acknowledged and stops the log; the process restarts on the same
+// machine (the failed record is still in the page cache, marked clean:
+// it never reaches the disk) and appends on. Every entry acknowledged
+// after the restart must survive a power cut. Before, the restart
+// appended after the lost record in the same segment: after the power
+// cut, a damaged record with valid ones after it stopped Open.
+func TestWALSyncFailureRestart(t *testing.T) {
+	s, _ := testKeys(t)
+	ctx := context.Background()
+	m := newMemFS()
+	mod := func(o *Options) { o.Signer = s }
+	l, acked := openMem(t, m, mod, 100)
+	m.mu.Lock()
+	m.fault = func(op, name string) error {
+		if op == "sync" && strings.HasPrefix(name, "wal/") {
+			return syscall.EIO
+		}
+		return nil
+	}
+	m.mu.Unlock()
+	if _, err := l.Append(ctx, []byte("never acknowledged")); !errors.Is(err, syscall.EIO) {
+		t.Fatalf("Append with a failed fsync: %v, want EIO", err)
+	}
+	l.Close()
+	m.mu.Lock()
+	m.fault = nil
+	m.mu.Unlock()
+	l, _, err := reopen(t, m, mod)
+	if err != nil {
+		t.Fatalf("Open after the failed fsync: %v", err)
+	}
+	next := l.Size()
+	for i := range 100 {
+		e := []byte(fmt.Sprintf("after the restart %d", i))
+		idx, err := l.Append(ctx, e)
+		if err != nil {
+			t.Fatal(err)
+		}
+		acked[idx] = e
+	}
+	if next != 100 && next != 101 {
+		t.Fatalf("size %d after the restart, want 100 or 101", next)
+	}
+	last, err := publishCommit(l, ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	crashRecover(t, l, m, mod, "failed write-ahead-log fsync", acked, last).Close()
+}
+
+// TestTileWriteNoSpace: a disk that fills up while the tiles are written
+// (the write-ahead log record made it, the entry was acknowledged): the
+// log stops with an error that says so, and everything acknowledged is
+// there after a restart, once there is room again. A Publish that cannot
+// write its partial tiles fails and publishes nothing.
+func TestTileWriteNoSpace(t *testing.T) {
+	s, _ := testKeys(t)
+	ctx := context.Background()
+	for _, what := range []string{"full tile", "partial tile"} {
+		t.Run(strings.ReplaceAll(what, " ", "_"), func(t *testing.T) {
+			m := newMemFS()
+			mod := func(o *Options) { o.Signer = s }
+			l, acked := openMem(t, m, mod, 200)
+			last, err := publishCommit(l, ctx)
+			if err != nil {
+				t.Fatal(err)
+			}
+			m.mu.Lock()
+			m.fault = func(op, name string) error {
+				if op == "write" && strings.HasPrefix(name, "tile/") {
+					return syscall.ENOSPC
+				}
+				return nil
+			}
+			m.mu.Unlock()
+			if what == "partial tile" {
+				if err := acked.add(ctx, l, 1); err != nil {
+					t.Fatal(err)
+				}
+				if cp, err := l.Publish(ctx); !errors.Is(err, syscall.ENOSPC) {
+					t.Fatalf("Publish on a full disk: %v, %v, want ENOSPC", cp, err)
+				}
+			} else {
+				_ = acked.add(ctx, l, 100) // fails once a bundle fills
+				if _, err := l.Append(ctx, []byte("no room")); !errors.Is(err, syscall.ENOSPC) || !strings.Contains(err.Error(), "restart to recover") {
+					t.Fatalf("Append after a tile did not fit: %v, want ENOSPC and restart to recover", err)
+				}
+			}
+			if cp := l.Checkpoint(); cp.Size != last.Size {
+				t.Fatalf("checkpoint of size %d served, want %d", cp.Size, last.Size)
+			}
+			crashRecover(t, l, m, mod, "no space for tiles", acked, last).Close()
+		})
+	}
+}
+
+// readCounter is an FS that counts the bytes read from it.
+type readCounter struct {
+	FS
+	n atomic.Int64
+}
+
+func (r *readCounter) ReadFile(name string) ([]byte, error) {
+	b, err := r.FS.ReadFile(name)
+	r.n.Add(int64(len(b)))
+	return b, err
+}
+
+func (r *readCounter) Open(name string) (io.ReadSeekCloser, error) {
+	f, err := r.FS.Open(name)
+	if err != nil {
+		return nil, err
+	}
+	return countingFile{f, r}, nil
+}
+
+type countingFile struct {
+	io.ReadSeekCloser
+	r *readCounter
+}
+
+func (f countingFile) Read(p []byte) (int, error) {
+	n, err := f.ReadSeekCloser.Read(p)
+	f.r.n.Add(int64(n))
+	return n, err
+}
+
+// TestHugeFileInLogFolder: a file in the log folder far larger than what
+// its name may hold (a hash tile of 1 MiB, a checkpoint of 1 MiB: a
+// folder copied from a hostile mirror, a link to a device) stops Open
+// with an error naming it, after reading no more than the most it may
+// hold. Before, Open read all of it into memory (a link to /dev/zero: until
+// the memory ran out).
+func TestHugeFileInLogFolder(t *testing.T) {
+	base, _ := baseMemLog(t, 600, 530, 4000)
+	for _, tc := range []struct {
+		name  string
+		limit int64
+	}{
+		{"tile/0/000", TileWidth * HashSize},
+		{"checkpoint", 64 << 10},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			m := base.Clone()
+			m.WriteFile(tc.name, make([]byte, 1<<20), true)
+			for _, ro := range []bool{false, true} {
+				rc := &readCounter{FS: m}
+				l, err := Open(context.Background(), Options{Dir: "memfs", FS: rc, Origin: testOrigin, Logger: quiet, ReadOnly: ro})
+				if err == nil {
+					l.Close()
+					t.Fatalf("Open (read-only %v) with a %s of 1 MiB succeeded", ro, tc.name)
+				}
+				if !strings.Contains(err.Error(), tc.name) || !strings.Contains(err.Error(), fmt.Sprintf("over %d bytes", tc.limit)) {
+					t.Errorf("Open (read-only %v): %v, want an error naming %s and its limit", ro, err, tc.name)
+				}
+				if n := rc.n.Load(); n > 1<<20 {
+					t.Errorf("Open (read-only %v) read %d bytes, more than the 1 MiB file: it was read whole", ro, n)
+				}
+			}
+		})
 	}
 }

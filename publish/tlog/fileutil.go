@@ -3,6 +3,8 @@ package tlog
 import (
 	"errors"
 	"fmt"
+	"io"
+	"io/fs"
 	"os"
 	"path/filepath"
 
@@ -39,4 +41,26 @@ func lockDir(dir string) (*os.File, error) {
 		return nil, fmt.Errorf("%w: %s (stop it, or read the log over HTTP)", ErrLocked, dir)
 	}
 	return f, nil
+}
+
+// errOverLimit is wrapped by readLimited's error for a file too large.
+var errOverLimit = errors.New("too large")
+
+// readLimited returns the content of the file name of fsys, which must be
+// at most limit bytes: a larger one (a file that is no tile, a link to a
+// device) is an error, and no more than limit+1 bytes of it are read.
+func readLimited(fsys FS, name string, limit int64) ([]byte, error) {
+	f, err := fsys.Open(name)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	b, err := io.ReadAll(io.LimitReader(f, limit+1))
+	if err != nil {
+		return nil, err
+	}
+	if int64(len(b)) > limit {
+		return nil, &fs.PathError{Op: "read", Path: name, Err: fmt.Errorf("%w: over %d bytes, more than it may hold", errOverLimit, limit)}
+	}
+	return b, nil
 }

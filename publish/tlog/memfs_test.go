@@ -18,6 +18,12 @@ import (
 // the rest. Folders are durable once made (the log recreates the ones it
 // needs). fault, if set, is called before every operation that changes
 // something and may fail it.
+//
+// A Sync (or SyncAll) that fails leaves the data it did not make durable
+// marked clean, as Linux does after an fsync fails with EIO: those bytes
+// never reach the disk (a later Sync succeeds and keeps zeros there)
+// unless they are written again; the bytes written after them are synced
+// as any.
 type memFS struct {
 	mu      sync.Mutex
 	files   map[string]*inode // the names as a reader sees them
@@ -28,7 +34,43 @@ type memFS struct {
 
 type inode struct {
 	data   []byte
-	synced []byte // the data that a crash keeps
+	synced []byte   // the data that a crash keeps
+	lost   [][2]int // byte ranges a failed Sync dropped: zeros on disk
+}
+
+// failSync records what a failed Sync of ino dropped: the data it had not
+// made durable.
+func (ino *inode) failSync() {
+	from := len(ino.synced)
+	if !bytes.HasPrefix(ino.data, ino.synced) {
+		from = 0
+	}
+	if from < len(ino.data) {
+		ino.lost = append(ino.lost, [2]int{from, len(ino.data)})
+	}
+}
+
+// sync makes ino's data durable but for the bytes a failed Sync dropped.
+func (ino *inode) sync() {
+	ino.synced = bytes.Clone(ino.data)
+	for _, r := range ino.lost {
+		clear(ino.synced[min(r[0], len(ino.synced)):min(r[1], len(ino.synced))])
+	}
+}
+
+// written takes the bytes from off to end out of the lost ranges: they
+// are dirty again.
+func (ino *inode) written(off, end int) {
+	var kept [][2]int
+	for _, r := range ino.lost {
+		if r[0] < off {
+			kept = append(kept, [2]int{r[0], min(r[1], off)})
+		}
+		if r[1] > end {
+			kept = append(kept, [2]int{max(r[0], end), r[1]})
+		}
+	}
+	ino.lost = kept
 }
 
 var errCrashed = errors.New("memfs: the machine is down")
@@ -133,6 +175,7 @@ func (f *memFile) Write(p []byte) (int, error) {
 	if err := f.m.check("write", f.nm); err != nil {
 		return 0, err
 	}
+	f.ino.written(int(f.off), int(f.off)+len(p))
 	if int64(len(f.ino.data)) < f.off {
 		f.ino.data = append(f.ino.data, make([]byte, f.off-int64(len(f.ino.data)))...)
 	}
@@ -145,9 +188,10 @@ func (f *memFile) Sync() error {
 	f.m.mu.Lock()
 	defer f.m.mu.Unlock()
 	if err := f.m.check("sync", f.nm); err != nil {
+		f.ino.failSync()
 		return err
 	}
-	f.ino.synced = bytes.Clone(f.ino.data)
+	f.ino.sync()
 	return nil
 }
 
@@ -281,11 +325,14 @@ func (m *memFS) SyncAll() error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	if err := m.check("syncall", "."); err != nil {
+		for _, ino := range m.files {
+			ino.failSync()
+		}
 		return err
 	}
 	m.durable = make(map[string]*inode, len(m.files))
 	for n, ino := range m.files {
-		ino.synced = bytes.Clone(ino.data)
+		ino.sync()
 		m.durable[n] = ino
 	}
 	return nil

@@ -2,10 +2,13 @@ package tlog
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -177,4 +180,104 @@ func TestPublishDoesNotWaitForTileSyncs(t *testing.T) {
 	if cp := l.Checkpoint(); cp == nil || cp.Size != 3 {
 		t.Fatalf("committed checkpoint %v, want size 3", cp)
 	}
+}
+
+// TestTileSyncFailureRewrites: a partial tile whose fsync failed is
+// written again, as a new file, before the retry syncs it. On Linux an
+// fsync that failed with EIO leaves the pages it did not write marked
+// clean: syncing the same file again succeeds and writes nothing, and the
+// committed checkpoint's tile was lost at the next power cut (memFS
+// models that). Before, the retry synced the same files again: Open after
+// the crash found the checkpoint's partial tile empty.
+func TestTileSyncFailureRewrites(t *testing.T) {
+	s, _ := testKeys(t)
+	ctx := context.Background()
+	for _, failing := range []string{"tile/entries/001.p/44", "tile/1/000.p/1"} {
+		t.Run(strings.ReplaceAll(failing, "/", "|"), func(t *testing.T) {
+			m := newMemFS()
+			mod := func(o *Options) { o.Signer = s }
+			// 300 entries: partial tiles entries/001.p/44, 0/001.p/44 and
+			// 1/000.p/1, all written by this Publish.
+			l, acked := openMem(t, m, mod, 300)
+			var failed atomic.Bool
+			m.mu.Lock()
+			m.fault = func(op, name string) error {
+				if op == "sync" && name == failing && failed.CompareAndSwap(false, true) {
+					return syscall.EIO
+				}
+				return nil
+			}
+			m.mu.Unlock()
+			cand, err := l.Publish(ctx)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := l.Commit(cand.Note); !errors.Is(err, syscall.EIO) {
+				t.Fatalf("Commit with a failed tile fsync: %v, want EIO", err)
+			}
+			// The retry: publish again (the same size), commit.
+			last, err := publishCommit(l, ctx)
+			if err != nil {
+				t.Fatalf("publishing again after the failed fsync: %v", err)
+			}
+			if !failed.Load() {
+				t.Fatalf("%s was never synced", failing)
+			}
+			l = crashRecover(t, l, m, mod, "the retry committed", acked, last)
+			defer l.Close()
+			id, err := ParseTilePath(failing)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, err := l.ReadTile(ctx, id); err != nil {
+				t.Errorf("reading %s of the committed checkpoint: %v", failing, err)
+			}
+		})
+	}
+}
+
+// TestTileSyncFailureFailsTheNextSync: a candidate published while the
+// sync of the one before it is running shares that one's unchanged
+// partial tiles (not written again). When that sync fails, the next one
+// must not sync the shared tile as it is (its data may be gone, its
+// pages marked clean): it fails too, and the next Publish writes the
+// tiles again. Before, the second candidate's sync succeeded without
+// writing anything, and its checkpoint's tile was lost at a power cut.
+func TestTileSyncFailureFailsTheNextSync(t *testing.T) {
+	s, _ := testKeys(t)
+	ctx := context.Background()
+	const failing = "tile/1/000.p/1"
+	m := newMemFS()
+	var failed atomic.Bool
+	m.fault = func(op, name string) error {
+		if op == "sync" && name == failing && failed.CompareAndSwap(false, true) {
+			return syscall.EIO
+		}
+		return nil
+	}
+	gate := &slowTileSyncs{FS: m, release: make(chan struct{}), waiting: make(chan struct{}, 1)}
+	mod := func(o *Options) { o.Signer = s; o.FS = gate }
+	l, acked := openMem(t, m, mod, 300)
+	if _, err := l.Publish(ctx); err != nil { // its sync waits
+		t.Fatal(err)
+	}
+	<-gate.waiting
+	if err := acked.add(ctx, l, 1); err != nil {
+		t.Fatal(err)
+	}
+	second, err := l.Publish(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	close(gate.release) // the first sync fails on tile/1/000.p/1
+	if err := l.Commit(second.Note); err == nil {
+		t.Logf("the second candidate was committed after the first one's tile sync failed")
+	} else if !errors.Is(err, syscall.EIO) {
+		t.Fatalf("Commit after the sync before failed: %v, want EIO", err)
+	}
+	last, err := publishCommit(l, ctx)
+	if err != nil {
+		t.Fatalf("publishing again: %v", err)
+	}
+	crashRecover(t, l, m, func(o *Options) { o.Signer = s }, "a failed fsync before", acked, last).Close()
 }

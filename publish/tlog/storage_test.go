@@ -5,6 +5,7 @@ import (
 	"io"
 	"io/fs"
 	"slices"
+	"syscall"
 	"testing"
 )
 
@@ -130,4 +131,51 @@ func TestMemFSCrash(t *testing.T) {
 			t.Errorf("after a crash, %s exists (its name was never synced)", name)
 		}
 	}
+}
+
+// TestMemFSFailedSync checks the fake's model of a failed fsync: the data
+// it did not make durable is marked clean, so a later Sync succeeds and
+// keeps zeros there; what is written after is synced as any, and so is a
+// new file (a rewrite).
+func TestMemFSFailedSync(t *testing.T) {
+	m := newMemFS()
+	m.MkdirAll("d")
+	f, _ := m.Append("d/f", true, 0)
+	f.Write([]byte("old "))
+	f.Sync()
+	f.Write([]byte("data"))
+	m.fault = func(op, name string) error {
+		if op == "sync" {
+			return syscall.EIO
+		}
+		return nil
+	}
+	if err := f.Sync(); !errors.Is(err, syscall.EIO) {
+		t.Fatalf("Sync: %v, want EIO", err)
+	}
+	m.fault = nil
+	f.Write([]byte(" more"))
+	if err := f.Sync(); err != nil {
+		t.Fatalf("Sync after EIO: %v", err)
+	}
+	m.WriteFile("d/g", []byte("rewritten"), false)
+	g, _ := m.Append("d/g", false, 9)
+	g.Sync()
+	m.SyncDir("d")
+	m.Crash(nil)
+	if got, want := mustRead(t, m, "d/f"), "old \x00\x00\x00\x00 more"; got != want {
+		t.Errorf("after EIO, a write, a Sync and a crash, d/f = %q, want %q (the pages that failed were marked clean)", got, want)
+	}
+	if got := mustRead(t, m, "d/g"); got != "rewritten" {
+		t.Errorf("a rewritten file after Sync and a crash = %q, want %q", got, "rewritten")
+	}
+}
+
+func mustRead(t *testing.T, fsys FS, name string) string {
+	t.Helper()
+	b, err := fsys.ReadFile(name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
 }

@@ -126,7 +126,14 @@ func parseBundle(data []byte, want int) ([][]byte, error) {
 // tileStore reads and writes tile files in a log's FS.
 type tileStore struct{ fsys FS }
 
-func (s tileStore) read(id TileID) ([]byte, error) { return s.fsys.ReadFile(id.Path()) }
+// read returns a stored tile; one larger than a full tile is an error.
+func (s tileStore) read(id TileID) ([]byte, error) {
+	limit := int64(TileWidth * HashSize)
+	if id.Entries {
+		limit = TileWidth * (2 + MaxEntrySize)
+	}
+	return readLimited(s.fsys, id.Path(), limit)
+}
 
 // write stores a tile. A full tile replaces its partial versions, which are
 // removed after it is in place so that a reader always finds one of them.

@@ -47,7 +47,10 @@
 // [Open] replays the whole log once: it reads every entry (entry bundles,
 // then the write-ahead log), recomputes every hash tile and compares it with
 // the one on disk, cuts off a torn write-ahead-log tail (never acknowledged),
-// rewrites tiles that were not yet synced, rechecks the partial tiles of
+// writes again the newest write-ahead-log segment and the tiles that the
+// write-ahead log still covers (they may not have reached the disk, even
+// when they read back right: a failed sync leaves pages marked clean),
+// rechecks the partial tiles of
 // older checkpoints, and checks the checkpoint's root. A tile that was
 // durable and does not match is reported, never served.
 //
@@ -177,6 +180,13 @@ type Log struct {
 	// function of the entries, so one that was synced holds the same
 	// bytes until its full tile replaces it: it is not synced again.
 	synced map[TileID]bool
+	// syncFailures counts the tile syncs that failed. An fsync that
+	// failed may leave the pages it did not write marked clean (Linux,
+	// after EIO): a later fsync of the same file succeeds and writes
+	// nothing. So after a failure the writer forgets which partial tiles
+	// it wrote (written) and writes them again, as new files, from memory,
+	// and synced is forgotten: the next sync syncs every one of them.
+	syncFailures atomic.Uint64
 	// candSync is the sync of the partial tiles of cand, lastSync the
 	// latest sync started (guarded by cpMu); syncs counts the running
 	// ones, which Close waits for.
@@ -193,10 +203,18 @@ type Log struct {
 	wal     *walWriter
 	err     error         // a write failure: the log accepts no more appends
 	syncing chan struct{} // closed when the last background tile sync ends
+	// retireErr is set by a background tile sync (retireSegments) that
+	// failed: the full tiles it did not write may be lost while a later
+	// sync succeeds (the pages marked clean), so no segment may be
+	// retired after it. The writer then stops the log (see checkRetire).
+	retireErr atomic.Pointer[error]
 	// written: the partial tiles this process has written at the last
 	// publish. One of them still at the right edge is not written again
-	// (a rewrite is a new file to sync).
-	written map[TileID]bool
+	// (a rewrite is a new file to sync). writtenAt is the value of
+	// syncFailures when they were written: a failure since then makes
+	// them be written again.
+	written   map[TileID]bool
+	writtenAt uint64
 }
 
 // Checkpoint is a published tree head: the checkpoint body and its signed
@@ -223,6 +241,10 @@ type appendResult struct {
 type tileSync struct {
 	done chan struct{}
 	err  error // set before done is closed
+	// failures is, once it failed, the count of tile syncs that failed
+	// (Log.syncFailures) with this one: partial tiles written before it
+	// (publishResult.failures below it) must be written again.
+	failures uint64
 }
 
 func (t *tileSync) wait() error {
@@ -244,6 +266,7 @@ type publishResult struct {
 	size     uint64
 	root     []byte
 	partials []TileID
+	failures uint64 // Log.syncFailures when the partials were written
 	err      error
 }
 
@@ -483,6 +506,7 @@ func (l *Log) writeBatch(batch []*appendReq, entries [][]byte) {
 	if l.testHookBatch != nil {
 		l.testHookBatch()
 	}
+	l.checkRetire()
 	if l.err != nil {
 		for _, r := range batch {
 			r.done <- appendResult{err: l.err}
@@ -519,6 +543,15 @@ func (l *Log) writeBatch(batch []*appendReq, entries [][]byte) {
 	}
 }
 
+// checkRetire stops the log once a background tile sync failed: a
+// restart rewrites the tiles the write-ahead log covers (every segment
+// is still there) before it retires any. Run by the writer goroutine.
+func (l *Log) checkRetire() {
+	if p := l.retireErr.Load(); p != nil && l.err == nil {
+		l.fail(fmt.Errorf("making the tiles durable: %w", *p))
+	}
+}
+
 // fail stops appends after a write error: what is durable stays durable,
 // and a restart recovers.
 func (l *Log) fail(err error) {
@@ -542,6 +575,9 @@ func (l *Log) rotate() error {
 		default:
 			return nil // the last sync is still running: rotate at the next batch
 		}
+	}
+	if l.checkRetire(); l.err != nil {
+		return nil // stopped: nothing more is retired
 	}
 	pending := l.b.pendingEntries()
 	w, err := createWALSegment(l.fsys, walDir, start)
@@ -573,8 +609,11 @@ func (l *Log) rotate() error {
 }
 
 // retireSegments syncs the tiles and deletes the segments before start.
+// A failed sync stops the log (retireErr): the segments are kept.
 func (l *Log) retireSegments(start uint64) error {
 	if err := l.fsys.SyncAll(); err != nil {
+		err = fmt.Errorf("tlog: syncing the tiles: %w", err)
+		l.retireErr.Store(&err)
 		return err
 	}
 	starts, err := listWALSegments(l.fsys, walDir)
@@ -599,8 +638,12 @@ const walDir = "wal"
 // the root and every partial tile of that size (the caller syncs them,
 // outside the writer goroutine). Run by the writer goroutine.
 func (l *Log) publishPartials() publishResult {
-	if l.err != nil {
+	if l.checkRetire(); l.err != nil {
 		return publishResult{err: l.err}
+	}
+	failures := l.syncFailures.Load()
+	if failures != l.writtenAt {
+		l.written, l.writtenAt = nil, failures // a sync failed: write every partial tile again
 	}
 	var ids []TileID
 	written := make(map[TileID]bool)
@@ -615,18 +658,24 @@ func (l *Log) publishPartials() publishResult {
 	}
 	l.written = written
 	root, err := l.b.root()
-	return publishResult{size: l.b.size(), root: root, partials: ids, err: err}
+	return publishResult{size: l.b.size(), root: root, partials: ids, failures: failures, err: err}
 }
 
 // syncPartials makes the partial tiles of a candidate durable before it can
-// be committed, but for those that the last successful call synced. A
+// be committed, but for those that the last successful call synced (all
+// of them after a failure: see syncFailures). A
 // partial tile that a full one has replaced meanwhile is
 // gone; the full tile is covered by the write-ahead log until it is synced.
 //
 // The files are synced at once, then their folders at once: the
 // filesystem folds concurrent syncs into fewer journal commits, so a
 // candidate waits for about two syncs rather than one per tile and folder.
-func (l *Log) syncPartials(ids []TileID) error {
+func (l *Log) syncPartials(ids []TileID) (err error) {
+	defer func() {
+		if err != nil {
+			l.synced = nil
+		}
+	}()
 	dirs := make(map[string]bool)
 	synced := make(map[TileID]bool, len(ids))
 	var todo []TileID
@@ -712,24 +761,23 @@ func (l *Log) Publish(ctx context.Context) (*Checkpoint, error) {
 	}
 	l.cpMu.Lock()
 	defer l.cpMu.Unlock()
-	reply := make(chan publishResult, 1)
-	select {
-	case l.publish <- reply:
-	case <-ctx.Done():
-		return nil, ctx.Err()
-	case <-l.done:
-		return nil, ErrClosed
+	r, err := l.writePartials(ctx)
+	if err != nil {
+		return nil, err
 	}
-	r := <-reply
-	if r.err != nil {
-		return nil, r.err
+	if ls := l.lastSync; ls != nil && ls.failed() && r.failures < ls.failures {
+		// A tile sync failed since these tiles were written: the writer
+		// writes them again now that it sees the failure.
+		if r, err = l.writePartials(ctx); err != nil {
+			return nil, err
+		}
 	}
 	if cur := l.cp.Load(); cur != nil && cur.Size == r.size {
 		return cur, nil
 	}
 	if cur := l.cand.Load(); cur != nil && cur.Size == r.size {
 		if l.candSync != nil && l.candSync.failed() {
-			l.candSync = l.startSync(r.partials) // try again
+			l.candSync = l.startSync(r) // try again
 		}
 		return cur, nil
 	}
@@ -743,13 +791,31 @@ func (l *Log) Publish(ctx context.Context) (*Checkpoint, error) {
 	// not these tiles), and before Commit stores it.
 	cp := &Checkpoint{Checkpoint: body, Note: signed}
 	l.cand.Store(cp)
-	l.candSync = l.startSync(r.partials)
+	l.candSync = l.startSync(r)
 	return cp, nil
 }
 
-// startSync starts syncing the partial tiles ids (syncPartials) once the
-// sync started before it has ended. Called with cpMu held.
-func (l *Log) startSync(ids []TileID) *tileSync {
+// writePartials has the writer write the partial tiles of the current
+// size (publishPartials).
+func (l *Log) writePartials(ctx context.Context) (publishResult, error) {
+	reply := make(chan publishResult, 1)
+	select {
+	case l.publish <- reply:
+	case <-ctx.Done():
+		return publishResult{}, ctx.Err()
+	case <-l.done:
+		return publishResult{}, ErrClosed
+	}
+	r := <-reply
+	return r, r.err
+}
+
+// startSync starts syncing the partial tiles of r (syncPartials) once the
+// sync started before it has ended. If that one failed after r's tiles
+// were written, this one fails too, syncing nothing: a tile they share
+// may have lost its data, and must be written again (the next Publish
+// does) before a sync can make it durable. Called with cpMu held.
+func (l *Log) startSync(r publishResult) *tileSync {
 	ts := &tileSync{done: make(chan struct{})}
 	prev := l.lastSync
 	l.lastSync = ts
@@ -759,8 +825,15 @@ func (l *Log) startSync(ids []TileID) *tileSync {
 		defer close(ts.done)
 		if prev != nil {
 			<-prev.done // one at a time: they share l.synced
+			if prev.err != nil && r.failures < prev.failures {
+				ts.err = fmt.Errorf("%w (publish again: the tiles are written again before they are synced)", prev.err)
+				ts.failures = prev.failures
+				return
+			}
 		}
-		ts.err = l.syncPartials(ids)
+		if ts.err = l.syncPartials(r.partials); ts.err != nil {
+			ts.failures = l.syncFailures.Add(1)
+		}
 	}()
 	return ts
 }
@@ -845,13 +918,15 @@ func (l *Log) recover(ctx context.Context) error {
 	ro := l.opts.ReadOnly
 
 	var cp *Checkpoint
-	if data, err := fsys.ReadFile("checkpoint"); err == nil {
+	if data, err := readLimited(fsys, "checkpoint", witness.MaxCheckpointSize); err == nil {
 		if cp, err = parseCheckpointBody(data); err != nil {
 			return &CorruptError{Path: "checkpoint", Err: err}
 		}
 		if cp.Origin != l.opts.Origin {
 			return fmt.Errorf("tlog: %s holds the log %q, not %q", dir, cp.Origin, l.opts.Origin)
 		}
+	} else if errors.Is(err, errOverLimit) {
+		return &CorruptError{Path: "checkpoint", Err: err}
 	} else if !errors.Is(err, fs.ErrNotExist) {
 		return fmt.Errorf("tlog: reading checkpoint: %w", err)
 	}
@@ -1067,8 +1142,24 @@ func (l *Log) recover(ctx context.Context) error {
 			}
 		}
 		l.wal = w
-	} else if l.wal, err = openWALSegment(fsys, walDir, newest, last); err != nil {
-		return err
+	} else {
+		// The newest segment may hold records that a failed fsync left in
+		// the page cache only (marked clean: they never reach the disk,
+		// and an fsync after them does not write them), replayed above as
+		// if durable: it is written again, durably, before it is appended
+		// to, or a power cut would leave them damaged before acknowledged
+		// records.
+		seg := path.Join(walDir, walSegmentName(newest))
+		data, err := fsys.ReadFile(seg)
+		if err == nil {
+			err = fsys.WriteFile(seg, data[:min(last, int64(len(data)))], true)
+		}
+		if err != nil {
+			return fmt.Errorf("tlog: writing %s again: %w", seg, err)
+		}
+		if l.wal, err = openWALSegment(fsys, walDir, newest, last); err != nil {
+			return err
+		}
 	}
 	log.InfoContext(ctx, "tlog: opened", "dir", dir, "size", size)
 	return nil
@@ -1109,24 +1200,33 @@ func keepCutTail(fsys FS, start uint64, offset int64) (string, error) {
 // that covers only synced entries must be on disk and equal; a later one is
 // rewritten if it is missing or differs (it may not have reached the disk).
 // The partial versions of the tile left on disk are checked too.
+//
+// A writer writes every tile past the synced entries again, as a new
+// file, even one that reads back right: after a failed sync the page
+// cache may hold its bytes marked clean, never to reach the disk, and a
+// later sync (before segments are retired) would not write them.
 func (l *Log) checkTile(id TileID, data []byte, synced, cpSize uint64) error {
 	same, err := l.tiles.same(id, data)
 	if err != nil {
 		return &CorruptError{Path: id.Path(), Err: err}
 	}
-	if !same {
-		end := (id.Index + 1) * TileWidth << (TileHeight * uint(id.Level))
-		if id.Entries {
-			end = (id.Index + 1) * TileWidth
+	end := (id.Index + 1) * TileWidth << (TileHeight * uint(id.Level))
+	if id.Entries {
+		end = (id.Index + 1) * TileWidth
+	}
+	switch {
+	case !same && end <= synced:
+		if ok, _ := l.fsys.Exists(id.Path()); !ok {
+			return &CorruptError{Path: id.Path(), Err: errors.New("the tile is missing")}
 		}
-		if end <= synced {
-			if ok, _ := l.fsys.Exists(id.Path()); !ok {
-				return &CorruptError{Path: id.Path(), Err: errors.New("the tile is missing")}
-			}
-			return &CorruptError{Path: id.Path(), Err: errors.New("its hashes differ from those of the entries")}
-		}
+		return &CorruptError{Path: id.Path(), Err: errors.New("its hashes differ from those of the entries")}
+	case !same:
 		if err := l.repairTile(id, data); err != nil {
 			return err
+		}
+	case end > synced && !l.opts.ReadOnly:
+		if err := l.tiles.write(id, data); err != nil {
+			return fmt.Errorf("tlog: writing %s again: %w", id, err)
 		}
 	}
 	return l.checkPartials(id, data, cpSize)
