@@ -8,7 +8,9 @@
 // [Service.Append] writes an entry to the log, indexes it, and wakes
 // [Service.Run]. Run then signs a candidate checkpoint at the log's size,
 // asks every [Cosigner] for its cosignature at once, and commits the
-// checkpoint once [Options.Final] accepts the cosigned note. Appends that
+// checkpoint as soon as [Options.Final] accepts the note with the
+// cosignatures received so far: a majority's, under a policy's rule, so
+// the slowest cosigners are not waited for. Appends that
 // arrive while a checkpoint is being cosigned are covered by the next one:
 // checkpoints follow appends, one at a time, with no publish interval. A
 // checkpoint that does not become final (a cosigner is away, behind, or
@@ -463,15 +465,8 @@ func (s *Service) publish(ctx context.Context) error {
 		return nil
 	}
 	cctx, cancel := context.WithTimeout(ctx, s.opts.CosignTimeout)
-	sigs, errs := s.cosign(cctx, cp.Size, cp.Note)
+	signed, names, errs, err := s.cosign(cctx, cp.Size, cp.Note)
 	cancel()
-	signed := cp.Note
-	if len(sigs) > 0 {
-		if signed, err = witness.AddSignatures(cp.Note, sigs...); err != nil {
-			return err
-		}
-	}
-	names, err := s.opts.Final(signed)
 	if err != nil {
 		err = fmt.Errorf("checkpoint of size %d: %w (cosigners: %w)", cp.Size, err, errors.Join(errs...))
 		if latest := cosignedAhead(errs, cp.Size); latest > 0 {
@@ -520,9 +515,17 @@ func cosignedAhead(errs []error, size uint64) uint64 {
 	return least
 }
 
-// cosign asks every cosigner at once.
-func (s *Service) cosign(ctx context.Context, size uint64, cpNote []byte) ([]note.Signature, []error) {
+// cosign asks every cosigner at once, and returns as soon as
+// [Options.Final] accepts the note with the cosignatures received so far:
+// the cosigners that have not answered then are cancelled, so the slowest
+// replica does not hold the checkpoint back once a majority has vouched
+// for it (they cosign the next one). It returns the cosigned note and
+// Final's names, or Final's refusal once every cosigner has answered; errs
+// are the refusals received (those of the cosigners cancelled are left
+// out). The cosignatures are added in the cosigners' order.
+func (s *Service) cosign(ctx context.Context, size uint64, cpNote []byte) (signed []byte, names []string, errs []error, err error) {
 	type result struct {
+		i   int
 		sig note.Signature
 		err error
 	}
@@ -530,27 +533,45 @@ func (s *Service) cosign(ctx context.Context, size uint64, cpNote []byte) ([]not
 	if s.opts.CosignersFor != nil {
 		cosigners = s.opts.CosignersFor(size)
 	}
-	res := make([]result, len(cosigners))
-	var wg sync.WaitGroup
+	if len(cosigners) == 0 {
+		names, err = s.opts.Final(cpNote)
+		return cpNote, names, nil, err
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	results := make(chan result, len(cosigners)) // never blocks a cosigner left behind
 	for i, c := range cosigners {
-		wg.Add(1)
 		go func() {
-			defer wg.Done()
 			sig, err := c.Cosign(ctx, cpNote, s.log)
-			res[i] = result{sig, err}
+			results <- result{i, sig, err}
 		}()
 	}
-	wg.Wait()
-	var sigs []note.Signature
-	var errs []error
-	for _, r := range res {
+	got := make([]*note.Signature, len(cosigners))
+	for range cosigners {
+		r := <-results
 		if r.err != nil {
 			errs = append(errs, r.err)
 			continue
 		}
-		sigs = append(sigs, r.sig)
+		got[r.i] = &r.sig
+		var sigs []note.Signature
+		for _, g := range got {
+			if g != nil {
+				sigs = append(sigs, *g)
+			}
+		}
+		if signed, err = witness.AddSignatures(cpNote, sigs...); err != nil {
+			return nil, nil, errs, err
+		}
+		if names, err = s.opts.Final(signed); err == nil {
+			return signed, names, errs, nil
+		}
 	}
-	return sigs, errs
+	if len(errs) == len(cosigners) {
+		// No cosignature at all: Final's own words on the bare note.
+		_, err = s.opts.Final(cpNote)
+	}
+	return nil, nil, errs, err
 }
 
 // Handler serves the log (see the package documentation):

@@ -550,3 +550,106 @@ func TestProofBundleCarriesPolicyChanges(t *testing.T) {
 		check(s)
 	})
 }
+
+// stalled is a cosigner that does not answer until its ctx is done.
+type stalled struct {
+	asked     atomic.Int64
+	cancelled chan struct{}
+}
+
+func (c *stalled) Cosign(ctx context.Context, _ []byte, _ witness.ProofSource) (note.Signature, error) {
+	c.asked.Add(1)
+	<-ctx.Done()
+	select {
+	case c.cancelled <- struct{}{}:
+	default:
+	}
+	return note.Signature{}, ctx.Err()
+}
+
+// A checkpoint is final as soon as Final accepts the cosignatures in so
+// far: a cosigner that does not answer (the slowest replica) holds it
+// back neither for the cosigning timeout nor at all, and it is cancelled.
+func TestFinalWithoutWaitingForTheSlowest(t *testing.T) {
+	dir := t.TempDir()
+	k := testKeys(t, dir, 3)
+	slow := &stalled{cancelled: make(chan struct{}, 1)}
+	s, err := logservice.Open(context.Background(), logservice.Options{
+		Log:           tlog.Options{Dir: filepath.Join(dir, "log"), Origin: origin, Signer: k.logSigner},
+		Cosigners:     []logservice.Cosigner{k.cosigners[0], slow, k.cosigners[2]},
+		Final:         logservice.CosignedBy(origin, k.logVerifier, k.verifiers, 2),
+		CosignTimeout: time.Minute,
+		RetryInterval: time.Millisecond,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	run(t, s)
+	for round := 1; round <= 3; round++ {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		if _, err := s.Append(ctx, fmt.Appendf(nil, "entry %d", round)); err != nil {
+			t.Fatal(err)
+		}
+		cp, err := s.WaitFinal(ctx, uint64(round))
+		cancel()
+		if err != nil {
+			t.Fatalf("round %d: no final checkpoint while one cosigner of three does not answer (threshold 2): %v", round, err)
+		}
+		_, names, err := witness.VerifyFinal(cp.Note, origin, []note.Verifier{k.logVerifier}, k.verifiers, 2)
+		if err != nil {
+			t.Fatalf("round %d: %v", round, err)
+		}
+		if len(names) != 2 || names[0] != k.verifiers[0].Name() || names[1] != k.verifiers[2].Name() {
+			t.Errorf("round %d: cosigned by %v, want cosigner-0 and cosigner-2, in the cosigners' order", round, names)
+		}
+		select {
+		case <-slow.cancelled:
+		case <-time.After(10 * time.Second):
+			t.Fatalf("round %d: the cosigner that did not answer was not cancelled", round)
+		}
+	}
+	if n := slow.asked.Load(); n < 3 {
+		t.Errorf("the slow cosigner was asked %d times, want once a checkpoint (3)", n)
+	}
+}
+
+// Without a majority's cosignatures a checkpoint is not final, however
+// many answered: the early return takes nothing less than Final accepts.
+func TestNotFinalBelowTheThreshold(t *testing.T) {
+	dir := t.TempDir()
+	k := testKeys(t, dir, 3)
+	down := &flaky{Cosigner: k.cosigners[1]}
+	down.down.Store(true)
+	slow := &stalled{cancelled: make(chan struct{}, 1)}
+	s, err := logservice.Open(context.Background(), logservice.Options{
+		Log:           tlog.Options{Dir: filepath.Join(dir, "log"), Origin: origin, Signer: k.logSigner},
+		Cosigners:     []logservice.Cosigner{k.cosigners[0], down, slow},
+		Final:         logservice.CosignedBy(origin, k.logVerifier, k.verifiers, 2),
+		CosignTimeout: 200 * time.Millisecond,
+		RetryInterval: time.Millisecond,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	run(t, s)
+	ctx := waitCtx(t)
+	if _, err := s.Append(ctx, []byte("entry")); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-slow.cancelled: // the round timed out
+	case <-ctx.Done():
+		t.Fatal("the cosigning round did not time out")
+	}
+	if cp := s.Final(); cp != nil {
+		t.Fatalf("a checkpoint of size %d is final with one cosignature of the two needed", cp.Size)
+	}
+	down.down.Store(false)
+	cp, err := s.WaitFinal(ctx, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := witness.VerifyFinal(cp.Note, origin, []note.Verifier{k.logVerifier}, k.verifiers, 2); err != nil {
+		t.Fatal(err)
+	}
+}
