@@ -112,9 +112,12 @@ type Service struct {
 	changes []uint64
 }
 
-// notePolicyChange records the index of an entry of kind policy.
+// notePolicyChange records the index of an entry of kind policy. The
+// kind is the one a build node's check judges it by
+// ([publish.LogEntryKind]): bytes that start as a publish entry are no
+// policy change, whatever follows.
 func (s *Service) notePolicyChange(i uint64, entry []byte) {
-	if k, err := publish.EntryKind(entry); err != nil || k != publish.KindPolicy {
+	if k, err := publish.LogEntryKind(entry); err != nil || k != publish.KindPolicy {
 		return
 	}
 	s.mu.Lock()
@@ -286,15 +289,31 @@ func (s *Service) Append(ctx context.Context, entry []byte) (uint64, error) {
 // ([tlog.Log.AppendBatch]). The publish entries among them are indexed
 // before it returns; one checkpoint follows for the whole batch.
 func (s *Service) AppendBatch(ctx context.Context, entries [][]byte) (uint64, error) {
+	return s.AppendParsedBatch(ctx, entries, nil)
+}
+
+// AppendParsedBatch is [Service.AppendBatch] with the entries' parses:
+// parsed[k], when not nil, must be publish.ParseEntry's entry of
+// entries[k] (a build node's state machine parsed it to check it), and is
+// indexed as it is instead of parsing entries[k] again; a nil parsed[k],
+// or a parsed shorter than entries, has the entry parsed here. The parsed
+// entries are the service's to keep.
+func (s *Service) AppendParsedBatch(ctx context.Context, entries [][]byte, parsed []*publish.Entry) (uint64, error) {
 	first, err := s.log.AppendBatch(ctx, entries)
 	if err != nil {
 		return 0, err
 	}
-	var items []index.Item
+	items := make([]index.Item, 0, len(entries))
 	for k, b := range entries {
-		s.notePolicyChange(first+uint64(k), b)
+		i := first + uint64(k)
+		if k < len(parsed) && parsed[k] != nil {
+			// A publish entry: no policy change to note.
+			items = append(items, index.Item{LogIndex: i, Entry: parsed[k]})
+			continue
+		}
+		s.notePolicyChange(i, b)
 		if e, perr := publish.ParseEntry(b); perr == nil {
-			items = append(items, index.Item{LogIndex: first + uint64(k), Entry: e})
+			items = append(items, index.Item{LogIndex: i, Entry: e})
 		}
 	}
 	if len(items) > 0 {

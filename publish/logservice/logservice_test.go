@@ -653,3 +653,47 @@ func TestNotFinalBelowTheThreshold(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// AppendParsedBatch indexes the parses it is given as they are (the
+// state machine's, made while it checked the entries), parses the
+// entries given without one, and notes a policy change among them.
+func TestAppendParsedBatchTakesTheParses(t *testing.T) {
+	dir := t.TempDir()
+	k := testKeys(t, dir, 0)
+	s := open(t, dir, k, nil)
+	run(t, s)
+	ctx := waitCtx(t)
+	change, err := os.ReadFile("../testdata/policychange/valid-remove-node.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	entry, err := os.ReadFile("../testdata/entry/valid-oci.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	entry = bytes.TrimSuffix(entry, []byte("\n"))
+	e, err := publish.ParseEntry(entry)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Entry 2's parse is given, and taken without a look at its bytes
+	// (which here are not even an entry: only the test breaks the
+	// contract, to see that the parse is what gets indexed).
+	first, err := s.AppendParsedBatch(ctx, [][]byte{change, []byte("raw"), entry}, []*publish.Entry{nil, e})
+	if err != nil || first != 0 {
+		t.Fatalf("AppendParsedBatch: %d, %v", first, err)
+	}
+	rec, ok := s.Index().Get(1)
+	if !ok || rec.InputDigest != e.InputDigest {
+		t.Errorf("index at 1: %+v, %v; want the parse given", rec, ok)
+	}
+	if rec, ok := s.Index().Get(2); !ok || rec.InputDigest != e.InputDigest {
+		t.Errorf("index at 2 (no parse given, parsed here): %+v, %v", rec, ok)
+	}
+	if got := s.PolicyChanges(3); len(got) != 1 || got[0] != 0 {
+		t.Errorf("policy changes %v, want [0]", got)
+	}
+	if _, err := s.WaitFinal(ctx, 3); err != nil {
+		t.Fatal(err)
+	}
+}
