@@ -587,11 +587,29 @@ var ErrLabelMismatch = errors.New("publish: entry: the entry's name is not its s
 // artifact under another artifact's name. [ParseEntry], [NewEntry],
 // [VerifyEntry] and the index check it.
 func CheckLabels(e *Entry) error {
+	eco, coord, err := SpecLabels(e.Spec)
+	if err != nil {
+		return err
+	}
+	switch {
+	case eco != e.Ecosystem:
+		return fmt.Errorf("%w: the entry says ecosystem %q, its spec %q", ErrLabelMismatch, truncate(e.Ecosystem), truncate(eco))
+	case coord != e.Coordinate:
+		return fmt.Errorf("%w: the entry says coordinate %q, its spec %q", ErrLabelMismatch, truncate(e.Coordinate), truncate(coord))
+	}
+	return nil
+}
+
+// SpecLabels returns a build spec's "ecosystem" and "coordinate" fields
+// (JSON strings, keys matched exactly): the names an entry of the spec
+// must carry ([CheckLabels]). It checks nothing else of the spec. A
+// missing or non-string field is an error wrapping [ErrLabelMismatch].
+func SpecLabels(spec []byte) (ecosystem, coordinate string, err error) {
 	// A map, not a struct: encoding/json matches struct fields without
 	// regard to case (and folds "ſ" to "s"), a map's keys are exact.
 	var fields map[string]json.RawMessage
-	if err := json.Unmarshal(e.Spec, &fields); err != nil {
-		return fmt.Errorf("publish: entry: spec: ecosystem and coordinate: %w", explainJSON(err, len(e.Spec)))
+	if err := json.Unmarshal(spec, &fields); err != nil {
+		return "", "", fmt.Errorf("publish: entry: spec: ecosystem and coordinate: %w", explainJSON(err, len(spec)))
 	}
 	label := func(key string) (string, error) {
 		raw, ok := fields[key]
@@ -604,21 +622,13 @@ func CheckLabels(e *Entry) error {
 		}
 		return v, nil
 	}
-	eco, err := label("ecosystem")
-	if err != nil {
-		return err
+	if ecosystem, err = label("ecosystem"); err != nil {
+		return "", "", err
 	}
-	coord, err := label("coordinate")
-	if err != nil {
-		return err
+	if coordinate, err = label("coordinate"); err != nil {
+		return "", "", err
 	}
-	switch {
-	case eco != e.Ecosystem:
-		return fmt.Errorf("%w: the entry says ecosystem %q, its spec %q", ErrLabelMismatch, truncate(e.Ecosystem), truncate(eco))
-	case coord != e.Coordinate:
-		return fmt.Errorf("%w: the entry says coordinate %q, its spec %q", ErrLabelMismatch, truncate(e.Coordinate), truncate(coord))
-	}
-	return nil
+	return ecosystem, coordinate, nil
 }
 
 func checkSpec(spec json.RawMessage) error {
