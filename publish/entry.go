@@ -123,7 +123,7 @@ func (e *Entry) MarshalBinary() ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	b := appendEntry(make([]byte, 0, 4096), w)
+	b := appendEntry(make([]byte, 0, encodedSizeHint(w)), w)
 	if len(b) > MaxEntrySize {
 		return nil, fmt.Errorf("publish: entry: encoding is %d bytes, over the %d byte limit", len(b), MaxEntrySize)
 	}
@@ -283,6 +283,22 @@ func envelopeKey(we wireEnvelope) [sha256.Size]byte {
 	return sha256.Sum256(appendEnvelope(make([]byte, 0, 2048), we))
 }
 
+// encodedSizeHint is about the length of appendEntry's encoding of w (at
+// least it, unless a string needs escapes): the buffer is made once.
+func encodedSizeHint(w *wireEntry) int {
+	n := 128 + len(w.Kind) + len(w.InputDigest) + len(w.Ecosystem) + len(w.Coordinate) + len(w.Spec)
+	for _, s := range w.Subjects {
+		n += 24 + len(s.Name) + len(s.Digest)
+	}
+	for _, we := range w.Envelopes {
+		n += 48 + len(we.PayloadType) + base64.StdEncoding.EncodedLen(len(we.Payload))
+		for _, s := range we.Signatures {
+			n += 24 + len(s.KeyID) + base64.StdEncoding.EncodedLen(len(s.Sig))
+		}
+	}
+	return n
+}
+
 // appendEntry appends the JSON encoding of w, byte for byte what
 // marshalJSON(w) writes (TestEntryEncoderIsEncodingJSON,
 // FuzzEntryEncoder): written by hand because encoding/json's reflection
@@ -304,11 +320,12 @@ func appendEntry(b []byte, w *wireEntry) []byte {
 	} else {
 		// encoding/json compacts a RawMessage; wire() has checked that
 		// the spec is canonical JSON, which is compact.
-		var c bytes.Buffer
-		if json.Compact(&c, w.Spec) != nil {
+		// Compacted straight into b (Compact appends to its buffer).
+		c := bytes.NewBuffer(b)
+		if json.Compact(c, w.Spec) != nil {
 			panic("publish: encoding an entry: the spec is not JSON")
 		}
-		b = append(b, c.Bytes()...)
+		b = c.Bytes()
 	}
 	b = append(b, `,"subjects":`...)
 	if w.Subjects == nil {
