@@ -587,8 +587,11 @@ func (s *Service) cosign(ctx context.Context, size uint64, cpNote []byte) (signe
 		}
 	}
 	if len(errs) == len(cosigners) {
-		// No cosignature at all: Final's own words on the bare note.
-		_, err = s.opts.Final(cpNote)
+		// No cosignature at all: Final's own words on the bare note
+		// (a rule that needs none takes it as it is).
+		if names, err = s.opts.Final(cpNote); err == nil {
+			return cpNote, names, errs, nil
+		}
 	}
 	return nil, nil, errs, err
 }

@@ -697,3 +697,33 @@ func TestAppendParsedBatchTakesTheParses(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// A rule that needs no cosignature makes the log's own checkpoint final
+// even when every cosigner asked refuses.
+func TestFinalWithoutCosignaturesWhenTheRuleNeedsNone(t *testing.T) {
+	dir := t.TempDir()
+	k := testKeys(t, dir, 1)
+	down := &flaky{Cosigner: k.cosigners[0]}
+	down.down.Store(true)
+	s, err := logservice.Open(context.Background(), logservice.Options{
+		Log:           tlog.Options{Dir: filepath.Join(dir, "log"), Origin: origin, Signer: k.logSigner},
+		Cosigners:     []logservice.Cosigner{down},
+		Final:         logservice.CosignedBy(origin, k.logVerifier, nil, 0),
+		RetryInterval: time.Millisecond,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	run(t, s)
+	ctx := waitCtx(t)
+	if _, err := s.Append(ctx, []byte("entry")); err != nil {
+		t.Fatal(err)
+	}
+	cp, err := s.WaitFinal(ctx, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := witness.ParseCheckpoint(cp.Note, origin, k.logVerifier); err != nil {
+		t.Fatalf("the final note %q: %v", cp.Note, err)
+	}
+}
