@@ -385,6 +385,9 @@ func (e Event) String() string {
 func (c *cluster) verify(ctx context.Context, i int, input string, artifact []byte) (*publish.ProofEvidence, error) {
 	c.t.Helper()
 	n := c.nodes[i].node
+	// A checkpoint is final once a majority has cosigned it: node i may
+	// not have applied the entry yet.
+	c.waitLogged(ctx, i, []string{input})
 	rec, ok := n.Log().Index().ByInputDigest(input)
 	if !ok {
 		c.t.Fatalf("%s: %s is not in the index", c.nodes[i].name, input)

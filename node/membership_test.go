@@ -124,6 +124,7 @@ func peerIDs(p *policy.Policy) []string {
 func (c *cluster) verifyChain(ctx context.Context, i int, input string, artifact []byte) (*publish.ProofEvidence, error) {
 	c.t.Helper()
 	n := c.nodes[i].node
+	c.waitLogged(ctx, i, []string{input}) // final once a majority cosigned: node i may be behind
 	rec, ok := n.Log().Index().ByInputDigest(input)
 	if !ok {
 		c.t.Fatalf("%s: %s is not in the index", c.nodes[i].name, input)

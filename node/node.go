@@ -821,16 +821,19 @@ func (n *Node) maybePropose(ctx context.Context, r *round) {
 	}()
 }
 
+// propose makes the entry of a round's quorum and proposes it to Raft.
+// The entry takes its names from the spec (publish.SpecLabels, not this
+// node's rules for specs to build: whether it would build the spec is
+// its vote's business, and every FSM accepts a quorum's entry whichever
+// node leads), and the voters' statements from the envelope cache, which
+// parsed them as their votes came in. Every node's FSM checks the entry
+// in full.
 func (n *Node) propose(ctx context.Context, spec []byte, envs []*dssepb.Envelope) error {
-	s, err := n.parseSpec(spec)
+	eco, coord, err := publish.SpecLabels(spec)
 	if err != nil {
 		return err
 	}
-	e, err := publish.NewEntry(s.Ecosystem, s.Coordinate, spec, envs)
-	if err != nil {
-		return err
-	}
-	b, err := e.MarshalBinary()
+	e, b, err := publish.NewEntryWith(eco, coord, spec, envs, publish.NewEntryOptions{Statements: n.envelopes.Statement})
 	if err != nil {
 		return err
 	}

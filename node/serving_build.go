@@ -284,25 +284,45 @@ type finalLog interface {
 // checkpoints cover them, until ctx is done: what a build node's faces
 // serve is what a client could verify. Entries of other kinds (policy
 // changes) are not indexed.
+//
+// When log also has an Index (the log service's, which indexes every
+// publish entry as it is appended), the records are copied from it, and
+// only the entries it lacks (policy changes, entries it could not index)
+// are read and parsed.
 func indexFinal(ctx context.Context, log finalLog, idx *index.Index) error {
+	var appended *index.Index
+	if li, ok := log.(interface{ Index() *index.Index }); ok {
+		appended = li.Index()
+	}
 	var next uint64
 	for {
 		cp, err := log.WaitFinal(ctx, next+1)
 		if err != nil {
 			return err
 		}
-		for ; next < cp.Size; next++ {
-			b, err := log.EntryAt(ctx, next)
+		var read []uint64
+		if appended != nil {
+			if read, err = idx.CopyFrom(appended, next, cp.Size); err != nil {
+				return fmt.Errorf("indexing entries %d to %d: %w", next, cp.Size-1, err)
+			}
+		} else {
+			for i := next; i < cp.Size; i++ {
+				read = append(read, i)
+			}
+		}
+		for _, i := range read {
+			b, err := log.EntryAt(ctx, i)
 			if err != nil {
-				return fmt.Errorf("reading entry %d: %w", next, err)
+				return fmt.Errorf("reading entry %d: %w", i, err)
 			}
 			e, err := publish.ParseEntry(b)
 			if err != nil {
 				continue // not a publish entry: nothing to serve
 			}
-			if err := idx.Add(next, e); err != nil {
-				return fmt.Errorf("indexing entry %d: %w", next, err)
+			if err := idx.Add(i, e); err != nil {
+				return fmt.Errorf("indexing entry %d: %w", i, err)
 			}
 		}
+		next = cp.Size
 	}
 }

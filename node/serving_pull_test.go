@@ -26,6 +26,7 @@ func TestPullVerifies(t *testing.T) {
 	in, _ := c.publish(ctx, 0, ociSpec(4))
 	trust, _ := c.policy.Trust()
 	base := "http://" + c.nodes[1].api.Addr().String()
+	c.waitLogged(ctx, 1, []string{in}) // final at node-a once a majority cosigned: node-b may be behind
 	rec, _ := c.nodes[1].node.Log().Index().ByInputDigest(in)
 	want := rec.Subjects[0].Digest
 	if _, err := c.nodes[1].node.Log().WaitFinal(ctx, rec.LogIndex+1); err != nil {

@@ -35,32 +35,41 @@ func CheckLogEntry(ctx context.Context, chain *policy.Chain, index uint64, entry
 // CheckLogEntryWith is [CheckLogEntry] with the options of a publish
 // entry's check ([VerifyEntryWith]).
 func CheckLogEntryWith(ctx context.Context, chain *policy.Chain, index uint64, entry []byte, o EntryOptions) (string, error) {
+	key, _, err := CheckLogEntryParsed(ctx, chain, index, entry, o)
+	return key, err
+}
+
+// CheckLogEntryParsed is [CheckLogEntryWith] that also returns the
+// publish entry it parsed ([ParseEntry] of entry; nil for a policy
+// change), for the caller to pass on (to the log's index) rather than
+// parse the same bytes again. The entry is the caller's: it is not shared.
+func CheckLogEntryParsed(ctx context.Context, chain *policy.Chain, index uint64, entry []byte, o EntryOptions) (string, *Entry, error) {
 	kind, err := entryKind(entry)
 	if err != nil {
-		return "", err
+		return "", nil, err
 	}
 	switch kind {
 	case KindPublish:
 		e, err := ParseEntry(entry)
 		if err != nil {
-			return "", err
+			return "", nil, err
 		}
 		_, trust := chain.At(index)
 		if _, err := VerifyEntryWith(ctx, e, trust, o); err != nil {
-			return "", fmt.Errorf("entry for %s: %w", e.InputDigest, err)
+			return "", nil, fmt.Errorf("entry for %s: %w", e.InputDigest, err)
 		}
-		return e.InputDigest, nil
+		return e.InputDigest, e, nil
 	case KindPolicy:
 		c, err := ParsePolicyChange(entry)
 		if err != nil {
-			return "", err
+			return "", nil, err
 		}
 		if _, err := chain.Apply(index, c); err != nil {
-			return "", fmt.Errorf("policy change to %s: %w", c.New.Digest(), err)
+			return "", nil, fmt.Errorf("policy change to %s: %w", c.New.Digest(), err)
 		}
-		return PolicyKeyPrefix + c.New.Digest(), nil
+		return PolicyKeyPrefix + c.New.Digest(), nil, nil
 	}
-	return "", &KindError{Kind: kind}
+	return "", nil, &KindError{Kind: kind}
 }
 
 // FollowChain applies to chain the policy changes of a log, read with

@@ -1,6 +1,7 @@
 package publish_test
 
 import (
+	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -508,4 +509,58 @@ func FuzzChainCheck(f *testing.F) {
 			t.Fatalf("an accepted change at %d: policy %s from %d", index, p.Digest(), from)
 		}
 	})
+}
+
+// LogEntryKind takes bytes that start as a canonical publish entry for a
+// publish entry without reading the rest: a policy change behind that
+// prefix (a second "kind" further on, which EntryKind reads) is judged as
+// a publish entry by CheckLogEntry, refused, and never applied; it is no
+// policy change either.
+func TestLogEntryKindPrefix(t *testing.T) {
+	ctx := context.Background()
+	n := testChainNodes(t)
+	three := chainPolicy(t, n[:3]...)
+	four := chainPolicy(t, n[:4]...)
+	change := changeEntry(t, three, four, n[0], n[2])
+	if k, err := publish.LogEntryKind(change); err != nil || k != publish.KindPolicy {
+		t.Fatalf("a policy change: LogEntryKind %q, %v", k, err)
+	}
+	pe := publishEntry(t, "a", n[0], n[1])
+	if k, err := publish.LogEntryKind(pe); err != nil || k != publish.KindPublish {
+		t.Fatalf("a publish entry: LogEntryKind %q, %v", k, err)
+	}
+	rest, ok := bytes.CutPrefix(change, []byte(`{"v":1,"kind":"policy",`))
+	if !ok {
+		t.Fatalf("the change starts %.40q", change)
+	}
+	hidden := append([]byte(`{"v":1,"kind":"publish","kind":"policy",`), rest...)
+	if k, err := publish.EntryKind(hidden); err != nil || k != publish.KindPolicy {
+		t.Fatalf("EntryKind reads the last kind: %q, %v", k, err)
+	}
+	if k, err := publish.LogEntryKind(hidden); err != nil || k != publish.KindPublish {
+		t.Fatalf("LogEntryKind: %q, %v; want publish, from the prefix", k, err)
+	}
+	if _, err := publish.ParsePolicyChange(hidden); err == nil {
+		t.Fatal("ParsePolicyChange accepts a change behind a publish entry's prefix")
+	}
+	chain, err := policy.NewChain(three)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if key, e, err := publish.CheckLogEntryParsed(ctx, chain, 0, hidden, publish.EntryOptions{}); err == nil {
+		t.Fatalf("CheckLogEntry accepts the hidden change: %q, %v", key, e)
+	}
+	if chain.Changes() != nil {
+		t.Fatal("the hidden change was applied to the chain")
+	}
+	key, e, err := publish.CheckLogEntryParsed(ctx, chain, 0, pe, publish.EntryOptions{})
+	if err != nil || e == nil || e.InputDigest != key {
+		t.Fatalf("CheckLogEntryParsed of a publish entry: %q, %+v, %v", key, e, err)
+	}
+	if b, _ := e.MarshalBinary(); !bytes.Equal(b, pe) {
+		t.Error("the parsed entry does not encode back to the entry")
+	}
+	if _, e, err := publish.CheckLogEntryParsed(ctx, chain, 1, change, publish.EntryOptions{}); err != nil || e != nil {
+		t.Fatalf("CheckLogEntryParsed of a change: %+v, %v; want no publish entry", e, err)
+	}
 }

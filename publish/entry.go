@@ -123,7 +123,7 @@ func (e *Entry) MarshalBinary() ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	b := appendEntry(make([]byte, 0, 4096), w)
+	b := appendEntry(make([]byte, 0, encodedSizeHint(w)), w)
 	if len(b) > MaxEntrySize {
 		return nil, fmt.Errorf("publish: entry: encoding is %d bytes, over the %d byte limit", len(b), MaxEntrySize)
 	}
@@ -283,6 +283,22 @@ func envelopeKey(we wireEnvelope) [sha256.Size]byte {
 	return sha256.Sum256(appendEnvelope(make([]byte, 0, 2048), we))
 }
 
+// encodedSizeHint is about the length of appendEntry's encoding of w (at
+// least it, unless a string needs escapes): the buffer is made once.
+func encodedSizeHint(w *wireEntry) int {
+	n := 128 + len(w.Kind) + len(w.InputDigest) + len(w.Ecosystem) + len(w.Coordinate) + len(w.Spec)
+	for _, s := range w.Subjects {
+		n += 24 + len(s.Name) + len(s.Digest)
+	}
+	for _, we := range w.Envelopes {
+		n += 48 + len(we.PayloadType) + base64.StdEncoding.EncodedLen(len(we.Payload))
+		for _, s := range we.Signatures {
+			n += 24 + len(s.KeyID) + base64.StdEncoding.EncodedLen(len(s.Sig))
+		}
+	}
+	return n
+}
+
 // appendEntry appends the JSON encoding of w, byte for byte what
 // marshalJSON(w) writes (TestEntryEncoderIsEncodingJSON,
 // FuzzEntryEncoder): written by hand because encoding/json's reflection
@@ -304,11 +320,12 @@ func appendEntry(b []byte, w *wireEntry) []byte {
 	} else {
 		// encoding/json compacts a RawMessage; wire() has checked that
 		// the spec is canonical JSON, which is compact.
-		var c bytes.Buffer
-		if json.Compact(&c, w.Spec) != nil {
+		// Compacted straight into b (Compact appends to its buffer).
+		c := bytes.NewBuffer(b)
+		if json.Compact(c, w.Spec) != nil {
 			panic("publish: encoding an entry: the spec is not JSON")
 		}
-		b = append(b, c.Bytes()...)
+		b = c.Bytes()
 	}
 	b = append(b, `,"subjects":`...)
 	if w.Subjects == nil {
@@ -587,11 +604,29 @@ var ErrLabelMismatch = errors.New("publish: entry: the entry's name is not its s
 // artifact under another artifact's name. [ParseEntry], [NewEntry],
 // [VerifyEntry] and the index check it.
 func CheckLabels(e *Entry) error {
+	eco, coord, err := SpecLabels(e.Spec)
+	if err != nil {
+		return err
+	}
+	switch {
+	case eco != e.Ecosystem:
+		return fmt.Errorf("%w: the entry says ecosystem %q, its spec %q", ErrLabelMismatch, truncate(e.Ecosystem), truncate(eco))
+	case coord != e.Coordinate:
+		return fmt.Errorf("%w: the entry says coordinate %q, its spec %q", ErrLabelMismatch, truncate(e.Coordinate), truncate(coord))
+	}
+	return nil
+}
+
+// SpecLabels returns a build spec's "ecosystem" and "coordinate" fields
+// (JSON strings, keys matched exactly): the names an entry of the spec
+// must carry ([CheckLabels]). It checks nothing else of the spec. A
+// missing or non-string field is an error wrapping [ErrLabelMismatch].
+func SpecLabels(spec []byte) (ecosystem, coordinate string, err error) {
 	// A map, not a struct: encoding/json matches struct fields without
 	// regard to case (and folds "ſ" to "s"), a map's keys are exact.
 	var fields map[string]json.RawMessage
-	if err := json.Unmarshal(e.Spec, &fields); err != nil {
-		return fmt.Errorf("publish: entry: spec: ecosystem and coordinate: %w", explainJSON(err, len(e.Spec)))
+	if err := json.Unmarshal(spec, &fields); err != nil {
+		return "", "", fmt.Errorf("publish: entry: spec: ecosystem and coordinate: %w", explainJSON(err, len(spec)))
 	}
 	label := func(key string) (string, error) {
 		raw, ok := fields[key]
@@ -604,21 +639,13 @@ func CheckLabels(e *Entry) error {
 		}
 		return v, nil
 	}
-	eco, err := label("ecosystem")
-	if err != nil {
-		return err
+	if ecosystem, err = label("ecosystem"); err != nil {
+		return "", "", err
 	}
-	coord, err := label("coordinate")
-	if err != nil {
-		return err
+	if coordinate, err = label("coordinate"); err != nil {
+		return "", "", err
 	}
-	switch {
-	case eco != e.Ecosystem:
-		return fmt.Errorf("%w: the entry says ecosystem %q, its spec %q", ErrLabelMismatch, truncate(e.Ecosystem), truncate(eco))
-	case coord != e.Coordinate:
-		return fmt.Errorf("%w: the entry says coordinate %q, its spec %q", ErrLabelMismatch, truncate(e.Coordinate), truncate(coord))
-	}
-	return nil
+	return ecosystem, coordinate, nil
 }
 
 func checkSpec(spec json.RawMessage) error {

@@ -139,3 +139,22 @@ func TestParseEntryReformatted(t *testing.T) {
 		t.Fatalf("ParseEntry(indented entry) = %v, want not in canonical form (whitespace ...)", err)
 	}
 }
+
+// MarshalBinary makes its buffer once: the size hint covers the encoding
+// of an entry whose strings need no escapes.
+func TestEncodedSizeHint(t *testing.T) {
+	w, err := sampleEntry(t).wire()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, hint := len(appendEntry(nil, w)), encodedSizeHint(w); hint < got || hint > got+1024 {
+		t.Errorf("hint %d for an encoding of %d bytes", hint, got)
+	}
+	b, err := sampleEntry(t).MarshalBinary()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cap(b) != encodedSizeHint(w) {
+		t.Errorf("MarshalBinary's buffer has room for %d bytes, the hint is %d: it was grown", cap(b), encodedSizeHint(w))
+	}
+}

@@ -74,6 +74,15 @@ func EntryKind(b []byte) (string, error) {
 	return kind, nil
 }
 
+// LogEntryKind is the kind by which [CheckLogEntry] judges an entry:
+// [KindPublish] for bytes that start as a canonical publish entry does,
+// without a scan of the rest, else [EntryKind]'s. Such bytes are judged as
+// a publish entry whatever follows ([ParseEntry] checks all of it and
+// refuses them unless they are one): they are never applied as a policy
+// change, so a caller that must tell policy changes apart (to check them
+// in order) may ask this instead of EntryKind.
+func LogEntryKind(b []byte) (string, error) { return entryKind(b) }
+
 // entryKind is the kind by which an entry is to be parsed: [KindPublish]
 // for bytes that start as a canonical publish entry does, without a scan
 // of the rest ([ParseEntry] checks all of it), else [EntryKind]'s.

@@ -507,3 +507,47 @@ func TestNewEntryLabels(t *testing.T) {
 		t.Errorf("NewEntry with an unrelated payload type: got %v, want it refused", err)
 	}
 }
+
+// NewEntryWith takes the statements from the cache it is given, returns
+// the bytes NewEntry's entry encodes to, and passes a cache's refusal on;
+// SpecLabels reads the names an entry of the spec must carry.
+func TestNewEntryWith(t *testing.T) {
+	spec := []byte(`{"coordinate":"org.example:hello:1.0","ecosystem":"maven"}`)
+	env := &dssepb.Envelope{PayloadType: "application/vnd.in-toto+json",
+		Payload:    []byte(`{"_type":"https://in-toto.io/Statement/v1","subject":[{"name":"hello.jar","digest":{"sha256":"` + strings.Repeat("ab", 32) + `"}}],"predicateType":"https://slsa.dev/provenance/v1","predicate":{}}`),
+		Signatures: []*dssepb.Signature{{Sig: []byte("sig")}}}
+	eco, coord, err := SpecLabels(spec)
+	if err != nil || eco != "maven" || coord != "org.example:hello:1.0" {
+		t.Fatalf("SpecLabels: %q, %q, %v", eco, coord, err)
+	}
+	for _, bad := range []string{`{"coordinate":"x"}`, `{"Ecosystem":"maven","coordinate":"x"}`, `{"ecosystem":1,"coordinate":"x"}`} {
+		if _, _, err := SpecLabels([]byte(bad)); !errors.Is(err, ErrLabelMismatch) {
+			t.Errorf("SpecLabels(%s): %v, want ErrLabelMismatch", bad, err)
+		}
+	}
+	env2 := &dssepb.Envelope{PayloadType: env.PayloadType, Payload: env.Payload, Signatures: []*dssepb.Signature{{Sig: []byte("sig2")}}}
+	want, err := NewEntry(eco, coord, spec, []*dssepb.Envelope{env, env2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	wantBytes, _ := want.MarshalBinary()
+	calls := 0
+	cache := func(p []byte) (*ParsedStatement, error) {
+		calls++
+		return ParseStatement(p)
+	}
+	e, b, err := NewEntryWith(eco, coord, spec, []*dssepb.Envelope{env, env2}, NewEntryOptions{Statements: cache})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if calls != 2 {
+		t.Errorf("the cache was asked %d times, want once an envelope (2)", calls)
+	}
+	if !bytes.Equal(b, wantBytes) || e.InputDigest != want.InputDigest {
+		t.Errorf("NewEntryWith's bytes differ from NewEntry's entry's")
+	}
+	refuse := func([]byte) (*ParsedStatement, error) { return nil, errors.New("not a statement") }
+	if _, _, err := NewEntryWith(eco, coord, spec, []*dssepb.Envelope{env}, NewEntryOptions{Statements: refuse}); err == nil || !strings.Contains(err.Error(), "attestation 1: not a statement") {
+		t.Errorf("a refusing cache: %v", err)
+	}
+}

@@ -59,12 +59,34 @@ type StagedChecker interface {
 	PreCheckEntryAt(index uint64, entry []byte) (key string, err error)
 }
 
+// ParsingChecker is an optional upgrade of an [IndexedChecker] that
+// also returns the publish entry it parsed to judge entry (nil for
+// another kind): the FSM passes it on to a [ParsedBatchAppender] (the
+// log's index) instead of having the same bytes parsed again. Its
+// judgement is CheckEntryAt's.
+type ParsingChecker interface {
+	IndexedChecker
+	CheckEntryParsedAt(index uint64, entry []byte) (key string, parsed *publish.Entry, err error)
+}
+
 // checkAt runs c on the entry at index.
 func checkAt(c Checker, index uint64, entry []byte) (string, error) {
-	if ic, ok := c.(IndexedChecker); ok {
-		return ic.CheckEntryAt(index, entry)
+	key, _, err := checkParsedAt(c, index, entry)
+	return key, err
+}
+
+// checkParsedAt runs c on the entry at index, and returns the publish
+// entry it parsed when c is a [ParsingChecker].
+func checkParsedAt(c Checker, index uint64, entry []byte) (string, *publish.Entry, error) {
+	switch ic := c.(type) {
+	case ParsingChecker:
+		return ic.CheckEntryParsedAt(index, entry)
+	case IndexedChecker:
+		key, err := ic.CheckEntryAt(index, entry)
+		return key, nil, err
 	}
-	return c.CheckEntry(entry)
+	key, err := c.CheckEntry(entry)
+	return key, nil, err
 }
 
 // ChainChecker is the [Checker] of a network whose policy changes by log
@@ -84,12 +106,18 @@ type ChainChecker struct {
 
 // CheckEntryAt implements [IndexedChecker].
 func (c *ChainChecker) CheckEntryAt(index uint64, entry []byte) (string, error) {
+	key, _, err := c.CheckEntryParsedAt(index, entry)
+	return key, err
+}
+
+// CheckEntryParsedAt implements [ParsingChecker].
+func (c *ChainChecker) CheckEntryParsedAt(index uint64, entry []byte) (string, *publish.Entry, error) {
 	var o publish.EntryOptions
 	if c.Envelopes != nil {
 		o.Signers = c.Envelopes.Verify
 		o.Statements = c.Envelopes.Statement
 	}
-	return publish.CheckLogEntryWith(context.Background(), c.Chain, index, entry, o)
+	return publish.CheckLogEntryParsed(context.Background(), c.Chain, index, entry, o)
 }
 
 // PreCheckEntryAt implements [StagedChecker]: a policy change is judged

@@ -85,6 +85,15 @@ type BatchAppender interface {
 	AppendBatch(ctx context.Context, entries [][]byte) (uint64, error)
 }
 
+// ParsedBatchAppender is an optional upgrade of a [BatchAppender] that
+// takes the entries' parses along (logservice.Service's, for its index):
+// parsed[k], when not nil, is publish.ParseEntry's entry of entries[k],
+// made by a [ParsingChecker] while it checked them, so the log does not
+// parse the same bytes again. The entries are the log's to keep.
+type ParsedBatchAppender interface {
+	AppendParsedBatch(ctx context.Context, entries [][]byte, parsed []*publish.Entry) (uint64, error)
+}
+
 // ErrDuplicateInput is the response to an entry for an input digest the
 // log already holds. Use errors.Is.
 var ErrDuplicateInput = errors.New("quorum: fsm: the log already holds an entry for this input")
@@ -243,15 +252,17 @@ type applyBatch struct {
 	logSize uint64            // the Applier's size at the start: below it, a replay
 	inputs  map[string]uint64 // inputs of the entries accepted in this batch
 	appends [][]byte          // entries to append, at logSize+...
+	parsed  []*publish.Entry  // their parses by the Checker (nil: none)
 	at      []int             // their positions in results
 	checks  []check           // the Checker's answers, made beforehand
 }
 
 // check is the Checker's answer on one entry.
 type check struct {
-	done  bool
-	input string
-	err   error
+	done   bool
+	input  string
+	parsed *publish.Entry // a ParsingChecker's parse of a publish entry
+	err    error
 }
 
 // checkAll runs the Checker on every append command of the batch at once,
@@ -274,8 +285,12 @@ func (f *FSM) checkAll(b *applyBatch) {
 		// at every index the batch fills: judge them all at its first.
 		// With one, the entries after it are judged by its policy: in
 		// order, at their own index.
+		// LogEntryKind, not EntryKind: bytes that start as a canonical
+		// publish entry are judged as one by the chain's check (and
+		// refused unless they are one), never applied as a change, so
+		// they need no scan of the rest here.
 		for _, i := range todo {
-			if k, err := publish.EntryKind(b.logs[i].Data[1:]); err == nil && k == publish.KindPolicy {
+			if k, err := publish.LogEntryKind(b.logs[i].Data[1:]); err == nil && k == publish.KindPolicy {
 				return
 			}
 		}
@@ -287,8 +302,8 @@ func (f *FSM) checkAll(b *applyBatch) {
 		go func() {
 			defer wg.Done()
 			for i := range next {
-				input, err := checkAt(f.o.Checker, b.pos, b.logs[i].Data[1:])
-				b.checks[i] = check{done: true, input: input, err: err}
+				input, parsed, err := checkParsedAt(f.o.Checker, b.pos, b.logs[i].Data[1:])
+				b.checks[i] = check{done: true, input: input, parsed: parsed, err: err}
 			}
 		}()
 	}
@@ -364,7 +379,7 @@ func (f *FSM) applyAppendEntry(b *applyBatch, i int, idx uint64, entry []byte) {
 	}
 	c := b.checks[i]
 	if !c.done {
-		c.input, c.err = checkAt(f.o.Checker, b.pos, entry)
+		c.input, c.parsed, c.err = checkParsedAt(f.o.Checker, b.pos, entry)
 	}
 	input, err := c.input, c.err
 	if err != nil {
@@ -397,6 +412,7 @@ func (f *FSM) applyAppendEntry(b *applyBatch, i int, idx uint64, entry []byte) {
 		}
 	} else {
 		b.appends = append(b.appends, entry)
+		b.parsed = append(b.parsed, c.parsed)
 		b.at = append(b.at, i)
 	}
 	b.inputs[input] = pos
@@ -434,7 +450,13 @@ func (f *FSM) appendEntries(b *applyBatch) uint64 {
 		return want + uint64(k)
 	}
 	if ba, ok := f.o.Applier.(BatchAppender); ok {
-		first, err := ba.AppendBatch(b.ctx, b.appends)
+		var first uint64
+		var err error
+		if pa, ok := f.o.Applier.(ParsedBatchAppender); ok {
+			first, err = pa.AppendParsedBatch(b.ctx, b.appends, b.parsed)
+		} else {
+			first, err = ba.AppendBatch(b.ctx, b.appends)
+		}
 		if err != nil {
 			return failFrom(0, fmt.Errorf("quorum: fsm: appending raft entries %d to %d: %w", b.logs[b.at[0]].Index, b.logs[b.at[len(b.at)-1]].Index, err))
 		}
@@ -729,7 +751,11 @@ func (c *CheckedCatchup) appendChecked(ctx context.Context, log Applier, start u
 			inputs[ch.input] = idx
 		}
 		if good > 0 {
-			if err := appendAt(ctx, log, start, entries[:good]); err != nil {
+			parsed := make([]*publish.Entry, good)
+			for i, ch := range checks[:good] {
+				parsed[i] = ch.parsed
+			}
+			if err := appendAt(ctx, log, start, entries[:good], parsed); err != nil {
 				for _, ch := range checks[:good] {
 					delete(inputs, ch.input)
 				}
@@ -765,7 +791,8 @@ func checkEntries(c Checker, start uint64, entries [][]byte) (out []check, stage
 	sc, canStage := c.(StagedChecker)
 	if _, ok := c.(IndexedChecker); ok && (!inOrder || canStage) {
 		for _, e := range entries {
-			if k, err := publish.EntryKind(e); err == nil && k == publish.KindPolicy {
+			// LogEntryKind: see FSM.checkAll.
+			if k, err := publish.LogEntryKind(e); err == nil && k == publish.KindPolicy {
 				inOrder = true
 				break
 			}
@@ -773,13 +800,13 @@ func checkEntries(c Checker, start uint64, entries [][]byte) (out []check, stage
 	}
 	if inOrder {
 		for i, e := range entries {
-			if k, err := publish.EntryKind(e); canStage && err == nil && k == publish.KindPolicy {
+			if k, err := publish.LogEntryKind(e); canStage && err == nil && k == publish.KindPolicy {
 				in, err := sc.PreCheckEntryAt(start+uint64(i), e)
 				out[i] = check{done: true, input: in, err: err}
 				return out[:i+1], err == nil
 			}
-			in, err := checkAt(c, start+uint64(i), e)
-			out[i] = check{done: true, input: in, err: err}
+			in, parsed, err := checkParsedAt(c, start+uint64(i), e)
+			out[i] = check{done: true, input: in, parsed: parsed, err: err}
 			if err != nil {
 				break // the entries after a refused one are not used
 			}
@@ -793,8 +820,8 @@ func checkEntries(c Checker, start uint64, entries [][]byte) (out []check, stage
 		go func() {
 			defer wg.Done()
 			for i := range next {
-				in, err := checkAt(c, start+uint64(i), entries[i])
-				out[i] = check{done: true, input: in, err: err}
+				in, parsed, err := checkParsedAt(c, start+uint64(i), entries[i])
+				out[i] = check{done: true, input: in, parsed: parsed, err: err}
 			}
 		}()
 	}
@@ -807,10 +834,17 @@ func checkEntries(c Checker, start uint64, entries [][]byte) (out []check, stage
 }
 
 // appendAt appends entries to log, which must put the first at index
-// start: in one batch if the log can, else one by one.
-func appendAt(ctx context.Context, log Applier, start uint64, entries [][]byte) error {
+// start: in one batch if the log can (with the Checker's parses, parsed,
+// if it takes them), else one by one.
+func appendAt(ctx context.Context, log Applier, start uint64, entries [][]byte, parsed []*publish.Entry) error {
 	if ba, ok := log.(BatchAppender); ok {
-		first, err := ba.AppendBatch(ctx, entries)
+		var first uint64
+		var err error
+		if pa, ok := log.(ParsedBatchAppender); ok {
+			first, err = pa.AppendParsedBatch(ctx, entries, parsed)
+		} else {
+			first, err = ba.AppendBatch(ctx, entries)
+		}
 		if err != nil {
 			return fmt.Errorf("appending entries %d to %d: %w", start, start+uint64(len(entries))-1, err)
 		}

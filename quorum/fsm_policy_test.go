@@ -1,6 +1,8 @@
 package quorum
 
 import (
+	"bytes"
+	"context"
 	"errors"
 	"log/slog"
 	"testing"
@@ -141,5 +143,95 @@ func TestChainCheckerCheckEntryAppliesNothing(t *testing.T) {
 	}
 	if p, from := chain.Current(); p.Digest() != four.Digest() || from != 2 {
 		t.Errorf("policy in force %s from %d, want %s from 2", p.Digest(), from, four.Digest())
+	}
+}
+
+// parsedLog is a memLog that takes the entries' parses along
+// (a ParsedBatchAppender, as logservice.Service is).
+type parsedLog struct {
+	memLog
+	parsed []*publish.Entry
+}
+
+func (p *parsedLog) AppendBatch(ctx context.Context, es [][]byte) (uint64, error) {
+	return p.AppendParsedBatch(ctx, es, nil)
+}
+
+func (p *parsedLog) AppendParsedBatch(_ context.Context, es [][]byte, parsed []*publish.Entry) (uint64, error) {
+	first := p.Size()
+	p.entries = append(p.entries, es...)
+	for k := range es {
+		var e *publish.Entry
+		if k < len(parsed) {
+			e = parsed[k]
+		}
+		p.parsed = append(p.parsed, e)
+	}
+	return first, nil
+}
+
+// The FSM's batch scan for policy changes takes bytes that start as a
+// publish entry for one (publish.LogEntryKind) and checks the batch in
+// parallel: a change approved by a majority but hidden behind a publish
+// entry's prefix (a second "kind") is still refused by the full check,
+// and not applied; the entries around it are appended, each with the
+// Checker's parse passed on to the log, in either way of applying.
+func TestFSMHiddenPolicyChangeRefused(t *testing.T) {
+	nodes := testNodes(t, 4)
+	three, four := grownPolicy(t, nodes, 3)
+	change := testChange(t, three, four, nodes[0], nodes[1], nodes[2])
+	rest, ok := bytes.CutPrefix(change, []byte(`{"v":1,"kind":"policy",`))
+	if !ok {
+		t.Fatalf("the change starts %.40q", change)
+	}
+	hidden := append([]byte(`{"v":1,"kind":"publish","kind":"policy",`), rest...)
+	spec1, in1 := testSpec(t, "demo:1")
+	spec2, in2 := testSpec(t, "demo:2")
+	cmds := [][]byte{testEntry(t, nodes[:2], spec1, "a"), hidden, testEntry(t, nodes[1:3], spec2, "b")}
+	var logs []*raft.Log
+	for i, c := range cmds {
+		logs = append(logs, &raft.Log{Index: uint64(i + 1), Type: raft.LogCommand, Data: AppendEntryCommand(c)})
+	}
+	for _, batch := range []bool{true, false} {
+		chain, err := policy.NewChain(three)
+		if err != nil {
+			t.Fatal(err)
+		}
+		l := &parsedLog{}
+		f, err := NewFSM(FSMOptions{Checker: &ChainChecker{Chain: chain}, Applier: l, Logger: slog.New(slog.DiscardHandler)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var results []ApplyResult
+		if batch {
+			for _, r := range f.ApplyBatch(logs) {
+				results = append(results, r.(ApplyResult))
+			}
+		} else {
+			for _, lg := range logs {
+				results = append(results, f.Apply(lg).(ApplyResult))
+			}
+		}
+		if r := results[1]; !errors.Is(r.Err, ErrRefused) {
+			t.Errorf("batch=%v: the hidden change: %+v, want ErrRefused", batch, r)
+		}
+		if got := chain.Changes(); got != nil {
+			t.Fatalf("batch=%v: the hidden change was applied at %v", batch, got)
+		}
+		if results[0].Err != nil || results[0].InputDigest != in1 || results[2].Err != nil || results[2].InputDigest != in2 || results[2].Index != 1 {
+			t.Fatalf("batch=%v: the publish entries: %+v, %+v", batch, results[0], results[2])
+		}
+		if len(l.entries) != 2 {
+			t.Fatalf("batch=%v: log of %d entries, want 2", batch, len(l.entries))
+		}
+		for k, e := range l.parsed {
+			if e == nil {
+				t.Errorf("batch=%v: entry %d: no parse passed to the log", batch, k)
+				continue
+			}
+			if b, _ := e.MarshalBinary(); !bytes.Equal(b, l.entries[k]) {
+				t.Errorf("batch=%v: entry %d: the parse passed on is not the entry's", batch, k)
+			}
+		}
 	}
 }

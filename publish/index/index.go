@@ -132,6 +132,41 @@ func (x *Index) AddBatch(items []Item) error {
 		}
 		rows[i] = r
 	}
+	return x.insert(rows)
+}
+
+// CopyFrom adds to x the records src holds at the log indexes [start,
+// end), in one write transaction, as src holds them: without the entries,
+// parsed or checked again (src checked them when they were added). It
+// returns the log indexes of the range for which src holds no record, in
+// order. As with AddBatch, a record x holds already is left as it is, and
+// a different one at an index x holds is an error wrapping [ErrConflict]
+// (then nothing is added). It is how a second index of the same log (one
+// that follows another rule, such as final checkpoints) is filled from
+// the first.
+func (x *Index) CopyFrom(src *Index, start, end uint64) (missing []uint64, err error) {
+	var rows []*row
+	txn := src.db.Txn(false)
+	for i := start; i < end; i++ {
+		obj, err := txn.First(table, byID, i)
+		if err != nil {
+			return nil, fmt.Errorf("index: looking up log index %d: %w", i, err)
+		}
+		if obj == nil {
+			missing = append(missing, i)
+			continue
+		}
+		rows = append(rows, obj.(*row))
+	}
+	if err := x.insert(rows); err != nil {
+		return nil, err
+	}
+	return missing, nil
+}
+
+// insert adds rows in one write transaction. Rows are never changed once
+// made, so two indexes may hold the same one.
+func (x *Index) insert(rows []*row) error {
 	txn := x.db.Txn(true)
 	defer txn.Abort()
 	added := 0

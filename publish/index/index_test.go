@@ -487,3 +487,51 @@ func TestRelabelledNotFound(t *testing.T) {
 		t.Errorf("ByCoordinate(org.victim:core:9.9) = %v, want nothing", got)
 	}
 }
+
+// CopyFrom fills a second index of the same log from the first, record
+// for record, names the indexes the first lacks, does nothing for what
+// it holds already, and refuses a different entry at an index it holds.
+func TestCopyFrom(t *testing.T) {
+	src, err := New()
+	if err != nil {
+		t.Fatal(err)
+	}
+	a := entry(publish.EcosystemMaven, "org.example:a:1", "a", "a.jar=A")
+	b := entry(publish.EcosystemOCI, "example/b:1", "b", "b=B")
+	if err := src.AddBatch([]Item{{LogIndex: 0, Entry: a}, {LogIndex: 2, Entry: b}}); err != nil {
+		t.Fatal(err)
+	}
+	dst, err := New()
+	if err != nil {
+		t.Fatal(err)
+	}
+	missing, err := dst.CopyFrom(src, 0, 2)
+	if err != nil || !slices.Equal(missing, []uint64{1}) {
+		t.Fatalf("CopyFrom [0, 2): missing %v, %v; want [1]", missing, err)
+	}
+	if dst.Len() != 1 {
+		t.Fatalf("%d records, want 1", dst.Len())
+	}
+	if missing, err := dst.CopyFrom(src, 0, 4); err != nil || !slices.Equal(missing, []uint64{1, 3}) {
+		t.Fatalf("CopyFrom [0, 4): missing %v, %v; want [1 3]", missing, err)
+	}
+	if dst.Len() != 2 {
+		t.Fatalf("%d records after copying again, want 2", dst.Len())
+	}
+	for i, want := range map[uint64]*publish.Entry{0: a, 2: b} {
+		rec, ok := dst.Get(i)
+		if !ok || rec.InputDigest != want.InputDigest || !slices.Equal(rec.Subjects, want.Subjects) {
+			t.Errorf("record %d: %+v, %v", i, rec, ok)
+		}
+	}
+	if rec, ok := dst.ByInputDigest(b.InputDigest); !ok || rec.LogIndex != 2 {
+		t.Errorf("ByInputDigest of a copied record: %+v, %v", rec, ok)
+	}
+	other, _ := New()
+	if err := other.Add(0, entry(publish.EcosystemMaven, "org.example:c:1", "c", "c.jar=C")); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := dst.CopyFrom(other, 0, 1); !errors.Is(err, ErrConflict) {
+		t.Errorf("CopyFrom of another entry at 0: %v, want ErrConflict", err)
+	}
+}

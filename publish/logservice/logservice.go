@@ -8,7 +8,9 @@
 // [Service.Append] writes an entry to the log, indexes it, and wakes
 // [Service.Run]. Run then signs a candidate checkpoint at the log's size,
 // asks every [Cosigner] for its cosignature at once, and commits the
-// checkpoint once [Options.Final] accepts the cosigned note. Appends that
+// checkpoint as soon as [Options.Final] accepts the note with the
+// cosignatures received so far: a majority's, under a policy's rule, so
+// the slowest cosigners are not waited for. Appends that
 // arrive while a checkpoint is being cosigned are covered by the next one:
 // checkpoints follow appends, one at a time, with no publish interval. A
 // checkpoint that does not become final (a cosigner is away, behind, or
@@ -110,9 +112,12 @@ type Service struct {
 	changes []uint64
 }
 
-// notePolicyChange records the index of an entry of kind policy.
+// notePolicyChange records the index of an entry of kind policy. The
+// kind is the one a build node's check judges it by
+// ([publish.LogEntryKind]): bytes that start as a publish entry are no
+// policy change, whatever follows.
 func (s *Service) notePolicyChange(i uint64, entry []byte) {
-	if k, err := publish.EntryKind(entry); err != nil || k != publish.KindPolicy {
+	if k, err := publish.LogEntryKind(entry); err != nil || k != publish.KindPolicy {
 		return
 	}
 	s.mu.Lock()
@@ -284,15 +289,31 @@ func (s *Service) Append(ctx context.Context, entry []byte) (uint64, error) {
 // ([tlog.Log.AppendBatch]). The publish entries among them are indexed
 // before it returns; one checkpoint follows for the whole batch.
 func (s *Service) AppendBatch(ctx context.Context, entries [][]byte) (uint64, error) {
+	return s.AppendParsedBatch(ctx, entries, nil)
+}
+
+// AppendParsedBatch is [Service.AppendBatch] with the entries' parses:
+// parsed[k], when not nil, must be publish.ParseEntry's entry of
+// entries[k] (a build node's state machine parsed it to check it), and is
+// indexed as it is instead of parsing entries[k] again; a nil parsed[k],
+// or a parsed shorter than entries, has the entry parsed here. The parsed
+// entries are the service's to keep.
+func (s *Service) AppendParsedBatch(ctx context.Context, entries [][]byte, parsed []*publish.Entry) (uint64, error) {
 	first, err := s.log.AppendBatch(ctx, entries)
 	if err != nil {
 		return 0, err
 	}
-	var items []index.Item
+	items := make([]index.Item, 0, len(entries))
 	for k, b := range entries {
-		s.notePolicyChange(first+uint64(k), b)
+		i := first + uint64(k)
+		if k < len(parsed) && parsed[k] != nil {
+			// A publish entry: no policy change to note.
+			items = append(items, index.Item{LogIndex: i, Entry: parsed[k]})
+			continue
+		}
+		s.notePolicyChange(i, b)
 		if e, perr := publish.ParseEntry(b); perr == nil {
-			items = append(items, index.Item{LogIndex: first + uint64(k), Entry: e})
+			items = append(items, index.Item{LogIndex: i, Entry: e})
 		}
 	}
 	if len(items) > 0 {
@@ -463,15 +484,8 @@ func (s *Service) publish(ctx context.Context) error {
 		return nil
 	}
 	cctx, cancel := context.WithTimeout(ctx, s.opts.CosignTimeout)
-	sigs, errs := s.cosign(cctx, cp.Size, cp.Note)
+	signed, names, errs, err := s.cosign(cctx, cp.Size, cp.Note)
 	cancel()
-	signed := cp.Note
-	if len(sigs) > 0 {
-		if signed, err = witness.AddSignatures(cp.Note, sigs...); err != nil {
-			return err
-		}
-	}
-	names, err := s.opts.Final(signed)
 	if err != nil {
 		err = fmt.Errorf("checkpoint of size %d: %w (cosigners: %w)", cp.Size, err, errors.Join(errs...))
 		if latest := cosignedAhead(errs, cp.Size); latest > 0 {
@@ -520,9 +534,17 @@ func cosignedAhead(errs []error, size uint64) uint64 {
 	return least
 }
 
-// cosign asks every cosigner at once.
-func (s *Service) cosign(ctx context.Context, size uint64, cpNote []byte) ([]note.Signature, []error) {
+// cosign asks every cosigner at once, and returns as soon as
+// [Options.Final] accepts the note with the cosignatures received so far:
+// the cosigners that have not answered then are cancelled, so the slowest
+// replica does not hold the checkpoint back once a majority has vouched
+// for it (they cosign the next one). It returns the cosigned note and
+// Final's names, or Final's refusal once every cosigner has answered; errs
+// are the refusals received (those of the cosigners cancelled are left
+// out). The cosignatures are added in the cosigners' order.
+func (s *Service) cosign(ctx context.Context, size uint64, cpNote []byte) (signed []byte, names []string, errs []error, err error) {
 	type result struct {
+		i   int
 		sig note.Signature
 		err error
 	}
@@ -530,27 +552,48 @@ func (s *Service) cosign(ctx context.Context, size uint64, cpNote []byte) ([]not
 	if s.opts.CosignersFor != nil {
 		cosigners = s.opts.CosignersFor(size)
 	}
-	res := make([]result, len(cosigners))
-	var wg sync.WaitGroup
+	if len(cosigners) == 0 {
+		names, err = s.opts.Final(cpNote)
+		return cpNote, names, nil, err
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	results := make(chan result, len(cosigners)) // never blocks a cosigner left behind
 	for i, c := range cosigners {
-		wg.Add(1)
 		go func() {
-			defer wg.Done()
 			sig, err := c.Cosign(ctx, cpNote, s.log)
-			res[i] = result{sig, err}
+			results <- result{i, sig, err}
 		}()
 	}
-	wg.Wait()
-	var sigs []note.Signature
-	var errs []error
-	for _, r := range res {
+	got := make([]*note.Signature, len(cosigners))
+	for range cosigners {
+		r := <-results
 		if r.err != nil {
 			errs = append(errs, r.err)
 			continue
 		}
-		sigs = append(sigs, r.sig)
+		got[r.i] = &r.sig
+		var sigs []note.Signature
+		for _, g := range got {
+			if g != nil {
+				sigs = append(sigs, *g)
+			}
+		}
+		if signed, err = witness.AddSignatures(cpNote, sigs...); err != nil {
+			return nil, nil, errs, err
+		}
+		if names, err = s.opts.Final(signed); err == nil {
+			return signed, names, errs, nil
+		}
 	}
-	return sigs, errs
+	if len(errs) == len(cosigners) {
+		// No cosignature at all: Final's own words on the bare note
+		// (a rule that needs none takes it as it is).
+		if names, err = s.opts.Final(cpNote); err == nil {
+			return cpNote, names, errs, nil
+		}
+	}
+	return nil, nil, errs, err
 }
 
 // Handler serves the log (see the package documentation):

@@ -550,3 +550,180 @@ func TestProofBundleCarriesPolicyChanges(t *testing.T) {
 		check(s)
 	})
 }
+
+// stalled is a cosigner that does not answer until its ctx is done.
+type stalled struct {
+	asked     atomic.Int64
+	cancelled chan struct{}
+}
+
+func (c *stalled) Cosign(ctx context.Context, _ []byte, _ witness.ProofSource) (note.Signature, error) {
+	c.asked.Add(1)
+	<-ctx.Done()
+	select {
+	case c.cancelled <- struct{}{}:
+	default:
+	}
+	return note.Signature{}, ctx.Err()
+}
+
+// A checkpoint is final as soon as Final accepts the cosignatures in so
+// far: a cosigner that does not answer (the slowest replica) holds it
+// back neither for the cosigning timeout nor at all, and it is cancelled.
+func TestFinalWithoutWaitingForTheSlowest(t *testing.T) {
+	dir := t.TempDir()
+	k := testKeys(t, dir, 3)
+	slow := &stalled{cancelled: make(chan struct{}, 1)}
+	s, err := logservice.Open(context.Background(), logservice.Options{
+		Log:           tlog.Options{Dir: filepath.Join(dir, "log"), Origin: origin, Signer: k.logSigner},
+		Cosigners:     []logservice.Cosigner{k.cosigners[0], slow, k.cosigners[2]},
+		Final:         logservice.CosignedBy(origin, k.logVerifier, k.verifiers, 2),
+		CosignTimeout: time.Minute,
+		RetryInterval: time.Millisecond,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	run(t, s)
+	for round := 1; round <= 3; round++ {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		if _, err := s.Append(ctx, fmt.Appendf(nil, "entry %d", round)); err != nil {
+			t.Fatal(err)
+		}
+		cp, err := s.WaitFinal(ctx, uint64(round))
+		cancel()
+		if err != nil {
+			t.Fatalf("round %d: no final checkpoint while one cosigner of three does not answer (threshold 2): %v", round, err)
+		}
+		_, names, err := witness.VerifyFinal(cp.Note, origin, []note.Verifier{k.logVerifier}, k.verifiers, 2)
+		if err != nil {
+			t.Fatalf("round %d: %v", round, err)
+		}
+		if len(names) != 2 || names[0] != k.verifiers[0].Name() || names[1] != k.verifiers[2].Name() {
+			t.Errorf("round %d: cosigned by %v, want cosigner-0 and cosigner-2, in the cosigners' order", round, names)
+		}
+		select {
+		case <-slow.cancelled:
+		case <-time.After(10 * time.Second):
+			t.Fatalf("round %d: the cosigner that did not answer was not cancelled", round)
+		}
+	}
+	if n := slow.asked.Load(); n < 3 {
+		t.Errorf("the slow cosigner was asked %d times, want once a checkpoint (3)", n)
+	}
+}
+
+// Without a majority's cosignatures a checkpoint is not final, however
+// many answered: the early return takes nothing less than Final accepts.
+func TestNotFinalBelowTheThreshold(t *testing.T) {
+	dir := t.TempDir()
+	k := testKeys(t, dir, 3)
+	down := &flaky{Cosigner: k.cosigners[1]}
+	down.down.Store(true)
+	slow := &stalled{cancelled: make(chan struct{}, 1)}
+	s, err := logservice.Open(context.Background(), logservice.Options{
+		Log:           tlog.Options{Dir: filepath.Join(dir, "log"), Origin: origin, Signer: k.logSigner},
+		Cosigners:     []logservice.Cosigner{k.cosigners[0], down, slow},
+		Final:         logservice.CosignedBy(origin, k.logVerifier, k.verifiers, 2),
+		CosignTimeout: 200 * time.Millisecond,
+		RetryInterval: time.Millisecond,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	run(t, s)
+	ctx := waitCtx(t)
+	if _, err := s.Append(ctx, []byte("entry")); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-slow.cancelled: // the round timed out
+	case <-ctx.Done():
+		t.Fatal("the cosigning round did not time out")
+	}
+	if cp := s.Final(); cp != nil {
+		t.Fatalf("a checkpoint of size %d is final with one cosignature of the two needed", cp.Size)
+	}
+	down.down.Store(false)
+	cp, err := s.WaitFinal(ctx, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := witness.VerifyFinal(cp.Note, origin, []note.Verifier{k.logVerifier}, k.verifiers, 2); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// AppendParsedBatch indexes the parses it is given as they are (the
+// state machine's, made while it checked the entries), parses the
+// entries given without one, and notes a policy change among them.
+func TestAppendParsedBatchTakesTheParses(t *testing.T) {
+	dir := t.TempDir()
+	k := testKeys(t, dir, 0)
+	s := open(t, dir, k, nil)
+	run(t, s)
+	ctx := waitCtx(t)
+	change, err := os.ReadFile("../testdata/policychange/valid-remove-node.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	entry, err := os.ReadFile("../testdata/entry/valid-oci.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	entry = bytes.TrimSuffix(entry, []byte("\n"))
+	e, err := publish.ParseEntry(entry)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Entry 2's parse is given, and taken without a look at its bytes
+	// (which here are not even an entry: only the test breaks the
+	// contract, to see that the parse is what gets indexed).
+	first, err := s.AppendParsedBatch(ctx, [][]byte{change, []byte("raw"), entry}, []*publish.Entry{nil, e})
+	if err != nil || first != 0 {
+		t.Fatalf("AppendParsedBatch: %d, %v", first, err)
+	}
+	rec, ok := s.Index().Get(1)
+	if !ok || rec.InputDigest != e.InputDigest {
+		t.Errorf("index at 1: %+v, %v; want the parse given", rec, ok)
+	}
+	if rec, ok := s.Index().Get(2); !ok || rec.InputDigest != e.InputDigest {
+		t.Errorf("index at 2 (no parse given, parsed here): %+v, %v", rec, ok)
+	}
+	if got := s.PolicyChanges(3); len(got) != 1 || got[0] != 0 {
+		t.Errorf("policy changes %v, want [0]", got)
+	}
+	if _, err := s.WaitFinal(ctx, 3); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// A rule that needs no cosignature makes the log's own checkpoint final
+// even when every cosigner asked refuses.
+func TestFinalWithoutCosignaturesWhenTheRuleNeedsNone(t *testing.T) {
+	dir := t.TempDir()
+	k := testKeys(t, dir, 1)
+	down := &flaky{Cosigner: k.cosigners[0]}
+	down.down.Store(true)
+	s, err := logservice.Open(context.Background(), logservice.Options{
+		Log:           tlog.Options{Dir: filepath.Join(dir, "log"), Origin: origin, Signer: k.logSigner},
+		Cosigners:     []logservice.Cosigner{down},
+		Final:         logservice.CosignedBy(origin, k.logVerifier, nil, 0),
+		RetryInterval: time.Millisecond,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	run(t, s)
+	ctx := waitCtx(t)
+	if _, err := s.Append(ctx, []byte("entry")); err != nil {
+		t.Fatal(err)
+	}
+	cp, err := s.WaitFinal(ctx, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := witness.ParseCheckpoint(cp.Note, origin, k.logVerifier); err != nil {
+		t.Fatalf("the final note %q: %v", cp.Note, err)
+	}
+}
