@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io/fs"
 	"log/slog"
+	"net"
 	"os"
 	"path/filepath"
 	"sync"
@@ -197,13 +198,64 @@ func tcpFirstRanker(addrs []ma.Multiaddr) []network.AddrDelay {
 }
 
 // bulkYamux is libp2p's yamux with a 1 MiB initial stream window and
-// 256 KiB frames.
-func bulkYamux() *yamux.Transport {
+// 256 KiB frames, each stream's window accounted in full with the
+// resource manager (accountedYamux).
+func bulkYamux() network.Multiplexer {
 	t := *yamux.DefaultTransport
 	t.InitialStreamWindowSize = 1 << 20
 	t.MaxMessageSize = 256 << 10
 	t.MaxStreamWindowSize = max(t.MaxStreamWindowSize, t.InitialStreamWindowSize)
-	return &t
+	return accountedYamux{&t}
+}
+
+// yamuxOpenReservation is what go-yamux reserves with the resource manager
+// as it opens a stream, whatever the stream's initial window: its own
+// default window, 256 KiB. It then grants the peer the configured window
+// (1 MiB here) without reserving the rest, so 3/4 of what a stream may
+// buffer went unaccounted and the resource manager's memory limits let
+// four times as many streams' windows through as they meant to.
+const yamuxOpenReservation = 256 << 10
+
+// accountedYamux is a yamux transport whose streams reserve their whole
+// initial window as they open, so that the resource manager's memory
+// limits bound what streams may buffer: a stream the limits have no room
+// for is refused, as go-yamux refuses one whose 256 KiB do not fit.
+type accountedYamux struct{ *yamux.Transport }
+
+func (t accountedYamux) NewConn(nc net.Conn, isServer bool, scope network.PeerScope) (network.MuxedConn, error) {
+	if extra := int(t.InitialStreamWindowSize) - yamuxOpenReservation; scope != nil && extra > 0 {
+		scope = windowScope{PeerScope: scope, extra: extra}
+	}
+	return t.Transport.NewConn(nc, isServer, scope)
+}
+
+// windowScope is a peer scope whose spans (one per yamux stream) add
+// extra bytes to their first reservation: the one go-yamux makes for the
+// stream's opening window.
+type windowScope struct {
+	network.PeerScope
+	extra int
+}
+
+func (s windowScope) BeginSpan() (network.ResourceScopeSpan, error) {
+	sp, err := s.PeerScope.BeginSpan()
+	if err != nil {
+		return nil, err
+	}
+	return &windowSpan{ResourceScopeSpan: sp, extra: s.extra}, nil
+}
+
+type windowSpan struct {
+	network.ResourceScopeSpan
+	extra  int
+	opened atomic.Bool
+}
+
+func (s *windowSpan) ReserveMemory(size int, prio uint8) error {
+	if !s.opened.Swap(true) {
+		size += s.extra
+	}
+	return s.ResourceScopeSpan.ReserveMemory(size, prio)
 }
 
 // AddrInfo returns the host's peer id and listen addresses, as another

@@ -27,7 +27,14 @@
 // kept while fetching) sent wrong bytes; such peers are never asked for
 // that blob again ([Exchange.Banned]). A blob of unknown size comes whole
 // from one provider at a time, at most MaxUnknownSize bytes. A fetched
-// blob is provided onward.
+// blob is provided onward. Chunks are asked for in order, so that the
+// Writer hashes them from memory as they come and Commit has nothing left
+// to read; at the first "busy" or "not yet" answer (others are fetching
+// the blob too) the rest are asked for in a random order, so that those
+// fetchers hold different chunks to give each other. Nothing is served
+// to a client (Open returns) before Commit has checked the whole blob:
+// the digest is of the whole blob, so no byte of it can be checked
+// before the last one has come.
 //
 // A node announces a blob as soon as it starts fetching it, and serves
 // the chunks it holds in memory (up to ShareMemory) to peers fetching the

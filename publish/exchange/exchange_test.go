@@ -528,3 +528,70 @@ func TestProviderTTLNegative(t *testing.T) {
 		t.Fatal("a negative ProviderTTL was accepted")
 	}
 }
+
+// orderedSeed makes nd serve its blob d (data) by hand, recording the
+// chunk offsets asked for; busy answers "busy" to the first that many
+// requests.
+func orderedSeed(nd *node, data []byte, busy int) (offsets func() []uint64) {
+	var mu sync.Mutex
+	var got []uint64
+	misbehave(nd, func(st network.Stream, req blobRequest) {
+		defer st.Close()
+		mu.Lock()
+		if busy > 0 {
+			busy--
+			mu.Unlock()
+			writeStatus(st, statusBusy, "busy")
+			return
+		}
+		got = append(got, req.offset)
+		mu.Unlock()
+		n := min(int64(req.length), int64(len(data))-int64(req.offset))
+		w := bufio.NewWriter(st)
+		writeBlobHeader(w, int64(len(data)), n)
+		w.Write(data[req.offset : req.offset+uint64(n)])
+		w.Flush()
+	})
+	return func() []uint64 {
+		mu.Lock()
+		defer mu.Unlock()
+		return slices.Clone(got)
+	}
+}
+
+// A fetch from one provider that is not busy asks for the chunks in
+// order, so that the store hashes them as they come (from memory, not
+// reading the blob back after the last chunk).
+func TestFetchInOrder(t *testing.T) {
+	net := newTestNet(t)
+	seed := net.add(Options{})
+	fetcher := net.add(Options{Parallel: 1})
+	data := randomBytes(32<<16 + 5) // 33 chunks of 64 KiB
+	d := seed.seed(t, data)
+	offsets := orderedSeed(seed, data, 0)
+	fetcher.mustOpen(t, d, int64(len(data)), data)
+	got := offsets()
+	if len(got) != 33 || !slices.IsSorted(got) {
+		t.Errorf("chunks asked for at offsets %v: want the 33 in order", got)
+	}
+}
+
+// Once a provider says it is busy (others fetch the blob too), the rest
+// of the chunks are asked for in a random order, so that fetchers of the
+// same blob hold different chunks to give each other.
+func TestFetchSpreadsWhenBusy(t *testing.T) {
+	net := newTestNet(t)
+	seed := net.add(Options{})
+	fetcher := net.add(Options{Parallel: 1})
+	data := randomBytes(32<<16 + 5)
+	d := seed.seed(t, data)
+	offsets := orderedSeed(seed, data, 1)
+	fetcher.mustOpen(t, d, int64(len(data)), data)
+	got := offsets()
+	if len(got) != 33 {
+		t.Fatalf("%d chunks asked for after the busy answer, want 33", len(got))
+	}
+	if slices.IsSorted(got) {
+		t.Errorf("chunks asked for in order after a busy answer: %v", got)
+	}
+}

@@ -10,7 +10,9 @@ import (
 	"io"
 	"io/fs"
 	"math/rand/v2"
+	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/libp2p/go-libp2p/core/peer"
@@ -214,6 +216,7 @@ type round struct {
 	from    []peer.ID
 	provs   map[peer.ID]*provider
 	fixed   bool // no providers are added: a round of one provider
+	spread  bool // the pending chunks are in a random order (spreadLocked)
 	errs    []error
 	notHere int // providers that said they do not have the blob
 
@@ -230,14 +233,28 @@ func (x *Exchange) newRound(d *download, w *store.Writer) *round {
 	n := (d.size + d.chunk - 1) / d.chunk
 	r := &round{x: x, d: d, w: w, n: n, left: n, fps: make([]uint64, n), from: make([]peer.ID, n),
 		provs: map[peer.ID]*provider{}, wake: make(chan struct{}), kick: make(chan struct{}, 1), needMore: make(chan struct{}, 1)}
+	// In order: the store's Writer then hashes each chunk from memory as
+	// it is written, while the next ones arrive, and Commit has nothing
+	// left to read (in a random order it hashed the whole blob again from
+	// the file after the last chunk). The order turns random at the first
+	// sign of others fetching the blob too (spreadLocked).
 	r.pending = make([]int64, n)
 	for i := range r.pending {
 		r.pending[i] = int64(i)
 	}
-	// Peers fetching the same blob at once start at different chunks, so
-	// that they have something to give each other.
-	rand.Shuffle(len(r.pending), func(i, j int) { r.pending[i], r.pending[j] = r.pending[j], r.pending[i] })
 	return r
+}
+
+// spreadLocked puts the chunks still pending in a random order, once: a
+// provider said it is busy or does not hold a chunk yet, so others fetch
+// this blob at the same time, and peers that fetch different chunks have
+// something to give each other.
+func (r *round) spreadLocked() {
+	if r.spread {
+		return
+	}
+	r.spread = true
+	rand.Shuffle(len(r.pending), func(i, j int) { r.pending[i], r.pending[j] = r.pending[j], r.pending[i] })
 }
 
 func (r *round) broadcastLocked() {
@@ -382,8 +399,18 @@ func (notExist) Unwrap() error { return fs.ErrNotExist }
 // result takes a worker's answer for chunk c from p.
 func (r *round) result(c int64, p *provider, b []byte, err error) {
 	x, digest := r.x, r.d.digest
+	// b goes back to the pool once both the Writer (which may hold it to
+	// hash it in order) and this round (unless it keeps it to share) are
+	// done with it.
+	var refs atomic.Int32
+	refs.Store(2)
+	release := func() {
+		if refs.Add(-1) == 0 {
+			x.freeChunk(b)
+		}
+	}
 	if err == nil {
-		_, err = r.w.WriteAt(b, c*r.d.chunk)
+		_, err = r.w.WriteAtLent(b, c*r.d.chunk, release)
 		if err != nil {
 			err = fmt.Errorf("%w: %w", errLocal, err)
 		}
@@ -414,7 +441,7 @@ func (r *round) result(c int64, p *provider, b []byte, err error) {
 		p.sent = true
 		p.fails, p.streak = 0, 0
 		if !r.d.keep(c, b) {
-			x.freeChunk(b) // written, and not kept to share
+			release() // written, and not kept to share
 		}
 		return
 	case errors.Is(err, errLocal):
@@ -425,6 +452,9 @@ func (r *round) result(c int64, p *provider, b []byte, err error) {
 		if pe.chunk == r.d.chunk {
 			p.have, p.haveAt = pe.have, time.Now()
 		}
+		r.spreadLocked()
+		r.putBackLocked(c)
+		return
 	case errors.As(err, &pe) && pe.Status == statusBusy:
 		// Busy serving others: back off, longer each time in a row, so
 		// that a seed many peers want is not kept busy saying so.
@@ -433,6 +463,9 @@ func (r *round) result(c int64, p *provider, b []byte, err error) {
 		wait := busyWait << min(p.streak, 5)
 		p.streak++
 		p.busy = time.Now().Add(wait/2 + rand.N(wait))
+		r.spreadLocked()
+		r.putBackLocked(c)
+		return
 	case errors.As(err, &pe) && pe.Status == statusNotFound:
 		p.gone = true
 		r.notHere++
@@ -452,7 +485,17 @@ func (r *round) result(c int64, p *provider, b []byte, err error) {
 	if p.gone && r.usableLocked() == 0 {
 		r.lostAt = r.passes
 	}
-	r.pending = append(r.pending, c)
+	r.putBackLocked(c)
+}
+
+// putBackLocked makes chunk c pending again: first in an in-order round,
+// where the hash of the chunks after it waits for it.
+func (r *round) putBackLocked(c int64) {
+	if r.spread {
+		r.pending = append(r.pending, c)
+		return
+	}
+	r.pending = slices.Insert(r.pending, 0, c)
 }
 
 // errLocal marks an error of this node (its store), not of a peer.

@@ -739,3 +739,127 @@ func TestPutCancelled(t *testing.T) {
 		t.Error("a cancelled Put left something")
 	}
 }
+
+// readCountingFile counts the bytes read back from a temporary file.
+type readCountingFile struct {
+	*os.File
+	read *atomic.Int64
+}
+
+func (f readCountingFile) ReadAt(p []byte, off int64) (int, error) {
+	n, err := f.File.ReadAt(p, off)
+	f.read.Add(int64(n))
+	return n, err
+}
+
+// Chunks written out of order with WriteAtLent are hashed from the
+// memory lent, not read back from the file, within maxLent; every lent
+// buffer is given back exactly once; beyond maxLent, and with WriteAt,
+// the bytes are read back from the file.
+func TestWriterLent(t *testing.T) {
+	s := open(t, t.TempDir(), 0)
+	var read atomic.Int64
+	s.createTemp = func(dir string) (tempFile, error) {
+		f, err := os.CreateTemp(dir, "blob-*")
+		return readCountingFile{f, &read}, err
+	}
+	const chunk = 1 << 20
+	for _, tc := range []struct {
+		name     string
+		chunks   int
+		lend     bool
+		wantRead int64
+	}{
+		{"lent, within the bound", 9, true, 0},
+		{"lent, over the bound", maxLent/chunk + 3, true, 2 * chunk}, // chunks 1..maxLent/chunk are held, the last two read back
+		{"not lent", 9, false, 8 * chunk},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			read.Store(0)
+			b := make([]byte, tc.chunks*chunk)
+			for i := range b {
+				b[i] = byte(i*7/5 + len(tc.name))
+			}
+			d := digestOf(b)
+			w, err := s.Create(d, int64(len(b)))
+			if err != nil {
+				t.Fatal(err)
+			}
+			given := make([]atomic.Int32, tc.chunks)
+			// Every chunk but the first, then the first.
+			var order []int
+			for c := 1; c < tc.chunks; c++ {
+				order = append(order, c)
+			}
+			order = append(order, 0)
+			for _, c := range order {
+				p := b[c*chunk : (c+1)*chunk]
+				if tc.lend {
+					_, err = w.WriteAtLent(p, int64(c*chunk), func() { given[c].Add(1) })
+				} else {
+					_, err = w.WriteAt(p, int64(c*chunk))
+				}
+				if err != nil {
+					t.Fatal(err)
+				}
+			}
+			if err := w.Commit(); err != nil {
+				t.Fatal(err)
+			}
+			if got := read.Load(); got != tc.wantRead {
+				t.Errorf("read back %d bytes from the file, want %d", got, tc.wantRead)
+			}
+			for c := range given {
+				if n := given[c].Load(); tc.lend && n != 1 {
+					t.Errorf("chunk %d given back %d times, want once", c, n)
+				}
+			}
+			if !bytes.Equal(read2(t, s, d), b) {
+				t.Error("wrong bytes stored")
+			}
+		})
+	}
+}
+
+// Lent bytes are given back when a write turns the Writer dirty and at
+// Abort, and the digest is still checked against the file.
+func TestWriterLentGivenBack(t *testing.T) {
+	s := open(t, t.TempDir(), 0)
+	b := bytes.Repeat([]byte("abcdefghij"), 1000)
+	d := digestOf(b)
+	var given atomic.Int32
+	done := func() { given.Add(1) }
+	w, err := s.Create(d, int64(len(b)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	w.WriteAtLent(b[5000:], 5000, done)
+	w.WriteAtLent(b[2000:3000], 2000, done)
+	if given.Load() != 0 {
+		t.Fatalf("%d buffers given back before their turn", given.Load())
+	}
+	// A write over bytes written: dirty, all lent given back.
+	w.WriteAtLent([]byte("XXXX"), 2500, done)
+	if got := given.Load(); got != 3 {
+		t.Errorf("after an overlapping write %d buffers given back, want 3", got)
+	}
+	w.WriteAt(b[:2000], 0)
+	w.WriteAt(b[3000:5000], 3000)
+	if err := w.Commit(); err == nil {
+		t.Error("a blob with a wrong range over a lent one was committed")
+	}
+
+	given.Store(0)
+	w, err = s.Create(d, int64(len(b)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	w.WriteAtLent(b[5000:], 5000, done)
+	w.Abort()
+	if got := given.Load(); got != 1 {
+		t.Errorf("Abort gave back %d lent buffers, want 1", got)
+	}
+	if _, err := w.WriteAtLent(b[:10], 0, done); err == nil || given.Load() != 2 {
+		t.Errorf("a write after Abort: err %v, %d given back, want an error and the buffer given back", err, given.Load())
+	}
+}

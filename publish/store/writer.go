@@ -8,6 +8,9 @@ import (
 	"io"
 	"os"
 	"sync"
+	"syscall"
+
+	"golang.org/x/sys/unix"
 )
 
 // Writer writes one blob in chunks, at any offsets, from any number of
@@ -21,6 +24,7 @@ type Writer struct {
 	hex    string
 	size   int64
 	f      tempFile
+	raw    syscall.RawConn // of f, when it is an *os.File: for writeback
 	fl     *flight
 
 	mu   sync.Mutex
@@ -28,17 +32,32 @@ type Writer struct {
 
 	// The blob is hashed as it is written, so that Commit need not read
 	// it all back: hh has hashed its first hashed bytes; pending holds
-	// the ranges written beyond them (offset → end), hashed from the file
-	// once the bytes before them are. A write that overlaps bytes already
-	// written or hashed may have changed them: dirty, and Commit hashes
-	// the whole file instead.
+	// the ranges written beyond them (offset → range), hashed once the
+	// bytes before them are: from the caller's memory when it lent it
+	// (WriteAtLent, at most maxLent bytes held), else read back from the
+	// file. A write that overlaps bytes already written or hashed may have
+	// changed them: dirty, and Commit hashes the whole file instead.
 	hmu     sync.Mutex
 	hh      hash.Hash
 	hashed  int64
-	pending map[int64]int64
+	pending map[int64]written
+	lent    int64 // bytes of pending held in the callers' memory
 	dirty   bool
 	buf     []byte
 }
+
+// written is a range of the blob written ahead of the hash: its end and,
+// when the caller lent them, its bytes and the call that gives them back.
+type written struct {
+	end  int64
+	p    []byte
+	done func()
+}
+
+// maxLent bounds the bytes written ahead of the hash that a Writer holds
+// in its callers' memory (WriteAtLent); beyond it, they are read back
+// from the file when their turn comes.
+const maxLent = 16 << 20
 
 // Create starts a chunked write of the blob with this digest and size. A
 // blob already in the store is an error wrapping fs.ErrExist; one that
@@ -64,76 +83,157 @@ func (s *Store) Create(digest string, size int64) (*Writer, error) {
 		s.end(h, fl, size, 0, err)
 		return nil, err
 	}
-	return &Writer{s: s, digest: digest, hex: h, size: size, f: f, fl: fl, hh: sha256.New(), pending: map[int64]int64{}}, nil
+	w := &Writer{s: s, digest: digest, hex: h, size: size, f: f, fl: fl, hh: sha256.New(), pending: map[int64]written{}}
+	if sc, ok := f.(syscall.Conn); ok {
+		w.raw, _ = sc.SyscallConn()
+	}
+	return w, nil
+}
+
+// writeback starts writing [off, off+n) of the file to the disk, without
+// waiting: the pages a fetch dirties go to the disk while the rest of the
+// blob arrives, and the fsync of Commit has only the last of them left to
+// wait for (on a disk, the fsync of a 200 MiB blob written without it
+// took as long as the whole fetch over loopback). A no-op on tmpfs, and
+// only a hint: Commit's fsync is what makes the blob durable.
+func (w *Writer) writeback(off int64, n int) {
+	if w.raw == nil || n == 0 {
+		return
+	}
+	w.raw.Control(func(fd uintptr) {
+		unix.SyncFileRange(int(fd), off, int64(n), unix.SYNC_FILE_RANGE_WRITE)
+	})
 }
 
 // WriteAt writes p at offset off of the blob. Bytes beyond the announced
 // size are an error wrapping ErrSize, and nothing of p is written.
 func (w *Writer) WriteAt(p []byte, off int64) (int, error) {
+	return w.writeAt(p, off, nil)
+}
+
+// WriteAtLent is WriteAt for a caller that lends p to the Writer until it
+// calls done: bytes written ahead of the hash are then hashed from p when
+// the bytes before them come, not read back from the file. The caller
+// must not change p until done is called; done is called exactly once,
+// from any goroutine, maybe before WriteAtLent returns (always by Commit
+// or Abort).
+func (w *Writer) WriteAtLent(p []byte, off int64, done func()) (int, error) {
+	return w.writeAt(p, off, done)
+}
+
+func (w *Writer) writeAt(p []byte, off int64, done func()) (int, error) {
 	if off < 0 || off > w.size || int64(len(p)) > w.size-off {
+		giveBack(done)
 		return 0, fmt.Errorf("%w: %s: %d bytes at offset %d are beyond its %d bytes", ErrSize, w.digest, len(p), off, w.size)
 	}
 	w.mu.Lock()
-	done := w.done
+	finished := w.done
 	w.mu.Unlock()
-	if done {
+	if finished {
+		giveBack(done)
 		return 0, fmt.Errorf("store: %s: write after Commit or Abort", w.digest)
 	}
 	n, err := w.f.WriteAt(p, off)
 	if err != nil {
+		giveBack(done)
 		w.hmu.Lock()
-		w.dirty = true // some of p may be in the file
+		w.dirtyLocked() // some of p may be in the file
 		w.hmu.Unlock()
 		return n, fmt.Errorf("store: writing %s at offset %d: %w%s", w.digest, off, err, diskHint(err))
 	}
-	w.hash(p, off)
+	w.writeback(off, n)
+	w.hash(p, off, done)
 	return n, nil
+}
+
+func giveBack(done func()) {
+	if done != nil {
+		done()
+	}
+}
+
+// dirtyLocked gives up hashing as the blob is written (Commit hashes the
+// whole file) and gives back the bytes lent.
+func (w *Writer) dirtyLocked() {
+	w.dirty = true
+	w.releaseLocked()
+}
+
+// releaseLocked gives back the bytes lent, which are then read back from
+// the file if needed.
+func (w *Writer) releaseLocked() {
+	for o, r := range w.pending {
+		if r.done != nil {
+			r.done()
+			w.pending[o] = written{end: r.end}
+		}
+	}
+	w.lent = 0
 }
 
 // hash records that p is in the file at off and hashes what of the blob
 // is now written without a gap from its start: p from memory when it is
-// next, the ranges written before it from the file.
-func (w *Writer) hash(p []byte, off int64) {
+// next, the ranges written before it from the memory lent or the file.
+// It gives p back (done) once it is hashed or not needed.
+func (w *Writer) hash(p []byte, off int64, done func()) {
 	if len(p) == 0 {
+		giveBack(done)
 		return
 	}
 	end := off + int64(len(p))
 	w.hmu.Lock()
 	defer w.hmu.Unlock()
 	if w.dirty {
+		giveBack(done)
 		return
 	}
 	if off < w.hashed {
-		w.dirty = true
+		giveBack(done)
+		w.dirtyLocked()
 		return
 	}
-	for o, e := range w.pending {
-		if off < e && o < end {
-			w.dirty = true
+	for o, r := range w.pending {
+		if off < r.end && o < end {
+			giveBack(done)
+			w.dirtyLocked()
 			return
 		}
 	}
 	if off != w.hashed {
-		w.pending[off] = end
+		if done != nil && w.lent+int64(len(p)) <= maxLent {
+			w.pending[off] = written{end: end, p: p, done: done}
+			w.lent += int64(len(p))
+			return
+		}
+		giveBack(done)
+		w.pending[off] = written{end: end}
 		return
 	}
 	w.hh.Write(p)
+	giveBack(done)
 	w.hashed = end
 	for {
-		e, ok := w.pending[w.hashed]
+		r, ok := w.pending[w.hashed]
 		if !ok {
 			return
 		}
 		delete(w.pending, w.hashed)
+		if r.done != nil {
+			w.hh.Write(r.p)
+			w.lent -= int64(len(r.p))
+			r.done()
+			w.hashed = r.end
+			continue
+		}
 		if w.buf == nil {
 			w.buf = make([]byte, 1<<20)
 		}
-		n, err := io.CopyBuffer(w.hh, io.NewSectionReader(w.f, w.hashed, e-w.hashed), w.buf)
-		if err != nil || n != e-w.hashed {
-			w.dirty = true // Commit reads it all again, and reports the error
+		n, err := io.CopyBuffer(w.hh, io.NewSectionReader(w.f, w.hashed, r.end-w.hashed), w.buf)
+		if err != nil || n != r.end-w.hashed {
+			w.dirtyLocked() // Commit reads it all again, and reports the error
 			return
 		}
-		w.hashed = e
+		w.hashed = r.end
 	}
 }
 
@@ -160,6 +260,7 @@ func (w *Writer) Commit() error {
 
 func (w *Writer) commit() error {
 	w.hmu.Lock()
+	w.releaseLocked()
 	hh, from := w.hh, w.hashed
 	if w.dirty {
 		hh, from = sha256.New(), 0
@@ -182,6 +283,9 @@ func (w *Writer) Abort() {
 	if !w.finish() {
 		return
 	}
+	w.hmu.Lock()
+	w.releaseLocked()
+	w.hmu.Unlock()
 	w.f.Close()
 	os.Remove(w.f.Name())
 	w.s.end(w.hex, w.fl, w.size, 0, fmt.Errorf("store: %s: aborted", w.digest))
