@@ -4,7 +4,9 @@
 // is on a bridge in a switch namespace of its own; each host's egress can be
 // shaped to a rate (tc tbf) and delayed (tc netem). Nothing is changed in
 // the namespace of the caller: the bridge, its ports and the hosts live in
-// the run's own namespaces, and [Net.Close] deletes them all.
+// the run's own namespaces, and [Net.Close] deletes them all. Hosts know
+// each other's link addresses from the start (permanent neighbour entries):
+// no ARP, whose entries the kernel bounds for all namespaces together.
 //
 // A program runs on host i under [Net.Command] (ip netns exec), or a
 // function under [Net.Do] (the calling goroutine's thread enters the
@@ -24,6 +26,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"net"
 	"net/netip"
 	"os"
 	"os/exec"
@@ -40,7 +43,7 @@ import (
 
 // Options configure a [Net].
 type Options struct {
-	// Hosts is the number of hosts (at least 1, at most 60000).
+	// Hosts is the number of hosts (at least 1, at most [MaxHosts]).
 	Hosts int
 	// UplinkMbit shapes every host's egress to this many megabits per
 	// second (10^6 bits; tc tbf); 0: not shaped.
@@ -58,8 +61,9 @@ type Options struct {
 
 // Host is one host of a [Net].
 type Host struct {
-	NS string     // its namespace's name (under /run/netns)
-	IP netip.Addr // its address on eth0
+	NS  string           // its namespace's name (under /run/netns)
+	IP  netip.Addr       // its address on eth0
+	MAC net.HardwareAddr // eth0's: every other host knows it (no ARP)
 }
 
 // Net is a running network of namespaces. Close it.
@@ -109,8 +113,8 @@ func New(o Options) (*Net, error) {
 	switch {
 	case !prefixRE.MatchString(o.Prefix):
 		return nil, fmt.Errorf("netns: prefix %q: want 1 to 20 letters, digits or '_'", o.Prefix)
-	case o.Hosts < 1 || o.Hosts > 60000:
-		return nil, fmt.Errorf("netns: %d hosts: want 1 to 60000", o.Hosts)
+	case o.Hosts < 1 || o.Hosts > MaxHosts:
+		return nil, fmt.Errorf("netns: %d hosts: want 1 to %d", o.Hosts, MaxHosts)
 	case o.UplinkMbit < 0:
 		return nil, fmt.Errorf("netns: uplink %v Mbit/s: want 0 (unshaped) or more", o.UplinkMbit)
 	case o.Delay < 0:
@@ -127,7 +131,8 @@ func New(o Options) (*Net, error) {
 	ip := subnet.Addr()
 	for i := range o.Hosts {
 		ip = ip.Next()
-		n.hosts = append(n.hosts, Host{NS: fmt.Sprintf("%s-%d", n.run, i), IP: ip})
+		mac := net.HardwareAddr{0x02, 0x70, 0x62, byte(i >> 16), byte(i >> 8), byte(i)} // locally administered
+		n.hosts = append(n.hosts, Host{NS: fmt.Sprintf("%s-%d", n.run, i), IP: ip, MAC: mac})
 	}
 	if err := n.build(); err != nil {
 		n.Close()
@@ -146,7 +151,7 @@ func (n *Net) build() error {
 	fmt.Fprintf(&sw, "link set lo up\nlink add br0 mtu %d type bridge\nlink set br0 up\n", n.opts.MTU)
 	for i, h := range n.hosts {
 		// The port's end in the switch is p<i>, the host's end eth0.
-		fmt.Fprintf(&root, "link add name p%d mtu %d netns %s type veth peer name eth0 mtu %d netns %s\n", i, n.opts.MTU, n.sw, n.opts.MTU, h.NS)
+		fmt.Fprintf(&root, "link add name p%d mtu %d netns %s type veth peer name eth0 mtu %d address %s netns %s\n", i, n.opts.MTU, n.sw, n.opts.MTU, h.MAC, h.NS)
 		fmt.Fprintf(&sw, "link set p%d master br0 up\n", i)
 	}
 	if err := run(root.String(), "ip", "-batch", "-"); err != nil {
@@ -156,9 +161,21 @@ func (n *Net) build() error {
 		return err
 	}
 	bits := subnet.Bits()
-	for _, h := range n.hosts {
-		cmds := fmt.Sprintf("link set lo up\naddr add %s/%d dev eth0\nlink set eth0 up\n", h.IP, bits)
-		if err := run(cmds, "ip", "-n", h.NS, "-batch", "-"); err != nil {
+	for i, h := range n.hosts {
+		var cmds strings.Builder
+		fmt.Fprintf(&cmds, "link set lo up\naddr add %s/%d dev eth0\nlink set eth0 up\n", h.IP, bits)
+		// Every other host's address is a permanent neighbour entry, not
+		// learnt by ARP: the kernel's neighbour table is one for all
+		// namespaces, and its learnt entries are bounded (gc_thresh3,
+		// 1024 by default); past that a host's connect to a new address
+		// timed out (the kernel logs "neighbor table overflow"), and so
+		// could the machine's own. Permanent entries are not counted.
+		for j, o := range n.hosts {
+			if j != i {
+				fmt.Fprintf(&cmds, "neigh replace %s lladdr %s dev eth0 nud permanent\n", o.IP, o.MAC)
+			}
+		}
+		if err := run(cmds.String(), "ip", "-n", h.NS, "-batch", "-"); err != nil {
 			return err
 		}
 		if cmds := n.qdiscs(); cmds != "" {
@@ -312,3 +329,8 @@ func run(cmds string, name string, args ...string) error {
 	}
 	return nil
 }
+
+// MaxHosts is the most hosts a [Net] has: every host has a permanent
+// neighbour entry for each other (MaxHosts² in all, some 500 bytes of
+// kernel memory each).
+const MaxHosts = 500

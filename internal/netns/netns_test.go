@@ -1,6 +1,7 @@
 package netns
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
 	"io"
@@ -227,5 +228,70 @@ func TestBadOptions(t *testing.T) {
 				t.Errorf("New(%+v): %v, want an error with %q", c.o, err, c.want)
 			}
 		})
+	}
+}
+
+// Every host reaches every other at once, in a network with more pairs
+// of hosts than the kernel's neighbour table holds (gc_thresh3, one table
+// for all namespaces, 1024 entries by default): with addresses resolved by
+// ARP, the dials past that failed ("neighbor table overflow" in the
+// kernel's log), and the fan-out's fetchers could not reach the seed from
+// the 51st on.
+func TestAllPairsPastTheNeighbourTable(t *testing.T) {
+	limit := 1024
+	if b, err := os.ReadFile("/proc/sys/net/ipv4/neigh/default/gc_thresh3"); err == nil {
+		fmt.Sscan(string(b), &limit)
+	}
+	hosts := 2
+	for hosts*(hosts-1) <= limit+limit/4 {
+		hosts++
+	}
+	if hosts > MaxHosts {
+		t.Skipf("gc_thresh3 is %d: more pairs than %d hosts have", limit, MaxHosts)
+	}
+	n := newNet(t, Options{Hosts: hosts})
+	addrs := make([]string, hosts)
+	for i := range hosts {
+		ln := listen(t, n, i)
+		addrs[i] = ln.Addr().String()
+		go func() {
+			for {
+				c, err := ln.Accept()
+				if err != nil {
+					return
+				}
+				c.Close()
+			}
+		}()
+	}
+	errs := make(chan error, hosts)
+	for from := range hosts {
+		go func() {
+			failed, first := 0, error(nil)
+			err := n.Do(from, func() error {
+				for to := range hosts {
+					if to == from {
+						continue
+					}
+					c, err := net.DialTimeout("tcp", addrs[to], 5*time.Second)
+					if err != nil {
+						failed++
+						first = cmp.Or(first, err)
+						continue
+					}
+					c.Close()
+				}
+				return nil
+			})
+			if err == nil && failed > 0 {
+				err = fmt.Errorf("host %d: %d of %d dials failed; the first: %w", from, failed, hosts-1, first)
+			}
+			errs <- err
+		}()
+	}
+	for range hosts {
+		if err := <-errs; err != nil {
+			t.Error(err)
+		}
 	}
 }

@@ -16,6 +16,7 @@ import (
 	dht "github.com/libp2p/go-libp2p-kad-dht"
 	"github.com/libp2p/go-libp2p-kad-dht/records"
 	"github.com/libp2p/go-libp2p/core/host"
+	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
 	"github.com/libp2p/go-libp2p/core/protocol"
 	"github.com/multiformats/go-multihash"
@@ -76,8 +77,24 @@ type Options struct {
 	// other nodes put with it: default the DHT's own (48h). Every node of
 	// a network should use the same, over Reprovide.
 	ProviderTTL time.Duration
+	// Rejoin is the longest wait between attempts to join the DHT again
+	// while its routing table is thin: empty, or under 10 peers with a
+	// Bootstrap peer missing from it (a bootstrap peer that was down or
+	// too busy to answer as the node started, or dropped from the table
+	// since). An attempt dials the Bootstrap peers not connected (past
+	// libp2p's dial backoff) and has the DHT check the connected peers and
+	// refresh. The first comes a second after the table is found thin, or
+	// at once when a lookup finds it empty; each next one twice as long
+	// after the last, up to Rejoin. Default 1 minute; negative: never
+	// (the DHT on its own tries the bootstrap peers again every 2 minutes,
+	// and only while its table is empty).
+	Rejoin time.Duration
 	// Logger receives the exchange's messages (default slog.Default()).
 	Logger *slog.Logger
+
+	// For tests: the first wait before an attempt to rejoin (default 1s),
+	// and how often a table that is not thin is looked at (default 10s).
+	rejoinFirst, rejoinCheck time.Duration
 }
 
 var namespaceRE = regexp.MustCompile(`^[A-Za-z0-9._-]{1,64}$`)
@@ -105,7 +122,9 @@ type Exchange struct {
 
 	served, fetched      atomic.Int64
 	chunks, busy, failed atomic.Int64
-	reprovides           atomic.Int64 // passes of reprovide done
+	reprovides           atomic.Int64  // passes of reprovide done
+	rejoins              atomic.Int64  // attempts to rejoin the DHT
+	kick                 chan struct{} // a lookup found the routing table empty
 	loops                sync.WaitGroup
 
 	mu      sync.Mutex
@@ -172,6 +191,15 @@ func New(ctx context.Context, o Options) (*Exchange, error) {
 	if o.ProviderTTL < 0 {
 		return nil, fmt.Errorf("exchange: provider TTL %v is negative", o.ProviderTTL)
 	}
+	if o.Rejoin == 0 {
+		o.Rejoin = time.Minute
+	}
+	if o.rejoinFirst <= 0 {
+		o.rejoinFirst = time.Second
+	}
+	if o.rejoinCheck <= 0 {
+		o.rejoinCheck = 10 * time.Second
+	}
 	if o.Logger == nil {
 		o.Logger = slog.Default()
 	}
@@ -196,7 +224,7 @@ func New(ctx context.Context, o Options) (*Exchange, error) {
 	x := &Exchange{
 		opts: o, h: o.Host, dht: d, store: o.Store, log: o.Logger.With("component", "exchange"),
 		seed: maphash.MakeSeed(), ctx: xctx, cancel: cancel,
-		uploads: make(chan struct{}, o.MaxUploads),
+		uploads: make(chan struct{}, o.MaxUploads), kick: make(chan struct{}, 1),
 		fetches: map[string]*download{}, banned: map[string]map[peer.ID]bool{},
 	}
 	o.Host.SetStreamHandler(BlobProtocol, x.handleBlob)
@@ -210,6 +238,9 @@ func New(ctx context.Context, o Options) (*Exchange, error) {
 	}
 	if err := d.Bootstrap(ctx); err != nil {
 		x.log.WarnContext(ctx, "DHT bootstrap", "err", err)
+	}
+	if o.Rejoin > 0 {
+		x.loops.Go(x.rejoinLoop)
 	}
 	if o.Reprovide > 0 {
 		x.loops.Add(1)
@@ -238,6 +269,122 @@ func (x *Exchange) reprovideLoop(interval time.Duration) {
 		case <-x.ctx.Done():
 			return
 		case <-t.C:
+		}
+	}
+}
+
+// thinTable is the size under which a routing table missing a bootstrap
+// peer is thin: the DHT's own threshold for looking for more peers.
+const thinTable = 10
+
+// thin says whether the routing table is empty, or under thinTable peers
+// and missing a bootstrap peer.
+func (x *Exchange) thin() bool {
+	rt := x.dht.RoutingTable()
+	switch n := rt.Size(); {
+	case n == 0:
+		return true
+	case n >= thinTable:
+		return false
+	}
+	for _, ai := range x.opts.Bootstrap {
+		if ai.ID != x.h.ID() && rt.Find(ai.ID) == "" {
+			return true
+		}
+	}
+	return false
+}
+
+// rejoinLoop joins the DHT again while its routing table is thin (see
+// Options.Rejoin), until Close.
+func (x *Exchange) rejoinLoop() {
+	next := x.opts.rejoinFirst // until the next look at the table
+	backoff := next            // after an attempt, until the next
+	var last time.Time         // of the last attempt
+	for {
+		t := time.NewTimer(next)
+		select {
+		case <-x.ctx.Done():
+			t.Stop()
+			return
+		case <-t.C:
+		case <-x.kick:
+			t.Stop()
+			// A lookup found nobody to ask: try now, but not more
+			// often than once per first wait.
+			if wait := x.opts.rejoinFirst - time.Since(last); !last.IsZero() && wait > 0 {
+				select {
+				case <-x.ctx.Done():
+					return
+				case <-time.After(wait):
+				}
+			}
+		}
+		if !x.thin() {
+			next, backoff = x.opts.rejoinCheck, x.opts.rejoinFirst
+			continue
+		}
+		x.rejoin()
+		last = time.Now()
+		next, backoff = backoff, min(2*backoff, x.opts.Rejoin)
+	}
+}
+
+// rejoin dials the bootstrap peers that are not connected and not in the
+// routing table, and has the DHT check its connected peers and refresh.
+func (x *Exchange) rejoin() {
+	x.rejoins.Add(1)
+	rt := x.dht.RoutingTable()
+	// Past the swarm's dial backoff: a bootstrap peer that failed a dial
+	// is otherwise not dialed again for up to minutes.
+	ctx, cancel := context.WithTimeout(network.WithForceDirectDial(x.ctx, "rejoining the DHT"), x.opts.PeerTimeout)
+	defer cancel()
+	var wg sync.WaitGroup
+	var failed atomic.Int64
+	for _, ai := range x.opts.Bootstrap {
+		if ai.ID == x.h.ID() || rt.Find(ai.ID) != "" || x.h.Network().Connectedness(ai.ID) == network.Connected {
+			continue
+		}
+		wg.Go(func() {
+			if err := x.h.Connect(ctx, ai); err != nil {
+				failed.Add(1)
+				x.log.Debug("rejoining the DHT: cannot reach a bootstrap peer", "peer", ai.ID.String(), "err", err)
+			}
+		})
+	}
+	wg.Wait()
+	// The DHT adds the connected peers that answer it as DHT servers (a
+	// peer it connects to is checked once, as it connects: one too busy
+	// to answer then is left out until asked again), then refreshes.
+	if err := x.dht.Bootstrap(x.ctx); err != nil {
+		x.log.Debug("rejoining the DHT", "err", err)
+	}
+	x.log.Debug("rejoining the DHT", "routing table", rt.Size(), "bootstrap peers unreachable", failed.Load())
+}
+
+// needPeers tells the rejoin loop that a lookup found the routing table
+// empty.
+func (x *Exchange) needPeers() {
+	select {
+	case x.kick <- struct{}{}:
+	default:
+	}
+}
+
+// waitRoutable waits until the DHT's routing table has a peer, for at most
+// PeerTimeout: a search of an empty table finds nothing. An empty table
+// has the exchange rejoin the DHT at once.
+func (x *Exchange) waitRoutable(ctx context.Context) {
+	if x.dht.RoutingTable().Size() > 0 {
+		return
+	}
+	x.needPeers()
+	deadline := time.Now().Add(x.opts.PeerTimeout)
+	for x.dht.RoutingTable().Size() == 0 && time.Now().Before(deadline) {
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(20 * time.Millisecond):
 		}
 	}
 }
@@ -303,6 +450,9 @@ func (x *Exchange) Provide(ctx context.Context, digest string) error {
 	sum, err := parseDigest(digest)
 	if err != nil {
 		return err
+	}
+	if x.dht.RoutingTable().Size() == 0 {
+		x.needPeers()
 	}
 	for x.dht.RoutingTable().Size() == 0 {
 		select {

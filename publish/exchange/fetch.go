@@ -783,16 +783,3 @@ func (d *deadlineReader) Read(p []byte) (int, error) {
 	}
 	return n, err
 }
-
-// waitRoutable waits until the DHT's routing table has a peer, for at most
-// PeerTimeout: a search of an empty table finds nothing.
-func (x *Exchange) waitRoutable(ctx context.Context) {
-	deadline := time.Now().Add(x.opts.PeerTimeout)
-	for x.dht.RoutingTable().Size() == 0 && time.Now().Before(deadline) {
-		select {
-		case <-ctx.Done():
-			return
-		case <-time.After(20 * time.Millisecond):
-		}
-	}
-}
