@@ -241,7 +241,7 @@ func (g *Gossip) PublishRequest(ctx context.Context, r *BuildRequest, o PublishO
 
 // PublishVote gossips v.
 func (g *Gossip) PublishVote(ctx context.Context, v *Vote, o PublishOptions) error {
-	b, err := v.Marshal()
+	b, err := v.encoded()
 	if err != nil {
 		return err
 	}
