@@ -27,6 +27,16 @@ func CanonicalJSON(b []byte) ([]byte, error) {
 	if !utf8.Valid(b) {
 		return nil, errors.New("attest: canonical JSON: not valid UTF-8")
 	}
+	if out, ok := canonicalFast(b); ok {
+		return out, nil
+	}
+	return canonicalSlow(b)
+}
+
+// canonicalSlow is CanonicalJSON by encoding/json's tokens, for what
+// canonicalFast leaves (escapes in strings, errors): the reference the
+// fast path is fuzzed against (FuzzCanonicalFast).
+func canonicalSlow(b []byte) ([]byte, error) {
 	dec := json.NewDecoder(bytes.NewReader(b))
 	dec.UseNumber()
 	var out bytes.Buffer

@@ -10,6 +10,7 @@ import (
 	"os"
 	"slices"
 	"strings"
+	"sync"
 
 	intoto "github.com/in-toto/attestation/go/v1"
 	dssepb "github.com/sigstore/protobuf-specs/gen/pb-go/dsse"
@@ -353,10 +354,20 @@ func keyNames(keys []*PublicKey) string {
 // early if ctx is done.
 func SHA256(ctx context.Context, r io.Reader) (sum [sha256.Size]byte, n int64, err error) {
 	h := sha256.New()
-	n, err = io.CopyBuffer(h, ctxReader{ctx, r}, make([]byte, hashBufSize))
+	buf := hashBufs.Get().(*[]byte)
+	n, err = io.CopyBuffer(h, ctxReader{ctx, r}, *buf)
+	hashBufs.Put(buf)
 	h.Sum(sum[:0])
 	return sum, n, err
 }
+
+// hashBufs are SHA256's read buffers: one of hashBufSize a call, made
+// afresh (and zeroed) each time, was a third of the bytes a burst of
+// builds allocated (one manifest entry an artifact).
+var hashBufs = sync.Pool{New: func() any {
+	b := make([]byte, hashBufSize)
+	return &b
+}}
 
 // ctxReader stops a long read when ctx is done.
 type ctxReader struct {

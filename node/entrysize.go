@@ -122,6 +122,13 @@ func (n *Node) checkEntrySize(req *quorum.BuildRequest, spec *builder.Spec, b *B
 	slices.SortFunc(subjects, func(a, b publish.Subject) int {
 		return cmp.Or(strings.Compare(a.Name, b.Name), strings.Compare(a.Digest, b.Digest))
 	})
-	_, err = majorityEntrySize(req.InputDigest, spec.Ecosystem, spec.Coordinate, req.Spec, subjects, env, n.net().Threshold(), n.o.Keys.Name, n.cur.Load().members)
+	return n.checkEntrySizeOf(req, spec, b, subjects)
+}
+
+// checkEntrySizeOf is checkEntrySize with the attestation's subjects,
+// sorted, known (a vote's: quorum.Vote.Subjects).
+func (n *Node) checkEntrySizeOf(req *quorum.BuildRequest, spec *builder.Spec, b *Build, subjects []publish.Subject) error {
+	env := b.Bundle.Envelope()
+	_, err := majorityEntrySize(req.InputDigest, spec.Ecosystem, spec.Coordinate, req.Spec, subjects, env, n.net().Threshold(), n.o.Keys.Name, n.cur.Load().members)
 	return err
 }

@@ -670,12 +670,21 @@ func (n *Node) handleRequest(ctx context.Context, r *round) {
 		if err != nil {
 			n.log.WarnContext(ctx, "build failed", "input", input, "err", err)
 			vote, err = quorum.NewFailedVote(n.voteFor(r), err.Error())
-		} else if serr := n.checkEntrySize(req, spec, b); serr != nil {
-			// A quorum for it could never be appended: say so instead.
-			n.log.WarnContext(ctx, "refusing to vote for a build whose entry would be too large", "input", input, "err", serr)
-			vote, err = quorum.NewFailedVote(n.voteFor(r), serr.Error())
 		} else {
-			vote, err = quorum.NewVote(n.voteFor(r), b.Bundle, b.ManifestDigest)
+			// The vote parses this node's statement (remembered for its
+			// validator and FSM); the entry size is judged by its subjects.
+			vote, err = n.envelopes.NewVote(n.voteFor(r), b.Bundle, b.ManifestDigest)
+			var serr error
+			if err == nil {
+				serr = n.checkEntrySizeOf(req, spec, b, vote.Subjects)
+			} else {
+				serr = n.checkEntrySize(req, spec, b)
+			}
+			if serr != nil {
+				// A quorum for it could never be appended: say so instead.
+				n.log.WarnContext(ctx, "refusing to vote for a build whose entry would be too large", "input", input, "err", serr)
+				vote, err = quorum.NewFailedVote(n.voteFor(r), serr.Error())
+			}
 		}
 	}
 	if err != nil {

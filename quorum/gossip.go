@@ -1,6 +1,7 @@
 package quorum
 
 import (
+	"container/list"
 	"context"
 	"crypto/sha256"
 	"errors"
@@ -127,6 +128,9 @@ type Gossip struct {
 	votSub   *pubsub.Subscription
 	nonces   *budgets
 	votes    *budgets
+	// copies are the requests the validator accepted, by their bytes
+	// (nil: none remembered; see requestCopies).
+	copies *requestCopies
 
 	dropsMu sync.Mutex
 	drops   map[string]*atomic.Uint64
@@ -157,6 +161,7 @@ func NewGossip(ctx context.Context, o GossipOptions) (*Gossip, error) {
 		log:    o.Logger,
 		nonces: newBudgets(o.NonceCache),
 		votes:  newBudgets(o.VoteCache),
+		copies: newRequestCopies(requestCopiesMax, requestCopiesBytes),
 		drops:  make(map[string]*atomic.Uint64),
 	}
 	if g.log == nil {
@@ -236,7 +241,7 @@ func (g *Gossip) PublishRequest(ctx context.Context, r *BuildRequest, o PublishO
 
 // PublishVote gossips v.
 func (g *Gossip) PublishVote(ctx context.Context, v *Vote, o PublishOptions) error {
-	b, err := v.Marshal()
+	b, err := v.encoded()
 	if err != nil {
 		return err
 	}
@@ -360,16 +365,28 @@ func (g *Gossip) validateRequest(ctx context.Context, _ peer.ID, m *pubsub.Messa
 		return g.drop(topic, DropOversized, m, nil)
 	}
 	net := g.net()
-	_, known := net.ByPeer(m.GetFrom())
-	r, err := ParseBuildRequest(data)
-	if err != nil && !known {
-		return g.drop(topic, DropUnknownPeer, m, nil)
-	}
-	if err != nil {
-		if errors.Is(err, ErrUnsupportedVersion) {
-			return g.drop(topic, DropVersion, m, err)
+	// A copy of a request accepted before (a requester gossips its
+	// request again until its round is over: these are most of the
+	// requests a node sees) is not parsed or its signature verified
+	// again: the same bytes parse the same, and their signature verified
+	// by the key of the requester they name (a key id is the key's
+	// digest). Every other check is made again: author, policy,
+	// requester still allowed, time, nonce.
+	sum := sha256.Sum256(data)
+	r, copied := g.copies.get(sum)
+	if !copied {
+		_, known := net.ByPeer(m.GetFrom())
+		var err error
+		r, err = ParseBuildRequest(data)
+		if err != nil && !known {
+			return g.drop(topic, DropUnknownPeer, m, nil)
 		}
-		return g.drop(topic, DropMalformed, m, err)
+		if err != nil {
+			if errors.Is(err, ErrUnsupportedVersion) {
+				return g.drop(topic, DropVersion, m, err)
+			}
+			return g.drop(topic, DropMalformed, m, err)
+		}
 	}
 	net = g.judgeBy(ctx, net, r.Policy)
 	from, ok := net.ByPeer(m.GetFrom())
@@ -381,14 +398,17 @@ func (g *Gossip) validateRequest(ctx context.Context, _ peer.ID, m *pubsub.Messa
 	}
 	key, ok := net.Requester(r.Requester)
 	if !ok && net.Open() && len(r.RequesterKey) > 0 {
+		var err error
 		key, err = attest.ParsePublicKey("requester "+short(r.Requester), r.RequesterKey)
 		ok = err == nil
 	}
 	if !ok {
 		return g.drop(topic, DropUnknownRequester, m, nil)
 	}
-	if err := r.VerifySignature(key); err != nil {
-		return g.drop(topic, DropBadSignature, m, err)
+	if !copied {
+		if err := r.VerifySignature(key); err != nil {
+			return g.drop(topic, DropBadSignature, m, err)
+		}
 	}
 	now := g.o.Now()
 	if d := now.Sub(r.Time); d > g.o.ReplayWindow || d < -g.o.ReplayWindow {
@@ -412,6 +432,7 @@ func (g *Gossip) validateRequest(ctx context.Context, _ peer.ID, m *pubsub.Messa
 	case addFull:
 		return g.drop(topic, DropReplayCacheFull, m, nil)
 	}
+	g.copies.add(sum, r, len(data))
 	m.ValidatorData = validated[*BuildRequest]{msg: r, from: from}
 	return pubsub.ValidationAccept
 }
@@ -481,6 +502,74 @@ func (g *Gossip) validateVote(ctx context.Context, _ peer.ID, m *pubsub.Message)
 	g.o.Envelopes.rememberStatement(key, parsed)
 	m.ValidatorData = validated[*Vote]{msg: v, from: from}
 	return pubsub.ValidationAccept
+}
+
+// Bounds of the requests the validator remembers as accepted (copies):
+// the requests of the last few minutes of a busy network.
+const (
+	requestCopiesMax   = 4096
+	requestCopiesBytes = 16 << 20
+)
+
+// requestCopies remembers, within bounds (a count, and the bytes of the
+// requests: each holds its spec), the requests the validator accepted,
+// keyed by the SHA-256 of their bytes: a message of the same bytes is the
+// same request, already parsed and its signature verified. The oldest
+// are forgotten first. A nil *requestCopies remembers nothing.
+type requestCopies struct {
+	mu            sync.Mutex
+	max, maxBytes int
+	bytes         int
+	order         *list.List // of requestCopy, the most recent first
+	at            map[[sha256.Size]byte]*list.Element
+	hits          uint64
+}
+
+type requestCopy struct {
+	key  [sha256.Size]byte
+	r    *BuildRequest
+	size int
+}
+
+func newRequestCopies(max, maxBytes int) *requestCopies {
+	return &requestCopies{max: max, maxBytes: maxBytes, order: list.New(), at: make(map[[sha256.Size]byte]*list.Element)}
+}
+
+func (c *requestCopies) get(k [sha256.Size]byte) (*BuildRequest, bool) {
+	if c == nil {
+		return nil, false
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	e, ok := c.at[k]
+	if !ok {
+		return nil, false
+	}
+	c.order.MoveToFront(e)
+	c.hits++
+	return e.Value.(requestCopy).r, true
+}
+
+func (c *requestCopies) add(k [sha256.Size]byte, r *BuildRequest, n int) {
+	if c == nil {
+		return
+	}
+	// The message and what parsing it holds (the spec, the strings).
+	size := 2*n + 512
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if _, ok := c.at[k]; ok || size > c.maxBytes {
+		return
+	}
+	c.at[k] = c.order.PushFront(requestCopy{k, r, size})
+	c.bytes += size
+	for c.order.Len() > c.max || c.bytes > c.maxBytes {
+		last := c.order.Back()
+		rc := last.Value.(requestCopy)
+		delete(c.at, rc.key)
+		c.bytes -= rc.size
+		c.order.Remove(last)
+	}
 }
 
 // Equivocation is the evidence of a build node that signed two different

@@ -343,6 +343,35 @@ type Vote struct {
 	// Subjects are the artifacts the attestation names, sorted (set by
 	// [ParseVote] and [NewVote]).
 	Subjects []publish.Subject
+
+	// enc is the encoding NewVote made and checked, for PublishVote, with
+	// the fields it encodes: a vote changed since is encoded again.
+	enc *voteEncoding
+}
+
+type voteEncoding struct {
+	b      []byte
+	fields voteFields
+}
+
+// voteFields are the fields of a Vote that its encoding holds.
+type voteFields struct {
+	policy, request, input, node, manifest, err string
+	time                                        time.Time
+	bundle                                      *attest.Bundle
+}
+
+func (v *Vote) fields() voteFields {
+	return voteFields{policy: v.Policy, request: v.Request, input: v.InputDigest, node: v.Node, manifest: v.Manifest, err: v.Error, time: v.Time, bundle: v.Bundle}
+}
+
+// encoded is v.Marshal(), answered with the encoding NewVote checked when
+// the vote is unchanged since.
+func (v *Vote) encoded() ([]byte, error) {
+	if v.enc != nil && v.enc.fields == v.fields() {
+		return v.enc.b, nil
+	}
+	return v.Marshal()
 }
 
 type wireVote struct {
@@ -379,13 +408,37 @@ func (f VoteFor) vote() *Vote {
 // NewVote makes the vote of a successful build and checks it as
 // [ParseVote] will.
 func NewVote(f VoteFor, bundle *attest.Bundle, manifest string) (*Vote, error) {
+	return newVote(f, bundle, manifest, publish.ParseStatement)
+}
+
+// NewVote is [NewVote] with the attestation's statement parsed by c
+// ([VerifiedEnvelopes.Statement]) and remembered there: the node's own
+// validator then finds it parsed when the vote is published, and its FSM
+// when the entry made of the votes comes. For the node's own attestations
+// (the key it signs with is its policy key).
+func (c *VerifiedEnvelopes) NewVote(f VoteFor, bundle *attest.Bundle, manifest string) (*Vote, error) {
+	return newVote(f, bundle, manifest, c.Statement)
+}
+
+func newVote(f VoteFor, bundle *attest.Bundle, manifest string, parse func([]byte) (*publish.ParsedStatement, error)) (*Vote, error) {
 	v := f.vote()
 	v.Bundle, v.Manifest = bundle, manifest
 	b, err := v.Marshal()
 	if err != nil {
 		return nil, err
 	}
-	return ParseVote(b)
+	return parseOwnVote(b, parse)
+}
+
+// parseOwnVote parses a vote this package just encoded, and keeps the
+// encoding for PublishVote.
+func parseOwnVote(b []byte, parse func([]byte) (*publish.ParsedStatement, error)) (*Vote, error) {
+	v, err := parseVote(b, parse)
+	if err != nil {
+		return nil, err
+	}
+	v.enc = &voteEncoding{b: b, fields: v.fields()}
+	return v, nil
 }
 
 // NewFailedVote makes the vote of a build that failed, with the reason.
@@ -403,7 +456,7 @@ func NewFailedVote(f VoteFor, reason string) (*Vote, error) {
 	if err != nil {
 		return nil, err
 	}
-	return ParseVote(b)
+	return parseOwnVote(b, publish.ParseStatement)
 }
 
 // Failed reports whether the vote says the build failed.

@@ -10,6 +10,7 @@ import (
 	"github.com/pyrsia/pyrsia-build/attest"
 	"github.com/pyrsia/pyrsia-build/publish"
 	dssepb "github.com/sigstore/protobuf-specs/gen/pb-go/dsse"
+	"google.golang.org/protobuf/reflect/protoreflect"
 )
 
 // VerifiedEnvelopes remembers, within a bound, which DSSE envelopes this
@@ -27,7 +28,11 @@ import (
 // It remembers the statements parsed from envelope payloads too
 // ([VerifiedEnvelopes.Statement]), keyed by the SHA-256 of the payload:
 // the votes topic's validator parses a vote's statement, and the FSM's
-// check of the entry made of the votes finds it parsed.
+// check of the entry made of the votes finds it parsed. Those are bounded
+// by count (max) and by their estimated heap (maxStatementBytes): a
+// statement of many small JSON values takes about 40 times its size once
+// parsed, so that one policy member's accepted votes, 4,096 of up to 1.9
+// MiB of heap each, could otherwise hold gigabytes.
 type VerifiedEnvelopes struct {
 	mu    sync.Mutex
 	max   int
@@ -40,12 +45,21 @@ type VerifiedEnvelopes struct {
 	stAt     map[[sha256.Size]byte]*list.Element
 	stHits   uint64
 	stParsed uint64
+	stBytes  int // the estimated heap of the statements remembered
+	stMax    int // the bound of stBytes
 }
 
 type parsedEntry struct {
-	key [sha256.Size]byte
-	ps  *publish.ParsedStatement
+	key  [sha256.Size]byte
+	ps   *publish.ParsedStatement
+	size int // statementHeap
 }
+
+// DefaultStatementBytes bounds the estimated heap of the parsed
+// statements a [VerifiedEnvelopes] remembers: an honest vote's statement
+// takes about 20-60 KiB parsed, so this holds the last few hundred votes'
+// (the validator's parse is the FSM's, a few seconds later).
+const DefaultStatementBytes = 64 << 20
 
 // NewVerifiedEnvelopes makes a cache of at most max entries (default,
 // for max <= 0: 4,096, about 0.5 MiB).
@@ -54,7 +68,7 @@ func NewVerifiedEnvelopes(max int) *VerifiedEnvelopes {
 		max = 4096
 	}
 	return &VerifiedEnvelopes{max: max, order: list.New(), at: make(map[[sha256.Size]byte]*list.Element),
-		stOrder: list.New(), stAt: make(map[[sha256.Size]byte]*list.Element)}
+		stOrder: list.New(), stAt: make(map[[sha256.Size]byte]*list.Element), stMax: DefaultStatementBytes}
 }
 
 // Statement is publish.ParseStatement(payload), answered from memory for
@@ -108,17 +122,99 @@ func (c *VerifiedEnvelopes) rememberStatement(k [sha256.Size]byte, ps *publish.P
 		return
 	}
 	c.stMu.Lock()
+	if e, ok := c.stAt[k]; ok {
+		c.stOrder.MoveToFront(e)
+		c.stMu.Unlock()
+		return
+	}
+	c.stMu.Unlock()
+	size := statementHeap(ps)
+	c.stMu.Lock()
 	defer c.stMu.Unlock()
+	if size > c.stMax {
+		return // larger than the whole bound: not remembered
+	}
 	if e, ok := c.stAt[k]; ok {
 		c.stOrder.MoveToFront(e)
 		return
 	}
-	c.stAt[k] = c.stOrder.PushFront(parsedEntry{k, ps})
-	for c.stOrder.Len() > c.max {
+	c.stAt[k] = c.stOrder.PushFront(parsedEntry{k, ps, size})
+	c.stBytes += size
+	for c.stOrder.Len() > c.max || c.stBytes > c.stMax {
 		last := c.stOrder.Back()
-		delete(c.stAt, last.Value.(parsedEntry).key)
+		pe := last.Value.(parsedEntry)
+		delete(c.stAt, pe.key)
+		c.stBytes -= pe.size
 		c.stOrder.Remove(last)
 	}
+}
+
+// statementBytes returns how many statements are remembered and their
+// estimated heap.
+func (c *VerifiedEnvelopes) statementBytes() (n, bytes int) {
+	c.stMu.Lock()
+	defer c.stMu.Unlock()
+	return c.stOrder.Len(), c.stBytes
+}
+
+// statementHeap estimates, from above, the heap a parsed statement holds:
+// every message, map entry, list element, string and byte slice of its
+// protobuf tree (the in-toto statement, structpb values for the
+// predicate) at a generous size each, and its canonical spec.
+// TestStatementHeapBoundsTheHeap measures it against the runtime's count.
+func statementHeap(ps *publish.ParsedStatement) int {
+	n := 256 + len(ps.Spec) + 64
+	if ps.Statement != nil {
+		n += messageHeap(ps.Statement.ProtoReflect())
+	}
+	return n
+}
+
+// Sizes statementHeap counts: a message (its struct and the wrapper of a
+// oneof), a map entry (key and value slots, the map's buckets at worst
+// load), a list element and a string or byte slice's header.
+const (
+	heapMessage  = 160
+	heapMapEntry = 96
+	heapListElem = 16
+	heapString   = 32
+)
+
+func messageHeap(m protoreflect.Message) int {
+	n := heapMessage
+	m.Range(func(fd protoreflect.FieldDescriptor, v protoreflect.Value) bool {
+		switch {
+		case fd.IsMap():
+			mv := v.Map()
+			n += 64
+			mv.Range(func(k protoreflect.MapKey, v protoreflect.Value) bool {
+				n += heapMapEntry + valueHeap(fd.MapKey(), k.Value()) + valueHeap(fd.MapValue(), v)
+				return true
+			})
+		case fd.IsList():
+			lv := v.List()
+			n += 32
+			for i := range lv.Len() {
+				n += heapListElem + valueHeap(fd, lv.Get(i))
+			}
+		default:
+			n += valueHeap(fd, v)
+		}
+		return true
+	})
+	return n
+}
+
+func valueHeap(fd protoreflect.FieldDescriptor, v protoreflect.Value) int {
+	switch fd.Kind() {
+	case protoreflect.MessageKind, protoreflect.GroupKind:
+		return messageHeap(v.Message())
+	case protoreflect.StringKind:
+		return heapString + len(v.String())
+	case protoreflect.BytesKind:
+		return heapString + len(v.Bytes())
+	}
+	return 8
 }
 
 // StatementHits returns how many statements were answered from memory,
