@@ -101,7 +101,9 @@ func (b *BuildKit) Build(ctx context.Context, spec *Spec, opts BuildOptions) (*R
 //     a cache mount, the clock, or chance).
 //   - The local source is synced under a session key of its own, so
 //     BuildKit's incremental sync of the "context" and "source" folders
-//     never starts from another build's files.
+//     never starts from another build's files. The one exception is a
+//     locked Maven build's repository, kept under its lock's key and
+//     checked in the container before Maven sees it (see repoKeep).
 //   - The Dockerfile frontend is told it is already the frontend to run
 //     ("cmdline" set), so a "# syntax=" line or BUILDKIT_SYNTAX never makes
 //     it fetch another frontend image; the source policy would deny that
@@ -137,13 +139,22 @@ func (b *BuildKit) build(ctx context.Context, spec *Spec, input string, opts Bui
 	// to the output folder: a repository that serves other bytes fails the
 	// build with nothing half-written.
 	var mo mavenRun
+	var keep repoKeep
 	if spec.Ecosystem == "maven" && spec.Recipe.Maven.Lock != nil {
-		repo, cleanup, err := prepareLockRepo(ctx, spec.Recipe.Maven.Lock, opts, progress)
+		repo, cache, cleanup, err := prepareLockRepo(ctx, spec.Recipe.Maven.Lock, opts, progress)
 		if err != nil {
 			return nil, err
 		}
 		defer cleanup()
 		mo.repo = repo
+		if lfs, ok := repo.(*lockFS); ok && keepLockRepos {
+			if keep, err = keepRepo(cache, spec.Recipe.Maven.Lock.SHA256); err != nil {
+				// A speed-up only: without a key the files are sent afresh.
+				fmt.Fprintf(progress, "maven: the lock's repository is sent afresh: %v\n", err)
+			} else {
+				mo.repoKey, mo.repoSums = keep.key(), lfs.sums()
+			}
+		}
 		times.done("maven lock files")
 	}
 	layout, err := ResolveImage(opts.Images, spec.BuilderImage)
@@ -211,6 +222,12 @@ func (b *BuildKit) build(ctx context.Context, spec *Spec, input string, opts Bui
 		if lfs, ok := mo.repo.(*lockFS); ok {
 			if d := lfs.damaged(); d != nil {
 				err = d
+			}
+		}
+		if mo.repoKey != "" {
+			if rc := repoCopyFailed(string(log)); rc != nil {
+				keep.drop()
+				err = rc
 			}
 		}
 		return nil, &BuildError{Err: err, LogTail: tail(string(log), 25), LogPath: logFile.Name()}
@@ -345,12 +362,18 @@ func prepareOutDir(dir string) error {
 	return os.Mkdir(filepath.Join(dir, "artifacts"), 0o755)
 }
 
+// keepLockRepos says whether a locked build's repository, sent from the
+// cache, is kept by BuildKit for the next build of its lock (see
+// repoKeep). Benchmarks turn it off to measure the fresh sync.
+var keepLockRepos = true
+
 // prepareLockRepo makes the local repository the build sees: the lock's
 // files, fetched from the configured Maven repository (or the cache) and
 // checked. With a cache, the files are sent to BuildKit from the cache
 // entries themselves, checked as they are sent (see [lockFS]); without
 // one, they are fetched into a temporary folder that cleanup removes.
-func prepareLockRepo(ctx context.Context, ref *LockRef, opts BuildOptions, progress io.Writer) (repo fsutil.FS, cleanup func(), err error) {
+// cache is the cache folder, "" for none.
+func prepareLockRepo(ctx context.Context, ref *LockRef, opts BuildOptions, progress io.Writer) (repo fsutil.FS, cache string, cleanup func(), err error) {
 	cleanup = func() {}
 	load := loadLock
 	if opts.Remote {
@@ -358,37 +381,37 @@ func prepareLockRepo(ctx context.Context, ref *LockRef, opts BuildOptions, progr
 	}
 	l, err := load(ref, opts.SpecDir)
 	if err != nil {
-		return nil, cleanup, err
+		return nil, "", cleanup, err
 	}
 	rc, cache, err := mavenRepoOpts{opts.MavenRepository, opts.MavenCache}.resolve()
 	if err != nil {
-		return nil, cleanup, err
+		return nil, "", cleanup, err
 	}
 	var n int
 	if cache != "" {
 		var lfs *lockFS
 		lfs, n, err = newLockFS(ctx, l, rc.client(), cache, progress)
 		if err != nil {
-			return nil, cleanup, fmt.Errorf("builder: %w", err)
+			return nil, "", cleanup, fmt.Errorf("builder: %w", err)
 		}
 		repo = lfs
 	} else {
 		dir, err := os.MkdirTemp("", "pyrsia-m2-*")
 		if err != nil {
-			return nil, cleanup, err
+			return nil, "", cleanup, err
 		}
 		cleanup = func() { os.RemoveAll(dir) }
 		if n, err = lockRepo(ctx, l, rc.client(), "", dir, progress); err != nil {
 			cleanup()
-			return nil, func() {}, fmt.Errorf("builder: %w", err)
+			return nil, "", func() {}, fmt.Errorf("builder: %w", err)
 		}
 		if repo, err = fsutil.NewFS(dir); err != nil {
 			cleanup()
-			return nil, func() {}, err
+			return nil, "", func() {}, err
 		}
 	}
 	fmt.Fprintf(progress, "maven: %d locked files ready (%d fetched, %d from the cache)\n", len(l.Files), n, len(l.Files)-n)
-	return repo, cleanup, nil
+	return repo, cache, cleanup, nil
 }
 
 // run solves, showing progress to the user and writing plain progress to

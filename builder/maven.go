@@ -18,9 +18,11 @@ import (
 // module's pom named after its jar. With PYRSIA_M2 set, the local
 // repository is that folder (the lock's files) instead of the image's, and
 // with PYRSIA_MIRROR set too (the resolve phase) Maven is online with that
-// mirror as its only repository, and nothing is collected.
+// mirror as its only repository, and nothing is collected. With
+// PYRSIA_M2_SUMS set, the repository is checked against it first (see
+// mavenRepoCheck).
 const mavenScript = `set -eu
-umask "${PYRSIA_UMASK:-022}"
+` + mavenRepoCheck + `umask "${PYRSIA_UMASK:-022}"
 if [ -n "${PYRSIA_JDK:-}" ]; then
   JAVA_HOME=/usr/lib/jvm/java-$PYRSIA_JDK-openjdk-$PYRSIA_ARCH
   if [ ! -x "$JAVA_HOME/bin/javac" ]; then
@@ -81,7 +83,21 @@ type mavenRun struct {
 	// repo, when set, holds the lock's files: the build's local
 	// repository (offline, network off).
 	repo fsutil.FS
+	// repoKey, when set, is the key BuildKit keeps the repository under
+	// between builds (see repoKeep), and repoSums the list of its files
+	// and their sha256 that the container checks the kept copy against
+	// before Maven runs. Without it, the repository is synced afresh.
+	repoKey  string
+	repoSums []byte
 }
+
+// mavenKeptDir is where a kept copy of the lock's files is mounted
+// (read-only) for mavenRepoCheck.
+const mavenKeptDir = "/pyrsia-m2-kept"
+
+// mavenSumsDir is where the container finds the list of the lock's files
+// and their sha256 (a file "sha256" there).
+const mavenSumsDir = "/pyrsia-lock"
 
 func (b *BuildKit) solveMaven(ctx context.Context, spec *Spec, iso isolation, srcDir string, store content.Store, out string, mo mavenRun, ch chan *client.SolveStatus) error {
 	// client.Solve closes ch; an error before it is called must close ch
@@ -100,7 +116,9 @@ func (b *BuildKit) solveMaven(ctx context.Context, spec *Spec, iso isolation, sr
 	platform := llb.Platform(p)
 	// The reference names the image for the solver; the store ID finds it.
 	img := llb.OCILayout("pyrsia/"+spec.BuilderImage.Name+"@"+spec.BuilderImage.Digest, llb.OCIStore("", builderImageStore), platform)
-	src := llb.Local("source", llb.SharedKeyHint("source"))
+	// The source is synced under a key of this build's own (see
+	// isolation); the lock's repository under its lock's key, if kept.
+	src := llb.Local("source", llb.SharedKeyHint("source-"+iso.ns))
 	args := []string{"/bin/sh", "-c", mavenScript, "mvn"}
 	if len(r.Modules) > 0 {
 		args = append(args, "-pl", strings.Join(r.Modules, ","), "-am")
@@ -142,7 +160,19 @@ func (b *BuildKit) solveMaven(ctx context.Context, spec *Spec, iso isolation, sr
 		entitlements = append(entitlements, "network.host")
 	case mo.repo != nil:
 		mounts["mavenrepo"] = mo.repo
-		repo := llb.Local("mavenrepo", llb.SharedKeyHint("mavenrepo"))
+		if mo.repoKey != "" {
+			// Kept by BuildKit between builds of the lock: mounted
+			// read-only and checked (see mavenRepoCheck). The list comes
+			// with the definition, not with the kept copy.
+			repo := llb.Local("mavenrepo", llb.SharedKeyHint(mo.repoKey))
+			sums := llb.Scratch().File(llb.Mkfile("/sha256", 0o444, mo.repoSums), llb.WithCustomName("the lock's files and their sha256"))
+			runOpts = append(runOpts,
+				llb.AddMount(mavenKeptDir, repo, llb.Readonly), llb.AddEnv("PYRSIA_M2_KEPT", mavenKeptDir),
+				llb.AddMount(mavenSumsDir, sums, llb.Readonly), llb.AddEnv("PYRSIA_M2_SUMS", mavenSumsDir+"/sha256"),
+				llb.AddMount(mavenRepoDir, llb.Scratch(), llb.Tmpfs()), llb.AddEnv("PYRSIA_M2", mavenRepoDir))
+			break
+		}
+		repo := llb.Local("mavenrepo", llb.SharedKeyHint("mavenrepo-"+iso.ns))
 		// Mounted, not copied into a layer: what Maven writes to its
 		// local repository lands in the mount's own writable layer, which
 		// is dropped with the mount; the exported /out is in the root.
@@ -170,7 +200,7 @@ func (b *BuildKit) solveMaven(ctx context.Context, spec *Spec, iso isolation, sr
 	}
 	solving = true
 	_, err = b.c.Solve(ctx, def, client.SolveOpt{
-		SharedKey:           iso.ns,
+		SharedKey:           "pyrsia",
 		LocalMounts:         mounts,
 		OCIStores:           map[string]content.Store{builderImageStore: store},
 		SourcePolicy:        sourcePolicy(spec.BuilderImage.Digest),

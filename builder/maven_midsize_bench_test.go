@@ -15,6 +15,7 @@ import (
 	"regexp"
 	"sort"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -137,15 +138,27 @@ sourceDateEpoch: %d
 	if locked == nil {
 		resolve(b)
 	}
+	// buildOnce builds once and returns its wall and CPU seconds (this
+	// process, buildkitd and everything it ran, the container included).
+	buildOnce := func(b *testing.B, cache string) (wall, cpu float64) {
+		out := filepath.Join(b.TempDir(), "out")
+		c0, t0 := daemonCPU(b, d), time.Now()
+		if _, err := bk.Build(ctx, locked, BuildOptions{OutDir: out, SpecDir: work, Images: images, MavenCache: cache}); err != nil {
+			b.Fatal(err)
+		}
+		wall, cpu = time.Since(t0).Seconds(), daemonCPU(b, d)-c0
+		logPhases(b, filepath.Join(out, "build.log"))
+		b.Logf("wall %.2f s, cpu %.2f s", wall, cpu)
+		return wall, cpu
+	}
 	build := func(b *testing.B, cache string) {
 		load(b)
+		var cpu float64
 		for i := 0; i < b.N; i++ {
-			out := filepath.Join(b.TempDir(), "out")
-			if _, err := bk.Build(ctx, locked, BuildOptions{OutDir: out, SpecDir: work, Images: images, MavenCache: cache}); err != nil {
-				b.Fatal(err)
-			}
-			logPhases(b, filepath.Join(out, "build.log"))
+			_, c := buildOnce(b, cache)
+			cpu += c
 		}
+		b.ReportMetric(cpu/float64(b.N), "cpu-s/op")
 	}
 	b.Run("locked-build-cold", func(b *testing.B) { build(b, "-") })
 	b.Run("locked-build-cached", func(b *testing.B) { build(b, cache) })
@@ -169,19 +182,94 @@ sourceDateEpoch: %d
 	if _, err := lockRepo(ctx, l, nil, cache, repo, io.Discard); err != nil {
 		b.Fatal(err)
 	}
+	hostOnce := func(b *testing.B) (wall, cpu float64) {
+		os.RemoveAll(filepath.Join(src, "target"))
+		args := append([]string{"-o", "-B", "-q", "-Dmaven.repo.local=" + repo,
+			"-Dproject.build.outputTimestamp=" + time.Unix(epoch, 0).UTC().Format(time.RFC3339)}, midSizeArgs...)
+		cmd := exec.Command("mvn", append(args, "package")...)
+		cmd.Dir = src
+		t0 := time.Now()
+		if out, err := cmd.CombinedOutput(); err != nil {
+			b.Fatalf("mvn: %v\n%s", err, out)
+		}
+		wall = time.Since(t0).Seconds()
+		cpu = (cmd.ProcessState.UserTime() + cmd.ProcessState.SystemTime()).Seconds()
+		b.Logf("wall %.2f s, cpu %.2f s", wall, cpu)
+		return wall, cpu
+	}
 	b.Run("host-mvn-warm", func(b *testing.B) {
 		load(b)
+		var cpu float64
 		for i := 0; i < b.N; i++ {
-			os.RemoveAll(filepath.Join(src, "target"))
-			args := append([]string{"-o", "-B", "-q", "-Dmaven.repo.local=" + repo,
-				"-Dproject.build.outputTimestamp=" + time.Unix(epoch, 0).UTC().Format(time.RFC3339)}, midSizeArgs...)
-			cmd := exec.Command("mvn", append(args, "package")...)
-			cmd.Dir = src
-			if out, err := cmd.CombinedOutput(); err != nil {
-				b.Fatalf("mvn: %v\n%s", err, out)
-			}
+			_, c := hostOnce(b)
+			cpu += c
+		}
+		b.ReportMetric(cpu/float64(b.N), "cpu-s/op")
+	})
+
+	// Rounds of a cached build whose repository is sent afresh (as before
+	// BuildKit kept it), one whose repository BuildKit kept from the
+	// last build of the lock, and the host's mvn, one after the other:
+	// their ratios under the same load. -benchtime Nx runs N rounds.
+	b.Run("interleaved", func(b *testing.B) {
+		load(b)
+		buildOnce(b, cache) // BuildKit keeps the repository from here on
+		var fresh, kept, host [2][]float64
+		add := func(to *[2][]float64, wall, cpu float64) {
+			to[0], to[1] = append(to[0], wall), append(to[1], cpu)
+		}
+		for i := 0; i < b.N; i++ {
+			load(b)
+			keepLockRepos = false
+			w, c := buildOnce(b, cache)
+			keepLockRepos = true
+			add(&fresh, w, c)
+			w, c = buildOnce(b, cache)
+			add(&kept, w, c)
+			w, c = hostOnce(b)
+			add(&host, w, c)
+			b.Logf("round %d: fresh %.2f s (%.2f cpu-s), kept %.2f s (%.2f cpu-s), host %.2f s (%.2f cpu-s): kept/host %.3f, fresh/host %.3f",
+				i+1, fresh[0][i], fresh[1][i], kept[0][i], kept[1][i], host[0][i], host[1][i], kept[0][i]/host[0][i], fresh[0][i]/host[0][i])
+		}
+		for _, m := range []struct {
+			name string
+			v    [2][]float64
+		}{{"fresh", fresh}, {"kept", kept}, {"host", host}} {
+			b.ReportMetric(median(m.v[0]), m.name+"-s")
+			b.ReportMetric(median(m.v[1]), m.name+"-cpu-s")
 		}
 	})
+}
+
+func median(v []float64) float64 {
+	s := append([]float64(nil), v...)
+	sort.Float64s(s)
+	if len(s)%2 == 1 {
+		return s[len(s)/2]
+	}
+	return (s[len(s)/2-1] + s[len(s)/2]) / 2
+}
+
+// daemonCPU is the CPU seconds of this process and of d's buildkitd with
+// its waited-for children (runc, and the containers runc waited for).
+func daemonCPU(b *testing.B, d *Daemon) float64 {
+	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", d.cmd.Process.Pid))
+	if err != nil {
+		b.Fatal(err)
+	}
+	// The fields after the command's closing parenthesis: utime is the
+	// 14th field of the line, cstime the 17th.
+	f := strings.Fields(string(data[bytes.LastIndexByte(data, ')')+2:]))
+	var ticks float64
+	for _, x := range f[11:15] {
+		var n float64
+		fmt.Sscan(x, &n)
+		ticks += n
+	}
+	var ru syscall.Rusage
+	syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
+	self := time.Duration(ru.Utime.Nano() + ru.Stime.Nano()).Seconds()
+	return ticks/100 + self // USER_HZ is 100 on Linux
 }
 
 // logPhases logs where a build spent its time: the build's own phases

@@ -1,0 +1,209 @@
+package builder
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+)
+
+// keptRepo syncs a lock's repository (lockFSLock) into a folder as BuildKit
+// would keep it and returns the folder and the check's list.
+func keptRepo(t *testing.T) (dir, sums string, files map[string][]byte) {
+	t.Helper()
+	l, files := lockFSLock(t)
+	_, url := newRepo(t, files)
+	fsys, _, err := newLockFS(context.Background(), l, newRepoClient(url), t.TempDir(), io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir = t.TempDir()
+	if err := syncFS(fsys, dir, fsys); err != nil {
+		t.Fatal(err)
+	}
+	sums = filepath.Join(t.TempDir(), "sha256")
+	if err := os.WriteFile(sums, fsys.sums(), 0o444); err != nil {
+		t.Fatal(err)
+	}
+	return dir, sums, files
+}
+
+// runRepoCheck runs mavenRepoCheck with /bin/sh on the host (the image's
+// shell, awk, find and xargs are Debian's, as here) and returns its
+// stderr's findings and whether it failed.
+func runRepoCheck(t *testing.T, dir, sums, m2 string, env ...string) ([]string, bool) {
+	t.Helper()
+	cmd := exec.Command("/bin/sh", "-c", "set -eu\n"+mavenRepoCheck+"echo checked\n")
+	cmd.Env = append([]string{"PYRSIA_M2_KEPT=" + dir, "PYRSIA_M2=" + m2, "PYRSIA_M2_SUMS=" + sums, "PATH=" + os.Getenv("PATH"), "TMPDIR=" + t.TempDir()}, env...)
+	var stderr strings.Builder
+	cmd.Stderr = &stderr
+	out, err := cmd.Output()
+	failed := err != nil
+	if failed == (string(out) == "checked\n") {
+		t.Fatalf("the check exited with %v and wrote %q", err, out)
+	}
+	var found []string
+	for _, l := range strings.Split(stderr.String(), "\n") {
+		if p, ok := strings.CutPrefix(l, "pyrsia-build: locked repository: "); ok {
+			found = append(found, p)
+		}
+	}
+	if failed && !strings.Contains(stderr.String(), "is not the lock's files") {
+		t.Errorf("a failed check says:\n%s", stderr.String())
+	}
+	return found, failed
+}
+
+// TestRepoCheckSums: the list names every file the sync writes, the
+// metadata under its local name, with the lock's sha256, sorted by path
+// the way sort(1) sorts in the C locale.
+func TestRepoCheckSums(t *testing.T) {
+	dir, sums, files := keptRepo(t)
+	data, _ := os.ReadFile(sums)
+	var names []string
+	for _, l := range strings.Split(strings.TrimSuffix(string(data), "\n"), "\n") {
+		sha, p, ok := strings.Cut(l, "  ")
+		if !ok || len(sha) != 64 {
+			t.Fatalf("line %q is not sha256sum's", l)
+		}
+		if b, ok := files[p]; ok && sha != sha256hex(b) {
+			t.Errorf("%s: sha256 %s, want %s", p, sha, sha256hex(b))
+		}
+		if _, err := os.Stat(filepath.Join(dir, p)); err != nil {
+			t.Errorf("%s is listed but not synced: %v", p, err)
+		}
+		names = append(names, p)
+	}
+	want := []string{"org/x/lib-ext/2.0/lib-ext-2.0.pom", "org/x/lib/1.0/lib-1.0.jar", "org/x/lib/1.0/lib-1.0.pom", "org/x/lib/" + localMetadataFile}
+	if !slices.Equal(names, want) {
+		t.Fatalf("listed %q, want %q", names, want)
+	}
+	// sha256sum itself accepts the list.
+	cmd := exec.Command("sha256sum", "--quiet", "-c", sums)
+	cmd.Dir = dir
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("sha256sum -c: %v\n%s", err, out)
+	}
+}
+
+func sha256hex(b []byte) string { return sha(b) }
+
+// TestRepoCheck: the check in the container passes the lock's files and
+// names each file that is missing, holds other bytes, is not a regular
+// file, or is not in the lock; with OpenSSL and with sha256sum.
+func TestRepoCheck(t *testing.T) {
+	noOpenSSL := t.TempDir()
+	for _, tool := range []string{"sh", "find", "awk", "xargs", "sha256sum", "sort", "sed", "cat", "mkdir", "cp"} {
+		p, err := exec.LookPath(tool)
+		if err != nil {
+			t.Skip(tool + " is not on PATH")
+		}
+		os.Symlink(p, filepath.Join(noOpenSSL, tool))
+	}
+	hashers := map[string][]string{"sha256sum": {"PATH=" + noOpenSSL}}
+	if _, err := exec.LookPath("openssl"); err == nil {
+		hashers["openssl"] = nil
+	}
+	jar := "org/x/lib/1.0/lib-1.0.jar"
+	for name, env := range hashers {
+		t.Run(name, func(t *testing.T) {
+			dir, sums, files := keptRepo(t)
+			m2 := filepath.Join(t.TempDir(), "m2")
+			if found, failed := runRepoCheck(t, dir, sums, m2, env...); failed || len(found) > 0 {
+				t.Fatalf("the intact copy fails the check: %q", found)
+			}
+			// Maven's repository: links to the copy's files.
+			for p, b := range files {
+				if got, err := os.ReadFile(filepath.Join(m2, p)); err != nil || !bytes.Equal(got, b) {
+					t.Errorf("%s in Maven's repository: %q, %v", p, got, err)
+				}
+				if fi, err := os.Lstat(filepath.Join(m2, p)); err != nil || fi.Mode()&os.ModeSymlink == 0 {
+					t.Errorf("%s in Maven's repository is not a link to the copy: %v", p, err)
+				}
+			}
+			// Damage the copy in each way at once.
+			if err := os.WriteFile(filepath.Join(dir, jar), []byte("JAR BYTES"), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			os.Remove(filepath.Join(dir, "org/x/lib/1.0/lib-1.0.pom"))
+			os.Remove(filepath.Join(dir, "org/x/lib-ext/2.0/lib-ext-2.0.pom"))
+			os.Symlink("/etc/hostname", filepath.Join(dir, "org/x/lib-ext/2.0/lib-ext-2.0.pom"))
+			os.MkdirAll(filepath.Join(dir, "org/evil/1"), 0o755)
+			os.WriteFile(filepath.Join(dir, "org/evil/1/evil-1.jar"), []byte("x"), 0o644)
+			found, failed := runRepoCheck(t, dir, sums, filepath.Join(t.TempDir(), "m2"), env...)
+			want := []string{
+				"org/evil/1/evil-1.jar is not in the lock",
+				"org/x/lib-ext/2.0/lib-ext-2.0.pom is not a regular file",
+				jar + " holds sha256:" + sha([]byte("JAR BYTES")) + ", not the sha256:" + sha([]byte("jar bytes")) + " of the lock",
+				"org/x/lib/1.0/lib-1.0.pom is missing",
+			}
+			if !failed || !slices.Equal(found, want) {
+				t.Fatalf("the damaged copy: failed %v, findings\n%s\nwant\n%s", failed, strings.Join(found, "\n"), strings.Join(want, "\n"))
+			}
+			// The host names the same files.
+			var log strings.Builder
+			for _, f := range found {
+				log.WriteString("#12 0.815 pyrsia-build: locked repository: " + f + "\n")
+			}
+			var e *RepoCopyError
+			if err := error(repoCopyFailed(log.String())); !errors.As(err, &e) || !slices.Equal(e.Problems, want) || !strings.Contains(err.Error(), jar) {
+				t.Fatalf("repoCopyFailed: %v", err)
+			}
+		})
+	}
+	if repoCopyFailed("#12 0.5 [INFO] BUILD FAILURE\n") != nil {
+		t.Error("a log without findings gives a RepoCopyError")
+	}
+	// BuildKit's error for the failed run quotes the script: no finding.
+	if e := repoCopyFailed(`process "/bin/sh -c ` + strings.ReplaceAll(mavenScript, "\n", `\n`) + `" did not complete successfully`); e != nil {
+		t.Errorf("the script's own text gives findings %q", e.Problems)
+	}
+}
+
+// TestKeepRepo: a lock's key is the same from build to build until it is
+// dropped; then a new one is made. A token file not written by keepRepo
+// is replaced.
+func TestKeepRepo(t *testing.T) {
+	cache := t.TempDir()
+	lockSHA := strings.Repeat("ab", 32)
+	k1, err := keepRepo(cache, lockSHA)
+	if err != nil {
+		t.Fatal(err)
+	}
+	k2, err := keepRepo(cache, lockSHA)
+	if err != nil || k2.key() != k1.key() {
+		t.Fatalf("second key %q (%v), want %q", k2.key(), err, k1.key())
+	}
+	if !strings.HasPrefix(k1.key(), "mavenrepo-"+lockSHA+"-") || len(k1.token) != 32 {
+		t.Fatalf("key %q", k1.key())
+	}
+	other, _ := keepRepo(cache, strings.Repeat("cd", 32))
+	if other.token == k1.token {
+		t.Fatal("two locks share a token")
+	}
+	k1.drop()
+	k3, err := keepRepo(cache, lockSHA)
+	if err != nil || k3.key() == k1.key() {
+		t.Fatalf("after drop: key %q (%v), want a new one", k3.key(), err)
+	}
+	// A stale key's drop does not drop the new one.
+	k1.drop()
+	if k4, _ := keepRepo(cache, lockSHA); k4.key() != k3.key() {
+		t.Fatalf("a stale drop changed the key: %q, want %q", k4.key(), k3.key())
+	}
+	os.WriteFile(k3.file, []byte("../../etc\n"), 0o644)
+	k5, err := keepRepo(cache, lockSHA)
+	if err != nil || k5.key() == k3.key() || !repoTokenRE.MatchString(k5.token) {
+		t.Fatalf("a bad token file gave %q (%v)", k5.key(), err)
+	}
+	entries, _ := os.ReadDir(filepath.Join(cache, "keys"))
+	if len(entries) != 2 {
+		t.Fatalf("keys/ holds %d files, want 2 (no temporary file left)", len(entries))
+	}
+}
