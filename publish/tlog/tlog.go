@@ -1155,7 +1155,9 @@ func (l *Log) recover(ctx context.Context) error {
 			err = fsys.WriteFile(seg, data[:min(last, int64(len(data)))], true)
 		}
 		if err != nil {
-			return fmt.Errorf("tlog: writing %s again: %w", seg, err)
+			// A full or failing disk: the log is served as it is, and
+			// takes no appends until a restart manages it.
+			l.fail(fmt.Errorf("writing %s again: %w", seg, err))
 		}
 		if l.wal, err = openWALSegment(fsys, walDir, newest, last); err != nil {
 			return err
@@ -1224,9 +1226,11 @@ func (l *Log) checkTile(id TileID, data []byte, synced, cpSize uint64) error {
 		if err := l.repairTile(id, data); err != nil {
 			return err
 		}
-	case end > synced && !l.opts.ReadOnly:
+	case end > synced && !l.opts.ReadOnly && l.err == nil:
 		if err := l.tiles.write(id, data); err != nil {
-			return fmt.Errorf("tlog: writing %s again: %w", id, err)
+			// It reads back right: served as it is; no appends until a
+			// restart manages to write it (and no segment is retired).
+			l.fail(fmt.Errorf("writing %s again: %w", id, err))
 		}
 	}
 	return l.checkPartials(id, data, cpSize)
