@@ -19,13 +19,34 @@ type NotFinalError struct {
 	Checkpoint log.Checkpoint
 	Signed     []string // names of the cosigners whose cosignature verified
 	Missing    []string // names of the others
-	Threshold  int
+	// Invalid names those of Missing whose cosignature line is on the
+	// checkpoint but does not verify (a forged or damaged line, or a
+	// cosignature of other text).
+	Invalid   []string
+	Threshold int
 }
 
 func (e *NotFinalError) Error() string {
-	return fmt.Sprintf("witness: checkpoint of %q at size %d is not final: cosigned by %d of %d cosigners, need %d; missing %s",
+	bad := make(map[string]bool, len(e.Invalid))
+	for _, n := range e.Invalid {
+		bad[n] = true
+	}
+	var absent []string
+	for _, n := range e.Missing {
+		if !bad[n] {
+			absent = append(absent, n)
+		}
+	}
+	var why []string
+	if len(absent) > 0 {
+		why = append(why, "missing "+strings.Join(absent, ", "))
+	}
+	if len(e.Invalid) > 0 {
+		why = append(why, "cosignature does not verify: "+strings.Join(e.Invalid, ", "))
+	}
+	return fmt.Sprintf("witness: checkpoint of %q at size %d is not final: cosigned by %d of %d cosigners, need %d; %s",
 		e.Checkpoint.Origin, e.Checkpoint.Size, len(e.Signed), len(e.Signed)+len(e.Missing), e.Threshold,
-		strings.Join(e.Missing, ", "))
+		strings.Join(why, "; "))
 }
 
 // Unwrap returns [ErrNotFinal].
@@ -72,23 +93,29 @@ func VerifyFinal(noteBytes []byte, origin string, logVerifiers []note.Verifier, 
 	for _, v := range cosigners {
 		byKey[PublicKey(v)] = append(byKey[PublicKey(v)], v)
 	}
-	var signed, missing []string
+	var signed, missing, invalid []string
 	for _, first := range distinct {
-		name := ""
+		name, seen := "", false
 		for _, v := range byKey[PublicKey(first)] {
-			if ok, _ := verifies(n, v); ok {
+			ok, present := verifies(n, v)
+			if ok {
 				name = v.Name()
 				break
 			}
+			seen = seen || present
 		}
-		if name != "" {
+		switch {
+		case name != "":
 			signed = append(signed, name)
-		} else {
+		case seen:
+			missing = append(missing, first.Name())
+			invalid = append(invalid, first.Name())
+		default:
 			missing = append(missing, first.Name())
 		}
 	}
 	if len(signed) < threshold {
-		return cp, signed, &NotFinalError{Checkpoint: *cp, Signed: signed, Missing: missing, Threshold: threshold}
+		return cp, signed, &NotFinalError{Checkpoint: *cp, Signed: signed, Missing: missing, Invalid: invalid, Threshold: threshold}
 	}
 	return cp, signed, nil
 }

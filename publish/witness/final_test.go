@@ -50,7 +50,7 @@ func TestVerifyFinal(t *testing.T) {
 		{"two cosignatures", []note.Signature{cosign(t, n3, signed), cosign(t, n1, signed)}, "", []string{"node-a", "node-c"}, ""},
 		{"three cosignatures", []note.Signature{cosign(t, n1, signed), cosign(t, n2, signed), cosign(t, n3, signed)}, "", []string{"node-a", "node-b", "node-c"}, ""},
 		{"unknown key does not count", []note.Signature{cosign(t, n1, signed), cosign(t, stranger, signed)}, "", []string{"node-a"}, "1 of 3"},
-		{"cosignature of another checkpoint does not count", []note.Signature{cosign(t, n1, signed), cosign(t, n2, other)}, "", []string{"node-a"}, "missing node-b, node-c"},
+		{"cosignature of another checkpoint does not count", []note.Signature{cosign(t, n1, signed), cosign(t, n2, other)}, "", []string{"node-a"}, "missing node-c; cosignature does not verify: node-b"},
 		{"bad cosignature before a good one", []note.Signature{cosign(t, n1, signed), cosign(t, n2, other)}, "— node-b " + cosign(t, n2, signed).Base64 + "\n", []string{"node-a", "node-b"}, ""},
 		{"same cosigner twice counts once", []note.Signature{cosign(t, n1, signed)}, "— node-a " + cosign(t, n1, signed).Base64 + "\n", []string{"node-a"}, "1 of 3"},
 		{"plain note signature does not count", []note.Signature{cosign(t, n1, signed), plain}, "", []string{"node-a"}, "1 of 3"},
