@@ -289,10 +289,10 @@ func httpdChild(in *bufio.Scanner, ip string, await func(string) error, cpu0 *ti
 }
 
 // httpFetch GETs url and checks that the body hashes to digest. A
-// download cut off (in the 200-host run on shaped links, 18 of 200 were
-// reset by the server's side after 8 to 14 minutes) goes on from where it
-// stopped (a Range request, as a downloader that resumes would), up to 5
-// times; each is told on standard error.
+// download cut off (in one 200-host run on shaped links, 18 of 200 were
+// reset by the server's side, cause not found; none in the next run) goes
+// on from where it stopped (a Range request, as a downloader that resumes
+// would), up to 5 times; each is told on standard error.
 func httpFetch(url, digest string) error {
 	h := sha256.New()
 	var got int64
