@@ -68,7 +68,7 @@ type Regular struct {
 	chain    *policy.Chain   // the policies along the log, as far as followed
 	gater    *quorum.Gater
 	host     host.Host
-	src      logclient.Source
+	src      *growingSource
 	client   *logclient.Client
 	follower *logclient.Follower
 	idx      *index.Index
@@ -76,6 +76,12 @@ type Regular struct {
 	fwd      *forwarder
 	xchg     *exchange.Exchange
 	closers  []func() error
+	// seenPeers are the peers whose logs src reads (and this node's own
+	// ID); held by src's lock once src is made.
+	seenPeers map[peer.ID]bool
+	// preAdded are sources of policy changes applied as the follower
+	// started, before NewFollower returned: given to it then.
+	preAdded []logclient.Source
 
 	mu      sync.Mutex
 	skipped []string // entries that did not certify themselves, by index
@@ -138,21 +144,25 @@ func NewRegular(ctx context.Context, o RegularOptions) (_ *Regular, err error) {
 	if err := quorum.Bootstrap(ctx, r.host, o.Bootstrap); err != nil {
 		r.log.WarnContext(ctx, "no bootstrap peer is reachable yet; continuing", "err", err)
 	}
-	if r.src, err = r.logSources(); err != nil {
+	first, err := r.logSources()
+	if err != nil {
 		return nil, err
 	}
+	r.src = newGrowingSource(first, r.seenPeers)
 	r.closers = append(r.closers, r.src.Close)
 	r.client = logclient.New(r.src, logclient.Options{Trust: r.trust})
 	if r.idx, err = index.New(); err != nil {
 		return nil, fmt.Errorf("node: %w", err)
 	}
 	r.follower, err = logclient.NewFollower(ctx, logclient.FollowerOptions{
-		Source: r.src, Chain: r.chain, OnChange: r.policyChanged, StateDir: filepath.Join(o.Data, "follow"),
+		Source: first, Chain: r.chain, OnChange: r.policyChanged, StateDir: filepath.Join(o.Data, "follow"),
 		Visit: r.visit, Interval: o.PollInterval, Logger: r.log,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("node: following the log: %w", err)
 	}
+	r.follower.AddSources(r.preAdded...)
+	r.preAdded = nil
 	addr := ""
 	if o.HTTP != nil {
 		addr = o.HTTP.Addr().String()
@@ -176,7 +186,9 @@ func NewRegular(ctx context.Context, o RegularOptions) (_ *Regular, err error) {
 
 // logSources returns the sources the node reads the log from, in the
 // order they are tried: LogURL, the bootstrap peers, the first policy's
-// build nodes that are not among them.
+// build nodes that are not among them. The build nodes of the policies
+// that follow are added as the follower applies them (policyChanged).
+// It records the peers it names in r.seenPeers.
 func (r *Regular) logSources() (logclient.Source, error) {
 	var srcs []logclient.Source
 	if r.o.LogURL != "" {
@@ -188,6 +200,7 @@ func (r *Regular) logSources() (logclient.Source, error) {
 	}
 	var peers []peer.ID
 	seen := map[peer.ID]bool{r.host.ID(): true}
+	r.seenPeers = seen
 	for _, b := range r.o.Bootstrap {
 		if !seen[b.ID] {
 			seen[b.ID] = true
@@ -227,6 +240,16 @@ func (r *Regular) policyChanged(i uint64, c *policy.Change) {
 		r.fwd.network.Store(nw)
 	}
 	r.gater.SetPeers(nw.PeerIDs())
+	if added, err := r.src.addPeers(r.host, nw.PeerIDs()); err != nil {
+		r.log.Error("reading the log from the new policy's build nodes", "err", err)
+	} else if added != nil {
+		if r.follower != nil {
+			r.follower.AddSources(added)
+		} else { // a change applied again as the follower starts
+			r.preAdded = append(r.preAdded, added)
+		}
+		r.log.Info("reading the log from the new policy's build nodes too", "source", added.String())
+	}
 	r.log.Info("following the policy in force", "from", i+1, "policy", c.New.Digest(), "nodes", len(c.New.Nodes))
 }
 

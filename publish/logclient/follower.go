@@ -221,6 +221,7 @@ type Follower struct {
 	confirm bool
 
 	mu      sync.Mutex
+	added   []Source // by AddSources, taken into clients by the next poll
 	last    *Checkpoint
 	next    uint64
 	lastErr error
@@ -375,11 +376,44 @@ func (f *Follower) Run(ctx context.Context) error {
 func (f *Follower) Poll(ctx context.Context) error {
 	f.poll.Lock()
 	defer f.poll.Unlock()
+	f.takeAdded()
 	err := f.pollOnce(ctx)
 	f.mu.Lock()
 	f.lastErr = err
 	f.mu.Unlock()
 	return err
+}
+
+// AddSources adds sources to read the log from, after those it has (the
+// members of a [Failover], each on its own); the next poll reads them in
+// turn like the others. A node calls it when a policy change brings build
+// nodes its sources do not name: a follower that kept only the build
+// nodes of the first policy would stop following once they were all
+// replaced. It is safe to call at any time, from OnChange and Visit too.
+func (f *Follower) AddSources(srcs ...Source) {
+	var flat []Source
+	for _, s := range srcs {
+		if fo, ok := s.(*failover); ok {
+			flat = append(flat, fo.srcs...)
+		} else if s != nil {
+			flat = append(flat, s)
+		}
+	}
+	f.mu.Lock()
+	f.added = append(f.added, flat...)
+	f.mu.Unlock()
+}
+
+// takeAdded makes a client of each source added since the last poll.
+// Held by poll.
+func (f *Follower) takeAdded() {
+	f.mu.Lock()
+	added := f.added
+	f.added = nil
+	f.mu.Unlock()
+	for _, s := range added {
+		f.clients = append(f.clients, New(timed{s, f.opts.ReadTimeout}, Options{Trust: f.opts.Trust}))
+	}
 }
 
 // pollOnce polls the sources in turn, from the one that answered last,

@@ -526,3 +526,39 @@ func TestFollowerFailover(t *testing.T) {
 		t.Fatalf("%q does not name both sources", src)
 	}
 }
+
+// A follower whose only source went away reads on from a source added
+// later (a build node a policy change brought), at the next poll.
+func TestFollowerAddSources(t *testing.T) {
+	ctx := context.Background()
+	net := newNetwork(t, 1)
+	tl := newTestLog(t, net, "a")
+	tl.append(300, "a")
+	tl.publish(1)
+	var away atomic.Bool
+	first := tl.serve(func(h http.Handler) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if away.Load() {
+				http.Error(w, "away", http.StatusServiceUnavailable)
+				return
+			}
+			h.ServeHTTP(w, r)
+		})
+	})
+	v := &visits{}
+	f := newFollower(t, net, openURL(t, first.URL), t.TempDir(), v, 0)
+	if err := f.Poll(ctx); err != nil {
+		t.Fatal(err)
+	}
+	away.Store(true)
+	tl.append(300, "a")
+	tl.publish(1)
+	if err := f.Poll(ctx); err == nil {
+		t.Fatal("a poll of a source that is away succeeded")
+	}
+	f.AddSources(Failover(openDir(t, tl.dir)))
+	if err := f.Poll(ctx); err != nil {
+		t.Fatalf("after AddSources: %v", err)
+	}
+	v.check(t, "a", 600)
+}
