@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/libp2p/go-libp2p"
+	"github.com/libp2p/go-libp2p/core/connmgr"
 	"github.com/libp2p/go-libp2p/core/control"
 	"github.com/libp2p/go-libp2p/core/crypto"
 	"github.com/libp2p/go-libp2p/core/host"
@@ -113,6 +114,10 @@ type HostOptions struct {
 	Gater *Gater
 	// Logger receives the host's start; nil means slog.Default().
 	Logger *slog.Logger
+	// ConnManager trims connections past its high water mark; nil means
+	// libp2p's default (160 to 192 connections). Either way the gater's
+	// peers are protected from it (see [ProtectTag]).
+	ConnManager connmgr.ConnManager
 }
 
 // NewHost starts a libp2p host: TCP and QUIC, TLS 1.3 or Noise (TLS
@@ -145,7 +150,11 @@ func NewHost(o HostOptions) (host.Host, error) {
 			return nil, fmt.Errorf("quorum: host: listen address %q is not a multiaddr (want e.g. /ip4/0.0.0.0/tcp/4001): %w", a, err)
 		}
 	}
-	h, err := libp2p.New(
+	opts := []libp2p.Option{}
+	if o.ConnManager != nil {
+		opts = append(opts, libp2p.ConnectionManager(o.ConnManager))
+	}
+	h, err := libp2p.New(append(opts,
 		libp2p.Identity(o.Key),
 		libp2p.ListenAddrStrings(listen...),
 		libp2p.Transport(tcp.NewTCPTransport),
@@ -157,10 +166,11 @@ func NewHost(o HostOptions) (host.Host, error) {
 		libp2p.ConnectionGater(o.Gater),
 		libp2p.DisableRelay(),
 		libp2p.DisableMetrics(),
-	)
+	)...)
 	if err != nil {
 		return nil, fmt.Errorf("quorum: starting libp2p host on %v: %w", listen, err)
 	}
+	o.Gater.protectPeers(h.ConnManager())
 	log := o.Logger
 	if log == nil {
 		log = slog.Default()
@@ -337,6 +347,27 @@ type Gater struct {
 	allowed     map[peer.ID]bool
 	allowOthers bool
 	refused     atomic.Uint64
+	// cm, once a host is made with the gater, protects the admitted
+	// peers' connections from its trimming (see protectPeers).
+	cm connmgr.ConnManager
+}
+
+// ProtectTag is the connection manager's protection tag of the policy's
+// build nodes on a node's host.
+const ProtectTag = "pyrsia-build:policy"
+
+// protectPeers has cm keep the connections of the admitted peers (and of
+// those admitted after each SetPeers): a build node that many regular
+// nodes connect to goes past the connection manager's high water mark
+// (192 by default) and trims connections, and must never trim those of
+// the other build nodes (gossip of votes, Raft, cosigning).
+func (g *Gater) protectPeers(cm connmgr.ConnManager) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	g.cm = cm
+	for p := range g.allowed {
+		cm.Protect(p, ProtectTag)
+	}
 }
 
 // NewGater admits the given peers (the policy's build nodes).
@@ -354,6 +385,16 @@ func (g *Gater) SetPeers(peers []peer.ID) {
 		m[p] = true
 	}
 	g.mu.Lock()
+	if g.cm != nil {
+		for p := range g.allowed {
+			if !m[p] {
+				g.cm.Unprotect(p, ProtectTag)
+			}
+		}
+		for p := range m {
+			g.cm.Protect(p, ProtectTag)
+		}
+	}
 	g.allowed = m
 	g.mu.Unlock()
 }
