@@ -26,9 +26,10 @@ func TestSHA256ReusesItsBuffer(t *testing.T) {
 		}
 	}
 	runtime.ReadMemStats(&after)
-	// A collection may empty the pool once or twice; a buffer a call
-	// would be 50 MiB.
-	if got := after.TotalAlloc - before.TotalAlloc; got > 4*hashBufSize {
+	// A collection may empty the pool, and under the race detector
+	// sync.Pool drops a quarter of what is put back (about 12 buffers of
+	// 50); a buffer a call would be 50 MiB.
+	if got := after.TotalAlloc - before.TotalAlloc; got > calls/2*hashBufSize {
 		t.Fatalf("%d calls allocated %d bytes", calls, got)
 	}
 }
