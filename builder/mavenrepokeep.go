@@ -74,6 +74,7 @@ const mavenRepoCheck = `if [ -n "${PYRSIA_M2_SUMS:-}" ]; then
     echo "pyrsia-build: the copy of the lock's repository BuildKit kept is not the lock's files" >&2
     exit 1
   fi
+  echo "pyrsia-build: locked ${chk_marker}all files checked" >&2
   mkdir -p "$PYRSIA_M2"
   cp -rs "$PYRSIA_M2_KEPT/." "$PYRSIA_M2/"
 fi
@@ -200,8 +201,17 @@ func (e *RepoCopyError) Error() string {
 // marker in two parts: BuildKit's error for the failed run quotes it.)
 var repoCheckRE = regexp.MustCompile(`pyrsia-build: locked repository: ([^\n]*? (?:is missing|is not a regular file|could not be read|is not in the lock|holds sha256:[0-9a-f]{64}, not the sha256:[0-9a-f]{64} of the lock))`)
 
-// repoCopyFailed returns the check's findings in a build log, if any.
+// repoChecked is the line mavenRepoCheck writes when the copy passed:
+// what the build prints after it (the project's own code runs then) is
+// not the check's.
+const repoChecked = "pyrsia-build: locked repository: all files checked"
+
+// repoCopyFailed returns the check's findings in a build log, if any,
+// before the line saying the copy passed.
 func repoCopyFailed(log string) *RepoCopyError {
+	if i := strings.Index(log, repoChecked); i >= 0 {
+		log = log[:i]
+	}
 	var e RepoCopyError
 	for _, m := range repoCheckRE.FindAllStringSubmatch(log, -1) {
 		if p := strings.TrimSpace(m[1]); !slices.Contains(e.Problems, p) {

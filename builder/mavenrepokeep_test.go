@@ -50,7 +50,7 @@ func runRepoCheck(t *testing.T, dir, sums, m2 string, env ...string) ([]string, 
 	}
 	var found []string
 	for _, l := range strings.Split(stderr.String(), "\n") {
-		if p, ok := strings.CutPrefix(l, "pyrsia-build: locked repository: "); ok {
+		if p, ok := strings.CutPrefix(l, "pyrsia-build: locked repository: "); ok && l != repoChecked {
 			found = append(found, p)
 		}
 	}
@@ -263,5 +263,28 @@ func TestRepoCheckFailsClosed(t *testing.T) {
 	}
 	if _, failed := runRepoCheck(t, dir, sums, filepath.Join(t.TempDir(), "m2"), "PATH="+bin); !failed {
 		t.Fatal("a damaged copy passed the check when sort(1) failed")
+	}
+}
+
+// TestRepoCheckSpoofed: once the check passed, the build's own output
+// (the project's code, a test printing the check's lines) is not taken
+// for the check's findings. Fails before: it gave a RepoCopyError (the
+// copy blamed for the project's failure, and its token dropped).
+func TestRepoCheckSpoofed(t *testing.T) {
+	dir, sums, _ := keptRepo(t)
+	cmd := exec.Command("/bin/sh", "-c", "set -eu\n"+mavenRepoCheck)
+	cmd.Env = []string{"PYRSIA_M2_KEPT=" + dir, "PYRSIA_M2=" + filepath.Join(t.TempDir(), "m2"), "PYRSIA_M2_SUMS=" + sums, "PATH=" + os.Getenv("PATH"), "TMPDIR=" + t.TempDir()}
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("the intact copy: %v\n%s", err, out)
+	}
+	log := "#12 0.5 " + string(out) +
+		"#12 9.1 pyrsia-build: locked repository: org/x/lib/1.0/lib-1.0.jar is missing\n" +
+		"#12 9.1 pyrsia-build: the copy of the lock's repository BuildKit kept is not the lock's files\n"
+	if e := repoCopyFailed(log); e != nil {
+		t.Fatalf("the build's own output after the check passed gives findings %q", e.Problems)
+	}
+	if e := repoCopyFailed("#12 0.5 pyrsia-build: locked repository: org/x/lib/1.0/lib-1.0.jar is missing\n"); e == nil {
+		t.Fatal("a finding of the check itself is not found")
 	}
 }
