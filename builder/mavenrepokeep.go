@@ -29,7 +29,9 @@ import (
 
 // mavenRepoCheck is the shell code that checks the kept copy of the
 // repository, mounted read-only at $PYRSIA_M2_KEPT, against
-// $PYRSIA_M2_SUMS ("<sha256 hex>  <path>" lines, as sha256sum writes them)
+// $PYRSIA_M2_SUMS ("<sha256 hex>  <path>" lines, as sha256sum writes them;
+// no other file or folder may be there, and a name with a newline is named
+// with "?" for it, never read as two names)
 // before Maven runs, and then makes Maven's local repository $PYRSIA_M2 of
 // symbolic links to the copy's files. It hashes with OpenSSL (which uses
 // the CPU's SHA instructions) when the image has it, else with sha256sum.
@@ -47,11 +49,15 @@ const mavenRepoCheck = `if [ -n "${PYRSIA_M2_SUMS:-}" ]; then
   if command -v openssl >/dev/null 2>&1; then hash="openssl dgst -sha256 -r"; fi
   chk=${TMPDIR:-/tmp}/pyrsia-m2-check chk_marker="repository: "
   mkdir -p "$chk"
-  (cd "$PYRSIA_M2_KEPT" && find . -mindepth 1 ! -type d -printf '%y %P\n') > "$chk/found" || true
+  (cd "$PYRSIA_M2_KEPT" && find . -mindepth 1 -printf '%y %P\0') | tr '\n\0' '?\n' > "$chk/found" || true
   awk 'FILENAME == ARGV[1] { want[substr($0, 67)] = 1; next }
     $1 == "f" && (substr($0, 3) in want) { print substr($0, 3) }' "$PYRSIA_M2_SUMS" "$chk/found" > "$chk/hash"
   (cd "$PYRSIA_M2_KEPT" && xargs -r -d '\n' $hash < "$chk/hash") > "$chk/got" || true
-  awk 'FILENAME == ARGV[1] { want[substr($0, 67)] = substr($0, 1, 64); next }
+  awk 'FILENAME == ARGV[1] {
+      p = substr($0, 67); want[p] = substr($0, 1, 64)
+      while (sub("/[^/]*$", "", p)) wantdir[p] = 1
+      next
+    }
     FILENAME == ARGV[2] { type[substr($0, 3)] = substr($0, 1, 1); next }
     { got[substr($0, 67)] = substr($0, 1, 64) }
     END {
@@ -61,13 +67,14 @@ const mavenRepoCheck = `if [ -n "${PYRSIA_M2_SUMS:-}" ]; then
         else if (!(p in got)) print p " could not be read"
         else if (got[p] != want[p]) print p " holds sha256:" got[p] ", not the sha256:" want[p] " of the lock"
       }
-      for (p in type) if (!(p in want)) print p " is not in the lock"
-    }' "$PYRSIA_M2_SUMS" "$chk/found" "$chk/got" | LC_ALL=C sort | sed "s/^/pyrsia-build: locked $chk_marker/" > "$chk/bad"
+      for (p in type) if (!(p in want) && !(type[p] == "d" && p in wantdir)) print p " is not in the lock"
+    }' "$PYRSIA_M2_SUMS" "$chk/found" "$chk/got" > "$chk/bad"
   if [ -s "$chk/bad" ]; then
-    cat "$chk/bad" >&2
+    LC_ALL=C sort "$chk/bad" | sed "s/^/pyrsia-build: locked $chk_marker/" >&2
     echo "pyrsia-build: the copy of the lock's repository BuildKit kept is not the lock's files" >&2
     exit 1
   fi
+  echo "pyrsia-build: locked ${chk_marker}all files checked" >&2
   mkdir -p "$PYRSIA_M2"
   cp -rs "$PYRSIA_M2_KEPT/." "$PYRSIA_M2/"
 fi
@@ -192,10 +199,19 @@ func (e *RepoCopyError) Error() string {
 
 // repoCheckRE is a finding of mavenRepoCheck. (The script spells the
 // marker in two parts: BuildKit's error for the failed run quotes it.)
-var repoCheckRE = regexp.MustCompile(`pyrsia-build: locked repository: (\S+ (?:is missing|is not a regular file|could not be read|is not in the lock|holds sha256:[0-9a-f]{64}, not the sha256:[0-9a-f]{64} of the lock))`)
+var repoCheckRE = regexp.MustCompile(`pyrsia-build: locked repository: ([^\n]*? (?:is missing|is not a regular file|could not be read|is not in the lock|holds sha256:[0-9a-f]{64}, not the sha256:[0-9a-f]{64} of the lock))`)
 
-// repoCopyFailed returns the check's findings in a build log, if any.
+// repoChecked is the line mavenRepoCheck writes when the copy passed:
+// what the build prints after it (the project's own code runs then) is
+// not the check's.
+const repoChecked = "pyrsia-build: locked repository: all files checked"
+
+// repoCopyFailed returns the check's findings in a build log, if any,
+// before the line saying the copy passed.
 func repoCopyFailed(log string) *RepoCopyError {
+	if i := strings.Index(log, repoChecked); i >= 0 {
+		log = log[:i]
+	}
 	var e RepoCopyError
 	for _, m := range repoCheckRE.FindAllStringSubmatch(log, -1) {
 		if p := strings.TrimSpace(m[1]); !slices.Contains(e.Problems, p) {

@@ -50,7 +50,7 @@ func runRepoCheck(t *testing.T, dir, sums, m2 string, env ...string) ([]string, 
 	}
 	var found []string
 	for _, l := range strings.Split(stderr.String(), "\n") {
-		if p, ok := strings.CutPrefix(l, "pyrsia-build: locked repository: "); ok {
+		if p, ok := strings.CutPrefix(l, "pyrsia-build: locked repository: "); ok && l != repoChecked {
 			found = append(found, p)
 		}
 	}
@@ -99,7 +99,7 @@ func sha256hex(b []byte) string { return sha(b) }
 // file, or is not in the lock; with OpenSSL and with sha256sum.
 func TestRepoCheck(t *testing.T) {
 	noOpenSSL := t.TempDir()
-	for _, tool := range []string{"sh", "find", "awk", "xargs", "sha256sum", "sort", "sed", "cat", "mkdir", "cp"} {
+	for _, tool := range []string{"sh", "find", "awk", "xargs", "sha256sum", "sort", "sed", "cat", "mkdir", "cp", "tr"} {
 		p, err := exec.LookPath(tool)
 		if err != nil {
 			t.Skip(tool + " is not on PATH")
@@ -138,6 +138,8 @@ func TestRepoCheck(t *testing.T) {
 			os.WriteFile(filepath.Join(dir, "org/evil/1/evil-1.jar"), []byte("x"), 0o644)
 			found, failed := runRepoCheck(t, dir, sums, filepath.Join(t.TempDir(), "m2"), env...)
 			want := []string{
+				"org/evil is not in the lock",
+				"org/evil/1 is not in the lock",
 				"org/evil/1/evil-1.jar is not in the lock",
 				"org/x/lib-ext/2.0/lib-ext-2.0.pom is not a regular file",
 				jar + " holds sha256:" + sha([]byte("JAR BYTES")) + ", not the sha256:" + sha([]byte("jar bytes")) + " of the lock",
@@ -205,5 +207,84 @@ func TestKeepRepo(t *testing.T) {
 	entries, _ := os.ReadDir(filepath.Join(cache, "keys"))
 	if len(entries) != 2 {
 		t.Fatalf("keys/ holds %d files, want 2 (no temporary file left)", len(entries))
+	}
+}
+
+// TestRepoCheckOddNames: a name with a newline in it is named as it is
+// (the newline as "?"), not read as names of its own, and a folder the
+// lock does not have is found too (an empty folder, or one named like a
+// file). Fails before: the check named "zz", a file that is not there,
+// and passed the folders, which Maven's repository then held.
+func TestRepoCheckOddNames(t *testing.T) {
+	dir, sums, _ := keptRepo(t)
+	if err := os.WriteFile(filepath.Join(dir, "org/x/lib/1.0", "lib-1.0.pom\nf zz"), nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	os.MkdirAll(filepath.Join(dir, "org/x/lib/1.0/extra-1.0.jar"), 0o755)
+	os.MkdirAll(filepath.Join(dir, "org/y/empty"), 0o755)
+	found, failed := runRepoCheck(t, dir, sums, filepath.Join(t.TempDir(), "m2"))
+	want := []string{
+		"org/x/lib/1.0/extra-1.0.jar is not in the lock",
+		"org/x/lib/1.0/lib-1.0.pom?f zz is not in the lock",
+		"org/y is not in the lock",
+		"org/y/empty is not in the lock",
+	}
+	if !failed || !slices.Equal(found, want) {
+		t.Fatalf("odd names: failed %v, findings\n%s\nwant\n%s", failed, strings.Join(found, "\n"), strings.Join(want, "\n"))
+	}
+	var log strings.Builder
+	for _, f := range found {
+		log.WriteString("#12 0.815 pyrsia-build: locked repository: " + f + "\n")
+	}
+	if e := repoCopyFailed(log.String()); e == nil || !slices.Equal(e.Problems, want) {
+		t.Fatalf("repoCopyFailed: %v", e)
+	}
+}
+
+// TestRepoCheckFailsClosed: the check's verdict is the findings awk wrote
+// (a failed awk ends the script, set -e), not what a pipeline after it
+// printed. Fails before: with a sort(1) that fails, a damaged copy passed.
+func TestRepoCheckFailsClosed(t *testing.T) {
+	bin := t.TempDir()
+	for _, tool := range []string{"sh", "find", "awk", "xargs", "sha256sum", "sed", "cat", "mkdir", "cp", "tr"} {
+		p, err := exec.LookPath(tool)
+		if err != nil {
+			t.Skip(tool + " is not on PATH")
+		}
+		os.Symlink(p, filepath.Join(bin, tool))
+	}
+	if err := os.WriteFile(filepath.Join(bin, "sort"), []byte("#!/bin/sh\nexit 1\n"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	dir, sums, _ := keptRepo(t)
+	jar := "org/x/lib/1.0/lib-1.0.jar"
+	if err := os.WriteFile(filepath.Join(dir, jar), []byte("JAR BYTES"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if _, failed := runRepoCheck(t, dir, sums, filepath.Join(t.TempDir(), "m2"), "PATH="+bin); !failed {
+		t.Fatal("a damaged copy passed the check when sort(1) failed")
+	}
+}
+
+// TestRepoCheckSpoofed: once the check passed, the build's own output
+// (the project's code, a test printing the check's lines) is not taken
+// for the check's findings. Fails before: it gave a RepoCopyError (the
+// copy blamed for the project's failure, and its token dropped).
+func TestRepoCheckSpoofed(t *testing.T) {
+	dir, sums, _ := keptRepo(t)
+	cmd := exec.Command("/bin/sh", "-c", "set -eu\n"+mavenRepoCheck)
+	cmd.Env = []string{"PYRSIA_M2_KEPT=" + dir, "PYRSIA_M2=" + filepath.Join(t.TempDir(), "m2"), "PYRSIA_M2_SUMS=" + sums, "PATH=" + os.Getenv("PATH"), "TMPDIR=" + t.TempDir()}
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("the intact copy: %v\n%s", err, out)
+	}
+	log := "#12 0.5 " + string(out) +
+		"#12 9.1 pyrsia-build: locked repository: org/x/lib/1.0/lib-1.0.jar is missing\n" +
+		"#12 9.1 pyrsia-build: the copy of the lock's repository BuildKit kept is not the lock's files\n"
+	if e := repoCopyFailed(log); e != nil {
+		t.Fatalf("the build's own output after the check passed gives findings %q", e.Problems)
+	}
+	if e := repoCopyFailed("#12 0.5 pyrsia-build: locked repository: org/x/lib/1.0/lib-1.0.jar is missing\n"); e == nil {
+		t.Fatal("a finding of the check itself is not found")
 	}
 }
