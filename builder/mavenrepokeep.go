@@ -32,8 +32,11 @@ import (
 // $PYRSIA_M2_SUMS ("<sha256 hex>  <path>" lines, as sha256sum writes them;
 // no other file or folder may be there, and a name with a newline is named
 // with "?" for it, never read as two names)
-// before Maven runs, and then makes Maven's local repository $PYRSIA_M2 of
-// symbolic links to the copy's files. It hashes with OpenSSL (which uses
+// before Maven runs, and then makes Maven's local repository $PYRSIA_M2 a
+// copy of it (cp -a: the same bytes, modes and times as the repository a
+// build without a kept copy mounts; not symbolic links, which a plugin
+// that packs dependency jars, such as an assembly, could store as links
+// and so make a kept build's output differ from a fresh one's). It hashes with OpenSSL (which uses
 // the CPU's SHA instructions) when the image has it, else with sha256sum.
 // Each problem is a line "pyrsia-build: locked repository: PATH WHAT" on
 // stderr, and the script exits 1.
@@ -76,7 +79,7 @@ const mavenRepoCheck = `if [ -n "${PYRSIA_M2_SUMS:-}" ]; then
   fi
   echo "pyrsia-build: locked ${chk_marker}all files checked" >&2
   mkdir -p "$PYRSIA_M2"
-  cp -rs "$PYRSIA_M2_KEPT/." "$PYRSIA_M2/"
+  cp -a "$PYRSIA_M2_KEPT/." "$PYRSIA_M2/"
 fi
 `
 

@@ -118,13 +118,19 @@ func TestRepoCheck(t *testing.T) {
 			if found, failed := runRepoCheck(t, dir, sums, m2, env...); failed || len(found) > 0 {
 				t.Fatalf("the intact copy fails the check: %q", found)
 			}
-			// Maven's repository: links to the copy's files.
+			// Maven's repository: a copy of the copy's files (regular
+			// files, not links, with the same times).
 			for p, b := range files {
 				if got, err := os.ReadFile(filepath.Join(m2, p)); err != nil || !bytes.Equal(got, b) {
 					t.Errorf("%s in Maven's repository: %q, %v", p, got, err)
 				}
-				if fi, err := os.Lstat(filepath.Join(m2, p)); err != nil || fi.Mode()&os.ModeSymlink == 0 {
-					t.Errorf("%s in Maven's repository is not a link to the copy: %v", p, err)
+				fi, err := os.Lstat(filepath.Join(m2, p))
+				if err != nil || !fi.Mode().IsRegular() {
+					t.Errorf("%s in Maven's repository is not a regular file: %v", p, err)
+					continue
+				}
+				if src, err := os.Stat(filepath.Join(dir, p)); err != nil || !src.ModTime().Equal(fi.ModTime()) {
+					t.Errorf("%s in Maven's repository has the time %v, not the kept copy's", p, fi.ModTime())
 				}
 			}
 			// Damage the copy in each way at once.
