@@ -129,7 +129,9 @@ func TestHostStreamWindowWithinLimits(t *testing.T) {
 	if err := a.Connect(ctx, peer.AddrInfo{ID: b.ID(), Addrs: b.Addrs()}); err != nil {
 		t.Fatal(err)
 	}
-	if got := openStreams(t, a, b, 8); got != 3 {
-		t.Errorf("%d streams of 1 MiB windows opened within a 3.5 MiB peer limit, want 3", got)
+	// Three fit; the peer's other streams (identify, ping) may hold part
+	// of the limit as the streams open, leaving room for two.
+	if got := openStreams(t, a, b, 8); got < 2 || got > 3 {
+		t.Errorf("%d streams of 1 MiB windows opened within a 3.5 MiB peer limit, want 3 (2 while identify holds memory)", got)
 	}
 }
