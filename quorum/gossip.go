@@ -1,7 +1,6 @@
 package quorum
 
 import (
-	"container/list"
 	"context"
 	"crypto/sha256"
 	"errors"
@@ -432,7 +431,7 @@ func (g *Gossip) validateRequest(ctx context.Context, _ peer.ID, m *pubsub.Messa
 	case addFull:
 		return g.drop(topic, DropReplayCacheFull, m, nil)
 	}
-	g.copies.add(sum, r, len(data))
+	g.copies.add(sum, r, requestCopySize(len(data)))
 	m.ValidatorData = validated[*BuildRequest]{msg: r, from: from}
 	return pubsub.ValidationAccept
 }
@@ -516,61 +515,15 @@ const (
 // keyed by the SHA-256 of their bytes: a message of the same bytes is the
 // same request, already parsed and its signature verified. The oldest
 // are forgotten first. A nil *requestCopies remembers nothing.
-type requestCopies struct {
-	mu            sync.Mutex
-	max, maxBytes int
-	bytes         int
-	order         *list.List // of requestCopy, the most recent first
-	at            map[[sha256.Size]byte]*list.Element
-	hits          uint64
-}
-
-type requestCopy struct {
-	key  [sha256.Size]byte
-	r    *BuildRequest
-	size int
-}
+type requestCopies = lru[*BuildRequest]
 
 func newRequestCopies(max, maxBytes int) *requestCopies {
-	return &requestCopies{max: max, maxBytes: maxBytes, order: list.New(), at: make(map[[sha256.Size]byte]*list.Element)}
+	return newLRU[*BuildRequest](max, maxBytes)
 }
 
-func (c *requestCopies) get(k [sha256.Size]byte) (*BuildRequest, bool) {
-	if c == nil {
-		return nil, false
-	}
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	e, ok := c.at[k]
-	if !ok {
-		return nil, false
-	}
-	c.order.MoveToFront(e)
-	c.hits++
-	return e.Value.(requestCopy).r, true
-}
-
-func (c *requestCopies) add(k [sha256.Size]byte, r *BuildRequest, n int) {
-	if c == nil {
-		return
-	}
-	// The message and what parsing it holds (the spec, the strings).
-	size := 2*n + 512
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if _, ok := c.at[k]; ok || size > c.maxBytes {
-		return
-	}
-	c.at[k] = c.order.PushFront(requestCopy{k, r, size})
-	c.bytes += size
-	for c.order.Len() > c.max || c.bytes > c.maxBytes {
-		last := c.order.Back()
-		rc := last.Value.(requestCopy)
-		delete(c.at, rc.key)
-		c.bytes -= rc.size
-		c.order.Remove(last)
-	}
-}
+// requestCopySize is what a remembered request of n bytes holds: the
+// message and what parsing it holds (the spec, the strings).
+func requestCopySize(n int) int { return 2*n + 512 }
 
 // Equivocation is the evidence of a build node that signed two different
 // votes for one request.

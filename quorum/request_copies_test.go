@@ -82,7 +82,7 @@ func TestRequestCopiesStillChecked(t *testing.T) {
 func TestRequestCopiesBound(t *testing.T) {
 	c := newRequestCopies(3, 10_000)
 	for i := range 5 {
-		c.add([32]byte{byte(i)}, &BuildRequest{}, 100)
+		c.add([32]byte{byte(i)}, &BuildRequest{}, requestCopySize(100))
 	}
 	if c.order.Len() != 3 || len(c.at) != 3 {
 		t.Fatalf("%d remembered, bound 3", c.order.Len())
@@ -93,11 +93,11 @@ func TestRequestCopiesBound(t *testing.T) {
 	if _, ok := c.get([32]byte{4}); !ok {
 		t.Fatal("the newest is not remembered")
 	}
-	c.add([32]byte{9}, &BuildRequest{}, 4_700) // 9,912 bytes: the others go
+	c.add([32]byte{9}, &BuildRequest{}, requestCopySize(4_700)) // 9,912 bytes: the others go
 	if c.bytes > 10_000 || c.order.Len() != 1 {
 		t.Fatalf("%d remembered, %d bytes, bound 10,000", c.order.Len(), c.bytes)
 	}
-	c.add([32]byte{10}, &BuildRequest{}, 6_000) // over the whole bound
+	c.add([32]byte{10}, &BuildRequest{}, requestCopySize(6_000)) // over the whole bound
 	if _, ok := c.get([32]byte{10}); ok || c.bytes > 10_000 {
 		t.Fatalf("a request over the whole bound remembered (%d bytes)", c.bytes)
 	}

@@ -1,11 +1,10 @@
 package quorum
 
 import (
-	"container/list"
 	"crypto/sha256"
 	"encoding/binary"
 	"hash"
-	"sync"
+	"sync/atomic"
 
 	"github.com/pyrsia/pyrsia-build/attest"
 	"github.com/pyrsia/pyrsia-build/publish"
@@ -34,25 +33,11 @@ import (
 // parsed, so that one policy member's accepted votes, 4,096 of up to 1.9
 // MiB of heap each, could otherwise hold gigabytes.
 type VerifiedEnvelopes struct {
-	mu    sync.Mutex
-	max   int
-	order *list.List // of [sha256.Size]byte, the most recent first
-	at    map[[sha256.Size]byte]*list.Element
-	hits  uint64
-
-	stMu     sync.Mutex
-	stOrder  *list.List // of parsedEntry, the most recent first
-	stAt     map[[sha256.Size]byte]*list.Element
-	stHits   uint64
-	stParsed uint64
-	stBytes  int // the estimated heap of the statements remembered
-	stMax    int // the bound of stBytes
-}
-
-type parsedEntry struct {
-	key  [sha256.Size]byte
-	ps   *publish.ParsedStatement
-	size int // statementHeap
+	verified *lru[struct{}] // the envelopes seen verify, by envelopeKey
+	// statements are the parsed statements, by the SHA-256 of the
+	// payload, each of the size statementHeap estimates.
+	statements *lru[*publish.ParsedStatement]
+	parsed     atomic.Uint64 // statements parsed, not answered from memory
 }
 
 // DefaultStatementBytes bounds the estimated heap of the parsed
@@ -67,8 +52,7 @@ func NewVerifiedEnvelopes(max int) *VerifiedEnvelopes {
 	if max <= 0 {
 		max = 4096
 	}
-	return &VerifiedEnvelopes{max: max, order: list.New(), at: make(map[[sha256.Size]byte]*list.Element),
-		stOrder: list.New(), stAt: make(map[[sha256.Size]byte]*list.Element), stMax: DefaultStatementBytes}
+	return &VerifiedEnvelopes{verified: newLRU[struct{}](max, 0), statements: newLRU[*publish.ParsedStatement](max, DefaultStatementBytes)}
 }
 
 // Statement is publish.ParseStatement(payload), answered from memory for
@@ -96,22 +80,14 @@ func (c *VerifiedEnvelopes) lookupStatement(payload []byte) (ps *publish.ParsedS
 		return ps, k, err
 	}
 	k = sha256.Sum256(payload)
-	c.stMu.Lock()
-	if e, ok := c.stAt[k]; ok {
-		c.stOrder.MoveToFront(e)
-		c.stHits++
-		ps := e.Value.(parsedEntry).ps
-		c.stMu.Unlock()
+	if ps, ok := c.statements.get(k); ok {
 		return ps, k, nil
 	}
-	c.stMu.Unlock()
 	ps, err = publish.ParseStatement(payload)
 	if err != nil {
 		return nil, k, err
 	}
-	c.stMu.Lock()
-	c.stParsed++
-	c.stMu.Unlock()
+	c.parsed.Add(1)
 	return ps, k, nil
 }
 
@@ -121,40 +97,17 @@ func (c *VerifiedEnvelopes) rememberStatement(k [sha256.Size]byte, ps *publish.P
 	if c == nil || ps == nil {
 		return
 	}
-	c.stMu.Lock()
-	if e, ok := c.stAt[k]; ok {
-		c.stOrder.MoveToFront(e)
-		c.stMu.Unlock()
-		return
+	if c.statements.touch(k) {
+		return // remembered: its heap need not be estimated again
 	}
-	c.stMu.Unlock()
-	size := statementHeap(ps)
-	c.stMu.Lock()
-	defer c.stMu.Unlock()
-	if size > c.stMax {
-		return // larger than the whole bound: not remembered
-	}
-	if e, ok := c.stAt[k]; ok {
-		c.stOrder.MoveToFront(e)
-		return
-	}
-	c.stAt[k] = c.stOrder.PushFront(parsedEntry{k, ps, size})
-	c.stBytes += size
-	for c.stOrder.Len() > c.max || c.stBytes > c.stMax {
-		last := c.stOrder.Back()
-		pe := last.Value.(parsedEntry)
-		delete(c.stAt, pe.key)
-		c.stBytes -= pe.size
-		c.stOrder.Remove(last)
-	}
+	c.statements.add(k, ps, statementHeap(ps))
 }
 
 // statementBytes returns how many statements are remembered and their
 // estimated heap.
 func (c *VerifiedEnvelopes) statementBytes() (n, bytes int) {
-	c.stMu.Lock()
-	defer c.stMu.Unlock()
-	return c.stOrder.Len(), c.stBytes
+	n, bytes, _ = c.statements.stats()
+	return n, bytes
 }
 
 // statementHeap estimates, from above, the heap a parsed statement holds:
@@ -220,9 +173,8 @@ func valueHeap(fd protoreflect.FieldDescriptor, v protoreflect.Value) int {
 // StatementHits returns how many statements were answered from memory,
 // and how many were parsed.
 func (c *VerifiedEnvelopes) StatementHits() (hits, parsed uint64) {
-	c.stMu.Lock()
-	defer c.stMu.Unlock()
-	return c.stHits, c.stParsed
+	_, _, hits = c.statements.stats()
+	return hits, c.parsed.Load()
 }
 
 func envelopeKey(env *dssepb.Envelope, key *attest.PublicKey) [sha256.Size]byte {
@@ -269,33 +221,13 @@ func (c *VerifiedEnvelopes) Verify(env *dssepb.Envelope, keys []*attest.PublicKe
 
 // Hits returns how many envelopes were answered from memory.
 func (c *VerifiedEnvelopes) Hits() uint64 {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.hits
+	_, _, hits := c.verified.stats()
+	return hits
 }
 
 func (c *VerifiedEnvelopes) has(k [sha256.Size]byte) bool {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	e, ok := c.at[k]
-	if ok {
-		c.order.MoveToFront(e)
-		c.hits++
-	}
+	_, ok := c.verified.get(k)
 	return ok
 }
 
-func (c *VerifiedEnvelopes) add(k [sha256.Size]byte) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if e, ok := c.at[k]; ok {
-		c.order.MoveToFront(e)
-		return
-	}
-	c.at[k] = c.order.PushFront(k)
-	for c.order.Len() > c.max {
-		last := c.order.Back()
-		delete(c.at, last.Value.([sha256.Size]byte))
-		c.order.Remove(last)
-	}
-}
+func (c *VerifiedEnvelopes) add(k [sha256.Size]byte) { c.verified.add(k, struct{}{}, 0) }

@@ -65,7 +65,7 @@ func TestVerifiedStatementsBytesBound(t *testing.T) {
 		t.Fatal(err)
 	}
 	per := statementHeap(ps)
-	g.o.Envelopes.stMax = 3*per + per/2
+	g.o.Envelopes.statements.maxBytes = 3*per + per/2
 	const votes = 8
 	for i := range votes {
 		raw, _ := bigVote(t, net.Digest(), nodes[1], fmt.Sprint("fill", i))
@@ -74,8 +74,8 @@ func TestVerifiedStatementsBytesBound(t *testing.T) {
 		}
 	}
 	n, bytes := g.o.Envelopes.statementBytes()
-	if bytes > g.o.Envelopes.stMax || n > 3 {
-		t.Fatalf("%d statements of %d estimated bytes remembered, bound %d bytes (%d a statement)", n, bytes, g.o.Envelopes.stMax, per)
+	if bytes > g.o.Envelopes.statements.maxBytes || n > 3 {
+		t.Fatalf("%d statements of %d estimated bytes remembered, bound %d bytes (%d a statement)", n, bytes, g.o.Envelopes.statements.maxBytes, per)
 	}
 	if n == 0 {
 		t.Fatal("no statement remembered")
@@ -99,12 +99,12 @@ func TestVerifiedStatementsBytesBound(t *testing.T) {
 	if hits, _ := g.o.Envelopes.StatementHits(); hits != hits0+1 {
 		t.Fatal("the honest vote's statement was not remembered")
 	}
-	if _, bytes := g.o.Envelopes.statementBytes(); bytes > g.o.Envelopes.stMax {
-		t.Fatalf("%d bytes remembered, bound %d", bytes, g.o.Envelopes.stMax)
+	if _, bytes := g.o.Envelopes.statementBytes(); bytes > g.o.Envelopes.statements.maxBytes {
+		t.Fatalf("%d bytes remembered, bound %d", bytes, g.o.Envelopes.statements.maxBytes)
 	}
 	// A statement larger than the whole bound is not remembered at all.
 	small := NewVerifiedEnvelopes(0)
-	small.stMax = per - 1
+	small.statements.maxBytes = per - 1
 	if _, err := small.Statement(one); err != nil {
 		t.Fatal(err)
 	}

@@ -117,8 +117,8 @@ func TestVerifiedEnvelopesBound(t *testing.T) {
 			cache.Verify(envs[0], trust.BuildKeys[:1]) // node-a's is now the most recent
 		}
 	}
-	if len(cache.at) != 2 || cache.order.Len() != 2 {
-		t.Fatalf("the cache holds %d (%d in order), bound 2", len(cache.at), cache.order.Len())
+	if len(cache.verified.at) != 2 || cache.verified.order.Len() != 2 {
+		t.Fatalf("the cache holds %d (%d in order), bound 2", len(cache.verified.at), cache.verified.order.Len())
 	}
 	hits := cache.Hits()
 	if len(cache.Verify(envs[1], trust.BuildKeys[1:2])) != 1 || cache.Hits() != hits {
@@ -229,14 +229,14 @@ func TestVerifiedStatementsInTheFSMCheck(t *testing.T) {
 		t.Fatalf("a remembered statement in a vote for another input: got %v", err)
 	}
 	// A payload that does not parse: refused each time, never remembered.
-	n := len(cache.stAt)
+	n := len(cache.statements.at)
 	for range 2 {
 		if _, err := cache.Statement([]byte(`{"_type":"https://in-toto.io/Statement/v1","extra":1}`)); err == nil {
 			t.Fatal("a statement with an unknown field parsed")
 		}
 	}
-	if len(cache.stAt) != n {
-		t.Fatalf("a failed parse was remembered (%d, was %d)", len(cache.stAt), n)
+	if len(cache.statements.at) != n {
+		t.Fatalf("a failed parse was remembered (%d, was %d)", len(cache.statements.at), n)
 	}
 	var none *VerifiedEnvelopes
 	if ps, err := none.Statement(envs[0].GetPayload()); err != nil || !bytes.Equal(ps.Spec, spec) {
@@ -255,7 +255,7 @@ func TestVerifiedStatementsBound(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	if len(cache.stAt) != 2 || cache.stOrder.Len() != 2 {
-		t.Fatalf("%d statements remembered (%d in order), bound 2", len(cache.stAt), cache.stOrder.Len())
+	if len(cache.statements.at) != 2 || cache.statements.order.Len() != 2 {
+		t.Fatalf("%d statements remembered (%d in order), bound 2", len(cache.statements.at), cache.statements.order.Len())
 	}
 }
