@@ -76,9 +76,6 @@ type Regular struct {
 	fwd      *forwarder
 	xchg     *exchange.Exchange
 	closers  []func() error
-	// seenPeers are the peers whose logs src reads (and this node's own
-	// ID); held by src's lock once src is made.
-	seenPeers map[peer.ID]bool
 	// preAdded are sources of policy changes applied as the follower
 	// started, before NewFollower returned: given to it then.
 	preAdded []logclient.Source
@@ -144,11 +141,11 @@ func NewRegular(ctx context.Context, o RegularOptions) (_ *Regular, err error) {
 	if err := quorum.Bootstrap(ctx, r.host, o.Bootstrap); err != nil {
 		r.log.WarnContext(ctx, "no bootstrap peer is reachable yet; continuing", "err", err)
 	}
-	first, err := r.logSources()
+	first, seen, err := r.logSources()
 	if err != nil {
 		return nil, err
 	}
-	r.src = newGrowingSource(first, r.seenPeers)
+	r.src = newGrowingSource(first, seen)
 	r.closers = append(r.closers, r.src.Close)
 	r.client = logclient.New(r.src, logclient.Options{Trust: r.trust})
 	if r.idx, err = index.New(); err != nil {
@@ -188,19 +185,18 @@ func NewRegular(ctx context.Context, o RegularOptions) (_ *Regular, err error) {
 // order they are tried: LogURL, the bootstrap peers, the first policy's
 // build nodes that are not among them. The build nodes of the policies
 // that follow are added as the follower applies them (policyChanged).
-// It records the peers it names in r.seenPeers.
-func (r *Regular) logSources() (logclient.Source, error) {
+// seen holds the peers it reads the logs of, and this node.
+func (r *Regular) logSources() (src logclient.Source, seen map[peer.ID]bool, err error) {
 	var srcs []logclient.Source
 	if r.o.LogURL != "" {
 		s, err := logclient.OpenURL(r.o.LogURL, logclient.URLOptions{})
 		if err != nil {
-			return nil, fmt.Errorf("node: --log-url: %w", err)
+			return nil, nil, fmt.Errorf("node: --log-url: %w", err)
 		}
 		srcs = append(srcs, s)
 	}
 	var peers []peer.ID
-	seen := map[peer.ID]bool{r.host.ID(): true}
-	r.seenPeers = seen
+	seen = map[peer.ID]bool{r.host.ID(): true}
 	for _, b := range r.o.Bootstrap {
 		if !seen[b.ID] {
 			seen[b.ID] = true
@@ -216,14 +212,14 @@ func (r *Regular) logSources() (logclient.Source, error) {
 	if len(peers) > 0 {
 		s, err := exchange.NewPeerSource(r.host, peers, exchange.PeerSourceOptions{})
 		if err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 		srcs = append(srcs, s)
 	}
 	if len(srcs) == 1 {
-		return srcs[0], nil
+		return srcs[0], seen, nil
 	}
-	return logclient.Failover(srcs...), nil
+	return logclient.Failover(srcs...), seen, nil
 }
 
 // policyChanged acts on a policy change the follower verified and
