@@ -54,10 +54,7 @@ func TestFSMPolicyChange(t *testing.T) {
 		testEntry(t, nodes[:3], spec2, "b"),                                           // refused: 3 of 6
 		testEntry(t, []*testNode{nodes[1], nodes[2], nodes[3], nodes[5]}, spec3, "c"), // 2: 4 of 6
 	}
-	var logs []*raft.Log
-	for i, c := range cmds {
-		logs = append(logs, &raft.Log{Index: uint64(i + 1), Type: raft.LogCommand, Data: AppendEntryCommand(c)})
-	}
+	logs := commandLogs(cmds)
 	run := func(t *testing.T, batch bool) *memLog {
 		chain, err := policy.NewChain(five)
 		if err != nil {
@@ -68,16 +65,7 @@ func TestFSMPolicyChange(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		var results []ApplyResult
-		if batch {
-			for _, r := range f.ApplyBatch(logs) {
-				results = append(results, r.(ApplyResult))
-			}
-		} else {
-			for _, lg := range logs {
-				results = append(results, f.Apply(lg).(ApplyResult))
-			}
-		}
+		results := applyLogs(f, logs, batch)
 		for i, want := range []bool{true, false, true, false, true} {
 			if (results[i].Err == nil) != want {
 				t.Errorf("command %d: got %v, want accepted=%v", i, results[i].Err, want)
@@ -188,10 +176,7 @@ func TestFSMHiddenPolicyChangeRefused(t *testing.T) {
 	spec1, in1 := testSpec(t, "demo:1")
 	spec2, in2 := testSpec(t, "demo:2")
 	cmds := [][]byte{testEntry(t, nodes[:2], spec1, "a"), hidden, testEntry(t, nodes[1:3], spec2, "b")}
-	var logs []*raft.Log
-	for i, c := range cmds {
-		logs = append(logs, &raft.Log{Index: uint64(i + 1), Type: raft.LogCommand, Data: AppendEntryCommand(c)})
-	}
+	logs := commandLogs(cmds)
 	for _, batch := range []bool{true, false} {
 		chain, err := policy.NewChain(three)
 		if err != nil {
@@ -202,16 +187,7 @@ func TestFSMHiddenPolicyChangeRefused(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		var results []ApplyResult
-		if batch {
-			for _, r := range f.ApplyBatch(logs) {
-				results = append(results, r.(ApplyResult))
-			}
-		} else {
-			for _, lg := range logs {
-				results = append(results, f.Apply(lg).(ApplyResult))
-			}
-		}
+		results := applyLogs(f, logs, batch)
 		if r := results[1]; !errors.Is(r.Err, ErrRefused) {
 			t.Errorf("batch=%v: the hidden change: %+v, want ErrRefused", batch, r)
 		}
@@ -234,4 +210,29 @@ func TestFSMHiddenPolicyChangeRefused(t *testing.T) {
 			}
 		}
 	}
+}
+
+// commandLogs are Raft log entries, from index 1, appending cmds.
+func commandLogs(cmds [][]byte) []*raft.Log {
+	var logs []*raft.Log
+	for i, c := range cmds {
+		logs = append(logs, &raft.Log{Index: uint64(i + 1), Type: raft.LogCommand, Data: AppendEntryCommand(c)})
+	}
+	return logs
+}
+
+// applyLogs applies logs to f in one batch or one at a time, and returns
+// the results.
+func applyLogs(f *FSM, logs []*raft.Log, batch bool) []ApplyResult {
+	var results []ApplyResult
+	if batch {
+		for _, r := range f.ApplyBatch(logs) {
+			results = append(results, r.(ApplyResult))
+		}
+		return results
+	}
+	for _, lg := range logs {
+		results = append(results, f.Apply(lg).(ApplyResult))
+	}
+	return results
 }

@@ -499,16 +499,7 @@ func TestFollowerFailover(t *testing.T) {
 	tl := newTestLog(t, net, "a")
 	tl.append(300, "a")
 	tl.publish(1)
-	var away atomic.Bool
-	first := tl.serve(func(h http.Handler) http.Handler {
-		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-			if away.Load() {
-				http.Error(w, "away", http.StatusServiceUnavailable)
-				return
-			}
-			h.ServeHTTP(w, r)
-		})
-	})
+	first, away := serveAway(tl)
 	src := Failover(openURL(t, first.URL), openDir(t, tl.dir))
 	v := &visits{}
 	f := newFollower(t, net, src, t.TempDir(), v, 0)
@@ -535,16 +526,7 @@ func TestFollowerAddSources(t *testing.T) {
 	tl := newTestLog(t, net, "a")
 	tl.append(300, "a")
 	tl.publish(1)
-	var away atomic.Bool
-	first := tl.serve(func(h http.Handler) http.Handler {
-		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-			if away.Load() {
-				http.Error(w, "away", http.StatusServiceUnavailable)
-				return
-			}
-			h.ServeHTTP(w, r)
-		})
-	})
+	first, away := serveAway(tl)
 	v := &visits{}
 	f := newFollower(t, net, openURL(t, first.URL), t.TempDir(), v, 0)
 	if err := f.Poll(ctx); err != nil {
@@ -561,4 +543,20 @@ func TestFollowerAddSources(t *testing.T) {
 		t.Fatalf("after AddSources: %v", err)
 	}
 	v.check(t, "a", 600)
+}
+
+// serveAway serves tl's log over HTTP until away is set, then answers
+// every request 503.
+func serveAway(tl *testLog) (srv *httptest.Server, away *atomic.Bool) {
+	away = new(atomic.Bool)
+	srv = tl.serve(func(h http.Handler) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if away.Load() {
+				http.Error(w, "away", http.StatusServiceUnavailable)
+				return
+			}
+			h.ServeHTTP(w, r)
+		})
+	})
+	return srv, away
 }
