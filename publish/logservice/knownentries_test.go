@@ -111,3 +111,53 @@ func TestOpenKnownEntries(t *testing.T) {
 		})
 	}
 }
+
+// TestPolicyChangesSameAfterRestart: the policy changes a log lists are
+// those a build node's check judges so (publish.LogEntryKind), as the
+// entries are appended and after Open reads them back: a policy change
+// behind a publish entry's prefix ({"v":1,"kind":"publish","kind":
+// "policy",...}, which EntryKind's decoding reads as kind policy, its
+// last "kind") is no change before a restart, and was one after it, so
+// that every later proof bundle carried an entry that is no policy
+// change and did not verify (review9).
+func TestPolicyChangesSameAfterRestart(t *testing.T) {
+	change := testdata(t, "policychange/valid-remove-node.json")
+	rest, ok := bytes.CutPrefix(change, []byte(`{"v":1,"kind":"policy",`))
+	if !ok {
+		t.Fatalf("the change starts %.40q", change)
+	}
+	hidden := append([]byte(`{"v":1,"kind":"publish","kind":"policy",`), rest...)
+	dir := t.TempDir()
+	k := testKeys(t, dir, 0)
+	openLog := func() *logservice.Service {
+		t.Helper()
+		s, err := logservice.Open(context.Background(), logservice.Options{
+			Log:           tlog.Options{Dir: filepath.Join(dir, "log"), Origin: origin, Signer: k.logSigner},
+			Final:         logservice.CosignedBy(origin, k.logVerifier, k.verifiers, len(k.verifiers)),
+			RetryInterval: time.Millisecond,
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return s
+	}
+	s := openLog()
+	ctx := waitCtx(t)
+	for _, e := range [][]byte{testdata(t, "entry/valid-oci.json"), change, hidden, testdata(t, "entry/valid-maven.json")} {
+		if _, err := s.Append(ctx, e); err != nil {
+			t.Fatal(err)
+		}
+	}
+	before := s.PolicyChanges(s.Size())
+	if len(before) != 1 || before[0] != 1 {
+		t.Fatalf("policy changes as appended: %v, want [1]", before)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	s = openLog()
+	defer s.Close()
+	if after := s.PolicyChanges(s.Size()); len(after) != 1 || after[0] != 1 {
+		t.Errorf("policy changes after a restart: %v, want %v as before it", after, before)
+	}
+}

@@ -180,7 +180,10 @@ func Open(ctx context.Context, o Options) (*Service, error) {
 		}
 		e, err := publish.ParseEntry(data)
 		if err != nil {
-			kind, kerr := publish.EntryKind(data)
+			// LogEntryKind, as notePolicyChange on append and a build
+			// node's check: bytes that start as a publish entry are no
+			// policy change, whatever a later "kind" says.
+			kind, kerr := publish.LogEntryKind(data)
 			if o.KnownEntries {
 				if bad := unreadable(data, kind, kerr, err); bad != nil {
 					return fmt.Errorf("logservice: log %s (origin %q): entry %d cannot be read by this build: %w; the log is damaged, or a newer pyrsia-build wrote it: restore the data folder from a replica, or upgrade",
@@ -222,7 +225,7 @@ func Open(ctx context.Context, o Options) (*Service, error) {
 
 // unreadable returns why an entry that publish.ParseEntry refused
 // (perr) is not one a build node's log may hold, or nil for a policy
-// change that parses. kind and kerr are publish.EntryKind's answer.
+// change that parses. kind and kerr are publish.LogEntryKind's answer.
 func unreadable(data []byte, kind string, kerr, perr error) error {
 	switch {
 	case kerr != nil:
