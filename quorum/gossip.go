@@ -130,6 +130,9 @@ type Gossip struct {
 	// copies are the requests the validator accepted, by their bytes
 	// (nil: none remembered; see requestCopies).
 	copies *requestCopies
+	// reqAwaits and voteAwaits bound the messages of each topic waiting
+	// for a policy (judgeBy).
+	reqAwaits, voteAwaits awaits
 
 	dropsMu sync.Mutex
 	drops   map[string]*atomic.Uint64
@@ -347,14 +350,79 @@ func (g *Gossip) net() *Network {
 // judgeBy returns the network a message naming digest is judged by: the
 // policy in force, or, when digest is another, the one AwaitPolicy gives
 // (this node catching up with a change its peers applied first).
-func (g *Gossip) judgeBy(ctx context.Context, net *Network, digest string) *Network {
+//
+// The waits are bounded, a topic's own (aw): each build node of the
+// policy in force has maxAwaitsPerMember, and all other authors (a
+// build node a change adds, a stranger) share maxAwaitsOthers. A message
+// past its author's bound is judged at once by the policy in force. An
+// author cannot fill the topic validator's slots (1,024 a topic) with
+// messages naming a digest that never comes, each held for the whole
+// wait, so that the router drops everyone else's messages as throttled.
+func (g *Gossip) judgeBy(ctx context.Context, aw *awaits, net *Network, digest string, author peer.ID) *Network {
 	if digest == net.Digest() || g.o.AwaitPolicy == nil {
 		return net
 	}
+	_, member := net.ByPeer(author)
+	if !aw.acquire(author, member) {
+		g.log.Debug("gossip message not held for its policy: its author's waits are all taken", "author", author.String(), "policy", digest)
+		return net
+	}
+	defer aw.release(author, member)
 	if n := g.o.AwaitPolicy(ctx, digest); n != nil {
 		return n
 	}
 	return net
+}
+
+// Bounds of the messages of one topic waiting at once for a policy not in
+// force (AwaitPolicy): those of one build node of the policy in force,
+// and those of all other authors together. A node a few milliseconds
+// behind a change holds a peer's messages of those milliseconds.
+const (
+	maxAwaitsPerMember = 64
+	maxAwaitsOthers    = 64
+)
+
+// awaits counts one topic's messages waiting for a policy, by author.
+type awaits struct {
+	mu       sync.Mutex
+	byMember map[peer.ID]int
+	others   int
+}
+
+// acquire takes a wait for a message of author (a member of the policy
+// in force, or not), and reports false when its bound is reached.
+func (a *awaits) acquire(author peer.ID, member bool) bool {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if !member {
+		if a.others >= maxAwaitsOthers {
+			return false
+		}
+		a.others++
+		return true
+	}
+	if a.byMember[author] >= maxAwaitsPerMember {
+		return false
+	}
+	if a.byMember == nil {
+		a.byMember = make(map[peer.ID]int)
+	}
+	a.byMember[author]++
+	return true
+}
+
+// release gives back a wait acquire took.
+func (a *awaits) release(author peer.ID, member bool) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if !member {
+		a.others--
+		return
+	}
+	if a.byMember[author]--; a.byMember[author] <= 0 {
+		delete(a.byMember, author)
+	}
 }
 
 func (g *Gossip) validateRequest(ctx context.Context, _ peer.ID, m *pubsub.Message) pubsub.ValidationResult {
@@ -387,7 +455,7 @@ func (g *Gossip) validateRequest(ctx context.Context, _ peer.ID, m *pubsub.Messa
 			return g.drop(topic, DropMalformed, m, err)
 		}
 	}
-	net = g.judgeBy(ctx, net, r.Policy)
+	net = g.judgeBy(ctx, &g.reqAwaits, net, r.Policy, m.GetFrom())
 	from, ok := net.ByPeer(m.GetFrom())
 	if !ok {
 		return g.drop(topic, DropUnknownPeer, m, nil)
@@ -464,7 +532,7 @@ func (g *Gossip) validateVote(ctx context.Context, _ peer.ID, m *pubsub.Message)
 		}
 		return g.drop(topic, DropMalformed, m, err)
 	}
-	net = g.judgeBy(ctx, net, v.Policy)
+	net = g.judgeBy(ctx, &g.voteAwaits, net, v.Policy, m.GetFrom())
 	from, ok := net.ByPeer(m.GetFrom())
 	if !ok {
 		return g.drop(topic, DropUnknownPeer, m, nil)
