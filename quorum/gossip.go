@@ -3,6 +3,7 @@ package quorum
 import (
 	"context"
 	"crypto/sha256"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -374,6 +375,28 @@ func (g *Gossip) judgeBy(ctx context.Context, aw *awaits, net *Network, digest s
 	return net
 }
 
+// judgeStranger judges, before it is parsed, a message whose author is
+// no build node of the policy in force (net): parsing a vote takes
+// megabytes of heap for a 64 KiB statement, and anyone a serving build
+// node admits can publish on the topics. Only the message's "policy" is
+// read: under the policy in force, the author is a stranger to it; under
+// another, it may be a build node a change adds, which this node has not
+// applied yet (judgeBy's wait, in the shared bound of such authors). It
+// returns the network the author is a build node of, or nil.
+func (g *Gossip) judgeStranger(ctx context.Context, aw *awaits, net *Network, data []byte, author peer.ID) *Network {
+	var probe struct {
+		Policy string `json:"policy"`
+	}
+	if json.Unmarshal(data, &probe) != nil || probe.Policy == net.Digest() {
+		return nil
+	}
+	n := g.judgeBy(ctx, aw, net, probe.Policy, author)
+	if _, ok := n.ByPeer(author); !ok {
+		return nil
+	}
+	return n
+}
+
 // Bounds of the messages of one topic waiting at once for a policy not in
 // force (AwaitPolicy): those of one build node of the policy in force,
 // and those of all other authors together. A node a few milliseconds
@@ -432,6 +455,11 @@ func (g *Gossip) validateRequest(ctx context.Context, _ peer.ID, m *pubsub.Messa
 		return g.drop(topic, DropOversized, m, nil)
 	}
 	net := g.net()
+	if _, known := net.ByPeer(m.GetFrom()); !known {
+		if net = g.judgeStranger(ctx, &g.reqAwaits, net, data, m.GetFrom()); net == nil {
+			return g.drop(topic, DropUnknownPeer, m, nil)
+		}
+	}
 	// A copy of a request accepted before (a requester gossips its
 	// request again until its round is over: these are most of the
 	// requests a node sees) is not parsed or its signature verified
@@ -442,12 +470,8 @@ func (g *Gossip) validateRequest(ctx context.Context, _ peer.ID, m *pubsub.Messa
 	sum := sha256.Sum256(data)
 	r, copied := g.copies.get(sum)
 	if !copied {
-		_, known := net.ByPeer(m.GetFrom())
 		var err error
 		r, err = ParseBuildRequest(data)
-		if err != nil && !known {
-			return g.drop(topic, DropUnknownPeer, m, nil)
-		}
 		if err != nil {
 			if errors.Is(err, ErrUnsupportedVersion) {
 				return g.drop(topic, DropVersion, m, err)
@@ -511,7 +535,11 @@ func (g *Gossip) validateVote(ctx context.Context, _ peer.ID, m *pubsub.Message)
 		return g.drop(topic, DropOversized, m, nil)
 	}
 	net := g.net()
-	_, known := net.ByPeer(m.GetFrom())
+	if _, known := net.ByPeer(m.GetFrom()); !known {
+		if net = g.judgeStranger(ctx, &g.voteAwaits, net, data, m.GetFrom()); net == nil {
+			return g.drop(topic, DropUnknownPeer, m, nil)
+		}
+	}
 	// The statement is remembered only once the vote is accepted: until
 	// its signature checks, anyone may have sent it.
 	var (
@@ -523,9 +551,6 @@ func (g *Gossip) validateVote(ctx context.Context, _ peer.ID, m *pubsub.Message)
 		parsed, key = ps, k
 		return ps, err
 	})
-	if err != nil && !known {
-		return g.drop(topic, DropUnknownPeer, m, nil)
-	}
 	if err != nil {
 		if errors.Is(err, ErrUnsupportedVersion) {
 			return g.drop(topic, DropVersion, m, err)

@@ -52,9 +52,11 @@ func TestRequestCopiesStillChecked(t *testing.T) {
 	}
 	check("a copy from a stranger", nodes[3], raw, DropUnknownPeer)
 	check("a copy from the author", author, raw, DropReplay)
+	// The stranger's copy is dropped before the memory is asked (its
+	// author is judged before any parse: TestStrangersMessagesNotParsed).
 	hits := g.copies.hits
-	if hits != 2 {
-		t.Fatalf("%d copies answered from memory, want 2", hits)
+	if hits != 1 {
+		t.Fatalf("%d copies answered from memory, want 1", hits)
 	}
 	cur = without
 	check("a copy once the requester is removed", author, raw, DropUnknownRequester)
