@@ -136,8 +136,18 @@ func TestMetricsScrape(t *testing.T) {
 	waitUntil(ctx, t, "node-d's failed builds", func() bool { return d.builds.counts.failed.Load() == 2 })
 	waitUntil(ctx, t, "node-a's votes", func() bool { return a.counts.votesSent.Load() == 2 && a.counts.votesReceived.Load() == 6 })
 
+	// An election (under load) can change Raft's term and state between
+	// the status and the scrape: scrape until the status read before and
+	// the one read after it agree on them.
 	st := a.Status()
 	fams := c.scrapeMetrics(ctx, 0)
+	for after := a.Status(); after.Raft.Term != st.Raft.Term || after.Raft.State != st.Raft.State; after = a.Status() {
+		t.Logf("Raft went from term %s (%s) to %s (%s) during the scrape: again", st.Raft.Term, st.Raft.State, after.Raft.Term, after.Raft.State)
+		if ctx.Err() != nil {
+			t.Fatal(ctx.Err())
+		}
+		st, fams = after, c.scrapeMetrics(ctx, 0)
+	}
 	term, err := strconv.ParseUint(st.Raft.Term, 10, 64)
 	if err != nil || term == 0 {
 		t.Fatalf("status: Raft term %q", st.Raft.Term)
