@@ -36,6 +36,11 @@ func TestRoundFromVotesVotesWhenRequestComes(t *testing.T) {
 	c.startAll()
 	ctx := c.ctx()
 	c.leader(ctx)
+	// Votes are gossiped once: one published before node-c subscribed
+	// never reaches it (a round of fakes can be final within half a
+	// second of node-c's start), and node-c then has no quorum of votes
+	// to open its round from.
+	c.waitGossip(ctx, 2)
 	c.deafToRequests(2)
 	spec := testSpec(70)
 	input, evs := c.publish(ctx, 0, spec)

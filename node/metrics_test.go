@@ -13,6 +13,7 @@ import (
 	"github.com/prometheus/common/expfmt"
 	"github.com/prometheus/common/model"
 	"github.com/pyrsia/pyrsia-build/builder"
+	"github.com/pyrsia/pyrsia-build/quorum"
 )
 
 // scrapeMetrics GETs /metrics from node i's API, as Prometheus does (no
@@ -135,8 +136,18 @@ func TestMetricsScrape(t *testing.T) {
 	waitUntil(ctx, t, "node-d's failed builds", func() bool { return d.builds.counts.failed.Load() == 2 })
 	waitUntil(ctx, t, "node-a's votes", func() bool { return a.counts.votesSent.Load() == 2 && a.counts.votesReceived.Load() == 6 })
 
+	// An election (under load) can change Raft's term and state between
+	// the status and the scrape: scrape until the status read before and
+	// the one read after it agree on them.
 	st := a.Status()
 	fams := c.scrapeMetrics(ctx, 0)
+	for after := a.Status(); after.Raft.Term != st.Raft.Term || after.Raft.State != st.Raft.State; after = a.Status() {
+		t.Logf("Raft went from term %s (%s) to %s (%s) during the scrape: again", st.Raft.Term, st.Raft.State, after.Raft.Term, after.Raft.State)
+		if ctx.Err() != nil {
+			t.Fatal(ctx.Err())
+		}
+		st, fams = after, c.scrapeMetrics(ctx, 0)
+	}
 	term, err := strconv.ParseUint(st.Raft.Term, 10, 64)
 	if err != nil || term == 0 {
 		t.Fatalf("status: Raft term %q", st.Raft.Term)
@@ -222,6 +233,45 @@ func TestMetricsScrape(t *testing.T) {
 		if got, ok := metricValue(dfams, name); !ok || got != want {
 			t.Errorf("node-d: %s: got %v (present %v), want %v", name, got, ok, want)
 		}
+	}
+}
+
+// TestRequestsReceivedNotOwnCopies: the copies of its own request that a
+// node gossips again (republishLoop) are not requests received. Its own
+// subscription delivers each copy to its request loop, which counted it:
+// TestMetricsScrape read 3 or 4 requests received for its 2 when a round
+// took more than a second (under load) and node-a gossiped it again.
+func TestRequestsReceivedNotOwnCopies(t *testing.T) {
+	c := newCluster(t, 3, nil)
+	c.startAll()
+	ctx := c.ctx()
+	input, evs := c.publish(ctx, 0, testSpec(63))
+	if ev := lastEvent(evs); ev.Type != EventFinal {
+		t.Fatalf("round ended with %+v, want final", ev)
+	}
+	a := c.nodes[0].node
+	a.mu.Lock()
+	req := a.rounds[input].req
+	a.mu.Unlock()
+	// A copy as republishLoop gossips it, then a second request: node-a's
+	// request loop takes them in that order (local publishes reach its
+	// subscription in order), so once the second request opened its round
+	// the copy was taken.
+	if err := a.gossip.PublishRequest(ctx, req, quorum.PublishOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	input2, err := a.Publish(ctx, testSpec(64))
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitUntil(ctx, t, "node-a's round of the second request", func() bool {
+		a.mu.Lock()
+		defer a.mu.Unlock()
+		r := a.rounds[input2]
+		return r != nil && r.req != nil
+	})
+	if got := a.requests.Load(); got != 2 {
+		t.Errorf("node-a received %d requests, want 2 (a copy of its own is not one)", got)
 	}
 }
 

@@ -598,7 +598,13 @@ func (n *Node) requestLoop(ctx context.Context) error {
 		if err != nil {
 			return err
 		}
-		n.requests.Add(1)
+		if !m.Again {
+			// A copy of this node's own request, gossiped again
+			// (republishLoop), is not a request received. It goes to
+			// the scheduler all the same, as a first copy the request
+			// loop never got would: openRound ignores a request it has.
+			n.requests.Add(1)
+		}
 		if !n.sched.Submit(m) {
 			n.log.WarnContext(ctx, "request dropped: its requester's queue is full", "input", m.Msg.InputDigest, "requester", m.Msg.Requester)
 		}

@@ -264,9 +264,12 @@ func (g *Gossip) publish(ctx context.Context, t *pubsub.Topic, b []byte, o Publi
 
 // Received is a validated message and the build node that wrote it.
 type Received[T any] struct {
-	Msg    T
-	From   Member
-	Local  bool // published by this node
+	Msg   T
+	From  Member
+	Local bool // published by this node
+	// Again: a request this node published before and gossips again
+	// (its own subscription delivers every copy it publishes).
+	Again  bool
 	PeerID peer.ID
 }
 
@@ -277,7 +280,7 @@ func (g *Gossip) NextRequest(ctx context.Context) (Received[*BuildRequest], erro
 		return Received[*BuildRequest]{}, fmt.Errorf("quorum: gossip: %w", err)
 	}
 	v := m.ValidatorData.(validated[*BuildRequest])
-	return Received[*BuildRequest]{Msg: v.msg, From: v.from, Local: m.GetFrom() == g.self, PeerID: m.GetFrom()}, nil
+	return Received[*BuildRequest]{Msg: v.msg, From: v.from, Local: m.GetFrom() == g.self, Again: v.again, PeerID: m.GetFrom()}, nil
 }
 
 // NextVote returns the next validated vote.
@@ -291,8 +294,9 @@ func (g *Gossip) NextVote(ctx context.Context) (Received[*Vote], error) {
 }
 
 type validated[T any] struct {
-	msg  T
-	from Member
+	msg   T
+	from  Member
+	again bool // a request this node gossips again
 }
 
 // Drops returns how many messages the validators dropped, by topic and
@@ -516,7 +520,7 @@ func (g *Gossip) validateRequest(ctx context.Context, _ peer.ID, m *pubsub.Messa
 		if m.ReceivedFrom == g.self && from.PeerID == g.self {
 			// This node gossips its own request again (a peer may have
 			// missed it): let it out; peers that have it ignore it.
-			m.ValidatorData = validated[*BuildRequest]{msg: r, from: from}
+			m.ValidatorData = validated[*BuildRequest]{msg: r, from: from, again: true}
 			return pubsub.ValidationAccept
 		}
 		return g.drop(topic, DropReplay, m, nil)

@@ -146,6 +146,38 @@ func TestGossipRequestsAndVotes(t *testing.T) {
 	}
 }
 
+// TestGossipOwnRequestAgain: a request its node gossips again reaches its
+// own subscription marked Again (the first copy is not); the peer that has
+// it drops the copy as a replay.
+func TestGossipOwnRequestAgain(t *testing.T) {
+	requester := testSigner(t, 10)
+	gn := newGossipNet(t, 2, 0, NetworkOptions{Requesters: []*attest.PublicKey{publicKey(t, requester, "requester")}})
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	spec, _ := testSpec(t, "demo:1")
+	req, err := NewBuildRequest(RequestOptions{Policy: gn.net.Digest(), Spec: spec, Signer: requester})
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, b := gn.gs[0], gn.gs[1]
+	for i, want := range []bool{false, true} {
+		if err := a.PublishRequest(ctx, req, PublishOptions{MinPeers: 1}); err != nil {
+			t.Fatal(err)
+		}
+		got, err := a.NextRequest(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !got.Local || got.Again != want {
+			t.Fatalf("copy %d: local %v, again %v; want local, again %v", i+1, got.Local, got.Again, want)
+		}
+	}
+	if got, err := b.NextRequest(ctx); err != nil || got.Again {
+		t.Fatalf("node-b: got %+v, %v; want the request, not again", got, err)
+	}
+	waitFor(t, 10*time.Second, "node-b to drop the copy as a replay", func() bool { return b.Drops()["requests/"+DropReplay] == 1 })
+}
+
 // TestGossipDropsBadMessages has a faulty policy node (node-d, running no
 // validators) send every kind of bad message; the honest nodes drop each
 // and count it by reason, and deliver none.

@@ -284,8 +284,17 @@ func NewRaft(o RaftOptions) (*Raft, error) {
 	trans := raft.NewNetworkTransportWithConfig(&raft.NetworkTransportConfig{
 		Stream:  layer,
 		MaxPool: 3,
-		Timeout: 10 * time.Second,
-		Logger:  logger.Named("transport"),
+		// No pipelined replication (1: every AppendEntries waits for its
+		// answer; entries are still sent in batches). Raft's pipeline can
+		// deadlock: when a follower answers one with a newer term (a
+		// leadership transfer) or a failure, the pipeline's decoder stops
+		// reading its answers while the sender may still send one more,
+		// which then waits forever for room, and the pipeline is closed
+		// only once that send returns. The follower gets no more entries,
+		// and Close waits for the replication goroutine for good.
+		MaxRPCsInFlight: 1,
+		Timeout:         10 * time.Second,
+		Logger:          logger.Named("transport"),
 	})
 	if o.Bootstrap {
 		has, err := raft.HasExistingState(wal, wal, snaps)

@@ -181,3 +181,23 @@ func TestRaftCloseDuringCatchup(t *testing.T) {
 		t.Fatal("Raft.Close did not stop its FSM")
 	}
 }
+
+// TestRaftReplicatesWithoutPipeline: Raft's transport refuses a pipeline
+// to a peer, so the leader replicates with one AppendEntries at a time.
+// Raft's pipelined replication can deadlock (see NewRaft's transport): a
+// follower's answer with a newer term, after a leadership transfer, left
+// a leader's replication goroutine waiting forever, and its Close with it
+// (node's TestThreeDigestsNoQuorum, which hands leadership over as it
+// stops each node, hung in Raft.Close so about one run in ten under load).
+func TestRaftReplicatesWithoutPipeline(t *testing.T) {
+	c := newRaftCluster(t, 2)
+	a, b := c.nodes[0], c.nodes[1]
+	id := raft.ServerID(b.h.ID().String())
+	p, err := a.raft.transport.AppendEntriesPipeline(id, raft.ServerAddress(id))
+	if err == nil {
+		p.Close()
+	}
+	if !errors.Is(err, raft.ErrPipelineReplicationNotSupported) {
+		t.Fatalf("AppendEntriesPipeline to %s: got %v, want %v", b.nd.name, err, raft.ErrPipelineReplicationNotSupported)
+	}
+}
