@@ -16,7 +16,6 @@ import (
 	fmtlog "github.com/transparency-dev/formats/log"
 	"github.com/transparency-dev/merkle/proof"
 	"github.com/transparency-dev/merkle/rfc6962"
-	"google.golang.org/protobuf/encoding/protojson"
 )
 
 // ProofOptions configure [VerifyProof] beyond the [policy.Trust].
@@ -133,11 +132,7 @@ func ParseStatement(payload []byte) (*ParsedStatement, error) {
 		ps.SpecErr = ErrNoSpec
 		return ps, nil
 	}
-	raw, err := protojson.Marshal(spec)
-	if err == nil {
-		ps.Spec, err = CanonicalJSON(raw)
-	}
-	if err != nil {
+	if ps.Spec, err = specJSON(spec); err != nil {
 		ps.Spec, ps.SpecErr = nil, err
 	}
 	return ps, nil
