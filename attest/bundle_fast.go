@@ -15,8 +15,9 @@ import (
 // parseStatementFast it gives up (ok false) on everything else and on
 // every error, for protojson to decode or word: a message signature,
 // certificates, transparency log entries, timestamps, a JSON null as a
-// field's value, a repeated field, base64 that protojson refuses, and
-// anything that is not strict JSON (in skipped fields too: protojson reads
+// field's value, a repeated field, base64 that protojson refuses, a key
+// in brackets (an extension's name to protojson), and anything that is
+// not strict JSON (in skipped fields too: protojson reads
 // them). What it accepts is valid JSON. FuzzBundleFastDifferential holds it
 // to protojson.
 func parseBundleFast(b []byte) (*protobundle.Bundle, bool) {
@@ -53,7 +54,7 @@ func (p *fastParser) bundle() (*protobundle.Bundle, bool) {
 		case "messageSignature", "message_signature":
 			return false
 		default:
-			return p.skip(1)
+			return p.skipUnknown(key, 1)
 		}
 		if seen&f != 0 {
 			return false
@@ -93,7 +94,7 @@ func (p *fastParser) verificationMaterial() (*protobundle.VerificationMaterial, 
 			seenHint := false
 			return p.object(func(key string) bool {
 				if key != "hint" {
-					return p.skip(3)
+					return p.skipUnknown(key, 3)
 				}
 				if seenHint {
 					return false
@@ -107,7 +108,7 @@ func (p *fastParser) verificationMaterial() (*protobundle.VerificationMaterial, 
 			"tlogEntries", "tlog_entries", "timestampVerificationData", "timestamp_verification_data":
 			return false
 		}
-		return p.skip(2)
+		return p.skipUnknown(key, 2)
 	})
 	return vm, ok
 }
@@ -134,7 +135,7 @@ func (p *fastParser) envelope() (*dssepb.Envelope, bool) {
 		case "signatures":
 			f = envSignatures
 		default:
-			return p.skip(2)
+			return p.skipUnknown(key, 2)
 		}
 		if seen&f != 0 {
 			return false
@@ -180,7 +181,7 @@ func (p *fastParser) signature() (*dssepb.Signature, bool) {
 			seenKeyID = true
 			s.Keyid, ok = p.stringValue()
 		default:
-			ok = p.skip(3)
+			ok = p.skipUnknown(key, 3)
 		}
 		return ok
 	})
@@ -204,6 +205,19 @@ func (p *fastParser) bytesValue() ([]byte, bool) {
 	}
 	b, err := enc.DecodeString(s)
 	return b, err == nil
+}
+
+// skipUnknown skips the value of key, a name the message has no field
+// of, as protojson does with DiscardUnknown; it gives up on a name in
+// brackets, which protojson looks up as an extension's even then: a
+// registered extension that does not extend the message
+// (google.api.field_behavior, wherever the Sigstore protos are), or a
+// registered message's name ("[google.protobuf.Any]"), is an error.
+func (p *fastParser) skipUnknown(key string, depth int) bool {
+	if strings.HasPrefix(key, "[") {
+		return false
+	}
+	return p.skip(depth)
 }
 
 // skip reads and drops any JSON value (an unknown field's), strictly: its
