@@ -72,6 +72,12 @@ func (b *Bundle) MarshalJSON() ([]byte, error) {
 // payload and at least one signature, and public-key verification material.
 // It does not verify anything cryptographic.
 func ParseBundle(data []byte) (*Bundle, error) {
+	return parseBundle(data, true)
+}
+
+// parseBundle is ParseBundle, with parseBundleFast first when fast (the
+// differential tests hold the two paths to each other).
+func parseBundle(data []byte, fast bool) (*Bundle, error) {
 	if len(data) > MaxBundleSize {
 		return nil, fmt.Errorf("attest: bundle: %d bytes is over the %d byte limit", len(data), MaxBundleSize)
 	}
@@ -83,34 +89,47 @@ func ParseBundle(data []byte) (*Bundle, error) {
 	}
 	// parseBundleFast decodes the usual bundles as protojson would, at
 	// a fraction of its cost; what it gives up on (the rare forms and
-	// every error) is decoded or worded as before. What it accepts is
-	// valid JSON.
-	pb, ok := parseBundleFast(data)
+	// every error) protojson decodes or decodeBundle words.
+	var pb *protobundle.Bundle
+	ok := false
+	if fast {
+		pb, ok = parseBundleFast(data)
+	}
 	if !ok {
-		if !json.Valid(data) {
-			// protojson's errors for broken JSON name a byte offset in terms
-			// only a parser understands; say it plainly.
-			var probe any
-			err := json.Unmarshal(data, &probe)
-			var syn *json.SyntaxError
-			switch {
-			case errors.As(err, &syn) && syn.Error() == "unexpected end of JSON input":
-				return nil, errors.New("attest: bundle: JSON ends early (truncated file?)")
-			case errors.As(err, &syn):
-				return nil, fmt.Errorf("attest: bundle: not JSON (at byte %d: %s)", syn.Offset, syn.Error())
-			default:
-				return nil, fmt.Errorf("attest: bundle: not JSON: %w", err)
-			}
-		}
-		pb = new(protobundle.Bundle)
-		if err := (protojson.UnmarshalOptions{DiscardUnknown: true}).Unmarshal(data, pb); err != nil {
-			if berr := checkEnvelopeEncoding(data); berr != nil {
-				return nil, berr
-			}
-			return nil, fmt.Errorf("attest: bundle: not a Sigstore bundle: %w", err)
+		var err error
+		if pb, err = decodeBundle(data); err != nil {
+			return nil, err
 		}
 	}
 	return checkBundle(pb)
+}
+
+// decodeBundle decodes a bundle with protojson, saying plainly what is
+// wrong with data that is not JSON.
+func decodeBundle(data []byte) (*protobundle.Bundle, error) {
+	if !json.Valid(data) {
+		// protojson's errors for broken JSON name a byte offset in terms
+		// only a parser understands; say it plainly.
+		var probe any
+		err := json.Unmarshal(data, &probe)
+		var syn *json.SyntaxError
+		switch {
+		case errors.As(err, &syn) && syn.Error() == "unexpected end of JSON input":
+			return nil, errors.New("attest: bundle: JSON ends early (truncated file?)")
+		case errors.As(err, &syn):
+			return nil, fmt.Errorf("attest: bundle: not JSON (at byte %d: %s)", syn.Offset, syn.Error())
+		default:
+			return nil, fmt.Errorf("attest: bundle: not JSON: %w", err)
+		}
+	}
+	pb := new(protobundle.Bundle)
+	if err := (protojson.UnmarshalOptions{DiscardUnknown: true}).Unmarshal(data, pb); err != nil {
+		if berr := checkEnvelopeEncoding(data); berr != nil {
+			return nil, berr
+		}
+		return nil, fmt.Errorf("attest: bundle: not a Sigstore bundle: %w", err)
+	}
+	return pb, nil
 }
 
 // checkBundle is ParseBundle's checks of a decoded bundle.

@@ -41,9 +41,9 @@ const (
 
 func (p *fastParser) bundle() (*protobundle.Bundle, bool) {
 	pb := new(protobundle.Bundle)
-	seen := 0
+	var seen fieldSet
 	ok := p.object(func(key string) bool {
-		var f int
+		var f uint
 		switch key {
 		case "mediaType", "media_type":
 			f = bnMediaType
@@ -56,10 +56,9 @@ func (p *fastParser) bundle() (*protobundle.Bundle, bool) {
 		default:
 			return p.skipUnknown(key, 1)
 		}
-		if seen&f != 0 {
+		if !seen.first(f) {
 			return false
 		}
-		seen |= f
 		var ok bool
 		switch f {
 		case bnMediaType:
@@ -124,9 +123,9 @@ func (p *fastParser) envelope() (*dssepb.Envelope, bool) {
 		return nil, false
 	}
 	env := new(dssepb.Envelope)
-	seen := 0
+	var seen fieldSet
 	ok := p.object(func(key string) bool {
-		var f int
+		var f uint
 		switch key {
 		case "payload":
 			f = envPayload
@@ -137,10 +136,9 @@ func (p *fastParser) envelope() (*dssepb.Envelope, bool) {
 		default:
 			return p.skipUnknown(key, 2)
 		}
-		if seen&f != 0 {
+		if !seen.first(f) {
 			return false
 		}
-		seen |= f
 		var ok bool
 		switch f {
 		case envPayload:

@@ -3,8 +3,6 @@ package attest
 import (
 	"bytes"
 	"encoding/json"
-	"errors"
-	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -19,38 +17,7 @@ import (
 // protojsonParseBundle is ParseBundle as it was before parseBundleFast:
 // json.Valid and protojson for every bundle. The differential tests hold
 // ParseBundle to it.
-func protojsonParseBundle(data []byte) (*Bundle, error) {
-	if len(data) > MaxBundleSize {
-		return nil, fmt.Errorf("attest: bundle: %d bytes is over the %d byte limit", len(data), MaxBundleSize)
-	}
-	if len(bytes.TrimSpace(data)) == 0 {
-		return nil, errors.New("attest: bundle: file is empty")
-	}
-	if err := checkDepth(data); err != nil {
-		return nil, fmt.Errorf("attest: bundle: %w", err)
-	}
-	if !json.Valid(data) {
-		var probe any
-		err := json.Unmarshal(data, &probe)
-		var syn *json.SyntaxError
-		switch {
-		case errors.As(err, &syn) && syn.Error() == "unexpected end of JSON input":
-			return nil, errors.New("attest: bundle: JSON ends early (truncated file?)")
-		case errors.As(err, &syn):
-			return nil, fmt.Errorf("attest: bundle: not JSON (at byte %d: %s)", syn.Offset, syn.Error())
-		default:
-			return nil, fmt.Errorf("attest: bundle: not JSON: %w", err)
-		}
-	}
-	pb := new(protobundle.Bundle)
-	if err := (protojson.UnmarshalOptions{DiscardUnknown: true}).Unmarshal(data, pb); err != nil {
-		if berr := checkEnvelopeEncoding(data); berr != nil {
-			return nil, berr
-		}
-		return nil, fmt.Errorf("attest: bundle: not a Sigstore bundle: %w", err)
-	}
-	return checkBundle(pb)
-}
+func protojsonParseBundle(data []byte) (*Bundle, error) { return parseBundle(data, false) }
 
 // bundleFastSeeds are real bundles (testdata's, NewBundle's) and the forms
 // parseBundleFast leaves to protojson or decodes with care.

@@ -11,9 +11,10 @@ import (
 	"unicode/utf8"
 )
 
-// maxCanonicalDepth bounds the nesting CanonicalJSON accepts: build specs
-// and the other documents it is used for are shallow.
-const maxCanonicalDepth = 64
+// MaxCanonicalDepth bounds the nesting CanonicalJSON accepts (a value
+// deeper is an error): build specs and the other documents it is used
+// for are shallow.
+const MaxCanonicalDepth = 64
 
 // CanonicalJSON returns the canonical form of a JSON value, the one form
 // every part of pyrsia-build hashes and compares (a build spec's input
@@ -65,8 +66,8 @@ func explainCanonErr(err error, n int) error {
 }
 
 func canonValue(dec *json.Decoder, out *bytes.Buffer, depth int) error {
-	if depth > maxCanonicalDepth {
-		return fmt.Errorf("nested more than %d deep", maxCanonicalDepth)
+	if depth > MaxCanonicalDepth {
+		return fmt.Errorf("nested more than %d deep", MaxCanonicalDepth)
 	}
 	tok, err := dec.Token()
 	if err != nil {

@@ -43,7 +43,7 @@ func (c *canonScanner) ws() {
 }
 
 func (c *canonScanner) value(depth int) bool {
-	if depth > maxCanonicalDepth {
+	if depth > MaxCanonicalDepth {
 		return false
 	}
 	c.ws()
@@ -86,47 +86,12 @@ func (c *canonScanner) literal(lit string) bool {
 
 // number copies a JSON number as written (json.Number keeps the text).
 func (c *canonScanner) number() bool {
-	start := c.pos
-	in := c.in
-	i := c.pos
-	if i < len(in) && in[i] == '-' {
-		i++
-	}
-	switch {
-	case i < len(in) && in[i] == '0':
-		i++
-	case i < len(in) && '1' <= in[i] && in[i] <= '9':
-		for i < len(in) && '0' <= in[i] && in[i] <= '9' {
-			i++
-		}
-	default:
+	end, ok := jsonNumberEnd(c.in, c.pos)
+	if !ok {
 		return false
 	}
-	if i < len(in) && in[i] == '.' {
-		i++
-		d := i
-		for i < len(in) && '0' <= in[i] && in[i] <= '9' {
-			i++
-		}
-		if i == d {
-			return false
-		}
-	}
-	if i < len(in) && (in[i] == 'e' || in[i] == 'E') {
-		i++
-		if i < len(in) && (in[i] == '+' || in[i] == '-') {
-			i++
-		}
-		d := i
-		for i < len(in) && '0' <= in[i] && in[i] <= '9' {
-			i++
-		}
-		if i == d {
-			return false
-		}
-	}
-	c.pos = i
-	c.out = append(c.out, in[start:i]...)
+	c.out = append(c.out, c.in[c.pos:end]...)
+	c.pos = end
 	return true
 }
 

@@ -135,7 +135,20 @@ func (p *fastParser) stringValue() (string, bool) {
 	return p.str()
 }
 
-// Field numbers, for the repeated-field check (protojson counts "_type"
+// fieldSet is the fields of a message an object has set: protojson
+// refuses a field given twice, under either of its names.
+type fieldSet uint
+
+// first reports whether f is set for the first time, and records it.
+func (s *fieldSet) first(f uint) bool {
+	if *s&fieldSet(f) != 0 {
+		return false
+	}
+	*s |= fieldSet(f)
+	return true
+}
+
+// Field bits, for the repeated-field check (protojson counts "_type"
 // and "type" as one field).
 const (
 	stType = 1 << iota
@@ -146,24 +159,17 @@ const (
 
 func (p *fastParser) statement() (*intoto.Statement, bool) {
 	st := new(intoto.Statement)
-	seen := 0
-	once := func(f int) bool {
-		if seen&f != 0 {
-			return false
-		}
-		seen |= f
-		return true
-	}
+	var seen fieldSet
 	ok := p.object(func(key string) bool {
 		var ok bool
 		switch key {
 		case "_type", "type":
-			if !once(stType) {
+			if !seen.first(stType) {
 				return false
 			}
 			st.Type, ok = p.stringValue()
 		case "subject":
-			if !once(stSubject) {
+			if !seen.first(stSubject) {
 				return false
 			}
 			ok = p.array(func() bool {
@@ -174,12 +180,12 @@ func (p *fastParser) statement() (*intoto.Statement, bool) {
 				return ok
 			})
 		case "predicateType", "predicate_type":
-			if !once(stPredicateType) {
+			if !seen.first(stPredicateType) {
 				return false
 			}
 			st.PredicateType, ok = p.stringValue()
 		case "predicate":
-			if !once(stPredicate) {
+			if !seen.first(stPredicate) {
 				return false
 			}
 			st.Predicate, ok = p.structValue(1)
@@ -200,29 +206,22 @@ const (
 
 func (p *fastParser) descriptor() (*intoto.ResourceDescriptor, bool) {
 	rd := new(intoto.ResourceDescriptor)
-	seen := 0
-	once := func(f int) bool {
-		if seen&f != 0 {
-			return false
-		}
-		seen |= f
-		return true
-	}
+	var seen fieldSet
 	ok := p.object(func(key string) bool {
 		var ok bool
 		switch key {
 		case "name":
-			if !once(rdName) {
+			if !seen.first(rdName) {
 				return false
 			}
 			rd.Name, ok = p.stringValue()
 		case "uri":
-			if !once(rdURI) {
+			if !seen.first(rdURI) {
 				return false
 			}
 			rd.Uri, ok = p.stringValue()
 		case "digest":
-			if !once(rdDigest) {
+			if !seen.first(rdDigest) {
 				return false
 			}
 			rd.Digest = make(map[string]string, 1)
@@ -235,17 +234,17 @@ func (p *fastParser) descriptor() (*intoto.ResourceDescriptor, bool) {
 				return ok
 			})
 		case "downloadLocation", "download_location":
-			if !once(rdDownloadLocation) {
+			if !seen.first(rdDownloadLocation) {
 				return false
 			}
 			rd.DownloadLocation, ok = p.stringValue()
 		case "mediaType", "media_type":
-			if !once(rdMediaType) {
+			if !seen.first(rdMediaType) {
 				return false
 			}
 			rd.MediaType, ok = p.stringValue()
 		case "annotations":
-			if !once(rdAnnotations) {
+			if !seen.first(rdAnnotations) {
 				return false
 			}
 			rd.Annotations, ok = p.structValue(3)
@@ -329,8 +328,23 @@ func (p *fastParser) delimited() bool {
 // number reads a strict JSON number as a float64, as protojson does
 // (strconv.ParseFloat of its text; giving up where that fails).
 func (p *fastParser) number() (float64, bool) {
-	in, i := p.in, p.pos
-	start := i
+	start := p.pos
+	end, ok := jsonNumberEnd(p.in, start)
+	if !ok {
+		return 0, false
+	}
+	p.pos = end
+	if !p.delimited() {
+		return 0, false
+	}
+	f, err := strconv.ParseFloat(string(p.in[start:end]), 64)
+	return f, err == nil
+}
+
+// jsonNumberEnd returns where the strict JSON number at in[i:] ends
+// (RFC 8259: -? (0 | [1-9][0-9]*) (. [0-9]+)? ([eE] [+-]? [0-9]+)?), or
+// false when none starts there.
+func jsonNumberEnd(in []byte, i int) (int, bool) {
 	if i < len(in) && in[i] == '-' {
 		i++
 	}
@@ -367,12 +381,7 @@ func (p *fastParser) number() (float64, bool) {
 			return 0, false
 		}
 	}
-	p.pos = i
-	if !p.delimited() {
-		return 0, false
-	}
-	f, err := strconv.ParseFloat(string(in[start:i]), 64)
-	return f, err == nil
+	return i, true
 }
 
 // str reads a JSON string at p.pos (its opening quote): valid UTF-8, no

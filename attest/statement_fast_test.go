@@ -4,7 +4,6 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"errors"
-	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -21,28 +20,7 @@ import (
 // parseStatementFast: protojson for every payload. The differential tests
 // hold ParseStatement to it.
 func protojsonParseStatement(payload []byte) (*intoto.Statement, error) {
-	if len(payload) > MaxStatementSize {
-		return nil, fmt.Errorf("attest: statement: %d bytes is over the %d byte limit", len(payload), MaxStatementSize)
-	}
-	st := new(intoto.Statement)
-	if err := protojson.Unmarshal(payload, st); err != nil {
-		return nil, fmt.Errorf("attest: statement: not a valid in-toto statement: %w", err)
-	}
-	typ := st.GetType()
-	switch typ {
-	case StatementTypeV1:
-	case StatementTypeV01:
-		st.Type = StatementTypeV1
-		defer func() { st.Type = typ }()
-	case "":
-		return nil, errors.New("attest: statement: missing _type")
-	default:
-		return nil, fmt.Errorf("attest: statement: unknown _type %q (want %q)", typ, StatementTypeV1)
-	}
-	if err := st.Validate(); err != nil {
-		return nil, fmt.Errorf("attest: statement: %w", err)
-	}
-	return st, nil
+	return parseStatement(payload, false)
 }
 
 // buildStatement is a statement as a build node writes it (the shape of

@@ -7,6 +7,7 @@ import (
 	"strings"
 	"unicode/utf8"
 
+	"github.com/pyrsia/pyrsia-build/attest"
 	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/types/known/structpb"
 )
@@ -25,24 +26,21 @@ func specJSON(v *structpb.Value) ([]byte, error) {
 	return CanonicalJSON(raw)
 }
 
-// maxSpecDepth is attest.CanonicalJSON's nesting limit: deeper specs go
-// to it, which words the error.
-const maxSpecDepth = 64
-
 // specEncoder writes a google.protobuf.Value as CanonicalJSON would write
 // protojson's encoding of it, without the two passes: keys sorted by their
 // bytes, strings escaped as encoding/json escapes them without HTML
 // escaping, numbers as protojson writes a double. value gives up (false)
 // on what it leaves to the two passes, which word the errors: a Value of
 // no kind, NaN or an infinity, a string that is not UTF-8, nesting deeper
-// than maxSpecDepth. FuzzSpecJSONDifferential holds it to them.
+// than attest.MaxCanonicalDepth (CanonicalJSON words the error).
+// FuzzSpecJSONDifferential holds it to them.
 type specEncoder struct {
 	out  []byte
 	keys []string
 }
 
 func (e *specEncoder) value(v *structpb.Value, depth int) bool {
-	if depth > maxSpecDepth {
+	if depth > attest.MaxCanonicalDepth {
 		return false
 	}
 	switch k := v.GetKind().(type) {
