@@ -85,23 +85,15 @@ func BenchmarkFloorGossip(b *testing.B) {
 func benchFloorGossip(b *testing.B, sign, validator bool) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	keys := make([]crypto.PrivKey, floorNodes)
+	nodes := testNodes(b, floorNodes)
 	ids := make([]peer.ID, floorNodes)
 	allowed := make(map[peer.ID]bool)
-	for i := range keys {
-		k, _, err := crypto.GenerateEd25519Key(nil)
-		if err != nil {
-			b.Fatal(err)
-		}
-		id, err := peer.IDFromPrivateKey(k)
-		if err != nil {
-			b.Fatal(err)
-		}
-		keys[i], ids[i], allowed[id] = k, id, true
+	for i, nd := range nodes {
+		ids[i], allowed[nd.id] = nd.id, true
 	}
 	hosts := make([]host.Host, floorNodes)
-	for i, k := range keys {
-		hosts[i] = startHost(b, k, NewGater(ids))
+	for i, nd := range nodes {
+		hosts[i] = startHost(b, nd.key, NewGater(ids))
 	}
 	connectAll(b, hosts)
 
@@ -114,16 +106,12 @@ func benchFloorGossip(b *testing.B, sign, validator bool) {
 	topics := make([]*pubsub.Topic, floorNodes)
 	subs := make([]*pubsub.Subscription, floorNodes)
 	for i, h := range hosts {
-		// gossip.go's options (NewGossip), with the signing policy of the
-		// case.
-		ps, err := pubsub.NewGossipSub(ctx, h,
+		// A build node's router (routerOptions), with the signing policy
+		// of the case.
+		ps, err := pubsub.NewGossipSub(ctx, h, append(routerOptions(func(p peer.ID) bool { return allowed[p] }),
 			pubsub.WithMessageSignaturePolicy(policy),
-			pubsub.WithMaxMessageSize(maxGossipMessageSize),
-			pubsub.WithPeerOutboundQueueSize(gossipQueueSize),
-			pubsub.WithValidateQueueSize(gossipQueueSize),
-			pubsub.WithPeerFilter(func(p peer.ID, _ string) bool { return allowed[p] }),
 			pubsub.WithRawTracer(tr),
-		)
+		)...)
 		if err != nil {
 			b.Fatal(err)
 		}

@@ -171,18 +171,12 @@ func NewGossip(ctx context.Context, o GossipOptions) (*Gossip, error) {
 		g.log = slog.Default()
 	}
 	reqName, voteName := Topics(o.Network.Digest())
-	ps, err := pubsub.NewGossipSub(ctx, o.Host,
-		pubsub.WithMessageSignaturePolicy(pubsub.StrictSign),
-		pubsub.WithMaxMessageSize(maxGossipMessageSize),
-		pubsub.WithPeerOutboundQueueSize(gossipQueueSize),
-		pubsub.WithValidateQueueSize(gossipQueueSize),
-		// Speak the build topics only with policy build nodes, whatever
-		// the connection gater lets in (regular nodes, later).
-		pubsub.WithPeerFilter(func(p peer.ID, topic string) bool {
-			_, ok := g.net().ByPeer(p)
-			return ok
-		}),
-	)
+	// Speak the build topics only with policy build nodes, whatever the
+	// connection gater lets in (regular nodes, later).
+	ps, err := pubsub.NewGossipSub(ctx, o.Host, routerOptions(func(p peer.ID) bool {
+		_, ok := g.net().ByPeer(p)
+		return ok
+	})...)
 	if err != nil {
 		return nil, fmt.Errorf("quorum: gossip: %w", err)
 	}
@@ -350,6 +344,20 @@ func (g *Gossip) net() *Network {
 		}
 	}
 	return g.o.Network
+}
+
+// routerOptions are the gossipsub router's settings of a build node:
+// every message signed by its author's libp2p key and checked, the
+// message size and queues of the build topics, and the mesh only with
+// the peers speak answers true for.
+func routerOptions(speak func(peer.ID) bool) []pubsub.Option {
+	return []pubsub.Option{
+		pubsub.WithMessageSignaturePolicy(pubsub.StrictSign),
+		pubsub.WithMaxMessageSize(maxGossipMessageSize),
+		pubsub.WithPeerOutboundQueueSize(gossipQueueSize),
+		pubsub.WithValidateQueueSize(gossipQueueSize),
+		pubsub.WithPeerFilter(func(p peer.ID, _ string) bool { return speak(p) }),
+	}
 }
 
 // judgeBy returns the network a message naming digest is judged by: the
